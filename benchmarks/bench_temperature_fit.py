@@ -6,7 +6,8 @@ logits (issue 13, evaluation): the cost of the fused pass's :math:`\\log S` as
         [--clock cpu] [--against TREE ...] [--rounds 3]
 
 N(0, 3) logits stored as float32 with uniform labels, made before any timer starts.
-Cases, each the best of ``--repeats`` calls after one warm-up (Numba's compile):
+Cases, each the best of ``--repeats`` calls after one warm-up (Numba's compile),
+the cases alternating:
 
 * ``moments, 1000 classes``: one pass of ``_moments`` over ``rows x 1000`` logits;
 * ``moments, 10 classes``: the same over ``10 * rows x 10`` (narrow lanes);
@@ -20,12 +21,10 @@ alternating round by round.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 import numpy as np
 
-from _against import add_options, clock, compare
+from _against import add_options, compare_if_asked, time_cases
 
 
 def data(rows: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -40,9 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     add_options(parser)
     args = parser.parse_args()
-    if args.against:
-        argv = [a for a in sys.argv[1:] if a not in args.against and a != "--against"]
-        compare(__file__, argv, args.against, args.rounds)
+    if compare_if_asked(args, __file__):
         return
 
     import crossent
@@ -59,19 +56,7 @@ def main() -> None:
         "fit, 1000 classes": lambda: crossent.TemperatureScaling(guard=False).fit(*wide),
         "fit with the guard, 10 classes": lambda: crossent.TemperatureScaling().fit(*narrow),
     }
-    now = clock(args)
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for name, fn in cases.items():
-        fn()  # compile or load from Numba's cache
-        for _ in range(args.repeats):
-            start = now()
-            fn()
-            times[name].append(now() - start)
-    if args.json:
-        print(json.dumps(times))
-        return
-    for name, runs in times.items():
-        print(f"{name:32s} best {min(runs) * 1e3:9.2f} ms")
+    time_cases(cases, args)
 
 
 if __name__ == "__main__":

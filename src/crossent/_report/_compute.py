@@ -40,7 +40,8 @@ from ..calibration._scores import score_means
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
 from ..calibration._state import add_summarized_block, adding_batch, perplexity_of
 from ..calibration._summaries import summarize_block
-from ..calibration._temperature import XTOL, RowMemo, cross_fitted_nll, fit_scaler
+from ..calibration._temperature import XTOL as _XTOL  # (a constant: private here)
+from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError, InputTypeError
 from . import _text
 from ._host import (
@@ -759,7 +760,7 @@ def _temperature(
     gap, note = None, None  # too few rows to cross-fit: reported as null, not an error
     if labels.shape[0] >= _FOLDS:
         fit = cross_fitted_nll(
-            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=XTOL, memo=memo
+            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=_XTOL, memo=memo
         )
         gap = None if fit.at_bound else scaler.nll_before_ - fit.nll
         note = _gap_note(fit.separated, fit.flattened) if fit.at_bound else None
