@@ -68,6 +68,7 @@ __all__ = [
     "exported",
     "host_arguments",
     "on_host",
+    "routable",
     "torch_results",
 ]
 

@@ -17,7 +17,7 @@ import contextlib
 import math
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 import array_api_compat
 import numpy as np
@@ -189,7 +189,7 @@ _SPARSE_FIXES = {"scipy": "toarray()", "jax": "todense()"}
 (``jax.experimental.sparse``), by top-level package."""
 
 
-def is_tensor(x: object) -> bool:
+def is_tensor(x: object) -> TypeGuard[Any]:
     """Whether ``x`` is a PyTorch tensor: ``array_api_compat.is_torch_array`` without its
     ``lru_cache``d class test, which Dynamo warns of each time it traces it."""
     torch = sys.modules.get("torch")

@@ -43,7 +43,9 @@ _HOSTED = [
 ]
 
 
-def test_cross_entropy_compiles_fullgraph_as_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cross_entropy_compiles_fullgraph_as_the_first_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """One compile: the namespace's first binding (reset here, as in a fresh process)
     and ``cross_entropy``'s host-route check, both traced; the value against mpmath."""
     monkeypatch.setattr(_xp, "_compat_numpy", None)
@@ -58,7 +60,9 @@ def test_cross_entropy_compiles_fullgraph_as_the_first_call(monkeypatch: pytest.
     got = torch.compile(measure, fullgraph=True, backend="aot_eager")(p, q)
     with mpmath.workdps(40):
         exact = [
-            float(-mpmath.fsum(mpmath.mpf(x) * mpmath.log(y) for x, y in zip(a, b) if x))
+            float(
+                -mpmath.fsum(mpmath.mpf(x) * mpmath.log(y) for x, y in zip(a, b, strict=True) if x)
+            )
             for a, b in zip(p.tolist(), q.tolist(), strict=True)
         ]
     assert got.dtype == torch.float64
