@@ -177,12 +177,23 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*_<\[\]~|])")
+"""What Markdown reads as markup inside a line: emphasis, code, an HTML tag or comment
+(``<``), a link or image (``[``), strikethrough, a table's cell border."""
+
+
+def _md_text(text: str) -> str:
+    """``text`` (a class name, a path, a note naming them) as Markdown that renders as
+    the text itself: one line (:func:`printable`), its markup characters
+    backslash-escaped.  Written as they were, a class column ``<!--`` opened an HTML
+    comment that hid the rest of a CI summary or PR comment, ``<img src=...>`` was an
+    image, ``[x](https://...)`` a link, ``*a*`` emphasis."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", printable(text))
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [
-        "| " + " | ".join(printable(cell).replace("|", "\\|") for cell in row) + " |"
-        for row in rows
-    ]
+    lines += ["| " + " | ".join(_md_text(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -209,8 +220,8 @@ def render_markdown(report: crossent.Report) -> str:
     ]
     columns = report.columns_statement()
     if columns:
-        lines.append(printable(columns))
-    lines += [f"Note: {printable(note)}." for note in payload["notes"]]
+        lines.append(_md_text(columns))
+    lines += [f"Note: {_md_text(note)}." for note in payload["notes"]]
     gates = _gate_lines(payload)
     if gates:
         lines += ["", *gates]

@@ -212,9 +212,10 @@ def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
         if kind == "parquet":
             import pyarrow.parquet as pa_parquet
 
-            yield from pa_parquet.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
+            batches = pa_parquet.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
+            yield from map(_without_views, batches)
         elif kind == "arrow":
-            yield from _arrow_batches(path)
+            yield from map(_without_views, _arrow_batches(path))
         else:
             import pyarrow.csv as pa_csv
 
@@ -263,6 +264,24 @@ def _null_markers() -> list[str]:
 
     markers = pa_csv.ConvertOptions().null_values
     return [marker for marker in markers if marker.lstrip("-").lower() != "nan"]
+
+
+def _without_views(batch: Any) -> Any:
+    """``batch`` with its ``string_view`` and ``binary_view`` columns (Polars writes its
+    strings so in Arrow IPC files) as ``string`` and ``binary``, which the label, id and
+    class columns are read as: a Polars file's string labels were refused ("it holds
+    string_view") where the same labels as ``string`` or ``large_string`` name the
+    classes."""
+    import pyarrow as pa
+
+    if not hasattr(pa, "string_view"):  # pyarrow < 16 reads no view types
+        return batch
+    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+    if not any(field.type in views for field in batch.schema):
+        return batch
+    fields = [field.with_type(views.get(field.type, field.type)) for field in batch.schema]
+    columns = [c.cast(views[c.type]) if c.type in views else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, batch.schema.metadata))
 
 
 def _arrow_batches(path: Path) -> Iterator[Any]:
@@ -706,7 +725,8 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
     float32 (or float16): a mix of float32 and float64 columns is checked with the
     widest tolerance of their dtypes, float32's (as float64, a float32 column's row
     sums, off 1 by float32's rounding, were refused), its float64 columns rounded to
-    float32, which is the precision a row with a float32 column has."""
+    float32, which is the precision a row with a float32 column has.  Float16 class
+    columns, all of them, stay float16 (:func:`_matrix_dtype`)."""
     import pyarrow.types as pa_types
 
     dtypes = []
@@ -718,6 +738,18 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
             dtypes.append(np.dtype(np.float64))
         else:
             raise SourceError(f"{path}: column {name!r} must be numeric; it holds {kind}")
+    return _matrix_dtype(dtypes)
+
+
+def _matrix_dtype(dtypes: list[np.dtype[Any]]) -> np.dtype[Any]:
+    """The prediction matrix's dtype for class columns of ``dtypes`` (an integer
+    column's as float64): float16 when every one is float16, whose row sums are then
+    checked with float16's tolerance, as the same values in an .npz are (as float32, a
+    Parquet or Arrow file of float16 probabilities such as 0.9, 0.1, whose sum is
+    0.99988 in float16, was refused: |error| 0.000122 > float32's 6.15e-05); else
+    float32 when one is narrower than float64, else float64 (:func:`_stored_dtype`)."""
+    if dtypes and all(d == np.float16 for d in dtypes):
+        return np.dtype(np.float16)
     return np.dtype(np.float32 if any(d.itemsize < 8 for d in dtypes) else np.float64)
 
 
@@ -767,7 +799,7 @@ def _convert(
         batch_dtype = (
             _stored_dtype(path, batch, columns)
             if whole is None
-            else np.dtype(np.float32 if whole.dtype.itemsize < 8 else np.float64)
+            else _matrix_dtype([whole.dtype])
         )
         stored = stored or batch_dtype
         if whole is not None:
