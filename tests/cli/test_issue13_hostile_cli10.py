@@ -188,3 +188,52 @@ def test_markdown_names_are_text_not_markup(
     assert (code, err) == (0, "")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "b\\|" in line]
     assert rows and all("b\\|\\<!--.csv |" in line for line in rows), out
+
+
+# --- a file name that is not UTF-8 -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".arrow"])
+def test_a_table_named_in_another_encoding_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    """The byte 0xff in a table's name (a Latin-1 name, Python's surrogate U+DCFF): pyarrow
+    encodes names as UTF-8 strictly, so the report was "internal error
+    (UnicodeEncodeError ...)", exit 3."""
+    pa = pytest.importorskip("pyarrow")
+    columns = {"label": pa.array(_LABELS), "a": pa.array(_PROBS[:, 0]), "b": pa.array(_PROBS[:, 1])}
+    plain = tmp_path / f"plain{suffix}"
+    if suffix == ".csv":
+        rows = "".join(f"{y},{p[0]},{p[1]}\n" for y, p in zip(_LABELS.tolist(), _PROBS.tolist(), strict=True))
+        plain.write_text("label,a,b\n" + rows)
+    elif suffix == ".arrow":  # an IPC stream: read after the file format is refused
+        import pyarrow.ipc as ipc
+
+        table = pa.table(columns)
+        with ipc.new_stream(str(plain), table.schema) as writer:
+            writer.write_table(table)
+    else:
+        _table(plain, columns)
+    named = tmp_path / f"caf\udcff{suffix}"
+    named.write_bytes(plain.read_bytes())
+    expected = _report([str(plain)], capsys)
+    got = _report([str(named)], capsys)
+    assert got["source"] == str(named)
+    assert (got["nll_nats"], got["brier"]) == (expected["nll_nats"], expected["brier"])
+
+
+# --- --class-columns with an unclosed double quote ------------------------------------------
+
+
+@pytest.mark.parametrize("typed", ['"a', '"a,b', '"a"b,c'])
+def test_class_columns_unclosed_quote_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], typed: str
+) -> None:
+    """Read leniently, ``"a`` named the column ``a`` (and ``"a,b`` the one column
+    ``a,b``): a report on columns other than typed, exit 0."""
+    source = tmp_path / "preds.csv"
+    source.write_text('label,a,b,"a,b"\n0,0.7,0.2,0.1\n1,0.2,0.7,0.1\n')
+    code, out, err = _run(["report", str(source), "--class-columns", typed, *_FAST], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"crossent: error: --class-columns: the double quotes of {typed!r} ")
+    assert err.count("\n") == 1

@@ -209,38 +209,63 @@ def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
     path, kind = reading.path, reading.kind
     try:
-        if kind == "parquet":
-            import pyarrow.parquet as pa_parquet
-
-            batches = pa_parquet.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
-            yield from map(_without_views, batches)
-        elif kind == "arrow":
-            yield from map(_without_views, _arrow_batches(path))
+        if reading.stdin is None and not _utf8_name(path):
+            with open(path, "rb") as handle:  # pyarrow encodes a name as UTF-8, strictly
+                yield from _batches_of(reading, handle, text)
         else:
-            import pyarrow.csv as pa_csv
-
-            options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
-            source: Any = reading.stdin if reading.stdin is not None else path
-            conversion = _csv_conversion(pa_csv, reading.types)
-            if text is not None:
-                conversion.include_columns = text
-                conversion.column_types = {name: pa.string() for name in text}
-            reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except pa.ArrowInvalid as exc:
-                    retyped = _retyped(exc, list(reader.schema.names))
-                    if retyped is None or retyped.column in reading.types:
-                        raise
-                    raise retyped from exc
-                yield batch
+            yield from _batches_of(reading, path, text)
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
+
+
+def _utf8_name(path: Path) -> bool:
+    """Whether ``path`` can be written in UTF-8, as pyarrow writes a file name: a name in
+    another encoding (the byte 0xff, which Python holds as the surrogate U+DCFF) ended
+    the report in "internal error (UnicodeEncodeError ...)", exit 3; such a file is
+    opened here and handed to pyarrow as a file object."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _batches_of(reading: _Reading, source: Any, text: list[str] | None) -> Iterator[Any]:
+    """:func:`_batches` of ``source``, the table's path or a file object of it."""
+    import pyarrow as pa
+
+    kind = reading.kind
+    if kind == "parquet":
+        import pyarrow.parquet as pa_parquet
+
+        batches = pa_parquet.ParquetFile(source).iter_batches(batch_size=_BATCH_ROWS)
+        yield from map(_without_views, batches)
+    elif kind == "arrow":
+        yield from map(_without_views, _arrow_batches(source))
+    else:
+        import pyarrow.csv as pa_csv
+
+        options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
+        if reading.stdin is not None:
+            source = reading.stdin
+        conversion = _csv_conversion(pa_csv, reading.types)
+        if text is not None:
+            conversion.include_columns = text
+            conversion.column_types = {name: pa.string() for name in text}
+        reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                retyped = _retyped(exc, list(reader.schema.names))
+                if retyped is None or retyped.column in reading.types:
+                    raise
+                raise retyped from exc
+            yield batch
 
 
 def _csv_conversion(pa_csv: Any, types: dict[str, str]) -> Any:
@@ -284,15 +309,18 @@ def _without_views(batch: Any) -> Any:
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, batch.schema.metadata))
 
 
-def _arrow_batches(path: Path) -> Iterator[Any]:
-    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream."""
+def _arrow_batches(source: Any) -> Iterator[Any]:
+    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream; ``source``
+    is its path or a file object of it."""
     import pyarrow as pa
     import pyarrow.ipc as pa_ipc
 
     try:
-        reader = pa_ipc.open_file(path)
+        reader = pa_ipc.open_file(source)
     except pa.ArrowInvalid:
-        with pa_ipc.open_stream(path) as stream:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with pa_ipc.open_stream(source) as stream:
             yield from stream
         return
     for index in range(reader.num_record_batches):
