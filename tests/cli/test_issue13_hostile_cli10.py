@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -237,3 +238,24 @@ def test_class_columns_unclosed_quote_is_refused(
     assert (code, out) == (2, "")
     assert err.startswith(f"crossent: error: --class-columns: the double quotes of {typed!r} ")
     assert err.count("\n") == 1
+
+
+# --- a nested tensor in a .pt --------------------------------------------------------------
+
+
+def test_nested_tensor_is_named_not_its_dtype(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A nested (ragged) float32 tensor was refused as "has dtype torch.float32, which
+    cannot be read", blaming a dtype NumPy reads."""
+    torch = pytest.importorskip("torch")
+    rows = [torch.tensor(row, dtype=torch.float32) for row in _PROBS[:2].tolist()]
+    with warnings.catch_warnings():  # torch's "prototype stage" warning, at creation
+        warnings.simplefilter("ignore")
+        nested = torch.nested.nested_tensor(rows)
+    source = tmp_path / "preds.pt"
+    torch.save({"probs": nested, "labels": torch.tensor([0, 1])}, source)
+    code, out, err = _run(["report", str(source), *_FAST], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"crossent: error: {source}: 'probs' is a nested (ragged) tensor;")
+    assert "dtype" not in err
