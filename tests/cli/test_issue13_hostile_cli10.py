@@ -259,3 +259,26 @@ def test_nested_tensor_is_named_not_its_dtype(
     assert (code, out) == (2, "")
     assert err.startswith(f"crossent: error: {source}: 'probs' is a nested (ragged) tensor;")
     assert "dtype" not in err
+
+
+# --- a CSV label past int64 ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "row"), [("99999999999999999999999", 0), ("-99999999999999999999999", 1)]
+)
+def test_label_past_int64_is_named_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, row: int
+) -> None:
+    """It was "it holds floating-point numbers (row 0 is read as 1e+23); write the class
+    ids as integers (1, not 1.0)", of a cell written as an integer."""
+    cells = [cell, "0"] if row == 0 else ["0", cell]
+    source = tmp_path / "preds.csv"
+    source.write_text(f"label,a,b\n{cells[0]},0.9,0.1\n{cells[1]},0.2,0.8\n")
+    code, out, err = _run(["report", str(source), "--json", *_FAST], capsys)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"crossent: error: {source}: the 'label' column must hold integers (class ids), "
+        f"booleans, or the names of the class columns; it holds {cell} in row {row}, an "
+        "integer past int64's range, which no class id is\n"
+    )

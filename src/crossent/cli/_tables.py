@@ -538,7 +538,8 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
     """A CSV label column read as text, as int64 where each cell is a signed integer
     (``+0`` is 0, ``-1`` is -1: refused later as a label, with its row); None where a
     cell is not a number (the labels name class columns). Numbers that are not such
-    integers (``1.0``, or ``1e+23`` past int64) are refused with the first one's row.
+    integers (``1.0``) are refused with the first one's row, and so is an integer past
+    int64 (with its text: it was "read as 1e+23", "write the class ids as integers").
     pyarrow reads ``+0`` as the float 0.0, and the column was refused as "floating-point
     numbers (row 0 is read as 1.0)", naming a row that held ``1``."""
     import pyarrow as pa
@@ -551,7 +552,16 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
             return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
                 zero_copy_only=False
             )
-        except pa.ArrowInvalid:  # past int64: refused below, as the number it is
+        except pa.ArrowInvalid:  # past int64: its row and its text, not "1e+23"
+            cells = texts.to_pylist()
+            past = [k for k, cell in enumerate(cells) if not -(2**63) <= int(cell) < 2**63]
+            if past:
+                raise _not_class_ids(
+                    path,
+                    name,
+                    f"{cells[past[0]]} in row {first_row + past[0]}, an integer past int64's "
+                    "range, which no class id is",
+                ) from None
             integer = np.zeros_like(integer)
     try:
         values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
