@@ -72,7 +72,8 @@ def test_timedelta_labels_refused_naming_the_file(
     assert (code, out) == (2, "")
     assert err.startswith(f"crossent: error: {named}: "), err
     assert "integers (class ids) or booleans; got dtype timedelta64[s]" in err
-    assert "astype" not in err and err.count("\n") == 1
+    assert "astype" not in err
+    assert err.count("\n") == 1
 
 
 # --- Parquet and Arrow columns: float16, string_view -----------------------------------
@@ -139,10 +140,11 @@ def test_string_view_labels_name_the_classes(
     assert {row["id"] for row in got["most_surprising"]} <= {"w", "x", "y", "z"}
     labels_only = _table(tmp_path / "labels.arrow", {"label": pa.array(names, pa.string_view())})
     np.save(tmp_path / "preds.npy", _PROBS)
-    code, out, err = _run(
+    code, _, err = _run(
         ["report", str(tmp_path / "preds.npy"), "--labels", str(labels_only), *_FAST], capsys
     )
-    assert code == 2 and "holds string_view" not in err  # names no class of a .npy: '0', '1'
+    assert code == 2  # the strings name no class of a .npy ('0', '1')
+    assert "holds string_view" not in err
     assert "which names none (class columns: '0', '1')" in err
 
 
@@ -188,7 +190,8 @@ def test_markdown_names_are_text_not_markup(
     code, out, err = _run(["report", str(source), str(other), "--markdown", *_FAST], capsys)
     assert (code, err) == (0, "")
     rows = [line for line in out.splitlines() if line.startswith("| ") and "b\\|" in line]
-    assert rows and all("b\\|\\<!--.csv |" in line for line in rows), out
+    assert rows, out
+    assert all("b\\|\\<!--.csv |" in line for line in rows), out
 
 
 # --- a file name that is not UTF-8 -------------------------------------------------------------
@@ -205,7 +208,9 @@ def test_a_table_named_in_another_encoding_is_read(
     columns = {"label": pa.array(_LABELS), "a": pa.array(_PROBS[:, 0]), "b": pa.array(_PROBS[:, 1])}
     plain = tmp_path / f"plain{suffix}"
     if suffix == ".csv":
-        rows = "".join(f"{y},{p[0]},{p[1]}\n" for y, p in zip(_LABELS.tolist(), _PROBS.tolist(), strict=True))
+        rows = "".join(
+            f"{y},{p[0]},{p[1]}\n" for y, p in zip(_LABELS.tolist(), _PROBS.tolist(), strict=True)
+        )
         plain.write_text("label,a,b\n" + rows)
     elif suffix == ".arrow":  # an IPC stream: read after the file format is refused
         import pyarrow.ipc as ipc

@@ -207,7 +207,7 @@ def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
     """pyarrow record batches of the table, streamed; with ``text``, a CSV's columns
     ``text`` only, as their cells' text (:func:`_refuse_out_of_range`)."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
-    path, kind = reading.path, reading.kind
+    path = reading.path
     try:
         if reading.stdin is None and not _utf8_name(path):
             with open(path, "rb") as handle:  # pyarrow encodes a name as UTF-8, strictly
@@ -835,9 +835,7 @@ def _convert(
             for name in columns:  # before the dtypes: an empty column's type is null
                 _refuse_missing(path, batch.column(name), rows, name)
         batch_dtype = (
-            _stored_dtype(path, batch, columns)
-            if whole is None
-            else _matrix_dtype([whole.dtype])
+            _stored_dtype(path, batch, columns) if whole is None else _matrix_dtype([whole.dtype])
         )
         stored = stored or batch_dtype
         if whole is not None:
