@@ -138,6 +138,10 @@ def test_string_view_labels_name_the_classes(
     got = _report([str(view), "--id-column", "id"], capsys)
     assert (got["nll_nats"], got["accuracy"]) == (expected["nll_nats"], expected["accuracy"])
     assert {row["id"] for row in got["most_surprising"]} <= {"w", "x", "y", "z"}
+    codes = pa.array([0, 1, 0, 0], pa.uint32())  # a Polars categorical: exit 3 on main
+    categorical = pa.DictionaryArray.from_arrays(codes, pa.array(["a", "b"], pa.string_view()))
+    got = _report([str(_table(tmp_path / "cat.arrow", {"label": categorical, **columns}))], capsys)
+    assert (got["nll_nats"], got["accuracy"]) == (expected["nll_nats"], expected["accuracy"])
     labels_only = _table(tmp_path / "labels.arrow", {"label": pa.array(names, pa.string_view())})
     np.save(tmp_path / "preds.npy", _PROBS)
     code, _, err = _run(

@@ -293,20 +293,36 @@ def _null_markers() -> list[str]:
 
 def _without_views(batch: Any) -> Any:
     """``batch`` with its ``string_view`` and ``binary_view`` columns (Polars writes its
-    strings so in Arrow IPC files) as ``string`` and ``binary``, which the label, id and
-    class columns are read as: a Polars file's string labels were refused ("it holds
-    string_view") where the same labels as ``string`` or ``large_string`` name the
-    classes."""
+    strings so in Arrow IPC files, and its categoricals as dictionaries of them) as
+    ``string`` and ``binary``, which the label, id and class columns are read as: a
+    Polars file's string labels were refused ("it holds string_view") where the same
+    labels as ``string`` name the classes, and its categorical labels ended in "internal
+    error (ArrowNotImplementedError: ... 'array_take' ... string_view)", exit 3."""
     import pyarrow as pa
 
     if not hasattr(pa, "string_view"):  # pyarrow < 16 reads no view types
         return batch
-    views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
-    if not any(field.type in views for field in batch.schema):
+    plain = [_plain_type(field.type) for field in batch.schema]  # a name may repeat
+    if all(kind is None for kind in plain):
         return batch
-    fields = [field.with_type(views.get(field.type, field.type)) for field in batch.schema]
-    columns = [c.cast(views[c.type]) if c.type in views else c for c in batch.columns]
+    fields = [f.with_type(kind or f.type) for f, kind in zip(batch.schema, plain, strict=True)]
+    columns = [
+        column if kind is None else column.cast(kind)
+        for column, kind in zip(batch.columns, plain, strict=True)
+    ]
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, batch.schema.metadata))
+
+
+def _plain_type(kind: Any) -> Any:
+    """``string`` for ``string_view``, ``binary`` for ``binary_view``, a dictionary of
+    them for a dictionary of views (:func:`_without_views`); None for any other type."""
+    import pyarrow as pa
+    import pyarrow.types as pa_types
+
+    if pa_types.is_dictionary(kind):
+        values = _plain_type(kind.value_type)
+        return None if values is None else pa.dictionary(kind.index_type, values, kind.ordered)
+    return {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}.get(kind)
 
 
 def _arrow_batches(source: Any) -> Iterator[Any]:
