@@ -291,3 +291,23 @@ def test_label_past_int64_is_named_as_written(
         f"booleans, or the names of the class columns; it holds {cell} in row {row}, an "
         "integer past int64's range, which no class id is\n"
     )
+
+
+# --- a Feather V1 file -----------------------------------------------------------------------
+
+
+def test_feather_v1_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """It was "cannot be parsed (Expected to read 826361158 metadata bytes, but only read
+    348)": its magic ``FEA1`` read as an IPC stream's length."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.feather as feather
+
+    source = tmp_path / "preds.feather"
+    table = pa.table({"label": _LABELS, "a": _PROBS[:, 0], "b": _PROBS[:, 1]})
+    with warnings.catch_warnings():  # pyarrow's own deprecation of the format, at writing
+        warnings.simplefilter("ignore")
+        feather.write_feather(table, str(source), version=1)
+    code, out, err = _run(["report", str(source), *_FAST], capsys)
+    assert (code, out) == (2, "")
+    assert err.startswith(f"crossent: error: {source}: is a Feather V1 file, which pyarrow ")
+    assert err.count("\n") == 1

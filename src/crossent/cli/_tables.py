@@ -334,13 +334,32 @@ def _arrow_batches(source: Any) -> Iterator[Any]:
     try:
         reader = pa_ipc.open_file(source)
     except pa.ArrowInvalid:
-        if hasattr(source, "seek"):
-            source.seek(0)
+        if _first_bytes(source, 4) == b"FEA1":
+            raise SourceError(
+                f"{source.name if hasattr(source, 'read') else source}: is a Feather V1 "
+                "file, which pyarrow "
+                "deprecates and crossent does not read; save it again as Feather V2 (the "
+                "Arrow IPC file): pyarrow.feather.write_feather(table, path), or pandas' "
+                "to_feather"
+            ) from None
         with pa_ipc.open_stream(source) as stream:
             yield from stream
         return
     for index in range(reader.num_record_batches):
         yield reader.get_batch(index)
+
+
+def _first_bytes(source: Any, count: int) -> bytes:
+    """The first ``count`` bytes of ``source`` (a path, or a file object left at its
+    start): a Feather V1 file was "cannot be parsed (Expected to read 826361158 metadata
+    bytes, but only read 348)", its magic ``FEA1`` read as a length."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+        head = source.read(count)
+        source.seek(0)
+        return bytes(head)
+    with open(source, "rb") as handle:
+        return handle.read(count)
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> SourceError:
