@@ -353,9 +353,11 @@ def _edge_ratio(b: _Binary, gap: Array) -> Array:
     xp, t, x = b.xp, b.t, b.x
     if type(t) is np.ndarray:
         return xp.exp(gap)  # (NumPy: no autograd, and the values are the same)
-    cap = float(math.floor(math.log(float(xp.finfo(x.dtype).max)))) - 1.0
-    one = (1 - t) * xp.exp(xp.minimum(x, cap))
-    zero = t * xp.exp(xp.minimum(-x, cap))
+    # floor(log(max)) - 1 of the dtype, by comparison (Dynamo traces no finfo call)
+    cap = 708.0 if x.dtype == xp.float64 else 87.0 if x.dtype == xp.float32 else 10.0
+    caps = full_like(x, cap, xp=xp)  # (an array: a scalar in minimum breaks Dynamo)
+    one = (1 - t) * xp.exp(xp.minimum(x, caps))
+    zero = t * xp.exp(xp.minimum(-x, caps))
     return xp.where(t == 1, one, xp.where(t == 0, zero, xp.exp(gap)))
 
 
