@@ -432,10 +432,12 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     teacher probabilities ``[1e-70, 1]`` gave :math:`3.41\cdot 10^{-13}` for
     :math:`3.345\cdot 10^{-13}`, and gaps past 100 gave 0); on every path (lean,
     fused, ``crossent.torch``'s CPU op).
+
     The forward gradient's entry at :math:`r` is so formed where :math:`s_r` and
     :math:`t_r` are both above 1/2 (:math:`s_r - t_r` cancels there: logits
-    :math:`[0, -300, -301]` beside teacher logits :math:`[0, -8, -8]` lost 3 digits
-    of it), in the near rows' formulas too (``_near_rows``).
+    :math:`[0, -300, -301]` beside teacher logits :math:`[0, -8, -8]` gave it 426
+    units of :math:`2^{-53}` off), in the near rows' formulas too (``_near_rows``), and
+    on ``crossent.torch``'s generic path (autograd's entry, both directions).
 
     Examples
     --------
