@@ -24,7 +24,13 @@ near rows' formulas (``_near_rows.NearRows``, compiled and given softened rows),
 fused kernels (``_distill_numba.distillation_backward_kernel`` and the forward kernel
 that writes the gradient, float64 and float32 rows, and a public call large enough to
 take them), PyTorch tensors through the generic path, ``crossent.torch``'s CPU op and
-its generic autograd path (a call the op does not take). On main: 43 of 52 fail;
+its generic autograd path (1-D rows, which the op does not take; the reverse direction
+there too, :func:`test_torch_generic_path_reverse`). On main: 48 of 60 fail. Passing
+there: the rows of the ``tiny`` teacher at :math:`T = 1` (and ``logits`` at 2
+classes) on the generic and lean paths, whose top entry was within its bound (the
+near rows' formula errs less there), and the public fused and torch calls of
+``tiny`` (every row near, :math:`T = 1`); the float32 kernels (2: the rounding to
+float32 hides the error; they guard the one rounding of the top entry);
 :func:`test_ordinary_rows_keep_the_formula` guards rows where :math:`s_r` or
 :math:`t_r` is at most 1/2 (a mutant that forms every confident student's top entry
 from the others fails it).
@@ -266,6 +272,31 @@ def test_torch_paths(teacher: str) -> None:
         distillation_loss(one, xt[i], teacher_form=form, reduction="sum").backward()
         rows.append(one.grad.numpy())
     _assert_close(np.stack(rows), z, scores, 1.0)
+
+
+@pytest.mark.parametrize("form", ["probs", "logits"])
+def test_torch_generic_path_reverse(form: str) -> None:
+    """The reverse direction on ``crossent.torch``'s generic path (1-D rows: autograd
+    through ``log_softmax``): on main ``[0, -34]`` beside ``[1e-70, 1]`` gave
+    ``[3.4106e-13, -3.3452e-13]``; the reverse file's rows and oracle."""
+    torch = pytest.importorskip("torch")
+    from crossent.torch import distillation_loss
+    from losses import test_issue13_distill_reverse_saturated as reverse
+
+    z, teacher = reverse._rows(9, form)
+    z, teacher = np.vstack([z, [[0.0, -34.0] + [-50.0] * 7]]), np.vstack([teacher, teacher[:1]])
+    if form == "probs":
+        teacher[-1] = 1e-70
+        teacher[-1, 1] = 1.0 - 1e-69
+    rows = []
+    for i in range(z.shape[0]):
+        one = torch.tensor(z[i], dtype=torch.float64, requires_grad=True)
+        x = torch.tensor(teacher[i], dtype=torch.float64)
+        distillation_loss(
+            one, x, teacher_form=form, direction="reverse", reduction="sum"
+        ).backward()
+        rows.append(one.grad.numpy())
+    reverse._assert_close(np.stack(rows), z, reverse._scores(teacher, form), 1.0)
 
 
 @pytest.mark.parametrize("namespace", ["numpy", "torch"])
