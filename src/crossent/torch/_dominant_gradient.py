@@ -32,8 +32,6 @@ from ._arguments import grad_recorded, has_tangent, under_torch_func
 
 __all__ = ["dominant_gradient"]
 
-_LOG_DOMINANT = math.log(DOMINANT)
-
 
 def dominant_gradient(
     student: Any,
@@ -59,28 +57,30 @@ def dominant_gradient(
     return _DominantEntry.apply(student, teacher.detach(), *options)
 
 
-def _log_top(x: torch.Tensor, top: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
-    r""":math:`\log\operatorname{softmax}(x/T)` at ``top`` (keepdim), in float64."""
-    scaled = x.to(torch.float64) / temperature
-    return torch.gather(scaled, axis, top) - torch.logsumexp(scaled, axis, keepdim=True)
+def _above_half(x: torch.Tensor, top: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
+    r"""Whether :math:`\operatorname{softmax}(x/T)` at ``top`` (keepdim) is above 1/2:
+    :math:`\sum_c e^{(x_c - x_r)/T} < 2`, in ``x``'s dtype (one exponential a logit; an
+    ``inf`` sum where another class is far above, a NaN row: False)."""
+    shifted = (x - torch.gather(x, axis, top)) / temperature
+    return torch.sum(torch.exp(shifted), axis, keepdim=True) < 1.0 / DOMINANT
 
 
 def _dominant_rows(
     z: torch.Tensor, v: torch.Tensor, temperature: float, axis: int, form: str, direction: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The student's first top class (keepdim) and whether its row's entry is formed from
-    the others (:math:`s_r > 1/2`, and :math:`t_r > 1/2` forward)."""
+    the others (:math:`s_r > 1/2`, and :math:`t_r > 1/2` forward; near 1/2 either
+    choice is the gradient to a few units of its dtype)."""
     with torch.no_grad():
         top = torch.argmax(z, axis, keepdim=True)
-        flags = _log_top(z, top, temperature, axis) > _LOG_DOMINANT
+        flags = _above_half(z, top, temperature, axis)
         if direction == "forward":
             if form == "logits" or temperature != 1.0:
-                scores = v.to(torch.float64).log() if form == "probs" else v
-                log_t = _log_top(scores, top, temperature, axis)
+                scores = v.log() if form == "probs" else v
+                flags = flags & _above_half(scores, top, temperature, axis)
             else:  # (T = 1, probabilities or log-probabilities as they are)
-                taken = torch.gather(v.to(torch.float64), axis, top)
-                log_t = taken.log() if form == "probs" else taken
-            flags = flags & (log_t > _LOG_DOMINANT)
+                taken = torch.gather(v, axis, top)
+                flags = flags & ((taken if form == "probs" else taken.exp()) > DOMINANT)
     return top, flags
 
 
