@@ -47,8 +47,8 @@ import pytest
 
 import crossent
 from crossent._read_only import read_only
-from crossent.losses import _cpu_kernels, _distill, _distill_rows, _far_gaps, _near_rows
-from losses.small_target_checks import DISTILL
+from crossent.losses import _cpu_kernels, _distill, _distill_rows, _far_gaps
+from losses.small_target_checks import DISTILL, fused_rows, near_rows
 
 EPS = 2.0**-53
 ULPS = 4.0
@@ -177,12 +177,7 @@ def test_near_rows_formulas(given: bool, teacher: str) -> None:
     z, x, form = _rows(9, teacher)
     x = _scores(x, form)
     for temperature in (1.0, 2.0, 0.5):
-        if given:
-            log_s = _far_gaps.tempered_log_softmax64(z, temperature)[2]
-            log_t = _far_gaps.tempered_log_softmax64(x, temperature)[2]
-            rows = _near_rows.NearRows(z, x, temperature, np, log_s, log_t)
-        else:
-            rows = _near_rows.NearRows(z, x, temperature)
+        rows = near_rows(z, x, temperature, given)
         _assert_close(rows.gradient(forward=True), z, x, temperature)
 
 
@@ -234,19 +229,8 @@ def test_fused_kernels_float32_round_the_float64_entries_once(fused: bool) -> No
 def test_public_fused_call(monkeypatch, teacher: str) -> None:
     """A call large enough for the fused kernels (the hard rows among ordinary ones)."""
     z, x, form = _rows(9, teacher)
-    seen: list[bool] = []
-    kernels = _distill_rows.kernels
-
-    def spy() -> Any:
-        seen.append(True)
-        return kernels()
-
-    monkeypatch.setattr(_distill_rows, "kernels", spy)
-    tiled_z, tiled_x = np.tile(z, (400, 1)), np.tile(x, (400, 1))
-    got = crossent.distillation_loss_grad(tiled_z, tiled_x, teacher_form=form, reduction="sum")
-    assert seen
-    np.testing.assert_array_equal(got, np.tile(got[: len(GAPS)], (400, 1)))
-    _assert_close(got[: len(GAPS)], z, _scores(x, form), 1.0)
+    got = fused_rows(monkeypatch, "kernels", z, x, teacher_form=form)
+    _assert_close(got, z, _scores(x, form), 1.0)
 
 
 @pytest.mark.parametrize("teacher", TEACHERS)
