@@ -7,7 +7,7 @@ student's top class :math:`r` of a saturated row that difference cancels, as the
 formulas' did (``losses._dominant_entry``): reverse, student logits ``[0, -34]``
 beside teacher probabilities ``[1e-70, 1]`` gave :math:`3.41\cdot 10^{-13}` for
 :math:`3.345\cdot 10^{-13}`; forward, logits ``[0, -20, ...]`` beside teacher logits
-``[0, -8, ...]`` some 100 units of :math:`2^{-53}` off. The loss depends on the
+``[0, -8, ...]`` up to 934 units of :math:`2^{-53}` off. The loss depends on the
 student's logits only through :math:`\operatorname{softmax}(z/T)`, so its gradient's
 entries sum to 0 in every row, and :func:`dominant_gradient` (an identity whose
 backward forms the entry at :math:`r` as :math:`-\sum_{c \ne r} g_c`) fixes that entry
