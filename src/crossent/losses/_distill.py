@@ -433,6 +433,12 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     :math:`3.345\cdot 10^{-13}`, and gaps past 100 gave 0); on every path (lean,
     fused, ``crossent.torch``'s CPU op).
 
+    The forward gradient's entry at :math:`r` is so formed where :math:`s_r` and
+    :math:`t_r` are both above 1/2 (:math:`s_r - t_r` cancels there: logits
+    :math:`[0, -300, -301]` beside teacher logits :math:`[0, -8, -8]` gave it 426
+    units of :math:`2^{-53}` off), in the near rows' formulas too (``_near_rows``), and
+    on ``crossent.torch``'s generic path (autograd's entry, both directions).
+
     Examples
     --------
     >>> import crossent
@@ -448,6 +454,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         near = _near_forward_rows(d, grad, teacher)
         if type(log_s) is not np.ndarray:
             flagged = spread_is_small(grad, teacher, xp)
+        grad = dominant_from_others(grad, s, log_s, xp=xp, teacher=teacher)  # (s_r - t_r)
         del s, teacher  # (issue 13: no third block of the call's size held past here)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
         far = _far_rows(d, None, 0.0)
