@@ -257,8 +257,6 @@ NUMBERS: list[Number] = [
 ]
 
 
-
-
 def _sigmoid(x: object) -> mpmath.mpf:
     return 1 / (1 + MP.exp(-MP.mpf(x)))
 
