@@ -52,6 +52,13 @@ def in_option_terms(message: str) -> str:
 _VALIDATE_FALSE = re.compile(r",? or pass validate=False\.?|;? pass validate=False[^.]*\.?")
 
 
+_NORMALISE = re.compile(r"normalise it first \(p / p\.sum\(axis, keepdims=True\)[^)]*\)")
+"""The library's fix for rows that do not sum to 1: Python code, ``renormalize=True`` and the
+flag, in one parenthesis (rewritten by the option pass as "--renormalize in the evaluation
+functions, --renormalize in the CLI")."""
+
+_NORMALISE_FLAG = "normalise the rows first, or pass --renormalize (each row divided by its sum)"
+
 _FORM_HINT = re.compile(r"say so: (p_|q_)?form='logits'( or 'log_probs')?")
 """The library's hint for logits given as probabilities (``form='logits' or 'log_probs'``)."""
 
@@ -81,6 +88,7 @@ def _in_table_terms(message: str, class_names: list[str]) -> str:
 def in_file_terms(message: str, dataset: Dataset) -> str:
     """``message`` with the prediction array named as in the file and no library-only advice."""
     message = _FORM_HINT.sub(_FORM_FLAGS, message)
+    message = _NORMALISE.sub(_NORMALISE_FLAG, message)
     message = _VALIDATE_FALSE.sub(".", message).replace("..", ".").replace(": .", ".")
     message = message.replace(" along `axis`", "")
     message = in_option_terms(message)
