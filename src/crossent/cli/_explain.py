@@ -33,6 +33,7 @@ import numpy as np
 
 import crossent
 
+from ._messages import NORMALISE_HINT
 from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
 from ._width import fit_width
@@ -187,11 +188,7 @@ def _translate(message: str, flags: dict[str, str]) -> str:
     message = re.sub(r" along `?axis`?(?: -?\d+)?", "", message)
     message = message.replace(" at index ()", "")
     # the library's fix is Python and the report's flag; here it is the numbers typed
-    message = re.sub(
-        r"normalise it first \(p / p\.sum\(axis, keepdims=True\)[^)]*\)",
-        "give numbers that sum to 1 (each divided by their sum)",
-        message,
-    )
+    message = NORMALISE_HINT.sub("give numbers that sum to 1 (each divided by their sum)", message)
     message = re.sub(r",? or pass validate=False", "", message)
     return re.sub(r"`(\w+)`", lambda m: f"`{flags.get(m[1], m[1])}`", message)
 
