@@ -188,6 +188,13 @@ def pt_array(path: Path, name: str, tensor: Any) -> Any:
             f"{' (quantized)' if tensor.is_quantized else ''}; save a dense one (.to_dense(), "
             ".dequantize())"
         )
+    if tensor.is_nested:  # strided, but ragged rows: was "has dtype torch.float32, which
+        # cannot be read", blaming a dtype NumPy reads
+        raise SourceError(
+            f"{path}: {name} is a nested (ragged) tensor; save one dense tensor of shape "
+            "(rows, classes) (torch.cat of the rows, or .to_padded_tensor(0.0) and the "
+            "padding dropped)"
+        )
     if tensor.device.type == "meta":  # shape and dtype only: "dtype ... cannot be read"
         raise SourceError(
             f"{path}: {name}: a meta tensor, which holds no values (only a shape and a "
