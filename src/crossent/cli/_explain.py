@@ -33,6 +33,7 @@ import numpy as np
 
 import crossent
 
+from ._messages import NORMALISE_HINT
 from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
 from ._width import fit_width
@@ -186,7 +187,8 @@ def _translate(message: str, flags: dict[str, str]) -> str:
     message = _FORM_HINT.sub(_form_flag, message)
     message = re.sub(r" along `?axis`?(?: -?\d+)?", "", message)
     message = message.replace(" at index ()", "")
-    message = re.sub(r" \(p / p\.sum\(axis, keepdims=True\)\)", "", message)
+    # the library's fix is Python and the report's flag; here it is the numbers typed
+    message = NORMALISE_HINT.sub("give numbers that sum to 1 (each divided by their sum)", message)
     message = re.sub(r",? or pass validate=False", "", message)
     return re.sub(r"`(\w+)`", lambda m: f"`{flags.get(m[1], m[1])}`", message)
 
