@@ -166,9 +166,9 @@ def docs(args: list[str]) -> None:
 
 def test(args: list[str]) -> None:
     keep_bytecode()
-    # CI has two cores and these steps are mostly single-threaded, so they run in pairs:
-    # Chromium's apt install beside pip; mypy, then the Numba cache tests' two processes,
-    # beside the docs build.
+    # CI has two cores and these steps are mostly single-threaded, so they overlap:
+    # Chromium's apt install beside pip; mypy and the Numba cache tests' two processes
+    # (started together) beside the docs build.
     with ThreadPoolExecutor(max_workers=1) as pool:
         browser = pool.submit(ensure_browser)
         ensure_environment("test")

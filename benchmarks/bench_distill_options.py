@@ -3,12 +3,14 @@
     python benchmarks/bench_distill_options.py [--shapes 256x1000] [--repeats 5]
         [--forms logits,probs,log_probs] [--directions forward,reverse]
         [--kinds torch-fwd,torch-fwdbwd,numpy-loss,numpy-lossgrad,plain-fwd,plain-fwdbwd]
-        [--dtype float32] [--temperature 2] [--threads 2]
+        [--dtype float32] [--temperature 2] [--threads 2] [--saturated]
         [--against PATH/TO/OTHER/src ...] [--rounds 3]
 
 Each case of each shape, form and direction (student logits and teacher logits standard
-normal times 3; the teacher given as those logits, ``softmax`` of them or
-``log_softmax`` of them, in ``--dtype``), ``reduction='mean'``:
+normal times 3; with ``--saturated`` the student's times 30 and the teacher's those plus
+the first ones, both confident in one class on most rows; the teacher given as those
+logits, ``softmax`` of them or ``log_softmax`` of them, in ``--dtype``),
+``reduction='mean'``:
 
 * ``torch-fwd``: ``crossent.torch.distillation_loss`` of a student that requires no
   gradient; ``torch-fwdbwd``: of one that does, and ``loss.backward()``;
@@ -52,11 +54,18 @@ DIRECTIONS = ("forward", "reverse")
 KINDS = ("torch-fwd", "torch-fwdbwd", "numpy-loss", "numpy-lossgrad", "plain-fwd", "plain-fwdbwd")
 
 
-def inputs(shape: tuple[int, int], dtype: str, form: str) -> tuple[np.ndarray, np.ndarray]:
-    """Student logits and the teacher in ``form`` (standard normal logits times 3)."""
+def inputs(
+    shape: tuple[int, int], dtype: str, form: str, saturated: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Student logits and the teacher in ``form`` (standard normal logits times 3; with
+    ``saturated``, the student's times 30 and the teacher's those plus standard normal
+    ones times 3: most rows' top probabilities above 1/2 on both sides, in one class)."""
     rng = np.random.default_rng(0)
     z = 3.0 * rng.standard_normal(shape)
     v = 3.0 * rng.standard_normal(shape)
+    if saturated:
+        z = 10.0 * z
+        v = z + v
     if form != "logits":
         v = torch.log_softmax(torch.from_numpy(v), 1).numpy()
         v = np.exp(v) if form == "probs" else v
@@ -122,13 +131,14 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--directions", default=",".join(DIRECTIONS))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
+    parser.add_argument("--saturated", action="store_true", help="confident rows (inputs)")
     add_options(parser)
     args = parser.parse_args(argv)
     if args.against:
         own = ["--shapes", args.shapes, "--dtype", args.dtype, "--repeats", str(args.repeats)]
         own += ["--temperature", str(args.temperature), "--forms", args.forms]
         own += ["--directions", args.directions, "--kinds", args.kinds]
-        own += ["--threads", str(args.threads)]
+        own += ["--threads", str(args.threads)] + (["--saturated"] if args.saturated else [])
         print(f"{cpu_name()}, {vector_width()}, {os.cpu_count()} CPUs; torch {torch.__version__}")
         compare(__file__, own, args.against, args.rounds)
         return
@@ -136,7 +146,7 @@ def main(argv: list[str]) -> None:
     calls: dict[str, Callable[[], object]] = {}
     for shape in parse_shapes(args.shapes):
         for form in args.forms.split(","):
-            z, v = inputs(shape, args.dtype, form)
+            z, v = inputs(shape, args.dtype, form, args.saturated)
             for direction in args.directions.split(","):
                 for kind in args.kinds.split(","):
                     name = f"{shape[0]}x{shape[1]} {form:9s} {direction:7s} {kind}"

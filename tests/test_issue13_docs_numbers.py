@@ -257,6 +257,50 @@ NUMBERS: list[Number] = [
 ]
 
 
+def _sigmoid(x: object) -> mpmath.mpf:
+    return 1 / (1 + MP.exp(-MP.mpf(x)))
+
+
+def _fine_cell_width_at(c: str) -> mpmath.mpf:
+    """Width in confidence of the fine cell (4096 uniform in logit over [-16, 16]) holding c."""
+    step = MP.mpf(32) / 4096
+    k = MP.floor((MP.log(MP.mpf(c) / (1 - MP.mpf(c))) + 16) / step)
+    return _sigmoid(-16 + (k + 1) * step) - _sigmoid(-16 + k * step)
+
+
+def _fine_edges() -> np.ndarray:
+    from crossent.calibration._binning import fine_edges
+
+    return np.asarray(fine_edges())
+
+
+def _crossent_fine_cell_width_at(c: float) -> float:
+    edges = _fine_edges()
+    upper = int(np.searchsorted(edges, c, side="right"))
+    return float(edges[upper] - edges[upper - 1])
+
+
+# The streaming equal-mass bins' fine grid, as _binning's docstring and differs.md state
+# it (the docstring said 8.7e-5 for the cell at 0.99: 7.7e-5, in units of 1e-5 here).
+NUMBERS += [
+    (
+        "src/crossent/calibration/_binning.py",
+        r"near :math:`c = 0.99`, one cell spans :math:`\Delta c \approx 7.7 \times 10^{-5}`",
+        "7.7",
+        lambda: 1e5 * _fine_cell_width_at("0.99"),
+        lambda: 1e5 * _crossent_fine_cell_width_at(0.99),
+        ".1f",
+    ),
+    (
+        "docs/differs.md",
+        "Every confidence above `sigmoid(16)` (1 - 1.1e-7)",
+        "1.1e-7",
+        lambda: 1 - _sigmoid(16),
+        lambda: 1 - _fine_edges()[-2],  # the fine grid's last inner edge, sigmoid(16)
+        ".1e",
+    ),
+]
+
 # The seed's clipped 23.25 bits, quoted again in the comparison tables and the demo.
 NUMBERS += [
     (path, text, "23.25", lambda: _clipped_bits("0.7"), None, ".2f")

@@ -14,15 +14,21 @@ the report functions and the errors.
 
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-from . import calibration, info, losses
-from ._report import Report, ReportComparison, compare_reports, report
-from .calibration import *  # noqa: F403 -- calibration.__all__
-from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
+from ._main_start import exit_if_command as _exit_if_command
 
-# info.__all__ module by module: type checkers do not follow info's computed __all__
-from .info._measures import *  # noqa: F403
-from .info._pointwise import *  # noqa: F403
-from .losses import *  # noqa: F403 -- losses.__all__
+try:  # Ctrl-C here under `python -m crossent`: the command's line (_main_start)
+    from . import calibration, info, losses
+    from ._report import Report, ReportComparison, compare_reports, report
+    from .calibration import *  # noqa: F403 -- calibration.__all__
+    from .errors import CrossentError, InputError, InputTypeError, MissingDependencyError
+
+    # info.__all__ module by module: type checkers do not follow info's computed __all__
+    from .info._measures import *  # noqa: F403
+    from .info._pointwise import *  # noqa: F403
+    from .losses import *  # noqa: F403 -- losses.__all__
+except KeyboardInterrupt:
+    _exit_if_command()
+    raise
 
 if _TYPE_CHECKING:
     __version__: str

@@ -68,6 +68,7 @@ __all__ = [
     "exported",
     "host_arguments",
     "on_host",
+    "routable",
     "torch_results",
 ]
 
@@ -227,6 +228,22 @@ def exported(function: Callable[..., Any], fallback: Callable[..., Any]) -> Call
     """The function of ``function``'s name in its module (the public function with its
     outer wrappers, for a body that ``function`` wraps), else ``fallback``."""
     return getattr(sys.modules[function.__module__], function.__name__, fallback)
+
+
+def routable(first: object) -> bool:
+    """Whether a call whose first argument is ``first`` may take the host route: a torch
+    tensor outside ``torch.compile`` (and ``torch.jit`` tracing).  The measures ask it
+    before they form ``locals()`` for :func:`call_on_host`: Dynamo in torch 2.13 stops
+    at ``locals()`` in a function with a closure cell not yet bound ("Read uninitialized
+    cell": ``cross_entropy``, ``perplexity``, ``binary_cross_entropy`` under
+    ``torch.compile(fullgraph=True)``), and torch 2.11's at any ``locals()``."""
+    torch = sys.modules.get("torch")
+    return (
+        torch is not None
+        and type(first) is torch.Tensor
+        and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
+    )
 
 
 def call_on_host(function: Callable[..., Any], arguments: dict[str, Any], positional: int) -> Any:

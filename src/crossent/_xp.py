@@ -17,7 +17,7 @@ import contextlib
 import math
 import sys
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeGuard
 
 import array_api_compat
 import numpy as np
@@ -47,6 +47,7 @@ __all__ = [
     "is_jax_tracer",
     "is_numpy",
     "is_strict",
+    "is_tensor",
     "log_softmax",
     "log_sum_exp_shifted",
     "logsumexp",
@@ -76,6 +77,8 @@ Array = Any
 _compat_numpy: ModuleType | None = None
 """``array_api_compat.numpy`` once :func:`numpy_namespace` has imported it."""
 
+compat_numpy: ModuleType  # bound by numpy_namespace (before that: the module's __getattr__)
+
 
 def numpy_namespace() -> ModuleType:
     """array-api-compat's NumPy namespace, ``compat_numpy``, imported at the first call.
@@ -88,11 +91,13 @@ def numpy_namespace() -> ModuleType:
     ``_xp.compat_numpy`` reads a plain attribute; before it, the module's
     ``__getattr__`` imports it.
     """
-    global _compat_numpy
+    global _compat_numpy, compat_numpy
     if _compat_numpy is None:
         import array_api_compat.numpy as module
 
-        globals()["compat_numpy"] = _compat_numpy = module
+        # (``global``, not ``globals()[...]``: Dynamo cannot trace ``globals()``, so the
+        # first tensor call of a process under ``torch.compile(fullgraph=True)`` failed)
+        compat_numpy = _compat_numpy = module
     return _compat_numpy
 
 
@@ -127,6 +132,14 @@ def namespace(*args: object, names: tuple[str, ...]) -> tuple[ModuleType, list[A
         ]
     for a, n in zip(args, names, strict=True):
         check_dense(a, name=n)
+    torch = sys.modules.get("torch")
+    if torch is not None and all(type(a) is torch.Tensor for a in args):
+        # Tensors only: array-api-compat's torch namespace without its dispatch, whose
+        # ``lru_cache``d helpers Dynamo warns of when it traces them (ten UserWarnings
+        # on each torch.compile of a measure; errors under ``-W error``)
+        import array_api_compat.torch as torch_xp
+
+        return torch_xp, [index_array(a, xp=torch_xp) for a in args]
     args = tuple(_unmasked(a, name=n) for a, n in zip(args, names, strict=True))
     arrays = [a for a in args if array_api_compat.is_array_api_obj(a)]
     numpy_xp = numpy_namespace()  # before array-api-compat may import it: the same module
@@ -176,6 +189,13 @@ _SPARSE_FIXES = {"scipy": "toarray()", "jax": "todense()"}
 (``jax.experimental.sparse``), by top-level package."""
 
 
+def is_tensor(x: object) -> TypeGuard[Any]:
+    """Whether ``x`` is a PyTorch tensor: ``array_api_compat.is_torch_array`` without its
+    ``lru_cache``d class test, which Dynamo warns of each time it traces it."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
 def check_dense(arg: object, *, name: str) -> None:
     """Refuse an array whose entries are not all stored: a sparse SciPy matrix or array,
     a sparse JAX array (BCOO, BCSR), a PyTorch tensor of a sparse layout, a nested or a
@@ -191,7 +211,7 @@ def check_dense(arg: object, *, name: str) -> None:
     InputTypeError
         ``arg`` is one of those, with the call that makes it dense.
     """
-    if array_api_compat.is_torch_array(arg):
+    if is_tensor(arg):
         import torch  # torch is imported already: arg is a tensor
 
         if arg.layout != torch.strided:
@@ -311,6 +331,13 @@ def _check_missing(arg: object, *, name: str) -> None:
     )
 
 
+_TORCH_NAMESPACES = frozenset({"torch", "array_api_compat.torch"})
+"""The names of the namespaces that ``array_api_compat.is_torch_namespace`` accepts."""
+
+_NUMPY_NAMESPACES = frozenset({"numpy", "array_api_compat.numpy"})
+"""The names of the namespaces that ``array_api_compat.is_numpy_namespace`` accepts."""
+
+
 def index_array(x: Array, *, xp: ModuleType) -> Array:
     """``x``, with any integer dtype widened to one that every indexing operation accepts.
 
@@ -321,7 +348,7 @@ def index_array(x: Array, *, xp: ModuleType) -> Array:
     them as too large.  Other namespaces index with any integer dtype; their arrays and
     every non-integer array are returned unchanged.
     """
-    if not array_api_compat.is_torch_namespace(xp):
+    if xp.__name__ not in _TORCH_NAMESPACES:  # (is_torch_namespace, without its lru_cache)
         return x
     import torch  # torch is imported already: x is a tensor
 
@@ -335,7 +362,7 @@ def index_array(x: Array, *, xp: ModuleType) -> Array:
 
 def is_numpy(xp: ModuleType) -> bool:
     """Whether ``xp`` is NumPy (plain or through array-api-compat)."""
-    return xp is _compat_numpy or bool(array_api_compat.is_numpy_namespace(xp))
+    return xp is _compat_numpy or xp.__name__ in _NUMPY_NAMESPACES
 
 
 def compute_dtype(*arrays: Array, xp: ModuleType, names: tuple[str, ...]) -> Any:
@@ -844,7 +871,7 @@ def detached(x: Any, *, name: str) -> Any:
     InputError
         A tensor on an accelerator (evaluation reads it on the host).
     """
-    if type(x) is np.ndarray or not array_api_compat.is_torch_array(x):
+    if type(x) is np.ndarray or not is_tensor(x):
         return x
     if x.device.type == "meta":
         raise InputTypeError(
@@ -872,7 +899,7 @@ def host_float64(x: Any, *, name: str) -> np.ndarray | None:
     """
     if cannot_copy_to_host(x):
         return None
-    if array_api_compat.is_torch_array(x):
+    if is_tensor(x):
         x = x.detach().cpu()
     return np.array(to_numpy(x, name=name), dtype=np.float64)
 
@@ -955,7 +982,7 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
         return x
     _check_missing(x, name=name)
     x = detached(x, name=name)
-    if array_api_compat.is_torch_array(x) and str(x.dtype) == "torch.bfloat16":
+    if is_tensor(x) and str(x.dtype) == "torch.bfloat16":
         import torch  # imported already: x is a tensor
 
         x = x.to(torch.float32)

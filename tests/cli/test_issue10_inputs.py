@@ -338,6 +338,12 @@ def test_issue10_item20_messages_offer_no_library_only_option(
     assert "row 3 sums to" in err
     assert "validate=False" not in err
     assert "`axis`" not in err
+    # the library's fix was Python code and its own flag said twice: "normalise it first
+    # (p / p.sum(axis, keepdims=True); --renormalize in the evaluation functions,
+    # --renormalize in the CLI)"
+    assert "keepdims" not in err, err
+    assert err.count("--renormalize") == 1, err
+    assert "normalise the rows first, or pass --renormalize (each row divided by its sum)" in err
 
 
 @pytest.mark.parametrize("kind", ["npz", "csv"])

@@ -98,9 +98,9 @@ _WRITERS: dict[str, Callable[[Path, np.ndarray], Path]] = {
 
 @pytest.mark.parametrize(
     ("suffix", "large"),
-    # every array past the in-memory bound: the scratch-file copy (a large .pt is mapped)
-    [(suffix, False) for suffix in _WRITERS]
-    + [(".npy", True), (".npz", True), (".safetensors", True)],
+    # every array past the in-memory bound: the scratch-file copy (a large .pt: a map of
+    # its scratch copy; it was mapped in place, branch leftovers10)
+    [(suffix, False) for suffix in _WRITERS] + [(suffix, True) for suffix in _WRITERS],
     ids=lambda value: {False: "in-memory", True: "scratch-copy"}.get(value, value),
 )
 def test_predictions_are_not_a_map_of_the_users_file(
@@ -262,7 +262,7 @@ def test_a_csv_in_utf16_or_utf32_is_named(
     )
 
 
-@pytest.mark.parametrize("source", ["npz", "npy", "csv", "stdin"])
+@pytest.mark.parametrize("source", ["npz", "npy", "csv", "stdin", "pt"])
 def test_a_full_scratch_folder_is_named(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -283,7 +283,10 @@ def test_a_full_scratch_folder_is_named(
         "npy": [str(tmp_path / "model.npy"), "--labels", str(tmp_path / "labels.npy")],
         "csv": [str(tmp_path / "model.csv")],
         "stdin": ["-"],
+        "pt": [str(tmp_path / "model.pt")],  # (mapped in place on main: no scratch copy)
     }[source]
+    if source == "pt":
+        _pt(tmp_path / "model.pt", probs)
     np.savez_compressed(tmp_path / "model.npz", probs=probs, labels=labels)
     np.save(tmp_path / "model.npy", probs)
     np.save(tmp_path / "labels.npy", labels)

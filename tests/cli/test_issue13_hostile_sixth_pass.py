@@ -330,10 +330,9 @@ def test_an_unnamed_middle_column_left_out_by_class_columns_is_ignored(
     [
         (["1.0", "0.0"], 0, "1.0"),
         (["0", "1.5"], 1, "1.5"),
-        (["99999999999999999999999", "0"], 0, "1e+23"),
         (["", "2.5"], 1, "2.5"),
     ],
-    ids=["whole", "fraction", "beyond-int64", "after-an-empty-cell"],
+    ids=["whole", "fraction", "after-an-empty-cell"],  # past int64: test_issue13_hostile_cli10
 )
 def test_float_labels_are_refused_naming_the_row_and_value(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, cells: list[str], row: int, shown: str

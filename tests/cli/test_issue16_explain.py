@@ -120,6 +120,12 @@ def test_issue10_item20_errors_name_the_cli_flag(
     assert flag in err, err
     assert wrong not in err, err
     assert "validate=False" not in err, err
+    # the library's fixes are Python code and the report's flag, not explain's (a row of
+    # the wrong sum told the reader to run p / p.sum(axis, keepdims=True) or --renormalize)
+    assert "keepdims" not in err, err
+    assert "--renormalize" not in err, err
+    if "sum to 1" in err:
+        assert "give numbers that sum to 1 (each divided by their sum)" in err, err
 
 
 @pytest.mark.parametrize(

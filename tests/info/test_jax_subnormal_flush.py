@@ -10,6 +10,7 @@ crossent's) shows.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +59,47 @@ def test_jax_flushes_subnormal_probabilities_to_zero(jax_x64: Any) -> None:
     with mpmath.workdps(50):
         truth = float(-mpmath.mpf(0.5) * mpmath.log(mpmath.mpf(1e-300)))
     assert float(normal) == pytest.approx(truth, rel=1e-15)
+
+
+DIFFERS = Path(__file__).resolve().parents[2] / "docs" / "differs.md"
+
+# docs/differs.md, "JAX on the CPU: subnormal numbers are 0": a subnormal probability
+# or option times a huge log term, a finite value of ordinary size that JAX gives as 0
+# (branch leftovers10). Each call with NumPy's exact value: 1e-310 * 1e300 (times 1/2
+# for label smoothing over two classes), or 710 * exp(-710).
+_FINITE_LOST = [
+    ("cross_entropy", ([1.0, 1e-310], [0.0, -1e300]), {"q_form": "logits"}, 1e-10),
+    ("kl_divergence", ([1.0, 1e-310], [0.0, -1e300]), {"q_form": "logits"}, 1e-10),
+    ("softmax_cross_entropy_with_targets", ([[0.0, -1e300]], [[1.0, 1e-310]]), {}, 1e-10),
+    ("sigmoid_cross_entropy", ([[-1e300]], [[1e-310]]), {}, 1e-10),
+    (
+        "distillation_loss",
+        ([[0.0, -1e300]], [[1.0, 1e-310]]),
+        {"teacher_form": "probs"},
+        1e-10,
+    ),
+    ("entropy", ([0.0, -710.0],), {"p_form": "log_probs"}, 710 * math.exp(-710)),
+]
+
+
+def test_differs_documents_the_finite_values_lost() -> None:
+    text = " ".join(DIFFERS.read_text(encoding="utf-8").split())
+    assert "JAX gives **0 for a finite value of ordinary size**" in text
+    for name, *_ in _FINITE_LOST:
+        assert f"`{name}(" in text or f"(and `{name}`)" in text, name
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "options", "exact"), _FINITE_LOST, ids=lambda v: str(v)[:24]
+)
+def test_jax_loses_a_finite_value_where_numpy_keeps_it(
+    jax_x64: Any, name: str, args: tuple[Any, ...], options: dict[str, str], exact: float
+) -> None:
+    jnp = pytest.importorskip("jax.numpy")
+    if jax_x64.default_backend() != "cpu":
+        pytest.skip("the flush is XLA's CPU behaviour")
+    function = getattr(crossent, name)
+    on_numpy = function(*(np.asarray(a, dtype=np.float64) for a in args), **options)
+    on_jax = function(*(jnp.asarray(a, dtype=jnp.float64) for a in args), **options)
+    assert float(np.sum(on_numpy)) == pytest.approx(exact, rel=1e-13)
+    assert float(jnp.sum(on_jax)) == 0.0

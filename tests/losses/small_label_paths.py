@@ -78,7 +78,7 @@ FAMILIES: dict[str, Family] = {
     "poly1": Family(
         crossent.poly1_cross_entropy,
         crossent.poly1_cross_entropy_grad,
-        [{}, {"epsilon": 0.0}, {"epsilon": -1.0}, {"epsilon": 2.5}],
+        [{}, {"epsilon": 0.0}, {"epsilon": -1.0}, {"epsilon": -0.75}, {"epsilon": 2.5}],
         ("poly_loss64", "poly_gradient64"),
         (np.float64, np.float32),
     ),

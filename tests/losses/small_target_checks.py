@@ -21,8 +21,8 @@ import pytest
 import crossent
 from crossent._xp import to_float32
 from crossent.errors import InputError
-from crossent.losses import _cpu_kernels, _distill, _small_distill, _small_targets
-from crossent.losses._far_gaps import guarded_like
+from crossent.losses import _cpu_kernels, _distill, _distill_rows, _small_distill, _small_targets
+from crossent.losses._far_gaps import guarded_like, tempered_log_softmax64
 from crossent.losses._softmax import prepare_softmax_targets
 from losses.small_call_paths import fail_on, random_case
 
@@ -312,3 +312,36 @@ BAD32: dict[str, list[tuple[Any, Any, dict[str, Any]]]] = {
     ],
 }
 """Bad float32 calls of each family, by name: what overflows float32 and not float64."""
+
+
+def fused_rows(
+    monkeypatch: pytest.MonkeyPatch, kernel: str, z: np.ndarray, teacher: np.ndarray, **options: Any
+) -> np.ndarray:
+    """``crossent.distillation_loss_grad`` of ``z`` and ``teacher`` tiled 400 times (a
+    call large enough for the fused kernels), ``_distill_rows.<kernel>`` spied on
+    (asserted to run), every tile's rows the same; the first tile's rows."""
+    seen: list[bool] = []
+    real = getattr(_distill_rows, kernel)
+
+    def spy() -> Any:
+        seen.append(True)
+        return real()
+
+    monkeypatch.setattr(_distill_rows, kernel, spy)
+    tiled_z, tiled_t = np.tile(z, (400, 1)), np.tile(teacher, (400, 1))
+    got = crossent.distillation_loss_grad(tiled_z, tiled_t, reduction="sum", **options)
+    assert seen
+    np.testing.assert_array_equal(got, np.tile(got[: z.shape[0]], (400, 1)))
+    return got[: z.shape[0]]
+
+
+def near_rows(z: np.ndarray, scores: np.ndarray, temperature: float, given: bool) -> Any:
+    """``_near_rows.NearRows`` of float64 rows: the compiled formulas, or (``given``)
+    handed the softened rows (the formulas other namespaces run)."""
+    from crossent.losses import _near_rows
+
+    if not given:
+        return _near_rows.NearRows(z, scores, temperature)
+    log_s = tempered_log_softmax64(z, temperature)[2]
+    log_t = tempered_log_softmax64(scores, temperature)[2]
+    return _near_rows.NearRows(z, scores, temperature, np, log_s, log_t)

@@ -41,8 +41,8 @@ import pytest
 
 import crossent
 from crossent._read_only import read_only
-from crossent.losses import _cpu_kernels, _distill, _distill_rows, _far_gaps, _near_rows
-from losses.small_target_checks import DISTILL
+from crossent.losses import _cpu_kernels, _distill, _distill_rows, _far_gaps
+from losses.small_target_checks import DISTILL, fused_rows, near_rows
 
 EPS = 2.0**-53
 ULPS = 4.0
@@ -194,21 +194,10 @@ def test_fused_kernel_float32_rounds_the_float64_entries_once() -> None:
 def test_public_fused_call(monkeypatch, form: str) -> None:
     """A call large enough for the fused kernels (the hard rows among ordinary ones)."""
     z, teacher = _rows(9, form)
-    seen: list[bool] = []
-    kernel = _distill_rows.reverse_kernel
-
-    def spy() -> Any:
-        seen.append(True)
-        return kernel()
-
-    monkeypatch.setattr(_distill_rows, "reverse_kernel", spy)
-    tiled_z, tiled_t = np.tile(z, (400, 1)), np.tile(teacher, (400, 1))
-    got = crossent.distillation_loss_grad(
-        tiled_z, tiled_t, teacher_form=form, direction="reverse", reduction="sum"
+    got = fused_rows(
+        monkeypatch, "reverse_kernel", z, teacher, teacher_form=form, direction="reverse"
     )
-    assert seen
-    np.testing.assert_array_equal(got, np.tile(got[: len(GAPS)], (400, 1)))
-    _assert_close(got[: len(GAPS)], z, _scores(teacher, form), 1.0)
+    _assert_close(got, z, _scores(teacher, form), 1.0)
 
 
 @pytest.mark.skipif(not _cpu_kernels.available(), reason="needs Numba")
@@ -218,12 +207,7 @@ def test_near_rows_formulas(given: bool) -> None:
     formula other namespaces run). Passes on main (a guard)."""
     z, teacher = _rows(9, "logits")
     for temperature in (1.0, 2.0):
-        if given:
-            log_s = _far_gaps.tempered_log_softmax64(z, temperature)[2]
-            log_t = _far_gaps.tempered_log_softmax64(teacher, temperature)[2]
-            rows = _near_rows.NearRows(z, teacher, temperature, np, log_s, log_t)
-        else:
-            rows = _near_rows.NearRows(z, teacher, temperature)
+        rows = near_rows(z, teacher, temperature, given)
         _assert_close(rows.gradient(forward=False), z, teacher, temperature)
 
 

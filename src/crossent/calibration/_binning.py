@@ -41,7 +41,7 @@ Equal-mass bins
     consecutive cells into ``bins`` groups, each boundary at the cell edge nearest the
     exact quantile.  Masses are then equal to within one cell's count, and the cells are
     fine where modern networks put their mass: near :math:`c = 0.99`, one cell spans
-    :math:`\Delta c \approx 8.7 \times 10^{-5}`.  The cells are :math:`[a, b)` or, with
+    :math:`\Delta c \approx 7.7 \times 10^{-5}`.  The cells are :math:`[a, b)` or, with
     ``closed="right"``, :math:`(a, b]` of their float64 edges (:func:`fine_edges`), as
     :func:`assign_bins` places a confidence among them (:func:`fine_cell`: a confidence
     of 0.5, on the edge at logit 0, is in the cell above or below it; so is one on any

@@ -84,11 +84,20 @@ class TableColumns:
 def _names(classes: str) -> tuple[str, ...]:
     """The names of ``--class-columns``, separated by commas as a CSV header's are: a name
     that holds a comma is written in double quotes (``'"a,b",c'``), as the header holds
-    it; split at every comma, the column ``a,b`` could not be named at all."""
+    it; split at every comma, the column ``a,b`` could not be named at all.  A double
+    quote that opens a name and does not close it (``'"a'``, ``'"a,b'``) is a
+    :class:`ValueError`: read leniently, ``"a`` was the column ``a`` and ``"a,b`` the one
+    column ``a,b``, names other than typed."""
     try:
-        cells = next(csv.reader([classes], skipinitialspace=True), [])
-    except csv.Error:  # a line break outside quotes: a name's own, as before
-        cells = classes.split(",")
+        cells = next(csv.reader([classes], skipinitialspace=True, strict=True), [])
+    except csv.Error as exc:
+        if "\n" not in classes and "\r" not in classes:
+            raise ValueError(
+                f"--class-columns: the double quotes of {classes!r} do not enclose whole "
+                f"names ({exc}); a name that holds a comma is written in double "
+                """quotes, as in the CSV header: '"a,b",c'"""
+            ) from exc
+        cells = classes.split(",")  # a line break outside quotes: a name's own, as before
     return tuple(name.strip() for name in cells)
 
 

@@ -7,18 +7,26 @@ read with ``read()``, which returns fewer bytes instead: up to :data:`IN_MEMORY_
 into memory, larger ones into an anonymous scratch file in TMPDIR that is then mapped
 (ours alone, unlinked, so nobody can truncate it), which keeps the input out of
 memory.  A file that ends early is a :class:`._dataset.SourceError` naming it.
+
+A reader that maps a file by its name itself (``torch.load(mmap=True)`` of a large
+``.pt``) is given the name of such a copy: :func:`copied_file`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 from typing import IO, Any, Literal
 
 import numpy as np
 
 from ._dataset import SourceError, scratch_file
 
-__all__ = ["IN_MEMORY_BYTES", "copied_array"]
+__all__ = ["IN_MEMORY_BYTES", "copied_array", "copied_file", "named_copies"]
 
 IN_MEMORY_BYTES = 1 << 28
 """Arrays up to this many bytes (256 MiB) are read into memory; larger ones are copied
@@ -75,3 +83,24 @@ def _copy(raw: IO[bytes], into: memoryview, at: int, end: int, where: str) -> No
                 f"{end:_}; was it truncated or rewritten while crossent read it?"
             )
         filled += got
+
+
+def named_copies() -> bool:
+    """Whether :func:`copied_file` can name an unnamed scratch file: ``/dev/fd`` (Linux,
+    macOS, the BSDs), which opens the file a descriptor holds, deleted or not."""
+    return os.path.isdir("/dev/fd")
+
+
+@contextlib.contextmanager
+def copied_file(path: Path) -> Iterator[str]:
+    """The name of a copy of the file ``path`` in an unnamed scratch file in TMPDIR,
+    ``/dev/fd/N`` (:func:`named_copies`), for a reader that opens or maps a file by its
+    name itself.  A map of the copy keeps it alive after the block; nothing else can
+    reach it, so no other process can truncate it under the map (SIGBUS).
+
+    A file that ends early while it is copied is copied as far as it goes (the reader
+    then finds it incomplete, as it would the file itself)."""
+    with scratch_file() as scratch, open(path, "rb") as source:
+        shutil.copyfileobj(source, scratch, _CHUNK)
+        scratch.flush()
+        yield f"/dev/fd/{scratch.fileno()}"

@@ -15,6 +15,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 import crossent
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "Dataset",
     "ScratchError",
     "SourceError",
+    "as_class_ids",
     "binary_column",
     "check_shape",
     "labels_name",
@@ -128,6 +131,22 @@ def binary_column(values: Any, name: str, source: str) -> Any:
             "or both classes' log-probabilities as a (rows, 2) 'log_probs'"
         )
     return values.reshape(-1, 1)
+
+
+def as_class_ids(labels: Any, what: str) -> Any:
+    """``labels`` as class ids: integers as they are, booleans as 0 and 1 (False, True);
+    any other dtype a :class:`SourceError` beginning with ``what`` ("x.npz: 'labels'").
+    The test is the dtype's kind, not ``np.issubdtype(dtype, np.integer)``, which holds
+    for ``timedelta64`` too: such labels went on to the library's own refusal, in its
+    terms ("`labels` must be integer class ids ... labels.astype(int)") and without the
+    file's name."""
+    if labels.dtype == np.bool_:
+        return labels.astype(np.int64)
+    if labels.dtype.kind not in "iu":
+        raise SourceError(
+            f"{what} must be integers (class ids) or booleans; got dtype {labels.dtype}"
+        )
+    return labels
 
 
 def check_shape(shape: tuple[int, ...], itemsize: int, where: str) -> None:

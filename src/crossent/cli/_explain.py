@@ -33,6 +33,7 @@ import numpy as np
 
 import crossent
 
+from ._messages import NORMALISE_HINT
 from ._numbers import decimal
 from ._pipe import closed_pipe_is_quiet
 from ._width import fit_width
@@ -186,7 +187,8 @@ def _translate(message: str, flags: dict[str, str]) -> str:
     message = _FORM_HINT.sub(_form_flag, message)
     message = re.sub(r" along `?axis`?(?: -?\d+)?", "", message)
     message = message.replace(" at index ()", "")
-    message = re.sub(r" \(p / p\.sum\(axis, keepdims=True\)\)", "", message)
+    # the library's fix is Python and the report's flag; here it is the numbers typed
+    message = NORMALISE_HINT.sub("give numbers that sum to 1 (each divided by their sum)", message)
     message = re.sub(r",? or pass validate=False", "", message)
     return re.sub(r"`(\w+)`", lambda m: f"`{flags.get(m[1], m[1])}`", message)
 
@@ -463,15 +465,19 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
             for k in range(logits.size)
         ],
     )
-    others = np.delete(logits, label)
-    margin = float(logits[label] - np.max(others))
+    margin = _margin(logits, label)
     out.line(f"margin z_y - max z_other = {fmt(margin, 4)}  (the hinge asks for at least 1)")
     out.line(f"hinge loss = {fmt(hinge)}  (Crammer-Singer: max(0, 1 - margin))")
     out.line(f"cross-entropy = {fmt(ce)} {unit}")
     rows = []
     underflowed: list[int] = []  # scales whose exact, positive loss rounds to 0 in float64
+    overflowed = 0  # the first scale whose logits float64 cannot hold (1e308 x 2)
     for factor in (1, 2, 4, 8):
-        scaled = logits * factor
+        with np.errstate(over="ignore"):
+            scaled = logits * factor
+        if not np.isfinite(scaled).all():
+            overflowed = factor
+            break
         # Both columns in the loss's unit and in e-notation: a loss of 1e-7 is not 0.000000.
         scaled_ce = float(crossent.softmax_cross_entropy(scaled, label, base=base))
         scaled_grad = crossent.softmax_cross_entropy_grad(scaled, label) / (_LN2 if bits else 1.0)
@@ -480,7 +486,7 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         rows.append(
             [
                 f"{factor}",
-                fmt(float(scaled[label] - np.max(np.delete(scaled, label))), 4),
+                fmt(_margin(scaled, label), 4),
                 fmt(float(crossent.multiclass_hinge_loss(scaled, label))),
                 f"{scaled_ce:.2e}",
                 f"{float(np.max(np.abs(scaled_grad))):.2e}",
@@ -491,6 +497,11 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         ("scale", "margin", "hinge loss", f"cross-entropy ({unit})", "max |CE gradient|"),
         rows,
     )
+    if overflowed:
+        out.line(
+            f"From x{overflowed} on, the scaled logits are beyond float64's largest number "
+            "(1.8e308): those rows are not shown."
+        )
     if margin > 0:
         out.line(
             "Once the margin reaches 1 the hinge stops caring: loss 0, gradient 0. Cross-entropy "
@@ -518,6 +529,13 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
             "confident in a wrong class, and both losses grow without bound, the hinge as "
             "1 - margin, cross-entropy about as fast. Neither gradient vanishes."
         )
+
+
+def _margin(logits: Any, label: int) -> float:
+    """z_y - max z_other, the hinge's margin: +-inf past float64's range (1e308 and
+    -1e308 are 2e308 apart), without NumPy's overflow warning on standard error."""
+    with np.errstate(over="ignore"):
+        return float(logits[label] - np.max(np.delete(logits, label)))
 
 
 def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
@@ -632,6 +650,11 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
             raise crossent.InputError("--hinge needs --logits and --label (a class id)")
         logits = parse_vector(args.logits, name="--logits")
         _logits_target(args, logits)  # checks the label's range
+        if logits.size < 2:  # before any line: the margin is against another class
+            raise crossent.InputError(
+                "--hinge needs at least two logits (the margin is the true class's logit "
+                f"minus the largest other one); got {logits.size}"
+            )
         explain_hinge(out, logits, args.label, bits=args.bits)
         return
     if mode == "--logits":

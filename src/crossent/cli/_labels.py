@@ -23,7 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from ._dataset import Dataset, SourceError, binary_column, labels_name, sequence_hint
+from ._dataset import (
+    Dataset,
+    SourceError,
+    as_class_ids,
+    binary_column,
+    labels_name,
+    sequence_hint,
+)
 from ._npy import read_npy
 from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
@@ -146,13 +153,7 @@ def _checked_labels(labels: Any, where: Path, rows: int, path: Path) -> Any:
             f"{where}: the labels must be one-dimensional (one class id a row); got shape "
             f"{labels.shape}"
         )
-    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in a table
-        labels = labels.astype(np.int64)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SourceError(
-            f"{where}: the labels must be integers (class ids) or booleans; got dtype "
-            f"{labels.dtype}"
-        )
+    labels = as_class_ids(labels, f"{where}: the labels")
     if labels.shape[0] != rows:
         raise SourceError(
             f"{where}: {labels.shape[0]} labels for the {rows} rows of predictions in {path}"

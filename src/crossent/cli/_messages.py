@@ -14,7 +14,7 @@ import unicodedata
 
 from ._dataset import Dataset
 
-__all__ = ["in_file_terms", "in_option_terms", "printable"]
+__all__ = ["NORMALISE_HINT", "in_file_terms", "in_option_terms", "printable"]
 
 _OPTIONS = "bins|binning|scope|norm|debias|preset|renormalize|resamples|seed|top|max_ece|max_nll"
 """The arguments of :func:`crossent.report` that are options of ``crossent report``."""
@@ -52,6 +52,13 @@ def in_option_terms(message: str) -> str:
 _VALIDATE_FALSE = re.compile(r",? or pass validate=False\.?|;? pass validate=False[^.]*\.?")
 
 
+NORMALISE_HINT = re.compile(r"normalise it first \(p / p\.sum\(axis, keepdims=True\)[^)]*\)")
+"""The library's fix for rows that do not sum to 1: Python code, ``renormalize=True`` and the
+flag, in one parenthesis (rewritten by the option pass as "--renormalize in the evaluation
+functions, --renormalize in the CLI"); ``report`` and ``explain`` each say their own."""
+
+_NORMALISE_FLAG = "normalise the rows first, or pass --renormalize (each row divided by its sum)"
+
 _FORM_HINT = re.compile(r"say so: (p_|q_)?form='logits'( or 'log_probs')?")
 """The library's hint for logits given as probabilities (``form='logits' or 'log_probs'``)."""
 
@@ -81,6 +88,7 @@ def _in_table_terms(message: str, class_names: list[str]) -> str:
 def in_file_terms(message: str, dataset: Dataset) -> str:
     """``message`` with the prediction array named as in the file and no library-only advice."""
     message = _FORM_HINT.sub(_FORM_FLAGS, message)
+    message = NORMALISE_HINT.sub(_NORMALISE_FLAG, message)
     message = _VALIDATE_FALSE.sub(".", message).replace("..", ".").replace(": .", ".")
     message = message.replace(" along `axis`", "")
     message = in_option_terms(message)

@@ -42,6 +42,7 @@ from ._copied import copied_array
 from ._dataset import (
     Dataset,
     SourceError,
+    as_class_ids,
     binary_column,
     check_shape,
     labels_name,
@@ -317,12 +318,7 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
         raise SourceError(
             f"{path}: 'labels' has {labels.shape[0]} rows but '{name}' has {values.shape[0]}"
         )
-    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in a table
-        labels = dataset.labels = labels.astype(np.int64)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SourceError(
-            f"{path}: 'labels' must be integers (class ids) or booleans; got dtype {labels.dtype}"
-        )
+    dataset.labels = as_class_ids(labels, f"{path}: 'labels'")
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{name}' must be floating point; got dtype {values.dtype}")
     if values.ndim == 1:  # a binary problem's one column

@@ -4,11 +4,14 @@ The file is read with ``torch.load(path, weights_only=True, map_location="cpu")`
 PyTorch's restricted unpickler, which builds tensors and plain containers and refuses
 any other object, so no code in the file is run.  A file in the zip format (the
 default of ``torch.save`` since PyTorch 1.6) and larger than
-:data:`._copied.IN_MEMORY_BYTES` (256 MiB) is memory-mapped (``mmap=True``), so its
-tensors are read from the page cache as the report needs them; a smaller one, or one in
-the legacy format, is read into memory (a map of a file truncated while it is read ends
-the process with SIGBUS, which Python cannot catch).  torch is imported only here, when
-such a file is given (the ``torch`` extra).
+:data:`._copied.IN_MEMORY_BYTES` (256 MiB) is copied to an unnamed scratch file in
+TMPDIR, which is memory-mapped (``mmap=True`` on its name, ``/dev/fd/N``), so its
+tensors stay out of memory; a smaller one, or one in the legacy format, is read into
+memory.  The user's file itself is never mapped: a map of a file that another process
+truncates while it is read ends the process with SIGBUS, which Python cannot catch
+(a ``.pt`` past 256 MiB was mapped in place until branch leftovers10; where there is
+no ``/dev/fd``, on Windows, which refuses to truncate a mapped file, it still is).
+torch is imported only here, when such a file is given (the ``torch`` extra).
 
 What the file holds says what it is, as in an ``.npz``:
 
@@ -53,8 +56,9 @@ _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
 
 
 def load_pt(path: Path) -> Any:
-    """``torch.load(path, weights_only=True, map_location="cpu")`` (memory-mapped for a
-    large file in the zip format); a file it cannot read is a :class:`SourceError` of one line."""
+    """``torch.load(path, weights_only=True, map_location="cpu")`` (a large file in the
+    zip format: a memory map of a scratch copy); a file it cannot read is a
+    :class:`SourceError` of one line."""
     torch = require("torch", f"reading {path.suffix} files", extra="torch")
     try:
         with warnings.catch_warnings():
@@ -63,14 +67,15 @@ def load_pt(path: Path) -> Any:
             warnings.simplefilter("ignore")
             # mmap needs the zip format; is_zipfile only reads the end of the file.  A
             # map of a file truncated while it is read ends the process with SIGBUS, so
-            # only a file too large to read into memory is mapped
+            # only a file too large to read into memory is mapped, and only a scratch
+            # copy of it that nobody else can reach
             large = path.stat().st_size > _copied.IN_MEMORY_BYTES
-            return torch.load(
-                path,
-                weights_only=True,
-                map_location="cpu",
-                mmap=large and zipfile.is_zipfile(path),
-            )
+            if not (large and zipfile.is_zipfile(path)):
+                return torch.load(path, weights_only=True, map_location="cpu")
+            if not _copied.named_copies():  # (Windows: a mapped file cannot be truncated)
+                return torch.load(path, weights_only=True, map_location="cpu", mmap=True)
+            with _copied.copied_file(path) as copy:
+                return torch.load(copy, weights_only=True, map_location="cpu", mmap=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text:  # a class or function the restricted unpickler refused
@@ -182,6 +187,13 @@ def pt_array(path: Path, name: str, tensor: Any) -> Any:
             f"{path}: {name} is a {tensor.layout} tensor"
             f"{' (quantized)' if tensor.is_quantized else ''}; save a dense one (.to_dense(), "
             ".dequantize())"
+        )
+    if tensor.is_nested:  # strided, but ragged rows: was "has dtype torch.float32, which
+        # cannot be read", blaming a dtype NumPy reads
+        raise SourceError(
+            f"{path}: {name} is a nested (ragged) tensor; save one dense tensor of shape "
+            "(rows, classes) (torch.cat of the rows, or .to_padded_tensor(0.0) and the "
+            "padding dropped)"
         )
     if tensor.device.type == "meta":  # shape and dtype only: "dtype ... cannot be read"
         raise SourceError(

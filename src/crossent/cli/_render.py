@@ -177,6 +177,21 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+_MARKDOWN_ACTIVE = re.compile(r"[`*_<\[\]~]|\\(?=[!-/:-@\[-`{-~])")
+"""What Markdown reads as markup inside a line: emphasis, code, an HTML tag or comment
+(``<``), a link or image (``[``), strikethrough, and a backslash before punctuation
+(an escape); a backslash before a letter is itself (``\\x0a``, :func:`printable`'s)."""
+
+
+def _md_text(text: str) -> str:
+    """``text`` (a class name, a path, a note naming them) as Markdown that renders as
+    the text itself: one line (:func:`printable`), its markup characters
+    backslash-escaped (a table's ``|`` is :func:`_md_table`'s).  Written as they were,
+    a class column ``<!--`` opened an HTML comment that hid the rest of a CI summary or
+    PR comment, ``[x](https://...)`` was a link, ``*a*`` emphasis."""
+    return _MARKDOWN_ACTIVE.sub(lambda found: "\\" + found.group(0), printable(text))
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += [
@@ -209,8 +224,8 @@ def render_markdown(report: crossent.Report) -> str:
     ]
     columns = report.columns_statement()
     if columns:
-        lines.append(printable(columns))
-    lines += [f"Note: {printable(note)}." for note in payload["notes"]]
+        lines.append(_md_text(columns))
+    lines += [f"Note: {_md_text(note)}." for note in payload["notes"]]
     gates = _gate_lines(payload)
     if gates:
         lines += ["", *gates]
@@ -278,6 +293,7 @@ def render_comparison_markdown(comparison: crossent.ReportComparison) -> str:
     payload = comparison.to_dict()
     header, rows = _comparison_rows(payload)
     d_header, d_rows = _difference_rows(payload)
+    rows, d_rows = ([[_md_text(row[0]), *row[1:]] for row in table] for table in (rows, d_rows))
     lines = [
         f"### crossent report: {len(payload['models'])} models",
         "",

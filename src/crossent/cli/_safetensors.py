@@ -27,6 +27,7 @@ from ._copied import copied_array
 from ._dataset import (
     Dataset,
     SourceError,
+    as_class_ids,
     binary_column,
     check_shape,
     labels_name,
@@ -223,12 +224,7 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
             f"{path}: 'labels' must have one entry per row of '{found[0]}'; got shapes "
             f"{labels.shape} and {values.shape}"
         )
-    if labels.dtype == np.bool_:  # False, True: the classes 0 and 1, as in an .npz
-        labels = labels.astype(np.int64)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise SourceError(
-            f"{path}: 'labels' must be integers (class ids) or booleans; got {labels.dtype}"
-        )
+    labels = as_class_ids(labels, f"{path}: 'labels'")
     if not np.issubdtype(values.dtype, np.floating):
         raise SourceError(f"{path}: '{found[0]}' must be floating point; got {values.dtype}")
     if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column

@@ -207,39 +207,65 @@ def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
     """pyarrow record batches of the table, streamed; with ``text``, a CSV's columns
     ``text`` only, as their cells' text (:func:`_refuse_out_of_range`)."""
     pa = require("pyarrow", "reading CSV, Parquet and Arrow files", extra="cli")
-    path, kind = reading.path, reading.kind
+    path = reading.path
     try:
-        if kind == "parquet":
-            import pyarrow.parquet as pa_parquet
-
-            yield from pa_parquet.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS)
-        elif kind == "arrow":
-            yield from _arrow_batches(path)
+        if reading.stdin is None and not _utf8_name(path):
+            with open(path, "rb") as handle:  # pyarrow encodes a name as UTF-8, strictly
+                yield from _batches_of(reading, handle, text)
         else:
-            import pyarrow.csv as pa_csv
-
-            options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
-            source: Any = reading.stdin if reading.stdin is not None else path
-            conversion = _csv_conversion(pa_csv, reading.types)
-            if text is not None:
-                conversion.include_columns = text
-                conversion.column_types = {name: pa.string() for name in text}
-            reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
-            while True:
-                try:
-                    batch = reader.read_next_batch()
-                except StopIteration:
-                    return
-                except pa.ArrowInvalid as exc:
-                    retyped = _retyped(exc, list(reader.schema.names))
-                    if retyped is None or retyped.column in reading.types:
-                        raise
-                    raise retyped from exc
-                yield batch
+            yield from _batches_of(reading, path, text)
     except pa.ArrowException as exc:
         raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
+
+
+def _utf8_name(path: Path) -> bool:
+    """Whether ``path`` can be written in UTF-8, as pyarrow writes a file name: a name in
+    another encoding (the byte 0xff, which Python holds as the surrogate U+DCFF) ended
+    the report in "internal error (UnicodeEncodeError ...)", exit 3; such a file is
+    opened here and handed to pyarrow as a file object."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _batches_of(reading: _Reading, source: Any, text: list[str] | None) -> Iterator[Any]:
+    """:func:`_batches` of ``source``, the table's path or a file object of it."""
+    import pyarrow as pa
+
+    kind = reading.kind
+    if kind == "parquet":
+        import pyarrow.parquet as pa_parquet
+
+        batches = pa_parquet.ParquetFile(source).iter_batches(batch_size=_BATCH_ROWS)
+        yield from map(_without_views, batches)
+    elif kind == "arrow":
+        yield from map(_without_views, _arrow_batches(source))
+    else:
+        import pyarrow.csv as pa_csv
+
+        options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_BYTES)
+        if reading.stdin is not None:
+            source = reading.stdin
+        conversion = _csv_conversion(pa_csv, reading.types)
+        if text is not None:
+            conversion.include_columns = text
+            conversion.column_types = {name: pa.string() for name in text}
+        reader = pa_csv.open_csv(source, read_options=options, convert_options=conversion)
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except pa.ArrowInvalid as exc:
+                retyped = _retyped(exc, list(reader.schema.names))
+                if retyped is None or retyped.column in reading.types:
+                    raise
+                raise retyped from exc
+            yield batch
 
 
 def _csv_conversion(pa_csv: Any, types: dict[str, str]) -> Any:
@@ -265,19 +291,75 @@ def _null_markers() -> list[str]:
     return [marker for marker in markers if marker.lstrip("-").lower() != "nan"]
 
 
-def _arrow_batches(path: Path) -> Iterator[Any]:
-    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream."""
+def _without_views(batch: Any) -> Any:
+    """``batch`` with its ``string_view`` and ``binary_view`` columns (Polars writes its
+    strings so in Arrow IPC files, and its categoricals as dictionaries of them) as
+    ``string`` and ``binary``, which the label, id and class columns are read as: a
+    Polars file's string labels were refused ("it holds string_view") where the same
+    labels as ``string`` name the classes, and its categorical labels ended in "internal
+    error (ArrowNotImplementedError: ... 'array_take' ... string_view)", exit 3."""
+    import pyarrow as pa
+
+    if not hasattr(pa, "string_view"):  # pyarrow < 16 reads no view types
+        return batch
+    plain = [_plain_type(field.type) for field in batch.schema]  # a name may repeat
+    if all(kind is None for kind in plain):
+        return batch
+    fields = [f.with_type(kind or f.type) for f, kind in zip(batch.schema, plain, strict=True)]
+    columns = [
+        column if kind is None else column.cast(kind)
+        for column, kind in zip(batch.columns, plain, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema(fields, batch.schema.metadata))
+
+
+def _plain_type(kind: Any) -> Any:
+    """``string`` for ``string_view``, ``binary`` for ``binary_view``, a dictionary of
+    them for a dictionary of views (:func:`_without_views`); None for any other type."""
+    import pyarrow as pa
+    import pyarrow.types as pa_types
+
+    if pa_types.is_dictionary(kind):
+        values = _plain_type(kind.value_type)
+        return None if values is None else pa.dictionary(kind.index_type, values, kind.ordered)
+    return {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}.get(kind)
+
+
+def _arrow_batches(source: Any) -> Iterator[Any]:
+    """Record batches of an Arrow IPC file (Feather v2), or of an IPC stream; ``source``
+    is its path or a file object of it."""
     import pyarrow as pa
     import pyarrow.ipc as pa_ipc
 
     try:
-        reader = pa_ipc.open_file(path)
+        reader = pa_ipc.open_file(source)
     except pa.ArrowInvalid:
-        with pa_ipc.open_stream(path) as stream:
+        if _first_bytes(source, 4) == b"FEA1":
+            raise SourceError(
+                f"{source.name if hasattr(source, 'read') else source}: is a Feather V1 "
+                "file, which pyarrow "
+                "deprecates and crossent does not read; save it again as Feather V2 (the "
+                "Arrow IPC file): pyarrow.feather.write_feather(table, path), or pandas' "
+                "to_feather"
+            ) from None
+        with pa_ipc.open_stream(source) as stream:
             yield from stream
         return
     for index in range(reader.num_record_batches):
         yield reader.get_batch(index)
+
+
+def _first_bytes(source: Any, count: int) -> bytes:
+    """The first ``count`` bytes of ``source`` (a path, or a file object left at its
+    start): a Feather V1 file was "cannot be parsed (Expected to read 826361158 metadata
+    bytes, but only read 348)", its magic ``FEA1`` read as a length."""
+    if hasattr(source, "seek"):
+        source.seek(0)
+        head = source.read(count)
+        source.seek(0)
+        return bytes(head)
+    with open(source, "rb") as handle:
+        return handle.read(count)
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> SourceError:
@@ -491,7 +573,8 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
     """A CSV label column read as text, as int64 where each cell is a signed integer
     (``+0`` is 0, ``-1`` is -1: refused later as a label, with its row); None where a
     cell is not a number (the labels name class columns). Numbers that are not such
-    integers (``1.0``, or ``1e+23`` past int64) are refused with the first one's row.
+    integers (``1.0``) are refused with the first one's row, and so is an integer past
+    int64 (with its text: it was "read as 1e+23", "write the class ids as integers").
     pyarrow reads ``+0`` as the float 0.0, and the column was refused as "floating-point
     numbers (row 0 is read as 1.0)", naming a row that held ``1``."""
     import pyarrow as pa
@@ -504,7 +587,16 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
             return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
                 zero_copy_only=False
             )
-        except pa.ArrowInvalid:  # past int64: refused below, as the number it is
+        except pa.ArrowInvalid:  # past int64: its row and its text, not "1e+23"
+            cells = texts.to_pylist()
+            past = [k for k, cell in enumerate(cells) if not -(2**63) <= int(cell) < 2**63]
+            if past:
+                raise _not_class_ids(
+                    path,
+                    name,
+                    f"{cells[past[0]]} in row {first_row + past[0]}, an integer past int64's "
+                    "range, which no class id is",
+                ) from None
             integer = np.zeros_like(integer)
     try:
         values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
@@ -706,7 +798,8 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
     float32 (or float16): a mix of float32 and float64 columns is checked with the
     widest tolerance of their dtypes, float32's (as float64, a float32 column's row
     sums, off 1 by float32's rounding, were refused), its float64 columns rounded to
-    float32, which is the precision a row with a float32 column has."""
+    float32, which is the precision a row with a float32 column has.  Float16 class
+    columns, all of them, stay float16 (:func:`_matrix_dtype`)."""
     import pyarrow.types as pa_types
 
     dtypes = []
@@ -718,6 +811,18 @@ def _stored_dtype(path: Path, batch: Any, columns: list[str]) -> np.dtype[Any]:
             dtypes.append(np.dtype(np.float64))
         else:
             raise SourceError(f"{path}: column {name!r} must be numeric; it holds {kind}")
+    return _matrix_dtype(dtypes)
+
+
+def _matrix_dtype(dtypes: list[np.dtype[Any]]) -> np.dtype[Any]:
+    """The prediction matrix's dtype for class columns of ``dtypes`` (an integer
+    column's as float64): float16 when every one is float16, whose row sums are then
+    checked with float16's tolerance, as the same values in an .npz are (as float32, a
+    Parquet or Arrow file of float16 probabilities such as 0.9, 0.1, whose sum is
+    0.99988 in float16, was refused: |error| 0.000122 > float32's 6.15e-05); else
+    float32 when one is narrower than float64, else float64 (:func:`_stored_dtype`)."""
+    if dtypes and all(d == np.float16 for d in dtypes):
+        return np.dtype(np.float16)
     return np.dtype(np.float32 if any(d.itemsize < 8 for d in dtypes) else np.float64)
 
 
@@ -765,9 +870,7 @@ def _convert(
             for name in columns:  # before the dtypes: an empty column's type is null
                 _refuse_missing(path, batch.column(name), rows, name)
         batch_dtype = (
-            _stored_dtype(path, batch, columns)
-            if whole is None
-            else np.dtype(np.float32 if whole.dtype.itemsize < 8 else np.float64)
+            _stored_dtype(path, batch, columns) if whole is None else _matrix_dtype([whole.dtype])
         )
         stored = stored or batch_dtype
         if whole is not None:

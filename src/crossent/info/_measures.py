@@ -51,7 +51,7 @@ from .._numerics import (
     kl_terms_nonnegative_dd,
 )
 from .._sides import PendingCheck, Side, prepare_one, prepare_pair
-from .._torch_host import call_on_host
+from .._torch_host import call_on_host, routable
 from .._traced_far_rows import poisoned
 from .._xp import (
     Array,
@@ -1011,7 +1011,7 @@ def entropy(
     >>> math.isclose(crossent.entropy([0.0, 0.0, 0.0], p_form="logits"), math.log(3))
     True
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(entropy, locals(), 1)
         if hosted is not None:
             return hosted
@@ -1102,7 +1102,7 @@ def cross_entropy(
     >>> print(round(float(crossent.cross_entropy([0.7, 0.3], [0.0, 1.0], base=2, eps=1e-10)), 2))
     23.25
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(cross_entropy, locals(), 2)
         if hosted is not None:
             return hosted
@@ -1181,7 +1181,7 @@ def kl_divergence(
     >>> print(round(float(d + h), 6))  # = H(P, Q) = 1 bit for a uniform Q over 2 classes
     1.0
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(kl_divergence, locals(), 2)
         if hosted is not None:
             return hosted
@@ -1238,7 +1238,7 @@ def js_divergence(
     >>> bool(a == b)
     True
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(js_divergence, locals(), 2)
         if hosted is not None:
             return hosted
@@ -1303,7 +1303,7 @@ def perplexity(
     >>> print(round(float(crossent.perplexity([1, 0, 0], [1/3, 1/3, 1/3])), 12))
     3.0
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(perplexity, locals(), 2)
         if hosted is not None:
             return hosted
@@ -1373,7 +1373,7 @@ def cross_entropy_decomposition(
     >>> print(round(float(d.entropy), 4), round(float(d.kl_divergence), 4), d.cross_entropy)
     0.8813 0.1187 1.0
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(cross_entropy_decomposition, locals(), 2)
         if hosted is not None:
             return hosted

@@ -22,7 +22,7 @@ from .._numerics import (
     binary_entropy_terms,
     surprisal_terms,
 )
-from .._torch_host import call_on_host
+from .._torch_host import call_on_host, routable
 from .._xp import Array, compute_dtype_weak, finalize, namespace, to_float32
 from ..errors import InputError
 from . import _fused
@@ -99,7 +99,7 @@ def surprisal(p: object, /, *, base: float | None = None, validate: bool = True)
     >>> print(crossent.surprisal([1.0, 0.5, 0.0], base=2))
     [ 0.  1. inf]
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(surprisal, locals(), 1)
         if hosted is not None:
             return hosted
@@ -151,7 +151,7 @@ def binary_entropy(p: object, /, *, base: float | None = None, validate: bool = 
     >>> print(crossent.binary_entropy([0.5, 1.0, 0.0], base=2))
     [1. 0. 0.]
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(binary_entropy, locals(), 1)
         if hosted is not None:
             return hosted
@@ -232,7 +232,7 @@ def binary_cross_entropy(
     >>> print(crossent.binary_cross_entropy(1, 0.0))  # exact: no epsilon
     inf
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(binary_cross_entropy, locals(), 2)
         if hosted is not None:
             return hosted
@@ -296,7 +296,7 @@ def binary_cross_entropy_grad(
     >>> print(crossent.binary_cross_entropy_grad(0.0, 0.0))  # finite at p = q = 0
     1.0
     """
-    if type(p) is not np.ndarray:  # (small CPU tensors: the host route, when on)
+    if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
         hosted = call_on_host(binary_cross_entropy_grad, locals(), 2)
         if hosted is not None:
             return hosted

@@ -440,6 +440,8 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         a, b = _normalisers(ell_s, ell_t)
         spread = _gradient_block(terms[0], terms[1], a, b, scale[i], grad[i])
         spread_small[i] = spread < _SPREAD_FLOOR * b
+        if a > _DOMINANT and b > _DOMINANT and jz == jv:  # (s_r - t_r cancels)
+            grad[i, jz] = -_others(terms[0], terms[1], a, b, scale[i], jz, ew)
 
 
 @numba.njit(inline="always")
@@ -496,6 +498,7 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     prefer_wide_vectors()
     classes = z.shape[1]
     inv_t = 1.0 / temperature
+    wide = np.empty(BLOCK)  # (a dominant row's block in float64, then rounded into out)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
@@ -503,12 +506,27 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             continue
         scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
         a, b = _normalisers(stats[i, 2], stats[i, 4])
+        # s_r = a and t_r = b above _DOMINANT at one class r: its entry minus the
+        # float64 sum of the others' (_dominant_entry: s_r - t_r cancels)
+        top = _first_top(z[i]) if a > _DOMINANT and b > _DOMINANT else -1
+        top = top if top >= 0 and top == _first_top(v[i]) else -1
         spread = 0.0
+        rest = 0.0
         for start in range(0, classes, BLOCK):
-            at = slice(start, min(classes, start + BLOCK))
-            block = _backward_block(z[i, at], v[i, at], out[i, at], scalars, a, b, scale[i])
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            if top < 0:
+                block = _backward_block(z[i, at], v[i, at], out[i, at], scalars, a, b, scale[i])
+            else:
+                block = _backward_block(
+                    z[i, at], v[i, at], wide[: stop - start], scalars, a, b, scale[i]
+                )
+                rest += _sum_without(wide, stop - start, top - start)
+                _round_into(wide, out[i, at])
             spread = max(spread, block)
         spread_small[i] = spread < _SPREAD_FLOOR * b
+        if top >= 0:
+            out[i, top] = -rest
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -554,6 +572,20 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
             _round_into(wide, out[i, at])
         if dominant:
             out[i, top] = -rest
+
+
+@numba.njit(inline="never")
+def _others(es, et, a, b, r, skip, wide):
+    # the float64 sum of the row's entries (s_c - t_c) r but its entry skip, from its
+    # e^sigma and e^tau (_gradient_block's entries), a block at a time into wide
+    classes = es.shape[0]
+    rest = 0.0
+    for start in range(0, classes, BLOCK):
+        n = min(BLOCK, classes - start)
+        for j in range(n):
+            wide[j] = _difference(es[start + j], et[start + j], a, b) * r
+        rest += _sum_without(wide, n, skip - start)
+    return rest
 
 
 @numba.njit(inline="always")

@@ -41,6 +41,7 @@ import numba
 import numpy as np
 
 from ._centred_kl_numba import centred_kl_row
+from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
 from ._near_rows import KL_FLOOR as _KL_FLOOR
@@ -214,7 +215,9 @@ def _row_gradient(
     r"""``NearRows._forward_gradient`` of one row (``rows``: the teacher's scores, the
     student's logits) into ``out``: :math:`p\,a\,\operatorname{expm1}(a/T)/(a/T)`,
     :math:`a = U - M - T D`, where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
-    (:math:`\log s` formed only where a class needs it); ``scratch`` five rows. A row
+    (:math:`\log s` formed only where a class needs it), the first top class's entry
+    minus the others' sum where its :math:`p_r > 1/2` (``dominant_from_others``'
+    order); ``scratch`` five rows. A row
     equal to its teacher's is the formula's +0 without it."""
     first, second = rows
     t = tempered[0]
@@ -241,6 +244,13 @@ def _row_gradient(
             _log_softmax(second, t, log_s)
             softened = True
         out[c] = (math.exp(log_s[c]) - math.exp(log_p[c])) * t
+    top = 0  # (``NearRows``: a dominant class's a_r cancels; minus the others' sum)
+    for c in range(first.shape[0]):
+        if log_p[c] > log_p[top]:
+            top = c
+    if p[top] > _DOMINANT:
+        out[top] = 0.0
+        out[top] = -row_sum(out)
 
 
 @numba.njit(cache=True)

@@ -11,6 +11,16 @@ since :math:`\partial(-\log p_y)/\partial z = p - e_y` and
 :math:`\partial p_y/\partial z = p_y\,(e_y - p)`. :math:`1 - p_y` is formed as
 ``-expm1(log p_y)``, so it keeps its digits when :math:`p_y` is near 1.
 
+For :math:`\varepsilon < 0` the two terms have opposite signs and cancel as
+:math:`p_y \to 1`: with :math:`u = -\log p_y`, :math:`L/w_y = u - |\varepsilon|(1 -
+e^{-u})`, which is :math:`u^2/2` at :math:`\varepsilon = -1` (a loss of :math:`9 \times
+10^{-36}` came out as 0, one of :math:`5.45 \times 10^{-25}` 9e-5 relative off; issue 13,
+branch hostilenumpy10). It is computed as :math:`(1 + \varepsilon)\,u + |\varepsilon|\,
+g(u)`, both terms non-negative, with the gap :math:`g(u) = u - (1 - e^{-u}) = u +
+\operatorname{expm1}(-u) \ge 0` by its alternating Taylor series for :math:`u < 1`
+(:func:`near_gap`) and as written above (it keeps all but a bit or two of its digits
+there, :math:`g(u) \ge u/e`).
+
 This module is all a new loss needs: the batch machinery (``_batch.py``) and the
 labelled softmax (``_terms.labelled_softmax``) do validation, ignored rows, class
 weights, the reduction and the layout, and ``_batch.extends`` gives the prepare step the
@@ -25,7 +35,9 @@ row, runs the code below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from .._checks import check_scalar
@@ -58,6 +70,38 @@ def _poly(given: LabelBatch, /, *, epsilon: float = 1.0) -> _Poly:
     return _Poly(labelled_softmax(given), eps)
 
 
+_SERIES = tuple(1.0 / math.factorial(k) for k in range(19, 1, -1))
+"""The Taylor coefficients :math:`1/k!` of :func:`near_gap`, :math:`k = 19, ..., 2`."""
+
+
+def near_gap(u: Any) -> Any:
+    r""":math:`g(u) = u + \operatorname{expm1}(-u) = \sum_{k \ge 2} (-u)^k / k!` for
+    :math:`0 \le u \le 1` by Horner's rule, in the dtype of ``u``.
+
+    The series alternates with falling terms, so it keeps its digits where the formula
+    cancels; its terms past :math:`k = 19` are below :math:`10^{-17}` of :math:`g`.
+    Arithmetic only: ``u`` may be an array of any namespace or a Numba scalar
+    (``_small_label_numba.poly_loss64`` compiles this very function).
+    """
+    total = _SERIES[0]
+    for k in range(1, len(_SERIES)):
+        total = _SERIES[k] - u * total
+    return u * u * total
+
+
+def poly_terms(log_p_y: Array, epsilon: float, *, xp: ModuleType) -> Array:
+    r"""The poly-1 loss of each row before its weight: :math:`-\log p_y + \varepsilon
+    (1 - p_y)`, for :math:`\varepsilon < 0` as :math:`(1 + \varepsilon)\,u +
+    |\varepsilon|\,g(u)` (module docstring; ``_small_label_numba.poly_loss64`` is this,
+    row by row, with the same operations in the same order)."""
+    expm1 = xp.expm1(log_p_y)
+    if epsilon >= 0.0:
+        return -log_p_y - epsilon * expm1
+    u = -log_p_y
+    gap = xp.where(u < 1.0, near_gap(xp.minimum(u, 1.0)), u + expm1)
+    return gap if epsilon == -1.0 else (1.0 + epsilon) * u - epsilon * gap
+
+
 def _own(epsilon: float) -> tuple[float]:
     """The checked poly-1 option (for the small calls)."""
     return (check_scalar(epsilon, name="epsilon", low=-1.0),)
@@ -85,7 +129,10 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
         :math:`\varepsilon`, the perturbation of the first polynomial coefficient
         (default 1, the paper's choice for ImageNet); 0 gives
         :func:`softmax_cross_entropy`. At least -1, so the coefficient of
-        :math:`1 - p_y` stays non-negative and the loss with it.
+        :math:`1 - p_y` stays non-negative and the loss with it. Below 0 the two
+        terms are summed without their cancellation as :math:`p_y \to 1` (at
+        :math:`\varepsilon = -1` the loss is about :math:`(1 - p_y)^2/2`): every row
+        to an ulp or two of itself.
     axis, weight, ignore_index, reduction, validate
         As in :func:`softmax_cross_entropy`; the mean divides by the summed label
         weights.
@@ -122,9 +169,9 @@ def poly1_cross_entropy(poly: _Poly) -> Any:
     >>> bool(abs(crossent.poly1_cross_entropy(z, y, epsilon=0.0) - ce_mean) < 1e-15)
     True
     """
-    softmax, log_p_y = poly.softmax, poly.softmax.log_p_y
+    softmax = poly.softmax
     # -log p_y + eps (1 - p_y); a label of weight 0 is absent even where log p_y = -inf.
-    return softmax.reduce(-log_p_y - poly.epsilon * softmax.batch.xp.expm1(log_p_y))
+    return softmax.reduce(poly_terms(softmax.log_p_y, poly.epsilon, xp=softmax.batch.xp))
 
 
 @weight_scaled

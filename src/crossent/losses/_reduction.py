@@ -42,7 +42,10 @@ class LossParts(NamedTuple):
 
     ``total`` is the sum of the per-example losses (in the requested unit);
     ``normalizer`` the sum of the example weights (the count of non-ignored examples
-    without class weights). ``mean()`` gives what ``reduction='mean'`` would.
+    without class weights). ``mean()`` gives what ``reduction='mean'`` would, but
+    where the total itself passes the float range (row losses near ``1e308``; two
+    rows of ``1.7e308`` make the total ``inf``), ``mean()`` is ``inf`` and
+    ``'mean'`` the finite quotient (``1.7e308``), formed by scaling.
 
     Both are plain numbers of the loss's dtype, so a part past its range cannot be
     held: where weights of ordinary range make one overflow (class weights of

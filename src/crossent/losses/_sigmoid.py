@@ -336,7 +336,29 @@ def _log_one_minus_pt(b: _Binary) -> Array:
     low = xp.minimum(first, second)
     finite = high > -math.inf
     finite_high = where_zero(finite, high, xp=xp)
-    return xp.where(finite, finite_high + xp.log1p(xp.exp(low - finite_high)), high)
+    return xp.where(finite, finite_high + xp.log1p(_edge_ratio(b, low - finite_high)), high)
+
+
+def _edge_ratio(b: _Binary, gap: Array) -> Array:
+    r""":math:`e^{\text{gap}}`, the smaller term of :math:`1 - p_t` over the larger, with
+    the derivative in :math:`t` of the term that a target 0 or 1 removes.
+
+    At :math:`t = 1` the ratio :math:`(1-t)\sigma(x)/(t\sigma(-x))` is 0 and its
+    derivative in :math:`t` is :math:`-e^x`, which ``exp`` of the masked ``-inf`` gap
+    cannot carry (issue 13, hostile pass 10: autograd's gradient of the focal loss in
+    hard targets missed that term); there the ratio is formed as :math:`(1-t)e^x`, at
+    :math:`t = 0` as :math:`t e^{-x}`: the same value 0, the true first derivatives
+    (:math:`e^{\pm x}` capped below the dtype's overflow: a finite slope).
+    """
+    xp, t, x = b.xp, b.t, b.x
+    if type(t) is np.ndarray:
+        return xp.exp(gap)  # (NumPy: no autograd, and the values are the same)
+    # floor(log(max)) - 1 of the dtype, by comparison (Dynamo traces no finfo call)
+    cap = 708.0 if x.dtype == xp.float64 else 87.0 if x.dtype == xp.float32 else 10.0
+    caps = full_like(x, cap, xp=xp)  # (an array: a scalar in minimum breaks Dynamo)
+    one = (1 - t) * xp.exp(xp.minimum(x, caps))
+    zero = t * xp.exp(xp.minimum(-x, caps))
+    return xp.where(t == 1, one, xp.where(t == 0, zero, xp.exp(gap)))
 
 
 @dataclass

@@ -66,6 +66,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ._poly import near_gap
 from ._small_loops_numba import EXP as _EXP
 from ._small_loops_numba import EXPM1 as _EXPM1
 from ._small_loops_numba import LOG as _LOG
@@ -93,6 +94,9 @@ __all__ = [
     "rest_of_rows",
     "scaled_log1mexp64",
 ]
+
+_near_gap = numba.njit(cache=True)(near_gap)
+"""``_poly.near_gap`` compiled (the poly-1 loss's Taylor series, written once there)."""
 
 _LOG_HALF = -math.log(2.0)
 """Where ``_focal._log1mexp`` changes formula: :math:`a > -\\ln 2` is *near* 0."""
@@ -348,12 +352,19 @@ def poly_loss64(
     normalizer: float,
     out: np.ndarray,
 ) -> tuple[bool, float]:
-    r"""``poly1_cross_entropy``'s body and reduction: :math:`-\log p_y - \varepsilon\,
-    \operatorname{expm1}(\log p_y)` per row, times :math:`\omega` (0 where it is 0)."""
+    r"""``poly1_cross_entropy``'s body and reduction: ``_poly.poly_terms`` per row
+    (:math:`-\log p_y - \varepsilon\,\operatorname{expm1}(\log p_y)`, for
+    :math:`\varepsilon < 0` with the gap :math:`g(u)`), times :math:`\omega` (0 where it
+    is 0)."""
     n = log_p_y.shape[0]
     loss = np.empty_like(log_p_y)
     for i in range(n):
-        value = -log_p_y[i] - epsilon * expm1[i]
+        if epsilon >= 0.0:
+            value = -log_p_y[i] - epsilon * expm1[i]
+        else:
+            u = -log_p_y[i]
+            gap = _near_gap(u) if u < 1.0 else u + expm1[i]
+            value = gap if epsilon == -1.0 else (1.0 + epsilon) * u - epsilon * gap
         if weights.shape[0]:
             omega = weights[0, i]
             value = omega * value if omega != 0.0 else 0.0

@@ -361,9 +361,23 @@ def tempered_difference64(
 @numba.njit(cache=True, inline="always")  # (in its callers' loops)
 def tempered_difference_row(s: np.ndarray, t: np.ndarray, temperature: float, scale: float) -> None:
     r"""One row of :func:`tempered_difference64`: :math:`T\,(s - t)` (the product only
-    for :math:`T \ne 1`) times ``scale``, into ``s``."""
-    for c in range(s.shape[0]):
-        value = s[c] - t[c]
+    for :math:`T \ne 1`) times ``scale``, into ``s``; the entry of the first top class
+    :math:`r` of ``s`` minus the sum of the others' :math:`s_c - t_c` where :math:`s_r`
+    and :math:`t_r` are above ``_dominant_entry.DOMINANT``, as ``dominant_from_others``
+    (NumPy's order: the row with a 0 at :math:`r`, summed before :math:`T`)."""
+    classes = s.shape[0]
+    top = 0
+    for c in range(classes):
+        if s[c] > s[top]:
+            top = c
+    dominant = classes > 0 and s[top] > _DOMINANT and t[top] > _DOMINANT
+    for c in range(classes):
+        s[c] = s[c] - t[c]
+    if dominant:
+        s[top] = 0.0
+        s[top] = -row_sum(s)
+    for c in range(classes):
+        value = s[c]
         if temperature != 1.0:
             value = temperature * value
         s[c] = value * scale

@@ -53,8 +53,8 @@ import numpy as np
 
 from .._checks import Form, check_form, check_logits, check_out
 from .._sides import prepare
-from .._xp import float64_twin, row_sum, to_float32
-from ..errors import InputError
+from .._xp import float64_twin, namespace, row_sum, to_float32
+from ..errors import CrossentError, InputError
 from ._batch import Batch, batch_for, loss_options, prepare_labels, prepare_weight
 
 __all__ = [
@@ -132,20 +132,42 @@ class Widened:
         return self.out
 
 
-def _low_precision(args: tuple[Any, ...]) -> bool:
-    """Whether a call's positional arrays compute in float32: NumPy logits of float16 or
-    float32 (native or not), and every other positional argument a NumPy array that is
-    not of a wider float (integer labels, float16/float32 targets or teacher); anything
-    else (a list, another library, float64) keeps today's path."""
+def _low_precision(args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The call's positional arrays where they compute in float32, else None: NumPy
+    logits of float16 or float32 (native or not), and every other positional argument a
+    NumPy array that is not of a wider float (integer labels, float16/float32 targets
+    or teacher); anything else (another library, float64) keeps today's path.
+
+    Python lists, tuples and numbers and NumPy scalars after such logits are read first
+    as the call itself reads them (``crossent._xp.namespace``: ``numpy.asarray``), so
+    that labels given as ``[0, 2]`` are widened as ``np.array([0, 2])`` are (a hostile
+    pass, issue 13: they were not, and such calls computed in float32, up to 2e-6
+    relative off, 5e-3 for poly-1 at ``epsilon=-1``). One that NumPy cannot read is
+    left as given, for the call to name."""
     if not args or type(args[0]) is not np.ndarray or args[0].dtype.char not in _LOW:
-        return False
-    for other in args[1:]:
+        return None
+    read = (args[0], *(_as_numpy(other) for other in args[1:]))
+    for other in read[1:]:
         if type(other) is not np.ndarray:
-            return False
+            return None
         kind = other.dtype.kind
         if kind not in "iub" and not (kind == "f" and other.dtype.itemsize <= 4):
-            return False
-    return True
+            return None
+    return read
+
+
+def _as_numpy(arg: Any) -> Any:
+    """``arg`` as ``crossent._xp.namespace`` reads it beside NumPy logits where it is a
+    Python list, tuple or number or a NumPy scalar; anything else, or what cannot be
+    read so, as given."""
+    if isinstance(arg, np.generic):
+        return np.asarray(arg)
+    if not isinstance(arg, list | tuple | int | float):
+        return arg
+    try:
+        return namespace(arg, names=("",))[1][0]
+    except CrossentError:
+        return arg
 
 
 def _class_axis(logits: np.ndarray, kwargs: dict[str, Any]) -> int | None:
@@ -195,9 +217,8 @@ def _widened(args: tuple[Any, ...], kwargs: dict[str, Any], dtype: Any) -> Widen
 def upcast(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | None:
     """The call on float64, C-contiguous, classes-last logits, when they are NumPy
     float16/float32 (see the module docstring); None otherwise."""
-    if not _low_precision(args):
-        return None
-    return _widened(args, kwargs, np.float64)
+    read = _low_precision(args)
+    return None if read is None else _widened(read, kwargs, np.float64)
 
 
 _Widen = Callable[[tuple[Any, ...], dict[str, Any]], "Widened | _Blocks | None"]
@@ -218,8 +239,10 @@ def relayout(fused: Callable[[np.ndarray, Any, dict[str, Any]], bool], wide: _Wi
     """
 
     def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
-        if not _low_precision(args) or len(args) != 2 or "fused" in kwargs:
+        read = _low_precision(args)
+        if read is None or len(read) != 2 or "fused" in kwargs:
             return None  # (a call that does not fit: the public function names it)
+        args = read
         logits, other = args
         axis = kwargs.get("axis", -1)
         if not fused(logits, axis, kwargs):
@@ -462,8 +485,10 @@ def blocked(
     """
 
     def widen(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Widened | _Blocks | None:
-        if not _low_precision(args):
+        read = _low_precision(args)
+        if read is None:
             return None
+        args = read
         logits = args[0]
         axis = _class_axis(logits, kwargs)
         if len(args) != 2 or axis is None or logits.size * 8 <= BLOCK_BYTES:

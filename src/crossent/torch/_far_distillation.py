@@ -99,6 +99,7 @@ from ._arguments import (
     grad_recorded,
     under_torch_func,
 )
+from ._dominant_gradient import dominant_gradient
 
 __all__ = ["distillation_rows_checked", "distillation_rows_vmapped"]
 
@@ -124,6 +125,8 @@ def distillation_rows_checked(
     validation's reads break the graph)."""
     axis = 1 if student.ndim > 1 else 0
     options = {"teacher_form": teacher_form, "direction": direction}
+    # (autograd's top entry of a saturated row cancels: formed from the others)
+    student = dominant_gradient(student, teacher, temperature, axis, teacher_form, direction)
     if teacher_form != "logits" and _teacher_needs_gradient(teacher):
         return losses.distillation_loss(
             student, teacher, axis=axis, temperature=temperature, reduction=reduction, **options

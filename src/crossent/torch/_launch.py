@@ -502,8 +502,11 @@ def _target_rows_and_softmax(
     z, m = _capped_logits(z, opts, overwrite=overwrite)[:2]
     wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
-    # 0 * -inf = 0: a class of zero target weight is absent from the sum.
-    rows = -(wt * torch.where(wt != 0, log_p, 0.0)).sum(-1)
+    # 0 * -inf = 0: a class of zero target weight is absent from the sum. Only a -inf
+    # log p is masked, as the generic ``weighted_term``: a finite one is kept, so the
+    # gradient of a target or class weight of 0 is -log p, as F.cross_entropy's (the
+    # mask of every zero weight made it 0).
+    rows = -(wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)).sum(-1)
     if opts.z_loss:
         lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts.temperature)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
@@ -567,8 +570,10 @@ def _scaled_gap_sum(
     final scaling (the vocab-parallel loss adds the ranks' parts first)."""
     scale, frac = 2.0**-bits, math.frexp(temperature)[0]
     gaps = (c * scale - m * scale) / frac
-    # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: the gap masked first.
-    return (v * torch.where(v != 0, gaps, torch.zeros_like(gaps))).sum(-1, keepdim=True)
+    # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: that gap masked first
+    # (a finite gap is kept: a weight of 0 has its gradient, the gap).
+    kept = (v != 0) | (gaps > -torch.inf)
+    return (v * torch.where(kept, gaps, torch.zeros_like(gaps))).sum(-1, keepdim=True)
 
 
 def _weighted_gap_sum(

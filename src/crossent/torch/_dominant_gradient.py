@@ -1,0 +1,116 @@
+r"""The generic distillation path's dominant gradient entry, without its cancellation (issue 13).
+
+``crossent.torch.distillation_loss`` off its CPU op (a 1-D call, an accelerator's
+tensors, a teacher that requires a gradient, ...) gets the student's gradient from
+autograd through ``log_softmax``: :math:`g_c - s_c\sum_k g_k` over :math:`T`. At the
+student's top class :math:`r` of a saturated row that difference cancels, as the NumPy
+formulas' did (``losses._dominant_entry``): reverse, student logits ``[0, -34]``
+beside teacher probabilities ``[1e-70, 1]`` gave :math:`3.41\cdot 10^{-13}` for
+:math:`3.345\cdot 10^{-13}`; forward, logits ``[0, -20, ...]`` beside teacher logits
+``[0, -8, ...]`` up to 934 units of :math:`2^{-53}` off. The loss depends on the
+student's logits only through :math:`\operatorname{softmax}(z/T)`, so its gradient's
+entries sum to 0 in every row, and :func:`dominant_gradient` (an identity whose
+backward forms the entry at :math:`r` as :math:`-\sum_{c \ne r} g_c`) fixes that entry
+where ``_dominant_entry`` does: :math:`s_r > 1/2` (reverse), :math:`s_r` and
+:math:`t_r > 1/2` (forward). The other entries, and the other rows, keep autograd's
+bits; the backward's own operations are recorded (a second derivative passes through
+this linear map).
+
+Eager calls only: under ``torch.compile``, ``torch.func`` transforms and forward-mode AD
+the student goes on as it is (autograd's entry).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..losses._dominant_entry import DOMINANT
+from ._arguments import grad_recorded, has_tangent, under_torch_func
+
+__all__ = ["dominant_gradient"]
+
+
+def dominant_gradient(
+    student: Any,
+    teacher: Any,
+    temperature: float,
+    axis: int,
+    teacher_form: str,
+    direction: str,
+) -> Any:
+    """``student`` as it is, through :class:`_DominantEntry` where its gradient is
+    recorded in an eager call (module docstring)."""
+    if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
+        return student
+    if not (student.requires_grad and grad_recorded()) or student.ndim == 0:
+        return student
+    if torch.compiler.is_compiling() or under_torch_func() or has_tangent(student, teacher):
+        return student
+    if not student.dtype.is_floating_point or student.shape != teacher.shape:
+        return student  # (the generic path names the error)
+    if not isinstance(temperature, (int, float)) or not 0.0 < temperature < math.inf:
+        return student
+    options = (float(temperature), axis, teacher_form, direction)
+    return _DominantEntry.apply(student, teacher.detach(), *options)
+
+
+def _above_half(x: torch.Tensor, top: torch.Tensor, temperature: float, axis: int) -> torch.Tensor:
+    r"""Whether :math:`\operatorname{softmax}(x/T)` at ``top`` (keepdim) is above 1/2:
+    :math:`\sum_c e^{(x_c - x_r)/T} < 2`, in ``x``'s dtype (one exponential a logit; an
+    ``inf`` sum where another class is far above, a NaN row: False)."""
+    shifted = (x - torch.gather(x, axis, top)) / temperature
+    return torch.sum(torch.exp(shifted), axis, keepdim=True) < 1.0 / DOMINANT
+
+
+def _dominant_rows(
+    z: torch.Tensor, v: torch.Tensor, temperature: float, axis: int, form: str, direction: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The student's first top class (keepdim) and whether its row's entry is formed from
+    the others (:math:`s_r > 1/2`, and :math:`t_r > 1/2` forward; near 1/2 either
+    choice is the gradient to a few units of its dtype)."""
+    with torch.no_grad():
+        top = torch.argmax(z, axis, keepdim=True)
+        flags = _above_half(z, top, temperature, axis)
+        if direction == "forward":
+            if form == "logits" or temperature != 1.0:
+                scores = v.log() if form == "probs" else v
+                flags = flags & _above_half(scores, top, temperature, axis)
+            else:  # (T = 1, probabilities or log-probabilities as they are)
+                taken = torch.gather(v, axis, top)
+                flags = flags & ((taken if form == "probs" else taken.exp()) > DOMINANT)
+    return top, flags
+
+
+class _DominantEntry(torch.autograd.Function):
+    """The identity on the student's logits whose backward forms each dominant row's top
+    entry as minus the sum of the others (module docstring)."""
+
+    @staticmethod
+    def forward(
+        z: torch.Tensor,
+        v: torch.Tensor,
+        temperature: float,
+        axis: int,
+        teacher_form: str,
+        direction: str,
+    ) -> torch.Tensor:
+        return z.view_as(z)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        z, v, *options = inputs
+        ctx.save_for_backward(z, v)  # (the rows told in the backward: no cost without it)
+        ctx.options = options
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        z, v = ctx.saved_tensors
+        temperature, axis, teacher_form, direction = ctx.options
+        top, flags = _dominant_rows(z, v, temperature, axis, teacher_form, direction)
+        others = grad.scatter(axis, top, 0.0)
+        rest = -torch.sum(others, axis, keepdim=True)
+        entry = torch.where(flags, rest, torch.gather(grad, axis, top))
+        return grad.scatter(axis, top, entry), None, None, None, None, None
