@@ -17,10 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["add_options", "clock", "compare"]
+__all__ = ["add_options", "clock", "compare", "compare_if_asked", "time_cases"]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -76,3 +76,33 @@ def _src(tree: str) -> str:
     """``tree``'s ``src`` directory (``tree`` itself if it has none)."""
     path = Path(tree).resolve()
     return str(path / "src") if (path / "src" / "crossent").is_dir() else str(path)
+
+
+def compare_if_asked(args: argparse.Namespace, script: str) -> bool:
+    """:func:`compare` ``script`` with its own arguments less ``--against`` and the trees,
+    if ``args.against`` names trees (then True: the caller has nothing more to do)."""
+    if not args.against:
+        return False
+    argv = [a for a in sys.argv[1:] if a not in args.against and a != "--against"]
+    compare(script, argv, args.against, args.rounds)
+    return True
+
+
+def time_cases(cases: Mapping[str, Callable[[], object]], args: argparse.Namespace) -> None:
+    """Each case once (a warm-up: compiling, caches), then ``args.repeats`` timed runs
+    each, the cases alternating; prints the times as JSON (``--json``) or each case's best."""
+    now = clock(args)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for fn in cases.values():
+        fn()
+    for _ in range(args.repeats):
+        for name, fn in cases.items():
+            start = now()
+            fn()
+            times[name].append(now() - start)
+    if args.json:
+        print(json.dumps(times))
+        return
+    width = max(len(name) for name in cases)
+    for name, runs in times.items():
+        print(f"{name:{width}s}  best {min(runs) * 1e3:9.2f} ms")

@@ -23,12 +23,10 @@ at 50 000 classes.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 import numpy as np
 
-from _against import add_options, clock, compare
+from _against import add_options, compare_if_asked, time_cases
 
 
 def data(rows: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -48,9 +46,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     add_options(parser)
     args = parser.parse_args()
-    if args.against:
-        argv = [a for a in sys.argv[1:] if a not in args.against and a != "--against"]
-        compare(__file__, argv, args.against, args.rounds)
+    if compare_if_asked(args, __file__):
         return
 
     import crossent
@@ -75,20 +71,7 @@ def main() -> None:
         "class-wise update, batches of 1000": batches,
         "class-wise bins of one block": one_block,
     }
-    now = clock(args)
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for fn in cases.values():
-        fn()  # warm-up
-    for _ in range(args.repeats):
-        for name, fn in cases.items():
-            start = now()
-            fn()
-            times[name].append(now() - start)
-    if args.json:
-        print(json.dumps(times))
-        return
-    for name, runs in times.items():
-        print(f"{name}: best {min(runs) * 1e3:.1f} ms")
+    time_cases(cases, args)
 
 
 if __name__ == "__main__":

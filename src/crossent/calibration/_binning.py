@@ -457,7 +457,16 @@ def fine_cell(confidence: FloatArray, closed: Closed = "left") -> IntArray:
 
 
 def group_fine_cells(count: FloatArray, bins: int) -> IntArray:
-    """Group index of each fine cell so that the ``bins`` groups have near-equal mass."""
+    """Group index of each fine cell so that the ``bins`` groups have near-equal mass.
+
+    Groups left empty (several quantiles in one cell) are put after the group that
+    holds the cell, except at the top: the last fine cell, ``[E, 1]``, is always in the
+    last group, the one bin whose interval holds 1 whatever ``closed`` says (as in
+    :func:`assign_bins`), the empty groups below it.  Confidences of 1 filling the top
+    quantiles were counted in a group declared ``[0.99999989, 1)``, the last bins
+    ``[1, 1]`` empty (``closed="left"``), where :func:`calibration_error`'s equal-mass
+    bins count them in the last bin.
+    """
     cumulative = np.cumsum(count)
     total = cumulative[-1] if cumulative.size else 0.0
     targets = total * np.arange(1, bins) / bins
@@ -465,4 +474,8 @@ def group_fine_cells(count: FloatArray, bins: int) -> IntArray:
     lower = np.maximum(upper - 1, 0)
     pick_lower = np.abs(cumulative[lower] - targets) <= np.abs(cumulative[upper] - targets)
     last_cell_of_group = np.where(pick_lower & (upper > 0), lower, upper)
+    top = np.flatnonzero(last_cell_of_group >= count.size - 1)
+    if top.size:  # the groups ending at the last cell: empty, below the last group
+        first = top[0]
+        last_cell_of_group[first:] = last_cell_of_group[first - 1] if first else -1
     return np.searchsorted(last_cell_of_group, np.arange(count.size), side="left").astype(np.intp)

@@ -56,11 +56,19 @@ def check_fitted(calibrator: object, attribute: str) -> None:
         raise InputError(f"this {type(calibrator).__name__} is not fitted yet; call fit() first")
 
 
-def check_classes(predictions: Predictions, fitted: int) -> None:
+def check_classes(predictions: Predictions, fitted: int, values: Any = None) -> None:
     """Refuse predictions whose class count is not the one the calibrator was fitted on
-    (a learned per-class parameter, or Platt's two classes, would be misapplied)."""
+    (a learned per-class parameter, or Platt's two classes, would be misapplied, and a
+    temperature fitted on 3 classes turned one row of shape ``(3,)`` into three binary
+    rows); ``values``, the caller's, adds how a 1-D array was read."""
     if predictions.classes != fitted:
+        one_row = (
+            f" (a 1-D array is {predictions.n} binary predictions of class 1; one row of "
+            f"{fitted} classes is shape (1, {fitted}))"
+            if values is not None and np.ndim(values) == 1
+            else ""
+        )
         raise InputError(
-            f"`{predictions.name}` has {predictions.classes} classes; the calibrator was "
-            f"fitted on {fitted}"
+            f"`{predictions.name}` has {predictions.classes} classes{one_row}; the "
+            f"calibrator was fitted on {fitted}"
         )

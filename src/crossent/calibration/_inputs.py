@@ -269,7 +269,12 @@ def labels_array(
     hold (uint64) are range-checked here in any case: the cast would turn 2**63 and
     more into negative ids, which a later check would report by the wrong value.
     """
+    given = labels
     xp, (labels,) = namespace(to_numpy(labels, name="labels"), names=("labels",))
+    if isinstance(given, list | tuple) and labels.size == 0:
+        # an empty list: NumPy's float64 is its default for no values, not the caller's
+        # dtype (``update([], [])`` was refused as "dtype float64")
+        labels = np.zeros(labels.shape, dtype=np.intp)
     if labels.ndim != 1:
         one_hot = tuple(labels.shape) == (n, classes)
         raise InputError(

@@ -429,7 +429,7 @@ class VectorScaling:
         """
         check_fitted(self, "scale_")
         predictions = unlabelled(logits, form)
-        check_classes(predictions, self.scale_.size)
+        check_classes(predictions, self.scale_.size, logits)
         return as_output(
             _finite_log_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
         )
@@ -547,7 +547,7 @@ class PlattScaling:
         """
         check_fitted(self, "slope_")
         predictions = unlabelled(logits, form)
-        check_classes(predictions, 2)
+        check_classes(predictions, 2, logits)
         t = self.slope_ * self._log_odds(predictions) + self.intercept_
         return as_output(np.stack([np.zeros_like(t), t], axis=1), output)
 
@@ -614,7 +614,7 @@ class HistogramBinning:
         """
         check_fitted(self, "rates_")
         predictions = unlabelled(probs, form)
-        check_classes(predictions, self.rates_.shape[0])
+        check_classes(predictions, self.rates_.shape[0], probs)
         p = predictions.probs()
         mapped = np.stack(
             [self.rates_[k][assign_bins(p[:, k], self.edges_, "left")] for k in range(p.shape[1])],

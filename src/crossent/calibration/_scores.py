@@ -7,10 +7,10 @@ from typing import Any
 
 from .._checks import check_base
 from ..errors import InputError
-from ._inputs import as_predictions
+from ._inputs import Predictions, as_predictions
 from ._summaries import TotalsRequest, map_totals, summarize
 
-__all__ = ["accuracy", "brier_score", "negative_log_likelihood", "spherical_score"]
+__all__ = ["accuracy", "brier_score", "negative_log_likelihood", "score_means", "spherical_score"]
 
 
 def _check_reduction(reduction: str) -> None:
@@ -43,17 +43,32 @@ def _score(
     )
     if reduction == "none":
         return getattr(summarize(predictions, top=top), field)
+    return score_means(predictions, (field,), top=top)[field]
+
+
+def score_means(
+    predictions: Predictions, fields: tuple[str, ...], *, top: bool = False
+) -> dict[str, float]:
+    """The mean of each of ``fields`` (``"surprisal"``, ``"brier"``, ``"spherical"``,
+    ``"correct"``, the last with ``top``) over the rows of ``predictions``, in one pass:
+    the :func:`math.fsum` of each block's sum (:func:`map_totals`, the sums the
+    kernel forms in its pass, each sum the same bits whatever else is asked), divided
+    by the rows.  The one home of these means: the scoring functions and
+    :func:`crossent.report` (whose streamed sums, added block after block in another
+    order, were 1 ulp off :func:`brier_score` and :func:`spherical_score`)."""
     if predictions.n == 0:
         raise InputError("there are no examples to average (the input has 0 rows)")
-    index = _SUMMED[field]
     request = TotalsRequest(
         top=top,
-        surprisal=field == "surprisal",
-        brier=field == "brier",
-        spherical=field == "spherical",
+        surprisal="surprisal" in fields,
+        brier="brier" in fields,
+        spherical="spherical" in fields,
     )
-    sums = (float(part.sums[index]) for _, part in map_totals(predictions, request))
-    return math.fsum(sums) / predictions.n
+    sums = [part.sums for _, part in map_totals(predictions, request)]
+    return {
+        field: math.fsum(float(part[_SUMMED[field]]) for part in sums) / predictions.n
+        for field in fields
+    }
 
 
 def negative_log_likelihood(

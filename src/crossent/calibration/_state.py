@@ -64,10 +64,11 @@ __all__ = [
     "adding_batch",
     "class_bins_part",
     "class_bins_uniform",
+    "perplexity_of",
 ]
 
 
-def _exp(x: float) -> float:
+def perplexity_of(x: float) -> float:
     """:math:`e^x` as a float: ``inf`` only where it overflows float64 (from
     :math:`x > 709.78`), NaN for NaN.  The state's perplexity was ``inf`` for every mean
     NLL above 709 (:math:`e^{709.5}` is 1.35e308) and for a NaN NLL (unchecked NaN
@@ -130,6 +131,10 @@ class EvaluationState:
     binning : {"uniform", "quantile"}, default "uniform"
         Equal-width bins (kept exactly), or equal-mass bins from a fine logit-spaced grid
         (see :mod:`crossent.calibration._binning`; masses equal to within one fine cell).
+        Quantiles that fall in one cell leave bins empty, ``[e, e)``, after the bin
+        that holds the cell; at the top they go below the last bin, which holds the
+        top cell ``[0.99999989, 1]`` (confidences of 1), as :func:`calibration_error`'s
+        last bin holds them.
     closed : {"left", "right"}, default "left"
         Bin membership at the edges (see :func:`calibration_error`); for equal-mass
         bins, at the fine cells' edges that the bins' edges are.
@@ -245,6 +250,8 @@ class EvaluationState:
         was.
         ``validate=False`` skips the values' check (as :func:`calibration_error`), never
         the labels' range (a label outside ``[0, classes)`` is an index out of bounds).
+        An empty batch adds nothing: ``(0, classes)`` predictions, or empty lists
+        (``update([], [])``, whose labels NumPy would make float64).
         """
         start = (
             self._next_row
@@ -254,6 +261,11 @@ class EvaluationState:
         predictions = as_predictions(
             probs, labels, form=form, validate=validate, first_row=start, defer=True
         )
+        if predictions.n == 0 and np.ndim(probs) == 1:
+            # no rows: an empty list (``update([], [])``) is read as a 1-D array, two
+            # binary classes, whatever the state counts; nothing to add
+            self._next_row = start
+            return self
         if predictions.classes != self.classes:
             raise InputError(
                 f"`{predictions.name}` has {predictions.classes} classes; this state counts "
@@ -544,7 +556,7 @@ class EvaluationState:
             accuracy=float(correct),
             nll=float(surprisal),
             nll_bits=float(surprisal / math.log(2)),
-            perplexity=_exp(float(surprisal)),
+            perplexity=perplexity_of(float(surprisal)),
             brier=float(brier),
             spherical=float(spherical),
             mean_entropy=float(entropy) if self.entropy else None,

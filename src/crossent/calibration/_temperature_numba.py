@@ -11,9 +11,18 @@ r"""The Numba kernel of temperature scaling's NLL moments (imported on first use
     S = \sum_k e^{\beta s_k}, \qquad E = \frac1S \sum_k e^{\beta s_k} s_k, \qquad
     V = \frac1S \sum_k e^{\beta s_k} (s_k - E)^2, \qquad s_y,
 
-the same four numbers, by the same formulas, as the NumPy twin
-(``_temperature._numpy_moments``): a weight of 0 contributes 0 to both sums even where
-:math:`s_k = -\infty` (no :math:`0 \cdot \infty`).  A row is read from memory once:
+and gives :math:`S - 1`, :math:`E`, :math:`V`, :math:`s_y`: the same four numbers, by
+the same formulas, as the NumPy twin (``_temperature._numpy_rows``).  A weight of 0
+contributes 0 to both sums even where :math:`s_k = -\infty` (no :math:`0 \cdot
+\infty`).  :math:`S = c + R`, :math:`c` the count of the maximum's entries (weight 1,
+exact) and :math:`R` the sum of the others' weights; the kernel gives
+:math:`S - 1 = (c - 1) + R` (one rounding) and the caller
+:math:`\log S = \operatorname{log1p}(S - 1)` (NumPy's, over a block): a row whose
+label is its maximum has NLL :math:`\log S`, which ``log`` of the rounded
+:math:`S = 1 + R` lost below
+:math:`R \approx 10^{-16}` (0 for logits ``[5, 0]`` at :math:`T = 0.05`, whose NLL is
+:math:`e^{-100} = 3.7 \cdot 10^{-44}`), and rounded to 1 ulp of 1 above it (3.4e-8
+relative at an NLL of 4.1e-10).  A row is read from memory once:
 its maximum (one sweep, which brings the row into the cache), the weights (kept in a
 float64 buffer of one row) with :math:`S` and the sum for :math:`E`, then the sum for
 :math:`V` from the buffer and the row, both still in the L2 cache (200 KB of float32
@@ -132,14 +141,17 @@ def lanes_total(lanes):
 
 @numba.njit(fastmath=_FLAGS, inline="always", error_model="numpy")
 def weigh(row, weights, m, beta, total, first, subnormal):
-    # the weights e^(beta s) kept, their sum and that of e^(beta s) s (0 where the
-    # weight is 0) added onto the lanes: lane j takes entries j, j + L, ... in order.
+    # the weights e^(beta s) kept; onto the lanes (lane j takes entries j, j + L, ...
+    # in order) the sum of the weights below the maximum's (s != 0: a NaN s too) and
+    # the sum of e^(beta s) s (0 where the weight is 0); returns the count of the
+    # maximum's entries (s = 0, weight exactly 1: an integer sum, which vectorises).
     # Without ``subnormal`` (every beta s >= -708 or NaN) no weight is 0: no mask
     k, width = row.shape[0], total.shape[0]
     body = k - k % width
     for j in range(width):
         total[j] = 0.0
         first[j] = 0.0
+    ties = 0
     for base in range(0, body, width):
         stretch = row[base : base + width]  # (slices indexed from 0: see entries_suspect)
         kept = weights[base : base + width]
@@ -147,15 +159,20 @@ def weigh(row, weights, m, beta, total, first, subnormal):
             s = np.float64(stretch[j]) - m
             w = exp_nonpositive_fdlibm(beta * s, subnormal)
             kept[j] = w
-            total[j] += w
+            top = s == 0.0
+            total[j] += 0.0 if top else w
+            ties += 1 if top else 0
             first[j] += w * s if not subnormal or w > 0.0 else 0.0
     tail, kept = row[body:k], weights[body:k]
     for j in range(k - body):
         s = np.float64(tail[j]) - m
         w = exp_nonpositive_fdlibm(beta * s, subnormal)
         kept[j] = w
-        total[j] += w
+        top = s == 0.0
+        total[j] += 0.0 if top else w
+        ties += 1 if top else 0
         first[j] += w * s if not subnormal or w > 0.0 else 0.0
+    return ties
 
 
 @numba.njit(fastmath=_FLAGS, inline="always", error_model="numpy")
@@ -183,7 +200,7 @@ def spread(row, weights, m, mean, second, masked):
 @numba.njit(fastmath=_FLAGS, nogil=True, cache=True, error_model="numpy")
 def row_moments(values, rows, labels, beta, lanes, weights, out):
     # For each i: the row values[rows[i]] with label labels[i] at inverse temperature
-    # beta: out[0, i] = S, out[1, i] = E, out[2, i] = V, out[3, i] = s_y (the module
+    # beta: out[0, i] = S - 1, out[1, i] = E, out[2, i] = V, out[3, i] = s_y (the module
     # docstring).  lanes: (5, L) float64 scratch, L a power of two; weights: float64
     # scratch of values.shape[1] entries.
     prefer_wide_vectors()
@@ -217,17 +234,18 @@ def row_moments(values, rows, labels, beta, lanes, weights, out):
         # scaling (the same bits)
         normal = beta * (low - m) >= -708.0
         if normal:
-            weigh(row, weights, m, beta, total, first, False)
+            ties = weigh(row, weights, m, beta, total, first, False)
         else:
-            weigh(row, weights, m, beta, total, first, True)
-        partition = lanes_total(total)
+            ties = weigh(row, weights, m, beta, total, first, True)
+        rest = lanes_total(total)
+        partition = np.float64(ties) + rest
         mean = lanes_total(first) / partition
         # the sum of e^(beta s) (s - E)^2 from the kept weights
         if normal:
             spread(row, weights, m, mean, second, False)
         else:
             spread(row, weights, m, mean, second, True)
-        out[0, i] = partition
+        out[0, i] = np.float64(ties - 1) + rest  # S - 1: exact ties - 1, one rounding
         out[1, i] = mean
         out[2, i] = lanes_total(second) / partition
         out[3, i] = np.float64(row[labels[i]]) - m
