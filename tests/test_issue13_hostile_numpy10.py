@@ -78,6 +78,17 @@ def test_fortran_float32_logits_with_listed_labels_as_with_an_array() -> None:
     np.testing.assert_array_equal(listed, as_array)
 
 
+def test_float32_logits_past_a_block_with_listed_labels_as_with_an_array() -> None:
+    # 64000 logits: 8 bytes each past _widen.BLOCK_BYTES, widened block by block (the
+    # listed labels read as an array first, as for the calls above)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(1000, 64)).astype(_F32)
+    labels = rng.integers(0, 64, 1000)
+    listed = crossent.poly1_cross_entropy(logits, labels.tolist(), reduction="none")
+    as_array = crossent.poly1_cross_entropy(logits, labels, reduction="none")
+    np.testing.assert_array_equal(listed, as_array)
+
+
 def _exact_poly(row: np.ndarray, label: int, epsilon: float) -> float:
     """The poly-1 loss of one row by mpmath at 60 digits."""
     with mpmath.workdps(60):
@@ -87,12 +98,21 @@ def _exact_poly(row: np.ndarray, label: int, epsilon: float) -> float:
 
 
 _NEAR_ONE = np.array(
-    [[40.0, 0.0, -1.0], [30.0, 0.0, 0.5], [10.0, 0.0, -3.0], [1.0, 0.0, 0.0], [0.2, 0.0, 0.1]]
+    [
+        [40.0, 0.0, -1.0],
+        [30.0, 0.0, 0.5],
+        [10.0, 0.0, -3.0],
+        [1.0, 0.0, 0.0],
+        [0.0, -0.23, -0.23],
+        [0.2, 0.0, 0.1],
+        [0.0, 4.0, 4.0],
+    ]
 )
-"""Rows whose label 0 has ``u = -log p_y`` from 4e-18 to 1.2 (the series, then the formula)."""
+"""Rows whose label 0 has ``u = -log p_y`` from 4e-18 to 0.95 (the series: all its terms
+count near 1), then 1.2 and 4.7 (the formula)."""
 
 
-@pytest.mark.parametrize("epsilon", [-1.0, -0.75])
+@pytest.mark.parametrize("epsilon", [-1.0, -0.75, 0.0])
 @pytest.mark.parametrize("label_dtype", [np.int64, np.int32], ids=["small", "full"])
 def test_poly1_negative_epsilon_without_cancellation(epsilon: float, label_dtype: type) -> None:
     labels = np.zeros(len(_NEAR_ONE), label_dtype)
@@ -100,3 +120,7 @@ def test_poly1_negative_epsilon_without_cancellation(epsilon: float, label_dtype
     exact = np.array([_exact_poly(row, 0, epsilon) for row in _NEAR_ONE])
     # main: 0 for 9.0e-36 at epsilon=-1 (relative error 1), 9e-5 relative at 5.45e-25
     np.testing.assert_allclose(got, exact, rtol=4e-16, atol=0)
+    # p_y = 0, u = +inf: a loss of +inf, not 0 * inf (NaN); such a row is its own call, as
+    # the other rows take the compiled small path, which does not take non-finite logits
+    lost = np.array([[-np.inf, 0.0, 0.0]])
+    assert crossent.poly1_cross_entropy(lost, labels[:1], epsilon=epsilon).item() == np.inf

@@ -20,6 +20,8 @@ def test_fine_cells_hold_their_edges_as_declared(closed: str) -> None:
     c = np.concatenate([*near, np.random.default_rng(0).random(2000), [-0.5, 1.5, np.nan]])
     expected = _binning.assign_bins(c, edges, closed)  # type: ignore[arg-type]
     np.testing.assert_array_equal(_binning.fine_cell(c, closed), expected)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="read-only"):  # computed once: no caller may edit them
+        edges[1] = 0.5
 
 
 def test_streaming_equal_mass_bin_holds_the_rows_on_its_edge() -> None:
@@ -81,3 +83,9 @@ def test_intervals_in_a_base_give_the_functions_values(base: float) -> None:
     in_nats = crossent.bootstrap_interval("nll", logits, labels, form="logits", resamples=20)
     assert interval.low == pytest.approx(in_nats.low / np.log(base), rel=1e-15)
     assert interval.high == pytest.approx(in_nats.high / np.log(base), rel=1e-15)
+    nats = crossent.compare_log_loss(
+        logits, logits / 2, labels, form_a="logits", form_b="logits", resamples=20
+    )
+    assert compared.difference == pytest.approx(nats.difference / np.log(base), rel=1e-15)
+    assert compared.low == pytest.approx(nats.low / np.log(base), rel=1e-15)
+    assert compared.high == pytest.approx(nats.high / np.log(base), rel=1e-15)

@@ -115,6 +115,13 @@ def test_float16_columns_read_as_the_npz_reads_them(
     got = _report([str(table)], capsys)
     for key in ("nll_nats", "brier", "accuracy", "mean_entropy_nats"):
         assert got[key] == expected[key], key
+    # float16 beside float32: float32, as that .npz (not float16, which rounds 0.75002)
+    wide = (1.0 - half[:, 0].astype(np.float64) + 2e-5).astype(np.float32)
+    np.savez(npz, probs=np.stack([half[:, 0].astype(np.float32), wide], axis=1), labels=_LABELS)
+    columns = {"label": pa.array(_LABELS), "a": pa.array(half[:, 0]), "b": pa.array(wide)}
+    table = _table(tmp_path / f"mixed{suffix}", columns)
+    expected, got = _report([str(npz)], capsys), _report([str(table)], capsys)
+    assert (got["nll_nats"], got["brier"]) == (expected["nll_nats"], expected["brier"])
 
 
 def test_string_view_labels_name_the_classes(
@@ -152,6 +159,41 @@ def test_string_view_labels_name_the_classes(
     assert "which names none (class columns: '0', '1')" in err
 
 
+def test_label_past_int64_in_a_later_batch_is_named_with_its_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from crossent.cli import _tables
+
+    monkeypatch.setattr(_tables, "_CSV_BLOCK_BYTES", 1 << 10)  # several batches
+    labels = ["0"] * 300
+    labels[250] = "9223372036854775808"
+    source = tmp_path / "preds.csv"
+    source.write_text("label,a,b\n" + "".join(f"{y},0.9,0.1\n" for y in labels))
+    code, out, err = _run(["report", str(source), "--json", *_FAST], capsys)
+    assert (code, out) == (2, "")
+    assert "it holds 9223372036854775808 in row 250, an integer past int64's range" in err
+
+
+def test_binary_view_labels_as_binary_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``binary_view`` (Polars' bytes) is read as ``binary``: the same refusal, naming the
+    type a label column of bytes is read as."""
+    pa = pytest.importorskip("pyarrow")
+    if not hasattr(pa, "binary_view"):
+        pytest.skip("pyarrow < 16 has no binary_view")
+    errors = []
+    for kind in (pa.binary(), pa.binary_view()):
+        labels = pa.array([b"a", b"b", b"a", b"a"], kind)
+        columns = {"label": labels, "a": pa.array(_PROBS[:, 0]), "b": pa.array(_PROBS[:, 1])}
+        source = _table(tmp_path / "preds.arrow", columns)
+        code, out, err = _run(["report", str(source), *_FAST], capsys)
+        assert (code, out) == (2, "")
+        errors.append(err)
+    assert errors[1] == errors[0]
+    assert errors[0].endswith("it holds binary\n")
+
+
 # --- explain --hinge -----------------------------------------------------------------------
 
 
@@ -184,11 +226,20 @@ def test_markdown_names_are_text_not_markup(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = tmp_path / "preds.csv"
-    source.write_text("label,<!--,[x](https://e.test),*b*\n0,0.7,0.2,0.1\n1,0.2,0.7,0.1\n")
+    header = "label,<!--,[x](https://e.test),*b*,`c`,_d_,~~e~~"
+    source.write_text(f"{header}\n0,0.5,0.2,0.1,0.1,0.05,0.05\n1,0.2,0.5,0.1,0.1,0.05,0.05\n")
     code, out, err = _run(["report", str(source), "--markdown", *_FAST], capsys)
     assert (code, err) == (0, "")
-    assert not re.search(r"(?<!\\)(<!--|\[x\]\(|\*b\*)", out), out
-    assert "('\\<!--', '\\[x\\](https://e.test)', '\\*b\\*')" in out
+    assert not re.search(r"(?<!\\)(<!--|\[x\]\(|\*b\*|`c`|_d_|~~e)", out), out
+    names = r"'\<!--', '\[x\](https://e.test)', '\*b\*', '\`c\`', '\_d\_', '\~\~e\~\~'"
+    assert f"({names})" in out
+    # a backslash before punctuation is escaped (it would escape the '!'); before a
+    # letter it is itself, as written (Markdown reads it so)
+    slashed = tmp_path / "slashed.csv"
+    slashed.write_text("label,f\\!,g\\h\n0,0.6,0.4\n1,0.3,0.7\n")
+    code, out, err = _run(["report", str(slashed), "--markdown", *_FAST], capsys)
+    assert (code, err) == (0, "")
+    assert r"2 class columns ('f\\!', 'g\h')." in out
     other = tmp_path / "b|<!--.csv"
     other.write_bytes(source.read_bytes())
     code, out, err = _run(["report", str(source), str(other), "--markdown", *_FAST], capsys)
@@ -201,7 +252,7 @@ def test_markdown_names_are_text_not_markup(
 # --- a file name that is not UTF-8 -------------------------------------------------------------
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".arrow"])
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".arrow", "-legacy.arrow"])
 def test_a_table_named_in_another_encoding_is_read(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
 ) -> None:
@@ -216,11 +267,13 @@ def test_a_table_named_in_another_encoding_is_read(
             f"{y},{p[0]},{p[1]}\n" for y, p in zip(_LABELS.tolist(), _PROBS.tolist(), strict=True)
         )
         plain.write_text("label,a,b\n" + rows)
-    elif suffix == ".arrow":  # an IPC stream: read after the file format is refused
+    elif suffix.endswith(".arrow"):  # an IPC stream: read after the file format is refused
         import pyarrow.ipc as ipc
 
         table = pa.table(columns)
-        with ipc.new_stream(str(plain), table.schema) as writer:
+        # a legacy stream (no continuation marker) is read from its first byte only
+        options = ipc.IpcWriteOptions(use_legacy_format=suffix.startswith("-legacy"))
+        with ipc.new_stream(str(plain), table.schema, options=options) as writer:
             writer.write_table(table)
     else:
         _table(plain, columns)
@@ -274,14 +327,21 @@ def test_nested_tensor_is_named_not_its_dtype(
 
 
 @pytest.mark.parametrize(
-    ("cell", "row"), [("99999999999999999999999", 0), ("-99999999999999999999999", 1)]
+    ("cells", "row"),
+    [
+        (["99999999999999999999999", "0"], 0),
+        (["0", "-99999999999999999999999"], 1),
+        (["9223372036854775808", "0"], 0),  # 2**63, the first past int64
+        (["-9223372036854775808", "9223372036854775808"], 1),  # -2**63 is an int64
+    ],
+    ids=["1e23", "-1e23", "2^63", "-2^63-and-2^63"],
 )
 def test_label_past_int64_is_named_as_written(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, row: int
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cells: list[str], row: int
 ) -> None:
     """It was "it holds floating-point numbers (row 0 is read as 1e+23); write the class
     ids as integers (1, not 1.0)", of a cell written as an integer."""
-    cells = [cell, "0"] if row == 0 else ["0", cell]
+    cell = cells[row]
     source = tmp_path / "preds.csv"
     source.write_text(f"label,a,b\n{cells[0]},0.9,0.1\n{cells[1]},0.2,0.8\n")
     code, out, err = _run(["report", str(source), "--json", *_FAST], capsys)

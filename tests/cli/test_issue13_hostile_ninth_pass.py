@@ -88,11 +88,21 @@ def _pt(path: Path, probs: np.ndarray) -> Path:
     return path
 
 
+def _legacy_pt(path: Path, probs: np.ndarray) -> Path:
+    """A ``.pt`` in the legacy (not zip) format, which ``torch.load(mmap=True)`` refuses:
+    read into memory at any size."""
+    torch = pytest.importorskip("torch")
+    tensors = {"probs": torch.from_numpy(probs), "labels": torch.from_numpy(_labels())}
+    torch.save(tensors, path, _use_new_zipfile_serialization=False)
+    return path
+
+
 _WRITERS: dict[str, Callable[[Path, np.ndarray], Path]] = {
     ".npy": _npy,
     ".npz": _npz,
     ".safetensors": _safetensors,
     ".pt": _pt,
+    "-legacy.pt": _legacy_pt,
 }
 
 
@@ -122,7 +132,7 @@ def test_predictions_are_not_a_map_of_the_users_file(
         with open(path, "r+b") as file:
             file.write(rewritten)
         np.testing.assert_array_equal(np.asarray(dataset.values), first)
-        if suffix != ".pt":  # read-only, as the map was (torch's tensor is its own)
+        if not suffix.endswith(".pt"):  # read-only, as the map was (torch's tensor is its own)
             assert not np.asarray(dataset.values).flags.writeable
         np.testing.assert_array_equal(dataset.labels, _labels())
     finally:
