@@ -48,7 +48,7 @@ from ._terms import LabelledSoftmax, labelled_softmax
 from ._weight_scale import weight_scaled
 from ._widen import blocked
 
-__all__ = ["poly1_cross_entropy", "poly1_cross_entropy_grad"]
+__all__ = ["near_gap", "poly1_cross_entropy", "poly1_cross_entropy_grad", "poly_terms"]
 
 
 @dataclass

@@ -16,8 +16,9 @@ where ``_dominant_entry`` does: :math:`s_r > 1/2` (reverse), :math:`s_r` and
 bits; the backward's own operations are recorded (a second derivative passes through
 this linear map).
 
-Eager calls only: under ``torch.compile``, ``torch.func`` transforms and forward-mode AD
-the student goes on as it is (autograd's entry).
+Float32 and float64 students only (a half-precision gradient is rounded before this
+backward sees it). Eager calls only: under ``torch.compile``, ``torch.func`` transforms
+and forward-mode AD the student goes on as it is (autograd's entry).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 
 import torch
 
-from ..losses._dominant_entry import DOMINANT
+from ..losses import _dominant_entry
 from ._arguments import grad_recorded, has_tangent, under_torch_func
 
 __all__ = ["dominant_gradient"]
@@ -51,6 +52,11 @@ def dominant_gradient(
         return student
     if not student.dtype.is_floating_point or student.shape != teacher.shape:
         return student  # (the generic path names the error)
+    if student.dtype.itemsize < 4:
+        # a float16/bfloat16 student's gradient reaches this backward rounded to its dtype
+        # (the loss computes in float32): the others' rounding, summed, would be several
+        # of its units where autograd's entry, rounded once, is within one
+        return student
     if not isinstance(temperature, (int, float)) or not 0.0 < temperature < math.inf:
         return student
     options = (float(temperature), axis, teacher_form, direction)
@@ -62,7 +68,7 @@ def _above_half(x: torch.Tensor, top: torch.Tensor, temperature: float, axis: in
     :math:`\sum_c e^{(x_c - x_r)/T} < 2`, in ``x``'s dtype (one exponential a logit; an
     ``inf`` sum where another class is far above, a NaN row: False)."""
     shifted = (x - torch.gather(x, axis, top)) / temperature
-    return torch.sum(torch.exp(shifted), axis, keepdim=True) < 1.0 / DOMINANT
+    return torch.sum(torch.exp(shifted), axis, keepdim=True) < 1.0 / _dominant_entry.DOMINANT
 
 
 def _dominant_rows(
@@ -80,7 +86,8 @@ def _dominant_rows(
                 flags = flags & _above_half(scores, top, temperature, axis)
             else:  # (T = 1, probabilities or log-probabilities as they are)
                 taken = torch.gather(v, axis, top)
-                flags = flags & ((taken if form == "probs" else taken.exp()) > DOMINANT)
+                mass = taken if form == "probs" else taken.exp()
+                flags = flags & (mass > _dominant_entry.DOMINANT)
     return top, flags
 
 
@@ -111,6 +118,9 @@ class _DominantEntry(torch.autograd.Function):
         temperature, axis, teacher_form, direction = ctx.options
         top, flags = _dominant_rows(z, v, temperature, axis, teacher_form, direction)
         others = grad.scatter(axis, top, 0.0)
-        rest = -torch.sum(others, axis, keepdim=True)
+        # summed in float64 (float32 on MPS, which has no float64) and rounded once: a
+        # half-precision or float32 sum of the others cancels as the entry itself did
+        wide = torch.float32 if grad.device.type == "mps" else torch.float64
+        rest = (-torch.sum(others, axis, keepdim=True, dtype=wide)).to(grad.dtype)
         entry = torch.where(flags, rest, torch.gather(grad, axis, top))
         return grad.scatter(axis, top, entry), None, None, None, None, None
