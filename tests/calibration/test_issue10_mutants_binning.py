@@ -203,7 +203,9 @@ def test_issue10_kills_fine_cell_membership() -> None:
 
 def _group_masses(count: np.ndarray, bins: int) -> np.ndarray:
     """Masses of ``bins`` groups whose boundaries are the cumulative counts nearest
-    ``k * total / bins`` (searched over every cell; a tie goes to the smaller sum)."""
+    ``k * total / bins`` (searched over every cell; a tie goes to the smaller sum).
+    Groups that would end at a last cell holding mass are left empty below the last
+    group, which holds that cell (issue 13, evalleft: the bin whose interval holds 1)."""
     cumulative = np.cumsum(count)
     total = float(cumulative[-1])
     bounds = []
@@ -211,7 +213,10 @@ def _group_masses(count: np.ndarray, bins: int) -> np.ndarray:
         target = total * k / bins
         best = min(cumulative, key=lambda s: (abs(float(s) - target), float(s)))
         bounds.append(float(best))
-    return np.diff(np.concatenate([[0.0], bounds, [total]]))
+    masses = np.diff(np.concatenate([[0.0], bounds, [total]]))
+    tops = sum(bound == total for bound in bounds) if count[-1] > 0 else 0
+    below = bins - 1 - tops
+    return np.concatenate([masses[:below], np.zeros(tops), [masses[below:].sum()]])
 
 
 COUNTS = [
