@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["add_options", "clock", "compare", "compare_if_asked", "time_cases"]
+__all__ = ["add_options", "clock", "compare", "compare_if_asked", "interleaved_times", "time_cases"]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +88,11 @@ def compare_if_asked(args: argparse.Namespace, script: str) -> bool:
     return True
 
 
-def time_cases(cases: Mapping[str, Callable[[], object]], args: argparse.Namespace) -> None:
+def interleaved_times(
+    cases: Mapping[str, Callable[[], object]], args: argparse.Namespace
+) -> dict[str, list[float]]:
     """Each case once (a warm-up: compiling, caches), then ``args.repeats`` timed runs
-    each, the cases alternating; prints the times as JSON (``--json``) or each case's best."""
+    each, the cases alternating (``args``' clock): the seconds of each run, by case."""
     now = clock(args)
     times: dict[str, list[float]] = {name: [] for name in cases}
     for fn in cases.values():
@@ -100,6 +102,13 @@ def time_cases(cases: Mapping[str, Callable[[], object]], args: argparse.Namespa
             start = now()
             fn()
             times[name].append(now() - start)
+    return times
+
+
+def time_cases(cases: Mapping[str, Callable[[], object]], args: argparse.Namespace) -> None:
+    """Each case once (a warm-up: compiling, caches), then ``args.repeats`` timed runs
+    each, the cases alternating; prints the times as JSON (``--json``) or each case's best."""
+    times = interleaved_times(cases, args)
     if args.json:
         print(json.dumps(times))
         return

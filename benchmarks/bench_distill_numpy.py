@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 import crossent
-from _against import add_options, clock, compare
+from _against import add_options, compare, interleaved_times
 
 KINDS = ("numpy loss", "numpy grad", "torch fwd+bwd")
 
@@ -147,20 +147,12 @@ def main(argv: list[str]) -> None:
         own += ["--masked", str(args.masked)]
         compare(__file__, own, args.against, args.rounds)
         return
-    timer = clock(args)
     calls: dict[str, Callable[[], object]] = {}
     for shape in parse_shapes(args.shapes):
         z, v = inputs(shape, args.dtype, args.masked)
         for kind in kinds:
             calls[f"{shape[0]}x{shape[1]} {kind}"] = case(kind, z, v, args.temperature)
-    for call in calls.values():  # (compilation, first-call caches)
-        call()
-    report: dict[str, list[float]] = {name: [] for name in calls}
-    for _ in range(args.repeats):
-        for name, call in calls.items():
-            start = timer()
-            call()
-            report[name].append(timer() - start)
+    report = interleaved_times(calls, args)
     if args.json:
         print(json.dumps(report))
         return
