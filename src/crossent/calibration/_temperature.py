@@ -352,6 +352,7 @@ def _fit_beta(
     beta = 1.0
     nll, slope, curvature = _moments(predictions, beta, memo)
     nll_at_one, iterations = nll, 1
+    step = 0.0  # the last move of beta
     for _ in range(200):
         if slope > 0:
             hi, known["hi"] = beta, True
@@ -360,8 +361,17 @@ def _fit_beta(
         newton = beta - slope / curvature if curvature > 0 else math.nan
         if slope == 0 or abs(newton - beta) <= xtol * beta:
             break  # the next step would not move beta: the current point is the optimum
-        if not lo < newton < hi:
-            side = "lo" if slope > 0 else "hi"
+        side = "lo" if slope > 0 else "hi"
+        # Newton creeping towards a bound whose side is not known: a step in the last
+        # one's direction and nearly as long (rows of large margins, f' ~ -a e^(-m beta),
+        # give steps of a constant 1/m: 0.02 for m = 50 crept 200 steps to T = 0.2, short
+        # of the optimum at the bound 0.05); the bound is evaluated as below
+        creeping = (
+            not known[side]
+            and (newton - beta) * step > 0
+            and abs(newton - beta) >= 0.9 * abs(step)
+        )
+        if creeping or not lo < newton < hi:
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
@@ -370,7 +380,7 @@ def _fit_beta(
                 if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
                     return _FitResult(edge, *edge_values[:2], iterations, True, nll_at_one)
             newton = math.sqrt(lo * hi)
-        beta = newton
+        beta, step = newton, newton - beta
         nll, slope, curvature = _moments(predictions, beta, memo)
         iterations += 1
     else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
