@@ -11,8 +11,9 @@ is convex (a log-sum-exp of linear functions), with
 :math:`f'(\beta) = \frac1n\sum_i (\mathbb{E}_{\mathrm{softmax}(\beta z_i)}[z_i] - z_{iy_i})`
 non-decreasing.  The fit finds the root of :math:`f'` inside the bracket
 :math:`[1/T_{\max}, 1/T_{\min}]` by a safeguarded Newton method (Newton steps while they
-stay inside the bracket that holds the sign change of :math:`f'`, bisection otherwise:
-Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the bounds; when
+stay inside the bracket that holds the sign change of :math:`f'` and do not creep,
+bisection otherwise: Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the
+bounds; when
 :math:`f'` does not change sign there, the optimum is at a bound and ``at_bound_`` says
 so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
 
@@ -341,18 +342,21 @@ def _fit_beta(
     a Newton step from the current point when it stays inside the bracket that holds the
     sign change of :math:`f'`, a geometric bisection of the bracket otherwise.  ``f'`` is
     non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
-    when a Newton step would cross it; if ``f'`` has not changed sign there, the minimiser
-    is at that bound.  The fit stops when the next Newton step is below ``xtol``
-    relative, typically after 4 to 6 passes over the data.  With a ``memo``
-    (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1` and at the bounds are
-    gathered from it, or kept in it.
+    when a Newton step would cross it, or creeps towards it (a step in the last one's
+    direction and at least 0.9 times as long: rows of large margins, whose
+    ``f' ~ -a exp(-m beta)`` gives steps of a constant ``1/m``); if ``f'``
+    has not changed sign there, the minimiser is at that bound.  Inside a known bracket,
+    the third creeping step in a row is a bisection instead.  The fit stops when the
+    next Newton step is below ``xtol`` relative, typically after 4 to 6 passes over the
+    data.  With a ``memo`` (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1`
+    and at the bounds are gathered from it, or kept in it.
     """
     lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
     known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
     beta = 1.0
     nll, slope, curvature = _moments(predictions, beta, memo)
     nll_at_one, iterations = nll, 1
-    step = 0.0  # the last move of beta
+    step, creeping = 0.0, 0  # the last move of beta; slow Newton steps in a row
     for _ in range(200):
         if slope > 0:
             hi, known["hi"] = beta, True
@@ -362,16 +366,14 @@ def _fit_beta(
         if slope == 0 or abs(newton - beta) <= xtol * beta:
             break  # the next step would not move beta: the current point is the optimum
         side = "lo" if slope > 0 else "hi"
-        # Newton creeping towards a bound whose side is not known: a step in the last
-        # one's direction and nearly as long (rows of large margins, f' ~ -a e^(-m beta),
-        # give steps of a constant 1/m: 0.02 for m = 50 crept 200 steps to T = 0.2, short
-        # of the optimum at the bound 0.05); the bound is evaluated as below
-        creeping = (
-            not known[side]
-            and (newton - beta) * step > 0
-            and abs(newton - beta) >= 0.9 * abs(step)
-        )
-        if creeping or not lo < newton < hi:
+        # Newton creeping: a step in the last one's direction and nearly as long (rows of
+        # large margins, f' ~ -a e^(-m beta), give steps of a constant 1/m: 0.02 for
+        # m = 50 crept 200 steps to T = 0.2, short of the optimum at the bound 0.05).
+        # Towards a bound whose side is not known, the bound is evaluated as below; in a
+        # known bracket, the third such step in a row bisects it
+        slow = (newton - beta) * step > 0 and abs(newton - beta) >= 0.9 * abs(step)
+        creeping = creeping + 1 if slow else 0
+        if (slow and not known[side]) or creeping >= 3 or not lo < newton < hi:
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
@@ -383,7 +385,7 @@ def _fit_beta(
         beta, step = newton, newton - beta
         nll, slope, curvature = _moments(predictions, beta, memo)
         iterations += 1
-    else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
+    else:  # the iterations ran out (a safeguard: creeping steps evaluate the bound or bisect)
         return _FitResult(beta, nll, slope, iterations, False, nll_at_one, converged=False)
     return _FitResult(beta, nll, slope, iterations, False, nll_at_one)
 
