@@ -198,7 +198,7 @@ def test_temperature_at_a_far_bound_when_newton_creeps() -> None:
     assert scaler.temperature_ == 1e-300
     assert not scaler.converged_
     assert scaler.nll_after_ == 0.0
-    assert scaler.n_iter_ < 10
+    assert scaler.n_iter_ < 20
 
 
 @pytest.mark.parametrize("first_row", [-1, 2.5, "3", True])

@@ -26,7 +26,7 @@ def test_temperature_of_separable_large_margin_rows_is_at_the_bound() -> None:
     assert scaler.temperature_ == 0.05
     assert scaler.at_bound_
     assert scaler.nll_after_ == oracle  # 0.0: exp(-1000) underflows
-    assert scaler.n_iter_ < 10
+    assert scaler.n_iter_ < 20
     # the report's temperature says so
     temperature = crossent.report(logits, labels, form="logits", resamples=10).payload[
         "temperature"

@@ -319,6 +319,11 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
 _FORM_WORDS = {"log_probs": "log-probability", "logits": "logit"}
 
 
+_CREEP = 10
+"""Newton steps in a row, each in the last one's direction and at least 0.9 times as
+long, after which :func:`_fit_beta` takes the next as a step past its bracket."""
+
+
 @dataclass(frozen=True)
 class _FitResult:
     beta: float
@@ -342,11 +347,11 @@ def _fit_beta(
     a Newton step from the current point when it stays inside the bracket that holds the
     sign change of :math:`f'`, a geometric bisection of the bracket otherwise.  ``f'`` is
     non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
-    when a Newton step would cross it, or creeps towards it (a step in the last one's
-    direction and at least 0.9 times as long: rows of large margins, whose
-    ``f' ~ -a exp(-m beta)`` gives steps of a constant ``1/m``); if ``f'``
-    has not changed sign there, the minimiser is at that bound.  Inside a known bracket,
-    the third creeping step in a row is a bisection instead.  The fit stops when the
+    when a Newton step would cross it, or creeps towards it for the tenth time in a row
+    (a step in the last one's direction and at least 0.9 times as long: rows of large
+    margins, whose ``f' ~ -a exp(-m beta)`` gives steps of a constant ``1/m``); if
+    ``f'`` has not changed sign there, the minimiser is at that bound, else the bracket
+    is bisected.  The fit stops when the
     next Newton step is below ``xtol`` relative, typically after 4 to 6 passes over the
     data.  With a ``memo`` (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1`
     and at the bounds are gathered from it, or kept in it.
@@ -369,11 +374,12 @@ def _fit_beta(
         # Newton creeping: a step in the last one's direction and nearly as long (rows of
         # large margins, f' ~ -a e^(-m beta), give steps of a constant 1/m: 0.02 for
         # m = 50 crept 200 steps to T = 0.2, short of the optimum at the bound 0.05).
-        # Towards a bound whose side is not known, the bound is evaluated as below; in a
-        # known bracket, the third such step in a row bisects it
+        # The tenth such step in a row is taken as one past the bracket: the bound it
+        # creeps towards is evaluated if its side is not known, and the bracket bisected
+        # (a fit from far away takes a few such steps before Newton's pace: those stay)
         slow = (newton - beta) * step > 0 and abs(newton - beta) >= 0.9 * abs(step)
         creeping = creeping + 1 if slow else 0
-        if (slow and not known[side]) or creeping >= 3 or not lo < newton < hi:
+        if creeping >= _CREEP or not lo < newton < hi:
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
