@@ -187,15 +187,18 @@ def test_temperature_with_xtol_zero_is_the_optimum(xtol: float) -> None:
     assert fitted.converged_ or xtol == 0  # 0: only if a Newton step is exactly 0
 
 
-def test_temperature_not_converged_when_the_iterations_run_out() -> None:
+def test_temperature_at_a_far_bound_when_newton_creeps() -> None:
     """Separable data with a lower bound of 1e-300: Newton creeps towards T = 0 by about
-    0.2 in 1/T a step and stops after 200 of them at T = 0.024, neither at the bound nor
-    converged.  Main said ``converged_ = True``."""
+    0.2 in 1/T a step; it stopped after 200 of them at T = 0.024, neither at the bound nor
+    converged (main before hostilenumpy said ``converged_ = True``).  Since branch
+    hostilereport11 a creeping step evaluates the bound: the NLL is least there (0)."""
     scaler = crossent.TemperatureScaling(bounds=(1e-300, 1e300), guard=False)
     scaler.fit(np.eye(3) * 5.0, np.arange(3))
-    assert not scaler.at_bound_
+    assert scaler.at_bound_
+    assert scaler.temperature_ == 1e-300
     assert not scaler.converged_
-    assert scaler.n_iter_ > 200
+    assert scaler.nll_after_ == 0.0
+    assert scaler.n_iter_ < 20
 
 
 @pytest.mark.parametrize("first_row", [-1, 2.5, "3", True])

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._class_columns import ambiguous_integer_labels
+from ..calibration._inputs import check_same_rows
 from ..errors import InputError, InputTypeError
 
 __all__ = [
@@ -128,14 +129,7 @@ def check_aligned(predictions: Any, labels: Any) -> None:
                 "`frame.columns.get_indexer(labels)`) and `class_names=`, or name the "
                 "columns 0..K-1"
             )
-    if not all(type(x).__module__.split(".")[0] == "pandas" for x in (predictions, labels)):
-        return
-    if not predictions.index.equals(labels.index):
-        raise InputError(
-            "`predictions` and `labels` are pandas objects with different row indexes; "
-            "their rows would be paired by position: align them (labels.loc[frame.index]) "
-            "or pass .to_numpy() of both"
-        )
+    check_same_rows(predictions, labels, names=("predictions", "labels"))
 
 
 def host_labels(labels: Any) -> Any:

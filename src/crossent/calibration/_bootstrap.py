@@ -44,7 +44,7 @@ from ._error import (
     scope_arrays,
     statistics_for,
 )
-from ._inputs import FloatArray, as_predictions, require_examples
+from ._inputs import FloatArray, as_predictions, check_same_rows, require_examples
 from ._summaries import summarize
 
 __all__ = [
@@ -752,6 +752,7 @@ def compare_log_loss(
             f"`probs_a` and `probs_b` must have the same shape (n, classes), a 1-D array "
             f"being (n, 2); got {shapes[0]} and {shapes[1]}"
         )
+    check_same_rows(probs_a, probs_b, names=("probs_a", "probs_b"))
     a = as_predictions(probs_a, labels, form=form_a, name="probs_a", validate=validate)
     b = as_predictions(probs_b, labels, form=form_b, name="probs_b", validate=validate)
     require_examples(a, purpose="a comparison")

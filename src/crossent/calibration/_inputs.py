@@ -44,6 +44,7 @@ __all__ = [
     "Predictions",
     "as_predictions",
     "binary_columns",
+    "check_same_rows",
     "check_values",
     "labels_array",
     "renormalized",
@@ -440,6 +441,22 @@ def renormalized(values: Any, *, name: str) -> tuple[Any, float]:
     return out, largest
 
 
+def check_same_rows(first: Any, second: Any, *, names: tuple[str, str]) -> None:
+    """Refuse two pandas objects (a DataFrame of predictions, a Series of labels) whose
+    row indexes differ: a shuffled or filtered Series, whose rows would be paired with
+    the frame's by position (a shuffled Series of 75 iris labels gave an NLL of 4.69
+    where the aligned rows give 0.164, without a word; issue 13).  Anything else,
+    and pandas objects with one index, pass."""
+    if not all(type(x).__module__.split(".")[0] == "pandas" for x in (first, second)):
+        return
+    if not first.index.equals(second.index):
+        raise InputError(
+            f"`{names[0]}` and `{names[1]}` are pandas objects with different row indexes; "
+            "their rows would be paired by position: align them "
+            f"({names[1]}.loc[{names[0]}.index]) or pass .to_numpy() of both"
+        )
+
+
 def as_predictions(
     values: Any,
     labels: Any,
@@ -467,6 +484,7 @@ def as_predictions(
     """
     checked_form = check_form(form, name="form")
     name = checked_form if name is None else name
+    check_same_rows(values, labels, names=(name, "labels"))
     validate = check_flag(validate)
     renormalize = check_flag(renormalize, name="renormalize")  # InputTypeError, as validate
     if renormalize and checked_form != "probs":

@@ -11,8 +11,9 @@ is convex (a log-sum-exp of linear functions), with
 :math:`f'(\beta) = \frac1n\sum_i (\mathbb{E}_{\mathrm{softmax}(\beta z_i)}[z_i] - z_{iy_i})`
 non-decreasing.  The fit finds the root of :math:`f'` inside the bracket
 :math:`[1/T_{\max}, 1/T_{\min}]` by a safeguarded Newton method (Newton steps while they
-stay inside the bracket that holds the sign change of :math:`f'`, bisection otherwise:
-Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the bounds; when
+stay inside the bracket that holds the sign change of :math:`f'` and do not creep,
+bisection otherwise: Numerical Recipes' ``rtsafe``), so it cannot diverge or leave the
+bounds; when
 :math:`f'` does not change sign there, the optimum is at a bound and ``at_bound_`` says
 so (for example separable data, where the NLL keeps falling as :math:`T \to 0`).
 
@@ -318,6 +319,11 @@ def _check_finite_label_scores(predictions: Predictions) -> None:
 _FORM_WORDS = {"log_probs": "log-probability", "logits": "logit"}
 
 
+_CREEP = 10
+"""Newton steps in a row, each in the last one's direction and at least 0.9 times as
+long, after which :func:`_fit_beta` takes the next as a step past its bracket."""
+
+
 @dataclass(frozen=True)
 class _FitResult:
     beta: float
@@ -341,17 +347,21 @@ def _fit_beta(
     a Newton step from the current point when it stays inside the bracket that holds the
     sign change of :math:`f'`, a geometric bisection of the bracket otherwise.  ``f'`` is
     non-decreasing, so the bracket always holds the minimiser.  A bound is evaluated only
-    when a Newton step would cross it; if ``f'`` has not changed sign there, the minimiser
-    is at that bound.  The fit stops when the next Newton step is below ``xtol``
-    relative, typically after 4 to 6 passes over the data.  With a ``memo``
-    (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1` and at the bounds are
-    gathered from it, or kept in it.
+    when a Newton step would cross it, or creeps towards it for the tenth time in a row
+    (a step in the last one's direction and at least 0.9 times as long: rows of large
+    margins, whose ``f' ~ -a exp(-m beta)`` gives steps of a constant ``1/m``); if
+    ``f'`` has not changed sign there, the minimiser is at that bound, else the bracket
+    is bisected.  The fit stops when the
+    next Newton step is below ``xtol`` relative, typically after 4 to 6 passes over the
+    data.  With a ``memo`` (:class:`RowMemo`) the rows' numbers at :math:`\beta = 1`
+    and at the bounds are gathered from it, or kept in it.
     """
     lo, hi = 1.0 / bounds[1], 1.0 / bounds[0]
     known = {"lo": False, "hi": False}  # is the sign of f' known at that end?
     beta = 1.0
     nll, slope, curvature = _moments(predictions, beta, memo)
     nll_at_one, iterations = nll, 1
+    step, creeping = 0.0, 0  # the last move of beta; slow Newton steps in a row
     for _ in range(200):
         if slope > 0:
             hi, known["hi"] = beta, True
@@ -360,8 +370,16 @@ def _fit_beta(
         newton = beta - slope / curvature if curvature > 0 else math.nan
         if slope == 0 or abs(newton - beta) <= xtol * beta:
             break  # the next step would not move beta: the current point is the optimum
-        if not lo < newton < hi:
-            side = "lo" if slope > 0 else "hi"
+        side = "lo" if slope > 0 else "hi"
+        # Newton creeping: a step in the last one's direction and nearly as long (rows of
+        # large margins, f' ~ -a e^(-m beta), give steps of a constant 1/m: 0.02 for
+        # m = 50 crept 200 steps to T = 0.2, short of the optimum at the bound 0.05).
+        # The tenth such step in a row is taken as one past the bracket: the bound it
+        # creeps towards is evaluated if its side is not known, and the bracket bisected
+        # (a fit from far away takes a few such steps before Newton's pace: those stay)
+        slow = (newton - beta) * step > 0 and abs(newton - beta) >= 0.9 * abs(step)
+        creeping = creeping + 1 if slow else 0
+        if creeping >= _CREEP or not lo < newton < hi:
             if not known[side]:
                 edge = lo if side == "lo" else hi
                 known[side] = True
@@ -370,10 +388,10 @@ def _fit_beta(
                 if (edge_values[1] >= 0) if side == "lo" else (edge_values[1] <= 0):
                     return _FitResult(edge, *edge_values[:2], iterations, True, nll_at_one)
             newton = math.sqrt(lo * hi)
-        beta = newton
+        beta, step = newton, newton - beta
         nll, slope, curvature = _moments(predictions, beta, memo)
         iterations += 1
-    else:  # Newton creeping towards a bound it never reaches (e.g. a bound at 1e-300)
+    else:  # the iterations ran out (a safeguard: creeping steps evaluate the bound or bisect)
         return _FitResult(beta, nll, slope, iterations, False, nll_at_one, converged=False)
     return _FitResult(beta, nll, slope, iterations, False, nll_at_one)
 
