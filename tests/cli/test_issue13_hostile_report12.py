@@ -113,7 +113,10 @@ def test_table_columns_not_used_are_named_in_the_text(
     """A CSV's columns left out by --class-columns: main's text report said only the
     columns used (the JSON's ``ignored`` listed the others)."""
     path = tmp_path / "t.csv"
-    rows = [f"{y},{a},{b},{c},r{k},1" for k, (y, (a, b, c)) in enumerate(zip(_LABELS, _PROBS))]
+    rows = [
+        f"{y},{a},{b},{c},r{k},1"
+        for k, (y, (a, b, c)) in enumerate(zip(_LABELS, _PROBS, strict=True))
+    ]
     path.write_text("label,a,b,c,name,w\n" + "\n".join(rows) + "\n")
     assert main(["report", str(path), "--class-columns", "a,b,c", *_FAST]) == 0
     out = capsys.readouterr().out.replace("\n", " ")

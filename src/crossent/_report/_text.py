@@ -183,7 +183,7 @@ def columns_statement(columns: dict[str, Any]) -> str:
 
 
 def _not_used(columns: dict[str, Any]) -> str:
-    """"; not used: 'ids', 'weights'" (the first 12), or "" when every one was used."""
+    """The clause "; not used: 'ids', 'weights'" (the first 12), or "" when all were used."""
     ignored = columns.get("ignored") or []
     if not ignored:
         return ""
