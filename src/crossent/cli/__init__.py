@@ -554,7 +554,7 @@ _OUTPUT_FORMATS = {".json": "JSON", ".md": "Markdown", ".markdown": "Markdown"}
 wrote the HTML page into ``r.json`` and said "HTML report written to r.json"."""
 
 
-def output_format(path: Path) -> str:
+def _output_format(path: Path) -> str:
     """``"JSON"``, ``"Markdown"`` or ``"HTML"``: what ``--output PATH`` holds."""
     return _OUTPUT_FORMATS.get(path.suffix.lower(), "HTML")
 
@@ -562,14 +562,14 @@ def output_format(path: Path) -> str:
 def _check_output(path: Path, inputs: list[Path]) -> None:
     """``--output``'s checks, before the work; matplotlib only for the HTML page."""
     check_output(path, inputs=inputs)
-    if output_format(path) == "HTML":
+    if _output_format(path) == "HTML":
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
 
 
 def _write_output(path: Path, report: crossent.Report | crossent.ReportComparison) -> None:
     """Write ``--output`` (atomically) in the format its extension names: the same JSON
     and Markdown as ``--json`` and ``--markdown`` print, or the HTML page."""
-    shown = output_format(path)
+    shown = _output_format(path)
     if shown == "JSON":
         text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
     elif shown == "Markdown":
@@ -648,7 +648,7 @@ def _run_report(args: argparse.Namespace) -> int:
         else:
             render_terminal(report, console)
             if args.output is not None:
-                console.print(f"{output_format(args.output)} report written to {args.output}")
+                console.print(f"{_output_format(args.output)} report written to {args.output}")
     return _gates(report.payload)  # read only: no copy of the per-class table
 
 
@@ -717,7 +717,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
             console = _console()
             render_comparison_terminal(comparison, console)
             if args.output is not None:
-                console.print(f"{output_format(args.output)} report written to {args.output}")
+                console.print(f"{_output_format(args.output)} report written to {args.output}")
     codes = [_gates(model) for model in payload["models"]]
     return EXIT_GATE if EXIT_GATE in codes else EXIT_OK
 
