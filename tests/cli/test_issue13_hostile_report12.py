@@ -107,6 +107,19 @@ def test_npz_arrays_not_used_are_named(
         assert want in out.replace("\n", " ").replace("  ", " ")
 
 
+def test_npz_with_every_array_used_says_nothing_more(
+    capsys: pytest.CaptureFixture[str], model: Path
+) -> None:
+    """No array left out: ``columns`` stays null, as main's (the report of an ``.npy``
+    with its labels equals the ``.npz``'s), and an error keeps the array's index terms
+    (mutant-guarded: recording the arrays always broke both)."""
+    assert main(["report", str(model), "--json", *_FAST]) == 0
+    assert json.loads(capsys.readouterr().out)["columns"] is None
+    np.savez(model, probs=np.where(_PROBS == 0.8, np.nan, _PROBS), labels=_LABELS, w=_LABELS)
+    assert main(["report", str(model), *_FAST]) == 2
+    assert "`probs` contains NaN at index (1, 1)" in capsys.readouterr().err
+
+
 def test_table_columns_not_used_are_named_in_the_text(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
