@@ -729,13 +729,16 @@ class NearGradients:
         log_second: Array,
         swapped: bool = False,
     ) -> Array:
+        """The flagged rows (boolean indexing: the backward of a call whose forward read
+        that one is flagged, ``crossent.torch``; not every row formed then picked)
+        formed by ``NearRows``, 0 elsewhere."""
         d, xp, flagged = self.d, self.d.batch.xp, self.flagged
-        z, scores, log_s, log_t = (
-            _flagged_only(x, flagged, xp) for x in (first, second, log_first, log_second)
-        )
+        z, scores, log_s, log_t = (x[flagged] for x in (first, second, log_first, log_second))
         forward = (d.direction == "forward") != swapped
         near = NearRows(z, scores, d.temperature, xp, log_s, log_t).gradient(forward=forward)
-        return xp.where(flagged[..., None], near, xp.zeros_like(near))
+        out = xp.zeros(first.shape, dtype=near.dtype, device=device(near))
+        out[flagged] = near
+        return out
 
 
 NEAR_ROWS_LATER: ContextVar[list[NearRowsLater] | None] = ContextVar(

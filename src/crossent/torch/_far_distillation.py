@@ -161,8 +161,13 @@ def distillation_rows_checked(
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
         takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-        loss = later[0].finish(_near_gradient.near_rows_of if takes else None)
-        not_finite = bool(_not_finite(loss))
+        rows_of = _near_gradient.NearRowsOf() if takes else None
+        loss = later[0].finish(rows_of)
+        flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
+        read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
+        not_finite = read[0]
+        if rows_of is not None:
+            rows_of.settle(read[1:])
     if not_finite or any(far):
         return _again(student, teacher, temperature, reduction, loss, axis, **options)
     return loss

@@ -8,7 +8,7 @@ derivative of that formula (shifts, series, :math:`\log(1 + y)`), not the formul
 the gradient: student logits ``[0, log 3e-5, -30]`` beside teacher logits ``[0, log
 1e-5, -30]`` (:math:`T = 1`) gave 16.8 units of :math:`2^{-53}` off at two classes,
 where :func:`crossent.distillation_loss_grad` (``NearRows.gradient``) and the CPU op
-give under 1. :func:`near_rows_of` puts the per-row losses through
+give under 1. :class:`NearRowsOf` puts the per-row losses through
 :class:`_NearRowsGradient`, an identity on their values whose backward sends the
 flagged rows' upstream :math:`w_i` nowhere in the loss's graph and gives the student
 :math:`w_i` times ``NearRows``' gradient of those rows instead (the teacher too, where
@@ -37,7 +37,7 @@ import torch
 from ..losses._distill import NearGradients
 from ._arguments import has_tangent, under_torch_func
 
-__all__ = ["near_rows_of", "takes_near_gradients"]
+__all__ = ["NearRowsOf", "takes_near_gradients"]
 
 
 def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
@@ -53,10 +53,28 @@ def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
     return teacher_form == "logits" or not teacher.requires_grad
 
 
-def near_rows_of(rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
-    """``rows`` (the per-row losses, batch shape) as they are, their flagged rows'
-    gradient formed by ``near`` (:class:`_NearRowsGradient`)."""
-    return _NearRowsGradient.apply(rows, near.student, near.teacher, near)
+class NearRowsOf:
+    """``rows_of`` for ``_distill.NearRowsLater.finish``: the per-row losses through
+    :class:`_NearRowsGradient`, each call's flags kept (:attr:`flags`: 0-d booleans, on
+    the device) for the caller to read with its own; :meth:`settle` hands the read to the
+    backwards, which form nothing where no row is flagged (a call whose near rows all
+    have a spread past the floor: no ``NearRows`` pass over every row)."""
+
+    def __init__(self) -> None:
+        self.flags: list[torch.Tensor] = []
+        self._states: list[list[bool]] = []
+
+    def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
+        state = [True]  # (until settled: form them)
+        self.flags.append(torch.any(near.flagged).reshape(()))
+        self._states.append(state)
+        return _NearRowsGradient.apply(rows, near.student, near.teacher, near, state)
+
+    def settle(self, read: list[bool]) -> None:
+        """Whether each call's rows hold a flagged one (the caller's read of
+        :attr:`flags`, in order)."""
+        for state, some in zip(self._states, read, strict=True):
+            state[0] = bool(some)
 
 
 class _NearRowsGradient(torch.autograd.Function):
@@ -65,20 +83,26 @@ class _NearRowsGradient(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        rows: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor, near: NearGradients
+        rows: torch.Tensor,
+        student: torch.Tensor,
+        teacher: torch.Tensor,
+        near: NearGradients,
+        state: list[bool],
     ) -> torch.Tensor:
         return rows.view_as(rows)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        ctx.near = inputs[3]
+        ctx.near, ctx.state = inputs[3], inputs[4]
 
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
         near: NearGradients = ctx.near
+        if not ctx.state[0]:  # (no row flagged: autograd's gradient throughout)
+            return upstream, None, None, None, None
         flagged = near.flagged
         rest = torch.where(flagged, torch.zeros_like(upstream), upstream)
         weight = torch.where(flagged, upstream, torch.zeros_like(upstream))[..., None]
         student = near.in_student() * weight if ctx.needs_input_grad[1] else None
         teacher = near.in_teacher() * weight if ctx.needs_input_grad[2] else None
-        return rest, student, teacher, None
+        return rest, student, teacher, None, None
