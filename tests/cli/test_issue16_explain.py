@@ -275,6 +275,61 @@ def test_issue13_temperature_recomputes_the_loss_on_distributions(
     assert f"H(P, Q)  = {-math.log(0.8):.6f} nats" in out
 
 
+def _row_ids(out: str) -> list[int]:
+    """The first cell of each table row that starts with an integer (rich or plain)."""
+    return [int(m.group(1)) for m in re.finditer(r"^[│ ]\s*(\d+)\s+[│ ]", out, re.M)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept"),
+    [
+        (["--kl"], 250),
+        (["--temperature", "2"], 250),
+        ([], 250),
+    ],
+    ids=["kl", "temperature", "distributions"],
+)
+def test_leftovers11_long_tables_are_capped(
+    capsys: pytest.CaptureFixture[str], argv: list[str], kept: int
+) -> None:
+    """leftovers11: 300 outcomes printed 300 rows a table (10 000 classes, 10 000). Now 20
+    rows, the largest contributions first (the true outcome 250 among them), then a line
+    counting the rest and what they add up to; the totals stay those of every outcome
+    (textbook formula); ``--all`` prints every row."""
+    n = 300
+    q = [0.5 / (n - 1)] * n
+    q[kept] = 0.5
+    p = ["0"] * n
+    p[kept] = "1"
+    args = ["explain", "--p", ",".join(p), "--q", ",".join(map(repr, q)), *argv]
+    out = _ok(capsys, args)
+    ids = _row_ids(out)
+    tables = 2 if "--temperature" in argv else 1
+    assert len(ids) == 20 * tables
+    assert kept in ids[:20]
+    assert out.count("280 more rows not shown") == tables
+    assert f"{-math.log(0.5):.6f} nats" in out  # H(P, Q) or D(P||Q), over every outcome
+    every = _ok(capsys, [*args, "--all"])
+    assert sorted(_row_ids(every)) == sorted(list(range(n)) * tables)
+    assert "more rows not shown" not in every
+
+
+@pytest.mark.parametrize("hinge", [False, True], ids=["softmax", "hinge"])
+def test_leftovers11_long_logits_tables_keep_the_label(
+    capsys: pytest.CaptureFixture[str], hinge: bool
+) -> None:
+    """The logits' tables keep the label's row and the largest probabilities first."""
+    z = [float(k % 7) for k in range(200)]
+    args = ["explain", "--logits", ",".join(map(str, z)), "--label", "1"]
+    out = _ok(capsys, [*args, "--hinge"] if hinge else args)
+    ids = _row_ids(out)[:20]
+    assert 1 in ids
+    assert all(z[k] == 6.0 for k in ids if k != 1)
+    p = _softmax(z)
+    assert f"{-math.log(p[1]):.6f} nats" in out
+    assert "180 more rows not shown" in out
+
+
 # demo ----------------------------------------------------------------------------------------
 
 

@@ -477,6 +477,12 @@ def _parser() -> argparse.ArgumentParser:
         "--hinge", action="store_true", help="hinge loss beside cross-entropy, with --logits"
     )
     explain.add_argument("--kl", action="store_true", help="D(P||Q) and D(Q||P), with --p/--q")
+    explain.add_argument(
+        "--all",
+        action="store_true",
+        help="every row of a table; by default at most 20, the largest contributions "
+        "first, and a line counting the rest (the totals are over every row)",
+    )
 
     demo = commands.add_parser(
         "demo",
