@@ -41,7 +41,7 @@ from ._demo import run_demo
 from ._deps import require
 from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
-from ._messages import in_file_terms, printable
+from ._messages import in_file_terms, json_ready, printable
 from ._numbers import decimal
 from ._pipe import (
     DroppedStream,
@@ -607,7 +607,7 @@ def _run_report(args: argparse.Namespace) -> int:
     # a reader gone: the gates still decide
     with closed_pipe_is_quiet(sys.stdout, what="the report"):
         if args.json:
-            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+            print(json.dumps(json_ready(report.to_dict()), indent=2, allow_nan=False))
         elif args.markdown:
             print(printable(render_markdown(report), keep="\n"))
         else:
@@ -676,7 +676,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     payload = comparison.to_dict()
     with closed_pipe_is_quiet(sys.stdout, what="the comparison"):
         if args.json:
-            print(json.dumps(payload, indent=2, allow_nan=False))
+            print(json.dumps(json_ready(payload), indent=2, allow_nan=False))
         elif args.markdown:
             print(printable(render_comparison_markdown(comparison), keep="\n"))
         else:
