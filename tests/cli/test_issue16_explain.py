@@ -330,6 +330,36 @@ def test_leftovers11_long_logits_tables_keep_the_label(
     assert "180 more rows not shown" in out
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag", "digit"),
+    [
+        (["explain", "--binary", "--y", "1", "--p", "\u09e6.\u09ea"], "--p", "U+09E6"),
+        (["explain", "--p", "\u0660.\u0665,0.5", "--q", "0.9,0.1"], "--p", "U+0660"),
+        (["explain", "--logits", "2,1,0", "--label", "\u0661"], "--label", "U+0661"),
+        (
+            ["explain", "--logits", "2,1", "--label", "0", "--temperature", "\uff12"],
+            "--temperature",
+            "U+FF12",
+        ),
+        (["report", "--max-ece", "0.\u09ea"], "--max-ece", "U+09EA"),
+        (["report", "--resamples", "\u09e7\u09e6"], "--resamples", "U+09E7"),
+        (["report", "--top", "\u0661"], "--top", "U+0661"),
+    ],
+    ids=["binary-p", "p", "label", "temperature", "max-ece", "resamples", "top"],
+)
+def test_leftovers11_digits_of_other_scripts_are_refused(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str, digit: str
+) -> None:
+    """leftovers11: ``float`` and ``int`` read every script's digits, so ``--p \u09e6.\u09ea``
+    (Bengali 0.4, whose four looks like a Latin 8) was the probability 0.4 and ``--label
+    \u0661`` the class 1, where a CSV's cells refuse them. Now a usage error naming the flag
+    and the digit."""
+    err = _usage_error(capsys, argv)
+    assert flag in err
+    assert digit in err
+    assert "ASCII digits 0-9" in err
+
+
 # demo ----------------------------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ from ._deps import require
 from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
 from ._messages import in_file_terms, json_ready, printable
-from ._numbers import decimal
+from ._numbers import ascii_digits, decimal
 from ._pipe import (
     DroppedStream,
     StandardOutputError,
@@ -131,9 +131,11 @@ checked here at parse time so that a typo is refused before the input is read.""
 def _resamples(text: str) -> int:
     """``--resamples``: an integer in ``[1, 1_000_000]``."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        value = int(ascii_digits(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc) if not text.isascii() else f"not an integer: {text!r}"
+        ) from None
     if not 1 <= value <= _MAX_RESAMPLES:
         raise argparse.ArgumentTypeError(
             f"must be an integer in [1, {_MAX_RESAMPLES:_}] (each resample recomputes the "
@@ -152,6 +154,10 @@ def _count(low: int, wanted: str, high: int | None = None, why: str = "") -> Cal
     ``why``), refused by name and value as typed."""
 
     def parse(text: str) -> int:
+        try:
+            ascii_digits(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         value = int(text)  # a ValueError reads "invalid int value: 'abc'", as before
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
@@ -447,7 +453,7 @@ def _parser() -> argparse.ArgumentParser:
         description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | --logits 2,1,0.1 "
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
         "and --temperature T to reshape (with --p/--q or --logits, not with --binary, --kl or "
-        "--hinge). Numbers are read as float64, as a CSV's cells "
+        "--hinge). Numbers (ASCII digits 0-9) are read as float64, as a CSV's cells "
         "are: a subnormal one (below 2.2e-308, such as 1e-310) is kept as its nearest "
         "float64, with fewer significant digits (1e-320 is 9.99989e-321); one that "
         "float64 cannot hold (1e-400, 1e309) is refused. Needs only the base install.",

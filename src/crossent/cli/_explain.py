@@ -34,7 +34,7 @@ import numpy as np
 import crossent
 
 from ._messages import NORMALISE_HINT
-from ._numbers import decimal
+from ._numbers import ascii_digits, decimal
 from ._pipe import closed_pipe_is_quiet
 from ._width import fit_width
 
@@ -177,8 +177,13 @@ def class_id(text: str) -> int:
     is refused with the index it stands for (and ``--p`` for it as a distribution);
     anything else that is not an integer gets argparse's own wording."""
     try:
-        return int(text)
+        return int(ascii_digits(text))
     except ValueError:
+        if not text.isascii():
+            try:
+                ascii_digits(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
         parts = text.split(",")
         if len(parts) > 1 and all(part.strip() in ("0", "1") for part in parts):
             ones = [k for k, part in enumerate(parts) if part.strip() == "1"]
