@@ -10,8 +10,9 @@ nearest float64, only coarser.  A negative zero is read as 0: ``--max-ece -0`` r
 the threshold ``-0.0``.
 
 Digits are the ASCII ``0``-``9``, as in a CSV's cells (whose readers refuse others):
-``float`` and ``int`` also read every script's decimal digits, so ``--p ০.৪`` (Bengali,
-whose four looks like a Latin 8) was the probability 0.4 and ``--label ١`` the class 1.
+``float`` and ``int`` also read every script's decimal digits, so ``--p`` written with
+U+09E6 "." U+09EA (Bengali 0.4, whose four looks like a Latin 8) was the probability 0.4,
+and ``--label`` U+0661 (Arabic-Indic one) the class 1.
 :func:`ascii_digits` refuses such text, naming the digit and the value it stands for.
 """
 
