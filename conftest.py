@@ -4,6 +4,8 @@ pyproject's ``--doctest-modules`` imports every module under ``src/crossent`` to
 its docstring examples. The modules of ``crossent.torch`` import PyTorch, an optional
 extra: where it is not installed they are left out (their examples cannot run), instead
 of one collection error per module, which stops the whole run.
+
+It also has the test session's OpenMP threads wait passively (``OMP_WAIT_POLICY``, below).
 """
 
 from __future__ import annotations
