@@ -192,10 +192,11 @@ def test(args: list[str]) -> None:
         try:
             if cache_runs is not None:
                 # The docs build after mypy: the harness's first sections compile kernels
-                # that the pages call too and hand them to NUMBA_CACHE_DIR as each ends
-                # (about 75 s of CPU); with this head start (and those pages read last,
-                # docs/_ext/crossent_order.py) the build loads them instead of compiling
-                # them at the same time. Both cores stay busy: mypy and the harness.
+                # that the pages call too (the measures' row kernels, about 57 s of CPU)
+                # and hand them to NUMBA_CACHE_DIR as each ends; with this head start
+                # (and those pages read last, docs/_ext/crossent_order.py) the build loads
+                # them instead of compiling them at the same time. Both cores stay busy:
+                # mypy and the harness.
                 _finish(typing)
             if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
                 print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)

@@ -43,9 +43,12 @@ fresh clone, as in CI, the suite's own cache starts empty, and the first test of
 kernel would compile it again: ``totals`` alone, float32 and float64, about a minute).
 So :func:`run_registered_once` then hands them to the suite: :func:`seed_cache` copies
 into the test processes' ``NUMBA_CACHE_DIR`` the cache files of every function that has
-none there yet, and the tests load them as they would load their own. What each test
-proves is unchanged: its kernels' bits are those of a kernel loaded from the cache, which
-the sections here prove equal to the bits of the kernel compiled in-process.
+none there yet, and the tests load them as they would load their own; the cold process
+itself does so after each of its sections too, so that the documentation build beside
+it (``tasks.py test``) loads the measures' kernels rather than compiling them at the
+same time (``docs/_ext/crossent_order.py``). What each test proves is unchanged: its
+kernels' bits are those of a kernel loaded from the cache, which the sections here
+prove equal to the bits of the kernel compiled in-process.
 """
 
 from __future__ import annotations
@@ -79,14 +82,14 @@ SECTIONS = {
     # Assert exactly which kernels the cold process compiled: nothing may run before them.
     "numba_cache": "test_issue13_numba_cache.py",
     "compiled_small": "losses/test_issue13_compiled_small_cache.py",
-    # Any order from here. First those that compile the kernels the documentation's
-    # pages call too (tasks.py test builds the site beside this process: it loads them
-    # once these sections have seeded the suite's cache; docs/_ext/crossent_order.py).
+    # Any order from here. First the measures' kernels, which the documentation's pages
+    # call too (tasks.py test builds the site beside this process: it loads them once
+    # these sections have seeded the suite's cache; docs/_ext/crossent_order.py).
     "fused_cache": "info/test_issue13_fused_cache.py",
     "measure_bits": "info/test_issue13_cached_measure_bits.py",
+    "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
     "totals_bits": "calibration/test_issue13_deterministic_sums.py",
     "temperature_bits": "calibration/test_temperature_fused.py",
-    "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
     # After kernel_bits, whose kernels it inspects; in the cold process only.
     "wide_kernels": "losses/test_issue13_wide_kernels.py",
 }

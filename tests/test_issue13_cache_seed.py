@@ -86,4 +86,3 @@ def test_issue13_cold_process_seeds_the_suite_after_each_section(tmp_path: Path)
     }
     # the second section already finds the first's kernel in the suite's cache
     assert outputs["look"] == {"stdout": "['.nbc', '.nbi']\n", "error": None}
-    assert _call(module, suite)[1] == {"hits": 1, "misses": 0}
