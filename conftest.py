@@ -4,11 +4,22 @@ pyproject's ``--doctest-modules`` imports every module under ``src/crossent`` to
 its docstring examples. The modules of ``crossent.torch`` import PyTorch, an optional
 extra: where it is not installed they are left out (their examples cannot run), instead
 of one collection error per module, which stops the whole run.
+
+It also has the test session's OpenMP threads wait passively (``OMP_WAIT_POLICY``, below).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+
+# OpenMP threads (PyTorch's ATen and MKL, Numba's ``omp`` layer, all GNU libgomp) spin
+# after each parallel region before they sleep: on CI's 2 cores a spinning thread burns
+# the other pytest worker's CPU. A tiny ``linear_cross_entropy`` call with its backward
+# cost 32 ms of CPU with spinning and 1.5 ms with passive waiting (40 calls, 2 threads).
+# Waiting changes no result. Set before any test imports torch or Numba (libgomp reads
+# it when it loads); the xdist workers and the tests' subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _installed(name: str) -> bool:

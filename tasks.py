@@ -167,8 +167,8 @@ def docs(args: list[str]) -> None:
 def test(args: list[str]) -> None:
     keep_bytecode()
     # CI has two cores and these steps are mostly single-threaded, so they overlap:
-    # Chromium's apt install beside pip; mypy and the Numba cache tests' two processes
-    # (started together) beside the docs build.
+    # Chromium's apt install beside pip; the Numba cache tests' two processes beside
+    # mypy, then beside the docs build.
     with ThreadPoolExecutor(max_workers=1) as pool:
         browser = pool.submit(ensure_browser)
         ensure_environment("test")
@@ -181,7 +181,7 @@ def test(args: list[str]) -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     typing = _start(PYTHON, "-m", "mypy")
     # The whole suite (as CI): the cold and the warm process of the Numba cache tests
-    # (minutes of one core, tests/numba_cache_harness.py) run now, beside the docs build,
+    # (minutes of one core, tests/numba_cache_harness.py) run now, beside mypy and the docs build,
     # not on a test worker; the tests read what they printed from this folder.
     ahead = None if args else Path(tempfile.mkdtemp(prefix="crossent-numba-cache-runs-"))
     cache_runs = None
@@ -190,6 +190,14 @@ def test(args: list[str]) -> None:
             os.environ["CROSSENT_NUMBA_CACHE_RUNS"] = str(ahead)
             cache_runs = _start(PYTHON, ROOT / "tests" / "numba_cache_harness.py", ahead)
         try:
+            if cache_runs is not None:
+                # The docs build after mypy: the harness's first sections compile kernels
+                # that the pages call too (the measures' row kernels, about 57 s of CPU)
+                # and hand them to NUMBA_CACHE_DIR as each ends; with this head start
+                # (and those pages read last, docs/_ext/crossent_order.py) the build loads
+                # them instead of compiling them at the same time. Both cores stay busy:
+                # mypy and the harness.
+                _finish(typing)
             if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
                 print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
             else:

@@ -30,6 +30,7 @@ extensions = [
     "myst_nb",
     "sphinx-mathjax-offline",  # MathJax 3 copied into the site: math renders offline
     "crossent_api",  # writes api/index.rst from crossent.__all__
+    "crossent_order",  # the pages that share kernels with the Numba cache tests read last
 ]
 
 exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]

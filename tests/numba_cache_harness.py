@@ -43,9 +43,12 @@ fresh clone, as in CI, the suite's own cache starts empty, and the first test of
 kernel would compile it again: ``totals`` alone, float32 and float64, about a minute).
 So :func:`run_registered_once` then hands them to the suite: :func:`seed_cache` copies
 into the test processes' ``NUMBA_CACHE_DIR`` the cache files of every function that has
-none there yet, and the tests load them as they would load their own. What each test
-proves is unchanged: its kernels' bits are those of a kernel loaded from the cache, which
-the sections here prove equal to the bits of the kernel compiled in-process.
+none there yet, and the tests load them as they would load their own; the cold process
+itself does so after each of its sections too, so that the documentation build beside
+it (``tasks.py test``) loads the measures' kernels rather than compiling them at the
+same time (``docs/_ext/crossent_order.py``). What each test proves is unchanged: its
+kernels' bits are those of a kernel loaded from the cache, which the sections here
+prove equal to the bits of the kernel compiled in-process.
 """
 
 from __future__ import annotations
@@ -79,7 +82,9 @@ SECTIONS = {
     # Assert exactly which kernels the cold process compiled: nothing may run before them.
     "numba_cache": "test_issue13_numba_cache.py",
     "compiled_small": "losses/test_issue13_compiled_small_cache.py",
-    # Any order from here.
+    # Any order from here. First the measures' kernels, which the documentation's pages
+    # call too (tasks.py test builds the site beside this process: it loads them once
+    # these sections have seeded the suite's cache; docs/_ext/crossent_order.py).
     "fused_cache": "info/test_issue13_fused_cache.py",
     "measure_bits": "info/test_issue13_cached_measure_bits.py",
     "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
@@ -112,6 +117,7 @@ import io
 import json
 import sys
 import traceback
+from pathlib import Path
 
 scripts = json.loads(SCRIPTS_JSON)
 outputs = {}
@@ -123,6 +129,15 @@ for name, source in scripts:
         outputs[name] = {"stdout": buffer.getvalue(), "error": None}
     except BaseException:
         outputs[name] = {"stdout": buffer.getvalue(), "error": traceback.format_exc()}
+    if SEED is not None:  # hand this section's kernels to the suite now (seed_cache)
+        import os
+        sys.path.append(SEED[0])
+        from numba_cache_harness import seed_cache
+
+        try:  # a failure here costs time only: the seeding after both processes remains
+            seed_cache(Path(os.environ["NUMBA_CACHE_DIR"]), Path(SEED[1]))
+        except Exception:
+            traceback.print_exc()
 print(MARKER + json.dumps(outputs))
 """
 
@@ -147,18 +162,27 @@ class CacheRuns:
         return [name for name, out in self.warm.items() if "data saved" in str(out["stdout"] or "")]
 
 
-def _run_once(sections: list[tuple[str, str]], cache: Path) -> dict[str, dict[str, str | None]]:
-    """``{section: {"stdout": ..., "error": traceback or None}}`` of one fresh process."""
-    script = f"MARKER = {_MARKER!r}\nSCRIPTS_JSON = {json.dumps(sections)!r}\n" + _DRIVER
+def _run_once(
+    sections: list[tuple[str, str]], cache: Path, seed: Path | None = None
+) -> dict[str, dict[str, str | None]]:
+    """``{section: {"stdout": ..., "error": traceback or None}}`` of one fresh process;
+    with ``seed``, the process copies what it has compiled into that folder after each
+    section (:func:`seed_cache`)."""
+    where = None if seed is None else [str(Path(__file__).resolve().parent), str(seed)]
+    script = (
+        f"MARKER = {_MARKER!r}\nSCRIPTS_JSON = {json.dumps(sections)!r}\nSEED = {where!r}\n"
+        + _DRIVER
+    )
     out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
     line = next(line for line in reversed(out.splitlines()) if line.startswith(_MARKER))
     return dict(json.loads(line.removeprefix(_MARKER)))
 
 
-def run_registered(cache: Path) -> CacheRuns:
-    """Every registered section in one cold, then one warm, process on ``cache`` (empty)."""
+def run_registered(cache: Path, seed: Path | None = None) -> CacheRuns:
+    """Every registered section in one cold, then one warm, process on ``cache`` (empty);
+    the cold process seeds ``seed`` (the suite's cache, if any) after each section."""
     sections = [(name, _REGISTERED[name]) for name in SECTIONS if name in _REGISTERED]
-    cold = _run_once(sections, cache)
+    cold = _run_once(sections, cache, seed)
     warm = _run_once([section for section in sections if section[0] not in COLD_ONLY], cache)
     return CacheRuns(cold, warm)
 
@@ -194,7 +218,7 @@ def run_registered_once(shared: Path, suite_cache: Path | None = None) -> CacheR
         if result.exists():
             return CacheRuns(**json.loads(result.read_text()))
         cache = Path(tempfile.mkdtemp(prefix="numba_cache", dir=shared))
-        runs = run_registered(cache)
+        runs = run_registered(cache, suite_cache)
         result.write_text(json.dumps(asdict(runs)))
     if suite_cache is not None:
         seed_cache(cache, suite_cache)

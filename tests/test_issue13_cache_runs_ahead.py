@@ -17,7 +17,7 @@ import numba_cache_harness as harness
 
 
 def _stand_in(calls: list[Path]) -> object:
-    def run_registered(cache: Path) -> harness.CacheRuns:
+    def run_registered(cache: Path, seed: Path | None = None) -> harness.CacheRuns:
         calls.append(cache)
         out = {name: {"stdout": f"run {len(calls)}", "error": None} for name in harness._REGISTERED}
         return harness.CacheRuns(out, out)

@@ -5,6 +5,9 @@ Checked on a one-line cached kernel in a module of its own (a second of compilat
 a process compiles it into one cache folder, ``seed_cache`` copies it into an empty
 one, and a fresh process on that folder loads it (a cache hit, no miss) and gives the
 same bits; seeding again copies nothing, nor over a function the target has files of.
+The harness's cold process seeds the suite's cache after each of its sections, not only
+at its end (``tasks.py test`` builds the site beside it, and the build's examples load
+the kernels the first sections compiled instead of compiling them again).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from numba_cache_harness import seed_cache
+from numba_cache_harness import _run_once, seed_cache
 
 pytest.importorskip("numba")
 
@@ -66,3 +69,20 @@ def test_issue13_seeded_cache_loads_in_a_new_process(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / Path(copied).name.replace(".nbi", ".1.nbc")).write_bytes(b"")
     assert seed_cache(cold, other) == []  # a test process's file: never copied over
+
+
+def test_issue13_cold_process_seeds_the_suite_after_each_section(tmp_path: Path) -> None:
+    module, cold, suite = tmp_path / "module", tmp_path / "cold", tmp_path / "suite"
+    module.mkdir()
+    (module / "seeded_kernel.py").write_text(_KERNEL)
+    compile_it = f"import sys\nsys.path.insert(0, {str(module)!r})\n" + _CALL
+    files = f"pathlib.Path({str(suite)!r}).rglob('*.nb*')"
+    look = f"import pathlib\nprint(sorted(p.suffix for p in {files}))"
+    outputs = _run_once([("compile", compile_it), ("look", look)], cold, seed=suite)
+    assert outputs["compile"]["error"] is None, outputs
+    assert json.loads(str(outputs["compile"]["stdout"]).splitlines()[-1])[1] == {
+        "hits": 0,
+        "misses": 1,
+    }
+    # the second section already finds the first's kernel in the suite's cache
+    assert outputs["look"] == {"stdout": "['.nbc', '.nbi']\n", "error": None}

@@ -275,6 +275,91 @@ def test_issue13_temperature_recomputes_the_loss_on_distributions(
     assert f"H(P, Q)  = {-math.log(0.8):.6f} nats" in out
 
 
+def _row_ids(out: str) -> list[int]:
+    """The first cell of each table row that starts with an integer (rich or plain)."""
+    return [int(m.group(1)) for m in re.finditer(r"^[│ ]\s*(\d+)\s+[│ ]", out, re.M)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "kept"),
+    [
+        (["--kl"], 250),
+        (["--temperature", "2"], 250),
+        ([], 250),
+    ],
+    ids=["kl", "temperature", "distributions"],
+)
+def test_leftovers11_long_tables_are_capped(
+    capsys: pytest.CaptureFixture[str], argv: list[str], kept: int
+) -> None:
+    """leftovers11: 300 outcomes printed 300 rows a table (10 000 classes, 10 000). Now 20
+    rows, the largest contributions first (the true outcome 250 among them), then a line
+    counting the rest and what they add up to; the totals stay those of every outcome
+    (textbook formula); ``--all`` prints every row."""
+    n = 300
+    q = [0.5 / (n - 1)] * n
+    q[kept] = 0.5
+    p = ["0"] * n
+    p[kept] = "1"
+    args = ["explain", "--p", ",".join(p), "--q", ",".join(map(repr, q)), *argv]
+    out = _ok(capsys, args)
+    ids = _row_ids(out)
+    tables = 2 if "--temperature" in argv else 1
+    assert len(ids) == 20 * tables
+    assert kept in ids[:20]
+    assert out.count("280 more rows not shown") == tables
+    assert f"{-math.log(0.5):.6f} nats" in out  # H(P, Q) or D(P||Q), over every outcome
+    every = _ok(capsys, [*args, "--all"])
+    assert sorted(_row_ids(every)) == sorted(list(range(n)) * tables)
+    assert "more rows not shown" not in every
+
+
+@pytest.mark.parametrize("hinge", [False, True], ids=["softmax", "hinge"])
+def test_leftovers11_long_logits_tables_keep_the_label(
+    capsys: pytest.CaptureFixture[str], hinge: bool
+) -> None:
+    """The logits' tables keep the label's row and the largest probabilities first."""
+    z = [float(k % 7) for k in range(200)]
+    args = ["explain", "--logits", ",".join(map(str, z)), "--label", "1"]
+    out = _ok(capsys, [*args, "--hinge"] if hinge else args)
+    ids = _row_ids(out)[:20]
+    assert 1 in ids
+    assert all(z[k] == 6.0 for k in ids if k != 1)
+    p = _softmax(z)
+    assert f"{-math.log(p[1]):.6f} nats" in out
+    assert "180 more rows not shown" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "digit"),
+    [
+        (["explain", "--binary", "--y", "1", "--p", "\u09e6.\u09ea"], "--p", "U+09E6"),
+        (["explain", "--p", "\u0660.\u0665,0.5", "--q", "0.9,0.1"], "--p", "U+0660"),
+        (["explain", "--logits", "2,1,0", "--label", "\u0661"], "--label", "U+0661"),
+        (
+            ["explain", "--logits", "2,1", "--label", "0", "--temperature", "\uff12"],
+            "--temperature",
+            "U+FF12",
+        ),
+        (["report", "--max-ece", "0.\u09ea"], "--max-ece", "U+09EA"),
+        (["report", "--resamples", "\u09e7\u09e6"], "--resamples", "U+09E7"),
+        (["report", "--top", "\u0661"], "--top", "U+0661"),
+    ],
+    ids=["binary-p", "p", "label", "temperature", "max-ece", "resamples", "top"],
+)
+def test_leftovers11_digits_of_other_scripts_are_refused(
+    capsys: pytest.CaptureFixture[str], argv: list[str], flag: str, digit: str
+) -> None:
+    """leftovers11: ``float`` and ``int`` read every script's digits, so ``--p \u09e6.\u09ea``
+    (Bengali 0.4, whose four looks like a Latin 8) was the probability 0.4 and ``--label
+    \u0661`` the class 1, where a CSV's cells refuse them. Now a usage error naming the flag
+    and the digit."""
+    err = _usage_error(capsys, argv)
+    assert flag in err
+    assert digit in err
+    assert "ASCII digits 0-9" in err
+
+
 # demo ----------------------------------------------------------------------------------------
 
 

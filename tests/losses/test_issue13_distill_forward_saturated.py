@@ -307,3 +307,58 @@ def test_ordinary_rows_keep_the_formula(namespace: str) -> None:
     formula = np.asarray(2.0 * (s - t))
     grad = inspect.unwrap(crossent.distillation_loss_grad)(d)
     np.testing.assert_array_equal(np.asarray(grad), formula)
+
+
+NEAR_ROW = ([0.0, np.log(3e-5), -30.0, -30.0, -31.0], [0.0, np.log(1e-5), -30.0, -30.0, -31.0])
+"""A near row of the loss (KL 9e-6: below ``_near_rows.NEAR_CEILING``, above ``KL_FLOOR``)
+whose spread is below ``SPREAD_FLOOR`` (student, teacher logits)."""
+
+
+@pytest.mark.parametrize("route", ["1-D", "teacher-grad", "mean-3-D"])
+def test_torch_generic_path_near_rows(monkeypatch, route: str) -> None:
+    """``crossent.torch``'s generic path forms a near row's loss by ``NearRows``; its
+    gradient was autograd's of that formula: 15.8 units of :math:`2^{-53}` (of the row's
+    largest entry) off on :data:`NEAR_ROW`, where ``distillation_loss_grad`` gives 0.7.
+    Now ``NearRows``' gradient (``torch/_near_gradient.py``): within :data:`ULPS`, on a 1-D
+    call, beside a teacher that requires a gradient (its own within 8 of the reverse
+    direction's formula, the roles swapped) and in a ``'mean'`` of a 3-D call whose other
+    row keeps autograd's bits."""
+    torch = pytest.importorskip("torch")
+    from crossent.torch import distillation_loss
+
+    z, v = (np.array([row]) for row in NEAR_ROW)
+    truth = _oracle(z, v, 1.0)[0][0]
+    scale = EPS * np.abs(truth).max()
+    zt, vt = torch.tensor(z[0], requires_grad=True), torch.tensor(v[0])
+    if route == "1-D":
+        distillation_loss(zt, vt, reduction="sum").backward()
+        assert np.abs(zt.grad.numpy() - truth).max() <= ULPS * scale
+        return
+    if route == "teacher-grad":
+        vt.requires_grad_(True)
+        distillation_loss(zt[None], vt[None], reduction="sum").backward()
+        assert np.abs(zt.grad.numpy() - truth).max() <= ULPS * scale
+        with mpmath.workdps(60):  # T D(t || s) in v: t (log t - log s - D)
+            t = _softmax([mpmath.mpf(float(c)) for c in v[0]])
+            s = _softmax([mpmath.mpf(float(c)) for c in z[0]])
+            d = mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(t, s, strict=True))
+            teacher = [float(a * (mpmath.log(a / b) - d)) for a, b in zip(t, s, strict=True)]
+        bound = 8.0 * EPS * max(abs(c) for c in teacher)
+        assert np.abs(vt.grad.numpy() - teacher).max() <= bound
+        return
+    rng = np.random.default_rng(5)
+    ordinary = rng.standard_normal((2, 5))
+    stack = np.stack([np.vstack([z, ordinary[:1]]), np.vstack([v, ordinary[1:]])])
+
+    def grad() -> np.ndarray:
+        leaf = torch.tensor(stack[0][:, :, None], requires_grad=True)
+        distillation_loss(leaf, torch.tensor(stack[1][:, :, None])).backward()
+        return leaf.grad[:, :, 0].numpy()
+
+    got = grad()
+    assert np.abs(got[0] - truth / 2.0).max() <= ULPS * scale / 2.0
+    from crossent.torch import _near_gradient
+
+    monkeypatch.setattr(_near_gradient, "takes_near_gradients", lambda *_: False)
+    autograd = grad()
+    np.testing.assert_array_equal(got[1], autograd[1])

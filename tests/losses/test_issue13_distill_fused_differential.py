@@ -271,6 +271,60 @@ def test_a_student_logit_of_minus_1e300_keeps_the_teacher_s_tiny_term() -> None:
     )
 
 
+def _mpmath_row(
+    mp: Any, first: np.ndarray, second: np.ndarray, *, forward: bool
+) -> tuple[float, list[float]]:
+    r""":math:`T^2 D(p\,\|\,q)` at :math:`T = 2` (60 digits), :math:`p` of ``second``
+    and :math:`q` of ``first`` (the student's ``first`` forward), and its gradient in
+    the student's logits: :math:`T(s - t)` forward, :math:`T s(\log s - \log t - D)`
+    reverse."""
+    with mp.workdps(60):
+        log_p, log_q = ([mp.mpf(float(x)) / 2 for x in row] for row in (second, first))
+        lse_p, lse_q = (mp.log(sum(mp.exp(x) for x in row)) for row in (log_p, log_q))
+        log_p, log_q = [x - lse_p for x in log_p], [x - lse_q for x in log_q]
+        kl = sum(mp.exp(a) * (a - b) for a, b in zip(log_p, log_q, strict=True))
+        pairs = list(zip(log_p, log_q, strict=True))
+        if forward:
+            grad = [float(2 * (mp.exp(b) - mp.exp(a))) for a, b in pairs]
+        else:
+            grad = [float(2 * mp.exp(a) * (a - b - kl)) for a, b in pairs]
+        return float(4 * kl), grad
+
+
+def test_a_near_row_keeps_a_subnormal_teacher_weight_beside_a_huge_student() -> None:
+    r"""Regression (hypothesis, dev profile: seed 0, 3 classes, extra 1, float64,
+    :math:`T = 2`, hard ``[(0, 'student_huge')]``): a near row (KL :math:`9\cdot
+    10^{-6}`, formed again by ``_centred_kl_numba``) whose teacher weight
+    :math:`t_2 = e^{-710}` is subnormal beside :math:`z_2 = -10^{300}` weighs
+    :math:`T^2 t_2(\tau_2 - \sigma_2) = 8.95\cdot 10^{-9}`; the weight's floor of
+    :math:`e^{-708}` dropped it: :math:`3.7107569\cdot 10^{-5}` against mpmath's
+    :math:`3.7116521\cdot 10^{-5}` (every path: the lean one of one row, the full
+    one, the fused one of 5462 rows, ``crossent.torch``'s; forward, and reverse with
+    the sides swapped). The gradient was right; it is held to mpmath too."""
+    mp = pytest.importorskip("mpmath")
+    torch = pytest.importorskip("torch")
+    import crossent.torch as ct
+
+    z, v = (x[0] for x in _inputs(0, 3, 1, np.float64, 2.0, [(0, "student_huge")]))
+    assert z[2] == -1e300
+    for direction, first, second in (("forward", z, v), ("reverse", v, z)):
+        loss, grad = _mpmath_row(mp, first, second, forward=direction == "forward")
+        for rows in (1, 2, 5462):
+            zs, vs = np.tile(z, (rows, 1)), np.tile(v, (rows, 1))
+            options = {"temperature": 2.0, "reduction": "none", "direction": direction}
+            got = crossent.distillation_loss(zs, vs, **options)
+            np.testing.assert_allclose(got, loss, rtol=16 * EPS, err_msg=(direction, rows))
+            g = crossent.distillation_loss_grad(zs, vs, **options)
+            np.testing.assert_allclose(g, np.tile(grad, (rows, 1)), rtol=0, atol=1e-18)
+            if rows != 2:
+                zt = torch.tensor(zs, requires_grad=True)
+                got = ct.distillation_loss(zt, torch.tensor(vs), **options)
+                np.testing.assert_allclose(got.detach().numpy(), loss, rtol=16 * EPS)
+                got.sum().backward()
+                assert zt.grad is not None
+                np.testing.assert_allclose(zt.grad.numpy()[0], grad, rtol=0, atol=1e-18)
+
+
 def test_the_kernel_leaves_only_the_rows_it_cannot_form() -> None:
     r"""The forward kernel's :math:`D` (``_distill_rows.forward_statistics``): finite on
     masked classes (both sides, or the teacher's) and on a student logit of

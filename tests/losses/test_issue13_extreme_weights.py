@@ -312,6 +312,33 @@ def test_weighted_mean_of_a_product_past_the_range(name: str, library: str) -> N
     assert 1.2e308 < expected < np.inf
 
 
+@pytest.mark.parametrize("library", ["numpy", "array_api_strict"])
+@pytest.mark.parametrize("name", list(_PAST_RANGE))
+def test_weighted_parts_past_the_range_are_refused(name: str, library: str) -> None:
+    """leftovers11 (docsreader7's find): ``reduction='parts'`` with weight 3 on a row of loss
+    1.7e308 gave a total of ``inf`` (true 5.1e308 + the other row) beside a finite
+    normaliser, whose ``mean()`` is ``inf`` where the mean is 1.275e308; ``LossParts``
+    promised an ``InputError`` for parts the weights make overflow, as weights outside
+    [2^-32, 2^32) got. Now refused, naming the true total (5.1e308 + 0.69 rounds to
+    5.1000e+308); the same weights divided by 4 give finite parts whose ``mean()`` is
+    ``'mean'`` (the advice of the message)."""
+    loss, target, weight = _PAST_RANGE[name]
+    xp = _namespace(library)
+    sigmoid = name.startswith("sigmoid")
+    logits = np.array([-_B, 0.0]) if sigmoid else np.array([[0.0, -_B], [0.0, 0.0]])
+    labels = np.array(target)
+    w = np.array(weight, dtype=np.float64)
+
+    def call(scale: float, **kw: Any) -> Any:
+        args = (xp.asarray(logits), xp.asarray(labels))
+        return _quiet(lambda: loss(*args, weight=xp.asarray(w * scale), **kw))
+
+    with pytest.raises(crossent.InputError, match=r"cannot hold the total 5\.1000e\+308"):
+        call(1.0, reduction="parts")
+    parts = call(0.25, reduction="parts")
+    assert float(parts.mean()) == pytest.approx(float(call(1.0)), rel=4e-16)
+
+
 def test_weighted_mean_of_an_infinite_loss_stays_inf() -> None:
     """The mean made again at smaller weights is ``inf`` where a row's loss is (a class
     of probability 0 under the target): the retry changes no true ``inf``."""

@@ -48,7 +48,7 @@ KINDS = ("random", "confident", "near_tie", "huge_spread", "offset")
 def _hard_rows(classes: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """float32 logits whose rows are of each kind of :data:`KINDS`, and their labels."""
     rng = np.random.default_rng(seed + classes)
-    per_kind = 8 if classes > 1000 else 16
+    per_kind = 4 if classes > 1000 else 16  # (4 x 32000 classes a kind: the hard rows' size)
     blocks, labels = [], []
     for kind in KINDS:
         z = rng.standard_normal((per_kind, classes)) * 3.0

@@ -163,22 +163,24 @@ def _oracle(
     cap: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_row_oracle` of each row times the reduction's scale (``'mean'``:
-    :math:`1/\\sum_i\\omega_i`), and the label entries' sizes likewise."""
+    :math:`1/\\sum_i\\omega_i`), and the label entries' sizes likewise. Each distinct
+    row is formed and scaled once (the large calls repeat the base rows)."""
     w = None if weight is None else tuple(np.asarray(weight, dtype=np.float64).tolist())
+    scale = None
+    if reduction == "mean":
+        scale = 1 / mpmath.fsum(mpmath.mpf(1 if w is None else w[int(y)]) for y in labels)
+    done: dict[tuple[tuple[float, ...], int], tuple[np.ndarray, np.ndarray]] = {}
     grads, sizes = [], []
     for row, y in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
-        g, size = _row_oracle(tuple(row.tolist()), int(y), temperature, lam, eps, w, cap)
-        grads.append(g)
-        sizes.append(size)
-    grad, size = np.array(grads), np.array(sizes)
-    if reduction != "mean":
-        return grad, size
-    total = mpmath.fsum(mpmath.mpf(1 if w is None else w[int(y)]) for y in labels)
-    scale = 1 / total
-    return (
-        np.vectorize(lambda v: float(mpmath.mpf(v) * scale))(grad),
-        np.vectorize(lambda v: float(mpmath.mpf(v) * scale))(size),
-    )
+        key = (tuple(row.tolist()), int(y))
+        if key not in done:
+            g, size = _row_oracle(*key, temperature, lam, eps, w, cap)
+            if scale is not None:
+                g, size = (np.array([float(mpmath.mpf(v) * scale) for v in a]) for a in (g, size))
+            done[key] = g, size
+        grads.append(done[key][0])
+        sizes.append(done[key][1])
+    return np.array(grads), np.array(sizes)
 
 
 def _check(

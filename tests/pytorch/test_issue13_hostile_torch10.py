@@ -85,6 +85,51 @@ def test_far_row_zero_target_gradient() -> None:
     assert float(t.grad[0, 2]) == 5e307
 
 
+@pytest.mark.parametrize("weight", [None, (1.0, 2.0, 3.0), (1.0, 0.0, 3.0)], ids=["w-", "w+", "w0"])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_minus_inf_logit_under_zero_target_gradient_is_torchs(
+    weight: tuple[float, ...] | None, reduction: str
+) -> None:
+    """leftovers11: a ``-inf`` logit under a target of 0. The loss ignores the class (0 log 0),
+    but its target's derivative is :math:`-w_c\\log p_c = +\\infty` (``F.cross_entropy``'s,
+    float64): it was 0. The logits' gradient stays torch's; where torch's target gradient
+    is ``0 * inf = NaN`` (a class weight of 0) ours is 0, the loss being constant in that
+    entry; the class weights' is :math:`-\\sum_i t_{ic}\\log p_{ic}` with 0 log 0 = 0 (torch's
+    is NaN at the classes of a ``-inf`` logit)."""
+    z = torch.tensor([[0.0, 1.0, -torch.inf], [0.3, -torch.inf, 2.0]], dtype=F64)
+    t = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.0, 0.8]], dtype=F64)
+    w = None if weight is None else torch.tensor(weight, dtype=F64)
+    grads = []
+    for fn in (cross_entropy, F.cross_entropy):
+        zz, tt = z.clone().requires_grad_(), t.clone().requires_grad_()
+        ww = None if w is None else w.clone().requires_grad_()
+        fn(zz, tt, weight=ww, reduction=reduction).sum().backward()
+        grads.append([zz.grad, tt.grad, None if ww is None else ww.grad])
+    assert float(grads[0][1][0, 2]) == torch.inf  # was 0
+    for ours, theirs in zip(grads[0][:2], grads[1][:2], strict=True):
+        nan = torch.isnan(theirs)
+        assert bool((ours[nan] == 0).all())
+        torch.testing.assert_close(ours[~nan], theirs[~nan], rtol=1e-12, atol=1e-14)
+    if w is not None:
+        log_p = torch.log_softmax(z, 1)
+        want = -(t * torch.where(t == 0, 0.0, log_p)).sum(0) / (2 if reduction == "mean" else 1)
+        torch.testing.assert_close(grads[0][2], want, rtol=1e-12, atol=1e-14)
+
+
+def test_minus_inf_logit_zero_target_far_row_and_torch_func() -> None:
+    """The same derivative in a row formed again (``_far_rows``: a gap of -2e308) and
+    through ``torch.func.grad``: ``+inf``, not 0."""
+    z = torch.tensor([[1e308, -1e308, -torch.inf]], dtype=F64)
+    t = torch.tensor([[0.5, 0.5, 0.0]], dtype=F64, requires_grad=True)
+    loss = cross_entropy(z, t, reduction="sum")
+    loss.backward()
+    assert loss.item() == 1e308
+    assert t.grad.tolist() == [[0.0, torch.inf, torch.inf]]
+    near = torch.tensor([[0.0, 1.0, -torch.inf]], dtype=F64)
+    g = torch.func.grad(lambda u: cross_entropy(near, u))(t.detach())
+    assert float(g[0, 2]) == torch.inf
+
+
 def _torchvision_focal(
     x: torch.Tensor, t: torch.Tensor, alpha: float, gamma: float
 ) -> torch.Tensor:

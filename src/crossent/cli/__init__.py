@@ -41,8 +41,8 @@ from ._demo import run_demo
 from ._deps import require
 from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
-from ._messages import in_file_terms, printable
-from ._numbers import decimal
+from ._messages import in_file_terms, json_ready, printable
+from ._numbers import ascii_digits, decimal
 from ._pipe import (
     DroppedStream,
     StandardOutputError,
@@ -131,9 +131,11 @@ checked here at parse time so that a typo is refused before the input is read.""
 def _resamples(text: str) -> int:
     """``--resamples``: an integer in ``[1, 1_000_000]``."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        value = int(ascii_digits(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            str(exc) if not text.isascii() else f"not an integer: {text!r}"
+        ) from None
     if not 1 <= value <= _MAX_RESAMPLES:
         raise argparse.ArgumentTypeError(
             f"must be an integer in [1, {_MAX_RESAMPLES:_}] (each resample recomputes the "
@@ -152,6 +154,10 @@ def _count(low: int, wanted: str, high: int | None = None, why: str = "") -> Cal
     ``why``), refused by name and value as typed."""
 
     def parse(text: str) -> int:
+        try:
+            ascii_digits(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
         value = int(text)  # a ValueError reads "invalid int value: 'abc'", as before
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {wanted}; got {text!r}")
@@ -454,7 +460,7 @@ def _parser() -> argparse.ArgumentParser:
         description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | --logits 2,1,0.1 "
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
         "and --temperature T to reshape (with --p/--q or --logits, not with --binary, --kl or "
-        "--hinge). Numbers are read as float64, as a CSV's cells "
+        "--hinge). Numbers (ASCII digits 0-9) are read as float64, as a CSV's cells "
         "are: a subnormal one (below 2.2e-308, such as 1e-310) is kept as its nearest "
         "float64, with fewer significant digits (1e-320 is 9.99989e-321); one that "
         "float64 cannot hold (1e-400, 1e309) is refused. Needs only the base install.",
@@ -484,6 +490,12 @@ def _parser() -> argparse.ArgumentParser:
         "--hinge", action="store_true", help="hinge loss beside cross-entropy, with --logits"
     )
     explain.add_argument("--kl", action="store_true", help="D(P||Q) and D(Q||P), with --p/--q")
+    explain.add_argument(
+        "--all",
+        action="store_true",
+        help="every row of a table; by default at most 20, the largest contributions "
+        "first, and a line counting the rest (the totals are over every row)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -566,12 +578,17 @@ def _check_output(path: Path, inputs: list[Path]) -> None:
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
 
 
+def _json_text(payload: dict[str, Any]) -> str:
+    """The JSON report's text, for ``--json`` and a ``.json`` ``--output`` alike."""
+    return json.dumps(json_ready(payload), indent=2, allow_nan=False)
+
+
 def _write_output(path: Path, report: crossent.Report | crossent.ReportComparison) -> None:
     """Write ``--output`` (atomically) in the format its extension names: the same JSON
     and Markdown as ``--json`` and ``--markdown`` print, or the HTML page."""
     shown = _output_format(path)
     if shown == "JSON":
-        text = json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
+        text = _json_text(report.to_dict()) + "\n"
     elif shown == "Markdown":
         markdown = (
             render_markdown(report)
@@ -642,7 +659,7 @@ def _run_report(args: argparse.Namespace) -> int:
     # a reader gone: the gates still decide
     with closed_pipe_is_quiet(sys.stdout, what="the report"):
         if args.json:
-            print(json.dumps(report.to_dict(), indent=2, allow_nan=False))
+            print(_json_text(report.to_dict()))
         elif args.markdown:
             print(printable(render_markdown(report), keep="\n"))
         else:
@@ -710,7 +727,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     payload = comparison.to_dict()
     with closed_pipe_is_quiet(sys.stdout, what="the comparison"):
         if args.json:
-            print(json.dumps(payload, indent=2, allow_nan=False))
+            print(_json_text(payload))
         elif args.markdown:
             print(printable(render_comparison_markdown(comparison), keep="\n"))
         else:

@@ -34,11 +34,12 @@ import numpy as np
 import crossent
 
 from ._messages import NORMALISE_HINT
-from ._numbers import decimal
+from ._numbers import ascii_digits, decimal
 from ._pipe import closed_pipe_is_quiet
 from ._width import fit_width
 
 __all__ = [
+    "TABLE_ROWS",
     "Output",
     "class_id",
     "explain_binary",
@@ -58,20 +59,28 @@ _LN2 = math.log(2.0)
 # Which flags each mode reads; any other flag given is a usage error naming it.
 _MODE_FLAGS = {
     "--binary": ("--binary", "--y", "--p", "--bits"),
-    "--logits": ("--logits", "--label", "--p", "--temperature", "--smoothing", "--bits"),
-    "--hinge": ("--logits", "--label", "--hinge", "--bits"),
-    "--p/--q": ("--p", "--q", "--temperature", "--kl", "--bits"),
+    "--logits": ("--logits", "--label", "--p", "--temperature", "--smoothing", "--bits", "--all"),
+    "--hinge": ("--logits", "--label", "--hinge", "--bits", "--all"),
+    "--p/--q": ("--p", "--q", "--temperature", "--kl", "--bits", "--all"),
 }
 
 
 # Output: rich when installed, else aligned plain text ---------------------------------------
 
 
-class Output:
-    """Lines and tables on ``stream``: through rich when it is installed, else plain text."""
+#: Rows of one table shown by default; ``--all`` shows every one.
+TABLE_ROWS = 20
 
-    def __init__(self, stream: TextIO) -> None:
+
+class Output:
+    """Lines and tables on ``stream``: through rich when it is installed, else plain text.
+
+    ``rows``: at most that many rows of a long table (None: every row), the ones its
+    caller orders first, then a line that counts the others (:meth:`table`)."""
+
+    def __init__(self, stream: TextIO, *, rows: int | None = TABLE_ROWS) -> None:
         self._stream = stream
+        self._rows = rows
         try:
             from rich.console import Console
         except ImportError:
@@ -88,7 +97,31 @@ class Output:
         else:
             self._stream.write(text + "\n")
 
-    def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    def table(
+        self,
+        title: str,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[str]],
+        *,
+        order: Any = None,
+        rest: Any = None,
+    ) -> None:
+        """``rows`` under ``columns``. Past :attr:`_rows` rows with an ``order`` (row
+        indices, the most telling first), only the first of that order are shown, in the
+        table's order, then "... N more rows not shown" with ``rest(hidden indices)``'s
+        words (what the hidden rows add up to); the totals printed after a table are
+        the callers', over every row."""
+        hidden = None
+        if order is not None and self._rows is not None and len(rows) > self._rows:
+            picked = np.sort(np.asarray(order)[: self._rows])
+            hidden = np.setdiff1d(np.arange(len(rows)), picked)
+            rows = [rows[k] for k in picked]
+        self._draw(title, columns, rows)
+        if hidden is not None:
+            more = "" if rest is None else f", {rest(hidden)}"
+            self.line(f"... {hidden.size} more rows not shown{more} (--all shows every row)")
+
+    def _draw(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         if self._console is not None:
             from rich.table import Table
 
@@ -144,8 +177,13 @@ def class_id(text: str) -> int:
     is refused with the index it stands for (and ``--p`` for it as a distribution);
     anything else that is not an integer gets argparse's own wording."""
     try:
-        return int(text)
+        return int(ascii_digits(text))
     except ValueError:
+        if not text.isascii():
+            try:
+                ascii_digits(text)
+            except ValueError as exc:
+                raise argparse.ArgumentTypeError(str(exc)) from None
         parts = text.split(",")
         if len(parts) > 1 and all(part.strip() in ("0", "1") for part in parts):
             ones = [k for k, part in enumerate(parts) if part.strip() == "1"]
@@ -234,6 +272,8 @@ def explain_distributions(
     h_p = float(crossent.entropy(p, base=base))
     kl = float(crossent.kl_divergence(p, q, base=base))
     surprisal = np.asarray(crossent.surprisal(q, base=base), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
     rows = [
         [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(0.0 if pk == 0 else pk * sk, 4)]
         for k, (pk, qk, sk) in enumerate(zip(p, q, surprisal, strict=True))  # 0 log 0 = 0
@@ -243,6 +283,8 @@ def explain_distributions(
         f"cross-entropy H(P, Q) in {unit}, outcome by outcome",
         ("outcome", "P", "Q", f"surprisal -{log} Q", f"contribution -P {log} Q"),
         rows,
+        order=np.lexsort((-p, -q, -parts)),  # the largest contributions, then Q's mass
+        rest=lambda h: f"contributing {fmt(np.sum(parts[h]), 4)} {unit} to H(P, Q)",
     )
     out.line(f"H(P)     = {fmt(h_p)} {unit}   (entropy: the unavoidable surprise)")
     out.line(f"H(P, Q)  = {fmt(h_pq)} {unit}   (cross-entropy: the sum of contributions)")
@@ -281,6 +323,15 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
         f"KL divergence in {unit}, both directions",
         ("outcome", "P", "Q", f"p {log}(p/q)", f"q {log}(q/p)"),
         rows,
+        # the largest terms of each direction in turn (one direction's infinite terms,
+        # where the other has no mass, would fill a table ordered by the larger of two)
+        order=_in_turn(
+            np.lexsort((-q, -p, -np.abs(terms_pq))), np.lexsort((-p, -q, -np.abs(terms_qp)))
+        ),
+        rest=lambda h: (
+            f"their terms summing to {fmt(np.sum(terms_pq[h]), 4)} and "
+            f"{fmt(np.sum(terms_qp[h]), 4)} {unit}"
+        ),
     )
     out.line(f"D(P||Q) = {fmt(forward)} {unit}   (expected under P: where P has mass, Q must too)")
     out.line(f"D(Q||P) = {fmt(reverse)} {unit}   (expected under Q: where Q has mass, P must too)")
@@ -294,6 +345,18 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     else:
         out.line(f"Not symmetric: they differ by {fmt(abs(forward - reverse))} {unit}.")
     out.line("Gibbs' inequality: both are >= 0, and 0 only when P = Q.")
+
+
+def _in_turn(*orders: Any) -> list[int]:
+    """The indices of ``orders`` (permutations of one range) taken from each in turn,
+    each index once: a table's rows ordered by several columns at once."""
+    seen: set[int] = set()
+    merged: list[int] = []
+    for index in (int(k) for group in zip(*orders, strict=True) for k in group):
+        if index not in seen:
+            seen.add(index)
+            merged.append(index)
+    return merged
 
 
 def _temperature_table(
@@ -318,6 +381,11 @@ def _temperature_table(
             [str(k), fmt(b, 4), fmt(a, 4)]
             for k, (b, a) in enumerate(zip(before, after, strict=True))
         ],
+        order=np.argsort(-np.maximum(before, after), kind="stable"),
+        rest=lambda h: (
+            f"holding {fmt(np.sum(before[h]), 4)} of the mass before and "
+            f"{fmt(np.sum(after[h]), 4)} after"
+        ),
     )
     if temperature == 1:
         return
@@ -382,7 +450,13 @@ def explain_logits(
         if smoothing is not None:
             row.append(fmt(smoothed[k], 4))
         rows.append([*row, fmt(grad[k], 4, sign=True)])
-    out.table(title, columns, rows)
+    out.table(
+        title,
+        columns,
+        rows,
+        order=np.lexsort((-np.abs(grad), -probs, -target)),  # the target, then p's mass
+        rest=lambda h: f"their softmax p summing to {fmt(np.sum(probs[h]), 4)}",
+    )
     y = "y'" if smoothing is not None else "y"
     zt = "z/T" if temperature else "z"
     computed = f"logsumexp({zt}) - sum {y} {zt}"
@@ -464,6 +538,8 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
             ]
             for k in range(logits.size)
         ],
+        order=np.lexsort((-probs, -np.abs(hinge_grad), np.arange(logits.size) != label)),
+        rest=lambda h: f"their softmax p summing to {fmt(np.sum(probs[h]), 4)}",
     )
     margin = _margin(logits, label)
     out.line(f"margin z_y - max z_other = {fmt(margin, 4)}  (the hinge asks for at least 1)")
@@ -586,6 +662,7 @@ def _given(args: argparse.Namespace) -> list[str]:
         "--temperature": args.temperature is not None,
         "--smoothing": getattr(args, "smoothing", None) is not None,
         "--bits": args.bits,
+        "--all": getattr(args, "all", False),
     }
     return [flag for flag, present in values.items() if present]
 
@@ -686,4 +763,4 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
 def run_explain(args: argparse.Namespace, stream: TextIO) -> None:
     """Dispatch on the arguments of ``crossent explain``, writing to ``stream``."""
     with closed_pipe_is_quiet(stream, what="the explanation"):
-        _dispatch(args, Output(stream))
+        _dispatch(args, Output(stream, rows=None if getattr(args, "all", False) else TABLE_ROWS))

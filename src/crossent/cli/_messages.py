@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 from ._dataset import Dataset
 
-__all__ = ["NORMALISE_HINT", "in_file_terms", "in_option_terms", "printable"]
+__all__ = ["NORMALISE_HINT", "in_file_terms", "in_option_terms", "json_ready", "printable"]
 
 _OPTIONS = "bins|binning|scope|norm|debias|preset|renormalize|resamples|seed|top|max_ece|max_nll"
 """The arguments of :func:`crossent.report` that are options of ``crossent report``."""
@@ -137,3 +138,35 @@ def printable(text: str, *, keep: str = "") -> str:
     if text.isprintable():  # none of them (nor other unusual characters): as it is
         return text
     return "".join(c if c in keep else _shown(c) for c in text)
+
+
+def json_ready(value: Any) -> Any:
+    r"""``value`` (the JSON report: dicts, lists, strings, numbers) with every string valid
+    Unicode: a byte of a file name that is not UTF-8, which Python holds as a lone
+    surrogate (``0xff`` as U+DCFF), written as the text ``\xff`` (a backslash, ``x``
+    and two hex digits: Python's ``backslashreplace``).
+
+    ``json.dumps`` wrote it as the escape ``"\udcff"``, a lone surrogate that strict JSON
+    readers refuse or replace (``jq`` printed U+FFFD; JavaScript's string is not well
+    formed). Strings without surrogates are returned as they are (no copy)."""
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogateescape" if _escapes(value) else "surrogatepass")
+            return raw.decode("utf-8", "backslashreplace")
+        return value
+    if isinstance(value, dict):
+        return {json_ready(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    return value
+
+
+def _escapes(text: str) -> bool:
+    r"""Whether every surrogate of ``text`` is one of ``surrogateescape``'s (U+DC80 to
+    U+DCFF, a byte that is not UTF-8); another (a lone U+D800) is written as the bytes
+    ``surrogatepass`` gives it, each then ``\xNN``."""
+    return all(not 0xD800 <= ord(c) < 0xE000 or 0xDC80 <= ord(c) <= 0xDCFF for c in text)

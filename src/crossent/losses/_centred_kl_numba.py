@@ -35,7 +35,10 @@ a weight: 10 ulps of the KL of ``[0, log 3e-5, -30]`` against ``[0, log 1e-5,
 -30]``). Where a weight is 0 (:math:`x_c` below the exponential's floor, or
 ``-inf``), :math:`p_c e^{u_c}` is the second side's :math:`e^{\sigma_c - c}`
 (:math:`\sigma = (y - m_y)/T`), its mass on a class the first leaves out (a teacher
-class of :math:`e^{-741}` beside a student's :math:`10^{-5}`: the KL itself). Each
+class of :math:`e^{-741}` beside a student's :math:`10^{-5}`: the KL itself); where
+that weight is subnormal (:math:`e^{-708}` to :math:`e^{-745}`, below
+``exp_of_pair``'s reach: ``np.exp``), its :math:`p_c u_c` and :math:`-p_c(1 + u_c)`
+too (of any size beside a student logit of :math:`-10^{300}`). Each
 block's terms are summed vectorised and the blocks by TwoSum, as ``_distill_numba``'s
 sums.
 
@@ -62,6 +65,7 @@ __all__ = ["block_sums", "centred_kl", "centred_kl_row", "centred_kl_rows", "pow
 
 _BLOCK = 512
 _FLOOR = -708.0  # below: e^x is 0 here (as _distill_numba's)
+_SUBNORMAL = -746.0  # below: e^x is 0 in float64 (to the floor, subnormal: np.exp)
 _TOP = 700.0  # u above: such a row is no near row (its KL is large)
 _LOOP = {"contract"}
 _SUMS = {"contract", "reassoc", "nsz"}
@@ -123,19 +127,23 @@ def _block_terms(xb, yb, maxima, shift, inv_t, temperature, exact, ew, eu, ef):
         ef[j] = w * ((u * u) * _series(u, _H0, _H_REST)) if w > 0.0 else 0.0
         rare += not (w > 0.0 and abs(u) < _SERIES_X)
     if rare:
-        _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef)
+        _rare_terms(xb, yb, maxima, shift, k, inv_t, temperature, exact, ew, eu, ef)
 
 
 @numba.njit(inline="never")
-def _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef):
+def _rare_terms(xb, yb, maxima, shift, k, inv_t, temperature, exact, ew, eu, ef):
     # w phi(u) = w (e^u - 1 - u) where |u| >= 1/2; where w is 0 (x below the floor, or
     # -inf), the second side's e^(sigma - shift) in its place (sigma = (y - m_y)/T:
-    # p e^u there, the mass of q on a class p leaves out)
+    # p e^u there, the mass of q on a class p leaves out), and where the weight is
+    # subnormal (the floor's e^-708 down to e^-745: exp_of_pair does not reach it) its
+    # w, w u and -w (1 + u) too (issue 13, branch distillnear12: a teacher class of
+    # e^-710 against a student's -1e300, w |u| = 2.2e-9, was left out of a KL of 9e-6)
+    m_x, m_y = maxima
     for j in range(xb.shape[0]):
         x, y, w = np.float64(xb[j]), np.float64(yb[j]), ew[j]
+        uq, ulo = _pair((y - x) - k, inv_t, temperature, exact)
+        u = uq + ulo
         if w > 0.0:
-            uq, ulo = _pair((y - x) - k, inv_t, temperature, exact)
-            u = uq + ulo
             if not abs(u) < _SERIES_X:
                 e = exp_of_pair(min(u, _TOP), 0.0, 0.0) if u > _FLOOR else 0.0
                 ef[j] = w * ((e - 1.0) - u)
@@ -143,6 +151,12 @@ def _rare_terms(xb, yb, m_y, shift, k, inv_t, temperature, exact, ew, ef):
         sq, slo = _gap(y, m_y, inv_t, temperature, exact)
         a, a_lo = _difference(sq, shift)  # (sigma - shift as a + a_lo + slo)
         ef[j] = exp_of_pair(a, slo + a_lo, 0.0) if a > _FLOOR else 0.0
+        q, lo = _gap(x, m_x, inv_t, temperature, exact)
+        tiny = np.exp(q + lo) if q > _SUBNORMAL else 0.0  # (0 for -inf: q is -inf or NaN)
+        if tiny > 0.0 and np.isfinite(u):
+            ew[j] = tiny
+            eu[j] = tiny * u
+            ef[j] -= tiny * (1.0 + u)
 
 
 @numba.njit(fastmath=_SUMS, inline="never")

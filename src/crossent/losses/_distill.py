@@ -71,6 +71,7 @@ from ._widen import blocked
 
 __all__ = [
     "NEAR_ROWS_LATER",
+    "NearGradients",
     "NearRowsLater",
     "common_rows_and_near_flags",
     "distillation_loss",
@@ -584,7 +585,14 @@ def _near_rows_of_namespace(
     flagged = _formable(d, flagged)
     later = NEAR_ROWS_LATER.get()
     if loss and later is not None:  # the caller reads the flags with its own (one read)
-        later.append(NearRowsLater(flagged, lambda: d.batch.reduce(_formed(d, flagged, values))))
+
+        def finish(rows_of: Callable[[Array, NearGradients], Array] | None = None) -> Any:
+            rows = _formed(d, flagged, values)
+            if rows_of is not None:
+                rows = rows_of(rows, NearGradients.of_loss(d, flagged))
+            return d.batch.reduce(rows)
+
+        later.append(NearRowsLater(flagged, finish))
         return values
     if not _may_hold_one(flagged, xp):
         return values
@@ -653,11 +661,84 @@ def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = Tru
 @dataclass(frozen=True)
 class NearRowsLater:
     """A loss's near rows left to its caller (:data:`NEAR_ROWS_LATER`): the rows
-    ``flagged`` (batch shape, booleans) and ``finish()``, the call's result with them
-    formed (what the call would have returned had one been flagged)."""
+    ``flagged`` (batch shape, booleans) and ``finish(rows_of=None)``, the call's result
+    with them formed (what the call would have returned had one been flagged);
+    ``rows_of(rows, gradients)``, where given, takes the per-row losses before the
+    reduction with their :class:`NearGradients` and returns the rows to reduce
+    (``crossent.torch``: the same values, the flagged rows' gradient by ``NearRows``)."""
 
     flagged: Array
-    finish: Callable[[], Any]
+    finish: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class NearGradients:
+    r"""The gradients of the near rows ``flagged`` (batch shape) of one call's loss, by
+    ``_near_rows.NearRows``' formulas (those of :func:`distillation_loss_grad`'s near
+    rows) in the call's namespace: what a caller that records the loss (autograd) gives
+    those rows in place of the derivative of the loss's formula (issue 13: student
+    logits ``[0, log 3e-5, -30]`` beside teacher logits ``[0, log 1e-5, -30]``, 16.8
+    units of :math:`2^{-53}` off at two classes). ``flagged``: the loss's near rows
+    that :func:`distillation_loss_grad` forms by ``NearRows`` too (forward, a small
+    spread of :math:`s - t`; reverse, a KL below :data:`._near_rows.KL_FLOOR`): on the
+    loss's other near rows the derivative of the loss's formula errs less than the
+    gradient's (a spread past the floor: logits ``[0, log 3e-5, -30]`` beside ``[0, log
+    1e-5, -30]`` at :math:`T = 2`, 14.5 units against 0.8). Rows not flagged are 0."""
+
+    d: _Distillation
+    flagged: Array
+
+    @classmethod
+    def of_loss(cls, d: _Distillation, near: Array) -> NearGradients:
+        """Those of the loss's near rows ``near`` (batch shape) that the gradient's rule
+        picks (class docstring)."""
+        xp = d.batch.xp
+        if d.direction == "forward":
+            teacher = xp.exp(d.log_t)
+            picked = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+        else:
+            picked = d.row_kl() < _KL_FLOOR
+        return cls(d, xp.logical_and(near, picked))
+
+    @property
+    def student(self) -> Array:
+        """The student's logits, classes last (the gradients' shape)."""
+        return self.d.student
+
+    @property
+    def teacher(self) -> Array:
+        """The teacher's scores, classes last."""
+        return self.d.teacher_scores
+
+    def in_student(self) -> Array:
+        """The gradient of :math:`T^2 D` in the student's logits (classes last)."""
+        return self._formed(self.d.student, self.d.teacher_scores, self.d.log_s, self.d.log_t)
+
+    def in_teacher(self) -> Array:
+        r"""The gradient of :math:`T^2 D` in the teacher's logits (classes last; a
+        teacher of logits only): the other direction's student gradient, the roles
+        swapped (:math:`D(t\,\|\,s)` is the reverse loss of a student :math:`t`)."""
+        d = self.d
+        return self._formed(d.teacher_scores, d.student, d.log_t, d.log_s, swapped=True)
+
+    def _formed(
+        self,
+        first: Array,
+        second: Array,
+        log_first: Array,
+        log_second: Array,
+        swapped: bool = False,
+    ) -> Array:
+        """The flagged rows (boolean indexing: the backward of a call whose forward read
+        that one is flagged, ``crossent.torch``; not every row formed then picked)
+        formed by ``NearRows``, 0 elsewhere."""
+        d, xp, flagged = self.d, self.d.batch.xp, self.flagged
+        z, scores, log_s, log_t = (x[flagged] for x in (first, second, log_first, log_second))
+        forward = (d.direction == "forward") != swapped
+        near = NearRows(z, scores, d.temperature, xp, log_s, log_t).gradient(forward=forward)
+        out = xp.zeros(first.shape, dtype=near.dtype, device=device(near))
+        out[flagged] = near
+        return out
 
 
 NEAR_ROWS_LATER: ContextVar[list[NearRowsLater] | None] = ContextVar(

@@ -48,11 +48,15 @@ class LossParts(NamedTuple):
     ``'mean'`` the finite quotient (``1.7e308``), formed by scaling.
 
     Both are plain numbers of the loss's dtype, so a part past its range cannot be
-    held: where weights of ordinary range make one overflow (class weights of
-    ``5.7e307`` on 4 rows: a normaliser of 2.28e308), the loss raises an
-    :class:`~crossent.InputError` rather than return ``inf`` (whose quotient would be 0
-    or NaN); ``'mean'`` takes such weights exactly. Divide the weights by one common
-    factor in every batch whose parts are added: the mean does not change.
+    held: where the weights make one overflow (class weight 3 on a row of loss
+    ``1.7e308``: a total of 5.1e308; class weights of ``5.7e307`` on 4 rows: a
+    normaliser of 2.28e308), or make one subnormal, the loss raises an
+    :class:`~crossent.InputError` rather than return ``inf`` (whose quotient would be
+    ``inf``, 0 or NaN); ``'mean'`` takes such weights exactly. Divide the weights by one
+    common factor in every batch whose parts are added: the mean does not change. A
+    part is refused where the same weights divided by a power of two give it finite;
+    without weights (nothing to scale) a total past the range is ``inf``, as ``'sum'``
+    is, and so is a total that is ``inf`` because a row's loss is.
 
     Examples
     --------

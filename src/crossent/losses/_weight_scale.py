@@ -26,7 +26,10 @@ more than :math:`2^{1021}` below the largest, which become subnormal, as they wo
 beside a largest weight of 1. A ``'parts'`` whose total or normaliser is finite at
 :math:`w'` but past the range at :math:`w`, or subnormal there (digits lost), is refused
 (an ``InputError``): such parts cannot be added to others or divided (``inf`` beside a
-finite total gave a mean of 0; weights of ``5e-324`` a mean of 0.25 where it is 0.371).
+finite total gave a mean of 0; weights of ``5e-324`` a mean of 0.25 where it is 0.371);
+so is a part that weights of ordinary size make ``inf`` where the weights divided by a
+power of two leave it finite (:func:`_refuse_parts_past_range`: class weight 3 on a row
+of loss ``1.7e308``).
 Weights of ordinary size, integer weights and calls
 without weights go through untouched (one ``dict`` look-up and, with weights, one
 maximum over them).
@@ -226,6 +229,29 @@ def _finite_mean(
     return public(*args, **{**kwargs, "weight": smaller})
 
 
+def _refuse_parts_past_range(
+    public: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], parts: LossParts
+) -> None:
+    r"""An :class:`InputError` where a part of ``reduction='parts'`` is ``inf`` but finite
+    with the weights :math:`2^{-k}w`, :math:`k` such that :math:`\max w' \in [\tfrac12, 1)`:
+    the weights made it overflow (:func:`_check_parts_in_range`'s message).
+
+    docsreader7 (issue 13): class weight 3 on a row of loss ``1.7e308`` gave a total of
+    ``inf`` (its true value ``5.1e308``) beside a normaliser of 3, whose quotient
+    (``LossParts.mean``) is ``inf`` where the mean is ``1.7e308``; weights outside
+    :math:`[2^{-32}, 2^{32})` were refused already. A part that is ``inf`` at the smaller
+    weights too is the loss's own (a row of loss ``inf``), and stays."""
+    if not (_past_range(parts.total) or _past_range(parts.normalizer)):
+        return
+    weight = kwargs["weight"]
+    extremes = _float_extremes(weight, ordinary=True)
+    if extremes is None or not extremes[0] >= 0.0 or extremes[1] < 0.5:
+        return
+    shift = math.frexp(extremes[1])[1]
+    smaller = _weight_times_power_of_two(weight, -shift)
+    _check_parts_in_range(public(*args, **{**kwargs, "weight": smaller}), parts, shift)
+
+
 def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     """``public`` (a weighted loss or gradient) called with its weights scaled by a power
     of two where they are far from 1, and its result scaled back (module docstring).
@@ -240,16 +266,17 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
         if weight is None:
             return public(*args, **kwargs)
         scaled, shift = scaled_weight(weight)
+        given = kwargs
         if shift:
             kwargs = {**kwargs, "weight": scaled}
         result = public(*args, **kwargs)
         if kwargs.get("reduction", "mean") == "mean":
             return _finite_mean(public, args, kwargs, result)
-        if not shift:
-            return result
-        scaled_back = scale_result(result, shift, out=kwargs.get("out"))
+        scaled_back = scale_result(result, shift, out=kwargs.get("out")) if shift else result
         if isinstance(result, LossParts):
-            _check_parts_in_range(result, scaled_back, shift)
+            if shift:
+                _check_parts_in_range(result, scaled_back, shift)
+            _refuse_parts_past_range(public, args, given, scaled_back)
         return scaled_back
 
     wrapped = getattr(public, "__wrapped__", None)

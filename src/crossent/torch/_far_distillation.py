@@ -30,9 +30,10 @@ the generic path's value and gradient bit for bit; any other call goes on as fol
 The common path costs one host read (beside the four of its validation; on a GPU each
 read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
 the generic path flagged near rows (student and teacher nearly agree, which it leaves
-to this caller: ``losses._distill.NEAR_ROWS_LATER``, formed then, and the result read
-once more) and, where the teacher requires a gradient, of its far gaps (below). Its
-rows keep their bits, its graph its operations. Only a result that is not finite sends
+to this caller: ``losses._distill.NEAR_ROWS_LATER``, formed then, their gradient by
+``NearRows``' formula in float64 work (``_near_gradient``), and the result read once
+more) and, where the teacher requires a gradient, of its far gaps (below). Its rows
+keep their bits, its graph its operations. Only a result that is not finite sends
 the call to :func:`_again`, which forms the per-row losses (for ``'mean'`` and
 ``'sum'``), the far rows again by :class:`_HostRows`, and reduces them as NumPy does
 (:func:`_reduced`: a ``'mean'`` of rows near the largest float does not overflow its
@@ -92,6 +93,7 @@ from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import NearRows
+from . import _near_gradient
 from ._arguments import (
     example_stack,
     examples,
@@ -157,8 +159,15 @@ def distillation_rows_checked(
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
     not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
-        loss = later[0].finish()
-        not_finite = bool(_not_finite(loss))
+        # (their gradient by the near rows' formulas, not autograd's of the loss's)
+        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
+        rows_of = _near_gradient.NearRowsOf() if takes else None
+        loss = later[0].finish(rows_of)
+        flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
+        read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
+        not_finite = read[0]
+        if rows_of is not None:
+            rows_of.settle(read[1:])
     if not_finite or any(far):
         return _again(student, teacher, temperature, reduction, loss, axis, **options)
     return loss

@@ -57,7 +57,7 @@ from .._checks import row_offset
 from ..errors import InputError
 from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
 from . import _backend, _targets
-from ._arguments import examples, nested_forward_mode, under_torch_func
+from ._arguments import examples, has_tangent, nested_forward_mode, under_torch_func
 
 __all__ = [
     "backward",
@@ -69,6 +69,9 @@ __all__ = [
     "uses_target_op",
     "work_dtype",
 ]
+
+#: The smoothed targets and the class weights (None: 1) of :math:`v = w\tilde t`.
+_Parts = tuple[torch.Tensor, torch.Tensor | None]
 
 #: float32 bytes of one block of rows of the generic path.
 _BLOCK_BYTES = 16 * 2**20
@@ -253,9 +256,14 @@ def _weighted_targets(
     t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
 ) -> torch.Tensor:
     r""":math:`w \odot \tilde t`, the smoothed targets times the class weights."""
-    eps = opts.label_smoothing
-    smoothed = (1 - eps) * t + eps / t.shape[-1] if eps else t
+    smoothed = _smoothed(t, opts)
     return smoothed if weight is None else weight * smoothed
+
+
+def _smoothed(t: torch.Tensor, opts: _backend.Options) -> torch.Tensor:
+    r""":math:`\tilde t = (1 - \varepsilon) t + \varepsilon / C`, the smoothed targets."""
+    eps = opts.label_smoothing
+    return (1 - eps) * t + eps / t.shape[-1] if eps else t
 
 
 def _z_loss_weight(t: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor | float:
@@ -293,7 +301,10 @@ def _far_target_rows(
 ) -> torch.Tensor:
     """:func:`_far_rows` of probability targets ``t`` under logits ``z`` (rows x classes)."""
     capped = _soft_capped(z, opts.soft_cap)[0]
-    return _far_rows(capped, _weighted_targets(t, weight, opts), _z_loss_weight(t, weight), opts)
+    smoothed = _smoothed(t, opts).double()
+    w = None if weight is None else weight.double()
+    v = smoothed if w is None else w * smoothed
+    return _far_rows(capped, v, _z_loss_weight(t, weight), opts, parts=(smoothed, w))
 
 
 def _soft_capped(
@@ -500,17 +511,80 @@ def _target_rows_and_softmax(
     :math:`\operatorname{LSE} = m/T + \operatorname{lse}(\sigma)` (:func:`_unshifted_lse`)."""
     # z / s not kept (not even under a name: the block it overwrote is freed now).
     z, m = _capped_logits(z, opts, overwrite=overwrite)[:2]
-    wt = _weighted_targets(t, weight, opts)
     log_p = torch.log_softmax(z, dim=-1)
-    # 0 * -inf = 0: a class of zero target weight is absent from the sum. Only a -inf
-    # log p is masked, as the generic ``weighted_term``: a finite one is kept, so the
-    # gradient of a target or class weight of 0 is -log p, as F.cross_entropy's (the
-    # mask of every zero weight made it 0).
-    rows = -(wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)).sum(-1)
+    rows = -_target_terms(_smoothed(t, opts), weight, log_p).sum(-1)
     if opts.z_loss:
         lse = _unshifted_lse(m, torch.logsumexp(z, dim=-1, keepdim=True), opts.temperature)
         rows = rows + (opts.z_loss * _z_loss_weight(t, weight) * lse * lse)[..., 0]
     return rows, z, log_p
+
+
+def _target_terms(
+    smoothed: torch.Tensor, weight: torch.Tensor | None, log_p: torch.Tensor
+) -> torch.Tensor:
+    r""":math:`w_c \tilde t_c \log p_c` per entry, 0 where :math:`w_c\tilde t_c = 0` and
+    :math:`\log p_c = -\infty` (a class of zero target weight is absent from the sum);
+    ``log_p`` may be any per-class factor (:func:`_scaled_gap_sum`'s gaps).
+
+    Only a ``-inf`` log p is masked, as the generic ``weighted_term``: a finite one is
+    kept, so the gradient of a target or class weight of 0 is :math:`-\log p`, as
+    ``F.cross_entropy``'s. Where the targets or the class weights are differentiated
+    (eager calls, ``torch.func``), :class:`_TargetTerms` gives the masked entries their
+    true derivatives too: :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf``
+    for a ``-inf`` logit under a target of 0: the loss's one-sided derivative
+    :math:`-\log p_c = +\infty`, ``F.cross_entropy``'s; the mask made it 0), the
+    logits' gradient unchanged and no ``0 * inf`` NaN."""
+    wanted = smoothed.requires_grad or (weight is not None and weight.requires_grad)
+    if (
+        wanted
+        and torch.is_grad_enabled()
+        and not torch.compiler.is_compiling()
+        and not has_tangent(smoothed, weight, log_p)
+    ):
+        return _TargetTerms.apply(smoothed, weight, log_p)
+    wt = smoothed if weight is None else weight * smoothed
+    return wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)
+
+
+class _TargetTerms(torch.autograd.Function):
+    r""":func:`_target_terms`' product :math:`w\tilde t\log p` (``w`` None: 1), its
+    ``0\cdot(-\infty)`` entries 0, with the true derivatives there: in :math:`\tilde t_c`
+    :math:`g\,w_c\log p_c` (``-inf`` times the upstream's sign for a ``-inf`` log p), in
+    :math:`w_c` :math:`g\,\tilde t_c\log p_c`; 0 where the factor :math:`g w_c` (or
+    :math:`g\tilde t_c`) is 0, the loss then constant in that entry; in :math:`\log p`
+    :math:`g\,w_c\tilde t_c` (0 at the masked entries, as the mask's). Elsewhere the bits
+    of autograd through the masked product. Eager calls and ``torch.func`` (vmap's
+    generated rule); not forward-mode AD, not ``torch.compile`` (:func:`_target_terms`
+    takes the masked product there). Twice differentiable (its backward's operations
+    are recorded under ``create_graph``)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(
+        smoothed: torch.Tensor, weight: torch.Tensor | None, log_p: torch.Tensor
+    ) -> torch.Tensor:
+        wt = smoothed if weight is None else weight * smoothed
+        return wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
+        smoothed, weight, log_p = ctx.saved_tensors
+        wt = smoothed if weight is None else weight * smoothed
+        outside = log_p == -torch.inf
+        masked = (wt == 0) & outside
+        g_wt = grad * log_p  # the product's derivative in w t~: log p (-inf included)
+        g_log_p = grad * torch.where(masked, 0.0, wt)
+        if weight is None:
+            g_t = torch.where(outside & (grad == 0), 0.0, g_wt)
+            return g_t, None, g_log_p
+        g_t = torch.where(outside & (grad * weight == 0), 0.0, g_wt * weight)
+        g_w = torch.where(outside & (grad * smoothed == 0), 0.0, g_wt * smoothed)
+        return g_t, g_w.sum_to_size(weight.shape), g_log_p
 
 
 # ----------------------------------------------------------- far gaps (issue 13 follow-up)
@@ -563,13 +637,22 @@ def _gap_sum_bits(classes: int, largest_weight: float) -> int:
 
 
 def _scaled_gap_sum(
-    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float, bits: int
+    c: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    bits: int,
+    parts: _Parts | None = None,
 ) -> torch.Tensor:
     r""":math:`\sum_c v_c (c_c 2^{-j} - m 2^{-j})/f = 2^{e-j} B` (keepdims), ``bits`` :math:`j`
     (:func:`_gap_sum_bits`) and :math:`T = f\,2^e`: :func:`_weighted_gap_sum` before its
-    final scaling (the vocab-parallel loss adds the ranks' parts first)."""
+    final scaling (the vocab-parallel loss adds the ranks' parts first). ``parts``:
+    :math:`(\tilde t, w)` of :math:`v = w\tilde t` (probability targets), whose products
+    :func:`_target_terms` forms (a ``-inf`` gap's true derivative in a target of 0)."""
     scale, frac = 2.0**-bits, math.frexp(temperature)[0]
     gaps = (c * scale - m * scale) / frac
+    if parts is not None:
+        return _target_terms(parts[0], parts[1], gaps).sum(-1, keepdim=True)
     # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: that gap masked first
     # (a finite gap is kept: a weight of 0 has its gradient, the gap).
     kept = (v != 0) | (gaps > -torch.inf)
@@ -577,7 +660,7 @@ def _scaled_gap_sum(
 
 
 def _weighted_gap_sum(
-    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float
+    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float, parts: _Parts | None
 ) -> torch.Tensor:
     r""":math:`B = \sum_c v_c (c_c - m)/T` per row (keepdims), inf only where it overflows.
 
@@ -593,17 +676,23 @@ def _weighted_gap_sum(
     """
     top = float(v.detach().max()) if v.numel() else 0.0
     bits = _gap_sum_bits(c.shape[-1], top)
-    scaled = _scaled_gap_sum(c, m, v, temperature, bits)
+    scaled = _scaled_gap_sum(c, m, v, temperature, bits, parts)
     return _times_power_of_two(scaled, bits - math.frexp(temperature)[1])
 
 
 def _far_rows(
-    c: torch.Tensor, v: torch.Tensor, omega: torch.Tensor | float, opts: _backend.Options
+    c: torch.Tensor,
+    v: torch.Tensor,
+    omega: torch.Tensor | float,
+    opts: _backend.Options,
+    *,
+    parts: _Parts | None = None,
 ) -> torch.Tensor:
     r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of a few rows
     of capped logits :math:`c` (classes last) and target weights :math:`v = w \odot
     \tilde t`, in float64, :math:`B` by :func:`_weighted_gap_sum`: ``inf`` only where the
-    loss overflows. Differentiable (:math:`m` a constant, as in :func:`_capped_logits`).
+    loss overflows. Differentiable (:math:`m` a constant, as in :func:`_capped_logits`;
+    ``parts``, :math:`(\tilde t, w)` of probability targets: :func:`_scaled_gap_sum`).
 
     For the rows whose loss the common path gave as ``inf``: some :math:`v_c\sigma_c`
     there overflowed, so :math:`-B` is :math:`v_c` times a gap past the float64 range,
@@ -615,7 +704,7 @@ def _far_rows(
     temperature = opts.temperature
     m = _finite_row_max(c)
     ell = torch.logsumexp((c - m) / temperature, dim=-1, keepdim=True)
-    rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature)
+    rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature, parts)
     if opts.z_loss:
         lse = _unshifted_lse(m, ell, temperature)
         rows = rows + opts.z_loss * omega * lse * lse
