@@ -374,7 +374,9 @@ def report(
     source : str, optional
         What the predictions are, for the report's header (default: their type and shape).
     columns : mapping, optional
-        How a table's columns were read (recorded as ``columns``; the CLI sets it).
+        How a table's columns were read (recorded as ``columns``; the CLI sets it):
+        ``label``, ``id``, ``classes`` and ``ignored`` (those not used); for an
+        archive's arrays, ``predictions``, ``label`` and ``ignored``.
     builtin_example : bool, default False
         Marks the CLI's built-in example.
     progress : callable, optional

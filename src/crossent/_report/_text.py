@@ -163,7 +163,14 @@ def gap_text(payload: dict[str, Any]) -> str:
 
 
 def columns_statement(columns: dict[str, Any]) -> str:
-    """One sentence naming the columns a table was read with."""
+    """One sentence naming the columns a table was read with, or the arrays of an
+    archive (``predictions`` names its array), and those it did not use (``ignored``;
+    main listed them in the JSON only, and an ``.npz``'s nowhere)."""
+    if "predictions" in columns:
+        return (
+            f"Arrays used: predictions from '{columns['predictions']}', labels from "
+            f"'{columns['label']}'{_not_used(columns)}."
+        )
     parts = [f"labels from column '{columns['label']}'"]
     if columns.get("id") == "":  # the unnamed column pandas writes for its index
         parts.append("row ids from the unnamed column (a pandas index)")
@@ -172,7 +179,17 @@ def columns_statement(columns: dict[str, Any]) -> str:
     classes = columns.get("classes", [])
     shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
     parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
-    return "Columns used: " + "; ".join(parts) + "."
+    return "Columns used: " + "; ".join(parts) + _not_used(columns) + "."
+
+
+def _not_used(columns: dict[str, Any]) -> str:
+    """The clause "; not used: 'ids', 'weights'" (the first 12), or "" when all were used."""
+    ignored = columns.get("ignored") or []
+    if not ignored:
+        return ""
+    names = [f"'{name}'" if name else "an unnamed column" for name in ignored[:12]]
+    more = f", and {len(ignored) - 12} more" if len(ignored) > 12 else ""
+    return "; not used: " + ", ".join(names) + more
 
 
 def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:

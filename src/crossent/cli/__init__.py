@@ -387,7 +387,14 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print a compact Markdown summary (for a CI job summary or a PR comment)",
     )
-    report.add_argument("--output", metavar="HTML", help="write an HTML report")
+    report.add_argument(
+        "--output",
+        metavar="FILE",
+        help="also write the report to FILE, in the format its extension names: .json "
+        "(the --json object), .md or .markdown (the --markdown summary), any other name "
+        "(.html, /dev/stdout) the HTML page with figures; --json and --markdown still "
+        "choose what is printed on standard output",
+    )
     report.add_argument(
         "--max-ece",
         type=_threshold,
@@ -554,6 +561,46 @@ def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
     return report.to_html()
 
 
+_OUTPUT_FORMATS = {".json": "JSON", ".md": "Markdown", ".markdown": "Markdown"}
+"""``--output``'s format by its extension (any case); any other name is HTML.  Main
+wrote the HTML page into ``r.json`` and said "HTML report written to r.json"."""
+
+
+def _output_format(path: Path) -> str:
+    """``"JSON"``, ``"Markdown"`` or ``"HTML"``: what ``--output PATH`` holds."""
+    return _OUTPUT_FORMATS.get(path.suffix.lower(), "HTML")
+
+
+def _check_output(path: Path, inputs: list[Path]) -> None:
+    """``--output``'s checks, before the work; matplotlib only for the HTML page."""
+    check_output(path, inputs=inputs)
+    if _output_format(path) == "HTML":
+        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
+
+
+def _json_text(payload: dict[str, Any]) -> str:
+    """The JSON report's text, for ``--json`` and a ``.json`` ``--output`` alike."""
+    return json.dumps(json_ready(payload), indent=2, allow_nan=False)
+
+
+def _write_output(path: Path, report: crossent.Report | crossent.ReportComparison) -> None:
+    """Write ``--output`` (atomically) in the format its extension names: the same JSON
+    and Markdown as ``--json`` and ``--markdown`` print, or the HTML page."""
+    shown = _output_format(path)
+    if shown == "JSON":
+        text = _json_text(report.to_dict()) + "\n"
+    elif shown == "Markdown":
+        markdown = (
+            render_markdown(report)
+            if isinstance(report, crossent.Report)
+            else render_comparison_markdown(report)
+        )
+        text = printable(markdown, keep="\n") + "\n"
+    else:
+        text = render_html(report)
+    write_atomically(path, text)
+
+
 def _columns(args: argparse.Namespace) -> TableColumns:
     try:
         return TableColumns.parse(
@@ -591,8 +638,7 @@ def _run_report(args: argparse.Namespace) -> int:
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     inputs = [path for path in [*args.paths, args.labels] if path]
     if args.output is not None:
-        check_output(args.output, inputs=inputs)
-        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
+        _check_output(args.output, inputs)
     if not args.paths:
         _refuse_file_options(args, form)
         dataset = builtin_dataset()
@@ -607,19 +653,19 @@ def _run_report(args: argparse.Namespace) -> int:
     try:
         report = _evaluate(dataset, args)
         if args.output is not None:
-            write_atomically(args.output, render_html(report))
+            _write_output(args.output, report)
     finally:
         dataset.close()
     # a reader gone: the gates still decide
     with closed_pipe_is_quiet(sys.stdout, what="the report"):
         if args.json:
-            print(json.dumps(json_ready(report.to_dict()), indent=2, allow_nan=False))
+            print(_json_text(report.to_dict()))
         elif args.markdown:
             print(printable(render_markdown(report), keep="\n"))
         else:
             render_terminal(report, console)
             if args.output is not None:
-                console.print(f"HTML report written to {args.output}")
+                console.print(f"{_output_format(args.output)} report written to {args.output}")
     return _gates(report.payload)  # read only: no copy of the per-class table
 
 
@@ -660,8 +706,7 @@ def _run_comparison(args: argparse.Namespace) -> int:
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
     check_distinct(args.paths)
     if args.output is not None:
-        check_output(args.output, inputs=[p for p in [*args.paths, args.labels] if p])
-        require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
+        _check_output(args.output, [p for p in [*args.paths, args.labels] if p])
     reports = []
     for path in args.paths:
         dataset = open_dataset(
@@ -678,18 +723,18 @@ def _run_comparison(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     if args.output is not None:
-        write_atomically(args.output, render_html(comparison))
+        _write_output(args.output, comparison)
     payload = comparison.to_dict()
     with closed_pipe_is_quiet(sys.stdout, what="the comparison"):
         if args.json:
-            print(json.dumps(json_ready(payload), indent=2, allow_nan=False))
+            print(_json_text(payload))
         elif args.markdown:
             print(printable(render_comparison_markdown(comparison), keep="\n"))
         else:
             console = _console()
             render_comparison_terminal(comparison, console)
             if args.output is not None:
-                console.print(f"HTML report written to {args.output}")
+                console.print(f"{_output_format(args.output)} report written to {args.output}")
     codes = [_gates(model) for model in payload["models"]]
     return EXIT_GATE if EXIT_GATE in codes else EXIT_OK
 

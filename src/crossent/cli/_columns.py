@@ -127,6 +127,7 @@ def choose_columns(
     where: str,
     index: tuple[str, ...] = (),
     text_cell: Callable[[str], str] = lambda name: "",
+    not_read: Callable[[str], str] = lambda name: "",
 ) -> tuple[ColumnChoice | None, str | None]:
     """The column choice for a table with these column ``names`` (``numeric[name]`` says
     whether the column holds numbers), or ``(None, message)`` naming the problem.
@@ -138,7 +139,9 @@ def choose_columns(
     P(label = 1), or with ``--logits`` as the log-odds of class 1.
     They are not default classes; one of them is the id column when ``--id-column``
     is not given.  ``text_cell(name)`` says where a column that is not numeric holds
-    text (" (row 1 holds '-1.#INF')"), for the refusal of such a class column."""
+    text (" (row 1 holds '-1.#INF')"), for the refusal of such a class column;
+    ``not_read(name)``, when not "", is the whole refusal of a class column of numbers
+    in a type not read (a list in each row, decimals): what it holds and what to do."""
     if options.label not in names:
         hint = "" if options.label != "label" else "; name it with --label-column"
         return None, (
@@ -180,6 +183,8 @@ def choose_columns(
             "list the class columns with --class-columns"
         )
     for name in classes:
+        if not numeric[name] and not_read(name):
+            return None, f"{where}: column {name!r} {not_read(name)}"
         if not numeric[name]:
             return None, (
                 f"{where}: column {name!r} must be numeric to be a class"

@@ -30,11 +30,11 @@ def output_path(text: str | None) -> Path | None:
     if text is None:
         return None
     if not text:
-        raise crossent.InputError("--output: an empty file name; give the HTML file's name")
+        raise crossent.InputError("--output: an empty file name; give the report file's name")
     if text == "-":
         raise crossent.InputError(
-            "--output: '-' is not a file name (the HTML report is a file; use --output "
-            "/dev/stdout to print it, or --json/--markdown for standard output)"
+            "--output: '-' is not a file name (the report is a file; use --output "
+            "/dev/stdout to print the HTML page, or --json/--markdown for standard output)"
         )
     if text.endswith(("/", os.sep)):
         raise crossent.InputError(

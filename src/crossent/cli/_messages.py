@@ -99,7 +99,7 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
         message = message.replace(f"`{dataset.form}`", dataset.what)
-    if dataset.columns is not None and dataset.class_names:  # a table: its columns' names
+    if dataset.columns is not None and "classes" in dataset.columns:  # a table's columns
         message = _in_table_terms(message, dataset.class_names)
     if dataset.labels_source:  # --labels: the labels are another file's
         message = message.replace("`labels`", f"the labels in {dataset.labels_source}")

@@ -100,6 +100,9 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
             dataset.close()
             raise
     dataset.class_names = [str(k) for k in range(dataset.classes)]
+    unused = [member for member in members if member not in (name, "labels")]
+    if unused:  # said in the report, as a table's unused columns
+        dataset.columns = {"predictions": name, "label": "labels", "ignored": unused}
     return dataset
 
 

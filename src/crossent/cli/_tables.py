@@ -434,6 +434,7 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         str(path),
         index=index,
         text_cell=functools.partial(_text_cell, batch),
+        not_read=functools.partial(_not_read, batch),
     )
     if choice is None:
         raise SourceError(problem)
@@ -455,6 +456,29 @@ def _text_cell(batch: Any, name: str) -> str:
             float(cell)
         except ValueError:
             return f" (row {row} holds {cell!r}, not a number)"
+    return ""
+
+
+def _not_read(batch: Any, name: str) -> str:
+    """Why the batch's column ``name``, of numbers in a type not read, is no class
+    column, and what to do (main: "must be numeric to be a class; name it with
+    --id-column ...", of a column of probability lists, or of decimals); "" for any
+    other column."""
+    import pyarrow.types as pa_types
+
+    kind = batch.column(name).type
+    if pa_types.is_list(kind) or pa_types.is_large_list(kind) or pa_types.is_fixed_size_list(kind):
+        return (
+            f"holds a list in each row ({kind}); list columns are not read: write one "
+            "column per class, in class order (pandas: df = df.join(pd.DataFrame("
+            f"df[{name!r}].tolist(), index=df.index).add_prefix({name!r})).drop(columns="
+            f"{name!r})), or save the predictions and labels as arrays in an .npz"
+        )
+    if pa_types.is_decimal(kind):
+        return (
+            f"holds decimals ({kind}), which are not read as classes: cast it to float64 "
+            f"first (pandas: df[{name!r}] = df[{name!r}].astype('float64'))"
+        )
     return ""
 
 

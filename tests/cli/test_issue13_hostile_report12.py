@@ -1,0 +1,168 @@
+"""Issue 13, a hostile pass over ``crossent report`` (branch report12).
+
+* ``--output r.json`` wrote the HTML page into ``r.json`` and printed "HTML report
+  written to r.json".  The file's format now follows its extension: ``.json`` the
+  ``--json`` object, ``.md``/``.markdown`` the ``--markdown`` summary, any other name
+  the HTML page (as before, so ``--output /dev/stdout`` and ``report.html`` are
+  unchanged); ``--json``/``--markdown`` still choose standard output.
+* An ``.npz`` (``.safetensors``, ``.pt`` dict) with arrays besides the predictions and
+  labels: the report never said they were not used.  Now ``columns`` (JSON) names them
+  as ``ignored``, as a table's, and the text, Markdown and HTML reports say "not used:
+  'ids', 'weights'" (a table's unused columns too, said in the JSON only on main).
+* A Parquet class column of lists (a Hugging Face column of probabilities) or of
+  decimals was refused as "must be numeric to be a class; name it with --id-column";
+  the message now names what it holds and how to write it as classes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from crossent.cli import main
+
+pytest.importorskip("rich")
+
+_FAST = ["--resamples", "5", "--top", "3"]
+_PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.5, 0.25, 0.25]])
+_LABELS = np.array([0, 1, 1, 2])
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    path = tmp_path / "m.npz"
+    np.savez(path, probs=_PROBS, labels=_LABELS)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "flags", "shown"),
+    [
+        ("r.json", [], "JSON"),
+        ("r.JSON", ["--markdown"], "JSON"),
+        ("r.md", [], "Markdown"),
+        ("r.markdown", ["--json"], "Markdown"),
+    ],
+)
+def test_output_format_follows_the_extension(
+    capsys: pytest.CaptureFixture[str], model: Path, name: str, flags: list[str], shown: str
+) -> None:
+    """Main: the HTML page in each file, "HTML report written to r.json"."""
+    output = model.parent / name
+    assert main(["report", str(model), "--output", str(output), *flags, *_FAST]) == 0
+    out = capsys.readouterr().out
+    text = output.read_text(encoding="utf-8")
+    assert "<html" not in text
+    if shown == "JSON":
+        payload = json.loads(text)
+        assert payload["n"] == 4
+        assert payload["accuracy"] == 0.5  # rows 0 and 1 right, 2 and 3 wrong
+    else:
+        assert text.startswith("### crossent report:")
+        assert "| accuracy | 0.5000 |" in text
+    if not flags:
+        assert f"{shown} report written to {output}" in out.replace("\n", "")
+    elif flags == ["--json"]:
+        assert json.loads(out)["n"] == 4  # standard output: still --json's object
+    else:
+        assert out.startswith("### crossent report:")
+
+
+def test_markdown_output_of_a_comparison(tmp_path: Path, model: Path) -> None:
+    """Two models: ``--output c.md`` holds the comparison's Markdown (main: HTML)."""
+    other = tmp_path / "o.npz"
+    np.savez(other, probs=_PROBS[:, [1, 0, 2]], labels=_LABELS)
+    output = tmp_path / "c.md"
+    assert main(["report", str(model), str(other), "--output", str(output), *_FAST]) == 0
+    text = output.read_text(encoding="utf-8")
+    assert "<html" not in text
+    assert text.startswith("### crossent report: 2 models")
+
+
+# --- the arrays a report did not use ----------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["text", "--json", "--markdown"])
+def test_npz_arrays_not_used_are_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, flag: str
+) -> None:
+    """``np.savez(probs=, labels=, ids=, weights=)``: main's report never said that
+    ``ids`` and ``weights`` were not used (its JSON ``columns`` was null)."""
+    path = tmp_path / "x.npz"
+    np.savez(path, probs=_PROBS, ids=np.arange(4), labels=_LABELS, weights=np.ones(4))
+    argv = ["report", str(path), *_FAST] + ([] if flag == "text" else [flag])
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    if flag == "--json":
+        assert json.loads(out)["columns"] == {
+            "predictions": "probs",
+            "label": "labels",
+            "ignored": ["ids", "weights"],
+        }
+    else:
+        want = "predictions from 'probs', labels from 'labels'; not used: 'ids', 'weights'."
+        assert want in out.replace("\n", " ").replace("  ", " ")
+
+
+def test_npz_with_every_array_used_says_nothing_more(
+    capsys: pytest.CaptureFixture[str], model: Path
+) -> None:
+    """No array left out: ``columns`` stays null, as main's (the report of an ``.npy``
+    with its labels equals the ``.npz``'s), and an error keeps the array's index terms
+    (mutant-guarded: recording the arrays always broke both)."""
+    assert main(["report", str(model), "--json", *_FAST]) == 0
+    assert json.loads(capsys.readouterr().out)["columns"] is None
+    np.savez(model, probs=np.where(_PROBS == 0.8, np.nan, _PROBS), labels=_LABELS, w=_LABELS)
+    assert main(["report", str(model), *_FAST]) == 2
+    assert "`probs` contains NaN at index (1, 1)" in capsys.readouterr().err
+
+
+def test_table_columns_not_used_are_named_in_the_text(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A CSV's columns left out by --class-columns: main's text report said only the
+    columns used (the JSON's ``ignored`` listed the others)."""
+    path = tmp_path / "t.csv"
+    rows = [
+        f"{y},{a},{b},{c},r{k},1"
+        for k, (y, (a, b, c)) in enumerate(zip(_LABELS, _PROBS, strict=True))
+    ]
+    path.write_text("label,a,b,c,name,w\n" + "\n".join(rows) + "\n")
+    assert main(["report", str(path), "--class-columns", "a,b,c", *_FAST]) == 0
+    out = capsys.readouterr().out.replace("\n", " ")
+    assert "3 class columns ('a', 'b', 'c'); not used: 'name', 'w'." in out
+
+
+# --- class columns of numbers in a type not read -----------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["list", "decimal"])
+def test_parquet_list_or_decimal_column_says_what_it_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """Main: "column 'p' must be numeric to be a class; name it with --id-column if it
+    identifies rows ..." for a Hugging Face column of probability lists, and for
+    decimals, which are numbers."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from decimal import Decimal
+
+    labels = pa.array(_LABELS.tolist(), type=pa.int64())
+    if kind == "list":
+        table = pa.table({"p": pa.array(_PROBS.tolist()), "label": labels})
+        want = "column 'p' holds a list in each row (list<"  # the item's name: pyarrow's
+    else:
+        first = pa.array([Decimal(f"{v:.2f}") for v in _PROBS[:, 0]], type=pa.decimal128(3, 2))
+        table = pa.table({"p": first, "b": _PROBS[:, 1], "c": _PROBS[:, 2], "label": labels})
+        want = "column 'p' holds decimals (decimal128(3, 2)), which are not read as classes"
+    path = tmp_path / "t.parquet"
+    pq.write_table(table, path)
+    assert main(["report", str(path), *_FAST]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert want in err
+    assert "--id-column" not in err
+    if kind == "list":
+        assert "list columns are not read: write one column per class" in err
