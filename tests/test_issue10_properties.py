@@ -122,7 +122,9 @@ def _oracle(probs: np.ndarray, labels: np.ndarray, spec: dict) -> float:
         return max(values)
     if spec["norm"] == "l1":
         return float(np.mean(values))
-    return float(np.sqrt(max(float(np.mean(values)), 0.0)))
+    # Kumar et al.'s marginal error: each class's debiased square below 0 is an error of
+    # 0 before the classes' mean (their reference code's max(square, 0) ** 0.5 per class)
+    return float(np.sqrt(np.mean([max(value, 0.0) for value in values])))
 
 
 @settings(max_examples=80)
@@ -141,6 +143,32 @@ def test_issue10_tests_calibration_on_bin_edges_matches_the_definition(
     ).update(probs, labels)
     streamed = state.calibration(norm=spec["norm"], debias=spec["debias"])
     assert close(streamed.value, got.value, SUM)
+
+
+@pytest.mark.parametrize(
+    ("probs", "labels", "bins", "want"),
+    [
+        # class 2's square 1/9 counts; classes 0 and 1 (1/36 - 1/4 each) count as 0
+        (np.full((2, 3), 1 / 3), np.array([0, 1]), 1, (1 / 27) ** 0.5),
+        # class 0's square (1.5/17)^2 - (13/17)(4/17)/16 < 0 counts as 0, not -0.0035
+        (
+            np.array([[0.5, 0.5]] * 4 + [[1.0, 0.0]] + [[0.5, 0.5]] * 7 + [[1.0, 0.0]] * 5),
+            np.array([0] * 13 + [1] * 4),
+            2,
+            (5.15 / 17 / 2) ** 0.5,
+        ),
+    ],
+    ids=["three-classes-one-bin", "two-classes-two-bins"],
+)
+def test_issue10_tests_class_wise_debiased_l2_clips_each_class_at_0(
+    probs: np.ndarray, labels: np.ndarray, bins: int, want: float
+) -> None:
+    """Falsifying examples of the dev profile (seeds 3 and 1): the oracle above, the hand
+    value and crossent agree where a class's debiased square is below 0."""
+    spec = {"bins": bins, "binning": "uniform", "norm": "l2", "scope": "class-wise"}
+    spec |= {"closed": "left", "debias": True}
+    assert close(_oracle(probs, labels, spec), want, SUM)
+    assert close(crossent.calibration_error(probs, labels, **spec).value, want, SUM)
 
 
 @settings(max_examples=40)

@@ -305,7 +305,8 @@ def check_everything(
 
 def _class_error(probs: np.ndarray, labels: np.ndarray, edges: Any, spec: dict[str, Any]) -> float:
     """The class-wise error: each class's ``p_k`` against ``[y = k]``, combined as
-    :class:`CalibrationSpec` says (the mean, the L2 mean of squares, the maximum)."""
+    :class:`CalibrationSpec` says (the mean, the L2 mean of squares each at least 0, the
+    maximum)."""
     norm, debias = spec["norm"], spec["debias"]
     each = []
     for c in range(probs.shape[1]):
@@ -322,7 +323,8 @@ def _class_error(probs: np.ndarray, labels: np.ndarray, edges: Any, spec: dict[s
         return max(each)
     if norm == "l1":
         return float(np.mean(each))
-    return math.sqrt(max(float(np.mean(each)), 0.0))
+    # a class's debiased square below 0 is an error of 0 (Kumar et al.'s max(., 0) per class)
+    return math.sqrt(float(np.mean(np.maximum(each, 0.0))))
 
 
 def check_scopes(
