@@ -12,9 +12,11 @@ named index a silent eleventh class.
 
 from __future__ import annotations
 
+import functools
 import json
 import pickle
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -377,29 +379,44 @@ def test_bad_npy_and_pt_files_exit_2_in_one_line_and_write_nothing(
 
 
 def _fuzz_sources(folder: Path) -> dict[str, bytes]:
+    """The valid files the fuzz test damages, by kind; ``z.npy`` and ``y.npy`` written into
+    ``folder`` (the other side of a call). The bytes are made once per process
+    (:func:`_fuzz_bytes`): hypothesis replays its draws against them, and a legacy ``.pt``
+    names its storages by their memory addresses, so a new one per example could change
+    its length (a ``FlakyStrategyDefinition``: "Inconsistent data generation")."""
+    sources = _fuzz_bytes()
+    (folder / "z.npy").write_bytes(sources[".npy"])
+    (folder / "y.npy").write_bytes(sources["labels.npy"])
+    return dict(sources)
+
+
+@functools.cache
+def _fuzz_bytes() -> dict[str, bytes]:
     logits, labels = make_predictions(n=9, classes=3, seed=4)
-    np.save(folder / "z.npy", logits)
-    np.save(folder / "y.npy", labels)
-    np.savez(folder / "y.npz", y=labels)
-    sources = {
-        ".npy": (folder / "z.npy").read_bytes(),
-        "labels.npy": (folder / "y.npy").read_bytes(),
-        "labels.npz": (folder / "y.npz").read_bytes(),
-        "labels.safetensors": _safetensors_bytes({"labels": labels.astype(np.int64)}),
-    }
-    try:
-        import torch
-    except ImportError:
-        return sources
-    torch.save((torch.from_numpy(logits), torch.from_numpy(labels)), folder / "pair.pt")
-    sources["pair.pt"] = (folder / "pair.pt").read_bytes()
-    for zipped in (True, False):
-        torch.save(
-            {"logits": torch.from_numpy(logits), "labels": torch.from_numpy(labels)},
-            folder / "d.pt",
-            _use_new_zipfile_serialization=zipped,
-        )
-        sources[f".pt{'' if zipped else ' legacy'}"] = (folder / "d.pt").read_bytes()
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        np.save(folder / "z.npy", logits)
+        np.save(folder / "y.npy", labels)
+        np.savez(folder / "y.npz", y=labels)
+        sources = {
+            ".npy": (folder / "z.npy").read_bytes(),
+            "labels.npy": (folder / "y.npy").read_bytes(),
+            "labels.npz": (folder / "y.npz").read_bytes(),
+            "labels.safetensors": _safetensors_bytes({"labels": labels.astype(np.int64)}),
+        }
+        try:
+            import torch
+        except ImportError:
+            return sources
+        torch.save((torch.from_numpy(logits), torch.from_numpy(labels)), folder / "pair.pt")
+        sources["pair.pt"] = (folder / "pair.pt").read_bytes()
+        for zipped in (True, False):
+            torch.save(
+                {"logits": torch.from_numpy(logits), "labels": torch.from_numpy(labels)},
+                folder / "d.pt",
+                _use_new_zipfile_serialization=zipped,
+            )
+            sources[f".pt{'' if zipped else ' legacy'}"] = (folder / "d.pt").read_bytes()
     return sources
 
 

@@ -530,15 +530,18 @@ def _target_terms(
     kept, so the gradient of a target or class weight of 0 is :math:`-\log p`, as
     ``F.cross_entropy``'s. Where the targets or the class weights are differentiated
     (eager calls, ``torch.func``), :class:`_TargetTerms` gives the masked entries their
-    true derivatives too: :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf``
-    for a ``-inf`` logit under a target of 0: the loss's one-sided derivative
-    :math:`-\log p_c = +\infty`, ``F.cross_entropy``'s; the mask made it 0), the
-    logits' gradient unchanged and no ``0 * inf`` NaN."""
+    true derivatives too (not under ``torch.jit.trace``, whose check reruns the call
+    without gradients and needs one graph):
+    :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf`` for a ``-inf`` logit
+    under a target of 0: the loss's one-sided derivative :math:`-\log p_c = +\infty`,
+    ``F.cross_entropy``'s; the mask made it 0), the logits' gradient unchanged and no
+    ``0 * inf`` NaN."""
     wanted = smoothed.requires_grad or (weight is not None and weight.requires_grad)
     if (
         wanted
         and torch.is_grad_enabled()
         and not torch.compiler.is_compiling()
+        and not torch.jit.is_tracing()
         and not has_tangent(smoothed, weight, log_p)
     ):
         return _TargetTerms.apply(smoothed, weight, log_p)
