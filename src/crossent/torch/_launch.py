@@ -545,8 +545,14 @@ def _target_terms(
         and not has_tangent(smoothed, weight, log_p)
     ):
         return _TargetTerms.apply(smoothed, weight, log_p)
-    wt = smoothed if weight is None else weight * smoothed
-    return wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)
+    return _masked_product(smoothed if weight is None else weight * smoothed, log_p)
+
+
+def _masked_product(v: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    r""":math:`v_c f_c` per entry, 0 (its gradient too) where :math:`v_c = 0` and
+    :math:`f_c = -\infty`: a class of zero target weight is absent from the sum (a finite
+    factor is kept, so a weight of 0 has its gradient, the factor)."""
+    return v * torch.where((v != 0) | (factor > -torch.inf), factor, 0.0)
 
 
 class _TargetTerms(torch.autograd.Function):
@@ -567,8 +573,7 @@ class _TargetTerms(torch.autograd.Function):
     def forward(
         smoothed: torch.Tensor, weight: torch.Tensor | None, log_p: torch.Tensor
     ) -> torch.Tensor:
-        wt = smoothed if weight is None else weight * smoothed
-        return wt * torch.where((wt != 0) | (log_p > -torch.inf), log_p, 0.0)
+        return _masked_product(smoothed if weight is None else weight * smoothed, log_p)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -656,10 +661,7 @@ def _scaled_gap_sum(
     gaps = (c * scale - m * scale) / frac
     if parts is not None:
         return _target_terms(parts[0], parts[1], gaps).sum(-1, keepdim=True)
-    # 0 * -inf = 0 (a -inf logit of weight 0), its gradient too: that gap masked first
-    # (a finite gap is kept: a weight of 0 has its gradient, the gap).
-    kept = (v != 0) | (gaps > -torch.inf)
-    return (v * torch.where(kept, gaps, torch.zeros_like(gaps))).sum(-1, keepdim=True)
+    return _masked_product(v, gaps).sum(-1, keepdim=True)
 
 
 def _weighted_gap_sum(
