@@ -130,6 +130,66 @@ def test_minus_inf_logit_zero_target_far_row_and_torch_func() -> None:
     assert float(g[0, 2]) == torch.inf
 
 
+_NEAR_Z = ((0.0, 1.0, -torch.inf), (0.3, -torch.inf, 2.0))
+_NEAR_T = ((0.5, 0.5, 0.0), (0.2, 0.0, 0.8))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch.func.jvp's import
+@pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
+def test_minus_inf_logit_zero_target_forward_mode_and_trace() -> None:
+    """leftovers12: forward-mode AD (``torch.func.jvp``/``jacfwd``,
+    ``torch.autograd.forward_ad``) and ``torch.jit.trace`` took the masked product: the
+    target's derivative at a ``-inf`` logit under a target of 0 was 0, is ``+inf`` as in
+    eager calls (``F.cross_entropy``'s); the class weights' and logits' Jacobians are
+    reverse mode's. ``jacfwd(jacrev(...))`` through the targets was PyTorch's
+    ``NotImplementedError`` (no forward-mode rule); its mixed second derivative is
+    ``jacrev(jacrev(...))``'s."""
+    z, t = torch.tensor(_NEAR_Z, dtype=F64), torch.tensor(_NEAR_T, dtype=F64)
+    w = torch.tensor([1.0, 2.0, 3.0], dtype=F64)
+
+    def loss(zz: torch.Tensor, tt: torch.Tensor, ww: torch.Tensor) -> torch.Tensor:
+        return cross_entropy(zz, tt, weight=ww)
+
+    forward = torch.func.jacfwd(loss, argnums=(0, 1, 2))(z, t, w)
+    reverse = torch.func.jacrev(loss, argnums=(0, 1, 2))(z, t, w)
+    assert forward[1][0, 2].item() == forward[1][1, 1].item() == torch.inf  # were 0
+    for ours, theirs in zip(forward, reverse, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-14, atol=1e-15)
+    tangent = torch.zeros_like(t)
+    tangent[1, 1] = 1.0
+    with torch.autograd.forward_ad.dual_level():
+        dual = torch.autograd.forward_ad.make_dual(t, tangent)
+        assert float(torch.autograd.forward_ad.unpack_dual(loss(z, dual, w)).tangent) == torch.inf
+    mixed = torch.func.jacfwd(torch.func.jacrev(loss, argnums=1))(z, t, w)
+    torch.testing.assert_close(
+        mixed, torch.func.jacrev(torch.func.jacrev(loss, argnums=1))(z, t, w)
+    )
+    traced = torch.jit.trace(
+        lambda zz, tt: cross_entropy(zz, tt, weight=w), (z, t.clone().requires_grad_())
+    )
+    tt = t.clone().requires_grad_()
+    traced(z, tt).backward()
+    torch.testing.assert_close(tt.grad, reverse[1], rtol=1e-14, atol=1e-15)
+
+
+# PyTorch's own: Dynamo instantiates torch.autograd.Function while it traces one
+@pytest.mark.filterwarnings("ignore:<class 'torch.autograd.function.Function'> should not be")
+def test_minus_inf_logit_zero_target_compiled() -> None:
+    """leftovers12: under ``torch.compile`` the same target derivative ``+inf`` (was 0: the
+    masked product), one graph, the gradients eager's bits (``aot_eager``: Dynamo and
+    AOTAutograd trace the rule, no code generated)."""
+    z = torch.tensor(_NEAR_Z, dtype=F64, requires_grad=True)
+    t = torch.tensor(_NEAR_T, dtype=F64, requires_grad=True)
+    compiled = torch.compile(cross_entropy, backend="aot_eager", fullgraph=True)
+    compiled(z, t).backward()
+    assert t.grad[0, 2].item() == t.grad[1, 1].item() == torch.inf  # were 0
+    zz, tt = z.detach().requires_grad_(), t.detach().requires_grad_()
+    cross_entropy(zz, tt).backward()
+    assert torch.equal(z.grad, zz.grad)
+    assert torch.equal(t.grad, tt.grad)
+
+
 def _torchvision_focal(
     x: torch.Tensor, t: torch.Tensor, alpha: float, gamma: float
 ) -> torch.Tensor:

@@ -177,13 +177,12 @@ def class_id(text: str) -> int:
     is refused with the index it stands for (and ``--p`` for it as a distribution);
     anything else that is not an integer gets argparse's own wording."""
     try:
-        return int(ascii_digits(text))
+        digits = ascii_digits(text)  # a digit of another script: its own message
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        return int(digits)
     except ValueError:
-        if not text.isascii():
-            try:
-                ascii_digits(text)
-            except ValueError as exc:
-                raise argparse.ArgumentTypeError(str(exc)) from None
         parts = text.split(",")
         if len(parts) > 1 and all(part.strip() in ("0", "1") for part in parts):
             ones = [k for k, part in enumerate(parts) if part.strip() == "1"]
@@ -275,8 +274,8 @@ def explain_distributions(
     with np.errstate(invalid="ignore"):
         parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
     rows = [
-        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(0.0 if pk == 0 else pk * sk, 4)]
-        for k, (pk, qk, sk) in enumerate(zip(p, q, surprisal, strict=True))  # 0 log 0 = 0
+        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(ck, 4)]
+        for k, (pk, qk, sk, ck) in enumerate(zip(p, q, surprisal, parts, strict=True))
     ]
     log = _log(bits)
     out.table(

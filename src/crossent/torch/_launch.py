@@ -57,7 +57,13 @@ from .._checks import row_offset
 from ..errors import InputError
 from ..losses._kernel_inputs import HALF_LOG as _HALF_LOG
 from . import _backend, _targets
-from ._arguments import examples, has_tangent, nested_forward_mode, under_torch_func
+from ._arguments import (
+    examples,
+    grad_recorded,
+    has_tangent,
+    nested_forward_mode,
+    under_torch_func,
+)
 
 __all__ = [
     "backward",
@@ -529,22 +535,23 @@ def _target_terms(
     Only a ``-inf`` log p is masked, as the generic ``weighted_term``: a finite one is
     kept, so the gradient of a target or class weight of 0 is :math:`-\log p`, as
     ``F.cross_entropy``'s. Where the targets or the class weights are differentiated
-    (eager calls, ``torch.func``), :class:`_TargetTerms` gives the masked entries their
-    true derivatives too (not under ``torch.jit.trace``, whose check reruns the call
-    without gradients and needs one graph):
+    (reverse mode, :func:`grad_recorded`: eager, ``torch.func``, ``torch.jit.trace``,
+    whose check reruns the call under ``no_grad`` and needs the same graph, and
+    ``torch.compile``; or a forward-mode tangent), :class:`_TargetTerms` (in eager calls
+    :class:`_TargetTermsForward`, with its forward-mode rule) gives the masked entries
+    their true derivatives too:
     :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf`` for a ``-inf`` logit
     under a target of 0: the loss's one-sided derivative :math:`-\log p_c = +\infty`,
     ``F.cross_entropy``'s; the mask made it 0), the logits' gradient unchanged and no
-    ``0 * inf`` NaN."""
+    ``0 * inf`` NaN. Not under nested forward mode (``jacfwd(jacfwd(...))``: PyTorch
+    does not differentiate a forward-mode rule again; the masked product, 0 there)."""
     wanted = smoothed.requires_grad or (weight is not None and weight.requires_grad)
-    if (
-        wanted
-        and torch.is_grad_enabled()
-        and not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
-        and not has_tangent(smoothed, weight, log_p)
+    if ((wanted and grad_recorded()) or has_tangent(smoothed, weight)) and not (
+        under_torch_func() and nested_forward_mode()
     ):
-        return _TargetTerms.apply(smoothed, weight, log_p)
+        # Dynamo traces no autograd.Function with a jvp rule (a graph break)
+        rule = _TargetTerms if torch.compiler.is_compiling() else _TargetTermsForward
+        return rule.apply(smoothed, weight, log_p)
     return _masked_product(smoothed if weight is None else weight * smoothed, log_p)
 
 
@@ -562,10 +569,10 @@ class _TargetTerms(torch.autograd.Function):
     :math:`w_c` :math:`g\,\tilde t_c\log p_c`; 0 where the factor :math:`g w_c` (or
     :math:`g\tilde t_c`) is 0, the loss then constant in that entry; in :math:`\log p`
     :math:`g\,w_c\tilde t_c` (0 at the masked entries, as the mask's). Elsewhere the bits
-    of autograd through the masked product. Eager calls and ``torch.func`` (vmap's
-    generated rule); not forward-mode AD, not ``torch.compile`` (:func:`_target_terms`
-    takes the masked product there). Twice differentiable (its backward's operations
-    are recorded under ``create_graph``)."""
+    of autograd through the masked product. Reverse mode (eager, ``torch.func`` with
+    vmap's generated rule, ``torch.jit.trace``, ``torch.compile``: Dynamo traces it);
+    forward mode: :class:`_TargetTermsForward`. Twice differentiable (its backward's
+    operations are recorded under ``create_graph``)."""
 
     generate_vmap_rule = True
 
@@ -593,6 +600,40 @@ class _TargetTerms(torch.autograd.Function):
         g_t = torch.where(outside & (grad * weight == 0), 0.0, g_wt * weight)
         g_w = torch.where(outside & (grad * smoothed == 0), 0.0, g_wt * smoothed)
         return g_t, g_w.sum_to_size(weight.shape), g_log_p
+
+
+class _TargetTermsForward(_TargetTerms):
+    r""":class:`_TargetTerms` with its forward-mode rule (``torch.autograd.forward_ad``,
+    ``torch.func.jvp``, ``jacfwd``, ``hessian``), the same derivatives:
+
+    .. math:: \dot y_c = \dot{\tilde t}_c\,w_c\log p_c + \dot w_c\,\tilde t_c\log p_c
+              + w_c\tilde t_c\,\dot{\log p_c}
+
+    each term 0 where its factor before :math:`\log p_c = -\infty` (or :math:`w_c\tilde
+    t_c` before :math:`\dot{\log p_c}`) is 0. Eager calls: Dynamo does not trace an
+    ``autograd.Function`` with a ``jvp`` (a graph break), so compiled calls take
+    :class:`_TargetTerms`. Under nested forward mode (``jacfwd(jacfwd(...))``) PyTorch
+    would not differentiate this rule again: :func:`_target_terms` takes the masked
+    product there."""
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
+
+    @staticmethod
+    def jvp(ctx: Any, d_smoothed: Any, d_weight: Any, d_log_p: Any) -> torch.Tensor:
+        smoothed, weight, log_p = ctx.saved_tensors
+        wt = smoothed if weight is None else weight * smoothed
+        outside = log_p == -torch.inf
+        out = torch.zeros_like(log_p)
+        if d_log_p is not None:
+            out = d_log_p * torch.where((wt == 0) & outside, 0.0, wt)
+        for d, other in ((d_smoothed, weight), (d_weight, smoothed)):
+            if d is not None:
+                dv = d if other is None else d * other
+                out = out + torch.where(outside & (dv == 0), 0.0, dv * log_p)
+        return out
 
 
 # ----------------------------------------------------------- far gaps (issue 13 follow-up)
