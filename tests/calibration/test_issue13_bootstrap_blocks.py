@@ -61,13 +61,14 @@ def test_the_kernel_sums_are_the_numpy_twins_bits() -> None:
     conf, hits = _values(plan.n, rng)
     compiled = _bootstrap._summer(conf, hits, plan, draws=10**12)
     assert not isinstance(compiled, functools.partial)  # the kernel, not the NumPy twin
-    for _ in range(200):
-        drawn = _bootstrap._draw(rng, plan)
-        got = compiled(drawn)
-        expected = _bootstrap._numpy_sums(conf, hits.astype(np.uint8), drawn)
-        floats = _bootstrap._numpy_sums(conf, hits, drawn)  # hits as floats: summed
-        for a, b, c in zip(got, expected, floats, strict=True):
-            assert a.tobytes() == b.tobytes() == c.tobytes()
+    # batches of 1 to 8 replicates (the kernel sweeps the rows once a batch: branch report13)
+    for size in [1, 8, 3, 8, 2, *[8] * 22]:
+        draws = [_bootstrap._draw(rng, plan) for _ in range(size)]
+        for drawn, got in zip(draws, compiled(draws), strict=True):
+            expected = _bootstrap._numpy_sums(conf, hits.astype(np.uint8), drawn)
+            floats = _bootstrap._numpy_sums(conf, hits, drawn)  # hits as floats: summed
+            for a, b, c in zip(got, expected, floats, strict=True):
+                assert a.tobytes() == b.tobytes() == c.tobytes()
 
 
 @needs_numba
@@ -87,8 +88,8 @@ def test_float32_confidences_are_summed_in_float64_on_either_path(
         rows, bounds = _bootstrap._drawn_rows(drawn)
         wide = conf32.astype(np.float64)[rows]
         expected = [wide[a:b].sum() for a, b in itertools.pairwise(bounds)]
-        assert compiled(drawn)[0].tolist() == expected
-        assert plain(drawn)[0].tolist() == expected
+        assert compiled([drawn])[0][0].tolist() == expected
+        assert plain([drawn])[0][0].tolist() == expected
 
 
 def _declared_replicates(
@@ -232,12 +233,12 @@ def test_replicates_are_the_same_with_numpys_sums(monkeypatch: pytest.MonkeyPatc
 
 @needs_numba
 def test_the_report_bootstrap_sums_with_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The calibration error's bootstrap calls the compiled sums once a replicate, and
-    NumPy's twin where a hit is not 0 or 1."""
+    """The calibration error's bootstrap calls the compiled sums for every replicate
+    (8 at a time), and NumPy's twin where a hit is not 0 or 1."""
     kernel, calls = _bootstrap._sums_kernel(), []
 
     def spy(*arguments: np.ndarray) -> None:
-        calls.append(int(arguments[3].sum() + arguments[7].sum()))
+        calls.extend((arguments[3].sum(axis=1) + arguments[8].sum(axis=1)).tolist())
         kernel(*arguments)
 
     monkeypatch.setattr(_bootstrap, "_sums_kernel", lambda: spy)
@@ -245,14 +246,14 @@ def test_the_report_bootstrap_sums_with_the_kernel(monkeypatch: pytest.MonkeyPat
     probs = rng.dirichlet(np.ones(3), size=500)
     labels = rng.integers(0, 3, size=500)
     crossent.bootstrap_interval("calibration_error", probs, labels, resamples=20)
-    assert calls[1:] == [500] * 20  # after the warm-up call before the threads
+    assert calls == [500] * 20  # (the warm-up call before the threads: no replicate)
     plan = _bootstrap._BlockPlan.of([2])
     sums = _bootstrap._summer(np.array([0.25, 0.5]), np.array([0.0, 0.5]), plan, draws=10**12)
     nothing = np.zeros(0, np.int64)
     drawn = _bootstrap._Draw(
         plan, nothing, nothing.astype(np.uint8), np.array([2]), np.array([1, 1])
     )
-    assert [a.tolist() for a in sums(drawn)] == [[1.0], [1.0]]
+    assert [a.tolist() for a in sums([drawn])[0]] == [[1.0], [1.0]]
 
 
 def test_same_seed_same_replicates_on_one_thread_or_many(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,6 +45,8 @@ def model(tmp_path: Path) -> Path:
         ("r.JSON", ["--markdown"], "JSON"),
         ("r.md", [], "Markdown"),
         ("r.markdown", ["--json"], "Markdown"),
+        ("r.txt", [], "Text"),  # (branch report13; main: the HTML page, as for r.json)
+        ("r.TXT", ["--json"], "Text"),
     ],
 )
 def test_output_format_follows_the_extension(
@@ -60,6 +62,14 @@ def test_output_format_follows_the_extension(
         payload = json.loads(text)
         assert payload["n"] == 4
         assert payload["accuracy"] == 0.5  # rows 0 and 1 right, 2 and 3 wrong
+    elif shown == "Text":  # what the terminal shows, 80 columns, no style codes
+        assert text.startswith(f"{model} (probs)\n")
+        assert "4 examples, 3 classes" in text
+        assert "\x1b" not in text
+        table = [line for line in text.splitlines() if line[:1] in "┌│└┏┃┡"]
+        assert table
+        assert max(map(len, table)) <= 80  # (prose lines are not wrapped)
+        assert any("│ accuracy " in line and "0.5000 │" in line for line in text.splitlines())
     else:
         assert text.startswith("### crossent report:")
         assert "| accuracy | 0.5000 |" in text
@@ -71,15 +81,21 @@ def test_output_format_follows_the_extension(
         assert out.startswith("### crossent report:")
 
 
-def test_markdown_output_of_a_comparison(tmp_path: Path, model: Path) -> None:
-    """Two models: ``--output c.md`` holds the comparison's Markdown (main: HTML)."""
+@pytest.mark.parametrize("name", ["c.md", "c.txt"])
+def test_markdown_output_of_a_comparison(tmp_path: Path, model: Path, name: str) -> None:
+    """Two models: ``--output c.md`` holds the comparison's Markdown, ``c.txt`` the text
+    the terminal shows (main: HTML, both)."""
     other = tmp_path / "o.npz"
     np.savez(other, probs=_PROBS[:, [1, 0, 2]], labels=_LABELS)
-    output = tmp_path / "c.md"
+    output = tmp_path / name
     assert main(["report", str(model), str(other), "--output", str(output), *_FAST]) == 0
     text = output.read_text(encoding="utf-8")
     assert "<html" not in text
-    assert text.startswith("### crossent report: 2 models")
+    if name == "c.md":
+        assert text.startswith("### crossent report: 2 models")
+    else:
+        assert text.lstrip().startswith("2 models on the same examples")
+        assert "paired differences against" in text
 
 
 # --- the arrays a report did not use ----------------------------------------------------

@@ -391,7 +391,8 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         metavar="FILE",
         help="also write the report to FILE, in the format its extension names: .json "
-        "(the --json object), .md or .markdown (the --markdown summary), any other name "
+        "(the --json object), .md or .markdown (the --markdown summary), .txt (the text "
+        "summary printed without --json, 80 columns), any other name "
         "(.html, /dev/stdout) the HTML page with figures; --json and --markdown still "
         "choose what is printed on standard output",
     )
@@ -513,7 +514,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _console(*, stderr: bool = False) -> Any:
+def _console(*, stderr: bool = False, file: Any = None, width: int | None = None) -> Any:
     """A rich console that prints text as it is: paths, column names and row ids come from
     the user's files, and ``[/b]`` in one is text, not console markup (which would end the
     run, or drop ``[bold]`` from a path and so name a file that does not exist)."""
@@ -528,9 +529,10 @@ def _console(*, stderr: bool = False) -> Any:
         def render_str(self, text: str, **options: Any) -> Any:
             return super().render_str(printable(text), **options)
 
-    console = _Printable(
-        file=sys.stderr if stderr else sys.stdout, highlight=False, markup=False, soft_wrap=True
-    )
+    if file is None:
+        file = sys.stderr if stderr else sys.stdout
+    plain = {} if width is None else {"width": width, "color_system": None, "force_terminal": False}
+    console = _Printable(file=file, highlight=False, markup=False, soft_wrap=True, **plain)
     # rich exits 1 on a closed pipe, the code of a failed gate: let the BrokenPipeError
     # reach closed_pipe_is_quiet instead, which ends the output as demo's and explain's
     console.on_broken_pipe = _raise_broken_pipe
@@ -561,21 +563,36 @@ def render_html(report: crossent.Report | crossent.ReportComparison) -> str:
     return report.to_html()
 
 
-_OUTPUT_FORMATS = {".json": "JSON", ".md": "Markdown", ".markdown": "Markdown"}
+_OUTPUT_FORMATS = {
+    ".json": "JSON",
+    ".md": "Markdown",
+    ".markdown": "Markdown",
+    ".txt": "Text",
+}
 """``--output``'s format by its extension (any case); any other name is HTML.  Main
-wrote the HTML page into ``r.json`` and said "HTML report written to r.json"."""
+wrote the HTML page into ``r.json`` and said "HTML report written to r.json", and into
+``r.txt`` too."""
+
+_TEXT_WIDTH = 80
+"""Columns of a ``.txt`` ``--output``: the terminal summary's width when standard output
+is a file (rich's default), whatever the terminal or ``COLUMNS``."""
 
 
 def _output_format(path: Path) -> str:
-    """``"JSON"``, ``"Markdown"`` or ``"HTML"``: what ``--output PATH`` holds."""
+    """``"JSON"``, ``"Markdown"``, ``"Text"`` or ``"HTML"``: what ``--output PATH``
+    holds."""
     return _OUTPUT_FORMATS.get(path.suffix.lower(), "HTML")
 
 
 def _check_output(path: Path, inputs: list[Path]) -> None:
-    """``--output``'s checks, before the work; matplotlib only for the HTML page."""
+    """``--output``'s checks, before the work; matplotlib only for the HTML page, rich
+    for the text summary."""
     check_output(path, inputs=inputs)
-    if _output_format(path) == "HTML":
+    shown = _output_format(path)
+    if shown == "HTML":
         require("matplotlib.figure", "--output (the HTML report's figures)", extra="cli")
+    elif shown == "Text":
+        require("rich.console", "--output (the text summary)", extra="cli")
 
 
 def _json_text(payload: dict[str, Any]) -> str:
@@ -596,9 +613,23 @@ def _write_output(path: Path, report: crossent.Report | crossent.ReportCompariso
             else render_comparison_markdown(report)
         )
         text = printable(markdown, keep="\n") + "\n"
+    elif shown == "Text":
+        text = _render_text(report)
     else:
         text = render_html(report)
     write_atomically(path, text)
+
+
+def _render_text(report: crossent.Report | crossent.ReportComparison) -> str:
+    """The plain-text summary ``crossent report`` prints on a terminal (no colour or
+    style codes), :data:`_TEXT_WIDTH` columns wide: a ``.txt`` ``--output``'s text."""
+    buffer = io.StringIO()
+    console = _console(file=buffer, width=_TEXT_WIDTH)
+    if isinstance(report, crossent.Report):
+        render_terminal(report, console)
+    else:
+        render_comparison_terminal(report, console)
+    return buffer.getvalue()
 
 
 def _columns(args: argparse.Namespace) -> TableColumns:
