@@ -58,8 +58,9 @@ def test_float32_kernels_match_the_widened_rows(classes: int, temperature: float
     z64, v64 = read_only(z.astype(np.float64)), read_only(v.astype(np.float64))
     rows = z.shape[0]
     stats, stats64 = np.empty((rows, 5)), np.empty((rows, 5))
-    forward(z, v, temperature, stats)
-    forward(z64, v64, temperature, stats64)
+    # (given=False, lse=0 passed as the library passes them: its compiled signature)
+    forward(z, v, temperature, stats, False, 0)
+    forward(z64, v64, temperature, stats64, False, 0)
     np.testing.assert_array_equal(stats, stats64)  # (NaN where NaN)
     assert np.isfinite(stats[[0, 5, 6, 7, 8, 9], 0]).all()
     scale = np.linspace(-2.0, 3.0, rows)

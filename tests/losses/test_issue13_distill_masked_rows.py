@@ -78,7 +78,7 @@ def test_kernels_form_masked_rows(classes: int, temperature: float, dtype: type)
     z, v = map(read_only, _masked_rows(classes, dtype))  # (as _distill_rows hands them)
     rows = z.shape[0]
     stats = np.empty((rows, 5))
-    forward(z, v, temperature, stats)
+    forward(z, v, temperature, stats, False, 0)  # (the library's signature: given, lse)
     kl, spread, s, t = _oracle(z, v, temperature)
     assert np.isfinite(stats[:, 0]).all()
     assert (np.abs(stats[:, 0] - kl) <= 16 * EPS * (1.0 + spread)).all()
@@ -104,7 +104,7 @@ def test_student_masked_beside_teacher_mass_is_inf_and_invalid_rows_nan() -> Non
     v[9, 3] = np.nan
     for temperature in (0.7, 2.0):
         stats = np.empty((10, 5))
-        forward(read_only(z), read_only(v), temperature, stats)
+        forward(read_only(z), read_only(v), temperature, stats, False, 0)
         assert stats[6, 0] == np.inf
         assert np.isnan(stats[7:, 0]).all()
         assert np.isfinite(stats[:6, 0]).all()

@@ -1301,7 +1301,9 @@ def _kl64_bound(
 _SHIFT_SQUARED_TOLERANCE = 2.0**-20
 
 
-@_once
+# Cached (as ``_row``, its caller): compiling ``_row`` saves it too, so a process that
+# calls it alone with ``_row``'s argument types loads it (13 s of CPU to compile).
+@numba.njit(error_model="numpy", nogil=True, cache=True)
 def _kl_exact(
     a: Any,
     b: Any,
