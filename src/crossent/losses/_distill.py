@@ -61,6 +61,7 @@ from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import (
     NearRows,
     formable,
+    forward_rows_flagged,
     given_mass,
     rows_to_form,
     spread_is_small,
@@ -408,8 +409,9 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     Notes
     -----
     Rows where teacher and student nearly agree (:math:`\max_c |s_c - t_c|` below
-    :math:`2^{-15}\max_c t_c`, forward; a KL below :math:`2^{-20}`, reverse) are formed
-    without the difference of nearly equal numbers (``_near_rows``). Where a logit gap
+    :math:`2^{-15}\max_c t_c` or a KL below :math:`2^{-20}`, forward, as the fused
+    kernels and ``crossent.torch``'s CPU op; a KL below :math:`2^{-20}`, reverse) are
+    formed without the difference of nearly equal numbers (``_near_rows``). Where a logit gap
     passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
     :math:`d = z - v` (:math:`v` the teacher's logits or :math:`\log t`), which holds
@@ -460,7 +462,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         grad = s - teacher
         near = _near_forward_rows(d, grad, teacher)
         if type(log_s) is not np.ndarray:
-            flagged = spread_is_small(grad, teacher, xp)
+            flagged = forward_rows_flagged(grad, teacher, d.row_kl, xp)
         grad = dominant_from_others(grad, s, log_s, xp=xp, teacher=teacher)  # (s_r - t_r)
         del s, teacher  # (issue 13: no third block of the call's size held past here)
         grad = grad if t == 1.0 else t * grad  # 1 * g is g, bit for bit
@@ -787,11 +789,12 @@ def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
 def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
     r"""The rows of a NumPy forward gradient whose :math:`\max_c |s_c - t_c|` (of the
     ``difference`` :math:`s - t`) is below :data:`._near_rows.SPREAD_FLOOR` times
-    :math:`\max_c t_c` (``_near_rows``), or None: three row maxima on the common
+    :math:`\max_c t_c`, or whose KL is below :data:`._near_rows.KL_FLOOR`
+    (``_near_rows.forward_rows_flagged``), or None: three row maxima on the common
     path."""
     if type(difference) is not np.ndarray or not difference.size:
         return None
-    flagged = spread_is_small(difference, teacher, np)
+    flagged = np.asarray(forward_rows_flagged(difference, teacher, d.row_kl, np))
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)

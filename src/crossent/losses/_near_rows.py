@@ -43,10 +43,11 @@ rows are formed by these formulas compiled (``_near_rows_numba``), where Numba i
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
-|s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, for the forward
-gradient; each :func:`formable` (finite logits and :math:`D`, or classes masked on both
-sides: dropped from both distributions, exactly). Elsewhere the
-common path's error is at most some :math:`2^{12}\varepsilon\log C` of its value (the
+|s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, or whose KL is
+below :data:`KL_FLOOR`, for the forward gradient (:func:`forward_rows_flagged`); each
+:func:`formable` (finite logits and :math:`D`, or classes masked on both sides:
+dropped from both distributions, exactly). Elsewhere the common path's error is at
+most some :math:`2^{12}\varepsilon\log C` of its value (the
 loss) or of the row's largest entry (the gradient), and its bits stay. The lean path's
 compiled steps (``_small_targets_numba``) hand such a call back before writing; its
 caller (``_small_distill``) then forms the call as the full path (``_distill``) does.
@@ -76,9 +77,11 @@ from ._far_gaps import (
 __all__ = [
     "KL_FLOOR",
     "NEAR_CEILING",
+    "NEAR_SPREAD",
     "SPREAD_FLOOR",
     "NearRows",
     "formable",
+    "forward_rows_flagged",
     "given_mass",
     "rows_to_form",
     "spread_is_small",
@@ -112,6 +115,12 @@ formed here (above it, the common path's error is at most some
 float32 ulp of it for any :math:`C`; :data:`KL_FLOOR` says why not :math:`2^{-5}`).
 Compiled in as :data:`KL_FLOOR`."""
 
+NEAR_SPREAD = 2.0**-10
+r"""No row whose KL is below :data:`KL_FLOOR` has a :math:`|s_c - t_c|` reaching this
+(Pinsker: :math:`|s_c - t_c| \le \tfrac12\sum_k |s_k - t_k| \le \sqrt{D/2} <
+2^{-10.5}`): the forward gradient's screen for such rows (:func:`forward_rows_flagged`).
+Compiled in as :data:`KL_FLOOR` (``_small_targets_numba``)."""
+
 _H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
 by Horner's rule, to an ulp for :math:`|x| < 1/2` (the first term left out is below
@@ -133,6 +142,27 @@ def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
     :math:`|d|`; a NaN makes it False."""
     spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
     return spread < SPREAD_FLOOR * xp.max(teacher, axis=-1)
+
+
+def forward_rows_flagged(
+    difference: Array, teacher: Array, row_kl: Callable[[], Array], xp: ModuleType
+) -> Array:
+    r"""Per row, whether to form its forward gradient here: :func:`spread_is_small`, or
+    a common-path KL (``row_kl()``, before :math:`T^2`) below :data:`KL_FLOOR`, as the
+    fused kernels and ``crossent.torch``'s CPU op flag them (their kind 1). Between
+    the two floors :math:`s - t` cancels too: student logits ``[1.932786603588886,
+    1.0635557457740161, 1.2451703584515783]`` beside teacher logits
+    ``[1.9327988036519401, 1.0635083775580856, 1.2452478489298584]`` (:math:`T = 1/2`,
+    a spread of 1.01 floors) were 29 902 units of :math:`2^{-53}` of the row's largest
+    entry off, the top entry as minus the others' sum (``_dominant_entry``) summing
+    their errors, against 2.4 by the CPU op (issue 13, branch distillrule13). NumPy:
+    ``row_kl`` is called only where a row's spread is below :data:`NEAR_SPREAD` (no
+    row of a KL below the floor has a larger one: the common case costs nothing)."""
+    spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
+    flagged = spread < SPREAD_FLOOR * xp.max(teacher, axis=-1)
+    if xp is np and not np.any(spread < NEAR_SPREAD):
+        return flagged
+    return xp.logical_or(flagged, row_kl() < KL_FLOOR)
 
 
 def rows_to_form(

@@ -362,7 +362,9 @@ def _every_gradient_row(first: np.ndarray, second: np.ndarray, tempered: Tempere
     """:func:`_row_gradient` of every row of C-contiguous float64 ``first`` and ``second``
     (one compiled function for both paths: each costs a compile of the formula)."""
     out = np.empty(first.shape)
-    near_forward_gradient64(out, np.empty((0, first.shape[1])), (first, second), tempered, 0, 0.0)
+    no_rows = np.empty((0, first.shape[1]))
+    no_flags = np.empty(0, dtype=np.bool_)
+    near_forward_gradient64(out, no_rows, (first, second), tempered, 0, 0.0, no_flags)
     return out
 
 
@@ -456,12 +458,14 @@ def near_forward_gradient64(
     tempered: Tempered,
     reduction: int,
     log_base: float,
+    kl_small: np.ndarray,
 ) -> bool:
     r"""The lean forward gradient (``_small_distill``) where ``tempered_difference64``
     handed rows on, into ``s`` (the softened student; ``teacher`` the softened
     teacher): :math:`T(s - t)` (the product only for :math:`T \ne 1`), the rows that
-    ``spread_is_small`` flags and that are formable (``scores``: the teacher's scores,
-    the student's logits) by :func:`_row_gradient`, times
+    ``spread_is_small`` flags, or ``kl_small`` (per row: a KL below ``KL_FLOOR``;
+    ``_near_rows.forward_rows_flagged``), and that are formable (``scores``: the
+    teacher's scores, the student's logits) by :func:`_row_gradient`, times
     ``reduction_scale``; False where a value is not finite. Where no row is flagged
     (``tempered_difference64``'s test is looser), the common path's values. A
     ``teacher`` of no rows: every row of ``s`` formed by :func:`_row_gradient` (the
@@ -474,7 +478,8 @@ def near_forward_gradient64(
     t = tempered[0]
     for i in range(n):
         row = s[i]
-        if (every or _spread_is_small(row, teacher[i])) and _formable(first[i], second[i]):
+        flagged = every or kl_small[i] or _spread_is_small(row, teacher[i])
+        if flagged and _formable(first[i], second[i]):
             _row_gradient((first[i], second[i]), tempered, scratch, row)
             _scaled(row, scale)
         else:

@@ -61,6 +61,7 @@ from ._distill_options import KEYWORDS as _KEYWORDS
 from ._distill_options import distillation_options
 from ._entry_points import kept_table
 from ._far_gaps import square_is_normal
+from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._small_narrow import narrow_for
 from ._small_targets import (
     compiled_functions,
@@ -132,7 +133,9 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         difference = compiled.tempered_difference64
         difference = steps.difference if difference is steps.difference_of else difference
         if not difference(s, t, settings.temperature, reduction, log_base):
-            grad = _near_gradient(args, settings, (s, t))
+            if stacked is not None:
+                log_s, log_t = stacked[:n], stacked[n:]
+            grad = _near_gradient(args, settings, (s, t, log_t, log_s))
     else:
         if stacked is not None:
             log_s, log_t = stacked[:n], stacked[n:]
@@ -182,7 +185,8 @@ def _near_gradient(
     args: tuple[Any, ...], settings: _Settings, arrays: tuple[np.ndarray, ...]
 ) -> np.ndarray | None:
     r"""The gradient where the compiled one handed rows on to ``_near_rows`` (a small
-    :math:`\max_c|s_c - t_c|`, forward, ``arrays`` :math:`(s, t)`; or KL, reverse,
+    :math:`\max_c|s_c - t_c|` or KL, forward, ``arrays`` :math:`(s, t, \log t, \log
+    s)`; or KL, reverse,
     :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
     compiled function's operations, those rows by ``_near_rows``, then the reduction's
     scale, in one compiled call into :math:`s`. Forward: ``near_forward_gradient64``,
@@ -194,8 +198,9 @@ def _near_gradient(
     reduction, log_base = settings.scale
     z, v = _scores(args, settings)
     compiled = _near_functions()
-    if settings.forward:
-        near = (s, arrays[1], (v, z), compiled.tempered(t), reduction, log_base)
+    if settings.forward:  # (rows of a KL below the floor too: forward_rows_flagged)
+        small = compiled_functions().kl_rows64(arrays[2], arrays[3], arrays[1], 1.0) < _KL_FLOOR
+        near = (s, arrays[1], (v, z), compiled.tempered(t), reduction, log_base, small)
         return s if compiled.near_forward_gradient64(*near) else None
     reverse = (s, arrays[1], arrays[2], (z, v), t, reduction, log_base)
     return s if compiled.near_reverse_gradient64(*reverse) else None

@@ -37,7 +37,7 @@ from ._dominant_entry import DOMINANT as _DOMINANT
 from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
-from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
+from ._near_rows import NEAR_SPREAD as _NEAR_SPREAD
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import REST as _REST
 from ._small_numba import TOP as _TOP
@@ -338,16 +338,18 @@ def tempered_difference64(
     r"""The forward distillation gradient :math:`T\,(s - t)` (the product only for
     :math:`T \ne 1`) times :func:`reduction_scale`, into ``s``; False where a value is
     not finite, or where a row may have a :math:`\max_c |s_c - t_c|` below
-    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (then before writing: the full
-    path forms it without cancellation): where no :math:`|s_c - t_c|` reaches twice
-    the floor, which such a row's do not (``t`` probabilities: :math:`t_c \le 1`). An
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`, or a KL below
+    ``_near_rows.KL_FLOOR`` (then before writing: the full path forms it without
+    cancellation, ``_near_rows.forward_rows_flagged``): where no :math:`|s_c - t_c|`
+    reaches ``_near_rows.NEAR_SPREAD``, which such a row's do not (``t``
+    probabilities: :math:`t_c \le 1`; Pinsker's inequality). An
     ordinary row is told by its first entries (64 x 100: a pass of two maxima cost 4 us
     of 42)."""
     n, classes = s.shape
     for i in range(n):
         apart = False
         for c in range(classes):
-            if abs(s[i, c] - t[i, c]) >= 2.0 * _SPREAD_FLOOR:
+            if abs(s[i, c] - t[i, c]) >= _NEAR_SPREAD:
                 apart = True
                 break
         if not apart:
