@@ -173,23 +173,6 @@ def test_minus_inf_logit_zero_target_forward_mode_and_trace() -> None:
     torch.testing.assert_close(tt.grad, reverse[1], rtol=1e-14, atol=1e-15)
 
 
-# PyTorch's own: Dynamo instantiates torch.autograd.Function while it traces one
-@pytest.mark.filterwarnings("ignore:<class 'torch.autograd.function.Function'> should not be")
-def test_minus_inf_logit_zero_target_compiled() -> None:
-    """leftovers12: under ``torch.compile`` the same target derivative ``+inf`` (was 0: the
-    masked product), one graph, the gradients eager's bits (``aot_eager``: Dynamo and
-    AOTAutograd trace the rule, no code generated)."""
-    z = torch.tensor(_NEAR_Z, dtype=F64, requires_grad=True)
-    t = torch.tensor(_NEAR_T, dtype=F64, requires_grad=True)
-    compiled = torch.compile(cross_entropy, backend="aot_eager", fullgraph=True)
-    compiled(z, t).backward()
-    assert t.grad[0, 2].item() == t.grad[1, 1].item() == torch.inf  # were 0
-    zz, tt = z.detach().requires_grad_(), t.detach().requires_grad_()
-    cross_entropy(zz, tt).backward()
-    assert torch.equal(z.grad, zz.grad)
-    assert torch.equal(t.grad, tt.grad)
-
-
 def _torchvision_focal(
     x: torch.Tensor, t: torch.Tensor, alpha: float, gamma: float
 ) -> torch.Tensor:

@@ -87,6 +87,11 @@ _CASES: dict[str, tuple[Callable[[], torch.nn.Module], Callable[..., object], Ma
         _ids,
     ),
     "cross_entropy_probs_grad": (ct.CrossEntropyLoss, lambda m: F.cross_entropy, _probs),
+    "cross_entropy_probs_grad_smoothing": (
+        lambda: ct.CrossEntropyLoss(label_smoothing=0.1),
+        lambda m: torch.nn.CrossEntropyLoss(label_smoothing=0.1),
+        _probs,
+    ),
     "linear": (_linear_module, _linear_ref, _hidden),
     "bce": (ct.BCEWithLogitsLoss, lambda m: F.binary_cross_entropy_with_logits, _binary),
     "distillation": (
@@ -156,3 +161,29 @@ def test_traced_graph_called_under_no_grad() -> None:
         expected = _linear_ref(module)(h, y)
     assert not got.requires_grad
     assert_close(got, expected, CLOSED_FORM)
+
+
+def test_traced_minus_inf_logit_under_smoothed_probability_targets() -> None:
+    """A ``-inf`` logit under label smoothing (the row's loss ``inf``, as torch's):
+    trace passes its own check and the traced call's loss and gradients (the target's
+    ``+inf`` at the ``-inf`` logit) are ``F.cross_entropy``'s in float64. Main (stop
+    59's leftovers12 merge): ``TracingCheckError`` (the targets smoothed under the
+    check's ``no_grad`` no longer required grad, another graph); before it, an internal
+    assert of ``index_fill_`` in the far-row pass."""
+    inf = torch.inf
+    z = torch.tensor([[0.0, 1.0, -inf], [0.3, 0.1, 2.0]], dtype=torch.float64)
+    t = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.0, 0.8]], dtype=torch.float64)
+
+    def loss(zz: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(zz, tt, label_smoothing=0.1, reduction="none")
+
+    traced = torch.jit.trace(loss, (z.clone().requires_grad_(), t.clone().requires_grad_()))
+    results = []
+    for f in (traced, lambda a, b: F.cross_entropy(a, b, label_smoothing=0.1, reduction="none")):
+        zz, tt = z.clone().requires_grad_(), t.clone().requires_grad_()
+        rows = f(zz, tt)
+        rows.sum().backward()
+        results.append((rows.detach(), zz.grad, tt.grad))
+    for got, expected in zip(*results, strict=True):
+        assert_close(got, expected, CLOSED_FORM)
+    assert results[0][2][0, 2] == inf

@@ -267,9 +267,16 @@ def _weighted_targets(
 
 
 def _smoothed(t: torch.Tensor, opts: _backend.Options) -> torch.Tensor:
-    r""":math:`\tilde t = (1 - \varepsilon) t + \varepsilon / C`, the smoothed targets."""
+    r""":math:`\tilde t = (1 - \varepsilon) t + \varepsilon / C`, the smoothed targets.
+
+    Under ``torch.jit.trace`` :math:`C` is a traced size, which divides as a float32
+    tensor (``NumToTensor``, ``reciprocal``: 7e-9 off in float64); there
+    :math:`\varepsilon / C` is formed in the targets' dtype."""
     eps = opts.label_smoothing
-    return (1 - eps) * t + eps / t.shape[-1] if eps else t
+    if not eps:
+        return t
+    share = t.new_full((), eps) / t.shape[-1] if torch.jit.is_tracing() else eps / t.shape[-1]
+    return (1 - eps) * t + share
 
 
 def _z_loss_weight(t: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor | float:
@@ -284,7 +291,8 @@ def target_rows(
     in the work dtype), with differentiable torch operations; a row whose loss came out
     ``inf`` on the CPU is formed again by :func:`_far_rows` (differentiable too)."""
     rows = _target_rows_and_softmax(z, t, weight, opts)[0]
-    if z.device.type != "cpu" or torch.compiler.is_compiling():
+    if z.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        # (a graph of this call alone: which rows are far depends on the values)
         return rows
     far = _infinite_at(rows.reshape(-1))
     if far is None:
@@ -535,23 +543,30 @@ def _target_terms(
     Only a ``-inf`` log p is masked, as the generic ``weighted_term``: a finite one is
     kept, so the gradient of a target or class weight of 0 is :math:`-\log p`, as
     ``F.cross_entropy``'s. Where the targets or the class weights are differentiated
-    (reverse mode, :func:`grad_recorded`: eager, ``torch.func``, ``torch.jit.trace``,
-    whose check reruns the call under ``no_grad`` and needs the same graph, and
-    ``torch.compile``; or a forward-mode tangent), :class:`_TargetTerms` (in eager calls
-    :class:`_TargetTermsForward`, with its forward-mode rule) gives the masked entries
-    their true derivatives too:
+    (reverse mode, :func:`grad_recorded`: eager, ``torch.func``; always under
+    ``torch.jit.trace``, whose check reruns the call under ``no_grad`` and needs the same
+    graph; or a forward-mode tangent), :class:`_TargetTermsForward` gives the masked
+    entries their true derivatives too:
     :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf`` for a ``-inf`` logit
     under a target of 0: the loss's one-sided derivative :math:`-\log p_c = +\infty`,
     ``F.cross_entropy``'s; the mask made it 0), the logits' gradient unchanged and no
     ``0 * inf`` NaN. Not under nested forward mode (``jacfwd(jacfwd(...))``: PyTorch
-    does not differentiate a forward-mode rule again; the masked product, 0 there)."""
+    does not differentiate a forward-mode rule again) nor under ``torch.compile``
+    (Dynamo's own ``DeprecationWarning`` while it traces the rule): the masked product,
+    0 there."""
     wanted = smoothed.requires_grad or (weight is not None and weight.requires_grad)
-    if ((wanted and grad_recorded()) or has_tangent(smoothed, weight)) and not (
-        under_torch_func() and nested_forward_mode()
+    # Under torch.jit.trace always the rule: trace's check reruns the call under no_grad,
+    # where targets formed from the inputs (smoothed, cast) no longer require grad.
+    chosen = torch.jit.is_tracing() or (wanted and grad_recorded())
+    if (
+        (chosen or has_tangent(smoothed, weight))
+        and not torch.compiler.is_compiling()
+        and not (under_torch_func() and nested_forward_mode())
     ):
-        # Dynamo traces no autograd.Function with a jvp rule (a graph break)
-        rule = _TargetTerms if torch.compiler.is_compiling() else _TargetTermsForward
-        return rule.apply(smoothed, weight, log_p)
+        # Not under torch.compile: Dynamo (2.13) instantiates the Function while it
+        # traces it, and PyTorch's own DeprecationWarning about that is an error under
+        # -W error (InternalTorchDynamoError), with or without the jvp rule.
+        return _TargetTermsForward.apply(smoothed, weight, log_p)
     return _masked_product(smoothed if weight is None else weight * smoothed, log_p)
 
 
@@ -570,9 +585,9 @@ class _TargetTerms(torch.autograd.Function):
     :math:`g\tilde t_c`) is 0, the loss then constant in that entry; in :math:`\log p`
     :math:`g\,w_c\tilde t_c` (0 at the masked entries, as the mask's). Elsewhere the bits
     of autograd through the masked product. Reverse mode (eager, ``torch.func`` with
-    vmap's generated rule, ``torch.jit.trace``, ``torch.compile``: Dynamo traces it);
-    forward mode: :class:`_TargetTermsForward`. Twice differentiable (its backward's
-    operations are recorded under ``create_graph``)."""
+    vmap's generated rule, ``torch.jit.trace``); forward mode:
+    :class:`_TargetTermsForward`, the class :func:`_target_terms` applies. Twice
+    differentiable (its backward's operations are recorded under ``create_graph``)."""
 
     generate_vmap_rule = True
 
@@ -610,9 +625,8 @@ class _TargetTermsForward(_TargetTerms):
               + w_c\tilde t_c\,\dot{\log p_c}
 
     each term 0 where its factor before :math:`\log p_c = -\infty` (or :math:`w_c\tilde
-    t_c` before :math:`\dot{\log p_c}`) is 0. Eager calls: Dynamo does not trace an
-    ``autograd.Function`` with a ``jvp`` (a graph break), so compiled calls take
-    :class:`_TargetTerms`. Under nested forward mode (``jacfwd(jacfwd(...))``) PyTorch
+    t_c` before :math:`\dot{\log p_c}`) is 0. Not under ``torch.compile``
+    (:func:`_target_terms`). Under nested forward mode (``jacfwd(jacfwd(...))``) PyTorch
     would not differentiate this rule again: :func:`_target_terms` takes the masked
     product there."""
 
