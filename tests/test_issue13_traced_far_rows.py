@@ -205,7 +205,9 @@ def test_finite_distillation_gradients_keep_forward_and_reverse_mode() -> None:
     """A call with no far row: the NaN term adds nothing (jax.grad and torch.func.grad
     agree with finite differences), and forward mode still runs (jax.jacfwd,
     torch.func.jacfwd: a custom_vjp would refuse it). Guards mutants: the mask
-    inverted (NaN everywhere), a custom_vjp for the custom_jvp."""
+    inverted (NaN everywhere), a custom_vjp for the custom_jvp. JAX's under ``jax.jit``
+    (one compiled program, not each operation's: the eager transforms run above; both
+    mutants fail either way, tests/MUTATION.md 2026-12-06)."""
     z, v = np.array([[0.3, -1.2, 2.0], [1.0, 0.5, -0.5]]), np.array([[0.1, 0.2, 0.7]] * 2)
 
     def loss(zz: Any, lib: Any) -> Any:
@@ -214,8 +216,8 @@ def test_finite_distillation_gradients_keep_forward_and_reverse_mode() -> None:
     fd = _central_difference(lambda a: float(loss(a, np)), z)
     warnings.simplefilter("ignore", DeprecationWarning)  # (torch.func.jacfwd's own, main too)
     for g in (
-        np.asarray(jax.grad(lambda a: loss(a, jnp))(jnp.asarray(z))),
-        np.asarray(jax.jacfwd(lambda a: loss(a, jnp))(jnp.asarray(z))),
+        np.asarray(jax.jit(jax.grad(lambda a: loss(a, jnp)))(jnp.asarray(z))),
+        np.asarray(jax.jit(jax.jacfwd(lambda a: loss(a, jnp)))(jnp.asarray(z))),
         func.grad(lambda a: loss(a, torch))(torch.tensor(z)).numpy(),
         func.jacfwd(lambda a: loss(a, torch))(torch.tensor(z)).numpy(),
     ):

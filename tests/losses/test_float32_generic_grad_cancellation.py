@@ -72,7 +72,10 @@ def _oracle(z: np.ndarray, t: np.ndarray, options: dict[str, Any]) -> tuple[np.n
     :math:`\\omega = \\sum w\\,t` (1 without class weights); and
     the size of its two terms, :math:`(|c\\,p| + \\tilde t)\\,\\mathrm{sech}^2(z/s)/T`.
     Entries of a row with the same logit, target and weight are formed once (the
-    stationary rows at V = 32000 repeat a few values)."""
+    stationary rows at V = 32000 repeat a few values; its weighted rows do not, but
+    each entry's logit, target and weight is read into mpmath once), and the row's sums
+    are exact dot products of the distinct entries and their counts (``mpmath.fdot``:
+    the same sums as over every entry); :math:`p = e^{z'}/\\sum e^{z'}`."""
     cap, temp = options.get("soft_cap"), mpmath.mpf(options.get("temperature", 1.0))
     lam, eps = (
         mpmath.mpf(options.get("z_loss", 0.0)),
@@ -81,35 +84,34 @@ def _oracle(z: np.ndarray, t: np.ndarray, options: dict[str, Any]) -> tuple[np.n
     out, size = np.empty(z.shape), np.empty(z.shape)
     v = z.shape[-1]
     weighted = options.get("weight") is not None  # else each row weighs 1, as crossent's
-    w = [mpmath.mpf(float(x)) for x in options.get("weight", np.ones(v))]
+    w = np.asarray(options.get("weight", np.ones(v)), dtype=np.float64)
     for i in range(z.shape[0]):
-        zi = [mpmath.mpf(float(x)) for x in z[i]]
-        slope = [mpmath.mpf(1)] * v
+        entries = np.stack([np.asarray(z[i], np.float64), np.asarray(t[i], np.float64), w], 1)
+        keys, inverse, counts = np.unique(entries, axis=0, return_inverse=True, return_counts=True)
+        n = [int(k) for k in counts]
+        zi = [mpmath.mpf(float(x)) for x in keys[:, 0]]
+        ti = [mpmath.mpf(float(x)) for x in keys[:, 1]]
+        wi = [mpmath.mpf(float(x)) for x in keys[:, 2]]
+        slope = [mpmath.mpf(1)] * len(zi)
         if cap is not None:
             s = mpmath.mpf(cap)
             slope = [mpmath.sech(x / s) ** 2 for x in zi]
             zi = [s * mpmath.tanh(x / s) for x in zi]
         zi = [x / temp for x in zi]
-        exps: dict[Any, Any] = {}
-        for x in zi:
-            if x not in exps:
-                exps[x] = mpmath.exp(x)
-        lse = mpmath.log(mpmath.fsum(exps[x] for x in zi))
-        tt = [w[c] * ((1 - eps) * mpmath.mpf(float(x)) + eps / v) for c, x in enumerate(t[i])]
-        omega = (
-            mpmath.fsum(w[c] * mpmath.mpf(float(x)) for c, x in enumerate(t[i])) if weighted else 1
-        )
-        coef = mpmath.fsum(tt) + 2 * lam * omega * lse
-        done: dict[tuple[Any, Any, Any], tuple[float, float]] = {}
-        for j in range(v):
-            key = (zi[j], tt[j], slope[j])
-            if key not in done:
-                cp = coef * mpmath.exp(zi[j] - lse)
-                done[key] = (
-                    float((cp - tt[j]) * slope[j] / temp),
-                    float((abs(cp) + tt[j]) * slope[j] / temp),
-                )
-            out[i, j], size[i, j] = done[key]
+        exps = [mpmath.exp(x) for x in zi]
+        total = mpmath.fdot(n, exps)
+        lse = mpmath.log(total)
+        keep, spread = 1 - eps, eps / v
+        tt = [wc * (keep * tc + spread) for wc, tc in zip(wi, ti, strict=True)]
+        omega = mpmath.fdot(n, [wc * tc for wc, tc in zip(wi, ti, strict=True)]) if weighted else 1
+        coef = mpmath.fdot(n, tt) + 2 * lam * omega * lse
+        row, row_size = np.empty(len(zi)), np.empty(len(zi))
+        scale = coef / total
+        for k, (ek, tk, sk) in enumerate(zip(exps, tt, slope, strict=True)):
+            cp, outer = scale * ek, sk / temp
+            row[k] = float((cp - tk) * outer)
+            row_size[k] = float((abs(cp) + tk) * outer)
+        out[i], size[i] = row[inverse.reshape(-1)], row_size[inverse.reshape(-1)]
     return out, size
 
 
