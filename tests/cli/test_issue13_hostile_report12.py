@@ -12,6 +12,11 @@
 * A Parquet class column of lists (a Hugging Face column of probabilities) or of
   decimals was refused as "must be numeric to be a class; name it with --id-column";
   the message now names what it holds and how to write it as classes.
+* (branch listcol13) A Parquet or Arrow column holding a list of numbers in each row
+  (``list<double>``, ``fixed_size_list<float, K>``) is read as the classes 0..K-1 when
+  it is the only class column; main refused it ("list columns are not read").  A
+  ragged row, a null list or a null value is refused with its row; beside another
+  class column, or with string labels, the table is refused naming why.
 """
 
 from __future__ import annotations
@@ -167,8 +172,8 @@ def test_parquet_list_or_decimal_column_says_what_it_holds(
     from decimal import Decimal
 
     labels = pa.array(_LABELS.tolist(), type=pa.int64())
-    if kind == "list":
-        table = pa.table({"p": pa.array(_PROBS.tolist()), "label": labels})
+    if kind == "list":  # of numbers, read as the classes (listcol13); of text, refused
+        table = pa.table({"p": pa.array([["0.5", "0.5"]] * 4), "label": labels})
         want = "column 'p' holds a list in each row (list<"  # the item's name: pyarrow's
     else:
         first = pa.array([Decimal(f"{v:.2f}") for v in _PROBS[:, 0]], type=pa.decimal128(3, 2))
@@ -181,4 +186,134 @@ def test_parquet_list_or_decimal_column_says_what_it_holds(
     assert want in err
     assert "--id-column" not in err
     if kind == "list":
-        assert "list columns are not read: write one column per class" in err
+        assert "list column is read as the classes only when it holds numbers" in err
+
+
+# --- a column of lists read as the classes (branch listcol13) -----------------------------
+
+
+def _list_table(pa: object, values: list[object], kind: str, labels: list[object]) -> object:
+    """A table of ``labels`` and the column ``probs`` of lists of type ``kind``."""
+    types = {
+        "list<double>": pa.list_(pa.float64()),  # type: ignore[attr-defined]
+        "large_list<double>": pa.large_list(pa.float64()),  # type: ignore[attr-defined]
+        "fixed_size_list<float, 3>": pa.list_(pa.float32(), 3),  # type: ignore[attr-defined]
+        "list<float>": pa.list_(pa.float32()),  # type: ignore[attr-defined]
+    }
+    return pa.table({"label": labels, "probs": pa.array(values, type=types[kind])})  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("kind", "form"),
+    [
+        ("list<double>", None),
+        ("fixed_size_list<float, 3>", None),
+        ("large_list<double>", "--logits"),
+        ("list<float>", "--log-probs"),
+    ],
+)
+def test_list_column_is_read_as_the_classes(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    kind: str,
+    form: str | None,
+) -> None:
+    """Main: "list columns are not read" (exit 2).  The list column's report equals the
+    report of the same values written one column per class (the JSON but its source and
+    columns), its classes named ``probs[0]``..``probs[2]``; float32 lists stay float32.
+    Batches of 3 rows; the ``large_list`` in an Arrow IPC file; a sliced array's lists
+    (past its values' start) are read from their offsets."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from pyarrow import feather
+
+    import crossent.cli._tables as tables
+    from crossent.cli._tables import open_arrow, open_parquet
+
+    monkeypatch.setattr(tables, "_BATCH_ROWS", 3)
+
+    dtype = np.float32 if "float" in kind else np.float64
+    values = _PROBS if form is None else np.log(_PROBS) + (3.0 if form == "--logits" else 0.0)
+    values = values.astype(dtype)
+    labels = pa.array(_LABELS.tolist(), type=pa.int64())
+    arrow = kind.startswith("large")
+    listed = tmp_path / ("listed.arrow" if arrow else "listed.parquet")
+    columns = tmp_path / "columns.parquet"
+    table = _list_table(pa, list(values), kind, labels)
+    (feather.write_feather if arrow else pq.write_table)(table, listed)  # type: ignore[operator]
+    sliced = table.column("probs").chunk(0).slice(1)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(tables._list_block(listed, sliced, 0, 3, "probs"), values[1:])
+    per_class = {f"probs[{k}]": pa.array(values[:, k]) for k in range(3)}
+    pq.write_table(pa.table({"label": labels, **per_class}), columns)
+    flags = [*([form] if form else []), "--json", *_FAST]
+    reports = []
+    for path in (listed, columns):
+        assert main(["report", str(path), *flags]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+    got, want = reports
+    assert got.pop("columns") == {**want.pop("columns"), "list": "probs"}
+    assert got.pop("source") != want.pop("source")
+    assert got == want
+    assert [row["name"] for row in got["per_class"]] == ["probs[0]", "probs[1]", "probs[2]"]
+    read = (open_arrow if arrow else open_parquet)(listed, form and form.lstrip("-"))
+    try:
+        assert read.values.dtype == dtype
+        np.testing.assert_array_equal(read.values, values)
+    finally:
+        read.close()
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["ragged", "null list", "null value", "beside a class column", "named beside", "strings"],
+)
+def test_list_column_refusals_name_the_row(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    case: str,
+) -> None:
+    """A list of another length, a null list or a null value is refused with its column
+    and row (in a later batch: the row counts from the file's start); a list column
+    beside another class column, and string labels (the lists' classes have no names),
+    are refused naming why.  Exit 2, one message, no output file.  Main refused every one
+    as "list columns are not read"."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import crossent.cli._tables as tables
+
+    monkeypatch.setattr(tables, "_BATCH_ROWS", 2)  # row 3 is in the second batch
+    rows: list[object] = [list(row) for row in _PROBS]
+    labels: list[object] = _LABELS.tolist()
+    extra: dict[str, object] = {}
+    flags: list[str] = []
+    want = {
+        "ragged": "the 'probs' column holds a list of 2 values in row 3, and the first row's "
+        "holds 3",
+        "null list": "the 'probs' column holds null in row 3, not a list of class values",
+        "null value": "the 'probs' column's list in row 3 holds null at position 1",
+        "beside a class column": "column 'probs' holds a list of class values in each row (list<",
+        "named beside": "and 'b' is a class column too",
+        "strings": "the 'label' column holds strings ('a', 'b'), and the classes are the "
+        "positions 0..2 in the lists of column 'probs'",
+    }[case]
+    if case == "ragged":
+        rows[3] = [0.5, 0.5]
+    elif case == "null list":
+        rows[3] = None
+    elif case == "null value":
+        rows[3] = [0.5, None, 0.5]
+    elif case in ("beside a class column", "named beside"):
+        extra["b"] = pa.array([0.5] * 4)
+        flags = ["--class-columns", "b,probs"] if case == "named beside" else []
+    else:
+        labels = ["a", "b", "b", "c"]
+    path, output = tmp_path / "t.parquet", tmp_path / "r.json"
+    table = pa.table({"label": labels, "probs": pa.array(rows), **extra})
+    pq.write_table(table, path)
+    assert main(["report", str(path), "--output", str(output), *flags, *_FAST]) == 2
+    err = capsys.readouterr().err
+    assert want in err.replace("\n", " ")
+    assert "Traceback" not in err
+    assert not output.exists()

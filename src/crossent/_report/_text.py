@@ -177,6 +177,12 @@ def columns_statement(columns: dict[str, Any]) -> str:
     elif columns.get("id"):
         parts.append(f"row ids from '{columns['id']}'")
     classes = columns.get("classes", [])
+    if columns.get("list") is not None:  # one column holding a list of K values a row
+        parts.append(
+            f"{len(classes)} classes 0..{len(classes) - 1} from the lists in column "
+            f"'{columns['list']}' (named '{classes[0]}'..'{classes[-1]}')"
+        )
+        return "Columns used: " + "; ".join(parts) + _not_used(columns) + "."
     shown = ", ".join(f"'{c}'" for c in classes[:12]) + (", ..." if len(classes) > 12 else "")
     parts.append(f"{len(classes)} class column{'s' if len(classes) != 1 else ''} ({shown})")
     return "Columns used: " + "; ".join(parts) + _not_used(columns) + "."

@@ -368,7 +368,10 @@ def _parser() -> argparse.ArgumentParser:
         "--class-columns",
         metavar="A,B,...",
         help="a table's class columns, in class order (default: every other column); a "
-        "name holding a comma in double quotes, as in the CSV header: '\"a,b\",c'",
+        "name holding a comma in double quotes, as in the CSV header: '\"a,b\",c'. A "
+        "Parquet/Arrow column of lists of numbers (list<double>, fixed_size_list<float, K>) "
+        "is read as the classes 0..K-1 (named NAME[0]..NAME[K-1]) when it is the only "
+        "class column",
     )
     report.add_argument(
         "--integer-labels",

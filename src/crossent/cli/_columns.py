@@ -109,15 +109,21 @@ class ColumnChoice:
     id: str | None
     classes: list[str]
     ignored: list[str]
+    listed: str | None = None
+    """The class column holding a list of the :math:`K` class values in each row, when it
+    is the only one; ``classes`` then names the positions, ``name[0]`` .. ``name[K-1]``."""
 
     def record(self) -> dict[str, Any]:
-        """The JSON ``columns`` object of the report."""
-        return {
+        """The JSON ``columns`` object of the report (``list``: the list column, if any)."""
+        record: dict[str, Any] = {
             "label": self.label,
             "id": self.id,
             "classes": list(self.classes),
             "ignored": list(self.ignored),
         }
+        if self.listed is not None:
+            record["list"] = self.listed
+        return record
 
 
 def choose_columns(

@@ -1,5 +1,10 @@
 """Read a CSV or Parquet table: a ``label`` column and one column per class.
 
+Or, in a Parquet or Arrow table, one class column holding a list of :math:`K` numbers in
+each row (Hugging Face's ``list<double>``, ``fixed_size_list<float, K>``): its values are
+the classes :math:`0, \\dots, K - 1`, named ``probs[0]`` .. ``probs[K-1]``
+(:func:`_listed`, :func:`_list_block`).
+
 pyarrow's streaming readers convert the table batch by batch into an anonymous temporary
 file, mapped read-only as the prediction matrix, so memory stays bounded.  The matrix
 keeps the stored dtype (float32 columns stay float32, so float32's tolerance applies when
@@ -53,6 +58,7 @@ STDIN = Path("-")
 """``-`` on the command line: a CSV table on standard input."""
 
 _BATCH_ROWS = 1 << 16
+_FLOAT64 = np.dtype(np.float64)
 _CSV_BLOCK_BYTES = 1 << 24
 
 
@@ -422,6 +428,7 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         name: pa_types.is_floating(batch.column(name).type)
         or pa_types.is_integer(batch.column(name).type)
         or pa_types.is_null(batch.column(name).type)
+        or _numeric_list(batch.column(name).type)
         for name in names
     }
     index = _pandas_index(batch.schema) + tuple(filter(None, [_unnamed_index(batch)]))
@@ -438,7 +445,93 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
     )
     if choice is None:
         raise SourceError(problem)
+    choice = _listed(path, batch, choice)
     return replace(choice, ignored=[*choice.ignored, ""]) if trailing else choice
+
+
+def _numeric_list(kind: Any) -> bool:
+    """Whether a column of type ``kind`` holds a list of numbers (integers or floating
+    point) in each row: ``list<double>``, ``large_list<float>``,
+    ``fixed_size_list<float, 10>``, as Hugging Face datasets store class probabilities."""
+    import pyarrow.types as pa_types
+
+    listed = pa_types.is_list(kind) or pa_types.is_large_list(kind)
+    if not (listed or pa_types.is_fixed_size_list(kind)):
+        return False
+    return bool(pa_types.is_floating(kind.value_type) or pa_types.is_integer(kind.value_type))
+
+
+def _listed(path: Path, batch: Any, choice: ColumnChoice) -> ColumnChoice:
+    """``choice`` with its class column of lists (:func:`_numeric_list`), if it has one,
+    read as the classes: the :math:`K` values of a row's list are its classes
+    :math:`0, \\dots, K - 1`, named ``name[0]`` .. ``name[K-1]``; :math:`K` is a
+    fixed-size list's size, else the length of the first row's list (every row's is
+    checked by :func:`_list_block`).  Beside other class columns it is refused, naming
+    both: which of them holds which class is written nowhere."""
+    lists = [name for name in choice.classes if _numeric_list(batch.column(name).type)]
+    if not lists:
+        return choice
+    name = lists[0]
+    kind = batch.column(name).type
+    others = [other for other in choice.classes if other != name]
+    if others:
+        raise SourceError(
+            f"{path}: column {name!r} holds a list of class values in each row ({kind}), "
+            f"read as the classes only when it is the only class column, and {others[0]!r} "
+            f"is a class column too: list the class columns with --class-columns "
+            f"{shlex.quote(name)}, or name {others[0]!r} with --id-column if it identifies "
+            "rows"
+        )
+    column = batch.column(name)
+    if hasattr(kind, "list_size"):
+        size = int(kind.list_size)
+    elif len(column):
+        _refuse_null_lists(path, column.slice(0, 1), 0, name)
+        size = int(column.value_lengths()[0].as_py())
+    else:
+        raise SourceError(
+            f"{path}: column {name!r} holds lists, and its first batch has no row to show "
+            "their length (the number of classes)"
+        )
+    if size == 0:
+        raise SourceError(f"{path}: column {name!r} holds empty lists: no class values")
+    return replace(choice, classes=[f"{name}[{k}]" for k in range(size)], listed=name)
+
+
+def _refuse_null_lists(path: Path, column: Any, first_row: int, name: str) -> None:
+    """A null in place of a row's list is refused with its column and row."""
+    if column.null_count:
+        row = first_row + int(np.flatnonzero(column.is_null().to_numpy(False))[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds null in row {row}, not a list of class values"
+        )
+
+
+def _list_block(path: Path, column: Any, first_row: int, size: int, name: str) -> Any:
+    """A batch's column of lists as an array (rows, ``size``) of the lists' values, their
+    stored dtype: Arrow's flattened values, a view where they hold no null, reshaped;
+    no loop over the rows.  A null list, a list of another length than ``size`` (the
+    first row's), or a null value in a list is refused with its row."""
+    import pyarrow.compute as pc
+
+    _refuse_null_lists(path, column, first_row, name)
+    lengths = pc.list_value_length(column).to_numpy(zero_copy_only=False)
+    wrong = np.flatnonzero(lengths != size)
+    if wrong.size:
+        row = int(wrong[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds a list of {int(lengths[row])} values in row "
+            f"{first_row + row}, and the first row's holds {size}: every row's list must hold "
+            "one value per class, the same number in every row"
+        )
+    values = column.flatten()
+    if values.null_count:
+        at = int(np.flatnonzero(values.is_null().to_numpy(False))[0])
+        raise SourceError(
+            f"{path}: the {name!r} column's list in row {first_row + at // size} holds null "
+            f"at position {at % size}, not a number"
+        )
+    return _to_numpy(values).reshape(len(column), size)
 
 
 def _text_cell(batch: Any, name: str) -> str:
@@ -460,19 +553,18 @@ def _text_cell(batch: Any, name: str) -> str:
 
 
 def _not_read(batch: Any, name: str) -> str:
-    """Why the batch's column ``name``, of numbers in a type not read, is no class
+    """Why the batch's column ``name``, of values in a type not read, is no class
     column, and what to do (main: "must be numeric to be a class; name it with
-    --id-column ...", of a column of probability lists, or of decimals); "" for any
-    other column."""
+    --id-column ...", of a column of lists, or of decimals); "" for any other column.
+    A list of numbers is read (:func:`_listed`); a list of other values is refused."""
     import pyarrow.types as pa_types
 
     kind = batch.column(name).type
     if pa_types.is_list(kind) or pa_types.is_large_list(kind) or pa_types.is_fixed_size_list(kind):
         return (
-            f"holds a list in each row ({kind}); list columns are not read: write one "
-            "column per class, in class order (pandas: df = df.join(pd.DataFrame("
-            f"df[{name!r}].tolist(), index=df.index).add_prefix({name!r})).drop(columns="
-            f"{name!r})), or save the predictions and labels as arrays in an .npz"
+            f"holds a list in each row ({kind}); a list column is read as the classes only "
+            "when it holds numbers (integers or floating point), one per class: write them "
+            "as numbers, or save the predictions and labels as arrays in an .npz"
         )
     if pa_types.is_decimal(kind):
         return (
@@ -566,6 +658,8 @@ def _labels(
         values = _signed_integers(path, column, first_row, name)
         if values is not None:
             return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+        if choice.listed is not None:
+            raise _unnamed_list_classes(path, column, name, choice)
         return _labels_by_name(path, column, first_row, name, choice.classes)
     if reading.kind == "csv" and reading.types.get(name) != "string" and _whole(column):
         raise _Retyped(name, "string")  # ``+0`` was read as 0.0: its text is read again
@@ -576,6 +670,20 @@ def _labels(
     # uint64 stays: as int64, 2**64 - 1 would be refused as the label -1
     values = values if values.dtype == np.uint64 else values.astype(np.int64)
     return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
+
+
+def _unnamed_list_classes(path: Path, column: Any, name: str, choice: ColumnChoice) -> SourceError:
+    """The refusal of string labels beside a column of lists: its classes are the
+    positions 0..K-1 in the lists, which no string names."""
+    seen = sorted(set(column.unique().to_pylist()))
+    shown = ", ".join(map(repr, seen[:4])) + (", ..." if len(seen) > 4 else "")
+    last = len(choice.classes) - 1
+    return SourceError(
+        f"{path}: the {name!r} column holds strings ({shown}), and the classes are the "
+        f"positions 0..{last} in the lists of column {choice.listed!r}, which have no "
+        f"names: write the labels as the class ids 0..{last} (the position of each "
+        "row's class in its list)"
+    )
 
 
 def _whole(column: Any) -> bool:
@@ -874,10 +982,11 @@ def _convert(
             if chosen is not None and choice != chosen:
                 raise SourceError(f"{path}: the columns change within the file")
             chosen, schema = choice, batch.schema
-            uniform = _one_numeric_type(schema, choice.classes)
+            uniform = choice.listed is None and _one_numeric_type(schema, choice.classes)
         columns = choice.classes
         if options.classes is None:
-            distinct = _track_distinct_integers(batch, columns, distinct)
+            if choice.listed is None:
+                distinct = _track_distinct_integers(batch, columns, distinct)
             first_column = str(batch.schema.field(0).name)
             if _UNNAMED_INDEX not in (options.id, options.label) and _unnamed_index(batch):
                 _check_row_numbers(path, batch, rows)
@@ -889,13 +998,21 @@ def _convert(
             raise _Retyped(choice.id, "string")
         if choice.id is not None:
             id_parts.append(batch.column(choice.id) if as_text else _ids(batch.column(choice.id)))
-        whole = _whole_block(batch, columns) if uniform else None
-        if whole is None:
-            for name in columns:  # before the dtypes: an empty column's type is null
-                _refuse_missing(path, batch.column(name), rows, name)
-        batch_dtype = (
-            _stored_dtype(path, batch, columns) if whole is None else _matrix_dtype([whole.dtype])
-        )
+        if choice.listed is not None:  # one column of lists: integers are read as float64
+            whole = _list_block(
+                path, batch.column(choice.listed), rows, len(columns), choice.listed
+            )
+            batch_dtype = _matrix_dtype([whole.dtype if whole.dtype.kind == "f" else _FLOAT64])
+        else:
+            whole = _whole_block(batch, columns) if uniform else None
+            if whole is None:
+                for name in columns:  # before the dtypes: an empty column's type is null
+                    _refuse_missing(path, batch.column(name), rows, name)
+            batch_dtype = (
+                _stored_dtype(path, batch, columns)
+                if whole is None
+                else _matrix_dtype([whole.dtype])
+            )
         stored = stored or batch_dtype
         if whole is not None:
             with np.errstate(over="ignore"):  # --dtype float32 of 1e39: refused below
