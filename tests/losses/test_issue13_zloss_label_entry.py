@@ -163,24 +163,30 @@ def _oracle(
     cap: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_row_oracle` of each row times the reduction's scale (``'mean'``:
-    :math:`1/\\sum_i\\omega_i`), and the label entries' sizes likewise. Each distinct
-    row is formed and scaled once (the large calls repeat the base rows)."""
+    :math:`1/\\sum_i\\omega_i`, the sum exact: each label's weight times its count),
+    and the label entries' sizes likewise. Each distinct row is formed and scaled once
+    (the large calls repeat the base rows) and placed by :func:`numpy.unique`'s
+    inverse."""
     w = None if weight is None else tuple(np.asarray(weight, dtype=np.float64).tolist())
+    labels = np.asarray(labels, dtype=np.int64)
     scale = None
     if reduction == "mean":
-        scale = 1 / mpmath.fsum(mpmath.mpf(1 if w is None else w[int(y)]) for y in labels)
-    done: dict[tuple[tuple[float, ...], int], tuple[np.ndarray, np.ndarray]] = {}
+        ys, counts = np.unique(labels, return_counts=True)
+        scale = 1 / mpmath.fsum(
+            mpmath.mpf(1 if w is None else w[int(y)]) * int(k)
+            for y, k in zip(ys.tolist(), counts.tolist(), strict=True)
+        )
+    keys = np.column_stack([np.asarray(z, dtype=np.float64), labels.astype(np.float64)])
+    distinct, where = np.unique(keys, axis=0, return_inverse=True)
     grads, sizes = [], []
-    for row, y in zip(np.asarray(z, dtype=np.float64), labels, strict=True):
-        key = (tuple(row.tolist()), int(y))
-        if key not in done:
-            g, size = _row_oracle(*key, temperature, lam, eps, w, cap)
-            if scale is not None:
-                g, size = (np.array([float(mpmath.mpf(v) * scale) for v in a]) for a in (g, size))
-            done[key] = g, size
-        grads.append(done[key][0])
-        sizes.append(done[key][1])
-    return np.array(grads), np.array(sizes)
+    for key in distinct:
+        g, size = _row_oracle(tuple(key[:-1].tolist()), int(key[-1]), temperature, lam, eps, w, cap)
+        if scale is not None:
+            g, size = (np.array([float(mpmath.mpf(v) * scale) for v in a]) for a in (g, size))
+        grads.append(g)
+        sizes.append(size)
+    where = np.asarray(where).reshape(-1)
+    return np.array(grads)[where], np.array(sizes)[where]
 
 
 def _check(
