@@ -256,9 +256,9 @@ def _ordinary_call(
     ``_near_gradient``) a row's spread :math:`\max_c |s_c - t_c|` is below
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
     that requires a gradient, and the call goes the generic way (its far and near
-    rows formed as there). What is left (some 35 arrays of the call's size where the idiom makes 10: the generic
-    path's exact log-partitions, the teacher softened twice, the float64 sum, autograd
-    through them) is what keeping its bits costs. The forward direction only (any
+    rows formed as there). What is left (some 35 arrays of the call's size where the
+    idiom makes 10: the generic path's exact log-partitions, the teacher softened
+    twice, the float64 sum, autograd through them) is what keeping its bits costs. The forward direction only (any
     ``teacher_form``: the softened :math:`\log t` is the same); ``'reverse'`` goes the
     generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
