@@ -258,9 +258,9 @@ def _ordinary_call(
     that requires a gradient, and the call goes the generic way (its far and near
     rows formed as there). What is left (some 35 arrays of the call's size where the
     idiom makes 10: the generic path's exact log-partitions, the teacher softened
-    twice, the float64 sum, autograd through them) is what keeping its bits costs. The forward direction only (any
-    ``teacher_form``: the softened :math:`\log t` is the same); ``'reverse'`` goes the
-    generic way."""
+    twice, the float64 sum, autograd through them) is what keeping its bits costs.
+    The forward direction only (any ``teacher_form``: the softened :math:`\log t` is
+    the same); ``'reverse'`` goes the generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
     if direction != "forward":
