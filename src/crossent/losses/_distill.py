@@ -587,14 +587,18 @@ def _near_rows_of_namespace(
     flagged = _formable(d, flagged)
     later = NEAR_ROWS_LATER.get()
     if loss and later is not None:  # the caller reads the flags with its own (one read)
+        # the forward gradient's rows too: a small spread beside a KL past the ceiling
+        # (the reverse one's are among the loss's: picked when they are formed)
+        forward = NearGradients.of_loss(d, flagged) if d.direction == "forward" else None
 
         def finish(rows_of: Callable[[Array, NearGradients], Array] | None = None) -> Any:
             rows = _formed(d, flagged, values)
             if rows_of is not None:
-                rows = rows_of(rows, NearGradients.of_loss(d, flagged))
+                rows = rows_of(rows, forward or NearGradients.of_loss(d, flagged))
             return d.batch.reduce(rows)
 
-        later.append(NearRowsLater(flagged, finish))
+        read = flagged if forward is None else xp.logical_or(flagged, forward.flagged)
+        later.append(NearRowsLater(read, finish))
         return values
     if not _may_hold_one(flagged, xp):
         return values
@@ -663,8 +667,9 @@ def _formed(d: _Distillation, flagged: Array, values: Array, *, loss: bool = Tru
 @dataclass(frozen=True)
 class NearRowsLater:
     """A loss's near rows left to its caller (:data:`NEAR_ROWS_LATER`): the rows
-    ``flagged`` (batch shape, booleans) and ``finish(rows_of=None)``, the call's result
-    with them formed (what the call would have returned had one been flagged);
+    ``flagged`` (batch shape, booleans; those whose loss is formed by ``_near_rows``
+    and those whose gradient :class:`NearGradients` forms) and ``finish(rows_of=None)``,
+    the call's result with them formed (what the call would have returned had one been flagged);
     ``rows_of(rows, gradients)``, where given, takes the per-row losses before the
     reduction with their :class:`NearGradients` and returns the rows to reduce
     (``crossent.torch``: the same values, the flagged rows' gradient by ``NearRows``)."""
@@ -680,12 +685,18 @@ class NearGradients:
     rows) in the call's namespace: what a caller that records the loss (autograd) gives
     those rows in place of the derivative of the loss's formula (issue 13: student
     logits ``[0, log 3e-5, -30]`` beside teacher logits ``[0, log 1e-5, -30]``, 16.8
-    units of :math:`2^{-53}` off at two classes). ``flagged``: the loss's near rows
-    that :func:`distillation_loss_grad` forms by ``NearRows`` too (forward, a small
-    spread of :math:`s - t`; reverse, a KL below :data:`._near_rows.KL_FLOOR`): on the
-    loss's other near rows the derivative of the loss's formula errs less than the
-    gradient's (a spread past the floor: logits ``[0, log 3e-5, -30]`` beside ``[0, log
-    1e-5, -30]`` at :math:`T = 2`, 14.5 units against 0.8). Rows not flagged are 0."""
+    units of :math:`2^{-53}` off at two classes). ``flagged``: the rows that
+    :func:`distillation_loss_grad` forms by ``NearRows`` too, formable: forward, a small
+    spread of :math:`s - t` (``_near_rows.spread_is_small``), the loss's near rows or
+    not (a KL at or above ``_near_rows.NEAR_CEILING``, where the loss is the common
+    path's: autograd's :math:`T(s - t)` of ``log_softmax`` cancels there, student logits
+    ``[0, log1p(-2.9e-5) + 1e-7, log(2.9e-5) - 70]`` beside teacher logits ``[0,
+    log1p(-2.9e-5), log(2.9e-5)]`` at :math:`T = 1` gave 61 901 and 44 265 units, issue
+    13, branch distilltorch14); reverse, the loss's near rows of a KL below
+    :data:`._near_rows.KL_FLOOR`. On the loss's other near rows (forward, a spread past
+    the floor) the derivative of the loss's formula errs less than the gradient's
+    (logits ``[0, log 3e-5, -30]`` beside ``[0, log 1e-5, -30]`` at :math:`T = 2`, 14.5
+    units against 0.8). Rows not flagged are 0."""
 
     d: _Distillation
     flagged: Array
@@ -698,9 +709,8 @@ class NearGradients:
         if d.direction == "forward":
             teacher = xp.exp(d.log_t)
             picked = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
-        else:
-            picked = d.row_kl() < _KL_FLOOR
-        return cls(d, xp.logical_and(near, picked))
+            return cls(d, _formable(d, picked))
+        return cls(d, xp.logical_and(near, d.row_kl() < _KL_FLOOR))
 
     @property
     def student(self) -> Array:

@@ -92,7 +92,7 @@ from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
-from ..losses._near_rows import NearRows
+from ..losses._near_rows import NearRows, spread_is_small
 from . import _near_gradient
 from ._arguments import (
     example_stack,
@@ -251,14 +251,16 @@ def _ordinary_call(
     autograd, its :math:`\log t`) give the terms :math:`t_c(\log t_c - \log s_c)`
     without the branches that pick nothing on an ordinary call (:func:`_ordinary_terms`):
     the generic path's rows and gradient bit for bit. One host read: whether the
-    result is finite, a row's KL is below :data:`._near_rows.NEAR_CEILING` (near rows) or a
-    :math:`t_c` is subnormal; any of them, or a teacher that requires a gradient, and
-    the call goes the generic way (its far and near rows formed as there). What is
-    left (some 35 arrays of the call's size where the idiom makes 10: the generic
-    path's exact log-partitions, the teacher softened twice, the float64 sum, autograd
-    through them) is what keeping its bits costs. The forward direction only (any
-    ``teacher_form``: the softened :math:`\log t` is the same); ``'reverse'`` goes the
-    generic way."""
+    result is finite, a row's KL is below :data:`._near_rows.NEAR_CEILING` (near rows), a
+    :math:`t_c` is subnormal or (a float64 student that requires a gradient,
+    ``_near_gradient``) a row's spread :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
+    that requires a gradient, and the call goes the generic way (its far and near
+    rows formed as there). What is left (some 35 arrays of the call's size where the
+    idiom makes 10: the generic path's exact log-partitions, the teacher softened
+    twice, the float64 sum, autograd through them) is what keeping its bits costs.
+    The forward direction only (any ``teacher_form``: the softened :math:`\log t` is
+    the same); ``'reverse'`` goes the generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return None
     if direction != "forward":
@@ -275,22 +277,31 @@ def _ordinary_call(
     )
     if d.log_t.requires_grad:
         return None
-    terms, subnormal = _ordinary_terms(d.log_s, d.log_t, xp=d.batch.xp)
+    # (rows whose gradient NearRows forms, a spread below the floor: _near_gradient)
+    spread = student.requires_grad and grad_recorded()
+    spread = spread and _near_gradient.takes_near_gradients(student, teacher, teacher_form)
+    terms, leave = _ordinary_terms(d.log_s, d.log_t, xp=d.batch.xp, spread=spread)
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
     loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
     near = (kl.detach() < _NEAR_CEILING).any().reshape(())
-    if any(torch.stack([_not_finite(loss), near, subnormal]).tolist()):
+    if any(torch.stack([_not_finite(loss), near, *leave]).tolist()):
         return None
     return loss
 
 
 def _ordinary_terms(
-    log_s: torch.Tensor, log_t: torch.Tensor, *, xp: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
+    log_s: torch.Tensor, log_t: torch.Tensor, *, xp: Any, spread: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
     r"""The terms :math:`t_c(\log t_c - \log s_c)` of the softened student ``log_s``
     (recorded by autograd) and teacher ``log_t`` (no graph), :math:`0` where
-    :math:`t_c = 0`, and whether a :math:`t_c` is subnormal (a 0-d boolean).
+    :math:`t_c = 0`, and whether a :math:`t_c` is subnormal and, where ``spread``,
+    whether a row's :math:`\max_c |s_c - t_c|` is below the floor
+    (``_near_rows.spread_is_small``: its gradient is ``NearRows``', which the generic
+    path gives it, ``_near_gradient``; autograd's :math:`T(s - t)` cancels there, student
+    logits ``[0, log1p(-2.9e-5) + 1e-7, log(2.9e-5) - 70]`` beside teacher logits ``[0,
+    log1p(-2.9e-5), log(2.9e-5)]`` at :math:`T = 1` were 61 901 and 44 265 units of
+    :math:`2^{-53}` off, issue 13) (0-d booleans).
 
     ``_numerics.kl_terms_from_log``'s operations where no :math:`t_c` is subnormal and no
     :math:`s_c` is 0: its value and gradient there bit for bit (each ``where`` it adds
@@ -302,9 +313,11 @@ def _ordinary_terms(
         t = torch.exp(log_t)
         difference = log_t.masked_fill(torch.isneginf(log_t), 0.0)
         # (beside an s_c = 0 as well: that term is not finite, the call not taken anyway)
-        subnormal = _subnormal_exp(log_t, xp=xp).any()
+        leave = [_subnormal_exp(log_t, xp=xp).any()]
+        if spread:
+            leave.append(spread_is_small(torch.exp(log_s).sub_(t), t, xp).any())
     # in place, on its own temporary (autograd records the same operations)
-    return difference.sub_(log_s).mul_(t), subnormal
+    return difference.sub_(log_s).mul_(t), leave
 
 
 def _not_finite(loss: Any) -> torch.Tensor:

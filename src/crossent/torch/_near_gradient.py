@@ -16,6 +16,16 @@ it requires a gradient: its logits' gradient is the reverse direction's, the rol
 swapped); every other row keeps autograd's bits. The compiled path's custom op forms
 the same rows so (``_far_distillation._host_gradients``, in float64 on the host).
 
+The forward direction's flagged rows are those whose :math:`\max_c |s_c - t_c|` is
+below ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``NearGradients.of_loss``),
+the loss's near rows or not: a row whose KL is at or above ``NEAR_CEILING`` (its loss
+the common path's) kept autograd's :math:`T(s - t)` of ``log_softmax``, which cancels
+there: student logits ``[0, log1p(-2.9e-5) + 1e-7, log(2.9e-5) - 70]`` beside teacher
+logits ``[0, log1p(-2.9e-5), log(2.9e-5)]`` (:math:`T = 1`) were 61 901 and 44 265 units
+off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
+(``_far_distillation._ordinary_call``) reads whether it has such a row with its other
+flags (one host read, as before).
+
 Float64 work only (a float64 student or teacher): in float32 the two differ by far less
 than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
 where autograd's scaled product (``_numerics.exp_times``) rounds once (``e^{-100}``

@@ -1,0 +1,72 @@
+"""The small-spread screen of ``crossent.torch.distillation_loss`` (issue 13), A/B.
+
+    cd benchmarks && PYTHONPATH=../src:. python bench_torch_distill_spread_ab.py \
+        --base /tmp/old/src [--rounds 15] [--calls 200]
+
+Branch distilltorch14, in one process. A: the crossent package under ``--base``
+(imported as ``crossent_against``, as ``bench_small_inputs --against`` does); B: this
+tree's. Forward and backward of the
+student, one torch thread, ordinary logits (standard normal x 3, teacher likewise),
+``T = 2``, ``'mean'``: the cases the screen touches (a 1-D float64 call, the generic
+path's ordinary call where the student requires a gradient; 2-D float64 whose teacher
+requires a gradient) and one it leaves alone (1-D float32). Thread CPU seconds of
+``--calls`` calls per round, rounds interleaved (``_machine.interleaved_thread_times``);
+min and median of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import crossent.torch as ct
+from bench_evaluation import against
+
+from _machine import ab_row, interleaved_thread_times
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--base", required=True, help="the other tree's src folder")
+parser.add_argument("--rounds", type=int, default=15)
+parser.add_argument("--calls", type=int, default=200)
+args = parser.parse_args()
+torch.set_num_threads(1)
+against(args.base)
+base = importlib.import_module("crossent_against.torch")
+
+
+def _case(
+    module: Any, shape: tuple[int, ...], dtype: torch.dtype, teacher_grad: bool
+) -> Callable[[], None]:
+    generator = torch.Generator().manual_seed(0)
+    z = (3 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
+    v = (3 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
+    z.requires_grad_()
+    v.requires_grad_(teacher_grad)
+
+    def run() -> None:
+        for _ in range(args.calls):
+            module.distillation_loss(z, v, temperature=2.0).backward()
+
+    return run
+
+
+CASES = {
+    "1-D 10 float64": ((10,), torch.float64, False),
+    "1-D 1000 float64": ((1000,), torch.float64, False),
+    "8 x 10 float64, teacher grad": ((8, 10), torch.float64, True),
+    "1-D 10 float32": ((10,), torch.float32, False),
+}
+calls: dict[tuple[str, str], Callable[[], None]] = {}
+for name, (shape, dtype, teacher_grad) in CASES.items():
+    calls[(name, "A")] = _case(base, shape, dtype, teacher_grad)
+    calls[(name, "B")] = _case(ct, shape, dtype, teacher_grad)
+seconds = interleaved_thread_times(calls, args.rounds)
+print(f"load average {os.getloadavg()}; {args.calls} calls a round, seconds")
+print("| case | A | B | B/A |\n|---|---|---|---|")
+for name in CASES:
+    print(ab_row(name, seconds[(name, "A")], seconds[(name, "B")], ("A", "B")))
