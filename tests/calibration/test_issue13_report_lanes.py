@@ -8,13 +8,14 @@ the two, row by row and bit for bit, on hard rows (ties, signed zeros, -inf, NaN
 weights in the subnormals, spreads past 1e300), and check that narrow rows are given
 narrow lanes (which fails on main, where every call had 256).
 
-Rows of at most 32 classes now take the narrow pass (``narrow_rows``: 64 rows side by
-side, the loops across the rows), so the comparison with 256 lanes is also one of the
-two passes; ``test_narrow_pass_agrees_with_mpmath`` checks it against mpmath on 150
-rows gathered out of order (three chunks, the last partial) with huge margins, ties,
-``-inf`` and subnormal weights, and bit for bit against the 256 lanes' pass.  It passes
-on main (the row pass); it fails for a chunk that reads its first rows again (10 of 39
-fail) and for a chunk that takes the exponential's form from its first row only (23).
+Rows of at most 32 classes now take the narrow pass (``narrow_rows``,
+``narrow_chunk``: 64 rows side by side, the loops across the rows), so the comparison
+with 256 lanes is also one of the two passes; ``test_narrow_pass_agrees_with_mpmath``
+checks it against mpmath on 150 rows gathered out of order (three chunks, the last
+partial) with huge margins, ties, ``-inf`` and subnormal weights, and bit for bit
+against the 256 lanes' pass.  It passes on main (the row pass); it fails for a chunk
+that reads its first rows again (10 of the file's 39 tests fail, 9 of them these) and
+for a chunk whose spread forgets the mask of weights 0 (20 of 39; 6 of these).
 """
 
 from __future__ import annotations

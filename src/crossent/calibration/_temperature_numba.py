@@ -51,12 +51,17 @@ the relative error of :math:`S`, :math:`E`, :math:`V` is of the order of
 
 Rows of at most :data:`NARROW_LANES` classes (:math:`K \le L \le 32`, each lane one
 entry) take :func:`narrow_rows`: 64 rows at a time, read once into float64 columns
-(entry :math:`j` of row :math:`c` at ``[j, c]``), every loop then running across the
-rows, so that the exponentials of 8 or 16 rows share a vector (a row of 10 classes
-filled one vector and part of another, and its lanes' bookkeeping cost more than its
-entries).  Each row's operations and their order are those above, so the bits are
-the same (``tests/calibration/test_issue13_report_lanes.py``); a pass of the fit over
-2 x 10^6 x 10 float32 logits took 0.23 s of CPU, now 0.075 s.
+(entry :math:`j` of row :math:`c` at ``[j, c]``), then :func:`narrow_chunk`, whose
+every loop runs across the rows, so that the exponentials of 8 or 16 rows share a
+vector (a row of 10 classes filled one vector and part of another, and its lanes'
+bookkeeping cost more than its entries).  Each row's operations and their order are
+those above, so the bits are the same (``tests/calibration/test_issue13_report_lanes.py``);
+a pass of the fit over 2 x 10^6 x 10 float32 logits took 0.23 s of CPU, now 0.08 s.
+:func:`narrow_chunk` is a kernel of its own on float64 arrays (one signature for both
+dtypes of the logits) and always takes the exponential's masked subnormal form (the
+same bits as the other where the weights are normal numbers): a cold compilation of
+both signatures of :func:`row_moments` took 7.2 s of CPU on main, 17.1 s with the
+narrow rows inlined in each, two forms each, and 9.2 s so.
 
 The kernel releases the GIL: the caller runs blocks of rows on threads.
 """
@@ -74,6 +79,7 @@ __all__ = [
     "exp_nonpositive_fdlibm",
     "lanes_total",
     "lanes_total_across",
+    "narrow_chunk",
     "narrow_rows",
     "power_of_two",
     "row_moments",
@@ -272,19 +278,17 @@ def spread_across(shifted, weights, seconds, mean, k, count, masked):
             second[c] = 0.0
 
 
-@numba.njit(fastmath=_FLAGS, inline="always", error_model="numpy")
-def narrow_rows(values, rows, labels, beta, width, out):
-    # row_moments's numbers for rows of k <= width <= NARROW_LANES classes, _CHUNK rows
-    # at a time: the chunk's rows read once into (L, _CHUNK) float64 columns (entry j
-    # of row c at [j, c]), then every loop runs across the rows (vectorised: 8 or 16
-    # rows' exponentials at once, where a row of 10 classes filled one vector and
-    # part of another); each row's operations and their order are row_moments's (its
-    # lane j holds entry j alone), so the bits are the same.  A chunk with a row
-    # whose weights leave the normal numbers takes the masked, subnormal form for
-    # all of its rows: the same bits for the others (their weights are normal
-    # numbers, which both forms give alike, and none is 0)
-    k = values.shape[1]
-    scratch = np.empty((5, width, _CHUNK))
+@numba.njit(fastmath=_FLAGS, nogil=True, cache=True, error_model="numpy")
+def narrow_chunk(scratch, state, beta, k, count, out, start):
+    # row_moments's numbers of ``count`` rows of k <= L classes whose entries
+    # narrow_rows put in the columns of scratch[0] (entry j of row c at [0, j, c]) and
+    # their labels' entries in state[4], into out[:, start:start + count].  Every loop
+    # runs across the rows (vectorised); each row's operations and their order are
+    # row_moments's (its lane j holds entry j alone), so the bits are the same.  Always
+    # the masked, subnormal form of the exponential: the same bits as the unmasked one
+    # where the weights are normal numbers (none is then 0).  Float64 arguments only:
+    # one signature whatever the logits' dtype
+    prefer_wide_vectors()
     shifted, weights, totals, firsts, seconds = (
         scratch[0],
         scratch[1],
@@ -292,48 +296,48 @@ def narrow_rows(values, rows, labels, beta, width, out):
         scratch[3],
         scratch[4],
     )
+    top, ties, mean, labelled = state[0], state[1], state[2], state[3]
+    # the maximum, entry by entry in order (row_moments's lanes)
+    for c in range(count):
+        top[c] = -np.inf
+    for j in range(k):
+        line = shifted[j]
+        for c in range(count):
+            v = line[c]
+            top[c] = v if v > top[c] else top[c]
+    weigh_across(shifted, weights, totals, firsts, top, ties, beta, k, count, True)
+    lanes_total_across(totals, count)
+    lanes_total_across(firsts, count)
+    rest, first = totals[0], firsts[0]
+    for c in range(count):
+        mean[c] = first[c] / (ties[c] + rest[c])
+    spread_across(shifted, weights, seconds, mean, k, count, True)
+    lanes_total_across(seconds, count)
+    second = seconds[0]
+    for c in range(count):
+        i = start + c
+        out[0, i] = (ties[c] - 1.0) + rest[c]
+        out[1, i] = mean[c]
+        out[2, i] = second[c] / (ties[c] + rest[c])
+        out[3, i] = labelled[c] - top[c]
+
+
+@numba.njit(fastmath=_FLAGS, inline="always", error_model="numpy")
+def narrow_rows(values, rows, labels, beta, width, out):
+    # row_moments for rows of k <= width <= NARROW_LANES classes, _CHUNK rows at a
+    # time: each chunk's rows read once into float64 columns, then narrow_chunk
+    k = values.shape[1]
+    scratch = np.empty((5, width, _CHUNK))
     state = np.empty((4, _CHUNK))
-    top, bottom, ties, mean = state[0], state[1], state[2], state[3]
+    shifted, labelled = scratch[0], state[3]
     for start in range(0, rows.shape[0], _CHUNK):
         count = min(_CHUNK, rows.shape[0] - start)
         for c in range(count):
             row = values[rows[start + c]]
             for j in range(k):
                 shifted[j, c] = np.float64(row[j])
-        # the maximum and minimum, entry by entry in order (row_moments's lanes)
-        for c in range(count):
-            top[c] = -np.inf
-            bottom[c] = np.inf
-        for j in range(k):
-            line = shifted[j]
-            for c in range(count):
-                v = line[c]
-                top[c] = v if v > top[c] else top[c]
-                bottom[c] = v if v < bottom[c] else bottom[c]
-        normal = True
-        for c in range(count):
-            normal = normal and beta * (bottom[c] - top[c]) >= -708.0
-        if normal:
-            weigh_across(shifted, weights, totals, firsts, top, ties, beta, k, count, False)
-        else:
-            weigh_across(shifted, weights, totals, firsts, top, ties, beta, k, count, True)
-        lanes_total_across(totals, count)
-        lanes_total_across(firsts, count)
-        rest, first = totals[0], firsts[0]
-        for c in range(count):
-            mean[c] = first[c] / (ties[c] + rest[c])
-        if normal:
-            spread_across(shifted, weights, seconds, mean, k, count, False)
-        else:
-            spread_across(shifted, weights, seconds, mean, k, count, True)
-        lanes_total_across(seconds, count)
-        second = seconds[0]
-        for c in range(count):
-            i = start + c
-            out[0, i] = (ties[c] - 1.0) + rest[c]
-            out[1, i] = mean[c]
-            out[2, i] = second[c] / (ties[c] + rest[c])
-            out[3, i] = np.float64(values[rows[i], labels[i]]) - top[c]
+            labelled[c] = np.float64(row[labels[start + c]])
+        narrow_chunk(scratch, state, beta, k, count, out, start)
 
 
 @numba.njit(fastmath=_FLAGS, nogil=True, cache=True, error_model="numpy")
