@@ -317,3 +317,25 @@ def test_list_column_refusals_name_the_row(
     assert want in err.replace("\n", " ")
     assert "Traceback" not in err
     assert not output.exists()
+
+
+@pytest.mark.parametrize("kind", ["int32", "int16", "uint32"])
+def test_integer_class_columns_are_read_as_float64(tmp_path: Path, kind: str) -> None:
+    """Class columns that are all integers are read as float64, as the module says and
+    as a mix with a float64 column is: main read int32 (any 4-byte or narrower) columns
+    as float32, 16777217 as 16777216.0 with no word, and checked them with float32's
+    tolerance."""
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from crossent.cli._tables import open_parquet
+
+    big = 16777217 if kind != "int16" else 32767
+    path = tmp_path / "integers.parquet"
+    table = {"label": [0, 1], "a": pa.array([big, 0], kind), "b": pa.array([0, 1], kind)}
+    pq.write_table(pa.table(table), path)
+    read = open_parquet(path, "logits")
+    try:
+        assert read.values.dtype == np.float64
+        np.testing.assert_array_equal(read.values, [[big, 0], [0, 1]])
+    finally:
+        read.close()

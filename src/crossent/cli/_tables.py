@@ -958,6 +958,12 @@ def _matrix_dtype(dtypes: list[np.dtype[Any]]) -> np.dtype[Any]:
     return np.dtype(np.float32 if any(d.itemsize < 8 for d in dtypes) else np.float64)
 
 
+def _block_dtype(whole: np.ndarray[Any, Any]) -> np.dtype[Any]:
+    """:func:`_matrix_dtype` of a block read whole: an integer block's as float64 (as
+    int32 class columns, float32 rounded 16777217 to 16777216 with no word)."""
+    return _matrix_dtype([whole.dtype if whole.dtype.kind == "f" else _FLOAT64])
+
+
 def _convert(
     reading: _Reading,
     dataset: Dataset,
@@ -1002,16 +1008,14 @@ def _convert(
             whole = _list_block(
                 path, batch.column(choice.listed), rows, len(columns), choice.listed
             )
-            batch_dtype = _matrix_dtype([whole.dtype if whole.dtype.kind == "f" else _FLOAT64])
+            batch_dtype = _block_dtype(whole)
         else:
             whole = _whole_block(batch, columns) if uniform else None
             if whole is None:
                 for name in columns:  # before the dtypes: an empty column's type is null
                     _refuse_missing(path, batch.column(name), rows, name)
             batch_dtype = (
-                _stored_dtype(path, batch, columns)
-                if whole is None
-                else _matrix_dtype([whole.dtype])
+                _stored_dtype(path, batch, columns) if whole is None else _block_dtype(whole)
             )
         stored = stored or batch_dtype
         if whole is not None:
