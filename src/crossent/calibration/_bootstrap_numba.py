@@ -186,6 +186,18 @@ def _take(conf, hits, start, offsets, at, count, r, buffer, fill, sizes, leaf, l
     return hit
 
 
+@numba.njit(nogil=True, inline="always")
+def _take_each(conf, hits, start, counts, offsets, at, hit, buffer, fill, sizes, leaf, leaf_sums):
+    # _take of one group (first row ``start``) for each replicate r: its counts[r] drawn
+    # rows, offsets from at[r] on (advanced past them), hits added to hit[r]
+    for r in range(counts.shape[0]):
+        count = counts[r]
+        if count > 0:
+            hit[r] += _take(conf, hits, start, offsets, at[r], count, r, buffer, fill, sizes,
+                            leaf, leaf_sums)  # fmt: skip
+            at[r] += count
+
+
 @numba.njit(nogil=True, cache=True)
 def binned_sums(
     conf,
@@ -231,20 +243,11 @@ def binned_sums(
             _leaf_sizes(m, sizes[r], tasks)
             fill[r], leaf[r], hit[r] = 0, 0, 0
         for k in range(first_block[b], first_block[b + 1]):
-            start = block_starts[k]
-            for r in range(replicates):
-                count = block_counts[r, k]
-                if count > 0:
-                    hit[r] += _take(conf, hits, start, offsets, at[r], count, r, buffer,
-                                    fill, sizes, leaf, leaf_sums)  # fmt: skip
-                    at[r] += count
-        start = rest_starts[b]
+            _take_each(conf, hits, block_starts[k], block_counts[:, k], offsets, at, hit,
+                       buffer, fill, sizes, leaf, leaf_sums)  # fmt: skip
+        _take_each(conf, hits, rest_starts[b], rest_counts[:, b], rest_offsets, rest_at, hit,
+                   buffer, fill, sizes, leaf, leaf_sums)  # fmt: skip
         for r in range(replicates):
-            count = rest_counts[r, b]
-            if count > 0:
-                hit[r] += _take(conf, hits, start, rest_offsets, rest_at[r], count, r, buffer,
-                                fill, sizes, leaf, leaf_sums)  # fmt: skip
-                rest_at[r] += count
             if count_of[r] == 0:  # one leaf of no values: -0.0, as pairwise_sum's
                 leaf_sums[r, 0] = _leaf(buffer[r], 0, 0)
             conf_sums[r, b] = _combined(count_of[r], leaf_sums[r], tasks, stack)

@@ -449,14 +449,23 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
     return replace(choice, ignored=[*choice.ignored, ""]) if trailing else choice
 
 
+def _list_type(kind: Any) -> bool:
+    """Whether ``kind`` is an Arrow list type: ``list``, ``large_list`` or
+    ``fixed_size_list``."""
+    import pyarrow.types as pa_types
+
+    return bool(
+        pa_types.is_list(kind) or pa_types.is_large_list(kind) or pa_types.is_fixed_size_list(kind)
+    )
+
+
 def _numeric_list(kind: Any) -> bool:
     """Whether a column of type ``kind`` holds a list of numbers (integers or floating
     point) in each row: ``list<double>``, ``large_list<float>``,
     ``fixed_size_list<float, 10>``, as Hugging Face datasets store class probabilities."""
     import pyarrow.types as pa_types
 
-    listed = pa_types.is_list(kind) or pa_types.is_large_list(kind)
-    if not (listed or pa_types.is_fixed_size_list(kind)):
+    if not _list_type(kind):
         return False
     return bool(pa_types.is_floating(kind.value_type) or pa_types.is_integer(kind.value_type))
 
@@ -560,7 +569,7 @@ def _not_read(batch: Any, name: str) -> str:
     import pyarrow.types as pa_types
 
     kind = batch.column(name).type
-    if pa_types.is_list(kind) or pa_types.is_large_list(kind) or pa_types.is_fixed_size_list(kind):
+    if _list_type(kind):
         return (
             f"holds a list in each row ({kind}); a list column is read as the classes only "
             "when it holds numbers (integers or floating point), one per class: write them "

@@ -545,7 +545,7 @@ def _target_terms(
     ``F.cross_entropy``'s. Where the targets or the class weights are differentiated
     (reverse mode, :func:`grad_recorded`: eager, ``torch.func``; always under
     ``torch.jit.trace``, whose check reruns the call under ``no_grad`` and needs the same
-    graph; or a forward-mode tangent), :class:`_TargetTermsForward` gives the masked
+    graph; or a forward-mode tangent), :class:`_TargetTerms` gives the masked
     entries their true derivatives too:
     :math:`\partial/\partial\tilde t_c = w_c\log p_c` (``-inf`` for a ``-inf`` logit
     under a target of 0: the loss's one-sided derivative :math:`-\log p_c = +\infty`,
@@ -566,7 +566,7 @@ def _target_terms(
         # Not under torch.compile: Dynamo (2.13) instantiates the Function while it
         # traces it, and PyTorch's own DeprecationWarning about that is an error under
         # -W error (InternalTorchDynamoError), with or without the jvp rule.
-        return _TargetTermsForward.apply(smoothed, weight, log_p)
+        return _TargetTerms.apply(smoothed, weight, log_p)
     return _masked_product(smoothed if weight is None else weight * smoothed, log_p)
 
 
@@ -585,9 +585,19 @@ class _TargetTerms(torch.autograd.Function):
     :math:`g\tilde t_c`) is 0, the loss then constant in that entry; in :math:`\log p`
     :math:`g\,w_c\tilde t_c` (0 at the masked entries, as the mask's). Elsewhere the bits
     of autograd through the masked product. Reverse mode (eager, ``torch.func`` with
-    vmap's generated rule, ``torch.jit.trace``); forward mode:
-    :class:`_TargetTermsForward`, the class :func:`_target_terms` applies. Twice
-    differentiable (its backward's operations are recorded under ``create_graph``)."""
+    vmap's generated rule, ``torch.jit.trace``) and forward mode
+    (``torch.autograd.forward_ad``, ``torch.func.jvp``, ``jacfwd``, ``hessian``), the
+    same derivatives there:
+
+    .. math:: \dot y_c = \dot{\tilde t}_c\,w_c\log p_c + \dot w_c\,\tilde t_c\log p_c
+              + w_c\tilde t_c\,\dot{\log p_c}
+
+    each term 0 where its factor before :math:`\log p_c = -\infty` (or :math:`w_c\tilde
+    t_c` before :math:`\dot{\log p_c}`) is 0. Not under ``torch.compile`` nor nested
+    forward mode (``jacfwd(jacfwd(...))``, whose second pass PyTorch does not take
+    through this rule): :func:`_target_terms` takes the masked product there. Twice
+    differentiable in reverse mode (its backward's operations are recorded under
+    ``create_graph``)."""
 
     generate_vmap_rule = True
 
@@ -600,6 +610,7 @@ class _TargetTerms(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
         ctx.save_for_backward(*inputs)
+        ctx.save_for_forward(*inputs)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
@@ -615,25 +626,6 @@ class _TargetTerms(torch.autograd.Function):
         g_t = torch.where(outside & (grad * weight == 0), 0.0, g_wt * weight)
         g_w = torch.where(outside & (grad * smoothed == 0), 0.0, g_wt * smoothed)
         return g_t, g_w.sum_to_size(weight.shape), g_log_p
-
-
-class _TargetTermsForward(_TargetTerms):
-    r""":class:`_TargetTerms` with its forward-mode rule (``torch.autograd.forward_ad``,
-    ``torch.func.jvp``, ``jacfwd``, ``hessian``), the same derivatives:
-
-    .. math:: \dot y_c = \dot{\tilde t}_c\,w_c\log p_c + \dot w_c\,\tilde t_c\log p_c
-              + w_c\tilde t_c\,\dot{\log p_c}
-
-    each term 0 where its factor before :math:`\log p_c = -\infty` (or :math:`w_c\tilde
-    t_c` before :math:`\dot{\log p_c}`) is 0. Not under ``torch.compile``
-    (:func:`_target_terms`). Under nested forward mode (``jacfwd(jacfwd(...))``) PyTorch
-    would not differentiate this rule again: :func:`_target_terms` takes the masked
-    product there."""
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-        ctx.save_for_backward(*inputs)
-        ctx.save_for_forward(*inputs)
 
     @staticmethod
     def jvp(ctx: Any, d_smoothed: Any, d_weight: Any, d_log_p: Any) -> torch.Tensor:
