@@ -13,7 +13,10 @@ top label and confidence, the sums of squares (Brier), the spherical score, the 
 the confidence, the surprisal (a logarithm a row), the per-class sums, the most
 surprising rows, the entropy (a logarithm an entry), and everything at once (what
 ``update`` asks for).  The data are ``bench_evaluation``'s (float32 softmax probabilities,
-labels drawn from them).
+labels drawn from them).  The first row is one read of the probabilities
+(``np.add.reduce``, ``bench_evaluation``'s floor) timed the same way, interleaved with the
+stages, and the column "min x read" each row's minimum over the read's: the ratios that
+issue 13's targets set, from one run (2026-12-06, branch ``evalspeed14``).
 
 Each repeat calls every row in turn (and, with ``--against``, the same row of a second
 copy of crossent right after, as ``bench_evaluation`` imports it): the thread's CPU time
@@ -531,6 +534,9 @@ STAGES: dict[str, dict[str, Any]] = {
 
 
 EVERYTHING = STAGES["everything (update's)"]
+#: The first row: one read of the probabilities (``np.add.reduce``, no kernel), the
+#: floor that issue 13's targets are ratios to, timed like the stages (one thread).
+READ = "one read (np.add.reduce), no kernel"
 #: ``--leave-out``'s rows: everything but one stage (the per-class sums and the most
 #: surprising rows need the surprisal, so "surprisal" leaves out all three; the bins
 #: and the squares need the top label, so "top label" leaves out those too).
@@ -730,7 +736,12 @@ def main() -> None:
         other = against(args.against)
         copies[" (against)"] = importlib.import_module(f"{other.__name__}.calibration._row_kernels")
     probs, labels = data(args.rows, args.classes)
-    cases = {
+    # the floor, interleaved with the stages: one read of the probabilities on this
+    # thread (bench_evaluation's floor), so that each stage's ratio to it is of one run
+    cases: dict[tuple[str, str], Callable[[], object]] = {
+        (READ, mark): lambda: np.add.reduce(probs, axis=None) for mark in copies
+    }
+    cases |= {
         (name, mark): stage_call(module, probs, labels, options)
         for name, options in stages.items()
         for mark, module in copies.items()
@@ -745,13 +756,17 @@ def main() -> None:
         f"input: {args.rows} x {args.classes} float32 probabilities; one thread, CPU time "
         f"(ms), min and median of {args.repeats} interleaved runs\n"
     )
-    print("| stages | " + " | ".join(f"min{m} | median{m}" for m in copies) + " |")
-    print("|---|" + "---:|---:|" * len(copies))
-    for name in stages:
+    print("| stages | " + " | ".join(f"min{m} | median{m} | min x read{m}" for m in copies) + " |")
+    print("|---|" + "---:|---:|---:|" * len(copies))
+    for name in [READ, *stages]:
         cells = []
         for mark in copies:
-            times = seconds[(name, mark)]
-            cells += [f"{min(times) * 1e3:.2f}", f"{statistics.median(times) * 1e3:.2f}"]
+            times, read = seconds[(name, mark)], min(seconds[(READ, mark)])
+            cells += [
+                f"{min(times) * 1e3:.2f}",
+                f"{statistics.median(times) * 1e3:.2f}",
+                f"{min(times) / read:.1f}",
+            ]
         print(f"| {name} | " + " | ".join(cells) + " |")
 
 
