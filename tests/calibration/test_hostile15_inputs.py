@@ -1,11 +1,14 @@
-"""One-dimensional log-odds of a binary problem at +-inf and NaN (hostile15, issue 13).
+"""Hostile inputs of the evaluation functions (hostile15, issue 13).
 
+One-dimensional log-odds of a binary problem at +-inf and NaN:
 A 1-D ``form="logits"`` array is the log-odds :math:`z` of class 1; :math:`z = -\\infty`
 is probability 0 and :math:`z = +\\infty` probability 1, as ``sigmoid_cross_entropy``
 reads them.  ``+inf`` was refused with the index ``(row, 1)`` of a two-column matrix the
 caller never passed (and gave NaN with ``validate=False``); a NaN was named at that
 column too, and without ``first_row``'s offset.  The oracle is the same rows given as
 probabilities (``sigmoid(z)`` written out: 0, 1, 1/2).
+
+``HistogramBinning`` with more bins over all classes than the class-wise scope keeps.
 """
 
 import numpy as np
@@ -59,3 +62,11 @@ def test_a_bad_entry_named_at_its_own_row(form, value, message):
     state = crossent.EvaluationState(2)
     with pytest.raises(crossent.InputError, match=message):
         state.update(np.array([0.25, value]), np.array([0, 1]), form=form, first_row=300)
+
+
+def test_histogram_binning_refuses_more_class_bins_than_the_class_wise_scope():
+    """``bins`` times classes past 2**24 (the class-wise scope's bound) is refused, not
+    allocated: 2**20 bins of 10**4 classes asked for 80 GiB of hit rates."""
+    probs = np.full((1, 17), 1 / 17)  # 17 * 2**20 cells: just past the bound
+    with pytest.raises(crossent.InputError, match=r"17825792 in all, more than 16777216"):
+        crossent.HistogramBinning(bins=2**20).fit(probs, [0])
