@@ -70,3 +70,12 @@ def test_histogram_binning_refuses_more_class_bins_than_the_class_wise_scope():
     probs = np.full((1, 17), 1 / 17)  # 17 * 2**20 cells: just past the bound
     with pytest.raises(crossent.InputError, match=r"17825792 in all, more than 16777216"):
         crossent.HistogramBinning(bins=2**20).fit(probs, [0])
+
+
+def test_a_state_of_more_classes_than_memory_names_classes():
+    """``EvaluationState(2**60)`` ended in NumPy's ``ValueError`` ("array is too big"),
+    and ``2**40`` in its ``MemoryError`` ("Unable to allocate 8.00 TiB"; not tested: an
+    overcommitting system may map it), no argument named; ``classes`` is named now."""
+    message = r"^`classes` is too large: .* each of 1152921504606846976 classes"
+    with pytest.raises(crossent.InputError, match=message):
+        crossent.EvaluationState(2**60)
