@@ -290,14 +290,15 @@ def calibration_error(
     ----------
     probs : array_like, shape (n, classes) or (n,)
         Predicted distributions, in the form named by ``form``.  A 1-D array is the
-        probability (or, with ``form="logits"``, the log-odds) of class 1 in a binary
-        problem, whose labels are 0 and 1: the same numbers as its two columns
-        ``[1 - p, p]`` in every scope, so the default scope bins the top label
-        :math:`\max(p, 1 - p)`; ``scope="positive-class"`` bins :math:`p` itself against
-        ``[label = 1]``.  :func:`crossent.report` (and ``crossent report``) chooses the
-        positive-class scope for a 1-D input instead, as torchmetrics'
-        ``binary_calibration_error`` and scikit-learn's ``calibration_curve`` do: pass
-        ``scope="positive-class"`` here for the report's number.
+        probability (or, with ``form="logits"``, the log-odds, ``+-inf`` meaning
+        probability 1 or 0) of class 1 in a binary problem, whose labels are 0 and 1:
+        the same numbers as its two columns ``[1 - p, p]`` in every scope, so the
+        default scope bins the top label :math:`\max(p, 1 - p)`;
+        ``scope="positive-class"`` bins :math:`p` itself against ``[label = 1]``.
+        :func:`crossent.report` (and ``crossent report``) chooses the positive-class
+        scope for a 1-D input instead, as torchmetrics' ``binary_calibration_error``
+        and scikit-learn's ``calibration_curve`` do: pass ``scope="positive-class"``
+        here for the report's number.
     labels : array_like of int, shape (n,)
         True classes in ``[0, classes)``.
     form : {"probs", "log_probs", "logits"}, default "probs"

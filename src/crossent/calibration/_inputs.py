@@ -23,6 +23,7 @@ from .._checks import (
     check_flag,
     check_form,
     check_labels,
+    check_not_nan,
     check_probabilities,
     row_offset,
 )
@@ -391,7 +392,10 @@ def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any
     ``probs`` :math:`p = P(y = 1)` becomes :math:`[1 - p, p]` in float64 (exact for
     float32 input, and for :math:`p \ge 1/2` in float64); ``logits`` :math:`z`, the
     log-odds of class 1, become :math:`[0, z]`, whose softmax is
-    :math:`[1 - \sigma(z), \sigma(z)]`.
+    :math:`[1 - \sigma(z), \sigma(z)]`, and :math:`z = +\infty` (probability 1, as
+    :math:`-\infty` is probability 0) the row :math:`[-\infty, 0]`: a two-column row
+    of logits may not hold ``+inf``, a log-odds may.  A NaN log-odds is refused at its
+    own index (``validate``), not at the column it would fill.
     """
     xp, (values,) = namespace(values, names=(name,))
     _check_real_floating(values, xp=xp, name=name, form=form)
@@ -403,7 +407,10 @@ def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any
             )
         return np.stack([1.0 - column, column], axis=1)
     if form == "logits":
-        return np.stack([np.zeros_like(column), column], axis=1)
+        if validate:
+            check_not_nan(column, name=name, xp=np)
+        certain = column == np.inf  # [0, +inf] is no row of logits; [-inf, 0] is
+        return np.stack([np.where(certain, -np.inf, 0.0), np.where(certain, 0.0, column)], axis=1)
     raise InputError(
         f"a one-dimensional `{name}` is the probability (form='probs') or the log-odds "
         f"(form='logits') of class 1 in a binary problem; got form={form!r}"
@@ -496,9 +503,10 @@ def as_predictions(
     if not hasattr(values, "ndim"):  # lists and scalars
         values = np.asarray(values)
     if values.ndim == 1:
-        values = binary_columns(
-            to_numpy(values, name=name), checked_form, name=name, validate=validate
-        )
+        with row_offset(first_row):  # a bad entry's index counted as the labels' are
+            values = binary_columns(
+                to_numpy(values, name=name), checked_form, name=name, validate=validate
+            )
     correction: float | None = None
     if renormalize and values.ndim == 2:
         values, correction = renormalized(to_numpy(values, name=name), name=name)

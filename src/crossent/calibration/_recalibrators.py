@@ -15,6 +15,7 @@ import numpy as np
 from .._reprs import number, numbers, one_line
 from .._xp import log_softmax
 from ..errors import InputError
+from . import _binning
 from ._binning import assign_bins, check_bins, uniform_edges
 from ._calibrator import all_log_scores, as_output, check_classes, check_fitted, unlabelled
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
@@ -562,7 +563,8 @@ class HistogramBinning:
     Parameters
     ----------
     bins : int, default 15
-        Equal-width bins on [0, 1], ``[a, b)`` with the last closed; at most 2**20.
+        Equal-width bins on [0, 1], ``[a, b)`` with the last closed; at most 2**20, and
+        at most 2**24 over all the classes (``fit`` keeps one hit rate a bin a class).
 
     Examples
     --------
@@ -592,6 +594,12 @@ class HistogramBinning:
         bins = check_bins(self.bins, "uniform", "left", "l1")
         predictions = as_predictions(probs, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting HistogramBinning")
+        cells, bound = bins * predictions.classes, _binning.MAX_CLASS_BINS
+        if cells > bound:  # the class-wise scope's bound (384 MiB of sums there)
+            raise InputError(
+                f"HistogramBinning keeps {bins} bins for each of {predictions.classes} "
+                f"classes, {cells} in all, more than {bound} (2**24); use fewer `bins`"
+            )
         p = predictions.probs()
         self.edges_ = uniform_edges(bins)
         rates = np.empty((predictions.classes, bins))

@@ -198,8 +198,16 @@ class EvaluationState:
         self.n = 0
         self._next_row = 0  # update's default first_row: the row after the last batch's
         self._sums = np.zeros(5)  # surprisal, brier, spherical, entropy, correct
-        self._class_count = np.zeros(self.classes, dtype=np.int64)
-        self._class_surprisal = np.zeros(self.classes)
+        try:
+            self._class_count = np.zeros(self.classes, dtype=np.int64)
+            self._class_surprisal = np.zeros(self.classes)
+        except (MemoryError, ValueError):  # NumPy's "Unable to allocate 8.00 TiB" (2**40),
+            # "array is too big" (2**60): no argument named
+            raise InputError(
+                f"`classes` is too large: the state keeps a count and a surprisal sum for "
+                f"each of {self.classes} classes ({16 * self.classes} bytes); got "
+                f"classes={classes!r}"
+            ) from None
         cells = self._spec.bins if binning == "uniform" else FINE_CELLS + 2
         if scope == "class-wise":
             check_class_bins(cells, self.classes, binning=binning)
