@@ -161,7 +161,7 @@ def distillation_rows_checked(
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
         takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-        rows_of = _near_gradient.NearRowsOf() if takes else None
+        rows_of = _near_gradient.NearRowsOf(later[0].flagged) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
@@ -800,6 +800,9 @@ def _traced(
             teacher_form=teacher_form,
             direction=direction,
         )
+        near = _gradient_rows_traced(
+            student, teacher, temperature, axis, near, teacher_form=teacher_form, direction=direction
+        )
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
@@ -808,6 +811,44 @@ def _traced(
         rows, student, teacher, kind, float(temperature), axis, teacher_form, direction
     )
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
+
+
+def _gradient_rows_traced(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    near: torch.Tensor,
+    *,
+    teacher_form: str,
+    direction: str,
+) -> torch.Tensor:
+    r"""The loss's near rows ``near`` of a traced call and, as the eager call flags them,
+    the rows whose gradient is ``NearRows``' (``_near_gradient.gradient_rows``: forward,
+    a spread below the floor, the loss's near rows or not), where the eager call forms
+    them (a float64 student or teacher, one of them requiring a gradient). Issue 13,
+    branch distilltorch15: the compiled call flagged the loss's near rows alone, so a
+    row of a small spread and a KL past ``NEAR_CEILING`` kept the graph's gradient:
+    student logits ``[0, log1p(-m) + 5e-8, log(m) - 35]`` beside teacher logits ``[0,
+    log1p(-m), log(m)]``, :math:`m = (2.9\cdot 10^{-5})^{1/2}`, :math:`T = 1/2`, a
+    teacher requiring a gradient: 40 392 units of :math:`2^{-53}` of the row's largest
+    entry off (eager 64). Reverse: ``gradient_rows`` picks among ``near`` only, which
+    the custom op forms by ``NearRows`` already."""
+    if direction != "forward" or torch.float64 not in (student.dtype, teacher.dtype):
+        return near
+    if not (student.requires_grad or teacher.requires_grad):
+        return near
+    d = _distill.prepare_distillation(
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
+        validate=False,
+    )
+    return near | _near_gradient.gradient_rows(d, near)
 
 
 @torch.library.custom_op("crossent::distillation_rows_formed", mutates_args=())

@@ -26,6 +26,18 @@ off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
 (``_far_distillation._ordinary_call``) reads whether it has such a row with its other
 flags (one host read, as before).
 
+The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
+(a KL below ``NEAR_CEILING``) whose KL is below ``_near_rows.KL_FLOOR`` or whose spread
+is small, by the same ``spread_is_small``: between the floors autograd's :math:`T s
+\odot (\log s - \log t - D)` of ``log_softmax`` (or of ``NearRows``' loss formula)
+cancels too, where ``NearRows``' :math:`-s \odot (U - M)` holds no :math:`\log s`:
+the row above with ``direction='reverse'`` (:math:`D(s\,\|\,t) = 2.9\cdot 10^{-5}`)
+was 18, 3.4 and 242 units off at :math:`T = 1, 1/2, 2` here and 7.4e5, 1.2e6 and
+3.6e6 by the CPU op (``_distill_cpu``, whose reverse kernel flags no spread: it asks
+:func:`gradient_rows` for its float64 rows of a KL below ``NEAR_CEILING``), issue 13,
+branch distilltorch15. The compiled path (``_far_distillation._traced``) flags its
+rows by :func:`gradient_rows` too (one rule for the three).
+
 Float64 work only (a float64 student or teacher): in float32 the two differ by far less
 than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
 where autograd's scaled product (``_numerics.exp_times``) rounds once (``e^{-100}``
@@ -44,10 +56,29 @@ from typing import Any
 
 import torch
 
-from ..losses._distill import NearGradients
+from ..losses._distill import NearGradients, _Distillation
+from ..losses._near_rows import spread_is_small
 from ._arguments import has_tangent, under_torch_func
 
-__all__ = ["NearRowsOf", "takes_near_gradients"]
+__all__ = ["NearRowsOf", "gradient_rows", "takes_near_gradients"]
+
+
+def gradient_rows(d: _Distillation, near: Any) -> Any:
+    r"""The rows (batch shape, booleans) of the call ``d`` whose gradient is
+    ``NearRows``' (module docstring), of the loss's near rows ``near`` (formable, a KL
+    below ``_near_rows.NEAR_CEILING``): forward, ``NearGradients.of_loss``' (a small
+    spread, the loss's near rows or not); reverse, those of ``near`` whose KL is below
+    ``_near_rows.KL_FLOOR`` (``of_loss``') or whose :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``, the
+    forward rule's). The eager, compiled and CPU-op paths' one rule; traceable (no
+    read)."""
+    picked = NearGradients.of_loss(d, near).flagged
+    if d.direction == "forward":
+        return picked
+    xp = d.batch.xp
+    teacher = xp.exp(d.log_t)
+    small = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+    return xp.logical_or(picked, xp.logical_and(near, small))
 
 
 def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
@@ -68,13 +99,18 @@ class NearRowsOf:
     :class:`_NearRowsGradient`, each call's flags kept (:attr:`flags`: 0-d booleans, on
     the device) for the caller to read with its own; :meth:`settle` hands the read to the
     backwards, which form nothing where no row is flagged (a call whose near rows all
-    have a spread past the floor: no ``NearRows`` pass over every row)."""
+    have a spread past the floor: no ``NearRows`` pass over every row). A reverse
+    call's rows are :func:`gradient_rows`' of the loss's near rows ``loss_rows`` (the
+    flags the caller read: ``_distill.NearRowsLater.flagged``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loss_rows: torch.Tensor) -> None:
         self.flags: list[torch.Tensor] = []
         self._states: list[list[bool]] = []
+        self._loss_rows = loss_rows
 
     def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
+        if near.d.direction == "reverse":  # (forward: ``of_loss``' already)
+            near = NearGradients(near.d, gradient_rows(near.d, self._loss_rows))
         state = [True]  # (until settled: form them)
         self.flags.append(torch.any(near.flagged).reshape(()))
         self._states.append(state)
