@@ -87,7 +87,8 @@ def _truth(
         s, t = _softmax(z, temperature), _softmax(v, temperature)
         if direction == "reverse":
             kl = mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(s, t, strict=True))
-            student = [temperature * a * (mpmath.log(a / b) - kl) for a, b in zip(s, t)]
+            pairs = zip(s, t, strict=True)
+            student = [temperature * a * (mpmath.log(a / b) - kl) for a, b in pairs]
             return student, [temperature * (b - a) for a, b in zip(s, t, strict=True)]
         kl = mpmath.fsum(b * mpmath.log(b / a) for a, b in zip(s, t, strict=True))
         student = [temperature * (a - b) for a, b in zip(s, t, strict=True)]
@@ -175,3 +176,23 @@ def test_beside_an_ordinary_row(temperature: float, direction: str) -> None:
     ct.distillation_loss(alone, other, **options).backward()
     assert alone.grad is not None
     assert torch.equal(student.grad[1], alone.grad[0])
+
+
+@pytest.mark.parametrize("gap", [0.0, 1e-9])
+def test_reverse_teacher_gradient_past_the_ceiling(gap: float) -> None:
+    r"""Reverse, the teacher requiring a gradient, a small spread and a KL past
+    ``NEAR_CEILING`` (:math:`D(s\,\|\,t) = 0.008`: not among the loss's near rows):
+    teacher logits ``[0, 0, -700]`` beside student logits ``[0, gap, log 2.4e-5]``,
+    :math:`T = 1`. The teacher's gradient :math:`T(t - s)` cancels in autograd (main:
+    9 855 and 12 768 units off); now ``NearRows``' forward formula, the roles swapped
+    (``_near_gradient.reverse_teacher_rows``): 29.7 and 296.5 units, as NumPy's kernel of
+    it (that formula's own error); the student's within :data:`UNITS` (3.1 and 8.8)."""
+    z, v = [0.0, gap, math.log(2.4e-5)], [0.0, 0.0, -700.0]
+    student = torch.tensor([z], dtype=torch.float64, requires_grad=True)
+    teacher = torch.tensor([v], dtype=torch.float64, requires_grad=True)
+    ct.distillation_loss(student, teacher, direction="reverse").backward()
+    assert student.grad is not None
+    assert teacher.grad is not None
+    in_student, in_teacher = _truth(z, v, 1.0, "reverse")
+    _assert_close(student.grad[0], in_student)
+    _assert_close(teacher.grad[0], in_teacher, 4 * UNITS)

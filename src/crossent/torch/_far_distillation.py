@@ -154,14 +154,21 @@ def distillation_rows_checked(
         _far_gaps.CALLER_FORMS_FAR_ROWS.reset(screened)
         _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
-    flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
+    # (reverse, a teacher requiring a gradient: its rows of a small spread, any KL)
+    spread = _near_gradient.reverse_teacher_rows_of(
+        student, teacher, temperature, axis, teacher_form, direction
+    )
+    near_flags = [*(x.flagged.any() for x in later)]
+    near_flags += [] if spread is None else [spread.any().reshape(())]
+    flags = [_not_finite(loss), *near_flags]
     flags += [] if teacher_far is None else [teacher_far.any().reshape(())]
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
-    not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
+    not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
         takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-        rows_of = _near_gradient.NearRowsOf(later[0].flagged) if takes else None
+        rows = later[0].flagged if spread is None else later[0].flagged | spread
+        rows_of = _near_gradient.NearRowsOf(rows) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
@@ -801,7 +808,13 @@ def _traced(
             direction=direction,
         )
         near = _gradient_rows_traced(
-            student, teacher, temperature, axis, near, teacher_form=teacher_form, direction=direction
+            student,
+            teacher,
+            temperature,
+            axis,
+            near,
+            teacher_form=teacher_form,
+            direction=direction,
         )
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
@@ -833,10 +846,12 @@ def _gradient_rows_traced(
     log1p(-m), log(m)]``, :math:`m = (2.9\cdot 10^{-5})^{1/2}`, :math:`T = 1/2`, a
     teacher requiring a gradient: 40 392 units of :math:`2^{-53}` of the row's largest
     entry off (eager 64). Reverse: ``gradient_rows`` picks among ``near`` only, which
-    the custom op forms by ``NearRows`` already."""
-    if direction != "forward" or torch.float64 not in (student.dtype, teacher.dtype):
+    the custom op forms by ``NearRows`` already; where the teacher requires a gradient,
+    ``_near_gradient.reverse_teacher_rows`` too (a small spread, any KL), as eager."""
+    if torch.float64 not in (student.dtype, teacher.dtype):
         return near
-    if not (student.requires_grad or teacher.requires_grad):
+    forward = direction == "forward" and (student.requires_grad or teacher.requires_grad)
+    if not (forward or (teacher.requires_grad and teacher_form == "logits")):
         return near
     d = _distill.prepare_distillation(
         student,
@@ -848,7 +863,9 @@ def _gradient_rows_traced(
         reduction="none",
         validate=False,
     )
-    return near | _near_gradient.gradient_rows(d, near)
+    if forward:
+        return near | _near_gradient.gradient_rows(d, near)
+    return near | _near_gradient.reverse_teacher_rows(d)
 
 
 @torch.library.custom_op("crossent::distillation_rows_formed", mutates_args=())

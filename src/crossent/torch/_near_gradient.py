@@ -56,11 +56,17 @@ from typing import Any
 
 import torch
 
-from ..losses._distill import NearGradients, _Distillation
-from ..losses._near_rows import spread_is_small
-from ._arguments import has_tangent, under_torch_func
+from ..losses._distill import NearGradients, _Distillation, prepare_distillation
+from ..losses._near_rows import formable, spread_is_small
+from ._arguments import grad_recorded, has_tangent, under_torch_func
 
-__all__ = ["NearRowsOf", "gradient_rows", "takes_near_gradients"]
+__all__ = [
+    "NearRowsOf",
+    "gradient_rows",
+    "reverse_teacher_rows",
+    "reverse_teacher_rows_of",
+    "takes_near_gradients",
+]
 
 
 def gradient_rows(d: _Distillation, near: Any) -> Any:
@@ -76,9 +82,54 @@ def gradient_rows(d: _Distillation, near: Any) -> Any:
     if d.direction == "forward":
         return picked
     xp = d.batch.xp
+    return xp.logical_or(picked, xp.logical_and(near, _spread_is_small(d)))
+
+
+def _spread_is_small(d: _Distillation) -> Any:
+    r"""Per row of ``d``, whether :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``)."""
+    xp = d.batch.xp
     teacher = xp.exp(d.log_t)
-    small = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
-    return xp.logical_or(picked, xp.logical_and(near, small))
+    return spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+
+
+def reverse_teacher_rows(d: _Distillation) -> Any:
+    r"""The rows of a reverse call ``d`` whose teacher's gradient :math:`T(t - s)` is
+    ``NearRows``' where the teacher requires one: a small spread (``spread_is_small``),
+    formable, whatever the KL. Autograd's cancels there: teacher logits ``[0, 0, -700]``
+    beside student logits ``[0, 0, log 2.4e-5]`` (:math:`D(s\,\|\,t) = 0.008`, past
+    ``NEAR_CEILING``), :math:`T = 1`, were 9 855 units of :math:`2^{-53}` of the row's
+    largest entry off (the student's gradient 50: within the common path's bound), issue
+    13, branch distilltorch15. Traceable (no read)."""
+    xp = d.batch.xp
+    formable_rows = formable(d.student, d.teacher_scores, xp)
+    return xp.logical_and(formable_rows, _spread_is_small(d))
+
+
+def reverse_teacher_rows_of(
+    student: Any, teacher: Any, temperature: float, axis: int, teacher_form: str, direction: str
+) -> Any:
+    """:func:`reverse_teacher_rows` of an eager call (no graph), for the generic path to
+    read with its other flags; None where it takes none: not a reverse call of a teacher
+    of logits that requires a gradient, or not :func:`takes_near_gradients`."""
+    if direction != "reverse" or teacher_form != "logits":
+        return None
+    if not (isinstance(teacher, torch.Tensor) and teacher.requires_grad and grad_recorded()):
+        return None
+    if not takes_near_gradients(student, teacher, teacher_form):
+        return None
+    with torch.no_grad():
+        d = prepare_distillation(
+            student,
+            teacher,
+            axis=axis,
+            temperature=temperature,
+            teacher_form=teacher_form,
+            direction=direction,
+            reduction="none",
+            validate=False,
+        )
+        return reverse_teacher_rows(d)
 
 
 def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
