@@ -114,7 +114,7 @@ import torch
 
 from .._checks import row_sum_tolerance
 from .._xp import namespace
-from ..losses import _cpu_kernels, _distill, _distill_rows
+from ..losses import _cpu_kernels, _distill_rows
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
@@ -129,7 +129,7 @@ from ._far_distillation import (
     _work_dtype,
 )
 from ._launch import _from_stored, _stored
-from ._near_gradient import gradient_rows
+from ._near_gradient import gradient_rows, softened
 
 __all__ = ["applies", "fused_distillation"]
 
@@ -443,16 +443,9 @@ def _reverse_near_rows(
     candidates = (kind == 0) & (stats[:, 0] < _NEAR_CEILING)
     if not bool(candidates.any()):
         return kind
-    d = _distill.prepare_distillation(
-        student[candidates].detach(),
-        teacher[candidates].detach(),
-        axis=-1,
-        temperature=temperature,
-        teacher_form=teacher_form,
-        direction="reverse",
-        reduction="none",
-        validate=False,
-    )
+    rows = (student[candidates].detach(), teacher[candidates].detach())
+    options = {"teacher_form": teacher_form, "direction": "reverse"}
+    d = softened(*rows, temperature, -1, **options)
     near = formable(d.student, d.teacher_scores, torch)
     kind = kind.clone()
     kind[candidates] = gradient_rows(d, near).to(torch.int8)

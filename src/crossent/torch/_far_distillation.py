@@ -853,16 +853,8 @@ def _gradient_rows_traced(
     forward = direction == "forward" and (student.requires_grad or teacher.requires_grad)
     if not (forward or (teacher.requires_grad and teacher_form == "logits")):
         return near
-    d = _distill.prepare_distillation(
-        student,
-        teacher,
-        axis=axis,
-        temperature=temperature,
-        teacher_form=teacher_form,
-        direction=direction,
-        reduction="none",
-        validate=False,
-    )
+    options = {"teacher_form": teacher_form, "direction": direction}
+    d = _near_gradient.softened(student, teacher, temperature, axis, **options)
     if forward:
         return near | _near_gradient.gradient_rows(d, near)
     return near | _near_gradient.reverse_teacher_rows(d)

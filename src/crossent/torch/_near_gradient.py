@@ -65,6 +65,7 @@ __all__ = [
     "gradient_rows",
     "reverse_teacher_rows",
     "reverse_teacher_rows_of",
+    "softened",
     "takes_near_gradients",
 ]
 
@@ -118,18 +119,32 @@ def reverse_teacher_rows_of(
         return None
     if not takes_near_gradients(student, teacher, teacher_form):
         return None
+    options = {"teacher_form": teacher_form, "direction": direction}
     with torch.no_grad():
-        d = prepare_distillation(
-            student,
-            teacher,
-            axis=axis,
-            temperature=temperature,
-            teacher_form=teacher_form,
-            direction=direction,
-            reduction="none",
-            validate=False,
-        )
-        return reverse_teacher_rows(d)
+        return reverse_teacher_rows(softened(student, teacher, temperature, axis, **options))
+
+
+def softened(
+    student: Any,
+    teacher: Any,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+) -> _Distillation:
+    """The call's softened sides for the flags here (``_distill.prepare_distillation``,
+    per row, not validated: the caller's call validates)."""
+    return prepare_distillation(
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
+        validate=False,
+    )
 
 
 def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
