@@ -16,7 +16,8 @@ min and median of the rounds.
 Branch distilltorch15 added the reverse direction (the CPU op's 2-D calls, ordinary and
 near: a teacher of the student's logits plus 0.01 x normal noise, D(s || t)
 below ``NEAR_CEILING``, every row asking for the spread; a 1-D near call, the generic
-path) and one compiled call (``torch.compile``, ``aot_eager``, 8 x 10 float64 whose
+path; 8 x 10 whose teacher requires a gradient, the generic path's spread read) and
+one compiled call (``torch.compile``, ``aot_eager``, 8 x 10 float64 whose
 teacher requires a gradient, forward: the graph's gradient-row flags; compiled in the
 first round).
 """
@@ -84,6 +85,7 @@ CASES: dict[str, tuple[Any, ...]] = {
     "reverse 64 x 100 float64 near (CPU op)": ((64, 100), F64, False, "reverse", True),
     "reverse 64 x 100 float32 near (CPU op)": ((64, 100), F32, False, "reverse", True),
     "reverse 1-D 100 float64 near": ((100,), F64, False, "reverse", True),
+    "reverse 8 x 10 float64, teacher grad": ((8, 10), F64, True, "reverse"),
     "compiled 8 x 10 float64, teacher grad": ((8, 10), F64, True, "forward", False, True),
 }
 calls: dict[tuple[str, str], Callable[[], None]] = {}

@@ -43,9 +43,10 @@ the second kind sends the whole call to :class:`_HostRows` (a check of a Python 
 
 Under ``torch.compile`` (:func:`_traced`) nothing may be read while Dynamo traces, so
 the graph holds the generic per-row losses (Inductor fuses them) and each row's
-``kind``: 0, the graph's own; 1, near (the generic path's own flags); 2, far (not
-finite; a teacher's far gaps where it requires a gradient; every row of a far
-:math:`T^2`). One custom op, ``crossent::distillation_rows_formed``
+``kind``: 0, the graph's own; 1, near (the generic path's own flags, and the rows
+whose gradient the eager call forms by ``NearRows``: ``_near_gradient.gradient_rows``);
+2, far (not finite; a teacher's far gaps where it requires a gradient; every row of a
+far :math:`T^2`). One custom op, ``crossent::distillation_rows_formed``
 (:func:`_rows_formed`, opaque to Dynamo, with a fake kernel and registered autograd),
 runs at run time: the eager call's validation of both sides, its one host read
 (whether a row is flagged), and the flagged rows' losses by the NumPy function (float64:
