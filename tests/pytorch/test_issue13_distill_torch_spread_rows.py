@@ -23,9 +23,9 @@ issue 13, branch distilltorch15).
 Oracle: mpmath at 60 digits. The row is put at each temperature (its teacher's small
 mass :math:`m = (2.9\cdot 10^{-5})^T`, the student's gap :math:`70\,T` further down, so
 the tempered row is the same kind). On main: 9 of 9 forward tests failed (branch
-distilltorch14); of the reverse ones 12 of 12 fail (:data:`REVERSE_UNITS`), and the
-forward CPU-op ones pass there (a mutant of the CPU op's backward without its spread
-flags fails them).
+distilltorch14); of the reverse ones 12 of 12 fail (:data:`REVERSE_UNITS`) and the 2
+of a reverse teacher past the ceiling too, and the forward CPU-op ones pass there (a
+mutant of the CPU op's backward without its spread flags fails them).
 """
 
 from __future__ import annotations
