@@ -12,6 +12,14 @@ path's ordinary call where the student requires a gradient; 2-D float64 whose te
 requires a gradient) and one it leaves alone (1-D float32). Thread CPU seconds of
 ``--calls`` calls per round, rounds interleaved (``_machine.interleaved_thread_times``);
 min and median of the rounds.
+
+Branch distilltorch15 added the reverse direction (the CPU op's 2-D calls, ordinary and
+near: a teacher of the student's logits plus 0.01 x normal noise, D(s || t)
+below ``NEAR_CEILING``, every row asking for the spread; a 1-D near call, the generic
+path; 8 x 10 whose teacher requires a gradient, the generic path's spread read) and
+one compiled call (``torch.compile``, ``aot_eager``, 8 x 10 float64 whose
+teacher requires a gradient, forward: the graph's gradient-row flags; compiled in the
+first round).
 """
 
 from __future__ import annotations
@@ -40,31 +48,50 @@ base = importlib.import_module("crossent_against.torch")
 
 
 def _case(
-    module: Any, shape: tuple[int, ...], dtype: torch.dtype, teacher_grad: bool
+    module: Any,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    teacher_grad: bool,
+    direction: str = "forward",
+    near: bool = False,
+    compiled: bool = False,
 ) -> Callable[[], None]:
     generator = torch.Generator().manual_seed(0)
-    z = (3 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
-    v = (3 * torch.randn(shape, generator=generator, dtype=torch.float64)).to(dtype)
-    z.requires_grad_()
+    z = 3 * torch.randn(shape, generator=generator, dtype=torch.float64)
+    noise = torch.randn(shape, generator=generator, dtype=torch.float64)
+    v = (z + 0.01 * noise if near else 3 * noise).to(dtype)
+    z = z.to(dtype).requires_grad_()
     v.requires_grad_(teacher_grad)
+
+    def loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return module.distillation_loss(a, b, temperature=2.0, direction=direction)
+
+    call = torch.compile(loss, backend="aot_eager") if compiled else loss
 
     def run() -> None:
         for _ in range(args.calls):
-            module.distillation_loss(z, v, temperature=2.0).backward()
+            call(z, v).backward()
 
     return run
 
 
-CASES = {
-    "1-D 10 float64": ((10,), torch.float64, False),
-    "1-D 1000 float64": ((1000,), torch.float64, False),
-    "8 x 10 float64, teacher grad": ((8, 10), torch.float64, True),
-    "1-D 10 float32": ((10,), torch.float32, False),
+F64, F32 = torch.float64, torch.float32
+CASES: dict[str, tuple[Any, ...]] = {
+    "1-D 10 float64": ((10,), F64, False),
+    "1-D 1000 float64": ((1000,), F64, False),
+    "8 x 10 float64, teacher grad": ((8, 10), F64, True),
+    "1-D 10 float32": ((10,), F32, False),
+    "reverse 64 x 100 float64 (CPU op)": ((64, 100), F64, False, "reverse"),
+    "reverse 64 x 100 float64 near (CPU op)": ((64, 100), F64, False, "reverse", True),
+    "reverse 64 x 100 float32 near (CPU op)": ((64, 100), F32, False, "reverse", True),
+    "reverse 1-D 100 float64 near": ((100,), F64, False, "reverse", True),
+    "reverse 8 x 10 float64, teacher grad": ((8, 10), F64, True, "reverse"),
+    "compiled 8 x 10 float64, teacher grad": ((8, 10), F64, True, "forward", False, True),
 }
 calls: dict[tuple[str, str], Callable[[], None]] = {}
-for name, (shape, dtype, teacher_grad) in CASES.items():
-    calls[(name, "A")] = _case(base, shape, dtype, teacher_grad)
-    calls[(name, "B")] = _case(ct, shape, dtype, teacher_grad)
+for name, case in CASES.items():
+    calls[(name, "A")] = _case(base, *case)
+    calls[(name, "B")] = _case(ct, *case)
 seconds = interleaved_thread_times(calls, args.rounds)
 print(f"load average {os.getloadavg()}; {args.calls} calls a round, seconds")
 print("| case | A | B | B/A |\n|---|---|---|---|")

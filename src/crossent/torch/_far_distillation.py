@@ -43,9 +43,10 @@ the second kind sends the whole call to :class:`_HostRows` (a check of a Python 
 
 Under ``torch.compile`` (:func:`_traced`) nothing may be read while Dynamo traces, so
 the graph holds the generic per-row losses (Inductor fuses them) and each row's
-``kind``: 0, the graph's own; 1, near (the generic path's own flags); 2, far (not
-finite; a teacher's far gaps where it requires a gradient; every row of a far
-:math:`T^2`). One custom op, ``crossent::distillation_rows_formed``
+``kind``: 0, the graph's own; 1, near (the generic path's own flags, and the rows
+whose gradient the eager call forms by ``NearRows``: ``_near_gradient.gradient_rows``);
+2, far (not finite; a teacher's far gaps where it requires a gradient; every row of a
+far :math:`T^2`). One custom op, ``crossent::distillation_rows_formed``
 (:func:`_rows_formed`, opaque to Dynamo, with a fake kernel and registered autograd),
 runs at run time: the eager call's validation of both sides, its one host read
 (whether a row is flagged), and the flagged rows' losses by the NumPy function (float64:
@@ -154,14 +155,21 @@ def distillation_rows_checked(
         _far_gaps.CALLER_FORMS_FAR_ROWS.reset(screened)
         _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
-    flags = [_not_finite(loss), *(x.flagged.any() for x in later)]
+    # (reverse, a teacher requiring a gradient: its rows of a small spread, any KL)
+    spread = _near_gradient.reverse_teacher_rows_of(
+        student, teacher, temperature, axis, teacher_form, direction
+    )
+    near_flags = [*(x.flagged.any() for x in later)]
+    near_flags += [] if spread is None else [spread.any().reshape(())]
+    flags = [_not_finite(loss), *near_flags]
     flags += [] if teacher_far is None else [teacher_far.any().reshape(())]
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
-    not_finite, near, far = read[0], read[1 : 1 + len(later)], read[1 + len(later) :]
+    not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
         takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-        rows_of = _near_gradient.NearRowsOf() if takes else None
+        rows = later[0].flagged if spread is None else later[0].flagged | spread
+        rows_of = _near_gradient.NearRowsOf(rows) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
@@ -800,6 +808,15 @@ def _traced(
             teacher_form=teacher_form,
             direction=direction,
         )
+        near = _gradient_rows_traced(
+            student,
+            teacher,
+            temperature,
+            axis,
+            near,
+            teacher_form=teacher_form,
+            direction=direction,
+        )
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
@@ -808,6 +825,40 @@ def _traced(
         rows, student, teacher, kind, float(temperature), axis, teacher_form, direction
     )
     return _reduced(formed, reduction, None, _work_dtype(student, teacher))
+
+
+def _gradient_rows_traced(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    temperature: float,
+    axis: int,
+    near: torch.Tensor,
+    *,
+    teacher_form: str,
+    direction: str,
+) -> torch.Tensor:
+    r"""The loss's near rows ``near`` of a traced call and, as the eager call flags them,
+    the rows whose gradient is ``NearRows``' (``_near_gradient.gradient_rows``: forward,
+    a spread below the floor, the loss's near rows or not), where the eager call forms
+    them (a float64 student or teacher, one of them requiring a gradient). Issue 13,
+    branch distilltorch15: the compiled call flagged the loss's near rows alone, so a
+    row of a small spread and a KL past ``NEAR_CEILING`` kept the graph's gradient:
+    student logits ``[0, log1p(-m) + 5e-8, log(m) - 35]`` beside teacher logits ``[0,
+    log1p(-m), log(m)]``, :math:`m = (2.9\cdot 10^{-5})^{1/2}`, :math:`T = 1/2`, a
+    teacher requiring a gradient: 40 392 units of :math:`2^{-53}` of the row's largest
+    entry off (eager 64). Reverse: ``gradient_rows`` picks among ``near`` only, which
+    the custom op forms by ``NearRows`` already; where the teacher requires a gradient,
+    ``_near_gradient.reverse_teacher_rows`` too (a small spread, any KL), as eager."""
+    if torch.float64 not in (student.dtype, teacher.dtype):
+        return near
+    forward = direction == "forward" and (student.requires_grad or teacher.requires_grad)
+    if not (forward or (teacher.requires_grad and teacher_form == "logits")):
+        return near
+    options = {"teacher_form": teacher_form, "direction": direction}
+    d = _near_gradient.softened(student, teacher, temperature, axis, **options)
+    if forward:
+        return near | _near_gradient.gradient_rows(d, near)
+    return near | _near_gradient.reverse_teacher_rows(d)
 
 
 @torch.library.custom_op("crossent::distillation_rows_formed", mutates_args=())

@@ -26,6 +26,18 @@ off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
 (``_far_distillation._ordinary_call``) reads whether it has such a row with its other
 flags (one host read, as before).
 
+The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
+(a KL below ``NEAR_CEILING``) whose KL is below ``_near_rows.KL_FLOOR`` or whose spread
+is small, by the same ``spread_is_small``: between the floors autograd's :math:`T s
+\odot (\log s - \log t - D)` of ``log_softmax`` (or of ``NearRows``' loss formula)
+cancels too, where ``NearRows``' :math:`-s \odot (U - M)` holds no :math:`\log s`:
+the row above with ``direction='reverse'`` (:math:`D(s\,\|\,t) = 2.9\cdot 10^{-5}`)
+was 18, 3.4 and 242 units off at :math:`T = 1, 1/2, 2` here and 7.4e5, 1.2e6 and
+3.6e6 by the CPU op (``_distill_cpu``, whose reverse kernel flags no spread: it asks
+:func:`gradient_rows` for its float64 rows of a KL below ``NEAR_CEILING``), issue 13,
+branch distilltorch15. The compiled path (``_far_distillation._traced``) flags its
+rows by :func:`gradient_rows` too (one rule for the three).
+
 Float64 work only (a float64 student or teacher): in float32 the two differ by far less
 than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
 where autograd's scaled product (``_numerics.exp_times``) rounds once (``e^{-100}``
@@ -44,10 +56,95 @@ from typing import Any
 
 import torch
 
-from ..losses._distill import NearGradients
-from ._arguments import has_tangent, under_torch_func
+from ..losses._distill import NearGradients, _Distillation, prepare_distillation
+from ..losses._near_rows import formable, spread_is_small
+from ._arguments import grad_recorded, has_tangent, under_torch_func
 
-__all__ = ["NearRowsOf", "takes_near_gradients"]
+__all__ = [
+    "NearRowsOf",
+    "gradient_rows",
+    "reverse_teacher_rows",
+    "reverse_teacher_rows_of",
+    "softened",
+    "takes_near_gradients",
+]
+
+
+def gradient_rows(d: _Distillation, near: Any) -> Any:
+    r"""The rows (batch shape, booleans) of the call ``d`` whose gradient is
+    ``NearRows``' (module docstring), of the loss's near rows ``near`` (formable, a KL
+    below ``_near_rows.NEAR_CEILING``): forward, ``NearGradients.of_loss``' (a small
+    spread, the loss's near rows or not); reverse, those of ``near`` whose KL is below
+    ``_near_rows.KL_FLOOR`` (``of_loss``') or whose :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``, the
+    forward rule's). The eager, compiled and CPU-op paths' one rule; traceable (no
+    read)."""
+    picked = NearGradients.of_loss(d, near).flagged
+    if d.direction == "forward":
+        return picked
+    xp = d.batch.xp
+    return xp.logical_or(picked, xp.logical_and(near, _spread_is_small(d)))
+
+
+def _spread_is_small(d: _Distillation) -> Any:
+    r"""Per row of ``d``, whether :math:`\max_c |s_c - t_c|` is below
+    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``)."""
+    xp = d.batch.xp
+    teacher = xp.exp(d.log_t)
+    return spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+
+
+def reverse_teacher_rows(d: _Distillation) -> Any:
+    r"""The rows of a reverse call ``d`` whose teacher's gradient :math:`T(t - s)` is
+    ``NearRows``' where the teacher requires one: a small spread (``spread_is_small``),
+    formable, whatever the KL. Autograd's cancels there: teacher logits ``[0, 0, -700]``
+    beside student logits ``[0, 0, log 2.4e-5]`` (:math:`D(s\,\|\,t) = 0.008`, past
+    ``NEAR_CEILING``), :math:`T = 1`, were 9 855 units of :math:`2^{-53}` of the row's
+    largest entry off (the student's gradient 50: within the common path's bound), issue
+    13, branch distilltorch15. Traceable (no read)."""
+    xp = d.batch.xp
+    formable_rows = formable(d.student, d.teacher_scores, xp)
+    return xp.logical_and(formable_rows, _spread_is_small(d))
+
+
+def reverse_teacher_rows_of(
+    student: Any, teacher: Any, temperature: float, axis: int, teacher_form: str, direction: str
+) -> Any:
+    """:func:`reverse_teacher_rows` of an eager call (no graph), for the generic path to
+    read with its other flags; None where it takes none: not a reverse call of a teacher
+    of logits that requires a gradient, or not :func:`takes_near_gradients`."""
+    if direction != "reverse" or teacher_form != "logits":
+        return None
+    if not (isinstance(teacher, torch.Tensor) and teacher.requires_grad and grad_recorded()):
+        return None
+    if not takes_near_gradients(student, teacher, teacher_form):
+        return None
+    options = {"teacher_form": teacher_form, "direction": direction}
+    with torch.no_grad():
+        return reverse_teacher_rows(softened(student, teacher, temperature, axis, **options))
+
+
+def softened(
+    student: Any,
+    teacher: Any,
+    temperature: float,
+    axis: int,
+    *,
+    teacher_form: str = "logits",
+    direction: str = "forward",
+) -> _Distillation:
+    """The call's softened sides for the flags here (``_distill.prepare_distillation``,
+    per row, not validated: the caller's call validates)."""
+    return prepare_distillation(
+        student,
+        teacher,
+        axis=axis,
+        temperature=temperature,
+        teacher_form=teacher_form,
+        direction=direction,
+        reduction="none",
+        validate=False,
+    )
 
 
 def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
@@ -68,13 +165,18 @@ class NearRowsOf:
     :class:`_NearRowsGradient`, each call's flags kept (:attr:`flags`: 0-d booleans, on
     the device) for the caller to read with its own; :meth:`settle` hands the read to the
     backwards, which form nothing where no row is flagged (a call whose near rows all
-    have a spread past the floor: no ``NearRows`` pass over every row)."""
+    have a spread past the floor: no ``NearRows`` pass over every row). A reverse
+    call's rows are :func:`gradient_rows`' of the loss's near rows ``loss_rows`` (the
+    flags the caller read: ``_distill.NearRowsLater.flagged``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, loss_rows: torch.Tensor) -> None:
         self.flags: list[torch.Tensor] = []
         self._states: list[list[bool]] = []
+        self._loss_rows = loss_rows
 
     def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
+        if near.d.direction == "reverse":  # (forward: ``of_loss``' already)
+            near = NearGradients(near.d, gradient_rows(near.d, self._loss_rows))
         state = [True]  # (until settled: form them)
         self.flags.append(torch.any(near.flagged).reshape(()))
         self._states.append(state)
