@@ -187,3 +187,58 @@ def test_traced_minus_inf_logit_under_smoothed_probability_targets() -> None:
     for got, expected in zip(*results, strict=True):
         assert_close(got, expected, CLOSED_FORM)
     assert results[0][2][0, 2] == inf
+
+
+def test_traced_far_row_of_probability_targets() -> None:
+    """A far row (logits 1e308 apart, targets 1e-300 there: the loss's common form
+    overflows to ``inf``, its value 3e8) in a call of a trace taken on rows without
+    one, targets that require grad: the traced call's loss is mpmath's, its gradients
+    the closed forms :math:`p - t` and :math:`-\\log p` (``inf`` where
+    :math:`-\\log p_c = 2\\cdot 10^{308}` overflows), the near row's float64
+    ``F.cross_entropy``'s. Main: the trace skipped the far-row pass, ``inf`` (eager:
+    3e8)."""
+    mpmath = pytest.importorskip("mpmath")
+    near_z = [[0.5, 1.0, -2.0], [0.0, 0.3, 0.1]]
+    near_t = [[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]]
+
+    def loss(zz: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(zz, tt, reduction="none")
+
+    example = (
+        torch.tensor(near_z, dtype=torch.float64).requires_grad_(),
+        torch.tensor(near_t, dtype=torch.float64).requires_grad_(),
+    )
+    traced = torch.jit.trace(loss, example)
+    far_z, far_t = [-1e308, 1e308, 0.0], [1e-300, 1.0 - 2e-300, 1e-300]
+    z = torch.tensor([near_z[0], far_z], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([near_t[0], far_t], dtype=torch.float64, requires_grad=True)
+    rows = traced(z, t)
+    gz, gt = torch.autograd.grad(rows.sum(), (z, t))
+    zr, tr = z[:1].detach().clone().requires_grad_(), t[:1].detach().clone().requires_grad_()
+    near = F.cross_entropy(zr, tr, reduction="none")
+    gzr, gtr = torch.autograd.grad(near.sum(), (zr, tr))
+    with mpmath.workdps(60):
+        zm = [mpmath.mpf(v) for v in far_z]
+        lse = mpmath.log(sum(mpmath.exp(v - zm[1]) for v in zm)) + zm[1]
+        want = float(sum(mpmath.mpf(q) * (lse - v) for q, v in zip(far_t, zm, strict=True)))
+    assert_close(rows[0], near[0], CLOSED_FORM)
+    assert rows[1].item() == pytest.approx(want, rel=1e-15)  # 3e8
+    assert_close(gz[0], gzr[0], CLOSED_FORM)
+    assert_close(gt[0], gtr[0], CLOSED_FORM)
+    assert gz[1].tolist() == [0.0 - far_t[0], 1.0 - far_t[1], 0.0 - far_t[2]]
+    assert gt[1].tolist() == [torch.inf, 0.0, 1e308]
+
+
+def test_traced_powers_of_two_are_exact() -> None:
+    """The traced far rows' :math:`2^k` (``torch.exp2`` of an integer) is ``math.ldexp``'s
+    for every float64 power of two, one at a time and vectorized. Not a main failure:
+    it guards the exactness the traced far-row pass assumes (a ``2^k`` one ulp off
+    rounds every scaled gap)."""
+    import math
+
+    from crossent.torch._tensor_powers import power_of_two
+
+    k = torch.arange(-1074, 1024)
+    expected = [math.ldexp(1.0, int(e)) for e in k]
+    assert power_of_two(k).tolist() == expected
+    assert [power_of_two(e).item() for e in k[::97]] == expected[::97]

@@ -64,6 +64,7 @@ from ._arguments import (
     nested_forward_mode,
     under_torch_func,
 )
+from ._tensor_powers import gap_sum_bits, power_of_two, times_power_of_two
 
 __all__ = [
     "backward",
@@ -291,9 +292,11 @@ def target_rows(
     in the work dtype), with differentiable torch operations; a row whose loss came out
     ``inf`` on the CPU is formed again by :func:`_far_rows` (differentiable too)."""
     rows = _target_rows_and_softmax(z, t, weight, opts)[0]
-    if z.device.type != "cpu" or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if z.device.type != "cpu" or torch.compiler.is_compiling():
         # (a graph of this call alone: which rows are far depends on the values)
         return rows
+    if torch.jit.is_tracing():
+        return _traced_far_target_rows(rows, z, t, weight, opts)
     far = _infinite_at(rows.reshape(-1))
     if far is None:
         return rows
@@ -310,15 +313,45 @@ def target_rows(
     return rows_near.index_put((far,), again.to(rows.dtype)).reshape(rows.shape)
 
 
+def _traced_far_target_rows(
+    rows: torch.Tensor,
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+) -> torch.Tensor:
+    r""":func:`target_rows`' far-row pass under ``torch.jit.trace``, with no value read
+    on the host (the trace would keep the example's far rows): every row formed both
+    ways, the common rows with the far ones' inputs zeroed and :func:`_far_rows` with
+    the others' zeroed (its :math:`2^j` per row, :mod:`._tensor_powers`), and
+    ``torch.where`` taking the far form where ``rows`` is ``inf``. So the eager values
+    and gradients (a zero upstream into each form's other rows), three passes' work."""
+    far = torch.isinf(rows.detach())[..., None]
+    zero = torch.zeros((), dtype=z.dtype, device=z.device)
+    near = _target_rows_and_softmax(
+        torch.where(far, zero, z), torch.where(far, zero, t), weight, opts
+    )[0]
+    again = _far_target_rows(
+        torch.where(far, z, zero), torch.where(far, t, zero), weight, opts, traced=True
+    )
+    return torch.where(far[..., 0], again.to(rows.dtype), near)
+
+
 def _far_target_rows(
-    z: torch.Tensor, t: torch.Tensor, weight: torch.Tensor | None, opts: _backend.Options
+    z: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None,
+    opts: _backend.Options,
+    *,
+    traced: bool = False,
 ) -> torch.Tensor:
     """:func:`_far_rows` of probability targets ``t`` under logits ``z`` (rows x classes)."""
     capped = _soft_capped(z, opts.soft_cap)[0]
     smoothed = _smoothed(t, opts).double()
     w = None if weight is None else weight.double()
     v = smoothed if w is None else w * smoothed
-    return _far_rows(capped, v, _z_loss_weight(t, weight), opts, parts=(smoothed, w))
+    omega = _z_loss_weight(t, weight)
+    return _far_rows(capped, v, omega, opts, parts=(smoothed, w), traced=traced)
 
 
 def _soft_capped(
@@ -696,7 +729,7 @@ def _scaled_gap_sum(
     m: torch.Tensor,
     v: torch.Tensor,
     temperature: float,
-    bits: int,
+    bits: int | torch.Tensor,
     parts: _Parts | None = None,
 ) -> torch.Tensor:
     r""":math:`\sum_c v_c (c_c 2^{-j} - m 2^{-j})/f = 2^{e-j} B` (keepdims), ``bits`` :math:`j`
@@ -704,7 +737,8 @@ def _scaled_gap_sum(
     final scaling (the vocab-parallel loss adds the ranks' parts first). ``parts``:
     :math:`(\tilde t, w)` of :math:`v = w\tilde t` (probability targets), whose products
     :func:`_target_terms` forms (a ``-inf`` gap's true derivative in a target of 0)."""
-    scale, frac = 2.0**-bits, math.frexp(temperature)[0]
+    frac = math.frexp(temperature)[0]
+    scale = power_of_two(-bits) if isinstance(bits, torch.Tensor) else 2.0**-bits
     gaps = (c * scale - m * scale) / frac
     if parts is not None:
         return _target_terms(parts[0], parts[1], gaps).sum(-1, keepdim=True)
@@ -712,7 +746,13 @@ def _scaled_gap_sum(
 
 
 def _weighted_gap_sum(
-    c: torch.Tensor, m: torch.Tensor, v: torch.Tensor, temperature: float, parts: _Parts | None
+    c: torch.Tensor,
+    m: torch.Tensor,
+    v: torch.Tensor,
+    temperature: float,
+    parts: _Parts | None,
+    *,
+    traced: bool = False,
 ) -> torch.Tensor:
     r""":math:`B = \sum_c v_c (c_c - m)/T` per row (keepdims), inf only where it overflows.
 
@@ -724,12 +764,18 @@ def _weighted_gap_sum(
     exact scaling by :math:`2^{j-e}` (:func:`_times_power_of_two`); the roundings are
     those of :math:`\sum_c v_c \sigma_c`. A class with :math:`v_c = 0` is absent (not
     :math:`0 \cdot \infty`). Reads :math:`\max v` on the host: for the few rows of
-    :func:`_far_rows`.
+    :func:`_far_rows`; ``traced`` (``torch.jit.trace``, every row): :math:`j` of each
+    row, as a tensor (:mod:`._tensor_powers`), no host read.
     """
+    exponent = math.frexp(temperature)[1]
+    if traced:
+        row_bits = gap_sum_bits(v)
+        scaled = _scaled_gap_sum(c, m, v, temperature, row_bits, parts)
+        return times_power_of_two(scaled, row_bits - exponent)
     top = float(v.detach().max()) if v.numel() else 0.0
     bits = _gap_sum_bits(c.shape[-1], top)
     scaled = _scaled_gap_sum(c, m, v, temperature, bits, parts)
-    return _times_power_of_two(scaled, bits - math.frexp(temperature)[1])
+    return _times_power_of_two(scaled, bits - exponent)
 
 
 def _far_rows(
@@ -739,12 +785,14 @@ def _far_rows(
     opts: _backend.Options,
     *,
     parts: _Parts | None = None,
+    traced: bool = False,
 ) -> torch.Tensor:
     r"""Per-row losses :math:`A\ell - B + \lambda\omega\operatorname{LSE}^2` of a few rows
     of capped logits :math:`c` (classes last) and target weights :math:`v = w \odot
     \tilde t`, in float64, :math:`B` by :func:`_weighted_gap_sum`: ``inf`` only where the
     loss overflows. Differentiable (:math:`m` a constant, as in :func:`_capped_logits`;
-    ``parts``, :math:`(\tilde t, w)` of probability targets: :func:`_scaled_gap_sum`).
+    ``parts``, :math:`(\tilde t, w)` of probability targets: :func:`_scaled_gap_sum`;
+    ``traced``, every row of a traced call: :func:`_weighted_gap_sum`'s).
 
     For the rows whose loss the common path gave as ``inf``: some :math:`v_c\sigma_c`
     there overflowed, so :math:`-B` is :math:`v_c` times a gap past the float64 range,
@@ -756,7 +804,8 @@ def _far_rows(
     temperature = opts.temperature
     m = _finite_row_max(c)
     ell = torch.logsumexp((c - m) / temperature, dim=-1, keepdim=True)
-    rows = v.sum(-1, keepdim=True) * ell - _weighted_gap_sum(c, m, v, temperature, parts)
+    gap_sum = _weighted_gap_sum(c, m, v, temperature, parts, traced=traced)
+    rows = v.sum(-1, keepdim=True) * ell - gap_sum
     if opts.z_loss:
         lse = _unshifted_lse(m, ell, temperature)
         rows = rows + opts.z_loss * omega * lse * lse
