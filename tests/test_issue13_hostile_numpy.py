@@ -153,6 +153,8 @@ def test_recalibration_gap_in_bits_is_the_gap_in_nats_over_log_2() -> None:
         ({"guard": "no"}, "guard"),
         ({"xtol": math.nan}, "xtol"),
         ({"xtol": -1.0}, "xtol"),
+        ({"xtol": 1.0}, "xtol"),  # stopped at T = 1, "converged" (stop 60)
+        ({"xtol": 1e10}, "xtol"),
         ({"seed": -1}, "seed"),
         ({"seed": 1.5}, "seed"),
     ],

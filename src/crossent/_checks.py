@@ -646,9 +646,15 @@ def check_choice(value: str, choices: tuple[str, ...], *, name: str) -> str:
 
 
 def check_scalar(
-    value: object, *, name: str, low: float, high: float = math.inf, low_open: bool = False
+    value: object,
+    *,
+    name: str,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
 ) -> float:
-    """A finite real option in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    """A finite real option in ``[low, high]`` (``low_open``/``high_open`` exclude an end)."""
     if type(value) is not float and (
         isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating)
     ):
@@ -663,9 +669,10 @@ def check_scalar(
         raise InputError(f"`{name}` must be a real number; got {value!r}")
     number = _float_of(value)
     too_low = number <= low if low_open else number < low
-    if not math.isfinite(number) or too_low or number > high:
+    too_high = number >= high if high_open else number > high
+    if not math.isfinite(number) or too_low or too_high:
         bracket = "(" if low_open else "["
-        upper = "inf)" if math.isinf(high) else f"{high:g}]"
+        upper = "inf)" if math.isinf(high) else f"{high:g}" + (")" if high_open else "]")
         raise InputError(f"`{name}` must be in {bracket}{low:g}, {upper}; got {value!r}")
     return number
 

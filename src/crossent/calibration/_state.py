@@ -479,6 +479,10 @@ class EvaluationState:
     def merge(self, other: EvaluationState) -> EvaluationState:
         """A new state holding both states' data (neither input is changed).
 
+        The row numbers of the summary's ``most_surprising`` are each state's own: give each
+        state's ``update`` its rows' place in the whole data set (``first_row``) so that
+        the merged state's numbers name distinct rows.
+
         Raises
         ------
         InputTypeError

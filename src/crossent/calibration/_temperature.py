@@ -515,7 +515,9 @@ class TemperatureScaling:
     seed : int, default 0
         Seed of the fold assignment (which rows of each stratum go to which fold).
     xtol : float, default 1e-10
-        Tolerance on :math:`\\log(1/T)`.
+        Tolerance on :math:`\\log(1/T)`: the fit stops once the next Newton step of
+        :math:`1/T` is at most ``xtol`` times :math:`1/T`.  In ``[0, 1)``: a tolerance of
+        1 or more would stop at the first step, at :math:`T = 1`.
 
     Attributes
     ----------
@@ -623,7 +625,7 @@ class TemperatureScaling:
         """
         bounds = self._checked_bounds()
         check_flag(self.guard, name="guard")  # InputTypeError, as validate
-        check_scalar(self.xtol, name="xtol", low=0.0)
+        check_scalar(self.xtol, name="xtol", low=0.0, high=1.0, high_open=True)
         predictions = as_predictions(logits, labels, form=form, validate=validate)
         require_examples(predictions, purpose="fitting a temperature")
         if self.guard:
