@@ -69,7 +69,9 @@ forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 :math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
 :func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\sigma_c
 - \tau_c + \ell_t - \ell_s - D)` (one exponential a logit, the quotients as pairs, 0
-where :math:`s_c` is, even beside :math:`t_c = 0`).
+where :math:`s_c` is, even beside :math:`t_c = 0`), and whether its spread
+:math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows the caller forms
+again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -532,20 +534,28 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
 @numba.njit(fastmath=_LOOP, inline="never")
 def _reverse_block(zb, vb, ob, scalars, a, c, r):
     # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
-    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
+    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number); and its
+    # max_c |s_c (sigma_c - tau_c + c)| (before r: the spread; _gradient_block's
+    # integer maximum, a NaN's bits above any number's)
     exact = _power_of_two(scalars[3])
     mz, mv, inv_t, temperature = scalars
+    spread = 0
     for j in range(zb.shape[0]):
         qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
         es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
-        ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
+        g = (es * a) * (((qs - qt) + (ls - lt)) + c) if es > 0.0 else 0.0
+        ob[j] = g * r
+        spread = max(spread, float64_to_bits(abs(g)))
+    return bits_to_float64(spread)
 
 
 @numba.njit(nogil=True, cache=True)
-def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
+def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
-    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once;
+    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once,
+    # and whether max_c |s_c (log s_c - log t_c - D)| < SPREAD_FLOOR max_c s_c (the
+    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel);
     # rows whose D is not finite are left to the caller (0 here). Where the top class's
     # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
     # float64 sum of the others (_dominant_entry: its d_r - D cancels)
@@ -554,6 +564,7 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
     for i in range(z.shape[0]):
+        spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
@@ -563,13 +574,16 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
         dominant = a > _DOMINANT
         top = _first_top(z[i]) if dominant else -1
         rest = 0.0
+        spread = 0.0
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
+            block = _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
+            spread = max(spread, block)
             if dominant:
                 rest += _sum_without(wide, stop - start, top - start)
             _round_into(wide, out[i, at])
+        spread_small[i] = spread < _SPREAD_FLOOR * a
         if dominant:
             out[i, top] = -rest
 
