@@ -499,10 +499,11 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             forward=d.direction == "forward",
         )
     if near is not None:  # s - t, or log s - log t - D, small against its terms
-        if far is not None:
+        if far is not None:  # (a far row of a small spread: the far rows' formula)
             near &= ~far
-        near_rows = NearRows(*_rows64(d, near), t)
-        grad[near] = near_rows.gradient(forward=d.direction == "forward")
+        if near.any():
+            near_rows = NearRows(*_rows64(d, near), t)
+            grad[near] = near_rows.gradient(forward=d.direction == "forward")
     elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     if d.direction == "reverse" and (type(log_s) is not np.ndarray or not math.isfinite(top)):

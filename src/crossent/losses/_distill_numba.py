@@ -534,19 +534,24 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
 @numba.njit(fastmath=_LOOP, inline="never")
 def _reverse_block(zb, vb, ob, scalars, a, c, r):
     # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
-    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number); and its
-    # max_c |s_c (sigma_c - tau_c + c)| (before r: the spread; _gradient_block's
-    # integer maximum, a NaN's bits above any number's)
+    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
     exact = _power_of_two(scalars[3])
     mz, mv, inv_t, temperature = scalars
-    spread = 0
     for j in range(zb.shape[0]):
         qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
         es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
-        g = (es * a) * (((qs - qt) + (ls - lt)) + c) if es > 0.0 else 0.0
-        ob[j] = g * r
-        spread = max(spread, float64_to_bits(abs(g)))
-    return bits_to_float64(spread)
+        ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _round_into_largest(wide, ob):
+    # _round_into, and the largest |wide[j]| of the block (_gradient_block's integer
+    # maximum: vectorised; a NaN's bits above any number's)
+    largest = 0
+    for j in range(ob.shape[0]):
+        ob[j] = wide[j]
+        largest = max(largest, float64_to_bits(abs(wide[j])))
+    return bits_to_float64(largest)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -555,7 +560,8 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
     # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once,
     # and whether max_c |s_c (log s_c - log t_c - D)| < SPREAD_FLOOR max_c s_c (the
-    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel);
+    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel; from
+    # the entries times r, against its floor times |r|, as they are rounded into out);
     # rows whose D is not finite are left to the caller (0 here). Where the top class's
     # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
     # float64 sum of the others (_dominant_entry: its d_r - D cancels)
@@ -578,12 +584,11 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            block = _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
-            spread = max(spread, block)
+            _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
             if dominant:
                 rest += _sum_without(wide, stop - start, top - start)
-            _round_into(wide, out[i, at])
-        spread_small[i] = spread < _SPREAD_FLOOR * a
+            spread = max(spread, _round_into_largest(wide, out[i, at]))
+        spread_small[i] = spread < _SPREAD_FLOOR * a * abs(scale[i])  # (times r, as g)
         if dominant:
             out[i, top] = -rest
 
