@@ -187,3 +187,20 @@ def test_fused_kernels(monkeypatch, name: str, temperature: float, direction: st
     options = {"temperature": temperature, "direction": direction}
     got = fused_rows(monkeypatch, kernel, zs, vs, **options)
     _assert_close(got[:1], z, v, temperature, direction)
+
+
+@pytest.mark.parametrize("namespace", ["numpy", "torch"])
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_gradient_rows_flagged(namespace: str, direction: str) -> None:
+    """``_distill.gradient_rows_flagged`` (for callers that pick the rows themselves)
+    flags the moved row (reverse: its spread; forward: the same rule) and the first row
+    (its KL), not an ordinary row, in NumPy and PyTorch alike."""
+    moved, first = _row("moved", 1.0), ROWS["reproducer"]
+    z = np.array([moved[0], first[0], [0.3, -0.2, 0.1]])
+    v = np.array([moved[1], first[1], [0.0, 0.5, -0.4]])
+    if namespace == "torch":
+        torch = pytest.importorskip("torch")
+        z, v = torch.tensor(z, dtype=torch.float64), torch.tensor(v, dtype=torch.float64)
+    d = _distill.prepare_distillation(z, v, temperature=1.0, direction=direction)
+    flags = np.asarray(_distill.gradient_rows_flagged(d)).tolist()
+    assert flags == [True, True, False]

@@ -78,6 +78,7 @@ __all__ = [
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
+    "gradient_rows_flagged",
     "prepare_distillation",
 ]
 
@@ -470,12 +471,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         far = _far_rows(d, None, 0.0)
     else:
         kl = d.row_kl()[..., None]
-        finite = log_t > -float("inf")
-        diff = xp.where(
-            finite,
-            log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
-            xp.full_like(log_s, float("inf")),
-        )
+        diff = _log_ratio(log_s, log_t, xp)
         top = _largest(kl)
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE and not is_strict(xp):
@@ -797,6 +793,39 @@ def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
     if not low < _KL_FLOOR:
         return None
     return rows_to_form(np.asarray(kl) < _KL_FLOOR, d.student, d.teacher_scores)
+
+
+def _log_ratio(log_s: Array, log_t: Array, xp: ModuleType) -> Array:
+    r""":math:`\log s - \log t`, :math:`+\infty` where :math:`t = 0` (the reverse
+    gradient's :math:`d`)."""
+    finite = log_t > -float("inf")
+    return xp.where(
+        finite,
+        log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
+        xp.full_like(log_s, float("inf")),
+    )
+
+
+def gradient_rows_flagged(d: _Distillation) -> Array:
+    r"""Per row of the prepared call ``d`` (batch shape, booleans), whether
+    :func:`distillation_loss_grad` forms its gradient by ``_near_rows.NearRows``: the one
+    rule of both directions (``_near_rows.forward_rows_flagged``; forward :math:`s - t`
+    against :math:`t`, reverse :math:`s \odot (\log s - \log t - D)` against :math:`s`,
+    or a KL below ``_near_rows.KL_FLOOR``), formable. No host read for other namespaces
+    than NumPy (traceable): for a caller that picks the rows itself (``crossent.torch``),
+    beside :func:`common_rows_and_near_flags`. Far rows (``_far_gaps``) are not taken
+    out."""
+    xp = d.batch.xp
+    s = xp.exp(d.log_s)
+    if d.direction == "forward":
+        teacher = xp.exp(d.log_t)
+        flagged = forward_rows_flagged(s - teacher, teacher, d.row_kl, xp)
+    else:
+        kl = d.row_kl()[..., None]
+        with numpy_errstate(s, xp, all="ignore"):  # (an infinite D: NaN, not flagged)
+            excess = weighted_term(s, _log_ratio(d.log_s, d.log_t, xp) - kl, xp=xp)
+            flagged = forward_rows_flagged(excess, s, lambda: kl[..., 0], xp)
+    return _formable(d, flagged)
 
 
 def _near_reverse_rows(
