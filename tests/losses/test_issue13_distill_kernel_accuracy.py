@@ -258,7 +258,7 @@ def test_reverse_rows_within_ulps_of_the_extended_oracle(temperature: float, cla
     )
     grad = np.empty_like(z)
     _distill_numba.distillation_reverse_backward_kernel(
-        read_only(z), read_only(v), stats, temperature, np.ones(rows), grad
+        read_only(z), read_only(v), stats, temperature, np.ones(rows), grad, np.empty(rows, bool)
     )
     o = _reverse_oracle(z, v, temperature)
     kl = np.abs(stats[:, 0] - o["D"]) / (EPS * (1 + o["A"] + o["C"]))

@@ -162,7 +162,10 @@ def _kernel(z: np.ndarray, v: np.ndarray, temperature: float, dtype: type) -> np
     )
     grad = np.empty_like(z)
     scale = np.full(z.shape[0], temperature)
-    _distill_rows.reverse_kernel()(read_only(z), read_only(v), stats, temperature, scale, grad)
+    small = np.empty(z.shape[0], dtype=bool)
+    _distill_rows.reverse_kernel()(
+        read_only(z), read_only(v), stats, temperature, scale, grad, small
+    )
     return grad
 
 

@@ -78,6 +78,7 @@ __all__ = [
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
+    "gradient_rows_flagged",
     "prepare_distillation",
 ]
 
@@ -409,8 +410,9 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     Notes
     -----
     Rows where teacher and student nearly agree (:math:`\max_c |s_c - t_c|` below
-    :math:`2^{-15}\max_c t_c` or a KL below :math:`2^{-20}`, forward, as the fused
-    kernels and ``crossent.torch``'s CPU op; a KL below :math:`2^{-20}`, reverse) are
+    :math:`2^{-15}\max_c t_c`, forward, :math:`\max_c |s_c(\log s_c - \log t_c -
+    D)|` below :math:`2^{-15}\max_c s_c`, reverse, or a KL below :math:`2^{-20}`, on
+    every path: lean, full, fused, other namespaces, ``crossent.torch``'s CPU op) are
     formed without the difference of nearly equal numbers (``_near_rows``). Where a logit gap
     passes the float64 range (logits near :math:`\pm 10^{308}`), the
     reverse gradient is formed again as :math:`s \odot (d - \sum_c s_c d_c)` with
@@ -460,7 +462,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
     if d.direction == "forward":
         teacher = xp.exp(log_t)
         grad = s - teacher
-        near = _near_forward_rows(d, grad, teacher)
+        near = _near_gradient_rows(d, grad, teacher, d.row_kl)
         if type(log_s) is not np.ndarray:
             flagged = forward_rows_flagged(grad, teacher, d.row_kl, xp)
         grad = dominant_from_others(grad, s, log_s, xp=xp, teacher=teacher)  # (s_r - t_r)
@@ -469,23 +471,19 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         far = _far_rows(d, None, 0.0)
     else:
         kl = d.row_kl()[..., None]
-        finite = log_t > -float("inf")
-        diff = xp.where(
-            finite,
-            log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
-            xp.full_like(log_s, float("inf")),
-        )
+        diff = _log_ratio(log_s, log_t, xp)
         top = _largest(kl)
-        near = _near_rows(d, kl[..., 0])
-        if type(log_s) is not np.ndarray:
-            flagged = kl[..., 0] < _KL_FLOOR
         far = _far_rows(d, kl, top)
         if far is None and top < _HUGE and t < _WIDE_TEMPERATURE and not is_strict(xp):
-            grad = t * weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+            grad = weighted_term(s, diff - kl, xp=xp)  # 0 where s = 0, even beside t = 0
+            near, flagged = _near_reverse_rows(d, grad, s, kl)
+            grad = t * grad
         else:  # the far rows' inf - inf (formed again below); diff - kl past the range;
             # array-api-strict's (NumPy underneath) inf - inf of an infinite D (NaN below)
             with numpy_errstate(s, xp, all="ignore"):  # beside s = 0 (a 0 then)
-                grad = t * weighted_term(s, diff - kl, xp=xp)
+                grad = weighted_term(s, diff - kl, xp=xp)
+                near, flagged = _near_reverse_rows(d, grad, s, kl)
+                grad = t * grad
         grad = dominant_from_others(grad, s, log_s, xp=xp)  # (its d_r - D cancels)
         if type(log_s) is not np.ndarray:
             grad = _far_rows_of_namespace(d, kl, grad)
@@ -497,10 +495,11 @@ def distillation_loss_grad(d: _Distillation) -> Array:
             forward=d.direction == "forward",
         )
     if near is not None:  # s - t, or log s - log t - D, small against its terms
-        if far is not None:
+        if far is not None:  # (a far row of a small spread: the far rows' formula)
             near &= ~far
-        near_rows = NearRows(*_rows64(d, near), t)
-        grad[near] = near_rows.gradient(forward=d.direction == "forward")
+        if near.any():
+            near_rows = NearRows(*_rows64(d, near), t)
+            grad[near] = near_rows.gradient(forward=d.direction == "forward")
     elif type(log_s) is not np.ndarray:
         grad = _near_rows_of_namespace(d, flagged, grad, loss=False)
     if d.direction == "reverse" and (type(log_s) is not np.ndarray or not math.isfinite(top)):
@@ -796,15 +795,74 @@ def _near_rows(d: _Distillation, kl: Array) -> np.ndarray | None:
     return rows_to_form(np.asarray(kl) < _KL_FLOOR, d.student, d.teacher_scores)
 
 
-def _near_forward_rows(d: _Distillation, difference: Array, teacher: Array) -> np.ndarray | None:
-    r"""The rows of a NumPy forward gradient whose :math:`\max_c |s_c - t_c|` (of the
-    ``difference`` :math:`s - t`) is below :data:`._near_rows.SPREAD_FLOOR` times
-    :math:`\max_c t_c`, or whose KL is below :data:`._near_rows.KL_FLOOR`
-    (``_near_rows.forward_rows_flagged``), or None: three row maxima on the common
-    path."""
+def _log_ratio(log_s: Array, log_t: Array, xp: ModuleType) -> Array:
+    r""":math:`\log s - \log t`, :math:`+\infty` where :math:`t = 0` (the reverse
+    gradient's :math:`d`)."""
+    finite = log_t > -float("inf")
+    return xp.where(
+        finite,
+        log_s - xp.where(finite, log_t, xp.zeros_like(log_t)),
+        xp.full_like(log_s, float("inf")),
+    )
+
+
+def gradient_rows_flagged(d: _Distillation) -> Array:
+    r"""Per row of the prepared call ``d`` (batch shape, booleans), whether
+    :func:`distillation_loss_grad` forms its gradient by ``_near_rows.NearRows``: the one
+    rule of both directions (``_near_rows.forward_rows_flagged``; forward :math:`s - t`
+    against :math:`t`, reverse :math:`s \odot (\log s - \log t - D)` against :math:`s`,
+    or a KL below ``_near_rows.KL_FLOOR``), formable. No host read for other namespaces
+    than NumPy (traceable): for a caller that picks the rows itself (``crossent.torch``),
+    beside :func:`common_rows_and_near_flags`. Far rows (``_far_gaps``) are not taken
+    out."""
+    xp = d.batch.xp
+    s = xp.exp(d.log_s)
+    if d.direction == "forward":
+        teacher = xp.exp(d.log_t)
+        flagged = forward_rows_flagged(s - teacher, teacher, d.row_kl, xp)
+    else:
+        kl = d.row_kl()[..., None]
+        with numpy_errstate(s, xp, all="ignore"):  # (an infinite D: NaN, not flagged)
+            excess = weighted_term(s, _log_ratio(d.log_s, d.log_t, xp) - kl, xp=xp)
+            flagged = forward_rows_flagged(excess, s, lambda: kl[..., 0], xp)
+    return _formable(d, flagged)
+
+
+def _near_reverse_rows(
+    d: _Distillation, excess: Array, s: Array, kl: Array
+) -> tuple[np.ndarray | None, Array]:
+    r"""The reverse gradient's near rows (``_near_rows.forward_rows_flagged``, the one
+    rule of both directions): of the ``excess`` :math:`s \odot (\log s - \log t - D)`
+    (the gradient before :math:`T`; :math:`s - t` to first order), those of a spread
+    below ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c s_c`, or of a KL (``kl``,
+    keepdims) below ``_near_rows.KL_FLOOR`` (issue 13, branch distillrev1: student logits
+    ``[0, log1p(-2.9e-5) + 1e-7, log(2.9e-5) - 70]`` beside teacher logits ``[0,
+    log1p(-2.9e-5), log(2.9e-5)]``, :math:`D(s\,\|\,t) = 1.5\cdot 10^{-5}`, were
+    4.7e6 units of :math:`2^{-53}` of the row's largest entry off). NumPy: the rows
+    to form (:func:`_near_gradient_rows`), or None, and None; other namespaces: None
+    and the flags (formed then picked)."""
+
+    def row_kl() -> Array:
+        return kl[..., 0]
+
+    if type(excess) is np.ndarray:
+        return _near_gradient_rows(d, excess, s, row_kl), None
+    return None, forward_rows_flagged(excess, s, row_kl, d.batch.xp)
+
+
+def _near_gradient_rows(
+    d: _Distillation, difference: Array, first: Array, row_kl: Callable[[], Array]
+) -> np.ndarray | None:
+    r"""The rows of a NumPy gradient whose spread :math:`\max_c |g_c|` (of the
+    ``difference`` :math:`g`: forward :math:`s - t`; reverse :math:`s \odot (\log s -
+    \log t - D)`, before :math:`T`) is below :data:`._near_rows.SPREAD_FLOOR` times
+    :math:`\max_c p_c` (``first``, the KL's first distribution: :math:`t` forward,
+    :math:`s` reverse), or whose KL (``row_kl()``) is below
+    :data:`._near_rows.KL_FLOOR` (``_near_rows.forward_rows_flagged``), formable; or
+    None: three row maxima on the common path."""
     if type(difference) is not np.ndarray or not difference.size:
         return None
-    flagged = np.asarray(forward_rows_flagged(difference, teacher, d.row_kl, np))
+    flagged = np.asarray(forward_rows_flagged(difference, first, row_kl, np))
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)

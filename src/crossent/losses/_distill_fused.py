@@ -23,7 +23,8 @@ only (``host``: ``_distill``'s bodies, ``reduction='none'`` in nats), exact ther
   row);
 * a row whose :math:`D` is below ``_near_rows.KL_FLOOR`` (formed by ``_near_rows``);
 * in the gradient, a row whose :math:`\max_c|s_c - t_c|` is below
-  ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (formed by ``_near_rows``).
+  ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (reverse: :math:`\max_c|s_c(\log
+  s_c - \log t_c - D)|` against :math:`\max_c s_c`), formed by ``_near_rows``.
 
 The reduction, unit and gradient scale are the full path's (``_batch.Batch`` of the
 call's shape: every row weighs 1), in float64, and a float32 call's result is rounded
@@ -292,8 +293,10 @@ def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     small = _distill_rows.backward_rows(
         classes, stats, t, r, call.wide, target, None if direct else store, options=variant
     )
-    if variant.reverse:  # (the full path's near rows of the reverse gradient: a small D)
-        small = stats[:, 0] < _KL_FLOOR
+    # the full path's near rows (``_near_rows.forward_rows_flagged``, both directions):
+    # a small spread (the kernel's flags) or a KL below the floor (kind 1; forward rows
+    # of 1.01 spread floors were 36 700 units of 2^-53 of their largest entry off)
+    small |= stats[:, 0] < _KL_FLOOR
     again = np.flatnonzero(~finite | small)
     if again.size:
         grad[again] = host(*call.rows64(again), t, variant) * scale

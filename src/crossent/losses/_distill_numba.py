@@ -69,7 +69,9 @@ forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 :math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
 :func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\sigma_c
 - \tau_c + \ell_t - \ell_s - D)` (one exponential a logit, the quotients as pairs, 0
-where :math:`s_c` is, even beside :math:`t_c = 0`).
+where :math:`s_c` is, even beside :math:`t_c = 0`), and whether its spread
+:math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows the caller forms
+again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -541,11 +543,25 @@ def _reverse_block(zb, vb, ob, scalars, a, c, r):
         ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
 
 
+@numba.njit(fastmath=_LOOP, inline="never")
+def _round_into_largest(wide, ob):
+    # _round_into, and the largest |wide[j]| of the block (_gradient_block's integer
+    # maximum: vectorised; a NaN's bits above any number's)
+    largest = 0
+    for j in range(ob.shape[0]):
+        ob[j] = wide[j]
+        largest = max(largest, float64_to_bits(abs(wide[j])))
+    return bits_to_float64(largest)
+
+
 @numba.njit(nogil=True, cache=True)
-def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
+def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
-    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once;
+    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once,
+    # and whether max_c |s_c (log s_c - log t_c - D)| < SPREAD_FLOOR max_c s_c (the
+    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel; from
+    # the entries times r, against its floor times |r|, as they are rounded into out);
     # rows whose D is not finite are left to the caller (0 here). Where the top class's
     # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
     # float64 sum of the others (_dominant_entry: its d_r - D cancels)
@@ -554,6 +570,7 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
     for i in range(z.shape[0]):
+        spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
@@ -563,13 +580,15 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out):
         dominant = a > _DOMINANT
         top = _first_top(z[i]) if dominant else -1
         rest = 0.0
+        spread = 0.0
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
             _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
             if dominant:
                 rest += _sum_without(wide, stop - start, top - start)
-            _round_into(wide, out[i, at])
+            spread = max(spread, _round_into_largest(wide, out[i, at]))
+        spread_small[i] = spread < _SPREAD_FLOOR * a * abs(scale[i])  # (times r, as g)
         if dominant:
             out[i, top] = -rest
 

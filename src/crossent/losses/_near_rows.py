@@ -42,9 +42,11 @@ one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap 
 rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
-:data:`KL_FLOOR`, for the loss and the reverse gradient, and those whose :math:`\max_c
-|s_c - t_c|` is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c`, or whose KL is
-below :data:`KL_FLOOR`, for the forward gradient (:func:`forward_rows_flagged`); each
+:data:`KL_FLOOR`, for the loss, and for the gradient those whose spread is below
+:data:`SPREAD_FLOOR` times the first distribution's largest entry, or whose KL is
+below :data:`KL_FLOOR` (:func:`forward_rows_flagged`, both directions: forward
+:math:`\max_c |s_c - t_c|` against :math:`\max_c t_c`, reverse :math:`\max_c
+|s_c(\log s_c - \log t_c - D)|` against :math:`\max_c s_c`); each
 :func:`formable` (finite logits and :math:`D`, or classes masked on both sides:
 dropped from both distributions, exactly). Elsewhere the common path's error is at
 most some :math:`2^{12}\varepsilon\log C` of its value (the
@@ -113,13 +115,17 @@ r"""Below this :math:`\max_c|s_c - t_c| / \max_c t_c` a row's forward gradient i
 formed here (above it, the common path's error is at most some
 :math:`2^{17}\varepsilon(1 + \log C)` of the row's largest entry: below half a
 float32 ulp of it for any :math:`C`; :data:`KL_FLOOR` says why not :math:`2^{-5}`).
-Compiled in as :data:`KL_FLOOR`."""
+The reverse gradient's rows too, by the spread of :math:`s \odot (\log s - \log t -
+D)` against :math:`\max_c s_c` (:func:`forward_rows_flagged`). ``_distill_numba``,
+``_near_rows_numba`` and ``_small_targets_numba`` compile it in: after changing it,
+touch them."""
 
 NEAR_SPREAD = 2.0**-10
 r"""No row whose KL is below :data:`KL_FLOOR` has a :math:`|s_c - t_c|` reaching this
 (Pinsker: :math:`|s_c - t_c| \le \tfrac12\sum_k |s_k - t_k| \le \sqrt{D/2} <
 2^{-10.5}`): the forward gradient's screen for such rows (:func:`forward_rows_flagged`).
-Compiled in as :data:`KL_FLOOR` (``_small_targets_numba``)."""
+``_small_targets_numba``'s screen (``tempered_difference64``) compiles it in: after
+changing it, touch that file."""
 
 _H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
@@ -137,7 +143,9 @@ _SERIES_Y = 2.0**-7
 def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
     r"""Per row (classes last), whether :math:`\max_c |s_c - t_c|` (``difference``
     :math:`s - t`) is below :data:`SPREAD_FLOOR` times :math:`\max_c t_c` (``teacher``):
-    the forward gradient's rows to form here. :math:`\max_c |d_c|` is taken as
+    the forward gradient's rows to form here (the reverse one's: ``difference``
+    :math:`s \odot (\log s - \log t - D)`, ``teacher`` :math:`s`,
+    :func:`forward_rows_flagged`). :math:`\max_c |d_c|` is taken as
     :math:`\max(\max_c d_c, -\min_c d_c)`, the same number with no array of
     :math:`|d|`; a NaN makes it False."""
     spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
@@ -147,9 +155,18 @@ def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
 def forward_rows_flagged(
     difference: Array, teacher: Array, row_kl: Callable[[], Array], xp: ModuleType
 ) -> Array:
-    r"""Per row, whether to form its forward gradient here: :func:`spread_is_small`, or
-    a common-path KL (``row_kl()``, before :math:`T^2`) below :data:`KL_FLOOR`, as the
-    fused kernels and ``crossent.torch``'s CPU op flag them (their kind 1). Between
+    r"""Per row, whether to form its gradient here (both directions: the one rule):
+    :func:`spread_is_small`, or a common-path KL (``row_kl()``, before :math:`T^2`)
+    below :data:`KL_FLOOR`, as the fused kernels and ``crossent.torch``'s CPU op flag
+    them (their kind 1 and their backward's flags). Forward: ``difference`` :math:`s -
+    t`, ``teacher`` :math:`t`. Reverse: ``difference`` the common path's gradient
+    before :math:`T`, :math:`s \odot (\log s - \log t - D(s\,\|\,t))` (:math:`s - t`
+    to first order: its entries cancel as :math:`s - t` does), ``teacher`` :math:`s`,
+    the KL's first distribution: student logits ``[0, log1p(-2.9e-5) + 1e-7,
+    log(2.9e-5) - 70]`` beside teacher logits ``[0, log1p(-2.9e-5), log(2.9e-5)]``
+    (:math:`D(s\,\|\,t) = 1.5\cdot 10^{-5}`, past the floor) were 4.7e6 units of
+    :math:`2^{-53}` of the row's largest entry off on the NumPy paths, 7.4e5 on the
+    fused kernels, flagged by their KL alone (issue 13, branch distillrev1). Between
     the two floors :math:`s - t` cancels too: student logits ``[1.932786603588886,
     1.0635557457740161, 1.2451703584515783]`` beside teacher logits
     ``[1.9327988036519401, 1.0635083775580856, 1.2452478489298584]`` (:math:`T = 1/2`,

@@ -53,6 +53,7 @@ from ._small_targets_numba import (
     kl_rows64,
     reduction_scale,
     reverse_gradient_row,
+    reverse_spread_is_small,
     tempered_difference_row,
 )
 
@@ -499,11 +500,12 @@ def near_reverse_gradient64(
 ) -> bool:
     r"""The lean reverse gradient (``_small_distill``) where ``reverse_gradient64`` handed
     rows on, into ``s`` (NumPy's exp of ``log_s``; ``log_t`` the softened teacher): the
-    rows whose KL (``kl_rows64``) is below ``KL_FLOOR`` and that are formable
+    rows whose KL (``kl_rows64``) is below ``KL_FLOOR`` or whose spread is small
+    (``reverse_spread_is_small``: ``_near_rows.forward_rows_flagged``) and that are formable
     (``scores``: the student's logits, the teacher's scores) by
     :func:`_row_reverse_gradient`, the others by ``reverse_gradient64``'s formula
     :math:`T\,s \odot (\log s - \log t - D)`, times ``reduction_scale``; False where
-    no row is below the floor (the call was handed on for another reason: the full
+    no row is flagged (the call was handed on for another reason: the full
     path's) or a value is not finite. A ``log_s`` of no rows: every row of ``s``
     formed by :func:`_row_reverse_gradient` (the full path's rows:
     ``near_reverse_rows64``), reduction 0 (``'none'``) giving a scale of 1."""
@@ -516,7 +518,9 @@ def near_reverse_gradient64(
     found = every
     for i in range(n):
         row = s[i]
-        near = kl[i] < _KL_FLOOR
+        near = kl[i] < _KL_FLOOR or (
+            not every and reverse_spread_is_small(row, log_s[i], log_t[i], kl[i])
+        )
         found = found or near
         if every or (near and _formable(first[i], second[i])):
             _row_reverse_gradient((first[i], second[i]), temperature, scratch, row)

@@ -186,12 +186,13 @@ def _near_gradient(
 ) -> np.ndarray | None:
     r"""The gradient where the compiled one handed rows on to ``_near_rows`` (a small
     :math:`\max_c|s_c - t_c|` or KL, forward, ``arrays`` :math:`(s, t, \log t, \log
-    s)`; or KL, reverse,
-    :math:`(s, \log s, \log t)`), as the full path forms it: the other rows by the
-    compiled function's operations, those rows by ``_near_rows``, then the reduction's
-    scale, in one compiled call into :math:`s`. Forward: ``near_forward_gradient64``,
-    every row formed even where none is flagged (``tempered_difference64`` hands on
-    more rows than that); None where a value is not finite. Reverse:
+    s)`; or a small :math:`\max_c|s_c(\log s_c - \log t_c - D)|` or KL, reverse,
+    :math:`(s, \log s, \log t)`: ``_near_rows.forward_rows_flagged``), as the full
+    path forms it: the other rows by the compiled function's operations, those rows
+    by ``_near_rows``, then the reduction's scale, in one compiled call into :math:`s`.
+    Forward: ``near_forward_gradient64``, every row formed even where none is flagged
+    (``tempered_difference64`` hands on more rows than that); None where a value is not
+    finite. Reverse:
     ``near_reverse_gradient64``; None where there is no such row, or a value is not
     finite."""
     s, t = arrays[0], settings.temperature

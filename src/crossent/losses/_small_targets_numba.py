@@ -38,6 +38,7 @@ from ._kernel_inputs import HALF_LOG as _HALF_LOG
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import NEAR_SPREAD as _NEAR_SPREAD
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import REST as _REST
 from ._small_numba import TOP as _TOP
@@ -66,6 +67,7 @@ __all__ = [
     "reduction_scale",
     "reverse_gradient64",
     "reverse_gradient_row",
+    "reverse_spread_is_small",
     "screen_distributions64",
     "shift_logits64",
     "shift_pair64",
@@ -397,15 +399,42 @@ def reverse_gradient64(
     r"""The reverse distillation gradient :math:`T\,s \odot (\log s - \log t - D(s\|t))`
     times :func:`reduction_scale`, into ``s`` (NumPy's exp of ``log_s``): the difference
     is :math:`+\infty` where :math:`t = 0`, and ``weighted_term`` makes a term of
-    :math:`s = 0` a zero; False where a value is not finite."""
+    :math:`s = 0` a zero; False where a value is not finite, or (before writing) where
+    a row's KL is below ``_near_rows.KL_FLOOR`` or its spread is small
+    (:func:`reverse_spread_is_small`): the full path forms it without cancellation
+    (``_near_rows.forward_rows_flagged``)."""
     n = s.shape[0]
     kl = kl_rows64(log_s, log_t, s, 1.0)
     if _below(kl, _KL_FLOOR):  # (the full path's test: KL < the floor)
         return False
+    for i in range(n):
+        if reverse_spread_is_small(s[i], log_s[i], log_t[i], kl[i]):
+            return False
     scale = reduction_scale(n, reduction, log_base)
     for i in range(n):
         reverse_gradient_row(s[i], log_s[i], log_t[i], kl[i], temperature, scale)
     return _all_finite(s)
+
+
+@numba.njit(cache=True)
+def reverse_spread_is_small(s: np.ndarray, log_s: np.ndarray, log_t: np.ndarray, kl: float) -> bool:
+    r"""Whether one row's :math:`\max_c |s_c(\log s_c - \log t_c - D)|` (the reverse
+    gradient before :math:`T`, as :func:`reverse_gradient_row` forms its entries; ``kl``
+    :math:`D`) is below ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c s_c`: the full
+    path's rule (``_near_rows.forward_rows_flagged``, whose NaN is not small). An
+    ordinary row is told by its first entries."""
+    top = 0.0
+    for c in range(s.shape[0]):
+        top = max(top, s[c])
+    floor = _SPREAD_FLOOR * top
+    for c in range(s.shape[0]):
+        lt = log_t[c]
+        difference = log_s[c] - lt if lt > -np.inf else np.inf
+        weight = s[c]
+        entry = weight * ((difference - kl) if weight != 0.0 else 0.0)
+        if not abs(entry) < floor:  # (NaN too)
+            return False
+    return True
 
 
 @numba.njit(cache=True, inline="always")  # (in its callers' loops)
