@@ -127,7 +127,11 @@ def _sigmoid_focal_checks(reduction: Any, alpha: Any, gamma: Any) -> None:
     """:func:`sigmoid_focal_loss`'s option checks (the losses package's), on Python values."""
     check_reduction(reduction)
     check_scalar(_by_value(gamma), name="gamma", low=0.0)
-    if not alpha < 0:
+    try:
+        negative = bool(alpha < 0)
+    except TypeError:  # None, a string: check_scalar's InputError (was a bare TypeError)
+        negative = False
+    if not negative:
         check_scalar(_by_value(alpha), name="alpha", low=0.0, high=1.0)
 
 

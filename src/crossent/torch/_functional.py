@@ -42,7 +42,7 @@ from ._ops import (
     softmax_ce_labels,
     softmax_ce_probs,
 )
-from ._reduction import label_weight_sum, weighted_mean
+from ._reduction import label_weight_sum, mean_scaled_weight, weighted_mean
 from ._targets import check_targets_eagerly
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -346,6 +346,8 @@ def cross_entropy(
             f"got {tuple(target.shape)}"
         )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
+    if opts.reduction == "mean":  # the same mean, its sums away from the float range's ends
+        w = mean_scaled_weight(w)
     flat = z if z.ndim == 2 else z.movedim(1, -1).reshape(-1, classes)
     flat_labels = labels.reshape(-1)
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
@@ -583,6 +585,8 @@ def linear_cross_entropy(
     # have no derivative.
     check_no_tangent("linear_cross_entropy", weight=w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
+    if opts.reduction == "mean":  # the same mean, its sums away from the float range's ends
+        w = mean_scaled_weight(w)
     # The row count spelled out: -1 is ambiguous for D = 0 (a RuntimeError there).
     h = input.reshape(math.prod(batch_shape), input.shape[-1])
     tensors = (input, linear_weight, linear_bias)

@@ -40,7 +40,10 @@ def check_ignore_index(ignore_index: object) -> int | None:
         ignore_index, (int, np.integer)
     ):
         raise InputTypeError(f"`ignore_index` must be an integer or None; got {ignore_index!r}")
-    return int(ignore_index)
+    value = int(ignore_index)
+    if not -(2**63) <= value < 2**63:  # the ops' int64 (was a RuntimeError of their schema)
+        raise InputError(f"`ignore_index` must fit in int64 (class ids are int64); got {value}")
+    return value
 
 
 def as_class_ids(target: torch.Tensor, *, name: str = "target") -> torch.Tensor:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["label_rows", "label_weight_sum", "weighted_mean"]
+from ._arguments import examples
+
+__all__ = ["label_rows", "label_weight_sum", "mean_scaled_weight", "weighted_mean"]
 
 
 def label_rows(labels: torch.Tensor, ignore_index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,3 +45,34 @@ def weighted_mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor
     positive = normalizer > 0
     safe = torch.where(positive, normalizer, torch.ones_like(normalizer))
     return torch.where(positive, total / safe, torch.zeros_like(total))
+
+
+def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
+    r"""Class weights for ``'mean'``: ``weight`` times the power of 2 :math:`2^{-e}` that
+    brings its largest entry into :math:`[1/2, 1)` (``torch.frexp``), where that entry
+    is outside :math:`[2^{-64}, 2^{64}]`; else ``weight`` itself.
+
+    The weighted mean :math:`\sum_i w_{y_i} L_i / \sum_i w_{y_i}` does not change when
+    every weight is scaled by one factor, and a power of 2 scales every weight, row
+    loss and sum exactly (the same bits where they stay normal numbers). Without it,
+    float32 weights near the ends of the range broke the mean (issue 13, branch
+    hostiletorch3): weights of about ``1e-40`` (subnormal) gave a NaN gradient from
+    :math:`1/\sum w = \infty` (``linear_cross_entropy`` an ``inf`` loss), weights of
+    about ``1e38`` a NaN loss from :math:`\infty/\infty`, where the float64 mean is
+    about 2. Ordinary weights stay the caller's tensor (autograd still sees an in-place
+    change of it before the backward). The largest entry is read on the CPU only (as
+    the weight checks read it); while compiling, every weight is scaled (no host read:
+    the same numbers); off the CPU eagerly, none.
+    """
+    if weight is None or weight.numel() == 0:
+        return weight
+    if not torch.compiler.is_compiling():
+        if weight.device.type != "cpu":
+            return weight
+        top = float(examples(weight.detach())[0].max())  # every example's under vmap
+        if 2.0**-64 <= top <= 2.0**64:
+            return weight
+    _, exponent = torch.frexp(weight.detach().max())
+    # Clamped so that the float64 factor is a normal number; the product is exact.
+    factor = torch.exp2(-exponent.clamp(-1000, 1000).to(torch.float64))
+    return (weight.to(torch.float64) * factor).to(weight.dtype)

@@ -1,0 +1,78 @@
+"""Hostile round (issue 13, branch hostiletorch3): class weights near the ends of the
+float32 range under ``'mean'``, and option values that crashed without an InputError.
+
+Oracle: ``torch.nn.functional.cross_entropy`` in float64 on the same (float32-rounded)
+logits, hidden states and weights.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+import crossent.torch as ct  # noqa: E402
+from crossent.errors import InputError  # noqa: E402
+
+
+def _case(scale: float) -> tuple:
+    g = torch.Generator().manual_seed(3)
+    h = torch.randn(6, 3, generator=g)
+    linear_weight = torch.randn(5, 3, generator=g)
+    weight = (torch.rand(5, generator=g) + 0.5) * scale  # float32: 1e-40 is subnormal
+    y = torch.tensor([0, 1, -100, 3, 4, 2])
+    return h, linear_weight, weight, y
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "linear_cross_entropy"])
+@pytest.mark.parametrize("scale", [1e-40, 1e38])
+def test_mean_with_extreme_class_weights_is_the_float64_mean(loss: str, scale: float) -> None:
+    # Before: cross_entropy's gradient was NaN at 1e-40 (1/sum(w) overflowed float32)
+    # and its loss NaN at 1e38 (inf/inf); linear_cross_entropy's loss was inf at both;
+    # the float64 means are about 2 and 3.
+    h, linear_weight, weight, y = _case(scale)
+    h.requires_grad_()
+    options = {"weight": weight, "label_smoothing": 0.1, "ignore_index": -100}
+    if loss == "cross_entropy":
+        ours = ct.cross_entropy(F.linear(h, linear_weight), y, **options)
+    else:
+        ours = ct.linear_cross_entropy(h, linear_weight, y, **options)
+    (grad,) = torch.autograd.grad(ours, h)
+    h64 = h.detach().double().requires_grad_()
+    options["weight"] = weight.double()
+    exact = F.cross_entropy(F.linear(h64, linear_weight.double()), y, **options)
+    (grad64,) = torch.autograd.grad(exact, h64)
+    assert 1.0 < float(exact.detach()) < 5.0
+    torch.testing.assert_close(ours.double(), exact, rtol=1e-6, atol=0.0)
+    torch.testing.assert_close(grad.double(), grad64, rtol=1e-5, atol=1e-7)
+
+
+def test_mean_of_weights_scaled_by_a_power_of_two_keeps_its_bits() -> None:
+    # Guards the fix's exactness: weights 2**100 times others (rescaled by the fix,
+    # exact on main) give the same mean and gradient bit for bit (a rescaling by
+    # 1/max(w), not a power of 2, rounds every weight again and fails here).
+    g = torch.Generator().manual_seed(5)
+    z, weight = torch.randn(64, 7, generator=g), torch.rand(7, generator=g) + 0.1
+    y = torch.randint(0, 7, (64,), generator=g)
+    y[::5] = -100
+    results = []
+    for w in (weight, weight * 2.0**100):
+        x = z.clone().requires_grad_()
+        mean = ct.cross_entropy(x, y, weight=w, label_smoothing=0.1, z_loss=1e-3)
+        results.append((mean, *torch.autograd.grad(mean, x)))
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_ignore_index_beyond_int64_is_an_input_error() -> None:
+    # Before: a RuntimeError from the custom op's schema (int64 argument).
+    z = torch.randn(3, 4)
+    with pytest.raises(InputError, match="ignore_index"):
+        ct.cross_entropy(z, torch.tensor([0, 1, 2]), ignore_index=2**70)
+
+
+def test_sigmoid_focal_alpha_none_is_an_input_error() -> None:
+    # Before: TypeError "'<' not supported between instances of 'NoneType' and 'int'".
+    x = torch.randn(2, 3)
+    with pytest.raises(InputError, match="alpha"):
+        ct.sigmoid_focal_loss(x, torch.rand(2, 3), alpha=None)  # type: ignore[arg-type]
