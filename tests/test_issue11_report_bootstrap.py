@@ -115,3 +115,38 @@ def test_issue11_report_ece_interval_is_bootstrap_interval(scope: str) -> None:
         expected.low,
         expected.high,
     )
+
+
+@pytest.mark.parametrize("scope", ["top-label", "positive-class"])
+def test_report_rows_kept_in_place_over_many_batches(
+    scope: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the first pass writes each block's per-row values at its rows (branch report14: no
+    # list of parts joined at the end); batches of 32 rows: 13 batches.  Guards the rows'
+    # offsets: a mutant that stops advancing them after the first block leaves rows 64 to
+    # 399 unwritten and fails this test
+    from scipy import special
+
+    from crossent._report import _compute
+
+    monkeypatch.setattr(_compute, "BATCH_ROWS", 32)
+    logits, labels = _data(seed=7)
+    if scope == "positive-class":
+        logits, labels = logits[:, :2], (labels == 1).astype(int)
+    result = crossent.report(logits, labels, form="logits", scope=scope, resamples=30, seed=2)
+    log_p = special.log_softmax(logits.astype(np.float64), axis=1)
+    rows = np.arange(labels.shape[0])
+    np.testing.assert_allclose(result.surprisal, -log_p[rows, labels], rtol=1e-12)
+    onehot = np.eye(logits.shape[1])[labels]
+    np.testing.assert_allclose(
+        result.brier_rows, ((np.exp(log_p) - onehot) ** 2).sum(1), rtol=1e-12
+    )
+    expected = crossent.bootstrap_interval(
+        "calibration_error", logits, labels, form="logits", scope=scope, resamples=30, seed=2
+    )
+    got = result.to_dict()["ece"]
+    assert (got["value"], got["ci_low"], got["ci_high"]) == (
+        expected.value,
+        expected.low,
+        expected.high,
+    )

@@ -658,7 +658,11 @@ def _first_pass(
     the per-row surprisal, Brier score, confidence and hit are kept for the bootstrap,
     the smooth calibration error, the diagram and paired comparisons."""
     classes = int(values.shape[1])
-    parts: list[tuple[Any, Any, Any, Any]] = []
+    n = int(labels.shape[0])
+    # the per-row columns written in place, block by block (a list of the blocks' parts
+    # joined at the end held every row twice: 64 MB more, and 0.4 s of CPU, at 2 * 10^6 rows)
+    kept: list[Any] = []
+    at = 0
     correct = np.zeros(classes, dtype=np.int64)
     for start, batch, batch_labels in _batches(values, labels):
         # the caller's dtype sets the validation tolerance, as in EvaluationState.update
@@ -673,25 +677,20 @@ def _first_pass(
                 hit = rows.predicted == rows.labels
                 correct += np.bincount(rows.labels[hit], minlength=classes)
                 if curve_scope == "positive-class":
-                    parts.append(
-                        (
-                            rows.surprisal,
-                            rows.brier,
-                            block.probs[:, 1],
-                            (rows.labels == 1).astype(np.float64),
-                        )
-                    )
+                    columns = (rows.surprisal, rows.brier, block.probs[:, 1], rows.labels == 1)
                 else:
-                    hit_floats = hit.astype(np.float64)
-                    parts.append((rows.surprisal, rows.brier, rows.confidence, hit_floats))
+                    columns = (rows.surprisal, rows.brier, rows.confidence, hit)
+                if not kept:  # (each column's dtype, the hits' as float64)
+                    dtypes = [np.float64 if c.dtype == bool else c.dtype for c in columns]
+                    kept = [np.empty(n, dtype) for dtype in dtypes]
+                size = int(rows.labels.shape[0])
+                for out, column in zip(kept, columns, strict=True):
+                    out[at : at + size] = column
+                at += size
         for state in states:
             state.n += predictions.n
         advance(int(batch_labels.shape[0]))
-    surprisal, brier, confidence, hits = (
-        [np.concatenate(column) for column in zip(*parts, strict=True)]
-        if parts
-        else [np.zeros(0)] * 4
-    )
+    surprisal, brier, confidence, hits = kept if kept else [np.zeros(0)] * 4
     return _Rows(surprisal, brier, confidence, hits, correct)
 
 

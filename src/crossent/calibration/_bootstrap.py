@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_base, check_choice, check_integer
-from .._parallel import ordered_map
+from .._parallel import ordered_map, workers
 from ..errors import InputError
 from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins
@@ -458,22 +458,35 @@ def binned_replicates(
     order = np.argsort(index, kind="stable")
     plan = _BlockPlan.of(np.bincount(index, minlength=spec.bins))
     sums = _summer(conf[order], hits[order], plan, draws=n * resamples)
+    # Replicates in chunks of _CHUNK, each chunk with its own stream spawned from the
+    # seed: the same seed gives the same replicates on any number of threads.
+    counts = [min(_CHUNK, resamples - start) for start in range(0, resamples, _CHUNK)]
+    # A buffer of a batch's offsets for each chunk running at once, allocated here, in
+    # the caller's thread, and reused: a batch's 8 draws, joined into a ninth array, held
+    # twice 16 MB a thread at 2 * 10^6 rows, allocated anew each batch in the threads'
+    # own heaps (kept there, where the caller's later arrays cannot reuse them: the
+    # report's peak memory 25 MiB higher)
+    size = min(_BATCH, resamples) * n  # (a draw's block offsets: at most n)
+    spare = [np.empty(size, dtype=np.uint8) for _ in range(min(workers(), len(counts)))]
 
     def chunk(task: tuple[np.random.SeedSequence, int]) -> list[float]:
         rng, values = np.random.default_rng(task[0]), []
+        buffer = spare.pop() if spare else np.empty(size, dtype=np.uint8)  # (pop: atomic)
         for start in range(0, task[1], _BATCH):
-            # the sums draw nothing: a batch's draws are those of one replicate after another
-            draws = [_draw(rng, plan) for _ in range(min(_BATCH, task[1] - start))]
-            for drawn, (conf_sums, hit_sums) in zip(draws, sums(draws), strict=True):
+            # the sums draw nothing: a batch's draws are those of one replicate after
+            # another, their offsets end to end in the buffer
+            draws, at = [], 0
+            for _ in range(min(_BATCH, task[1] - start)):
+                draws.append(_draw(rng, plan, buffer[at:]))
+                at += draws[-1].offsets.shape[0]
+            for drawn, (conf_sums, hit_sums) in zip(draws, sums(draws, buffer[:at]), strict=True):
                 counts = drawn.bin_counts().astype(np.float64)
                 values.append(
                     error_from_statistics(BinStatistics(counts, conf_sums, hit_sums), spec)
                 )
+        spare.append(buffer)
         return values
 
-    # Replicates in chunks of _CHUNK, each chunk with its own stream spawned from the
-    # seed: the same seed gives the same replicates on any number of threads.
-    counts = [min(_CHUNK, resamples - start) for start in range(0, resamples, _CHUNK)]
     streams = np.random.SeedSequence(seed).spawn(len(counts))
     parts = ordered_map(chunk, list(zip(streams, counts, strict=True)))
     return np.array([value for part in parts for value in part])
@@ -573,13 +586,18 @@ class _Draw:
         return np.diff(through) + self.rest_counts
 
 
-def _draw(rng: np.random.Generator, plan: _BlockPlan) -> _Draw:
-    """A replicate's draws, in the order of :func:`binned_replicates`' steps 1 to 3."""
+def _draw(rng: np.random.Generator, plan: _BlockPlan, into: Any = None) -> _Draw:
+    """A replicate's draws, in the order of :func:`binned_replicates`' steps 1 to 3; the
+    block offsets written to the start of ``into`` (a ``uint8`` buffer of at least
+    ``plan.n``, reused: ``offsets`` is then a view of it) where given."""
     counts = rng.multinomial(plan.n, plan.shares)
     block_counts = counts[: plan.blocks]
     rest_counts = np.zeros(plan.bins, dtype=np.int64)
     rest_counts[plan.rest_bins] = counts[plan.blocks :]
     offsets = _random_bytes(rng, int(block_counts.sum()))
+    if into is not None:
+        into[: offsets.shape[0]] = offsets
+        offsets = into[: offsets.shape[0]]
     rest_offsets = rng.integers(0, np.repeat(plan.rest_sizes, rest_counts))
     return _Draw(plan, block_counts, offsets, rest_counts, rest_offsets)
 
@@ -614,8 +632,10 @@ def _drawn_rows(drawn: _Draw) -> tuple[Any, Any]:
     return np.concatenate(parts), bounds
 
 
-_Sums = Callable[[list[_Draw]], list[tuple[FloatArray, FloatArray]]]
-"""``draws -> [(conf_sums, hit_sums), ...]``, each of shape ``(bins,)``, a pair a draw."""
+_Sums = Callable[[list[_Draw], Any], list[tuple[FloatArray, FloatArray]]]
+"""``(draws, joined) -> [(conf_sums, hit_sums), ...]``, each of shape ``(bins,)``, a pair
+a draw; ``joined``: the draws' block offsets end to end (one array, as
+:func:`binned_replicates` draws them), or None."""
 
 _BATCH = 8
 """Replicates whose sums the compiled kernel takes in one sweep over the rows
@@ -648,14 +668,16 @@ def _summer(conf: FloatArray, hits: FloatArray, plan: _BlockPlan, *, draws: int)
     kernel(values, small, empty, none, empty.astype(np.uint8), empty, np.zeros(1, np.int64),
            empty, none, empty, empty, none.astype(np.float64), none.astype(np.float64))  # fmt: skip
 
-    def compiled(draws: list[_Draw]) -> list[tuple[FloatArray, FloatArray]]:
+    def compiled(draws: list[_Draw], joined: Any = None) -> list[tuple[FloatArray, FloatArray]]:
         conf_sums, hit_sums = np.empty((len(draws), plan.bins)), np.empty((len(draws), plan.bins))
+        offsets, starts = _joined([drawn.offsets for drawn in draws], joined)
         kernel(
             values,
             small,
             plan.block_starts,
             np.stack([drawn.block_counts for drawn in draws]),
-            *_joined([drawn.offsets for drawn in draws]),
+            offsets,
+            starts,
             plan.first_block,
             plan.rest_starts,
             np.stack([drawn.rest_counts for drawn in draws]),
@@ -668,16 +690,17 @@ def _summer(conf: FloatArray, hits: FloatArray, plan: _BlockPlan, *, draws: int)
     return compiled
 
 
-def _joined(parts: list[Any]) -> tuple[Any, Any]:
-    """``parts`` end to end and where each begins."""
+def _joined(parts: list[Any], joined: Any = None) -> tuple[Any, Any]:
+    """``parts`` end to end (``joined`` where given: they are already) and where each
+    begins."""
     starts = np.cumsum([0] + [part.shape[0] for part in parts[:-1]]).astype(np.int64)
-    return np.concatenate(parts), starts
+    return np.concatenate(parts) if joined is None else joined, starts
 
 
 def _numpy_sums_each(
-    conf: FloatArray, hits: Any, draws: list[_Draw]
+    conf: FloatArray, hits: Any, draws: list[_Draw], joined: Any = None
 ) -> list[tuple[FloatArray, FloatArray]]:
-    """:func:`_numpy_sums` of each draw."""
+    """:func:`_numpy_sums` of each draw (``joined``: not needed)."""
     return [_numpy_sums(conf, hits, drawn) for drawn in draws]
 
 
