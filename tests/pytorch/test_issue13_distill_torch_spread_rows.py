@@ -221,3 +221,18 @@ def test_reverse_rows_of_the_losses_rule(temperature: float) -> None:
         ct.distillation_loss(*call, temperature=temperature, direction="reverse").backward()
         assert student.grad is not None
         _assert_close(student.grad[0], in_student, REVERSE_UNITS)
+
+
+def test_reverse_mass_moved_up_by_the_cpu_op() -> None:
+    r"""Reverse, student logits ``[0, 0, log 1e-6]`` beside teacher logits ``[0, 0,
+    -690]`` (:math:`D(s\,\|\,t) = 6.8\cdot 10^{-4}`, a near row; :math:`|s - t|` small,
+    :math:`s \odot (\log s - \log t - D)` not: not a row of the losses' rule), 2-D rows
+    (the CPU op): 5.0 units, ``NearRows``' gradient by ``_near_gradient.gradient_rows``'
+    second half. Passes on main; guards it: a CPU op whose backward takes the reverse
+    kernel's flags alone (the losses' rule) is 696 units off."""
+    z, v = [0.0, 0.0, math.log(1e-6)], [0.0, 0.0, -690.0]
+    student = torch.tensor([z, [0.5, -1.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    teacher = torch.tensor([v, [1.0, 0.0, -0.5]], dtype=torch.float64)
+    ct.distillation_loss(student, teacher, direction="reverse", reduction="sum").backward()
+    assert student.grad is not None
+    _assert_close(student.grad[0], _truth(z, v, 1.0, "reverse")[0], 16.0)

@@ -115,6 +115,7 @@ import torch
 from .._checks import row_sum_tolerance
 from .._xp import namespace
 from ..losses import _cpu_kernels, _distill_rows
+from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
 from ._arguments import functorch_reverse_mode, grad_recorded, has_tangent
@@ -128,6 +129,7 @@ from ._far_distillation import (
     _work_dtype,
 )
 from ._launch import _from_stored, _stored
+from ._near_gradient import gradient_rows, softened
 
 __all__ = ["applies", "fused_distillation"]
 
@@ -380,12 +382,7 @@ def distillation_cpu_rows_backward(
     :func:`distillation_cpu_rows` in ``student`` (``'reverse'``: :math:`T s_i \odot
     (\log s_i - \log t_i - D_i)`), in its dtype (contiguous): the kernel's rows, the
     flagged ones (``kind``, the backward kernel's small spreads) by
-    ``_far_distillation._host_gradients``. The reverse kernel's flags are the losses'
-    one rule (``_near_rows.forward_rows_flagged`` of :math:`s \odot (\log s - \log t -
-    D)` against :math:`\max_c s_c`, branch distillrev1), the rows that
-    ``_near_gradient.gradient_rows`` gives ``NearRows``' gradient: no second softening
-    of the rows here (branch distilltorch15's, removed by branch distillone1: the same
-    units off mpmath)."""
+    ``_far_distillation._host_gradients``."""
     classes = student.shape[1]
     options = _distill_rows.Options(teacher_form, direction)
     grad = _fresh(student)
@@ -418,8 +415,41 @@ def distillation_cpu_rows_backward(
         _threads(),
         options,
     )
+    if options.reverse:  # (the reverse kernel flags no spread: NearRows' rows asked for)
+        kind = _reverse_near_rows(student, teacher, stats, kind, temperature, teacher_form)
     _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature, options)
     return grad
+
+
+def _reverse_near_rows(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    stats: torch.Tensor,
+    kind: torch.Tensor,
+    temperature: float,
+    teacher_form: str,
+) -> torch.Tensor:
+    r"""``kind`` with 1 (a near row: ``NearRows``' gradient, :func:`_host_rows`) on the
+    reverse rows of a float64 call that the eager generic path gives ``NearRows``'
+    gradient (``_near_gradient.gradient_rows``: of a :math:`D(s\,\|\,t)` below
+    ``_near_rows.NEAR_CEILING``, a small spread), formed in float64 on those rows
+    only. Issue 13, branch distilltorch15: the reverse kernel's :math:`T s \odot (\log
+    s - \log t - D)` cancels there, student logits ``[0, log1p(-2.9e-5) + 1e-7,
+    log(2.9e-5) - 70]`` beside teacher logits ``[0, log1p(-2.9e-5), log(2.9e-5)]``,
+    :math:`T = 1`: 7.4e5 units of :math:`2^{-53}` of the row's largest entry off. A
+    float32 gradient is not formed so (the kernel's error is some 0.001 of its unit)."""
+    if student.dtype != torch.float64:
+        return kind
+    candidates = (kind == 0) & (stats[:, 0] < _NEAR_CEILING)
+    if not bool(candidates.any()):
+        return kind
+    rows = (student[candidates].detach(), teacher[candidates].detach())
+    options = {"teacher_form": teacher_form, "direction": "reverse"}
+    d = softened(*rows, temperature, -1, **options)
+    near = formable(d.student, d.teacher_scores, torch)
+    kind = kind.clone()
+    kind[candidates] = gradient_rows(d, near).to(torch.int8)
+    return kind
 
 
 def _host_rows(

@@ -35,12 +35,15 @@ of ``NearRows``' loss formula) cancels too, where ``NearRows``' :math:`-s \odot 
 M)` holds no :math:`\log s`: the row above with ``direction='reverse'``
 (:math:`D(s\,\|\,t) = 2.9\cdot 10^{-5}`) was 18, 3.4 and 242 units off at :math:`T =
 1, 1/2, 2` here and 7.4e5, 1.2e6 and 3.6e6 by the CPU op (issue 13, branch
-distilltorch15). The CPU op's reverse kernel flags the same rule's rows itself
-(``_distill_rows.backward_rows``, branch distillrev1); the compiled path
-(``_far_distillation._traced``) flags its rows by :func:`gradient_rows` too. Where
-the teacher requires a gradient, :func:`reverse_teacher_rows` adds the rows of its
-own rule (the forward one, the roles swapped: branch distillone1 took both rules
-from ``crossent.losses``, same units off mpmath on every path).
+distilltorch15), and those of a small :math:`\max_c |s_c - t_c|` against :math:`\max_c
+t_c`, where :math:`\log s - \log t` cancels though the gradient is not small
+(:func:`gradient_rows`). The CPU op's reverse kernel flags the losses' rule's rows
+itself (``_distill_rows.backward_rows``, branch distillrev1) and asks
+:func:`gradient_rows` for its float64 rows of a KL below ``NEAR_CEILING`` (the second
+half); the compiled path (``_far_distillation._traced``) flags its rows by
+:func:`gradient_rows` too. Where the teacher requires a gradient,
+:func:`reverse_teacher_rows` adds the rows of its own rule (the forward one, the
+roles swapped). Branch distillone1 took these rules from ``crossent.losses``.
 
 Float64 work only (a float64 student or teacher): in float32 the two differ by far less
 than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
@@ -66,7 +69,7 @@ from ..losses._distill import (
     gradient_rows_flagged,
     prepare_distillation,
 )
-from ..losses._near_rows import formable, forward_rows_flagged
+from ..losses._near_rows import formable, forward_rows_flagged, spread_is_small
 from ._arguments import grad_recorded, has_tangent, under_torch_func
 
 __all__ = [
@@ -93,13 +96,24 @@ def gradient_rows(d: _Distillation, near: Any) -> Any:
     Where this differs from ``gradient_rows_flagged`` and why: forward, the rows of a
     KL below ``KL_FLOOR`` whose spread is not small keep autograd's gradient of
     ``NearRows``' loss formula (the rule's other half; not changed here). Reverse, only
-    the loss's near rows: the generic path wraps the per-row losses of a call that has
-    near rows (``_distill.NEAR_ROWS_LATER``), and a reverse row past ``NEAR_CEILING``
-    whose student gradient cancels is not known (the teacher's gradient, which does
-    cancel there, has its own rows: :func:`reverse_teacher_rows`)."""
+    the loss's near rows (the generic path wraps the per-row losses of a call that has
+    near rows, ``_distill.NEAR_ROWS_LATER``; the teacher's rows past the ceiling are
+    :func:`reverse_teacher_rows`'), and among them also those of a small :math:`\max_c
+    |s_c - t_c|` against :math:`\max_c t_c` (``spread_is_small``, branch
+    distilltorch15's rule): there :math:`\log s_c - \log t_c` cancels at the bulk
+    classes though the gradient is not small (mass moved up to a class the teacher
+    leaves empty): student logits ``[0, 0, log 1e-6]`` beside teacher logits ``[0, 0,
+    -690]`` (:math:`D(s\,\|\,t) = 6.8\cdot 10^{-4}`, a near row) are 696 units of
+    :math:`2^{-53}` of the row's largest entry off by the CPU op's reverse kernel (the
+    losses' rule leaves them to it: within its bound of some :math:`2^{12}\varepsilon
+    \log C`), 5.0 by ``NearRows``, as the eager generic path's near rows are formed
+    (branch distillone1)."""
     if d.direction == "forward":
         return NearGradients.of_loss(d, near).flagged
-    return d.batch.xp.logical_and(near, gradient_rows_flagged(d))
+    xp = d.batch.xp
+    teacher = xp.exp(d.log_t)
+    moved = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+    return xp.logical_and(near, xp.logical_or(gradient_rows_flagged(d), moved))
 
 
 def reverse_teacher_rows(d: _Distillation) -> Any:
