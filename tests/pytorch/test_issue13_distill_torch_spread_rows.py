@@ -18,7 +18,10 @@ near rows, past ``KL_FLOOR``) kept autograd's gradient of ``NearRows``' loss for
 (18, 3.4 and 242 units off at :math:`T = 1, 1/2, 2`) and the CPU op its reverse
 kernel's (7.4e5, 1.2e6 and 3.6e6; ``torch.jit.trace`` records the op): now both take
 ``NearRows``' gradient of the rows of a small spread (``_near_gradient.gradient_rows``,
-issue 13, branch distilltorch15).
+issue 13, branch distilltorch15). Branch distillone1 took the reverse rows from the
+losses' one rule (``_distill.gradient_rows_flagged``), which also flags rows of a
+larger :math:`|s - t|` whose reverse gradient cancels
+(:func:`test_reverse_rows_of_the_losses_rule`: 3 of 3 fail on main).
 
 Oracle: mpmath at 60 digits. The row is put at each temperature (its teacher's small
 mass :math:`m = (2.9\cdot 10^{-5})^T`, the student's gap :math:`70\,T` further down, so
@@ -196,3 +199,40 @@ def test_reverse_teacher_gradient_past_the_ceiling(gap: float) -> None:
     in_student, in_teacher = _truth(z, v, 1.0, "reverse")
     _assert_close(student.grad[0], in_student)
     _assert_close(teacher.grad[0], in_teacher, 4 * UNITS)
+
+
+@pytest.mark.parametrize("temperature", TEMPERATURES)
+def test_reverse_rows_of_the_losses_rule(temperature: float) -> None:
+    r"""Reverse, the teacher's small mass :math:`m = (10^{-4})^T` (:math:`|s - t|` past
+    ``SPREAD_FLOOR`` times :math:`\max_c t_c`, so not a row of branch distilltorch15's
+    rule; :math:`s \odot (\log s - \log t - D)` small, so one of
+    ``_distill.gradient_rows_flagged``'s), a 1-D call and a teacher that requires a
+    gradient (the generic path): the student's gradient was 1 230, 352 and 981 units
+    off at :math:`T = 1/2, 1, 2` on main (autograd's, which cancels; the CPU op 1.9,
+    1.3, 1.4); now 0.7, 1.3 and 1.4 (branch distillone1: the losses' one rule)."""
+    m = 1e-4**temperature
+    z = [0.0, math.log1p(-m) + 1e-7 * temperature, math.log(m) - 70 * temperature]
+    v = [0.0, math.log1p(-m), math.log(m)]
+    in_student = _truth(z, v, temperature, "reverse")[0]
+    for teacher_grad in (False, True):
+        student = torch.tensor([z], dtype=torch.float64, requires_grad=True)
+        teacher = torch.tensor([v], dtype=torch.float64, requires_grad=teacher_grad)
+        call = (student[0], teacher[0]) if not teacher_grad else (student, teacher)
+        ct.distillation_loss(*call, temperature=temperature, direction="reverse").backward()
+        assert student.grad is not None
+        _assert_close(student.grad[0], in_student, REVERSE_UNITS)
+
+
+def test_reverse_mass_moved_up_by_the_cpu_op() -> None:
+    r"""Reverse, student logits ``[0, 0, log 1e-6]`` beside teacher logits ``[0, 0,
+    -690]`` (:math:`D(s\,\|\,t) = 6.8\cdot 10^{-4}`, a near row; :math:`|s - t|` small,
+    :math:`s \odot (\log s - \log t - D)` not: not a row of the losses' rule), 2-D rows
+    (the CPU op): 5.0 units, ``NearRows``' gradient by ``_near_gradient.gradient_rows``'
+    second half. Passes on main; guards it: a CPU op whose backward takes the reverse
+    kernel's flags alone (the losses' rule) is 696 units off."""
+    z, v = [0.0, 0.0, math.log(1e-6)], [0.0, 0.0, -690.0]
+    student = torch.tensor([z, [0.5, -1.0, 2.0]], dtype=torch.float64, requires_grad=True)
+    teacher = torch.tensor([v, [1.0, 0.0, -0.5]], dtype=torch.float64)
+    ct.distillation_loss(student, teacher, direction="reverse", reduction="sum").backward()
+    assert student.grad is not None
+    _assert_close(student.grad[0], _truth(z, v, 1.0, "reverse")[0], 16.0)

@@ -168,8 +168,7 @@ def distillation_rows_checked(
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
         takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-        rows = later[0].flagged if spread is None else later[0].flagged | spread
-        rows_of = _near_gradient.NearRowsOf(rows) if takes else None
+        rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
@@ -848,7 +847,8 @@ def _gradient_rows_traced(
     teacher requiring a gradient: 40 392 units of :math:`2^{-53}` of the row's largest
     entry off (eager 64). Reverse: ``gradient_rows`` picks among ``near`` only, which
     the custom op forms by ``NearRows`` already; where the teacher requires a gradient,
-    ``_near_gradient.reverse_teacher_rows`` too (a small spread, any KL), as eager."""
+    ``_near_gradient.reverse_teacher_rows`` too (the forward rule of the roles
+    swapped, any KL), as eager."""
     if torch.float64 not in (student.dtype, teacher.dtype):
         return near
     forward = direction == "forward" and (student.requires_grad or teacher.requires_grad)

@@ -27,16 +27,23 @@ off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
 flags (one host read, as before).
 
 The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
-(a KL below ``NEAR_CEILING``) whose KL is below ``_near_rows.KL_FLOOR`` or whose spread
-is small, by the same ``spread_is_small``: between the floors autograd's :math:`T s
-\odot (\log s - \log t - D)` of ``log_softmax`` (or of ``NearRows``' loss formula)
-cancels too, where ``NearRows``' :math:`-s \odot (U - M)` holds no :math:`\log s`:
-the row above with ``direction='reverse'`` (:math:`D(s\,\|\,t) = 2.9\cdot 10^{-5}`)
-was 18, 3.4 and 242 units off at :math:`T = 1, 1/2, 2` here and 7.4e5, 1.2e6 and
-3.6e6 by the CPU op (``_distill_cpu``, whose reverse kernel flags no spread: it asks
-:func:`gradient_rows` for its float64 rows of a KL below ``NEAR_CEILING``), issue 13,
-branch distilltorch15. The compiled path (``_far_distillation._traced``) flags its
-rows by :func:`gradient_rows` too (one rule for the three).
+(a KL below ``NEAR_CEILING``) that the losses' one rule flags
+(``_distill.gradient_rows_flagged``: a KL below ``_near_rows.KL_FLOOR``, or a small
+spread of :math:`s \odot (\log s - \log t - D)` against :math:`\max_c s_c`): between
+the floors autograd's :math:`T s \odot (\log s - \log t - D)` of ``log_softmax`` (or
+of ``NearRows``' loss formula) cancels too, where ``NearRows``' :math:`-s \odot (U -
+M)` holds no :math:`\log s`: the row above with ``direction='reverse'``
+(:math:`D(s\,\|\,t) = 2.9\cdot 10^{-5}`) was 18, 3.4 and 242 units off at :math:`T =
+1, 1/2, 2` here and 7.4e5, 1.2e6 and 3.6e6 by the CPU op (issue 13, branch
+distilltorch15), and those of a small :math:`\max_c |s_c - t_c|` against :math:`\max_c
+t_c`, where :math:`\log s - \log t` cancels though the gradient is not small
+(:func:`gradient_rows`). The CPU op's reverse kernel flags the losses' rule's rows
+itself (``_distill_rows.backward_rows``, branch distillrev1) and asks
+:func:`gradient_rows` for its float64 rows of a KL below ``NEAR_CEILING`` (the second
+half); the compiled path (``_far_distillation._traced``) flags its rows by
+:func:`gradient_rows` too. Where the teacher requires a gradient,
+:func:`reverse_teacher_rows` adds the rows of its own rule (the forward one, the
+roles swapped). Branch distillone1 took these rules from ``crossent.losses``.
 
 Float64 work only (a float64 student or teacher): in float32 the two differ by far less
 than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
@@ -56,8 +63,13 @@ from typing import Any
 
 import torch
 
-from ..losses._distill import NearGradients, _Distillation, prepare_distillation
-from ..losses._near_rows import formable, spread_is_small
+from ..losses._distill import (
+    NearGradients,
+    _Distillation,
+    gradient_rows_flagged,
+    prepare_distillation,
+)
+from ..losses._near_rows import formable, forward_rows_flagged, spread_is_small
 from ._arguments import grad_recorded, has_tangent, under_torch_func
 
 __all__ = [
@@ -74,37 +86,55 @@ def gradient_rows(d: _Distillation, near: Any) -> Any:
     r"""The rows (batch shape, booleans) of the call ``d`` whose gradient is
     ``NearRows``' (module docstring), of the loss's near rows ``near`` (formable, a KL
     below ``_near_rows.NEAR_CEILING``): forward, ``NearGradients.of_loss``' (a small
-    spread, the loss's near rows or not); reverse, those of ``near`` whose KL is below
-    ``_near_rows.KL_FLOOR`` (``of_loss``') or whose :math:`\max_c |s_c - t_c|` is below
-    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``, the
-    forward rule's). The eager, compiled and CPU-op paths' one rule; traceable (no
-    read)."""
-    picked = NearGradients.of_loss(d, near).flagged
+    spread of :math:`s - t` against :math:`\max_c t_c`, ``_near_rows.spread_is_small``,
+    the loss's near rows or not); reverse, those of ``near`` that the losses' one rule
+    flags (``_distill.gradient_rows_flagged``: a small spread of :math:`s \odot (\log s
+    - \log t - D)` against :math:`\max_c s_c`, or a KL below ``_near_rows.KL_FLOOR``),
+    as ``crossent.distillation_loss_grad`` and the CPU op's reverse kernel flag them.
+    The eager, compiled and CPU-op paths' one rule; traceable (no read).
+
+    Where this differs from ``gradient_rows_flagged`` and why: forward, the rows of a
+    KL below ``KL_FLOOR`` whose spread is not small keep autograd's gradient of
+    ``NearRows``' loss formula (the rule's other half; not changed here). Reverse, only
+    the loss's near rows (the generic path wraps the per-row losses of a call that has
+    near rows, ``_distill.NEAR_ROWS_LATER``; the teacher's rows past the ceiling are
+    :func:`reverse_teacher_rows`'), and among them also those of a small :math:`\max_c
+    |s_c - t_c|` against :math:`\max_c t_c` (``spread_is_small``, branch
+    distilltorch15's rule): there :math:`\log s_c - \log t_c` cancels at the bulk
+    classes though the gradient is not small (mass moved up to a class the teacher
+    leaves empty): student logits ``[0, 0, log 1e-6]`` beside teacher logits ``[0, 0,
+    -690]`` (:math:`D(s\,\|\,t) = 6.8\cdot 10^{-4}`, a near row) are 696 units of
+    :math:`2^{-53}` of the row's largest entry off by the CPU op's reverse kernel (the
+    losses' rule leaves them to it: within its bound of some :math:`2^{12}\varepsilon
+    \log C`), 5.0 by ``NearRows``, as the eager generic path's near rows are formed
+    (branch distillone1)."""
     if d.direction == "forward":
-        return picked
-    xp = d.batch.xp
-    return xp.logical_or(picked, xp.logical_and(near, _spread_is_small(d)))
-
-
-def _spread_is_small(d: _Distillation) -> Any:
-    r"""Per row of ``d``, whether :math:`\max_c |s_c - t_c|` is below
-    ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (``spread_is_small``)."""
+        return NearGradients.of_loss(d, near).flagged
     xp = d.batch.xp
     teacher = xp.exp(d.log_t)
-    return spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+    moved = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
+    return xp.logical_and(near, xp.logical_or(gradient_rows_flagged(d), moved))
 
 
 def reverse_teacher_rows(d: _Distillation) -> Any:
     r"""The rows of a reverse call ``d`` whose teacher's gradient :math:`T(t - s)` is
-    ``NearRows``' where the teacher requires one: a small spread (``spread_is_small``),
-    formable, whatever the KL. Autograd's cancels there: teacher logits ``[0, 0, -700]``
-    beside student logits ``[0, 0, log 2.4e-5]`` (:math:`D(s\,\|\,t) = 0.008`, past
-    ``NEAR_CEILING``), :math:`T = 1`, were 9 855 units of :math:`2^{-53}` of the row's
-    largest entry off (the student's gradient 50: within the common path's bound), issue
-    13, branch distilltorch15. Traceable (no read)."""
+    ``NearRows``' where the teacher requires one: formable, whatever the KL, flagged by
+    the forward direction's rule with the roles swapped (``_near_rows.forward_rows_flagged``
+    of :math:`t - s` against :math:`\max_c s_c`, or a KL below ``KL_FLOOR``), since
+    :math:`T(t - s)` is the forward gradient of a student :math:`t` beside a teacher
+    :math:`s` (``NearGradients.in_teacher`` forms it so). This is not the student's
+    reverse rule (:func:`gradient_rows`): :math:`s \odot (\log s - \log t - D)` need
+    not be small where :math:`t - s` is. Autograd's cancels there: teacher logits ``[0,
+    0, -700]`` beside student logits ``[0, 0, log 2.4e-5]`` (:math:`D(s\,\|\,t) =
+    0.008`, past ``NEAR_CEILING``; the student's reverse spread 0.008, not small),
+    :math:`T = 1`, were 9 855 units of :math:`2^{-53}` of the row's largest entry off
+    (the student's gradient 50: within the common path's bound), issue 13, branch
+    distilltorch15 (which compared the spread with :math:`\max_c t_c`; the swapped
+    rule's :math:`\max_c s_c`, branch distillone1). Traceable (no read)."""
     xp = d.batch.xp
-    formable_rows = formable(d.student, d.teacher_scores, xp)
-    return xp.logical_and(formable_rows, _spread_is_small(d))
+    s = xp.exp(d.log_s)
+    flagged = forward_rows_flagged(xp.exp(d.log_t) - s, s, d.row_kl, xp)
+    return xp.logical_and(formable(d.student, d.teacher_scores, xp), flagged)
 
 
 def reverse_teacher_rows_of(
@@ -167,16 +197,22 @@ class NearRowsOf:
     backwards, which form nothing where no row is flagged (a call whose near rows all
     have a spread past the floor: no ``NearRows`` pass over every row). A reverse
     call's rows are :func:`gradient_rows`' of the loss's near rows ``loss_rows`` (the
-    flags the caller read: ``_distill.NearRowsLater.flagged``)."""
+    flags the caller read: ``_distill.NearRowsLater.flagged``) and the rows
+    ``teacher_rows`` (:func:`reverse_teacher_rows`, where the teacher requires a
+    gradient; None for none): ``NearRows`` forms both sides' gradients of a row."""
 
-    def __init__(self, loss_rows: torch.Tensor) -> None:
+    def __init__(self, loss_rows: torch.Tensor, teacher_rows: torch.Tensor | None = None) -> None:
         self.flags: list[torch.Tensor] = []
         self._states: list[list[bool]] = []
         self._loss_rows = loss_rows
+        self._teacher_rows = teacher_rows
 
     def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
         if near.d.direction == "reverse":  # (forward: ``of_loss``' already)
-            near = NearGradients(near.d, gradient_rows(near.d, self._loss_rows))
+            flagged = gradient_rows(near.d, self._loss_rows)
+            if self._teacher_rows is not None:
+                flagged = flagged | self._teacher_rows
+            near = NearGradients(near.d, flagged)
         state = [True]  # (until settled: form them)
         self.flags.append(torch.any(near.flagged).reshape(()))
         self._states.append(state)
