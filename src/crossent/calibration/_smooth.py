@@ -175,14 +175,19 @@ def _fold(values: FloatArray) -> FloatArray:
 
 
 def _periodic_gaussian(sigma: float) -> FloatArray:
-    """:math:`\\sum_m \\varphi_\\sigma(u - 2m)` at ``u = k / GRID``, ``k = 0 .. 2 GRID - 1``."""
+    """:math:`\\sum_m \\varphi_\\sigma(u - 2m)` at ``u = k / GRID``, ``k = 0 .. 2 GRID - 1``.
+
+    Formed at the ``GRID + 1`` distinct distances ``min(k, 2 GRID - k) / GRID`` only and
+    mirrored (the values of ``k`` and ``2 GRID - k`` are the same numbers, formed by the
+    same operations): half the exponentials of every point, the same bits.
+    """
     h = 1.0 / GRID
-    k = np.arange(2 * GRID)
-    distance = np.minimum(k, 2 * GRID - k) * h
+    distance = np.arange(GRID + 1) * h
     images = math.ceil(4.0 * sigma) + 2
     shifts = 2.0 * np.arange(-images, images + 1)
     u = (distance[:, None] + shifts[None, :]) / sigma
-    return np.exp(-0.5 * u * u).sum(axis=1) / (sigma * math.sqrt(2.0 * math.pi))
+    half = np.exp(-0.5 * u * u).sum(axis=1) / (sigma * math.sqrt(2.0 * math.pi))
+    return np.concatenate([half, half[-2:0:-1]])
 
 
 def _trapezoid(values: FloatArray) -> float:
