@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import crossent.torch as ct  # noqa: E402
-from crossent.errors import InputError  # noqa: E402
+from crossent.errors import InputError, InputTypeError  # noqa: E402
 
 
 def _case(scale: float) -> tuple:
@@ -76,3 +76,19 @@ def test_sigmoid_focal_alpha_none_is_an_input_error() -> None:
     x = torch.randn(2, 3)
     with pytest.raises(InputError, match="alpha"):
         ct.sigmoid_focal_loss(x, torch.rand(2, 3), alpha=None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: ct.cross_entropy(x, torch.tensor([0, 1, 2, 3])),
+        lambda x: ct.binary_cross_entropy_with_logits(x, torch.rand(4, 5)),
+    ],
+    ids=["cross_entropy", "binary_cross_entropy_with_logits"],
+)
+def test_sparse_input_is_an_input_type_error(call) -> None:  # type: ignore[no-untyped-def]
+    # Before: cross_entropy raised RuntimeError "unsupported memory format option
+    # Contiguous" (found by hostiletorch3, fixed by the lead); now _xp.check_dense's
+    # InputTypeError, as binary_cross_entropy_with_logits already gave (a guard there).
+    with pytest.raises(InputTypeError, match=r"is a sparse tensor \(layout torch\.sparse_coo\)"):
+        call(torch.randn(4, 5).to_sparse())

@@ -24,7 +24,7 @@ import torch
 from torch.autograd import forward_ad
 
 from .._checks import check_integer
-from .._xp import functorch_wrapped
+from .._xp import check_dense, functorch_wrapped
 from ..errors import InputError, InputTypeError
 from . import _backend
 from ._labels import check_ignore_index
@@ -159,6 +159,8 @@ def tensor(x: object, *, name: str) -> torch.Tensor:
     """``x``, which must be a tensor (an :class:`InputTypeError` names ``name`` otherwise)."""
     if not isinstance(x, torch.Tensor):
         raise InputTypeError(f"`{name}` must be a torch.Tensor; got {type(x).__name__}")
+    if x.layout != torch.strided or x.is_nested or x.is_quantized:
+        check_dense(x, name=name)  # its InputTypeError (was PyTorch's RuntimeError)
     return x
 
 

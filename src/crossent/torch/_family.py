@@ -159,7 +159,8 @@ def binary_cross_entropy_with_logits(
 
     Parameters as PyTorch's (``size_average``/``reduce`` must stay None), plus
     ``label_smoothing``; ``'mean'`` divides by the number of elements, as PyTorch's
-    does with or without ``weight``. The generic path: see
+    does with or without ``weight`` (0 for no element, where PyTorch's is NaN, as
+    :func:`cross_entropy`'s). The generic path: see
     :func:`crossent.sigmoid_cross_entropy`; for float32, float16 and bfloat16 logits the
     gradient in ``input`` is :func:`crossent.sigmoid_cross_entropy_grad`'s, within an ulp
     also where a soft target meets :math:`\sigma(x)` (``_binary``).
