@@ -170,3 +170,48 @@ def test_learner16_demo_distillation_names_what_gives_4() -> None:
 
     assert f"{kl_grad(4.0) / kl_grad(8.0):.1f}" == "4.1"
     assert (8.0 / 4.0) ** 2 == 4
+
+
+def test_docs_streams_join_a_line_flushed_in_two_chunks() -> None:
+    """A build on a loaded machine showed ``crossent:`` over `` [-0.249156 ...]``.
+
+    myst-nb's merge joins chunks with ``rstrip() + "\\n"``; the site's extension joins
+    them as printed before myst-nb tidies the end.
+    """
+    pytest.importorskip("myst_nb")
+    nbformat = pytest.importorskip("nbformat")
+    import importlib.util
+
+    from myst_nb.core.utils import coalesce_streams
+
+    spec = importlib.util.spec_from_file_location(
+        "crossent_streams", ROOT / "docs" / "_ext" / "crossent_streams.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def outputs() -> list[object]:
+        return [
+            nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": t})
+            for t in ("crossent:     ", " [-0.249156  0.152145]\n(p(T) - y)/T:  [0.1]\n")
+        ]
+
+    printed = "crossent:      [-0.249156  0.152145]\n(p(T) - y)/T:  [0.1]\n"
+    assert coalesce_streams(outputs())[0]["text"] != printed  # myst-nb's own merge
+    chunks = outputs()
+    merged = coalesce_streams(module.join_stream_chunks(chunks))
+    assert len(merged) == 1
+    assert merged[0]["text"] == printed
+    assert isinstance(merged[0], type(chunks[0]))
+    assert chunks[0]["text"] == "crossent:     "  # the kernel's own nodes untouched
+    # Other outputs keep their places; stderr's chunks are joined apart from stdout's.
+    mixed = [
+        nbformat.from_dict({"output_type": "stream", "name": "stderr", "text": "warn"}),
+        nbformat.from_dict({"output_type": "display_data", "data": {}, "metadata": {}}),
+        nbformat.from_dict({"output_type": "stream", "name": "stderr", "text": "ing\n"}),
+    ]
+    joined = module.join_stream_chunks(mixed)
+    assert [o["output_type"] for o in joined] == ["stream", "display_data"]
+    assert joined[0]["text"] == "warning\n"
