@@ -215,3 +215,22 @@ def test_docs_streams_join_a_line_flushed_in_two_chunks() -> None:
     joined = module.join_stream_chunks(mixed)
     assert [o["output_type"] for o in joined] == ["stream", "display_data"]
     assert joined[0]["text"] == "warning\n"
+
+
+def test_learner16_jeffreys_interval_as_the_calibration_page_defines_it() -> None:
+    """The page named the Jeffreys interval without saying what it is; now it does."""
+    stats = pytest.importorskip("scipy.stats")
+    text = _prose("calibration.md")
+    assert (
+        "(for $h$ right out of $n$ predictions, the 2.5 % and 97.5 % quantiles of the "
+        "$\\mathrm{Beta}(h + \\tfrac12, n - h + \\tfrac12)$ distribution:"
+    ) in text
+    probs = np.array([0.95, 0.92, 0.97, 0.91, 0.55, 0.6])
+    labels = np.array([1, 1, 0, 1, 0, 1])
+    diagram = crossent.reliability_diagram(probs, labels, scope="positive-class", bins=10)
+    for b in np.flatnonzero(diagram.count):
+        n = int(diagram.count[b])
+        h = round(float(diagram.accuracy[b]) * n)
+        low, high = stats.beta.ppf([0.025, 0.975], h + 0.5, n - h + 0.5)
+        assert diagram.accuracy_low[b] == pytest.approx(low, rel=1e-12)
+        assert diagram.accuracy_high[b] == pytest.approx(high, rel=1e-12)
