@@ -234,3 +234,21 @@ def test_learner16_jeffreys_interval_as_the_calibration_page_defines_it() -> Non
         low, high = stats.beta.ppf([0.025, 0.975], h + 0.5, n - h + 0.5)
         assert diagram.accuracy_low[b] == pytest.approx(low, rel=1e-12)
         assert diagram.accuracy_high[b] == pytest.approx(high, rel=1e-12)
+
+
+def test_learner16_seed_surprise_table_and_its_zero_at_p_zero() -> None:
+    """The seed's surprise code returns 0 at p = 0 and rounds 1/36 to 0.03."""
+    text = _prose("surprise-entropy.md")
+    assert (
+        "calls the impossible event the least surprising of all; the exact value is $+\\infty$."
+        in text
+    )
+    assert crossent.surprisal(0.0, base=2) == np.inf
+    assert (
+        "gets $-\\log_2 0.03 = 5.06$ bits where the exact surprise is $\\log_2 36 = 5.17$ bits."
+        in text
+    )
+    assert f"{float(-MP.log(MP.mpf('0.03'), 2)):.2f}" == "5.06"
+    assert f"{float(MP.log(36, 2)):.2f}" == "5.17"
+    assert f"{crossent.surprisal(1 / 36, base=2):.2f}" == "5.17"
+    assert round(1 / 36, 2) == 0.03
