@@ -133,6 +133,13 @@ def test_learner16_hinge_kink_slopes_of_other_libraries() -> None:
     np.testing.assert_array_equal(theirs, full / 2)
     ours = crossent.multiclass_hinge_loss_grad(np.array([2.0, 1.0, 0.1]), 0)
     np.testing.assert_array_equal(ours, [0.0, 0.0, 0.0])  # crossent's subgradient 0
+    # "... under `jax.grad` or PyTorch's autograd give the same one."
+    under_jax = jax.grad(lambda v: crossent.multiclass_hinge_loss(v, jnp.array(0), validate=False))
+    np.testing.assert_array_equal(np.asarray(under_jax(z)), [0.0, 0.0, 0.0])
+    x = torch.tensor([2.0, 1.0, 0.1], dtype=torch.float64, requires_grad=True)
+    crossent.multiclass_hinge_loss(x, torch.tensor(0)).backward()
+    assert x.grad is not None
+    assert x.grad.tolist() == [0.0, 0.0, 0.0]
 
 
 def test_learner16_demo_distillation_names_what_gives_4() -> None:
