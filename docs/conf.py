@@ -31,6 +31,7 @@ extensions = [
     "sphinx-mathjax-offline",  # MathJax 3 copied into the site: math renders offline
     "crossent_api",  # writes api/index.rst from crossent.__all__
     "crossent_order",  # the pages that share kernels with the Numba cache tests read last
+    "crossent_streams",  # a cell's printed lines as printed (myst-nb broke mid-line flushes)
 ]
 
 exclude_patterns = ["_build", "jupyter_execute", "**.ipynb_checkpoints"]

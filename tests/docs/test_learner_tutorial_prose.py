@@ -13,23 +13,14 @@ the oracle, crossent beside it, and the text as typed.
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
 
 import mpmath
 import numpy as np
 import pytest
+from tests.learner_pages import MP, TUTORIALS
+from tests.learner_pages import prose as _prose
 
 import crossent
-
-ROOT = Path(__file__).resolve().parents[2]
-TUTORIALS = ROOT / "docs" / "tutorials"
-MP = mpmath.mp.clone()
-MP.dps = 40
-
-
-def _prose(name: str) -> str:
-    """The page with its line breaks and runs of spaces as single spaces."""
-    return " ".join((TUTORIALS / name).read_text().split())
 
 
 def _calibration_data() -> tuple[np.ndarray, np.ndarray]:

@@ -361,7 +361,7 @@ def _distillation(out: TextIO) -> None:
         "A higher T shows which wrong classes the teacher finds plausible (its dark knowledge).",
         "The gradient of the KL alone shrinks, as 1/T^2 once T is large (a factor "
         f"{kl_grad[2] / kl_grad[3]:.1f} from T = 4 to",
-        "T = 8 here, 4 would be 1/T^2); the T^2 factor keeps it comparable across temperatures,",
+        "T = 8 here, where 1/T^2 gives 4); the T^2 factor keeps it comparable across temperatures,",
         "so T does not silently re-weight it against the label loss.",
     )
 
