@@ -31,6 +31,32 @@ def _data(n: int = 400, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return logits, labels
 
 
+def _scoped(logits: np.ndarray, labels: np.ndarray, scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """The data of ``scope``: two classes and the labels ``== 1`` for ``'positive-class'``."""
+    if scope == "positive-class":
+        return logits[:, :2], (labels == 1).astype(int)
+    return logits, labels
+
+
+def _assert_ece_is_bootstrap_interval(
+    report: crossent.Report,
+    logits: np.ndarray,
+    labels: np.ndarray,
+    scope: str,
+    **options: int,
+) -> None:
+    """The report's ECE and interval are :func:`crossent.bootstrap_interval`'s, to the bit."""
+    expected = crossent.bootstrap_interval(
+        "calibration_error", logits, labels, form="logits", scope=scope, **options
+    )
+    got = report.to_dict()["ece"]
+    assert (got["value"], got["ci_low"], got["ci_high"]) == (
+        expected.value,
+        expected.low,
+        expected.high,
+    )
+
+
 def test_issue11_report_imports_no_private_name_from_calibration() -> None:
     private = []
     for path in sorted(REPORT.glob("*.py")):
@@ -103,18 +129,9 @@ def test_issue11_compare_reports_confidence_is_checked_as_in_bootstrap_interval(
 @pytest.mark.parametrize("scope", ["top-label", "class-wise", "positive-class"])
 def test_issue11_report_ece_interval_is_bootstrap_interval(scope: str) -> None:
     logits, labels = _data(seed=5)
-    if scope == "positive-class":
-        logits, labels = logits[:, :2], (labels == 1).astype(int)
+    logits, labels = _scoped(logits, labels, scope)
     ece = crossent.report(logits, labels, form="logits", scope=scope, resamples=60, seed=4)
-    expected = crossent.bootstrap_interval(
-        "calibration_error", logits, labels, form="logits", scope=scope, resamples=60, seed=4
-    )
-    got = ece.to_dict()["ece"]
-    assert (got["value"], got["ci_low"], got["ci_high"]) == (
-        expected.value,
-        expected.low,
-        expected.high,
-    )
+    _assert_ece_is_bootstrap_interval(ece, logits, labels, scope, resamples=60, seed=4)
 
 
 @pytest.mark.parametrize("scope", ["top-label", "positive-class"])
@@ -131,8 +148,7 @@ def test_report_rows_kept_in_place_over_many_batches(
 
     monkeypatch.setattr(_compute, "BATCH_ROWS", 32)
     logits, labels = _data(seed=7)
-    if scope == "positive-class":
-        logits, labels = logits[:, :2], (labels == 1).astype(int)
+    logits, labels = _scoped(logits, labels, scope)
     result = crossent.report(logits, labels, form="logits", scope=scope, resamples=30, seed=2)
     log_p = special.log_softmax(logits.astype(np.float64), axis=1)
     rows = np.arange(labels.shape[0])
@@ -141,12 +157,4 @@ def test_report_rows_kept_in_place_over_many_batches(
     np.testing.assert_allclose(
         result.brier_rows, ((np.exp(log_p) - onehot) ** 2).sum(1), rtol=1e-12
     )
-    expected = crossent.bootstrap_interval(
-        "calibration_error", logits, labels, form="logits", scope=scope, resamples=30, seed=2
-    )
-    got = result.to_dict()["ece"]
-    assert (got["value"], got["ci_low"], got["ci_high"]) == (
-        expected.value,
-        expected.low,
-        expected.high,
-    )
+    _assert_ece_is_bootstrap_interval(result, logits, labels, scope, resamples=30, seed=2)

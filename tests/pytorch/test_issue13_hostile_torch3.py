@@ -1,6 +1,11 @@
 """Hostile round (issue 13, branch hostiletorch3): class weights near the ends of the
 float32 range under ``'mean'``, and option values that crashed without an InputError.
 
+Off the CPU ``mean_scaled_weight`` read nothing on the host and scaled nothing, so CUDA
+weights of ``1e-40`` or ``1e38`` still gave the NaN gradient or NaN/``inf`` loss that the
+CPU had lost (issue 13, branch leftovers14): the ``off_cpu`` cases take that branch on
+the CPU (``_reduction.reads_on_host`` patched to ``False``).
+
 Oracle: ``torch.nn.functional.cross_entropy`` in float64 on the same (float32-rounded)
 logits, hidden states and weights.
 """
@@ -14,6 +19,15 @@ F = torch.nn.functional
 
 import crossent.torch as ct  # noqa: E402
 from crossent.errors import InputError, InputTypeError  # noqa: E402
+from crossent.torch import _reduction  # noqa: E402
+
+BRANCHES = ["cpu", "off_cpu"]
+
+
+def _take(branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``'off_cpu'``: the branch that CUDA (any device but the CPU) takes eagerly."""
+    if branch == "off_cpu":
+        monkeypatch.setattr(_reduction, "reads_on_host", lambda weight: False)
 
 
 def _case(scale: float) -> tuple:
@@ -25,12 +39,16 @@ def _case(scale: float) -> tuple:
     return h, linear_weight, weight, y
 
 
+@pytest.mark.parametrize("branch", BRANCHES)
 @pytest.mark.parametrize("loss", ["cross_entropy", "linear_cross_entropy"])
 @pytest.mark.parametrize("scale", [1e-40, 1e38])
-def test_mean_with_extreme_class_weights_is_the_float64_mean(loss: str, scale: float) -> None:
+def test_mean_with_extreme_class_weights_is_the_float64_mean(
+    loss: str, scale: float, branch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Before: cross_entropy's gradient was NaN at 1e-40 (1/sum(w) overflowed float32)
     # and its loss NaN at 1e38 (inf/inf); linear_cross_entropy's loss was inf at both;
-    # the float64 means are about 2 and 3.
+    # the float64 means are about 2 and 3. Off the CPU so until branch leftovers14.
+    _take(branch, monkeypatch)
     h, linear_weight, weight, y = _case(scale)
     h.requires_grad_()
     options = {"weight": weight, "label_smoothing": 0.1, "ignore_index": -100}
@@ -61,6 +79,31 @@ def test_mean_of_weights_scaled_by_a_power_of_two_keeps_its_bits() -> None:
         x = z.clone().requires_grad_()
         mean = ct.cross_entropy(x, y, weight=w, label_smoothing=0.1, z_loss=1e-3)
         results.append((mean, *torch.autograd.grad(mean, x)))
+    assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
+
+
+def test_off_cpu_scaling_of_ordinary_weights_keeps_the_bits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Ordinary weights (largest 2.77: scaled by 1/4 off the CPU, left alone on it) give
+    # the same mean and gradient bit for bit on both branches; also under vmap (one
+    # weight vector per example). Kills a scaling by 1/max(w), not a power of 2.
+    g = torch.Generator().manual_seed(5)
+    z, weight = torch.randn(64, 7, generator=g), torch.rand(7, generator=g) * 3 + 0.2
+    y = torch.randint(0, 7, (64,), generator=g)
+    y[::5] = -100
+    weights = torch.stack([weight, weight * 7.0, weight / 3.0])
+
+    def loss(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return ct.cross_entropy(x, y, weight=w, label_smoothing=0.1, z_loss=1e-3)
+
+    results = []
+    for branch in BRANCHES:
+        _take(branch, monkeypatch)
+        x = z.clone().requires_grad_()
+        mean = loss(x, weight)
+        batched = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0))(z, weights)
+        results.append((mean, *torch.autograd.grad(mean, x), batched))
     assert all(torch.equal(a, b) for a, b in zip(*results, strict=True))
 
 

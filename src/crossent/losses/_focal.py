@@ -119,7 +119,11 @@ def softmax_focal_loss(focal: _Focal) -> Any:
     Returns
     -------
     array or LossParts
-        In nats (or ``base``); 0 for ignored rows and labels of weight 0.
+        In nats (or ``base``); 0 for ignored rows and labels of weight 0. ``'mean'``
+        of an empty batch, of rows all ignored, or of labels all of weight 0 is 0
+        with a zero gradient, where PyTorch's weighted mean
+        (``F.cross_entropy``, ``gamma=0``) is NaN (as
+        :func:`crossent.torch.softmax_focal_loss`).
 
     Raises
     ------

@@ -501,7 +501,10 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     Returns
     -------
     array or LossParts
-        The focal loss reduced like :func:`sigmoid_cross_entropy`.
+        The focal loss reduced like :func:`sigmoid_cross_entropy`: ``'mean'`` of no
+        element (an empty batch), or of elements whose weights are all 0, is 0 with a
+        zero gradient, where ``torchvision.ops.sigmoid_focal_loss``'s ``loss.mean()``
+        of an empty batch is NaN (as :func:`crossent.torch.sigmoid_focal_loss`).
 
     Raises
     ------

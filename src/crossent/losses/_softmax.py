@@ -1475,6 +1475,10 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
         loss and gradient are 0 (the rows that count are checked as always).
     label_smoothing : float in [0, 1], optional
         Mix the one-hot target with the uniform distribution (Szegedy et al. 2016).
+        With ``weight`` its term weighs every class :math:`c` by :math:`w_c` (as
+        PyTorch's), so a row whose label has weight 0 still has a loss (``'none'``,
+        ``'sum'``, the total of ``'parts'``); ``'mean'`` divides by the labels'
+        weights, and is 0 where they are all 0, where PyTorch's is NaN.
     reduction : {'mean', 'sum', 'none', 'parts'}, optional
         ``'mean'``: sum over rows divided by the sum of the rows' label weights
         (PyTorch's weighted mean; 0 when every row is ignored). ``'parts'``: a

@@ -233,7 +233,9 @@ def sigmoid_focal_loss(
 
     ``alpha < 0`` means no class balancing, as in torchvision. The generic path: see
     :func:`crossent.sigmoid_focal_loss`, which is exact where torchvision's
-    ``p * (1 - p)`` form loses digits.
+    ``p * (1 - p)`` form loses digits. ``reduction='mean'`` of an empty batch is 0
+    with a zero gradient (eager and compiled), where torchvision's ``loss.mean()`` is
+    NaN.
 
     Examples
     --------
@@ -302,7 +304,10 @@ def softmax_focal_loss(
     float32 ulps from the float64 truth at 1024 x 32000 where autograd's graph of the
     formula gave 171, in about a quarter of its time; ``benchmarks/RESULTS.md``, issue
     13); compiled, ``_ops._focal_gradients`` (36 ulps). Other eager calls, and a
-    ``create_graph`` backward, keep autograd's graph of the formula.
+    ``create_graph`` backward, keep autograd's graph of the formula. ``reduction='mean'``
+    divides by the summed label weights, and is 0 with a zero gradient where that sum
+    is 0 (an empty batch, every row ignored, labels all of weight 0; eager and
+    compiled), where PyTorch's weighted mean (``F.cross_entropy``, ``gamma=0``) is NaN.
 
     Examples
     --------

@@ -203,6 +203,11 @@ def cross_entropy(
         all 0. With probability targets it divides by the number of rows, and is 0 for
         an empty batch.
     label_smoothing : float in [0, 1], optional
+        :math:`\varepsilon`: the one-hot target mixed with the uniform distribution, as
+        PyTorch's. With class weights its term weighs every class :math:`c` by
+        :math:`w_c`, so a row whose label has weight 0 still has a loss (``'none'``,
+        ``'sum'``); ``'mean'`` divides by the labels' weights, and is 0 with a zero
+        gradient where they are all 0, where PyTorch's is NaN.
     z_loss : float >= 0, optional
         Coefficient of the z-loss :math:`\lambda\,\mathrm{LSE}^2` (PaLM).
     soft_cap : float > 0, optional

@@ -16,7 +16,14 @@ import torch
 
 from ._arguments import examples
 
-__all__ = ["label_rows", "label_weight_sum", "mean_scaled_weight", "weighted_mean"]
+__all__ = [
+    "label_rows",
+    "label_weight_sum",
+    "mean_scaled_weight",
+    "power_of_two_scaled",
+    "reads_on_host",
+    "weighted_mean",
+]
 
 
 def label_rows(labels: torch.Tensor, ignore_index: int | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,10 +54,30 @@ def weighted_mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor
     return torch.where(positive, total / safe, torch.zeros_like(total))
 
 
+def reads_on_host(weight: torch.Tensor) -> bool:
+    """Whether :func:`mean_scaled_weight` reads the largest weight on the host: eagerly on
+    the CPU only (elsewhere a read is a host sync; while compiling, a graph break). A
+    function of its own so that tests on the CPU can take the other branch."""
+    return weight.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def power_of_two_scaled(weight: torch.Tensor) -> torch.Tensor:
+    r"""``weight`` times :math:`2^{-e}`, :math:`e` the exponent that ``torch.frexp`` gives
+    its largest entry (which lands in :math:`[1/2, 1)`): device operations only, no host
+    read. A new tensor (float64 product, cast back: exact where the scaled entry is a
+    normal number of ``weight``'s dtype)."""
+    _, exponent = torch.frexp(weight.detach().max())
+    # Clamped so that the float64 factor is a normal number; the product is exact.
+    factor = torch.exp2(-exponent.clamp(-1000, 1000).to(torch.float64))
+    return (weight.to(torch.float64) * factor).to(weight.dtype)
+
+
 def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     r"""Class weights for ``'mean'``: ``weight`` times the power of 2 :math:`2^{-e}` that
-    brings its largest entry into :math:`[1/2, 1)` (``torch.frexp``), where that entry
-    is outside :math:`[2^{-64}, 2^{64}]`; else ``weight`` itself.
+    brings its largest entry into :math:`[1/2, 1)` (``torch.frexp``,
+    :func:`power_of_two_scaled`); on the CPU eagerly only where that entry is outside
+    :math:`[2^{-64}, 2^{64}]` (else ``weight`` itself), off the CPU and while compiling
+    always.
 
     The weighted mean :math:`\sum_i w_{y_i} L_i / \sum_i w_{y_i}` does not change when
     every weight is scaled by one factor, and a power of 2 scales every weight, row
@@ -59,20 +86,21 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     hostiletorch3): weights of about ``1e-40`` (subnormal) gave a NaN gradient from
     :math:`1/\sum w = \infty` (``linear_cross_entropy`` an ``inf`` loss), weights of
     about ``1e38`` a NaN loss from :math:`\infty/\infty`, where the float64 mean is
-    about 2. Ordinary weights stay the caller's tensor (autograd still sees an in-place
-    change of it before the backward). The largest entry is read on the CPU only (as
-    the weight checks read it); while compiling, every weight is scaled (no host read:
-    the same numbers); off the CPU eagerly, none.
+    about 2. The largest entry is read on the host on the CPU only (as the weight
+    checks read it; :func:`reads_on_host`), and ordinary weights stay the caller's
+    tensor there (autograd still sees an in-place change of it before the backward).
+    Elsewhere (off the CPU, or compiling) a read would be a host sync or a graph break,
+    so every weight is scaled with device operations: the same numbers for ordinary
+    weights, a new tensor (the loss saves it, so an in-place change of the caller's
+    weight after the call no longer reaches the backward, nor is it reported). Off the
+    CPU eagerly nothing was scaled until issue 13 (branch leftovers14), so CUDA weights
+    of ``1e-40`` or ``1e38`` still gave the NaN or ``inf``. The class-id losses never
+    differentiate ``weight`` (``check_weight_not_differentiated``).
     """
     if weight is None or weight.numel() == 0:
         return weight
-    if not torch.compiler.is_compiling():
-        if weight.device.type != "cpu":
-            return weight
+    if reads_on_host(weight):
         top = float(examples(weight.detach())[0].max())  # every example's under vmap
         if 2.0**-64 <= top <= 2.0**64:
             return weight
-    _, exponent = torch.frexp(weight.detach().max())
-    # Clamped so that the float64 factor is a normal number; the product is exact.
-    factor = torch.exp2(-exponent.clamp(-1000, 1000).to(torch.float64))
-    return (weight.to(torch.float64) * factor).to(weight.dtype)
+    return power_of_two_scaled(weight)

@@ -1341,7 +1341,9 @@ def vocab_parallel_cross_entropy(
         ``'mean'`` divides by the sum of the rows' label weights (0 when every row is
         ignored, with zero gradients).
     label_smoothing, z_loss, soft_cap, temperature
-        As in :func:`crossent.softmax_cross_entropy`, over the whole vocabulary.
+        As in :func:`crossent.softmax_cross_entropy`, over the whole vocabulary (with
+        ``weight`` and smoothing, ``'mean'`` of labels all of weight 0 is 0, where
+        PyTorch's is NaN).
 
     Returns
     -------
