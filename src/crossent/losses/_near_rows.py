@@ -36,8 +36,8 @@ then the mean of what is left), so that :math:`U` of a dominant class is not the
 rounding of the first. The forward gradient :math:`T(q - p) = T p \odot
 \operatorname{expm1}(u - \log\mathrm E_p[e^u])` is :math:`p \odot
 a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = W - T\log\mathrm
-E_p[e^{W/T}]`, :math:`W = D - D_r` shifted at the top class :math:`r` of :math:`p`
-(:func:`_tempered_log_mean`; where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no
+E_p[e^{W/T}]`, :math:`W` the log-ratio :math:`D` shifted at the top class of
+:math:`p` and centred on the classes not moved far (:func:`_tempered_log_mean`; where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no
 cancellation there); the reverse
 one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
 :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
@@ -284,26 +284,31 @@ def _weights(
 def _tempered_log_mean(
     first: Array, second: Array, weights: tuple[Array, Array], temperature: float, xp: ModuleType
 ) -> tuple[Array, Array]:
-    r""":math:`W = D - D_r` (:math:`D = \text{second} - \text{first}`, :math:`r` the first
-    top class of :math:`p`; 0 where :math:`p_c = 0`) and :math:`\ell = T\log\mathrm
-    E_p[e^{W/T}]` per row (keepdims), ``weights`` :math:`(\log p, p)` of :func:`_weights`:
-    the forward gradient's :math:`a = W - \ell` (:meth:`NearRows._forward_gradient`).
+    r""":math:`W` and :math:`\ell = T\log\mathrm E_p[e^{W/T}]` per row (keepdims), the
+    forward gradient's :math:`a = W - \ell` (:meth:`NearRows._forward_gradient`),
+    ``weights`` :math:`(\log p, p)` of :func:`_weights`: :math:`W = D - D_r - c`
+    (:math:`D = \text{second} - \text{first}`, 0 where :math:`p_c = 0`; :math:`r` the
+    first top class of :math:`p`; :math:`c` the :math:`p`-mean of :math:`D - D_r` over
+    the classes where :math:`|D_c - D_r|/T < 1/2`, the top one among them), and
 
     .. math:: \ell = G + T\psi(G/T),\qquad G = \mathrm E_p\big[T\operatorname{expm1}(W/T)
               \big],\quad T\operatorname{expm1}(x) = W + W\,x\,h(x)\ (|x| < 1/2)
 
     (:math:`h`, :math:`\psi` and their switches as :func:`_scaled_kl`'s; elsewhere
     :math:`T\,p\operatorname{expm1}(x)`, or :math:`T(e^{\log p + x} - p)` past
-    ``expm1``'s range, and :math:`T\log(1 + y)`). Each term of :math:`G` is one
-    product (not :math:`\mathrm E_p[W]` and :math:`\mathrm E_p[W x h(x)]` apart, which
-    cancel where a class is moved far: 70 to 69). The shift at the top class keeps
-    :math:`W` of the bulk of the mass small where a little mass is moved far (the mean
-    :math:`\mathrm E_p[D]` moves the bulk's :math:`U` by it, and :math:`U - M - T D`
-    then cancels: issue 13, branch nearfwd1). :math:`a_r = -\ell` holds no difference,
-    and :math:`p_c|W_c| \le p_c|a_c| + p_r|a_r|` (:math:`p_c \le p_r`), so :math:`a_c`'s
-    error :math:`\varepsilon(|W_c| + |\ell|)` times :math:`p_c` is a few units of the
-    row's largest entry :math:`\max_c p_c|a_c|` (up to the factor
-    :math:`\operatorname{expm1}(q)/q`)."""
+    ``expm1``'s range, and :math:`T\log(1 + y)`). Each term of :math:`G` is one product
+    (not :math:`\mathrm E_p[W]` and :math:`\mathrm E_p[W x h(x)]` apart, which cancel
+    where a class is moved far: 70 against 69). The shift leaves out the classes moved
+    far: :func:`_parts`' mean :math:`\mathrm E_p[D]` moves the bulk's :math:`U` by
+    some :math:`70\,T\,p_j` where a class of weight :math:`p_j` is moved down by
+    :math:`70T`, and :math:`U - M - T D` then cancels (issue 13, branch nearfwd1); here
+    such a class enters :math:`\ell` by its :math:`T p_j\operatorname{expm1}(x_j)`,
+    about :math:`-T p_j`, of the size of :math:`a`. The centring of the others (not the
+    top class's :math:`D_r` alone) keeps :math:`G`'s terms, whose rounding :math:`\ell`
+    and every :math:`a_c` share, as small as :func:`_parts`' (the top class's shift
+    alone was up to 2.6 units of the row's largest entry worse on ordinary near rows).
+    The rounding of :math:`c` is shared by :math:`W` and :math:`\ell` (:math:`G` is
+    formed of the :math:`W` as rounded)."""
     log_p, p = weights
     present = p > 0.0
     zeros = xp.zeros_like(log_p)
@@ -315,6 +320,11 @@ def _tempered_log_mean(
         top = ns.argmax(log_p, axis=-1, keepdims=True)
         at_top = ns.arange(d.shape[-1], device=device(d)) == top
         w = d - xp.sum(xp.where(at_top, d, zeros), axis=-1, keepdims=True)
+        # the classes of |W/T| < 1/2 (the top one among them) centred at their mean
+        inner = xp.logical_and(present, xp.abs(w / t) < _SERIES_X)
+        weights = xp.where(inner, p, zeros)
+        mean = xp.sum(weights * xp.where(inner, w, zeros), axis=-1, keepdims=True)
+        w = w - mean / xp.sum(weights, axis=-1, keepdims=True)
         x = w / t
         near = xp.abs(x) < _SERIES_X
         h = _horner(xp.where(near, x, zeros), _H, xp)
@@ -508,19 +518,19 @@ class NearRows:
 
     def _forward_gradient(self) -> Array:
         r""":math:`T(s - t)` as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`, :math:`a =
-        W - \ell` (:func:`_tempered_log_mean`: :math:`W = D - D_r`, :math:`\ell = T\log
-        \mathrm E_t[e^{W/T}]`): no difference of nearly equal probabilities, and
+        W - \ell` (:func:`_tempered_log_mean`: :math:`W` the log-ratio :math:`D` shifted,
+        :math:`\ell = T\log\mathrm E_t[e^{W/T}]`): no difference of nearly equal probabilities, and
         :math:`T` only divides. Where :math:`|a|/T \ge 1/2` (:math:`s` and :math:`t`
         differ by a factor past 1.6) :math:`T(s - t)` itself. The entry of a top class
         :math:`r` of :math:`t_r > 1/2` is minus the sum of the others
-        (``_dominant_entry``, as before :math:`a_r = -\ell`: its :math:`a_r = U_r - M - T
-        D` cancelled, saturated rows up to some 300 units of :math:`2^{-53}` off). The
-        former :math:`a = U - M - T D` (:func:`_parts`' mean shift) cancelled at the bulk
+        (``_dominant_entry``: the former :math:`a_r = U_r - M - T D` cancelled there,
+        saturated rows up to some 300 units of :math:`2^{-53}` off; kept, the others'
+        sum being no worse on the rows measured). The former :math:`a = U - M - T D` (:func:`_parts`' mean shift) cancelled at the bulk
         classes where a little mass is moved far: student logits ``[0, log1p(-m) + 1e-7
         T, log(m) - 70 T]`` beside teacher logits ``[0, log1p(-m), log(m)]``, :math:`m =
         (2.9\cdot 10^{-5})^T`, :math:`T = 1/2` (:math:`a` of 7.3e-6 against :math:`U` and
         :math:`T D` of 5.1e-4) were 64 units of :math:`2^{-53}` of the row's largest
-        entry off (issue 13, branch nearfwd1)."""
+        entry off, now 2.7 (issue 13, branch nearfwd1)."""
         xp, t = self.xp, self.temperature
         log_p, p = _weights(self.teacher, t, xp, self.log_t)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, p), t, xp)

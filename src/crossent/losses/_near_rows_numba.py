@@ -154,9 +154,10 @@ def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndar
 
 @numba.njit(cache=True)
 def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
-    r"""``_tempered_log_mean`` of one row: :math:`\log p`, :math:`p` and :math:`W = D -
-    D_r` into ``scratch``'s rows 0, 1 and 2 (row 3 the terms); returns :math:`\ell = T
-    \log\mathrm E_p[e^{W/T}]`."""
+    r"""``_tempered_log_mean`` of one row: :math:`\log p`, :math:`p` and :math:`W` (:math:`D
+    - D_r` less its :math:`p`-mean over the classes of :math:`|D - D_r|/T < 1/2`) into
+    ``scratch``'s rows 0, 1 and 2 (row 3 the terms); returns :math:`\ell = T\log\mathrm
+    E_p[e^{W/T}]`."""
     log_p, p, w, terms = scratch[0], scratch[1], scratch[2], scratch[3]
     classes = first.shape[0]
     _row_weights(first, t, log_p, p)
@@ -167,8 +168,16 @@ def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.n
         if log_p[c] > log_p[top]:
             top = c
     reference = w[top]
-    for c in range(classes):  # the series everywhere, without a branch (vectorised)
+    for c in range(classes):
         w[c] = w[c] - reference
+        inner = p[c] > 0.0 and abs(w[c] / t) < _SERIES_X
+        terms[c] = p[c] * w[c] if inner else 0.0
+    mean = row_sum(terms)
+    for c in range(classes):
+        terms[c] = p[c] if p[c] > 0.0 and abs(w[c] / t) < _SERIES_X else 0.0
+    mean = mean / row_sum(terms)
+    for c in range(classes):  # the series everywhere, without a branch (vectorised)
+        w[c] = w[c] - mean
         x = w[c] / t
         h = _horner(x if abs(x) < _SERIES_X else 0.0, _H0, _H_REST)
         terms[c] = p[c] * (w[c] + w[c] * (x * h))
