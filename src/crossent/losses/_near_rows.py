@@ -37,9 +37,9 @@ rounding of the first. The forward gradient :math:`T(q - p) = T p \odot
 \operatorname{expm1}(u - \log\mathrm E_p[e^u])` is :math:`p \odot
 a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = W - T\log\mathrm
 E_p[e^{W/T}]`, :math:`W` the log-ratio :math:`D` shifted at the top class of
-:math:`p` and centred on the classes not moved far (:func:`_tempered_log_mean`; where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no
-cancellation there); the reverse
-one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
+:math:`p` and centred on the classes not moved far (:func:`_tempered_log_mean`;
+where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation there); the
+reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
 :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
 rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
@@ -525,8 +525,8 @@ class NearRows:
         :math:`r` of :math:`t_r > 1/2` is minus the sum of the others
         (``_dominant_entry``: the former :math:`a_r = U_r - M - T D` cancelled there,
         saturated rows up to some 300 units of :math:`2^{-53}` off; kept, the others'
-        sum being no worse on the rows measured). The former :math:`a = U - M - T D` (:func:`_parts`' mean shift) cancelled at the bulk
-        classes where a little mass is moved far: student logits ``[0, log1p(-m) + 1e-7
+        sum being no worse on the rows measured). The former :math:`a = U - M - T D`
+        (:func:`_parts`' mean shift) cancelled at the bulk classes where a little mass is moved far: student logits ``[0, log1p(-m) + 1e-7
         T, log(m) - 70 T]`` beside teacher logits ``[0, log1p(-m), log(m)]``, :math:`m =
         (2.9\cdot 10^{-5})^T`, :math:`T = 1/2` (:math:`a` of 7.3e-6 against :math:`U` and
         :math:`T D` of 5.1e-4) were 64 units of :math:`2^{-53}` of the row's largest
