@@ -530,7 +530,8 @@ class NearRows:
         is moved far: student logits ``[0, log1p(-m) + 1e-7 T, log(m) - 70 T]`` beside
         teacher logits ``[0, log1p(-m), log(m)]``, :math:`m = (2.9\cdot 10^{-5})^T`,
         :math:`T = 1/2` (:math:`a` of 7.3e-6 against :math:`U` and :math:`T D` of 5.1e-4)
-        were 64 units of :math:`2^{-53}` of the row's largest entry off, now 2.7 (issue 13, branch nearfwd1)."""
+        were 64 units of :math:`2^{-53}` of the row's largest entry off, now 2.7 (issue
+        13, branch nearfwd1)."""
         xp, t = self.xp, self.temperature
         log_p, p = _weights(self.teacher, t, xp, self.log_t)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, p), t, xp)
