@@ -65,10 +65,24 @@ def score_means(
         spherical="spherical" in fields,
     )
     sums = [part.sums for _, part in map_totals(predictions, request)]
-    return {
-        field: math.fsum(float(part[_SUMMED[field]]) for part in sums) / predictions.n
-        for field in fields
-    }
+    means = {}
+    for field in fields:
+        try:
+            means[field] = math.fsum(float(part[_SUMMED[field]]) for part in sums) / predictions.n
+        except OverflowError:  # fsum's "intermediate overflow": finite blocks, huge total
+            means[field] = math.inf
+        if field == "surprisal" and means[field] == math.inf:
+            means[field] = _mean_of_huge(predictions, top=top)
+    return means
+
+
+def _mean_of_huge(predictions: Predictions, *, top: bool) -> float:
+    """The mean surprisal when the sum of the surprisals overflows (or one is +inf):
+    each row's divided by the rows first.  Surprisals of about 1e308 each (logits of
+    +-1e308) summed to +inf, and the NLL of rows 1e308, 1e308 and log 2 was reported as
+    inf, not 6.67e307; a row of surprisal +inf (probability 0) keeps the mean +inf."""
+    surprisal = summarize(predictions, top=top).surprisal
+    return math.fsum(surprisal / predictions.n)
 
 
 def negative_log_likelihood(

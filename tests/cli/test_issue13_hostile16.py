@@ -1,0 +1,71 @@
+"""Issue 13, a hostile pass over ``crossent report`` (branch hostile16).
+
+* Logits of +-1e308 (a model's saturated outputs): the surprisals 1e308, 1e308 and
+  log 2 have the mean 6.67e307, but their sum overflowed and the NLL (JSON, text, and
+  ``negative_log_likelihood``) was ``inf``; the mean is now taken row by row when the
+  sum overflows (a row of surprisal +inf still makes it +inf).
+* Such numbers were printed in fixed notation with all their digits: a per-class NLL
+  of 5e307 made a table cell 313 characters wide (the ``.txt`` report promises 80
+  columns); from 1e15 on they are printed as ``5.0000e+307``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import crossent
+from crossent.cli import main
+
+pytest.importorskip("rich")
+
+_FAST = ["--resamples", "5", "--top", "3"]
+_HUGE = np.array([[1e308, 0.0], [0.0, 1e308], [0.0, 0.0]])
+_HUGE_LABELS = np.array([1, 0, 0])
+_HUGE_NLL = 2 * (1e308 / 3) + math.log(2) / 3  # rows 1e308, 1e308, log 2 (their sum overflows)
+
+
+@pytest.fixture
+def huge(tmp_path: Path) -> Path:
+    path = tmp_path / "huge.npz"
+    np.savez(path, logits=_HUGE, labels=_HUGE_LABELS)
+    return path
+
+
+def test_nll_of_huge_logits_is_their_finite_mean(
+    capsys: pytest.CaptureFixture[str], huge: Path
+) -> None:
+    """Main: ``"nll_nats": "inf"`` (the sum 2e308 overflowed)."""
+    assert main(["report", str(huge), "--json", *_FAST]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert payload["nll_nats"] == pytest.approx(_HUGE_NLL, rel=1e-15)
+    assert payload["nll_bits"] == pytest.approx(_HUGE_NLL / math.log(2), rel=1e-15)
+    nll = crossent.negative_log_likelihood(_HUGE, _HUGE_LABELS, form="logits")
+    assert nll == pytest.approx(_HUGE_NLL, rel=1e-15)
+    binary = crossent.negative_log_likelihood(
+        np.array([1e308, -1e308, 0.0]), np.array([0, 1, 1]), form="logits"
+    )
+    assert binary == pytest.approx(_HUGE_NLL, rel=1e-15)
+
+
+def test_an_infinite_surprisal_keeps_the_nll_infinite() -> None:
+    """Guard of the fallback: a label of probability 0 (surprisal +inf) among huge rows
+    is still an NLL of +inf (kills a fallback that drops or clips infinite rows)."""
+    logits = np.array([[1e308, 0.0], [0.0, 1e308], [0.0, -np.inf]])
+    labels = np.array([1, 0, 1])
+    assert crossent.negative_log_likelihood(logits, labels, form="logits") == math.inf
+
+
+def test_huge_numbers_fit_the_text_table(huge: Path) -> None:
+    """Main: the per-class NLL 5e307 and the surprisal 1e308 printed with 308 digits."""
+    output = huge.parent / "r.txt"
+    assert main(["report", str(huge), "--output", str(output), "--json", *_FAST]) == 0
+    text = output.read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line[:1] in "┌│└┏┃┡"]
+    assert max(map(len, table)) <= 80
+    assert "6.6667e+307" in text  # the NLL
+    assert "5.0000e+307" in text  # class 0's NLL: rows of 1e308 and log 2
