@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,25 @@ def test_huge_numbers_fit_the_text_table(huge: Path) -> None:
     assert max(map(len, table)) <= 80
     assert "6.6667e+307" in text  # the NLL
     assert "5.0000e+307" in text  # class 0's NLL: rows of 1e308 and log 2
+
+
+def test_paired_difference_of_huge_logits_is_finite(
+    capsys: pytest.CaptureFixture[str], huge: Path
+) -> None:
+    """Main: the difference ``"inf"`` beside its interval [3.67e307, 1e308], and NumPy's
+    two-line overflow warning on standard error; ``compare_log_loss`` gave -inf."""
+    baseline = huge.parent / "flat.npz"
+    np.savez(baseline, logits=np.zeros((3, 2)), labels=_HUGE_LABELS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["report", str(baseline), str(huge), "--json", *_FAST]) == 0
+        compared = crossent.compare_log_loss(
+            np.zeros((3, 2)), _HUGE, _HUGE_LABELS, form_a="logits", form_b="logits", resamples=5
+        )
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    (nll,) = [c for c in json.loads(captured.out)["comparisons"] if c["metric"] == "nll_nats"]
+    assert nll["difference"] == pytest.approx(_HUGE_NLL - math.log(2), rel=1e-15)
+    assert nll["ci_low"] <= nll["difference"] <= nll["ci_high"]
+    assert compared.difference == pytest.approx(math.log(2) - _HUGE_NLL, rel=1e-15)
+    assert compared.nll_b == pytest.approx(_HUGE_NLL, rel=1e-15)
