@@ -92,3 +92,34 @@ def test_paired_difference_of_huge_logits_is_finite(
     assert nll["ci_low"] <= nll["difference"] <= nll["ci_high"]
     assert compared.difference == pytest.approx(math.log(2) - _HUGE_NLL, rel=1e-15)
     assert compared.nll_b == pytest.approx(_HUGE_NLL, rel=1e-15)
+
+
+def test_explain_prints_a_huge_loss_in_scientific_notation(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Main: ``loss = -sum y log p =`` then the 309 digits of 1e308 on their own line."""
+    assert main(["explain", "--logits", "1e308,-1e308,0", "--label", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "loss = -sum y log p = 1.000000e+308 nats" in out
+    assert max(map(len, out.splitlines())) <= 80
+
+
+def test_explain_of_many_logits_builds_no_square_matrix(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Main: the one-hot target was ``np.eye(K)[label]``, K*K floats: 4_000 logits took
+    128 MB, 20_000 took 3.2 GB, and 100_000 were an internal error (MemoryError, 74.5
+    GiB), exit 3."""
+    import tracemalloc
+
+    assert main(["explain", "--logits", "0,0", "--label", "1"]) == 0  # imports, untraced
+    capsys.readouterr()
+    logits = ",".join(["0"] * 4_000)
+    tracemalloc.start()
+    try:
+        assert main(["explain", "--logits", logits, "--label", "5"]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40e6  # the K*K target alone was 1.28e8 bytes
+    assert f"loss = -sum y log p = {math.log(4_000):.6f} nats" in capsys.readouterr().out
