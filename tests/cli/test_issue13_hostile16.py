@@ -123,3 +123,15 @@ def test_explain_of_many_logits_builds_no_square_matrix(
         tracemalloc.stop()
     assert peak < 40e6  # the K*K target alone was 1.28e8 bytes
     assert f"loss = -sum y log p = {math.log(4_000):.6f} nats" in capsys.readouterr().out
+
+
+def test_a_failed_gate_prints_a_huge_nll_in_scientific_notation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Main: "crossent: gate failed: NLL 1000000000000000010979...0000.0000 nats >
+    --max-nll 1e+300" (a surprisal of 1e308 in one row: no overflow needed)."""
+    path = tmp_path / "one.npz"
+    np.savez(path, logits=np.array([[1e308, 0.0]]), labels=np.array([1]))
+    assert main(["report", str(path), "--max-nll", "1e300", "--json", *_FAST]) == 1
+    err = capsys.readouterr().err
+    assert err == "crossent: gate failed: NLL 1.0000e+308 nats > --max-nll 1e+300\n"

@@ -151,8 +151,9 @@ def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
     if number is None or not math.isfinite(number):
         return fmt(value), limit
     above = number > threshold
+    kind = "e" if abs(number) >= _FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
     for digits in range(4, 18):
-        text = f"{number:.{digits}f}"
+        text = f"{number:.{digits}{kind}}"
         if (float(text) > threshold) == above:
             return text, limit
     return repr(number), limit
