@@ -135,3 +135,22 @@ def test_a_failed_gate_prints_a_huge_nll_in_scientific_notation(
     assert main(["report", str(path), "--max-nll", "1e300", "--json", *_FAST]) == 1
     err = capsys.readouterr().err
     assert err == "crossent: gate failed: NLL 1.0000e+308 nats > --max-nll 1e+300\n"
+
+
+def test_a_class_nll_whose_sum_overflows_is_its_finite_mean(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Main: class 1's rows of surprisal 1e308 and 1e308 gave ``"nll_nats": "inf"``
+    (the streamed per-class sum overflowed); a class with a row of probability 0 keeps
+    +inf."""
+    path = tmp_path / "classes.npz"
+    logits = np.array([[1e308, 0.0], [1e308, 0.0], [0.0, 0.0], [0.0, -np.inf]])
+    np.savez(path, logits=logits, labels=np.array([1, 1, 0, 1]))
+    assert main(["report", str(path), "--json", *_FAST]) == 0
+    per_class = json.loads(capsys.readouterr().out)["per_class"]
+    assert per_class[0]["nll_nats"] == pytest.approx(math.log(2), rel=1e-15)
+    assert per_class[1]["nll_nats"] == "inf"  # row 3: probability 0
+    np.savez(path, logits=logits[:3], labels=np.array([1, 1, 0]))
+    assert main(["report", str(path), "--json", *_FAST]) == 0
+    per_class = json.loads(capsys.readouterr().out)["per_class"]
+    assert per_class[1]["nll_nats"] == 1e308
