@@ -589,22 +589,43 @@ def _loss_rows(
         classes=vocabulary,
         xp=xp,
     )
-    lse = _unshifted_lse(rows.m, rows.ell, opts.temperature)[:, None]
+    lse = _weighed_lse(rows.m, rows.ell, omega, opts)
     summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
     far = None if far_b is None else _infinite_at(loss)
     if far is not None and far_b is not None:
-        again = SoftmaxRows(z=None, shifted=None, ell=summary.ell[far], lse=lse[far])
-        b_far = far_b(far).to(b.dtype)[:, None]
-        loss = loss.index_put(
-            (far,), row_loss(again, a[far], b_far, omega[far], z_loss=opts.z_loss)
+        # In float64 (issue 13, branch hostiledist1): lambda LSE^2 of float32 rows whose
+        # LSE^2 leaves float32's range where the term need not (LSE = 1e20, lambda =
+        # 1e-3: 1e37, not inf, as crossent.torch.cross_entropy gives).
+        wide, at = torch.float64, omega[far]
+        again = SoftmaxRows(
+            z=None,
+            shifted=None,
+            ell=summary.ell[far].to(wide),
+            lse=_weighed_lse(rows.m[far].to(wide), rows.ell[far].to(wide), at, opts),
         )
+        b_far = far_b(far).to(wide)[:, None]
+        wide_loss = row_loss(again, a[far].to(wide), b_far, at.to(wide), z_loss=opts.z_loss)
+        loss = loss.index_put((far,), wide_loss.to(loss.dtype))
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
     target = keep * omega
     gap = label_offset(a, target, omega, lse, z_loss=opts.z_loss)[:, 0]
     coefs = _Coefficients(rows.m, rows.ell, p_coef, target[:, 0], gap, spread if eps else 0.0)
     return loss, coefs
+
+
+def _weighed_lse(m: Tensor, ell: Tensor, omega: Tensor, opts: CallOptions) -> Tensor:
+    r""":math:`\operatorname{LSE} = m/T + \ell` (keepdims) where the row weighs
+    (:math:`\omega > 0`), else 0: the z-loss terms :math:`\lambda\omega\operatorname{LSE}^2`
+    and :math:`2\lambda\omega\operatorname{LSE}` of a row of label weight 0 are 0, not
+    the NaN of :math:`0\cdot\infty` where :math:`\operatorname{LSE}` or its square
+    overflows (issue 13, branch hostiledist1: float32 logits of 1e30 with
+    ``z_loss=1e-3`` and a zero class weight gave a NaN loss and NaN gradients on every
+    rank, where :func:`crossent.torch.cross_entropy` gives 0). ``LSE`` is used nowhere else.
+    """
+    lse = _unshifted_lse(m, ell, opts.temperature)[:, None]
+    return torch.where(omega != 0, lse, torch.zeros_like(lse)) if opts.z_loss else lse
 
 
 def _far_gap_sums(
