@@ -10,7 +10,8 @@ the float64 formula:
   unsharded loss gives 0 (and the smoothing term, 6.67e28, with ``label_smoothing``);
 - float32 logits ``[1e20, 0, -1e20]`` with ``z_loss=1e-3``: :math:`\\operatorname{LSE}^2 =
   10^{40}` overflows float32 while :math:`\\lambda\\operatorname{LSE}^2 = 10^{37}` does
-  not: ``inf``, where the unsharded loss gives 1e37.
+  not: ``inf``, where the unsharded loss gives 1e37; so float64 logits of 1e200 with
+  ``z_loss=1e-300``: ``inf`` for 1e100.
 
 One gloo rank (no spawn) for the values, and one spawn of two ranks (an uneven split,
 the linear loss too) for the same answer on every rank.
@@ -79,6 +80,14 @@ def _square_past_float32(split: tuple[int, ...], rank: int) -> None:
     w = torch.tensor([[1e20], [0.0], [-1e20]], dtype=torch.float32)[lo : lo + split[rank]]
     linear = ct.vocab_parallel_linear_cross_entropy(h, w, y[:1].expand(2), z_loss=1e-3)
     assert abs(linear.item() - 1e37) <= 1e-6 * 1e37
+    # float64: LSE^2 = 1e400 past float64, lambda LSE^2 = 1e100 (and 1e304 at T = 0.01)
+    for big, z_loss, temperature, exact in (
+        (1e200, 1e-300, 1.0, 1e100),
+        (1e300, 1e-300, 0.01, 1e304),
+    ):
+        z64 = torch.tensor([[big, 0.0, -big]], dtype=torch.float64)[:, lo : lo + split[rank]]
+        loss = ct.vocab_parallel_cross_entropy(z64, y[:1], z_loss=z_loss, temperature=temperature)
+        assert abs(loss.item() - exact) <= 1e-15 * exact
 
 
 def _worker(rank: int, world: int) -> None:

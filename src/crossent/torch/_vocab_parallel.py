@@ -134,6 +134,7 @@ import torch.distributed as dist
 
 from .._xp import namespace
 from ..errors import InputError, InputTypeError
+from ..losses._far_gaps import scaled_square_term
 from ..losses._terms import (
     SoftmaxRows,
     label_offset,
@@ -594,18 +595,19 @@ def _loss_rows(
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
     far = None if far_b is None else _infinite_at(loss)
     if far is not None and far_b is not None:
-        # In float64 (issue 13, branch hostiledist1): lambda LSE^2 of float32 rows whose
-        # LSE^2 leaves float32's range where the term need not (LSE = 1e20, lambda =
-        # 1e-3: 1e37, not inf, as crossent.torch.cross_entropy gives).
-        wide, at = torch.float64, omega[far]
-        again = SoftmaxRows(
-            z=None,
-            shifted=None,
-            ell=summary.ell[far].to(wide),
-            lse=_weighed_lse(rows.m[far].to(wide), rows.ell[far].to(wide), at, opts),
-        )
+        # In float64, the z-loss by _far_gaps.scaled_square_term (issue 13, branch
+        # hostiledist1): lambda LSE^2 where LSE^2 leaves the work dtype's range and the
+        # term need not (float32 LSE = 1e20, lambda = 1e-3: 1e37; float64 logits of
+        # 1e200, lambda = 1e-300: 1e100; both were inf), as crossent.torch.cross_entropy.
+        wide, at = torch.float64, omega[far].to(torch.float64)
+        m_far, ell_far = rows.m[far].to(wide), rows.ell[far].to(wide)
+        again = SoftmaxRows(z=None, shifted=None, ell=ell_far[:, None], lse=None)
         b_far = far_b(far).to(wide)[:, None]
-        wide_loss = row_loss(again, a[far].to(wide), b_far, at.to(wide), z_loss=opts.z_loss)
+        wide_loss = row_loss(again, a[far].to(wide), b_far, at, z_loss=0.0)
+        if opts.z_loss:
+            host = (x.detach().cpu().numpy() for x in (at[:, 0], m_far, ell_far))
+            square = scaled_square_term(opts.z_loss, *host, opts.temperature)
+            wide_loss = wide_loss + torch.from_numpy(square).to(wide_loss.device)
         loss = loss.index_put((far,), wide_loss.to(loss.dtype))
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
