@@ -605,8 +605,8 @@ def _loss_rows(
         b_far = far_b(far).to(wide)[:, None]
         wide_loss = row_loss(again, a[far].to(wide), b_far, at, z_loss=0.0)
         if opts.z_loss:
-            host = (x.detach().cpu().numpy() for x in (at[:, 0], m_far, ell_far))
-            square = scaled_square_term(opts.z_loss, *host, opts.temperature)
+            w_np, m_np, ell_np = (x.detach().cpu().numpy() for x in (at[:, 0], m_far, ell_far))
+            square = scaled_square_term(opts.z_loss, w_np, m_np, ell_np, opts.temperature)
             wide_loss = wide_loss + torch.from_numpy(square).to(wide_loss.device)
         loss = loss.index_put((far,), wide_loss.to(loss.dtype))
     keep, spread = smoothing_coefficients(eps, vocabulary)
