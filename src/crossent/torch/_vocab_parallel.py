@@ -134,6 +134,7 @@ import torch.distributed as dist
 
 from .._xp import namespace
 from ..errors import InputError, InputTypeError
+from ..losses._far_gaps import scaled_square_term
 from ..losses._terms import (
     SoftmaxRows,
     label_offset,
@@ -589,22 +590,44 @@ def _loss_rows(
         classes=vocabulary,
         xp=xp,
     )
-    lse = _unshifted_lse(rows.m, rows.ell, opts.temperature)[:, None]
+    lse = _weighed_lse(rows.m, rows.ell, omega, opts)
     summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
     far = None if far_b is None else _infinite_at(loss)
     if far is not None and far_b is not None:
-        again = SoftmaxRows(z=None, shifted=None, ell=summary.ell[far], lse=lse[far])
-        b_far = far_b(far).to(b.dtype)[:, None]
-        loss = loss.index_put(
-            (far,), row_loss(again, a[far], b_far, omega[far], z_loss=opts.z_loss)
-        )
+        # In float64, the z-loss by _far_gaps.scaled_square_term (issue 13, branch
+        # hostiledist1): lambda LSE^2 where LSE^2 leaves the work dtype's range and the
+        # term need not (float32 LSE = 1e20, lambda = 1e-3: 1e37; float64 logits of
+        # 1e200, lambda = 1e-300: 1e100; both were inf), as crossent.torch.cross_entropy.
+        wide, at = torch.float64, omega[far].to(torch.float64)
+        m_far, ell_far = rows.m[far].to(wide), rows.ell[far].to(wide)
+        again = SoftmaxRows(z=None, shifted=None, ell=ell_far[:, None], lse=None)
+        b_far = far_b(far).to(wide)[:, None]
+        wide_loss = row_loss(again, a[far].to(wide), b_far, at, z_loss=0.0)
+        if opts.z_loss:
+            w_np, m_np, ell_np = (x.detach().cpu().numpy() for x in (at[:, 0], m_far, ell_far))
+            square = scaled_square_term(opts.z_loss, w_np, m_np, ell_np, opts.temperature)
+            wide_loss = wide_loss + torch.from_numpy(square).to(wide_loss.device)
+        loss = loss.index_put((far,), wide_loss.to(loss.dtype))
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
     target = keep * omega
     gap = label_offset(a, target, omega, lse, z_loss=opts.z_loss)[:, 0]
     coefs = _Coefficients(rows.m, rows.ell, p_coef, target[:, 0], gap, spread if eps else 0.0)
     return loss, coefs
+
+
+def _weighed_lse(m: Tensor, ell: Tensor, omega: Tensor, opts: CallOptions) -> Tensor:
+    r""":math:`\operatorname{LSE} = m/T + \ell` (keepdims) where the row weighs
+    (:math:`\omega > 0`), else 0: the z-loss terms :math:`\lambda\omega\operatorname{LSE}^2`
+    and :math:`2\lambda\omega\operatorname{LSE}` of a row of label weight 0 are 0, not
+    the NaN of :math:`0\cdot\infty` where :math:`\operatorname{LSE}` or its square
+    overflows (issue 13, branch hostiledist1: float32 logits of 1e30 with
+    ``z_loss=1e-3`` and a zero class weight gave a NaN loss and NaN gradients on every
+    rank, where :func:`crossent.torch.cross_entropy` gives 0). ``LSE`` is used nowhere else.
+    """
+    lse = _unshifted_lse(m, ell, opts.temperature)[:, None]
+    return torch.where(omega != 0, lse, torch.zeros_like(lse)) if opts.z_loss else lse
 
 
 def _far_gap_sums(
