@@ -35,9 +35,11 @@ difference of two numbers past :math:`10^{292}`). The shift is taken twice (the 
 then the mean of what is left), so that :math:`U` of a dominant class is not the
 rounding of the first. The forward gradient :math:`T(q - p) = T p \odot
 \operatorname{expm1}(u - \log\mathrm E_p[e^u])` is :math:`p \odot
-a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = U - M - T D` (where
-:math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation there); the reverse
-one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
+a\,\frac{\operatorname{expm1}(a/T)}{a/T}` with :math:`a = W - T\log\mathrm
+E_p[e^{W/T}]`, :math:`W` the log-ratio :math:`D` shifted at the top class of
+:math:`p` and centred on the classes not moved far (:func:`_tempered_log_mean`;
+where :math:`|a|/T \ge 1/2`, :math:`T(q - p)` itself: no cancellation there); the
+reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds neither a gap nor
 :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
 rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
@@ -67,7 +69,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._xp import Array, numpy_errstate
+from .._xp import Array, device, numpy_errstate
 from . import _cpu_kernels
 from ._dominant_entry import dominant_from_others
 from ._far_gaps import (
@@ -138,6 +140,9 @@ r"""The bracket of :math:`\psi(y) = -y^2\sum_{k \ge 0} (-y)^k/(k + 2)`, :math:`k
 
 _SERIES_X = 0.5
 _SERIES_Y = 2.0**-7
+_EXPM1_RANGE = 709.0
+r"""The largest :math:`x` whose :math:`\operatorname{expm1}(x)` is formed (finite in
+float64); past it :math:`p\,e^x` as :math:`e^{\log p + x}`."""
 
 
 def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
@@ -247,11 +252,7 @@ def _parts(
     \text{second} - \text{first}` (finite). The shift is :math:`\mathrm E_p[D]` and
     then the mean of what is left, so that :math:`U` of a dominant class is not the
     rounding error of :math:`\mathrm E_p[D]`."""
-    if log_p is None:
-        log_p = tempered_log_softmax64(first, temperature)[2]
-    p = xp.exp(log_p)
-    total = xp.sum(p, axis=-1, keepdims=True)
-    p, log_p = p / total, log_p - xp.log(total)
+    log_p, p = _weights(first, temperature, xp, log_p)
     # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
     # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
@@ -265,6 +266,86 @@ def _parts(
             u = u - xp.sum(p * u, axis=-1, keepdims=True)
     u = xp.where(absent, zeros, u)
     return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+
+
+def _weights(
+    first: Array, temperature: float, xp: ModuleType, log_p: Array | None
+) -> tuple[Array, Array]:
+    r""":math:`\log p` and :math:`p = \operatorname{softmax}(\text{first}/T)` of rows
+    (keepdims), normalised as :math:`p` is rounded (``log_p`` where given, else by
+    ``tempered_log_softmax64``): :func:`_parts`' and :func:`_tempered_log_mean`'s."""
+    if log_p is None:
+        log_p = tempered_log_softmax64(first, temperature)[2]
+    p = xp.exp(log_p)
+    total = xp.sum(p, axis=-1, keepdims=True)
+    return log_p - xp.log(total), p / total
+
+
+def _tempered_log_mean(
+    first: Array, second: Array, weights: tuple[Array, Array], temperature: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    r""":math:`W` and :math:`\ell = T\log\mathrm E_p[e^{W/T}]` per row (keepdims), the
+    forward gradient's :math:`a = W - \ell` (:meth:`NearRows._forward_gradient`),
+    ``weights`` :math:`(\log p, p)` of :func:`_weights`: :math:`W = D - D_r - c`
+    (:math:`D = \text{second} - \text{first}`, 0 where :math:`p_c = 0`; :math:`r` the
+    first top class of :math:`p`; :math:`c` the :math:`p`-mean of :math:`D - D_r` over
+    the classes where :math:`|D_c - D_r|/T < 1/2`, the top one among them), and
+
+    .. math:: \ell = G + T\psi(G/T),\qquad G = \mathrm E_p\big[T\operatorname{expm1}(W/T)
+              \big],\quad T\operatorname{expm1}(x) = W + W\,x\,h(x)\ (|x| < 1/2)
+
+    (:math:`h`, :math:`\psi` and their switches as :func:`_scaled_kl`'s; elsewhere
+    :math:`T\,p\operatorname{expm1}(x)`, or :math:`T(e^{\log p + x} - p)` past
+    ``expm1``'s range, and :math:`T\log(1 + y)`). Each term of :math:`G` is one product
+    (not :math:`\mathrm E_p[W]` and :math:`\mathrm E_p[W x h(x)]` apart, which cancel
+    where a class is moved far: 70 against 69). The shift leaves out the classes moved
+    far: :func:`_parts`' mean :math:`\mathrm E_p[D]` moves the bulk's :math:`U` by
+    some :math:`70\,T\,p_j` where a class of weight :math:`p_j` is moved down by
+    :math:`70T`, and :math:`U - M - T D` then cancels (issue 13, branch nearfwd1); here
+    such a class enters :math:`\ell` by its :math:`T p_j\operatorname{expm1}(x_j)`,
+    about :math:`-T p_j`, of the size of :math:`a`. The centring of the others (not the
+    top class's :math:`D_r` alone) keeps :math:`G`'s terms, whose rounding :math:`\ell`
+    and every :math:`a_c` share, as small as :func:`_parts`' (the top class's shift
+    alone was up to 2.6 units of the row's largest entry worse on ordinary near rows).
+    The rounding of :math:`c` is shared by :math:`W` and :math:`\ell` (:math:`G` is
+    formed of the :math:`W` as rounded)."""
+    log_p, p = weights
+    present = p > 0.0
+    zeros = xp.zeros_like(log_p)
+    t = temperature
+    with numpy_errstate(log_p, xp, all="ignore"):
+        d = second - first
+        d = xp.where(xp.isnan(d) | xp.logical_not(present), zeros, d)
+        ns = xp if xp is np else _namespace(d)
+        top = ns.argmax(log_p, axis=-1, keepdims=True)
+        at_top = ns.arange(d.shape[-1], device=device(d)) == top
+        w = d - xp.sum(xp.where(at_top, d, zeros), axis=-1, keepdims=True)
+        # the classes of |W/T| < 1/2 (the top one among them) centred at their mean
+        inner = xp.logical_and(present, xp.abs(w / t) < _SERIES_X)
+        weights = xp.where(inner, p, zeros)
+        mean = xp.sum(weights * xp.where(inner, w, zeros), axis=-1, keepdims=True)
+        w = w - mean / xp.sum(weights, axis=-1, keepdims=True)
+        x = w / t
+        near = xp.abs(x) < _SERIES_X
+        h = _horner(xp.where(near, x, zeros), _H, xp)
+        series = p * (w + w * (x * h))
+        inside = x <= _EXPM1_RANGE
+        far = xp.where(inside, p * xp.expm1(xp.where(inside, x, zeros)), xp.exp(log_p + x) - p)
+        terms = xp.where(present, xp.where(near, series, far * t), zeros)
+        g = xp.sum(terms, axis=-1, keepdims=True)
+        y = g / t
+        small = xp.abs(y) < _SERIES_Y
+        bracket = _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
+        ell = xp.where(small, g - g * (y * bracket), xp.log1p(y) * t)
+    return w, ell
+
+
+def _namespace(x: Array) -> ModuleType:
+    """``x``'s array namespace (a caller's bare ``torch`` module has none of
+    ``argmax``'s ``keepdims``)."""
+    import array_api_compat
+
+    return array_api_compat.array_namespace(x)
 
 
 def _lost_mass(p: Array, log_q: Array, xp: ModuleType) -> Array | None:
@@ -437,40 +518,44 @@ class NearRows:
 
     def _forward_gradient(self) -> Array:
         r""":math:`T(s - t)` as :math:`t \odot a\,\operatorname{expm1}(a/T)/(a/T)`, :math:`a =
-        U - M - T D(t\,\|\,s)`: no difference of nearly equal probabilities, and
-        :math:`T` only divides (:math:`T D`, not :math:`T^2 D / T`: the loss may overflow
-        where the gradient does not). Where :math:`|a|/T \ge 1/2` (:math:`s` and
-        :math:`t` differ by a factor past 1.6) :math:`T(s - t)` itself. The entry of a top
-        class :math:`r` of :math:`t_r > 1/2` is minus the sum of the others
-        (``_dominant_entry``: its :math:`a_r` cancels; saturated rows were up to some
-        300 units of :math:`2^{-53}` off)."""
+        W - \ell` (:func:`_tempered_log_mean`: :math:`W` the log-ratio :math:`D` shifted,
+        :math:`\ell = T\log\mathrm E_t[e^{W/T}]`): no difference of nearly equal probabilities, and
+        :math:`T` only divides. Where :math:`|a|/T \ge 1/2` (:math:`s` and :math:`t`
+        differ by a factor past 1.6) :math:`T(s - t)` itself. The entry of a top class
+        :math:`r` of :math:`t_r > 1/2` is minus the sum of the others
+        (``_dominant_entry``: the former :math:`a_r = U_r - M - T D` cancelled there,
+        saturated rows up to some 300 units of :math:`2^{-53}` off; kept, the others'
+        sum being no worse on the rows measured). The former :math:`a = U - M - T D`
+        (:func:`_parts`' mean shift) cancelled at the bulk classes where a little mass
+        is moved far: student logits ``[0, log1p(-m) + 1e-7 T, log(m) - 70 T]`` beside
+        teacher logits ``[0, log1p(-m), log(m)]``, :math:`m = (2.9\cdot 10^{-5})^T`,
+        :math:`T = 1/2` (:math:`a` of 7.3e-6 against :math:`U` and :math:`T D` of 5.1e-4)
+        were 64 units of :math:`2^{-53}` of the row's largest entry off, now 2.7 (issue
+        13, branch nearfwd1)."""
         xp, t = self.xp, self.temperature
-        parts = _parts(self.teacher, self.student, t, xp, self.log_t)
+        log_p, p = _weights(self.teacher, t, xp, self.log_t)
+        w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, p), t, xp)
         log_s = self._softened(self.student, self.log_s)
-        lost = _lost_mass(parts.p, log_s, xp)
-        with numpy_errstate(parts.u, xp, all="ignore"):
-            a = parts.u - parts.m - _scaled_kl(parts, t, 1, xp)
+        lost = _lost_mass(p, log_s, xp)
+        with numpy_errstate(w, xp, all="ignore"):
+            a = w - ell
             q = a / t
             near = xp.abs(q) < _SERIES_X
             small = xp.where(near, q, xp.zeros_like(q))
             nonzero = small != 0.0
             ones = xp.ones_like(q)
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
-            series = parts.p * (a * ratio)  # T(s' - t), s' the student on the classes of t
+            series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
                 series = series - (lost * t) * xp.exp(log_s - xp.log1p(-lost))
-            apart = (xp.exp(log_s) - xp.exp(parts.log_p)) * t
+            apart = (xp.exp(log_s) - xp.exp(log_p)) * t
             formed = xp.where(near, series, apart)
             # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
             # for a < 0)
-            grad = xp.where(parts.p > 0.0, formed, xp.exp(log_s) * t)
-        # a_r = U_r - M - T D cancels at a dominant class r (U_r and T D both of the
-        # size of the others' (1 - p_r) |U_c|): minus the others' sum where p_r > 1/2
+            grad = xp.where(p > 0.0, formed, xp.exp(log_s) * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
-            import array_api_compat
-
-            xp = array_api_compat.array_namespace(grad)
-        return dominant_from_others(grad, parts.p, parts.log_p, xp=xp)
+            xp = _namespace(grad)
+        return dominant_from_others(grad, p, log_p, xp=xp)
 
     def _reverse_gradient(self) -> Array:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,

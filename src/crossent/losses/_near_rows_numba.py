@@ -43,7 +43,7 @@ import numpy as np
 from ._centred_kl_numba import centred_kl_row
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
-from ._near_rows import _H, _PSI, _SERIES_X, _SERIES_Y
+from ._near_rows import _EXPM1_RANGE, _H, _PSI, _SERIES_X, _SERIES_Y
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -116,20 +116,28 @@ def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray) -> None:
 
 
 @numba.njit(cache=True)
+def _row_weights(first: np.ndarray, t: float, log_p: np.ndarray, p: np.ndarray) -> None:
+    r"""``_weights`` of one row: :math:`\log p` and :math:`p` of ``first``, normalised as
+    :math:`p` is rounded, into ``log_p`` and ``p``."""
+    _log_softmax(first, t, log_p)
+    for c in range(first.shape[0]):
+        p[c] = math.exp(log_p[c])
+    total = row_sum(p)
+    log_total = math.log(total)
+    for c in range(first.shape[0]):
+        p[c] = p[c] / total
+        log_p[c] = log_p[c] - log_total
+
+
+@numba.njit(cache=True)
 def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
     r"""``_parts`` of one row: :math:`\log p` and :math:`p` of ``first`` and :math:`U`
     (the two shifts) into ``scratch``'s rows 0, 1 and 2 (row 3 a scratch row of terms);
     returns :math:`M = \mathrm E_p[U]`."""
     log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
     classes = first.shape[0]
-    _log_softmax(first, t, log_p)
+    _row_weights(first, t, log_p, p)
     for c in range(classes):
-        p[c] = math.exp(log_p[c])
-    total = row_sum(p)
-    log_total = math.log(total)
-    for c in range(classes):
-        p[c] = p[c] / total
-        log_p[c] = log_p[c] - log_total
         difference = second[c] - first[c]  # 0 where both are -inf, or p_c = 0 (``_parts``)
         kept = difference == difference and p[c] > 0.0
         u[c] = difference if kept else 0.0
@@ -142,6 +150,49 @@ def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndar
     for c in range(classes):
         terms[c] = p[c] * u[c]
     return row_sum(terms)
+
+
+@numba.njit(cache=True)
+def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
+    r"""``_tempered_log_mean`` of one row: :math:`\log p`, :math:`p` and :math:`W` (:math:`D
+    - D_r` less its :math:`p`-mean over the classes of :math:`|D - D_r|/T < 1/2`) into
+    ``scratch``'s rows 0, 1 and 2 (row 3 the terms); returns :math:`\ell = T\log\mathrm
+    E_p[e^{W/T}]`."""
+    log_p, p, w, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    classes = first.shape[0]
+    _row_weights(first, t, log_p, p)
+    top = 0
+    for c in range(classes):
+        difference = second[c] - first[c]
+        w[c] = difference if difference == difference and p[c] > 0.0 else 0.0
+        if log_p[c] > log_p[top]:
+            top = c
+    reference = w[top]
+    for c in range(classes):
+        w[c] = w[c] - reference
+        inner = p[c] > 0.0 and abs(w[c] / t) < _SERIES_X
+        terms[c] = p[c] * w[c] if inner else 0.0
+    mean = row_sum(terms)
+    for c in range(classes):
+        terms[c] = p[c] if p[c] > 0.0 and abs(w[c] / t) < _SERIES_X else 0.0
+    mean = mean / row_sum(terms)
+    for c in range(classes):  # the series everywhere, without a branch (vectorised)
+        w[c] = w[c] - mean
+        x = w[c] / t
+        h = _horner(x if abs(x) < _SERIES_X else 0.0, _H0, _H_REST)
+        terms[c] = p[c] * (w[c] + w[c] * (x * h))
+    for c in range(classes):  # T p expm1(x) where |x| >= 1/2; 0 where p is
+        x = w[c] / t
+        if not p[c] > 0.0:
+            terms[c] = 0.0
+        elif not abs(x) < _SERIES_X:
+            far = p[c] * math.expm1(x) if x <= _EXPM1_RANGE else math.exp(log_p[c] + x) - p[c]
+            terms[c] = far * t
+    g = row_sum(terms)
+    y = g / t
+    if abs(y) < _SERIES_Y:
+        return g - g * (y * _horner(y, _PSI0, _PSI_REST))
+    return math.log1p(y) * t
 
 
 @numba.njit(cache=True)
@@ -215,7 +266,7 @@ def _row_gradient(
 ) -> None:
     r"""``NearRows._forward_gradient`` of one row (``rows``: the teacher's scores, the
     student's logits) into ``out``: :math:`p\,a\,\operatorname{expm1}(a/T)/(a/T)`,
-    :math:`a = U - M - T D`, where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
+    :math:`a = W - \ell` (:func:`_row_log_mean`), where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
     (:math:`\log s` formed only where a class needs it), the first top class's entry
     minus the others' sum where its :math:`p_r > 1/2` (``dominant_from_others``'
     order); ``scratch`` five rows. A row
@@ -225,16 +276,15 @@ def _row_gradient(
     if _equal(first, second):
         out[:] = 0.0
         return
-    m = _row_parts(first, second, t, scratch)
-    kl = _row_scaled_kl(scratch, m, tempered, 1)
-    log_p, p, u, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
+    ell = _row_log_mean(first, second, t, scratch)
+    log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
     lost = _lost_mass(p, second, t, log_s)  # (log_s formed where a p_c is 0)
     softened = not _all_positive(p)
     for c in range(first.shape[0]):
         if not p[c] > 0.0:  # T s_c where t_c = 0 (+0 masked on both sides)
             out[c] = math.exp(log_s[c]) * t
             continue
-        a = u[c] - m - kl
+        a = w[c] - ell
         q = a / t
         if abs(q) < _SERIES_X:
             out[c] = p[c] * (a * (math.expm1(q) / q if q != 0.0 else 1.0))
