@@ -19,6 +19,7 @@ import numpy as np
 from ..calibration._bootstrap import (
     check_resampling,
     infinite_rows,
+    mean_of,
     mean_replicates,
     percentile_interval,
 )
@@ -271,7 +272,7 @@ def compare_reports(
             value = low = high = np.nan
         else:
             low, high = _interval(drawn_of[(m, metric)], confidence)
-            value = float(np.mean(differences[(m, metric)]))
+            value = mean_of(differences[(m, metric)])
         comparisons.append(
             {
                 "model": chosen[m],

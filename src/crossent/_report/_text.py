@@ -59,13 +59,22 @@ def from_json_number(value: float | str | None) -> float | None:
 
 def fmt(value: float | str | None, digits: int = 4) -> str:
     """A JSON report's number for people: ``inf``, ``-inf``, ``undefined`` for null, or
-    the number with ``digits`` decimals."""
+    the number with ``digits`` decimals; from :data:`_FIXED_LIMIT` on, with ``digits``
+    decimals in scientific notation (``6.6667e+307``), which fixed notation wrote with
+    all its 308 digits, a table cell 313 characters wide."""
     number = from_json_number(value)
     if number is None or math.isnan(number):
         return "undefined"
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
+    if abs(number) >= _FIXED_LIMIT:
+        return f"{number:.{digits}e}"
     return f"{number:.{digits}f}"
+
+
+_FIXED_LIMIT = 1e15
+"""The magnitude from which :func:`fmt` writes a number in scientific notation (a
+surprisal of 1e15 nats: logits of that size)."""
 
 
 def _edge_texts(edges: list[float]) -> dict[float, str]:
@@ -142,8 +151,9 @@ def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
     if number is None or not math.isfinite(number):
         return fmt(value), limit
     above = number > threshold
+    kind = "e" if abs(number) >= _FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
     for digits in range(4, 18):
-        text = f"{number:.{digits}f}"
+        text = f"{number:.{digits}{kind}}"
         if (float(text) > threshold) == above:
             return text, limit
     return repr(number), limit

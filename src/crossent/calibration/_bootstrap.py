@@ -57,6 +57,7 @@ __all__ = [
     "check_resampling",
     "compare_log_loss",
     "infinite_rows",
+    "mean_of",
     "mean_replicates",
     "percentile_interval",
     "resample_counts",
@@ -187,6 +188,14 @@ def weighted_mean(weights: FloatArray, values: FloatArray) -> float:
         products = np.multiply(shares, values, out=np.zeros_like(values), where=drawn)
         return float(np.sum(products))
     return float(total / np.sum(weights))
+
+
+def mean_of(values: FloatArray) -> float:
+    """The mean of ``values``, the bits of ``np.mean``, but finite when every value is:
+    :func:`weighted_mean` with every weight 1.  ``np.mean`` of the differences 1e308,
+    1e308 and log 2 overflowed to +inf (a paired comparison's difference of +inf beside
+    its interval [3.67e307, 1e308]), with NumPy's overflow warning on standard error."""
+    return weighted_mean(np.ones(values.shape[0]), values)
 
 
 def mean_replicates(values: Sequence[FloatArray], *, resamples: int, seed: int) -> list[FloatArray]:
@@ -816,8 +825,7 @@ def compare_log_loss(
     # in nats, then in the base's unit: nll_a and nll_b are negative_log_likelihood's
     # numbers (each row divided by log(base) first put them 1 ulp off)
     low, high = percentile_interval(replicates / log_base, confidence)
-    with np.errstate(over="ignore"):  # a sum past 1.8e308 is +inf, as in the summaries
-        means = [float(np.mean(x)) / log_base for x in (difference, loss_a, loss_b)]
+    means = [mean_of(x) / log_base for x in (difference, loss_a, loss_b)]
     return LogLossComparison(means[0], low, high, means[1], means[2], confidence, resamples, seed)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from .._checks import check_base
 from ..errors import InputError
 from ._inputs import Predictions, as_predictions
-from ._summaries import TotalsRequest, map_totals, summarize
+from ._summaries import TotalsRequest, map_totals, summarize, summary_blocks
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "score_means", "spherical_score"]
 
@@ -65,10 +67,32 @@ def score_means(
         spherical="spherical" in fields,
     )
     sums = [part.sums for _, part in map_totals(predictions, request)]
-    return {
-        field: math.fsum(float(part[_SUMMED[field]]) for part in sums) / predictions.n
-        for field in fields
-    }
+    means = {}
+    for field in fields:
+        try:
+            means[field] = math.fsum(float(part[_SUMMED[field]]) for part in sums) / predictions.n
+        except OverflowError:  # fsum's "intermediate overflow": finite blocks, huge total
+            means[field] = math.inf
+        if field == "surprisal" and means[field] == math.inf:
+            means[field] = _mean_of_huge(predictions)
+    return means
+
+
+def _mean_of_huge(predictions: Predictions) -> float:
+    """The mean surprisal when the sum of the surprisals overflows (or one is +inf):
+    each row's divided by the rows first, block by block (no per-row array of the
+    whole input is kept).  Surprisals of about 1e308 each (logits of +-1e308) summed to
+    +inf, and the NLL of rows 1e308, 1e308 and log 2 was reported as inf, not 6.67e307;
+    a row of surprisal +inf (probability 0) keeps the mean +inf."""
+    n = predictions.n
+    parts = [
+        float(np.sum(block.surprisal / n))
+        for _, block in summary_blocks(predictions, top=False, entropy=False)
+    ]
+    try:
+        return math.fsum(parts)
+    except OverflowError:  # a mean within rounding of float64's largest number
+        return math.inf
 
 
 def negative_log_likelihood(

@@ -44,6 +44,7 @@ Smoothing, arXiv:2309.12236.  Reference implementation: the ``relplot`` package.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,7 +144,7 @@ class _Smoother:
     def smooth(self, sigma: float) -> tuple[FloatArray, FloatArray]:
         r""":math:`\frac1n\sum_i K_\sigma(t, f_i) r_i` and :math:`\hat\delta_\sigma(t)` on
         the grid."""
-        kernel = np.fft.rfft(_periodic_gaussian(sigma))
+        kernel = _kernel_spectrum(sigma)
         length = 2 * GRID
         residual = np.fft.irfft(self._residual_spectrum * kernel, n=length)[: GRID + 1]
         density = np.fft.irfft(self._mass_spectrum * kernel, n=length)[: GRID + 1]
@@ -185,9 +186,31 @@ def _periodic_gaussian(sigma: float) -> FloatArray:
     distance = np.arange(GRID + 1) * h
     images = math.ceil(4.0 * sigma) + 2
     shifts = 2.0 * np.arange(-images, images + 1)
-    u = (distance[:, None] + shifts[None, :]) / sigma
-    half = np.exp(-0.5 * u * u).sum(axis=1) / (sigma * math.sqrt(2.0 * math.pi))
+    # (d + s) / sigma, (-0.5 u) u, exp and the row sums in place: the operations of
+    # ``np.exp(-0.5 * u * u).sum(axis=1)`` in the same order, without three temporaries
+    # of (GRID + 1) x (2 images + 1) float64 (20% of the search's CPU)
+    u = np.add(distance[:, None], shifts[None, :])
+    u /= sigma
+    terms = np.multiply(u, -0.5)
+    terms *= u
+    np.exp(terms, out=terms)
+    half = terms.sum(axis=1)
+    half /= sigma * math.sqrt(2.0 * math.pi)
     return np.concatenate([half, half[-2:0:-1]])
+
+
+@functools.lru_cache(maxsize=32)
+def _kernel_spectrum(sigma: float) -> Any:
+    """``rfft`` of :func:`_periodic_gaussian` (read-only), kept for the last 32 bandwidths.
+
+    A pure function of ``sigma``: the bisection of :func:`_fixed_point` evaluates its
+    two ends twice (``scipy.optimize.bisect`` again after the checks) and data of
+    similar calibration walk the same first midpoints (0.5005, 0.25075, ...), as do two
+    reports of the same predictions. 256 KiB an entry (8 MiB at most).
+    """
+    spectrum = np.fft.rfft(_periodic_gaussian(sigma))
+    spectrum.flags.writeable = False
+    return spectrum
 
 
 def _trapezoid(values: FloatArray) -> float:

@@ -147,8 +147,12 @@ def _raise_broken_pipe() -> None:
 
 
 def fmt(value: float, digits: int = 6, *, sign: bool = False) -> str:
-    """``value`` with ``digits`` decimals; never "-0.000000" (a zero has no sign)."""
-    text = f"{float(value):{'+' if sign else ''}.{digits}f}"
+    """``value`` with ``digits`` decimals; never "-0.000000" (a zero has no sign); from
+    1e15 on in scientific notation (``1.000000e+308``): fixed notation wrote a loss of
+    1e308 with all its 309 digits."""
+    number = float(value)
+    kind = "e" if math.isfinite(number) and abs(number) >= 1e15 else "f"
+    text = f"{number:{'+' if sign else ''}.{digits}{kind}}"
     if text.lstrip("+-").strip("0.") == "":  # rounds to zero
         text = ("+" if sign else "") + text.lstrip("+-")
     return text
@@ -695,7 +699,9 @@ def _logits_target(args: argparse.Namespace, logits: Any) -> Any:
             raise crossent.InputError(
                 f"--label must be a class in [0, {logits.size}); got {args.label}"
             )
-        return np.eye(logits.size)[args.label]
+        target = np.zeros(logits.size)  # np.eye(K)[label] built K*K floats: 74.5 GiB at 1e5
+        target[args.label] = 1.0
+        return target
     if args.p is not None:
         return parse_vector(args.p, name="--p")
     raise crossent.InputError("--logits needs --label (a class id) or --p (a target distribution)")
