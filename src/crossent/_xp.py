@@ -28,6 +28,7 @@ from .errors import InputError, InputTypeError
 __all__ = [
     "Array",
     "accumulation_dtype",
+    "array_namespace",
     "astype",
     "astype_narrowing",
     "cannot_copy_to_host",
@@ -187,6 +188,13 @@ def _unmasked(arg: object, *, name: str) -> object:
 _SPARSE_FIXES = {"scipy": "toarray()", "jax": "todense()"}
 """The densifying method of the sparse arrays of SciPy (``scipy.sparse``) and JAX
 (``jax.experimental.sparse``), by top-level package."""
+
+
+def array_namespace(x: Array) -> ModuleType:
+    """``x``'s array-API namespace (``array_api_compat``'s, whose ``argmax`` takes
+    ``keepdims``, where a caller's bare ``torch`` module does not)."""
+    ns: ModuleType = array_api_compat.array_namespace(x)
+    return ns
 
 
 def is_tensor(x: object) -> TypeGuard[Any]:

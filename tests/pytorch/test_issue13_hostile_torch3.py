@@ -135,3 +135,20 @@ def test_sparse_input_is_an_input_type_error(call) -> None:  # type: ignore[no-u
     # InputTypeError, as binary_cross_entropy_with_logits already gave (a guard there).
     with pytest.raises(InputTypeError, match=r"is a sparse tensor \(layout torch\.sparse_coo\)"):
         call(torch.randn(4, 5).to_sparse())
+
+
+@pytest.mark.parametrize("scale", [1.5e-40, 3e-10, 2.77, 4e20, 9e37])
+def test_scaling_in_float32_keeps_the_bits_of_float64(scale: float) -> None:
+    # MPS has no float64: there the power of 2 is applied in float32 as two factors (each
+    # at most 2^75, a normal float32). Over float32 weights from subnormal to near the top,
+    # including entries far below the largest, the two float32 factors give the bits of
+    # one float64 factor. Before (lead61) an MPS device would have raised on the float64
+    # cast; a single float32 factor 2^-e overflows for the subnormal weights (2^133).
+    g = torch.Generator().manual_seed(11)
+    weight = torch.rand(9, generator=g) * scale
+    weight[0] = scale
+    weight[1] = scale * 2.0**-20
+    narrow = _reduction.power_of_two_scaled(weight, torch.float32)
+    wide = _reduction.power_of_two_scaled(weight, torch.float64)
+    assert torch.equal(narrow, wide)
+    assert 0.5 <= float(wide.max()) < 1.0

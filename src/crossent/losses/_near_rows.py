@@ -69,7 +69,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._xp import Array, device, numpy_errstate
+from .._xp import Array, array_namespace, device, numpy_errstate
 from . import _cpu_kernels
 from ._dominant_entry import dominant_from_others
 from ._far_gaps import (
@@ -316,7 +316,7 @@ def _tempered_log_mean(
     with numpy_errstate(log_p, xp, all="ignore"):
         d = second - first
         d = xp.where(xp.isnan(d) | xp.logical_not(present), zeros, d)
-        ns = xp if xp is np else _namespace(d)
+        ns = xp if xp is np else array_namespace(d)
         top = ns.argmax(log_p, axis=-1, keepdims=True)
         at_top = ns.arange(d.shape[-1], device=device(d)) == top
         w = d - xp.sum(xp.where(at_top, d, zeros), axis=-1, keepdims=True)
@@ -338,14 +338,6 @@ def _tempered_log_mean(
         bracket = _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
         ell = xp.where(small, g - g * (y * bracket), xp.log1p(y) * t)
     return w, ell
-
-
-def _namespace(x: Array) -> ModuleType:
-    """``x``'s array namespace (a caller's bare ``torch`` module has none of
-    ``argmax``'s ``keepdims``)."""
-    import array_api_compat
-
-    return array_api_compat.array_namespace(x)
 
 
 def _lost_mass(p: Array, log_q: Array, xp: ModuleType) -> Array | None:
@@ -554,7 +546,7 @@ class NearRows:
             # for a < 0)
             grad = xp.where(p > 0.0, formed, xp.exp(log_s) * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
-            xp = _namespace(grad)
+            xp = array_namespace(grad)
         return dominant_from_others(grad, p, log_p, xp=xp)
 
     def _reverse_gradient(self) -> Array:

@@ -61,15 +61,26 @@ def reads_on_host(weight: torch.Tensor) -> bool:
     return weight.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def power_of_two_scaled(weight: torch.Tensor) -> torch.Tensor:
+def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -> torch.Tensor:
     r"""``weight`` times :math:`2^{-e}`, :math:`e` the exponent that ``torch.frexp`` gives
     its largest entry (which lands in :math:`[1/2, 1)`): device operations only, no host
-    read. A new tensor (float64 product, cast back: exact where the scaled entry is a
-    normal number of ``weight``'s dtype)."""
+    read. A new tensor, exact where the scaled entry is a normal number of ``weight``'s
+    dtype.
+
+    The product is formed in ``wide`` (default float64; float32 on MPS, which has no
+    float64) as two factors :math:`2^h` and :math:`2^{-e-h}`, :math:`h` the integer part
+    of :math:`-e/2`: :math:`|e| \le 150` for float32 weights, so each
+    factor (at most :math:`2^{75}`) is a normal float32 and each multiplication exact
+    for the entries that stay normal; in float64 the bits are those of one factor
+    :math:`2^{-e}`.
+    """
+    if wide is None:
+        wide = torch.float32 if weight.device.type == "mps" else torch.float64
     _, exponent = torch.frexp(weight.detach().max())
-    # Clamped so that the float64 factor is a normal number; the product is exact.
-    factor = torch.exp2(-exponent.clamp(-1000, 1000).to(torch.float64))
-    return (weight.to(torch.float64) * factor).to(weight.dtype)
+    # Clamped so that each factor is a normal number of ``wide``.
+    shift = -exponent.clamp(-1000, 1000).to(wide)
+    half = torch.trunc(shift / 2)
+    return (weight.to(wide) * torch.exp2(half) * torch.exp2(shift - half)).to(weight.dtype)
 
 
 def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
