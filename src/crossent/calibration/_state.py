@@ -235,14 +235,14 @@ class EvaluationState:
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
         self._surprising: list[tuple[float, int]] = []
-        self._huge: FloatArray | None = None
+        self._huge = None
 
     # ``[total, per-class totals...]`` of the surprisals times 2**-64, kept only once the
     # surprisal total passes ``_HUGE`` (None before: nothing kept, nothing computed).
     # Surprisals of about 1e308 each overflowed the float64 sums, and the NLL of rows
     # 1e308, 1e308 and log 2 was inf, not 6.67e307.  A class attribute too, for a state
     # unpickled from an older version.
-    _huge = None
+    _huge: FloatArray | None = None
 
     def __repr__(self) -> str:
         """One line: the classes, the rows seen, the binning, and the options that are not
