@@ -100,3 +100,23 @@ def test_ordinary_data_keeps_no_scaled_sums() -> None:
     state = crossent.EvaluationState(4).update(logits, labels, form="logits")
     assert state._huge is None
     assert state.compute().nll == crossent.negative_log_likelihood(logits, labels, form="logits")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_blocks_fed_as_the_report_feeds_them() -> None:
+    # crossent.report adds summarised blocks (add_summarized_block), one row a batch here
+    from crossent.calibration._inputs import as_predictions
+    from crossent.calibration._state import add_summarized_block, adding_batch
+    from crossent.calibration._summaries import summarize_block
+
+    nll, per_class = _oracle(LOGITS, LABELS)
+    state = crossent.EvaluationState(2)
+    for i in range(3):
+        predictions = as_predictions(LOGITS[i : i + 1], LABELS[i : i + 1], form="logits")
+        with adding_batch((state,)):
+            for block in predictions.map_blocks(lambda b: b):
+                add_summarized_block(state, block, summarize_block(block), i)
+        state.n += 1
+    summary = state.compute()
+    assert summary.nll == pytest.approx(nll, rel=1e-15)
+    np.testing.assert_allclose(summary.per_class_nll, per_class, rtol=1e-15)
