@@ -53,6 +53,7 @@ from ._summaries import (
     map_summaries,
     map_totals,
     summarize_block,
+    summary_blocks,
     totals_of,
 )
 
@@ -77,6 +78,26 @@ def perplexity_of(x: float) -> float:
         return math.exp(x)
     except OverflowError:
         return math.inf
+
+
+#: Surprisal totals above this enter the scaled sums (:attr:`EvaluationState._huge`): a
+#: total at most :math:`2^{1023}` of non-negative terms leaves every per-class total
+#: (a subset of its terms) below float64's overflow at :math:`2^{1024}`.
+_HUGE = 2.0**1023
+
+#: The scaled sums hold surprisals times :math:`2^{-64}` (a power of two: exact, but for
+#: terms below :math:`2^{-958}`, far under an ulp of a total above :math:`2^{959}`), so
+#: that up to :math:`2^{63}` rows of at most float64's largest number do not overflow.
+_SCALE = 64
+
+
+def _scaled_block(surprisal: FloatArray, labels: IntArray, classes: int) -> FloatArray:
+    """``[total, per-class totals...]`` of one block's surprisals times :math:`2^{-64}`."""
+    scaled = np.ldexp(surprisal, -_SCALE)
+    out = np.empty(classes + 1)
+    out[0] = scaled.sum()
+    out[1:] = np.bincount(labels, weights=scaled, minlength=classes)
+    return out
 
 
 @dataclass(frozen=True)
@@ -214,6 +235,14 @@ class EvaluationState:
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
         self._bins = BinStatistics.zeros(shape)
         self._surprising: list[tuple[float, int]] = []
+        self._huge = None
+
+    # ``[total, per-class totals...]`` of the surprisals times 2**-64, kept only once the
+    # surprisal total passes ``_HUGE`` (None before: nothing kept, nothing computed).
+    # Surprisals of about 1e308 each overflowed the float64 sums, and the NLL of rows
+    # 1e308, 1e308 and log 2 was inf, not 6.67e307.  A class attribute too, for a state
+    # unpickled from an older version.
+    _huge: FloatArray | None = None
 
     def __repr__(self) -> str:
         """One line: the classes, the rows seen, the binning, and the options that are not
@@ -279,6 +308,7 @@ class EvaluationState:
                 f"`{predictions.name}` has {predictions.classes} classes; this state counts "
                 f"{self.classes}"
             )
+        before = (self._sums, self._class_surprisal, self._huge)
         if self._spec.scope == "top-label" and self._spec.binning == "uniform":
             if _stacked_applies(predictions):  # stored float probabilities, several blocks
                 bounds = _block_bounds(predictions)
@@ -287,6 +317,7 @@ class EvaluationState:
                 blocks = _stacked_totals(predictions, request, bounds)
                 with self._all_or_nothing():  # (an interrupt in the adds' Python)
                     self._add_blocks(blocks, bounds, start)
+                    self._follow_huge(predictions, before)
                 self.n += predictions.n
                 self._next_row = start + predictions.n
                 return self
@@ -315,12 +346,36 @@ class EvaluationState:
         with self._all_or_nothing():
             for part in parts:
                 self._add(part)
+            self._follow_huge(predictions, before)
         self.n += predictions.n
         # the next batch goes on from here: update(x[300:400], first_row=300) and then
         # update(x[400:500]) numbered the second batch's rows 100 to 199 (the rows seen),
         # where one update(x[300:500], first_row=300) numbers them 400 to 499
         self._next_row = start + predictions.n
         return self
+
+    def _follow_huge(
+        self, predictions: Predictions, before: tuple[FloatArray, FloatArray, FloatArray | None]
+    ) -> None:
+        """Keep the scaled sums (:attr:`_huge`) once the surprisal total passes
+        ``_HUGE``: one scalar comparison a batch on ordinary data.  Past it, the batch's
+        surprisals are read again, block by block, scaled by :math:`2^{-64}` and added
+        to the scaled sums from before the batch (the state's sums then, scaled: none
+        had overflowed).  ``before``: the sums, per-class sums and scaled sums the state
+        held before the batch (arrays a batch never writes)."""
+        sums, class_surprisal, huge = before
+        if huge is None and not self._sums[0] > _HUGE:  # (a NaN total stays NaN)
+            return
+        total = _scaled_of(sums, class_surprisal) if huge is None else huge.copy()
+        for _, block in summary_blocks(predictions, top=False, entropy=False):
+            total += _scaled_block(block.surprisal, block.labels, self.classes)
+        self._huge = total
+
+    def _scaled(self) -> FloatArray:
+        """The state's scaled sums: :attr:`_huge`, or its float64 sums scaled."""
+        if self._huge is not None:
+            return self._huge
+        return _scaled_of(self._sums, self._class_surprisal)
 
     def _totals(
         self, summaries: ExampleSummaries, first_row: int, probs: FloatArray | None
@@ -381,7 +436,14 @@ class EvaluationState:
         spent most of its time allocating them).  The arrays the state held before the
         batch are never written.
         """
-        saved = (self._sums, self._class_count, self._class_surprisal, self._bins, self._surprising)
+        saved = (
+            self._sums,
+            self._class_count,
+            self._class_surprisal,
+            self._bins,
+            self._surprising,
+            self._huge,
+        )
         self._adding = self._OPENED
         try:
             yield
@@ -392,6 +454,7 @@ class EvaluationState:
                 self._class_surprisal,
                 self._bins,
                 self._surprising,
+                self._huge,
             ) = saved
             raise
         finally:
@@ -512,6 +575,9 @@ class EvaluationState:
         merged._class_surprisal = self._class_surprisal + other._class_surprisal
         merged._bins = self._bins + other._bins
         merged._surprising = _top(self._surprising + other._surprising, self.keep)
+        huge = self._huge is not None or other._huge is not None
+        if huge or merged._sums[0] > _HUGE:
+            merged._huge = self._scaled() + other._scaled()
         return merged
 
     def __add__(self, other: object) -> EvaluationState:
@@ -561,6 +627,10 @@ class EvaluationState:
         with np.errstate(invalid="ignore", divide="ignore"):
             per_class = np.where(
                 self._class_count > 0, self._class_surprisal / self._class_count, np.nan
+            )
+        if self._huge is not None:  # the overflowed totals' means from the scaled sums
+            surprisal, per_class = _unscaled_means(
+                surprisal, per_class, self._huge, self.n, self._class_count
             )
         return EvaluationSummary(
             n=self.n,
@@ -661,7 +731,15 @@ def add_summarized_block(
     itself.  ``summaries`` must be those of ``block`` (the class-wise and positive-class
     scopes bin ``block.probs``).
     """
-    state._add(state._totals(summaries, first_row + block.start, block.probs))
+    part = state._totals(summaries, first_row + block.start, block.probs)
+    scaled = None
+    if state._huge is not None or state._sums[0] + part.sums[0] > _HUGE:
+        scaled = state._scaled() + _scaled_block(
+            summaries.surprisal, summaries.labels, state.classes
+        )
+    state._add(part)
+    if scaled is not None:
+        state._huge = scaled
 
 
 @contextlib.contextmanager
@@ -811,6 +889,28 @@ class _NextBlocks:
         """Give no more blocks (a thread's block raised)."""
         with self._lock:
             self._low = self._high
+
+
+def _scaled_of(sums: FloatArray, class_surprisal: FloatArray) -> FloatArray:
+    """``[total, per-class totals...]`` of float64 surprisal sums, times :math:`2^{-64}`."""
+    return np.ldexp(np.concatenate([sums[:1], class_surprisal]), -_SCALE)
+
+
+def _unscaled_means(
+    nll: float, per_class: FloatArray, huge: FloatArray, n: int, counts: IntArray
+) -> tuple[float, FloatArray]:
+    """The mean NLL and per-class NLL where the float64 totals overflowed: each scaled
+    total divided by its rows, then times :math:`2^{64}` (exact, or +inf where the mean
+    itself overflows).  The means from finite totals are left as they are (their bits:
+    the scaled sums add in another order); a row of surprisal +inf keeps its mean +inf."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        if nll == math.inf:
+            nll = float(np.ldexp(huge[0] / n, _SCALE))
+        overflowed = per_class == np.inf
+        if overflowed.any():
+            per_class = per_class.copy()
+            per_class[overflowed] = np.ldexp(huge[1:][overflowed] / counts[overflowed], _SCALE)
+    return nll, per_class
 
 
 def _shifted(totals: BlockTotals, first_row: int) -> BlockTotals:

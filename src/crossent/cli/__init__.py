@@ -381,7 +381,9 @@ def _parser() -> argparse.ArgumentParser:
         "only when the class columns are all named by integers other than 0..K-1 in order "
         "(scikit-learn's classes_ 1,2,3 or -1,1): such labels could be either, and are "
         "refused (exit 2) until this says which; columns named 0..K-1, string class names "
-        "and string labels need no flag",
+        "and string labels need no flag. A Parquet/Arrow string label names a class column, "
+        "digits too ('2' is the column named 2, never the third); a CSV cell of digits is an "
+        "integer label",
     )
     output = report.add_mutually_exclusive_group()
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout")

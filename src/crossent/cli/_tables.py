@@ -647,8 +647,10 @@ def _labels(
     """The label column as class ids: integers as the positions of the class columns, or
     as their names (:func:`_integer_labels`); booleans as 0 and 1 (False, True); strings
     (or a pandas categorical of strings) as the index of the class column each one
-    names. A CSV's whole numbers that pyarrow read as floats (it reads ``+0`` and ``+1``
-    so) are read again as text: signed integers are integers (:func:`_signed_integers`).
+    names, a string of digits too (a Parquet or Arrow string ``"2"`` names a column
+    ``"2"``, never the third column). A CSV's whole numbers that pyarrow read as floats
+    (it reads ``+0`` and ``+1`` so) are read again as text: signed integers are integers
+    (:func:`_signed_integers`).
     """
     import pyarrow.types as pa_types
 
@@ -664,7 +666,11 @@ def _labels(
         return column.to_numpy(zero_copy_only=False).astype(np.int64)
     if pa_types.is_string(column.type) or pa_types.is_large_string(column.type):
         _refuse_missing(path, column, first_row, name)
-        values = _signed_integers(path, column, first_row, name)
+        # a CSV's cells have no type: its text "1" is the integer 1 (pyarrow reads the
+        # column as text for "+0"); a Parquet/Arrow string is a name, digits or not
+        # ("0", "1", "2" beside columns a, b, c were read as positions: issue 13)
+        csv = reading.kind == "csv"
+        values = _signed_integers(path, column, first_row, name) if csv else None
         if values is not None:
             return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
         if choice.listed is not None:

@@ -28,11 +28,13 @@ Message sizes a call (each rank's own message; an all-gather delivers ``world`` 
 them to every rank, and the backend's algorithm decides the bytes on the wire):
 
 - the record: 16 int64, 128 bytes;
-- the sums: :math:`8\,(5 + 2C + 3M)` bytes for :math:`C` classes, where :math:`M` is
+- the sums: :math:`8\,(6 + 3C + 3M)` bytes for :math:`C` classes (the last
+  :math:`1 + C` the surprisal sums scaled by :math:`2^{-64}`, which a total above
+  :math:`2^{1023}` reads), where :math:`M` is
   the number of cells: ``bins`` for equal-width bins, ``FINE_CELLS + 2`` (4098) for
   ``binning="quantile"`` (which merges fine cells), times :math:`C` for
   ``scope="class-wise"``. The default (15 equal-width top-label bins) on 10 classes
-  is 560 bytes; class-wise quantile bins on 1000 classes are 98 MB;
+  is 648 bytes; class-wise quantile bins on 1000 classes are 98 MB;
 - the surprising rows: :math:`16\,m` bytes, :math:`m` the most rows a rank kept
   (at most ``keep``, and at most the rank's examples).
 
@@ -67,6 +69,7 @@ import torch.distributed as dist
 
 from .._checks import check_integer
 from ..calibration import EvaluationState
+from ..calibration._state import _HUGE
 from ..errors import InputError
 from ._agreement import Field, exchange, fingerprint, group_and_rank, message_device
 
@@ -86,6 +89,7 @@ _FIELDS = frozenset(
         "_class_surprisal",
         "_bins",
         "_surprising",
+        "_huge",
     }
 )
 
@@ -125,7 +129,7 @@ def _layout(state: EvaluationState) -> list[Field]:
     described = f"{state.classes} classes, {state.spec}, keep={state.keep}, entropy={state.entropy}"
     words = "`state` (cannot merge states with different classes, binning, `keep` or `entropy`)"
     key = repr((state.classes, state.spec, state.keep, state.entropy))
-    length = 5 + 2 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
+    length = 6 + 3 * state.classes + 3 * int(state._bins.count.size)  # _pack's length
     return [
         Field(words, fingerprint(key), described),
         # Exactly the size of the all-reduce, and `keep` (also under a fingerprint
@@ -147,6 +151,7 @@ def _pack(state: EvaluationState) -> np.ndarray:
             np.ravel(bins.count),
             np.ravel(bins.confidence_sum),
             np.ravel(bins.hits),
+            state._scaled(),  # the scaled surprisal sums (EvaluationState._huge)
         ]
     )
 
@@ -155,7 +160,7 @@ def _unpack(state: EvaluationState, vector: np.ndarray, n: int, surprising: list
     """A new state like ``state`` holding the merged fields."""
     classes, shape = state.classes, state._bins.count.shape
     cells = int(np.prod(shape))
-    parts = np.split(vector, np.cumsum([5, classes, classes, cells, cells]))
+    parts = np.split(vector, np.cumsum([5, classes, classes, cells, cells, cells]))
     merged = EvaluationState.__new__(EvaluationState)
     merged.__dict__.update(state.__dict__)
     merged.n = n
@@ -165,6 +170,9 @@ def _unpack(state: EvaluationState, vector: np.ndarray, n: int, surprising: list
     merged._class_surprisal = parts[2]
     merged._bins = type(state._bins)(*(np.reshape(p, shape) for p in parts[3:6]))
     merged._surprising = surprising
+    # the scaled sums once the total passes the state's threshold (as ``merge``): the
+    # ranks' totals of about 1e308 each overflowed the reduced sums
+    merged._huge = parts[6] if merged._sums[0] > _HUGE else None
     return merged
 
 
