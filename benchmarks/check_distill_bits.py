@@ -41,6 +41,7 @@ parser.add_argument(
     "--compile-only", action="store_true", help="the compiled cases alone (8 x 10, T 0.5 and 2)"
 )
 parser.add_argument("--compare", nargs=2)
+parser.add_argument("--kinds", help="only these kinds of rows (comma-separated)")
 args = parser.parse_args()
 
 if args.compare:
@@ -205,6 +206,8 @@ F64, F32 = torch.float64, torch.float32
 DTYPES = {"f64": (F64, F64), "f32": (F32, F32), "mixed": (F32, F64)}
 if args.compile_only:
     SHAPES, TEMPERATURES = [(8, 10)], [0.5, 2.0]
+if args.kinds:
+    KINDS = args.kinds.split(",")
 for kind, shape, t in itertools.product(KINDS, SHAPES, TEMPERATURES):
     if kind == "hard" and shape[-1] != 10:
         continue  # (the hard rows have 3 classes: one 1-D, one 2-D case)
