@@ -42,6 +42,7 @@ parser.add_argument(
 )
 parser.add_argument("--compare", nargs=2)
 parser.add_argument("--kinds", help="only these kinds of rows (comma-separated)")
+parser.add_argument("--temperatures", help="only these temperatures (comma-separated)")
 args = parser.parse_args()
 
 if args.compare:
@@ -208,6 +209,8 @@ if args.compile_only:
     SHAPES, TEMPERATURES = [(8, 10)], [0.5, 2.0]
 if args.kinds:
     KINDS = args.kinds.split(",")
+if args.temperatures:
+    TEMPERATURES = [float(t) for t in args.temperatures.split(",")]
 for kind, shape, t in itertools.product(KINDS, SHAPES, TEMPERATURES):
     if kind == "hard" and shape[-1] != 10:
         continue  # (the hard rows have 3 classes: one 1-D, one 2-D case)
@@ -252,7 +255,7 @@ for kind, shape, t in itertools.product(KINDS, SHAPES, TEMPERATURES):
                 )
 if not args.no_compile:  # a few Inductor graphs (slow to compile on 2 cores)
     for kind, direction, teacher_grad in itertools.product(
-        ["hard", "near"], ["forward", "reverse"], [False, True]
+        [k for k in ("hard", "near") if k in KINDS], ["forward", "reverse"], [False, True]
     ):
         z, v = _data(kind, (8, 10), 1.0)
         key = (
