@@ -20,6 +20,11 @@ path; 8 x 10 whose teacher requires a gradient, the generic path's spread read) 
 one compiled call (``torch.compile``, ``aot_eager``, 8 x 10 float64 whose
 teacher requires a gradient, forward: the graph's gradient-row flags; compiled in the
 first round).
+
+Branch distillonce2 added a reverse near 8 x 10 call whose teacher requires a gradient
+(the eager near rows' flags), a compiled reverse one, and very near CPU-op calls
+(noise 1e-7: every row's gradient ``NearRows``', the host rows); ``--cases`` picks
+cases by a part of their names (comma-separated).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--base", required=True, help="the other tree's src folder")
 parser.add_argument("--rounds", type=int, default=15)
 parser.add_argument("--calls", type=int, default=200)
+parser.add_argument(
+    "--cases", help="only the cases whose name holds one of these (comma-separated)"
+)
 args = parser.parse_args()
 torch.set_num_threads(1)
 against(args.base)
@@ -55,11 +63,12 @@ def _case(
     direction: str = "forward",
     near: bool = False,
     compiled: bool = False,
+    noise_size: float = 0.01,
 ) -> Callable[[], None]:
     generator = torch.Generator().manual_seed(0)
     z = 3 * torch.randn(shape, generator=generator, dtype=torch.float64)
     noise = torch.randn(shape, generator=generator, dtype=torch.float64)
-    v = (z + 0.01 * noise if near else 3 * noise).to(dtype)
+    v = (z + noise_size * noise if near else 3 * noise).to(dtype)
     z = z.to(dtype).requires_grad_()
     v.requires_grad_(teacher_grad)
 
@@ -87,7 +96,22 @@ CASES: dict[str, tuple[Any, ...]] = {
     "reverse 1-D 100 float64 near": ((100,), F64, False, "reverse", True),
     "reverse 8 x 10 float64, teacher grad": ((8, 10), F64, True, "reverse"),
     "compiled 8 x 10 float64, teacher grad": ((8, 10), F64, True, "forward", False, True),
+    "reverse 8 x 10 float64 near, teacher grad": ((8, 10), F64, True, "reverse", True),
+    "compiled reverse 8 x 10 float64, teacher grad": ((8, 10), F64, True, "reverse", False, True),
+    "64 x 100 float64 very near (CPU op)": ((64, 100), F64, False, "forward", True, False, 1e-7),
+    "reverse 64 x 100 float64 very near (CPU op)": (
+        (64, 100),
+        F64,
+        False,
+        "reverse",
+        True,
+        False,
+        1e-7,
+    ),
 }
+if args.cases:
+    wanted = args.cases.split(",")
+    CASES = {k: c for k, c in CASES.items() if any(w in k for w in wanted)}
 calls: dict[tuple[str, str], Callable[[], None]] = {}
 for name, case in CASES.items():
     calls[(name, "A")] = _case(base, *case)

@@ -23,7 +23,7 @@ import inspect
 import math
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -75,6 +75,7 @@ __all__ = [
     "NearGradients",
     "NearRowsLater",
     "common_rows_and_near_flags",
+    "common_rows_and_near_flags_of",
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
@@ -98,15 +99,24 @@ class _Distillation:
     student: Array  # the student's logits z, classes last (for far rows)
     teacher_scores: Array  # the teacher's logits, log t or log-probabilities, classes last
     given: bool = False  # T = 1, teacher not logits: taken as it is (log_t = log t)
+    _kl: Array | None = field(default=None, init=False, repr=False, compare=False)
 
     def row_kl(self) -> Array:
-        """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``."""
+        """Per-row KL, teacher first for ``'forward'``, student first for ``'reverse'``;
+        formed at the first call and kept (the loss's own, with the graph of a caller
+        that records it): the flags read after it (the near rows' and the gradient's
+        rules, ``crossent.torch``'s) take the same array, not a new one of the same
+        bits (issue 13, branch distillonce2: a reverse call of ``crossent.torch``'s
+        generic path whose teacher requires a gradient formed it four times)."""
+        if self._kl is not None:
+            return self._kl
         xp = self.batch.xp
         if self.direction == "forward":
             terms = kl_terms_from_log(self.log_t, self.log_s, xp=xp)
         else:
             terms = kl_terms_from_log(self.log_s, self.log_t, xp=xp)
-        return reduce_sum(terms, xp=xp, out_dtype=self.batch.dtype)
+        self._kl = reduce_sum(terms, xp=xp, out_dtype=self.batch.dtype)
+        return self._kl
 
 
 def prepare_distillation(
@@ -597,7 +607,7 @@ def _near_rows_of_namespace(
             return d.batch.reduce(rows)
 
         read = flagged if forward is None else xp.logical_or(flagged, forward.flagged)
-        later.append(NearRowsLater(read, finish))
+        later.append(NearRowsLater(read, finish, d))
         return values
     if not _may_hold_one(flagged, xp):
         return values
@@ -639,6 +649,15 @@ def common_rows_and_near_flags(
         reduction="none",
         validate=False,
     )
+    return common_rows_and_near_flags_of(d)
+
+
+def common_rows_and_near_flags_of(d: _Distillation) -> tuple[Array, Array]:
+    """:func:`common_rows_and_near_flags` of a call ``d`` already prepared as it prepares
+    one (``prepare_distillation`` of ``reduction='none'``, ``validate=False``): for a
+    caller that reads more flags of the same softened sides (``crossent.torch`` under
+    ``torch.compile``, its gradient rows: ``gradient_rows_flagged`` and the like), so
+    that both sides are softened once (issue 13, branch distillonce2)."""
     kl = d.row_kl()
     return (
         _times_temperature_squared(kl, d.temperature, xp=d.batch.xp),
@@ -671,10 +690,14 @@ class NearRowsLater:
     the call's result with them formed (what the call would have returned had one been flagged);
     ``rows_of(rows, gradients)``, where given, takes the per-row losses before the
     reduction with their :class:`NearGradients` and returns the rows to reduce
-    (``crossent.torch``: the same values, the flagged rows' gradient by ``NearRows``)."""
+    (``crossent.torch``: the same values, the flagged rows' gradient by ``NearRows``).
+    ``d``: the call's prepared sides (softened with the graph of a caller that records
+    them), for a caller that reads flags of its own from them rather than soften both
+    sides again (``crossent.torch``'s reverse teacher rows, branch distillonce2)."""
 
     flagged: Array
     finish: Callable[..., Any]
+    d: _Distillation
 
 
 @dataclass(frozen=True)
@@ -806,7 +829,7 @@ def _log_ratio(log_s: Array, log_t: Array, xp: ModuleType) -> Array:
     )
 
 
-def gradient_rows_flagged(d: _Distillation) -> Array:
+def gradient_rows_flagged(d: _Distillation, among: Array | None = None) -> Array:
     r"""Per row of the prepared call ``d`` (batch shape, booleans), whether
     :func:`distillation_loss_grad` forms its gradient by ``_near_rows.NearRows``: the one
     rule of both directions (``_near_rows.forward_rows_flagged``; forward :math:`s - t`
@@ -814,7 +837,8 @@ def gradient_rows_flagged(d: _Distillation) -> Array:
     or a KL below ``_near_rows.KL_FLOOR``), formable. No host read for other namespaces
     than NumPy (traceable): for a caller that picks the rows itself (``crossent.torch``),
     beside :func:`common_rows_and_near_flags`. Far rows (``_far_gaps``) are not taken
-    out."""
+    out. ``among``: rows the caller knows formable (its own flags: ``formable`` not
+    read again, branch distillonce2), the flags among them."""
     xp = d.batch.xp
     s = xp.exp(d.log_s)
     if d.direction == "forward":
@@ -825,7 +849,7 @@ def gradient_rows_flagged(d: _Distillation) -> Array:
         with numpy_errstate(s, xp, all="ignore"):  # (an infinite D: NaN, not flagged)
             excess = weighted_term(s, _log_ratio(d.log_s, d.log_t, xp) - kl, xp=xp)
             flagged = forward_rows_flagged(excess, s, lambda: kl[..., 0], xp)
-    return _formable(d, flagged)
+    return _formable(d, flagged) if among is None else xp.logical_and(among, flagged)
 
 
 def _near_reverse_rows(

@@ -156,8 +156,9 @@ def distillation_rows_checked(
         _distill.NEAR_ROWS_LATER.reset(token)
     teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
     # (reverse, a teacher requiring a gradient: its rows of a small spread, any KL)
+    prepared = later[0].d if len(later) == 1 else None  # (the loss's softened sides)
     spread = _near_gradient.reverse_teacher_rows_of(
-        student, teacher, temperature, axis, teacher_form, direction
+        student, teacher, temperature, axis, teacher_form, direction, prepared
     )
     near_flags = [*(x.flagged.any() for x in later)]
     near_flags += [] if spread is None else [spread.any().reshape(())]
@@ -549,34 +550,45 @@ def _host_gradients(
     forward = direction == "forward"
     grad_z = grad_v = None
     if student:
-        g = losses.distillation_loss_grad(
-            z64,
-            v64,
-            temperature=temperature,
-            teacher_form=teacher_form,
-            direction=direction,
-            reduction="none",
-            validate=False,
-        )
-        if at is not None:  # (``near``: under torch.compile)
-            scores = _teacher_scores(v64[at], teacher_form)
-            g[at] = NearRows(z64[at], scores, temperature).gradient(forward=forward)
+        g = _gradient64(z64, v64, temperature, at, forward, teacher_form)
         grad_z = torch.from_numpy(_times_upstream(u, g)).to(z.device, z.dtype)
     if teacher:
         if teacher_form != "logits":  # (distillation_rows_checked never asks)
             raise NotImplementedError("a teacher's gradient is formed in its logits only")
+        g = _gradient64(v64, z64, temperature, at, not forward)
+        grad_v = torch.from_numpy(_times_upstream(u, g)).to(v.device, v.dtype)
+    return grad_z, grad_v
+
+
+def _gradient64(
+    first: np.ndarray,
+    second: np.ndarray,
+    temperature: float,
+    at: np.ndarray | None,
+    forward: bool,
+    teacher_form: str = "logits",
+) -> np.ndarray:
+    """:func:`crossent.distillation_loss_grad` (per row, not validated) of the float64
+    rows ``first`` beside ``second`` (in ``teacher_form``), the rows ``at`` (where given)
+    ``NearRows``' (:func:`_host_gradients`). Where every row is one of ``at``, the NumPy
+    call is not made (its rows were all replaced: the CPU op's host rows of a call whose
+    rows all take ``NearRows``' gradient; branch distillonce2)."""
+    if at is not None and bool(at.all()):
+        g = np.empty(first.shape, dtype=np.float64)
+    else:
         g = losses.distillation_loss_grad(
-            v64,
-            z64,
+            first,
+            second,
             temperature=temperature,
-            direction="reverse" if forward else "forward",
+            teacher_form=teacher_form,
+            direction="forward" if forward else "reverse",
             reduction="none",
             validate=False,
         )
-        if at is not None:
-            g[at] = NearRows(v64[at], z64[at], temperature).gradient(forward=not forward)
-        grad_v = torch.from_numpy(_times_upstream(u, g)).to(v.device, v.dtype)
-    return grad_z, grad_v
+    if at is not None:  # (``near``: under torch.compile, and the CPU op's near rows)
+        scores = _teacher_scores(second[at], teacher_form)
+        g[at] = NearRows(first[at], scores, temperature).gradient(forward=forward)
+    return g
 
 
 def _times_upstream(u: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -799,23 +811,10 @@ def _traced(
         near = torch.zeros(batch, dtype=torch.bool, device=student.device)
         far = ~near
     else:
-        rows, near = _distill.common_rows_and_near_flags(
-            student,
-            teacher,
-            axis=axis,
-            temperature=temperature,
-            teacher_form=teacher_form,
-            direction=direction,
-        )
-        near = _gradient_rows_traced(
-            student,
-            teacher,
-            temperature,
-            axis,
-            near,
-            teacher_form=teacher_form,
-            direction=direction,
-        )
+        options = {"teacher_form": teacher_form, "direction": direction}
+        d = _near_gradient.softened(student, teacher, temperature, axis, **options)
+        rows, near = _distill.common_rows_and_near_flags_of(d)  # (both sides softened once)
+        near = _gradient_rows_traced(d, student, teacher, near, teacher_form)
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
@@ -827,16 +826,15 @@ def _traced(
 
 
 def _gradient_rows_traced(
+    d: _distill._Distillation,
     student: torch.Tensor,
     teacher: torch.Tensor,
-    temperature: float,
-    axis: int,
     near: torch.Tensor,
-    *,
     teacher_form: str,
-    direction: str,
 ) -> torch.Tensor:
-    r"""The loss's near rows ``near`` of a traced call and, as the eager call flags them,
+    r"""The loss's near rows ``near`` of a traced call ``d`` (the prepared sides of
+    ``student`` and ``teacher``, whose rows and ``near`` the graph holds: softened once,
+    branch distillonce2) and, as the eager call flags them,
     the rows whose gradient is ``NearRows``' (``_near_gradient.gradient_rows``: forward,
     a spread below the floor, the loss's near rows or not), where the eager call forms
     them (a float64 student or teacher, one of them requiring a gradient). Issue 13,
@@ -851,11 +849,9 @@ def _gradient_rows_traced(
     swapped, any KL), as eager."""
     if torch.float64 not in (student.dtype, teacher.dtype):
         return near
-    forward = direction == "forward" and (student.requires_grad or teacher.requires_grad)
+    forward = d.direction == "forward" and (student.requires_grad or teacher.requires_grad)
     if not (forward or (teacher.requires_grad and teacher_form == "logits")):
         return near
-    options = {"teacher_form": teacher_form, "direction": direction}
-    d = _near_gradient.softened(student, teacher, temperature, axis, **options)
     if forward:
         return near | _near_gradient.gradient_rows(d, near)
     return near | _near_gradient.reverse_teacher_rows(d)

@@ -121,7 +121,8 @@ def gradient_rows(d: _Distillation, near: Any) -> Any:
     xp = d.batch.xp
     teacher = xp.exp(d.log_t)
     moved = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
-    return xp.logical_and(near, xp.logical_or(gradient_rows_flagged(d), moved))
+    # (``near``: formable already, read once: ``gradient_rows_flagged``'s ``among``)
+    return xp.logical_or(gradient_rows_flagged(d, near), xp.logical_and(near, moved))
 
 
 def reverse_teacher_rows(d: _Distillation) -> Any:
@@ -146,11 +147,21 @@ def reverse_teacher_rows(d: _Distillation) -> Any:
 
 
 def reverse_teacher_rows_of(
-    student: Any, teacher: Any, temperature: float, axis: int, teacher_form: str, direction: str
+    student: Any,
+    teacher: Any,
+    temperature: float,
+    axis: int,
+    teacher_form: str,
+    direction: str,
+    prepared: _Distillation | None = None,
 ) -> Any:
     """:func:`reverse_teacher_rows` of an eager call (no graph), for the generic path to
     read with its other flags; None where it takes none: not a reverse call of a teacher
-    of logits that requires a gradient, or not :func:`takes_near_gradients`."""
+    of logits that requires a gradient, or not :func:`takes_near_gradients`. ``prepared``:
+    the loss's own softened sides of this call (``_distill.NearRowsLater.d``), read as
+    they are, where given: both sides are not softened again (issue 13, branch
+    distillonce2: the second softening was 5-30 % of a reverse 8 x 10 float64 call whose
+    teacher requires a gradient); else :func:`softened`."""
     if direction != "reverse" or teacher_form != "logits":
         return None
     if not (isinstance(teacher, torch.Tensor) and teacher.requires_grad and grad_recorded()):
@@ -159,7 +170,9 @@ def reverse_teacher_rows_of(
         return None
     options = {"teacher_form": teacher_form, "direction": direction}
     with torch.no_grad():
-        return reverse_teacher_rows(softened(student, teacher, temperature, axis, **options))
+        if prepared is None:
+            prepared = softened(student, teacher, temperature, axis, **options)
+        return reverse_teacher_rows(prepared)
 
 
 def softened(
