@@ -424,6 +424,16 @@ class EvaluationState:
     _OUTSIDE, _OPENED, _OWNED = 0, 1, 2
     _adding = _OUTSIDE
 
+    _BATCH_FIELDS = (
+        "_sums",
+        "_class_count",
+        "_class_surprisal",
+        "_bins",
+        "_surprising",
+        "_huge",
+    )
+    """The attributes a batch replaces, put back by :meth:`_all_or_nothing` if it raises."""
+
     @contextlib.contextmanager
     def _all_or_nothing(self) -> Iterator[None]:
         """The state's sums put back as they stood if the body raises.
@@ -436,43 +446,32 @@ class EvaluationState:
         spent most of its time allocating them).  The arrays the state held before the
         batch are never written.
         """
-        saved = (
-            self._sums,
-            self._class_count,
-            self._class_surprisal,
-            self._bins,
-            self._surprising,
-            self._huge,
-        )
+        saved = [(name, getattr(self, name)) for name in self._BATCH_FIELDS]
         self._adding = self._OPENED
         try:
             yield
         except BaseException:
-            (
-                self._sums,
-                self._class_count,
-                self._class_surprisal,
-                self._bins,
-                self._surprising,
-                self._huge,
-            ) = saved
+            for name, value in saved:
+                setattr(self, name, value)
             raise
         finally:
             self._adding = self._OUTSIDE
 
     def _add(self, part: BlockTotals) -> None:
         if self._adding == self._OWNED:  # this batch's own arrays: in place
-            self._sums += part.sums
-            self._class_count += part.class_count
-            self._class_surprisal += part.class_surprisal
+            with np.errstate(over="ignore"):  # a +inf total: the scaled sums keep the mean
+                self._sums += part.sums
+                self._class_count += part.class_count
+                self._class_surprisal += part.class_surprisal
             if isinstance(part.bins, ClassBinsPart):
                 part.bins.add_into(self._bins)
             elif part.bins is not None:
                 self._bins.add_into(part.bins)
         else:
-            self._sums = self._sums + part.sums
-            self._class_count = self._class_count + part.class_count
-            self._class_surprisal = self._class_surprisal + part.class_surprisal
+            with np.errstate(over="ignore"):  # a +inf total: the scaled sums keep the mean
+                self._sums = self._sums + part.sums
+                self._class_count = self._class_count + part.class_count
+                self._class_surprisal = self._class_surprisal + part.class_surprisal
             if isinstance(part.bins, ClassBinsPart):  # a copy, then the part added in
                 bins = BinStatistics(*(a.copy() for a in self._bins.arrays()))
                 part.bins.add_into(bins)
@@ -570,9 +569,10 @@ class EvaluationState:
         merged.__dict__.update(self.__dict__)
         merged.n = self.n + other.n
         merged._next_row = merged.n
-        merged._sums = self._sums + other._sums
-        merged._class_count = self._class_count + other._class_count
-        merged._class_surprisal = self._class_surprisal + other._class_surprisal
+        with np.errstate(over="ignore"):  # a +inf total: the scaled sums keep the mean
+            merged._sums = self._sums + other._sums
+            merged._class_count = self._class_count + other._class_count
+            merged._class_surprisal = self._class_surprisal + other._class_surprisal
         merged._bins = self._bins + other._bins
         merged._surprising = _top(self._surprising + other._surprising, self.keep)
         huge = self._huge is not None or other._huge is not None
