@@ -1249,7 +1249,7 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
 
 def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str) -> Tensor:
     """``'sum'`` or ``'mean'`` of the rows' losses, rounded once to their dtype: the float64
-    sum divided by the float64 :math:`\sum_i \omega_i` (0 when every row is ignored), as
+    sum divided by the float64 :math:`\\sum_i \\omega_i` (0 when every row is ignored), as
     ``cross_entropy``'s (issue 13, branch torchmean1: it was multiplied by
     :func:`_normalizer_scale`, rounded to the work dtype first)."""
     total = rows.sum(dtype=torch.float64)
