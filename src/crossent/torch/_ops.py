@@ -61,7 +61,6 @@ from ._agreement import exchange
 from ._arguments import examples, first_order_only
 from ._focal_eager import closed_gradient
 from ._labels import check_class_ids
-from ._reduction import weighted_mean
 from ._linear import (
     Gradients,
     LinearProblem,
@@ -70,6 +69,7 @@ from ._linear import (
     forward_pass,
     row_stats,
 )
+from ._reduction import weighted_mean
 
 __all__ = [
     "LabelsFunction",
