@@ -53,17 +53,22 @@ def _both_float64(x: Any, t: Any) -> bool:
 def _loss(
     x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str, validate: bool
 ) -> torch.Tensor:
-    """The generic path's loss; PyTorch's ``'mean'`` divides the sum by the count."""
+    """The generic path's loss; PyTorch's ``'mean'`` divides the sum by the count: here
+    the float64 sum of the terms by the count, rounded once (issue 13, branch
+    torchmean1: the float32 sum overflowed to ``inf`` where the mean is a float32
+    number, terms near ``3e38``)."""
     loss = losses.sigmoid_cross_entropy(
         x,
         t,
         weight=w,
         pos_weight=pw,
         label_smoothing=eps,
-        reduction="sum" if reduction == "mean" else reduction,
+        reduction="none" if reduction == "mean" else reduction,
         validate=validate,
     )
-    return loss / max(x.numel(), 1) if reduction == "mean" else loss
+    if reduction != "mean":
+        return loss
+    return (loss.sum(dtype=torch.float64) / max(x.numel(), 1)).to(loss.dtype)
 
 
 def _plain(grad: torch.Tensor) -> torch.Tensor:

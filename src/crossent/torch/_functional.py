@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -81,9 +82,18 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
     return w
 
 
-def _sum(rows: torch.Tensor) -> torch.Tensor:
-    """The sum of per-row losses, accumulated in float64."""
-    return rows.sum(dtype=torch.float64).to(rows.dtype)
+def _reduced(
+    rows: torch.Tensor, reduction: str, normalizer: Callable[[], torch.Tensor], dtype: torch.dtype
+) -> torch.Tensor:
+    """``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
+    mean divided by the float64 ``normalizer()`` (:func:`weighted_mean`), each rounded
+    once to ``dtype``. Issue 13 (branch torchmean1): the float32 sum rounded first
+    overflowed to ``inf`` where the mean is a float32 number (float32 rows near 1e38:
+    ``inf`` for a float64 mean of 1.5e38), and the division in float32 rounded twice."""
+    total = rows.sum(dtype=torch.float64)
+    if reduction == "mean":
+        total = weighted_mean(total, normalizer())
+    return total.to(dtype)
 
 
 def _cross_entropy_checks(
@@ -369,10 +379,12 @@ def cross_entropy(
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
-    total = _sum(rows)
-    if opts.reduction == "sum":
-        return total
-    return weighted_mean(total, label_weight_sum(flat_labels, w, opts.ignore_index, rows.dtype))
+    return _reduced(
+        rows,
+        opts.reduction,
+        lambda: label_weight_sum(flat_labels, w, opts.ignore_index, torch.float64),
+        rows.dtype,
+    )
 
 
 def _cross_entropy_probs(
@@ -421,14 +433,15 @@ def _cross_entropy_probs(
             rows = rows + probability_targets_checked(target.detach()).to(rows.dtype)
     if opts.reduction == "none":
         return (rows[0] if unbatched else rows).to(out_dtype)
-    total = _sum(rows.reshape(-1))
-    if opts.reduction == "sum":
-        return total.to(out_dtype)
     # 0 for an empty batch (0/0), as the mean of class ids (PyTorch's is NaN). The row
     # count by torch.full, which keeps a symbolic size symbolic (issue 13: new_tensor
     # made torch.export specialise a dynamic batch to the example's).
-    count = torch.full((), rows.numel(), dtype=total.dtype, device=total.device)
-    return weighted_mean(total, count).to(out_dtype)
+    return _reduced(
+        rows.reshape(-1),
+        opts.reduction,
+        lambda: torch.full((), rows.numel(), dtype=torch.float64, device=rows.device),
+        out_dtype,
+    )
 
 
 def linear_cross_entropy(

@@ -69,6 +69,7 @@ from ._linear import (
     forward_pass,
     row_stats,
 )
+from ._reduction import weighted_mean
 
 __all__ = [
     "LabelsFunction",
@@ -1246,6 +1247,17 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
+def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str) -> Tensor:
+    """``'sum'`` or ``'mean'`` of the rows' losses, rounded once to their dtype: the float64
+    sum divided by the float64 :math:`\\sum_i \\omega_i` (0 when every row is ignored), as
+    ``cross_entropy``'s (issue 13, branch torchmean1: it was multiplied by
+    :func:`_normalizer_scale`, rounded to the work dtype first)."""
+    total = rows.sum(dtype=torch.float64)
+    if reduction == "mean":
+        total = weighted_mean(total, problem.omega.sum(dtype=torch.float64))
+    return total.to(rows.dtype)
+
+
 def _check_finite(stats: Tensor, batch_shape: list[int], problem: LinearProblem) -> None:
     """An error where a row's maximum :math:`m` or log-partition :math:`\\ell` (the
     forward's ``stats``) is not finite: its logits are not (an ``inf`` LSE
@@ -1349,7 +1361,7 @@ def linear_cross_entropy_op(
     rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
     if labels.device.type == "cpu":
         _check_finite(lse, batch_shape, problem)
-    loss = rows if reduction == "none" else (rows.sum(dtype=torch.float64) * scale).to(rows.dtype)
+    loss = rows if reduction == "none" else _reduced_rows(rows, problem, reduction)
     if grads is None:
         empty = input.new_empty((0,))
         return loss, lse, log_p, empty, empty.clone(), empty.clone()
