@@ -32,6 +32,7 @@ import contextlib
 import itertools
 import math
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -171,8 +172,9 @@ def _mean(values: np.ndarray) -> float:
         return float(np.sum(values)) / len(values)
     try:
         return math.fsum(values.tolist()) / len(values)
-    except OverflowError:  # (a sum past 1.8e308: +inf, as the library documents)
-        return math.copysign(math.inf, float(np.sum(values)))
+    except OverflowError:  # a sum past 1.8e308: the exact mean, finite where it is
+        # (issue 13, branches hostile16 and evalstate15; it was +inf until then)
+        return float(sum(map(Fraction, values.tolist())) / len(values))
 
 
 def _assert_scores(summary: Any, rows: dict[str, np.ndarray], what: str) -> None:

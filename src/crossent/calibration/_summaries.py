@@ -327,8 +327,9 @@ def totals_of(summaries: ExampleSummaries, request: TotalsRequest) -> BlockTotal
         index = assign_uniform_bins(confidence, request.bins, request.closed)
         bins = bin_statistics(index, confidence, correct, request.bins)
     empty = np.zeros(0)
-    # Surprisals summing past 1.8e308 total +inf, and the NLL is then +inf (reported as
-    # such, though a mean of such rows may still be finite): no NumPy warning (issue 13).
+    # Surprisals summing past 1.8e308 total +inf here, unwarned (issue 13); the means
+    # are then formed again without the overflow (``_scores.score_means``, the state's
+    # scaled sums), finite where every row is.
     with np.errstate(over="ignore"):
         sums = np.array(
             [
