@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import calibration as cal
 from .._checks import check_flag, check_form, check_integer
-from ..calibration._bootstrap import binned_calibration_interval, check_resamples, mean_of
+from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: private here)
 from ..calibration._error import (
@@ -531,9 +531,6 @@ def report(
         state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
         as_predictions(values, label_array, form=checked_form, validate=False, defer=True),
     )
-    summary = dataclasses.replace(
-        summary, per_class_nll=_per_class_nll(summary.per_class_nll, rows.surprisal, label_array)
-    )
     if spec.binning == "quantile":
         # the state's equal-mass bins join fine cells (another number under the same
         # definition); the report's calibration error puts the edges at the quantiles
@@ -632,16 +629,6 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
         brier=means["brier"],
         spherical=means["spherical"],
     )
-
-
-def _per_class_nll(per_class: Any, surprisal: Any, labels: Any) -> Any:
-    """The state's per-class mean surprisals, each class whose sum overflowed (+inf
-    while its rows are finite) averaged row by row (:func:`mean_of`): two rows of
-    surprisal 1e308 in a class (logits of +-1e308) gave a class NLL of inf, not 1e308."""
-    fixed = np.array(per_class, dtype=np.float64)
-    for k in np.flatnonzero(np.isposinf(fixed)):
-        fixed[k] = mean_of(surprisal[labels == k])
-    return fixed
 
 
 @dataclass(frozen=True)
