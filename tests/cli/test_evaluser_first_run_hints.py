@@ -23,7 +23,8 @@ _LABELS = np.array([0, 2, 1])
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("crossent: error: ") and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("crossent: error: "), err
+    assert len(err.strip().splitlines()) == 1, err
     return err
 
 
