@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._class_columns import ambiguous_integer_labels
+from .._hints import reads_as_number
 from ..calibration._inputs import check_same_rows
 from ..errors import InputError, InputTypeError
 
@@ -174,7 +175,7 @@ def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | No
     if not all(isinstance(entry, str) for entry in entries):
         return labels  # numbers or missing values held as objects: the label check's message
     if names is None:
-        if all(_reads_as_number(entry) for entry in entries):
+        if all(reads_as_number(entry) for entry in entries):
             return labels  # numbers written as text: the label check says how to cast them
         raise InputTypeError(
             f"`labels` are strings (row 0 is {entries[0]!r}); pass the class names in the "
@@ -199,14 +200,6 @@ def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | No
             )
         ids[row] = k
     return ids
-
-
-def _reads_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def sequence_shape_hint(predictions: Any, labels: Any) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._class_columns import ambiguous_integer_labels, integer_names
+from .._hints import reads_as_number
 
 __all__ = [
     "ColumnChoice",
@@ -131,22 +132,13 @@ def missing_label_hint(label: str, names: list[str]) -> str:
     """What to do about a table without the ``label`` column: a header of numbers only is
     a first row of data (``np.savetxt`` writes no header), else ``--label-column`` names
     the labels' column when the default ``label`` was looked for."""
-    if names and all(_number(name) for name in names):
+    if names and all(reads_as_number(name) for name in names):
         header = "label" if len(names) == 1 else "c0,c1,label"
         return (
             "; the first line holds numbers, not column names: write a header row "
             f"(pandas' to_csv writes one; np.savetxt(..., header='{header}', comments=''))"
         )
     return "; name it with --label-column" if label == "label" else ""
-
-
-def _number(text: str) -> bool:
-    """Whether ``text`` reads as a number (``float`` takes ``nan``, ``inf``, ``1e3``)."""
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def choose_columns(
