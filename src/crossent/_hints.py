@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NAMES_HINT", "first_non_number", "install_command", "non_numeric"]
+__all__ = ["NAMES_HINT", "first_non_number", "install_command", "non_numeric", "reads_as_number"]
 
 NAMES_HINT = (
     "Map each class name to the index of its column in the predictions (their class "
@@ -30,8 +30,10 @@ def install_command(extra: str) -> str:
     return f"pip install 'crossent[{extra}]' (from a clone: pip install '.[{extra}]')"
 
 
-def _is_number_text(value: object) -> bool:
-    """Whether ``value`` (a str or bytes) reads as a number (``"3"``, ``b"0.5"``)."""
+def reads_as_number(value: object) -> bool:
+    """Whether ``value`` (a str or bytes) reads as a number (``"3"``, ``b"0.5"``; ``float``
+    takes ``"nan"``, ``"inf"``, ``"1e3"`` too): the one test of the CSV cells, headers and
+    labels that are text."""
     try:
         float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -47,7 +49,7 @@ def first_non_number(values: np.ndarray) -> tuple[Any, Any] | None:
     entry that is neither a number nor a boolean.  ``None`` if there is none."""
     flat = values.reshape(-1)
     if values.dtype.kind in "US":
-        texts = (k for k, v in enumerate(flat) if not _is_number_text(v))
+        texts = (k for k, v in enumerate(flat) if not reads_as_number(v))
         position = next(texts, 0 if flat.size else None)
     else:
         position = next(
@@ -85,6 +87,6 @@ def non_numeric(values: np.ndarray, *, name: str, wanted: str, got: str) -> str:
         if found is None:  # every entry is a number: say so, and how to make them one
             return f"{message}. They are numbers {held}: pass {name}.astype(np.float64)."
         return message
-    if found is None or _is_number_text(found[1]):  # every entry is a number, or reads as one
+    if found is None or reads_as_number(found[1]):  # every entry is a number, or reads as one
         return f"{message}. They are numbers {held}: pass labels.astype(np.int64)."
     return f"{message}. {NAMES_HINT}"

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._class_columns import ambiguous_integer_labels
+from .._hints import reads_as_number
 from ..calibration._inputs import check_same_rows
 from ..errors import InputError, InputTypeError
 
@@ -78,19 +79,34 @@ def bfloat16_tensor(x: Any) -> Any:
 def _frame(frame: Any, *, name: str) -> Any:
     """A DataFrame's values; every column must be numeric (a pandas extension dtype such
     as ``Float64`` included, its missing values as NaN, which validation refuses)."""
+    numeric = [getattr(dtype, "kind", "O") in _NUMERIC for dtype in frame.dtypes]
     bad = [
         f"{str(column)!r} ({dtype})"
-        for column, dtype in frame.dtypes.items()
-        if getattr(dtype, "kind", "O") not in _NUMERIC
+        for (column, dtype), ok in zip(frame.dtypes.items(), numeric, strict=True)
+        if not ok
     ]
     if bad:
         raise InputError(
             f"`{name}` must hold one numeric column per class; column {', '.join(bad)} "
-            "is not numeric: select the class columns, e.g. frame[['cat', 'dog']]"
+            f"is not numeric: select the class columns{_selection(frame, numeric)}"
         )
     if all(isinstance(dtype, np.dtype) for dtype in frame.dtypes):
         return frame.to_numpy()
     return frame.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _selection(frame: Any, numeric: list[bool]) -> str:
+    """An example selection of ``frame``'s class columns: its numeric columns, the labels
+    passed apart (``report(frame[[...]], frame['label'])``), where one column is left."""
+    columns = list(frame.columns)
+    keep = [repr(c) for c, ok in zip(columns, numeric, strict=True) if ok]
+    rest = [repr(c) for c, ok in zip(columns, numeric, strict=True) if not ok]
+    if not keep:
+        return ""
+    shown = ", ".join(keep if len(keep) <= 4 else [*keep[:3], "...", keep[-1]])
+    if len(rest) == 1:
+        return f" and pass the labels apart: report(frame[[{shown}]], frame[{rest[0]}])"
+    return f", e.g. frame[[{shown}]]"
 
 
 def _series(series: Any) -> Any:
@@ -159,7 +175,7 @@ def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | No
     if not all(isinstance(entry, str) for entry in entries):
         return labels  # numbers or missing values held as objects: the label check's message
     if names is None:
-        if all(_reads_as_number(entry) for entry in entries):
+        if all(reads_as_number(entry) for entry in entries):
             return labels  # numbers written as text: the label check says how to cast them
         raise InputTypeError(
             f"`labels` are strings (row 0 is {entries[0]!r}); pass the class names in the "
@@ -184,14 +200,6 @@ def labels_by_name(labels: Any, names: list[str] | None, columns: list[str] | No
             )
         ids[row] = k
     return ids
-
-
-def _reads_as_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def sequence_shape_hint(predictions: Any, labels: Any) -> str:

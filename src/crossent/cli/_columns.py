@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .._class_columns import ambiguous_integer_labels, integer_names
+from .._hints import reads_as_number
 
 __all__ = [
     "ColumnChoice",
@@ -35,6 +36,7 @@ __all__ = [
     "ambiguous_integer_labels",
     "choose_columns",
     "integer_names",
+    "missing_label_hint",
 ]
 
 
@@ -126,6 +128,19 @@ class ColumnChoice:
         return record
 
 
+def missing_label_hint(label: str, names: list[str]) -> str:
+    """What to do about a table without the ``label`` column: a header of numbers only is
+    a first row of data (``np.savetxt`` writes no header), else ``--label-column`` names
+    the labels' column when the default ``label`` was looked for."""
+    if names and all(reads_as_number(name) for name in names):
+        header = "label" if len(names) == 1 else "c0,c1,label"
+        return (
+            "; the first line holds numbers, not column names: write a header row "
+            f"(pandas' to_csv writes one; np.savetxt(..., header='{header}', comments=''))"
+        )
+    return "; name it with --label-column" if label == "label" else ""
+
+
 def choose_columns(
     names: list[str],
     numeric: dict[str, bool],
@@ -149,9 +164,9 @@ def choose_columns(
     ``not_read(name)``, when not "", is the whole refusal of a class column of numbers
     in a type not read (a list in each row, decimals): what it holds and what to do."""
     if options.label not in names:
-        hint = "" if options.label != "label" else "; name it with --label-column"
         return None, (
-            f"{where}: no {options.label!r} column (columns: {', '.join(names) or 'none'}){hint}"
+            f"{where}: no {options.label!r} column (columns: {', '.join(names) or 'none'})"
+            f"{missing_label_hint(options.label, names)}"
         )
     if options.id is not None and options.id not in names:
         return None, f"{where}: no {options.id!r} column for --id-column"

@@ -143,8 +143,13 @@ def as_class_ids(labels: Any, what: str) -> Any:
     if labels.dtype == np.bool_:
         return labels.astype(np.int64)
     if labels.dtype.kind not in "iu":
+        fix = (
+            ": save them as integers, labels.astype(int) after checking they are whole numbers"
+            if labels.dtype.kind in "fc"
+            else ""
+        )
         raise SourceError(
-            f"{what} must be integers (class ids) or booleans; got dtype {labels.dtype}"
+            f"{what} must be integers (class ids) or booleans; got dtype {labels.dtype}{fix}"
         )
     return labels
 

@@ -18,6 +18,7 @@ import numpy as np
 
 import crossent
 
+from .._hints import reads_as_number
 from ._pipe import closed_pipe_is_quiet
 from ._width import fill_paragraph
 
@@ -31,7 +32,7 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]])
     """
     cells = [[str(h) for h in header]] + [[_cell(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    textual = [isinstance(v, str) and not _is_number(v) for v in rows[0]]
+    textual = [isinstance(v, str) and not reads_as_number(v) for v in rows[0]]
     for n, row in enumerate(cells):
         padded = [
             c.ljust(w) if is_text else c.rjust(w)
@@ -40,14 +41,6 @@ def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]])
         out.write("  " + "  ".join(padded).rstrip() + "\n")
         if n == 0:
             out.write("  " + "  ".join("-" * w for w in widths) + "\n")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _cell(value: object) -> str:

@@ -65,8 +65,9 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
     each member stores its dtype (``dtype`` is refused by the format registry)."""
     if form is not None:
         raise SourceError(
-            f"{path}: --logits/--log-probs apply to CSV and Parquet; in an .npz file "
-            "the array's name (probs, logits or log_probs) says the form"
+            f"{path}: in an .npz file the array's name says the form, not --logits/--log-probs "
+            "(those name a table's, a .npy's or a single tensor's): save the predictions as "
+            "probs, logits or log_probs, np.savez(path, logits=..., labels=...)"
         )
     try:
         archive = zipfile.ZipFile(path)
@@ -78,11 +79,12 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
         if "labels" not in members:
             raise SourceError(
                 f"{path}: no array named 'labels' (found: {', '.join(sorted(members)) or 'none'})"
+                f"{_save_hint(members)}"
             )
         if not found:
             raise SourceError(
                 f"{path}: no predictions; expected exactly one array named probs, logits or "
-                f"log_probs (found: {', '.join(sorted(members))})"
+                f"log_probs (found: {', '.join(sorted(members))}){_save_hint(members)}"
             )
         if len(found) > 1:
             raise SourceError(
@@ -104,6 +106,17 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
     if unused:  # said in the report, as a table's unused columns
         dataset.columns = {"predictions": name, "label": "labels", "ignored": unused}
     return dataset
+
+
+def _save_hint(members: dict[str, zipfile.ZipInfo]) -> str:
+    """How to save an archive whose arrays are not named as the report reads them: the
+    names of a Hugging Face ``Trainer.predict`` output (``predictions``, ``label_ids``) or
+    ``np.savez``'s positional ``arr_0``, ``arr_1`` name neither the form nor the labels."""
+    if "predictions" in members or "label_ids" in members:
+        example = "np.savez(path, logits=out.predictions, labels=out.label_ids)"
+    else:
+        example = "np.savez(path, logits=..., labels=...)"
+    return f"; name the arrays when saving them: {example} (or probs=, log_probs=)"
 
 
 def read_npz_labels(path: Path) -> Any:

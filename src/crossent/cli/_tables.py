@@ -45,6 +45,7 @@ from ._columns import (
     ambiguous_integer_labels,
     choose_columns,
     integer_names,
+    missing_label_hint,
 )
 from ._dataset import Dataset, SourceError, scratch_file
 from ._deps import require
@@ -1271,9 +1272,9 @@ def read_label_column(path: Path, name: str, class_names: list[str]) -> Any:
             for batch in _batches(reading):
                 names = [str(column) for column in batch.schema.names]
                 if name not in names:
-                    hint = "; name it with --label-column" if name == "label" else ""
                     raise SourceError(
-                        f"{path}: no {name!r} column (columns: {', '.join(names)}){hint}"
+                        f"{path}: no {name!r} column (columns: {', '.join(names)})"
+                        f"{missing_label_hint(name, names)}"
                     )
                 parts.append(_labels(reading, batch, rows, choice, None))
                 rows += batch.num_rows
