@@ -5,9 +5,10 @@ no value, no type and no warning.
 ``np.errstate`` (it cannot overflow there); ``cross_entropy_decomposition`` returns the
 fused kernel's named tuple itself where no row is formed again. Each is pinned against
 the general formula (``np.exp`` of the cross-entropy under ``np.errstate``) on rows
-either side of the fast path's bound and of float64's ``exp`` range. Guards of existing
-behaviour (they pass on main): they kill the mutants named in ``tests/MUTATION.md``
-(the bound raised past 709.78, ``math.exp`` for ``np.exp``).
+either side of the fast path's bound and of float64's ``exp`` range. Guards of
+existing behaviour (they pass on main, but for the bound's name): they kill the mutants
+named in ``tests/MUTATION.md`` (the bound raised past 709.78, a Python float returned,
+the far rows dropped).
 """
 
 from __future__ import annotations
