@@ -1,7 +1,7 @@
 """Per-call overhead of every measure and loss on small inputs (issue 13, "Small inputs").
 
     python benchmarks/bench_small_inputs.py [--number 2000] [--repeats 7] [--only NAME]
-        [--against PATH/TO/OTHER/src]
+        [--clock wall|cpu] [--stat min|median] [--against PATH/TO/OTHER/src]
 
 Target: under 10 us per call on a row of 10 classes with ``validate=False`` and under
 20 us with validation. Each public measure and loss is called on a float64 row of 10
@@ -13,14 +13,15 @@ expression, and ``torch.nn.functional.cross_entropy`` on a (1, 10)
 tensor where torch is installed.
 
 Timing: ``timeit`` with ``number`` calls per repeat; the table gives the minimum over
-the repeats (the least disturbed by other work on the machine) in microseconds per
-call. The repeats are interleaved across all cases (case A, case B, ..., then again)
-so that slow spells of a loaded machine hit every case alike. Numbers from one run
-compare with each other; between runs, compare only back-to-back runs and state the
-load (the script prints the load average). Two trees run one after the other in separate
-processes disagreed by up to 2 us on unchanged calls (2-core Xeon, 2026-12-01); to compare
-two versions, ``--against`` imports a second copy of crossent into the same process and
-interleaves its calls with this tree's (extra columns), as ``bench_evaluation`` does.
+the repeats (the least disturbed by other work on the machine; ``--stat median``: the
+median) in microseconds per call. The repeats are interleaved across all cases (case
+A, case B, ..., then again) so that slow spells of a loaded machine hit every case
+alike. Numbers from one run compare with each other; between runs, compare only
+back-to-back runs and state the load (the script prints the load average). Two trees
+run one after the other in separate processes disagreed by up to 2 us on unchanged
+calls (2-core Xeon, 2026-12-01); to compare two versions, ``--against`` imports a
+second copy of crossent into the same process and interleaves its calls with this
+tree's (extra columns), as ``bench_evaluation`` does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import time
 import timeit
 from collections.abc import Callable
@@ -182,13 +184,17 @@ def _anchors(x: dict[str, np.ndarray]) -> list[tuple[str, str, Call]]:
     return anchors
 
 
-def _min_per_call_us(timers: list[timeit.Timer], *, number: int, repeats: int) -> list[float]:
-    """Minimum over ``repeats`` interleaved rounds of each timer's time per call, in us."""
-    best = [float("inf")] * len(timers)
+def _min_per_call_us(
+    timers: list[timeit.Timer], *, number: int, repeats: int, stat: str = "min"
+) -> list[float]:
+    """The minimum (or ``stat='median'``) over ``repeats`` interleaved rounds of each
+    timer's time per call, in us."""
+    rounds: list[list[float]] = [[] for _ in timers]
     for _ in range(repeats):
         for k, timer in enumerate(timers):
-            best[k] = min(best[k], timer.timeit(number) / number * 1e6)
-    return best
+            rounds[k].append(timer.timeit(number) / number * 1e6)
+    pick = min if stat == "min" else statistics.median
+    return [pick(values) for values in rounds]
 
 
 def _mark(value: float, target: float) -> str:
@@ -206,6 +212,12 @@ def main() -> None:
         default="wall",
         help="wall: time.perf_counter (the default); cpu: time.process_time, this process's "
         "CPU time, which other work on a loaded machine disturbs less",
+    )
+    parser.add_argument(
+        "--stat",
+        choices=("min", "median"),
+        default="min",
+        help="min: the least disturbed repeat (the default); median: the middle one",
     )
     parser.add_argument(
         "--against", metavar="SRC", help="also time the crossent package under SRC, interleaved"
@@ -234,7 +246,7 @@ def main() -> None:
     for _, _, anchor in anchors:
         anchor()
         timers.append(timeit.Timer(anchor, timer=clock))
-    times = _min_per_call_us(timers, number=args.number, repeats=args.repeats)
+    times = _min_per_call_us(timers, number=args.number, repeats=args.repeats, stat=args.stat)
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print(
@@ -243,7 +255,7 @@ def main() -> None:
     )
     print(
         f"Python {platform.python_version()}, NumPy {np.__version__}, SciPy {scipy.__version__}, "
-        f"crossent {crossent.__version__}; min of {args.repeats} interleaved repeats of "
+        f"crossent {crossent.__version__}; {args.stat} of {args.repeats} interleaved repeats of "
         f"{args.number} calls, us per call ({args.clock} clock)"
     )
     print()

@@ -268,7 +268,7 @@ def _block_rows(a: np.ndarray, b: np.ndarray) -> int | None:
     kernel's arithmetic per row does not depend on the layout). Float64 inputs are
     left as they are."""
     rows, classes = a.shape
-    if a.dtype != np.float32 or rows < 2 or classes < 2:
+    if rows < 2 or classes < 2 or a.dtype != np.float32:  # (one row: no dtype compared)
         return None
     size = a.dtype.itemsize
     if all(x.strides[1] in (0, size) for x in (a, b)):

@@ -1326,9 +1326,18 @@ def perplexity(
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
     """``exp(nats)``: +inf past the range (a cross-entropy above 709.78 nats in
     float64) without NumPy's overflow warning, which ``-W error`` raised instead of
-    the answer (:func:`numpy_errstate`: other libraries do not warn)."""
+    the answer (:func:`numpy_errstate`: other libraries do not warn). A NumPy float64
+    scalar below :data:`_EXP_FINITE64` cannot overflow: its ``np.exp`` (the same call)
+    without the context manager, a microsecond of a small call (issue 13)."""
+    if type(nats) is np.float64 and nats < _EXP_FINITE64:
+        return np.exp(nats)
     with numpy_errstate(nats, xp, over="ignore"):
         return xp.exp(nats)
+
+
+_EXP_FINITE64 = 709.0
+r"""Below this, ``exp`` is finite in float64 (its largest argument :math:`\ln(\text{max})
+\approx 709.78`)."""
 
 
 def cross_entropy_decomposition(
@@ -1393,10 +1402,11 @@ def cross_entropy_decomposition(
                 kl_divergence=m.result(_kl_nats(m)),
             )
         )
-    return parts._replace(
-        cross_entropy=_far_gap_rows(m, parts.cross_entropy, kl=False),
-        kl_divergence=_far_gap_rows(m, _nan_rows_again(m, parts.kl_divergence, _kl_nats), kl=True),
-    )
+    cross = _far_gap_rows(m, parts.cross_entropy, kl=False)
+    kl = _far_gap_rows(m, _nan_rows_again(m, parts.kl_divergence, _kl_nats), kl=True)
+    if cross is parts.cross_entropy and kl is parts.kl_divergence:
+        return parts  # (the common case: no NamedTuple._replace, half a microsecond)
+    return CrossEntropyDecomposition(parts.entropy, cross, kl)
 
 
 # ``%(key)s`` in the docstrings above: sections written once, in ``_docs.py``.
