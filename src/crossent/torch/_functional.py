@@ -19,6 +19,7 @@ from ._arguments import (
     check_chunk_size,
     check_forward_mode_once,
     check_no_tangent,
+    check_on_device_of_input,
     check_one_dtype,
     check_weight_not_differentiated,
     examples,
@@ -67,8 +68,7 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
             f"`weight` must have shape ({classes},), one weight per class; got {tuple(w.shape)}"
         )
     floating_tensor(w, name="weight")
-    if w.device != like.device:
-        raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
+    check_on_device_of_input(like, weight=w)
     if not torch.compiler.is_compiling() and w.device.type == "cpu":
         # Every example's weights under torch.func.vmap (a batched weight's values).
         values = examples(w.detach())[0].reshape(-1, classes)
@@ -323,6 +323,7 @@ def cross_entropy(
     if refused is not None:
         return refused
     input, target, opts = checks()
+    check_on_device_of_input(input, target=target)
     if input.ndim == 0:
         raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
     unbatched = input.ndim == 1
@@ -567,6 +568,7 @@ def linear_cross_entropy(
     if refused is not None:
         return refused
     input, linear_weight, target, opts, chunk_size = checks()
+    check_on_device_of_input(input, linear_weight=linear_weight, target=target)
     if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
         raise InputError(
             "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
@@ -579,6 +581,7 @@ def linear_cross_entropy(
     if linear_bias is not None:
         # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
         linear_bias = floating_tensor(linear_bias, name="linear_bias")
+        check_on_device_of_input(input, linear_bias=linear_bias)
         if tuple(linear_bias.shape) != (classes,):
             raise InputError(
                 f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
