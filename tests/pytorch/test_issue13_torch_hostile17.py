@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import crossent.torch as ct  # noqa: E402
-from crossent.errors import InputError  # noqa: E402
+from crossent.errors import InputError, InputTypeError  # noqa: E402
 
 
 def _meta(t: torch.Tensor) -> torch.Tensor:
@@ -64,3 +64,54 @@ def test_a_tensor_on_another_device_is_named(
         InputError, match=rf"^`{name}` must be on the device of `input` \({device}\); got {other}$"
     ):
         call()
+
+
+# (call, eager's error type, a piece of its message): shapes and devices, refused by
+# eager calls after the options; under torch.compile(fullgraph=True) they came out as
+# Dynamo's ``Unsupported: Observed exception`` (a RuntimeError) on main.
+_SHAPES: list[tuple[Callable[..., torch.Tensor], type[Exception], str]] = [
+    (lambda x, y, h, w: ct.cross_entropy(x, y[:2]), InputError, "`target` must have the shape"),
+    (lambda x, y, h, w: ct.cross_entropy(x, x[:, :2]), InputError, "probability `target` must"),
+    (lambda x, y, h, w: ct.cross_entropy(x[0, 0], y[0]), InputError, "must have a class axis"),
+    (
+        lambda x, y, h, w: ct.cross_entropy(x, y, weight=torch.ones(2)),
+        InputError,
+        "`weight` must have shape",
+    ),
+    (lambda x, y, h, w: ct.cross_entropy(x, _meta(y)), InputError, "`target` must be on"),
+    (
+        lambda x, y, h, w: ct.linear_cross_entropy(h, w[:, :1], y),
+        InputError,
+        "must share D",
+    ),
+    (
+        lambda x, y, h, w: ct.linear_cross_entropy(h, w, y, linear_bias=torch.zeros(2)),
+        InputError,
+        "`linear_bias` must have shape",
+    ),
+    (
+        lambda x, y, h, w: ct.linear_cross_entropy(h, w, y[:1]),
+        InputError,
+        "`target` must have the batch shape",
+    ),
+    (
+        lambda x, y, h, w: ct.linear_cross_entropy(h, w, x[:, 0]),
+        InputTypeError,
+        "`target` must hold integer class ids",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), _SHAPES)
+def test_compiled_shape_and_device_errors_are_eagers(
+    call: Callable[..., torch.Tensor], error: type[Exception], message: str
+) -> None:
+    """The compiled call (``fullgraph=True``) raises eager's error, type and message."""
+    args = (_X, _Y, _H, _W)
+    with pytest.raises(error, match=message) as eager:
+        call(*args)
+    compiled = torch.compile(call, fullgraph=True, backend="eager")
+    with pytest.raises(error) as traced:
+        compiled(*args)
+    assert type(traced.value) is type(eager.value)
+    assert str(traced.value) == str(eager.value)
