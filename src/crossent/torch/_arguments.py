@@ -39,6 +39,7 @@ __all__ = [
     "check_forward_mode_once",
     "check_no_tangent",
     "check_not_transformed",
+    "check_on_device_of_input",
     "check_one_dtype",
     "check_reduction",
     "check_weight_not_differentiated",
@@ -398,6 +399,22 @@ def check_no_tangent(function: str, **tensors: torch.Tensor | None) -> None:
                 f"torch.autograd.forward_ad); crossent's fused `{function}` has reverse-mode "
                 f"derivatives only (its tangent would be silently 0): use reverse mode, "
                 f"torch.autograd.grad or torch.autograd.functional.jacobian"
+            )
+
+
+def check_on_device_of_input(input: torch.Tensor, **tensors: torch.Tensor | None) -> None:
+    """Raise :class:`InputError` unless the given tensors (None: absent) are on ``input``'s
+    device, as PyTorch's losses and ``F.linear`` require (their ``RuntimeError``).
+
+    Issue 13 (branch hostile17): a ``meta`` target, classifier or bias beside CPU input
+    was silently accepted by ``cross_entropy`` and ``linear_cross_entropy``, which gave
+    wrong numbers (0 for a ``meta`` target, ``3.9e15`` for a ``meta`` bias) or a meta
+    loss of CPU logits.
+    """
+    for name, t in tensors.items():
+        if t is not None and t.device != input.device:
+            raise InputError(
+                f"`{name}` must be on the device of `input` ({input.device}); got {t.device}"
             )
 
 

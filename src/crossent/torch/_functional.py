@@ -19,6 +19,7 @@ from ._arguments import (
     check_chunk_size,
     check_forward_mode_once,
     check_no_tangent,
+    check_on_device_of_input,
     check_one_dtype,
     check_weight_not_differentiated,
     examples,
@@ -67,8 +68,7 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
             f"`weight` must have shape ({classes},), one weight per class; got {tuple(w.shape)}"
         )
     floating_tensor(w, name="weight")
-    if w.device != like.device:
-        raise InputError(f"`weight` is on {w.device} but the input is on {like.device}")
+    check_on_device_of_input(like, weight=w)
     if not torch.compiler.is_compiling() and w.device.type == "cpu":
         # Every example's weights under torch.func.vmap (a batched weight's values).
         values = examples(w.detach())[0].reshape(-1, classes)
@@ -99,6 +99,7 @@ def _reduced(
 def _cross_entropy_checks(
     input: Any,
     target: Any,
+    weight: Any,
     size_average: Any,
     reduce: Any,
     ignore_index: Any,
@@ -107,11 +108,15 @@ def _cross_entropy_checks(
     z_loss: Any,
     soft_cap: Any,
     temperature: Any,
-) -> tuple[torch.Tensor, torch.Tensor, CallOptions]:
-    """:func:`cross_entropy`'s argument and option checks before any shape, on Python
-    values: ``input``, ``target`` and the call's options. Run by the eager call and,
-    while Dynamo traces, by ``_ops.refused_while_traced`` (one sequence: the compiled
-    call refuses what eager refuses, in the same order)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, CallOptions]:
+    """:func:`cross_entropy`'s argument, option, device and shape checks, on Python
+    values and shapes: ``input``, ``target`` (returned as int64 class ids, or the
+    probabilities), ``weight`` (its values too in eager CPU calls) and the call's
+    options. Run by the eager call and, while Dynamo traces, by
+    ``_ops.refused_while_traced`` (one sequence: the compiled call refuses what eager
+    refuses, in the same order, with eager's error; issue 13, branch hostile17: the
+    device and shape errors came out of ``torch.compile(fullgraph=True)`` as Dynamo's
+    ``Unsupported: Observed exception``)."""
     _reject_legacy(size_average, reduce)
     input = tensor(input, name="input")
     target = tensor(target, name="target")
@@ -125,13 +130,50 @@ def _cross_entropy_checks(
         soft_cap=soft_cap,
         temperature=temperature,
     )
-    return input, target, opts
+    check_on_device_of_input(input, target=target)
+    if input.ndim == 0:
+        raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
+    unbatched = input.ndim == 1
+    classes = input.shape[0 if unbatched else 1]
+    if classes == 0 and (target.is_floating_point() or input.ndim > 2):
+        # (Class ids of (N, 0) logits: an empty batch, or a class id out of range.)
+        raise InputError(
+            f"`input` has 0 classes along axis {0 if unbatched else 1}; a distribution "
+            "needs at least one class"
+        )
+    w = _check_weight(weight, classes, input)
+    if target.is_floating_point():
+        if tuple(target.shape) != tuple(input.shape):
+            raise InputError(
+                f"probability `target` must have the shape of `input` {tuple(input.shape)}; "
+                f"got {tuple(target.shape)}"
+            )
+        if opts.ignore_index is not None and opts.ignore_index >= 0:
+            # As F.cross_entropy: a class to ignore has no meaning for probabilities (it
+            # was silently not applied); the default -100 (any negative) is no class.
+            raise InputError(
+                f"`ignore_index` applies to class-id targets only; got {opts.ignore_index} "
+                f"with probability targets (dtype {target.dtype}): leave it at -100"
+            )
+        return input, target, w, opts
+    check_weight_not_differentiated(w)
+    check_no_tangent("cross_entropy", weight=w)
+    labels = as_class_ids(target)
+    expected = () if unbatched else (input.shape[0], *input.shape[2:])
+    if tuple(labels.shape) != expected:
+        raise InputError(
+            f"`target` must have the shape of `input` without its class axis "
+            f"{0 if unbatched else 1}, {tuple(expected)}; got {tuple(target.shape)}"
+        )
+    return input, labels, w, opts
 
 
 def _linear_checks(
     input: Any,
     linear_weight: Any,
     target: Any,
+    linear_bias: Any,
+    weight: Any,
     ignore_index: Any,
     reduction: Any,
     label_smoothing: Any,
@@ -139,11 +181,21 @@ def _linear_checks(
     soft_cap: Any,
     temperature: Any,
     chunk_size: Any,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, CallOptions, int | None]:
-    """:func:`linear_cross_entropy`'s argument and option checks before any shape, on
-    Python values: ``input``, ``linear_weight``, ``target``, the call's options and
-    ``chunk_size``. Run by the eager call and, while Dynamo traces, by
-    ``_ops.refused_while_traced`` (one sequence, as :func:`_cross_entropy_checks`)."""
+) -> tuple[
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor | None,
+    torch.Tensor | None,
+    CallOptions,
+    int | None,
+]:
+    """:func:`linear_cross_entropy`'s argument, option, device and shape checks, on
+    Python values and shapes: ``input``, ``linear_weight``, ``target`` (returned as
+    int64 class ids), ``linear_bias``, ``weight``, the call's options and
+    ``chunk_size`` (the dtypes are judged after autocast, by the caller). Run by the
+    eager call and, while Dynamo traces, by ``_ops.refused_while_traced`` (one
+    sequence, as :func:`_cross_entropy_checks`)."""
     input = tensor(input, name="input")
     linear_weight = tensor(linear_weight, name="linear_weight")
     target = tensor(target, name="target")
@@ -157,7 +209,40 @@ def _linear_checks(
         soft_cap=soft_cap,
         temperature=temperature,
     )
-    return input, linear_weight, target, opts, check_chunk_size(chunk_size)
+    chunk_size = check_chunk_size(chunk_size)
+    check_on_device_of_input(input, linear_weight=linear_weight, target=target)
+    if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
+        raise InputError(
+            "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
+            f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
+        )
+    classes = linear_weight.shape[0]
+    if linear_bias is not None:
+        # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
+        linear_bias = floating_tensor(linear_bias, name="linear_bias")
+        check_on_device_of_input(input, linear_bias=linear_bias)
+        if tuple(linear_bias.shape) != (classes,):
+            raise InputError(
+                f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
+            )
+    if target.is_floating_point():
+        raise InputTypeError(
+            "`target` must hold integer class ids for `linear_cross_entropy`; for probability "
+            "targets use `cross_entropy(F.linear(input, linear_weight, linear_bias), target)`"
+        )
+    labels = as_class_ids(target)
+    batch_shape = tuple(input.shape[:-1])
+    if tuple(labels.shape) != batch_shape:
+        raise InputError(
+            f"`target` must have the batch shape of `input` {batch_shape}; "
+            f"got {tuple(target.shape)}"
+        )
+    w = _check_weight(weight, classes, input)
+    check_weight_not_differentiated(w)
+    # Forward-mode AD: _ops.LinearFunction.jvp (every reduction); the class weights
+    # have no derivative.
+    check_no_tangent("linear_cross_entropy", weight=w)
+    return input, linear_weight, labels, linear_bias, w, opts, chunk_size
 
 
 def cross_entropy(
@@ -310,6 +395,7 @@ def cross_entropy(
         _cross_entropy_checks,
         input,
         target,
+        weight,
         size_average,
         reduce,
         ignore_index,
@@ -322,44 +408,14 @@ def cross_entropy(
     refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    input, target, opts = checks()
-    if input.ndim == 0:
-        raise InputError("`input` must have a class axis: shape (C,), (N, C) or (N, C, d1, ...)")
+    input, target, w, opts = checks()
     unbatched = input.ndim == 1
     z = input[None] if unbatched else input
     classes = z.shape[1]
-    if classes == 0 and (target.is_floating_point() or z.ndim > 2):
-        # (Class ids of (N, 0) logits: an empty batch, or a class id out of range.)
-        raise InputError(
-            f"`input` has 0 classes along axis {0 if unbatched else 1}; a distribution "
-            "needs at least one class"
-        )
-    w = _check_weight(weight, classes, z)
     if target.is_floating_point():
-        if tuple(target.shape) != tuple(input.shape):
-            raise InputError(
-                f"probability `target` must have the shape of `input` {tuple(input.shape)}; "
-                f"got {tuple(target.shape)}"
-            )
-        if opts.ignore_index is not None and opts.ignore_index >= 0:
-            # As F.cross_entropy: a class to ignore has no meaning for probabilities (it
-            # was silently not applied); the default -100 (any negative) is no class.
-            raise InputError(
-                f"`ignore_index` applies to class-id targets only; got {opts.ignore_index} "
-                f"with probability targets (dtype {target.dtype}): leave it at -100"
-            )
         return _cross_entropy_probs(z, target[None] if unbatched else target, w, opts, unbatched)
-    check_weight_not_differentiated(w)
-    check_no_tangent("cross_entropy", weight=w)
-    labels = as_class_ids(target)
-    labels = labels[None] if unbatched else labels
+    labels = target[None] if unbatched else target
     batch_shape = (z.shape[0], *z.shape[2:])
-    if tuple(labels.shape) != batch_shape:
-        raise InputError(
-            f"`target` must have the shape of `input` without its class axis "
-            f"{0 if unbatched else 1}, {tuple(batch_shape[1:] if unbatched else batch_shape)}; "
-            f"got {tuple(target.shape)}"
-        )
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     if opts.reduction == "mean":  # the same mean, its sums away from the float range's ends
         w = mean_scaled_weight(w)
@@ -555,6 +611,8 @@ def linear_cross_entropy(
         input,
         linear_weight,
         target,
+        linear_bias,
+        weight,
         ignore_index,
         reduction,
         label_smoothing,
@@ -566,42 +624,13 @@ def linear_cross_entropy(
     refused = _ops.refused_while_traced(input, checks)
     if refused is not None:
         return refused
-    input, linear_weight, target, opts, chunk_size = checks()
-    if input.ndim < 1 or linear_weight.ndim != 2 or linear_weight.shape[1] != input.shape[-1]:
-        raise InputError(
-            "`input` (*batch, D) and `linear_weight` (V, D) must share D; got shapes "
-            f"{tuple(input.shape)} and {tuple(linear_weight.shape)}"
-        )
+    input, linear_weight, labels, linear_bias, w, opts, chunk_size = checks()
     # As F.linear inside a torch.autocast region: mixed dtypes cast to the region's.
     input, linear_weight, linear_bias = autocast_like_linear(input, linear_weight, linear_bias)
-    check_one_dtype(input=input, linear_weight=linear_weight)
+    # Of one dtype, as F.linear's (issue 13: a bias of another dtype was cast to theirs).
+    check_one_dtype(input=input, linear_weight=linear_weight, linear_bias=linear_bias)
     classes = linear_weight.shape[0]
-    if linear_bias is not None:
-        # Floating, as `input` and `linear_weight` (an integer bias was silently cast).
-        linear_bias = floating_tensor(linear_bias, name="linear_bias")
-        if tuple(linear_bias.shape) != (classes,):
-            raise InputError(
-                f"`linear_bias` must have shape ({classes},); got {tuple(linear_bias.shape)}"
-            )
-        # Of their dtype too, as F.linear's bias (issue 13: it was cast to theirs).
-        check_one_dtype(input=input, linear_weight=linear_weight, linear_bias=linear_bias)
-    if target.is_floating_point():
-        raise InputTypeError(
-            "`target` must hold integer class ids for `linear_cross_entropy`; for probability "
-            "targets use `cross_entropy(F.linear(input, linear_weight, linear_bias), target)`"
-        )
-    labels = as_class_ids(target)
     batch_shape = tuple(input.shape[:-1])
-    if tuple(labels.shape) != batch_shape:
-        raise InputError(
-            f"`target` must have the batch shape of `input` {batch_shape}; "
-            f"got {tuple(target.shape)}"
-        )
-    w = _check_weight(weight, classes, input)
-    check_weight_not_differentiated(w)
-    # Forward-mode AD: _ops.LinearFunction.jvp (every reduction); the class weights
-    # have no derivative.
-    check_no_tangent("linear_cross_entropy", weight=w)
     check_class_ids_off_cpu(labels, classes=classes, ignore_index=opts.ignore_index)
     if opts.reduction == "mean":  # the same mean, its sums away from the float range's ends
         w = mean_scaled_weight(w)

@@ -153,6 +153,7 @@ from ._arguments import (
     call_options,
     check_chunk_size,
     check_not_transformed,
+    check_on_device_of_input,
     check_one_dtype,
     check_weight_not_differentiated,
     first_order_only,
@@ -1067,11 +1068,7 @@ def _check_classifier_device(h: Tensor, weight: Tensor, bias: Tensor | None) -> 
     hidden states on one rank passed it and gave every rank a wrong loss (``1.9e231``),
     a ``meta`` bias failed on that rank alone in the MAX all-reduce (the other waited).
     """
-    for name, t in (("weight", weight), ("bias", bias)):
-        if t is not None and t.device != h.device:
-            raise InputError(
-                f"`{name}` must be on the device of `input` ({h.device}); got {t.device}"
-            )
+    check_on_device_of_input(h, weight=weight, bias=bias)
 
 
 def _check_label_range(target: Tensor, classes: int, ignore_index: int | None) -> None:
