@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .. import calibration as cal
+from .._checks import Form
 from ..calibration._error import CalibrationSpec
 from ..calibration._inputs import binary_columns, renormalized
 from ..errors import InputError, InputTypeError
@@ -41,7 +42,7 @@ _NAME = "temperature_from"
 def _validation_arrays(
     pair: Any,
     *,
-    form: str,
+    form: Form,
     binary: bool,
     renormalize: bool,
     classes: int,
@@ -86,7 +87,7 @@ def held_out_temperature(
     *,
     values: Any,
     labels: Any,
-    form: str,
+    form: Form,
     binary: bool,
     renormalize: bool,
     given_names: list[str] | None,
@@ -113,7 +114,7 @@ def held_out_temperature(
     try:
         scaler = cal.TemperatureScaling(guard=False).fit(val_values, val_labels, form=form)
     except InputError as error:
-        raise InputError(f"`{_NAME}` (the validation rows): {error}") from error
+        raise InputError(f"`{_NAME}`: {error}") from error
     scaled = scaler.transform(values, form=form)
     interval = cal.bootstrap_interval(
         "calibration_error",

@@ -796,7 +796,7 @@ def _evaluate(dataset: Any, args: argparse.Namespace, validation: Any = None) ->
         report = build_report(dataset, progress=progress, **_options(args), **held_out)
     except crossent.InputError as exc:
         if validation is not None and str(exc).startswith("`temperature_from`"):
-            said = str(exc).removeprefix("`temperature_from`").lstrip(": ")
+            said = str(exc).removeprefix("`temperature_from`").removeprefix(": ")
             raise crossent.InputError(
                 f"--temperature-from {validation.source}: {in_file_terms(said, validation)}"
             ) from exc

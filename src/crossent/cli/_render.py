@@ -138,8 +138,8 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         title, header, rows = held_out
         held = Table(title=title)
         _add_columns(held, header)
-        for row in rows:
-            held.add_row(*row)
+        for cells in rows:
+            held.add_row(*cells)
         _print_whole(console, held)
     shown, note = _shown_classes(p["per_class"])
     classes = Table(
