@@ -44,7 +44,7 @@ from ..calibration._temperature import XTOL as _XTOL  # (a constant: private her
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError, InputTypeError
 from . import _text
-from ._held_out import held_out_temperature
+from ._held_out import calibration_keywords, held_out_temperature
 from ._host import (
     bfloat16_tensor,
     check_aligned,
@@ -580,12 +580,7 @@ def report(
             resamples=resamples,
             seed=seed,
             validate=False,
-            bins=spec.bins,
-            binning=spec.binning,
-            norm=spec.norm,
-            scope=spec.scope,
-            debias=spec.estimator == "debiased",
-            closed=spec.closed,
+            **calibration_keywords(spec),
         )
     advance(1)
     smooth = smooth_calibration_of(rows.confidence, rows.hits, scope=curve_scope)

@@ -34,9 +34,23 @@ from ..calibration._inputs import binary_columns, renormalized
 from ..errors import InputError, InputTypeError
 from ._host import check_aligned, host_array, host_labels, labels_by_name
 
-__all__ = ["held_out_temperature"]
+__all__ = ["calibration_keywords", "held_out_temperature"]
 
 _NAME = "temperature_from"
+
+
+def calibration_keywords(spec: CalibrationSpec) -> dict[str, Any]:
+    """``spec`` as the keywords of :func:`calibration_error` and
+    :func:`bootstrap_interval` (``bins``, ``binning``, ``norm``, ``scope``, ``debias``,
+    ``closed``)."""
+    return {
+        "bins": spec.bins,
+        "binning": spec.binning,
+        "norm": spec.norm,
+        "scope": spec.scope,
+        "debias": spec.estimator == "debiased",
+        "closed": spec.closed,
+    }
 
 
 def _validation_arrays(
@@ -123,12 +137,7 @@ def held_out_temperature(
         confidence=confidence,
         resamples=resamples,
         seed=seed,
-        bins=spec.bins,
-        binning=spec.binning,
-        norm=spec.norm,
-        scope=spec.scope,
-        debias=spec.estimator == "debiased",
-        closed=spec.closed,
+        **calibration_keywords(spec),
     )
     return {
         "source": source or f"{type(pair[0]).__module__.split('.')[0]}.{type(pair[0]).__name__}",
