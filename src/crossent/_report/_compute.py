@@ -44,6 +44,7 @@ from ..calibration._temperature import XTOL as _XTOL  # (a constant: private her
 from ..calibration._temperature import RowMemo, cross_fitted_nll, fit_scaler
 from ..errors import InputError, InputTypeError
 from . import _text
+from ._held_out import calibration_keywords, held_out_temperature
 from ._host import (
     bfloat16_tensor,
     check_aligned,
@@ -185,6 +186,13 @@ class Report:
         them (the HTML page, ``crossent report`` on the terminal and in Markdown)."""
         return _text.metric_rows(self.payload)
 
+    def held_out_rows(self) -> tuple[str, list[str], list[list[str]]] | None:
+        """The held-out temperature's table, as every rendering shows it: a title (the
+        temperature and the validation rows it was fitted on), the header and the rows
+        ``[metric, uncalibrated, at T]``; None when the report has no validation rows
+        (``temperature_from``)."""
+        return _text.held_out_rows(self.payload)
+
     def calibration_definition(self) -> str:
         """The calibration error's definition, resamples and preset, in one line."""
         return _text.definition(self.payload)
@@ -304,6 +312,8 @@ def report(
     columns: Mapping[str, Any] | None = None,
     builtin_example: bool = False,
     progress: Progress | None = None,
+    temperature_from: Any = None,
+    temperature_source: str | None = None,
 ) -> Report:
     r"""Evaluate a model's predictions: the report ``crossent report`` prints, from Python.
 
@@ -381,6 +391,17 @@ def report(
         Marks the CLI's built-in example.
     progress : callable, optional
         ``progress(label, total)`` returning an ``advance(steps)`` callback.
+    temperature_from : (predictions, labels), optional
+        Held-out validation rows, in the same ``form`` and classes as ``predictions``
+        (read as they are: a 1-D binary array, ``renormalize``, string labels).  The
+        NLL-optimal temperature is fitted on them (``TemperatureScaling(guard=False)``)
+        and ``held_out_temperature`` reports this input's NLL, Brier score and
+        calibration error (with its interval) at it: Guo et al. (2017)'s protocol,
+        ``TemperatureScaling(guard=False).fit(*temperature_from, form=form)
+        .transform(predictions, form=form)`` then the metric functions, to the bit.
+        Without it, ``held_out_temperature`` is None.
+    temperature_source : str, optional
+        What the validation rows are, for the report (default: their type).
 
     Returns
     -------
@@ -559,16 +580,31 @@ def report(
             resamples=resamples,
             seed=seed,
             validate=False,
-            bins=spec.bins,
-            binning=spec.binning,
-            norm=spec.norm,
-            scope=spec.scope,
-            debias=spec.estimator == "debiased",
-            closed=spec.closed,
+            **calibration_keywords(spec),
         )
     advance(1)
     smooth = smooth_calibration_of(rows.confidence, rows.hits, scope=curve_scope)
     temperature = _temperature(values, label_array, checked_form, spec, seed, advance_to)
+    held_out = None
+    if temperature_from is not None:
+        if temperature_source is not None and not isinstance(temperature_source, str):
+            raise InputTypeError(
+                f"`temperature_source` must be a str or None; got {temperature_source!r}"
+            )
+        held_out = held_out_temperature(
+            temperature_from,
+            values=values,
+            labels=label_array,
+            form=checked_form,
+            binary=binary,
+            renormalize=renormalize,
+            given_names=given_names,
+            spec=spec,
+            resamples=resamples,
+            seed=seed,
+            confidence=_LEVEL,
+            source=temperature_source,
+        )
     diagram = _diagram(rows.confidence, rows.hits, spec, curve_scope)
     surprisal, brier_rows = rows.surprisal, rows.brier
     classwise_summary = classwise.compute()
@@ -595,6 +631,7 @@ def report(
         max_ece=max_ece,
         max_nll=max_nll,
     )
+    payload["held_out_temperature"] = held_out
     return Report(
         payload,
         summary,

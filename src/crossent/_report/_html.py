@@ -429,6 +429,13 @@ def body_html(report: Report) -> str:
         shown, limit = gate_texts(gate["value"], gate["threshold"])
         rows.append((f"gate {gate['name']} <= {limit} (value {shown})", verdict))
     notes = "".join(f"<p>{html.escape(n)}.</p>" for n in p["notes"])
+    held_out, held_html = report.held_out_rows(), ""
+    if held_out is not None:
+        title, header, held_rows = held_out
+        held_html = (
+            f"<h2>Held-out temperature scaling</h2>\n<p>{html.escape(title)}</p>\n"
+            f"{table(held_rows, header)}\n"
+        )
     if p.get("columns"):
         notes += f"<p>{html.escape(columns_statement(p['columns']))}</p>"
     try:
@@ -492,7 +499,7 @@ def body_html(report: Report) -> str:
 {html.escape(p["crossent_version"])}</p>
 {note}{notes}
 {table(rows)}
-{images}
+{held_html}{images}
 <h2>Per class</h2>
 <p>One-vs-rest ECE: {html.escape(p["per_class_calibration"]["definition"])}.</p>
 {f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}

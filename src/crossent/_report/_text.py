@@ -21,6 +21,7 @@ __all__ = [
     "from_json_number",
     "gap_text",
     "gate_texts",
+    "held_out_rows",
     "metric_rows",
     "shown_classes",
     "to_json_number",
@@ -139,6 +140,34 @@ def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
             f"{smooth['value']:.4f}  (bandwidth {smooth['bandwidth']:.4f})",
         ),
     ]
+
+
+def held_out_rows(
+    payload: dict[str, Any],
+) -> tuple[str, list[str], list[list[str]]] | None:
+    """The held-out temperature's table (``payload["held_out_temperature"]``): a title
+    naming the temperature and the validation rows it was fitted on, the header, and the
+    rows ``[metric, uncalibrated, at T]``; None without validation rows."""
+    held = payload.get("held_out_temperature")
+    if not held:
+        return None
+    ece, after = payload["ece"], held["ece"]
+    bound = f", at a bound of {held['bounds']}" if held["at_bound"] else ""
+    title = (
+        f"at the temperature T = {held['value']:.4f} fitted on {held['source']} "
+        f"({held['n']} validation rows{bound})"
+    )
+    rows = [
+        ["NLL (nats)", fmt(payload["nll_nats"]), fmt(held["nll_nats"])],
+        ["Brier score", f"{payload['brier']:.4f}", f"{held['brier']:.4f}"],
+        [
+            f"calibration error ({ece['confidence']:.0%} bootstrap interval)",
+            f"{ece['value']:.4f}  [{ece['ci_low']:.4f}, {ece['ci_high']:.4f}]",
+            f"{after['value']:.4f}  [{after['ci_low']:.4f}, {after['ci_high']:.4f}]",
+        ],
+        ["accuracy (unchanged by T)", f"{payload['accuracy']:.4f}", f"{payload['accuracy']:.4f}"],
+    ]
+    return title, ["metric", "uncalibrated", "at held-out T"], rows
 
 
 def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:

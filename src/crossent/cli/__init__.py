@@ -21,6 +21,7 @@ import errno
 import io
 import json
 import math
+import os
 import signal
 import sys
 import traceback
@@ -56,7 +57,7 @@ from ._render import (
     render_markdown,
     render_terminal,
 )
-from ._report import build_report
+from ._report import build_report, validation_options
 from ._sources import formats_help, open_dataset
 
 __all__ = [
@@ -410,6 +411,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--max-nll", type=_threshold, metavar="X", help="exit 1 if NLL (nats) > X")
     report.add_argument(
+        "--temperature-from",
+        type=Path,
+        metavar="VAL",
+        help="held-out temperature scaling (Guo et al. 2017): fit the NLL-optimal "
+        "temperature on the validation file VAL (read as PATH is: the same form flags, "
+        "--dtype, columns and label options; VAL must hold its own labels, --labels is "
+        "PATH's only) and report PATH's NLL, Brier score and calibration error at it beside "
+        "the uncalibrated ones. One PATH only (a comparison's models each need their own "
+        "validation file); VAL must be another file than PATH",
+    )
+    report.add_argument(
         "--bins",
         type=_count(
             1,
@@ -668,11 +680,13 @@ def _run_report(args: argparse.Namespace) -> int:
     args.output = output_path(args.output)
     if sum(str(path) == "-" for path in args.paths) > 1:  # the second read finds nothing
         raise crossent.InputError("'-' (a CSV on standard input) can be given only once")
+    if args.temperature_from is not None:
+        _check_validation(args)
     if len(args.paths) > 1:
         return _run_comparison(args)
     console: Any = None if args.json or args.markdown else _console()
     form = "logits" if args.logits else "log_probs" if args.log_probs else None
-    inputs = [path for path in [*args.paths, args.labels] if path]
+    inputs = [path for path in [*args.paths, args.labels, args.temperature_from] if path]
     if args.output is not None:
         _check_output(args.output, inputs)
     if not args.paths:
@@ -687,7 +701,12 @@ def _run_report(args: argparse.Namespace) -> int:
             labels=args.labels,
         )
     try:
-        report = _evaluate(dataset, args)
+        validation = None if args.temperature_from is None else _validation(args, form, dataset)
+        try:
+            report = _evaluate(dataset, args, validation)
+        finally:
+            if validation is not None:
+                validation.close()
         if args.output is not None:
             _write_output(args.output, report)
     finally:
@@ -720,15 +739,67 @@ def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
             raise crossent.InputError(f"{option} needs a PATH (a table to read)")
 
 
-def _evaluate(dataset: Any, args: argparse.Namespace) -> crossent.Report:
-    """crossent.report of one opened file, with a progress bar for large inputs."""
+def _check_validation(args: argparse.Namespace) -> None:
+    """``--temperature-from VAL``: with exactly one PATH, and VAL another file than it (a
+    temperature fitted on the reported rows is the report's own ``temperature``)."""
+    if len(args.paths) != 1:
+        raise crossent.InputError(
+            "--temperature-from VAL needs exactly one PATH (a comparison's models each need "
+            "their own validation file: report each model with its own)"
+            if args.paths
+            else "--temperature-from needs a PATH (the built-in example has no validation file)"
+        )
+    path, val = args.paths[0], args.temperature_from
+    same = str(path) == str(val)
+    if not same and str(path) != "-" and str(val) != "-":
+        with contextlib.suppress(OSError):  # an unreadable VAL is the reader's error
+            same = os.path.samefile(path, val)
+    if same:
+        raise crossent.InputError(
+            f"--temperature-from {val}: the validation file is PATH itself; fit the "
+            "temperature on held-out rows (the report's own temperature block is the fit "
+            "on PATH's rows)"
+        )
+
+
+def _validation(args: argparse.Namespace, form: str | None, dataset: Any) -> Any:
+    """The validation file of ``--temperature-from``, opened as PATH was (its own labels)."""
+    val = args.temperature_from
+    try:
+        validation = open_dataset(val, form=form, dtype=args.dtype, columns=_columns(args))
+    except crossent.InputError as exc:
+        own = (
+            " (VAL must hold its own labels: --labels is PATH's)" if "--labels" in str(exc) else ""
+        )
+        raise crossent.InputError(f"--temperature-from: {exc}{own}") from exc
+    if validation.class_names != dataset.class_names:
+        validation.close()
+        shown = ", ".join(validation.class_names[:8])
+        raise crossent.InputError(
+            f"--temperature-from {val}: its {validation.classes} classes ({shown}"
+            f"{', ...' if validation.classes > 8 else ''}) are not PATH's "
+            f"{dataset.classes} ({', '.join(dataset.class_names[:8])}"
+            f"{', ...' if dataset.classes > 8 else ''})"
+        )
+    return validation
+
+
+def _evaluate(dataset: Any, args: argparse.Namespace, validation: Any = None) -> crossent.Report:
+    """crossent.report of one opened file, with a progress bar for large inputs; the
+    temperature fitted on ``validation`` (``--temperature-from``) when given."""
     large = dataset.n * dataset.classes >= _PROGRESS_ENTRIES and sys.stderr.isatty()
     progress, bar = _progress_factory(large)
     try:
         if bar is not None:
             bar.start()
-        report = build_report(dataset, progress=progress, **_options(args))
+        held_out = {} if validation is None else validation_options(validation)
+        report = build_report(dataset, progress=progress, **_options(args), **held_out)
     except crossent.InputError as exc:
+        if validation is not None and str(exc).startswith("`temperature_from`"):
+            said = str(exc).removeprefix("`temperature_from`").removeprefix(": ")
+            raise crossent.InputError(
+                f"--temperature-from {validation.source}: {in_file_terms(said, validation)}"
+            ) from exc
         where = "" if dataset.builtin else f"{dataset.source}: "
         raise crossent.InputError(f"{where}{in_file_terms(str(exc), dataset)}") from exc
     finally:

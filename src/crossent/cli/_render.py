@@ -133,6 +133,14 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
                 "beyond it (labels nearly independent of the predictions, or separable data)"
             )
+    held_out = report.held_out_rows()
+    if held_out is not None:
+        title, header, rows = held_out
+        held = Table(title=title)
+        _add_columns(held, header)
+        for cells in rows:
+            held.add_row(*cells)
+        _print_whole(console, held)
     shown, note = _shown_classes(p["per_class"])
     classes = Table(
         title="cross-entropy per true class" + (f" ({note})" if note else ""),
@@ -225,6 +233,15 @@ def render_markdown(report: crossent.Report) -> str:
     columns = report.columns_statement()
     if columns:
         lines.append(_md_text(columns))
+    held_out = report.held_out_rows()
+    if held_out is not None:
+        title, header, held_rows = held_out
+        lines += [
+            "",
+            f"Held-out temperature scaling, {_md_text(title)}:",
+            "",
+            _md_table(header, held_rows),
+        ]
     lines += [f"Note: {_md_text(note)}." for note in payload["notes"]]
     gates = _gate_lines(payload)
     if gates:

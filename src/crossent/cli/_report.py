@@ -15,7 +15,7 @@ import crossent
 
 from ._dataset import Dataset
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "validation_options"]
 
 
 def build_report(
@@ -37,6 +37,15 @@ def build_report(
         progress=progress,
         **options,
     )
+
+
+def validation_options(validation: Dataset) -> dict[str, Any]:
+    """:func:`crossent.report`'s ``temperature_from`` and ``temperature_source`` of the
+    validation file of ``--temperature-from`` (read as the report's own file)."""
+    return {
+        "temperature_from": (_predictions(validation), validation.labels),
+        "temperature_source": validation.source,
+    }
 
 
 def _predictions(dataset: Dataset) -> Any:
