@@ -87,8 +87,15 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     r"""Class weights for ``'mean'``: ``weight`` times the power of 2 :math:`2^{-e}` that
     brings its largest entry into :math:`[1/2, 1)` (``torch.frexp``,
     :func:`power_of_two_scaled`); on the CPU eagerly only where that entry is outside
-    :math:`[2^{-64}, 2^{64}]` (else ``weight`` itself), off the CPU and while compiling
-    always.
+    :math:`[2^{-64}, 1]` (else ``weight`` itself; up to :math:`2^{64}` also where the
+    scaling would make the smallest positive weight subnormal), off the CPU and while
+    compiling always.
+
+    A weight above 1 multiplies a row loss past its dtype's range where the mean is
+    not (issue 13, branch torchweight1): float32 rows near ``2e38`` times a weight of 2
+    gave a float32 row ``inf`` and a ``'mean'`` of ``inf`` for 1.49e38 (the float64
+    mean). With the largest weight below 1 a weighted row is at most its unweighted
+    loss. Until then the CPU scaled only weights above :math:`2^{64}`.
 
     The weighted mean :math:`\sum_i w_{y_i} L_i / \sum_i w_{y_i}` does not change when
     every weight is scaled by one factor, and a power of 2 scales every weight, row
@@ -111,7 +118,21 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     if weight is None or weight.numel() == 0:
         return weight
     if reads_on_host(weight):
-        top = float(examples(weight.detach())[0].max())  # every example's under vmap
-        if 2.0**-64 <= top <= 2.0**64:
+        seen = examples(weight.detach())[0]  # every example's under vmap
+        top = float(seen.max())
+        if 2.0**-64 <= top <= 1.0:
+            return weight
+        if 1.0 < top <= 2.0**64 and _flushed_by_scaling(seen, top):
             return weight
     return power_of_two_scaled(weight)
+
+
+def _flushed_by_scaling(weight: torch.Tensor, top: float) -> bool:
+    """Whether scaling ``weight`` (largest entry ``top``) into ``[1/2, 1)`` would make its
+    smallest positive entry a subnormal number of its dtype (weights more than about
+    :math:`2^{125}` apart in float32): then weights up to :math:`2^{64}` stay as given,
+    as before issue 13's branch torchweight1 (a label of the tiny weight alone would
+    otherwise have a mean of 0)."""
+    positive = weight[weight > 0]
+    smallest = float(positive.min()) if positive.numel() else top
+    return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny

@@ -170,7 +170,7 @@ from ._launch import (
 )
 from ._linear import _exp_rest_
 from ._products import Products
-from ._reduction import label_rows, label_weight_sum, weighted_mean
+from ._reduction import label_rows, label_weight_sum, mean_scaled_weight, weighted_mean
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -1448,6 +1448,8 @@ def vocab_parallel_cross_entropy(
         )[0]
         return loss
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, group, None)
+    if opts.reduction == "mean":  # (replicated weights: the same scale on every rank)
+        w = mean_scaled_weight(w)
     rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
     return _reduce(rows, y, w, opts, batch)
 
@@ -1565,6 +1567,8 @@ def vocab_parallel_linear_cross_entropy(
         )[0]
         return loss
     opts, h, w, b, y, cw, chunk_size, batch, group, layout = _linear_prepare(checks, group, None)
+    if opts.reduction == "mean":
+        cw = mean_scaled_weight(cw)
     with autocast_off(h.device.type):  # the products are the loss's (_arguments)
         rows = _VocabParallelLinearCE.apply(
             h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
