@@ -31,6 +31,7 @@ import torch
 from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid_grad
+from ._arguments import examples
 
 __all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "mean_of_terms", "takes"]
 
@@ -55,15 +56,21 @@ def _floating(a: Any) -> bool:
     return isinstance(a, torch.Tensor) and a.is_floating_point()
 
 
+def _largest(a: Any) -> float:
+    """The largest entry of ``a`` read on the host (every example's under ``vmap``)."""
+    seen = examples(a.detach())[0]
+    return float(seen.max()) if seen.numel() else 0.0
+
+
 def _largest_term_bits(w: Any, pw: Any, like: torch.Tensor) -> torch.Tensor:
     r"""The :math:`k \ge 0` of :func:`mean_of_terms`: :math:`M 2^{-k} < 1/2` for
-    :math:`M = \max|w| \cdot \max(1, \max \pi)`, by ``torch.frexp`` (device operations,
+    :math:`M = \max w \cdot \max(1, \max \pi)`, by ``torch.frexp`` (device operations,
     no host read)."""
     top = torch.ones((), dtype=torch.float64, device=like.device)
     if w is not None and w.numel():
-        top = top * w.detach().abs().max().to(torch.float64)
+        top = top * w.detach().max().to(torch.float64)
     if pw is not None and pw.numel():
-        top = top * pw.detach().abs().max().to(torch.float64).clamp(min=1)
+        top = top * pw.detach().max().to(torch.float64).clamp(min=1)
     return (torch.frexp(top)[1] + 1).clamp(min=0).to(torch.float64)
 
 
@@ -76,28 +83,35 @@ def mean_of_terms(
     torchmean1: the float32 sum overflowed to ``inf`` where the mean is a float32
     number, terms near ``3e38``).
 
-    A term is at most :math:`M\,\mathrm{sp}(|x|)`, :math:`M = \max|w|\max(1, \max\pi)`,
-    so weights or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
+    A term is at most :math:`M\,\mathrm{sp}(|x|)`, :math:`M = \max w\max(1, \max\pi)`,
+    so a ``weight`` or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
     finite (issue 13, branch torchweight1: logits ``-3e38``, target 1, weight 2 beside
-    three ordinary terms gave ``inf`` for 1.5e38). Where ``w`` or ``pw`` is given the
-    terms are formed with ``w`` times :math:`2^{-k}` (:func:`_largest_term_bits`: 1
-    where :math:`M \le 1/4`), every term below the float range, and the float64 sum
-    times :math:`2^{k}`: exact scalings, so the same bits but where a term is subnormal.
-    A ``pos_weight`` above 1 multiplies :math:`t\,\mathrm{sp}(-x)` before ``w`` does, so
-    there (CPU logits below float64) the terms are formed in float64 instead, each
-    rounded once, the mean then rounded once: within one rounding of the float32
-    terms' mean. Differentiable (the factor is a constant)."""
+    three ordinary terms gave ``inf`` for 1.5e38). Now where :math:`M > 1/2` (on the
+    CPU read on the host; elsewhere always, by device operations) the terms are formed
+    with ``w`` times :math:`2^{-k}`, :math:`M 2^{-k} < 1/2`
+    (:func:`_largest_term_bits`), every term below the float range, and the float64
+    sum is multiplied by :math:`2^{k}`: exact scalings, the same bits but where a term
+    is subnormal. A ``pos_weight`` above 1 multiplies :math:`t\,\mathrm{sp}(-x)` before
+    ``w`` does, so there (CPU logits below float64) the terms are formed in float64
+    instead, each rounded once, the mean then once: within one rounding of the float32
+    terms' mean (off the CPU such a term still overflows). Differentiable (the factor
+    is a constant)."""
     out_dtype = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
     scale = None
-    floating = all(a is None or _floating(a) for a in (x, t, w, pw))
-    if not floating or (w is None and pw is None):
-        pass  # (non-float arguments: the loss's own type errors)
-    elif pw is not None and x.device.type == "cpu" and out_dtype != torch.float64:
-        x, t, pw = x.to(torch.float64), t.to(torch.float64), pw.to(torch.float64)
-        w = None if w is None else w.to(torch.float64)
-    else:
-        scale = torch.exp2(-_largest_term_bits(w, pw, x))
-        w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
+    if (w is not None or pw is not None) and all(
+        a is None or _floating(a) for a in (x, t, w, pw)
+    ):  # (else the loss's own type errors)
+        if x.device.type != "cpu":
+            scale = torch.exp2(-_largest_term_bits(w, pw, x))
+        else:
+            positive = 1.0 if pw is None else max(1.0, _largest(pw))
+            if positive > 1 and out_dtype != torch.float64:
+                x, t, pw = x.to(torch.float64), t.to(torch.float64), pw.to(torch.float64)
+                w = None if w is None else w.to(torch.float64)
+            elif w is not None and _largest(w) * positive > 0.5:
+                scale = torch.exp2(-_largest_term_bits(w, pw, x))
+        if scale is not None:
+            w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
     loss = losses.sigmoid_cross_entropy(
         x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
     )

@@ -105,8 +105,9 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     :math:`1/\sum w = \infty` (``linear_cross_entropy`` an ``inf`` loss), weights of
     about ``1e38`` a NaN loss from :math:`\infty/\infty`, where the float64 mean is
     about 2. The largest entry is read on the host on the CPU only (as the weight
-    checks read it; :func:`reads_on_host`), and ordinary weights stay the caller's
-    tensor there (autograd still sees an in-place change of it before the backward).
+    checks read it; :func:`reads_on_host`), and weights of at most 1 stay the caller's
+    tensor there (autograd still sees an in-place change of it before the backward;
+    of weights above 1 the loss saves the scaled copy, as off the CPU).
     Elsewhere (off the CPU, or compiling) a read would be a host sync or a graph break,
     so every weight is scaled with device operations: the same numbers for ordinary
     weights, a new tensor (the loss saves it, so an in-place change of the caller's

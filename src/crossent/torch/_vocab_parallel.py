@@ -1242,6 +1242,15 @@ def _linear_checks(
 # --------------------------------------------------------------------------- agreement
 
 
+def _mean_weight(weight: Tensor | None, opts: CallOptions) -> Tensor | None:
+    """The class weights the losses use: for ``'mean'`` scaled by a power of 2
+    (:func:`~crossent.torch._reduction.mean_scaled_weight`; the same on every rank, the
+    weights being replicated), so that a weight above 1 makes no row ``inf`` whose
+    mean is finite (issue 13, branch torchweight1: float32 logits near ``3e38/4`` and
+    weights up to 2 gave ``inf`` for 1.49e38). The backward ops scale them alike."""
+    return mean_scaled_weight(weight) if opts.reduction == "mean" else weight
+
+
 def _ce_prepare(
     checks: Callable[[], tuple[CallOptions, Tensor, Tensor, tuple[int, ...], Tensor | None]],
     group: Any,
@@ -1266,7 +1275,7 @@ def _ce_prepare(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
-    return opts, z, y, batch, w, group, layout
+    return opts, z, y, batch, _mean_weight(w, opts), group, layout
 
 
 def _linear_prepare(
@@ -1311,7 +1320,7 @@ def _linear_prepare(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
-    return opts, h, w, b, y, cw, chunk_size, batch, group, layout
+    return opts, h, w, b, y, _mean_weight(cw, opts), chunk_size, batch, group, layout
 
 
 # --------------------------------------------------------------------------- public
@@ -1448,8 +1457,6 @@ def vocab_parallel_cross_entropy(
         )[0]
         return loss
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, group, None)
-    if opts.reduction == "mean":  # (replicated weights: the same scale on every rank)
-        w = mean_scaled_weight(w)
     rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
     return _reduce(rows, y, w, opts, batch)
 
@@ -1567,8 +1574,6 @@ def vocab_parallel_linear_cross_entropy(
         )[0]
         return loss
     opts, h, w, b, y, cw, chunk_size, batch, group, layout = _linear_prepare(checks, group, None)
-    if opts.reduction == "mean":
-        cw = mean_scaled_weight(cw)
     with autocast_off(h.device.type):  # the products are the loss's (_arguments)
         rows = _VocabParallelLinearCE.apply(
             h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
