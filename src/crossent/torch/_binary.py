@@ -56,10 +56,10 @@ def _floating(a: Any) -> bool:
     return isinstance(a, torch.Tensor) and a.is_floating_point()
 
 
-def _largest(a: Any) -> float:
-    """The largest entry of ``a`` read on the host (every example's under ``vmap``)."""
-    seen = examples(a.detach())[0]
-    return float(seen.max()) if seen.numel() else 0.0
+def _overflowed(total: torch.Tensor) -> bool:
+    """Whether the float64 sum ``total`` is ``inf``, read on the host (every example's
+    under ``vmap``)."""
+    return bool(torch.isinf(examples(total.detach())[0]).any())
 
 
 def _largest_term_bits(w: Any, pw: Any, like: torch.Tensor) -> torch.Tensor:
@@ -86,38 +86,40 @@ def mean_of_terms(
     A term is at most :math:`M\,\mathrm{sp}(|x|)`, :math:`M = \max w\max(1, \max\pi)`,
     so a ``weight`` or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
     finite (issue 13, branch torchweight1: logits ``-3e38``, target 1, weight 2 beside
-    three ordinary terms gave ``inf`` for 1.5e38). Now where :math:`M > 1/2` (on the
-    CPU read on the host; elsewhere always, by device operations) the terms are formed
-    with ``w`` times :math:`2^{-k}`, :math:`M 2^{-k} < 1/2`
-    (:func:`_largest_term_bits`), every term below the float range, and the float64
-    sum is multiplied by :math:`2^{k}`: exact scalings, the same bits but where a term
-    is subnormal. A ``pos_weight`` above 1 multiplies :math:`t\,\mathrm{sp}(-x)` before
-    ``w`` does, so there (CPU logits below float64) the terms are formed in float64
-    instead, each rounded once, the mean then once: within one rounding of the float32
-    terms' mean (off the CPU such a term still overflows). Differentiable (the factor
-    is a constant)."""
+    three ordinary terms gave ``inf`` for 1.5e38). Now, with ``w`` or ``pw`` given, on
+    the CPU the terms are formed again in float64 where their sum came out ``inf`` (a
+    host read of that sum; the ordinary path unchanged), each rounded once, the mean
+    then once; elsewhere (no host read) ``w`` times :math:`2^{-k}`, :math:`M 2^{-k} <
+    1/2` (:func:`_largest_term_bits`, device operations), forms the terms and the
+    float64 sum is multiplied by :math:`2^{k}`: exact scalings, the same bits but where
+    a term is subnormal, and no term past the range but one of a ``pos_weight`` above 1
+    (it multiplies :math:`t\,\mathrm{sp}(-x)` before ``w`` does: left). Differentiable
+    (the factor is a constant)."""
     out_dtype = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
-    scale = None
-    if (w is not None or pw is not None) and all(
+    given = (w is not None or pw is not None) and all(
         a is None or _floating(a) for a in (x, t, w, pw)
-    ):  # (else the loss's own type errors)
-        if x.device.type != "cpu":
-            scale = torch.exp2(-_largest_term_bits(w, pw, x))
-        else:
-            positive = 1.0 if pw is None else max(1.0, _largest(pw))
-            if positive > 1 and out_dtype != torch.float64:
-                x, t, pw = x.to(torch.float64), t.to(torch.float64), pw.to(torch.float64)
-                w = None if w is None else w.to(torch.float64)
-            elif w is not None and _largest(w) * positive > 0.5:
-                scale = torch.exp2(-_largest_term_bits(w, pw, x))
-        if scale is not None:
-            w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
+    )  # (else the loss's own type errors)
+    scale = None
+    if given and x.device.type != "cpu":
+        scale = torch.exp2(-_largest_term_bits(w, pw, x))
+        w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
     loss = losses.sigmoid_cross_entropy(
         x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
     )
     total = loss.sum(dtype=torch.float64)
     if scale is not None:
         total = total / scale
+    elif given and out_dtype != torch.float64 and _overflowed(total):
+        w64, pw64 = (None if a is None else a.to(torch.float64) for a in (w, pw))
+        terms = losses.sigmoid_cross_entropy(
+            x.to(torch.float64),
+            t.to(torch.float64),
+            weight=w64,
+            pos_weight=pw64,
+            label_smoothing=eps,
+            reduction="none",
+        )
+        total = terms.sum()
     return (total / max(x.numel(), 1)).to(out_dtype)
 
 
