@@ -181,3 +181,14 @@ def test_binary_cross_entropy_with_logits(which: str) -> None:
 
     _check(ours, want, x64)
     assert ours(x64.float()).item() == _exact_mean(want(x64, "none"))
+
+
+def test_binary_cross_entropy_with_logits_under_vmap() -> None:
+    """Per-example means (``torch.func.vmap``): the overflowing example's is the float64
+    mean rounded, and the ordinary example's too."""
+    x64, t, v = _bce_case()
+    xs = torch.stack([x64, torch.linspace(-2.0, 2.0, 4, dtype=torch.float64)]).float()
+    got = torch.func.vmap(lambda a: ct.binary_cross_entropy_with_logits(a, t, pos_weight=v))(xs)
+    for row, value in zip(xs.double(), got.tolist(), strict=True):
+        want = F.binary_cross_entropy_with_logits(row, t.double(), pos_weight=v.double())
+        assert value == want.float().item()
