@@ -12,6 +12,8 @@ traces them without a graph break).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._arguments import examples
@@ -120,20 +122,25 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
         return weight
     if reads_on_host(weight):
         seen = examples(weight.detach())[0]  # every example's under vmap
-        top = float(seen.max())
+        low, high = torch.aminmax(seen)
+        top = float(high)
         if 2.0**-64 <= top <= 1.0:
             return weight
-        if 1.0 < top <= 2.0**64 and _flushed_by_scaling(seen, top):
-            return weight
+        if 1.0 < top <= 2.0**64:
+            if _flushed_by_scaling(seen, float(low), top):
+                return weight
+            # The factor of power_of_two_scaled as a Python float: the same bits (exact
+            # products, none subnormal), a few microseconds less a call.
+            return weight * 2.0 ** -math.frexp(top)[1]
     return power_of_two_scaled(weight)
 
 
-def _flushed_by_scaling(weight: torch.Tensor, top: float) -> bool:
-    """Whether scaling ``weight`` (largest entry ``top``) into ``[1/2, 1)`` would make its
-    smallest positive entry a subnormal number of its dtype (weights more than about
-    :math:`2^{125}` apart in float32): then weights up to :math:`2^{64}` stay as given,
-    as before issue 13's branch torchweight1 (a label of the tiny weight alone would
-    otherwise have a mean of 0)."""
-    positive = weight[weight > 0]
-    smallest = float(positive.min()) if positive.numel() else top
+def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bool:
+    """Whether scaling ``weight`` (entries from ``smallest`` to ``top``) into ``[1/2, 1)``
+    would make its smallest positive entry a subnormal number of its dtype (weights
+    more than about :math:`2^{125}` apart in float32): then weights up to
+    :math:`2^{64}` stay as given, as before issue 13's branch torchweight1 (a label of
+    the tiny weight alone would otherwise have a mean of 0)."""
+    if smallest <= 0:  # (a weight of 0: the smallest positive one)
+        smallest = float(torch.where(weight > 0, weight, top).min())
     return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny
