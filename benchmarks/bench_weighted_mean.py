@@ -11,7 +11,8 @@ branch scales them into ``[1/2, 1)`` on the CPU, main did not) and, for the fami
 ``binary_cross_entropy_with_logits``' ``'mean'`` of 10^6 float32 logits with an
 elementwise ``weight`` in ``[0.5, 2]`` (this branch scales it by a power of 2) and with a
 ``pos_weight`` of 2 (this branch forms the terms in float64 on the CPU). ``--against``
-runs the trees interleaved, a fresh process each (``_against``).
+runs the trees interleaved, a fresh process each (``_against``). A small call too:
+100 forward and backward passes of (8, 10) logits with weights up to 2.
 """
 
 from __future__ import annotations
@@ -37,8 +38,16 @@ if not compare_if_asked(args, __file__):
     v = torch.rand(1_000_000, generator=g) * 1.5 + 0.5
     two = torch.tensor(2.0)
 
+    zs = torch.randn(8, 10, generator=g).requires_grad_()
+    ys = torch.randint(0, 10, (8,), generator=g)
+    ws = torch.linspace(0.5, 2.0, 10)
+
     def ce() -> None:
         ct.cross_entropy(z, y, weight=w).backward()
+
+    def ce_small() -> None:
+        for _ in range(100):
+            ct.cross_entropy(zs, ys, weight=ws).backward()
 
     def bce_weight() -> None:
         ct.binary_cross_entropy_with_logits(x, t, weight=v).backward()
@@ -49,6 +58,7 @@ if not compare_if_asked(args, __file__):
     time_cases(
         {
             "CE 4096x32000 weighted fwd+bwd": ce,
+            "CE 8x10 weighted fwd+bwd x100": ce_small,
             "BCE 1e6 weight fwd+bwd": bce_weight,
             "BCE 1e6 pos_weight fwd+bwd": bce_pos_weight,
         },
