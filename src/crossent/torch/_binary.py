@@ -31,8 +31,9 @@ import torch
 from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid_grad
+from ._arguments import examples
 
-__all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "takes"]
+__all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "mean_of_terms", "takes"]
 
 
 def takes(x: torch.Tensor, t: torch.Tensor) -> bool:
@@ -50,25 +51,95 @@ def _both_float64(x: Any, t: Any) -> bool:
     )
 
 
+def _floating(a: Any) -> bool:
+    """Whether ``a`` is a floating tensor."""
+    return isinstance(a, torch.Tensor) and a.is_floating_point()
+
+
+def _overflowed(total: torch.Tensor) -> bool:
+    """Whether the float64 sum ``total`` is ``inf``, read on the host (every example's
+    under ``vmap``)."""
+    return bool(torch.isinf(examples(total.detach())[0]).any())
+
+
+def _largest_term_bits(w: Any, pw: Any, like: torch.Tensor) -> torch.Tensor:
+    r"""The :math:`k \ge 0` of :func:`mean_of_terms`: :math:`M 2^{-k} < 1/2` for
+    :math:`M = \max w \cdot \max(1, \max \pi)`, by ``torch.frexp`` (device operations,
+    no host read)."""
+    top = torch.ones((), dtype=torch.float64, device=like.device)
+    if w is not None and w.numel():
+        top = top * w.detach().max().to(torch.float64)
+    if pw is not None and pw.numel():
+        top = top * pw.detach().max().to(torch.float64).clamp(min=1)
+    return (torch.frexp(top)[1] + 1).clamp(min=0).to(torch.float64)
+
+
+def mean_of_terms(
+    x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, validate: bool
+) -> torch.Tensor:
+    r"""PyTorch's ``'mean'`` of the binary terms :math:`w\,[\pi t\,\mathrm{sp}(-x) +
+    (1-t)\,\mathrm{sp}(x)]`, the count dividing the sum even with weights: the float64
+    sum of the terms by the count, rounded once to the terms' dtype (issue 13, branch
+    torchmean1: the float32 sum overflowed to ``inf`` where the mean is a float32
+    number, terms near ``3e38``).
+
+    A term is at most :math:`M\,\mathrm{sp}(|x|)`, :math:`M = \max w\max(1, \max\pi)`,
+    so a ``weight`` or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
+    finite (issue 13, branch torchweight1: logits ``-3e38``, target 1, weight 2 beside
+    three ordinary terms gave ``inf`` for 1.5e38). Now, with ``w`` or ``pw`` given, on
+    the CPU the terms are formed again in float64 where their sum came out ``inf`` (a
+    host read of that sum; the ordinary path unchanged), each rounded once, the mean
+    then once; elsewhere (no host read) ``w`` times :math:`2^{-k}`, :math:`M 2^{-k} <
+    1/2` (:func:`_largest_term_bits`, device operations), forms the terms and the
+    float64 sum is multiplied by :math:`2^{k}`: exact scalings, the same bits but where
+    a term is subnormal, and no term past the range but one of a ``pos_weight`` above 1
+    (it multiplies :math:`t\,\mathrm{sp}(-x)` before ``w`` does: left). Differentiable
+    (the factor is a constant)."""
+    out_dtype = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
+    given = (w is not None or pw is not None) and all(
+        a is None or _floating(a) for a in (x, t, w, pw)
+    )  # (else the loss's own type errors)
+    scale = None
+    if given and x.device.type != "cpu":
+        scale = torch.exp2(-_largest_term_bits(w, pw, x))
+        w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
+    loss = losses.sigmoid_cross_entropy(
+        x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
+    )
+    total = loss.sum(dtype=torch.float64)
+    if scale is not None:
+        total = total / scale
+    elif given and out_dtype != torch.float64 and _overflowed(total):
+        w64, pw64 = (None if a is None else a.to(torch.float64) for a in (w, pw))
+        terms = losses.sigmoid_cross_entropy(
+            x.to(torch.float64),
+            t.to(torch.float64),
+            weight=w64,
+            pos_weight=pw64,
+            label_smoothing=eps,
+            reduction="none",
+            validate=False,  # (checked by the call above; a batched tensor under vmap)
+        )
+        total = terms.sum()
+    return (total / max(x.numel(), 1)).to(out_dtype)
+
+
 def _loss(
     x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str, validate: bool
 ) -> torch.Tensor:
-    """The generic path's loss; PyTorch's ``'mean'`` divides the sum by the count: here
-    the float64 sum of the terms by the count, rounded once (issue 13, branch
-    torchmean1: the float32 sum overflowed to ``inf`` where the mean is a float32
-    number, terms near ``3e38``)."""
-    loss = losses.sigmoid_cross_entropy(
+    """The generic path's loss; PyTorch's ``'mean'`` divides the sum by the count
+    (:func:`mean_of_terms`)."""
+    if reduction == "mean":
+        return mean_of_terms(x, t, w, pw, eps, validate)
+    return losses.sigmoid_cross_entropy(
         x,
         t,
         weight=w,
         pos_weight=pw,
         label_smoothing=eps,
-        reduction="none" if reduction == "mean" else reduction,
+        reduction=reduction,
         validate=validate,
     )
-    if reduction != "mean":
-        return loss
-    return (loss.sum(dtype=torch.float64) / max(x.numel(), 1)).to(loss.dtype)
 
 
 def _plain(grad: torch.Tensor) -> torch.Tensor:

@@ -207,17 +207,18 @@ def binary_cross_entropy_with_logits(
             input, target, weight, pos_weight, label_smoothing, reduction, validate
         )
     # PyTorch's 'mean' divides by the number of elements, also with weights
-    # (crossent's by the sum of the weights): the sum, then that division.
-    loss = losses.sigmoid_cross_entropy(
+    # (crossent's by the sum of the weights): the float64 sum, then that division.
+    if reduction == "mean":
+        return _binary.mean_of_terms(input, target, weight, pos_weight, label_smoothing, validate)
+    return losses.sigmoid_cross_entropy(
         input,
         target,
         weight=weight,
         pos_weight=pos_weight,
         label_smoothing=label_smoothing,
-        reduction="sum" if reduction == "mean" else reduction,
+        reduction=reduction,
         validate=validate,
     )
-    return loss / max(input.numel(), 1) if reduction == "mean" else loss
 
 
 def sigmoid_focal_loss(

@@ -12,6 +12,8 @@ traces them without a graph break).
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ._arguments import examples
@@ -87,8 +89,15 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     r"""Class weights for ``'mean'``: ``weight`` times the power of 2 :math:`2^{-e}` that
     brings its largest entry into :math:`[1/2, 1)` (``torch.frexp``,
     :func:`power_of_two_scaled`); on the CPU eagerly only where that entry is outside
-    :math:`[2^{-64}, 2^{64}]` (else ``weight`` itself), off the CPU and while compiling
-    always.
+    :math:`[2^{-64}, 1]` (else ``weight`` itself; up to :math:`2^{64}` also where the
+    scaling would make the smallest positive weight subnormal), off the CPU and while
+    compiling always.
+
+    A weight above 1 multiplies a row loss past its dtype's range where the mean is
+    not (issue 13, branch torchweight1): float32 rows near ``2e38`` times a weight of 2
+    gave a float32 row ``inf`` and a ``'mean'`` of ``inf`` for 1.49e38 (the float64
+    mean). With the largest weight below 1 a weighted row is at most its unweighted
+    loss. Until then the CPU scaled only weights above :math:`2^{64}`.
 
     The weighted mean :math:`\sum_i w_{y_i} L_i / \sum_i w_{y_i}` does not change when
     every weight is scaled by one factor, and a power of 2 scales every weight, row
@@ -98,8 +107,9 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     :math:`1/\sum w = \infty` (``linear_cross_entropy`` an ``inf`` loss), weights of
     about ``1e38`` a NaN loss from :math:`\infty/\infty`, where the float64 mean is
     about 2. The largest entry is read on the host on the CPU only (as the weight
-    checks read it; :func:`reads_on_host`), and ordinary weights stay the caller's
-    tensor there (autograd still sees an in-place change of it before the backward).
+    checks read it; :func:`reads_on_host`), and weights of at most 1 stay the caller's
+    tensor there (autograd still sees an in-place change of it before the backward;
+    of weights above 1 the loss saves the scaled copy, as off the CPU).
     Elsewhere (off the CPU, or compiling) a read would be a host sync or a graph break,
     so every weight is scaled with device operations: the same numbers for ordinary
     weights, a new tensor (the loss saves it, so an in-place change of the caller's
@@ -111,7 +121,26 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     if weight is None or weight.numel() == 0:
         return weight
     if reads_on_host(weight):
-        top = float(examples(weight.detach())[0].max())  # every example's under vmap
-        if 2.0**-64 <= top <= 2.0**64:
+        seen = examples(weight.detach())[0]  # every example's under vmap
+        low, high = torch.aminmax(seen)
+        top = float(high)
+        if 2.0**-64 <= top <= 1.0:
             return weight
+        if 1.0 < top <= 2.0**64:
+            if _flushed_by_scaling(seen, float(low), top):
+                return weight
+            # The factor of power_of_two_scaled as a Python float: the same bits (exact
+            # products, none subnormal), a few microseconds less a call.
+            return weight * 2.0 ** -math.frexp(top)[1]
     return power_of_two_scaled(weight)
+
+
+def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bool:
+    """Whether scaling ``weight`` (entries from ``smallest`` to ``top``) into ``[1/2, 1)``
+    would make its smallest positive entry a subnormal number of its dtype (weights
+    more than about :math:`2^{125}` apart in float32): then weights up to
+    :math:`2^{64}` stay as given, as before issue 13's branch torchweight1 (a label of
+    the tiny weight alone would otherwise have a mean of 0)."""
+    if smallest <= 0:  # (a weight of 0: the smallest positive one)
+        smallest = float(torch.where(weight > 0, weight, top).min())
+    return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny

@@ -171,7 +171,7 @@ from ._launch import (
 )
 from ._linear import _exp_rest_
 from ._products import Products
-from ._reduction import label_rows, label_weight_sum, weighted_mean
+from ._reduction import label_rows, label_weight_sum, mean_scaled_weight, weighted_mean
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -1239,6 +1239,15 @@ def _linear_checks(
 # --------------------------------------------------------------------------- agreement
 
 
+def _mean_weight(weight: Tensor | None, opts: CallOptions) -> Tensor | None:
+    """The class weights the losses use: for ``'mean'`` scaled by a power of 2
+    (:func:`~crossent.torch._reduction.mean_scaled_weight`; the same on every rank, the
+    weights being replicated), so that a weight above 1 makes no row ``inf`` whose
+    mean is finite (issue 13, branch torchweight1: float32 logits near ``3e38/4`` and
+    weights up to 2 gave ``inf`` for 1.49e38). The backward ops scale them alike."""
+    return mean_scaled_weight(weight) if opts.reduction == "mean" else weight
+
+
 def _ce_prepare(
     checks: Callable[[], tuple[CallOptions, Tensor, Tensor, tuple[int, ...], Tensor | None]],
     group: Any,
@@ -1263,7 +1272,7 @@ def _ce_prepare(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, w, layout.classes, opts.ignore_index, weight_name="weight")
-    return opts, z, y, batch, w, group, layout
+    return opts, z, y, batch, _mean_weight(w, opts), group, layout
 
 
 def _linear_prepare(
@@ -1308,7 +1317,7 @@ def _linear_prepare(
     group, rank = _resolve(group, name, problem)
     layout = _agree(name, group, rank, problem, fields)
     _check_globally(y, cw, layout.classes, opts.ignore_index, weight_name="class_weight")
-    return opts, h, w, b, y, cw, chunk_size, batch, group, layout
+    return opts, h, w, b, y, _mean_weight(cw, opts), chunk_size, batch, group, layout
 
 
 # --------------------------------------------------------------------------- public

@@ -54,6 +54,7 @@ from ._vocab_parallel import (
     _linear_prepare,
     _linear_rows,
     _logit_checks,
+    _mean_weight,
     _reduce,
     _row_blocks,
     _State,
@@ -189,6 +190,7 @@ def vocab_parallel_ce_backward_op(
     ``grad_loss``: the eager backward's (no collectives), in ``input``'s layout."""
     options = (ignore_index, reduction, label_smoothing, z_loss, soft_cap, temperature)
     opts, z, y, _, w = _logit_checks(input, target, weight, *options)
+    w = _mean_weight(w, opts)  # (the forward's, :func:`_ce_prepare`'s)
     state = _unpacked(
         coefs, meta, y, w, opts, lambda work: _row_blocks(z.shape[0], z.shape[1], None, work)
     )
@@ -292,6 +294,7 @@ def vocab_parallel_linear_ce_backward_op(
     opts, h, w, b, y, cw, chunk = _linear_checks(
         input, weight, target, bias, class_weight, *options, chunk_size
     )
+    cw = _mean_weight(cw, opts)  # (the forward's, :func:`_linear_prepare`'s)
     h2 = h.reshape(y.shape[0], h.shape[-1])
     state = _unpacked(
         coefs, meta, y, cw, opts, lambda work: _row_blocks(h2.shape[0], w.shape[0], chunk, work)
