@@ -1243,7 +1243,41 @@ def js_divergence(
         if hosted is not None:
             return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
+    js = m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
+    return _at_most_log_2(m, js)
+
+
+def _at_most_log_2(m: _Prepared, js: Any) -> Any:
+    r"""``js`` (in the unit) with the values above :math:`\log 2` (1 bit) set to it.
+
+    The docstring's bound, which the rounded terms of (nearly) disjoint rows crossed by
+    an ulp (hostile18: 0.6931471805599454 for two logit rows whose only shared class
+    has :math:`p \approx 10^{-19}`, whose exact JS is below :math:`\log 2`; 1.0000000000000002
+    bits). The exact JS is at most :math:`\log 2`, which lies within a quarter ulp above
+    its float64 value, so its correct rounding is at most that value: the cap moves no
+    correctly rounded result. The cap is :math:`\log 2` in the result's precision
+    (float64 at least), divided by the unit's :math:`\log b` as :func:`finalize`
+    divides, rounded once to the result's dtype. NaN (NaN input, ``validate=False``)
+    stays NaN. A ``where``, not ``minimum``: autograd's ``minimum`` splits the gradient
+    of a tie (disjoint rows, exactly :math:`\log 2`) between its two arguments.
+    """
+    xp = m.xp
+    if is_numpy(xp):
+        wide = np.result_type(js, np.float64)
+        bound = np.log(wide.type(2))
+        if m.log_base is not None:
+            bound = bound / m.log_base
+        cap = np.asarray(bound).astype(np.asarray(js).dtype)[()]
+        if np.ndim(js) == 0:
+            return cap if js > cap else js
+        over = js > cap
+        if over.any():
+            js = js.copy()
+            js[over] = cap
+        return js
+    bound = math.log(2) if m.log_base is None else math.log(2) / float(m.log_base)
+    cap = xp.asarray(bound, dtype=js.dtype, device=device(js))
+    return xp.where(js > cap, cap, js)
 
 
 def perplexity(
