@@ -400,10 +400,21 @@ def _bregman64_sums(
     # e^s, s = (m_a - m_b) - c: u_i e^{r_i} = e^{(log x_i - m_a) + s} for r_i > 1
     s_hi, s_lo = _two_diff(m_a, m_b)
     s_hi, s_lo = _dd_add(s_hi, s_lo, -c_hi)
-    p_scale = math.exp(s_hi) * (1.0 + (s_lo - c_lo))
+    s_rest = s_lo - c_lo
+    if not abs(s_rest) <= 2.0**-26:
+        # c_lo as large as s_hi (m_b - m_a past 2^53 m_a: c_hi = m_a - m_b and s_hi is
+        # the low part of that difference): s renormalised, not e^{s_hi} times a
+        # "1 + s_lo" far from 1 (hostile18: inf, and the far scale below not shifted)
+        s_hi, s_rest = _two_sum(s_hi, s_rest)
+    p_scale = math.exp(s_hi) * (1.0 + s_rest)
     # past 2^1000 the shifts' double-doubles lose their low parts (a far gap, logits
     # near 1e308: 9.3e307 for 1.23e308): u e^r as before, e^r or e^{ell_b - ell_a}
     far = not (abs(m_a) < 2.0**1000 and abs(m_b) < 2.0**1000 and p_scale < inf)
+    # P's probability to u e^r there: e^s wherever it is finite, so that it carries the
+    # shift c of every r_i as the near terms do (_kl_shifted's correction of that shift
+    # by e^{-epsilon} holds for every term only then: hostile18, a far row's KL was
+    # 7 % off where m_a (1.1e16) made c_lo round), else e^{ell_b - ell_a}
+    scale_far = p_scale if 0.0 < p_scale < inf else math.exp(ell_b - ell_a)
     # The entries' logarithms (double-double for probabilities), then the series of
     # every r_i with |r_i| <= 1, each a row at a time (vectorised); the arrays unpacked
     # here (taken from a tuple in the loop, each entry cost a reference count's
@@ -462,19 +473,19 @@ def _bregman64_sums(
             pu = u * math.exp(r)
             if not (u >= _SMALLEST_NORMAL and pu < inf):
                 if form_a == 0:
-                    pu = x * math.exp(ell_b)
+                    pu = x * scale_far
                 else:
                     sx, sx_lo = _two_diff(x, m_a)
-                    pu = math.exp(sx) * (1.0 + sx_lo) * math.exp(ell_b - ell_a)
+                    pu = math.exp(sx) * (1.0 + sx_lo) * scale_far
             term = u + pu * (r - 1.0)
             change = pu - u
             if pu < _SMALLEST_NORMAL:  # (from P's side) rounded: the product scaled
                 if form_a == 0:
-                    term = u + (x * (r - 1.0)) * math.exp(ell_b)
+                    term = u + (x * (r - 1.0)) * scale_far
                 else:
                     sx, sx_lo = _two_diff(x, m_a)
                     scaled = _exp_times(sx, (r - 1.0) * (1.0 + sx_lo))
-                    term = u + scaled * math.exp(ell_b - ell_a)
+                    term = u + scaled * scale_far
         else:  # u e^r from P's side (e^r had erred by u|r|: 340 ulps at r = 424)
             sx, sx_lo = (x, 0.0) if form_a == 0 else _two_diff(x, m_a)
             pu = (x if form_a == 0 else math.exp(sx) * (1.0 + sx_lo)) * p_scale

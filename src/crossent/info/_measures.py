@@ -18,6 +18,7 @@ at the end of this module.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from types import ModuleType
@@ -1243,7 +1244,58 @@ def js_divergence(
         if hosted is not None:
             return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    return m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
+    js = m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
+    return _at_most_log_2(m, js)
+
+
+_LOG_2 = np.float64(math.log(2))
+
+
+@functools.lru_cache(maxsize=32)
+def _log_2_cap(dtype: np.dtype, log_base: float | None) -> Any:
+    """:func:`_at_most_log_2`'s cap for NumPy results of ``dtype`` (a scalar of it):
+    log 2 in float64 or ``dtype`` if wider, over ``log_base``, rounded once. Cached: a
+    small call's budget is about 10 us, and forming it took a few."""
+    wide = np.result_type(dtype, np.float64)
+    bound = np.log(wide.type(2))
+    if log_base is not None:
+        bound = bound / log_base
+    return np.asarray(bound).astype(dtype)[()]
+
+
+def _at_most_log_2(m: _Prepared, js: Any) -> Any:
+    r"""``js`` (in the unit) with the values above :math:`\log 2` (1 bit) set to it.
+
+    The docstring's bound, which the rounded terms of (nearly) disjoint rows crossed by
+    an ulp (hostile18: 0.6931471805599454 for two logit rows whose only shared class
+    has :math:`p \approx 10^{-19}`, whose exact JS is below :math:`\log 2`; 1.0000000000000002
+    bits). The exact JS is at most :math:`\log 2`, which lies within a quarter ulp above
+    its float64 value, so its correct rounding is at most that value: the cap moves no
+    correctly rounded result. The cap is :math:`\log 2` in the result's precision
+    (float64 at least), divided by the unit's :math:`\log b` as :func:`finalize`
+    divides, rounded once to the result's dtype. NaN (NaN input, ``validate=False``)
+    stays NaN. A base in (0, 1) (a negative :math:`\log b`) reverses the order: there
+    the cap is a lower bound. A ``where``, not ``minimum``: autograd's ``minimum``
+    splits the gradient of a tie (disjoint rows, exactly :math:`\log 2`) between its
+    two arguments.
+    """
+    log_base = m.log_base
+    if type(js) is np.float64 and log_base is None:  # (one row in nats: a small call)
+        return _LOG_2 if js > _LOG_2 else js
+    reversed_unit = log_base is not None and log_base < 0
+    xp = m.xp
+    if is_numpy(xp):
+        cap = _log_2_cap(js.dtype, log_base)
+        beyond = js < cap if reversed_unit else js > cap
+        if js.ndim == 0:
+            return cap if beyond else js
+        if beyond.any():
+            js = js.copy()
+            js[beyond] = cap
+        return js
+    bound = math.log(2) if log_base is None else math.log(2) / float(log_base)
+    cap = xp.asarray(bound, dtype=js.dtype, device=device(js))
+    return xp.where(js < cap if reversed_unit else js > cap, cap, js)
 
 
 def perplexity(
