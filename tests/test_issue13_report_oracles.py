@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent._report import _text
 
 sklearn = pytest.importorskip("sklearn")
 torch = pytest.importorskip("torch")
@@ -387,9 +388,16 @@ def test_issue13_report_html_bin_labels_tell_edges_apart() -> None:
             assert lower != upper  # distinct edges print differently
         for shown, edge in ((lower, row["lower"]), (upper, row["upper"])):
             assert shown == pytest.approx(edge, abs=5e-4)
-    left_open = _bin_cells(crossent.report(probs, labels, resamples=10, closed="right").to_html())
-    assert left_open[0] == "[0.000, 0.067]"
-    assert left_open[1] == "(0.067, 0.133]"
+    # closed="right": the first bin [a, b], the others (a, b] (the non-empty ones listed)
+    result = crossent.report(probs, labels, resamples=10, closed="right")
+    indices = [row["index"] for row in result.to_dict()["reliability_bins"]]
+    left_open = _bin_cells(result.to_html())
+    assert indices[0] > 0  # no confidence below 0.5: the first bins are empty
+    for cell, b in zip(left_open, indices, strict=True):
+        assert cell == f"({b / 15:.3f}, {(b + 1) / 15:.3f}]"
+    assert _text.bin_labels([{"index": 0, "lower": 0.0, "upper": 1 / 15}], "right", 15) == [
+        "[0.000, 0.067]"
+    ]
 
 
 def test_issue13_report_html_gate_row_keeps_the_printed_order() -> None:

@@ -125,7 +125,8 @@ class Report:
         equal-mass bins, edges at the exact quantiles, as ``to_dict()["ece"]``, not the
         streaming state's fine cells).
     diagram : ReliabilityDiagram
-        The binned reliability curve of the report's calibration definition.
+        The binned reliability curve of the report's calibration definition, every bin
+        (``to_dict()["reliability_bins"]`` lists the non-empty ones, with their index).
     smooth : SmoothCalibrationError
         The smooth calibration error and its curve.
     surprisal : ndarray, shape (n,)

@@ -38,7 +38,7 @@ _INFINITIES = {"inf": math.inf, "-inf": -math.inf}
 
 
 def to_json_number(value: float | None) -> float | str | None:
-    """A number as the JSON report holds it (format 2): a finite number as itself, an
+    """A number as the JSON report holds it (since format 2): a finite number as itself, an
     infinity as the string ``"inf"`` or ``"-inf"`` (JSON has no infinities), and NaN or
     None, an undefined or not applicable value, as null."""
     if value is None or math.isnan(value):
@@ -231,6 +231,6 @@ def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
     if len(rows) <= SHOWN_CLASSES:
         return rows, ""
     seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (format 2) is float("inf")
+    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (since format 2) is float("inf")
     shown = seen[:SHOWN_CLASSES]
     return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"
