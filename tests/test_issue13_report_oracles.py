@@ -31,6 +31,7 @@ import numpy as np
 import pytest
 
 import crossent
+from crossent._report import _text
 
 sklearn = pytest.importorskip("sklearn")
 torch = pytest.importorskip("torch")
@@ -197,18 +198,22 @@ def test_issue13_report_numbers_match_oracles(data: str, model: str, given: str)
         assert d["ece"]["value"] == pytest.approx(oracle.item(), abs=1e-6)
     assert d["ece"]["ci_low"] <= d["ece"]["value"] <= d["ece"]["ci_high"]
 
-    # reliability bins: edges k/15, counts summing to n (1.0 in the last bin), means
+    # reliability bins (the non-empty ones, format 3): edges k/15, counts summing to n
+    # (1.0 in the last bin), means
     rows, index = d["reliability_bins"], _bin_of(conf)
-    assert [r["lower"] for r in rows] == np.linspace(0, 1, BINS + 1)[:-1].tolist()
-    assert [r["upper"] for r in rows] == np.linspace(0, 1, BINS + 1)[1:].tolist()
-    assert [r["count"] for r in rows] == np.bincount(index, minlength=BINS).tolist()
+    counts = np.bincount(index, minlength=BINS)
+    occupied = np.flatnonzero(counts).tolist()
+    edges = np.linspace(0, 1, BINS + 1)
+    assert [r["index"] for r in rows] == occupied
+    assert [r["lower"] for r in rows] == edges[occupied].tolist()
+    assert [r["upper"] for r in rows] == edges[1:][occupied].tolist()
+    assert [r["count"] for r in rows] == counts[occupied].tolist()
     assert sum(r["count"] for r in rows) == n
-    assert rows[-1]["count"] >= int(np.sum(conf == 1.0))
-    for b, row in enumerate(rows):
-        inside = index == b
-        if not inside.any():
-            assert row["confidence"] is row["accuracy"] is None
-            continue
+    if np.any(conf == 1.0):
+        assert rows[-1]["index"] == BINS - 1
+        assert rows[-1]["count"] >= int(np.sum(conf == 1.0))
+    for row in rows:
+        inside = index == row["index"]
         assert row["confidence"] == pytest.approx(conf[inside].mean(), rel=1e-12)
         assert row["accuracy"] == pytest.approx(hit[inside].mean(), rel=1e-12)
         assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
@@ -372,20 +377,27 @@ def test_issue13_report_html_bin_labels_tell_edges_apart() -> None:
     ``[1.000, 1.000]``, and every bin as closed on both sides."""
     probs, labels, _ = _fit("breast", "nb")
     result = crossent.report(probs, labels, resamples=10, binning="quantile")
-    rows = result.to_dict()["reliability_bins"]
+    rows, bins = result.to_dict()["reliability_bins"], result.to_dict()["bins"]
     cells = _bin_cells(result.to_html())
     assert len(cells) == len(rows)
-    for cell, row, following in zip(cells, rows, [*rows[1:], None], strict=True):
+    for cell, row in zip(cells, rows, strict=True):
         assert cell.startswith("[")
-        assert cell.endswith("]" if following is None else ")")
+        assert cell.endswith("]" if row["index"] == bins - 1 else ")")
         lower, upper = (float(part) for part in cell[1:-1].split(", "))
         if row["lower"] != row["upper"]:
             assert lower != upper  # distinct edges print differently
         for shown, edge in ((lower, row["lower"]), (upper, row["upper"])):
             assert shown == pytest.approx(edge, abs=5e-4)
-    left_open = _bin_cells(crossent.report(probs, labels, resamples=10, closed="right").to_html())
-    assert left_open[0] == "[0.000, 0.067]"
-    assert left_open[1] == "(0.067, 0.133]"
+    # closed="right": the first bin [a, b], the others (a, b] (the non-empty ones listed)
+    result = crossent.report(probs, labels, resamples=10, closed="right")
+    indices = [row["index"] for row in result.to_dict()["reliability_bins"]]
+    left_open = _bin_cells(result.to_html())
+    assert indices[0] > 0  # no confidence below 0.5: the first bins are empty
+    for cell, b in zip(left_open, indices, strict=True):
+        assert cell == f"({b / 15:.3f}, {(b + 1) / 15:.3f}]"
+    assert _text.bin_labels([{"index": 0, "lower": 0.0, "upper": 1 / 15}], "right", 15) == [
+        "[0.000, 0.067]"
+    ]
 
 
 def test_issue13_report_html_gate_row_keeps_the_printed_order() -> None:

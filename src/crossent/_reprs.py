@@ -9,7 +9,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["number", "numbers", "one_line", "options"]
+__all__ = ["FIXED_LIMIT", "number", "numbers", "one_line", "options"]
+
+FIXED_LIMIT = 1e15
+"""The magnitude from which numbers printed with a fixed number of decimals (the
+report's ``fmt`` and its gates, ``crossent explain``'s ``fmt``) are written in
+scientific notation instead (a surprisal of 1e15 nats: logits of that size; 1e308 in
+fixed notation is 309 digits)."""
 
 
 def number(value: Any) -> str:

@@ -54,7 +54,7 @@ def test_issue13_infinite_nll_is_the_string_inf_not_null(
 ) -> None:
     assert main(["report", _save(tmp_path, "zero", _ZERO), "--json", "--resamples", "5"]) == 0
     payload = _strict_json(capsys.readouterr().out)
-    assert payload["format"] == 2
+    assert payload["format"] == 3
     assert (payload["nll_nats"], payload["nll_bits"], payload["perplexity"]) == ("inf",) * 3
     assert payload["most_surprising"][0]["surprisal_nats"] == "inf"
     by_class = {row["class"]: row["nll_nats"] for row in payload["per_class"]}
@@ -73,7 +73,7 @@ def test_issue13_comparison_json_keeps_the_sign_and_undefined(tmp_path: Path) ->
     ):
         result = crossent.compare_reports([baseline, model], resamples=50)
         payload = _strict_json(json.dumps(result.to_dict()))
-        assert payload["format"] == 2
+        assert payload["format"] == 3
         nll = payload["comparisons"][0]
         assert nll["metric"] == "nll_nats"
         assert nll["difference"] == expected

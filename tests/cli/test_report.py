@@ -50,7 +50,7 @@ def test_builtin_example_matches_the_golden_json(capsys: pytest.CaptureFixture[s
     report["crossent_version"] = golden["crossent_version"]
     _assert_close(report, golden)
     assert report["builtin_example"] is True
-    assert report["format"] == 2
+    assert report["format"] == 3
 
 
 def test_builtin_example_terminal_output_says_what_it_is(

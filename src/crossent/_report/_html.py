@@ -32,6 +32,7 @@ from ._text import (
     gap_text,
     gate_texts,
     metric_rows,
+    shown_bins,
     shown_classes,
 )
 
@@ -215,11 +216,13 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             linewidth=1.5,
             label=f"{prefix}smoothed (smECE {s.value:.3f})",
         )
-        centres = (d.lower + d.upper) / 2
+        # the occupied bins' bars only (an empty bin's bar has no height: 2**20 of them
+        # took minutes to draw)
+        lower, upper = d.lower[shown], d.upper[shown]
         bottom.bar(
-            centres + (index - (len(reports) - 1) / 2) * width * (d.upper - d.lower),
-            d.count,
-            width=width * (d.upper - d.lower),
+            (lower + upper) / 2 + (index - (len(reports) - 1) / 2) * width * (upper - lower),
+            d.count[shown],
+            width=width * (upper - lower),
             color=colour,
             alpha=0.8,
             label=drawn_name(label) if len(reports) > 1 else None,
@@ -471,19 +474,18 @@ def body_html(report: Report) -> str:
     )
     per_class_note = shown_classes(p["per_class"])[1]
     interval = p["reliability_interval"]
+    listed, bins_note = shown_bins(p["reliability_bins"], p["bins"])
     bins = table(
         [
             [
                 label,
                 str(b["count"]),
-                "-" if b["confidence"] is None else f"{b['confidence']:.4f}",
-                "-" if b["accuracy"] is None else f"{b['accuracy']:.4f}",
-                "-" if b["ci_low"] is None else f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
+                f"{b['confidence']:.4f}",
+                f"{b['accuracy']:.4f}",
+                f"[{b['ci_low']:.3f}, {b['ci_high']:.3f}]",
             ]
             for label, b in zip(
-                bin_labels(p["reliability_bins"], p["ece"]["closed"]),
-                p["reliability_bins"],
-                strict=True,
+                bin_labels(listed, p["ece"]["closed"], p["bins"]), listed, strict=True
             )
         ],
         [
@@ -507,6 +509,7 @@ def body_html(report: Report) -> str:
 <h2>Reliability bins</h2>
 {_TOP_LABEL_BINS if p["ece"]["scope"] == "class-wise" else ""}\
 <p>Interval: {html.escape(interval["definition"])}, at {interval["confidence"]:.0%}.</p>
+{f"<p>{html.escape(bins_note)}.</p>" if bins_note else ""}\
 <div class="scroll">{bins}</div>
 <h2>Most surprising examples</h2>
 {surprising}"""

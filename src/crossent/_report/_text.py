@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .._reprs import FIXED_LIMIT
 from ..errors import InputError
 
 __all__ = [
+    "SHOWN_BINS",
     "SHOWN_CLASSES",
     "bin_labels",
     "columns_statement",
@@ -23,6 +25,7 @@ __all__ = [
     "gate_texts",
     "held_out_rows",
     "metric_rows",
+    "shown_bins",
     "shown_classes",
     "to_json_number",
 ]
@@ -36,7 +39,7 @@ _INFINITIES = {"inf": math.inf, "-inf": -math.inf}
 
 
 def to_json_number(value: float | None) -> float | str | None:
-    """A number as the JSON report holds it (format 2): a finite number as itself, an
+    """A number as the JSON report holds it (since format 2): a finite number as itself, an
     infinity as the string ``"inf"`` or ``"-inf"`` (JSON has no infinities), and NaN or
     None, an undefined or not applicable value, as null."""
     if value is None or math.isnan(value):
@@ -60,7 +63,7 @@ def from_json_number(value: float | str | None) -> float | None:
 
 def fmt(value: float | str | None, digits: int = 4) -> str:
     """A JSON report's number for people: ``inf``, ``-inf``, ``undefined`` for null, or
-    the number with ``digits`` decimals; from :data:`_FIXED_LIMIT` on, with ``digits``
+    the number with ``digits`` decimals; from :data:`FIXED_LIMIT` on, with ``digits``
     decimals in scientific notation (``6.6667e+307``), which fixed notation wrote with
     all its 308 digits, a table cell 313 characters wide."""
     number = from_json_number(value)
@@ -68,14 +71,9 @@ def fmt(value: float | str | None, digits: int = 4) -> str:
         return "undefined"
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
-    if abs(number) >= _FIXED_LIMIT:
+    if abs(number) >= FIXED_LIMIT:
         return f"{number:.{digits}e}"
     return f"{number:.{digits}f}"
-
-
-_FIXED_LIMIT = 1e15
-"""The magnitude from which :func:`fmt` writes a number in scientific notation (a
-surprisal of 1e15 nats: logits of that size)."""
 
 
 def _edge_texts(edges: list[float]) -> dict[float, str]:
@@ -100,25 +98,43 @@ def _edge_texts(edges: list[float]) -> dict[float, str]:
     return texts
 
 
-def bin_labels(rows: list[dict[str, Any]], closed: str) -> list[str]:
-    """The reliability bins (``payload["reliability_bins"]``) as intervals: ``[a, b)``
-    with the last bin ``[a, b]`` (``closed="left"``), or ``(a, b]`` with the first
-    ``[a, b]`` (``closed="right"``); each edge with 3 decimals, or more where fewer would
-    print two different edges alike."""
-    if not rows:
-        return []
-    edges = [float(rows[0]["lower"])] + [float(row["upper"]) for row in rows]
+def bin_labels(rows: list[dict[str, Any]], closed: str, bins: int) -> list[str]:
+    """The reliability bins (rows of ``payload["reliability_bins"]``, of ``bins`` bins)
+    as intervals: ``[a, b)`` with the last bin ``[a, b]`` (``closed="left"``), or
+    ``(a, b]`` with the first ``[a, b]`` (``closed="right"``); each edge with 3 decimals,
+    or more where fewer would print two different edges alike."""
+    edges = [float(row[side]) for row in rows for side in ("lower", "upper")]
     by_value = _edge_texts(edges)
-    texts = [by_value[edge] for edge in edges]
-    last = len(rows) - 1
     labels = []
-    for b in range(len(rows)):
+    for row in rows:
         if closed == "left":
-            opening, closing = "[", "]" if b == last else ")"
+            opening, closing = "[", "]" if row["index"] == bins - 1 else ")"
         else:
-            opening, closing = "[" if b == 0 else "(", "]"
-        labels.append(f"{opening}{texts[b]}, {texts[b + 1]}{closing}")
+            opening, closing = "[" if row["index"] == 0 else "(", "]"
+        lower, upper = by_value[float(row["lower"])], by_value[float(row["upper"])]
+        labels.append(f"{opening}{lower}, {upper}{closing}")
     return labels
+
+
+SHOWN_BINS = 100
+"""Reliability bins listed in the HTML table at most (those with the most examples
+beyond: 2**20 bins made a page of minutes' work that nobody reads)."""
+
+
+def shown_bins(rows: list[dict[str, Any]], bins: int) -> tuple[list[dict[str, Any]], str]:
+    """The reliability bins to list (``payload["reliability_bins"]``: the non-empty
+    ones), in bin order, and a note saying which: every one up to :data:`SHOWN_BINS`,
+    beyond that the :data:`SHOWN_BINS` with the most examples (the first on ties)."""
+    empty = bins - len(rows)
+    note = f"{empty} of the {bins} bins hold no example and are not listed" if empty else ""
+    if len(rows) <= SHOWN_BINS:
+        return rows, note
+    most = sorted(rows, key=lambda r: (-r["count"], r["index"]))[:SHOWN_BINS]
+    shown = sorted(most, key=lambda r: r["index"])
+    return shown, (
+        f"the {SHOWN_BINS} bins with the most examples, of the {len(rows)} holding "
+        f"examples (of {bins} bins; the JSON lists every one holding examples)"
+    )
 
 
 def metric_rows(payload: dict[str, Any]) -> list[tuple[str, str]]:
@@ -180,7 +196,7 @@ def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
     if number is None or not math.isfinite(number):
         return fmt(value), limit
     above = number > threshold
-    kind = "e" if abs(number) >= _FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
+    kind = "e" if abs(number) >= FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
     for digits in range(4, 18):
         text = f"{number:.{digits}{kind}}"
         if (float(text) > threshold) == above:
@@ -244,6 +260,6 @@ def shown_classes(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
     if len(rows) <= SHOWN_CLASSES:
         return rows, ""
     seen = [r for r in rows if r["count"]]
-    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (format 2) is float("inf")
+    seen.sort(key=lambda r: -float(r["nll_nats"]))  # "inf" (since format 2) is float("inf")
     shown = seen[:SHOWN_CLASSES]
     return shown, f"the {len(shown)} classes with the highest mean NLL, of {len(rows)}"

@@ -33,6 +33,7 @@ import numpy as np
 
 import crossent
 
+from .._reprs import FIXED_LIMIT
 from ._messages import NORMALISE_HINT
 from ._numbers import ascii_digits, decimal
 from ._pipe import closed_pipe_is_quiet
@@ -148,10 +149,10 @@ def _raise_broken_pipe() -> None:
 
 def fmt(value: float, digits: int = 6, *, sign: bool = False) -> str:
     """``value`` with ``digits`` decimals; never "-0.000000" (a zero has no sign); from
-    1e15 on in scientific notation (``1.000000e+308``): fixed notation wrote a loss of
-    1e308 with all its 309 digits."""
+    ``_reprs.FIXED_LIMIT`` (1e15, the report's too) on in scientific notation
+    (``1.000000e+308``): fixed notation wrote a loss of 1e308 with all its 309 digits."""
     number = float(value)
-    kind = "e" if math.isfinite(number) and abs(number) >= 1e15 else "f"
+    kind = "e" if math.isfinite(number) and abs(number) >= FIXED_LIMIT else "f"
     text = f"{number:{'+' if sign else ''}.{digits}{kind}}"
     if text.lstrip("+-").strip("0.") == "":  # rounds to zero
         text = ("+" if sign else "") + text.lstrip("+-")
