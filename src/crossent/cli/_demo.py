@@ -326,7 +326,7 @@ def _weights(out: TextIO) -> None:
 
 
 def _distillation(out: TextIO) -> None:
-    _heading(out, "Distillation: T^2 D(softmax(v/T) || softmax(z/T)), teacher v, student z")
+    _heading(out, "Distillation: T^2 D(softmax(v/T) || softmax(z/T)), teacher v, student z (nats)")
     teacher = np.array([9.0, 5.0, 4.5, 0.0, -2.0])
     classes = teacher.size
     rows = []
@@ -392,7 +392,7 @@ def _calibration(out: TextIO) -> None:
 
 
 def _hinge(out: TextIO) -> None:
-    _heading(out, "The contrast: hinge loss max(0, 1 - margin) against cross-entropy")
+    _heading(out, "The contrast: hinge loss max(0, 1 - margin) against cross-entropy in nats")
     logits = np.array([3.0, 1.0, 0.5])
     rows = []
     for scale in (1, 2, 4, 8):

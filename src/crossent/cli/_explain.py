@@ -37,7 +37,7 @@ from .._reprs import FIXED_LIMIT
 from ._messages import NORMALISE_HINT
 from ._numbers import ascii_digits, decimal
 from ._pipe import closed_pipe_is_quiet
-from ._width import fit_width
+from ._width import WIDTH, fit_width
 
 __all__ = [
     "TABLE_ROWS",
@@ -87,7 +87,12 @@ class Output:
         except ImportError:
             self._console: Any = None
         else:
-            self._console = Console(file=stream, highlight=False, markup=False, soft_wrap=True)
+            # WIDTH, not the terminal's or $COLUMNS: rich fits a table to the console's
+            # width by cutting its cells ("0.65…", "-0.…"; empty at COLUMNS=20), and
+            # printed nothing at all at COLUMNS=0; the prose is filled to WIDTH anyway.
+            self._console = Console(
+                file=stream, highlight=False, markup=False, soft_wrap=True, width=WIDTH
+            )
             # rich's own handler exits with status 1; leave the closed pipe to the caller.
             self._console.on_broken_pipe = _raise_broken_pipe
 
@@ -131,7 +136,10 @@ class Output:
                 table.add_column(column, justify="right")
             for row in rows:
                 table.add_row(*row)
+            # wide enough for every cell whole: a cell past the width would be cut
+            self._console.width = max(WIDTH, _table_width(columns, rows))
             self._console.print(table)
+            self._console.width = WIDTH
             return
         cells = [list(columns), *[list(row) for row in rows]]
         widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
@@ -143,6 +151,22 @@ class Output:
                 self._stream.write("  ".join("-" * w for w in widths) + "\n")
 
 
+def _table_width(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> int:
+    """The columns rich's default table takes with no cell cut: each column its widest
+    cell plus a space either side, and a border before, between and after them."""
+    widest = [max(len(cell) for cell in column) for column in zip(columns, *rows, strict=True)]
+    return sum(width + 3 for width in widest) + 1
+
+
+def _g(value: float) -> str:
+    """``value`` as ``:g`` writes it (``0.1``, ``1e-07``) where that reads back as
+    ``value``, else its shortest exact form: ``:g`` keeps six digits, so ``--smoothing
+    1.0000001`` was refused as "got 1" and ``--temperature 1.0000001`` titled "T = 1",
+    and ``--binary --p 0.9999999999999999`` printed as "p = 1" beside a loss of 1.1e-16."""
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))
+
+
 def _raise_broken_pipe() -> None:
     raise BrokenPipeError
 
@@ -150,11 +174,17 @@ def _raise_broken_pipe() -> None:
 def fmt(value: float, digits: int = 6, *, sign: bool = False) -> str:
     """``value`` with ``digits`` decimals; never "-0.000000" (a zero has no sign); from
     ``_reprs.FIXED_LIMIT`` (1e15, the report's too) on in scientific notation
-    (``1.000000e+308``): fixed notation wrote a loss of 1e308 with all its 309 digits."""
+    (``1.000000e+308``): fixed notation wrote a loss of 1e308 with all its 309 digits.
+    A value that is not 0 but that the decimals would round to 0 is in scientific
+    notation too (``3.720076e-44``): the loss of ``--logits 100,0 --label 0`` was
+    printed as 0.000000 beside a table that showed 3.72e-44 and a note that said it
+    stays above 0."""
     number = float(value)
     kind = "e" if math.isfinite(number) and abs(number) >= FIXED_LIMIT else "f"
     text = f"{number:{'+' if sign else ''}.{digits}{kind}}"
     if text.lstrip("+-").strip("0.") == "":  # rounds to zero
+        if number != 0:
+            return f"{number:{'+' if sign else ''}.{digits}e}"
         text = ("+" if sign else "") + text.lstrip("+-")
     return text
 
@@ -375,9 +405,9 @@ def _temperature_table(
 ) -> None:
     """``before`` and ``after`` the temperature; ``columns`` names them (default: the
     name, and the name at T)."""
-    title = f"temperature T = {temperature:g}: {name} reshaped to softmax(log {name} / T)"
+    title = f"temperature T = {_g(temperature)}: {name} reshaped to softmax(log {name} / T)"
     if columns is not None:
-        title = f"temperature T = {temperature:g}: the softmax at T = 1 and at T"
+        title = f"temperature T = {_g(temperature)}: the softmax at T = 1 and at T"
     out.table(
         title,
         (index, *(columns or (name, f"{name} at T"))),
@@ -443,7 +473,7 @@ def explain_logits(
         grad = unscaled / t / _LN2 if bits else unscaled / t
     overflowed = not np.isfinite(grad).all()
     smoothed = (1 - eps) * target + eps / logits.size
-    title = "softmax cross-entropy from logits" + (f" at T = {t:g}" if temperature else "")
+    title = "softmax cross-entropy from logits" + (f" at T = {_g(t)}" if temperature else "")
     columns = ["class", "logit z", "softmax p", "target y"]
     if smoothing is not None:
         columns.append("smoothed y'")
@@ -474,7 +504,7 @@ def explain_logits(
         f"(p - {y})"
         + (" / T" if temperature else "")
         + (" / ln 2" if bits else "")
-        + (f", T = {t:g}" if temperature else "")
+        + (f", T = {_g(t)}" if temperature else "")
     )
     out.line(
         f"gradient = {scale}; it sums to {float(np.sum(grad)):+.1e} over classes (0 up to rounding)"
@@ -503,7 +533,7 @@ def _smoothing_floor(
     """The loss's smallest value, H(y') at p = y', against H(y) without smoothing."""
     floor = float(crossent.entropy(smoothed, base=base))
     before = float(crossent.entropy(target, base=base))
-    mix = f"label smoothing {eps:g}: y' = (1 - {eps:g}) y + {eps:g}/{target.size}."
+    mix = f"label smoothing {_g(eps)}: y' = (1 - {_g(eps)}) y + {_g(eps)}/{target.size}."
     if eps == 0:
         out.line(f"{mix} Nothing changes: y' = y, and the floor stays H(y) = {fmt(floor)} {unit}.")
     elif before == 0:
@@ -632,7 +662,7 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
         ("loss", f"{fmt(loss)} {unit}"),
     )
     width = max(len(name) for name, _ in terms)
-    out.line(f"binary cross-entropy, y = {y:g}, p = {p:g}, in {unit}:")
+    out.line(f"binary cross-entropy, y = {_g(y)}, p = {_g(p)}, in {unit}:")
     for name, value in terms:
         out.line(f"  {name.ljust(width)} = {value}")
     if bits:
@@ -643,7 +673,7 @@ def explain_binary(out: Output, y: float, p: float, *, bits: bool) -> None:
         floor = float(crossent.binary_cross_entropy(y, y, base=base))  # H(y), at p = y
         excess = float(crossent.kl_divergence([y, 1 - y], [p, 1 - p], base=base))
         out.line(
-            f"A soft label y = {y:g} is a distribution [y, 1 - y]: the loss is smallest at "
+            f"A soft label y = {_g(y)} is a distribution [y, 1 - y]: the loss is smallest at "
             f"p = y, where it is the entropy H(y) = {fmt(floor)} {unit}, not 0; the rest, "
             f"{fmt(excess)} {unit}, is D(y||p)."
         )
@@ -714,11 +744,11 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
     _check_flags(given, mode)
     if args.temperature is not None and not 0 < args.temperature < math.inf:
         raise crossent.InputError(
-            f"--temperature must be positive and finite; got {args.temperature:g}"
+            f"--temperature must be positive and finite; got {_g(args.temperature)}"
         )
     smoothing = getattr(args, "smoothing", None)
     if smoothing is not None and not 0 <= smoothing <= 1:
-        raise crossent.InputError(f"--smoothing must be in [0, 1]; got {smoothing:g}")
+        raise crossent.InputError(f"--smoothing must be in [0, 1]; got {_g(smoothing)}")
     if mode == "--binary":
         if args.y is None or args.p is None:
             raise crossent.InputError(
