@@ -45,6 +45,7 @@ or not finite.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -74,6 +75,9 @@ __all__ = [
 
 _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
+_WIDE = np.dtype(np.float64)
+"""The dtype the compiled steps compute in (float32 calls on float64 copies)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
 """The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
 _NOT_FORMED = np.empty(0)
@@ -96,8 +100,18 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     rows, ell, steps = found[1], found[2], found[3]
     reduce = compiled_functions().target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar
+        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[_WIDE]))
+        if not ok:
+            return None
+        if args[0].dtype.char == _FLOAT64:
+            return np.float64(value)
+        if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:  # (np.float32 of the float64, as
+            return np.float32(value)  # ``narrow_for`` rounds it: one rounding either way)
+        return narrow_for(args[0], np.float64(value))
     arguments = (rows, ell, options.z_loss)
-    loss = reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
+    loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), _WIDE)
     return narrow_for(args[0], loss)
 
 
@@ -204,11 +218,12 @@ def _rows(
     :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
     row's sum checked within the tolerance of ``given``, the caller's dtype)."""
     compiled = compiled_functions()
-    dtype = z.dtype
-    steps = _STEPS.get(dtype) or _steps_of(dtype)
-    classes = z.shape[1]
-    shifted = np.empty(z.shape, dtype)
-    rows = np.empty((6, z.shape[0]), dtype)
+    steps = _STEPS.get(_WIDE) or _steps_of(_WIDE)
+    n, classes = z.shape
+    try:  # this thread's work arrays of N x C calls (issue 13: two np.empty a call)
+        shifted, rows = _SCRATCH.arrays[n, classes]
+    except (AttributeError, KeyError):
+        shifted, rows = _scratch(n, classes)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -220,6 +235,34 @@ def _rows(
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
     confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
     return shifted, rows, np.log1p(rows[_REST]), steps, confident
+
+
+def _scratch(n: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""New float64 work arrays :math:`\sigma` (N x C) and the 6 x N rows of :func:`_rows`,
+    kept for this thread's next call of the same N and C (at most :data:`_KEPT_SHAPES`
+    shapes a thread).
+
+    A thread's call uses them from its first compiled step to its last and hands back
+    neither (the loss returns a reduction or fresh per-row values, :math:`\ell` is
+    np.log1p's new array, the gradient np.exp's new :math:`p`); the steps between are
+    NumPy ufuncs and compiled functions, which call no Python, so no second call of the
+    thread starts while they are in use. Other threads have their own
+    (:data:`_SCRATCH`, a ``threading.local``; the compiled functions hold the GIL, the
+    NumPy ufuncs may release it)."""
+    kept = getattr(_SCRATCH, "arrays", None)
+    if kept is None:
+        kept = _SCRATCH.arrays = {}
+    arrays = (np.empty((n, classes)), np.empty((6, n)))
+    if len(kept) < _KEPT_SHAPES:
+        kept[n, classes] = arrays
+    return arrays
+
+
+_SCRATCH = threading.local()
+"""Per thread, ``arrays``: :func:`_scratch`'s work arrays by ``(N, C)``."""
+_KEPT_SHAPES = 16
+"""The most shapes whose work arrays a thread keeps (each at most
+:data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
 
 
 class _Steps(NamedTuple):
