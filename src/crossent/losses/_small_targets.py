@@ -66,11 +66,13 @@ __all__ = [
     "compiled_functions",
     "hybrid_functions",
     "in_shape",
+    "narrowed_scalar",
     "reduced",
     "scale_arguments",
     "target_gradient",
     "target_loss",
     "tolerance",
+    "work_arrays",
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
@@ -103,13 +105,7 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
     if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar
         ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[_WIDE]))
-        if not ok:
-            return None
-        if args[0].dtype.char == _FLOAT64:
-            return np.float64(value)
-        if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:  # (np.float32 of the float64, as
-            return np.float32(value)  # ``narrow_for`` rounds it: one rounding either way)
-        return narrow_for(args[0], np.float64(value))
+        return narrowed_scalar(args[0], value) if ok else None
     arguments = (rows, ell, options.z_loss)
     loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), _WIDE)
     return narrow_for(args[0], loss)
@@ -221,9 +217,9 @@ def _rows(
     steps = _STEPS.get(_WIDE) or _steps_of(_WIDE)
     n, classes = z.shape
     try:  # this thread's work arrays of N x C calls (issue 13: two np.empty a call)
-        shifted, rows = _SCRATCH.arrays[n, classes]
+        shifted, rows = _SCRATCH.arrays[n, classes, 6]
     except (AttributeError, KeyError):
-        shifted, rows = _scratch(n, classes)
+        shifted, rows = work_arrays(n, classes, 6)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -237,29 +233,41 @@ def _rows(
     return shifted, rows, np.log1p(rows[_REST]), steps, confident
 
 
-def _scratch(n: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""New float64 work arrays :math:`\sigma` (N x C) and the 6 x N rows of :func:`_rows`,
-    kept for this thread's next call of the same N and C (at most :data:`_KEPT_SHAPES`
-    shapes a thread).
+def work_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""Float64 work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and
+    the per-row values (``count`` x ``n``), this thread's (:data:`_SCRATCH`): kept for
+    its next call of the same shapes, at most :data:`_KEPT_SHAPES` of them (issue 13:
+    two np.empty a call).
 
-    A thread's call uses them from its first compiled step to its last and hands back
-    neither (the loss returns a reduction or fresh per-row values, :math:`\ell` is
-    np.log1p's new array, the gradient np.exp's new :math:`p`); the steps between are
-    NumPy ufuncs and compiled functions, which call no Python, so no second call of the
-    thread starts while they are in use. Other threads have their own
-    (:data:`_SCRATCH`, a ``threading.local``; the compiled functions hold the GIL, the
-    NumPy ufuncs may release it)."""
-    kept = getattr(_SCRATCH, "arrays", None)
-    if kept is None:
-        kept = _SCRATCH.arrays = {}
-    arrays = (np.empty((n, classes)), np.empty((6, n)))
-    if len(kept) < _KEPT_SHAPES:
-        kept[n, classes] = arrays
+    A call uses them from its first compiled step to its last and hands back neither
+    (a reduction, or fresh per-row values; np.log1p's new :math:`\ell`, np.exp's new
+    :math:`p` of the gradients); the steps between are NumPy ufuncs and compiled
+    functions, which call no Python, so no second call of the thread starts while they
+    are in use. Other threads have their own (a ``threading.local``: the compiled
+    functions hold the GIL, the NumPy ufuncs may release it)."""
+    kept = _SCRATCH.__dict__.setdefault("arrays", {})
+    key = (n, classes, count)
+    arrays = kept.get(key)
+    if arrays is None:
+        arrays = (np.empty((n, classes)), np.empty((count, n)))
+        if len(kept) < _KEPT_SHAPES:
+            kept[key] = arrays
     return arrays
 
 
+def narrowed_scalar(logits: np.ndarray, value: float) -> Any:
+    """A reduced loss ``value`` (a float64 as a Python float) as ``narrow_for(logits,
+    np.float64(value))`` gives it, without the call: ``np.float32`` of the value rounds
+    it once, as NumPy's cast of the float64 does (issue 13)."""
+    if logits.dtype.char == _FLOAT64:
+        return np.float64(value)
+    if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+        return np.float32(value)
+    return narrow_for(logits, np.float64(value))
+
+
 _SCRATCH = threading.local()
-"""Per thread, ``arrays``: :func:`_scratch`'s work arrays by ``(N, C)``."""
+"""Per thread, ``arrays``: :func:`work_arrays` by ``(n, classes, count)``."""
 _KEPT_SHAPES = 16
 """The most shapes whose work arrays a thread keeps (each at most
 :data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
