@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -139,13 +140,17 @@ EDGES = [
 
 
 def test_issue13_narrowed_scalar_is_narrow_for() -> None:
-    """``narrowed_scalar`` gives ``narrow_for``'s value of the float64 (its bits and its
-    NumPy type) for float32 and float64 logits, at float32's edges (warnings as the
-    suite's filter has them: none expected below the largest float32)."""
+    """``narrowed_scalar`` gives ``narrow_for``'s value of the float64 (its bits, its
+    NumPy type and its warnings: none, past the largest float32 too) for float32 and
+    float64 logits, at float32's edges."""
     for logits in (np.zeros((1, 2), F32), np.zeros((1, 2))):
         for value in EDGES + [-v for v in EDGES]:
-            with np.errstate(over="ignore"):
+            with warnings.catch_warnings(record=True) as wanted:
+                warnings.simplefilter("always")
                 want = narrow_for(logits, np.float64(value))
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
                 got = _small_targets.narrowed_scalar(logits, value)
             assert type(got) is type(want), value
             assert np.asarray(got).tobytes() == np.asarray(want).tobytes(), value
+            assert [str(w.message) for w in seen] == [str(w.message) for w in wanted] == []
