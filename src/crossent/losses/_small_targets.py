@@ -104,10 +104,10 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
     reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
     if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar
-        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[_WIDE]))
+        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[rows.dtype]))
         return narrowed_scalar(args[0], value) if ok else None
     arguments = (rows, ell, options.z_loss)
-    loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), _WIDE)
+    loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), rows.dtype)
     return narrow_for(args[0], loss)
 
 
@@ -214,12 +214,12 @@ def _rows(
     :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
     row's sum checked within the tolerance of ``given``, the caller's dtype)."""
     compiled = compiled_functions()
-    steps = _STEPS.get(_WIDE) or _steps_of(_WIDE)
+    dtype = z.dtype  # (float64: float32 calls come as float64 copies)
+    steps = _STEPS.get(dtype) or _steps_of(dtype)
     n, classes = z.shape
-    try:  # this thread's work arrays of N x C calls (issue 13: two np.empty a call)
-        shifted, rows = _SCRATCH.arrays[n, classes, 6]
-    except (AttributeError, KeyError):
-        shifted, rows = work_arrays(n, classes, 6)
+    kept = _SCRATCH.__dict__.get("arrays") if dtype is _WIDE else None
+    found = kept.get((n, classes, 6)) if kept else None  # (issue 13: no np.empty, inline)
+    shifted, rows = found or work_arrays(n, classes, 6, dtype)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -233,11 +233,14 @@ def _rows(
     return shifted, rows, np.log1p(rows[_REST]), steps, confident
 
 
-def work_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Float64 work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and
-    the per-row values (``count`` x ``n``), this thread's (:data:`_SCRATCH`): kept for
-    its next call of the same shapes, at most :data:`_KEPT_SHAPES` of them (issue 13:
-    two np.empty a call).
+def work_arrays(
+    n: int, classes: int, count: int, dtype: np.dtype = _WIDE
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and the per-row
+    values (``count`` x ``n``); float64 ones (``dtype`` the float64 dtype itself, as
+    the copies and NumPy's float64 arrays have it) are this thread's
+    (:data:`_SCRATCH`), kept for its next call of the same shapes, at most
+    :data:`_KEPT_SHAPES` of them (issue 13: two np.empty a call); others are new.
 
     A call uses them from its first compiled step to its last and hands back neither
     (a reduction, or fresh per-row values; np.log1p's new :math:`\ell`, np.exp's new
@@ -245,6 +248,8 @@ def work_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarra
     functions, which call no Python, so no second call of the thread starts while they
     are in use. Other threads have their own (a ``threading.local``: the compiled
     functions hold the GIL, the NumPy ufuncs may release it)."""
+    if dtype is not _WIDE:
+        return np.empty((n, classes), dtype), np.empty((count, n), dtype)
     kept = _SCRATCH.__dict__.setdefault("arrays", {})
     key = (n, classes, count)
     arrays = kept.get(key)
