@@ -66,9 +66,11 @@ from ._small_narrow import narrow_for
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
+    narrowed_scalar,
     reduced,
     scale_arguments,
     tolerance,
+    work_arrays,
 )
 
 __all__ = ["distillation_gradient", "distillation_loss"]
@@ -76,6 +78,8 @@ __all__ = ["distillation_gradient", "distillation_loss"]
 _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
+_NO_ROWS = np.empty(0)
+"""The per-row output of a reduced loss (the compiled call writes none)."""
 
 
 class _Settings(NamedTuple):
@@ -106,7 +110,14 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    reduction = settings.scale[0]
+    if (reduction == 1 or reduction == 2) and log_s.dtype is _WIDE:  # a scalar
+        ok, value = kl(*arguments, (reduction, settings.scale[1], _NO_ROWS))
+        if ok:
+            return narrowed_scalar(args[0], value)
+        loss = None
+    else:
+        loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
     if loss is None:  # a row to form by ``_near_rows`` (or the full path's call)
         loss = _near_loss(args, settings, arguments[:3], shape)
     return narrow_for(args[0], loss)
@@ -364,8 +375,7 @@ def _log_probs(
 
 def _round(z: np.ndarray, temperature: float, steps: _Steps) -> np.ndarray | None:
     r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
-    shifted = np.empty(z.shape, z.dtype)
-    rows = np.empty((4, z.shape[0]), z.dtype)
+    shifted, rows = work_arrays(z.shape[0], z.shape[1], 4, z.dtype)
     if not steps.shift_logits(z, temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)
@@ -378,8 +388,7 @@ def _stacked_round(
 ) -> np.ndarray | None:
     """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
     n, classes = z.shape
-    shifted = np.empty((2 * n, classes), z.dtype)
-    rows = np.empty((4, 2 * n), z.dtype)
+    shifted, rows = work_arrays(2 * n, classes, 4, z.dtype)
     if not steps.shift_pair(z, z_temperature, v, v_temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)

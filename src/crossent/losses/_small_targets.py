@@ -34,6 +34,11 @@ generic path's (some float32 ulps off, more on a gradient entry that cancels).
 The compiled functions are called by their entry points, past Numba's dispatcher
 (``_entry_points``), picked once per dtype (:class:`_Steps`).
 
+The float64 work arrays (:math:`\sigma` and the per-row values) are kept per thread by
+shape (:func:`work_arrays`, also ``_small_distill``'s), and a ``'mean'`` or ``'sum'``
+loss is formed from the compiled value directly (:func:`narrowed_scalar`): issue 13,
+about a microsecond of a call.
+
 Validation costs no pass of its own: a row that the full path's checks could refuse
 (a NaN, ``+inf`` or a row of ``-inf`` in the logits; a target entry outside
 :math:`[0, 1]` or a row that does not sum to 1 within ``row_sum_tolerance``) returns
@@ -45,6 +50,7 @@ or not finite.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -65,15 +71,20 @@ __all__ = [
     "compiled_functions",
     "hybrid_functions",
     "in_shape",
+    "narrowed_scalar",
     "reduced",
     "scale_arguments",
     "target_gradient",
     "target_loss",
     "tolerance",
+    "work_arrays",
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
+_WIDE = np.dtype(np.float64)
+"""The dtype the compiled steps compute in (float32 calls on float64 copies)."""
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
 """The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
 _NOT_FORMED = np.empty(0)
@@ -96,8 +107,12 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     rows, ell, steps = found[1], found[2], found[3]
     reduce = compiled_functions().target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar
+        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[rows.dtype]))
+        return narrowed_scalar(args[0], value) if ok else None
     arguments = (rows, ell, options.z_loss)
-    loss = reduced(reduce, arguments, shape[:-1], scale_arguments(options), rows.dtype)
+    loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), rows.dtype)
     return narrow_for(args[0], loss)
 
 
@@ -204,11 +219,12 @@ def _rows(
     :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
     row's sum checked within the tolerance of ``given``, the caller's dtype)."""
     compiled = compiled_functions()
-    dtype = z.dtype
+    dtype = z.dtype  # (float64: float32 calls come as float64 copies)
     steps = _STEPS.get(dtype) or _steps_of(dtype)
-    classes = z.shape[1]
-    shifted = np.empty(z.shape, dtype)
-    rows = np.empty((6, z.shape[0]), dtype)
+    n, classes = z.shape
+    kept = _SCRATCH.__dict__.get("arrays") if dtype is _WIDE else None
+    found = kept.get((n, classes, 6)) if kept else None  # (issue 13: no np.empty, inline)
+    shifted, rows = found or work_arrays(n, classes, 6, dtype)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -220,6 +236,51 @@ def _rows(
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
     confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
     return shifted, rows, np.log1p(rows[_REST]), steps, confident
+
+
+def work_arrays(
+    n: int, classes: int, count: int, dtype: np.dtype = _WIDE
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and the per-row
+    values (``count`` x ``n``); float64 ones (``dtype`` the float64 dtype itself, as
+    the copies and NumPy's float64 arrays have it) are this thread's
+    (:data:`_SCRATCH`), kept for its next call of the same shapes, at most
+    :data:`_KEPT_SHAPES` of them (issue 13: two np.empty a call); others are new.
+
+    A call uses them from its first compiled step to its last and hands back neither
+    (a reduction, or fresh per-row values; np.log1p's new :math:`\ell`, np.exp's new
+    :math:`p` of the gradients); the steps between are NumPy ufuncs and compiled
+    functions, which call no Python, so no second call of the thread starts while they
+    are in use. Other threads have their own (a ``threading.local``: the compiled
+    functions hold the GIL, the NumPy ufuncs may release it)."""
+    if dtype is not _WIDE:
+        return np.empty((n, classes), dtype), np.empty((count, n), dtype)
+    kept = _SCRATCH.__dict__.setdefault("arrays", {})
+    key = (n, classes, count)
+    arrays = kept.get(key)
+    if arrays is None:
+        arrays = (np.empty((n, classes)), np.empty((count, n)))
+        if len(kept) < _KEPT_SHAPES:
+            kept[key] = arrays
+    return arrays
+
+
+def narrowed_scalar(logits: np.ndarray, value: float) -> Any:
+    """A reduced loss ``value`` (a float64 as a Python float) as ``narrow_for(logits,
+    np.float64(value))`` gives it, without the call: ``np.float32`` of the value rounds
+    it once, as NumPy's cast of the float64 does (issue 13)."""
+    if logits.dtype.char == _FLOAT64:
+        return np.float64(value)
+    if -_FLOAT32_MAX <= value <= _FLOAT32_MAX:
+        return np.float32(value)
+    return narrow_for(logits, np.float64(value))
+
+
+_SCRATCH = threading.local()
+"""Per thread, ``arrays``: :func:`work_arrays` by ``(n, classes, count)``."""
+_KEPT_SHAPES = 16
+"""The most shapes whose work arrays a thread keeps (each at most
+:data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
 
 
 class _Steps(NamedTuple):
