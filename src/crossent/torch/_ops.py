@@ -1247,15 +1247,25 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
-def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str) -> Tensor:
+def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str, wide: Tensor) -> Tensor:
     """``'sum'`` or ``'mean'`` of the rows' losses, rounded once to their dtype: the float64
     sum divided by the float64 :math:`\\sum_i \\omega_i` (0 when every row is ignored), as
     ``cross_entropy``'s (issue 13, branch torchmean1: it was multiplied by
-    :func:`_normalizer_scale`, rounded to the work dtype first)."""
+    :func:`_normalizer_scale`, rounded to the work dtype first).
+
+    ``wide``: the same rows in float64. A float32 row past float32's range by itself is
+    ``inf`` where the mean is finite (issue 13, branch torchrow1: ``inf`` for 1e38);
+    where the float64 sum of the rounded rows comes out ``inf``, those rows are taken
+    from ``wide`` (the gradient, formed from the row statistics, was right already).
+    On the CPU a host read of the sum; elsewhere a ``torch.where`` of a second sum of
+    the N rows (no host sync)."""
     total = rows.sum(dtype=torch.float64)
-    if reduction == "mean":
-        total = weighted_mean(total, problem.omega.sum(dtype=torch.float64))
-    return total.to(rows.dtype)
+    if reduction != "mean":
+        return total.to(rows.dtype)
+    if rows.dtype != torch.float64 and (rows.device.type != "cpu" or bool(torch.isinf(total))):
+        again = torch.where(torch.isinf(rows), wide, rows.to(torch.float64)).sum()
+        total = torch.where(torch.isinf(total), again, total)
+    return weighted_mean(total, problem.omega.sum(dtype=torch.float64)).to(rows.dtype)
 
 
 def _check_finite(stats: Tensor, batch_shape: list[int], problem: LinearProblem) -> None:
@@ -1358,10 +1368,11 @@ def linear_cross_entropy_op(
     scale = _normalizer_scale(problem, reduction)
     form = need_grad and reduction != "none"
     row_scale = scale.expand(_rows_of(labels)) if form else None
-    rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
+    wide, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
+    rows = wide.to(problem.acc)
     if labels.device.type == "cpu":
         _check_finite(lse, batch_shape, problem)
-    loss = rows if reduction == "none" else _reduced_rows(rows, problem, reduction)
+    loss = rows if reduction == "none" else _reduced_rows(rows, problem, reduction, wide)
     if grads is None:
         empty = input.new_empty((0,))
         return loss, lse, log_p, empty, empty.clone(), empty.clone()
