@@ -89,7 +89,7 @@ def _reduced(
     dtype: torch.dtype,
     wide: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
+    r"""``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
     mean divided by the float64 ``normalizer()`` (:func:`weighted_mean`), each rounded
     once to ``dtype``. Issue 13 (branch torchmean1): the float32 sum rounded first
     overflowed to ``inf`` where the mean is a float32 number (float32 rows near 1e38:
@@ -102,7 +102,7 @@ def _reduced(
     for 1e38). Where the float64 sum comes out ``inf`` for a ``'mean'``, eagerly on the
     CPU (a host read of that sum, :func:`_row_overflow_read`), those rows are formed
     again by ``wide`` and summed with the others in float64: the gradient is the
-    float64 row's (``w_y / \sum w`` times it), rounded once. Ordinary inputs pay the
+    float64 row's (``w_y / sum(w)`` times it), rounded once. Ordinary inputs pay the
     one read of the sum."""
     total = rows.sum(dtype=torch.float64)
     if reduction == "mean":
