@@ -65,6 +65,20 @@ def test_cross_entropy_temperature_below_one() -> None:
     torch.testing.assert_close(grad, want_grad * 2, rtol=1e-6, atol=1e-7)
 
 
+def test_cross_entropy_z_loss_past_float32() -> None:
+    # lambda LSE^2 = 4e38 for a row of logits [2e19, 0]: the mean 6.7e37 is finite.
+    z = torch.tensor([[2e19, 0.0]] + [[0.0, 0.0]] * 5, requires_grad=True)
+    y = torch.zeros(6, dtype=torch.int64)
+    loss = cross_entropy(z, y, z_loss=1.0)
+    (grad,) = torch.autograd.grad(loss, z)
+    z64 = z.detach().double().requires_grad_()
+    lse = torch.logsumexp(z64, 1)
+    want = (F.cross_entropy(z64, y, reduction="none") + lse * lse).mean()
+    (want_grad,) = torch.autograd.grad(want, z64)
+    torch.testing.assert_close(loss, want.float(), rtol=2e-7, atol=0)
+    torch.testing.assert_close(grad, want_grad.float(), rtol=1e-6, atol=1e-7)
+
+
 def test_none_and_sum_keep_their_inf() -> None:
     # A guard of existing behaviour: the float32 row and the float32 sum are inf.
     z = torch.tensor(_FAR)
