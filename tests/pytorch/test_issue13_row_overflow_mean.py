@@ -15,7 +15,9 @@ torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 import crossent  # noqa: E402
+import crossent.torch as ct  # noqa: E402
 from crossent.torch import cross_entropy, linear_cross_entropy  # noqa: E402
+from spawned import one_rank_group  # noqa: E402
 
 _FAR = [[3e38, -3e38]] + [[0.0, 0.0]] * 5
 _LABELS = [1, 0, 0, 0, 0, 0]
@@ -105,6 +107,25 @@ def test_linear_cross_entropy_mean_of_a_far_row(chunk_size: int | None) -> None:
     torch.testing.assert_close(loss, want.float(), rtol=2e-7, atol=0)
     torch.testing.assert_close(gx, wx.float(), rtol=1e-6, atol=1e-7)
     torch.testing.assert_close(gw, ww.float(), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("linear", [False, True], ids=["logits", "linear"])
+def test_vocab_parallel_mean_of_a_far_row(linear: bool, tmp_path: object) -> None:
+    """One gloo rank in this process: the logits loss, and the linear one (identity
+    classifier), eagerly."""
+    z = torch.tensor(_FAR, requires_grad=True)
+    y = torch.tensor(_LABELS)
+    with one_rank_group(str(tmp_path)):
+        if linear:
+            loss = ct.vocab_parallel_linear_cross_entropy(z, torch.eye(2), y)
+        else:
+            loss = ct.vocab_parallel_cross_entropy(z, y)
+        none = ct.vocab_parallel_cross_entropy(z.detach(), y, reduction="none")
+    (grad,) = torch.autograd.grad(loss, z)
+    want, want_grad = _oracle(z, y)
+    torch.testing.assert_close(loss, want, rtol=2e-7, atol=0)
+    torch.testing.assert_close(grad, want_grad, rtol=1e-6, atol=1e-7)
+    assert torch.isinf(none[0])
 
 
 def test_ordinary_rows_unchanged() -> None:

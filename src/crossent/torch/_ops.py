@@ -69,7 +69,7 @@ from ._linear import (
     forward_pass,
     row_stats,
 )
-from ._reduction import weighted_mean
+from ._reduction import rows_in_range_total, weighted_mean
 
 __all__ = [
     "LabelsFunction",
@@ -1253,18 +1253,14 @@ def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str, wide: Te
     ``cross_entropy``'s (issue 13, branch torchmean1: it was multiplied by
     :func:`_normalizer_scale`, rounded to the work dtype first).
 
-    ``wide``: the same rows in float64. A float32 row past float32's range by itself is
-    ``inf`` where the mean is finite (issue 13, branch torchrow1: ``inf`` for 1e38);
-    where the float64 sum of the rounded rows comes out ``inf``, those rows are taken
-    from ``wide`` (the gradient, formed from the row statistics, was right already).
-    On the CPU a host read of the sum; elsewhere a ``torch.where`` of a second sum of
-    the N rows (no host sync)."""
+    ``wide``: the same rows in float64, whose ``inf`` float32 rows a ``'mean'`` takes
+    where their float64 sum is ``inf`` (:func:`._reduction.rows_in_range_total`; issue
+    13, branch torchrow1; the gradient, formed from the row statistics, was right
+    already)."""
     total = rows.sum(dtype=torch.float64)
     if reduction != "mean":
         return total.to(rows.dtype)
-    if rows.dtype != torch.float64 and (rows.device.type != "cpu" or bool(torch.isinf(total))):
-        again = torch.where(torch.isinf(rows), wide, rows.to(torch.float64)).sum()
-        total = torch.where(torch.isinf(total), again, total)
+    total = rows_in_range_total(total, rows, wide)
     return weighted_mean(total, problem.omega.sum(dtype=torch.float64)).to(rows.dtype)
 
 
