@@ -23,8 +23,8 @@ __all__ = [
     "label_weight_sum",
     "mean_scaled_weight",
     "power_of_two_scaled",
-    "rows_in_range_total",
     "reads_on_host",
+    "rows_in_range_total",
     "weighted_mean",
 ]
 
@@ -152,16 +152,16 @@ def rows_in_range_total(
 ) -> torch.Tensor:
     r"""The float64 sum ``total`` of float32 (or float16, bfloat16) ``rows``, or where it
     is ``inf``, the sum of the rows with their ``inf`` ones taken from ``wide`` (the same
-    rows in float64; differentiated there, the other rows through ``rows``). A row past float32's range by itself made a finite ``'mean'``
-    ``inf`` (issue 13, branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five
+    rows in float64; differentiated there, the other rows through ``rows``). A row past
+    float32's range by itself made a finite ``'mean'`` ``inf`` (issue 13, branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five
     rows ``[0, 0]``: ``inf`` for 1e38). On the CPU a host read of ``total`` (ordinary
     inputs: that read only); elsewhere a ``torch.where`` of a second sum of the N rows,
     no host sync."""
     if rows.dtype == torch.float64:
         return total
-    if rows.device.type == "cpu" and not torch.compiler.is_compiling():
-        if not bool(torch.isinf(total.detach())):
-            return total
+    on_host = rows.device.type == "cpu" and not torch.compiler.is_compiling()
+    if on_host and not bool(torch.isinf(total.detach())):
+        return total
     far = torch.isinf(rows.detach())
     again = torch.where(far, wide, rows.to(torch.float64)).sum()
     return torch.where(torch.isinf(total.detach()), again, total)
