@@ -152,11 +152,12 @@ def rows_in_range_total(
 ) -> torch.Tensor:
     r"""The float64 sum ``total`` of float32 (or float16, bfloat16) ``rows``, or where it
     is ``inf``, the sum of the rows with their ``inf`` ones taken from ``wide`` (the same
-    rows in float64; differentiated there, the other rows through ``rows``). A row past
-    float32's range by itself made a finite ``'mean'`` ``inf`` (issue 13, branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five
-    rows ``[0, 0]``: ``inf`` for 1e38). On the CPU a host read of ``total`` (ordinary
-    inputs: that read only); elsewhere a ``torch.where`` of a second sum of the N rows,
-    no host sync."""
+    rows in float64; differentiated there, the other rows through ``rows``).
+
+    A row past float32's range by itself made a finite ``'mean'`` ``inf`` (issue 13,
+    branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]``:
+    ``inf`` for 1e38). On the CPU a host read of ``total`` (ordinary inputs: that read
+    only); elsewhere a ``torch.where`` of a second sum of the N rows, no host sync."""
     if rows.dtype == torch.float64:
         return total
     on_host = rows.device.type == "cpu" and not torch.compiler.is_compiling()
