@@ -9,7 +9,9 @@ on ordinary float32 data (no row overflows): ``cross_entropy``'s forward of a
 ``_machine.modules_beside``: its ``_reduced`` without the read of the float64 sum), and
 ``linear_cross_entropy``'s forward pass with its ``'mean'`` (the other tree's
 ``_linear.forward_pass``, float32 rows, and its reduction; this tree's float64 rows
-rounded to float32 and ``_ops._reduced_rows``' read of the sum). Process CPU time (the
+rounded to float32 and ``_ops._reduced_rows``' read of the sum), and
+``vocab_parallel_cross_entropy`` forward and backward on a gloo group of this process
+alone (the other tree's ``_vocab_parallel``: no float64 twin of the rows). Process CPU time (the
 fused kernels run on Numba's threads), one torch thread (the 2-core machine is shared),
 rounds interleaved after a warm-up call each: the minimum and median of the rounds.
 """
@@ -22,16 +24,19 @@ from collections.abc import Callable
 from types import ModuleType
 
 import torch
+import torch.distributed
 
 from crossent.torch import _backend, _functional, _ops
 from crossent.torch import _linear as lin_new
+from crossent.torch import _vocab_parallel as vp_new
 from crossent.torch._reduction import weighted_mean
 
-from _machine import ab_arguments, ab_row, modules_beside
+from _machine import ab_arguments, ab_row, gloo_world_of_one, modules_beside
 
 args = ab_arguments(__doc__)
 torch.set_num_threads(1)
-fun_old, lin_old = modules_beside(args.base, "_functional", "_linear")
+fun_old, lin_old, vp_old = modules_beside(args.base, "_functional", "_linear", "_vocab_parallel")
+gloo_world_of_one()
 g = torch.Generator().manual_seed(0)
 N, V = 4096, 32000
 z = torch.randn(N, V, generator=g) * 3
@@ -65,11 +70,27 @@ def linear(mod: ModuleType, new: bool) -> Callable[[], None]:
     return f
 
 
+NV = 1024
+zv = z[:NV].clone()
+
+
+def vocab_parallel(mod: ModuleType) -> Callable[[], None]:
+    def f() -> None:
+        zz = zv.clone().requires_grad_()
+        mod.vocab_parallel_cross_entropy(zz, y[:NV]).backward()
+
+    return f
+
+
 cases = {
     f"cross_entropy forward, {N} x {V} float32 'mean'": (forward(fun_old), forward(_functional)),
     f"linear forward pass + 'mean', {NL} x {D} x {V} float32": (
         linear(lin_old, False),
         linear(lin_new, True),
+    ),
+    f"vocab-parallel forward + backward, {NV} x {V} float32 'mean'": (
+        vocab_parallel(vp_old),
+        vocab_parallel(vp_new),
     ),
 }
 calls = {(case, tree): pair[i] for case, pair in cases.items() for i, tree in enumerate("AB")}
@@ -84,3 +105,4 @@ for _ in range(args.rounds):
 print(f"1 thread, {args.rounds} rounds, load {os.getloadavg()}")
 for case in cases:
     print(ab_row(case, seconds[case, "A"], seconds[case, "B"], ("base", "this")))
+torch.distributed.destroy_process_group()
