@@ -452,12 +452,12 @@ def cross_entropy(
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
     # own autograd cannot run there, nor has it a forward-mode rule.
     transformed = under_torch_func()
+    op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
     if transformed and nested_forward_mode():
         # jacfwd(jacfwd(...)): plain operations, whose derivatives torch takes at every
         # level (an autograd.Function's forward-mode rule is not differentiated again).
         rows = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
     else:
-        op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
         sizes = op_sizes(batch_shape)
         rows = op(flat, flat_labels, w, sizes, opts.ignore_index, opts.packed())[0]
     if opts.reduction == "none":
@@ -468,7 +468,7 @@ def cross_entropy(
         w64 = None if w is None else w.to(torch.float64)
         sizes = op_sizes((int(at.shape[0]),))
         packed = opts.packed()
-        return softmax_ce_labels(
+        return op(  # type: ignore[no-any-return]
             flat[at].to(torch.float64), flat_labels[at], w64, sizes, opts.ignore_index, packed
         )[0]
 
