@@ -468,7 +468,7 @@ def cross_entropy(
         w64 = None if w is None else w.to(torch.float64)
         sizes = op_sizes((int(at.shape[0]),))
         packed = opts.packed()
-        return op(  # type: ignore[no-any-return]
+        return op(
             flat[at].to(torch.float64), flat_labels[at], w64, sizes, opts.ignore_index, packed
         )[0]
 
