@@ -452,6 +452,13 @@ def _again(
     reduction = arguments["reduction"]
     rows = np.array(public(*args, **{**kwargs, "reduction": "none"}))  # (a copy)
     far = np.isinf(rows)
+    # A float32 'mean' of a row past float32's range by itself (issue 13, branch
+    # torchrow1: logits [3e38, -3e38], label 1, beside five rows [0, 0] gave inf for
+    # 1e38): its rows in float64, the mean rounded to float32 at the end.
+    wide = rows.dtype == np.float32 and reduction == "mean"
+    low = rows.dtype.type
+    if wide:
+        rows = rows.astype(np.float64)
     if rows.dtype == np.float64 and far.any():
         again = far_rows(arguments, far)
         base = arguments.get("base")
@@ -459,11 +466,15 @@ def _again(
             rows[far] = again if base is None else again / math.log(base)
     if reduction == "none":
         return rows if rows.ndim else rows[()]  # one row: a NumPy scalar, as given
-    return _reduce(
+    total = _reduce(
         rows.reshape(-1),
         reduction,
         lambda: public(*args, **{**kwargs, "reduction": "parts"}).normalizer,
     )
+    if not wide:
+        return total
+    with np.errstate(over="ignore"):  # (a mean past float32's range: inf, no warning)
+        return low(total)
 
 
 def _overflowed_elsewhere(result: object) -> bool:

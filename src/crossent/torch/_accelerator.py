@@ -211,7 +211,7 @@ def forward(
     problem = LogitsProblem.of(z.detach(), labels, weight, opts, ignore_index=ignore_index)
     with torch.no_grad():
         loss, stats, log_p, _ = forward_pass(problem, row_scale=None)
-    return loss, stats[:, 1].contiguous(), log_p
+    return loss.to(problem.acc), stats[:, 1].contiguous(), log_p
 
 
 def backward(

@@ -83,17 +83,45 @@ def _check_weight(weight: object, classes: int, like: torch.Tensor) -> torch.Ten
 
 
 def _reduced(
-    rows: torch.Tensor, reduction: str, normalizer: Callable[[], torch.Tensor], dtype: torch.dtype
+    rows: torch.Tensor,
+    reduction: str,
+    normalizer: Callable[[], torch.Tensor],
+    dtype: torch.dtype,
+    wide: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
+    r"""``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
     mean divided by the float64 ``normalizer()`` (:func:`weighted_mean`), each rounded
     once to ``dtype``. Issue 13 (branch torchmean1): the float32 sum rounded first
     overflowed to ``inf`` where the mean is a float32 number (float32 rows near 1e38:
-    ``inf`` for a float64 mean of 1.5e38), and the division in float32 rounded twice."""
+    ``inf`` for a float64 mean of 1.5e38), and the division in float32 rounded twice.
+
+    ``wide(at)``: the float64 losses of the rows ``at`` (int64 indices into ``rows``),
+    differentiable. A float32 row whose loss is past float32's range by itself is
+    ``inf`` where the mean of the rows is finite (issue 13, branch torchrow1: logits
+    ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]`` gave a ``'mean'`` of ``inf``
+    for 1e38). Where the float64 sum comes out ``inf`` for a ``'mean'``, eagerly on the
+    CPU (a host read of that sum, :func:`_row_overflow_read`), those rows are formed
+    again by ``wide`` and summed with the others in float64: the gradient is the
+    float64 row's (``w_y / sum(w)`` times it), rounded once. Ordinary inputs pay the
+    one read of the sum."""
     total = rows.sum(dtype=torch.float64)
     if reduction == "mean":
+        if wide is not None and rows.dtype != torch.float64 and _row_overflow_read(total):
+            far = torch.isinf(rows.detach())
+            at = far.nonzero()[:, 0]
+            total = torch.where(far, torch.zeros_like(rows), rows).sum(dtype=torch.float64)
+            total = total + wide(at).sum(dtype=torch.float64)
         total = weighted_mean(total, normalizer())
     return total.to(dtype)
+
+
+def _row_overflow_read(total: torch.Tensor) -> bool:
+    """Whether the float64 sum ``total`` is ``inf``, read on the host: eagerly on the CPU
+    only, outside ``torch.func`` (elsewhere a read is a host sync, a graph break or a
+    batched value: the rows are left as they are)."""
+    if total.device.type != "cpu" or torch.compiler.is_compiling() or under_torch_func():
+        return False
+    return bool(torch.isinf(total.detach()))
 
 
 def _cross_entropy_checks(
@@ -424,22 +452,32 @@ def cross_entropy(
     # Under torch.func (and forward-mode AD) the op's autograd.Function twin: the op's
     # own autograd cannot run there, nor has it a forward-mode rule.
     transformed = under_torch_func()
+    op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
     if transformed and nested_forward_mode():
         # jacfwd(jacfwd(...)): plain operations, whose derivatives torch takes at every
         # level (an autograd.Function's forward-mode rule is not differentiated again).
         rows = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
     else:
-        op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
         sizes = op_sizes(batch_shape)
         rows = op(flat, flat_labels, w, sizes, opts.ignore_index, opts.packed())[0]
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
+
+    def wide(at: torch.Tensor) -> torch.Tensor:  # the rows ``at`` in float64, by the op
+        w64 = None if w is None else w.to(torch.float64)
+        sizes = op_sizes((int(at.shape[0]),))
+        packed = opts.packed()
+        return op(
+            flat[at].to(torch.float64), flat_labels[at], w64, sizes, opts.ignore_index, packed
+        )[0]
+
     return _reduced(
         rows,
         opts.reduction,
         lambda: label_weight_sum(flat_labels, w, opts.ignore_index, torch.float64),
         rows.dtype,
+        None if transformed else wide,
     )
 
 

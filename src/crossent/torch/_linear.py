@@ -633,7 +633,9 @@ def _exp_rest_(
 def forward_pass(
     problem: LinearProblem, *, row_scale: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Gradients | None]:
-    r"""Per-row losses, float64 row statistics ``(N, 2)`` (:math:`m` and :math:`\ell`:
+    r"""Per-row losses (float64: the callers round them to ``problem.acc``; a row past
+    float32's range by itself stays finite for the mean, issue 13, branch torchrow1),
+    float64 row statistics ``(N, 2)`` (:math:`m` and :math:`\ell`:
     :func:`row_stats`) and :math:`\log p_y`, and (when ``row_scale`` is given) the
     gradients.
 
@@ -650,7 +652,7 @@ def forward_pass(
     """
     n, acc = problem.h.shape[0], problem.acc
     eps, z_loss = problem.options.label_smoothing, problem.options.z_loss
-    loss = torch.empty(n, dtype=acc, device=problem.h.device)
+    loss = torch.empty(n, dtype=torch.float64, device=problem.h.device)
     # Per-row statistics in float64: near p_y = 1 the loss LSE - z'_y is a small
     # difference of two large numbers, which float32 would leave with few digits.
     stats_all = torch.empty((n, 2), dtype=torch.float64, device=problem.h.device)

@@ -69,7 +69,7 @@ from ._linear import (
     forward_pass,
     row_stats,
 )
-from ._reduction import weighted_mean
+from ._reduction import rows_in_range_total, weighted_mean
 
 __all__ = [
     "LabelsFunction",
@@ -1247,15 +1247,21 @@ def _normalizer_scale(problem: LinearProblem, reduction: str) -> Tensor:
     return torch.where(total > 0, 1 / safe, torch.zeros_like(total)).to(problem.work)
 
 
-def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str) -> Tensor:
+def _reduced_rows(rows: Tensor, problem: LinearProblem, reduction: str, wide: Tensor) -> Tensor:
     """``'sum'`` or ``'mean'`` of the rows' losses, rounded once to their dtype: the float64
     sum divided by the float64 :math:`\\sum_i \\omega_i` (0 when every row is ignored), as
     ``cross_entropy``'s (issue 13, branch torchmean1: it was multiplied by
-    :func:`_normalizer_scale`, rounded to the work dtype first)."""
+    :func:`_normalizer_scale`, rounded to the work dtype first).
+
+    ``wide``: the same rows in float64, whose ``inf`` float32 rows a ``'mean'`` takes
+    where their float64 sum is ``inf`` (:func:`._reduction.rows_in_range_total`; issue
+    13, branch torchrow1; the gradient, formed from the row statistics, was right
+    already)."""
     total = rows.sum(dtype=torch.float64)
-    if reduction == "mean":
-        total = weighted_mean(total, problem.omega.sum(dtype=torch.float64))
-    return total.to(rows.dtype)
+    if reduction != "mean":
+        return total.to(rows.dtype)
+    total = rows_in_range_total(total, rows, wide)
+    return weighted_mean(total, problem.omega.sum(dtype=torch.float64)).to(rows.dtype)
 
 
 def _check_finite(stats: Tensor, batch_shape: list[int], problem: LinearProblem) -> None:
@@ -1358,10 +1364,11 @@ def linear_cross_entropy_op(
     scale = _normalizer_scale(problem, reduction)
     form = need_grad and reduction != "none"
     row_scale = scale.expand(_rows_of(labels)) if form else None
-    rows, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
+    wide, lse, log_p, grads = forward_pass(problem, row_scale=row_scale)
+    rows = wide.to(problem.acc)
     if labels.device.type == "cpu":
         _check_finite(lse, batch_shape, problem)
-    loss = rows if reduction == "none" else _reduced_rows(rows, problem, reduction)
+    loss = rows if reduction == "none" else _reduced_rows(rows, problem, reduction, wide)
     if grads is None:
         empty = input.new_empty((0,))
         return loss, lse, log_p, empty, empty.clone(), empty.clone()

@@ -24,6 +24,7 @@ __all__ = [
     "mean_scaled_weight",
     "power_of_two_scaled",
     "reads_on_host",
+    "rows_in_range_total",
     "weighted_mean",
 ]
 
@@ -144,3 +145,24 @@ def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bo
     if smallest <= 0:  # (a weight of 0: the smallest positive one)
         smallest = float(torch.where(weight > 0, weight, top).min())
     return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny
+
+
+def rows_in_range_total(
+    total: torch.Tensor, rows: torch.Tensor, wide: torch.Tensor
+) -> torch.Tensor:
+    r"""The float64 sum ``total`` of float32 (or float16, bfloat16) ``rows``, or where it
+    is ``inf``, the sum of the rows with their ``inf`` ones taken from ``wide`` (the same
+    rows in float64; differentiated there, the other rows through ``rows``).
+
+    A row past float32's range by itself made a finite ``'mean'`` ``inf`` (issue 13,
+    branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]``:
+    ``inf`` for 1e38). On the CPU a host read of ``total`` (ordinary inputs: that read
+    only); elsewhere a ``torch.where`` of a second sum of the N rows, no host sync."""
+    if rows.dtype == torch.float64:
+        return total
+    on_host = rows.device.type == "cpu" and not torch.compiler.is_compiling()
+    if on_host and not bool(torch.isinf(total.detach())):
+        return total
+    far = torch.isinf(rows.detach())
+    again = torch.where(far, wide, rows.to(torch.float64)).sum()
+    return torch.where(torch.isinf(total.detach()), again, total)

@@ -171,7 +171,13 @@ from ._launch import (
 )
 from ._linear import _exp_rest_
 from ._products import Products
-from ._reduction import label_rows, label_weight_sum, mean_scaled_weight, weighted_mean
+from ._reduction import (
+    label_rows,
+    label_weight_sum,
+    mean_scaled_weight,
+    rows_in_range_total,
+    weighted_mean,
+)
 
 __all__ = [
     "vocab_parallel_cross_entropy",
@@ -564,12 +570,15 @@ class _State:
     blocks: list[slice]
     group: Any = None
     products: Products | None = None
+    wide: Tensor | None = None  # the rows' losses in float64 (:func:`_loss_rows`)
 
 
 def _loss_rows(
     rows: _Rows, labels: _Labels, opts: CallOptions, far_b: Callable[[Tensor], Tensor] | None
-) -> tuple[Tensor, _Coefficients]:
-    """Per-row losses (0 on ignored rows) and the coefficients the backward needs.
+) -> tuple[Tensor, _Coefficients, Tensor]:
+    """Per-row losses (0 on ignored rows), the coefficients the backward needs and the
+    losses in float64 (the ``'mean'``'s where a float32 row is past float32's range by
+    itself: issue 13, branch torchrow1; :func:`_reduce`).
 
     The global per-row statistics go through the same helpers as the unsharded loss:
     :func:`~crossent.losses._terms.label_terms` (with the whole vocabulary's size and
@@ -595,6 +604,7 @@ def _loss_rows(
     summary = SoftmaxRows(z=None, shifted=None, ell=rows.ell[:, None], lse=lse)
     loss = torch.where(labels.active, row_loss(summary, a, b, omega, z_loss=opts.z_loss), zeros)
     far = None if far_b is None else _infinite_at(loss)
+    wide_rows = loss.to(torch.float64)
     if far is not None and far_b is not None:
         # In float64, the z-loss by _far_gaps.scaled_square_term (issue 13, branch
         # hostiledist1): lambda LSE^2 where LSE^2 leaves the work dtype's range and the
@@ -610,12 +620,13 @@ def _loss_rows(
             square = scaled_square_term(opts.z_loss, w_np, m_np, ell_np, opts.temperature)
             wide_loss = wide_loss + torch.from_numpy(square).to(wide_loss.device)
         loss = loss.index_put((far,), wide_loss.to(loss.dtype))
+        wide_rows = wide_rows.index_put((far,), wide_loss.to(torch.float64))
     keep, spread = smoothing_coefficients(eps, vocabulary)
     p_coef = p_coefficient(a, omega, lse, z_loss=opts.z_loss)[:, 0]
     target = keep * omega
     gap = label_offset(a, target, omega, lse, z_loss=opts.z_loss)[:, 0]
     coefs = _Coefficients(rows.m, rows.ell, p_coef, target[:, 0], gap, spread if eps else 0.0)
-    return loss, coefs
+    return loss, coefs, wide_rows
 
 
 def _weighed_lse(m: Tensor, ell: Tensor, omega: Tensor, opts: CallOptions) -> Tensor:
@@ -748,8 +759,8 @@ def _ce_rows(
         capped = _capped(_counted(z, far, labels, opts).to(torch.float64), opts)
         return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
-    loss, coefs = _loss_rows(rows, labels, opts, far_b)
-    return loss.to(_compute_dtype(z)), _State(labels, opts, coefs, blocks)
+    loss, coefs, wide = _loss_rows(rows, labels, opts, far_b)
+    return loss.to(_compute_dtype(z)), _State(labels, opts, coefs, blocks, wide=wide)
 
 
 def _ce_grad(z: Tensor, grad_rows: Tensor, state: _State) -> Tensor:
@@ -761,6 +772,13 @@ def _ce_grad(z: Tensor, grad_rows: Tensor, state: _State) -> Tensor:
         zb = _rows_read(z[b].to(coefs.ell.dtype), labels.active[b], opts)
         grad[b] = _chunk_gradient(zb, scale, coefs, labels, b, opts)
     return grad
+
+
+def _upstream_rows(grad_rows: Tensor, grad_wide: Tensor) -> Tensor:
+    """The rows' upstream gradient: that of the rows plus that of their float64 twin
+    (:func:`_reduce` differentiates the twin at the ``inf`` float32 rows only, the rows
+    elsewhere: each entry is one of the two, so the sum in the rows' dtype is exact)."""
+    return grad_rows + grad_wide.to(grad_rows.dtype)
 
 
 class _VocabParallelCE(torch.autograd.Function):
@@ -775,18 +793,19 @@ class _VocabParallelCE(torch.autograd.Function):
         opts: CallOptions,
         group: Any,
         layout: _Layout,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         loss, ctx.state = _ce_rows(z, target, weight, opts, group, layout)
         # The labels and the class weights too, though the backward reads ``ctx.state``'s
         # (a view of the weights among them): autograd then refuses a backward after
         # either was changed in place, as F.cross_entropy's (the weights' change reached
         # the smoothing term's gradient, silently).
         ctx.save_for_backward(z, target, weight)
-        return loss
+        return loss, ctx.state.wide
 
     @staticmethod
-    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad_rows: Tensor, grad_wide: Tensor) -> tuple[Tensor | None, ...]:
         z, *_ = ctx.saved_tensors  # (the version checks of all three)
+        grad_rows = _upstream_rows(grad_rows, grad_wide)
         grad = _ce_grad(z, grad_rows, ctx.state)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             nothing = (None, None, None, None, None)
@@ -840,8 +859,8 @@ def _linear_rows(
         capped = _capped(products.logits(hf, w, b_).to(torch.float64), opts)
         return _far_gap_sums(far, capped, labels, rows.m, opts, group)
 
-    loss, coefs = _loss_rows(rows, labels, opts, far_b)
-    return loss.to(dtype), _State(labels, opts, coefs, blocks, group, products)
+    loss, coefs, wide = _loss_rows(rows, labels, opts, far_b)
+    return loss.to(dtype), _State(labels, opts, coefs, blocks, group, products, wide)
 
 
 def _linear_bad_logits(
@@ -955,17 +974,18 @@ class _VocabParallelLinearCE(torch.autograd.Function):
         group: Any,
         chunk_size: int | None,
         layout: _Layout,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         loss, ctx.state = _linear_rows(
             h, weight, bias, target, class_weight, opts, group, chunk_size, layout
         )
         # The labels and the class weights too, as _VocabParallelCE's.
         ctx.save_for_backward(h, weight, bias, target, class_weight)
-        return loss
+        return loss, ctx.state.wide
 
     @staticmethod
-    def backward(ctx: Any, grad_rows: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: Any, grad_rows: Tensor, grad_wide: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias, *_ = ctx.saved_tensors
+        grad_rows = _upstream_rows(grad_rows, grad_wide)
         needs = tuple(ctx.needs_input_grad[:3])
         grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
@@ -1135,12 +1155,17 @@ def _reduce(
     weight: Tensor | None,
     opts: CallOptions,
     batch_shape: tuple[int, ...],
+    wide: Tensor | None = None,
 ) -> Tensor:
-    """Apply the reduction; sums accumulate in float64, the mean divides by sum of w_y."""
+    """Apply the reduction; sums accumulate in float64, the mean divides by sum of w_y.
+    ``wide``: the rows in float64, whose ``inf`` float32 rows a ``'mean'`` takes where
+    their float64 sum is ``inf`` (:func:`._reduction.rows_in_range_total`)."""
     if opts.reduction == "none":
         return rows.reshape(batch_shape)
     total = rows.sum(dtype=torch.float64)
     if opts.reduction == "mean":
+        if wide is not None:
+            total = rows_in_range_total(total, rows, wide)
         norm = label_weight_sum(target, weight, opts.ignore_index, torch.float64)
         total = weighted_mean(total, norm)
     return total.to(rows.dtype)
@@ -1454,8 +1479,8 @@ def vocab_parallel_cross_entropy(
         )[0]
         return loss
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, group, None)
-    rows = _VocabParallelCE.apply(z, y, w, opts, group, layout)
-    return _reduce(rows, y, w, opts, batch)
+    rows, wide = _VocabParallelCE.apply(z, y, w, opts, group, layout)
+    return _reduce(rows, y, w, opts, batch, wide)
 
 
 def vocab_parallel_linear_cross_entropy(
@@ -1572,10 +1597,10 @@ def vocab_parallel_linear_cross_entropy(
         return loss
     opts, h, w, b, y, cw, chunk_size, batch, group, layout = _linear_prepare(checks, group, None)
     with autocast_off(h.device.type):  # the products are the loss's (_arguments)
-        rows = _VocabParallelLinearCE.apply(
+        rows, wide = _VocabParallelLinearCE.apply(
             h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk_size, layout
         )
-    return _reduce(rows, y, cw, opts, batch)
+    return _reduce(rows, y, cw, opts, batch, wide)
 
 
 # --------------------------------------------------------------------------- compiled

@@ -161,7 +161,7 @@ def vocab_parallel_ce_op(
     checks = functools.partial(_logit_checks, input, target, weight, *options)
     opts, z, y, batch, w, group, layout = _ce_prepare(checks, None, weight_grad)
     rows, state = _ce_rows(z, y, w, opts, group, layout)
-    loss = _reduce(rows, y, w, opts, batch)
+    loss = _reduce(rows, y, w, opts, batch, state.wide)
     return (_fresh(loss), *_packed(state, layout))
 
 
@@ -256,7 +256,7 @@ def vocab_parallel_linear_ce_op(
         rows, state = _linear_rows(
             h.reshape(math.prod(batch), h.shape[-1]), w, b, y, cw, opts, group, chunk, layout
         )
-    loss = _reduce(rows, y, cw, opts, batch)
+    loss = _reduce(rows, y, cw, opts, batch, state.wide)
     return (_fresh(loss), *_packed(state, layout))
 
 
