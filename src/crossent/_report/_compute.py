@@ -1019,6 +1019,11 @@ def _id_value(value: Any) -> Any:
     return str(value)
 
 
+_ECE_INTERVAL = "percentile bootstrap"
+"""How ``ece``'s ``ci_low`` and ``ci_high`` are formed: the ``(1 - confidence) / 2`` and
+``(1 + confidence) / 2`` quantiles of the error over ``resamples`` resamples of the rows
+(:func:`~crossent.calibration.bootstrap_interval`; Efron and Tibshirani 1993, ch. 13)."""
+
 _BIN_INTERVAL = (
     "Jeffreys interval of each bin's accuracy: the Beta(h + 1/2, n - h + 1/2) quantiles "
     "of a bin of n examples with h hits (the lower end 0 at h = 0, the upper 1 at h = n)"
@@ -1118,6 +1123,7 @@ def _payload(
             "ci_low": ece.low,
             "ci_high": ece.high,
             "confidence": ece.confidence,
+            "interval": _ECE_INTERVAL,
             "resamples": ece.resamples,
             "seed": ece.seed,
             "definition": spec.definition,

@@ -208,7 +208,7 @@ def definition(payload: dict[str, Any]) -> str:
     """The calibration error's definition, its resamples and its preset, in one line."""
     ece = payload["ece"]
     preset = f"; preset {ece['preset']}" if ece.get("preset") else ""
-    return f"{ece['definition']}; percentile bootstrap of {ece['resamples']} resamples{preset}"
+    return f"{ece['definition']}; {ece['interval']} of {ece['resamples']} resamples{preset}"
 
 
 def gap_text(payload: dict[str, Any]) -> str:
