@@ -149,8 +149,17 @@ def _stored(row: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _truth(values: np.ndarray, top: float, inv_t: float) -> float:
+    """:math:`\\sum_x e^{(x - top) / T}` at 30 digits, each distinct value's exponential
+    formed once and weighted by its count (exact: a count is an integer; a bfloat16 row of
+    32000 has about 2200 distinct values, a float16 one 11000: CI time)."""
+    distinct, counts = np.unique(values, return_counts=True)
     with mpmath.workdps(30):
-        return float(mpmath.fsum(mpmath.exp((mpmath.mpf(float(x)) - top) * inv_t) for x in values))
+        return float(
+            mpmath.fsum(
+                int(n) * mpmath.exp((mpmath.mpf(float(x)) - top) * inv_t)
+                for x, n in zip(distinct, counts, strict=True)
+            )
+        )
 
 
 def _key(value: np.float32) -> int:
