@@ -79,5 +79,11 @@ def test_a_frame_with_its_label_column_names_the_call() -> None:
 
 
 def test_the_interval_is_named_a_percentile_bootstrap() -> None:
-    ece = {"definition": "L1 ...", "resamples": 20, "preset": None}
-    assert definition({"ece": ece}) == "L1 ...; percentile bootstrap of 20 resamples"
+    """The text's definition line and the JSON's ``ece.interval`` name the method."""
+    rng = np.random.default_rng(3)
+    result = crossent.report(
+        rng.normal(size=(40, 3)), rng.integers(0, 3, 40), form="logits", resamples=20
+    )
+    assert result.to_dict()["ece"]["interval"] == "percentile bootstrap"
+    assert result.calibration_definition().endswith("; percentile bootstrap of 20 resamples")
+    assert definition(result.to_dict()) == result.calibration_definition()
