@@ -1,0 +1,43 @@
+"""Hostile tests (issue 13, branch hostile19) of the evaluation API's input checks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import crossent
+
+# A softmax row computed in float16 and then renormalised as the row-sum error message
+# advises, ``p / p.sum(-1, keepdims=True)``, all in float16: the sum 1.0 + 2**-11
+# rounded to float16 scales every entry down, and the row sums to 0.99939 (off by 6.1e-4;
+# the float16 tolerance was 5.5e-4, as if the sum were kept in float32).
+_RENORMALISED_FLOAT16 = np.array([[0.2335, 0.378, 0.3892]], dtype=np.float16)
+
+
+def _float16_renormalised() -> np.ndarray:
+    row = _RENORMALISED_FLOAT16
+    renormalised = row / row.sum(axis=1, keepdims=True)
+    assert renormalised.dtype == np.float16
+    assert abs(float(renormalised.astype(np.float64).sum()) - 1) > 6e-4
+    return renormalised
+
+
+@pytest.mark.parametrize("label", [0, 2])
+def test_hostile19_float16_row_normalised_in_float16_is_taken(label: int) -> None:
+    """Main: InputError "row 0 sums to 0.99939 (|error| 0.00061 > tolerance 0.00055)"."""
+    probs = _float16_renormalised()
+    labels = np.array([label])
+    want = -math.log(float(probs[0, label]))  # the float64 oracle of the stored values
+    assert crossent.negative_log_likelihood(probs, labels) == pytest.approx(want, rel=1e-6)
+    state = crossent.EvaluationState(3).update(probs, labels).compute()
+    assert state.nll == pytest.approx(want, rel=1e-6)
+
+
+def test_hostile19_float16_tolerance_still_refuses_what_is_not_rounding() -> None:
+    """Guard (kills a tolerance widened to 1e-2): a float16 row summing to 1.01 is refused,
+    naming the row and its sum."""
+    probs = np.array([[0.5, 0.5], [0.5, 0.51]], dtype=np.float16)
+    with pytest.raises(crossent.InputError, match=r"row 1 sums to 1\.0"):
+        crossent.negative_log_likelihood(probs, np.array([0, 1]))
