@@ -41,3 +41,18 @@ def test_hostile19_float16_tolerance_still_refuses_what_is_not_rounding() -> Non
     probs = np.array([[0.5, 0.5], [0.5, 0.51]], dtype=np.float16)
     with pytest.raises(crossent.InputError, match=r"row 1 sums to 1\.0"):
         crossent.negative_log_likelihood(probs, np.array([0, 1]))
+
+
+def test_hostile19_compare_log_loss_rows_differ_names_both_models() -> None:
+    """Main blamed the labels, which match `probs_a`: "`labels` must have the batch shape
+    of `probs_b` (10,) ...; got (500,)"."""
+    probs = np.full((500, 2), 0.5)
+    labels = np.zeros(500, dtype=np.int64)
+    with pytest.raises(
+        crossent.InputError, match=r"`probs_a` and `probs_b`.*\(500, 2\) and \(10, 2\)"
+    ):
+        crossent.compare_log_loss(probs, probs[:10], labels, resamples=10)
+    with pytest.raises(
+        crossent.InputError, match=r"`probs_a` and `probs_b`.*\(500,\) and \(10, 2\)"
+    ):
+        crossent.compare_log_loss(probs[:, 1], probs[:10], labels, resamples=10)

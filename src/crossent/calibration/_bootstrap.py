@@ -818,7 +818,9 @@ def compare_log_loss(
     shapes = np.shape(probs_a), np.shape(probs_b)
     # a 1-D P(y = 1) is the 2 classes of its (n, 2) twin (other shapes: as_predictions)
     classes = [{1: 2, 2: shape[-1]}.get(len(shape)) for shape in shapes]
-    if None not in classes and classes[0] != classes[1]:
+    # rows too: with labels of probs_a's length, as_predictions blamed `labels` for
+    # probs_b's missing rows ("`labels` must have the batch shape of `probs_b` (10,)")
+    if None not in classes and (classes[0] != classes[1] or shapes[0][0] != shapes[1][0]):
         raise InputError(
             f"`probs_a` and `probs_b` must have the same shape (n, classes), a 1-D array "
             f"being (n, 2); got {shapes[0]} and {shapes[1]}"
