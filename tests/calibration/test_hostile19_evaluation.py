@@ -56,3 +56,41 @@ def test_hostile19_compare_log_loss_rows_differ_names_both_models() -> None:
         crossent.InputError, match=r"`probs_a` and `probs_b`.*\(500,\) and \(10, 2\)"
     ):
         crossent.compare_log_loss(probs[:, 1], probs[:10], labels, resamples=10)
+
+
+def _binary_sample() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(18)  # on main every mean below was 1 ulp off
+    probs = rng.random(64)
+    return probs, (rng.random(64) < probs).astype(np.int64)
+
+
+def test_hostile19_bootstrap_value_is_the_scoring_functions_number() -> None:
+    """An interval's ``value`` is the metric on the full sample: main's NumPy pairwise sum
+    was 1 ulp off ``negative_log_likelihood`` (nats and bits), ``brier_score`` and
+    ``spherical_score`` here (15 of 60 random samples for the NLL)."""
+    probs, labels = _binary_sample()
+    scores = {
+        "nll": crossent.negative_log_likelihood,
+        "brier": crossent.brier_score,
+        "spherical": crossent.spherical_score,
+        "accuracy": crossent.accuracy,
+    }
+    for metric, score in scores.items():
+        interval = crossent.bootstrap_interval(metric, probs, labels, resamples=2)
+        assert interval.value == float(score(probs, labels)), metric
+    bits = crossent.bootstrap_interval("nll", probs, labels, resamples=2, base=2)
+    assert bits.value == float(crossent.negative_log_likelihood(probs, labels, base=2))
+
+
+def test_hostile19_compare_log_loss_nlls_are_negative_log_likelihoods() -> None:
+    """``nll_a``/``nll_b`` are ``negative_log_likelihood``'s numbers, as the source says
+    (main: 1 ulp off), for each model's form and in bits."""
+    probs, labels = _binary_sample()
+    other = np.clip(probs * 0.9 + 0.05, 0.0, 1.0)
+    result = crossent.compare_log_loss(np.log(probs), other, labels, form_a="logits", resamples=2)
+    assert result.nll_a == float(
+        crossent.negative_log_likelihood(np.log(probs), labels, form="logits")
+    )
+    assert result.nll_b == float(crossent.negative_log_likelihood(other, labels))
+    bits = crossent.compare_log_loss(probs, other, labels, resamples=2, base=2)
+    assert bits.nll_a == float(crossent.negative_log_likelihood(probs, labels, base=2))
