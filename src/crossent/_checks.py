@@ -228,7 +228,7 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
 
     .. math::
 
-        \tau = \frac{\epsilon_s}{2}
+        \tau = \frac{\epsilon_s}{2} + \frac{\epsilon_h}{2}
         + \min\Big(\epsilon_c\,\big(K + 1 + \tfrac{\Lambda}{2}\big),\ 10^{-3}\Big),
         \qquad \Lambda = 1024,
 
@@ -250,7 +250,14 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
        :math:`p_k` by :math:`1 + u_c |\log Z|`, and the sum inside it and the ``exp``
        calls add about :math:`(K + 2)\,u_c`; :math:`|\log Z| \le \Lambda`
        (``_LOG_NORMALISER_BOUND``) covers naive Bayes on hundreds of features;
-    4. this check's own float32-or-wider sum of the row: at most :math:`(K - 1)\,u_c`.
+    4. this check's own float32-or-wider sum of the row: at most :math:`(K - 1)\,u_c`;
+    5. for storage narrower than the computation (float16, bfloat16;
+       :math:`\epsilon_h = \epsilon_s` there, 0 otherwise): the normalising sum itself
+       stored in that dtype, as NumPy's and PyTorch's ``p / p.sum(-1, keepdims=True)``
+       on float16 return it, scales every :math:`p_k` by :math:`1 + u_s`.  Without this
+       term 2% of float16 softmax rows normalised in float16 (and some rows renormalised
+       by that very ``p / p.sum(...)``) were refused: 0.99939 is off by 6.1e-4, the
+       tolerance was 5.5e-4.
 
     Items 2 to 4 give :math:`u_c (2K + 2 + \Lambda) = \epsilon_c (K + 1 + \Lambda/2)`.
     For large :math:`K` this worst-case linear growth is far from what summation does
@@ -265,7 +272,7 @@ def row_sum_tolerance(dtype: Any, classes: int, *, xp: ModuleType) -> float:
 
     Values: float64 rows of 10 classes 1.2e-13 (scikit-learn's ``GaussianNB`` on digits
     reaches 6.7e-15); float32 rows of 100 classes 7.3e-5; float64 rows of 1000 classes
-    3.4e-13; bfloat16 rows 3.9e-3 plus the float32 term.
+    3.4e-13; float16 rows 9.8e-4 and bfloat16 rows 7.8e-3, plus the float32 term.
     """
     if xp is _xp.compat_numpy:
         return _numpy_row_sum_tolerance(np.dtype(dtype), classes)
@@ -286,7 +293,9 @@ def _tolerance(info: Any, classes: int) -> float:
     else:
         eps_compute = float(np.finfo(np.float32).eps)
     computation = eps_compute * (max(classes, 1) + 1 + _LOG_NORMALISER_BOUND / 2)
-    return eps_storage / 2 + min(computation, _COMPUTATION_TOLERANCE_CAP)
+    # item 5: a normalising sum rounded to a storage dtype narrower than the computation
+    stored_sum = eps_storage / 2 if eps_storage > eps_compute else 0.0
+    return eps_storage / 2 + stored_sum + min(computation, _COMPUTATION_TOLERANCE_CAP)
 
 
 # ------------------------------------------------------------------------ data checks
