@@ -311,6 +311,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if call is None or compiled is None:
         return None
     x, t, shape, weights, settings, c = call
+    if kind == FOCAL_GRAD and x.dtype == np.float32:
+        return None  # (formed in float64 by the full path: _sigmoid._widened)
     flags = settings.flags[kind]
     ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
     state = compiled.start(x, t, c, flags, ws)
