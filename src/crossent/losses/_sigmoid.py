@@ -617,11 +617,13 @@ def _widened(focal: _FocalBinary) -> _FocalBinary | None:
 
     raw_t = up(b.raw_t)
     eps = b.label_smoothing
-    t = up(b.t) if raw_t is None or not eps else (1 - eps) * raw_t + eps / 2
+    t: Array = astype(b.t, wide, xp=xp)
+    if raw_t is not None and eps:
+        t = (1 - eps) * raw_t + eps / 2
     widened = replace(
         b,
         dtype=wide,
-        x=up(b.x),
+        x=astype(b.x, wide, xp=xp),
         t=t,
         weight=up(b.weight),
         pos_weight=up(b.pos_weight),
