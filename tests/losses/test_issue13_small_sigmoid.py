@@ -152,11 +152,6 @@ def _check_taken(family: str, x: np.ndarray, t: np.ndarray, options: dict[str, A
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the full path does not warn on these
         want = _full(family, x, t, **kwargs)
-    if family == "focal_grad" and x.dtype == np.float32:
-        # formed in float64 by the full path (hostile20: float32 cancelled); not taken
-        assert _lean(family, x, t, **kwargs) is None
-        _same_bits(FAMILIES[family][0](x, t, **kwargs), want)
-        return
     given = [np.copy(a) for a in (x, t, *kwargs.values()) if isinstance(a, np.ndarray)]
     got = _lean(family, x, t, **kwargs)
     assert got is not None, "the lean path did not take the call"
@@ -421,7 +416,9 @@ def _declined_cases() -> list[tuple[str, str, Any, Any, dict[str, Any]]]:
         cases.append((family, "gamma", x, t, {"gamma": 2.0}))
     huge = {"pos_weight": np.full(10, 1e305)}  # pi t sp(-x) overflows
     cases.append(("ce", "huge pos_weight: overflow", x, 1.0 - t, huge))
-    for family in ("focal", "focal_grad"):  # float32(gamma) is inf
+    # float32(gamma) is inf (not for the float32 focal gradient, formed in float64 on both
+    # paths since hostile20: the random calls check it bit for bit)
+    for family in ("focal",):
         cases.append(
             (
                 family,
