@@ -594,7 +594,7 @@ def _widened(focal: _FocalBinary) -> _FocalBinary | None:
     r"""A float32 call (float16 and bfloat16 logits compute in float32) in float64, where
     its namespace offers float64 (None otherwise, and for other dtypes).
 
-    The gradient's two terms :math:`\gamma(1-2t)rac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and
+    The gradient's two terms :math:`\gamma(1-2t)\frac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and
     :math:`\sigma(x) - t` have opposite signs where :math:`t` lies between
     :math:`\sigma(x)` and the focal optimum, and cancel near its zero: in float32 each
     term's half-ulp became up to 47 float32 ulps of the sum (issue 13, hostile20:
