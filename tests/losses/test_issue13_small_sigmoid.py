@@ -416,7 +416,9 @@ def _declined_cases() -> list[tuple[str, str, Any, Any, dict[str, Any]]]:
         cases.append((family, "gamma", x, t, {"gamma": 2.0}))
     huge = {"pos_weight": np.full(10, 1e305)}  # pi t sp(-x) overflows
     cases.append(("ce", "huge pos_weight: overflow", x, 1.0 - t, huge))
-    for family in ("focal", "focal_grad"):  # float32(gamma) is inf
+    # float32(gamma) is inf (not for the float32 focal gradient, formed in float64 on both
+    # paths since hostile20: the random calls check it bit for bit)
+    for family in ("focal",):
         cases.append(
             (
                 family,

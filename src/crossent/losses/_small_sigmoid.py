@@ -311,6 +311,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if call is None or compiled is None:
         return None
     x, t, shape, weights, settings, c = call
+    if kind == FOCAL_GRAD and x.dtype == np.float32:
+        return None  # (formed in float64: _float32_focal_grad, _sigmoid._widened)
     flags = settings.flags[kind]
     ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
     state = compiled.start(x, t, c, flags, ws)
@@ -391,7 +393,25 @@ def focal_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 def focal_loss_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """:func:`sigmoid_focal_loss_grad` of a small call, or None."""
+    if args and type(args[0]) is np.ndarray and args[0].dtype == np.float32:
+        return _float32_focal_grad(args, kwargs)
     return _run(args, kwargs, FOCAL_GRAD)
+
+
+def _float32_focal_grad(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A float32 focal gradient as the full path forms it (``_sigmoid._widened``): the
+    float64 call's, rounded once (hostile20: in float32 its two terms cancelled, 47
+    ulps off). Float32 logits, targets and weights (None or a float32 array, which the
+    full path widens exactly); anything else is None (the full path)."""
+    if len(args) != 2 or type(args[1]) is not np.ndarray or args[1].dtype != np.float32:
+        return None
+    weight = kwargs.get("weight")
+    if weight is not None:
+        if type(weight) is not np.ndarray or weight.dtype != np.float32:
+            return None
+        kwargs = {**kwargs, "weight": weight.astype(np.float64)}
+    grad = _run((args[0].astype(np.float64), args[1].astype(np.float64)), kwargs, FOCAL_GRAD)
+    return None if grad is None else grad.astype(np.float32)
 
 
 @functools.cache

@@ -1521,7 +1521,10 @@ def softmax_cross_entropy(problem: SoftmaxProblem) -> Any:
     -----
     Computed as :math:`A\ell - B` with both parts non-negative (see the module
     docstring), so logits of :math:`\pm 10^4` stay exact and a ``-inf`` logit on a
-    non-target class contributes exactly 0 (``+inf`` on the target).
+    non-target class contributes exactly 0 (``+inf`` on the target). With ``soft_cap``
+    a ``-inf`` logit is capped as any other, to :math:`s\tanh(-\infty) = -s` (as
+    PyTorch's and JAX's ``s * tanh(z / s)``): no mask there, a label on it has a finite
+    loss, and its gradient entry is 0 (:math:`\operatorname{sech}^2(-\infty) = 0`).
 
     NumPy float16/float32 logits give float32 results within an ulp or two of the same
     call on float64 logits, whatever their layout: logits that are not C-contiguous
