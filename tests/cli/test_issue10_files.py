@@ -157,7 +157,7 @@ def test_issue10_item2_output_to_dev_stdout_writes_to_the_pipe(
         pytest.skip("matplotlib is not installed")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("<!DOCTYPE html>")
-    assert '"format": 2' in result.stdout
+    assert '"format": 3' in result.stdout
     after = os.lstat("/dev/stdout")
     assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
 

@@ -77,8 +77,11 @@ def _private_imports(path: Path) -> list[str]:
 #: the one rule for integer-named class columns that ``crossent.report`` and the CLI's
 #: tables both apply (labels as names or positions: refused unless said), and the one
 #: wording of the command that installs an optional extra (``_hints.install_command``),
-#: which every MissingDependencyError of the library and of the CLI ends with.
+#: which every MissingDependencyError of the library and of the CLI ends with; and the
+#: one threshold from which numbers print in scientific notation (``_reprs.FIXED_LIMIT``),
+#: which the report's tables and ``crossent explain`` share.
 SHARED_INFRASTRUCTURE = {
+    "from .._reprs import ...",
     "from .._files import ...",
     "from .._class_columns import ...",
     "from .._hints import ...",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._reprs import FIXED_LIMIT
+from .._reprs import FIXED_LIMIT as _FIXED_LIMIT
 from ..errors import InputError
 
 __all__ = [
@@ -63,7 +63,7 @@ def from_json_number(value: float | str | None) -> float | None:
 
 def fmt(value: float | str | None, digits: int = 4) -> str:
     """A JSON report's number for people: ``inf``, ``-inf``, ``undefined`` for null, or
-    the number with ``digits`` decimals; from :data:`FIXED_LIMIT` on, with ``digits``
+    the number with ``digits`` decimals; from ``_reprs.FIXED_LIMIT`` on, with ``digits``
     decimals in scientific notation (``6.6667e+307``), which fixed notation wrote with
     all its 308 digits, a table cell 313 characters wide."""
     number = from_json_number(value)
@@ -71,7 +71,7 @@ def fmt(value: float | str | None, digits: int = 4) -> str:
         return "undefined"
     if math.isinf(number):
         return "inf" if number > 0 else "-inf"
-    if abs(number) >= FIXED_LIMIT:
+    if abs(number) >= _FIXED_LIMIT:
         return f"{number:.{digits}e}"
     return f"{number:.{digits}f}"
 
@@ -196,7 +196,7 @@ def gate_texts(value: float | str | None, threshold: float) -> tuple[str, str]:
     if number is None or not math.isfinite(number):
         return fmt(value), limit
     above = number > threshold
-    kind = "e" if abs(number) >= FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
+    kind = "e" if abs(number) >= _FIXED_LIMIT else "f"  # as fmt: not 309 digits of 1e308
     for digits in range(4, 18):
         text = f"{number:.{digits}{kind}}"
         if (float(text) > threshold) == above:

@@ -33,11 +33,12 @@ import numpy as np
 
 import crossent
 
-from .._reprs import FIXED_LIMIT
+from .._reprs import FIXED_LIMIT as _FIXED_LIMIT
 from ._messages import NORMALISE_HINT
 from ._numbers import ascii_digits, decimal
 from ._pipe import closed_pipe_is_quiet
-from ._width import WIDTH, fit_width
+from ._width import WIDTH as _WIDTH
+from ._width import fit_width
 
 __all__ = [
     "TABLE_ROWS",
@@ -87,11 +88,11 @@ class Output:
         except ImportError:
             self._console: Any = None
         else:
-            # WIDTH, not the terminal's or $COLUMNS: rich fits a table to the console's
+            # _WIDTH, not the terminal's or $COLUMNS: rich fits a table to the console's
             # width by cutting its cells ("0.65…", "-0.…"; empty at COLUMNS=20), and
-            # printed nothing at all at COLUMNS=0; the prose is filled to WIDTH anyway.
+            # printed nothing at all at COLUMNS=0; the prose is filled to _WIDTH anyway.
             self._console = Console(
-                file=stream, highlight=False, markup=False, soft_wrap=True, width=WIDTH
+                file=stream, highlight=False, markup=False, soft_wrap=True, width=_WIDTH
             )
             # rich's own handler exits with status 1; leave the closed pipe to the caller.
             self._console.on_broken_pipe = _raise_broken_pipe
@@ -137,9 +138,9 @@ class Output:
             for row in rows:
                 table.add_row(*row)
             # wide enough for every cell whole: a cell past the width would be cut
-            self._console.width = max(WIDTH, _table_width(columns, rows))
+            self._console.width = max(_WIDTH, _table_width(columns, rows))
             self._console.print(table)
-            self._console.width = WIDTH
+            self._console.width = _WIDTH
             return
         cells = [list(columns), *[list(row) for row in rows]]
         widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
@@ -180,7 +181,7 @@ def fmt(value: float, digits: int = 6, *, sign: bool = False) -> str:
     printed as 0.000000 beside a table that showed 3.72e-44 and a note that said it
     stays above 0."""
     number = float(value)
-    kind = "e" if math.isfinite(number) and abs(number) >= FIXED_LIMIT else "f"
+    kind = "e" if math.isfinite(number) and abs(number) >= _FIXED_LIMIT else "f"
     text = f"{number:{'+' if sign else ''}.{digits}{kind}}"
     if text.lstrip("+-").strip("0.") == "":  # rounds to zero
         if number != 0:

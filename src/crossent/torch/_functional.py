@@ -102,15 +102,17 @@ def _reduced(
     for 1e38). Where the float64 sum comes out ``inf`` for a ``'mean'``, eagerly on the
     CPU (a host read of that sum, :func:`_row_overflow_read`), those rows are formed
     again by ``wide`` and summed with the others in float64: the gradient is the
-    float64 row's (``w_y / sum(w)`` times it), rounded once. Ordinary inputs pay the
-    one read of the sum."""
+    float64 row's (``w_y / sum(w)`` times it), rounded once. Where a row is ``+inf`` in
+    float64 too (a label on a ``-inf`` logit) the mean is ``inf`` and the rows, value
+    and gradient, stay the op's. Ordinary inputs pay the one read of the sum."""
     total = rows.sum(dtype=torch.float64)
     if reduction == "mean":
         if wide is not None and rows.dtype != torch.float64 and _row_overflow_read(total):
             far = torch.isinf(rows.detach())
-            at = far.nonzero()[:, 0]
-            total = torch.where(far, torch.zeros_like(rows), rows).sum(dtype=torch.float64)
-            total = total + wide(at).sum(dtype=torch.float64)
+            again = wide(far.nonzero()[:, 0]).sum(dtype=torch.float64)
+            if not bool(torch.isinf(again.detach())):  # else a row is +inf in float64 too
+                total = torch.where(far, torch.zeros_like(rows), rows).sum(dtype=torch.float64)
+                total = total + again
         total = weighted_mean(total, normalizer())
     return total.to(dtype)
 

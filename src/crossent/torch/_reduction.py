@@ -165,4 +165,6 @@ def rows_in_range_total(
         return total
     far = torch.isinf(rows.detach())
     again = torch.where(far, wide, rows.to(torch.float64)).sum()
-    return torch.where(torch.isinf(total.detach()), again, total)
+    # a row +inf in float64 too: the mean is inf, and value and gradient stay the rows'
+    recovered = torch.isinf(total.detach()) & torch.isfinite(again.detach())
+    return torch.where(recovered, again, total)
