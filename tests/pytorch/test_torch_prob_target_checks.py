@@ -98,7 +98,10 @@ def test_tolerance_is_the_numpy_apis(dtype: torch.dtype) -> None:
     classes = 4
     info = torch.finfo(dtype)
     eps_c = float(np.finfo(np.float32).eps) if info.bits < 32 else float(info.eps)
-    tol = info.eps / 2 + min(eps_c * (classes + 1 + 512), 1e-3)
+    # a normalising sum stored in a dtype narrower than float32 adds its eps / 2 (the
+    # evaluation pass hostile19: p / p.sum() of float16 rows keeps the sum in float16)
+    stored_sum = info.eps / 2 if info.bits < 32 else 0.0
+    tol = info.eps / 2 + stored_sum + min(eps_c * (classes + 1 + 512), 1e-3)
     z = np.zeros((2, classes))
     for offset, passes in ((0.5 * tol, True), (2.0 * tol, False)):
         rows = np.array([[0.25] * 4, [0.25, 0.25, 0.25, 0.25 + offset]])
