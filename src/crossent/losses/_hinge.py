@@ -87,7 +87,9 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     never = is_target | (z == -math.inf)
     rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
     with numpy_errstate(z, xp, over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
-        margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
+        margins = xp.where(
+            never, full_like(z, -math.inf, xp=xp), _margin(delta, rivals, z_y, xp=xp)
+        )
     # A row with a NaN, or entirely -inf (no score to compare: validate=False let it
     # through), has no hinge: NaN, as the softmax losses give it (a hostile pass: 0
     # and a zero gradient; a NaN row's gradient was finite)
@@ -99,6 +101,26 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
         undefined = undefined | bad
         poison = where_zero(bad, full_like(given.labels.row_weight, math.nan, xp=xp), xp=xp)
     return _Hinge(given.batch, z, margins, is_target, variant, undefined, poison)
+
+
+def _margin(delta: float, z_c: Array, z_y: Array, *, xp: Any) -> Array:
+    r"""The margin :math:`\Delta + (z_c - z_y)` within an ulp or two of its value, in the
+    dtype of the scores (``delta`` rounded to it, as NumPy 2 rounds a Python float).
+
+    :math:`z_c - z_y = s + e` exactly (Knuth's TwoSum), and the margin is
+    :math:`(\Delta + s) + e`: where it cancels, :math:`\Delta + s` is exact (Sterbenz)
+    and one rounding is left. ``(delta + z_c) - z_y`` lost :math:`\Delta` against
+    large scores (float32 ``[1e8, 1e8]``, label 0: a loss of 0 and a zero gradient for
+    1), and :math:`(\Delta + s)` alone a violation smaller than the rounding of
+    :math:`s` (``[1, 1e-20]``: 0 for ``1e-20``). Where :math:`s` is not finite the
+    correction is 0 (the margin is :math:`\pm\infty` or NaN, as before).
+    """
+    s = z_c - z_y
+    with numpy_errstate(s, xp, invalid="ignore"):  # (inf - inf where s is not finite)
+        back = s - z_c
+        e = (z_c - (s - back)) + ((-z_y) - back)
+    e = where_zero(xp.isfinite(e), e, xp=xp)
+    return (delta + s) + e
 
 
 def _own(margin: float, variant: str) -> tuple[float, bool]:
