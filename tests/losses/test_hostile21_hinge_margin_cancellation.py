@@ -68,3 +68,23 @@ def test_hinge_margins_that_cancel_match_an_exact_oracle(dtype, variant, label_t
         close = dtype(float(want))  # the exact loss rounded to the dtype
         assert abs(loss[i] - close) <= 2 * np.spacing(close), (i, loss[i], float(want))
         assert grad[i].tolist() == want_grad, (i, grad[i], want_grad)
+
+
+@pytest.mark.parametrize("label_type", _LABELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_crammer_singer_rival_is_the_highest_score_where_margins_round_equal(dtype, label_type):
+    """Main took the rival by ``argmax`` of the margins, which rounding ties: float64
+    ``[0, 1e-20, 2e-20]`` (label 0) has margins ``1 + 1e-20`` and ``1 + 2e-20``, both
+    1.0, and the subgradient went to ``1e-20`` (``[-1, 1, 0]``) where the scores'
+    maximum is ``2e-20`` (``[-1, 0, 1]``); float32 the same with ``0.3`` and the next
+    float32 up. The loss is the same either way."""
+    up = float(np.nextafter(dtype(0.3), dtype(1)))
+    z = np.array([[0.0, 1e-20, 2e-20], [0.0, 0.3, up], [up, 0.3, 0.0]], dtype=dtype)
+    labels = np.array([0, 0, 2], dtype=label_type)
+    grad = crossent.multiclass_hinge_loss_grad(z, labels, reduction="sum")
+    loss = crossent.multiclass_hinge_loss(z, labels, reduction="none")
+    assert grad.tolist() == [[-1, 0, 1], [-1, 0, 1], [1, 0, -1]]
+    for i in range(3):
+        want, want_grad = _exact_loss(z[i], int(labels[i]), 1.0, "crammer_singer")
+        assert want_grad == grad[i].tolist()
+        assert abs(loss[i] - dtype(float(want))) <= np.spacing(dtype(float(want)))

@@ -583,6 +583,7 @@ def hinge_gradient(
     grad = np.empty_like(logits)
     _compiled().hinge_gradient(
         margins,
+        logits.reshape(margins.shape),
         y,
         weston_watkins,
         weights,

@@ -511,6 +511,7 @@ def _row_sum(row: np.ndarray, zero: Any) -> Any:
 @numba.njit(cache=True)
 def hinge_gradient(
     margins: np.ndarray,
+    z: np.ndarray,
     labels: np.ndarray,
     weston_watkins: bool,
     weights: np.ndarray,
@@ -518,8 +519,9 @@ def hinge_gradient(
     normalizer: float,
     out: np.ndarray,
 ) -> None:
-    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` into ``out`` (N x C):
-    the pulls (Crammer-Singer: 1 at the first largest margin when it is positive;
+    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` of the scores ``z``
+    into ``out`` (N x C): the pulls (Crammer-Singer: 1 at the first highest-scored rival,
+    the first largest margin, when its margin is positive;
     Weston-Watkins: 1 at every positive margin), :math:`-\sum` of them (its ``-0.0``
     too) at the target, times the reduction's scale (the mean's 1 over ``normalizer``, 0
     where it is 0, in the dtype); 0 on the rows :func:`label_weights` ignores."""
@@ -529,10 +531,11 @@ def hinge_gradient(
     if reduction == _MEAN:
         scale = one / rows if rows > zero else zero
     for i in range(n):
-        rival = 0  # np.argmax: the first largest
-        for c in range(1, classes):
-            if margins[i, c] > margins[i, rival]:
-                rival = c
+        rival = 0  # np.argmax of the scores of the rivals (not of -inf): the first largest
+        top = -np.inf
+        for c in range(classes):
+            if margins[i, c] != -np.inf and z[i, c] > top:
+                rival, top = c, z[i, c]
         violated = margins[i, rival] > 0
         count = zero
         for c in range(classes):
