@@ -64,6 +64,7 @@ class _Hinge:
     variant: str
     undefined: Array  # (keepdims) rows with a NaN or entirely -inf: NaN (validate=False)
     poison: Array | None  # (keepdims) NaN on a traced label that is no class, else 0; None
+    rival: Array | None  # Crammer-Singer: the first highest-scored rival per row; else None
 
 
 @extends(labelled_batch, hide=("weight", "base"))
@@ -86,8 +87,13 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
     # margin against any finite rival is +inf): -inf - (-inf) would be NaN (issue 10, item 12).
     never = is_target | (z == -math.inf)
     rivals = where_zero(~never, z, xp=xp)  # no -inf - (-inf) evaluated anywhere
+    minus = full_like(z, -math.inf, xp=xp)
     with numpy_errstate(z, xp, over="ignore"):  # a margin past 1.8e308 is +inf: a loss of inf
-        margins = xp.where(never, full_like(z, -math.inf, xp=xp), delta + rivals - z_y)
+        margins = xp.where(never, minus, _margin(delta, rivals, z_y, xp=xp))
+    # Crammer-Singer's rival by the scores, not the margins: rounding can tie the margins
+    # of rivals whose scores differ (float64 [0, 1e-20, 2e-20], label 0: margins 1 and 1,
+    # the gradient went to 1e-20); where they are tied, the first, as np.argmax.
+    rival = xp.argmax(xp.where(never, minus, z), axis=-1) if variant == "crammer_singer" else None
     # A row with a NaN, or entirely -inf (no score to compare: validate=False let it
     # through), has no hinge: NaN, as the softmax losses give it (a hostile pass: 0
     # and a zero gradient; a NaN row's gradient was finite)
@@ -98,7 +104,25 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
         bad = xp.isnan(given.labels.row_weight)
         undefined = undefined | bad
         poison = where_zero(bad, full_like(given.labels.row_weight, math.nan, xp=xp), xp=xp)
-    return _Hinge(given.batch, z, margins, is_target, variant, undefined, poison)
+    return _Hinge(given.batch, z, margins, is_target, variant, undefined, poison, rival)
+
+
+def _margin(delta: float, z_c: Array, z_y: Array, *, xp: Any) -> Array:
+    r"""The margin :math:`\Delta + (z_c - z_y)` in the dtype of the scores (``delta``
+    rounded to it, as NumPy 2 rounds a Python float), the difference first.
+
+    ``(delta + z_c) - z_y`` rounded :math:`\Delta` away against large scores before the
+    difference was taken: float32 ``[1e8, 1e8]`` (label 0, margin 1) gave a loss of 0
+    and a zero gradient for 1 and ``[-1, 1]`` (float64 from ``1e17``). Now a tie, and any
+    pair within a factor of 2 (Sterbenz), has an exact difference: the margin is
+    rounded once. Otherwise it is within about 2 ulps of itself where
+    :math:`|m| \ge \Delta/2`, and within :math:`0.75\,\mathrm{ulp}(\Delta)` of
+    itself nearer the kink (``[1, 1e-20]``: 0 for ``1e-20``). Exactness there by
+    TwoSum cost 1.5x-2.3x the call (``benchmarks/bench_hinge_margin_ab.py``).
+    ``xp`` is unused (the operators are every namespace's).
+    """
+    del xp
+    return delta + (z_c - z_y)
 
 
 def _own(margin: float, variant: str) -> tuple[float, bool]:
@@ -170,8 +194,8 @@ def multiclass_hinge_loss(h: _Hinge) -> Any:
     # the row; tied rivals: half each) where multiclass_hinge_loss_grad takes 0 and the
     # first rival. The same values: a NaN margin (+inf against +inf) counts, as in max.
     counted = ~(h.margins <= 0)
-    if h.variant == "crammer_singer":
-        counted = counted & class_mask(xp.argmax(h.margins, axis=-1), h.z.shape[-1], xp=xp)
+    if h.rival is not None:  # Crammer-Singer
+        counted = counted & class_mask(h.rival, h.z.shape[-1], xp=xp)
     with numpy_errstate(h.margins, xp, over="ignore"):  # (Weston-Watkins: a sum past the range)
         loss = row_sum(where_zero(counted, h.margins, xp=xp), xp=xp)
     loss = xp.where(h.undefined, full_like(loss, math.nan, xp=xp), loss)
@@ -211,8 +235,8 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     """
     xp, z = h.batch.xp, h.z
     violated = h.margins > 0
-    if h.variant == "crammer_singer":
-        is_rival = class_mask(xp.argmax(h.margins, axis=-1), z.shape[-1], xp=xp)
+    if h.rival is not None:  # Crammer-Singer
+        is_rival = class_mask(h.rival, z.shape[-1], xp=xp)
         any_violated = (
             np.logical_or.reduce(violated, axis=-1, keepdims=True)  # np.any without dispatch
             if type(violated) is np.ndarray

@@ -16,8 +16,8 @@ a gradient of theirs is first offered to the family's :class:`SmallFamily` short
 Focal and poly-1 compute float32 logits on a float64 copy (the few entries of a small
 call) and round the results to float32 (:func:`_in_float64`): the values of the full
 path, which computes such logits in float64 (``_widen.upcast``); their routes below
-see float64 logits only. Hinge computes float32 in float32 (its margins are exact
-within an ulp either way).
+see float64 logits only. Hinge computes float32 in float32 (its margins, by
+``_hinge._margin``, are the same either way).
 
 Then the family's arithmetic (``_small_label_numba``, whose docstring says how the
 values are the full path's bit for bit) runs without the full path's objects and
@@ -583,6 +583,7 @@ def hinge_gradient(
     grad = np.empty_like(logits)
     _compiled().hinge_gradient(
         margins,
+        logits.reshape(margins.shape),
         y,
         weston_watkins,
         weights,

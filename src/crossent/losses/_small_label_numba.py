@@ -406,8 +406,9 @@ def _constants(like: np.ndarray, normalizer: float) -> tuple[Any, Any, Any]:
 
 @numba.njit(cache=True)
 def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.ndarray) -> bool:
-    r"""``_hinge._hinge``'s margins :math:`(\Delta + z_c) - z_y` of ``z`` (N x C,
-    float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype of ``z``:
+    r"""``_hinge._hinge``'s margins :math:`\Delta + (z_c - z_y)` (``_hinge._margin``) of
+    ``z`` (N x C, float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype
+    of ``z``:
     :math:`\Delta` rounded to it as NumPy 2 rounds a Python float against the array),
     :math:`-\infty` on the target and on rivals of :math:`-\infty`. False for a label
     that is no class, a NaN or :math:`+\infty`, a row of :math:`-\infty`, a target of
@@ -430,7 +431,7 @@ def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.n
                 return False
             margin = -np.inf
             if c != label and value != -np.inf:
-                margin = (delta_t + value) - z_y
+                margin = delta_t + (value - z_y)  # the difference first: _hinge._margin
                 if not np.isfinite(margin):
                     return False
             margins[i, c] = margin
@@ -510,6 +511,7 @@ def _row_sum(row: np.ndarray, zero: Any) -> Any:
 @numba.njit(cache=True)
 def hinge_gradient(
     margins: np.ndarray,
+    z: np.ndarray,
     labels: np.ndarray,
     weston_watkins: bool,
     weights: np.ndarray,
@@ -517,8 +519,9 @@ def hinge_gradient(
     normalizer: float,
     out: np.ndarray,
 ) -> None:
-    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` into ``out`` (N x C):
-    the pulls (Crammer-Singer: 1 at the first largest margin when it is positive;
+    r"""``multiclass_hinge_loss_grad`` from :func:`hinge_margins` of the scores ``z``
+    into ``out`` (N x C): the pulls (Crammer-Singer: 1 at the first highest-scored rival,
+    the first largest margin, when its margin is positive;
     Weston-Watkins: 1 at every positive margin), :math:`-\sum` of them (its ``-0.0``
     too) at the target, times the reduction's scale (the mean's 1 over ``normalizer``, 0
     where it is 0, in the dtype); 0 on the rows :func:`label_weights` ignores."""
@@ -528,10 +531,11 @@ def hinge_gradient(
     if reduction == _MEAN:
         scale = one / rows if rows > zero else zero
     for i in range(n):
-        rival = 0  # np.argmax: the first largest
-        for c in range(1, classes):
-            if margins[i, c] > margins[i, rival]:
-                rival = c
+        rival = 0  # np.argmax of the scores of the rivals (not of -inf): the first largest
+        top = -np.inf
+        for c in range(classes):
+            if margins[i, c] != -np.inf and z[i, c] > top:
+                rival, top = c, z[i, c]
         violated = margins[i, rival] > 0
         count = zero
         for c in range(classes):
