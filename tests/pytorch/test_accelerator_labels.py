@@ -558,7 +558,7 @@ def test_no_value_read_on_the_host(monkeypatch: pytest.MonkeyPatch, dtype: str) 
     monkeypatch.setattr(_accelerator, "BLOCK_BYTES", 4 * 300 * 16)  # 3 blocks
     for name in ("__bool__", "item", "tolist", "__float__", "__int__", "cpu", "numpy"):
         monkeypatch.setattr(torch.Tensor, name, refuse)
-    rows, ell, log_p = _accelerator.forward(z, labels, weight, opts, ignore_index=-100)
+    rows, ell, log_p, _ = _accelerator.forward(z, labels, weight, opts, ignore_index=-100)
     grad = _accelerator.backward(upstream, z, labels, weight, ell, log_p, opts, ignore_index=-100)
     monkeypatch.undo()
     assert rows.shape == (40,)

@@ -185,10 +185,11 @@ def forward(
     opts: Options,
     *,
     ignore_index: int | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""Per-row losses (float32, float64 for float64 ``z``; 0 on ignored rows), and the
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Per-row losses (float32, float64 for float64 ``z``; 0 on ignored rows), the
     rows' float64 :math:`\ell = \operatorname{log1p}(s')` and :math:`\log p_y =
-    (c_y - m)/T - \ell` (:func:`crossent.torch._linear.forward_pass`).
+    (c_y - m)/T - \ell` (:func:`crossent.torch._linear.forward_pass`), and the losses
+    in float64 (the twin of ``_launch.forward``).
 
     Parameters
     ----------
@@ -206,12 +207,13 @@ def forward(
     Returns
     -------
     tuple of torch.Tensor
-        Losses, :math:`\ell` and :math:`\log p_y`, a row each.
+        Losses, :math:`\ell`, :math:`\log p_y` and the losses in float64, a row each.
     """
     problem = LogitsProblem.of(z.detach(), labels, weight, opts, ignore_index=ignore_index)
     with torch.no_grad():
         loss, stats, log_p, _ = forward_pass(problem, row_scale=None)
-    return loss.to(problem.acc), stats[:, 1].contiguous(), log_p
+    rows = loss.to(problem.acc, copy=True)  # (float64 z: not the twin itself)
+    return rows, stats[:, 1].contiguous(), log_p, loss
 
 
 def backward(

@@ -44,7 +44,12 @@ from ._ops import (
     softmax_ce_labels,
     softmax_ce_probs,
 )
-from ._reduction import label_weight_sum, mean_scaled_weight, weighted_mean
+from ._reduction import (
+    label_weight_sum,
+    mean_scaled_weight,
+    rows_in_range_total,
+    weighted_mean,
+)
 from ._targets import check_targets_eagerly
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
@@ -87,7 +92,7 @@ def _reduced(
     reduction: str,
     normalizer: Callable[[], torch.Tensor],
     dtype: torch.dtype,
-    wide: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    wide: torch.Tensor | None = None,
 ) -> torch.Tensor:
     r"""``'sum'`` or ``'mean'`` of per-row losses: the sum accumulated in float64, the
     mean divided by the float64 ``normalizer()`` (:func:`weighted_mean`), each rounded
@@ -95,35 +100,14 @@ def _reduced(
     overflowed to ``inf`` where the mean is a float32 number (float32 rows near 1e38:
     ``inf`` for a float64 mean of 1.5e38), and the division in float32 rounded twice.
 
-    ``wide(at)``: the float64 losses of the rows ``at`` (int64 indices into ``rows``),
-    differentiable. A float32 row whose loss is past float32's range by itself is
-    ``inf`` where the mean of the rows is finite (issue 13, branch torchrow1: logits
-    ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]`` gave a ``'mean'`` of ``inf``
-    for 1e38). Where the float64 sum comes out ``inf`` for a ``'mean'``, eagerly on the
-    CPU (a host read of that sum, :func:`_row_overflow_read`), those rows are formed
-    again by ``wide`` and summed with the others in float64: the gradient is the
-    float64 row's (``w_y / sum(w)`` times it), rounded once. Where a row is ``+inf`` in
-    float64 too (a label on a ``-inf`` logit) the mean is ``inf`` and the rows, value
-    and gradient, stay the op's. Ordinary inputs pay the one read of the sum."""
+    ``wide``: the rows in float64 (the op's fourth output), whose entries a ``'mean'``
+    takes at the ``inf`` float32 rows where the float64 sum of the rows is ``inf``
+    (:func:`._reduction.rows_in_range_total`, the rule of every class-id mean; issue
+    13, branches torchrow1 and rowrule1)."""
     total = rows.sum(dtype=torch.float64)
     if reduction == "mean":
-        if wide is not None and rows.dtype != torch.float64 and _row_overflow_read(total):
-            far = torch.isinf(rows.detach())
-            again = wide(far.nonzero()[:, 0]).sum(dtype=torch.float64)
-            if not bool(torch.isinf(again.detach())):  # else a row is +inf in float64 too
-                total = torch.where(far, torch.zeros_like(rows), rows).sum(dtype=torch.float64)
-                total = total + again
-        total = weighted_mean(total, normalizer())
+        total = weighted_mean(rows_in_range_total(total, rows, wide), normalizer())
     return total.to(dtype)
-
-
-def _row_overflow_read(total: torch.Tensor) -> bool:
-    """Whether the float64 sum ``total`` is ``inf``, read on the host: eagerly on the CPU
-    only, outside ``torch.func`` (elsewhere a read is a host sync, a graph break or a
-    batched value: the rows are left as they are)."""
-    if total.device.type != "cpu" or torch.compiler.is_compiling() or under_torch_func():
-        return False
-    return bool(torch.isinf(total.detach()))
 
 
 def _cross_entropy_checks(
@@ -370,7 +354,7 @@ def cross_entropy(
 
     Notes
     -----
-    Class-id targets go through the custom op ``crossent::softmax_ce_labels_v2``: on the
+    Class-id targets go through the custom op ``crossent::softmax_ce_labels_v3``: on the
     CPU, float32 input is handed to crossent's fused Numba kernels without a copy
     (bfloat16/float16 read as stored); the forward keeps only the per-row
     log-sum-exp and :math:`\log p_y` (float64) and the backward writes the gradient in
@@ -458,28 +442,19 @@ def cross_entropy(
     if transformed and nested_forward_mode():
         # jacfwd(jacfwd(...)): plain operations, whose derivatives torch takes at every
         # level (an autograd.Function's forward-mode rule is not differentiated again).
-        rows = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
+        rows, wide = plain_label_rows(flat, flat_labels, w, opts.ignore_index, opts.packed())
     else:
         sizes = op_sizes(batch_shape)
-        rows = op(flat, flat_labels, w, sizes, opts.ignore_index, opts.packed())[0]
+        rows, _, _, wide = op(flat, flat_labels, w, sizes, opts.ignore_index, opts.packed())
     if opts.reduction == "none":
         out = rows.reshape(batch_shape)
         return out[0] if unbatched else out
-
-    def wide(at: torch.Tensor) -> torch.Tensor:  # the rows ``at`` in float64, by the op
-        w64 = None if w is None else w.to(torch.float64)
-        sizes = op_sizes((int(at.shape[0]),))
-        packed = opts.packed()
-        return op(
-            flat[at].to(torch.float64), flat_labels[at], w64, sizes, opts.ignore_index, packed
-        )[0]
-
     return _reduced(
         rows,
         opts.reduction,
         lambda: label_weight_sum(flat_labels, w, opts.ignore_index, torch.float64),
         rows.dtype,
-        None if transformed else wide,
+        wide,
     )
 
 

@@ -144,20 +144,22 @@ def forward(
     opts: _backend.Options,
     *,
     ignore_index: int | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r"""Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps and
-    float64 ``log p_y`` (of class 0 on ignored rows). Off the CPU
-    (:func:`crossent.torch._accelerator.applies`) the torch path of
-    :mod:`crossent.torch._accelerator`, whose second output is the rows' :math:`\ell`
-    (the shifted log-partition), not the log-sum-exp: its backward forms the row maxima
-    again."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Per-row losses (float32, or float64 for float64 ``z``), float64 log-sum-exps,
+    float64 ``log p_y`` (of class 0 on ignored rows) and the per-row losses in float64
+    (a row past float32's range by itself finite there: the twin that a ``'mean'``
+    takes, :func:`crossent.torch._reduction.rows_in_range_total`; a new tensor, N
+    numbers). Off the CPU (:func:`crossent.torch._accelerator.applies`) the torch path
+    of :mod:`crossent.torch._accelerator`, whose second output is the rows'
+    :math:`\ell` (the shifted log-partition), not the log-sum-exp: its backward forms
+    the row maxima again."""
     n, classes = z.shape
     acc = torch.float64 if z.dtype == torch.float64 else torch.float32
     rows = torch.empty(n, dtype=acc, device=z.device)
     lse = torch.empty(n, dtype=torch.float64, device=z.device)
     log_p = torch.empty(n, dtype=torch.float64, device=z.device)
     if n == 0:
-        return rows, lse, log_p
+        return rows, lse, log_p, torch.empty(n, dtype=torch.float64, device=z.device)
     z = z.detach()
     from . import _accelerator  # (it imports _linear, which imports this module)
 
@@ -172,14 +174,15 @@ def forward(
         rows.numpy()[...] = values
         lse.numpy()[...] = row_lse
         log_p.numpy()[...] = row_log_p
-        if np.isinf(values).any():  # a row's inf (issue 13: a float32 sum overflowed)
-            w_far = None if weight is None else weight.detach()
-            rows = _far_label_rows(rows, z, labels, w_far, opts)
-        return rows, lse, log_p
+        w_far = None if weight is None else weight.detach()
+        # a row's inf (issue 13: a float32 sum overflowed) formed again
+        rows, wide = _far_label_rows(rows, z, labels, w_far, opts)
+        return rows, lse, log_p, wide
     # Data checks here would be host syncs on an accelerator: only on the CPU.
     validate = z.device.type == "cpu"
     work = work_dtype(z, opts.soft_cap)
     wt = None if weight is None else weight.detach().to(work)
+    wide = torch.empty(n, dtype=torch.float64, device=z.device)
     for start, stop in _blocks(n, classes):
         with row_offset(start):
             values, row_lse, row_log_p = _backend.label_rows(
@@ -190,12 +193,14 @@ def forward(
                 ignore_index=ignore_index,
                 validate=validate,
             )
+        twin = values
         if validate:
-            values = _far_label_rows(values, z[start:stop], labels[start:stop], wt, opts)
+            values, twin = _far_label_rows(values, z[start:stop], labels[start:stop], wt, opts)
         rows[start:stop] = values
+        wide[start:stop] = twin
         lse[start:stop] = row_lse
         log_p[start:stop] = row_log_p
-    return rows, lse, log_p
+    return rows, lse, log_p, wide
 
 
 def backward(
@@ -818,19 +823,23 @@ def _far_label_rows(
     labels: torch.Tensor,
     weight: torch.Tensor | None,
     opts: _backend.Options,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""The per-row losses ``values`` of integer labels (a block of the generic path, or
     the fused kernels' rows: float32 logits cannot make :math:`c - m` overflow their
     float64 work, but :math:`(c - m)/T` can for a tiny :math:`T`), the ``inf`` ones
     formed again by :func:`_far_rows` with :math:`v = (1-\varepsilon) w_y e_y +
-    \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``)."""
+    \tfrac{\varepsilon}{C} w` (an ignored row's loss is 0, never ``inf``); and the
+    rows in float64, those formed again there unrounded (a float32 row past float32's
+    range by itself finite: issue 13, branch torchrow1)."""
+    wide = values.to(torch.float64, copy=True)
     far = _infinite_at(values)
     if far is None:
-        return values
+        return values, wide
     v, w_y = _label_target_weights(labels[far], weight, opts.label_smoothing, z.shape[-1])
     capped = _soft_capped(z[far].double(), opts.soft_cap)[0]
     again = _far_rows(capped, v, w_y[:, None], opts)
-    return values.index_put((far,), again.to(values.dtype))
+    wide = wide.index_put((far,), again)
+    return values.index_put((far,), again.to(values.dtype)), wide
 
 
 def _label_target_weights(

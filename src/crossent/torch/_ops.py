@@ -8,14 +8,18 @@ non-finite logits are checked inside the op, on data already in host memory, so
 they run under ``torch.compile(fullgraph=True)`` too, with no graph break and no
 synchronisation. On other devices the ops read no data for checks.
 
-* ``crossent::softmax_ce_labels_v2(logits, labels, ...) -> (loss_rows, lse,
-  label_log_p)`` and its backward ``crossent::softmax_ce_labels_v2_backward``
+* ``crossent::softmax_ce_labels_v3(logits, labels, ...) -> (loss_rows, lse,
+  label_log_p, wide_rows)`` and its backward ``crossent::softmax_ce_labels_v2_backward``
   (``upstream * dL_i/dz_i`` from the saved ``lse`` and ``label_log_p``), over a
   ``(rows, classes)`` view; the launcher picks the fused NumPy kernels or the generic
   path. ``_v2``: issue 13 added ``label_log_p``. Inductor's and AOTAutograd's on-disk
   caches key a graph by the ops' names, not their schemas, so a graph compiled with the
   old two-output op would be replayed (its backward called with the old arguments):
-  a changed schema takes a new name.
+  a changed schema takes a new name. ``_v3``: issue 13 (branch rowrule1) added
+  ``wide_rows``, the rows' losses in float64, differentiable (a ``'mean'`` takes its
+  entries where a float32 row is past float32's range by itself:
+  :func:`._reduction.rows_in_range_total`; its upstream joins the rows',
+  :func:`._reduction.rows_upstream`).
 * ``crossent::softmax_ce_probs_v3(logits, targets, weight, options) -> (loss_rows,
   lse)`` (float64 per-row losses of probability targets and the log-partitions
   :math:`\\ell` of their shifted tempered logits) and its
@@ -69,7 +73,7 @@ from ._linear import (
     forward_pass,
     row_stats,
 )
-from ._reduction import rows_in_range_total, weighted_mean
+from ._reduction import rows_in_range_total, rows_upstream, weighted_mean
 
 __all__ = [
     "LabelsFunction",
@@ -103,7 +107,7 @@ def _acc(dtype: torch.dtype) -> torch.dtype:
 # ---------------------------------------------------------------- softmax cross-entropy
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels_v2", mutates_args=())
+@torch.library.custom_op("crossent::softmax_ce_labels_v3", mutates_args=())
 def softmax_ce_labels(
     logits: Tensor,
     labels: Tensor,
@@ -111,11 +115,13 @@ def softmax_ce_labels(
     batch_shape: list[int],
     ignore_index: int | None,
     options: list[float],
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-row losses (float32; float64 for float64 logits), float64 log-sum-exps and
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-row losses (float32; float64 for float64 logits), float64 log-sum-exps,
     float64 ``log p_y`` (``(z'_y - m) - ell`` from the row statistics, of class 0 on
-    ignored rows: the backward's label entry, exact at any confidence; issue 13). Off
-    the CPU the second output is each row's ``ell`` instead (``_launch.forward``).
+    ignored rows: the backward's label entry, exact at any confidence; issue 13) and
+    the per-row losses in float64 (finite where a float32 row is ``inf`` by float32's
+    range only). Off the CPU the second output is each row's ``ell`` instead
+    (``_launch.forward``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     """
@@ -132,10 +138,11 @@ def softmax_ce_labels(
 
 
 @softmax_ce_labels.register_fake
-def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor, Tensor]:
+def _softmax_ce_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n = logits.shape[0]
     return (
         logits.new_empty((n,), dtype=_acc(logits.dtype)),
+        logits.new_empty((n,), dtype=torch.float64),
         logits.new_empty((n,), dtype=torch.float64),
         logits.new_empty((n,), dtype=torch.float64),
     )
@@ -166,19 +173,20 @@ def _softmax_ce_labels_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) 
 
 
 def _ce_setup_context(
-    ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
+    ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor, Tensor]
 ) -> None:
     logits, labels, weight, _, ignore_index, options = inputs
-    _, lse, label_log_p = output
+    _, lse, label_log_p, _ = output
     ctx.save_for_backward(logits, labels, weight, lse, label_log_p)
     ctx.options = (ignore_index, options)
     ctx.mark_non_differentiable(lse, label_log_p)
 
 
-def _ce_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+def _ce_backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
     logits, labels, weight, lse, label_log_p = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
+        grad_rows = rows_upstream(grad_rows, grads[2])
         grad = softmax_ce_labels_backward(
             grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
         )
@@ -238,7 +246,7 @@ def _labels_vmap(
     batch_shape: list[int],
     ignore_index: int | None,
     options: list[float],
-) -> tuple[tuple[Tensor, Tensor, Tensor], tuple[int, int, int]]:
+) -> tuple[tuple[Tensor, Tensor, Tensor, Tensor], tuple[int, int, int, int]]:
     """``torch.func.vmap`` of :func:`softmax_ce_labels`: the examples' rows as one call's
     rows (each row's values are its own), the batch shape ``(examples, *batch_shape)``
     (a bad class id is named by its example and row). Class weights of each example:
@@ -256,8 +264,8 @@ def _labels_vmap(
         ignore_index,
         options,
     )
-    rows, lse, log_p = (x.reshape(size, n) for x in out)
-    return (rows, lse, log_p), (0, 0, 0)
+    rows, lse, log_p, wide = (x.reshape(size, n) for x in out)
+    return (rows, lse, log_p, wide), (0, 0, 0, 0)
 
 
 softmax_ce_labels.register_vmap(_labels_vmap)
@@ -377,20 +385,21 @@ def plain_label_rows(
     weight: Tensor | None,
     ignore_index: int | None,
     options: list[float],
-) -> Tensor:
+) -> tuple[Tensor, Tensor]:
     r"""Per-row losses of class ids by plain differentiable torch operations (rows x
     classes logits): the generic float64 rows of the labels as one-hot targets
     (:func:`_generic_rows`, the rows whose derivatives :class:`_LabelsGrad` takes), 0
     on ignored rows, in :func:`softmax_ce_labels`' dtype (float32; float64 for float64
-    logits). For nested forward mode (``jacfwd(jacfwd(...))``), whose inner ``jvp``
-    PyTorch does not differentiate when it is an ``autograd.Function``'s rule (the
+    logits), and those rows in float64 (:func:`softmax_ce_labels`' fourth output). For
+    nested forward mode (``jacfwd(jacfwd(...))``), whose inner ``jvp`` PyTorch does not
+    differentiate when it is an ``autograd.Function``'s rule (the
     second derivative came out 0): here every derivative, of any order, is torch's own.
     The class ids and the logits are checked first, as the op checks them (under
     ``vmap``, every example's)."""
     _check_plain_inputs(logits, labels, ignore_index)
     targets, active = _one_hot_rows(labels, logits.shape[-1], ignore_index)
-    rows = _generic_rows(logits, targets, weight, options)
-    return torch.where(active, rows, 0.0).to(_acc(logits.dtype))
+    rows = torch.where(active, _generic_rows(logits, targets, weight, options), 0.0)
+    return rows.to(_acc(logits.dtype)), rows.to(torch.float64)
 
 
 def _check_plain_inputs(logits: Tensor, labels: Tensor, ignore_index: int | None) -> None:
@@ -544,7 +553,7 @@ class LabelsFunction(torch.autograd.Function):
         batch_shape: list[int],
         ignore_index: int | None,
         options: list[float],
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """:func:`softmax_ce_labels`' values with this function's autograd."""
         settings = _Settings(batch_shape, ignore_index, options)
         return LabelsFunction.apply(logits, labels, weight, settings)
@@ -552,23 +561,24 @@ class LabelsFunction(torch.autograd.Function):
     @staticmethod
     def forward(
         logits: Tensor, labels: Tensor, weight: Tensor | None, settings: _Settings
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         return softmax_ce_labels(logits, labels, weight, *settings.values)
 
     @staticmethod
     def setup_context(
-        ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]
+        ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor, Tensor]
     ) -> None:
         _ce_setup_context(ctx, (*inputs[:3], *inputs[3].values), output)
-        ctx.unmarked = _unmarked(output[1:])
+        ctx.unmarked = _unmarked(output[1:3])
         logits, labels, weight = inputs[:3]
         ctx.save_for_forward(logits, labels, weight, output[1], output[2])
 
     @staticmethod
-    def backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    def backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         grad = None
         if ctx.needs_input_grad[0]:
+            grad_rows = rows_upstream(grad_rows, grads[2])
             settings = _Settings(*ctx.options)
             grad = _LabelsGrad.apply(grad_rows, logits, labels, weight, lse, label_log_p, settings)
         return (grad,) + (None,) * 3
@@ -578,13 +588,14 @@ class LabelsFunction(torch.autograd.Function):
         logits, labels, weight, lse, label_log_p = ctx.saved_tensors
         stats = _stat_tangents(ctx.unmarked, (lse, label_log_p))
         if tangent is None:
-            return None, *stats
+            return None, *stats, None
         acc = _acc(logits.dtype)
         ones = torch.ones(logits.shape[0], dtype=acc, device=logits.device)
         # _LabelsGrad: the tangent differentiable again (jacrev(jacfwd(...)), jacfwd's).
         settings = _Settings(*ctx.options)
         grad = _LabelsGrad.apply(ones, logits, labels, weight, lse, label_log_p, settings)
-        return (grad.to(acc) * tangent.to(acc)).sum(-1), *stats
+        rows = (grad.to(acc) * tangent.to(acc)).sum(-1)
+        return rows, *stats, rows.to(torch.float64)
 
 
 @torch.library.custom_op("crossent::softmax_ce_probs_v3", mutates_args=())
@@ -1606,7 +1617,7 @@ def _unit_row_gradients(
     r"""Each row's :math:`\partial L_i/\partial z_i` (rows x classes, the logits' dtype)
     by the class-id ops (forward for the row statistics, backward at a unit upstream)."""
     shape = [logits.shape[0]]
-    _, lse, log_p = softmax_ce_labels(logits, labels, weight, shape, ignore_index, options)
+    _, lse, log_p, _ = softmax_ce_labels(logits, labels, weight, shape, ignore_index, options)
     ones = torch.ones(logits.shape[0], dtype=_acc(logits.dtype), device=logits.device)
     return softmax_ce_labels_backward(
         ones, logits, labels, weight, lse, log_p, ignore_index, options

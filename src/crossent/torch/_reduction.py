@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._arguments import examples
+from ._arguments import examples, under_torch_func
 
 __all__ = [
     "label_rows",
@@ -25,6 +25,8 @@ __all__ = [
     "power_of_two_scaled",
     "reads_on_host",
     "rows_in_range_total",
+    "rows_upstream",
+    "sum_read_on_host",
     "weighted_mean",
 ]
 
@@ -147,24 +149,50 @@ def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bo
     return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny
 
 
+def sum_read_on_host(rows: torch.Tensor) -> bool:
+    """Whether :func:`rows_in_range_total` reads the float64 sum on the host: eagerly on
+    the CPU outside ``torch.func`` only (elsewhere a read is a host sync, a graph break
+    or a batched value). A function of its own so that tests on the CPU can take the
+    other branch."""
+    return (
+        rows.device.type == "cpu" and not torch.compiler.is_compiling() and not (under_torch_func())
+    )
+
+
 def rows_in_range_total(
-    total: torch.Tensor, rows: torch.Tensor, wide: torch.Tensor
+    total: torch.Tensor, rows: torch.Tensor, wide: torch.Tensor | None
 ) -> torch.Tensor:
     r"""The float64 sum ``total`` of float32 (or float16, bfloat16) ``rows``, or where it
-    is ``inf``, the sum of the rows with their ``inf`` ones taken from ``wide`` (the same
-    rows in float64; differentiated there, the other rows through ``rows``).
+    is ``inf`` and the sum of the rows with their ``inf`` ones taken from ``wide`` (the
+    same rows in float64; differentiated there, the other rows through ``rows``) is
+    finite, that sum. The one rule of every torch ``'mean'`` of class ids
+    (``cross_entropy``, ``CrossEntropyLoss``, ``linear_cross_entropy``, the
+    vocab-parallel losses), eager, compiled, under ``torch.func`` and on any device.
 
     A row past float32's range by itself made a finite ``'mean'`` ``inf`` (issue 13,
     branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]``:
-    ``inf`` for 1e38). On the CPU a host read of ``total`` (ordinary inputs: that read
-    only); elsewhere a ``torch.where`` of a second sum of the N rows, no host sync."""
-    if rows.dtype == torch.float64:
+    ``inf`` for 1e38). Where a row is ``+inf`` in float64 too (a label on a ``-inf``
+    logit) the mean is ``inf`` and its value and gradient stay the rows' (the op's
+    bits). Eagerly on the CPU outside ``torch.func`` (:func:`sum_read_on_host`) a host
+    read of ``total`` first, ordinary inputs paying that read only; elsewhere the same
+    ``torch.where`` always, no host sync (a second sum of the N rows). ``wide`` None
+    (no float64 twin, float64 rows): ``total``."""
+    if wide is None or rows.dtype == torch.float64:
         return total
-    on_host = rows.device.type == "cpu" and not torch.compiler.is_compiling()
-    if on_host and not bool(torch.isinf(total.detach())):
+    if sum_read_on_host(rows) and not bool(torch.isinf(total.detach())):
         return total
     far = torch.isinf(rows.detach())
     again = torch.where(far, wide, rows.to(torch.float64)).sum()
     # a row +inf in float64 too: the mean is inf, and value and gradient stay the rows'
     recovered = torch.isinf(total.detach()) & torch.isfinite(again.detach())
     return torch.where(recovered, again, total)
+
+
+def rows_upstream(grad_rows: torch.Tensor, grad_wide: torch.Tensor | None) -> torch.Tensor:
+    """The rows' upstream gradient: that of the rows, and where their float64 twin's is
+    not 0 (:func:`rows_in_range_total` differentiates the twin at the ``inf`` float32
+    rows only, the rows elsewhere), the twin's, in the rows' dtype. A zero or absent
+    twin's upstream leaves ``grad_rows``' bits, signed zeros included."""
+    if grad_wide is None:
+        return grad_rows
+    return torch.where(grad_wide != 0, grad_wide.to(grad_rows.dtype), grad_rows)

@@ -176,6 +176,7 @@ from ._reduction import (
     label_weight_sum,
     mean_scaled_weight,
     rows_in_range_total,
+    rows_upstream,
     weighted_mean,
 )
 
@@ -774,13 +775,6 @@ def _ce_grad(z: Tensor, grad_rows: Tensor, state: _State) -> Tensor:
     return grad
 
 
-def _upstream_rows(grad_rows: Tensor, grad_wide: Tensor) -> Tensor:
-    """The rows' upstream gradient: that of the rows plus that of their float64 twin
-    (:func:`_reduce` differentiates the twin at the ``inf`` float32 rows only, the rows
-    elsewhere: each entry is one of the two, so the sum in the rows' dtype is exact)."""
-    return grad_rows + grad_wide.to(grad_rows.dtype)
-
-
 class _VocabParallelCE(torch.autograd.Function):
     """Per-row losses of sharded logits ``(rows, V_r)``; backward without collectives."""
 
@@ -805,7 +799,7 @@ class _VocabParallelCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor, grad_wide: Tensor) -> tuple[Tensor | None, ...]:
         z, *_ = ctx.saved_tensors  # (the version checks of all three)
-        grad_rows = _upstream_rows(grad_rows, grad_wide)
+        grad_rows = rows_upstream(grad_rows, grad_wide)
         grad = _ce_grad(z, grad_rows, ctx.state)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
             nothing = (None, None, None, None, None)
@@ -985,7 +979,7 @@ class _VocabParallelLinearCE(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_rows: Tensor, grad_wide: Tensor) -> tuple[Tensor | None, ...]:
         h, weight, bias, *_ = ctx.saved_tensors
-        grad_rows = _upstream_rows(grad_rows, grad_wide)
+        grad_rows = rows_upstream(grad_rows, grad_wide)
         needs = tuple(ctx.needs_input_grad[:3])
         grads = _linear_grads(h, weight, bias, grad_rows, ctx.state, needs)
         if torch.is_grad_enabled():  # a ``create_graph`` backward
