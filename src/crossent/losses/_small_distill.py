@@ -66,7 +66,6 @@ from ._small_narrow import narrow_for
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
-    narrowed_scalar,
     reduced,
     scale_arguments,
     tolerance,
@@ -78,8 +77,6 @@ __all__ = ["distillation_gradient", "distillation_loss"]
 _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
-_NO_ROWS = np.empty(0)
-"""The per-row output of a reduced loss (the compiled call writes none)."""
 
 
 class _Settings(NamedTuple):
@@ -110,17 +107,10 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    reduction = settings.scale[0]
-    if (reduction == 1 or reduction == 2) and log_s.dtype is _WIDE:  # a scalar
-        ok, value = kl(*arguments, (reduction, settings.scale[1], _NO_ROWS))
-        if ok:
-            return narrowed_scalar(args[0], value)
-        loss = None
-    else:
-        loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    loss = reduced(kl, arguments, shape, settings.scale, args[0])
     if loss is None:  # a row to form by ``_near_rows`` (or the full path's call)
-        loss = _near_loss(args, settings, arguments[:3], shape)
-    return narrow_for(args[0], loss)
+        return _near_loss(args, settings, arguments[:3], shape)
+    return loss
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -185,7 +175,7 @@ def _near_loss(
         given = (mass, ell) if settings.forward else (np.ones_like(ell), -ell)
     tempered = compiled.tempered(settings.temperature)
     near = (*arguments, settings.factor, scores, tempered, given)
-    return reduced(compiled.near_kl_loss64, near, shape[:-1], settings.scale, _WIDE)
+    return reduced(compiled.near_kl_loss64, near, shape, settings.scale, args[0])
 
 
 _NO_MASS = np.empty(0)
