@@ -274,7 +274,7 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         z, v = z.reshape(-1, shape[-1]), v.reshape(-1, shape[-1])
     given = dtype  # (the teacher's probabilities are checked within its tolerance)
     if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
-        z, v, dtype = z.astype(np.float64), v.astype(np.float64), _WIDE
+        z, v, dtype = z.astype(_WIDE), v.astype(_WIDE), _WIDE  # (the dtype: faster)
     steps = _STEPS.get(dtype)
     if steps is None:  # (kept only where Numba is installed)
         if not _cpu_kernels.available():
@@ -365,11 +365,11 @@ def _log_probs(
 
 def _round(z: np.ndarray, temperature: float, steps: _Steps) -> np.ndarray | None:
     r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
-    shifted, rows = work_arrays(z.shape[0], z.shape[1], 4, z.dtype)
+    shifted, rows, rest = work_arrays(z.shape[0], z.shape[1], 4, z.dtype)
     if not steps.shift_logits(z, temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)
-    steps.subtract(shifted, np.log1p(rows[_REST]))
+    steps.subtract(shifted, np.log1p(rest))
     return shifted
 
 
@@ -378,11 +378,11 @@ def _stacked_round(
 ) -> np.ndarray | None:
     """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
     n, classes = z.shape
-    shifted, rows = work_arrays(2 * n, classes, 4, z.dtype)
+    shifted, rows, rest = work_arrays(2 * n, classes, 4, z.dtype)
     if not steps.shift_pair(z, z_temperature, v, v_temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)
-    steps.subtract(shifted, np.log1p(rows[_REST]))
+    steps.subtract(shifted, np.log1p(rest))
     return shifted
 
 
@@ -432,7 +432,3 @@ def _steps_of(dtype: np.dtype) -> _Steps:
 
 _STEPS: dict[np.dtype, _Steps] = {}
 """The :class:`_Steps` by dtype (:func:`_steps_of`)."""
-
-
-_REST = 2
-"""``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""

@@ -84,6 +84,8 @@ _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
 """The dtype the compiled steps compute in (float32 calls on float64 copies)."""
+_NARROW = np.dtype(np.float32)
+"""The dtype of the results of float32 calls (a dtype, not the type: NumPy takes it faster)."""
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _NO_ROWS = np.empty(0)
 """The per-row output of a reduced loss (the compiled call writes none)."""
@@ -167,7 +169,7 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if not status:
         return None
     if args[0].dtype.char != _FLOAT64:  # float32: ``narrow_for``'s compiled cast, called
-        narrowed = np.empty(p.shape, np.float32)  # directly (issue 13: 0.3 us of a call)
+        narrowed = np.empty(p.shape, _NARROW)  # directly (issue 13: 0.3 us of a call)
         steps.narrow(p, narrowed)
         p = narrowed
     return p if len(shape) == 2 else p.reshape(shape)
@@ -201,7 +203,7 @@ def _call(
     if not (logits.flags.carray and targets.flags.carray and _cpu_kernels.available()):
         return None
     if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
-        logits, targets = logits.astype(np.float64), targets.astype(np.float64)
+        logits, targets = logits.astype(_WIDE), targets.astype(_WIDE)  # (the dtype: faster)
     if len(shape) == 2:
         return logits, targets, options, shape
     classes = shape[-1]
@@ -220,7 +222,7 @@ def _rows(
     dtype = z.dtype  # (float64: float32 calls come as float64 copies)
     steps = _STEPS.get(dtype) or _steps_of(dtype)
     n, classes = z.shape
-    shifted, rows = work_arrays(n, classes, 6, dtype)
+    shifted, rows, rest = work_arrays(n, classes, 6, dtype)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -231,14 +233,15 @@ def _rows(
     target_rows = compiled.target_rows64
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
     confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, rows, np.log1p(rows[_REST]), steps, confident
+    return shifted, rows, np.log1p(rest), steps, confident
 
 
 def work_arrays(
     n: int, classes: int, count: int, dtype: np.dtype = _WIDE
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and the per-row
-    values (``count`` x ``n``); float64 ones (``dtype`` the float64 dtype itself, as
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``), the per-row
+    values (``count`` x ``n``) and their row ``_small_numba.REST`` (a view: the argument
+    of np.log1p, issue 13: no indexing a call); float64 ones (``dtype`` the float64 dtype itself, as
     the copies and NumPy's float64 arrays have it) are this thread's
     (:data:`_SCRATCH`), kept for its next call of the same shapes, at most
     :data:`_KEPT_SHAPES` of them (issue 13: two np.empty a call); others are new.
@@ -254,14 +257,16 @@ def work_arrays(
             return _SCRATCH.arrays[n, classes, count]  # type: ignore[no-any-return]
         except (AttributeError, KeyError):  # (this thread's first call; a new shape)
             return _kept_arrays(n, classes, count)
-    return np.empty((n, classes), dtype), np.empty((count, n), dtype)
+    rows = np.empty((count, n), dtype)
+    return np.empty((n, classes), dtype), rows, rows[_REST]
 
 
-def _kept_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+def _kept_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """New float64 work arrays of :func:`work_arrays`, kept for this thread if it keeps
     fewer than :data:`_KEPT_SHAPES` shapes."""
     kept = _SCRATCH.__dict__.setdefault("arrays", {})
-    arrays = (np.empty((n, classes)), np.empty((count, n)))
+    rows = np.empty((count, n))
+    arrays = (np.empty((n, classes)), rows, rows[_REST])
     if len(kept) < _KEPT_SHAPES:
         kept[n, classes, count] = arrays
     return arrays
