@@ -253,8 +253,8 @@ def work_arrays(
     are in use. Other threads have their own (a ``threading.local``: the compiled
     functions hold the GIL, the NumPy ufuncs may release it)."""
     if dtype is _WIDE:
-        try:  # (issue 13: the lookup of a kept pair first, no np.empty)
-            return _SCRATCH.arrays[n, classes, count]  # type: ignore[no-any-return]
+        try:  # (issue 13: the kept arrays looked up first, no np.empty)
+            return _SCRATCH.arrays[n, classes, count]
         except (AttributeError, KeyError):  # (this thread's first call; a new shape)
             return _kept_arrays(n, classes, count)
     rows = np.empty((count, n), dtype)
@@ -375,10 +375,9 @@ def reduced(
     if not ok:
         return None
     if reduction == 0:
-        result = per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
-    else:  # 'parts'
-        result = LossParts(total=dtype.type(value), normalizer=dtype.type(n))
-    return narrow_for(logits, result)
+        rows = per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
+        return narrow_for(logits, rows)
+    return narrow_for(logits, LossParts(total=dtype.type(value), normalizer=dtype.type(n)))
 
 
 def tolerance(classes: int, dtype: np.dtype) -> float:
