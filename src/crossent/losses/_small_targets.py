@@ -106,8 +106,8 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _rows(z, t, options, args[0].dtype)
     if found is None:
         return None
-    rows, ell, steps = found[1], found[2], found[3]
-    reduce = compiled_functions().target_loss64
+    _, rows, ell, steps, _ = found
+    reduce = steps.module.target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
     scale = (_REDUCTIONS[options.reduction], options.log_base or 0.0)
     return reduced(reduce, (rows, ell, options.z_loss), shape, scale, args[0])
@@ -128,7 +128,7 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
     keep, spread = smoothing_coefficients(eps, t.shape[-1]) if eps else (1.0, 0.0)
-    compiled = compiled_functions()
+    compiled = steps.module
     gradient = compiled.target_gradient64
     gradient = steps.gradient if gradient is steps.gradient_of else gradient
     # NumPy's expm1 of log p_c = -ell (the row's maximum) only where a row may have
@@ -193,7 +193,7 @@ def _call(
     call = _lean_call()(args, kwargs)  # arrays, options, the class axis last
     if call is None:
         return None
-    logits, targets, options = call[0], call[1], call[2]
+    logits, targets, options, _ = call
     dtype = logits.dtype
     if targets.dtype != dtype or dtype.char not in _FLOATS:
         return None  # (lean_call took float64 or float32 logits of native byte order)
@@ -218,9 +218,9 @@ def _rows(
     them), :math:`\ell`, the compiled functions of the dtype and whether a row may have
     :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
     row's sum checked within the tolerance of ``given``, the caller's dtype)."""
-    compiled = compiled_functions()
     dtype = z.dtype  # (float64: float32 calls come as float64 copies)
     steps = _STEPS.get(dtype) or _steps_of(dtype)
+    compiled = steps.module
     n, classes = z.shape
     shifted, rows, rest = work_arrays(n, classes, 6, dtype)
     limit = tolerance(classes, given)
@@ -311,6 +311,7 @@ class _Steps(NamedTuple):
     rows_of: Callable[..., bool]
     loss_of: Callable[..., tuple[bool, float]]
     gradient_of: Callable[..., int]
+    module: ModuleType  # _small_targets_numba itself (no call of compiled_functions)
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:
@@ -333,7 +334,7 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (hybrid_functions().subtract_rows64, (z, vector)),
         narrowing_call(),  # (any layout: the one overload that narrow_for picks too)
     ]
-    return kept_table(_Steps._make, calls, own, _STEPS, dtype)
+    return kept_table(lambda found: _Steps(*found, compiled), calls, own, _STEPS, dtype)
 
 
 _STEPS: dict[np.dtype, _Steps] = {}
@@ -363,15 +364,15 @@ def reduced(
     :func:`narrowed_scalar`: ``'mean'`` and ``'sum'``, the commonest, first), or
     :class:`LossParts`.
     """
-    reduction = scale[0]
+    reduction, log_base = scale
     if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar, first
-        ok, value = loss(*arguments, (reduction, scale[1], _NO_ROWS))
+        ok, value = loss(*arguments, (reduction, log_base, _NO_ROWS))
         return narrowed_scalar(logits, value) if ok else None
     batch_shape = shape[:-1]
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
     dtype = arguments[0].dtype
     per_row = np.empty(n if reduction == 0 else 0, dtype)
-    ok, value = loss(*arguments, (reduction, scale[1], per_row))
+    ok, value = loss(*arguments, (reduction, log_base, per_row))
     if not ok:
         return None
     if reduction == 0:
