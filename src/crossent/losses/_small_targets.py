@@ -334,7 +334,7 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (hybrid_functions().subtract_rows64, (z, vector)),
         narrowing_call(),  # (any layout: the one overload that narrow_for picks too)
     ]
-    return kept_table(lambda found: _Steps(*found, compiled), calls, own, _STEPS, dtype)
+    return kept_table(lambda found: _Steps._make([*found, compiled]), calls, own, _STEPS, dtype)
 
 
 _STEPS: dict[np.dtype, _Steps] = {}
