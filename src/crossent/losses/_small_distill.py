@@ -66,7 +66,6 @@ from ._small_narrow import narrow_for
 from ._small_targets import (
     compiled_functions,
     hybrid_functions,
-    narrowed_scalar,
     reduced,
     scale_arguments,
     tolerance,
@@ -78,8 +77,6 @@ __all__ = ["distillation_gradient", "distillation_loss"]
 _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
-_NO_ROWS = np.empty(0)
-"""The per-row output of a reduced loss (the compiled call writes none)."""
 
 
 class _Settings(NamedTuple):
@@ -110,17 +107,10 @@ def distillation_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     kl = compiled_functions().kl_loss64
     kl = steps.kl if kl is steps.kl_of else kl  # (a patched one, a test's spy, runs as is)
     arguments = (log_p, log_q, np.exp(log_p), settings.factor)
-    reduction = settings.scale[0]
-    if (reduction == 1 or reduction == 2) and log_s.dtype is _WIDE:  # a scalar
-        ok, value = kl(*arguments, (reduction, settings.scale[1], _NO_ROWS))
-        if ok:
-            return narrowed_scalar(args[0], value)
-        loss = None
-    else:
-        loss = reduced(kl, arguments, shape[:-1], settings.scale, log_s.dtype)
+    loss = reduced(kl, arguments, shape, settings.scale, args[0])
     if loss is None:  # a row to form by ``_near_rows`` (or the full path's call)
-        loss = _near_loss(args, settings, arguments[:3], shape)
-    return narrow_for(args[0], loss)
+        return _near_loss(args, settings, arguments[:3], shape)
+    return loss
 
 
 def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -185,7 +175,7 @@ def _near_loss(
         given = (mass, ell) if settings.forward else (np.ones_like(ell), -ell)
     tempered = compiled.tempered(settings.temperature)
     near = (*arguments, settings.factor, scores, tempered, given)
-    return reduced(compiled.near_kl_loss64, near, shape[:-1], settings.scale, _WIDE)
+    return reduced(compiled.near_kl_loss64, near, shape, settings.scale, args[0])
 
 
 _NO_MASS = np.empty(0)
@@ -284,7 +274,7 @@ def _softened(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Softened | None
         z, v = z.reshape(-1, shape[-1]), v.reshape(-1, shape[-1])
     given = dtype  # (the teacher's probabilities are checked within its tolerance)
     if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
-        z, v, dtype = z.astype(np.float64), v.astype(np.float64), _WIDE
+        z, v, dtype = z.astype(_WIDE), v.astype(_WIDE), _WIDE  # (the dtype: faster)
     steps = _STEPS.get(dtype)
     if steps is None:  # (kept only where Numba is installed)
         if not _cpu_kernels.available():
@@ -375,11 +365,11 @@ def _log_probs(
 
 def _round(z: np.ndarray, temperature: float, steps: _Steps) -> np.ndarray | None:
     r"""``tempered_log_softmax`` of ``z`` (N x C): :math:`\sigma - \ell`, or None."""
-    shifted, rows = work_arrays(z.shape[0], z.shape[1], 4, z.dtype)
+    shifted, rows, rest = work_arrays(z.shape[0], z.shape[1], 4, z.dtype)
     if not steps.shift_logits(z, temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)
-    steps.subtract(shifted, np.log1p(rows[_REST]))
+    steps.subtract(shifted, np.log1p(rest))
     return shifted
 
 
@@ -388,11 +378,11 @@ def _stacked_round(
 ) -> np.ndarray | None:
     """:func:`_round` of ``z`` and of ``v``, each at its temperature, stacked (2N x C)."""
     n, classes = z.shape
-    shifted, rows = work_arrays(2 * n, classes, 4, z.dtype)
+    shifted, rows, rest = work_arrays(2 * n, classes, 4, z.dtype)
     if not steps.shift_pair(z, z_temperature, v, v_temperature, shifted, rows):
         return None
     steps.rest(np.exp(shifted), shifted, rows, False)
-    steps.subtract(shifted, np.log1p(rows[_REST]))
+    steps.subtract(shifted, np.log1p(rest))
     return shifted
 
 
@@ -442,7 +432,3 @@ def _steps_of(dtype: np.dtype) -> _Steps:
 
 _STEPS: dict[np.dtype, _Steps] = {}
 """The :class:`_Steps` by dtype (:func:`_steps_of`)."""
-
-
-_REST = 2
-"""``_small_numba.REST``: the row of the argument of log1p (imported with Numba)."""

@@ -23,7 +23,7 @@ from .. import _xp
 from . import _cpu_kernels
 from ._entry_points import entry_point
 
-__all__ = ["narrow_for", "to_float32"]
+__all__ = ["narrow_for", "narrowing_call", "to_float32"]
 
 _FLOAT64 = np.dtype(np.float64)
 _FLOAT32 = np.dtype(np.float32)
@@ -59,14 +59,27 @@ def _cast_of(ndim: int) -> Callable[..., None] | None:
     float32 ones, or None (another rank; no JIT), kept."""
     cast = None
     if ndim in (1, 2) and _cpu_kernels.available():
-        from . import _small_narrow_numba as compiled
-
-        function = compiled.narrow_vector if ndim == 1 else compiled.narrow_matrix
-        shape = (2,) * ndim
-        some_layout = np.zeros((4,) * ndim)[(slice(None, None, 2),) * ndim]  # an 'A' array
-        cast = entry_point(function, some_layout, np.zeros(shape, _FLOAT32))
+        function, args = _narrowing(ndim)
+        cast = entry_point(function, *args)
     _CASTS[ndim] = cast
     return cast
+
+
+def narrowing_call() -> tuple[Callable[..., None], tuple[np.ndarray, np.ndarray]]:
+    """``(narrow_matrix, args)``: the compiled cast of float64 matrices and arguments of
+    the types its one overload takes (any layout, into C-contiguous float32), for a
+    caller that calls it past the dispatcher (``_entry_points.kept_table``) on float64
+    matrices into float32 ones of their shape (imports Numba)."""
+    return _narrowing(2)
+
+
+def _narrowing(ndim: int) -> tuple[Callable[..., None], tuple[np.ndarray, np.ndarray]]:
+    """The compiled cast of rank ``ndim`` (1 or 2) and arguments of its overload's types."""
+    from . import _small_narrow_numba as compiled
+
+    function = compiled.narrow_vector if ndim == 1 else compiled.narrow_matrix
+    some_layout = np.zeros((4,) * ndim)[(slice(None, None, 2),) * ndim]  # an 'A' array
+    return function, (some_layout, np.zeros((2,) * ndim, _FLOAT32))
 
 
 _CASTS: dict[int, Callable[..., None] | None] = {}

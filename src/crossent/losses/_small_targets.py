@@ -63,7 +63,7 @@ from . import _cpu_kernels, _softmax_small
 from ._batch import LossOptions
 from ._entry_points import kept_table
 from ._reduction import LossParts
-from ._small_narrow import narrow_for
+from ._small_narrow import narrow_for, narrowing_call
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (its numbering of the reductions)
 from ._terms import smoothing_coefficients
 
@@ -84,9 +84,11 @@ _FLOAT64 = np.dtype(np.float64).char
 _FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
 """The dtype the compiled steps compute in (float32 calls on float64 copies)."""
+_NARROW = np.dtype(np.float32)
+"""The dtype of the results of float32 calls (a dtype, not the type: NumPy takes it faster)."""
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-_NO_ROWS = {np.dtype(char): np.empty(0, dtype=char) for char in _FLOATS}
-"""The per-row output of a reduced loss, by dtype (the compiled call writes none)."""
+_NO_ROWS = np.empty(0)
+"""The per-row output of a reduced loss (the compiled call writes none)."""
 _NOT_FORMED = np.empty(0)
 """``target_gradient64``'s ``top_expm1`` not formed (it asks where a row needs it)."""
 
@@ -95,7 +97,7 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``softmax_cross_entropy_with_targets(*args, **kwargs)`` by the lean path, or None.
 
     Flat on purpose (issue 13: each Python call or tuple on the way is a tenth of a
-    microsecond): :func:`_call`, :func:`_rows`, the compiled loss and :func:`reduced`.
+    microsecond): :func:`_call`, :func:`_rows`, and :func:`reduced` of the compiled loss.
     """
     call = _call(args, kwargs)
     if call is None:
@@ -104,16 +106,11 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     found = _rows(z, t, options, args[0].dtype)
     if found is None:
         return None
-    rows, ell, steps = found[1], found[2], found[3]
-    reduce = compiled_functions().target_loss64
+    _, rows, ell, steps, _ = found
+    reduce = steps.module.target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
-    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
-    if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar
-        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS[rows.dtype]))
-        return narrowed_scalar(args[0], value) if ok else None
-    arguments = (rows, ell, options.z_loss)
-    loss = reduced(reduce, arguments, shape[:-1], (reduction, log_base), rows.dtype)
-    return narrow_for(args[0], loss)
+    scale = (_REDUCTIONS[options.reduction], options.log_base or 0.0)
+    return reduced(reduce, (rows, ell, options.z_loss), shape, scale, args[0])
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -131,7 +128,7 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
     keep, spread = smoothing_coefficients(eps, t.shape[-1]) if eps else (1.0, 0.0)
-    compiled = compiled_functions()
+    compiled = steps.module
     gradient = compiled.target_gradient64
     gradient = steps.gradient if gradient is steps.gradient_of else gradient
     # NumPy's expm1 of log p_c = -ell (the row's maximum) only where a row may have
@@ -171,7 +168,10 @@ def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         )
     if not status:
         return None
-    p = narrow_for(args[0], p)
+    if args[0].dtype.char != _FLOAT64:  # float32: ``narrow_for``'s compiled cast, called
+        narrowed = np.empty(p.shape, _NARROW)  # directly (issue 13: 0.3 us of a call)
+        steps.narrow(p, narrowed)
+        p = narrowed
     return p if len(shape) == 2 else p.reshape(shape)
 
 
@@ -193,7 +193,7 @@ def _call(
     call = _lean_call()(args, kwargs)  # arrays, options, the class axis last
     if call is None:
         return None
-    logits, targets, options = call[0], call[1], call[2]
+    logits, targets, options, _ = call
     dtype = logits.dtype
     if targets.dtype != dtype or dtype.char not in _FLOATS:
         return None  # (lean_call took float64 or float32 logits of native byte order)
@@ -203,7 +203,7 @@ def _call(
     if not (logits.flags.carray and targets.flags.carray and _cpu_kernels.available()):
         return None
     if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
-        logits, targets = logits.astype(np.float64), targets.astype(np.float64)
+        logits, targets = logits.astype(_WIDE), targets.astype(_WIDE)  # (the dtype: faster)
     if len(shape) == 2:
         return logits, targets, options, shape
     classes = shape[-1]
@@ -218,13 +218,11 @@ def _rows(
     them), :math:`\ell`, the compiled functions of the dtype and whether a row may have
     :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
     row's sum checked within the tolerance of ``given``, the caller's dtype)."""
-    compiled = compiled_functions()
     dtype = z.dtype  # (float64: float32 calls come as float64 copies)
     steps = _STEPS.get(dtype) or _steps_of(dtype)
+    compiled = steps.module
     n, classes = z.shape
-    kept = _SCRATCH.__dict__.get("arrays") if dtype is _WIDE else None
-    found = kept.get((n, classes, 6)) if kept else None  # (issue 13: no np.empty, inline)
-    shifted, rows = found or work_arrays(n, classes, 6, dtype)
+    shifted, rows, rest = work_arrays(n, classes, 6, dtype)
     limit = tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
@@ -235,14 +233,15 @@ def _rows(
     target_rows = compiled.target_rows64
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
     confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, rows, np.log1p(rows[_REST]), steps, confident
+    return shifted, rows, np.log1p(rest), steps, confident
 
 
 def work_arrays(
     n: int, classes: int, count: int, dtype: np.dtype = _WIDE
-) -> tuple[np.ndarray, np.ndarray]:
-    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``) and the per-row
-    values (``count`` x ``n``); float64 ones (``dtype`` the float64 dtype itself, as
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Work arrays of a small call, :math:`\sigma` (``n`` x ``classes``), the per-row
+    values (``count`` x ``n``) and their row ``_small_numba.REST`` (a view: the argument
+    of np.log1p, issue 13: no indexing a call); float64 ones (``dtype`` the float64 dtype itself, as
     the copies and NumPy's float64 arrays have it) are this thread's
     (:data:`_SCRATCH`), kept for its next call of the same shapes, at most
     :data:`_KEPT_SHAPES` of them (issue 13: two np.empty a call); others are new.
@@ -253,15 +252,23 @@ def work_arrays(
     functions, which call no Python, so no second call of the thread starts while they
     are in use. Other threads have their own (a ``threading.local``: the compiled
     functions hold the GIL, the NumPy ufuncs may release it)."""
-    if dtype is not _WIDE:
-        return np.empty((n, classes), dtype), np.empty((count, n), dtype)
+    if dtype is _WIDE:
+        try:  # (issue 13: the kept arrays looked up first, no np.empty)
+            return _SCRATCH.arrays[n, classes, count]
+        except (AttributeError, KeyError):  # (this thread's first call; a new shape)
+            return _kept_arrays(n, classes, count)
+    rows = np.empty((count, n), dtype)
+    return np.empty((n, classes), dtype), rows, rows[_REST]
+
+
+def _kept_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """New float64 work arrays of :func:`work_arrays`, kept for this thread if it keeps
+    fewer than :data:`_KEPT_SHAPES` shapes."""
     kept = _SCRATCH.__dict__.setdefault("arrays", {})
-    key = (n, classes, count)
-    arrays = kept.get(key)
-    if arrays is None:
-        arrays = (np.empty((n, classes)), np.empty((count, n)))
-        if len(kept) < _KEPT_SHAPES:
-            kept[key] = arrays
+    rows = np.empty((count, n))
+    arrays = (np.empty((n, classes)), rows, rows[_REST])
+    if len(kept) < _KEPT_SHAPES:
+        kept[n, classes, count] = arrays
     return arrays
 
 
@@ -299,10 +306,12 @@ class _Steps(NamedTuple):
     loss: Callable[..., tuple[bool, float]]  # _small_targets_numba.target_loss64
     gradient: Callable[..., int]  # _small_targets_numba.target_gradient64
     subtract: Callable[..., None]  # _small_numba.subtract_rows64
+    narrow: Callable[..., None]  # _small_narrow_numba.narrow_matrix, as _small_narrow's
     shift_of: Callable[..., bool]  # the dispatchers of the first four
     rows_of: Callable[..., bool]
     loss_of: Callable[..., tuple[bool, float]]
     gradient_of: Callable[..., int]
+    module: ModuleType  # _small_targets_numba itself (no call of compiled_functions)
 
 
 def _steps_of(dtype: np.dtype) -> _Steps:
@@ -323,8 +332,9 @@ def _steps_of(dtype: np.dtype) -> _Steps:
         (own[2], (rows, vector, 0.0, (2, 0.0, vector))),
         (own[3], (z, z, rows, vector, 1.0, 0.0, False, 0.0, 1.0, 2, 0.0, z, vector)),
         (hybrid_functions().subtract_rows64, (z, vector)),
+        narrowing_call(),  # (any layout: the one overload that narrow_for picks too)
     ]
-    return kept_table(_Steps._make, calls, own, _STEPS, dtype)
+    return kept_table(lambda found: _Steps._make([*found, compiled]), calls, own, _STEPS, dtype)
 
 
 _STEPS: dict[np.dtype, _Steps] = {}
@@ -339,30 +349,36 @@ def hybrid_functions() -> ModuleType:
 def reduced(
     loss: Any,
     arguments: tuple[Any, ...],
-    batch_shape: tuple[int, ...],
+    shape: tuple[int, ...],
     scale: tuple[int, float],
-    dtype: np.dtype,
+    logits: np.ndarray,
 ) -> Any:
-    r"""The loss of ``dtype`` (float64, as computed) from ``loss(*arguments, reduce_with)``,
-    a compiled call ending in ``_small_numba.reduce_rows(values, reduce_with)``; None
-    where it hands on. ``scale``: the reduction and :math:`\ln b` of
-    :func:`scale_arguments`.
+    r"""The loss from ``loss(*arguments, reduce_with)``, a compiled call ending in
+    ``_small_numba.reduce_rows(values, reduce_with)`` on values of its first argument's
+    dtype (float64: float32 calls on float64 copies), as the caller's ``logits`` (their
+    ``shape``: the batch shape and the classes) get it; None where it hands on.
+    ``scale``: the reduction and :math:`\ln b` of :func:`scale_arguments`.
 
-    The result as ``reduce_loss`` gives it: per row in the batch shape (a NumPy scalar
-    for 0-d), a NumPy scalar, or :class:`LossParts`.
+    The result as ``reduce_loss`` gives it, rounded as :func:`narrow_for` rounds it: per
+    row in the batch shape (a NumPy scalar for 0-d), a NumPy scalar (by
+    :func:`narrowed_scalar`: ``'mean'`` and ``'sum'``, the commonest, first), or
+    :class:`LossParts`.
     """
-    reduction = scale[0]
+    reduction, log_base = scale
     if reduction == 1 or reduction == 2:  # 'sum', 'mean' (the default): a scalar, first
-        ok, value = loss(*arguments, (reduction, scale[1], _NO_ROWS[dtype]))
-        return dtype.type(value) if ok else None
+        ok, value = loss(*arguments, (reduction, log_base, _NO_ROWS))
+        return narrowed_scalar(logits, value) if ok else None
+    batch_shape = shape[:-1]
     n = batch_shape[0] if len(batch_shape) == 1 else int(np.prod(batch_shape))
-    per_row = np.empty(n, dtype) if reduction == 0 else _NO_ROWS[dtype]
-    ok, value = loss(*arguments, (reduction, scale[1], per_row))
+    dtype = arguments[0].dtype
+    per_row = np.empty(n if reduction == 0 else 0, dtype)
+    ok, value = loss(*arguments, (reduction, log_base, per_row))
     if not ok:
         return None
     if reduction == 0:
-        return per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
-    return LossParts(total=dtype.type(value), normalizer=dtype.type(n))  # 'parts'
+        rows = per_row if len(batch_shape) == 1 else per_row.reshape(batch_shape)[()]
+        return narrow_for(logits, rows)
+    return narrow_for(logits, LossParts(total=dtype.type(value), normalizer=dtype.type(n)))
 
 
 def tolerance(classes: int, dtype: np.dtype) -> float:

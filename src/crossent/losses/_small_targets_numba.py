@@ -224,13 +224,11 @@ def target_gradient64(
             if -ell[i] > _HALF_LOG:
                 return NEEDS_TOP_EXPM1
     scale = reduction_scale(n, reduction, log_base)
-    coefficients = rows[A_ROW].copy()
     factor = 2.0 * z_loss  # (2 * z_loss) * omega, omega = 1
-    if z_loss != 0.0:
-        for i in range(n):
-            coefficients[i] = coefficients[i] + factor * (rows[_TOP, i] + ell[i])
     for i in range(n):
-        coef = coefficients[i]
+        coef = rows[A_ROW, i]  # (formed row by row: no array of them, no allocation)
+        if z_loss != 0.0:
+            coef = coef + factor * (rows[_TOP, i] + ell[i])
         for c in range(classes):
             t = _smoothed(targets[i, c], keep, spread, smooth)
             if log_p[i, c] > _HALF_LOG:
