@@ -40,6 +40,7 @@ from ._error import (
     check_spec,
     edges_for,
     error_from_statistics,
+    exact_means,
     scope_arrays,
     statistics_for,
 )
@@ -382,7 +383,8 @@ def bootstrap_interval(
                 conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
             )
         index = bin_indices(conf, edges_for(conf, spec), spec)
-        value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+        stats = statistics_for(conf, hits, index, spec)
+        value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
         replicates = np.array(
             [
                 error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)
@@ -428,7 +430,8 @@ def binned_calibration_interval(
     # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
-    value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+    stats = statistics_for(conf, hits, index, spec)
+    value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
     low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, "calibration_error")
