@@ -78,3 +78,47 @@ def test_random_data_is_not_doubtful_and_keeps_its_bits() -> None:
     n = stats.count[stats.count > 0]
     gap = stats.hits[stats.count > 0] / n - stats.confidence_sum[stats.count > 0] / n
     assert result.value == float(np.sum(n * np.abs(gap)) / stats.count.sum())
+
+
+@pytest.mark.parametrize(
+    ("rows", "classes", "bins", "options"),
+    [
+        (120, 3, 15, {}),
+        (150, 6, 400, {"norm": "l2"}),
+        (150, 4, 40, {"norm": "l2", "debias": True}),
+        (100, 5, 25, {"norm": "max", "closed": "right"}),
+        (160, 4, 12, {"binning": "quantile"}),
+    ],
+)
+def test_classwise_replicates_are_the_dense_cells_bits(rows, classes, bins, options) -> None:
+    """The class-wise bootstrap from the occupied cells only: every replicate's value is
+    the bits of the dense ``(classes, bins)`` statistics' (the former loop, the oracle),
+    the same resamples (guard of the packing: kills a class's cells out of bin order, a
+    shared width without zero padding, or sums over the entries in column-major order)."""
+    from crossent.calibration._bootstrap import classwise_replicates, resample_counts
+    from crossent.calibration._error import (
+        bin_indices,
+        check_spec,
+        edges_for,
+        error_from_statistics,
+        statistics_for,
+    )
+
+    rng = np.random.default_rng(rows + bins)
+    probs = rng.dirichlet(np.full(classes, 0.5), size=rows)
+    hits = (rng.integers(0, classes, rows)[:, None] == np.arange(classes)).astype(float)
+    spec = check_spec(
+        bins=bins,
+        binning=options.get("binning", "uniform"),
+        norm=options.get("norm", "l1"),
+        scope="class-wise",
+        debias=options.get("debias", False),
+        closed=options.get("closed", "left"),
+    )
+    index = bin_indices(probs, edges_for(probs, spec), spec)
+    dense = [
+        error_from_statistics(statistics_for(probs, hits, index, spec, w), spec)
+        for w in resample_counts(rows, 12, 5)
+    ]
+    packed = classwise_replicates(probs, hits, index, spec, resample_counts(rows, 12, 5))
+    assert packed.tolist() == dense
