@@ -175,8 +175,8 @@ hold the top-label curve)."""
 def _bars(axis: Any, centres: Any, heights: Any, widths: Any, *, color: str, label: Any) -> None:
     """Bars from 0 to ``heights`` on ``axis``, as ``axis.bar`` draws them (alpha 0.8, no
     edge), but as one ``PolyCollection``: ``bar`` makes one ``Rectangle`` artist a bar,
-    and with 16 000 occupied bins (``--bins 65536``, 10^5 rows) adding and drawing them
-    took 88 of the HTML report's 91 s."""
+    and with 16 000 occupied bins (``bins=65536``, 20 000 rows of 10 classes) adding
+    and drawing them took 88 of ``to_html``'s 91 s (profiled, loaded machine)."""
     from matplotlib.collections import PolyCollection
 
     left, right = centres - widths / 2, centres + widths / 2
@@ -186,7 +186,8 @@ def _bars(axis: Any, centres: Any, heights: Any, widths: Any, *, color: str, lab
          np.stack([right, heights], 1), np.stack([right, zero], 1)],
         axis=1,
     )  # fmt: skip
-    bars = PolyCollection(corners, facecolors=color, edgecolors="none", alpha=0.8, label=label)
+    verts: Any = corners  # (a 3-D array: the stubs say a sequence)
+    bars = PolyCollection(verts, facecolors=color, edgecolors="none", alpha=0.8, label=label)
     axis.add_collection(bars, autolim=True)
     axis.autoscale_view()
     axis.set_ylim(bottom=0)

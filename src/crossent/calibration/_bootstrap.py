@@ -434,7 +434,7 @@ def classwise_replicates(
       :func:`squared_or_values` adds, maximises and averages the same numbers (a row's
       total count is a sum of integers, exact in any order below :math:`2^{53}`).
     """
-    n, classes = conf.shape
+    classes = conf.shape[1]
     bins = spec.bins
     cell = (index + np.arange(classes) * bins).reshape(-1)  # (n, classes) row-major
     occupied = np.zeros(classes * bins, dtype=bool)
