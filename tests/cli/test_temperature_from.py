@@ -119,7 +119,7 @@ def test_python_api_takes_the_validation_pair() -> None:
         ("missing", "--temperature-from: "),
         ("same", "the validation file is PATH itself"),
         ("npy", "VAL must hold its own labels"),
-        ("two", "needs exactly one PATH"),
+        ("two", "takes one PATH (2 given)"),
         ("none", "--temperature-from needs a PATH"),
         ("zero", "other.npz: row 0's label has probability 0"),
     ],
@@ -153,4 +153,38 @@ def test_refusals_are_one_line_exit_2_and_write_nothing(
     assert err.count("\n") == 1
     assert err.startswith("crossent: error: ")
     assert message in err
+    assert not output.exists()
+
+
+@pytest.mark.parametrize(
+    ("paths", "vals", "message"),
+    [
+        # one VAL per PATH, in order (what a user may try for a comparison)
+        (["test", "val"], ["val", "test"], "--temperature-from takes one PATH (2 given)"),
+        (["test", "val"], ["val"], "crossent report {test} --temperature-from VAL_A; "),
+        # given twice for one PATH: main fitted on the last file, silently
+        (["test"], ["val", "val"], "--temperature-from given 2 times"),
+    ],
+)
+def test_several_vals_or_paths_say_what_to_run(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    split: tuple[Path, Path, tuple[np.ndarray, ...]],
+    paths: list[str],
+    vals: list[str],
+    message: str,
+) -> None:
+    """Stop 63: one model's validation file fits that model's temperature only, so the
+    option stays one PATH's, and the refusal names the commands to run instead; given
+    twice, it is refused (main kept the last VAL without a word)."""
+    val, test, _ = split
+    files = {"test": str(test), "val": str(val)}
+    output = tmp_path / "out.json"
+    argv = ["report", *(files[p] for p in paths), "--output", str(output)]
+    for v in vals:
+        argv += ["--temperature-from", files[v]]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert message.format(**files) in err
     assert not output.exists()

@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import calibration as cal
 from .._checks import check_flag, check_form, check_integer
+from ..calibration._binning import doubtful_bins
 from ..calibration._bootstrap import binned_calibration_interval, check_resamples
 from ..calibration._calibrator import log_scores
 from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: private here)
@@ -32,6 +33,7 @@ from ..calibration._error import (
     check_spec,
     edges_for,
     error_from_statistics,
+    exact_means,
     statistics_for,
 )
 from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
@@ -556,9 +558,11 @@ def report(
         state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
         as_predictions(values, label_array, form=checked_form, validate=False, defer=True),
     )
-    if spec.binning == "quantile":
+    if spec.binning == "quantile" or doubtful_bins(summary.calibration.statistics).any():
         # the state's equal-mass bins join fine cells (another number under the same
-        # definition); the report's calibration error puts the edges at the quantiles
+        # definition); the report's calibration error puts the edges at the quantiles.
+        # A bin whose gap the rounding of its sum could decide (a perfectly calibrated
+        # one: 6.4e-15, not 0) needs the rows' confidences (exact_means): the same way.
         exact = (
             _binned_curve(rows.confidence, rows.hits, spec)
             if spec.scope == curve_scope
@@ -755,10 +759,10 @@ def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> Calibrat
     :func:`calibration_error` bins them (equal-mass edges at the exact quantiles; the
     bins :func:`binned_calibration_interval` gives the report's value from)."""
     edges = edges_for(confidence, spec)
-    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)
-    return CalibrationError(
-        error_from_statistics(stats, spec), spec, int(confidence.shape[0]), edges, stats
-    )
+    index = bin_indices(confidence, edges, spec)
+    stats = statistics_for(confidence, hits, index, spec)
+    value = error_from_statistics(stats, spec, exact_means(stats, confidence, index))
+    return CalibrationError(value, spec, int(confidence.shape[0]), edges, stats)
 
 
 def _describe(predictions: Any, n: int, classes: int) -> str:

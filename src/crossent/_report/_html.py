@@ -172,6 +172,27 @@ _TOP_LABEL_BINS = (
 hold the top-label curve)."""
 
 
+def _bars(axis: Any, centres: Any, heights: Any, widths: Any, *, color: str, label: Any) -> None:
+    """Bars from 0 to ``heights`` on ``axis``, as ``axis.bar`` draws them (alpha 0.8, no
+    edge), but as one ``PolyCollection``: ``bar`` makes one ``Rectangle`` artist a bar,
+    and with 16 000 occupied bins (``bins=65536``, 20 000 rows of 10 classes) adding
+    and drawing them took 88 of ``to_html``'s 91 s (profiled, loaded machine)."""
+    from matplotlib.collections import PolyCollection
+
+    left, right = centres - widths / 2, centres + widths / 2
+    zero = np.zeros_like(heights)
+    corners = np.stack(
+        [np.stack([left, zero], 1), np.stack([left, heights], 1),
+         np.stack([right, heights], 1), np.stack([right, zero], 1)],
+        axis=1,
+    )  # fmt: skip
+    verts: Any = corners  # (a 3-D array: the stubs say a sequence)
+    bars = PolyCollection(verts, facecolors=color, edgecolors="none", alpha=0.8, label=label)
+    axis.add_collection(bars, autolim=True)
+    axis.autoscale_view()
+    axis.set_ylim(bottom=0)
+
+
 def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
     """Binned accuracy with intervals and the smoothed curve (one colour per model), over
     the confidence histogram (counts per bin)."""
@@ -217,14 +238,14 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
             label=f"{prefix}smoothed (smECE {s.value:.3f})",
         )
         # the occupied bins' bars only (an empty bin's bar has no height: 2**20 of them
-        # took minutes to draw)
+        # took minutes to draw), as one collection of rectangles
         lower, upper = d.lower[shown], d.upper[shown]
-        bottom.bar(
+        _bars(
+            bottom,
             (lower + upper) / 2 + (index - (len(reports) - 1) / 2) * width * (upper - lower),
             d.count[shown],
-            width=width * (upper - lower),
+            width * (upper - lower),
             color=colour,
-            alpha=0.8,
             label=drawn_name(label) if len(reports) > 1 else None,
         )
     scope = reports[0][1].payload["ece"]["scope"]

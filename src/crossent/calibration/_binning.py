@@ -76,10 +76,12 @@ __all__ = [
     "calibration_values",
     "check_bins",
     "check_class_bins",
+    "doubtful_bins",
     "fine_cell",
     "fine_edges",
     "group_fine_cells",
     "quantile_edges",
+    "refined_means",
     "squared_or_value",
     "squared_or_values",
     "uniform_edges",
@@ -320,7 +322,9 @@ def bin_statistics(
     )
 
 
-def calibration_value(stats: BinStatistics, *, norm: Norm, debias: bool) -> float:
+def calibration_value(
+    stats: BinStatistics, *, norm: Norm, debias: bool, mean: FloatArray | None = None
+) -> float:
     r"""The calibration error of one set of bins.
 
     With :math:`w_b = n_b / n`, :math:`\bar c_b` the mean confidence and :math:`\bar h_b`
@@ -336,18 +340,72 @@ def calibration_value(stats: BinStatistics, *, norm: Norm, debias: bool) -> floa
     :math:`\bar h_b (1 - \bar h_b)/(n_b - 1)`, bins with one example contributing 0, and
     returns :math:`\max(\cdot, 0)^{1/2}` (Kumar, Liang and Ma 2019, arXiv:1909.10155).
     """
-    value = squared_or_value(stats, norm=norm, debias=debias)
+    value = squared_or_value(stats, norm=norm, debias=debias, mean=mean)
     return float(np.sqrt(max(value, 0.0))) if norm == "l2" else value
 
 
-def squared_or_value(stats: BinStatistics, *, norm: Norm, debias: bool) -> float:
-    """L2: the squared error (possibly negative when debiased); L1 and max: the error."""
+def doubtful_bins(stats: BinStatistics) -> FloatArray:
+    r"""The bins whose gap :math:`\bar h_b - \bar c_b` the rounding of the confidence
+    sum could decide: those where :math:`|\bar h_b - \bar c_b|` is within the error
+    bound of :math:`\bar c_b = \mathrm{fl}(S_b / n_b)`.
+
+    A sum of :math:`n` nonnegative terms, added in any order, is within
+    :math:`\gamma_{n-1} S \le (n - 1) u S / (1 - (n - 1) u)` of the exact :math:`S`
+    (Higham 2002, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., sec. 4.2),
+    and the division adds :math:`u`; the test below allows twice that,
+    :math:`(n_b + 2) 2^{-52} \bar c_b`.  A perfectly calibrated bin (constant confidence
+    0.7, 70 % right) is one of them: its sum of 10 x 0.7 is 6.999999999999999, and
+    the gap 1.1e-16 instead of 0.
+    """
+    count = stats.count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = stats.confidence_sum / count
+        gap = np.abs(stats.hits / count - mean)
+        return (count > 0) & (gap <= (count + 2.0) * 2.0**-52 * np.abs(mean))
+
+
+def refined_means(
+    stats: BinStatistics, bin_index: IntArray, confidence: FloatArray, doubtful: FloatArray
+) -> FloatArray | None:
+    r"""The bins' mean confidences, those of the ``doubtful`` bins computed again from
+    the confidences themselves (``bin_index``: each one's bin), or None if a doubtful
+    bin's count differs from ``stats``' (other confidences: nothing is refined).
+
+    For such a bin, with :math:`m = \mathrm{fl}(S_b / n_b)`, the mean is
+    :math:`m + \mathrm{fl}(\sum_{i \in b} (c_i - m)) / n_b` (the corrected two-pass mean,
+    Chan, Golub and LeVeque 1983, *Am. Stat.* 37(3)): each :math:`c_i - m` is exact
+    where :math:`c_i` is within a factor 2 of :math:`m` (Sterbenz), so for constant
+    confidences :math:`c` every deviation is the same :math:`c - m`, their sum exact
+    and the mean exactly :math:`c`; otherwise it is within about one ulp of the exact
+    mean.  The other bins keep :math:`\mathrm{fl}(S_b / n_b)`, bit for bit.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = stats.confidence_sum / stats.count
+    chosen = doubtful[bin_index]
+    index = bin_index[chosen]
+    bins = stats.count.shape[0]
+    count = np.bincount(index, minlength=bins)
+    if not np.array_equal(count[doubtful], stats.count[doubtful]):
+        return None
+    deviation = np.bincount(index, weights=confidence[chosen] - mean[index], minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(doubtful, mean + deviation / stats.count, mean)
+
+
+def squared_or_value(
+    stats: BinStatistics, *, norm: Norm, debias: bool, mean: FloatArray | None = None
+) -> float:
+    """L2: the squared error (possibly negative when debiased); L1 and max: the error.
+
+    ``mean``: the bins' mean confidences, if known better than ``confidence_sum / count``
+    (:func:`refined_means`)."""
     total = float(stats.count.sum())
     nonempty = stats.count > 0
     if total == 0:
         return 0.0
     count = stats.count[nonempty]
-    gap = stats.hits[nonempty] / count - stats.confidence_sum[nonempty] / count
+    confidence = stats.confidence_sum[nonempty] / count if mean is None else mean[nonempty]
+    gap = stats.hits[nonempty] / count - confidence
     if norm == "max":
         return float(np.max(np.abs(gap)))
     if norm == "l1":
@@ -361,7 +419,9 @@ def squared_or_value(stats: BinStatistics, *, norm: Norm, debias: bool) -> float
     return float(np.sum(count * squared) / total)
 
 
-def squared_or_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> FloatArray:
+def squared_or_values(
+    stats: BinStatistics, *, norm: Norm, debias: bool, mean: FloatArray | None = None
+) -> FloatArray:
     """:func:`squared_or_value` of each row of ``(classes, bins)`` statistics: the same
     floats, without a Python call per class for most classes of a wide model.
 
@@ -377,7 +437,8 @@ def squared_or_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> Floa
     single = np.flatnonzero(occupied == 1)
     if single.size:
         where = (single, np.argmax(count[single] > 0, axis=1))
-        n, gap = count[where], hits[where] / count[where] - confidence_sum[where] / count[where]
+        n = count[where]
+        gap = hits[where] / n - (confidence_sum[where] / n if mean is None else mean[where])
         if norm == "max":
             values[single] = np.abs(gap)
         elif norm == "l1":
@@ -391,7 +452,8 @@ def squared_or_values(stats: BinStatistics, *, norm: Norm, debias: bool) -> Floa
                 squared = np.where(n >= 2, squared - variance, 0.0)
             values[single] = n * squared / n
     for k in np.flatnonzero(occupied > 1):
-        values[k] = squared_or_value(stats.row(int(k)), norm=norm, debias=debias)
+        row = None if mean is None else mean[k]
+        values[k] = squared_or_value(stats.row(int(k)), norm=norm, debias=debias, mean=row)
     return values
 
 

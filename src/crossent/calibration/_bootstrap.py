@@ -40,6 +40,7 @@ from ._error import (
     check_spec,
     edges_for,
     error_from_statistics,
+    exact_means,
     scope_arrays,
     statistics_for,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "bootstrap_interval",
     "check_resamples",
     "check_resampling",
+    "classwise_replicates",
     "compare_log_loss",
     "infinite_rows",
     "mean_of",
@@ -382,12 +384,10 @@ def bootstrap_interval(
                 conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
             )
         index = bin_indices(conf, edges_for(conf, spec), spec)
-        value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
-        replicates = np.array(
-            [
-                error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)
-                for w in resample_counts(predictions.n, resamples, seed)
-            ]
+        stats = statistics_for(conf, hits, index, spec)
+        value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
+        replicates = classwise_replicates(
+            conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
         )
     else:
         summaries = summarize(predictions)
@@ -409,6 +409,52 @@ def bootstrap_interval(
     return Interval(value, low, high, confidence, resamples, seed, metric)
 
 
+def classwise_replicates(
+    conf: FloatArray,
+    hits: FloatArray,
+    index: Any,
+    spec: CalibrationSpec,
+    draws: Iterator[FloatArray],
+) -> FloatArray:
+    r"""The class-wise calibration error of each resample (``draws``: each row's count),
+    from the occupied cells only: the bits of
+    ``error_from_statistics(statistics_for(conf, hits, index, spec, w), spec)``.
+
+    That walked all ``classes x bins`` cells on every replicate (three ``bincount`` of
+    ``bins`` cells a class, then the values over every cell), most of them empty when
+    the bins are many: a cell empty in the sample is empty in every resample.  Here
+    class :math:`k`'s occupied cells are packed, in bin order, into row :math:`k` of a
+    ``(classes, width)`` array (``width``: the most cells a class occupies; the rest of
+    the row holds zero counts, empty bins as before), and each resample's sums are three
+    ``bincount`` over the ``(n, classes)`` entries in row-major order.  The same floats:
+
+    * every cell's sums add the same products :math:`w_i c_{ik}` (and :math:`w_i`,
+      :math:`w_i h_{ik}`) in the same order (row :math:`i` ascending);
+    * each class's nonempty cells are the same array in the same order, so
+      :func:`squared_or_values` adds, maximises and averages the same numbers (a row's
+      total count is a sum of integers, exact in any order below :math:`2^{53}`).
+    """
+    classes = conf.shape[1]
+    bins = spec.bins
+    cell = (index + np.arange(classes) * bins).reshape(-1)  # (n, classes) row-major
+    occupied = np.zeros(classes * bins, dtype=bool)
+    occupied[cell] = True
+    grid = occupied.reshape(classes, bins)
+    width = int(grid.sum(axis=1).max())
+    slots = np.cumsum(grid, axis=1) - 1 + np.arange(classes)[:, None] * width
+    position = slots.reshape(-1)[cell]
+    size, shape = classes * width, (classes, width)
+    values = []
+    for w in draws:
+        drawn = w[:, None]
+        count = np.bincount(position, weights=np.repeat(w, classes), minlength=size)
+        sums = np.bincount(position, weights=(drawn * conf).reshape(-1), minlength=size)
+        hit = np.bincount(position, weights=(drawn * hits).reshape(-1), minlength=size)
+        stats = BinStatistics(count.reshape(shape), sums.reshape(shape), hit.reshape(shape))
+        values.append(error_from_statistics(stats, spec))
+    return np.array(values)
+
+
 def binned_calibration_interval(
     conf: FloatArray,
     hits: FloatArray,
@@ -428,7 +474,8 @@ def binned_calibration_interval(
     # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     index = bin_indices(conf, edges_for(conf, spec), spec)
-    value = error_from_statistics(statistics_for(conf, hits, index, spec), spec)
+    stats = statistics_for(conf, hits, index, spec)
+    value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
     low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, "calibration_error")

@@ -22,11 +22,14 @@ from ._binning import (
     Closed,
     Norm,
     assign_bins,
+    assign_uniform_bins,
     bin_statistics,
     calibration_value,
     check_bins,
     check_class_bins,
+    doubtful_bins,
     quantile_edges,
+    refined_means,
     squared_or_values,
     uniform_edges,
 )
@@ -202,12 +205,15 @@ def scope_arrays(predictions: Predictions, scope: Scope) -> tuple[FloatArray, Fl
     return probs, hits
 
 
-def error_from_statistics(stats: BinStatistics, spec: CalibrationSpec) -> float:
-    """The value of ``spec`` from its per-bin statistics (``(bins,)`` or ``(classes, bins)``)."""
+def error_from_statistics(
+    stats: BinStatistics, spec: CalibrationSpec, mean: FloatArray | None = None
+) -> float:
+    """The value of ``spec`` from its per-bin statistics (``(bins,)`` or ``(classes, bins)``),
+    with the bins' mean confidences ``mean`` where given (:func:`refined_means`)."""
     debias = spec.estimator == "debiased"
     if stats.count.ndim == 1:
-        return calibration_value(stats, norm=spec.norm, debias=debias)
-    per_class = squared_or_values(stats, norm=spec.norm, debias=debias)
+        return calibration_value(stats, norm=spec.norm, debias=debias, mean=mean)
+    per_class = squared_or_values(stats, norm=spec.norm, debias=debias, mean=mean)
     if spec.norm == "max":
         return float(np.max(per_class))
     if spec.norm == "l1":
@@ -218,6 +224,30 @@ def error_from_statistics(stats: BinStatistics, spec: CalibrationSpec) -> float:
     # (the mean of the signed squares, below 0, gave 0.0 where the classes' errors
     # 0.0610, 0.0329, 0, 0 have the root mean square 0.0347). NaN (unchecked) stays NaN.
     return float(np.sqrt(np.mean(np.maximum(per_class, 0.0))))
+
+
+def exact_means(
+    stats: BinStatistics, confidence: FloatArray | Any, index: IntArray | Any
+) -> FloatArray | None:
+    """The bins' mean confidences where the rounding of a bin's confidence sum could
+    decide its gap (:func:`doubtful_bins`: a perfectly calibrated bin gave 1.1e-16, not
+    0), computed again from the per-example ``confidence`` and bins ``index`` (arrays,
+    or callables giving them, called only then): :func:`refined_means`, row by row of
+    class-wise statistics.  None where no bin is doubtful (every value bit for bit)."""
+    doubtful = doubtful_bins(stats)
+    if not doubtful.any():
+        return None
+    confidence = confidence() if callable(confidence) else confidence
+    index = index(confidence) if callable(index) else index
+    if stats.count.ndim == 1:
+        return refined_means(stats, index, confidence, doubtful)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = stats.confidence_sum / stats.count
+    for k in np.flatnonzero(doubtful.any(axis=1)):
+        row = refined_means(stats.row(int(k)), index[:, k], confidence[:, k], doubtful[k])
+        if row is not None:
+            means[k] = row
+    return means
 
 
 def edges_for(confidence: FloatArray, spec: CalibrationSpec) -> FloatArray:
@@ -400,8 +430,13 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
     """:func:`calibration_error` on validated predictions."""
     if spec.scope == "top-label" and spec.binning == "uniform":
         stats = uniform_top_label_statistics(predictions, spec)
+        mean = exact_means(
+            stats,
+            lambda: summarize(predictions).confidence,
+            lambda confidence: assign_uniform_bins(confidence, spec.bins, spec.closed),
+        )
         return CalibrationError(
-            value=error_from_statistics(stats, spec),
+            value=error_from_statistics(stats, spec, mean),
             spec=spec,
             n=predictions.n,
             edges=uniform_edges(spec.bins),
@@ -412,9 +447,10 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
         check_class_bins(spec.bins, predictions.classes, binning="uniform")
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
-    stats = statistics_for(confidence, hits, bin_indices(confidence, edges, spec), spec)
+    index = bin_indices(confidence, edges, spec)
+    stats = statistics_for(confidence, hits, index, spec)
     return CalibrationError(
-        value=error_from_statistics(stats, spec),
+        value=error_from_statistics(stats, spec, exact_means(stats, confidence, index)),
         spec=spec,
         n=predictions.n,
         edges=edges,

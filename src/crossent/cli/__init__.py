@@ -413,13 +413,16 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--temperature-from",
         type=Path,
+        action="append",
         metavar="VAL",
         help="held-out temperature scaling (Guo et al. 2017): fit the NLL-optimal "
         "temperature on the validation file VAL (read as PATH is: the same form flags, "
         "--dtype, columns and label options; VAL must hold its own labels, --labels is "
         "PATH's only) and report PATH's NLL, Brier score and calibration error at it beside "
-        "the uncalibrated ones. One PATH only (a comparison's models each need their own "
-        "validation file); VAL must be another file than PATH",
+        "the uncalibrated ones. Once, with one PATH: VAL holds that model's outputs on "
+        "held-out rows, so a comparison (several PATHs) is refused; report each model "
+        "with its own VAL instead (crossent report A --temperature-from VAL_A, then B "
+        "with VAL_B). VAL must be another file than PATH",
     )
     report.add_argument(
         "--bins",
@@ -740,15 +743,36 @@ def _refuse_file_options(args: argparse.Namespace, form: str | None) -> None:
 
 
 def _check_validation(args: argparse.Namespace) -> None:
-    """``--temperature-from VAL``: with exactly one PATH, and VAL another file than it (a
-    temperature fitted on the reported rows is the report's own ``temperature``)."""
-    if len(args.paths) != 1:
+    """``--temperature-from VAL``: once, with exactly one PATH, and VAL another file than
+    it (a temperature fitted on the reported rows is the report's own ``temperature``);
+    ``args.temperature_from`` becomes that one VAL.
+
+    Refused, saying what to run instead: several PATHs (VAL is one model's outputs on
+    held-out rows: no one file fits every model's temperature, and a comparison has no
+    held-out columns to show them) and the option given twice (argparse kept the last
+    one, silently: ``report A --temperature-from VA --temperature-from VB`` fitted on VB
+    alone)."""
+    given = args.temperature_from
+    commands = "; ".join(
+        f"crossent report {path} --temperature-from VAL_{chr(65 + i)}"
+        for i, path in enumerate(args.paths[:3])
+    )
+    if len(args.paths) > 1:
         raise crossent.InputError(
-            "--temperature-from VAL needs exactly one PATH (a comparison's models each need "
-            "their own validation file: report each model with its own)"
-            if args.paths
-            else "--temperature-from needs a PATH (the built-in example has no validation file)"
+            f"--temperature-from takes one PATH ({len(args.paths)} given): each model's "
+            "temperature is fitted on that model's own held-out outputs, so report each "
+            f"with its own validation file: {commands}" + ("; ..." if len(args.paths) > 3 else "")
         )
+    if len(given) > 1:
+        raise crossent.InputError(
+            f"--temperature-from given {len(given)} times ({', '.join(map(str, given))}); "
+            "give it once: the validation file of PATH's model"
+        )
+    if not args.paths:
+        raise crossent.InputError(
+            "--temperature-from needs a PATH (the built-in example has no validation file)"
+        )
+    args.temperature_from = given[0]
     path, val = args.paths[0], args.temperature_from
     same = str(path) == str(val)
     if not same and str(path) != "-" and str(val) != "-":
