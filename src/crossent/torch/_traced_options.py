@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from . import _ops
 from ._ops import softmax_ce_labels, softmax_ce_labels_backward
 
 __all__ = ["labels_op", "tensor_options_labels"]
@@ -63,15 +64,8 @@ def tensor_options_labels(
     return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options.tolist())
 
 
-@tensor_options_labels.register_fake
-def _tensor_options_labels_fake(logits: Tensor, *_: Any) -> tuple[Tensor, Tensor, Tensor]:
-    n = logits.shape[0]
-    wide = torch.float64 if logits.dtype == torch.float64 else torch.float32
-    return (
-        logits.new_empty((n,), dtype=wide),
-        logits.new_empty((n,), dtype=torch.float64),
-        logits.new_empty((n,), dtype=torch.float64),
-    )
+# The fake kernels are the float[] ops' (the same outputs).
+tensor_options_labels.register_fake(_ops._softmax_ce_labels_fake)
 
 
 @torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1_backward", mutates_args=())
@@ -91,9 +85,7 @@ def _tensor_options_labels_backward(
     )
 
 
-@_tensor_options_labels_backward.register_fake
-def _tensor_options_labels_backward_fake(upstream: Tensor, logits: Tensor, *_: Any) -> Tensor:
-    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+_tensor_options_labels_backward.register_fake(_ops._softmax_ce_labels_backward_fake)
 
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
