@@ -46,7 +46,7 @@ def labels_op(
     # ``one * value``, not ``torch.tensor(options)``: AOTAutograd's pass that turns
     # symbolic floats into tensor operations takes a product, but specialises a float
     # that ``torch.tensor`` reads (a graph per value again). ``1.0 * v`` is ``v``.
-    one = torch.ones((), dtype=torch.float64)
+    one = torch.ones((), dtype=torch.float64, device="cpu")  # not the default device
     packed = torch.stack([one * value for value in options])
     return tensor_options_labels(logits, labels, weight, batch_shape, ignore_index, packed)
 
