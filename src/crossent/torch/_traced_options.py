@@ -4,14 +4,14 @@ A custom op's ``float[]`` argument cannot hold a symbolic float: Dynamo guards o
 value (``label_smoothing == 0.1``), so every new value compiles a new graph, until
 the recompile limit (8) sends the function back to eager (``fullgraph=True``: an
 error). ``torch.nn.functional.cross_entropy`` does the same with ``label_smoothing``
-(its ATen op takes a ``float``; measured in torch 2.13, 8 graphs for 10 values), but
-the torch idioms of the other options (``logits / T``, ``z_loss * lse**2``) become
-dynamic after one recompile (automatic dynamic: 2 graphs for any number of values).
+(its ATen op takes a ``float``; torch 2.13: a graph per value up to the limit), but
+the torch idiom of a temperature (``logits / T``) becomes dynamic after one
+recompile (automatic dynamic: 2 graphs for any number of values).
 
-So while Dynamo traces, :func:`crossent.torch._arguments.call_options` checks the numeric options by
-comparisons only (each a range guard such as ``0 <= s <= 1``, not a guard on the
-value; NaN fails every comparison), and :func:`labels_op` hands them to the class-id
-op as one float64 tensor (``crossent::softmax_ce_labels_tensor_options_v1``), which
+So while Dynamo traces, :func:`crossent.torch._arguments.call_options` checks the
+numeric options by comparisons only (each a range guard such as ``0 <= s <= 1``, not
+a guard on the value; NaN fails every comparison), and :func:`labels_op` hands them
+to the class-id op as one float64 tensor (``crossent::softmax_ce_labels_tensor_options_v1``), which
 reads it back (``Tensor.tolist``: the Python floats, every bit) and calls
 ``crossent::softmax_ce_labels_v2`` and its backward eagerly with them. The kernels,
 and so the loss and gradient bits, are eager's; ``label_smoothing=0`` is still the
