@@ -11,8 +11,9 @@ recompile (automatic dynamic: 2 graphs for any number of values).
 So while Dynamo traces, :func:`crossent.torch._arguments.call_options` checks the
 numeric options by comparisons only (each a range guard such as ``0 <= s <= 1``, not
 a guard on the value; NaN fails every comparison), and :func:`labels_op` hands them
-to the class-id op as one float64 tensor (``crossent::softmax_ce_labels_tensor_options_v1``), which
-reads it back (``Tensor.tolist``: the Python floats, every bit) and calls
+to the class-id op as one float64 tensor
+(``crossent::softmax_ce_labels_tensor_options_v1``), which reads it back
+(``Tensor.tolist``: the Python floats, every bit) and calls
 ``crossent::softmax_ce_labels_v2`` and its backward eagerly with them. The kernels,
 and so the loss and gradient bits, are eager's; ``label_smoothing=0`` is still the
 unsmoothed loss exactly (the kernels' branch reads a concrete float, in the op).
