@@ -18,7 +18,8 @@ Layering (each in its place, from the bottom):
   with fake kernels and ``register_autograd`` (the custom-op form of an
   ``autograd.Function``), so ``torch.compile`` treats them as opaque; their numeric
   options travel as one ``float[]`` argument, encoded and decoded only by
-  ``_backend.pack`` / ``_backend.unpack``;
+  ``_backend.pack`` / ``_backend.unpack`` (while Dynamo traces ``cross_entropy`` of
+  class ids, as one float64 tensor: ``_traced_options``);
 * functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``); the
   functional forms and the vocab-parallel losses share the argument checks and the
   option bundle (``_arguments.py``: one frozen ``CallOptions`` per call), the label
@@ -105,6 +106,31 @@ cap, and ``binary_cross_entropy_with_logits`` (the generic formula, not ``_binar
 generated rule does not apply ``mark_non_differentiable``, pytorch/pytorch#90067: the
 forward-mode rules give zero tangents there). The vocab-parallel losses refuse
 transforms by name.
+
+Option values under ``torch.compile`` (which arguments specialise; torch 2.13, Dynamo's
+defaults: ``specialize_float=False``, automatic dynamic, recompile limit 8). A graph
+guarded on an option's value is compiled again for each new value (a smoothing or
+temperature schedule), until the recompile limit sends the function back to eager
+(``fullgraph=True``: an error). Python ints and floats that Dynamo can keep symbolic
+cost two graphs for any number of values: the first call's constants, then one
+symbolic graph.
+
+* ``cross_entropy`` with class ids (and :class:`CrossEntropyLoss`): ``label_smoothing``,
+  ``z_loss``, ``temperature``, ``soft_cap`` (floats) and ``ignore_index`` stay
+  symbolic: two graphs. The floats are checked by range comparisons while traced and
+  reach the op as one float64 tensor (``_traced_options``), read back as Python
+  floats in the op: eager's bits, ``label_smoothing=0`` exactly the unsmoothed loss.
+  ``soft_cap=None`` against a float, an int option (``label_smoothing=0``) against a
+  float, and ``reduction`` are structural: a graph each.
+* every other float option specialises (a graph per value): ``cross_entropy`` with
+  probability targets, ``linear_cross_entropy``, ``linear_head_cross_entropy``, the
+  vocab-parallel losses (their ``float[]`` op argument, or a check reading the value),
+  ``distillation_loss``' ``temperature``, ``binary_cross_entropy_with_logits``'
+  ``label_smoothing``, the focal losses' ``gamma`` and ``alpha``; as
+  ``torch.nn.functional.cross_entropy`` does on ``label_smoothing`` (its ATen op takes a
+  ``float``: a graph per value up to the limit, then eager). PyTorch's idiom of a
+  temperature (``logits / T``) becomes symbolic after one recompile. Counts:
+  ``benchmarks/bench_torch_compile_option_values.py``.
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits

@@ -16,6 +16,7 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -93,10 +94,23 @@ def call_options(
     z_loss: float,
     soft_cap: float | None,
     temperature: float,
+    symbolic: bool = False,
 ) -> CallOptions:
-    """Check a call's options (an :class:`InputError` names a bad one) and freeze them."""
+    """Check a call's options (an :class:`InputError` names a bad one) and freeze them.
+
+    ``symbolic``: while Dynamo traces, keep float options as given (symbolic ones
+    stay symbolic: :func:`_traced_terms`), for a caller that passes them on as a
+    tensor (``cross_entropy`` of class ids, ``_traced_options``); otherwise each float
+    is read by its value (:func:`_by_value`: a guard on it, so a graph per value).
+    """
     check_reduction(reduction)
     ignore = check_ignore_index(ignore_index)
+    if symbolic and torch.compiler.is_dynamo_compiling():
+        # Symbolic floats stay symbolic (range guards only): ``_traced_options``.
+        traced = _traced_terms(label_smoothing, z_loss, temperature, soft_cap)
+        if traced is not None:
+            smoothing, z, t, cap = traced
+            return CallOptions(ignore, str(reduction), smoothing, z, cap, t)
     terms = _backend.options(
         label_smoothing=_by_value(label_smoothing),
         z_loss=_by_value(z_loss),
@@ -111,6 +125,37 @@ def call_options(
         soft_cap=terms.soft_cap,
         temperature=terms.temperature,
     )
+
+
+# name, low, high, low open (``crossent.losses._batch._check_options``' bounds)
+_BOUNDS = (
+    ("label_smoothing", 0.0, 1.0, False),
+    ("z_loss", 0.0, math.inf, False),
+    ("temperature", 0.0, math.inf, True),
+    ("soft_cap", 0.0, math.inf, True),
+)
+
+
+def _traced_terms(
+    label_smoothing: object, z_loss: object, temperature: object, soft_cap: object
+) -> tuple[float, float, float, float | None] | None:
+    """The four options as given, where each is a float (``soft_cap`` a float or None)
+    within its bounds, checked by comparisons only (no guard on a value); else None,
+    for :func:`crossent.torch._backend.options` to check (and name a bad one).
+
+    For calls that Dynamo traces: a symbolic float stays symbolic here
+    (``_traced_options``)."""
+    values = (label_smoothing, z_loss, temperature, soft_cap)
+    for value, (name, low, high, low_open) in zip(values, _BOUNDS, strict=True):
+        if value is None and name == "soft_cap":
+            continue
+        if type(value) is not float:
+            return None
+        above = low < value if low_open else low <= value  # False for NaN
+        below = value <= high if high < math.inf else value < math.inf
+        if not (above and below):
+            return None
+    return label_smoothing, z_loss, temperature, soft_cap  # type: ignore[return-value]
 
 
 def check_reduction(reduction: object, *, parts: bool = False) -> str:

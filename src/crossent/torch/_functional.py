@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from ..errors import InputError, InputTypeError
-from . import _backend, _launch, _ops
+from . import _backend, _launch, _ops, _traced_options
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -143,6 +143,7 @@ def _cross_entropy_checks(
         z_loss=z_loss,
         soft_cap=soft_cap,
         temperature=temperature,
+        symbolic=True,
     )
     check_on_device_of_input(input, target=target)
     if input.ndim == 0:
@@ -439,6 +440,8 @@ def cross_entropy(
     # own autograd cannot run there, nor has it a forward-mode rule.
     transformed = under_torch_func()
     op = LabelsFunction.call if transformed or has_tangent(input) else softmax_ce_labels
+    if op is softmax_ce_labels and torch.compiler.is_dynamo_compiling():
+        op = _traced_options.labels_op  # the options as a tensor: symbolic floats stay so
     if transformed and nested_forward_mode():
         # jacfwd(jacfwd(...)): plain operations, whose derivatives torch takes at every
         # level (an autograd.Function's forward-mode rule is not differentiated again).

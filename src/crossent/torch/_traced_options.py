@@ -1,0 +1,110 @@
+r"""Float options that stay symbolic under ``torch.compile`` (``cross_entropy`` of class ids).
+
+A custom op's ``float[]`` argument cannot hold a symbolic float: Dynamo guards on its
+value (``label_smoothing == 0.1``), so every new value compiles a new graph, until
+the recompile limit (8) sends the function back to eager (``fullgraph=True``: an
+error). ``torch.nn.functional.cross_entropy`` does the same with ``label_smoothing``
+(its ATen op takes a ``float``; torch 2.13: a graph per value up to the limit), but
+the torch idiom of a temperature (``logits / T``) becomes dynamic after one
+recompile (automatic dynamic: 2 graphs for any number of values).
+
+So while Dynamo traces, :func:`crossent.torch._arguments.call_options` checks the
+numeric options by comparisons only (each a range guard such as ``0 <= s <= 1``, not
+a guard on the value; NaN fails every comparison), and :func:`labels_op` hands them
+to the class-id op as one float64 tensor
+(``crossent::softmax_ce_labels_tensor_options_v1``), which reads it back
+(``Tensor.tolist``: the Python floats, every bit) and calls
+``crossent::softmax_ce_labels_v2`` and its backward eagerly with them. The kernels,
+and so the loss and gradient bits, are eager's; ``label_smoothing=0`` is still the
+unsmoothed loss exactly (the kernels' branch reads a concrete float, in the op).
+Eager calls keep the ``float[]`` op (no tensor made per call).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from . import _ops
+from ._ops import softmax_ce_labels, softmax_ce_labels_backward
+
+__all__ = ["labels_op", "tensor_options_labels"]
+
+Tensor = torch.Tensor
+
+
+def labels_op(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    options: list[float],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``softmax_ce_labels(...)`` with ``options`` passed as one float64 tensor (while
+    Dynamo traces: a symbolic option stays an input of the graph, not a constant)."""
+    # ``one * value``, not ``torch.tensor(options)``: AOTAutograd's pass that turns
+    # symbolic floats into tensor operations takes a product, but specialises a float
+    # that ``torch.tensor`` reads (a graph per value again). ``1.0 * v`` is ``v``.
+    one = torch.ones((), dtype=torch.float64, device="cpu")  # not the default device
+    packed = torch.stack([one * value for value in options])
+    return tensor_options_labels(logits, labels, weight, batch_shape, ignore_index, packed)
+
+
+@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1", mutates_args=())
+def tensor_options_labels(
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    batch_shape: list[int],
+    ignore_index: int | None,
+    options: Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``crossent::softmax_ce_labels_v2`` with its options read from a float64 tensor."""
+    return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options.tolist())
+
+
+# The fake kernels are the float[] ops' (the same outputs).
+tensor_options_labels.register_fake(_ops._softmax_ce_labels_fake)
+
+
+@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1_backward", mutates_args=())
+def _tensor_options_labels_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    label_log_p: Tensor,
+    ignore_index: int | None,
+    options: Tensor,
+) -> Tensor:
+    """``crossent::softmax_ce_labels_v2_backward`` with its options from a float64 tensor."""
+    return softmax_ce_labels_backward(
+        upstream, logits, labels, weight, lse, label_log_p, ignore_index, options.tolist()
+    )
+
+
+_tensor_options_labels_backward.register_fake(_ops._softmax_ce_labels_backward_fake)
+
+
+def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
+    logits, labels, weight, _, ignore_index, options = inputs
+    _, lse, label_log_p = output
+    ctx.save_for_backward(logits, labels, weight, lse, label_log_p, options)
+    ctx.ignore_index = ignore_index
+    ctx.mark_non_differentiable(lse, label_log_p)
+
+
+def _backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    logits, labels, weight, lse, label_log_p, options = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = _tensor_options_labels_backward(
+            grad_rows, logits, labels, weight, lse, label_log_p, ctx.ignore_index, options
+        )
+    return (grad,) + (None,) * 5
+
+
+tensor_options_labels.register_autograd(_backward, setup_context=_setup_context)

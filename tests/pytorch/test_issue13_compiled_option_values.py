@@ -1,0 +1,83 @@
+"""Issue 13 (branch compile2): new option values do not recompile ``cross_entropy``.
+
+A compiled step that calls ``crossent.torch.cross_entropy`` (class ids) with a new
+Python-float ``label_smoothing``, ``z_loss``, ``temperature`` or ``soft_cap`` each call
+(a smoothing or temperature schedule) compiled a new graph per value on main: the
+options were read by value (``float.hex``) and reached the custom op as a ``float[]``,
+a guard on each value, until Dynamo's recompile limit (8) sent the step back to eager.
+``torch.nn.functional.cross_entropy`` specialises on ``label_smoothing`` too (8 graphs
+for 10 values, torch 2.13); crossent now keeps the options symbolic (range guards
+only) and hands them to the op as a float64 tensor: 2 graphs for any number of
+values (the first call's constants, then Dynamo's automatic dynamic), the loss and
+gradient bits eager's, ``label_smoothing=0`` the unsmoothed loss exactly.
+
+Backend ``aot_eager`` (autograd traced through the op, no inductor build). On main
+1 of 2 fails (``test_new_values_compile_no_new_graph``: 3 frames for 3 values); the
+other guards the range checks of symbolic options while traced (the mutant that
+drops them leaves the check to the op at run time, after the shape checks: the
+error named the target's shape, not the option).
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+ct = pytest.importorskip("crossent.torch")
+
+from torch._dynamo.testing import CompileCounterWithBackend  # noqa: E402
+
+from crossent.errors import InputError  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+# label_smoothing, z_loss, temperature, soft_cap: every option new on each call, the
+# first smoothing 0 (no smoothing: its own branch in the kernels, read in the op).
+_SCHEDULE = [
+    (0.0, 0.0, 1.0, 30.0),
+    (0.1, 1e-4, 0.7, 12.5),
+    (1.0 / 3.0, 0.0, 1.0 / 7.0, 0.9),
+]
+
+
+def _loss(x: torch.Tensor, y: torch.Tensor, s: float, z: float, t: float, c: float):
+    return ct.cross_entropy(x, y, label_smoothing=s, z_loss=z, temperature=t, soft_cap=c)
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(13)
+    x = torch.randn(6, 5, generator=gen, dtype=torch.float32) * 3
+    return x, torch.tensor([0, 4, 2, -100, 1, 3])
+
+
+def test_new_values_compile_no_new_graph() -> None:
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_loss, backend=counter, fullgraph=True)
+    x, y = _data()
+    for options in _SCHEDULE:
+        got_x = x.clone().requires_grad_()
+        got = step(got_x, y, *options)
+        got.backward()
+        want_x = x.clone().requires_grad_()
+        want = _loss(want_x, y, *options)
+        want.backward()
+        assert torch.equal(got, want), options
+        assert torch.equal(got_x.grad, want_x.grad), options
+    assert counter.frame_count <= 2  # main: one per value (3)
+
+
+def test_symbolic_option_out_of_range_refused_first() -> None:
+    # Eager checks the options before the shapes: so does the compiled call with a
+    # symbolic option (the op's own check would name the target's shape first).
+    torch._dynamo.reset()
+    step = torch.compile(_loss, backend="aot_eager", fullgraph=True)
+    x, y = _data()
+    step(x, y, 0.1, 0.0, 1.0, 30.0)
+    step(x, y, 0.2, 0.0, 1.0, 30.0)  # the options now symbolic
+    with pytest.raises(InputError, match=r"`label_smoothing` must be in \[0, 1\]; got nan"):
+        step(x, y[:5], math.nan, 0.0, 1.0, 30.0)
+    with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got"):
+        step(x, y[:5], 0.1, 0.0, 0.0, 30.0)
