@@ -14,7 +14,7 @@ a guard on the value; NaN fails every comparison), and :func:`labels_op` hands t
 to the class-id op as one float64 tensor
 (``crossent::softmax_ce_labels_tensor_options_v1``), which reads it back
 (``Tensor.tolist``: the Python floats, every bit) and calls
-``crossent::softmax_ce_labels_v2`` and its backward eagerly with them. The kernels,
+``crossent::softmax_ce_labels_v3`` and its backward eagerly with them. The kernels,
 and so the loss and gradient bits, are eager's; ``label_smoothing=0`` is still the
 unsmoothed loss exactly (the kernels' branch reads a concrete float, in the op).
 Eager calls keep the ``float[]`` op (no tensor made per call).
@@ -28,6 +28,7 @@ import torch
 
 from . import _ops
 from ._ops import softmax_ce_labels, softmax_ce_labels_backward
+from ._reduction import rows_upstream
 
 __all__ = ["labels_op", "tensor_options_labels"]
 
@@ -41,7 +42,7 @@ def labels_op(
     batch_shape: list[int],
     ignore_index: int | None,
     options: list[float],
-) -> tuple[Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``softmax_ce_labels(...)`` with ``options`` passed as one float64 tensor (while
     Dynamo traces: a symbolic option stays an input of the graph, not a constant)."""
     # ``one * value``, not ``torch.tensor(options)``: AOTAutograd's pass that turns
@@ -60,8 +61,8 @@ def tensor_options_labels(
     batch_shape: list[int],
     ignore_index: int | None,
     options: Tensor,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``crossent::softmax_ce_labels_v2`` with its options read from a float64 tensor."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``crossent::softmax_ce_labels_v3`` with its options read from a float64 tensor."""
     return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options.tolist())
 
 
@@ -80,7 +81,8 @@ def _tensor_options_labels_backward(
     ignore_index: int | None,
     options: Tensor,
 ) -> Tensor:
-    """``crossent::softmax_ce_labels_v2_backward`` with its options from a float64 tensor."""
+    """``crossent::softmax_ce_labels_v2_backward`` (``_v3``'s backward) with its options
+    from a float64 tensor."""
     return softmax_ce_labels_backward(
         upstream, logits, labels, weight, lse, label_log_p, ignore_index, options.tolist()
     )
@@ -91,16 +93,17 @@ _tensor_options_labels_backward.register_fake(_ops._softmax_ce_labels_backward_f
 
 def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
     logits, labels, weight, _, ignore_index, options = inputs
-    _, lse, label_log_p = output
+    _, lse, label_log_p, _ = output
     ctx.save_for_backward(logits, labels, weight, lse, label_log_p, options)
     ctx.ignore_index = ignore_index
     ctx.mark_non_differentiable(lse, label_log_p)
 
 
-def _backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+def _backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
     logits, labels, weight, lse, label_log_p, options = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
+        grad_rows = rows_upstream(grad_rows, grads[2])  # the float64 rows' upstream joins
         grad = _tensor_options_labels_backward(
             grad_rows, logits, labels, weight, lse, label_log_p, ctx.ignore_index, options
         )
