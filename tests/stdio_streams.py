@@ -4,7 +4,7 @@ it, and its exit as the interpreter's.
 
 A fresh process cost about 0.5 s of CPU for ``--version`` and 1.5 s for ``report`` (the
 imports, the kernels loaded from Numba's cache); the tests of a standard output that
-cannot be written started 27 of them. The two parts of the process that those tests are
+cannot be written started 31 of them. The two parts of the process that those tests are
 about are rebuilt here:
 
 * the stream: CPython's start-up (``create_stdio`` in ``Python/pylifecycle.c``) makes
@@ -35,10 +35,11 @@ EXIT_FLUSH_FAILED = 120
 
 def startup_stdout(descriptor: int, *, buffered: bool) -> io.TextIOWrapper:
     """``sys.stdout`` as CPython's start-up makes it over ``descriptor`` (not a terminal)."""
-    raw = io.FileIO(descriptor, "w", closefd=False)
-    buffer: io.RawIOBase | io.BufferedWriter = io.BufferedWriter(raw) if buffered else raw
+    # io.open as create_stdio calls it: a buffer of the descriptor's st_blksize (4096 for
+    # a pipe and /dev/full), not io.DEFAULT_BUFFER_SIZE
+    buffer = open(descriptor, "wb", buffering=-1 if buffered else 0, closefd=False)  # noqa: SIM115
     return io.TextIOWrapper(
-        buffer,  # type: ignore[arg-type]
+        buffer,
         encoding="utf-8",
         errors="strict",
         line_buffering=False,
