@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from crossent.cli import main
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 _CSV = "p0,p1,p2,label\n" + "".join(
@@ -54,7 +56,9 @@ def test_empty_standard_input_says_so_in_one_line() -> None:
     assert done.stdout == ""
 
 
-def test_standard_input_reads_as_the_same_file(tmp_path: Path) -> None:
+def test_standard_input_reads_as_the_same_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """The emptiness check reads standard input's first byte and replays it: the report
     of a CSV through standard input is the file's (guards the replay: a read that
     returned that one byte alone made pyarrow refuse the table; passes on main)."""
@@ -62,10 +66,10 @@ def test_standard_input_reads_as_the_same_file(tmp_path: Path) -> None:
     path.write_text(_CSV)
     argv = ["--json", "--resamples", "5"]
     from_stdin = _crossent(["report", "-", *argv], stdin=_CSV)
-    from_file = _crossent(["report", str(path), *argv], stdin=None)
+    capsys.readouterr()
+    assert main(["report", str(path), *argv]) == 0  # (the file's, in this process)
     assert (from_stdin.returncode, from_stdin.stderr) == (0, ""), from_stdin.stderr
-    assert from_file.returncode == 0
-    got, want = json.loads(from_stdin.stdout), json.loads(from_file.stdout)
+    got, want = json.loads(from_stdin.stdout), json.loads(capsys.readouterr().out)
     got.pop("source", None), want.pop("source", None)
     assert json.dumps(got, sort_keys=True).replace("standard input (CSV)", str(path)) == (
         json.dumps(want, sort_keys=True)
@@ -94,19 +98,41 @@ _ZIP_REASON = "failed reading zip archive: failed finding central directory"
     ids=["zip-half", "zip-most", "zip-start", "legacy-most"],
 )
 def test_truncated_pt_says_so_in_one_short_line(
-    tmp_path: Path, legacy: bool, kept: Callable[[int], int], reason: str
+    tmp_path: Path,
+    legacy: bool,
+    kept: Callable[[int], int],
+    reason: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """In the test process (a process each cost 10 s of CPU in all, torch's import
+    included); the same in a real process below."""
     path = tmp_path / "preds.pt"
     data = _saved(path, legacy=legacy)
     path.write_bytes(data[: kept(len(data))])
-    done = _crossent(["report", str(path)], stdin=None)
-    assert done.returncode == 2
-    assert done.stderr == (
+    capsys.readouterr()
+    assert main(["report", str(path)]) == 2
+    assert capsys.readouterr() == ("", _truncated(path, reason))
+
+
+def _truncated(path: Path, reason: str) -> str:
+    return (
         f"crossent: error: {path}: not a complete PyTorch file (truncated or damaged): {reason}\n"
     )
 
 
-def test_a_whole_zip_that_torch_did_not_write_is_not_called_truncated(tmp_path: Path) -> None:
+def test_truncated_pt_in_a_real_process(tmp_path: Path) -> None:
+    """The zip cut in half by ``python -m crossent``: exit 2, the one line on stderr."""
+    path = tmp_path / "preds.pt"
+    data = _saved(path, legacy=False)
+    path.write_bytes(data[: len(data) // 2])
+    done = _crossent(["report", str(path)], stdin=None)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == _truncated(path, _ZIP_REASON)
+
+
+def test_a_whole_zip_that_torch_did_not_write_is_not_called_truncated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Guards the test above from a rule that calls every unreadable file truncated
     (passes on main): a complete zip of other files is still "not a file torch.save
     wrote"."""
@@ -114,7 +140,8 @@ def test_a_whole_zip_that_torch_did_not_write_is_not_called_truncated(tmp_path: 
     path = tmp_path / "other.pt"
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("notes.txt", "not a checkpoint")
-    done = _crossent(["report", str(path)], stdin=None)
-    assert done.returncode == 2
-    assert done.stderr.startswith(f"crossent: error: {path}: not a file torch.save wrote (")
-    assert done.stderr.count("\n") == 1
+    capsys.readouterr()
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"crossent: error: {path}: not a file torch.save wrote (")
+    assert err.count("\n") == 1

@@ -28,6 +28,7 @@ import pytest
 
 import crossent
 from crossent.cli import main
+from stdio_streams import main_on
 
 pytest.importorskip("rich")
 
@@ -99,22 +100,17 @@ def test_a_failed_write_to_standard_output_names_what_was_lost(
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
 @pytest.mark.parametrize("name", ["comparison", "report-markdown"])
-def test_a_full_device_names_what_was_lost(npzs: tuple[str, str], name: str) -> None:
+def test_a_full_device_names_what_was_lost(
+    npzs: tuple[str, str], name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Main: "crossent: error: [Errno 28] No space left on device" (buffered stdout, as
-    in a terminal's ``> /dev/full``; test_issue13_help_full_device has the others)."""
+    in a terminal's ``> /dev/full``; test_issue13_help_full_device has the others, and
+    the real processes). In the test process, on the stream and exit of a fresh one
+    (``stdio_streams``)."""
     template, lost = _COMMANDS[name]
-    env = _env()
-    env.pop("PYTHONUNBUFFERED", None)
     with open("/dev/full", "w") as full:
-        done = subprocess.run(
-            [sys.executable, "-m", "crossent", *_argv(template, npzs)],
-            stdout=full,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=300,
-            env=env,
-        )
-    assert (done.returncode, done.stderr) == (
+        done = main_on(full.fileno(), _argv(template, npzs), buffered=True, capsys=capsys)
+    assert done == (
         2,
         f"crossent: error: standard output: cannot write {lost} (No space left on device)\n",
     )
