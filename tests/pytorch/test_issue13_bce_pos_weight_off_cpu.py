@@ -17,6 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import crossent.torch as ct  # noqa: E402
+from crossent.errors import InputError  # noqa: E402
 from crossent.torch import _binary  # noqa: E402
 
 F = torch.nn.functional
@@ -61,7 +62,8 @@ def test_pos_weight_term_past_the_range(weights: dict[str, torch.Tensor | float]
     assert want < float("inf")
     assert loss.item() == want
     loss.backward()
-    assert x.grad is not None and bool(torch.isfinite(x.grad).all())
+    assert x.grad is not None
+    assert bool(torch.isfinite(x.grad).all())
 
 
 @pytest.mark.usefixtures("off_cpu")
@@ -82,7 +84,10 @@ def test_same_bits_as_the_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
     t[:64] = t[:64].round()
     cases = [
         {"pos_weight": torch.tensor(2.5)},
-        {"pos_weight": torch.rand(512, generator=g) * 6, "weight": torch.rand(512, generator=g) * 3},
+        {
+            "pos_weight": torch.rand(512, generator=g) * 6,
+            "weight": torch.rand(512, generator=g) * 3,
+        },
         {"pos_weight": torch.tensor(0.75), "weight": torch.tensor(1e20)},
         {"weight": torch.rand(512, generator=g) * 0.9},
     ]
@@ -90,3 +95,14 @@ def test_same_bits_as_the_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_binary, "reads_on_host", lambda a: False)
     off = [ct.binary_cross_entropy_with_logits(x, t, label_smoothing=0.05, **c) for c in cases]
     assert [v.item() for v in off] == [v.item() for v in on]
+
+
+@pytest.mark.usefixtures("off_cpu")
+@pytest.mark.parametrize("key", ["weight", "pos_weight"])
+def test_negative_weight_named_as_given(key: str) -> None:
+    """The device branch checks the weights before scaling them: the error names the
+    caller's -3.0 (main named the scaled -0.75 of ``weight``)."""
+    with pytest.raises(InputError, match=r"got -3\.0 at index 0"):
+        ct.binary_cross_entropy_with_logits(
+            torch.zeros(2), torch.ones(2), **{key: torch.tensor([-3.0, 4.0])}
+        )

@@ -24,6 +24,7 @@ then forms every entry, since which entries cancel cannot be read there).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -82,16 +83,17 @@ def _scaled_total(
     (:func:`_down_to_one`), :math:`\mathrm{sp}(x)` times :math:`2^{-a}` too, so that a
     term :math:`2^{-a-b} w[\pi t\,\mathrm{sp}(-x) + (1-t)\,\mathrm{sp}(x)]` is at most
     :math:`\max(\mathrm{sp}(-x), \mathrm{sp}(x))`, finite for finite logits; the sum
-    times :math:`2^{a+b}`."""
-    out_dtype = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
-    down_w, down_pw = _down_to_one(w, x), _down_to_one(pw, x)
-    if w is not None:
-        w = (w.to(torch.float64) * down_w).to(out_dtype)
-    if pw is not None:
-        pw = (pw.to(torch.float64) * down_pw).to(out_dtype)
+    times :math:`2^{a+b}`. The weights are checked before they are scaled (an error
+    names the caller's values)."""
     b = _sigmoid._binary(
         x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
-    )
+    )  # (checked as given: an error names the caller's values)
+    down_w, down_pw = _down_to_one(b.weight, x), _down_to_one(b.pos_weight, x)
+
+    def scaled(a: Any, down: torch.Tensor) -> Any:
+        return None if a is None else (a.to(torch.float64) * down).to(b.dtype)
+
+    b = replace(b, weight=scaled(b.weight, down_w), pos_weight=scaled(b.pos_weight, down_pw))
     terms = b.weighted(_sigmoid._bce(b, None if pw is None else down_pw))
     return terms.sum(dtype=torch.float64) / (down_w * down_pw)
 
