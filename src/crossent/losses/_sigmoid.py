@@ -233,11 +233,14 @@ def _binary(
     )
 
 
-def _bce(b: _Binary) -> Array:
-    """``pi t sp(-x) + (1 - t) sp(x)``, each term 0 where its coefficient is."""
+def _bce(b: _Binary, down: Array | None = None) -> Array:
+    """``pi t sp(-x) + (1 - t) sp(x)``, each term 0 where its coefficient is; ``down``:
+    a power of 2 by which ``pi`` was scaled, ``sp(x)`` is scaled too (the terms times
+    ``down``, exact but where one is subnormal: ``crossent.torch._binary``)."""
     xp = b.xp
+    softplus_pos = b.softplus_pos if down is None else b.softplus_pos * down
     return weighted_term(b.positive, b.softplus_neg, xp=xp) + weighted_term(
-        1 - b.t, b.softplus_pos, xp=xp
+        1 - b.t, softplus_pos, xp=xp
     )
 
 

@@ -24,14 +24,16 @@ then forms every entry, since which entries cancel cannot be read there).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
 
 from .. import losses
 from .._xp import float64_twin, namespace
-from ..losses import _cpu_kernels, _sigmoid_grad
+from ..losses import _cpu_kernels, _sigmoid, _sigmoid_grad
 from ._arguments import examples
+from ._reduction import reads_on_host
 
 __all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "mean_of_terms", "takes"]
 
@@ -62,16 +64,38 @@ def _overflowed(total: torch.Tensor) -> bool:
     return bool(torch.isinf(examples(total.detach())[0]).any())
 
 
-def _largest_term_bits(w: Any, pw: Any, like: torch.Tensor) -> torch.Tensor:
-    r"""The :math:`k \ge 0` of :func:`mean_of_terms`: :math:`M 2^{-k} < 1/2` for
-    :math:`M = \max w \cdot \max(1, \max \pi)`, by ``torch.frexp`` (device operations,
-    no host read)."""
-    top = torch.ones((), dtype=torch.float64, device=like.device)
-    if w is not None and w.numel():
-        top = top * w.detach().max().to(torch.float64)
-    if pw is not None and pw.numel():
-        top = top * pw.detach().max().to(torch.float64).clamp(min=1)
-    return (torch.frexp(top)[1] + 1).clamp(min=0).to(torch.float64)
+def _down_to_one(a: Any, like: torch.Tensor) -> torch.Tensor:
+    r"""The float64 :math:`2^{-k}`, :math:`k \ge 0` the least with :math:`\max a\,
+    2^{-k} \le 1` (1 where ``a`` is None or empty, or its largest entry at most 1), by
+    ``torch.frexp`` (device operations, no host read; every example's under ``vmap``)."""
+    if a is None or not a.numel():
+        return torch.ones((), dtype=torch.float64, device=like.device)
+    mantissa, exponent = torch.frexp(a.detach().max().to(torch.float64))
+    k = (exponent - (mantissa == 0.5).to(exponent.dtype)).clamp(min=0)
+    return torch.exp2(-k.to(torch.float64))
+
+
+def _scaled_total(
+    x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, validate: bool
+) -> torch.Tensor:
+    r"""The float64 sum of the terms of :func:`mean_of_terms` off the CPU: ``pw`` times
+    :math:`2^{-a}` and ``w`` times :math:`2^{-b}`, each then at most 1
+    (:func:`_down_to_one`), :math:`\mathrm{sp}(x)` times :math:`2^{-a}` too, so that a
+    term :math:`2^{-a-b} w[\pi t\,\mathrm{sp}(-x) + (1-t)\,\mathrm{sp}(x)]` is at most
+    :math:`\max(\mathrm{sp}(-x), \mathrm{sp}(x))`, finite for finite logits; the sum
+    times :math:`2^{a+b}`. The weights are checked before they are scaled (an error
+    names the caller's values)."""
+    b = _sigmoid._binary(
+        x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
+    )  # (checked as given: an error names the caller's values)
+    down_w, down_pw = _down_to_one(b.weight, x), _down_to_one(b.pos_weight, x)
+
+    def scaled(a: Any, down: torch.Tensor) -> Any:
+        return None if a is None else (a.to(torch.float64) * down).to(b.dtype)
+
+    b = replace(b, weight=scaled(b.weight, down_w), pos_weight=scaled(b.pos_weight, down_pw))
+    terms = b.weighted(_sigmoid._bce(b, None if pw is None else down_pw))
+    return terms.sum(dtype=torch.float64) / (down_w * down_pw)
 
 
 def mean_of_terms(
@@ -83,33 +107,32 @@ def mean_of_terms(
     torchmean1: the float32 sum overflowed to ``inf`` where the mean is a float32
     number, terms near ``3e38``).
 
-    A term is at most :math:`M\,\mathrm{sp}(|x|)`, :math:`M = \max w\max(1, \max\pi)`,
-    so a ``weight`` or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
+    A term is at most :math:`\max w\max(1, \max\pi)\,\mathrm{sp}(|x|)`, so a
+    ``weight`` or ``pos_weight`` above 1 made a float32 term ``inf`` whose mean is
     finite (issue 13, branch torchweight1: logits ``-3e38``, target 1, weight 2 beside
     three ordinary terms gave ``inf`` for 1.5e38). Now, with ``w`` or ``pw`` given, on
     the CPU the terms are formed again in float64 where their sum came out ``inf`` (a
     host read of that sum; the ordinary path unchanged), each rounded once, the mean
-    then once; elsewhere (no host read) ``w`` times :math:`2^{-k}`, :math:`M 2^{-k} <
-    1/2` (:func:`_largest_term_bits`, device operations), forms the terms and the
-    float64 sum is multiplied by :math:`2^{k}`: exact scalings, the same bits but where
-    a term is subnormal, and no term past the range but one of a ``pos_weight`` above 1
-    (it multiplies :math:`t\,\mathrm{sp}(-x)` before ``w`` does: left). Differentiable
-    (the factor is a constant)."""
+    then once; elsewhere (no host read, :func:`._reduction.reads_on_host`)
+    :func:`_scaled_total` scales ``pw`` and :math:`\mathrm{sp}(x)` by one power of 2
+    and ``w`` by another so that no term passes the range, and the float64 sum back:
+    exact scalings, the same bits but where a scaled term or :math:`\mathrm{sp}(x)` is
+    subnormal (none is scaled where ``w`` and ``pw`` are at most 1). Until branch bcew1
+    that path scaled ``w`` only, and :math:`\pi t\,\mathrm{sp}(-x)`, formed before
+    ``w`` multiplies it, still overflowed (``pos_weight`` 2 on logits ``-3e38``:
+    ``inf`` for 1.5e38). Differentiable (the factors are constants)."""
     out_dtype = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
     given = (w is not None or pw is not None) and all(
         a is None or _floating(a) for a in (x, t, w, pw)
     )  # (else the loss's own type errors)
-    scale = None
-    if given and x.device.type != "cpu":
-        scale = torch.exp2(-_largest_term_bits(w, pw, x))
-        w = (scale if w is None else w.to(torch.float64) * scale).to(out_dtype)
+    if given and not reads_on_host(x):
+        total = _scaled_total(x, t, w, pw, eps, validate)
+        return (total / max(x.numel(), 1)).to(out_dtype)
     loss = losses.sigmoid_cross_entropy(
         x, t, weight=w, pos_weight=pw, label_smoothing=eps, reduction="none", validate=validate
     )
     total = loss.sum(dtype=torch.float64)
-    if scale is not None:
-        total = total / scale
-    elif given and out_dtype != torch.float64 and _overflowed(total):
+    if given and out_dtype != torch.float64 and _overflowed(total):
         w64, pw64 = (None if a is None else a.to(torch.float64) for a in (w, pw))
         terms = losses.sigmoid_cross_entropy(
             x.to(torch.float64),
