@@ -81,3 +81,44 @@ def test_symbolic_option_out_of_range_refused_first() -> None:
         step(x, y[:5], math.nan, 0.0, 1.0, 30.0)
     with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got"):
         step(x, y[:5], 0.1, 0.0, 0.0, 30.0)
+
+
+# distillation_loss' temperature (branch compile3): an annealing schedule, T = 1 among
+# the values (the op's own branch for a teacher's probabilities at T = 1).
+_TEMPERATURES = [2.0, 1.0, 1.0 / 3.0, 4.5]
+
+
+def _distill(z: torch.Tensor, v: torch.Tensor, t: float, form: str) -> torch.Tensor:
+    return ct.distillation_loss(z, v, temperature=t, teacher_form=form)
+
+
+@pytest.mark.parametrize("form", ["logits", "probs"])
+def test_distillation_new_temperatures_compile_no_new_graph(form: str) -> None:
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_distill, backend=counter, fullgraph=True)
+    x, _ = _data()
+    v = torch.randn(6, 5, generator=torch.Generator().manual_seed(7)) * 2
+    v = v.softmax(1) if form == "probs" else v
+    for t in _TEMPERATURES:
+        got_x = x.clone().requires_grad_()
+        got = step(got_x, v, t, form)
+        got.backward()
+        want_x = x.clone().requires_grad_()
+        want = _distill(want_x, v, t, form)
+        want.backward()
+        assert torch.equal(got, want), t
+        assert torch.equal(got_x.grad, want_x.grad), t
+    assert counter.frame_count <= 2  # main: one per value (4)
+
+
+def test_distillation_symbolic_temperature_out_of_range_refused() -> None:
+    torch._dynamo.reset()
+    step = torch.compile(_distill, backend="aot_eager", fullgraph=True)
+    x, _ = _data()
+    step(x, x, 2.0, "logits")
+    step(x, x, 3.0, "logits")  # the temperature now symbolic
+    with pytest.raises(InputError, match=r"`temperature` must be"):
+        step(x, x, math.nan, "logits")
+    with pytest.raises(InputError, match=r"`temperature` must be"):
+        step(x, x, -1.0, "logits")
