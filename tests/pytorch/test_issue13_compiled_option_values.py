@@ -16,6 +16,12 @@ Backend ``aot_eager`` (autograd traced through the op, no inductor build). On ma
 other guards the range checks of symbolic options while traced (the mutant that
 drops them leaves the check to the op at run time, after the shape checks: the
 error named the target's shape, not the option).
+
+Branch compile3: ``distillation_loss``' ``temperature`` on the fused CPU op (an
+annealing schedule) likewise: 2 graphs, eager's loss and gradient bits, teacher
+logits and probabilities. On main 2 of 2 fail (5 frames for 4 values each); the
+refusal of a symbolic ``T = 0`` kills the mutant without the range comparisons (it
+sent 0 to the op: a ZeroDivisionError).
 """
 
 from __future__ import annotations

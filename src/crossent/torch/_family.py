@@ -439,7 +439,9 @@ def distillation_loss(
     holds the generic rows and one custom op forms the flagged rows at run time, with
     the eager call's validation and its one host read: eager's numbers and gradients
     (near rows formed in float64 there, within 16 float32 ulps of eager's float32 ones).
-    Each ``temperature`` compiles its own graph (a value passed as an argument too).
+    Each ``temperature`` compiles its own graph (a value passed as an argument too),
+    but on the fused CPU op below: there a float ``temperature`` stays symbolic (two
+    graphs for any number of values, ``_traced_options``; eager's bits).
 
     On the CPU, 2-D logits of one dtype whose teacher requires no gradient (``'mean'``,
     ``'sum'`` or ``'none'``) take a fused custom op instead (``_distill_cpu``: float64

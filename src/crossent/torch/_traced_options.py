@@ -18,6 +18,17 @@ to the class-id op as one float64 tensor
 and so the loss and gradient bits, are eager's; ``label_smoothing=0`` is still the
 unsmoothed loss exactly (the kernels' branch reads a concrete float, in the op).
 Eager calls keep the ``float[]`` op (no tensor made per call).
+
+``distillation_loss`` on the fused CPU op (``_distill_cpu``, forward direction) does
+the same with its ``temperature`` (branch compile3): :func:`traced_temperature` checks
+it by comparisons (:math:`0 < T < \infty`, :math:`T^2` normal in float32, so the
+generic path's far-square case cannot arise), :func:`distillation` passes it as a
+float64 tensor to ``crossent::distillation_cpu_rows_tensor_temperature_v1``, which
+calls ``crossent::distillation_cpu_rows_v3`` (no gradient written ahead, as under
+``torch.compile`` before) and its backward eagerly with the Python float. The twin's
+backward has no second derivative: AOTAutograd refuses double backward of a compiled
+graph (torch 2.13: ``create_graph=True`` raises, on main's graph too); the eager op's
+is kept.
 """
 
 from __future__ import annotations
