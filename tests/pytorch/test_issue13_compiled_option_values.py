@@ -120,3 +120,22 @@ def test_distillation_new_temperatures_compile_no_new_graph(form: str) -> None:
     # range comparisons sent 0 to the op: a ZeroDivisionError).
     with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got 0.0"):
         step(x, v, 0.0, form)
+
+
+def test_probability_targets_new_values_compile_no_new_graph() -> None:
+    # cross_entropy of probability targets (branch compile3): the target op's twin.
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_loss, backend=counter, fullgraph=True)
+    x, _ = _data()
+    p = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(5)), 1)
+    for options in _SCHEDULE:
+        got_x = x.clone().requires_grad_()
+        got = step(got_x, p, *options)
+        got.backward()
+        want_x = x.clone().requires_grad_()
+        want = _loss(want_x, p, *options)
+        want.backward()
+        assert torch.equal(got, want), options
+        assert torch.equal(got_x.grad, want_x.grad), options
+    assert counter.frame_count <= 2  # main: one per value (3)

@@ -45,14 +45,21 @@ from ._distill_cpu import (
     distillation_cpu_rows_backward,
 )
 from ._far_distillation import _reduced, _work_dtype
-from ._ops import softmax_ce_labels, softmax_ce_labels_backward
+from ._ops import (
+    softmax_ce_labels,
+    softmax_ce_labels_backward,
+    softmax_ce_probs,
+    softmax_ce_probs_backward,
+)
 from ._reduction import rows_upstream
 
 __all__ = [
     "distillation",
     "labels_op",
     "packed",
+    "probs_op",
     "tensor_options_labels",
+    "tensor_options_probs",
     "tensor_temperature_distillation",
     "traced_temperature",
 ]
@@ -253,3 +260,65 @@ def _distillation_backward(ctx: Any, upstream: Tensor | None, *_: Any) -> tuple[
 tensor_temperature_distillation.register_autograd(
     _distillation_backward, setup_context=_distillation_setup_context
 )
+
+
+# ``cross_entropy`` of probability targets (branch compile3): the target op's twin.
+
+
+def probs_op(
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    options: list[float],
+    batch_shape: list[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``softmax_ce_probs(...)`` with ``options`` passed as one float64 tensor."""
+    return tensor_options_probs(logits, targets, weight, packed(options), batch_shape)
+
+
+@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1", mutates_args=())
+def tensor_options_probs(
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    options: Tensor,
+    batch_shape: list[int] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``crossent::softmax_ce_probs_v3`` with its options read from a float64 tensor."""
+    return softmax_ce_probs(logits, targets, weight, options.tolist(), batch_shape)
+
+
+tensor_options_probs.register_fake(_ops._softmax_ce_probs_fake)
+
+
+@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1_backward", mutates_args=())
+def _tensor_options_probs_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    weight: Tensor | None,
+    lse: Tensor,
+    options: Tensor,
+) -> Tensor:
+    """``crossent::softmax_ce_probs_v3_backward`` with its options from a float64 tensor."""
+    return softmax_ce_probs_backward(upstream, logits, targets, weight, lse, options.tolist())
+
+
+_tensor_options_probs_backward.register_fake(_ops._softmax_ce_probs_backward_fake)
+
+
+def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
+    logits, targets, weight, options = inputs[:4]
+    ctx.save_for_backward(logits, targets, weight, output[1], options)
+    ctx.mark_non_differentiable(output[1])
+
+
+def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+    logits, targets, weight, lse, options = ctx.saved_tensors
+    grad = None
+    if ctx.needs_input_grad[0]:
+        grad = _tensor_options_probs_backward(grad_rows, logits, targets, weight, lse, options)
+    return (grad, None, None, None, None)
+
+
+tensor_options_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
