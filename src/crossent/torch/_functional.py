@@ -492,7 +492,7 @@ def _cross_entropy_probs(
         flat_t = t.reshape(-1, classes).contiguous()
         # The op checks the targets (on the CPU, under torch.compile too).
         batch_shape = op_sizes(t.shape[:-1])
-        op = softmax_ce_probs
+        op: Callable[..., tuple[torch.Tensor, torch.Tensor]] = softmax_ce_probs
         if torch.compiler.is_dynamo_compiling():
             op = _traced_options.probs_op  # the options as a tensor: symbolic floats stay so
         rows = op(flat, flat_t, weight, opts.packed(), batch_shape)[0]
