@@ -49,6 +49,9 @@ def _cases() -> dict[str, Callable[[float], torch.Tensor]]:
         "cross_entropy probabilities label_smoothing": lambda v: ct.cross_entropy(
             x, p, label_smoothing=v
         ),
+        "cross_entropy probabilities temperature": lambda v: ct.cross_entropy(
+            x, p, temperature=1 + v
+        ),
         "linear_cross_entropy label_smoothing": lambda v: ct.linear_cross_entropy(
             h, w, y, label_smoothing=v
         ),

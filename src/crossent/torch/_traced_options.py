@@ -1,4 +1,4 @@
-r"""Float options that stay symbolic under ``torch.compile`` (``cross_entropy`` of class ids).
+r"""Float options that stay symbolic under ``torch.compile`` (``cross_entropy``, distillation).
 
 A custom op's ``float[]`` argument cannot hold a symbolic float: Dynamo guards on its
 value (``label_smoothing == 0.1``), so every new value compiles a new graph, until
@@ -29,6 +29,11 @@ calls ``crossent::distillation_cpu_rows_v3`` (no gradient written ahead, as unde
 backward has no second derivative: AOTAutograd refuses double backward of a compiled
 graph (torch 2.13: ``create_graph=True`` raises, on main's graph too); the eager op's
 is kept.
+
+``cross_entropy`` of probability targets on the CPU target op (branch compile3):
+:func:`probs_op` hands the same four options to
+``crossent::softmax_ce_probs_tensor_options_v1``, which calls
+``crossent::softmax_ce_probs_v3`` and its backward eagerly with them.
 """
 
 from __future__ import annotations
