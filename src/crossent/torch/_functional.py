@@ -485,7 +485,7 @@ def _cross_entropy_probs(
     # Forward-mode AD: plain torch operations (the op would drop the tangent); so
     # under torch.func.grad, vjp, jacrev (the op's autograd cannot run there).
     differentiated = differentiated or has_tangent(z, target, weight) or functorch_reverse_mode()
-    if _launch.uses_target_op(z) and not differentiated:
+    if _launch.uses_target_op(z, None) and not differentiated:  # (the options: not read)
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
