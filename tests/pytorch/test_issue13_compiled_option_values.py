@@ -22,7 +22,8 @@ annealing schedule) likewise: 2 graphs, eager's loss and gradient bits, teacher
 logits and probabilities. On main 2 of 2 fail (5 frames for 4 values each); the
 refusal of a symbolic ``T = 0`` kills the mutant without the range comparisons (it
 sent 0 to the op: a ZeroDivisionError). ``cross_entropy`` of probability targets
-too (the target op's twin): fails on main (4 frames for 3 values).
+too (the target op's twin, ``test_new_values_compile_no_new_graph[probs]``): fails on
+main (4 frames for 3 values).
 """
 
 from __future__ import annotations
@@ -59,11 +60,15 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor([0, 4, 2, -100, 1, 3])
 
 
-def test_new_values_compile_no_new_graph() -> None:
+@pytest.mark.parametrize("targets", ["ids", "probs"])
+def test_new_values_compile_no_new_graph(targets: str) -> None:
+    # probs (branch compile3): probability targets, the target op's twin.
     torch._dynamo.reset()
     counter = CompileCounterWithBackend("aot_eager")
     step = torch.compile(_loss, backend=counter, fullgraph=True)
     x, y = _data()
+    if targets == "probs":
+        y = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(5)), 1)
     for options in _SCHEDULE:
         got_x = x.clone().requires_grad_()
         got = step(got_x, y, *options)
@@ -73,7 +78,7 @@ def test_new_values_compile_no_new_graph() -> None:
         want.backward()
         assert torch.equal(got, want), options
         assert torch.equal(got_x.grad, want_x.grad), options
-    assert counter.frame_count <= 2  # main: one per value (3)
+    assert counter.frame_count <= 2  # main: one per value (3; probs 4)
 
 
 def test_symbolic_option_out_of_range_refused_first() -> None:
@@ -121,22 +126,3 @@ def test_distillation_new_temperatures_compile_no_new_graph(form: str) -> None:
     # range comparisons sent 0 to the op: a ZeroDivisionError).
     with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got 0.0"):
         step(x, v, 0.0, form)
-
-
-def test_probability_targets_new_values_compile_no_new_graph() -> None:
-    # cross_entropy of probability targets (branch compile3): the target op's twin.
-    torch._dynamo.reset()
-    counter = CompileCounterWithBackend("aot_eager")
-    step = torch.compile(_loss, backend=counter, fullgraph=True)
-    x, _ = _data()
-    p = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(5)), 1)
-    for options in _SCHEDULE:
-        got_x = x.clone().requires_grad_()
-        got = step(got_x, p, *options)
-        got.backward()
-        want_x = x.clone().requires_grad_()
-        want = _loss(want_x, p, *options)
-        want.backward()
-        assert torch.equal(got, want), options
-        assert torch.equal(got_x.grad, want_x.grad), options
-    assert counter.frame_count <= 2  # main: one per value (3)
