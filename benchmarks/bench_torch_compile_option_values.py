@@ -49,10 +49,19 @@ def _cases() -> dict[str, Callable[[float], torch.Tensor]]:
         "cross_entropy probabilities label_smoothing": lambda v: ct.cross_entropy(
             x, p, label_smoothing=v
         ),
+        "cross_entropy probabilities temperature": lambda v: ct.cross_entropy(
+            x, p, temperature=1 + v
+        ),
         "linear_cross_entropy label_smoothing": lambda v: ct.linear_cross_entropy(
             h, w, y, label_smoothing=v
         ),
         "distillation_loss temperature": lambda v: ct.distillation_loss(x, xb, temperature=1 + v),
+        "distillation_loss temperature, teacher probs": lambda v: ct.distillation_loss(
+            x, p, temperature=1 + v, teacher_form="probs"
+        ),
+        "DistillationLoss(temperature=v) per call": lambda v: ct.DistillationLoss(
+            temperature=1 + v
+        )(x, xb),
         "binary_cross_entropy_with_logits label_smoothing": lambda v: (
             ct.binary_cross_entropy_with_logits(xb, tb, label_smoothing=v)
         ),

@@ -16,6 +16,14 @@ Backend ``aot_eager`` (autograd traced through the op, no inductor build). On ma
 other guards the range checks of symbolic options while traced (the mutant that
 drops them leaves the check to the op at run time, after the shape checks: the
 error named the target's shape, not the option).
+
+Branch compile3: ``distillation_loss``' ``temperature`` on the fused CPU op (an
+annealing schedule) likewise: 2 graphs, eager's loss and gradient bits, teacher
+logits and probabilities. On main 2 of 2 fail (5 frames for 4 values each); the
+refusal of a symbolic ``T = 0`` kills the mutant without the range comparisons (it
+sent 0 to the op: a ZeroDivisionError). ``cross_entropy`` of probability targets
+too (the target op's twin, ``test_new_values_compile_no_new_graph[probs]``): fails on
+main (4 frames for 3 values).
 """
 
 from __future__ import annotations
@@ -52,11 +60,15 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.tensor([0, 4, 2, -100, 1, 3])
 
 
-def test_new_values_compile_no_new_graph() -> None:
+@pytest.mark.parametrize("targets", ["ids", "probs"])
+def test_new_values_compile_no_new_graph(targets: str) -> None:
+    # probs (branch compile3): probability targets, the target op's twin.
     torch._dynamo.reset()
     counter = CompileCounterWithBackend("aot_eager")
     step = torch.compile(_loss, backend=counter, fullgraph=True)
     x, y = _data()
+    if targets == "probs":
+        y = torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(5)), 1)
     for options in _SCHEDULE:
         got_x = x.clone().requires_grad_()
         got = step(got_x, y, *options)
@@ -66,7 +78,7 @@ def test_new_values_compile_no_new_graph() -> None:
         want.backward()
         assert torch.equal(got, want), options
         assert torch.equal(got_x.grad, want_x.grad), options
-    assert counter.frame_count <= 2  # main: one per value (3)
+    assert counter.frame_count <= 2  # main: one per value (3; probs 4)
 
 
 def test_symbolic_option_out_of_range_refused_first() -> None:
@@ -81,3 +93,36 @@ def test_symbolic_option_out_of_range_refused_first() -> None:
         step(x, y[:5], math.nan, 0.0, 1.0, 30.0)
     with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got"):
         step(x, y[:5], 0.1, 0.0, 0.0, 30.0)
+
+
+# distillation_loss' temperature (branch compile3): an annealing schedule, T = 1 among
+# the values (the op's own branch for a teacher's probabilities at T = 1).
+_TEMPERATURES = [2.0, 1.0, 1.0 / 3.0, 4.5]
+
+
+def _distill(z: torch.Tensor, v: torch.Tensor, t: float, form: str) -> torch.Tensor:
+    return ct.distillation_loss(z, v, temperature=t, teacher_form=form)
+
+
+@pytest.mark.parametrize("form", ["logits", "probs"])
+def test_distillation_new_temperatures_compile_no_new_graph(form: str) -> None:
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_distill, backend=counter, fullgraph=True)
+    x, _ = _data()
+    v = torch.randn(6, 5, generator=torch.Generator().manual_seed(7)) * 2
+    v = v.softmax(1) if form == "probs" else v
+    for t in _TEMPERATURES:
+        got_x = x.clone().requires_grad_()
+        got = step(got_x, v, t, form)
+        got.backward()
+        want_x = x.clone().requires_grad_()
+        want = _distill(want_x, v, t, form)
+        want.backward()
+        assert torch.equal(got, want), t
+        assert torch.equal(got_x.grad, want_x.grad), t
+    assert counter.frame_count <= 2  # main: one per value (4; 'probs': 5)
+    # A symbolic temperature out of range: eager's error (the mutant that drops the
+    # range comparisons sent 0 to the op: a ZeroDivisionError).
+    with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got 0.0"):
+        step(x, v, 0.0, form)

@@ -19,7 +19,8 @@ Layering (each in its place, from the bottom):
   ``autograd.Function``), so ``torch.compile`` treats them as opaque; their numeric
   options travel as one ``float[]`` argument, encoded and decoded only by
   ``_backend.pack`` / ``_backend.unpack`` (while Dynamo traces ``cross_entropy`` of
-  class ids, as one float64 tensor: ``_traced_options``);
+  class ids, as one float64 tensor: ``_traced_options``; probability targets and
+  ``distillation_loss``' temperature on the CPU ops too);
 * functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``); the
   functional forms and the vocab-parallel losses share the argument checks and the
   option bundle (``_arguments.py``: one frozen ``CallOptions`` per call), the label
@@ -122,10 +123,21 @@ symbolic graph.
   floats in the op: eager's bits, ``label_smoothing=0`` exactly the unsmoothed loss.
   ``soft_cap=None`` against a float, an int option (``label_smoothing=0``) against a
   float, and ``reduction`` are structural: a graph each.
-* every other float option specialises (a graph per value): ``cross_entropy`` with
-  probability targets, ``linear_cross_entropy``, ``linear_head_cross_entropy``, the
-  vocab-parallel losses (their ``float[]`` op argument, or a check reading the value),
-  ``distillation_loss``' ``temperature``, ``binary_cross_entropy_with_logits``'
+* ``cross_entropy`` with probability targets on the target op (CPU logits, no gradient
+  wanted for the targets or the class weights): the same four floats stay symbolic
+  (``crossent::softmax_ce_probs_tensor_options_v1``): two graphs, eager's bits. Its
+  generic path (other devices, targets that require a gradient) reads the values.
+* ``distillation_loss`` (and :class:`DistillationLoss`) on the fused CPU op (2-D CPU
+  logits of one dtype, ``direction='forward'``, a teacher that requires no gradient):
+  a float ``temperature`` with :math:`T^2` normal in float32 stays symbolic: two
+  graphs. It is checked by comparisons while traced and reaches the op's twin
+  (``crossent::distillation_cpu_rows_tensor_temperature_v1``, ``_traced_options``) as
+  a float64 tensor, read back as a Python float: eager's loss and gradient bits. Its
+  other paths (another device, ``'reverse'``, a teacher that requires a gradient, a
+  :math:`T^2` outside float32's normal range) read the value: a graph per value.
+* every other float option specialises (a graph per value): ``linear_cross_entropy``,
+  ``linear_head_cross_entropy``, the vocab-parallel losses (their ``float[]`` op
+  argument, or a check reading the value), ``binary_cross_entropy_with_logits``'
   ``label_smoothing``, the focal losses' ``gamma`` and ``alpha``; as
   ``torch.nn.functional.cross_entropy`` does on ``label_smoothing`` (its ATen op takes a
   ``float``: a graph per value up to the limit, then eager). PyTorch's idiom of a

@@ -41,7 +41,7 @@ from .. import losses
 from .._checks import check_scalar
 from ..errors import InputError
 from ..losses._distill_options import distillation_options
-from . import _binary, _distill_cpu, _focal_eager, _ops
+from . import _binary, _distill_cpu, _focal_eager, _ops, _traced_options
 from ._arguments import (
     _by_value,
     check_reduction,
@@ -368,7 +368,10 @@ def _distillation_checks(
 ) -> None:
     """:func:`distillation_loss`'s option checks (those of its paths), on Python values."""
     check_reduction(reduction, parts=True)
-    distillation_options(_by_value(temperature), teacher_form, direction, reduction, None)
+    # A traced float within range stays symbolic (comparisons only): 1.0 stands in for
+    # it in the checks of the other options (``_traced_options.traced_temperature``).
+    value = 1.0 if _traced_options.traced_temperature(temperature) else _by_value(temperature)
+    distillation_options(value, teacher_form, direction, reduction, None)
 
 
 def distillation_loss(
@@ -436,7 +439,9 @@ def distillation_loss(
     holds the generic rows and one custom op forms the flagged rows at run time, with
     the eager call's validation and its one host read: eager's numbers and gradients
     (near rows formed in float64 there, within 16 float32 ulps of eager's float32 ones).
-    Each ``temperature`` compiles its own graph (a value passed as an argument too).
+    Each ``temperature`` compiles its own graph (a value passed as an argument too),
+    but on the fused CPU op below: there a float ``temperature`` stays symbolic (two
+    graphs for any number of values, ``_traced_options``; eager's bits).
 
     On the CPU, 2-D logits of one dtype whose teacher requires no gradient (``'mean'``,
     ``'sum'`` or ``'none'``) take a fused custom op instead (``_distill_cpu``: float64
@@ -517,6 +522,10 @@ def distillation_loss(
             validate=False,
         )
     options = (teacher_form, direction)
+    if _traced_options.traced_temperature(temperature) and _distill_cpu.applies(
+        input, teacher_logits, 1.0, reduction, *options
+    ):  # the fused op's twin: a temperature that Dynamo made symbolic stays so
+        return _traced_options.distillation(input, teacher_logits, temperature, reduction, *options)
     if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):
         fused = _distill_cpu.fused_distillation(
             input, teacher_logits, temperature, reduction, *options

@@ -478,7 +478,6 @@ def _cross_entropy_probs(
     out_dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
     classes = z.shape[1]
     t = target.movedim(1, -1)
-    numeric = _backend.unpack(opts.packed())
     # The op differentiates with respect to the logits only.
     differentiated = grad_recorded() and (
         target.requires_grad or (weight is not None and weight.requires_grad)
@@ -486,17 +485,21 @@ def _cross_entropy_probs(
     # Forward-mode AD: plain torch operations (the op would drop the tangent); so
     # under torch.func.grad, vjp, jacrev (the op's autograd cannot run there).
     differentiated = differentiated or has_tangent(z, target, weight) or functorch_reverse_mode()
-    if _launch.uses_target_op(z, numeric) and not differentiated:
+    if _launch.uses_target_op(z, None) and not differentiated:  # (the options: not read)
         # The custom op: the same float64 values, float64 copies of a block of rows at
         # a time, autograd saving only the logits and the targets (_launch).
         flat = z.movedim(1, -1).reshape(-1, classes).contiguous()
         flat_t = t.reshape(-1, classes).contiguous()
         # The op checks the targets (on the CPU, under torch.compile too).
         batch_shape = op_sizes(t.shape[:-1])
-        rows = softmax_ce_probs(flat, flat_t, weight, opts.packed(), batch_shape)[0]
+        op: Callable[..., tuple[torch.Tensor, torch.Tensor]] = softmax_ce_probs
+        if torch.compiler.is_dynamo_compiling():
+            op = _traced_options.probs_op  # the options as a tensor: symbolic floats stay so
+        rows = op(flat, flat_t, weight, opts.packed(), batch_shape)[0]
         rows = rows.reshape(t.shape[:-1])
     else:
         check_targets_eagerly(target)
+        numeric = _backend.unpack(opts.packed())
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)
         w = None if weight is None else weight.to(acc)

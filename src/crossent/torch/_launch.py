@@ -854,12 +854,13 @@ def _label_target_weights(
     return v.scatter_add_(1, y[:, None], ((1 - eps) * w_y)[:, None]), w_y
 
 
-def uses_target_op(z: torch.Tensor, opts: _backend.Options) -> bool:
+def uses_target_op(z: torch.Tensor, opts: _backend.Options | None = None) -> bool:
     r"""Whether the probability targets of ``z`` go through ``crossent::softmax_ce_probs``:
     CPU floating logits, float64 and float32/float16/bfloat16 (soft-capped or not, issue
     13; float64 since its follow-up: autograd's ``log_softmax`` backward formed the entry
     :math:`p - t` at :math:`p \to 1` from a rounded :math:`p`, 0 for
-    :math:`-1.8\cdot 10^{-35}` at logits ``[0, -80]``)."""
+    :math:`-1.8\cdot 10^{-35}` at logits ``[0, -80]``). Every ``opts`` takes it (not
+    read: while Dynamo traces, the options stay symbolic, ``_traced_options``)."""
     return z.device.type == "cpu" and z.dtype in (
         torch.float64,
         torch.float32,
