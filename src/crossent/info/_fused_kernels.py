@@ -2478,6 +2478,7 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
 def _js_logs_pass(
     a: Any,
     b: Any,
+    forms: tuple[int, int],
     partitions: tuple[float, float, float, float],
     c: tuple[float, float],
 ) -> tuple[float, float]:
@@ -2490,19 +2491,36 @@ def _js_logs_pass(
     :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
     parts cancel by a factor below 3), else :func:`_js_term`; :math:`p` as
     :math:`e^{s}(1 + e + l)` from the exact :math:`x - m` (:func:`_two_diff`), so its
-    rounding does not grow with :math:`|\log p|`."""
+    rounding does not grow with :math:`|\log p|`. A side of probabilities (form 0)
+    keeps its entries and takes their logs as double-doubles (:func:`_log_pair`)."""
     m_a, ell_a, m_b, ell_b = partitions
+    form_a, form_b = forms
+    # Beside a side of probabilities (its log a double-double near the other's), each
+    # side's log-probabilities as pairs: c is then 0 (its low part the correction).
+    mixed = form_a == 0 or form_b == 0
     c_hi, c_lo = c
     fast = _narrow(a)
     js = js_c = mass = 0.0
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
-        h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
-        # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
-        p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
-        q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
+        if form_a == 0:
+            h_a, l_a = _log_pair(x, 0)
+            p = x
+        else:
+            h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
+            # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
+            p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
+            if mixed:  # log p = s + (e + l), beside a probability's log
+                h_a, l_a = s_a, e_a + l_a
+        if form_b == 0:
+            h_b, l_b = _log_pair(y, 0)
+            q = y
+        else:
+            h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
+            q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
+            if mixed:
+                h_b, l_b = s_b, e_b + l_b
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
@@ -2540,13 +2558,16 @@ def _js_of_logs(
     (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`; two sides of logits only), kept
     as the low part of :math:`c`, and the sum taken again."""
     _, ell_a, _, ell_b = partitions
-    c = ell_a - ell_b
-    js, mass = _js_logs_pass(a, b, partitions, (c, 0.0))
-    # The correction assumes sum p = sum q = 1: only two sides of logits are exactly
-    # normalised (log-probabilities are given, within their validation's tolerance);
-    # between log-probabilities c = 0 exactly.
-    if forms[0] != 2 or forms[1] != 2:
+    c = ell_a - ell_b if forms[0] != 0 and forms[1] != 0 else 0.0
+    js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
+    # The correction needs each side's exact sum: a side of logits is exactly
+    # normalised, one of probabilities sums to 1 + excess (summed compensated);
+    # log-probabilities are given, within their validation's tolerance, and between
+    # log-probabilities and probabilities c = 0 exactly.
+    if forms[0] == 1 or forms[1] == 1:
         return js
+    excess_a = _excess(a) if forms[0] == 0 else 0.0
+    excess_b = _excess(b) if forms[1] == 0 else 0.0
     n = a.shape[0]
     fast = _narrow(a)
     epsilon = 2.0 * _U * (abs(ell_a) + abs(ell_b)) + (
@@ -2557,11 +2578,38 @@ def _js_of_logs(
     # (a zero probability on one side weighs in the mass too: a hostile pass, JS of the
     # logits [-inf, -5e-324, 5e-324] and [-745.1, -5e-324, 8.7e-19] took no correction
     # and was twice its 2.365e-38; a NaN mass, of NaN rows, takes none)
-    if not mass > -1.0 or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
+    # sum_i q_i e^(delta_i + epsilon) = sum_i p_i: mass = e^epsilon (1 + excess_a) -
+    # (1 + excess_b)
+    shift = math.log1p(mass + excess_b) - math.log1p(excess_a)
+    if not math.isfinite(shift) or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
         return js
     # (the correction kept as c's low part: added to c it would round again)
-    js, _ = _js_logs_pass(a, b, partitions, (c, math.log1p(mass)))
+    js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
     return js
+
+
+@_once
+def _screen(row: Any) -> tuple[float, float, float]:
+    """A row of probabilities' sum, least and greatest entries (:func:`_suspect`'s),
+    as :func:`_row`'s loop forms them; a NaN makes the sum NaN."""
+    total = 0.0
+    lo, hi = math.inf, -math.inf
+    for i in range(row.shape[0]):
+        x = np.float64(row[i])
+        total += x
+        lo, hi = min(lo, x), max(hi, x)
+    return total, lo, hi
+
+
+@_once
+def _excess(row: Any) -> float:
+    r""":math:`\sum_i x_i - 1` of a row of probabilities, summed compensated from
+    :math:`-1` (:func:`_add`): within a few ulps of itself where the row sums to about 1
+    (:func:`_js_of_logs`'s correction)."""
+    total, compensation = -1.0, 0.0
+    for i in range(row.shape[0]):
+        total, compensation = _add(total, compensation, np.float64(row[i]))
+    return total + compensation
 
 
 @numba.njit(error_model="numpy", nogil=True)
@@ -2709,9 +2757,16 @@ def _row(
         ell_b if form_b == 2 else 0.0,
     )
     bounds = (weights, errors, n, fast)
-    # JS of two sides of logits or log-probabilities: from the exact log-ratios.
-    if want == 8 and no_probs and finite and not direct:
+    # JS of two sides not both probabilities: from the exact log-ratios (hostile22:
+    # a side of probabilities took the other's rounded probabilities, and JS of [0.5,
+    # 0.5] against the logits [9.7e-18, -6.5e-18] was 0, not 8.15e-36); the loop below
+    # then runs only for a probabilities side's screen.
+    if want == 8 and not both_probs and finite and not direct:
         js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), True
+        if form_a == 0 and tol_a >= 0.0:
+            sum_a, lo_a, hi_a = _screen(a[r])
+        if form_b == 0 and tol_b >= 0.0:
+            sum_b, lo_b, hi_b = _screen(b[r])
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
