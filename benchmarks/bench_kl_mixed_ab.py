@@ -1,4 +1,5 @@
-"""The KL of probabilities against logits or log-probabilities (either way round): A/B.
+"""The KL (or ``--measure``) of probabilities against logits or log-probabilities
+(either way round): A/B.
 
 Times this tree's ``crossent`` and other copies of it in one process, interleaved call
 by call (issue 13: the klexact change's per-row bound cost the common path)::
@@ -77,6 +78,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("classes", type=int)
     parser.add_argument("--against", nargs="*", default=[], help="other src folders")
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument(
+        "--measure", default="kl_divergence", help="the measure timed (js_divergence: hostile22)"
+    )
     parser.add_argument("--only", default="", help="the cases whose name has this")
     parser.add_argument("--validate", choices=("yes", "no", "both"), default="both")
     parser.add_argument(
@@ -100,7 +104,7 @@ def main(argv: list[str]) -> None:
         for validate in validates:
             options = {"p_form": p_form, "q_form": q_form, "validate": validate}
             calls: list[Callable[[], Any]] = [
-                functools.partial(k.kl_divergence, a, b, **options) for k in packages
+                functools.partial(getattr(k, args.measure), a, b, **options) for k in packages
             ]
             for call in calls:
                 call()

@@ -2478,6 +2478,7 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
 def _js_logs_pass(
     a: Any,
     b: Any,
+    forms: tuple[int, int],
     partitions: tuple[float, float, float, float],
     c: tuple[float, float],
 ) -> tuple[float, float]:
@@ -2490,19 +2491,36 @@ def _js_logs_pass(
     :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
     parts cancel by a factor below 3), else :func:`_js_term`; :math:`p` as
     :math:`e^{s}(1 + e + l)` from the exact :math:`x - m` (:func:`_two_diff`), so its
-    rounding does not grow with :math:`|\log p|`."""
+    rounding does not grow with :math:`|\log p|`. A side of probabilities (form 0)
+    keeps its entries and takes their logs as double-doubles (:func:`_log_pair`)."""
     m_a, ell_a, m_b, ell_b = partitions
+    form_a, form_b = forms
+    # Beside a side of probabilities (its log a double-double near the other's), each
+    # side's log-probabilities as pairs: c is then 0 (its low part the correction).
+    mixed = form_a == 0 or form_b == 0
     c_hi, c_lo = c
     fast = _narrow(a)
     js = js_c = mass = 0.0
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
-        h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
-        h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
-        # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
-        p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
-        q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
+        if form_a == 0:
+            h_a, l_a = _log_pair(x, 0)
+            p = float(x)
+        else:
+            h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
+            # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
+            p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
+            if mixed:  # log p = s + (e + l), beside a probability's log
+                h_a, l_a = s_a, e_a + l_a
+        if form_b == 0:
+            h_b, l_b = _log_pair(y, 0)
+            q = float(y)
+        else:
+            h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
+            q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
+            if mixed:
+                h_b, l_b = s_b, e_b + l_b
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
@@ -2524,12 +2542,16 @@ def _js_logs_pass(
 def _js_of_logs(
     a: Any, b: Any, forms: tuple[int, int], partitions: tuple[float, float, float, float]
 ) -> float:
-    r"""JS(P, Q) of rows of logits or log-probabilities from the log-ratios
+    r"""JS(P, Q) of rows not both probabilities from the log-ratios
     :math:`\delta_i = \log p_i - \log q_i = (x_i - m_a) - (y_i - m_b) - c`,
     :math:`c = \ell_a - \ell_b` (``partitions``: each logits side's maximum and
     log-partition, 0 for log-probabilities), each :math:`x_i - m` exact as a pair
     (issue 13: from the separately rounded probabilities, :math:`p - q` of nearly equal
-    rows lost its digits; up to 1e-4 relative off).
+    rows lost its digits; up to 1e-4 relative off). Beside a side of probabilities
+    (whose logs are double-doubles, :func:`_log_pair`) each side's
+    :math:`\log p_i = (x_i - m) - \ell` is a pair and :math:`c = 0` (hostile22: the
+    rounded probabilities gave 0 for 8.15e-36, 2.8e-12 relative off at rows 1e-5
+    apart).
 
     An error :math:`\epsilon` of :math:`c` (the log-partitions' and its own rounding)
     shifts every :math:`\delta_i`; to first order it moves the sum by
@@ -2537,16 +2559,21 @@ def _js_of_logs(
     :math:`\epsilon^2/8`. Where the bound :math:`\epsilon^2/4` exceeds :math:`2^{-49}`
     of the sum (nearly equal rows of logits), :math:`c` is corrected by
     :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) = \epsilon`
-    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`; two sides of logits only), kept
-    as the low part of :math:`c`, and the sum taken again."""
+    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`), less
+    :math:`\operatorname{log1p}` of a probabilities side's excess :math:`\sum_i p_i - 1`
+    (:func:`_excess`; none beside log-probabilities, whose sums are not known exactly),
+    kept as the low part of :math:`c`, and the sum taken again."""
     _, ell_a, _, ell_b = partitions
-    c = ell_a - ell_b
-    js, mass = _js_logs_pass(a, b, partitions, (c, 0.0))
-    # The correction assumes sum p = sum q = 1: only two sides of logits are exactly
-    # normalised (log-probabilities are given, within their validation's tolerance);
-    # between log-probabilities c = 0 exactly.
-    if forms[0] != 2 or forms[1] != 2:
+    c = ell_a - ell_b if forms[0] != 0 and forms[1] != 0 else 0.0
+    js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
+    # The correction needs each side's exact sum: a side of logits is exactly
+    # normalised, one of probabilities sums to 1 + excess (summed compensated);
+    # log-probabilities are given, within their validation's tolerance, and between
+    # log-probabilities and probabilities c = 0 exactly.
+    if forms[0] == 1 or forms[1] == 1:
         return js
+    excess_a = _excess(a) if forms[0] == 0 else 0.0
+    excess_b = _excess(b) if forms[1] == 0 else 0.0
     n = a.shape[0]
     fast = _narrow(a)
     epsilon = 2.0 * _U * (abs(ell_a) + abs(ell_b)) + (
@@ -2557,11 +2584,26 @@ def _js_of_logs(
     # (a zero probability on one side weighs in the mass too: a hostile pass, JS of the
     # logits [-inf, -5e-324, 5e-324] and [-745.1, -5e-324, 8.7e-19] took no correction
     # and was twice its 2.365e-38; a NaN mass, of NaN rows, takes none)
-    if not mass > -1.0 or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
+    # sum_i q_i e^delta_i = sum_i p_i, each computed delta_i off by epsilon: mass =
+    # e^epsilon (1 + excess_a) - (1 + excess_b); the shift is NaN or infinite for rows
+    # of NaN (then none)
+    shift = math.log1p(mass + excess_b) - math.log1p(excess_a)
+    if not math.isfinite(shift) or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
         return js
     # (the correction kept as c's low part: added to c it would round again)
-    js, _ = _js_logs_pass(a, b, partitions, (c, math.log1p(mass)))
+    js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
     return js
+
+
+@_once
+def _excess(row: Any) -> float:
+    r""":math:`\sum_i x_i - 1` of a row of probabilities, summed compensated from
+    :math:`-1` (:func:`_add`): within a few ulps of itself where the row sums to about 1
+    (:func:`_js_of_logs`'s correction)."""
+    total, compensation = -1.0, 0.0
+    for i in range(row.shape[0]):
+        total, compensation = _add(total, compensation, np.float64(row[i]))
+    return total + compensation
 
 
 @numba.njit(error_model="numpy", nogil=True)
@@ -2625,11 +2667,11 @@ def _row(
             )
     m_a = ell_a = h_a = m_b = ell_b = 0.0
     alone = quick
-    # One side probabilities, the other float64 logits, for the KL: the log-partition by
+    # One side probabilities, the other float64 logits, for the KL or JS: the log-partition by
     # a compensated sum (its error, first order in the loop's KL, is then a few ulps,
     # not n: see _side_error), so that the loop's bound stands on random rows; branch-free
     # (Fast2Sum), about the plain sum's cost.
-    bounded = (form_a == 0) != (form_b == 0) and want & 4 and not fast
+    bounded = (form_a == 0) != (form_b == 0) and want & 12 and not fast
     if partition_a and not (alone and form_a == 2):
         if bounded and form_a == 2 and not direct:
             m_a, ell_a = _log_partition_compensated(a[r])
@@ -2712,6 +2754,18 @@ def _row(
     # JS of two sides of logits or log-probabilities: from the exact log-ratios.
     if want == 8 and no_probs and finite and not direct:
         js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), True
+    # JS of probabilities against logits or log-probabilities: the loop's sum, with a
+    # bound on what the other side's rounded probabilities (relative error eta_i) cost
+    # it, sum_i eta_i (|p_i - q_i| + eta_i q_i) / 2 (a term moves by at most
+    # eta q |log(q/m)| / 2 <= eta |p - q| / 2); where it does not stand, the exact
+    # log-ratios (hostile22: JS of [0.5, 0.5] against the logits [9.7e-18, -6.5e-18]
+    # was 0 for 8.15e-36, rows 1e-5 apart 2.8e-12 relative off).
+    js_mixed = want == 8 and not both_probs and not no_probs and finite and not direct
+    js_eta = js_bound = 0.0
+    if js_mixed:  # (the probabilities side's error is 0; exp's, 2u)
+        js_eta = (
+            2.0 * _U + _side_error(form_a, n, ell_a, fast) + _side_error(form_b, n, ell_b, fast)
+        )
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
         shifts = (m_a, ell_a, m_b, ell_b)
@@ -2779,6 +2833,16 @@ def _row(
                     kl_abs += abs(term)
         if want & 8:
             js, js_c = _add(js, js_c, _js_term(p, q))
+            if js_mixed:
+                eta = js_eta + 2.0 * _U * abs(log_p if form_a != 0 else log_q)
+                js_bound += eta * (abs(p - q) + eta * (q if form_a == 0 else p))
+    if js_mixed and math.isfinite(js):
+        total = js + js_c
+        # (float64: 2^-44, about 250 ulps: the bound's log-partition term is (log n)u
+        # an entry, and 2^-47 sent random 1000-class rows to the exact pass, 1.8x)
+        tolerance = _FAST_SUM_TOLERANCE if fast else 2.0**-44
+        if not 0.5 * js_bound + 10.0 * _U * total <= tolerance * total:
+            js, js_c = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), 0.0
     if one_probs and finite and math.isfinite(kl) and not (ratio or certified):
         loop_kl = kl + kl_c
         # (the bounds already failed above where the ratio pass then gave way)
