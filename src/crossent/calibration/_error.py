@@ -48,6 +48,7 @@ __all__ = [
     "check_spec",
     "edges_for",
     "error_from_statistics",
+    "exact_means",
     "scope_arrays",
     "statistics_for",
     "uniform_top_label_statistics",
