@@ -2474,6 +2474,27 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
     return h, low, s, (h - (s - v)) - (ell + v)
 
 
+@_inline
+def _side_of_js(
+    x: float, form: int, m: float, ell: float, mixed: bool, fast: bool
+) -> tuple[float, float, float]:
+    r"""One side of :func:`_js_logs_pass`'s entry: its log as a pair ``(h, l)`` and its
+    probability. A probability (form 0) is kept, its log a double-double
+    (:func:`_log_pair`); otherwise the exact :math:`x - m` and :math:`s = (x - m) - \ell`
+    with its low part ``e`` (:func:`_shifted_pairs`), the probability
+    :math:`e^{s}(1 + e + l)`, and beside a side of probabilities (``mixed``) the log
+    :math:`s + (e + l)` as the pair."""
+    if form == 0:
+        h, low = _log_pair(x, 0)
+        return h, low, float(x)
+    h, low, s, e = _shifted_pairs(x, m, ell)
+    # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
+    p = _exp(s, fast) * (1.0 + (e + low)) if s != -math.inf else 0.0
+    if mixed:  # log p = s + (e + l), beside a probability's log
+        return s, e + low, p
+    return h, low, p
+
+
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 def _js_logs_pass(
     a: Any,
@@ -2502,25 +2523,8 @@ def _js_logs_pass(
     fast = _narrow(a)
     js = js_c = mass = 0.0
     for i in range(a.shape[0]):
-        x = np.float64(a[i])
-        y = np.float64(b[i])
-        if form_a == 0:
-            h_a, l_a = _log_pair(x, 0)
-            p = float(x)
-        else:
-            h_a, l_a, s_a, e_a = _shifted_pairs(x, m_a, ell_a)
-            # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
-            p = _exp(s_a, fast) * (1.0 + (e_a + l_a)) if s_a != -math.inf else 0.0
-            if mixed:  # log p = s + (e + l), beside a probability's log
-                h_a, l_a = s_a, e_a + l_a
-        if form_b == 0:
-            h_b, l_b = _log_pair(y, 0)
-            q = float(y)
-        else:
-            h_b, l_b, s_b, e_b = _shifted_pairs(y, m_b, ell_b)
-            q = _exp(s_b, fast) * (1.0 + (e_b + l_b)) if s_b != -math.inf else 0.0
-            if mixed:
-                h_b, l_b = s_b, e_b + l_b
+        h_a, l_a, p = _side_of_js(np.float64(a[i]), form_a, m_a, ell_a, mixed, fast)
+        h_b, l_b, q = _side_of_js(np.float64(b[i]), form_b, m_b, ell_b, mixed, fast)
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
