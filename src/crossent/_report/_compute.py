@@ -28,13 +28,10 @@ from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: priv
 from ..calibration._error import (
     CalibrationError,
     CalibrationSpec,
-    bin_indices,
     calibration_error_of,
     check_spec,
     edges_for,
-    error_from_statistics,
-    exact_means,
-    statistics_for,
+    error_of_rows,
 )
 from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
 from ..calibration._reliability import diagram_of
@@ -759,9 +756,7 @@ def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> Calibrat
     :func:`calibration_error` bins them (equal-mass edges at the exact quantiles; the
     bins :func:`binned_calibration_interval` gives the report's value from)."""
     edges = edges_for(confidence, spec)
-    index = bin_indices(confidence, edges, spec)
-    stats = statistics_for(confidence, hits, index, spec)
-    value = error_from_statistics(stats, spec, exact_means(stats, confidence, index))
+    value, stats, _ = error_of_rows(confidence, hits, edges, spec)
     return CalibrationError(value, spec, int(confidence.shape[0]), edges, stats)
 
 

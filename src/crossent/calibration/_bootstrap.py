@@ -36,13 +36,11 @@ from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins
 from ._error import (
     CalibrationSpec,
-    bin_indices,
     check_spec,
     edges_for,
     error_from_statistics,
-    exact_means,
+    error_of_rows,
     scope_arrays,
-    statistics_for,
 )
 from ._inputs import FloatArray, as_predictions, check_same_rows, require_examples
 from ._scores import score_means
@@ -383,9 +381,7 @@ def bootstrap_interval(
             return binned_calibration_interval(
                 conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
             )
-        index = bin_indices(conf, edges_for(conf, spec), spec)
-        stats = statistics_for(conf, hits, index, spec)
-        value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
+        value, _, index = error_of_rows(conf, hits, edges_for(conf, spec), spec)
         replicates = classwise_replicates(
             conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
         )
@@ -473,9 +469,7 @@ def binned_calibration_interval(
     """
     # the checked values: a NumPy seed is recorded as an int (JSON-serialisable)
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
-    index = bin_indices(conf, edges_for(conf, spec), spec)
-    stats = statistics_for(conf, hits, index, spec)
-    value = error_from_statistics(stats, spec, exact_means(stats, conf, index))
+    value, _, index = error_of_rows(conf, hits, edges_for(conf, spec), spec)
     replicates = binned_replicates(conf, hits, index, spec, resamples, seed)
     low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, "calibration_error")

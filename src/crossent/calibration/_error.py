@@ -48,6 +48,7 @@ __all__ = [
     "check_spec",
     "edges_for",
     "error_from_statistics",
+    "error_of_rows",
     "exact_means",
     "scope_arrays",
     "statistics_for",
@@ -251,6 +252,18 @@ def exact_means(
     return means
 
 
+def error_of_rows(
+    confidence: FloatArray, hits: FloatArray, edges: FloatArray, spec: CalibrationSpec
+) -> tuple[float, BinStatistics, IntArray]:
+    """The calibration error of ``spec`` of per-row ``confidence`` and ``hits`` binned by
+    ``edges``, its bins' means from the rows where their rounding could decide a gap
+    (:func:`exact_means`); with the statistics and each row's bins (``bin_indices``),
+    which the bootstrap resamples."""
+    index = bin_indices(confidence, edges, spec)
+    stats = statistics_for(confidence, hits, index, spec)
+    return error_from_statistics(stats, spec, exact_means(stats, confidence, index)), stats, index
+
+
 def edges_for(confidence: FloatArray, spec: CalibrationSpec) -> FloatArray:
     """Bin edges for each column of ``confidence`` (one row of edges per class if 2-D)."""
     if confidence.ndim == 2:
@@ -448,10 +461,9 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
         check_class_bins(spec.bins, predictions.classes, binning="uniform")
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
-    index = bin_indices(confidence, edges, spec)
-    stats = statistics_for(confidence, hits, index, spec)
+    value, stats, _ = error_of_rows(confidence, hits, edges, spec)
     return CalibrationError(
-        value=error_from_statistics(stats, spec, exact_means(stats, confidence, index)),
+        value=value,
         spec=spec,
         n=predictions.n,
         edges=edges,
