@@ -32,8 +32,8 @@ import torch
 from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid, _sigmoid_grad
+from . import _reduction
 from ._arguments import examples
-from ._reduction import reads_on_host
 
 __all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "mean_of_terms", "takes"]
 
@@ -125,7 +125,7 @@ def mean_of_terms(
     given = (w is not None or pw is not None) and all(
         a is None or _floating(a) for a in (x, t, w, pw)
     )  # (else the loss's own type errors)
-    if given and not reads_on_host(x):
+    if given and not _reduction.reads_on_host(x, per_example=True):
         total = _scaled_total(x, t, w, pw, eps, validate)
         return (total / max(x.numel(), 1)).to(out_dtype)
     loss = losses.sigmoid_cross_entropy(

@@ -26,7 +26,6 @@ __all__ = [
     "reads_on_host",
     "rows_in_range_total",
     "rows_upstream",
-    "sum_read_on_host",
     "weighted_mean",
 ]
 
@@ -59,11 +58,24 @@ def weighted_mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor
     return torch.where(positive, total / safe, torch.zeros_like(total))
 
 
-def reads_on_host(weight: torch.Tensor) -> bool:
-    """Whether :func:`mean_scaled_weight` reads the largest weight on the host: eagerly on
-    the CPU only (elsewhere a read is a host sync; while compiling, a graph break). A
-    function of its own so that tests on the CPU can take the other branch."""
-    return weight.device.type == "cpu" and not torch.compiler.is_compiling()
+def reads_on_host(a: torch.Tensor, *, per_example: bool) -> bool:
+    """Whether a loss reads a value of ``a`` on the host (then takes its host-read
+    branch) rather than its device branch: eagerly on the CPU only (elsewhere a read
+    is a host sync; while compiling, a graph break), and with ``per_example`` False
+    outside ``torch.func`` only.
+
+    The one home of both host reads, which differ on purpose: ``per_example`` True
+    where the caller reads every example's values (``examples``: the weights of
+    :func:`mean_scaled_weight`, the float64 sum of ``_binary.mean_of_terms``), which
+    a ``torch.func`` transform does not stop; False where it reads the value itself
+    (the float64 sum of :func:`rows_in_range_total`), a batched value under
+    ``vmap``. A function of its own so that tests on the CPU can take the device
+    branches (patch it to ``False``: every branch that CUDA takes eagerly)."""
+    return (
+        a.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and (per_example or not under_torch_func())
+    )
 
 
 def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -> torch.Tensor:
@@ -123,7 +135,7 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     """
     if weight is None or weight.numel() == 0:
         return weight
-    if reads_on_host(weight):
+    if reads_on_host(weight, per_example=True):
         seen = examples(weight.detach())[0]  # every example's under vmap
         low, high = torch.aminmax(seen)
         top = float(high)
@@ -149,16 +161,6 @@ def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bo
     return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny
 
 
-def sum_read_on_host(rows: torch.Tensor) -> bool:
-    """Whether :func:`rows_in_range_total` reads the float64 sum on the host: eagerly on
-    the CPU outside ``torch.func`` only (elsewhere a read is a host sync, a graph break
-    or a batched value). A function of its own so that tests on the CPU can take the
-    other branch."""
-    return (
-        rows.device.type == "cpu" and not torch.compiler.is_compiling() and not (under_torch_func())
-    )
-
-
 def rows_in_range_total(
     total: torch.Tensor, rows: torch.Tensor, wide: torch.Tensor | None
 ) -> torch.Tensor:
@@ -173,13 +175,13 @@ def rows_in_range_total(
     branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]``:
     ``inf`` for 1e38). Where a row is ``+inf`` in float64 too (a label on a ``-inf``
     logit) the mean is ``inf`` and its value and gradient stay the rows' (the op's
-    bits). Eagerly on the CPU outside ``torch.func`` (:func:`sum_read_on_host`) a host
+    bits). Eagerly on the CPU outside ``torch.func`` (:func:`reads_on_host`) a host
     read of ``total`` first, ordinary inputs paying that read only; elsewhere the same
     ``torch.where`` always, no host sync (a second sum of the N rows). ``wide`` None
     (no float64 twin, float64 rows): ``total``."""
     if wide is None or rows.dtype == torch.float64:
         return total
-    if sum_read_on_host(rows) and not bool(torch.isinf(total.detach())):
+    if reads_on_host(rows, per_example=False) and not bool(torch.isinf(total.detach())):
         return total
     far = torch.isinf(rows.detach())
     again = torch.where(far, wide, rows.to(torch.float64)).sum()
