@@ -67,11 +67,11 @@ def _overflowed(total: torch.Tensor) -> bool:
 def _down_to_one(a: Any, like: torch.Tensor) -> torch.Tensor:
     r"""The float64 :math:`2^{-k}`, :math:`k \ge 0` the least with :math:`\max a\,
     2^{-k} \le 1` (1 where ``a`` is None or empty, or its largest entry at most 1), by
-    ``torch.frexp`` (device operations, no host read; every example's under ``vmap``)."""
+    ``torch.frexp`` (:func:`._reduction.power_of_two_exponent`; device operations, no
+    host read; every example's under ``vmap``)."""
     if a is None or not a.numel():
         return torch.ones((), dtype=torch.float64, device=like.device)
-    mantissa, exponent = torch.frexp(a.detach().max().to(torch.float64))
-    k = (exponent - (mantissa == 0.5).to(exponent.dtype)).clamp(min=0)
+    k = _reduction.power_of_two_exponent(a.detach().max().to(torch.float64), at_most_one=True)
     return torch.exp2(-k.to(torch.float64))
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "label_rows",
     "label_weight_sum",
     "mean_scaled_weight",
+    "power_of_two_exponent",
     "power_of_two_scaled",
     "reads_on_host",
     "rows_in_range_total",
@@ -78,11 +79,25 @@ def reads_on_host(a: torch.Tensor, *, per_example: bool) -> bool:
     )
 
 
+def power_of_two_exponent(top: torch.Tensor, *, at_most_one: bool) -> torch.Tensor:
+    r"""The integer :math:`k` (a tensor, by ``torch.frexp``: device operations, no host
+    read) of the power of 2 :math:`2^{-k}` that scales the number ``top`` down (or up)
+    into a bound: with ``at_most_one`` False into :math:`[1/2, 1)` (``frexp``'s
+    exponent: :func:`power_of_two_scaled`), with ``at_most_one`` True the least
+    :math:`k \ge 0` with :math:`\mathrm{top}\,2^{-k} \le 1`, never up (0 where
+    ``top`` is at most 1; a power of 2 lands on 1: ``_binary._down_to_one``). 0 for
+    a ``top`` of 0. The one home of both scalings' exponent."""
+    mantissa, exponent = torch.frexp(top)
+    if not at_most_one:
+        return exponent
+    return (exponent - (mantissa == 0.5).to(exponent.dtype)).clamp(min=0)
+
+
 def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -> torch.Tensor:
     r"""``weight`` times :math:`2^{-e}`, :math:`e` the exponent that ``torch.frexp`` gives
-    its largest entry (which lands in :math:`[1/2, 1)`): device operations only, no host
-    read. A new tensor, exact where the scaled entry is a normal number of ``weight``'s
-    dtype.
+    its largest entry (which lands in :math:`[1/2, 1)`; :func:`power_of_two_exponent`):
+    device operations only, no host read. A new tensor, exact where the scaled entry is
+    a normal number of ``weight``'s dtype.
 
     The product is formed in ``wide`` (default float64; float32 on MPS, which has no
     float64) as two factors :math:`2^h` and :math:`2^{-e-h}`, :math:`h` the integer part
@@ -93,7 +108,7 @@ def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -
     """
     if wide is None:
         wide = torch.float32 if weight.device.type == "mps" else torch.float64
-    _, exponent = torch.frexp(weight.detach().max())
+    exponent = power_of_two_exponent(weight.detach().max(), at_most_one=False)
     # Clamped so that each factor is a normal number of ``wide``.
     shift = -exponent.clamp(-1000, 1000).to(wide)
     half = torch.trunc(shift / 2)
