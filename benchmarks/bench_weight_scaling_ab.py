@@ -33,7 +33,7 @@ host_branch = _reduction.reads_on_host
 
 def branch(host: bool, fn: Callable[[], object]) -> Callable[[], object]:
     def call() -> object:
-        _reduction.reads_on_host = host_branch if host else (lambda weight: False)
+        _reduction.reads_on_host = host_branch if host else (lambda weight, **_: False)
         try:
             return fn()
         finally:

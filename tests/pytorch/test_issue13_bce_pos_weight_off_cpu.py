@@ -6,7 +6,7 @@ Off the CPU (no host read) ``mean_of_terms`` scaled only ``weight`` by a power o
 2 on logits ``-2.55e38`` (target 1) was ``inf`` for a mean of 1.28e38. Now ``pos_weight`` and
 :math:`\\mathrm{sp}(x)` are scaled by one power of 2 and ``weight`` by another. There is
 no GPU here: the off-CPU branch runs on the CPU, its device test
-(``_binary.reads_on_host``) patched to ``False``. Oracles: float64
+(``_reduction.reads_on_host``) patched to ``False``. Oracles: float64
 ``torch.nn.functional`` rounded once to float32, and the on-CPU path's bits.
 """
 
@@ -18,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 import crossent.torch as ct  # noqa: E402
 from crossent.errors import InputError  # noqa: E402
-from crossent.torch import _binary  # noqa: E402
+from crossent.torch import _reduction  # noqa: E402
 
 F = torch.nn.functional
 X = torch.tensor([-1.5 * 2.0**127, 0.5, -1.0, 2.0])  # -2.55e38: its products exact
@@ -28,7 +28,7 @@ T = torch.tensor([1.0, 0.0, 1.0, 0.5])
 @pytest.fixture
 def off_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """``mean_of_terms`` takes its device branch (no host read) on CPU tensors."""
-    monkeypatch.setattr(_binary, "reads_on_host", lambda a: False)
+    monkeypatch.setattr(_reduction, "reads_on_host", lambda a, **_: False)
 
 
 def _want(x: torch.Tensor, t: torch.Tensor, **weights: torch.Tensor | float) -> float:
@@ -92,7 +92,7 @@ def test_same_bits_as_the_cpu_path(monkeypatch: pytest.MonkeyPatch) -> None:
         {"weight": torch.rand(512, generator=g) * 0.9},
     ]
     on = [ct.binary_cross_entropy_with_logits(x, t, label_smoothing=0.05, **c) for c in cases]
-    monkeypatch.setattr(_binary, "reads_on_host", lambda a: False)
+    monkeypatch.setattr(_reduction, "reads_on_host", lambda a, **_: False)
     off = [ct.binary_cross_entropy_with_logits(x, t, label_smoothing=0.05, **c) for c in cases]
     assert [v.item() for v in off] == [v.item() for v in on]
 

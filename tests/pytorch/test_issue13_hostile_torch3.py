@@ -4,7 +4,7 @@ float32 range under ``'mean'``, and option values that crashed without an InputE
 Off the CPU ``mean_scaled_weight`` read nothing on the host and scaled nothing, so CUDA
 weights of ``1e-40`` or ``1e38`` still gave the NaN gradient or NaN/``inf`` loss that the
 CPU had lost (issue 13, branch leftovers14): the ``off_cpu`` cases take that branch on
-the CPU (``_reduction.reads_on_host`` patched to ``False``).
+the CPU (``_reduction.reads_on_host`` patched to ``False``: every device branch).
 
 Oracle: ``torch.nn.functional.cross_entropy`` in float64 on the same (float32-rounded)
 logits, hidden states and weights.
@@ -27,7 +27,7 @@ BRANCHES = ["cpu", "off_cpu"]
 def _take(branch: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """``'off_cpu'``: the branch that CUDA (any device but the CPU) takes eagerly."""
     if branch == "off_cpu":
-        monkeypatch.setattr(_reduction, "reads_on_host", lambda weight: False)
+        monkeypatch.setattr(_reduction, "reads_on_host", lambda a, **_: False)
 
 
 def _case(scale: float) -> tuple:

@@ -103,13 +103,13 @@ def test_torch_func_grad_and_vmap_recover_the_mean() -> None:
 def test_off_cpu_branch_is_the_host_read_branch(
     rows: list[list[float]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The device branch (no host read: ``sum_read_on_host`` False, and main's
+    """The device branch (no host read: ``_reduction.reads_on_host`` False, and main's
     ``_row_overflow_read`` False, the accelerator's torch path): the host-read branch's
     bits; a row ``+inf`` in float64 too keeps the op's value and gradient either way."""
     y = torch.tensor(_LABELS)
     read = _value_and_grad(_both, rows, y)
     monkeypatch.setattr(_accelerator, "ON_CPU", True)
-    monkeypatch.setattr(_reduction, "sum_read_on_host", lambda rows: False, raising=False)
+    monkeypatch.setattr(_reduction, "reads_on_host", lambda a, **_: False, raising=False)
     monkeypatch.setattr(_functional, "_row_overflow_read", lambda total: False, raising=False)
     device = _value_and_grad(_both, rows, y)
     assert _bits_equal(device[0], read[0])  # main, far: inf

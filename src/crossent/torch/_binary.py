@@ -32,8 +32,8 @@ import torch
 from .. import losses
 from .._xp import float64_twin, namespace
 from ..losses import _cpu_kernels, _sigmoid, _sigmoid_grad
+from . import _reduction
 from ._arguments import examples
-from ._reduction import reads_on_host
 
 __all__ = ["BinaryFunction", "input_gradients", "logit_gradient", "mean_of_terms", "takes"]
 
@@ -67,11 +67,11 @@ def _overflowed(total: torch.Tensor) -> bool:
 def _down_to_one(a: Any, like: torch.Tensor) -> torch.Tensor:
     r"""The float64 :math:`2^{-k}`, :math:`k \ge 0` the least with :math:`\max a\,
     2^{-k} \le 1` (1 where ``a`` is None or empty, or its largest entry at most 1), by
-    ``torch.frexp`` (device operations, no host read; every example's under ``vmap``)."""
+    ``torch.frexp`` (:func:`._reduction.power_of_two_exponent`; device operations, no
+    host read; every example's under ``vmap``)."""
     if a is None or not a.numel():
         return torch.ones((), dtype=torch.float64, device=like.device)
-    mantissa, exponent = torch.frexp(a.detach().max().to(torch.float64))
-    k = (exponent - (mantissa == 0.5).to(exponent.dtype)).clamp(min=0)
+    k = _reduction.power_of_two_exponent(a.detach().max().to(torch.float64), at_most_one=True)
     return torch.exp2(-k.to(torch.float64))
 
 
@@ -125,7 +125,7 @@ def mean_of_terms(
     given = (w is not None or pw is not None) and all(
         a is None or _floating(a) for a in (x, t, w, pw)
     )  # (else the loss's own type errors)
-    if given and not reads_on_host(x):
+    if given and not _reduction.reads_on_host(x, per_example=True):
         total = _scaled_total(x, t, w, pw, eps, validate)
         return (total / max(x.numel(), 1)).to(out_dtype)
     loss = losses.sigmoid_cross_entropy(

@@ -22,11 +22,11 @@ __all__ = [
     "label_rows",
     "label_weight_sum",
     "mean_scaled_weight",
+    "power_of_two_exponent",
     "power_of_two_scaled",
     "reads_on_host",
     "rows_in_range_total",
     "rows_upstream",
-    "sum_read_on_host",
     "weighted_mean",
 ]
 
@@ -59,18 +59,45 @@ def weighted_mean(total: torch.Tensor, normalizer: torch.Tensor) -> torch.Tensor
     return torch.where(positive, total / safe, torch.zeros_like(total))
 
 
-def reads_on_host(weight: torch.Tensor) -> bool:
-    """Whether :func:`mean_scaled_weight` reads the largest weight on the host: eagerly on
-    the CPU only (elsewhere a read is a host sync; while compiling, a graph break). A
-    function of its own so that tests on the CPU can take the other branch."""
-    return weight.device.type == "cpu" and not torch.compiler.is_compiling()
+def reads_on_host(a: torch.Tensor, *, per_example: bool) -> bool:
+    """Whether a loss reads a value of ``a`` on the host (then takes its host-read
+    branch) rather than its device branch: eagerly on the CPU only (elsewhere a read
+    is a host sync; while compiling, a graph break), and with ``per_example`` False
+    outside ``torch.func`` only.
+
+    The one home of both host reads, which differ on purpose: ``per_example`` True
+    where the caller reads every example's values (``examples``: the weights of
+    :func:`mean_scaled_weight`, the float64 sum of ``_binary.mean_of_terms``), which
+    a ``torch.func`` transform does not stop; False where it reads the value itself
+    (the float64 sum of :func:`rows_in_range_total`), a batched value under
+    ``vmap``. A function of its own so that tests on the CPU can take the device
+    branches (patch it to ``False``: every branch that CUDA takes eagerly)."""
+    return (
+        a.device.type == "cpu"
+        and not torch.compiler.is_compiling()
+        and (per_example or not under_torch_func())
+    )
+
+
+def power_of_two_exponent(top: torch.Tensor, *, at_most_one: bool) -> torch.Tensor:
+    r"""The integer :math:`k` (a tensor, by ``torch.frexp``: device operations, no host
+    read) of the power of 2 :math:`2^{-k}` that scales the number ``top`` down (or up)
+    into a bound: with ``at_most_one`` False into :math:`[1/2, 1)` (``frexp``'s
+    exponent: :func:`power_of_two_scaled`), with ``at_most_one`` True the least
+    :math:`k \ge 0` with :math:`\mathrm{top}\,2^{-k} \le 1`, never up (0 where
+    ``top`` is at most 1; a power of 2 lands on 1: ``_binary._down_to_one``). 0 for
+    a ``top`` of 0. The one home of both scalings' exponent."""
+    mantissa, exponent = torch.frexp(top)
+    if not at_most_one:
+        return exponent
+    return (exponent - (mantissa == 0.5).to(exponent.dtype)).clamp(min=0)
 
 
 def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -> torch.Tensor:
     r"""``weight`` times :math:`2^{-e}`, :math:`e` the exponent that ``torch.frexp`` gives
-    its largest entry (which lands in :math:`[1/2, 1)`): device operations only, no host
-    read. A new tensor, exact where the scaled entry is a normal number of ``weight``'s
-    dtype.
+    its largest entry (which lands in :math:`[1/2, 1)`; :func:`power_of_two_exponent`):
+    device operations only, no host read. A new tensor, exact where the scaled entry is
+    a normal number of ``weight``'s dtype.
 
     The product is formed in ``wide`` (default float64; float32 on MPS, which has no
     float64) as two factors :math:`2^h` and :math:`2^{-e-h}`, :math:`h` the integer part
@@ -81,7 +108,7 @@ def power_of_two_scaled(weight: torch.Tensor, wide: torch.dtype | None = None) -
     """
     if wide is None:
         wide = torch.float32 if weight.device.type == "mps" else torch.float64
-    _, exponent = torch.frexp(weight.detach().max())
+    exponent = power_of_two_exponent(weight.detach().max(), at_most_one=False)
     # Clamped so that each factor is a normal number of ``wide``.
     shift = -exponent.clamp(-1000, 1000).to(wide)
     half = torch.trunc(shift / 2)
@@ -123,7 +150,7 @@ def mean_scaled_weight(weight: torch.Tensor | None) -> torch.Tensor | None:
     """
     if weight is None or weight.numel() == 0:
         return weight
-    if reads_on_host(weight):
+    if reads_on_host(weight, per_example=True):
         seen = examples(weight.detach())[0]  # every example's under vmap
         low, high = torch.aminmax(seen)
         top = float(high)
@@ -149,16 +176,6 @@ def _flushed_by_scaling(weight: torch.Tensor, smallest: float, top: float) -> bo
     return smallest / top < 2.0 * torch.finfo(weight.dtype).tiny
 
 
-def sum_read_on_host(rows: torch.Tensor) -> bool:
-    """Whether :func:`rows_in_range_total` reads the float64 sum on the host: eagerly on
-    the CPU outside ``torch.func`` only (elsewhere a read is a host sync, a graph break
-    or a batched value). A function of its own so that tests on the CPU can take the
-    other branch."""
-    return (
-        rows.device.type == "cpu" and not torch.compiler.is_compiling() and not (under_torch_func())
-    )
-
-
 def rows_in_range_total(
     total: torch.Tensor, rows: torch.Tensor, wide: torch.Tensor | None
 ) -> torch.Tensor:
@@ -173,13 +190,13 @@ def rows_in_range_total(
     branch torchrow1: logits ``[3e38, -3e38]``, label 1, beside five rows ``[0, 0]``:
     ``inf`` for 1e38). Where a row is ``+inf`` in float64 too (a label on a ``-inf``
     logit) the mean is ``inf`` and its value and gradient stay the rows' (the op's
-    bits). Eagerly on the CPU outside ``torch.func`` (:func:`sum_read_on_host`) a host
+    bits). Eagerly on the CPU outside ``torch.func`` (:func:`reads_on_host`) a host
     read of ``total`` first, ordinary inputs paying that read only; elsewhere the same
     ``torch.where`` always, no host sync (a second sum of the N rows). ``wide`` None
     (no float64 twin, float64 rows): ``total``."""
     if wide is None or rows.dtype == torch.float64:
         return total
-    if sum_read_on_host(rows) and not bool(torch.isinf(total.detach())):
+    if reads_on_host(rows, per_example=False) and not bool(torch.isinf(total.detach())):
         return total
     far = torch.isinf(rows.detach())
     again = torch.where(far, wide, rows.to(torch.float64)).sum()
