@@ -10,6 +10,10 @@ output is not an input stays in ``crossent.cli._files``).
   renamed over the destination only when it is complete.  The new file gets the mode of the
   file it replaces, or the umask's mode (``0o666 & ~umask``) when there was none.
 * A symbolic link keeps its place: the file it points to is replaced.
+* A regular file that this process may not write (``chmod a-w``, as its owner's
+  protection) is refused (:func:`refuse_read_only`): a rename needs only the folder's
+  permission, so it was replaced without a word, where a shell's ``>`` says "Permission
+  denied".
 * A character device (``/dev/null``, a terminal) is written to directly: renaming over it
   would replace the device with a regular file.  A FIFO is written to directly only while
   a process reads it (it is opened without waiting: opened plainly, a FIFO nobody reads
@@ -43,7 +47,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["refuse_closed_stream", "refuse_special", "write_atomically"]
+__all__ = ["refuse_closed_stream", "refuse_read_only", "refuse_special", "write_atomically"]
 
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
@@ -86,6 +90,18 @@ def refuse_special(path: Path, mode: int) -> None:
     for test, why in _SPECIAL:
         if test(mode):
             raise InputError(f"{path}: {why}")
+
+
+def refuse_read_only(path: Path, mode: int) -> None:
+    """Raise :class:`~crossent.InputError` when ``path`` (links followed), of ``mode``, is
+    a regular file that this process may not write: it is kept, not replaced by a rename
+    (which needs only the folder's permission).  Root may write any file, and is not
+    refused."""
+    if stat.S_ISREG(mode) and not os.access(path, os.W_OK):
+        raise InputError(
+            f"{path}: is read-only (mode {stat.S_IMODE(mode):#o}), so it is kept; make it "
+            "writable (chmod u+w) or write to another file"
+        )
 
 
 _STANDARD_STREAMS = {
@@ -131,6 +147,7 @@ def write_atomically(path: Path, text: str) -> None:
         raise _error(path, exc) from exc
     if existing is not None:
         refuse_special(path, existing.st_mode)
+        refuse_read_only(path, existing.st_mode)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         _write_directly(path, text)
         return

@@ -546,20 +546,35 @@ def _list_block(path: Path, column: Any, first_row: int, size: int, name: str) -
 
 def _text_cell(batch: Any, name: str) -> str:
     """Where the batch's column ``name`` first holds a cell that is not a number:
-    " (row 1 holds '-1.#INF', not a number)", or "" (a column of other values)."""
+    " (row 1 holds '-1.#INF', not a number)", or "" (a column of other values).
+
+    A number is what the CSV reader reads as float64: pyarrow's own parse, after the
+    spaces and tabs it trims.  Python's ``float`` was asked before, and it reads
+    ``0.8_0``, ``0.8`` and a no-break space, and Arabic-Indic digits, which the reader
+    does not: such a column was refused with no row and no value."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.types as pa_types
 
     column = batch.column(name)
     if not (pa_types.is_string(column.type) or pa_types.is_large_string(column.type)):
         return ""
-    for row, cell in enumerate(column.to_pylist()):
-        if cell is None:
-            continue
+    texts = pc.utf8_trim(column, characters=" \t")
+
+    def fails(stop: int) -> bool:  # whether one of the first ``stop`` cells is no number
         try:
-            float(cell)
-        except ValueError:
-            return f" (row {row} holds {cell!r}, not a number)"
-    return ""
+            pc.cast(texts.slice(0, stop), pa.float64())
+        except pa.ArrowInvalid:
+            return True
+        return False
+
+    if not fails(len(texts)):
+        return ""
+    good, bad = 0, len(texts)  # the first ``good`` cells are numbers, the first ``bad`` not
+    while bad - good > 1:  # (a bisection: one cast of the column, not one a cell)
+        middle = (good + bad) // 2
+        good, bad = (good, middle) if fails(middle) else (middle, bad)
+    return f" (row {bad - 1} holds {column[bad - 1].as_py()!r}, not a number)"
 
 
 def _not_read(batch: Any, name: str) -> str:
@@ -676,7 +691,7 @@ def _labels(
             return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
         if choice.listed is not None:
             raise _unnamed_list_classes(path, column, name, choice)
-        return _labels_by_name(path, column, first_row, name, choice.classes)
+        return _labels_by_name(path, column, first_row, name, choice.classes, csv=csv)
     if reading.kind == "csv" and reading.types.get(name) != "string" and _whole(column):
         raise _Retyped(name, "string")  # ``+0`` was read as 0.0: its text is read again
     if not pa_types.is_integer(column.type):
@@ -868,10 +883,14 @@ def _ambiguous(classes: tuple[str, ...]) -> bool:
     return ambiguous_integer_labels(list(classes))
 
 
-def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
+def _labels_by_name(
+    path: Path, column: Any, first_row: int, name: str, classes: list[str], *, csv: bool = False
+) -> Any:
     """String labels as the index of the class column each names; a label that names
     none is an error with its row.  One class column (P(label = 1)) names one class
-    only, so strings there are refused: which of them is class 1 is written nowhere."""
+    only, so strings there are refused: which of them is class 1 is written nowhere.
+    A CSV's column of class ids with other text in it (:func:`_mixed_labels`) is said
+    so, with the row of the text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -886,12 +905,47 @@ def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes:
     codes = pc.index_in(column, value_set=pa.array(classes, type=pa.string()))
     if codes.null_count:
         row = int(np.flatnonzero(codes.is_null().to_numpy(False))[0])
+        if csv:
+            _mixed_labels(path, column, codes, first_row, name, classes)
         raise SourceError(
             f"{path}: the {name!r} column holds strings, read as the names of the class "
             f"columns; row {first_row + row} has {column[row].as_py()!r}, which names none "
             f"(class columns: {', '.join(map(repr, classes))})"
         )
     return codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _mixed_labels(
+    path: Path, column: Any, codes: Any, first_row: int, name: str, classes: list[str]
+) -> None:
+    """Refuse a CSV label column that holds class ids (integers) and other text, naming
+    the text's row: ``0``, ``1``, then ``x`` was refused as "row 0 has '0', which names
+    none", the row of a good label; ``1`` beside the class name ``a``, as both."""
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim_whitespace(column)  # as _signed_integers reads a class id
+    integer = pc.match_substring_regex(texts, _SIGNED_INTEGER).to_numpy(zero_copy_only=False)
+    named = codes.is_valid().to_numpy(zero_copy_only=False)
+    if not integer.any():
+        return
+    first = int(np.flatnonzero(integer)[0])
+    number = f"row {first_row + first} has {column[first].as_py()!r}"
+    other = np.flatnonzero(~integer & ~named)
+    if other.size:
+        row = int(other[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds class ids ({number}) and, in row "
+            f"{first_row + row}, {column[row].as_py()!r}, which is no integer and names no "
+            f"class column (class columns: {', '.join(map(repr, classes))})"
+        )
+    names = np.flatnonzero(named & ~integer)
+    if not names.size:  # (every cell a class id: never here, _signed_integers read them)
+        return
+    row = int(names[0])
+    raise SourceError(
+        f"{path}: the {name!r} column holds both class ids ({number}) and class names "
+        f"(row {first_row + row} has {column[row].as_py()!r}); write every label one way"
+    )
 
 
 def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
