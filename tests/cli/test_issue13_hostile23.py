@@ -145,3 +145,19 @@ def test_a_writable_output_is_still_replaced_with_its_mode(tmp_path: Path, as_a_
     write_atomically(out, "new\n")
     assert out.read_text() == "new\n"
     assert stat.S_IMODE(out.stat().st_mode) == 0o640
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root gives files away"
+)
+def test_a_replaced_output_keeps_its_owner_and_group(tmp_path: Path, npz_logits: Path) -> None:
+    """Root's report over a user's file (a container's ``--output`` into a mounted
+    folder) made it root's: the user could no longer write it (mode 0o644)."""
+    out = tmp_path / "out.json"
+    out.write_text("old\n")
+    os.chown(out, 4321, 4322)
+    out.chmod(0o644)
+    assert main(["report", str(npz_logits), "--resamples", "5", "--output", str(out)]) == 0
+    after = out.stat()
+    assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (4321, 4322, 0o644)
+    assert out.read_text().startswith("{")
