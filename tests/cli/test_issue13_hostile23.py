@@ -22,6 +22,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crossent import InputError
 from crossent._files import write_atomically
@@ -150,14 +152,52 @@ def test_a_writable_output_is_still_replaced_with_its_mode(tmp_path: Path, as_a_
 @pytest.mark.skipif(
     not hasattr(os, "geteuid") or os.geteuid() != 0, reason="only root gives files away"
 )
-def test_a_replaced_output_keeps_its_owner_and_group(tmp_path: Path, npz_logits: Path) -> None:
+def test_a_replaced_output_keeps_its_owner_and_group(tmp_path: Path) -> None:
     """Root's report over a user's file (a container's ``--output`` into a mounted
-    folder) made it root's: the user could no longer write it (mode 0o644)."""
-    out = tmp_path / "out.json"
+    folder, or ``Report.to_html``: the one writer) made it root's: the user could no
+    longer write it (mode 0o644)."""
+    out = tmp_path / "out.html"
     out.write_text("old\n")
     os.chown(out, 4321, 4322)
     out.chmod(0o644)
-    assert main(["report", str(npz_logits), "--resamples", "5", "--output", str(out)]) == 0
+    write_atomically(out, "new\n")
     after = out.stat()
     assert (after.st_uid, after.st_gid, stat.S_IMODE(after.st_mode)) == (4321, 4322, 0o644)
-    assert out.read_text().startswith("{")
+    assert out.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.html"]
+
+
+def _reads_as_a_number(cell: str) -> bool:
+    """The oracle: pyarrow's CSV reader, told the column is float64, reads ``cell``."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    options = pa_csv.ConvertOptions(column_types={"b": pa.float64()}, null_values=[])
+    try:
+        pa_csv.read_csv(io.BytesIO(f"b\n{cell}\n".encode()), convert_options=options)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(
+        st.text(alphabet="09.e-+_ \t\u00a0\u0663in", min_size=1, max_size=5),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_cell_named_is_the_first_the_csv_reader_does_not_read(cells: list[str]) -> None:
+    """Hypothesis: the row named is the first cell that the CSV reader itself refuses
+    (one-cell CSVs as the oracle), and none is named when it reads them all."""
+    import pyarrow as pa
+
+    from crossent.cli._tables import _text_cell
+
+    batch = pa.record_batch({"b": pa.array(cells, type=pa.string())})
+    refused = [k for k, cell in enumerate(cells) if not _reads_as_a_number(cell)]
+    expected = f" (row {refused[0]} holds {cells[refused[0]]!r}, not a number)" if refused else ""
+    assert _text_cell(batch, "b") == expected
