@@ -201,3 +201,54 @@ def test_the_cell_named_is_the_first_the_csv_reader_does_not_read(cells: list[st
     refused = [k for k, cell in enumerate(cells) if not _reads_as_a_number(cell)]
     expected = f" (row {refused[0]} holds {cells[refused[0]]!r}, not a number)" if refused else ""
     assert _text_cell(batch, "b") == expected
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CSV blocks of 64 bytes, not 16 MiB: a few rows past the first block, where the
+    columns' types were inferred."""
+    monkeypatch.setattr("crossent.cli._tables._CSV_BLOCK_BYTES", 64)
+
+
+def _rows_then(tmp_path: Path, rows: list[str], last: str) -> Path:
+    return _csv(tmp_path, "a,b,label\n" + "\n".join(rows * 8) + f"\n{last}\n")
+
+
+@pytest.mark.parametrize(
+    ("rows", "last"),
+    [
+        (["1,0,0", "0,1,1"], "x,0.2,1"),  # integers, then text: no row, no value
+        (["1,0,0", "0,1,1"], "0.8_0,0.2,1"),  # float() read it: "cannot be parsed"
+        (["0.5,0.5,0", "0.25,0.75,1"], "x,0.2,1"),  # floats, then text: "cannot be parsed"
+    ],
+)
+def test_a_class_cell_past_the_first_block_is_named_with_its_row(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    small_blocks: None,
+    rows: list[str],
+    last: str,
+) -> None:
+    path = _rows_then(tmp_path, rows, last)
+    assert main(["report", str(path), "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    cell = last.split(",")[0]
+    assert err == (
+        f"crossent: error: {path}: column 'a' must be numeric to be a class (row 16 holds "
+        f"{cell!r}, not a number); name it with --id-column if it identifies rows, or list "
+        "the class columns with --class-columns\n"
+    )
+
+
+def test_an_ignored_column_with_text_past_the_first_block_is_read(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, small_blocks: None
+) -> None:
+    """A column that is no class (``--class-columns a,b``) of numbers, then ``pending``: the
+    whole table was refused as "cannot be parsed (... conversion error to double ...)"."""
+    lines = ["a,b,label,score"] + ["0.75,0.25,0,0.5", "0.25,0.75,1,0.125"] * 8
+    path = _csv(tmp_path, "\n".join([*lines, "0.5,0.5,1,pending"]) + "\n")
+    argv = ["report", str(path), "--class-columns", "a,b", "--resamples", "5", "--json"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert '"n": 17' in out
