@@ -8,8 +8,13 @@ output is not an input stays in ``crossent.cli._files``).
   destination's own folder (the same file system, so the final ``os.replace`` is atomic; a
   temporary file in TMPDIR would need a rename across file systems, which fails), and
   renamed over the destination only when it is complete.  The new file gets the mode of the
-  file it replaces, or the umask's mode (``0o666 & ~umask``) when there was none.
+  file it replaces, and its owner and group where this process may give them, or the
+  umask's mode (``0o666 & ~umask``) when there was none.
 * A symbolic link keeps its place: the file it points to is replaced.
+* A regular file that this process may not write (``chmod a-w``, as its owner's
+  protection) is refused (:func:`refuse_read_only`): a rename needs only the folder's
+  permission, so it was replaced without a word, where a shell's ``>`` says "Permission
+  denied".
 * A character device (``/dev/null``, a terminal) is written to directly: renaming over it
   would replace the device with a regular file.  A FIFO is written to directly only while
   a process reads it (it is opened without waiting: opened plainly, a FIFO nobody reads
@@ -43,7 +48,7 @@ from pathlib import Path
 
 from .errors import InputError
 
-__all__ = ["refuse_closed_stream", "refuse_special", "write_atomically"]
+__all__ = ["refuse_closed_stream", "refuse_read_only", "refuse_special", "write_atomically"]
 
 _TEMPORARY_PREFIX = ".crossent-"
 """Temporary names are ``.crossent-<16 hex digits>.tmp`` (31 bytes): short whatever the
@@ -86,6 +91,18 @@ def refuse_special(path: Path, mode: int) -> None:
     for test, why in _SPECIAL:
         if test(mode):
             raise InputError(f"{path}: {why}")
+
+
+def refuse_read_only(path: Path, mode: int) -> None:
+    """Raise :class:`~crossent.InputError` when ``path`` (links followed), of ``mode``, is
+    a regular file that this process may not write: it is kept, not replaced by a rename
+    (which needs only the folder's permission).  Root may write any file, and is not
+    refused."""
+    if stat.S_ISREG(mode) and not os.access(path, os.W_OK):
+        raise InputError(
+            f"{path}: is read-only (mode {stat.S_IMODE(mode):#o}), so it is kept; make it "
+            "writable (chmod u+w) or write to another file"
+        )
 
 
 _STANDARD_STREAMS = {
@@ -131,6 +148,7 @@ def write_atomically(path: Path, text: str) -> None:
         raise _error(path, exc) from exc
     if existing is not None:
         refuse_special(path, existing.st_mode)
+        refuse_read_only(path, existing.st_mode)
     if existing is not None and not stat.S_ISREG(existing.st_mode):
         _write_directly(path, text)
         return
@@ -138,9 +156,8 @@ def write_atomically(path: Path, text: str) -> None:
     if not target.parent.is_dir():  # a dangling link's folder is its target's, not path's
         shown = target.parent if path.is_symlink() else path.parent
         raise InputError(f"{path}: the folder {shown} does not exist")
-    mode = None if existing is None else stat.S_IMODE(existing.st_mode)
     try:
-        descriptor, temporary = _create_temporary(target.parent, mode)
+        descriptor, temporary = _create_temporary(target.parent, existing)
     except OSError as exc:
         if exc.errno == errno.ENOENT:  # the folder is there (above): it takes no new file
             raise _no_new_files(path, target.parent) from exc
@@ -159,8 +176,14 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
-def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
-    """An exclusive new file in ``folder``: ``mode`` if given, else the umask's mode."""
+def _create_temporary(folder: Path, existing: os.stat_result | None) -> tuple[int, Path]:
+    """An exclusive new file in ``folder``: with the owner, group and mode of the
+    ``existing`` file it will replace, else the umask's mode.
+
+    The owner and group are kept where this process may set them (root, or a group it
+    is in; else the new file is its own): root's report over a user's file made it
+    root's, which the user could no longer write.  They are set before the mode, which
+    a change of owner would clear the set-user-ID bit of."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     for _ in range(100):
         temporary = folder / f"{_TEMPORARY_PREFIX}{secrets.token_hex(8)}.tmp"
@@ -168,15 +191,32 @@ def _create_temporary(folder: Path, mode: int | None) -> tuple[int, Path]:
             descriptor = os.open(temporary, flags, 0o666)  # the umask applies
         except FileExistsError:
             continue
-        if mode is not None:
+        if existing is not None:
             try:
-                os.chmod(temporary, mode)
+                _keep_owner(descriptor, existing)
+                os.chmod(temporary, stat.S_IMODE(existing.st_mode))
             except BaseException:
                 os.close(descriptor)
                 os.unlink(temporary)
                 raise
         return descriptor, temporary
     raise FileExistsError(17, "no free temporary name", str(folder))
+
+
+def _keep_owner(descriptor: int, existing: os.stat_result) -> None:
+    """Give the open new file ``existing``'s owner and group, as far as this process may
+    (:func:`_create_temporary`)."""
+    if not hasattr(os, "fchown"):  # (Windows: no owners to keep)
+        return
+    created = os.fstat(descriptor)
+    for owner, group in ((existing.st_uid, existing.st_gid), (-1, existing.st_gid)):
+        if (owner in (-1, created.st_uid)) and group == created.st_gid:
+            return
+        try:
+            os.fchown(descriptor, owner, group)
+            return
+        except OSError:  # not root (EPERM): the group alone, if this user is in it
+            continue
 
 
 def _write_directly(path: Path, text: str) -> None:

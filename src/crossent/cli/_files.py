@@ -16,7 +16,7 @@ from pathlib import Path
 
 import crossent
 
-from .._files import refuse_closed_stream, refuse_special, write_atomically
+from .._files import refuse_closed_stream, refuse_read_only, refuse_special, write_atomically
 
 __all__ = ["check_distinct", "check_output", "output_path", "write_atomically"]
 
@@ -88,7 +88,7 @@ def _one_file(a: Path, b: Path) -> bool:
 
 def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
     """Refuse an output that is one of ``inputs`` (also through links; ``-`` is the file
-    standard input reads, when it is one) or a directory, or whose folder does not
+    standard input reads, when it is one) or a directory or read-only, or whose folder does not
     exist, or that names no file the system can open (a loop of links, a name too long);
     checked before the work, so nothing is lost; nor standard output or error when it is
     closed (``--output /dev/stderr 2>&-``: the page was lost, and "HTML report written to
@@ -115,6 +115,7 @@ def check_output(path: Path, *, inputs: Iterable[Path]) -> None:
         raise crossent.InputError(f"{path}: is a directory; --output needs a file name")
     if mode is not None:  # a socket or a disk, said before the work (a FIFO when opened)
         refuse_special(path, mode)
+        refuse_read_only(path, mode)  # its owner's protection: kept, said before the work
     if path.exists():
         return
     folder = Path(os.path.realpath(path)).parent

@@ -188,25 +188,28 @@ class _Retyped(Exception):  # noqa: N818 (a signal to read again, not an error)
 
 
 _CONVERSION_ERROR = re.compile(
-    r"^In CSV column #(\d+): CSV conversion error to (u?int\d+|null|bool): invalid value "
-    r"'(.*)'$"
+    r"^In CSV column #(\d+): CSV conversion error to (u?int\d+|null|bool|double|float): "
+    r"invalid value '(.*)'$"
 )
 """pyarrow's message for a value that does not fit the type inferred from the first block."""
 
 
 def _retyped(exc: Exception, names: list[str]) -> _Retyped | None:
     """The column, and the type it has, of a value that did not fit the type inferred
-    from the first block (pyarrow's conversion error); None for any other error."""
+    from the first block (pyarrow's conversion error); None for any other error.
+
+    A value is a number when pyarrow reads it as one (:func:`_first_not_number`), not
+    Python's ``float``: ``0.8_0`` made a column of integers float64, which its second
+    reading refused as "cannot be parsed", with no row.  A column of floating-point
+    numbers with text after its first block (16 MiB) was refused so too: it is text
+    now, refused with its row where it is a class column, read where it is ignored."""
+    import pyarrow as pa
+
     found = _CONVERSION_ERROR.match(str(exc).splitlines()[0] if str(exc) else "")
     if found is None or int(found.group(1)) >= len(names):
         return None
-    kind = "string"
-    if found.group(2) != "bool":
-        try:
-            float(found.group(3))
-            kind = "float64"
-        except ValueError:
-            pass
+    number = _first_not_number(pa.array([found.group(3)])) is None
+    kind = "float64" if number and found.group(2) not in ("bool", "double", "float") else "string"
     return _Retyped(str(names[int(found.group(1))]), kind)
 
 
@@ -412,10 +415,11 @@ def _open_table(
             reading.stdin.close()
 
 
-def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
+def _columns(reading: _Reading, batch: Any, options: TableColumns) -> ColumnChoice:
     """The label, id and class columns of a batch, after checking the column names."""
     import pyarrow.types as pa_types
 
+    path = reading.path
     try:
         names = [str(name) for name in batch.schema.names]
     except UnicodeDecodeError as exc:  # pyarrow decodes the names lazily
@@ -441,7 +445,7 @@ def _columns(path: Path, batch: Any, options: TableColumns) -> ColumnChoice:
         options,
         str(path),
         index=index,
-        text_cell=functools.partial(_text_cell, batch),
+        text_cell=functools.partial(_text_cell_anywhere, reading, batch),
         not_read=functools.partial(_not_read, batch),
     )
     if choice is None:
@@ -546,20 +550,63 @@ def _list_block(path: Path, column: Any, first_row: int, size: int, name: str) -
 
 def _text_cell(batch: Any, name: str) -> str:
     """Where the batch's column ``name`` first holds a cell that is not a number:
-    " (row 1 holds '-1.#INF', not a number)", or "" (a column of other values)."""
+    " (row 1 holds '-1.#INF', not a number)", or "" (a column of other values).
+
+    A number is what the CSV reader reads as float64: pyarrow's own parse, after the
+    spaces and tabs it trims.  Python's ``float`` was asked before, and it reads
+    ``0.8_0``, ``0.8`` and a no-break space, and Arabic-Indic digits, which the reader
+    does not: such a column was refused with no row and no value."""
     import pyarrow.types as pa_types
 
     column = batch.column(name)
     if not (pa_types.is_string(column.type) or pa_types.is_large_string(column.type)):
         return ""
-    for row, cell in enumerate(column.to_pylist()):
-        if cell is None:
-            continue
-        try:
-            float(cell)
-        except ValueError:
-            return f" (row {row} holds {cell!r}, not a number)"
+    row = _first_not_number(column)
+    if row is None:
+        return ""
+    return f" (row {row} holds {column[row].as_py()!r}, not a number)"
+
+
+def _text_cell_anywhere(reading: _Reading, batch: Any, name: str) -> str:
+    """:func:`_text_cell` of the first batch, or else of the whole CSV column read again
+    as text: a column read as text for a cell after its first block (16 MiB) was refused
+    as "must be numeric to be a class" with no row and no value."""
+    said = _text_cell(batch, name)
+    if said or reading.kind != "csv" or reading.types.get(name) != "string":
+        return said
+    if reading.stdin is not None:
+        reading.stdin.rewind()
+    rows = 0
+    for part in _batches(reading, text=[name]):
+        row = _first_not_number(part.column(name))
+        if row is not None:
+            return f" (row {rows + row} holds {part.column(name)[row].as_py()!r}, not a number)"
+        rows += part.num_rows
     return ""
+
+
+def _first_not_number(column: Any) -> int | None:
+    """The index of the first cell of a column of text that the CSV reader does not read
+    as float64 (pyarrow's own parse, after the spaces and tabs it trims), or None."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim(column, characters=" \t")
+
+    def fails(stop: int) -> bool:  # whether one of the first ``stop`` cells is no number
+        try:
+            pc.cast(texts.slice(0, stop), pa.float64())
+        except pa.ArrowInvalid:
+            return True
+        return False
+
+    if not fails(len(texts)):
+        return None
+    good, bad = 0, len(texts)  # the first ``good`` cells are numbers, the first ``bad`` not
+    while bad - good > 1:  # (a bisection: one cast of the column, not one a cell)
+        middle = (good + bad) // 2
+        good, bad = (good, middle) if fails(middle) else (middle, bad)
+    return bad - 1
 
 
 def _not_read(batch: Any, name: str) -> str:
@@ -676,7 +723,7 @@ def _labels(
             return _integer_labels(path, values, first_row, name, choice.classes, integer_labels)
         if choice.listed is not None:
             raise _unnamed_list_classes(path, column, name, choice)
-        return _labels_by_name(path, column, first_row, name, choice.classes)
+        return _labels_by_name(path, column, first_row, name, choice.classes, csv=csv)
     if reading.kind == "csv" and reading.types.get(name) != "string" and _whole(column):
         raise _Retyped(name, "string")  # ``+0`` was read as 0.0: its text is read again
     if not pa_types.is_integer(column.type):
@@ -868,10 +915,14 @@ def _ambiguous(classes: tuple[str, ...]) -> bool:
     return ambiguous_integer_labels(list(classes))
 
 
-def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes: list[str]) -> Any:
+def _labels_by_name(
+    path: Path, column: Any, first_row: int, name: str, classes: list[str], *, csv: bool = False
+) -> Any:
     """String labels as the index of the class column each names; a label that names
     none is an error with its row.  One class column (P(label = 1)) names one class
-    only, so strings there are refused: which of them is class 1 is written nowhere."""
+    only, so strings there are refused: which of them is class 1 is written nowhere.
+    A CSV's column of class ids with other text in it (:func:`_mixed_labels`) is said
+    so, with the row of the text."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -886,12 +937,47 @@ def _labels_by_name(path: Path, column: Any, first_row: int, name: str, classes:
     codes = pc.index_in(column, value_set=pa.array(classes, type=pa.string()))
     if codes.null_count:
         row = int(np.flatnonzero(codes.is_null().to_numpy(False))[0])
+        if csv:
+            _mixed_labels(path, column, codes, first_row, name, classes)
         raise SourceError(
             f"{path}: the {name!r} column holds strings, read as the names of the class "
             f"columns; row {first_row + row} has {column[row].as_py()!r}, which names none "
             f"(class columns: {', '.join(map(repr, classes))})"
         )
     return codes.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _mixed_labels(
+    path: Path, column: Any, codes: Any, first_row: int, name: str, classes: list[str]
+) -> None:
+    """Refuse a CSV label column that holds class ids (integers) and other text, naming
+    the text's row: ``0``, ``1``, then ``x`` was refused as "row 0 has '0', which names
+    none", the row of a good label; ``1`` beside the class name ``a``, as both."""
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim_whitespace(column)  # as _signed_integers reads a class id
+    integer = pc.match_substring_regex(texts, _SIGNED_INTEGER).to_numpy(zero_copy_only=False)
+    named = codes.is_valid().to_numpy(zero_copy_only=False)
+    if not integer.any():
+        return
+    first = int(np.flatnonzero(integer)[0])
+    number = f"row {first_row + first} has {column[first].as_py()!r}"
+    other = np.flatnonzero(~integer & ~named)
+    if other.size:
+        row = int(other[0])
+        raise SourceError(
+            f"{path}: the {name!r} column holds class ids ({number}) and, in row "
+            f"{first_row + row}, {column[row].as_py()!r}, which is no integer and names no "
+            f"class column (class columns: {', '.join(map(repr, classes))})"
+        )
+    names = np.flatnonzero(named & ~integer)
+    if not names.size:  # (every cell a class id: never here, _signed_integers read them)
+        return
+    row = int(names[0])
+    raise SourceError(
+        f"{path}: the {name!r} column holds both class ids ({number}) and class names "
+        f"(row {first_row + row} has {column[row].as_py()!r}); write every label one way"
+    )
 
 
 def _refuse_missing(path: Path, column: Any, first_row: int, name: str) -> None:
@@ -1000,7 +1086,7 @@ def _convert(
     uniform = False  # whether every class column has one numeric type
     for batch in _batches(reading):
         if schema is None or not batch.schema.equals(schema):
-            choice = _columns(path, batch, options)
+            choice = _columns(reading, batch, options)
             if chosen is not None and choice != chosen:
                 raise SourceError(f"{path}: the columns change within the file")
             chosen, schema = choice, batch.schema
