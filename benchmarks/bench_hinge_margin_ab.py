@@ -1,6 +1,7 @@
-"""The hinge margin formed difference first (hostile21) against the old ``(delta + z_c)
-- z_y`` and an exact TwoSum form, in one process: ``_hinge._margin`` swapped, calls
-interleaved::
+"""The hinge margin (lossulp1: ``(z_c + t) + tau`` with ``t + tau = delta - z_y`` by a
+TwoSum per row) against hostile21's ``delta + (z_c - z_y)``, the older ``(delta + z_c)
+- z_y`` and an exact TwoSum of every difference, in one process: ``_hinge._margin``
+swapped, calls interleaved::
 
     python benchmarks/bench_hinge_margin_ab.py [--rounds 5]
 
@@ -28,6 +29,11 @@ def _old(delta: float, z_c: Any, z_y: Any, *, xp: Any) -> Any:
     return delta + z_c - z_y
 
 
+def _hostile21(delta: float, z_c: Any, z_y: Any, *, xp: Any) -> Any:
+    """Main's margin before lossulp1: the difference first, ``delta + (z_c - z_y)``."""
+    return delta + (z_c - z_y)
+
+
 def _two_sum(delta: float, z_c: Any, z_y: Any, *, xp: Any) -> Any:
     """``(delta + s) + e`` with ``z_c - z_y = s + e`` exactly (Knuth): within an ulp or
     two also near the kink; what that exactness would cost."""
@@ -52,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"load average {os.getloadavg()}")
     rng = np.random.default_rng(0)
-    forms = {"new": _hinge._margin, "old": _old, "twosum": _two_sum}
+    forms = {"new": _hinge._margin, "hostile21": _hostile21, "old": _old, "twosum": _two_sum}
     best: dict[tuple[str, str], float] = {}
     cases = []
     for dtype in (np.float32, np.float64):

@@ -5,9 +5,9 @@ Main formed ``(delta + z_c) - z_y`` in the dtype of the scores: against large sc
 ``delta`` was rounded away before the difference was taken. Float32 ``[1e8, 1e8]``
 (label 0, margin 1) gave a loss of 0 and a zero gradient where the loss is 1 and the
 subgradient ``[-1, 1]`` (float64 from ``1e17``). Both the small compiled calls (int64
-labels) and the full path (int32 labels) are checked. Left alone (``_hinge._margin``):
-a violation below ``0.75 ulp(delta)`` whose difference is inexact (``[1, 1e-20]``
-gives 0 for ``1e-20``).
+labels) and the full path (int32 labels) are checked. A violation below ``0.75
+ulp(delta)`` whose difference is inexact (``[1, 1e-20]`` gave 0 for ``1e-20``):
+``test_lossulp1_hinge_kink_exact.py``.
 """
 
 from __future__ import annotations

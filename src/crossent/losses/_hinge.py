@@ -108,21 +108,40 @@ def _hinge(given: LabelBatch, /, *, margin: float = 1.0, variant: str = "crammer
 
 
 def _margin(delta: float, z_c: Array, z_y: Array, *, xp: Any) -> Array:
-    r"""The margin :math:`\Delta + (z_c - z_y)` in the dtype of the scores (``delta``
-    rounded to it, as NumPy 2 rounds a Python float), the difference first.
+    r"""The margin :math:`\Delta + z_c - z_y` in the dtype of the scores (``delta``
+    rounded to it, as NumPy 2 rounds a Python float): :math:`(z_c + t) + \tau`, where
+    :math:`t + \tau = \Delta - z_y` exactly (Knuth's TwoSum, once per row).
 
-    ``(delta + z_c) - z_y`` rounded :math:`\Delta` away against large scores before the
-    difference was taken: float32 ``[1e8, 1e8]`` (label 0, margin 1) gave a loss of 0
-    and a zero gradient for 1 and ``[-1, 1]`` (float64 from ``1e17``). Now a tie, and any
-    pair within a factor of 2 (Sterbenz), has an exact difference: the margin is
-    rounded once. Otherwise it is within about 2 ulps of itself where
-    :math:`|m| \ge \Delta/2`, and within :math:`0.75\,\mathrm{ulp}(\Delta)` of
-    itself nearer the kink (``[1, 1e-20]``: 0 for ``1e-20``). Exactness there by
-    TwoSum cost 1.5x-2.3x the call (``benchmarks/bench_hinge_margin_ab.py``).
-    ``xp`` is unused (the operators are every namespace's).
+    Near the kink the margin is correctly rounded: there :math:`z_c` and :math:`-t` are
+    within a factor of 2, so :math:`z_c + t` is exact (Sterbenz) and only the last sum
+    rounds. Elsewhere :math:`|z_c + t| \ge \max(|z_c|, |t|)/2` and the margin is within
+    about an ulp of itself, so its sign, the gradient's support, is always right.
+
+    Main formed :math:`\Delta + (z_c - z_y)`, whose difference's rounding (up to
+    :math:`0.75\,\mathrm{ulp}(\Delta)` near the kink) was lost: float64 ``[1, 1e-20]``
+    (label 0, margin 1) gave a loss of 0 and a zero gradient for ``1e-20``. Before it
+    (hostile21), ``(delta + z_c) - z_y`` rounded :math:`\Delta` away against large
+    scores (float32 ``[1e8, 1e8]``: 0 for 1). The pair costs :math:`O(N)`, the
+    :math:`N \times C` work is the two sums it always was (TwoSum of every difference
+    cost 1.5x-2.3x the call, ``benchmarks/bench_hinge_margin_ab.py``).
+
+    A row whose :math:`\Delta - z_y` is not finite (overflow, a score of
+    :math:`\pm\infty` or NaN) takes :math:`t = -z_y,\ \tau = \Delta`: the old
+    :math:`(z_c - z_y) + \Delta`, whose infinities and NaNs are the ones documented.
+    ``z_y`` (keepdims) is broadcast against ``z_c``; ``xp`` is the namespace of both.
     """
-    del xp
-    return delta + (z_c - z_y)
+    d = full_like(z_y, delta, xp=xp)  # delta rounded to the dtype, an array for TwoSum
+    with numpy_errstate(z_y, xp, over="ignore", invalid="ignore"):
+        t = d - z_y
+        back = t - d
+        tau = (d - (t - back)) + ((-z_y) - back)
+    finite = xp.isfinite(tau)  # NaN where t (or z_y) is not finite
+    t = xp.where(finite, t, -z_y)
+    tau = xp.where(finite, tau, d)
+    margins = z_c + t
+    if type(margins) is np.ndarray:  # in place: NumPy elides no temporary against (N, 1)
+        return np.add(margins, tau, out=margins)
+    return margins + tau
 
 
 def _own(margin: float, variant: str) -> tuple[float, bool]:

@@ -406,7 +406,8 @@ def _constants(like: np.ndarray, normalizer: float) -> tuple[Any, Any, Any]:
 
 @numba.njit(cache=True)
 def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.ndarray) -> bool:
-    r"""``_hinge._hinge``'s margins :math:`\Delta + (z_c - z_y)` (``_hinge._margin``) of
+    r"""``_hinge._hinge``'s margins :math:`(z_c + t) + \tau`, :math:`t + \tau = \Delta -
+    z_y` (``_hinge._margin``), of
     ``z`` (N x C, float32 or float64) and int64 ``labels`` into ``margins`` (in the dtype
     of ``z``:
     :math:`\Delta` rounded to it as NumPy 2 rounds a Python float against the array),
@@ -425,13 +426,16 @@ def hinge_margins(z: np.ndarray, labels: np.ndarray, delta: float, margins: np.n
         z_y = z[i, label]
         if not np.isfinite(z_y) or not np.isfinite(delta_t - z_y):
             return False  # (a row of -inf has its target there)
+        t = delta_t - z_y  # t + tau = delta - z_y exactly (TwoSum): _hinge._margin
+        back = t - delta_t
+        tau = (delta_t - (t - back)) + (-z_y - back)
         for c in range(classes):
             value = z[i, c]
             if value != value or value == np.inf:
                 return False
             margin = -np.inf
             if c != label and value != -np.inf:
-                margin = delta_t + (value - z_y)  # the difference first: _hinge._margin
+                margin = (value + t) + tau  # _hinge._margin: exact near the kink
                 if not np.isfinite(margin):
                     return False
             margins[i, c] = margin
