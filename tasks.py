@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,19 +43,56 @@ PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 DOCS_BUILD = ROOT / "docs" / "_build"
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's ended, waited-for children (0 where
+    the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def _took(
+    command: tuple[str | Path, ...], wall_start: float, cpu_start: float, note: str = ""
+) -> None:
+    """One line on stderr: a step's wall time and its processes' CPU time, so that a CI
+    log shows where the time went (the phases overlap: see :func:`test`)."""
+    name = " ".join(Path(str(c)).name for c in command[:4])
+    wall, cpu = time.monotonic() - wall_start, _children_cpu() - cpu_start
+    print(
+        f"= {wall:.1f} s wall, {cpu:.1f} s CPU: {name} {note}".rstrip(), file=sys.stderr, flush=True
+    )
+
+
 def _run(*command: str | Path, cwd: Path = ROOT) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
+    wall, cpu = time.monotonic(), _children_cpu()
     subprocess.run([str(c) for c in command], cwd=cwd, check=True)
+    _took(command, wall, cpu)
 
 
-def _start(*command: str | Path) -> subprocess.Popen[bytes]:
-    """Start a command in the background (``_finish`` waits for it and checks its status)."""
+_STARTED: dict[int, tuple[tuple[str | Path, ...], float]] = {}
+
+
+def _start(*command: str | Path, quiet: bool = False) -> subprocess.Popen[bytes]:
+    """Start a command in the background (``_finish`` waits for it and checks its status);
+    ``quiet``: its standard output discarded."""
     print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
-    return subprocess.Popen([str(c) for c in command], cwd=ROOT)
+    output = subprocess.DEVNULL if quiet else None
+    process = subprocess.Popen([str(c) for c in command], cwd=ROOT, stdout=output)
+    _STARTED[process.pid] = (command, time.monotonic())
+    return process
 
 
-def _finish(process: subprocess.Popen[bytes]) -> None:
-    if process.wait() != 0:
+def _finish(process: subprocess.Popen[bytes], check: bool = True) -> None:
+    cpu = _children_cpu()
+    status = process.wait()
+    if process.pid in _STARTED:  # (its CPU: what the children's total grew by in the wait)
+        command, wall = _STARTED.pop(process.pid)
+        _took(command, wall, cpu)
+    if check and status != 0:
         raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
@@ -184,7 +222,7 @@ def test(args: list[str]) -> None:
     # (minutes of one core, tests/numba_cache_harness.py) run now, beside mypy and the docs build,
     # not on a test worker; the tests read what they printed from this folder.
     ahead = None if args else Path(tempfile.mkdtemp(prefix="crossent-numba-cache-runs-"))
-    cache_runs = None
+    cache_runs = collecting = None
     try:
         if ahead is not None:
             os.environ["CROSSENT_NUMBA_CACHE_RUNS"] = str(ahead)
@@ -198,20 +236,42 @@ def test(args: list[str]) -> None:
                 # them instead of compiling them at the same time. Both cores stay busy:
                 # mypy and the harness.
                 _finish(typing)
+                # Beside the docs build, one collection of the whole suite, its output
+                # discarded: it writes the bytecode of the test modules (their assertions
+                # rewritten by pytest) and of the libraries they import, which each of the
+                # two test workers otherwise compiled for itself as both collected at
+                # once: a worker's collection took 35.8 s of CPU with none of it cached,
+                # 15.2 s with it (the docs' imports cached in both; benchmarks/RESULTS.md).
+                # A collection error is left to the test run to report.
+                collecting = _start(
+                    PYTHON,
+                    "-m",
+                    "pytest",
+                    "--collect-only",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    quiet=True,
+                )
             if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
                 print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
             else:
                 build_docs([])  # warnings fail CI; the tests open the built site in a browser
         finally:
             _finish(typing)
+            if collecting is not None:
+                _finish(collecting, check=False)
         _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
     finally:
         # Done by now unless pytest stopped early (the tests wait for its results);
         # if it failed, the tests ran the two processes themselves.
-        if cache_runs is not None and cache_runs.poll() is None:
-            cache_runs.kill()
         if cache_runs is not None:
+            cpu = _children_cpu()
+            if cache_runs.poll() is None:
+                cache_runs.kill()
             cache_runs.wait()
+            command, wall = _STARTED.pop(cache_runs.pid)
+            _took(command, wall, cpu, "(wall: until pytest ended)")
         if ahead is not None:
             shutil.rmtree(ahead, ignore_errors=True)
 
