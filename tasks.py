@@ -76,12 +76,10 @@ def _run(*command: str | Path, cwd: Path = ROOT) -> None:
 _STARTED: dict[int, tuple[tuple[str | Path, ...], float]] = {}
 
 
-def _start(*command: str | Path, quiet: bool = False) -> subprocess.Popen[bytes]:
-    """Start a command in the background (``_finish`` waits for it and checks its status);
-    ``quiet``: its standard output discarded."""
+def _start(*command: str | Path) -> subprocess.Popen[bytes]:
+    """Start a command in the background (``_finish`` waits for it and checks its status)."""
     print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
-    output = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen([str(c) for c in command], cwd=ROOT, stdout=output)
+    process = subprocess.Popen([str(c) for c in command], cwd=ROOT)
     _STARTED[process.pid] = (command, time.monotonic())
     return process
 
@@ -222,7 +220,7 @@ def test(args: list[str]) -> None:
     # (minutes of one core, tests/numba_cache_harness.py) run now, beside mypy and the docs build,
     # not on a test worker; the tests read what they printed from this folder.
     ahead = None if args else Path(tempfile.mkdtemp(prefix="crossent-numba-cache-runs-"))
-    cache_runs = collecting = None
+    cache_runs = None
     try:
         if ahead is not None:
             os.environ["CROSSENT_NUMBA_CACHE_RUNS"] = str(ahead)
@@ -236,31 +234,12 @@ def test(args: list[str]) -> None:
                 # them instead of compiling them at the same time. Both cores stay busy:
                 # mypy and the harness.
                 _finish(typing)
-                # Beside the docs build, one collection of the whole suite, its output
-                # discarded: it writes the bytecode of the test modules (their assertions
-                # rewritten by pytest) and of the libraries they import, which each of the
-                # two test workers otherwise compiled for itself as both collected at
-                # once: a worker's collection took 35.8 s of CPU with none of it cached,
-                # 15.2 s with it (the docs' imports cached in both; benchmarks/RESULTS.md).
-                # A collection error is left to the test run to report.
-                collecting = _start(
-                    PYTHON,
-                    "-m",
-                    "pytest",
-                    "--collect-only",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    quiet=True,
-                )
             if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
                 print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
             else:
                 build_docs([])  # warnings fail CI; the tests open the built site in a browser
         finally:
             _finish(typing)
-            if collecting is not None:
-                _finish(collecting, check=False)
         _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
     finally:
         # Done by now unless pytest stopped early (the tests wait for its results);
