@@ -51,9 +51,10 @@ def _slope(x: float, pi: float) -> float:
 
 def test_bce_target_gradient_with_pos_weight_rounded_once() -> None:
     """With ``pos_weight``: within an ulp of the float64 slope (float32 was 114 ulps
-    off at logit 0.75, pos_weight ~1.9, as ``F.binary_cross_entropy_with_logits``')."""
+    off at logit 0.7501895, pos_weight 2.9494691, slope 0.00389, as
+    ``F.binary_cross_entropy_with_logits``')."""
     x = torch.tensor([*SMALL, 0.7501895, -40.0, 60.0])
-    pw = torch.tensor(1.9)
+    pw = torch.tensor(2.9494691)
     t = torch.full(x.shape, 0.5)
     got = _target_grad(x, t, pos_weight=pw, reduction="sum").double()
     want = torch.tensor([_slope(float(v), float(pw)) for v in x], dtype=torch.float64)
