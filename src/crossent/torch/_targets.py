@@ -165,6 +165,15 @@ def raise_bad_logits(
     raise InputError(f"`{name}` (logits) has row {where} entirely -inf, which is no distribution")
 
 
+def _example_rows(x: torch.Tensor) -> torch.Tensor | None:
+    """The values of ``x`` (classes on axis 1), every example's under ``torch.func``
+    (their axes leading), with the classes last; None where there is no entry."""
+    values, _ = examples(x.detach())
+    axis = values.ndim - x.ndim + 1  # vmap's example axes lead
+    rows = values.movedim(axis, -1)
+    return rows if rows.numel() else None
+
+
 def check_logits_eagerly(z: torch.Tensor, *, name: str = "input") -> None:
     """:func:`raise_bad_logits` for the generic path of probability targets (``z``: the
     caller's layout, classes on axis 1), in eager calls on the CPU only (as the class
@@ -172,10 +181,8 @@ def check_logits_eagerly(z: torch.Tensor, *, name: str = "input") -> None:
     under ``torch.func`` (the row then names the example first)."""
     if torch.compiler.is_compiling() or z.device.type != "cpu":
         return
-    values, _ = examples(z.detach())
-    axis = values.ndim - z.ndim + 1  # vmap's example axes lead
-    rows = values.movedim(axis, -1)
-    if rows.numel() == 0:
+    rows = _example_rows(z)
+    if rows is None:
         return
     flat = rows.reshape(-1, rows.shape[-1])
     dead = ~torch.isfinite(flat.amax(-1))
@@ -190,10 +197,8 @@ def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None
     the example first)."""
     if torch.compiler.is_compiling() or target.device.type == "meta":
         return
-    values, _ = examples(target.detach())
-    axis = values.ndim - target.ndim + 1  # vmap's example axes lead
-    rows = values.movedim(axis, -1)
-    if rows.numel() == 0:
+    rows = _example_rows(target)
+    if rows is None:
         return
     wide = torch.float32 if rows.device.type == "mps" else torch.float64
     flat = rows.reshape(-1, rows.shape[-1])
