@@ -50,7 +50,7 @@ from ._reduction import (
     rows_in_range_total,
     weighted_mean,
 )
-from ._targets import check_targets_eagerly
+from ._targets import check_logits_eagerly, check_targets_eagerly
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
 
@@ -499,6 +499,7 @@ def _cross_entropy_probs(
         rows = rows.reshape(t.shape[:-1])
     else:
         check_targets_eagerly(target)
+        check_logits_eagerly(z)
         numeric = _backend.unpack(opts.packed())
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)

@@ -615,17 +615,23 @@ def softmax_ce_probs(
     finite, in [0, 1], each row's sum within the row-sum tolerance of 1), each block's
     per-row flags formed on the float64 targets the forward makes anyway, then read
     once: an :class:`InputError` naming the row by its index in ``batch_shape`` (the
-    caller's batch shape; None: the flat row) and the value. On data in host memory,
-    so under ``torch.compile`` too (as the class ids of ``softmax_ce_labels``).
+    caller's batch shape; None: the flat row) and the value. Then the logits, as the
+    class ids' op and the NumPy API check them (no NaN, no ``+inf``, no row entirely
+    ``-inf``; issue 13, branch hostile24: such a row's loss was a silent NaN), from each
+    row's largest logit. On data in host memory, so under ``torch.compile`` too (as
+    the class ids of ``softmax_ce_labels``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     ``batch_shape`` (trailing, default None) names rows only: a graph cached with the
     four-argument call replays unchanged, so the op keeps its name.
     """
     bad = torch.empty(targets.shape[0], dtype=torch.bool)
-    out = _launch.target_forward(logits, targets, weight, _backend.unpack(options), bad=bad)
+    dead = torch.empty(targets.shape[0], dtype=torch.bool)
+    opts = _backend.unpack(options)
+    out = _launch.target_forward(logits, targets, weight, opts, bad=bad, dead=dead)
     shape = None if batch_shape is None else tuple(batch_shape)
     _targets.raise_bad_row(targets, bad, batch_shape=shape, storage_dtype=targets.dtype)
+    _targets.raise_bad_logits(logits, dead, batch_shape=shape)
     return out
 
 
