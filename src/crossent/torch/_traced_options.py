@@ -38,7 +38,9 @@ is kept.
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from typing import Any
 
 import torch
@@ -91,8 +93,14 @@ def packed(options: list[float]) -> Tensor:
     # ``one * value``, not ``torch.tensor(options)``: AOTAutograd's pass that turns
     # symbolic floats into tensor operations takes a product, but specialises a float
     # that ``torch.tensor`` reads (a graph per value again). ``1.0 * v`` is ``v``.
+    return torch.stack([scalar(value) for value in options])
+
+
+def scalar(value: float) -> Tensor:
+    """``value`` (a Python float, symbolic while Dynamo traces) as a float64 CPU tensor
+    of no dimension (``Tensor.tolist`` gives the float back)."""
     one = torch.ones((), dtype=torch.float64, device="cpu")  # not the default device
-    return torch.stack([one * value for value in options])
+    return one * value
 
 
 @torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1", mutates_args=())
@@ -327,3 +335,134 @@ def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any
 
 
 tensor_options_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
+
+
+# Twins made from the ops themselves (branch compile4): the schema written once.
+
+
+def tensor_options_twin(op: Any, name: str, fake: Any, argument: str = "options") -> Any:
+    """The custom op ``name``: ``op`` (a ``torch.library`` custom op) with its ``float[]``
+    or ``float`` ``argument`` a float64 tensor (of those floats, or of no dimension),
+    which it reads back (``Tensor.tolist``: the Python floats, every bit) before calling
+    ``op``. Its schema is ``op``'s with that one type changed, so the arguments are not
+    written twice; ``fake`` is ``op``'s fake kernel (the outputs' shapes do not depend
+    on the floats)."""
+    schema = op._opoverload._schema
+    at = [a.name for a in schema.arguments].index(argument)
+    text = str(schema)
+    signature, count = re.subn(rf"float(\[\])? {argument}\b", f"Tensor {argument}", text)
+    assert count == 1, text
+
+    def kernel(*args: Any) -> Any:
+        values = list(args)
+        values[at] = values[at].tolist()
+        return op(*values)
+
+    kernel.__doc__ = f"``{schema.name}`` with its ``{argument}`` read from a float64 tensor."
+    twin = torch.library.custom_op(
+        name, kernel, mutates_args=(), schema=signature[signature.index("(") :]
+    )
+    twin.register_fake(fake)
+    return twin
+
+
+# ``linear_cross_entropy`` (branch compile4): the fused op's twins, its autograd the op's
+# with the backward op's twin (the options tensor kept in the settings of the context).
+tensor_options_linear = tensor_options_twin(
+    _ops.linear_cross_entropy_op,
+    "crossent::linear_cross_entropy_v4_tensor_options_v1",
+    _ops._linear_cross_entropy_fake,
+)
+_tensor_options_linear_backward = tensor_options_twin(
+    _ops.linear_cross_entropy_backward,
+    "crossent::linear_cross_entropy_v4_tensor_options_v1_backward",
+    _ops._linear_cross_entropy_backward_fake,
+)
+tensor_options_linear.register_autograd(
+    functools.partial(_ops._linear_backward, recompute=_tensor_options_linear_backward),
+    setup_context=_ops._linear_setup_context,
+)
+
+
+def linear_op(*args: Any) -> tuple[Tensor, ...]:
+    """``linear_cross_entropy_op(...)`` with its ``options`` (the eighth argument) passed
+    as one float64 tensor (while Dynamo traces: symbolic floats stay so)."""
+    return tensor_options_linear(*args[:7], packed(args[7]), *args[8:])
+
+
+# ``binary_cross_entropy_with_logits``' ``label_smoothing`` (branch compile4): the twins of
+# ``crossent::sigmoid_ce_v1`` and its two backward ops, its autograd the op's.
+tensor_smoothing_sigmoid_ce = tensor_options_twin(
+    _ops.sigmoid_ce,
+    "crossent::sigmoid_ce_v1_tensor_smoothing_v1",
+    _ops._sigmoid_ce_fake,
+    "label_smoothing",
+)
+tensor_smoothing_sigmoid_ce.register_autograd(
+    functools.partial(
+        _ops._sigmoid_ce_grad,
+        ops=(
+            tensor_options_twin(
+                _ops.sigmoid_ce_backward,
+                "crossent::sigmoid_ce_v1_tensor_smoothing_v1_backward",
+                _ops._sigmoid_ce_backward_fake,
+                "label_smoothing",
+            ),
+            tensor_options_twin(
+                _ops.sigmoid_ce_input_grads,
+                "crossent::sigmoid_ce_v1_tensor_smoothing_v1_input_grads",
+                _ops._sigmoid_ce_input_grads_fake,
+                "label_smoothing",
+            ),
+        ),
+    ),
+    setup_context=_ops._sigmoid_ce_setup,
+)
+
+
+def sigmoid_ce(
+    input: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    pos_weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+) -> Tensor:
+    """``_ops.sigmoid_ce(...)`` with ``label_smoothing`` (a float; symbolic while Dynamo
+    traces) passed as a float64 tensor. The op's eager call checks it at run time."""
+    smoothing = scalar(label_smoothing)
+    return tensor_smoothing_sigmoid_ce(input, target, weight, pos_weight, smoothing, reduction)
+
+
+# ``softmax_focal_loss``' ``gamma`` (branch compile4): the focal op's twins.
+tensor_gamma_softmax_focal = tensor_options_twin(
+    _ops.softmax_focal,
+    "crossent::softmax_focal_v2_tensor_gamma_v1",
+    _ops._softmax_focal_fake,
+    "gamma",
+)
+tensor_gamma_softmax_focal.register_autograd(
+    functools.partial(
+        _ops._softmax_focal_grad,
+        backward=tensor_options_twin(
+            _ops.softmax_focal_backward,
+            "crossent::softmax_focal_v2_tensor_gamma_v1_backward",
+            _ops._softmax_focal_backward_fake,
+            "gamma",
+        ),
+    ),
+    setup_context=_ops._softmax_focal_setup,
+)
+
+
+def softmax_focal(
+    input: Tensor,
+    labels: Tensor,
+    weight: Tensor | None,
+    gamma: float,
+    ignore_index: int | None,
+    reduction: str,
+) -> Tensor:
+    """``_ops.softmax_focal(...)`` with ``gamma`` (a float in range; symbolic while Dynamo
+    traces) passed as a float64 tensor."""
+    return tensor_gamma_softmax_focal(input, labels, weight, scalar(gamma), ignore_index, reduction)
