@@ -182,12 +182,16 @@ def _ce_setup_context(
     ctx.mark_non_differentiable(lse, label_log_p)
 
 
-def _ce_backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
+def _ce_backward(
+    ctx: Any, grad_rows: Tensor, *grads: Tensor | None, recompute: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``recompute``: the backward op (default :func:`softmax_ce_labels_backward`; its
+    # twin with the options as a tensor under ``torch.compile``, ``_traced_options``).
     logits, labels, weight, lse, label_log_p = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
         grad_rows = rows_upstream(grad_rows, grads[2])
-        grad = softmax_ce_labels_backward(
+        grad = (recompute or softmax_ce_labels_backward)(
             grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
         )
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
@@ -666,11 +670,15 @@ def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor
     ctx.options = options
 
 
-def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+def _probs_backward(
+    ctx: Any, grad_rows: Tensor, *_: Tensor | None, recompute: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``recompute``: the backward op (its twin under ``torch.compile``, as above).
     logits, targets, weight, lse = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
+        backward = recompute or softmax_ce_probs_backward
+        grad = backward(grad_rows, logits, targets, weight, lse, ctx.options)
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
             grad = _twice_differentiable(grad, grad_rows, logits, targets, weight, ctx.options)
     return (grad, None, None, None, None)

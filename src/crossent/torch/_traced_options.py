@@ -58,7 +58,6 @@ from ._ops import (
     softmax_ce_probs,
     softmax_ce_probs_backward,
 )
-from ._reduction import rows_upstream
 
 __all__ = [
     "distillation",
@@ -72,6 +71,35 @@ __all__ = [
 ]
 
 Tensor = torch.Tensor
+
+
+# Twins made from the ops themselves (branch compile4): the schema written once.
+
+
+def tensor_options_twin(op: Any, name: str, fake: Any, argument: str = "options") -> Any:
+    """The custom op ``name``: ``op`` (a ``torch.library`` custom op) with its ``float[]``
+    or ``float`` ``argument`` a float64 tensor (of those floats, or of no dimension),
+    which it reads back (``Tensor.tolist``: the Python floats, every bit) before calling
+    ``op``. Its schema is ``op``'s with that one type changed, so the arguments are not
+    written twice; ``fake`` is ``op``'s fake kernel (the outputs' shapes do not depend
+    on the floats)."""
+    schema = op._opoverload._schema
+    at = [a.name for a in schema.arguments].index(argument)
+    text = str(schema)
+    signature, count = re.subn(rf"float(\[\])? {argument}\b", f"Tensor {argument}", text)
+    assert count == 1, text
+
+    def kernel(*args: Any) -> Any:
+        values = list(args)
+        values[at] = values[at].tolist()
+        return op(*values)
+
+    kernel.__doc__ = f"``{schema.name}`` with its ``{argument}`` read from a float64 tensor."
+    twin = torch.library.custom_op(
+        name, kernel, mutates_args=(), schema=signature[signature.index("(") :]
+    )
+    twin.register_fake(fake)
+    return twin
 
 
 def labels_op(
@@ -103,64 +131,24 @@ def scalar(value: float) -> Tensor:
     return one * value
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1", mutates_args=())
-def tensor_options_labels(
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    batch_shape: list[int],
-    ignore_index: int | None,
-    options: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``crossent::softmax_ce_labels_v3`` with its options read from a float64 tensor."""
-    return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options.tolist())
-
-
-# The fake kernels are the float[] ops' (the same outputs).
-tensor_options_labels.register_fake(_ops._softmax_ce_labels_fake)
-
-
-@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1_backward", mutates_args=())
-def _tensor_options_labels_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    label_log_p: Tensor,
-    ignore_index: int | None,
-    options: Tensor,
-) -> Tensor:
-    """``crossent::softmax_ce_labels_v2_backward`` (``_v3``'s backward) with its options
-    from a float64 tensor."""
-    return softmax_ce_labels_backward(
-        upstream, logits, labels, weight, lse, label_log_p, ignore_index, options.tolist()
-    )
-
-
-_tensor_options_labels_backward.register_fake(_ops._softmax_ce_labels_backward_fake)
-
-
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    logits, labels, weight, _, ignore_index, options = inputs
-    _, lse, label_log_p, _ = output
-    ctx.save_for_backward(logits, labels, weight, lse, label_log_p, options)
-    ctx.ignore_index = ignore_index
-    ctx.mark_non_differentiable(lse, label_log_p)
-
-
-def _backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
-    logits, labels, weight, lse, label_log_p, options = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad_rows = rows_upstream(grad_rows, grads[2])  # the float64 rows' upstream joins
-        grad = _tensor_options_labels_backward(
-            grad_rows, logits, labels, weight, lse, label_log_p, ctx.ignore_index, options
-        )
-    return (grad,) + (None,) * 5
-
-
-tensor_options_labels.register_autograd(_backward, setup_context=_setup_context)
+# The twins (their schemas derived from the ops': :func:`tensor_options_twin`); the
+# autograd is the op's, its backward op's twin called with the options tensor.
+tensor_options_labels = tensor_options_twin(
+    softmax_ce_labels,
+    "crossent::softmax_ce_labels_tensor_options_v1",
+    _ops._softmax_ce_labels_fake,
+)
+tensor_options_labels.register_autograd(
+    functools.partial(
+        _ops._ce_backward,
+        recompute=tensor_options_twin(
+            softmax_ce_labels_backward,
+            "crossent::softmax_ce_labels_tensor_options_v1_backward",
+            _ops._softmax_ce_labels_backward_fake,
+        ),
+    ),
+    setup_context=_ops._ce_setup_context,
+)
 
 
 # ``distillation_loss``' temperature (branch compile3): the fused CPU op's twin.
@@ -289,81 +277,22 @@ def probs_op(
     return tensor_options_probs(logits, targets, weight, packed(options), batch_shape)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1", mutates_args=())
-def tensor_options_probs(
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    options: Tensor,
-    batch_shape: list[int] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``crossent::softmax_ce_probs_v3`` with its options read from a float64 tensor."""
-    return softmax_ce_probs(logits, targets, weight, options.tolist(), batch_shape)
-
-
-tensor_options_probs.register_fake(_ops._softmax_ce_probs_fake)
-
-
-@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1_backward", mutates_args=())
-def _tensor_options_probs_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    options: Tensor,
-) -> Tensor:
-    """``crossent::softmax_ce_probs_v3_backward`` with its options from a float64 tensor."""
-    return softmax_ce_probs_backward(upstream, logits, targets, weight, lse, options.tolist())
-
-
-_tensor_options_probs_backward.register_fake(_ops._softmax_ce_probs_backward_fake)
-
-
-def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    logits, targets, weight, options = inputs[:4]
-    ctx.save_for_backward(logits, targets, weight, output[1], options)
-    ctx.mark_non_differentiable(output[1])
-
-
-def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
-    logits, targets, weight, lse, options = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad = _tensor_options_probs_backward(grad_rows, logits, targets, weight, lse, options)
-    return (grad, None, None, None, None)
-
-
-tensor_options_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
-
-
-# Twins made from the ops themselves (branch compile4): the schema written once.
-
-
-def tensor_options_twin(op: Any, name: str, fake: Any, argument: str = "options") -> Any:
-    """The custom op ``name``: ``op`` (a ``torch.library`` custom op) with its ``float[]``
-    or ``float`` ``argument`` a float64 tensor (of those floats, or of no dimension),
-    which it reads back (``Tensor.tolist``: the Python floats, every bit) before calling
-    ``op``. Its schema is ``op``'s with that one type changed, so the arguments are not
-    written twice; ``fake`` is ``op``'s fake kernel (the outputs' shapes do not depend
-    on the floats)."""
-    schema = op._opoverload._schema
-    at = [a.name for a in schema.arguments].index(argument)
-    text = str(schema)
-    signature, count = re.subn(rf"float(\[\])? {argument}\b", f"Tensor {argument}", text)
-    assert count == 1, text
-
-    def kernel(*args: Any) -> Any:
-        values = list(args)
-        values[at] = values[at].tolist()
-        return op(*values)
-
-    kernel.__doc__ = f"``{schema.name}`` with its ``{argument}`` read from a float64 tensor."
-    twin = torch.library.custom_op(
-        name, kernel, mutates_args=(), schema=signature[signature.index("(") :]
-    )
-    twin.register_fake(fake)
-    return twin
+tensor_options_probs = tensor_options_twin(
+    softmax_ce_probs,
+    "crossent::softmax_ce_probs_tensor_options_v1",
+    _ops._softmax_ce_probs_fake,
+)
+tensor_options_probs.register_autograd(
+    functools.partial(
+        _ops._probs_backward,
+        recompute=tensor_options_twin(
+            softmax_ce_probs_backward,
+            "crossent::softmax_ce_probs_tensor_options_v1_backward",
+            _ops._softmax_ce_probs_backward_fake,
+        ),
+    ),
+    setup_context=_ops._probs_setup_context,
+)
 
 
 # ``linear_cross_entropy`` (branch compile4): the fused op's twins, its autograd the op's
