@@ -34,6 +34,16 @@ is kept.
 :func:`probs_op` hands the same four options to
 ``crossent::softmax_ce_probs_tensor_options_v1``, which calls
 ``crossent::softmax_ce_probs_v3`` and its backward eagerly with them.
+
+Branch compile4: :func:`tensor_options_twin` makes each twin from its op (the op's
+schema with its one ``float[]`` or ``float`` argument a ``Tensor``; the autograd is the
+op's, with its backward op's twin), so no schema is written twice: the class-id and
+probability-target twins above, ``linear_cross_entropy``'s
+(``crossent::linear_cross_entropy_v4_tensor_options_v1``; its backward, of
+``'none'``, keeps the options tensor in the context's settings),
+``binary_cross_entropy_with_logits``' ``label_smoothing`` (not 0: the saved tensor is
+a buffer that AOTAutograd donates, which ``gradcheck`` then refuses) and
+``softmax_focal_loss``' ``gamma``.
 """
 
 from __future__ import annotations
@@ -349,20 +359,6 @@ tensor_smoothing_sigmoid_ce.register_autograd(
 )
 
 
-def sigmoid_ce(
-    input: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-) -> Tensor:
-    """``_ops.sigmoid_ce(...)`` with ``label_smoothing`` (a float; symbolic while Dynamo
-    traces) passed as a float64 tensor. The op's eager call checks it at run time."""
-    smoothing = scalar(label_smoothing)
-    return tensor_smoothing_sigmoid_ce(input, target, weight, pos_weight, smoothing, reduction)
-
-
 # ``softmax_focal_loss``' ``gamma`` (branch compile4): the focal op's twins.
 tensor_gamma_softmax_focal = tensor_options_twin(
     _ops.softmax_focal,
@@ -382,16 +378,3 @@ tensor_gamma_softmax_focal.register_autograd(
     ),
     setup_context=_ops._softmax_focal_setup,
 )
-
-
-def softmax_focal(
-    input: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    gamma: float,
-    ignore_index: int | None,
-    reduction: str,
-) -> Tensor:
-    """``_ops.softmax_focal(...)`` with ``gamma`` (a float in range; symbolic while Dynamo
-    traces) passed as a float64 tensor."""
-    return tensor_gamma_softmax_focal(input, labels, weight, scalar(gamma), ignore_index, reduction)
