@@ -633,7 +633,8 @@ class EvaluationState:
             # writes arrays it has handed out (it replaces them), so this is a snapshot
             bins = self._bins
             error = None if bins.error is None else read_only(bins.error)
-            stats = BinStatistics(*(read_only(a) for a in bins.arrays()), error)
+            count, confidence_sum, hits = (read_only(a) for a in bins.arrays())
+            stats = BinStatistics(count, confidence_sum, hits, error)
             edges = uniform_edges(spec.bins)
             if spec.scope == "class-wise":  # one row of edges a class, as calibration_error
                 # gives and CalibrationError.edges declares (was (bins + 1,): edges[k] of
