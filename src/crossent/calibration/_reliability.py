@@ -129,7 +129,7 @@ def diagram_of(result: CalibrationError, level: float, confidence: Any) -> Relia
     ``confidence``: the rows' confidences (or a callable giving them, called only if
     needed), for the bins' mean confidences where the rounding of a bin's sum could
     decide its gap (``exact_means``, as the value's: a perfectly calibrated bin's
-    confidence was 0.6999999999999998 where its accuracy is 0.7)."""
+    confidence was 0.7000000000000064 where its accuracy is 0.7: 1000 rows of 0.7)."""
     from scipy import special  # here, not at import (issue 13: import time)
 
     stats = result.statistics
