@@ -748,7 +748,7 @@ def _diagram(
         debias=False,
         closed=spec.closed,
     )
-    return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL)
+    return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL, confidence)
 
 
 def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> CalibrationError:

@@ -270,7 +270,8 @@ def block_totals(
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
-    ``numpy.bincount``).  ``found``: the rows of the ``keep`` largest surprisals (the
+    ``numpy.bincount``), and the sum of the summed confidence's rounding errors, each
+    exact (``BinStatistics.error``).  ``found``: the rows of the ``keep`` largest surprisals (the
     kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
     surprisal), earlier rows first on ties, -1 where the block has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
@@ -295,7 +296,7 @@ def block_totals(
     out = (
         np.empty(5),
         np.zeros((2, settings.classes)),
-        np.zeros((3, settings.bins)),
+        np.zeros((4, settings.bins)),
         np.full(keep, -1, dtype=np.intp),
     )
     found_p = np.empty(keep)
@@ -309,13 +310,14 @@ class BlocksTotals:
     """:func:`block_totals`' outputs of ``B`` blocks, stacked (row ``b``: block ``b``).
 
     ``sums`` ``(B, 5)``, ``class_stats`` ``(B, 2, classes or 0)``, ``bin_stats``
-    ``(B, 3, bins)``, ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p``
-    ``(B, keep)`` and ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
+    ``(B, 4, bins)`` (count, confidence sum, hits, the sum's rounding errors),
+    ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p`` ``(B, keep)`` and
+    ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
     for a label out of range (rows of the block), as :func:`block_totals` reads them.
 
     The float outputs of a block are one row of one array, in the order class counts,
     class surprisals, ``sums``, bins, ``found_p``, after a first row of zeros (no
-    block's): ``running`` ``(1 + B, 2 classes + 5 + 3 bins)``, the rows from the class
+    block's): ``running`` ``(1 + B, 2 classes + 5 + 4 bins)``, the rows from the class
     counts to the bins, holds every float sum that the caller adds up block after block
     (one running sum over the blocks, its first row the caller's starting sums, instead
     of one a kind of sum; a column's additions are the same).
@@ -335,13 +337,13 @@ class BlocksTotals:
         block's floats, and its ``found``, on cache lines of their own (:func:`_apart`):
         two arrays, each block's part of every output a C-contiguous view."""
         surprisals, sums_end = 2 * classes, 2 * classes + 5
-        bins_end = sums_end + 3 * bins
+        bins_end = sums_end + 4 * bins
         rows = _apart((1 + blocks, bins_end + keep), 0.0)
         floats = rows[1:]
         return cls(
             floats[:, surprisals:sums_end],
             floats[:, :surprisals].reshape(blocks, 2, classes),
-            floats[:, sums_end:bins_end].reshape(blocks, 3, bins),
+            floats[:, sums_end:bins_end].reshape(blocks, 4, bins),
             _apart((blocks, keep), -1),
             floats[:, bins_end:],
             np.zeros(blocks, dtype=np.int64),

@@ -1427,13 +1427,19 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
             down = c <= np.float64(b) * step
             up = c > ((np.float64(b) + 1.0) * step if b + 1 < bins else 1.0)
             index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
-    sums = bin_stats[1]
+    sums, errors = bin_stats[1], bin_stats[3]
     width = 2 * bins
     ways = tallies.shape[0] // width
     for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
-        b = index[i]
-        sums[np.uint64(b)] += confidence[i]
-        tallies[np.uint64((i & (ways - 1)) * width + 2 * b + hit[i])] += 1
+        b = np.uint64(index[i])
+        # the sum as before, and the rounding error of each addition, exactly (TwoSum:
+        # _binning.two_sum_error), summed in bin_stats[3] (BinStatistics.error)
+        c, s = confidence[i], sums[b]
+        t = s + c
+        z = t - s
+        errors[b] += (s - (t - z)) + (c - z)
+        sums[b] = t
+        tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
 
 
 @numba.njit(inline="always")
@@ -1528,7 +1534,8 @@ def totals(
     # roundings each), the hits, the uniform bins of the confidence, the
     # per-class counts and surprisals and the most surprising rows.
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
-    # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
+    # per-bin count, confidence sum, hits and the confidence sum's rounding errors
+    # (4 x bins), the most surprising rows
     # (the largest surprisals -log p_label, earlier rows first on ties; -1 where
     # fewer; their p_label in found_p).  Returns the suspect rows, or -1 - i for a
     # label outside [low, k).
