@@ -38,7 +38,7 @@ import crossent
 from ._builtin import builtin_dataset
 from ._columns import TableColumns
 from ._demo import TOPICS as _DEMO_TOPICS
-from ._demo import run_demo
+from ._demo import run_demo, topic_name
 from ._deps import require
 from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
@@ -530,9 +530,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "topic",
         nargs="?",
+        type=topic_name,
         choices=list(_DEMO_TOPICS),
         metavar="TOPIC",
-        help=f"one of {', '.join(_DEMO_TOPICS)} (default: all)",
+        help=f"one of {', '.join(_DEMO_TOPICS)}, in any case, _ for - (default: all)",
     )
     return parser
 

@@ -22,7 +22,7 @@ from .._hints import reads_as_number
 from ._pipe import closed_pipe_is_quiet
 from ._width import fill_paragraph
 
-__all__ = ["TOPICS", "run_demo"]
+__all__ = ["ALIASES", "TOPICS", "run_demo", "topic_name"]
 
 
 def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -436,6 +436,29 @@ TOPICS: dict[str, tuple[Callable[[TextIO], None], ...]] = {
     "hinge": (_hinge,),
 }
 """Each topic of ``crossent demo TOPIC`` and its sections, in the tutorials' order."""
+
+ALIASES: dict[str, str] = {
+    "surprise": "surprisal",  # the seeds' word
+    "crossentropy": "cross-entropy",
+    "kl-divergence": "kl",
+    "bce": "binary",
+    "binary-cross-entropy": "binary",
+    "logsumexp": "softmax",
+    "log-sum-exp": "softmax",
+    "gradient": "softmax",  # the p - y gradient is the softmax section's
+    "label-smoothing": "smoothing",
+    "class-weights": "weights",
+    "knowledge-distillation": "distillation",
+}
+"""Other names a learner types for a topic (after :func:`topic_name`'s case and ``_``)."""
+
+
+def topic_name(text: str) -> str:
+    """``crossent demo``'s TOPIC as typed, in :data:`TOPICS`' spelling: any case,
+    ``_`` or a space for ``-`` (``Cross_Entropy``), and the names in :data:`ALIASES`
+    (``surprise``, ``bce``); anything else is returned for argparse to refuse."""
+    name = "-".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
+    return ALIASES.get(name, name)
 
 
 def run_demo(out: TextIO, topic: str | None = None) -> None:
