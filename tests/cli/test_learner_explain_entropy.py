@@ -86,3 +86,20 @@ def test_learner_entropy_refusals_are_one_line(
     capsys: pytest.CaptureFixture[str], argv: list[str], message: str
 ) -> None:
     assert message in _bad(capsys, argv)
+
+
+@pytest.mark.parametrize(
+    ("argv", "row"),
+    [
+        # the P and Q columns printed ":.4g": 0.99999 read "1" beside a surprisal of
+        # 1.4427e-05 bits, and the logits 2.00001 and 2 read "2" and "2"
+        (["--p", "0.99999,0.00001", "--q", "0.5,0.5", "--bits"], "0 0.99999 0.5 1.0000"),
+        (["--p", "0.5,0.5", "--q", "0.99999,0.00001", "--kl"], "0 0.5 0.99999"),
+        (["--logits", "2.00001,2", "--label", "0"], "0 2.00001 0.5000 1 -0.5000"),
+        (["--logits", "2.00001,2", "--label", "0", "--hinge"], "0 2.00001 0.5000"),
+    ],
+)
+def test_learner_explain_shows_the_numbers_as_typed(
+    capsys: pytest.CaptureFixture[str], argv: list[str], row: str
+) -> None:
+    assert row in _ok(capsys, argv)

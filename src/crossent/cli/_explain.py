@@ -310,7 +310,7 @@ def explain_distributions(
     with np.errstate(invalid="ignore"):
         parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
     rows = [
-        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(ck, 4)]
+        [str(k), _g(pk), _g(qk), fmt(sk, 4), fmt(ck, 4)]
         for k, (pk, qk, sk, ck) in enumerate(zip(p, q, surprisal, parts, strict=True))
     ]
     log = _log(bits)
@@ -355,7 +355,7 @@ def explain_entropy(out: Output, p: Any, *, bits: bool) -> None:
     with np.errstate(invalid="ignore"):
         parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
     rows = [
-        [str(k), f"{pk:.4g}", fmt(sk, 4), fmt(ck, 4)]
+        [str(k), _g(pk), fmt(sk, 4), fmt(ck, 4)]
         for k, (pk, sk, ck) in enumerate(zip(p, surprisal, parts, strict=True))
     ]
     log = _log(bits)
@@ -398,7 +398,7 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     terms_pq = special.rel_entr(p, q) / scale  # p log(p/q), 0 where p = 0
     terms_qp = special.rel_entr(q, p) / scale
     rows = [
-        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(a, 4), fmt(b, 4)]
+        [str(k), _g(pk), _g(qk), fmt(a, 4), fmt(b, 4)]
         for k, (pk, qk, a, b) in enumerate(zip(p, q, terms_pq, terms_qp, strict=True))
     ]
     log = _log(bits)
@@ -529,7 +529,7 @@ def explain_logits(
     columns.append("gradient dL/dz")
     rows = []
     for k in range(logits.size):
-        row = [str(k), f"{logits[k]:.4g}", fmt(probs[k], 4), f"{target[k]:.4g}"]
+        row = [str(k), _g(logits[k]), fmt(probs[k], 4), _g(target[k])]
         if smoothing is not None:
             row.append(fmt(smoothed[k], 4))
         rows.append([*row, fmt(grad[k], 4, sign=True)])
@@ -614,7 +614,7 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         [
             [
                 str(k),
-                f"{logits[k]:.4g}",
+                _g(logits[k]),
                 fmt(probs[k], 4),
                 fmt(hinge_grad[k], 4, sign=True),
                 fmt(ce_grad[k], 4, sign=True),
