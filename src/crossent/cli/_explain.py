@@ -344,10 +344,10 @@ def explain_entropy(out: Output, p: Any, *, bits: bool) -> None:
     log K and the perplexity b^H(P)."""
     base, unit = _unit(bits)
     if p.size == 1 and 0 <= p[0] < 1:  # the seeds' surprise(0.125): one event, not P
-        other = _g(float(1 - p[0]))
+        event, rest = _g(float(p[0])), _g(float(1 - p[0]))
         raise crossent.InputError(
             f"--p alone is a distribution (its entropy); for the surprisal of one event "
-            f"of probability {_g(float(p[0]))}, give it with the rest: --p {_g(float(p[0]))},{other}"
+            f"of probability {event}, give it with the rest: --p {event},{rest}"
         )
     with flags(p="--p"):
         h_p = float(crossent.entropy(p, base=base))  # validates P
