@@ -46,6 +46,7 @@ __all__ = [
     "class_id",
     "explain_binary",
     "explain_distributions",
+    "explain_entropy",
     "explain_hinge",
     "explain_kl",
     "explain_logits",
