@@ -39,7 +39,16 @@ from typing import NamedTuple
 import numpy as np
 
 from ._lazy import LazyModule
-from ._xp import Array, device, full_like, is_numpy, numpy_errstate, ones_like, zeros_like
+from ._xp import (
+    Array,
+    device,
+    full_like,
+    is_numpy,
+    numpy_errstate,
+    ones_like,
+    settled,
+    zeros_like,
+)
 
 if typing.TYPE_CHECKING:
     from scipy import special
@@ -420,7 +429,7 @@ _SPLIT_LIMIT = 2.0**900  # above it the splitting may overflow: those terms stay
 def _split(a: Array) -> tuple[Array, Array]:
     r"""Veltkamp's splitting ``a = hi + lo`` exactly, each of at most 26 bits (float64,
     :math:`|a| \le 2^{996}`)."""
-    c = _SPLITTER * a
+    (c,) = settled(_SPLITTER * a)
     hi = c - (c - a)
     return hi, a - hi
 
@@ -428,7 +437,8 @@ def _split(a: Array) -> tuple[Array, Array]:
 def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
     """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker's TwoProduct,
     no FMA: products that do not underflow)."""
-    p = a * b
+    a, b = settled(a, b)
+    (p,) = settled(a * b)
     a_hi, a_lo = _split(a)
     b_hi, b_lo = _split(b)
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
@@ -437,6 +447,7 @@ def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
 def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum,
     no condition on the magnitudes)."""
+    a, b = settled(a, b)
     s = a + b
     b_virtual = s - a
     a_virtual = s - b_virtual
@@ -445,6 +456,7 @@ def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
 
 def _quick_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     """``(s, e)`` with ``s = fl(a + b)``, ``a + b = s + e`` exactly for ``|a| >= |b|``."""
+    a, b = settled(a, b)
     s = a + b
     return s, b - (s - a)
 
@@ -598,7 +610,7 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     return xp.where(both, terms, outside)
 
 
-def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+def js_terms(p: Array, q: Array, *, xp: ModuleType, q_low: Array | None = None) -> Array:
     r"""Per-class Jensen-Shannon terms :math:`\tfrac12[p\log(2p/(p+q)) + q\log(2q/(p+q))]`.
 
     Each term is :math:`\tfrac{p+q}{4}\,g(d)` with :math:`d = (p-q)/(p+q)` and
@@ -607,14 +619,18 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     \log(1-d^2)`, whose two terms cancel by a factor of at most 3 (plain
     :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
     :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
+
+    ``q_low``: :math:`q` is the pair ``q + q_low`` (``info._js_mixed``), and
+    :math:`d = ((p - q) - q_{low})/(p + q)`: :math:`p - q` is exact where
+    :math:`|d| \le 1/3` (Sterbenz), so nearly equal rows keep their digits.
     """
-    if _numpy_arrays(p, q) and _scipy_takes(p):
+    if q_low is None and _numpy_arrays(p, q) and _scipy_takes(p):
         return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
     nonzero = total != 0  # (NaN too: it propagates, where `> 0` made it a 0 term)
     total_safe = xp.where(nonzero, total, ones)
-    d = (p - q) / total_safe
+    d = ((p - q) if q_low is None else ((p - q) - q_low)) / total_safe
     near = xp.abs(d) <= 0.5
     d_near = xp.where(near, d, zeros_like(d, xp=xp))
     g_near = 2 * d_near * xp.atanh(d_near) + xp.log1p(-(d_near * d_near))

@@ -63,6 +63,7 @@ from .._xp import (
     device,
     finalize,
     finite_row_max,
+    float64_twin,
     host_float64,
     is_jax_tracer,
     is_numpy,
@@ -77,6 +78,7 @@ from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
+from ._js_mixed import careful_rows, js_mixed_exact
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -1269,8 +1271,60 @@ def js_divergence(
         if hosted is not None:
             return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
-    js = m.measure(_fused.JS_DIVERGENCE, lambda m: m.total(_js_terms, *m.sides))
+    js = m.measure(_fused.JS_DIVERGENCE, _js_nats)
     return _at_most_log_2(m, js)
+
+
+def _js_nats(m: _Prepared) -> Array:
+    r"""JS(P, Q) in nats on the generic path: the sum of :func:`_js_terms`, except
+    where one side is probabilities and the other logits or log-probabilities: there
+    (:func:`._js_mixed.careful_rows`) the rows whose plain sum, from the other side's
+    rounded probabilities, may be off by more than :math:`2^{-44}` of itself (nearly
+    equal rows) take :func:`._js_mixed.js_mixed_exact` (issue 13: JAX float64 rows
+    :math:`10^{-9}` apart were 4.0e-7 relative off; ``[0.5, 0.5]`` against the logits
+    ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
+    NumPy's are computed so in float64 (where their device has it) and rounded once;
+    rows of values that cannot be read (JAX tracers) take the exact pass wherever the
+    screen asks, by a ``where``: both are computed."""
+    side_p, side_q = m.sides
+    if (side_p.form == "probs") == (side_q.form == "probs"):
+        return m.total(_js_terms, *m.sides)
+    xp = m.xp
+    twin = None if is_numpy(xp) else float64_twin(side_p.values, side_q.values)
+    if twin is not None:
+        wide = tuple(Side(xp.astype(s.values, twin[1]), s.form, xp) for s in m.sides)
+        return xp.astype(_js_mixed_nats(xp, wide[0], wide[1], 2.0**-32), m.dtype)
+    if xp.finfo(m.dtype).bits < 64 and not is_numpy(xp):  # (no float64 on the device)
+        return m.total(_js_terms, *m.sides)
+    return _js_mixed_nats(xp, side_p, side_q, 2.0**-44)
+
+
+def _js_mixed_nats(xp: ModuleType, side_p: Side, side_q: Side, tolerance: float) -> Array:
+    """:func:`_js_nats` of a side of probabilities and one of logits or
+    log-probabilities, float64 (or NumPy's wider compute dtypes); the plain sum stands
+    within ``tolerance`` of itself (:math:`2^{-32}` for float32 inputs, the fused
+    kernel's)."""
+    probs, other = (side_p, side_q) if side_p.form == "probs" else (side_q, side_p)
+    with numpy_errstate(probs.values, xp, all="ignore"):
+        p, q, log_q = probs.values, other.probs(), other.log_probs()
+        plain = reduce_sum(js_terms(p, q, xp=xp), xp=xp, out_dtype=p.dtype)
+        n = int(max(p.shape[-1], q.shape[-1]))
+        u = float(xp.finfo(plain.dtype).eps) / 2
+        # the log-partition's error (a pairwise sum, its log1p, the shift), for logits
+        side_error = (
+            0.0
+            if other.form == "log_probs"
+            else (math.ceil(math.log2(n + 1)) + 6.0) * u + 3.0 * u * math.log(n + 1)
+        )
+        careful = careful_rows(plain, p, q, log_q, side_error, xp=xp, tolerance=tolerance)
+        if not is_jax_tracer(plain):
+            try:
+                if not truth_of(xp.any(careful)):
+                    return plain
+            except ValuelessArrayError:
+                return plain
+        exact = js_mixed_exact(p, other.values, other.form, xp=xp)
+        return xp.where(careful, exact, plain)
 
 
 _LOG_2 = np.float64(math.log(2))
