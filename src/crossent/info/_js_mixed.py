@@ -35,7 +35,9 @@ _STEPS = 64
 def _dd_of(value: Fraction | Decimal) -> tuple[float, float]:
     """A high-precision constant as a float64 pair ``hi + lo``."""
     hi = float(value)
-    return hi, float(value - type(value)(hi))
+    if isinstance(value, Decimal):
+        return hi, float(value - Decimal(hi))
+    return hi, float(value - Fraction(hi))
 
 
 @functools.cache
