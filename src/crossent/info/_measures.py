@@ -1284,8 +1284,8 @@ def _js_nats(m: _Prepared) -> Array:
     :math:`10^{-9}` apart were 4.0e-7 relative off; ``[0.5, 0.5]`` against the logits
     ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
     NumPy's are computed so in float64 (where their device has it) and rounded once;
-    rows of values that cannot be read (JAX tracers) take the exact pass wherever the
-    screen asks, by a ``where``: both are computed."""
+    arrays traced by JAX branch by ``jax.lax.cond`` (under ``jax.vmap`` both sides are
+    computed)."""
     side_p, side_q = m.sides
     if (side_p.form == "probs") == (side_q.form == "probs"):
         return m.total(_js_terms, *m.sides)
@@ -1317,14 +1317,20 @@ def _js_mixed_nats(xp: ModuleType, side_p: Side, side_q: Side, tolerance: float)
             else (math.ceil(math.log2(n + 1)) + 6.0) * u + 3.0 * u * math.log(n + 1)
         )
         careful = careful_rows(plain, p, q, log_q, side_error, xp=xp, tolerance=tolerance)
-        if not is_jax_tracer(plain):
-            try:
-                if not truth_of(xp.any(careful)):
-                    return plain
-            except ValuelessArrayError:
+
+        def chosen() -> Array:
+            return xp.where(careful, js_mixed_exact(p, other.values, other.form, xp=xp), plain)
+
+        if is_jax_tracer(plain):  # (no value to branch on: lax.cond, both under vmap)
+            import jax  # (loaded: a tracer)
+
+            return jax.lax.cond(xp.any(careful), chosen, lambda: plain)
+        try:
+            if not truth_of(xp.any(careful)):
                 return plain
-        exact = js_mixed_exact(p, other.values, other.form, xp=xp)
-        return xp.where(careful, exact, plain)
+        except ValuelessArrayError:
+            return plain
+        return chosen()
 
 
 _LOG_2 = np.float64(math.log(2))
