@@ -72,10 +72,13 @@ from ._ops import (
 __all__ = [
     "distillation",
     "labels_op",
+    "linear_op",
     "packed",
     "probs_op",
+    "scalar",
     "tensor_options_labels",
     "tensor_options_probs",
+    "tensor_options_twin",
     "tensor_temperature_distillation",
     "traced_temperature",
 ]
