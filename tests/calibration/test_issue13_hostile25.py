@@ -1,0 +1,48 @@
+"""Bugs found in ``crossent.calibration`` by the hostile pass of branch hostile25
+(issue 13), pinned as strict xfails: that package was being edited on another branch
+(evalstate1) this session, so the fixes are left to its owner.  Each test passes once
+its bug is fixed (strict: the xfail then fails, so the marker is removed with it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import crossent
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bootstrap_interval of rows whose values are all equal is not zero-width: "
+    "sum(w * v) / sum(w) rounds 1 ulp below v (low 0.6931471805599452, value and high "
+    "0.6931471805599453), against its docstring's 'zero-width interval whatever n'",
+)
+def test_bootstrap_interval_of_equal_rows_is_zero_width():
+    probs = np.tile([[0.5, 0.25, 0.25]], (10, 1))
+    result = crossent.bootstrap_interval("nll", probs, np.zeros(10, int), resamples=100)
+    assert result.low == result.value == result.high == np.log(2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="recalibration_gap of constant logits (every temperature gives the uniform "
+    "row, so the gap is exactly 0) is -8.9e-16 (100 rows, 5 classes): the NLL at T = 1 "
+    "and the cross-fitted NLL are summed in two orders; crossent.report shows it as "
+    "-0.0000",
+)
+def test_recalibration_gap_of_constant_logits_is_zero():
+    labels = np.arange(100) % 5
+    assert crossent.recalibration_gap(np.zeros((100, 5)), labels, folds=2) == 0.0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a 1-D binary probability p is read as the row [1 - p, p] rounded in float64, "
+    "so label 0's surprisal -log(1 - p) is -log(fl(1 - p)): 0.0 for p = 1e-20, not "
+    "1e-20 (log1p(-p)), and its Brier score (sum) p**2 + 0 = 1e-40, not 2e-40",
+)
+def test_one_dimensional_binary_probability_keeps_small_complement():
+    p = np.array([1e-20])
+    assert crossent.negative_log_likelihood(p, [0]) == 1e-20
+    assert crossent.brier_score(p, [0]) == 2e-40
