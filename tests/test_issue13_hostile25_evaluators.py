@@ -79,3 +79,17 @@ def test_differs_page_states_scikit_learns_clipping_and_brier_scale():
     three = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
     sk_three = metrics.brier_score_loss([0, 1], three, labels=[0, 1, 2])
     assert crossent.brier_score(three, [0, 1]) == pytest.approx(sk_three, rel=1e-15)
+
+
+def test_compare_reports_refuses_a_model_name_given_twice():
+    """``names=["x", "x"]`` was accepted: the differences read "model 'x' against
+    baseline 'x'" and the HTML had two sections named x (``crossent report A A`` is
+    refused for the same reason)."""
+    rng = np.random.default_rng(1)
+    logits, labels = rng.normal(size=(30, 3)), rng.integers(0, 3, 30)
+    one = crossent.report(logits, labels, form="logits", resamples=5)
+    two = crossent.report(logits / 2, labels, form="logits", resamples=5)
+    with pytest.raises(crossent.InputError, match=r"`names` has 'x' at index 0 and at index 2"):
+        crossent.compare_reports([one, two, one], names=["x", "y", "x"], resamples=5)
+    named = crossent.compare_reports([one, two], names=["x", "y"], resamples=5)
+    assert [c["model"] for c in named.comparisons] == ["y", "y"]
