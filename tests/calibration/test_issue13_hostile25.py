@@ -46,3 +46,25 @@ def test_one_dimensional_binary_probability_keeps_small_complement():
     p = np.array([1e-20])
     assert crossent.negative_log_likelihood(p, [0]) == 1e-20
     assert crossent.brier_score(p, [0]) == 2e-40
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TemperatureScaling.transform divides the logits by T before forming the "
+    "log-softmax, so finite logits past T * 1.8e308 overflow to inf and rows of NaN come "
+    "back (logits [1e307, 0, -1e307] at T = 0.05: probabilities [nan, 0, 0], with only "
+    "NumPy's RuntimeWarning), where the answer is [1, 0, 0] (log-probabilities "
+    "[0, -inf, -inf] to float64)",
+)
+def test_temperature_transform_of_large_finite_logits_is_not_nan():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(40, 3))
+    scaler = crossent.TemperatureScaling(guard=False).fit(logits, logits.argmax(axis=1))
+    assert scaler.temperature_ == 0.05  # (separable: at the lower bound)
+    with np.errstate(all="ignore"):
+        probs = scaler.transform(np.array([[1e307, 0.0, -1e307]]))
+        log_probs = scaler.transform(np.array([[1e307, 0.99e307, 0.0]]), output="log_probs")
+    np.testing.assert_array_equal(probs, [[1.0, 0.0, 0.0]])
+    assert log_probs[0, 0] == 0.0
+    assert log_probs[0, 1] == pytest.approx(-0.01e307 / 0.05, rel=1e-12)
+    assert log_probs[0, 2] == -np.inf
