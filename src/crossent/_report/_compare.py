@@ -297,14 +297,13 @@ def _check_distinct_names(names: list[str]) -> None:
     ``baseline``) and the HTML sections could not tell the two models apart (``names=["x",
     "x"]`` gave a difference of model 'x' against baseline 'x'); ``crossent report A B``
     refuses a path given twice the same way."""
-    first: dict[str, int] = {}
-    for index, name in enumerate(names):
-        if name in first:
-            raise InputError(
-                f"`names` has {name!r} at index {first[name]} and at index {index}: each "
-                "model needs its own name, or the comparison could not tell them apart"
-            )
-        first[name] = index
+    repeat = _compute.first_repeat(names)
+    if repeat is not None:
+        first, index = repeat
+        raise InputError(
+            f"`names` has {names[index]!r} at index {first} and at index {index}: each "
+            "model needs its own name, or the comparison could not tell them apart"
+        )
 
 
 def _named(class_names: list[str]) -> bool:
