@@ -93,3 +93,22 @@ def test_compare_reports_refuses_a_model_name_given_twice():
         crossent.compare_reports([one, two, one], names=["x", "y", "x"], resamples=5)
     named = crossent.compare_reports([one, two], names=["x", "y"], resamples=5)
     assert [c["model"] for c in named.comparisons] == ["y", "y"]
+
+
+@pytest.mark.parametrize(
+    ("call", "argument", "certain"),
+    [
+        (lambda x: crossent.perplexity(x, p_form="log_probs"), "p", 1.0),
+        (lambda x: crossent.entropy(x, p_form="log_probs"), "p", 0.0),
+        (lambda x: crossent.cross_entropy([1.0, 0.0], x, q_form="log_probs"), "q", 0.0),
+    ],
+)
+def test_a_log_probability_above_zero_is_refused(call, argument, certain):
+    """A log-probability above 0 is a probability above 1, which ``probs`` refuses
+    (1 + 2.2e-16 is out of [0, 1]); within the row-sum tolerance it passed:
+    ``perplexity([2e-16, -inf], p_form="log_probs")`` was 0.9999999999999998 and the
+    entropy -2e-16, below their bounds 1 and 0.  A log-probability of 0 is fine."""
+    message = rf"`{argument}` \(log-probabilities\) must be at most 0.*got 2e-16 at index 0"
+    with pytest.raises(crossent.InputError, match=message):
+        call(np.array([2e-16, -np.inf]))
+    assert call(np.array([0.0, -np.inf])) == certain
