@@ -112,3 +112,12 @@ def test_a_log_probability_above_zero_is_refused(call, argument, certain):
     with pytest.raises(crossent.InputError, match=message):
         call(np.array([2e-16, -np.inf]))
     assert call(np.array([0.0, -np.inf])) == certain
+
+
+def test_evaluators_refuse_a_log_probability_above_zero():
+    """The evaluators took the same row: log-probabilities ``[2e-16, -inf]`` with label 0
+    gave an NLL of -2e-16, below its bound 0 (``_checks.check_log_distribution``)."""
+    rows = np.tile(np.log([[0.5, 0.5]]), (50, 1))
+    rows[7] = [2e-16, -np.inf]
+    with pytest.raises(crossent.InputError, match=r"got 2e-16 at index \(7, 0\)"):
+        crossent.negative_log_likelihood(rows, np.zeros(50, int), form="log_probs")

