@@ -53,7 +53,7 @@ from ._host import (
     sequence_shape_hint,
 )
 
-__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report", "text_sequence"]
+__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "first_repeat", "report", "text_sequence"]
 
 FORMAT = 3
 """Schema version of the JSON report; bumped when a field changes meaning or is removed
@@ -935,19 +935,28 @@ def _check_per_class_bins(bins: int, classes: int) -> None:
         )
 
 
+def first_repeat(names: list[str]) -> tuple[int, int] | None:
+    """The positions ``(first, again)`` of the first name given twice, or None."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            return first[name], index
+        first[name] = index
+    return None
+
+
 def _check_distinct(names: list[str], what: str) -> None:
     """Refuse a class name given twice: a string label naming it would be read as one of
     the two classes by guess (the last: an NLL of 1.1473 where the first gives 0.7419),
     and the per-class rows and a comparison could not tell the two apart (``crossent
     report`` refuses a repeated CSV column the same way)."""
-    first: dict[str, int] = {}
-    for k, name in enumerate(names):
-        if name in first:
-            raise InputError(
-                f"{what} name class {first[name]} and class {k} alike ({name!r}): each "
-                "class needs its own name, or a label naming it would be read as either"
-            )
-        first[name] = k
+    repeat = first_repeat(names)
+    if repeat is not None:
+        first, k = repeat
+        raise InputError(
+            f"{what} name class {first} and class {k} alike ({names[k]!r}): each "
+            "class needs its own name, or a label naming it would be read as either"
+        )
 
 
 def _threshold(value: float | None, name: str) -> float | None:
