@@ -273,9 +273,10 @@ def block_totals(
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
     ``numpy.bincount``), and, with ``errors``, the sum of the summed confidence's
     rounding errors, each exact (``BinStatistics.error``; 0 without, or where the
-    additions are exact: :func:`rounding_bins`).  ``found``: the rows of the ``keep`` largest surprisals (the
-    kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
-    surprisal), earlier rows first on ties, -1 where the block has fewer;
+    additions are exact: :func:`rounding_bins`).  ``found``: the rows of the ``keep``
+    largest surprisals (the kernel's, as summed: not the smallest :math:`p_y`, two of
+    which may round to one surprisal), earlier rows first on ties, -1 where the block
+    has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
     this pass) is an ``IndexError`` naming the row counted from ``first_row``.
@@ -494,10 +495,10 @@ class _TotalsSettings(NamedTuple):
 
 def rounding_bins(edges: np.ndarray, rows: int, *, single: bool) -> int:
     r"""How many of the equal-width bins of ``edges`` (:math:`e_b = b \cdot e_1`, as
-    :func:`._binning.uniform_edges`; the kernel compares with those products) need the rounding errors of their confidence sums
-    found (TwoSum, the ``totals`` kernel's ``rounding``) in a block of at most ``rows``
-    rows: bins ``0`` to ``rounding_bins - 1``.  Every bin for float64 rows
-    (``single=False``).
+    :func:`._binning.uniform_edges`; the kernel compares with those products) need the
+    rounding errors of their confidence sums found (TwoSum, the ``totals`` kernel's
+    ``rounding``) in a block of at most ``rows`` rows: bins ``0`` to
+    ``rounding_bins - 1``.  Every bin for float64 rows (``single=False``).
 
     For float32 rows the others' sums are exact.  Let :math:`t = 2^j`,
     :math:`j = \lceil \log_2 \mathit{rows} \rceil - 30`, and :math:`b \ge 1` a bin
@@ -521,7 +522,7 @@ def rounding_bins(edges: np.ndarray, rows: int, *, single: bool) -> int:
         return bins
     threshold = 2.0 ** ((max(rows, 1) - 1).bit_length() - 30)
     step = float(edges[1])
-    first = max(1, int(threshold / step) - 1)
+    first = min(max(1, int(threshold / step) - 1), bins)
     while first < bins and float(first) * step < threshold:  # the kernel's b * e_1
         first += 1
     return first

@@ -890,9 +890,10 @@ def _kernel_settings(
     """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
     ``dtype`` in blocks of at most ``rows`` rows (a power of two: the bins'
     :func:`._row_kernels.rounding_bins`; labels held to ``[0, classes)`` if their check
-    is ``pending``): those of :func:`._summaries.map_totals`' blocks (:func:`._summaries.kernel_options`), formed
-    once per such key (every call of ``update`` asks; the arrays in them, the bins'
-    edges, are shared and never written)."""
+    is ``pending``): those of :func:`._summaries.map_totals`' blocks
+    (:func:`._summaries.kernel_options`), formed once per such key (every call of
+    ``update`` asks; the arrays in them, the bins' edges, are shared and never
+    written)."""
     options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
     single = dtype == np.float32
     return _row_kernels._TotalsSettings.of(classes, **options, rows=rows, single=single)
