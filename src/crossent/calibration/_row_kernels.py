@@ -484,7 +484,9 @@ class _TotalsSettings(NamedTuple):
             left,
             limit,
             0 if labels_from_zero else -k,
-            rounding_bins(edges, rows, single=single) if errors and bins else 0,
+            rounding_bins(edges, rows, single=single)
+            if errors and bins and edges is not None
+            else 0,
         )
 
     @property
