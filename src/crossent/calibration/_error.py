@@ -442,7 +442,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     """Per-bin statistics of the top label in equal-width bins, block by block on the
     worker threads (from the one fused pass over probabilities): nothing per example is
     kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
-    total = BinStatistics.zeros((spec.bins,), error=True)  # (kept if the parts keep them)
+    total = BinStatistics.zeros((spec.bins,))  # (no rounding errors: the rows are at hand)
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     for _, part in map_totals(predictions, request):
         if isinstance(part.bins, BinStatistics):  # (top-label: never a ClassBinsPart)

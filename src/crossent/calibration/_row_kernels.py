@@ -249,6 +249,7 @@ def block_totals(
     surprisal: bool = True,
     labels_from_zero: bool = False,
     first_row: int = 0,
+    errors: bool = False,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -270,10 +271,12 @@ def block_totals(
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
-    ``numpy.bincount``), and the sum of the summed confidence's rounding errors, each
-    exact (``BinStatistics.error``).  ``found``: the rows of the ``keep`` largest surprisals (the
-    kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
-    surprisal), earlier rows first on ties, -1 where the block has fewer;
+    ``numpy.bincount``), and, with ``errors``, the sum of the summed confidence's
+    rounding errors, each exact (``BinStatistics.error``; 0 without, or where the
+    additions are exact: :func:`rounding_bins`).  ``found``: the rows of the ``keep``
+    largest surprisals (the kernel's, as summed: not the smallest :math:`p_y`, two of
+    which may round to one surprisal), earlier rows first on ties, -1 where the block
+    has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
     this pass) is an ``IndexError`` naming the row counted from ``first_row``.
@@ -292,6 +295,9 @@ def block_totals(
         left=left,
         surprisal=surprisal,
         labels_from_zero=labels_from_zero,
+        errors=errors,
+        rows=values.shape[0],
+        single=values.dtype == np.float32,
     )
     out = (
         np.empty(5),
@@ -441,6 +447,7 @@ class _TotalsSettings(NamedTuple):
     left: bool
     limit: float
     low: int  # the smallest label allowed: 0 where the labels' check is pending, else -k
+    rounding: int  # the bins whose sums' rounding errors are kept (rounding_bins)
 
     @classmethod
     def of(
@@ -457,9 +464,13 @@ class _TotalsSettings(NamedTuple):
         left: bool,
         surprisal: bool = True,
         labels_from_zero: bool = False,
+        errors: bool = False,
+        rows: int = 0,
+        single: bool = False,
     ) -> _TotalsSettings:
         """The settings of :func:`block_totals`' keyword arguments (but ``keep``) for
-        rows of ``k`` classes."""
+        rows of ``k`` classes, blocks of at most ``rows`` rows, float32 rows if
+        ``single`` (the bins' rounding errors kept if ``errors``: :func:`rounding_bins`)."""
         bins = 0 if edges is None or not top else edges.shape[0] - 1
         return cls(
             top,
@@ -473,12 +484,50 @@ class _TotalsSettings(NamedTuple):
             left,
             limit,
             0 if labels_from_zero else -k,
+            rounding_bins(edges, rows, single=single)
+            if errors and bins and edges is not None
+            else 0,
         )
 
     @property
     def bins(self) -> int:
         """The number of bins (0: none)."""
         return self.edges.shape[0] - 1
+
+
+def rounding_bins(edges: np.ndarray, rows: int, *, single: bool) -> int:
+    r"""How many of the equal-width bins of ``edges`` (:math:`e_b = b \cdot e_1`, as
+    :func:`._binning.uniform_edges`; the kernel compares with those products) need the
+    rounding errors of their confidence sums found (TwoSum, the ``totals`` kernel's
+    ``rounding``) in a block of at most ``rows`` rows: bins ``0`` to
+    ``rounding_bins - 1``.  Every bin for float64 rows (``single=False``).
+
+    For float32 rows the others' sums are exact.  Let :math:`t = 2^j`,
+    :math:`j = \lceil \log_2 \mathit{rows} \rceil - 30`, and :math:`b \ge 1` a bin
+    with :math:`e_b \ge t`.  Its confidences :math:`c` are at least :math:`e_b` (the
+    bins' comparisons: :math:`c \ge e_b`, or :math:`c > e_b` closed on the right) and,
+    the kernel checks, at most 1 (a chunk with a larger or NaN confidence makes it keep
+    every bin's errors from there on).  A float32 :math:`c \ge 2^j` (a normal number:
+    :math:`j \ge -30`) has a 24-bit significand and an exponent of at least :math:`j`,
+    so it is an integer multiple of :math:`u = 2^{j - 23}`.  Every partial sum of the
+    bin (from 0, in the kernel's float64) is then a multiple of :math:`u` of at most
+    :math:`\mathit{rows} \le 2^{j + 30} = 2^{53} u`: an integer of at most
+    :math:`2^{53}` times a power of two, a float64, so every addition is exact (its
+    error :math:`+0`, as the kernel's TwoSum would find).  ``rounding_bins`` is the
+    first such bin (``bins`` if none); bin 0 (:math:`e_0 = 0`) always rounds.  For
+    10 bins, the lowest edge 0.1 reaches :math:`t` while ``rows`` is at most
+    :math:`2^{26}`, so only bin 0 (top-label confidences below 0.1, rare) needs
+    TwoSum; test_evalstate2_rounding_bins checks the bound at its edge.
+    """
+    bins = edges.shape[0] - 1
+    if not single or bins <= 1:
+        return bins
+    threshold = 2.0 ** ((max(rows, 1) - 1).bit_length() - 30)
+    step = float(edges[1])
+    first = min(max(1, int(threshold / step) - 1), bins)
+    while first < bins and float(first) * step < threshold:  # the kernel's b * e_1
+        first += 1
+    return first
 
 
 _NO_EDGES = read_only(np.zeros(1))

@@ -424,6 +424,7 @@ class EvaluationState:
             bins=bins,
             closed=self._spec.closed,
             keep=self.keep if rows is None else min(self.keep, rows),
+            errors=True,  # (the bins' exact means: no rows are kept)
         )
 
     # Where the adding of a batch stands (:meth:`_all_or_nothing`): _OUTSIDE a batch,
@@ -847,7 +848,10 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    settings = _kernel_settings(request, values.dtype, k, predictions.labels_pending)
+    widest = max(b - a for a, b in itertools.pairwise(bounds))
+    settings = _kernel_settings(
+        request, values.dtype, k, predictions.labels_pending, 1 << (widest - 1).bit_length()
+    )
     read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
     unread = _NextBlocks(blocks)
 
@@ -881,15 +885,18 @@ def _stacked_totals(
 
 @functools.lru_cache(maxsize=64)
 def _kernel_settings(
-    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool
+    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool, rows: int
 ) -> _row_kernels._TotalsSettings:
     """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
-    ``dtype`` (labels held to ``[0, classes)`` if their check is ``pending``): those of
-    :func:`._summaries.map_totals`' blocks (:func:`._summaries.kernel_options`), formed
-    once per such key (every call of ``update`` asks; the arrays in them, the bins'
-    edges, are shared and never written)."""
+    ``dtype`` in blocks of at most ``rows`` rows (a power of two: the bins'
+    :func:`._row_kernels.rounding_bins`; labels held to ``[0, classes)`` if their check
+    is ``pending``): those of :func:`._summaries.map_totals`' blocks
+    (:func:`._summaries.kernel_options`), formed once per such key (every call of
+    ``update`` asks; the arrays in them, the bins' edges, are shared and never
+    written)."""
     options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
-    return _row_kernels._TotalsSettings.of(classes, **options)
+    single = dtype == np.float32
+    return _row_kernels._TotalsSettings.of(classes, **options, rows=rows, single=single)
 
 
 class _NextBlocks:
