@@ -818,6 +818,8 @@ def recalibration_gap(
     _check_folds(folds, seed, predictions.n)
     _check_finite_label_scores(predictions)
     memo = RowMemo.for_fits(predictions, bounds_checked)
+    if memo is not None:  # every row's numbers at T = 1 kept, for the folds to gather
+        _moments(predictions, 1.0, memo)
     after = cross_fitted_nll(
         predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=XTOL, memo=memo, gap=True
     )
