@@ -2,6 +2,7 @@
 (issue 13), pinned as strict xfails: that package was being edited on another branch
 (evalstate1) this session, so the fixes are left to its owner.  Each test passes once
 its bug is fixed (strict: the xfail then fails, so the marker is removed with it).
+Branch calfix1 fixed three and removed their markers; the 1-D binary one remains.
 """
 
 from __future__ import annotations
