@@ -2,6 +2,7 @@
 (issue 13), pinned as strict xfails: that package was being edited on another branch
 (evalstate1) this session, so the fixes are left to its owner.  Each test passes once
 its bug is fixed (strict: the xfail then fails, so the marker is removed with it).
+Branch calfix1 fixed three and removed their markers; the 1-D binary one remains.
 """
 
 from __future__ import annotations
@@ -12,25 +13,12 @@ import pytest
 import crossent
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bootstrap_interval of rows whose values are all equal is not zero-width: "
-    "sum(w * v) / sum(w) rounds 1 ulp below v (low 0.6931471805599452, value and high "
-    "0.6931471805599453), against its docstring's 'zero-width interval whatever n'",
-)
 def test_bootstrap_interval_of_equal_rows_is_zero_width():
     probs = np.tile([[0.5, 0.25, 0.25]], (10, 1))
     result = crossent.bootstrap_interval("nll", probs, np.zeros(10, int), resamples=100)
     assert result.low == result.value == result.high == np.log(2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recalibration_gap of constant logits (every temperature gives the uniform "
-    "row, so the gap is exactly 0) is -8.9e-16 (100 rows, 5 classes): the NLL at T = 1 "
-    "and the cross-fitted NLL are summed in two orders; crossent.report shows it as "
-    "-0.0000",
-)
 def test_recalibration_gap_of_constant_logits_is_zero():
     labels = np.arange(100) % 5
     assert crossent.recalibration_gap(np.zeros((100, 5)), labels, folds=2) == 0.0
@@ -48,14 +36,6 @@ def test_one_dimensional_binary_probability_keeps_small_complement():
     assert crossent.brier_score(p, [0]) == 2e-40
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="TemperatureScaling.transform divides the logits by T before forming the "
-    "log-softmax, so finite logits past T * 1.8e308 overflow to inf and rows of NaN come "
-    "back (logits [1e307, 0, -1e307] at T = 0.05: probabilities [nan, 0, 0], with only "
-    "NumPy's RuntimeWarning), where the answer is [1, 0, 0] (log-probabilities "
-    "[0, -inf, -inf] to float64)",
-)
 def test_temperature_transform_of_large_finite_logits_is_not_nan():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(40, 3))

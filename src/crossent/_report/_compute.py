@@ -796,14 +796,13 @@ def _temperature(
     advance(1)
     ece = _ece_at_temperature(values, labels, form, spec, scaler)
     advance(1)
-    # recalibration_gap without its redundant passes (the label check, and the NLL at
-    # T = 1, which is the fit's first evaluation on the same rows)
+    # recalibration_gap without its redundant pass (the label check)
     gap, note = None, None  # too few rows to cross-fit: reported as null, not an error
     if labels.shape[0] >= _FOLDS:
         fit = cross_fitted_nll(
-            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=_XTOL, memo=memo
+            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=_XTOL, memo=memo, gap=True
         )
-        gap = None if fit.at_bound else scaler.nll_before_ - fit.nll
+        gap = None if fit.at_bound else fit.gap
         note = _gap_note(fit.separated, fit.flattened) if fit.at_bound else None
     advance(1)
     return {
