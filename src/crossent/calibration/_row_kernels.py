@@ -138,6 +138,7 @@ __all__ = [
     "block_totals",
     "blocks_reader",
     "log_positive",
+    "rounding_bins",
     "row_summaries",
     "surprisal",
 ]

@@ -59,6 +59,7 @@ __all__ = [
     "cross_fitted_nll",
     "fit_scaler",
     "recalibration_gap",
+    "tempered_scores",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
