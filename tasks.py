@@ -54,11 +54,18 @@ def _children_cpu() -> float:
     return used.ru_utime + used.ru_stime
 
 
+# Whether each step prints its time (``test`` only: CI's log; the report and the demo
+# keep their output to themselves).
+_TIMED = {"on": False}
+
+
 def _took(
     command: tuple[str | Path, ...], wall_start: float, cpu_start: float, note: str = ""
 ) -> None:
     """One line on stderr: a step's wall time and its processes' CPU time, so that a CI
     log shows where the time went (the phases overlap: see :func:`test`)."""
+    if not _TIMED["on"]:
+        return
     name = " ".join(Path(str(c)).name for c in command[:4])
     wall, cpu = time.monotonic() - wall_start, _children_cpu() - cpu_start
     print(
@@ -201,6 +208,7 @@ def docs(args: list[str]) -> None:
 
 
 def test(args: list[str]) -> None:
+    _TIMED["on"] = True
     keep_bytecode()
     # CI has two cores and these steps are mostly single-threaded, so they overlap:
     # Chromium's apt install beside pip; the Numba cache tests' two processes beside
