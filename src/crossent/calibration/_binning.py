@@ -57,6 +57,7 @@ from typing import Literal
 import numpy as np
 
 from .._checks import check_choice, check_integer
+from .._numerics import _two_product
 from ..errors import InputError
 from ._inputs import FloatArray, IntArray
 
@@ -86,7 +87,6 @@ __all__ = [
     "refined_means",
     "squared_or_value",
     "squared_or_values",
-    "two_product_error",
     "two_sum_error",
     "uniform_edges",
     "with_constant_errors",
@@ -464,19 +464,9 @@ def compensated_means(stats: BinStatistics, doubtful: FloatArray) -> FloatArray:
     total, count = stats.confidence_sum, stats.count
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         quotient = total / count
-        product = quotient * count
-        remainder = ((total - product) - two_product_error(quotient, count, product)) + stats.error
+        product, product_error = _two_product(quotient, count)
+        remainder = ((total - product) - product_error) + stats.error
         return np.where(doubtful, quotient + remainder / count, quotient)
-
-
-def two_product_error(a: FloatArray, b: FloatArray, product: FloatArray) -> FloatArray:
-    r"""The rounding error :math:`a b - \mathrm{fl}(a b)` of ``product = a * b``, exactly
-    (Dekker's TwoProduct with Veltkamp's splitting; Higham 2002, sec. 4.3; for
-    :math:`|a|, |b|` below :math:`2^{996}`)."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        high_a, high_b = _veltkamp(a), _veltkamp(b)
-        low_a, low_b = a - high_a, b - high_b
-        return (((high_a * high_b - product) + high_a * low_b) + low_a * high_b) + low_a * low_b
 
 
 def constant_values(cell: IntArray, confidence: FloatArray, cells: int) -> FloatArray:
@@ -492,21 +482,15 @@ def with_constant_errors(stats: BinStatistics, constant: FloatArray) -> BinStati
     r"""``stats`` of confidences drawn from bins whose confidences were each the bin's
     ``constant`` (NaN: not constant), with the error :math:`E_b = n_b c_b - S_b` where
     :math:`c_b` is known (0 elsewhere, the sum kept as rounded): :math:`n_b c_b` formed
-    exactly as :math:`p + p_e` (:func:`two_product_error`), :math:`p - S_b` exact
+    exactly as :math:`p + p_e` (:func:`.._numerics._two_product`), :math:`p - S_b` exact
     (Sterbenz).  A resample's bin of a perfectly calibrated bin (constant confidence)
     then has the mean :math:`c_b` exactly (:func:`compensated_means`), as its sample's."""
     known = ~np.isnan(constant)
     c = np.where(known, constant, 0.0)
     with np.errstate(invalid="ignore", over="ignore"):
-        product = c * stats.count
-        error = (product - stats.confidence_sum) + two_product_error(c, stats.count, product)
+        product, product_error = _two_product(c, stats.count)
+        error = (product - stats.confidence_sum) + product_error
     return BinStatistics(*stats.arrays(), np.where(known, error, 0.0))
-
-
-def _veltkamp(x: FloatArray) -> FloatArray:
-    """The high half of ``x`` (26 significant bits; ``x - high`` holds the rest exactly)."""
-    scaled = 134217729.0 * x  # 2**27 + 1
-    return scaled - (scaled - x)
 
 
 def squared_or_value(
