@@ -2,7 +2,7 @@
 (issue 13), pinned as strict xfails: that package was being edited on another branch
 (evalstate1) this session, so the fixes are left to its owner.  Each test passes once
 its bug is fixed (strict: the xfail then fails, so the marker is removed with it).
-Branch calfix1 fixed three and removed their markers; the 1-D binary one remains.
+Branch calfix1 fixed three and removed their markers; binexact1 the 1-D binary one.
 """
 
 from __future__ import annotations
@@ -24,12 +24,6 @@ def test_recalibration_gap_of_constant_logits_is_zero():
     assert crossent.recalibration_gap(np.zeros((100, 5)), labels, folds=2) == 0.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a 1-D binary probability p is read as the row [1 - p, p] rounded in float64, "
-    "so label 0's surprisal -log(1 - p) is -log(fl(1 - p)): 0.0 for p = 1e-20, not "
-    "1e-20 (log1p(-p)), and its Brier score (sum) p**2 + 0 = 1e-40, not 2e-40",
-)
 def test_one_dimensional_binary_probability_keeps_small_complement():
     p = np.array([1e-20])
     assert crossent.negative_log_likelihood(p, [0]) == 1e-20

@@ -33,7 +33,12 @@ from ..calibration._error import (
     edges_for,
     error_of_rows,
 )
-from ..calibration._inputs import as_predictions, binary_columns, check_values, renormalized
+from ..calibration._inputs import (
+    as_predictions,
+    binary_column_and_rows,
+    check_values,
+    renormalized,
+)
 from ..calibration._reliability import diagram_of
 from ..calibration._scores import score_means
 from ..calibration._smooth import SmoothCalibrationError, smooth_calibration_of
@@ -470,8 +475,9 @@ def report(
         getattr(values, "ndim", None) == 2 and values.shape[1] == 1
     )
     checked_form = check_form(form, name="form")
+    column = None  # a binary P(y = 1) as given, whose scores are formed from it
     if binary:
-        values = binary_columns(
+        column, values = binary_column_and_rows(
             np.asarray(values).reshape(-1), checked_form, name="predictions", validate=True
         )
         # a one-column table's single name is that of class 1; the classes are 0 and 1.
@@ -490,6 +496,7 @@ def report(
                 f"`renormalize=True` divides probabilities by their row sums; got form={form!r}"
             )
         values, correction = renormalized(values, name="predictions")
+        column = None  # (the rows divided by their sums)
     if getattr(values, "ndim", None) != 2:
         raise InputError(
             "`predictions` must have shape (n, classes), or (n,) for P(label = 1) of a "
@@ -550,10 +557,13 @@ def report(
         curve_scope,
         advance_to("evaluating", n),
         validate=not checked_in_bfloat16,
+        binary=column,
     )
     summary = _scored(
         state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
-        as_predictions(values, label_array, form=checked_form, validate=False, defer=True),
+        as_predictions(
+            values, label_array, form=checked_form, validate=False, defer=True, binary=column
+        ),
     )
     if spec.binning == "quantile" or doubtful_bins(summary.calibration.statistics).any():
         # the state's equal-mass bins join fine cells (another number under the same
@@ -694,11 +704,14 @@ def _first_pass(
     advance: Callable[[int], None],
     *,
     validate: bool = True,
+    binary: Any = None,
 ) -> _Rows:
     """One pass over the rows: each block is validated, turned into probabilities once
     (one log-sum-exp per row) and summarised once; every state adds those summaries, and
     the per-row surprisal, Brier score, confidence and hit are kept for the bootstrap,
-    the smooth calibration error, the diagram and paired comparisons."""
+    the smooth calibration error, the diagram and paired comparisons.  ``binary``: a
+    1-D binary prediction's :math:`P(y = 1)` (float64) of the rows :math:`[1 - p, p]`
+    of ``values``, whose scores are formed from it (``Predictions.binary``)."""
     classes = int(values.shape[1])
     n = int(labels.shape[0])
     # the per-row columns written in place, block by block (a list of the blocks' parts
@@ -710,7 +723,12 @@ def _first_pass(
         # the caller's dtype sets the validation tolerance, as in EvaluationState.update
         # (validate=False: the values were checked already; the labels still are)
         predictions = as_predictions(
-            batch, batch_labels, form=form, first_row=start, validate=validate
+            batch,
+            batch_labels,
+            form=form,
+            first_row=start,
+            validate=validate,
+            binary=None if binary is None else binary[start : start + batch.shape[0]],
         )
         with adding_batch(states):  # each state's sums allocated once a batch, not a block
             for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):

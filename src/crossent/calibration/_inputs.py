@@ -44,6 +44,7 @@ __all__ = [
     "Block",
     "Predictions",
     "as_predictions",
+    "binary_column_and_rows",
     "binary_columns",
     "check_same_rows",
     "check_values",
@@ -55,6 +56,13 @@ __all__ = [
 
 _BLOCK_ELEMENTS = 1 << 20
 """Entries of the prediction matrix converted to float64 at a time (8 MiB)."""
+
+_BINARY_BLOCK_ROWS = 1 << 15
+"""Rows of a block of a 1-D binary prediction (:attr:`Predictions.binary`), whose
+scores are a dozen NumPy passes over the block's column (:mod:`._binary`): blocks whose
+temporaries stay in cache (blocks of 2^19 rows, ``_BLOCK_ELEMENTS`` entries of the
+two-column rows, went to memory on each pass: 16 against 6 ms for the surprisals of
+10^6 rows on the loaded Emerald Rapids)."""
 
 _R = TypeVar("_R")
 FloatArray = npt.NDArray[Any]
@@ -79,6 +87,9 @@ class Block:
     probs: FloatArray
     labels: IntArray
     predicted: IntArray | None = None
+    binary: FloatArray | None = None
+    """The rows' :math:`p = P(y = 1)` in float64 where they are a 1-D binary prediction
+    (``probs`` is then :math:`[1 - p, p]`, rounded: :mod:`._binary`)."""
 
     def label_log_probs(self) -> FloatArray:
         """``log p_y`` of each row (``-inf`` where the label has probability 0)."""
@@ -115,6 +126,10 @@ class Predictions:
     checks the range first."""
     first_row: int = 0
     """The number of the first row in messages (data read in chunks)."""
+    binary: FloatArray | None = None
+    """For a 1-D binary prediction, :math:`p = P(y = 1)` of every row of ``values`` (in
+    float64, C-contiguous), whose ``values`` are the rows :math:`[1 - p, p]`: the scores
+    are formed from ``p`` (:mod:`._binary`: :math:`1 - p` rounds)."""
 
     @property
     def n(self) -> int:
@@ -130,29 +145,35 @@ class Predictions:
         one (never more than the rows), so that two threads finish together (blocks of
         ``_BLOCK_ELEMENTS`` entries and a short last one kept one thread on a last full
         block while the other waited: 10^6 x 10 on two threads, 5 blocks against 4.54).
-        The spans depend on the rows and classes only, never on the threads: every
+        The spans depend on the rows and classes only (and whether the rows are a 1-D
+        binary prediction: :data:`_BINARY_BLOCK_ROWS` rows), never on the threads: every
         number is the same whatever the threads."""
-        step = max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
+        step = (
+            max(1, _BLOCK_ELEMENTS // max(self.classes, 1))
+            if self.binary is None
+            else _BINARY_BLOCK_ROWS
+        )
         count = -(-self.n // step)
         if count > 1:  # (no empty block: a row is the least)
             count = min(count + count % 2, self.n)
         for block in range(count):
             yield block * self.n // count, (block + 1) * self.n // count
 
-    def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
+    def _rows(self, array: Any, span: tuple[int, int]) -> Any:
+        """The rows of ``span`` of ``array`` (``values`` or ``binary``), as selected."""
         start, stop = span
-        chosen = (
-            self.values[start:stop]
-            if self.selected is None
-            else self.values[self.selected[start:stop]]
-        )
-        return start, np.asarray(chosen, dtype=np.float64), self.labels[start:stop]
+        return array[start:stop] if self.selected is None else array[self.selected[start:stop]]
+
+    def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
+        chosen = self._rows(self.values, span)
+        return span[0], np.asarray(chosen, dtype=np.float64), self.labels[span[0] : span[1]]
 
     def _block(self, span: tuple[int, int]) -> Block:
         start, chunk, labels = self._raw(span)
         log_probs, probs = to_log_probs_and_probs(chunk, self.form)
         predicted = np.argmax(chunk, axis=1).astype(np.intp)  # (Block: before the rounding)
-        return Block(start, log_probs, probs, labels, predicted)
+        binary = None if self.binary is None else self._rows(self.binary, span)
+        return Block(start, log_probs, probs, labels, predicted, binary)
 
     def check_values(self) -> None:
         """Run the checks that ``as_predictions`` would have run: the labels' range (when
@@ -173,19 +194,17 @@ class Predictions:
         elif self.labels_pending:
             self.check_labels()
 
-    def map_stored(self, function: Callable[[int, Any, IntArray], _R]) -> Iterator[_R]:
+    def map_stored(
+        self, function: Callable[[int, Any, IntArray], _R], *, binary: bool = False
+    ) -> Iterator[_R]:
         """``function(start, values, labels)`` of each block, values as stored (no copy,
-        no conversion; gathered for a subset); on all cores, results in block order.
+        no conversion; gathered for a subset), or with ``binary`` the block's
+        :attr:`binary` column; on all cores, results in block order.
         The caller validates the values if ``pending``."""
+        array = self.binary if binary else self.values
 
         def stored(span: tuple[int, int]) -> _R:
-            start, stop = span
-            chosen = (
-                self.values[start:stop]
-                if self.selected is None
-                else self.values[self.selected[start:stop]]
-            )
-            return function(start, chosen, self.labels[start:stop])
+            return function(span[0], self._rows(array, span), self.labels[span[0] : span[1]])
 
         spans = list(self._spans())
         if len(spans) <= 1:  # one block: no thread pool to start (small inputs)
@@ -235,7 +254,13 @@ class Predictions:
         self._checked()
         chosen = rows if self.selected is None else self.selected[rows]
         return Predictions(
-            self.values, self.form, self.labels[rows], chosen, self.name, self.renormalized
+            self.values,
+            self.form,
+            self.labels[rows],
+            chosen,
+            self.name,
+            self.renormalized,
+            binary=self.binary,
         )
 
 
@@ -387,10 +412,20 @@ def _check_real_floating(values: Any, *, xp: Any, name: str, form: str) -> None:
 
 
 def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any:
-    r"""A 1-D binary prediction as the two-column matrix of classes 0 and 1.
+    """A 1-D binary prediction as the two-column matrix of classes 0 and 1: the second
+    of :func:`binary_column_and_rows`."""
+    return binary_column_and_rows(values, form, name=name, validate=validate)[1]
+
+
+def binary_column_and_rows(
+    values: Any, form: Form, *, name: str, validate: bool
+) -> tuple[FloatArray | None, Any]:
+    r"""A 1-D binary prediction as ``(p, rows)``: the float64 column :math:`p` of
+    probabilities (None for logits) and the two-column matrix of classes 0 and 1.
 
     ``probs`` :math:`p = P(y = 1)` becomes :math:`[1 - p, p]` in float64 (exact for
-    float32 input, and for :math:`p \ge 1/2` in float64); ``logits`` :math:`z`, the
+    :math:`p \ge 1/2`; :math:`1 - p` rounds below, to 1 for :math:`p < 2^{-54}`, so
+    the scores are formed from ``p``: :attr:`Predictions.binary`); ``logits`` :math:`z`, the
     log-odds of class 1, become :math:`[0, z]`, whose softmax is
     :math:`[1 - \sigma(z), \sigma(z)]`, and :math:`z = +\infty` (probability 1, as
     :math:`-\infty` is probability 0) the row :math:`[-\infty, 0]`: a two-column row
@@ -405,12 +440,13 @@ def binary_columns(values: Any, form: Form, *, name: str, validate: bool) -> Any
             check_probabilities(
                 column, name=name, xp=np, hint=". If these are log-odds, say so: form='logits'"
             )
-        return np.stack([1.0 - column, column], axis=1)
+        return column, np.stack([1.0 - column, column], axis=1)
     if form == "logits":
         if validate:
             check_not_nan(column, name=name, xp=np)
         certain = column == np.inf  # [0, +inf] is no row of logits; [-inf, 0] is
-        return np.stack([np.where(certain, -np.inf, 0.0), np.where(certain, 0.0, column)], axis=1)
+        rows = np.stack([np.where(certain, -np.inf, 0.0), np.where(certain, 0.0, column)], axis=1)
+        return None, rows
     raise InputError(
         f"a one-dimensional `{name}` is the probability (form='probs') or the log-odds "
         f"(form='logits') of class 1 in a binary problem; got form={form!r}"
@@ -474,10 +510,14 @@ def as_predictions(
     first_row: int = 0,
     renormalize: bool = False,
     defer: bool = False,
+    binary: FloatArray | None = None,
 ) -> Predictions:
     """Check and wrap ``values`` of shape ``(n, classes)`` in the named ``form`` with labels.
 
-    A 1-D ``values`` is a binary prediction for class 1 (:func:`binary_columns`).
+    A 1-D ``values`` is a binary prediction for class 1 (:func:`binary_column_and_rows`;
+    of probabilities: :attr:`Predictions.binary`).  ``binary``: the float64 column
+    :math:`p` of two-column ``values`` that :func:`binary_column_and_rows` formed (the
+    report's), whose scores are then formed from it.
     ``renormalize=True`` (probabilities only) divides each row by its sum first and records
     the largest deviation corrected.  Messages call ``values`` by ``name``, by default by
     its form (`probs`, `log_probs`, `logits`): what the caller said it holds.
@@ -504,12 +544,13 @@ def as_predictions(
         values = np.asarray(values)
     if values.ndim == 1:
         with row_offset(first_row):  # a bad entry's index counted as the labels' are
-            values = binary_columns(
+            binary, values = binary_column_and_rows(
                 to_numpy(values, name=name), checked_form, name=name, validate=validate
             )
     correction: float | None = None
     if renormalize and values.ndim == 2:
         values, correction = renormalized(to_numpy(values, name=name), name=name)
+        binary = None  # (the rows divided by their sums: the scores from those rows)
     xp, (values,) = namespace(values, names=(name,))
     if values.ndim != 2:
         raise InputError(
@@ -519,8 +560,9 @@ def as_predictions(
         )
     check_classes(values.shape[1], name=name, axis=1)
     _check_real_floating(values, xp=xp, name=name, form=checked_form)
-    fused = (
+    fused = (  # (a binary column was checked whole: its scores are formed from it)
         defer
+        and binary is None
         and checked_form == "probs"
         and isinstance(values, np.ndarray)
         and values.dtype in (np.float32, np.float64)
@@ -530,7 +572,7 @@ def as_predictions(
         label_ids = labels_array(
             labels, n=values.shape[0], classes=values.shape[1], check_range=not fused, of=name
         )
-    if validate and not pending:
+    if validate and not pending and binary is None:  # (a binary column: checked whole)
         check_values(values, name=name, form=checked_form, first_row=first_row)
     values = to_numpy(values, name=name)
     return Predictions(
@@ -542,6 +584,7 @@ def as_predictions(
         pending=pending,
         labels_pending=fused,
         first_row=first_row,
+        binary=None if binary is None else np.ascontiguousarray(binary, dtype=np.float64),
     )
 
 

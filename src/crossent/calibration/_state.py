@@ -796,6 +796,7 @@ def _stacked_applies(predictions: Predictions) -> bool:
     values = predictions.values
     return (
         predictions.n * predictions.classes > _inputs._BLOCK_ELEMENTS
+        and predictions.binary is None  # (1-D binary: scored from p, _summaries.map_totals)
         and predictions.form == "probs"
         and predictions.selected is None
         and isinstance(values, np.ndarray)

@@ -30,6 +30,7 @@ summaries (:func:`totals_of`: the NumPy twin, and the other forms).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ import numpy as np
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
 from . import _row_kernels, _row_numpy
+from ._binary import binary_entropy_values, binary_label_terms, binary_top
 from ._binning import (
     BinStatistics,
     ClassBinsPart,
@@ -54,6 +56,7 @@ __all__ = [
     "BlockTotals",
     "ExampleSummaries",
     "TotalsRequest",
+    "binary_summaries",
     "candidates",
     "clear_unasked",
     "kernel_options",
@@ -74,6 +77,8 @@ class ExampleSummaries:
 
     ``log_p_label`` is :math:`\\log p_y`, ``p_label`` :math:`p_y`, ``others``
     :math:`\\sum_{k \\ne y} p_k^2`; ``entropy`` is None unless it was asked for.
+    ``complement_values``, where given (1-D binary predictions: :mod:`._binary`), is
+    :math:`1 - p_y` formed from :math:`p` (else from :math:`\\log p_y`).
     """
 
     log_p_label: FloatArray
@@ -83,6 +88,7 @@ class ExampleSummaries:
     confidence_values: FloatArray | None = None
     predicted_values: IntArray | None = None
     entropy_values: FloatArray | None = None
+    complement_values: FloatArray | None = None
 
     @property
     def surprisal(self) -> FloatArray:
@@ -92,6 +98,8 @@ class ExampleSummaries:
 
     @property
     def brier(self) -> FloatArray:
+        if self.complement_values is not None:
+            return self.others + np.square(self.complement_values)
         return self.others + np.square(-np.expm1(self.log_p_label))
 
     @property
@@ -124,8 +132,40 @@ def _asked(values: Any, option: str) -> Any:
     return values
 
 
+def binary_summaries(
+    p: FloatArray,
+    labels: IntArray,
+    *,
+    top: bool = True,
+    entropy: bool = True,
+    squares: bool = True,
+) -> ExampleSummaries:
+    """The summaries of rows of a 1-D binary prediction, from :math:`p = P(y = 1)`
+    itself (float64; :mod:`._binary`): the one home of every score of such rows.
+    ``squares=False`` (:func:`map_totals` asked for no Brier or spherical score) leaves
+    ``others`` 0 and ``complement_values`` out: those scores are then not formed."""
+    n = p.shape[0]
+    surprisal, p_label = np.empty(n), np.empty(n)
+    complement = np.empty(n) if squares else None
+    binary_label_terms(p, labels, (surprisal, p_label, complement))
+    confidence, predicted = binary_top(p) if top else (None, None)
+    return ExampleSummaries(
+        log_p_label=np.negative(surprisal, out=surprisal),
+        p_label=p_label,
+        # (the other class's probability is 1 - p_y)
+        others=np.zeros(n) if complement is None else np.square(complement),
+        labels=labels,
+        confidence_values=confidence,
+        predicted_values=predicted,
+        entropy_values=binary_entropy_values(p) if entropy else None,
+        complement_values=complement,
+    )
+
+
 def summarize_block(block: Block, *, entropy: bool = True) -> ExampleSummaries:
     """The summaries of one block of rows converted to float64 (any form)."""
+    if block.binary is not None:
+        return binary_summaries(block.binary, block.labels, entropy=entropy)
     rows = np.arange(block.labels.shape[0])
     probs, labels = block.probs, block.labels
     squares = np.square(probs)
@@ -227,6 +267,13 @@ def map_summaries(
     (so per-block reductions run in parallel too), results in block order.  The
     confidence and predicted class are computed only with ``top``, the entropy only with
     ``entropy`` (for probabilities; other forms always give them)."""
+    if predictions.binary is not None:
+        return predictions.map_stored(
+            lambda start, p, labels: function(
+                start, binary_summaries(p, labels, top=top, entropy=entropy)
+            ),
+            binary=True,
+        )
     if predictions.form == "probs":
         return predictions.map_stored(
             lambda start, values, labels: function(
@@ -251,6 +298,8 @@ def summarize(
     """The summaries of every row, computed block by block (see :func:`summary_blocks`)."""
     parts = [s for _, s in summary_blocks(predictions, top=top, entropy=entropy)]
     fields = [*_FIELDS, *(_TOP if top else ()), *(("entropy_values",) if entropy else ())]
+    if predictions.binary is not None:
+        fields.append("complement_values")
     if not parts:
         return ExampleSummaries(
             **{f: np.zeros(0, np.intp if f in _INTEGER else float) for f in fields}
@@ -403,6 +452,41 @@ def _fused_totals(
     )
 
 
+def _binary_totals(p: FloatArray, labels: IntArray, request: TotalsRequest) -> BlockTotals:
+    """:class:`BlockTotals` of one block of a 1-D binary prediction: NumPy reductions of
+    :func:`binary_summaries`.  The bins' rounding errors (``request.errors``, the
+    state's) come from the Numba kernel's pass over the block's rows :math:`[1 - p, p]`
+    (the same confidences, compared and summed in the same order), as before."""
+    squares = request.brier or request.spherical
+    summaries = binary_summaries(
+        p, labels, top=request.top, entropy=request.entropy, squares=squares
+    )
+    kernel_bins = request.errors and request.top and request.bins and _row_kernels.available()
+    totals = totals_of(summaries, dataclasses.replace(request, bins=0) if kernel_bins else request)
+    if not kernel_bins:
+        return totals
+    rows = np.stack([1.0 - p, p], axis=1)
+    _, _, (_, _, bin_stats, _) = _row_kernels.block_totals(
+        rows,
+        labels,
+        keep=0,
+        **kernel_options(
+            TotalsRequest(
+                top=True, surprisal=False, bins=request.bins, closed=request.closed, errors=True
+            ),
+            limit=_limit(rows.dtype, 2),
+            pending=False,
+        ),
+    )
+    return BlockTotals(
+        totals.sums,
+        totals.class_count,
+        totals.class_surprisal,
+        BinStatistics(*bin_stats),
+        totals.found,
+    )
+
+
 def clear_unasked(sums: FloatArray, request: TotalsRequest) -> None:
     """Zero the kernel's sums (the last axis of ``sums``: surprisal, Brier, ...) that
     ``request`` did not ask for but the kernel formed: the Brier score's from sums of
@@ -447,6 +531,11 @@ def map_totals(
 ) -> Iterator[tuple[int, BlockTotals]]:
     """``(first row, totals)`` of each block of rows, computed on the worker threads, in
     block order (rows in ``found`` counted from the block's first row)."""
+    if predictions.binary is not None:
+        return predictions.map_stored(
+            lambda start, p, labels: (start, _binary_totals(p, labels, request)),
+            binary=True,
+        )
     if predictions.form == "probs":
         return predictions.map_stored(
             lambda start, values, labels: (
