@@ -15,8 +15,8 @@ import numpy as np
 
 from .._class_columns import ambiguous_integer_labels
 from .._hints import reads_as_number
-from ..calibration._inputs import check_same_rows
 from .._xp import sequence_array
+from ..calibration._inputs import check_same_rows
 from ..errors import InputError, InputTypeError
 
 __all__ = [
