@@ -64,6 +64,7 @@ __all__ = [
     "reshape",
     "row_max",
     "row_sum",
+    "sequence_array",
     "settled",
     "size",
     "take_along_last",
@@ -271,6 +272,29 @@ def _ragged(arg: object, at: tuple[int, ...] = ()) -> str:
     return ""
 
 
+def sequence_array(arg: object, *, name: str) -> np.ndarray:
+    """``numpy.asarray(arg)`` of a Python scalar or sequence, its failure an
+    :class:`InputTypeError` naming ``name``: ragged rows with the first two lengths
+    that differ ("row 1 has 1 entry, row 0 has 2 entries"), a list of tensors that
+    require grad with what to pass instead.  The one reading of a list for the losses
+    and the evaluators, whose ragged lists ended in NumPy's bare ``ValueError``
+    ("setting an array element with a sequence", ``negative_log_likelihood``,
+    ``calibration_error``, ``TemperatureScaling.fit``) or in "could not be read as a
+    host array; move it to the CPU first" (``report``, a list's labels), advice for a
+    device array (issue 13, hostile pass 26)."""
+    try:
+        return np.asarray(arg)
+    except (TypeError, ValueError) as exc:
+        raise InputTypeError(
+            f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
+        ) from exc
+    except RuntimeError as exc:  # PyTorch's, for a list of tensors that require grad
+        raise InputTypeError(
+            f"`{name}` is a {type(arg).__name__} that NumPy could not read ({exc}); a list "
+            f"is NumPy input: pass one tensor (torch.stack({name})) instead"
+        ) from exc
+
+
 def _host_array(arg: object, *, name: str) -> np.ndarray:
     """``arg`` (a Python scalar or sequence, or a NumPy scalar) as a real NumPy array,
     read exactly as ``numpy.asarray`` reads it: booleans stay booleans, so that a list
@@ -291,17 +315,7 @@ def _host_array(arg: object, *, name: str) -> np.ndarray:
         PyTorch's ``RuntimeError`` escape).
     """
     _check_missing(arg, name=name)
-    try:
-        as_numpy = np.asarray(arg)
-    except (TypeError, ValueError) as exc:
-        raise InputTypeError(
-            f"`{name}` must be array-like; got {type(arg).__name__}{_ragged(arg)}"
-        ) from exc
-    except RuntimeError as exc:  # PyTorch's, for a list of tensors that require grad
-        raise InputTypeError(
-            f"`{name}` is a {type(arg).__name__} that NumPy could not read ({exc}); a list "
-            f"is NumPy input: pass one tensor (torch.stack({name})) instead"
-        ) from exc
+    as_numpy = sequence_array(arg, name=name)
     if as_numpy.dtype.kind not in "biuf":
         wanted = "integer class ids" if name == "labels" else "real numbers"
         raise InputTypeError(
@@ -1011,7 +1025,9 @@ def to_numpy(x: Any, *, name: str) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     try:
-        host = np.asarray(x)
+        host = sequence_array(x, name=name) if isinstance(x, list | tuple) else np.asarray(x)
+    except InputTypeError:
+        raise  # a list NumPy cannot read: its ragged rows named
     except Exception as first:
         if is_jax_tracer(x):
             raise InputTypeError(

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._class_columns import ambiguous_integer_labels
 from .._hints import reads_as_number
+from .._xp import sequence_array
 from ..calibration._inputs import check_same_rows
 from ..errors import InputError, InputTypeError
 
@@ -46,6 +47,8 @@ def host_array(x: Any, *, name: str) -> tuple[Any, list[str] | None]:
         if bfloat16_tensor(tensor) is not None:
             tensor = tensor.float()  # exact; NumPy has no bfloat16 (float16 it has)
         return tensor.cpu().numpy(), None
+    if isinstance(x, list | tuple):
+        return sequence_array(x, name=name), None
     try:
         host = np.asarray(x)
     except Exception:

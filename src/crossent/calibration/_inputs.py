@@ -36,6 +36,7 @@ from .._xp import (
     foreign_dtype_note,
     log_softmax,
     namespace,
+    sequence_array,
     to_numpy,
 )
 from ..errors import InputError, InputTypeError
@@ -541,7 +542,7 @@ def as_predictions(
         )
     values = detached(values, name=name)
     if not hasattr(values, "ndim"):  # lists and scalars
-        values = np.asarray(values)
+        values = sequence_array(values, name=name)
     if values.ndim == 1:
         with row_offset(first_row):  # a bad entry's index counted as the labels' are
             binary, values = binary_column_and_rows(

@@ -26,6 +26,7 @@ __all__ = [
     "SourceError",
     "as_class_ids",
     "binary_column",
+    "boolean_class_ids",
     "check_shape",
     "labels_name",
     "prediction_arrays",
@@ -134,14 +135,15 @@ def binary_column(values: Any, name: str, source: str) -> Any:
 
 
 def as_class_ids(labels: Any, what: str) -> Any:
-    """``labels`` as class ids: integers as they are, booleans as 0 and 1 (False, True);
-    any other dtype a :class:`SourceError` beginning with ``what`` ("x.npz: 'labels'").
+    """``labels`` as class ids: integers and booleans as they are (booleans become 0 and 1
+    in :func:`boolean_class_ids`, once the number of classes is known); any other dtype a
+    :class:`SourceError` beginning with ``what`` ("x.npz: 'labels'").
     The test is the dtype's kind, not ``np.issubdtype(dtype, np.integer)``, which holds
     for ``timedelta64`` too: such labels went on to the library's own refusal, in its
     terms ("`labels` must be integer class ids ... labels.astype(int)") and without the
     file's name."""
     if labels.dtype == np.bool_:
-        return labels.astype(np.int64)
+        return labels
     if labels.dtype.kind not in "iu":
         fix = (
             ": save them as integers, labels.astype(int) after checking they are whole numbers"
@@ -152,6 +154,22 @@ def as_class_ids(labels: Any, what: str) -> Any:
             f"{what} must be integers (class ids) or booleans; got dtype {labels.dtype}{fix}"
         )
     return labels
+
+
+def boolean_class_ids(labels: Any, classes: int, where: str) -> Any:
+    """Boolean ``labels`` as the class ids 0 (False) and 1 (True), with ``classes``
+    prediction columns: two, or one (``P(label = 1)``); with any other number a
+    :class:`SourceError` beginning with ``where``, as :func:`crossent.report` refuses
+    them.  They were cast to 0 and 1 as they were read, before the columns were counted,
+    so a 3-class file's booleans were reported as the classes 0 and 1 (NLL and accuracy
+    of the wrong classes) where the library refuses the same arrays."""
+    if classes > 2:
+        raise SourceError(
+            f"{where}: the labels are booleans, the classes 0 (False) and 1 (True) of a "
+            f"binary problem, but the predictions have {classes} classes; if False and True "
+            "are the classes 0 and 1, save the labels as integers (labels.astype(int))"
+        )
+    return labels.astype(np.int64)
 
 
 def check_shape(shape: tuple[int, ...], itemsize: int, where: str) -> None:

@@ -92,9 +92,17 @@ def binary_format(head: bytes) -> BinaryFormat | None:
     return None
 
 
-def not_csv(where: str, found: BinaryFormat, path: str | None = None) -> str:
+def not_csv(
+    where: str, found: BinaryFormat, path: str | None = None, *, inner: str | None = None
+) -> str:
     """The one-line refusal of a CSV input (``path``, or standard input when None) that
-    is ``found``, without the ``where: `` prefix's colon: what it is and what to do."""
+    is ``found``, without the ``where: `` prefix's colon: what it is and what to do.
+
+    ``inner`` is the name a compressed ``path`` has decompressed when that names a
+    format other than CSV (``preds.npy`` of ``preds.npy.gz``): such a file is
+    decompressed to that name, never piped, since ``-`` reads a CSV only (the advice
+    "gunzip -c preds.npy.gz | crossent report -" was refused as "standard input holds a
+    .npy array, not CSV text")."""
     if found.encoding is not None:
         convert = f"iconv -f {found.encoding} -t UTF-8"
         if path is None:
@@ -111,6 +119,12 @@ def not_csv(where: str, found: BinaryFormat, path: str | None = None) -> str:
             return (
                 f"{where} is {found.what}, which is not read; decompress it in the pipe "
                 f"(... | {found.command} | crossent report - ...)"
+            )
+        if inner is not None:
+            return (
+                f"{where}: is {found.what}, which is not read; decompress it first: "
+                f"{found.command} {shlex.quote(path)} > {shlex.quote(inner)}, then give "
+                f"{shlex.quote(inner)}"
             )
         return (
             f"{where}: is {found.what}, which is not read; decompress it, or pipe it as a "

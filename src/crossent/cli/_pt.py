@@ -34,6 +34,7 @@ evaluates in float32 at least.  Every problem is a :class:`SourceError` naming t
 
 from __future__ import annotations
 
+import errno
 import pickle
 import re
 import warnings
@@ -95,7 +96,15 @@ def load_pt(path: Path) -> Any:
         raise _incomplete(path, exc) or SourceError(
             f"{path}: not a file torch.save wrote ({detail})"
         ) from exc
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.EINVAL and _zip_cut(path):
+            # torch's zip reader says EINVAL (no message) for a zip cut after its first
+            # 4 KiB: "cannot be read (Invalid argument)" was said of every cut .pt of
+            # more than 4 KiB, which the short ones' "truncated" line names
+            raise SourceError(
+                f"{path}: not a complete PyTorch file (truncated or damaged): the zip "
+                "archive's end (its central directory) is missing"
+            ) from exc
         raise  # an I/O error: "cannot be read", as for every format
     except Exception as exc:
         # A damaged or foreign file makes torch.load raise whatever its parser meets
@@ -136,6 +145,17 @@ def _legacy_pickles_cut(path: Path) -> bool:
     except ValueError:  # "pickle exhausted before seeing STOP", an argument cut short
         return True
     return False
+
+
+def _zip_cut(path: Path) -> bool:
+    """Whether ``path`` starts as a zip archive but has no end of central directory
+    (:func:`zipfile.is_zipfile` looks for it at the end): a zip cut short."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(len(_ZIP_HEADER))
+        return head == _ZIP_HEADER and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
 
 
 def _incomplete(path: Path, exc: Exception) -> SourceError | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ._columns import TableColumns
-from ._dataset import Dataset, ScratchError, SourceError, scratch_failed
+from ._dataset import Dataset, ScratchError, SourceError, boolean_class_ids, scratch_failed
 from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
 from ._labels import attach_labels, check_file
 from ._magic import HEAD_BYTES as _HEAD_BYTES
@@ -144,7 +144,12 @@ def _refuse_binary(path: Path, *, csv: bool) -> None:
         return  # said by the reader
     found = binary_format(head)
     if found is not None and (csv or found.command is not None):
-        raise SourceError(not_csv(str(path), found, str(path)))
+        inner = path.with_suffix("")  # preds.npy of preds.npy.gz: decompressed, not piped
+        suffix = inner.suffix.lower()
+        binary = found.command is not None and suffix != ".csv" and _format_of(suffix)
+        raise SourceError(
+            not_csv(str(path), found, str(path), inner=str(inner) if binary else None)
+        )
 
 
 def open_dataset(
@@ -232,4 +237,11 @@ def _with_rows(dataset: Dataset, path: Path) -> Dataset:
         raise SourceError(
             f"{path}: {dataset.what or 'the predictions'} has no classes (shape {shape})"
         )
+    if dataset.labels.dtype.kind == "b":  # booleans: the classes 0 and 1 of two
+        try:
+            where = dataset.labels_source or str(path)
+            dataset.labels = boolean_class_ids(dataset.labels, dataset.classes, where)
+        except SourceError:
+            dataset.close()
+            raise
     return dataset

@@ -711,7 +711,7 @@ def _labels(
     if pa_types.is_boolean(column.type):
         _refuse_missing(path, column, first_row, name)
         _refuse_boolean_names(path, name, choice.classes)
-        return column.to_numpy(zero_copy_only=False).astype(np.int64)
+        return column.to_numpy(zero_copy_only=False)  # 0 and 1: _dataset.boolean_class_ids
     if pa_types.is_string(column.type) or pa_types.is_large_string(column.type):
         _refuse_missing(path, column, first_row, name)
         # a CSV's cells have no type: its text "1" is the integer 1 (pyarrow reads the
