@@ -30,6 +30,7 @@ import numpy as np
 
 import crossent
 from bench_evaluation import against
+from bench_report_bootstrap import top_label
 from bench_report_cases import _model
 
 
@@ -37,13 +38,8 @@ def rows(npz: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Top-label confidences and hits (float64) of the report's logits."""
     if npz:
         with np.load(npz) as data:
-            logits, labels = data["logits"], data["labels"]
-    else:
-        logits, labels = _model(np.random.default_rng(0), 2_000_000, 10)
-    z = logits.astype(np.float64)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    return p.max(axis=1), (p.argmax(axis=1) == labels).astype(np.float64)
+            return top_label(data["logits"], data["labels"])
+    return top_label(*_model(np.random.default_rng(0), 2_000_000, 10))
 
 
 def main() -> None:
