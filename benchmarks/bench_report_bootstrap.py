@@ -27,7 +27,11 @@ from bench_report_cases import _model
 
 
 def _rows(rows: int) -> tuple[np.ndarray, np.ndarray]:
-    logits, labels = _model(np.random.default_rng(0), rows, 10)
+    return top_label(*_model(np.random.default_rng(0), rows, 10))
+
+
+def top_label(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The top-label confidences and hits (float64) of ``logits``' softmax."""
     z = logits.astype(np.float64)
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)

@@ -575,7 +575,7 @@ def stage_call(
     found = np.full(keep, -1, dtype=np.intp)
     out = (np.empty(5), np.zeros((2, classes)), np.zeros((3, bins)), found)
     found_p = np.empty(keep)
-    return lambda: kernel(
+    arguments: tuple[Any, ...] = (
         values,
         flat,
         bits,
@@ -591,9 +591,13 @@ def stage_call(
         False,
         1e-3,
         -k,
-        out,
-        found_p,
     )
+    if "rounding" in kernel.py_func.__code__.co_varnames:  # (since evalstate1, stop 64)
+        # update's: the bins whose sums keep their rounding errors (bin 0 of 15 here)
+        rounding = row_kernels.rounding_bins(edges, values.shape[0], single=True) if bins else 0
+        arguments += (rounding,)
+        out = (*out[:2], np.zeros((4, bins)), out[3])
+    return lambda: kernel(*arguments, out, found_p)
 
 
 def blocks_reading(
