@@ -62,7 +62,7 @@ from .._xp import (
     zeros_like,
 )
 from ..errors import InputError
-from . import _cpu_kernels, _sigmoid_grad, _small_sigmoid
+from . import _cpu_kernels, _focal_root, _sigmoid_grad, _small_sigmoid
 from ._batch import extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, weighted_term
 from ._weight_scale import weight_scaled
@@ -649,5 +649,9 @@ def _focal_gradient(focal: _FocalBinary) -> Array:
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
-    grad = modulation * (focus + _plain_grad(b))
+    plain = _plain_grad(b)
+    grad = modulation * (focus + plain)
+    if type(b.x) is np.ndarray and b.x.dtype == np.float64 and gamma_value != 0.0:
+        # Where the two terms cancel (near the focal optimum), more precision (issue 13).
+        grad = _focal_root.refine(grad, focus, plain, b.x, b.t, gamma_value)
     return b.scale(focal.weighted(grad, gradient=True))

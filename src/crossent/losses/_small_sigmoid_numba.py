@@ -45,6 +45,7 @@ import numba
 import numpy as np
 
 from . import _small_sigmoid as layout
+from ._focal_root import CANCELLED as _CANCELLED
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
 from ._small_numba import pairwise_sum
@@ -293,7 +294,9 @@ def _gradient_entry(
     t\,\sigma(-x)`. Focal: :math:`m\,[\gamma(1-2t)\,e^{r}\cdot\ell + (\sigma(x) -
     t)]`, the product by :math:`\ell` a ``weighted_term``, :math:`\sigma(x) - t` the
     exact kernel's (``ws[EXP + 2]``, ``_sigmoid._plain_grad``), then times
-    :math:`\alpha_t` (a plain product). The first value that is not finite, if one is."""
+    :math:`\alpha_t` (a plain product). The first value that is not finite, if one is;
+    NaN where the two terms cancel (``_focal_root.CANCELLED``: the full path refines
+    those entries, so the call declines to it)."""
     one, target = c[layout.C_ONE], ws[layout.TARGET, i]
     if flags[layout.O_KIND] == layout.CE_GRAD:
         return (one - target) * exps[0, i] - ws[layout.POSITIVE, i] * exps[1, i]
@@ -302,6 +305,8 @@ def _gradient_entry(
         return coefficient
     focus = _weighted(coefficient, ws[layout.BCE, i], c[layout.C_ZERO])
     plain = ws[layout.EXP + 2, i]
+    if abs(focus + plain) < _CANCELLED * abs(plain):
+        return math.nan  # (cancelled: the full path's _focal_root.refine, the same bits)
     grad = exps[0, i] * (focus + plain)
     if flags[layout.O_ALPHA] != 0 and math.isfinite(grad):
         grad = _alpha_t(target, c) * grad

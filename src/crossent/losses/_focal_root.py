@@ -1,0 +1,126 @@
+r"""The float64 sigmoid focal gradient where its two terms cancel (issue 13, branch focal2).
+
+:func:`_sigmoid._focal_gradient` forms, per entry,
+
+.. math:: g = m\,[\,f + (\sigma(x) - t)\,], \qquad
+          f = \gamma\,(1-2t)\,\frac{\sigma(x)\sigma(-x)}{1-p_t}\,\ell_{\mathrm{BCE}},
+          \quad m = (1-p_t)^\gamma,
+
+each term within a few float64 ulps. Where :math:`t` lies between :math:`\sigma(x)` and
+the focal optimum the terms have opposite signs, and at the optimum (a root of a
+transcendental equation) they cancel: there the sum kept the terms' rounding errors,
+about 1-4 ulps of :math:`\sigma(x) - t` (lossulp1's mpmath measurement), so the value
+near the root had wrong digits and, nearer, the wrong sign (``gamma = 2, t = 0.80292,
+x = 3.042166529584443``: ``1.40e-18`` for ``-1.81e-18``).
+
+No reformulation avoids the cancellation, so the entries where it happens,
+:math:`|f + (\sigma - t)| <` :data:`CANCELLED` :math:`|\sigma - t|` in float64, are
+formed again with more precision (:func:`refine`):
+
+* in NumPy's ``longdouble`` where it is the x87 extended format (64-bit significand,
+  its ``exp``/``log1p`` the C library's): the terms within a few :math:`2^{-64}`, so the
+  sum within an ulp or two where it is at least :data:`DEEP` of :math:`|\sigma - t|`;
+* nearer the root (and everywhere where ``longdouble`` is float64: Windows, Apple
+  silicon), per entry in Python's :mod:`decimal` at :data:`DIGITS` significant digits
+  (its ``exp`` and ``ln`` correctly rounded), converted to float64 once (correctly
+  rounded): the digits of the gradient at the float64 inputs whatever the cancellation.
+
+The targets are those of the loss (``_Binary.t``: smoothed and rounded, as the
+cross-entropy and :math:`\ell_{\mathrm{BCE}}` take them). The factor :math:`\alpha_t`,
+the weights and the reduction's scale multiply the refined value as they multiply the
+others. The small path (``_small_sigmoid_numba._gradient_entry``) declines such an entry
+so that both paths give the same bits.
+
+References
+----------
+T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (the gradient).
+"""
+
+from __future__ import annotations
+
+import decimal
+
+import numpy as np
+
+__all__ = ["CANCELLED", "DEEP", "DIGITS", "refine"]
+
+CANCELLED = 0.25
+"""An entry is refined where ``|f + (sigma - t)| < CANCELLED * |sigma - t|`` (float64):
+outside, the float64 sum is within a few ulps (its terms' errors at most 4 times)."""
+
+DEEP = 2.0**-9
+"""Entries whose ``longdouble`` sum is below ``DEEP`` of ``|sigma - t|`` go to
+:mod:`decimal` (the ``longdouble`` terms' few :math:`2^{-64}` become an ulp there)."""
+
+DIGITS = 60
+"""Significant digits of the :mod:`decimal` evaluation (about 199 bits)."""
+
+_EXTENDED = np.finfo(np.longdouble).nmant >= 63
+
+
+def _longdouble(x: np.ndarray, t: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(g, deep)``: :math:`g` in ``longdouble`` rounded to float64, and where its sum is
+    below :data:`DEEP` of :math:`|\sigma - t|` (those need :func:`_decimal`)."""
+    wx = x.astype(np.longdouble)
+    wt = t.astype(np.longdouble)
+    one = np.longdouble(1)
+    small = np.exp(-np.abs(wx))  # e^{-|x|}
+    rest = np.log1p(small)
+    sp_pos = np.maximum(wx, 0) + rest  # -log sigma(-x)
+    sp_neg = np.maximum(-wx, 0) + rest  # -log sigma(x)
+    big = one / (one + small)
+    tail = small / (one + small)
+    above = wx >= 0
+    sigma = np.where(above, big, tail)
+    sigma_neg = np.where(above, tail, big)
+    q = wt * sigma_neg + (one - wt) * sigma  # 1 - p_t
+    bce = wt * sp_neg + (one - wt) * sp_pos
+    focus = np.longdouble(gamma) * (one - 2 * wt) * (sigma * sigma_neg / q) * bce
+    plain = sigma - wt
+    total = focus + plain
+    grad = np.exp(np.longdouble(gamma) * np.log(q)) * total
+    return grad.astype(np.float64), np.abs(total) < DEEP * np.abs(plain)
+
+
+def _decimal(x: float, t: float, gamma: float) -> float:
+    r""":math:`g` at one entry in :mod:`decimal` (:data:`DIGITS` digits), correctly rounded
+    to float64 but for the :data:`DIGITS`-digit error of the sum."""
+    with decimal.localcontext() as context:
+        context.prec = DIGITS
+        context.Emin, context.Emax = -(10**9), 10**9
+        wx, wt, g = decimal.Decimal(x), decimal.Decimal(t), decimal.Decimal(gamma)
+        one = decimal.Decimal(1)
+        small = (-abs(wx)).exp()
+        rest = (one + small).ln()
+        sp_pos = max(wx, 0) + rest
+        sp_neg = max(-wx, 0) + rest
+        big, tail = one / (one + small), small / (one + small)
+        sigma, sigma_neg = (big, tail) if wx >= 0 else (tail, big)
+        q = wt * sigma_neg + (one - wt) * sigma
+        bce = wt * sp_neg + (one - wt) * sp_pos
+        focus = g * (one - 2 * wt) * (sigma * sigma_neg / q) * bce
+        grad = (g * q.ln()).exp() * (focus + (sigma - wt))
+        return float(grad)
+
+
+def refine(
+    grad: np.ndarray, focus: np.ndarray, plain: np.ndarray, x: np.ndarray, t: np.ndarray,
+    gamma: float,
+) -> np.ndarray:
+    r"""``grad`` (:math:`g` in float64, NumPy, the shape of ``x``) with the entries where
+    :math:`f + (\sigma - t)` cancels (:data:`CANCELLED`) formed again (see the module
+    notes); ``grad`` itself where none does (the common case: one comparison)."""
+    close = np.abs(focus + plain) < CANCELLED * np.abs(plain)
+    if not close.any():
+        return grad
+    out = np.array(grad, dtype=np.float64)  # (a copy: ``grad`` may be 0-d or shared)
+    flat, where = out.reshape(-1), np.flatnonzero(close)
+    xs = np.broadcast_to(x, out.shape).reshape(-1)[where]
+    ts = np.broadcast_to(t, out.shape).reshape(-1)[where]
+    if _EXTENDED:
+        values, deep = _longdouble(xs, ts, gamma)
+        flat[where] = values
+        where, xs, ts = where[deep], xs[deep], ts[deep]
+    for i, xi, ti in zip(where.tolist(), xs.tolist(), ts.tolist(), strict=True):
+        flat[i] = _decimal(xi, ti, gamma)
+    return out if out.ndim else out[()]

@@ -1,0 +1,104 @@
+r"""The float64 sigmoid focal gradient at and around its zero (issue 13, branch focal2).
+
+Where :math:`t` lies between :math:`\sigma(x)` and the focal optimum the gradient's
+terms :math:`\gamma(1-2t)\frac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and :math:`\sigma(x) - t`
+cancel; on main (96b794e2) the sum kept their rounding errors, about 1-4 ulps of
+:math:`\sigma(x) - t` (lossulp1), so near the root it had wrong digits and signs:
+``gamma = 2, t = 0.80292, x = 3.042166529584443``: ``1.40e-18`` for ``-1.81e-18``;
+``gamma = 2, t = 0.05, x = -5.275197892857137``: ``8.27e-20`` for ``-4.47e-21``;
+``gamma = 0.5, t = 0.9, x = 2.9012182062934073``: ``0.0`` for ``-5.96e-19``;
+``gamma = 1, alpha = 0.75, t = 0.3, x = -1.4268908310435033``: ``-2.10e-18`` for
+``-9.11e-20``.
+
+Oracle: mpmath at 200 bits, the analytic gradient. Points: the float64 roots that
+lossulp1 found, their float64 neighbours and offsets that reach the ``longdouble`` tier
+of ``_focal_root`` (a cancellation of 2 to 9 bits) as well as the :mod:`decimal` one.
+Bound: 4 units of :math:`2^{-52}` of the true value (the refined value is within an
+ulp; :math:`\alpha_t` rounds once more), and the true sign.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+import crossent
+from crossent.losses import _focal_root
+
+# (gamma, t, alpha, a float64 root)
+ROOTS = [
+    (2.0, 0.80292, None, 3.0421665295844433),
+    (3.0, 0.7, None, 2.4261147505032614),
+    (0.5, 0.9, None, 2.9012182062934073),
+    (1.0, 0.3, 0.75, -1.4268908310435033),
+    (2.0, 0.05, None, -5.275197892857137),
+]
+OFFSETS = (0.0, 1e-12, -1e-9, 1e-6, -1e-4, 3e-3, -0.01, 0.03)
+
+
+def _truth(x: float, t: float, gamma: float, alpha: float | None) -> mpmath.mpf:
+    with mpmath.workprec(200):
+        xm, tm, g = mpmath.mpf(x), mpmath.mpf(t), mpmath.mpf(gamma)
+        s, s_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
+        q = tm * s_neg + (1 - tm) * s
+        bce = -(tm * mpmath.log(s) + (1 - tm) * mpmath.log(s_neg))
+        value = q**g * (g * (1 - 2 * tm) * s * s_neg / q * bce + s - tm)
+        if alpha is not None:
+            value *= alpha * tm + (1 - alpha) * (1 - tm)
+        return value
+
+
+def _points(root: float) -> np.ndarray:
+    near = [root]
+    for direction in (np.inf, -np.inf):
+        x = root
+        for _ in range(3):
+            x = float(np.nextafter(x, direction))
+            near.append(x)
+    return np.array(near + [root + d for d in OFFSETS[1:]])
+
+
+@pytest.mark.parametrize(("gamma", "t", "alpha", "root"), ROOTS)
+def test_float64_focal_gradient_near_its_root(
+    gamma: float, t: float, alpha: float | None, root: float
+) -> None:
+    x = _points(root)
+    got = crossent.sigmoid_focal_loss_grad(
+        x, np.full_like(x, t), gamma=gamma, alpha=alpha, reduction="none"
+    )
+    for xi, gi in zip(x.tolist(), got.tolist(), strict=True):
+        true = _truth(xi, t, gamma, alpha)
+        assert mpmath.sign(gi) == mpmath.sign(true), (xi, gi, true)
+        assert abs(gi - true) <= 4 * 2.0**-52 * abs(true), (xi, gi, true)
+
+
+def test_small_path_declines_to_the_refined_full_path() -> None:
+    """A small call (14 entries) with cancelled entries gives the full path's bits (its
+    compiled entry declines; mutant killed: no sentinel, the unrefined float64 sum),
+    and the true values."""
+    gamma, t, _, root = ROOTS[0]
+    x = _points(root)
+    targets = np.full_like(x, t)
+    small = crossent.sigmoid_focal_loss_grad(x, targets, gamma=gamma, reduction="sum")
+    wide = np.concatenate([x, np.zeros(9000)]), np.concatenate([targets, np.full(9000, 0.5)])
+    full = crossent.sigmoid_focal_loss_grad(*wide, gamma=gamma, reduction="sum")[: x.size]
+    np.testing.assert_array_equal(small, full)
+    for xi, gi in zip(x.tolist(), small.tolist(), strict=True):
+        true = _truth(xi, t, gamma, None)
+        assert abs(gi - true) <= 4 * 2.0**-52 * abs(true), (xi, gi, true)
+
+
+def test_decimal_tier_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``longdouble`` is float64 (Windows, Apple silicon) :mod:`decimal` takes
+    every cancelled entry: the same values within an ulp (forced here on x86)."""
+    gamma, t, alpha, root = ROOTS[0]
+    x = _points(root)
+    t_full = np.full_like(x, t)
+    extended = crossent.sigmoid_focal_loss_grad(x, t_full, gamma=gamma, reduction="none")
+    monkeypatch.setattr(_focal_root, "_EXTENDED", False)
+    alone = crossent.sigmoid_focal_loss_grad(x, t_full, gamma=gamma, reduction="none")
+    np.testing.assert_array_max_ulp(alone, extended, maxulp=1)
+    for xi, gi in zip(x.tolist(), alone.tolist(), strict=True):
+        true = _truth(xi, t, gamma, alpha)
+        assert abs(gi - true) <= 2 * 2.0**-52 * abs(true), (xi, gi, true)
