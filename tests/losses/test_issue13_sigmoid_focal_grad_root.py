@@ -73,10 +73,11 @@ def test_float64_focal_gradient_near_its_root(
         assert abs(gi - true) <= 4 * 2.0**-52 * abs(true), (xi, gi, true)
 
 
-def test_small_path_declines_to_the_refined_full_path() -> None:
+def test_small_path_refines_as_the_full_path() -> None:
     """A small call (14 entries) with cancelled entries gives the full path's bits (its
-    compiled entry declines; mutant killed: no sentinel, the unrefined float64 sum),
-    and the true values."""
+    compiled pass marks them, ``_focal_root.refined`` forms them, a second pass weighs
+    and scales them; mutant killed: no second pass, the unrefined float64 sum) and the
+    true values."""
     gamma, t, _, root = ROOTS[0]
     x = _points(root)
     targets = np.full_like(x, t)

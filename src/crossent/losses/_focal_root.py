@@ -28,8 +28,9 @@ formed again with more precision (:func:`refine`):
 The targets are those of the loss (``_Binary.t``: smoothed and rounded, as the
 cross-entropy and :math:`\ell_{\mathrm{BCE}}` take them). The factor :math:`\alpha_t`,
 the weights and the reduction's scale multiply the refined value as they multiply the
-others. The small path (``_small_sigmoid_numba._gradient_entry``) declines such an entry
-so that both paths give the same bits.
+others. The small path (``_small_sigmoid._run``) marks such entries
+(``_small_sigmoid_numba._gradient_entry``) and weighs and scales this module's values
+for them as the full path does: both paths give the same bits.
 
 References
 ----------
@@ -42,7 +43,7 @@ import decimal
 
 import numpy as np
 
-__all__ = ["CANCELLED", "DEEP", "DIGITS", "refine"]
+__all__ = ["CANCELLED", "DEEP", "DIGITS", "refine", "refined"]
 
 CANCELLED = 0.25
 """An entry is refined where ``|f + (sigma - t)| < CANCELLED * |sigma - t|`` (float64):
@@ -92,8 +93,9 @@ def _decimal(x: float, t: float, gamma: float) -> float:
         one = decimal.Decimal(1)
         small = (-abs(wx)).exp()
         rest = (one + small).ln()
-        sp_pos = max(wx, 0) + rest
-        sp_neg = max(-wx, 0) + rest
+        zero = decimal.Decimal(0)
+        sp_pos = max(wx, zero) + rest
+        sp_neg = max(-wx, zero) + rest
         big, tail = one / (one + small), small / (one + small)
         sigma, sigma_neg = (big, tail) if wx >= 0 else (tail, big)
         q = wt * sigma_neg + (one - wt) * sigma
@@ -103,13 +105,31 @@ def _decimal(x: float, t: float, gamma: float) -> float:
         return float(grad)
 
 
+def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
+    r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t`` (see the module
+    notes): ``longdouble`` where it is extended, :mod:`decimal` nearer the root."""
+    out = np.empty(x.shape, dtype=np.float64)
+    where = np.arange(x.size)
+    gamma = float(gamma)
+    if _EXTENDED:
+        out[:], deep = _longdouble(x, t, gamma)
+        where = where[deep]
+    for i in where.tolist():
+        out[i] = _decimal(float(x[i]), float(t[i]), gamma)
+    return out
+
+
 def refine(
-    grad: np.ndarray, focus: np.ndarray, plain: np.ndarray, x: np.ndarray, t: np.ndarray,
+    grad: np.ndarray,
+    focus: np.ndarray,
+    plain: np.ndarray,
+    x: np.ndarray,
+    t: np.ndarray,
     gamma: float,
 ) -> np.ndarray:
     r"""``grad`` (:math:`g` in float64, NumPy, the shape of ``x``) with the entries where
-    :math:`f + (\sigma - t)` cancels (:data:`CANCELLED`) formed again (see the module
-    notes); ``grad`` itself where none does (the common case: one comparison)."""
+    :math:`f + (\sigma - t)` cancels (:data:`CANCELLED`) formed again (:func:`refined`);
+    ``grad`` itself where none does (the common case: one comparison)."""
     close = np.abs(focus + plain) < CANCELLED * np.abs(plain)
     if not close.any():
         return grad
@@ -117,10 +137,5 @@ def refine(
     flat, where = out.reshape(-1), np.flatnonzero(close)
     xs = np.broadcast_to(x, out.shape).reshape(-1)[where]
     ts = np.broadcast_to(t, out.shape).reshape(-1)[where]
-    if _EXTENDED:
-        values, deep = _longdouble(xs, ts, gamma)
-        flat[where] = values
-        where, xs, ts = where[deep], xs[deep], ts[deep]
-    for i, xi, ti in zip(where.tolist(), xs.tolist(), ts.tolist(), strict=True):
-        flat[i] = _decimal(xi, ti, gamma)
+    flat[where] = refined(xs, ts, gamma)
     return out if out.ndim else out[()]
