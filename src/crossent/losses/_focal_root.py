@@ -53,15 +53,18 @@ DEEP = 2.0**-9
 """Entries whose ``longdouble`` sum is below ``DEEP`` of ``|sigma - t|`` go to
 :mod:`decimal` (the ``longdouble`` terms' few :math:`2^{-64}` become an ulp there)."""
 
-DIGITS = 60
-"""Significant digits of the :mod:`decimal` evaluation (about 199 bits)."""
+DIGITS = 40
+"""Significant digits of the :mod:`decimal` evaluation (about 133 bits: the float64 value
+where the terms cancel to :math:`2^{-75}` of :math:`\\sigma - t`, beyond the
+nearest float64 logits to a root)."""
 
 _EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
 
-def _longdouble(x: np.ndarray, t: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    r"""``(g, deep)``: :math:`g` in ``longdouble`` rounded to float64, and where its sum is
-    below :data:`DEEP` of :math:`|\sigma - t|` (those need :func:`_decimal`)."""
+def _longdouble(x: np.ndarray, t: np.ndarray, gamma: float) -> tuple[np.ndarray, ...]:
+    r"""``(g, deep, m)``: :math:`g` in ``longdouble`` rounded to float64, where its sum is
+    below :data:`DEEP` of :math:`|\sigma - t|` (those need :func:`_bracket`), and
+    :math:`m = (1-p_t)^\gamma` in ``longdouble``."""
     wx = x.astype(np.longdouble)
     wt = t.astype(np.longdouble)
     one = np.longdouble(1)
@@ -79,43 +82,45 @@ def _longdouble(x: np.ndarray, t: np.ndarray, gamma: float) -> tuple[np.ndarray,
     focus = np.longdouble(gamma) * (one - 2 * wt) * (sigma * sigma_neg / q) * bce
     plain = sigma - wt
     total = focus + plain
-    grad = np.exp(np.longdouble(gamma) * np.log(q)) * total
-    return grad.astype(np.float64), np.abs(total) < DEEP * np.abs(plain)
+    modulation = np.exp(np.longdouble(gamma) * np.log(q))
+    deep = np.abs(total) < DEEP * np.abs(plain)
+    return (modulation * total).astype(np.float64), deep, modulation
 
 
-def _decimal(x: float, t: float, gamma: float) -> float:
-    r""":math:`g` at one entry in :mod:`decimal` (:data:`DIGITS` digits), correctly rounded
-    to float64 but for the :data:`DIGITS`-digit error of the sum."""
+def _bracket(x: float, t: float, gamma: float, *, modulated: bool) -> decimal.Decimal:
+    r""":math:`f + (\sigma - t)` at one entry in :mod:`decimal` (:data:`DIGITS` digits),
+    times :math:`m` if ``modulated``."""
     with decimal.localcontext() as context:
         context.prec = DIGITS
         context.Emin, context.Emax = -(10**9), 10**9
         wx, wt, g = decimal.Decimal(x), decimal.Decimal(t), decimal.Decimal(gamma)
-        one = decimal.Decimal(1)
+        one, zero = decimal.Decimal(1), decimal.Decimal(0)
         small = (-abs(wx)).exp()
         rest = (one + small).ln()
-        zero = decimal.Decimal(0)
         sp_pos = max(wx, zero) + rest
         sp_neg = max(-wx, zero) + rest
         big, tail = one / (one + small), small / (one + small)
         sigma, sigma_neg = (big, tail) if wx >= 0 else (tail, big)
         q = wt * sigma_neg + (one - wt) * sigma
         bce = wt * sp_neg + (one - wt) * sp_pos
-        focus = g * (one - 2 * wt) * (sigma * sigma_neg / q) * bce
-        grad = (g * q.ln()).exp() * (focus + (sigma - wt))
-        return float(grad)
+        total = g * (one - 2 * wt) * (sigma * sigma_neg / q) * bce + (sigma - wt)
+        return (g * q.ln()).exp() * total if modulated else +total
 
 
 def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
     r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t`` (see the module
-    notes): ``longdouble`` where it is extended, :mod:`decimal` nearer the root."""
+    notes): ``longdouble`` where it is extended, nearer the root the bracket in
+    :mod:`decimal` times the ``longdouble`` :math:`m` (one product, then rounded)."""
     out = np.empty(x.shape, dtype=np.float64)
-    where = np.arange(x.size)
     gamma = float(gamma)
-    if _EXTENDED:
-        out[:], deep = _longdouble(x, t, gamma)
-        where = where[deep]
-    for i in where.tolist():
-        out[i] = _decimal(float(x[i]), float(t[i]), gamma)
+    if not _EXTENDED:
+        for i, (xi, ti) in enumerate(zip(x.tolist(), t.tolist(), strict=True)):
+            out[i] = float(_bracket(xi, ti, gamma, modulated=True))
+        return out
+    out[:], deep, modulation = _longdouble(x, t, gamma)
+    for i in np.flatnonzero(deep).tolist():
+        total = np.longdouble(str(_bracket(float(x[i]), float(t[i]), gamma, modulated=False)))
+        out[i] = np.float64(modulation[i] * total)
     return out
 
 
