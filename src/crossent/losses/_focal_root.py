@@ -18,12 +18,22 @@ No reformulation avoids the cancellation, so the entries where it happens,
 formed again with more precision (:func:`refine`):
 
 * in NumPy's ``longdouble`` where it is the x87 extended format (64-bit significand,
-  its ``exp``/``log1p`` the C library's): the terms within a few :math:`2^{-64}`, so the
-  sum within an ulp or two where it is at least :data:`DEEP` of :math:`|\sigma - t|`;
-* nearer the root (and everywhere where ``longdouble`` is float64: Windows, Apple
-  silicon), per entry in Python's :mod:`decimal` at :data:`DIGITS` significant digits
-  (its ``exp`` and ``ln`` correctly rounded), converted to float64 once (correctly
-  rounded): the digits of the gradient at the float64 inputs whatever the cancellation.
+  its ``exp``/``log1p`` the C library's): within 4 units of :math:`2^{-52}` of
+  :math:`g` where the sum is at least :data:`DEEP` of :math:`|\sigma - t|` (measured
+  against :mod:`decimal`; most within 2);
+* nearer the root, the bracket :math:`f + (\sigma - t)` per entry in Python's
+  :mod:`decimal` at :data:`DIGITS` significant digits (its ``exp`` and ``ln``
+  correctly rounded), times the ``longdouble`` :math:`m`, rounded once to float64:
+  within an ulp whatever the cancellation down to about :math:`2^{-75}`, beyond that of
+  the float64 logits nearest a root (about 64 us an entry on a loaded 2-core Xeon).
+  Where ``longdouble`` is float64 (Windows, Apple silicon) :mod:`decimal` forms all of
+  :math:`g` on every refined entry (slower, the same digits).
+
+The entries outside the mask keep the float64 formula's error (within a few ulps as
+elsewhere: up to about 25 units of :math:`2^{-52}` measured just above
+:data:`CANCELLED`, about 17 where nothing cancels; medians 1-2). The cost falls on
+inputs that sit at the optimum (every entry refined: about 190 us an entry, measured in
+``benchmarks/RESULTS.md``).
 
 The targets are those of the loss (``_Binary.t``: smoothed and rounded, as the
 cross-entropy and :math:`\ell_{\mathrm{BCE}}` take them). The factor :math:`\alpha_t`,
@@ -51,12 +61,11 @@ outside, the float64 sum is within a few ulps (its terms' errors at most 4 times
 
 DEEP = 2.0**-9
 """Entries whose ``longdouble`` sum is below ``DEEP`` of ``|sigma - t|`` go to
-:mod:`decimal` (the ``longdouble`` terms' few :math:`2^{-64}` become an ulp there)."""
+:mod:`decimal` (the ``longdouble`` terms' errors, about :math:`2^{-61}` of them, would be
+more than a few ulps of the sum there)."""
 
 DIGITS = 40
-"""Significant digits of the :mod:`decimal` evaluation (about 133 bits: the float64 value
-where the terms cancel to :math:`2^{-75}` of :math:`\\sigma - t`, beyond the
-nearest float64 logits to a root)."""
+"""Significant digits of the :mod:`decimal` evaluation (about 133 bits)."""
 
 _EXTENDED = np.finfo(np.longdouble).nmant >= 63
 
@@ -126,16 +135,18 @@ def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
 
 def refine(
     grad: np.ndarray,
-    focus: np.ndarray,
+    total: np.ndarray,
     plain: np.ndarray,
     x: np.ndarray,
     t: np.ndarray,
     gamma: float,
 ) -> np.ndarray:
     r"""``grad`` (:math:`g` in float64, NumPy, the shape of ``x``) with the entries where
-    :math:`f + (\sigma - t)` cancels (:data:`CANCELLED`) formed again (:func:`refined`);
-    ``grad`` itself where none does (the common case: one comparison)."""
-    close = np.abs(focus + plain) < CANCELLED * np.abs(plain)
+    ``total``, :math:`f + (\sigma - t)` in float64, cancels (:data:`CANCELLED`) formed
+    again (:func:`refined`); ``grad`` itself where none does (the common case)."""
+    bound = np.abs(plain)
+    bound *= CANCELLED
+    close = np.abs(total) < bound
     if not close.any():
         return grad
     out = np.array(grad, dtype=np.float64)  # (a copy: ``grad`` may be 0-d or shared)

@@ -650,8 +650,9 @@ def _focal_gradient(focal: _FocalBinary) -> Array:
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
     plain = _plain_grad(b)
-    grad = modulation * (focus + plain)
+    total = focus + plain
+    grad = modulation * total
     if type(b.x) is np.ndarray and b.x.dtype == np.float64 and gamma_value != 0.0:
         # Where the two terms cancel (near the focal optimum), more precision (issue 13).
-        grad = _focal_root.refine(grad, focus, plain, b.x, b.t, gamma_value)
+        grad = _focal_root.refine(grad, total, plain, b.x, b.t, gamma_value)
     return b.scale(focal.weighted(grad, gradient=True))
