@@ -15,25 +15,29 @@ x = 3.042166529584443``: ``1.40e-18`` for ``-1.81e-18``).
 
 No reformulation avoids the cancellation, so the entries where it happens,
 :math:`|f + (\sigma - t)| <` :data:`CANCELLED` :math:`|\sigma - t|` in float64, are
-formed again with more precision (:func:`refine`):
+formed again in double-double arithmetic over NumPy arrays (:func:`refined`; Dekker's
+and Knuth's error-free products and sums, ``_numerics``): :math:`e^{-|x|}` by
+``_sigmoid_grad.exp_dd`` (the exact gradient's table exponential), :math:`\log(1 +
+e^{-|x|})` by one Newton step on the float64 ``log1p`` with that exponential,
+:math:`\sigma(\pm x)`, :math:`1-p_t`, :math:`\ell_{\mathrm{BCE}}`, :math:`f` and the
+bracket as double-doubles; :math:`m = (1-p_t)^\gamma` as ``pow`` of the leading part
+times :math:`1 + \gamma\,\delta/(1-p_t)` for the low part :math:`\delta`. Each step is
+within a few units of :math:`2^{-104}` of its value, so the bracket's error is a few
+units of :math:`2^{-104}|\sigma - t|` whatever the cancellation: :math:`g` is within a
+few float64 ulps where the bracket is above about :math:`2^{-100}|\sigma - t|`, and
+its sign right where the bracket exceeds that error (every float64 logit but those
+within about :math:`2^{-50}` relative of a root). No per-entry Python: about 60
+array operations over the refined entries, a small constant factor of the float64
+formula's cost (``benchmarks/RESULTS.md``).
 
-* in NumPy's ``longdouble`` where it is the x87 extended format (64-bit significand,
-  its ``exp``/``log1p`` the C library's): within 4 units of :math:`2^{-52}` of
-  :math:`g` where the sum is at least :data:`DEEP` of :math:`|\sigma - t|` (measured
-  against :mod:`decimal`; most within 2);
-* nearer the root, the bracket :math:`f + (\sigma - t)` per entry in Python's
-  :mod:`decimal` at :data:`DIGITS` significant digits (its ``exp`` and ``ln``
-  correctly rounded), times the ``longdouble`` :math:`m`, rounded once to float64:
-  within an ulp whatever the cancellation down to about :math:`2^{-75}`, beyond that of
-  the float64 logits nearest a root (about 64 us an entry on a loaded 2-core Xeon).
-  Where ``longdouble`` is float64 (Windows, Apple silicon) :mod:`decimal` forms all of
-  :math:`g` on every refined entry (slower, the same digits).
+Where :math:`x <` ``_sigmoid_grad.EXP_FLOOR`` (-700; targets below about
+:math:`10^{-304}` cancel there) the table does not reach: :math:`e^{-|x|}` is the
+float64 ``exp`` (one ulp), whose error the bracket keeps, as the float64 formula did;
+there the double-double products may also lose their low parts to underflow.
 
 The entries outside the mask keep the float64 formula's error (within a few ulps as
 elsewhere: up to about 25 units of :math:`2^{-52}` measured just above
-:data:`CANCELLED`, about 17 where nothing cancels; medians 1-2). The cost falls on
-inputs that sit at the optimum (every entry refined: about 190 us an entry, measured in
-``benchmarks/RESULTS.md``).
+:data:`CANCELLED`, about 17 where nothing cancels; medians 1-2).
 
 The targets are those of the loss (``_Binary.t``: smoothed and rounded, as the
 cross-entropy and :math:`\ell_{\mathrm{BCE}}` take them). The factor :math:`\alpha_t`,
@@ -49,88 +53,85 @@ T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (the gradie
 
 from __future__ import annotations
 
-import decimal
-
 import numpy as np
 
-__all__ = ["CANCELLED", "DEEP", "DIGITS", "refine", "refined"]
+from .._numerics import _quick_two_sum, _two_product, _two_sum
+from ._sigmoid_grad import EXP_FLOOR, _dd_mul_d, exp_dd, exp_parts
+
+__all__ = ["CANCELLED", "refine", "refined"]
 
 CANCELLED = 0.25
 """An entry is refined where ``|f + (sigma - t)| < CANCELLED * |sigma - t|`` (float64):
 outside, the float64 sum is within a few ulps (its terms' errors at most 4 times)."""
 
-DEEP = 2.0**-9
-"""Entries whose ``longdouble`` sum is below ``DEEP`` of ``|sigma - t|`` go to
-:mod:`decimal` (the ``longdouble`` terms' errors, about :math:`2^{-61}` of them, would be
-more than a few ulps of the sum there)."""
-
-DIGITS = 40
-"""Significant digits of the :mod:`decimal` evaluation (about 133 bits)."""
-
-_EXTENDED = np.finfo(np.longdouble).nmant >= 63
+_Pair = tuple[np.ndarray, np.ndarray]
 
 
-def _longdouble(x: np.ndarray, t: np.ndarray, gamma: float) -> tuple[np.ndarray, ...]:
-    r"""``(g, deep, m)``: :math:`g` in ``longdouble`` rounded to float64, where its sum is
-    below :data:`DEEP` of :math:`|\sigma - t|` (those need :func:`_bracket`), and
-    :math:`m = (1-p_t)^\gamma` in ``longdouble``."""
-    wx = x.astype(np.longdouble)
-    wt = t.astype(np.longdouble)
-    one = np.longdouble(1)
-    small = np.exp(-np.abs(wx))  # e^{-|x|}
-    rest = np.log1p(small)
-    sp_pos = np.maximum(wx, 0) + rest  # -log sigma(-x)
-    sp_neg = np.maximum(-wx, 0) + rest  # -log sigma(x)
-    big = one / (one + small)
-    tail = small / (one + small)
-    above = wx >= 0
-    sigma = np.where(above, big, tail)
-    sigma_neg = np.where(above, tail, big)
-    q = wt * sigma_neg + (one - wt) * sigma  # 1 - p_t
-    bce = wt * sp_neg + (one - wt) * sp_pos
-    focus = np.longdouble(gamma) * (one - 2 * wt) * (sigma * sigma_neg / q) * bce
-    plain = sigma - wt
-    total = focus + plain
-    modulation = np.exp(np.longdouble(gamma) * np.log(q))
-    deep = np.abs(total) < DEEP * np.abs(plain)
-    return (modulation * total).astype(np.float64), deep, modulation
+def _add(a: _Pair, b: _Pair) -> _Pair:
+    """The double-double sum (within a few units of :math:`2^{-104}(|a| + |b|)`)."""
+    s, e = _two_sum(a[0], b[0])
+    return _quick_two_sum(s, e + (a[1] + b[1]))
 
 
-def _bracket(x: float, t: float, gamma: float, *, modulated: bool) -> decimal.Decimal:
-    r""":math:`f + (\sigma - t)` at one entry in :mod:`decimal` (:data:`DIGITS` digits),
-    times :math:`m` if ``modulated``."""
-    with decimal.localcontext() as context:
-        context.prec = DIGITS
-        context.Emin, context.Emax = -(10**9), 10**9
-        wx, wt, g = decimal.Decimal(x), decimal.Decimal(t), decimal.Decimal(gamma)
-        one, zero = decimal.Decimal(1), decimal.Decimal(0)
-        small = (-abs(wx)).exp()
-        rest = (one + small).ln()
-        sp_pos = max(wx, zero) + rest
-        sp_neg = max(-wx, zero) + rest
-        big, tail = one / (one + small), small / (one + small)
-        sigma, sigma_neg = (big, tail) if wx >= 0 else (tail, big)
-        q = wt * sigma_neg + (one - wt) * sigma
-        bce = wt * sp_neg + (one - wt) * sp_pos
-        total = g * (one - 2 * wt) * (sigma * sigma_neg / q) * bce + (sigma - wt)
-        return (g * q.ln()).exp() * total if modulated else +total
+def _mul(a: _Pair, b: _Pair) -> _Pair:
+    """The double-double product (products that do not underflow)."""
+    p, e = _two_product(a[0], b[0])
+    return _quick_two_sum(p, e + (a[0] * b[1] + a[1] * b[0]))
+
+
+def _div(a: _Pair, b: _Pair) -> _Pair:
+    """The double-double quotient: the float quotient and one correction from the exact
+    remainder."""
+    q = a[0] / b[0]
+    p, e = _dd_mul_d(b[0], b[1], q)
+    r, f = _two_sum(a[0], -p)
+    return _quick_two_sum(q, (r + ((f - e) + a[1])) / b[0])
+
+
+def _log1p_exp(small: _Pair) -> _Pair:
+    r""":math:`\log(1 + s)` for the double-double :math:`s = e^{-|x|} \le 1`, to about
+    :math:`2^{-104}` of itself: :math:`h =` ``log1p`` of its leading part, then :math:`h
+    + \rho - \rho^2/2` with :math:`\rho = (1 + s)e^{-h} - 1 = s\,e^{-h} + (e^{-h} - 1)`
+    (about :math:`2^{-52} h`), from ``_sigmoid_grad.exp_parts``' three floats: the
+    leading parts cancel exactly (Sterbenz), the rest to :math:`2^{-106} h`."""
+    h = np.log1p(small[0])
+    v0, v1, v2, power = exp_parts(-h)
+    v0, v1, v2 = v0 * power, v1 * power, v2 * power  # e^{-h} (exact scalings)
+    p, e = _two_product(small[0], v0)
+    rho = ((p + (v0 - 1.0)) + v1) + ((e + v2) + (small[0] * (v1 + v2) + small[1] * v0))
+    return _quick_two_sum(h, rho - 0.5 * rho * rho)
 
 
 def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
-    r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t`` (see the module
-    notes): ``longdouble`` where it is extended, nearer the root the bracket in
-    :mod:`decimal` times the ``longdouble`` :math:`m` (one product, then rounded)."""
-    out = np.empty(x.shape, dtype=np.float64)
+    r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t``, in double-double
+    arithmetic (the module notes), rounded to float64."""
     gamma = float(gamma)
-    if not _EXTENDED:
-        for i, (xi, ti) in enumerate(zip(x.tolist(), t.tolist(), strict=True)):
-            out[i] = float(_bracket(xi, ti, gamma, modulated=True))
-        return out
-    out[:], deep, modulation = _longdouble(x, t, gamma)
-    for i in np.flatnonzero(deep).tolist():
-        total = np.longdouble(str(_bracket(float(x[i]), float(t[i]), gamma, modulated=False)))
-        out[i] = np.float64(modulation[i] * total)
-    return out
+    zero = np.zeros_like(x)
+    one = (np.ones_like(x), zero)
+    magnitude = np.abs(x)
+    far = -magnitude < EXP_FLOOR
+    small = exp_dd(np.where(far, 0.0, -magnitude))
+    if far.any():
+        small = (np.where(far, np.exp(-magnitude), small[0]), np.where(far, 0.0, small[1]))
+    denominator = _add(one, small)
+    big, tail = _div(one, denominator), _div(small, denominator)
+    above = x >= 0
+    sigma = (np.where(above, big[0], tail[0]), np.where(above, big[1], tail[1]))
+    sigma_neg = (np.where(above, tail[0], big[0]), np.where(above, tail[1], big[1]))
+    rest = _log1p_exp(small)
+    one_minus_t = _two_sum(1.0, -t)
+    weight = (np.where(above, one_minus_t[0], t), np.where(above, one_minus_t[1], 0.0))
+    bce = _add(rest, _dd_mul_d(weight[0], weight[1], magnitude))  # t sp(-x) + (1-t) sp(x)
+    q = _add(_dd_mul_d(sigma_neg[0], sigma_neg[1], t), _mul(one_minus_t, sigma))  # 1 - p_t
+    factor = _two_sum(1.0, -2.0 * t)
+    factor = _dd_mul_d(factor[0], factor[1], gamma)
+    focus = _mul(_mul(factor, _div(_mul(sigma, sigma_neg), q)), bce)
+    plain = _add(sigma, (-t, zero))
+    total = _add(focus, plain)
+    modulation = np.power(q[0], gamma)
+    low = modulation * (gamma * (q[1] / q[0]))  # (1-p_t)^gamma's first-order low part
+    hi, lo = _dd_mul_d(total[0], total[1], modulation)
+    return hi + (lo + total[0] * low)
 
 
 def refine(
