@@ -10,7 +10,7 @@ Cases (the first call of each warms up, not counted): NumPy ``rows x classes`` l
 float64, ``gamma=2``, ``'mean'``; the same float32 soft call with ``alpha`` and class
 weights; a small call of 10 entries (the small path, 1000 calls per run); and the cost
 cliff of branch focal2 (float64 entries where the gradient's two terms cancel are formed
-again in ``longdouble`` or :mod:`decimal`): 4096 float64 logits at the focal optimum of
+again, in double-double since focal3): 4096 float64 logits at the focal optimum of
 their soft targets (the float64 roots, found by bisection here). With
 ``--against`` the script runs under each tree, alternating round by round
 (``_against.compare``).
