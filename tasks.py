@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,19 +43,61 @@ PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 DOCS_BUILD = ROOT / "docs" / "_build"
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's ended, waited-for children (0 where
+    the platform does not say)."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return 0.0
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+# Whether each step prints its time (``test`` only: CI's log; the report and the demo
+# keep their output to themselves).
+_TIMED = {"on": False}
+
+
+def _took(
+    command: tuple[str | Path, ...], wall_start: float, cpu_start: float, note: str = ""
+) -> None:
+    """One line on stderr: a step's wall time and its processes' CPU time, so that a CI
+    log shows where the time went (the phases overlap: see :func:`test`)."""
+    if not _TIMED["on"]:
+        return
+    name = " ".join(Path(str(c)).name for c in command[:4])
+    wall, cpu = time.monotonic() - wall_start, _children_cpu() - cpu_start
+    print(
+        f"= {wall:.1f} s wall, {cpu:.1f} s CPU: {name} {note}".rstrip(), file=sys.stderr, flush=True
+    )
+
+
 def _run(*command: str | Path, cwd: Path = ROOT) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
+    wall, cpu = time.monotonic(), _children_cpu()
     subprocess.run([str(c) for c in command], cwd=cwd, check=True)
+    _took(command, wall, cpu)
+
+
+_STARTED: dict[int, tuple[tuple[str | Path, ...], float]] = {}
 
 
 def _start(*command: str | Path) -> subprocess.Popen[bytes]:
     """Start a command in the background (``_finish`` waits for it and checks its status)."""
     print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
-    return subprocess.Popen([str(c) for c in command], cwd=ROOT)
+    process = subprocess.Popen([str(c) for c in command], cwd=ROOT)
+    _STARTED[process.pid] = (command, time.monotonic())
+    return process
 
 
-def _finish(process: subprocess.Popen[bytes]) -> None:
-    if process.wait() != 0:
+def _finish(process: subprocess.Popen[bytes], check: bool = True) -> None:
+    cpu = _children_cpu()
+    status = process.wait()
+    if process.pid in _STARTED:  # (its CPU: what the children's total grew by in the wait)
+        command, wall = _STARTED.pop(process.pid)
+        _took(command, wall, cpu)
+    if check and status != 0:
         raise subprocess.CalledProcessError(process.returncode, process.args)
 
 
@@ -165,6 +208,7 @@ def docs(args: list[str]) -> None:
 
 
 def test(args: list[str]) -> None:
+    _TIMED["on"] = True
     keep_bytecode()
     # CI has two cores and these steps are mostly single-threaded, so they overlap:
     # Chromium's apt install beside pip; the Numba cache tests' two processes beside
@@ -208,10 +252,13 @@ def test(args: list[str]) -> None:
     finally:
         # Done by now unless pytest stopped early (the tests wait for its results);
         # if it failed, the tests ran the two processes themselves.
-        if cache_runs is not None and cache_runs.poll() is None:
-            cache_runs.kill()
         if cache_runs is not None:
+            cpu = _children_cpu()
+            if cache_runs.poll() is None:
+                cache_runs.kill()
             cache_runs.wait()
+            command, wall = _STARTED.pop(cache_runs.pid)
+            _took(command, wall, cpu, "(wall: until pytest ended)")
         if ahead is not None:
             shutil.rmtree(ahead, ignore_errors=True)
 

@@ -5,7 +5,9 @@ Python float each time; a graph guarded on the value is compiled again per value
 Dynamo's recompile limit (8) sends the step back to eager. Counts the frames Dynamo
 compiles (``CompileCounterWithBackend``, backend ``aot_eager``) for ``--values``
 distinct values, for crossent.torch's losses and ``torch.nn.functional.cross_entropy``
-(the anchor), and checks each compiled value against the eager call's bits.
+(the anchor), the CPU seconds per step of those calls (compiles included: the cost of
+a schedule's first ``--values`` steps) and checks each compiled value against the
+eager call's bits.
 
 Run::
 
@@ -15,6 +17,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import time
 import warnings
 from collections.abc import Callable
 
@@ -55,6 +58,9 @@ def _cases() -> dict[str, Callable[[float], torch.Tensor]]:
         "linear_cross_entropy label_smoothing": lambda v: ct.linear_cross_entropy(
             h, w, y, label_smoothing=v
         ),
+        "linear_cross_entropy temperature, 'none'": lambda v: ct.linear_cross_entropy(
+            h, w, y, temperature=1 + v, reduction="none"
+        ),
         "distillation_loss temperature": lambda v: ct.distillation_loss(x, xb, temperature=1 + v),
         "distillation_loss temperature, teacher probs": lambda v: ct.distillation_loss(
             x, p, temperature=1 + v, teacher_form="probs"
@@ -65,6 +71,8 @@ def _cases() -> dict[str, Callable[[float], torch.Tensor]]:
         "binary_cross_entropy_with_logits label_smoothing": lambda v: (
             ct.binary_cross_entropy_with_logits(xb, tb, label_smoothing=v)
         ),
+        "softmax_focal_loss gamma": lambda v: ct.softmax_focal_loss(x, y, gamma=1 + v),
+        "sigmoid_focal_loss gamma": lambda v: ct.sigmoid_focal_loss(xb, tb, gamma=1 + v),
     }
 
 
@@ -82,8 +90,14 @@ def main() -> None:
         torch._dynamo.reset()
         counter = CompileCounterWithBackend("aot_eager")
         step = torch.compile(loss, backend=counter)
-        same = all(torch.equal(step(v), loss(v)) for v in values)
-        print(f"{name:52s} frames {counter.frame_count:2d}  compiled == eager: {same}")
+        start = time.process_time()
+        got = [step(v) for v in values]
+        per_step = (time.process_time() - start) / len(values)
+        same = all(torch.equal(g, loss(v)) for g, v in zip(got, values, strict=True))
+        print(
+            f"{name:52s} frames {counter.frame_count:2d}  CPU s/step {per_step:6.3f}  "
+            f"compiled == eager: {same}"
+        )
 
 
 if __name__ == "__main__":

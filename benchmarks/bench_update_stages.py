@@ -613,7 +613,9 @@ def blocks_reading(
     bounds = _state._block_bounds(predictions)
     k = probs.shape[1]
     out = _row_kernels.BlocksTotals.empty(len(bounds) - 1, k, request.bins, request.keep)
-    settings = _state._kernel_settings(request, probs.dtype, k, predictions.pending)
+    widest = int(np.diff(bounds).max())
+    rows = 1 << (widest - 1).bit_length()
+    settings = _state._kernel_settings(request, probs.dtype, k, predictions.pending, rows)
     return _row_kernels.blocks_reader(probs, labels, bounds, out, settings), len(bounds) - 1
 
 

@@ -2,8 +2,9 @@
 
 AOTAutograd and ``torch.export`` trace a program on ``FunctionalTensor`` (functionalized
 tensors); NumPy cannot read one ("``.numpy()`` is not supported for tensor subclasses").
-A far row of ``cross_entropy`` on them keeps its own library's value, as under the other
-transformations (``tests/test_issue13_traced_far_rows.py``). The mutant that drops
+A far row of ``cross_entropy`` on them is formed again in their own library, as under the
+other transformations (``tests/test_issue13_traced_far_rows.py``; NumPy's value since
+branch jaxexact1, the common path's ``inf`` before). The mutant that drops
 ``"FunctionalTensor"`` from ``_VALUELESS_TENSORS`` sent those tensors to the NumPy
 float64 far-row pass, which raised "`result` (FunctionalTensor) could not be read as a
 host array". Passes on main; guards that mutant (tests/MUTATION.md, mutation6).
@@ -46,5 +47,7 @@ def test_cross_entropy_of_functional_tensors_with_a_far_row() -> None:
     with mpmath.workdps(50):
         near = float(mpmath.log(1 + mpmath.e))  # -log softmax([0, 1])[0]
     assert got.dtype == torch.float64
-    assert got[0].item() == np.inf  # the common path's value, as under torch.func
+    # formed again in PyTorch itself (branch jaxexact1; main kept the common path's inf)
+    far = crossent.cross_entropy(p[0].numpy(), x[0].numpy(), q_form="logits")
+    assert got[0].item() == float(far)
     assert got[1].item() == pytest.approx(near, rel=1e-15)

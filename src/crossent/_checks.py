@@ -557,10 +557,11 @@ def _numpy_distribution_passes(x: np.ndarray, storage_dtype: Any) -> bool:
     return largest <= 1 or bool(np.maximum.reduce(x, None) <= 1)
 
 
-def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> None:
+def _check_no_nan_or_posinf(x: Array, *, name: str, xp: ModuleType, axis: int, what: str) -> Any:
+    """Refuse NaN and ``+inf`` entries; returns the largest entry (0.0 for none)."""
     hi = _largest(x, xp=xp)
     if _truth(hi < math.inf):  # False for NaN and +inf
-        return
+        return hi
     if _any(xp.isnan(x), xp=xp):
         _fail_at(x, xp.isnan(x), f"`{name}` contains NaN at index {{index}}", xp=xp, axis=axis)
     _fail_at(
@@ -580,8 +581,21 @@ def check_log_distribution(
     ``lse`` is the row-wise logsumexp (computed by the caller, who needs it anyway).
     ``-inf`` entries (probability zero) are allowed.  ``log(sum p)`` differs from
     ``sum p - 1`` only at second order, so the row-sum tolerance applies unchanged.
+    An entry above 0 is a probability above 1 and is refused, as ``probs`` refuses one
+    (``[2e-16, -inf]`` passed the row-sum check and gave an entropy of -2e-16 and a
+    perplexity of 0.9999999999999998, below their bounds 0 and 1; issue 13).
     """
-    _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="log-probabilities")
+    hi = _check_no_nan_or_posinf(x, name=name, xp=xp, axis=axis, what="log-probabilities")
+    if _truth(hi > 0):
+        _fail_at(
+            x,
+            x > 0,
+            f"`{name}` (log-probabilities) must be at most 0, the log of a probability of at "
+            "most 1; got {value!r} at index {index}. If these are logits, say so: "
+            f"{_FORM_ARGUMENTS.get(name, 'form')}='logits'",
+            xp=xp,
+            axis=axis,
+        )
     _check_row_sums(
         xp.exp(lse[..., 0]),
         name=name,

@@ -39,7 +39,16 @@ from typing import NamedTuple
 import numpy as np
 
 from ._lazy import LazyModule
-from ._xp import Array, device, full_like, is_numpy, numpy_errstate, ones_like, zeros_like
+from ._xp import (
+    Array,
+    device,
+    full_like,
+    is_numpy,
+    numpy_errstate,
+    ones_like,
+    settled,
+    zeros_like,
+)
 
 if typing.TYPE_CHECKING:
     from scipy import special
@@ -56,6 +65,7 @@ __all__ = [
     "entropy_terms",
     "entropy_terms_from_log",
     "exp_times",
+    "far_gap_cross_entropy",
     "far_gap_cross_entropy64",
     "js_terms",
     "js_terms_from_log_ratios",
@@ -64,6 +74,7 @@ __all__ = [
     "kl_terms_from_normalised_logs",
     "kl_terms_nonnegative",
     "kl_terms_nonnegative_dd",
+    "next_power_of_two",
     "safe_log",
     "surprisal_terms",
 ]
@@ -418,7 +429,7 @@ _SPLIT_LIMIT = 2.0**900  # above it the splitting may overflow: those terms stay
 def _split(a: Array) -> tuple[Array, Array]:
     r"""Veltkamp's splitting ``a = hi + lo`` exactly, each of at most 26 bits (float64,
     :math:`|a| \le 2^{996}`)."""
-    c = _SPLITTER * a
+    (c,) = settled(_SPLITTER * a)
     hi = c - (c - a)
     return hi, a - hi
 
@@ -426,7 +437,8 @@ def _split(a: Array) -> tuple[Array, Array]:
 def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
     """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker's TwoProduct,
     no FMA: products that do not underflow)."""
-    p = a * b
+    a, b = settled(a, b)
+    (p,) = settled(a * b)
     a_hi, a_lo = _split(a)
     b_hi, b_lo = _split(b)
     return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
@@ -435,6 +447,7 @@ def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
 def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum,
     no condition on the magnitudes)."""
+    a, b = settled(a, b)
     s = a + b
     b_virtual = s - a
     a_virtual = s - b_virtual
@@ -443,6 +456,7 @@ def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
 
 def _quick_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
     """``(s, e)`` with ``s = fl(a + b)``, ``a + b = s + e`` exactly for ``|a| >= |b|``."""
+    a, b = settled(a, b)
     s = a + b
     return s, b - (s - a)
 
@@ -596,7 +610,7 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     return xp.where(both, terms, outside)
 
 
-def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
+def js_terms(p: Array, q: Array, *, xp: ModuleType, q_low: Array | None = None) -> Array:
     r"""Per-class Jensen-Shannon terms :math:`\tfrac12[p\log(2p/(p+q)) + q\log(2q/(p+q))]`.
 
     Each term is :math:`\tfrac{p+q}{4}\,g(d)` with :math:`d = (p-q)/(p+q)` and
@@ -605,14 +619,18 @@ def js_terms(p: Array, q: Array, *, xp: ModuleType) -> Array:
     \log(1-d^2)`, whose two terms cancel by a factor of at most 3 (plain
     :math:`p\log(p/m) + q\log(q/m)` loses all digits as :math:`p \to q`); otherwise
     :math:`g = a\log a + b\log b` with :math:`a = 2p/(p+q)`, :math:`b = 2q/(p+q)`.
+
+    ``q_low``: :math:`q` is the pair ``q + q_low`` (``info._js_mixed``), and
+    :math:`d = ((p - q) - q_{low})/(p + q)`: :math:`p - q` is exact where
+    :math:`|d| \le 1/3` (Sterbenz), so nearly equal rows keep their digits.
     """
-    if _numpy_arrays(p, q) and _scipy_takes(p):
+    if q_low is None and _numpy_arrays(p, q) and _scipy_takes(p):
         return _numpy_js_terms(p, q)
     ones = _ones(p, xp=xp)
     total = p + q
     nonzero = total != 0  # (NaN too: it propagates, where `> 0` made it a 0 term)
     total_safe = xp.where(nonzero, total, ones)
-    d = (p - q) / total_safe
+    d = ((p - q) if q_low is None else ((p - q) - q_low)) / total_safe
     near = xp.abs(d) <= 0.5
     d_near = xp.where(near, d, zeros_like(d, xp=xp))
     g_near = 2 * d_near * xp.atanh(d_near) + xp.log1p(-(d_near * d_near))
@@ -781,13 +799,13 @@ def _numpy_binary_cross_grad_terms(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return first
 
 
-def far_gap_cross_entropy64(
-    p: np.ndarray, x: np.ndarray, log_p: np.ndarray | None = None
-) -> np.ndarray:
+def far_gap_cross_entropy(
+    p: Array, x: Array, log_p: Array | None = None, *, xp: ModuleType
+) -> Array:
     r"""Per row, :math:`H(p, \operatorname{softmax}(x)) = \sum_c p_c\,(\operatorname{LSE}(x)
-    - x_c)` of float64 rows (probabilities ``p``, logits ``x``, classes last), finite
+    - x_c)` of float rows (probabilities ``p``, logits ``x``, classes last), finite
     wherever it is, although a gap :math:`x_c - m` (:math:`m = \max_c x_c`) may pass the
-    float64 range (logits near :math:`\pm 10^{308}`), where :math:`\log q_c` is ``-inf``
+    float range (logits near :math:`\pm 10^{308}`), where :math:`\log q_c` is ``-inf``
     and :math:`p_c \log q_c` with it (a hostile review: ``cross_entropy([0.6, 0.4],
     [1.7e308, -1.7e308], q_form='logits')`` was ``inf``, the loss
     ``softmax_cross_entropy_with_targets`` of the same rows 1.36e308):
@@ -796,10 +814,15 @@ def far_gap_cross_entropy64(
               A = \sum_c p_c,\quad \ell = \log\sum_c e^{x_c - m},\quad
               2^j \ge 4C\max(1, \max_c p_c)
 
-    Each scaled gap is finite and each product at most :math:`\text{max}/C`, so the sum
-    is finite; ``np.ldexp`` applies :math:`2^j` exactly (``inf`` only where :math:`H`
-    truly overflows). A ``-inf`` logit weighs as :math:`+\infty` where :math:`p_c > 0`
-    and is absent where :math:`p_c = 0`. The tempered twin of the softmax losses is
+    (:math:`2^j` per row, exact by :func:`next_power_of_two`). Each scaled gap is finite
+    and each product at most :math:`\text{max}/C`, so the sum is finite; the scalings
+    by :math:`2^{\pm j}` are exact (``inf`` only where :math:`H` truly overflows). A
+    ``-inf`` logit weighs as :math:`+\infty` where :math:`p_c > 0` and is absent where
+    :math:`p_c = 0`. Elementwise operations and reductions of the standard only: the
+    NumPy host pass (:func:`far_gap_cross_entropy64`) and arrays traced by ``jax.jit``
+    (issue 13: the jitted ``cross_entropy`` of log-probabilities against logits
+    spreading from :math:`-10^{308}` to :math:`10^{308}` was ``inf``, NumPy's
+    1.6587e308 bits) compute it alike. The tempered twin of the softmax losses is
     ``losses._far_gaps.gap_sum_parts``.
 
     ``log_p`` (the logarithms ``p`` came from, if any, broadcast like ``p``): where
@@ -809,19 +832,43 @@ def far_gap_cross_entropy64(
     underflowed :math:`p_1 = e^{-800}` times :math:`3.4\cdot 10^{308}`, against
     :math:`1.247\cdot 10^{-39}`).
     """
-    m = np.max(x, axis=-1, keepdims=True)
-    with np.errstate(over="ignore", invalid="ignore"):
-        terms = np.exp(x - m)  # a gap past the range: -inf, and e^gap = 0 as it truly is
-        np.put_along_axis(terms, np.argmax(x, axis=-1)[..., None], 0.0, axis=-1)
-        ell = np.log1p(np.add.reduce(terms, axis=-1))
-        top = float(np.max(p)) if p.size else 0.0
-        bits = 2 + math.ceil(math.log2(max(1, x.shape[-1]) * max(1.0, top)))
-        gaps = np.ldexp(x, -bits) - np.ldexp(m, -bits)
-        products = p * np.where(p != 0, gaps, 0.0)
-        if log_p is not None:
-            small = _subnormal_exp(log_p, xp=np)
-            if np.any(small):
-                scaled = -exp_times(log_p[small], -gaps[small], xp=np)
-                products[small] = np.where(np.isnan(scaled), products[small], scaled)
-        b = np.add.reduce(products, axis=-1)
-        return np.add.reduce(p, axis=-1) * ell - np.ldexp(b, bits)
+    n = int(x.shape[-1])
+    m = xp.max(x, axis=-1, keepdims=True)
+    top = xp.argmax(x, axis=-1, keepdims=True)
+    at_top = xp.arange(n, device=device(x)) == top
+    zero = zeros_like(m, xp=xp)
+    # a gap past the range: -inf, and e^gap = 0 as it truly is; the maximum's 1 apart
+    terms = xp.where(at_top, zero, xp.exp(x - m))
+    ell = xp.log1p(xp.sum(terms, axis=-1))
+    largest = xp.max(p, axis=-1, keepdims=True)
+    limit = 2.0**960 if x.dtype == xp.float64 else 2.0**100  # (the doubling stays finite)
+    bound = xp.clip(4.0 * n * xp.maximum(largest, xp.ones_like(largest)), None, limit)
+    scale = next_power_of_two(bound, xp=xp)
+    gaps = x / scale - m / scale
+    products = p * xp.where(p != 0, gaps, zero)
+    if log_p is not None:
+        small = _subnormal_exp(log_p, xp=xp)
+        # (safe operands where not taken: a NaN there would reach jax.grad's cotangent)
+        scaled = -exp_times(xp.where(small, log_p, -1.0), xp.where(small, -gaps, 0.0), xp=xp)
+        products = xp.where(small & ~xp.isnan(scaled), scaled, products)
+    b = xp.sum(products, axis=-1)
+    return xp.sum(p, axis=-1) * ell - b * scale[..., 0]
+
+
+def far_gap_cross_entropy64(
+    p: np.ndarray, x: np.ndarray, log_p: np.ndarray | None = None
+) -> np.ndarray:
+    """:func:`far_gap_cross_entropy` of float64 NumPy rows, without warnings."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return np.asarray(far_gap_cross_entropy(p, x, log_p, xp=np))
+
+
+def next_power_of_two(mu: Array, *, xp: ModuleType) -> Array:
+    r"""The least power of two :math:`\ge \mu` for float64 :math:`0 \le \mu \le
+    2^{969}` (0 for 0), exactly: :math:`q = 2^{53}\mu`, :math:`|(q + \mu) - q|`, or
+    :math:`\mu` itself where that is 0 (:math:`\mu` a power of two: the tie rounds to
+    :math:`q`). Rump, Ogita and Oishi 2008, Algorithm 3.5 (float32: :math:`2^{24}`,
+    :math:`\mu \le 2^{100}`)."""
+    q = mu * (2.0**53 if mu.dtype == xp.float64 else 2.0**24)
+    step = xp.abs((q + mu) - q)
+    return xp.where(step == 0, mu, step)

@@ -64,6 +64,7 @@ __all__ = [
     "reshape",
     "row_max",
     "row_sum",
+    "settled",
     "size",
     "take_along_last",
     "to_float32",
@@ -961,6 +962,19 @@ def functorch_wrapped(x: object) -> bool:
     if functorch is None:  # pragma: no cover (PyTorch before torch.func)
         return False
     return bool(functorch.is_functorch_wrapped_tensor(x) or functorch.is_batchedtensor(x))
+
+
+def settled(*arrays: Any) -> tuple[Any, ...]:
+    """``arrays`` as they are, except that where one is traced by JAX they pass an
+    ``optimization_barrier``: XLA fuses a product into each of its uses and LLVM
+    contracts it there with an addition (an FMA), so that one value is two; an
+    error-free transformation (TwoSum, Dekker's product) then is not (branch jaxexact1:
+    ``jax.jit`` of the double-double exp was 1e-17 off, its eager twin 1e-33)."""
+    if any(is_jax_tracer(a) for a in arrays):
+        import jax  # (loaded: a tracer)
+
+        return tuple(jax.lax.optimization_barrier(arrays))
+    return arrays
 
 
 def is_jax_tracer(x: object) -> bool:

@@ -76,7 +76,7 @@ def _kernel_bins(
         keep=0,
         surprisal=False,
     )
-    return tuple(bin_stats)
+    return tuple(bin_stats[:3])  # (the fourth row, the sums' rounding errors: evalstate1)
 
 
 @pytest.mark.parametrize("closed", ["left", "right"])

@@ -74,7 +74,7 @@ def test_issue13_update_python_float64_limit_after_float32(
 def test_issue13_update_python_blocks_in_one_array() -> None:
     totals = _row_kernels.BlocksTotals.empty(3, 4, 5, 2)
     running = totals.running
-    assert running.shape == (4, 2 * 4 + 5 + 3 * 5)
+    assert running.shape == (4, 2 * 4 + 5 + 4 * 5)  # (count, sum, hits, sum errors)
     for part in (totals.sums, totals.class_stats, totals.bin_stats, totals.found_p):
         assert np.shares_memory(part, running.base)
         assert all(part[block].flags.c_contiguous for block in range(3))

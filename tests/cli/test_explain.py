@@ -76,7 +76,7 @@ def test_binary(capsys: pytest.CaptureFixture[str]) -> None:
         (["--p", "1,0,0", "--q", "0.7,0.2"], "classes"),
         (["--p", "1,0", "--q", "0.7,0.2"], "sum to 1"),
         (["--p", "a,b", "--q", "0.7,0.3"], "comma-separated numbers"),
-        (["--p", "1,0"], "explain needs --p and --q"),
+        (["--q", "1,0"], "explain needs --p"),
         (["--logits", "1,2"], "needs --label"),
         (["--logits", "1,2", "--label", "5"], "--label must be a class in [0, 2)"),
         (["--binary", "--y", "1"], "--binary needs"),

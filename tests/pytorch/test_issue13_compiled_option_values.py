@@ -126,3 +126,92 @@ def test_distillation_new_temperatures_compile_no_new_graph(form: str) -> None:
     # range comparisons sent 0 to the op: a ZeroDivisionError).
     with pytest.raises(InputError, match=r"`temperature` must be in \(0, inf\); got 0.0"):
         step(x, v, 0.0, form)
+
+
+# linear_cross_entropy (branch compile4): the fused op's twin. 'mean' forms the
+# gradients in the forward (the backward reads no option); 'none' recomputes them in
+# the backward op's twin.
+
+
+def _linear(h: torch.Tensor, w: torch.Tensor, y: torch.Tensor, red: str, *options: float):
+    s, z, t, c = options
+    return ct.linear_cross_entropy(
+        h, w, y, reduction=red, label_smoothing=s, z_loss=z, temperature=t, soft_cap=c
+    )
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_linear_new_values_compile_no_new_graph(reduction: str) -> None:
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_linear, backend=counter, fullgraph=True)
+    gen = torch.Generator().manual_seed(17)
+    h, w = torch.randn(5, 4, generator=gen), torch.randn(7, 4, generator=gen)
+    y = torch.tensor([0, 6, 2, 3, 1])
+    for options in _SCHEDULE:
+        got = [h.clone().requires_grad_(), w.clone().requires_grad_()]
+        loss = step(*got, y, reduction, *options)
+        loss.sum().backward()
+        want = [h.clone().requires_grad_(), w.clone().requires_grad_()]
+        expected = _linear(*want, y, reduction, *options)
+        expected.sum().backward()
+        assert torch.equal(loss, expected), options
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a.grad, b.grad), options
+    assert counter.frame_count <= 2  # main: one per value (4)
+
+
+def _bce(x: torch.Tensor, t: torch.Tensor, w: torch.Tensor, s: float) -> torch.Tensor:
+    return ct.binary_cross_entropy_with_logits(x, t, w, label_smoothing=s, reduction="none")
+
+
+def test_bce_new_smoothing_compile_no_new_graph() -> None:
+    # binary_cross_entropy_with_logits (branch compile4): label_smoothing as a tensor to
+    # the op's twin; gradients of the logits, the targets and the weights (its two
+    # backward ops' twins). A symbolic smoothing out of range: the op's eager error.
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_bce, backend=counter, fullgraph=True)
+    gen = torch.Generator().manual_seed(19)
+    data = (torch.randn(3, 4, generator=gen), torch.rand(3, 4, generator=gen), torch.rand(4))
+    for s in (0.05, 0.1, 1.0 / 3.0):
+        got = [a.clone().requires_grad_() for a in data]
+        loss = step(*got, s)
+        loss.sum().backward()
+        want = [a.clone().requires_grad_() for a in data]
+        expected = _bce(*want, s)
+        expected.sum().backward()
+        assert torch.equal(loss, expected), s
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a.grad, b.grad), s
+    assert counter.frame_count <= 2  # main: one per value (4)
+    with pytest.raises(InputError, match=r"`label_smoothing` must be in \[0, 1\]; got 1.5"):
+        step(*data, 1.5)
+
+
+def _focal(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, gamma: float) -> torch.Tensor:
+    return ct.softmax_focal_loss(x, y, gamma=gamma, weight=w, reduction="none")
+
+
+def test_softmax_focal_new_gamma_compile_no_new_graph() -> None:
+    # softmax_focal_loss (branch compile4): gamma as a tensor to the focal op's twin. The
+    # compiled call's bits are the op's (its closed-form gradients: within rounding of
+    # eager's, as on main), here called eagerly with the Python float.
+    torch._dynamo.reset()
+    counter = CompileCounterWithBackend("aot_eager")
+    step = torch.compile(_focal, backend=counter, fullgraph=True)
+    x, y = _data()
+    w = torch.rand(5, generator=torch.Generator().manual_seed(3))
+    for gamma in (0.0, 2.0, 1.0 / 3.0):
+        got = [x.clone().requires_grad_(), w.clone().requires_grad_()]
+        loss = step(got[0], y, got[1], gamma)
+        loss.sum().backward()
+        want = [x.clone().requires_grad_(), w.clone().requires_grad_()]
+        expected = torch.ops.crossent.softmax_focal_v2(want[0], y, want[1], gamma, -100, "none")
+        expected.sum().backward()
+        assert torch.equal(loss, expected), gamma
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a.grad, b.grad), gamma
+    assert counter.frame_count <= 2  # main: one per value (4)
+    with pytest.raises(InputError, match=r"`gamma` must be in \[0, inf\); got nan"):
+        step(x, y, w, math.nan)

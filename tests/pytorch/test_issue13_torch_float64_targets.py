@@ -28,7 +28,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ct = pytest.importorskip("crossent.torch")
 
-from crossent.torch import _launch  # noqa: E402
+from crossent.errors import InputError  # noqa: E402
+from crossent.torch import _backend, _launch  # noqa: E402
 
 #: mpmath's working precision for the oracle: a one-hot row's top entry cancels
 #: :math:`c\,p - t` to :math:`10^{-35}` of 1 and more.
@@ -258,14 +259,17 @@ def test_probability_targets_second_derivative(dtype: torch.dtype, options: dict
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=str)
 def test_a_row_with_an_infinite_logit_stays_nan(dtype: torch.dtype, temperature: float) -> None:
     """A row with a ``+inf`` logit has a NaN loss and an all-NaN gradient (as plain
-    autograd's), its neighbour its own: the backward's :math:`q/\\sum q` must not give
-    it finite entries beside the NaN (a mutant without the forward's NaN gave
-    ``[nan, 0, 0]`` at :math:`T = 0.5`)."""
-    z = torch.tensor([[torch.inf, 0.0, 1.0], [2.0, 0.0, 1.0]], dtype=dtype, requires_grad=True)
+    autograd's) in the op's forward and backward, its neighbour its own: the backward's
+    :math:`q/\\sum q` must not give it finite entries beside the NaN (a mutant without
+    the forward's NaN gave ``[nan, 0, 0]`` at :math:`T = 0.5`). The public call names
+    the logit (issue 13, branch hostile24: it returned that NaN row)."""
+    z = torch.tensor([[torch.inf, 0.0, 1.0], [2.0, 0.0, 1.0]], dtype=dtype)
     t = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.25, 0.25]], dtype=dtype)
-    rows = ct.cross_entropy(z, t, temperature=temperature, reduction="none")
-    rows.sum().backward()
-    assert z.grad is not None
+    opts = _backend.options(label_smoothing=0.0, z_loss=0.0, temperature=temperature, soft_cap=None)
+    rows, lse = _launch.target_forward(z, t, None, opts)
+    grad = _launch.target_backward(torch.ones(2, dtype=torch.float64), z, t, None, lse, opts)
     assert torch.isnan(rows[0])
-    assert torch.isnan(z.grad[0]).all()
-    assert torch.isfinite(z.grad[1]).all()
+    assert torch.isnan(grad[0]).all()
+    assert torch.isfinite(grad[1]).all()
+    with pytest.raises(InputError, match=r"must not be \+inf; got \+inf at index \(0, 0\)"):
+        ct.cross_entropy(z, t, temperature=temperature, reduction="none")

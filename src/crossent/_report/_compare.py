@@ -139,8 +139,8 @@ def compare_reports(
         From :func:`report`, on the same labels in the same order (checked; and the
         same ids, when every report has them).
     names : sequence of str, optional
-        The models' names (default: each report's ``source``); a bare str is refused,
-        not split into one-letter names.
+        The models' names (default: each report's ``source``), no name twice; a bare
+        str is refused, not split into one-letter names.
     confidence, resamples, seed
         As in :func:`bootstrap_interval`.
 
@@ -156,7 +156,8 @@ def compare_reports(
         names in another order, other class names (when both reports name their
         classes: not the default ``"0", ..., "K-1"``), calibration errors of different
         definitions (``to_dict()["ece"]["definition"]``: other bins, binning, scope,
-        norm, estimator or closed side), or bad options.
+        norm, estimator or closed side), a name given twice in ``names``, or bad
+        options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
@@ -181,6 +182,8 @@ def compare_reports(
     chosen = given if given is not None else [r.payload["source"] for r in reports]
     if len(chosen) != len(reports):
         raise InputError(f"`names` has {len(chosen)} names for {len(reports)} reports")
+    if given is not None:
+        _check_distinct_names(given)
     baseline = reports[0]
     for name, report in zip(chosen[1:], reports[1:], strict=True):
         if report.labels.shape != baseline.labels.shape:
@@ -287,6 +290,20 @@ def compare_reports(
             }
         )
     return ReportComparison(chosen, reports, comparisons)
+
+
+def _check_distinct_names(names: list[str]) -> None:
+    """Refuse a model name given twice: the table, the differences (``model`` against
+    ``baseline``) and the HTML sections could not tell the two models apart (``names=["x",
+    "x"]`` gave a difference of model 'x' against baseline 'x'); ``crossent report A B``
+    refuses a path given twice the same way."""
+    repeat = _compute.first_repeat(names)
+    if repeat is not None:
+        first, index = repeat
+        raise InputError(
+            f"`names` has {names[index]!r} at index {first} and at index {index}: each "
+            "model needs its own name, or the comparison could not tell them apart"
+        )
 
 
 def _named(class_names: list[str]) -> bool:

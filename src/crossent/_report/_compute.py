@@ -53,7 +53,7 @@ from ._host import (
     sequence_shape_hint,
 )
 
-__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "report", "text_sequence"]
+__all__ = ["BATCH_ROWS", "FORMAT", "Progress", "Report", "first_repeat", "report", "text_sequence"]
 
 FORMAT = 3
 """Schema version of the JSON report; bumped when a field changes meaning or is removed
@@ -748,7 +748,7 @@ def _diagram(
         debias=False,
         closed=spec.closed,
     )
-    return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL)
+    return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL, confidence)
 
 
 def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> CalibrationError:
@@ -796,14 +796,13 @@ def _temperature(
     advance(1)
     ece = _ece_at_temperature(values, labels, form, spec, scaler)
     advance(1)
-    # recalibration_gap without its redundant passes (the label check, and the NLL at
-    # T = 1, which is the fit's first evaluation on the same rows)
+    # recalibration_gap without its redundant pass (the label check)
     gap, note = None, None  # too few rows to cross-fit: reported as null, not an error
     if labels.shape[0] >= _FOLDS:
         fit = cross_fitted_nll(
-            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=_XTOL, memo=memo
+            predictions, folds=_FOLDS, seed=seed, bounds=_BOUNDS, xtol=_XTOL, memo=memo, gap=True
         )
-        gap = None if fit.at_bound else scaler.nll_before_ - fit.nll
+        gap = None if fit.at_bound else fit.gap
         note = _gap_note(fit.separated, fit.flattened) if fit.at_bound else None
     advance(1)
     return {
@@ -935,19 +934,28 @@ def _check_per_class_bins(bins: int, classes: int) -> None:
         )
 
 
+def first_repeat(names: list[str]) -> tuple[int, int] | None:
+    """The positions ``(first, again)`` of the first name given twice, or None."""
+    first: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in first:
+            return first[name], index
+        first[name] = index
+    return None
+
+
 def _check_distinct(names: list[str], what: str) -> None:
     """Refuse a class name given twice: a string label naming it would be read as one of
     the two classes by guess (the last: an NLL of 1.1473 where the first gives 0.7419),
     and the per-class rows and a comparison could not tell the two apart (``crossent
     report`` refuses a repeated CSV column the same way)."""
-    first: dict[str, int] = {}
-    for k, name in enumerate(names):
-        if name in first:
-            raise InputError(
-                f"{what} name class {first[name]} and class {k} alike ({name!r}): each "
-                "class needs its own name, or a label naming it would be read as either"
-            )
-        first[name] = k
+    repeat = first_repeat(names)
+    if repeat is not None:
+        first, k = repeat
+        raise InputError(
+            f"{what} name class {first} and class {k} alike ({names[k]!r}): each "
+            "class needs its own name, or a label naming it would be read as either"
+        )
 
 
 def _threshold(value: float | None, name: str) -> float | None:

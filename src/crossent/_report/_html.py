@@ -34,6 +34,7 @@ from ._text import (
     metric_rows,
     shown_bins,
     shown_classes,
+    temperature_text,
 )
 
 __all__ = [
@@ -443,7 +444,7 @@ def body_html(report: Report) -> str:
     ]
     if t["value"] is not None:
         rows += [
-            ("fitted temperature", f"{t['value']:.4f}"),
+            ("fitted temperature", temperature_text(t)),
             ("NLL after temperature (nats)", fmt(t["nll_nats"])),
             ("calibration error after temperature", f"{t['ece']:.4f}"),
             ("recalibration gap (nats, cross-fitted)", gap_text(p)),

@@ -27,6 +27,7 @@ __all__ = [
     "metric_rows",
     "shown_bins",
     "shown_classes",
+    "temperature_text",
     "to_json_number",
 ]
 
@@ -215,6 +216,21 @@ def gap_text(payload: dict[str, Any]) -> str:
     """The cross-fitted recalibration gap, or why there is none."""
     gap = payload["recalibration_gap_nats"]
     return "n/a (too few rows or errors to cross-fit, or undefined)" if gap is None else fmt(gap)
+
+
+def temperature_text(temperature: dict[str, Any]) -> str:
+    """The fitted temperature (``payload["temperature"]``) with 4 decimals, and, when the
+    fit stopped at one of its bounds, that it did: there the NLL keeps falling beyond the
+    bound, and the number is the bound, not an optimum (the HTML page showed a separable
+    input's "fitted temperature 0.0500" as if it were one; the JSON's ``at_bound`` and
+    the terminal said so)."""
+    value = f"{temperature['value']:.4f}"
+    if not temperature.get("at_bound"):
+        return value
+    return (
+        f"{value} (at a bound of {temperature['bounds']}: the NLL keeps falling beyond it, "
+        "so no temperature in the bounds is NLL-optimal)"
+    )
 
 
 def columns_statement(columns: dict[str, Any]) -> str:

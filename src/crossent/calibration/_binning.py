@@ -57,6 +57,7 @@ from typing import Literal
 import numpy as np
 
 from .._checks import check_choice, check_integer
+from .._numerics import _two_product
 from ..errors import InputError
 from ._inputs import FloatArray, IntArray
 
@@ -76,6 +77,8 @@ __all__ = [
     "calibration_values",
     "check_bins",
     "check_class_bins",
+    "compensated_means",
+    "constant_values",
     "doubtful_bins",
     "fine_cell",
     "fine_edges",
@@ -84,7 +87,9 @@ __all__ = [
     "refined_means",
     "squared_or_value",
     "squared_or_values",
+    "two_sum_error",
     "uniform_edges",
+    "with_constant_errors",
 ]
 
 Binning = Literal["uniform", "quantile"]
@@ -198,18 +203,30 @@ def _corrected(
 
 @dataclass(frozen=True)
 class BinStatistics:
-    """Per-bin count, sum of confidences and number of hits (arrays of shape ``(..., bins)``)."""
+    r"""Per-bin count, sum of confidences and number of hits (arrays of shape ``(..., bins)``).
+
+    ``error``, where known (the ``totals`` kernel's equal-width top-label bins and the
+    sums of such statistics: :class:`~crossent.EvaluationState`'s), is the sum of the
+    rounding errors of the additions that formed ``confidence_sum``, each found exactly
+    (:func:`two_sum_error`), so that ``confidence_sum + error`` is the bins' sum of
+    confidences to double-double accuracy (exactly, whenever the errors' own sum does
+    not round: :func:`compensated_means`); None where not kept.  ``confidence_sum`` is
+    the same float either way.
+    """
 
     count: FloatArray
     confidence_sum: FloatArray
     hits: FloatArray
+    error: FloatArray | None = None
 
     def __add__(self, other: BinStatistics) -> BinStatistics:
-        return BinStatistics(
-            self.count + other.count,
-            self.confidence_sum + other.confidence_sum,
-            self.hits + other.hits,
-        )
+        total = self.confidence_sum + other.confidence_sum
+        error = None
+        if self.error is not None and other.error is not None:
+            error = (self.error + other.error) + two_sum_error(
+                self.confidence_sum, other.confidence_sum, total
+            )
+        return BinStatistics(self.count + other.count, total, self.hits + other.hits, error)
 
     def arrays(self) -> tuple[FloatArray, FloatArray, FloatArray]:
         """``(count, confidence_sum, hits)``."""
@@ -217,35 +234,67 @@ class BinStatistics:
 
     def add_into(self, other: BinStatistics) -> None:
         """``other`` added into these arrays in place: ``self + other``'s numbers, without
-        new arrays (for arrays that nothing else holds)."""
+        new arrays (for arrays that nothing else holds).  ``self.error`` must be None
+        unless ``other`` has one (:meth:`without_error` first)."""
+        if self.error is not None:
+            if other.error is None:
+                raise ValueError("statistics with rounding errors need them from `other`")
+            # the rounding error of the sum below, before it is formed in place
+            total = self.confidence_sum + other.confidence_sum
+            error = two_sum_error(self.confidence_sum, other.confidence_sum, total)
+            np.add(self.error, other.error, out=self.error)
+            np.add(self.error, error, out=self.error)
         np.add(self.count, other.count, out=self.count)
         np.add(self.confidence_sum, other.confidence_sum, out=self.confidence_sum)
         np.add(self.hits, other.hits, out=self.hits)
 
+    def without_error(self) -> BinStatistics:
+        """The same arrays, the rounding errors dropped (sums from where none is kept)."""
+        return self if self.error is None else BinStatistics(*self.arrays())
+
     @classmethod
-    def zeros(cls, shape: tuple[int, ...]) -> BinStatistics:
-        return cls(np.zeros(shape), np.zeros(shape), np.zeros(shape))
+    def zeros(cls, shape: tuple[int, ...], *, error: bool = False) -> BinStatistics:
+        """Empty bins; ``error``: with the rounding errors (zeros) kept."""
+        return cls(
+            np.zeros(shape), np.zeros(shape), np.zeros(shape), np.zeros(shape) if error else None
+        )
 
     @classmethod
     def stack(cls, parts: list[BinStatistics]) -> BinStatistics:
         """One row per part (the class-wise scope keeps one row of bins per class)."""
+        errors = [p.error for p in parts]
         return cls(
             np.stack([p.count for p in parts]),
             np.stack([p.confidence_sum for p in parts]),
             np.stack([p.hits for p in parts]),
+            None if any(e is None for e in errors) else np.stack(errors),  # type: ignore[arg-type]
         )
 
     def row(self, k: int) -> BinStatistics:
         """Row ``k`` of stacked statistics."""
-        return BinStatistics(self.count[k], self.confidence_sum[k], self.hits[k])
+        error = None if self.error is None else self.error[k]
+        return BinStatistics(self.count[k], self.confidence_sum[k], self.hits[k], error)
 
-    def mean_confidence(self) -> FloatArray:
+    def mean_confidence(self, mean: FloatArray | None = None) -> FloatArray:
+        """Each bin's mean confidence (NaN where empty): ``confidence_sum / count``, or
+        ``mean`` where given (``_error.exact_means``)."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.count > 0, self.confidence_sum / self.count, np.nan)
+            means = self.confidence_sum / self.count if mean is None else mean
+            return np.where(self.count > 0, means, np.nan)
 
     def accuracy(self) -> FloatArray:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.count > 0, self.hits / self.count, np.nan)
+
+
+def two_sum_error(a: FloatArray, b: FloatArray, total: FloatArray) -> FloatArray:
+    r"""The rounding error :math:`a + b - \mathrm{fl}(a + b)` of ``total = a + b``,
+    exactly (Knuth's TwoSum, any magnitudes; Higham 2002, *Accuracy and Stability of
+    Numerical Algorithms*, 2nd ed., sec. 4.3): :math:`z = t - a`,
+    :math:`e = (a - (t - z)) + (b - z)`.  NaN where ``total`` is not finite."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        z = total - a
+        return (a - (total - z)) + (b - z)
 
 
 @dataclass(frozen=True)
@@ -390,6 +439,58 @@ def refined_means(
     deviation = np.bincount(index, weights=confidence[chosen] - mean[index], minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(doubtful, mean + deviation / stats.count, mean)
+
+
+def compensated_means(stats: BinStatistics, doubtful: FloatArray) -> FloatArray:
+    r"""The bins' mean confidences, those of the ``doubtful`` bins from their sums'
+    rounding errors (``stats.error``, which must be kept): the mean of the double-double
+    sum :math:`S_b + E_b` over :math:`n_b`.
+
+    With :math:`q = \mathrm{fl}(S_b / n_b)` and :math:`q n_b = p + p_e` exactly
+    (Dekker's TwoProduct, Veltkamp's splitting; Higham 2002, sec. 4.3), the remainder
+    :math:`r = (S_b - p) - p_e + E_b` is :math:`S_b + E_b - q n_b` up to two roundings
+    of a number below a few ulps of :math:`S_b` (:math:`S_b - p` is exact, Sterbenz), and
+    the mean is :math:`\mathrm{fl}(q + r / n_b)`: the correctly rounded
+    :math:`(S_b + E_b) / n_b` unless that lies within about :math:`2^{-100}` of its
+    value of a midpoint between two floats.  Where :math:`S_b + E_b` is the exact sum
+    (the errors' sum did not round) and the exact mean a float :math:`c` (constant
+    confidences :math:`c`: a perfectly calibrated bin), :math:`r / n_b` is :math:`c - q`
+    within a few ulps of itself and the mean exactly :math:`c`, whatever order the
+    confidences were added in.  The other bins keep :math:`\mathrm{fl}(S_b / n_b)`,
+    bit for bit.
+    """
+    if stats.error is None:
+        raise ValueError("compensated_means needs the sums' rounding errors")
+    total, count = stats.confidence_sum, stats.count
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        quotient = total / count
+        product, product_error = _two_product(quotient, count)
+        remainder = ((total - product) - product_error) + stats.error
+        return np.where(doubtful, quotient + remainder / count, quotient)
+
+
+def constant_values(cell: IntArray, confidence: FloatArray, cells: int) -> FloatArray:
+    """Per cell, the confidence all its entries share (``cell``: each entry's), NaN
+    where they differ or where it has none (for :func:`with_constant_errors`)."""
+    low, high = np.full(cells, np.inf), np.full(cells, -np.inf)
+    np.minimum.at(low, cell, confidence)
+    np.maximum.at(high, cell, confidence)
+    return np.where(low == high, low, np.nan)
+
+
+def with_constant_errors(stats: BinStatistics, constant: FloatArray) -> BinStatistics:
+    r"""``stats`` of confidences drawn from bins whose confidences were each the bin's
+    ``constant`` (NaN: not constant), with the error :math:`E_b = n_b c_b - S_b` where
+    :math:`c_b` is known (0 elsewhere, the sum kept as rounded): :math:`n_b c_b` formed
+    exactly as :math:`p + p_e` (:func:`.._numerics._two_product`), :math:`p - S_b` exact
+    (Sterbenz).  A resample's bin of a perfectly calibrated bin (constant confidence)
+    then has the mean :math:`c_b` exactly (:func:`compensated_means`), as its sample's."""
+    known = ~np.isnan(constant)
+    c = np.where(known, constant, 0.0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        product, product_error = _two_product(c, stats.count)
+        error = (product - stats.confidence_sum) + product_error
+    return BinStatistics(*stats.arrays(), np.where(known, error, 0.0))
 
 
 def squared_or_value(

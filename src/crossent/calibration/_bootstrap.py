@@ -33,13 +33,14 @@ from .._checks import check_base, check_choice, check_integer
 from .._parallel import ordered_map, workers
 from ..errors import InputError
 from . import _row_kernels
-from ._binning import BinStatistics, check_class_bins
+from ._binning import BinStatistics, check_class_bins, constant_values, with_constant_errors
 from ._error import (
     CalibrationSpec,
     check_spec,
     edges_for,
     error_from_statistics,
     error_of_rows,
+    exact_means,
     scope_arrays,
 )
 from ._inputs import FloatArray, as_predictions, check_same_rows, require_examples
@@ -206,12 +207,20 @@ def mean_replicates(values: Sequence[FloatArray], *, resamples: int, seed: int) 
     with the same multinomial counts :math:`w_r` (:func:`resample_counts` of ``seed``), so
     paired per-example scores stay paired, and one array gives the replicates
     :func:`compare_log_loss` and :func:`bootstrap_interval` draw with the same seed.
+    Each replicate is then held within ``[min(v), max(v)]``, where every weighted mean
+    lies: the rounded :math:`\sum_i w_{ri} v_i / \sum_i w_{ri}` of 10 equal values
+    :math:`\log 2` was 1 ulp below :math:`\log 2`, so the interval of rows whose
+    values are all equal was not zero-width (issue 13).
     """
     n = int(values[0].shape[0])
     replicates = [np.empty(resamples) for _ in values]
     for r, weights in enumerate(resample_counts(n, resamples, seed)):
         for out, value in zip(replicates, values, strict=True):
             out[r] = weighted_mean(weights, value)
+    for out, value in zip(replicates, values, strict=True):
+        low, high = np.min(value), np.max(value)
+        if low <= high:  # (not where a value is NaN)
+            np.minimum(np.maximum(out, low, out=out), high, out=out)
     return replicates
 
 
@@ -440,6 +449,9 @@ def classwise_replicates(
     slots = np.cumsum(grid, axis=1) - 1 + np.arange(classes)[:, None] * width
     position = slots.reshape(-1)[cell]
     size, shape = classes * width, (classes, width)
+    # each cell's constant confidence (a perfectly calibrated cell's: its resamples'
+    # mean exactly that, as the sample's; _replicate_error)
+    constant = constant_values(position, conf.reshape(-1), size).reshape(shape)
     values = []
     for w in draws:
         drawn = w[:, None]
@@ -447,8 +459,21 @@ def classwise_replicates(
         sums = np.bincount(position, weights=(drawn * conf).reshape(-1), minlength=size)
         hit = np.bincount(position, weights=(drawn * hits).reshape(-1), minlength=size)
         stats = BinStatistics(count.reshape(shape), sums.reshape(shape), hit.reshape(shape))
-        values.append(error_from_statistics(stats, spec))
+        values.append(_replicate_error(stats, spec, constant))
     return np.array(values)
+
+
+def _replicate_error(stats: BinStatistics, spec: CalibrationSpec, constant: FloatArray) -> float:
+    """The error of a resample's bins (``constant``: each bin's constant confidence in
+    the sample, NaN where not constant), a bin whose gap the rounding of its sum could
+    decide with its exact mean where the sample's confidences there were one number
+    (``exact_means`` of :func:`._binning.with_constant_errors`: a perfectly calibrated
+    bin's resample gave a gap of 1e-16, not 0).  Elsewhere the sums' bits, as before."""
+    if np.isnan(constant).all():
+        return error_from_statistics(stats, spec)
+    return error_from_statistics(
+        stats, spec, exact_means(with_constant_errors(stats, constant), None, None)
+    )
 
 
 def binned_calibration_interval(
@@ -517,6 +542,7 @@ def binned_replicates(
     # in Python a replicate: 4 rows in 2**20 bins took about 3 s a replicate.
     sizes = np.bincount(index, minlength=spec.bins)
     occupied = np.flatnonzero(sizes)
+    constant = constant_values(index, conf, spec.bins)  # (_replicate_error)
     plan = _BlockPlan.of(sizes[occupied])
     sums = _summer(conf[order], hits[order], plan, draws=n * resamples)
     # Replicates in chunks of _CHUNK, each chunk with its own stream spawned from the
@@ -544,9 +570,8 @@ def binned_replicates(
                 counts, conf_sums, hit_sums = np.zeros((3, spec.bins))
                 counts[occupied] = drawn.bin_counts()
                 conf_sums[occupied], hit_sums[occupied] = compact
-                values.append(
-                    error_from_statistics(BinStatistics(counts, conf_sums, hit_sums), spec)
-                )
+                stats = BinStatistics(counts, conf_sums, hit_sums)
+                values.append(_replicate_error(stats, spec, constant))
         spare.append(buffer)
         return values
 

@@ -27,6 +27,7 @@ from ._binning import (
     calibration_value,
     check_bins,
     check_class_bins,
+    compensated_means,
     doubtful_bins,
     quantile_edges,
     refined_means,
@@ -233,11 +234,20 @@ def exact_means(
 ) -> FloatArray | None:
     """The bins' mean confidences where the rounding of a bin's confidence sum could
     decide its gap (:func:`doubtful_bins`: a perfectly calibrated bin gave 1.1e-16, not
-    0), computed again from the per-example ``confidence`` and bins ``index`` (arrays,
-    or callables giving them, called only then): :func:`refined_means`, row by row of
-    class-wise statistics.  None where no bin is doubtful (every value bit for bit)."""
+    0): from the sums' rounding errors where ``stats`` keeps them
+    (:func:`compensated_means`: the correctly rounded mean of the bin's confidences,
+    whatever the order they were added in; an :class:`~crossent.EvaluationState`'s
+    bins keep them, so its ``compute`` and this function give the same bits), else
+    computed again from the per-example ``confidence`` and bins ``index`` (arrays, or
+    callables giving them, called only then; None: no rows, ``fl(S / n)`` kept):
+    :func:`refined_means`, row by row of class-wise statistics.  None where no bin is
+    doubtful (every value bit for bit)."""
     doubtful = doubtful_bins(stats)
     if not doubtful.any():
+        return None
+    if stats.error is not None:
+        return compensated_means(stats, doubtful)
+    if confidence is None or index is None:
         return None
     confidence = confidence() if callable(confidence) else confidence
     index = index(confidence) if callable(index) else index
@@ -432,7 +442,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
     """Per-bin statistics of the top label in equal-width bins, block by block on the
     worker threads (from the one fused pass over probabilities): nothing per example is
     kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
-    total = BinStatistics.zeros((spec.bins,))
+    total = BinStatistics.zeros((spec.bins,))  # (no rounding errors: the rows are at hand)
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     for _, part in map_totals(predictions, request):
         if isinstance(part.bins, BinStatistics):  # (top-label: never a ClassBinsPart)

@@ -11,8 +11,15 @@ from .._checks import check_flag, check_scalar
 from .._fonts import font_families
 from .._hints import install_command
 from ..errors import InputError, InputTypeError, MissingDependencyError
-from ._error import CalibrationError, calibration_error
-from ._inputs import FloatArray
+from ._error import (
+    CalibrationError,
+    bin_indices,
+    calibration_error_of,
+    check_spec,
+    exact_means,
+    scope_arrays,
+)
+from ._inputs import FloatArray, as_predictions, require_examples
 
 __all__ = ["ReliabilityDiagram", "diagram_of", "plot_reliability_diagram", "reliability_diagram"]
 
@@ -104,26 +111,29 @@ def reliability_diagram(
         raise InputError(
             "a reliability diagram shows one curve: use scope 'top-label' or 'positive-class'"
         )
-    result = calibration_error(
-        probs,
-        labels,
-        bins=bins,
-        binning=binning,
-        scope=scope,
-        closed=closed,
-        form=form,
-        validate=validate,
+    # calibration_error's steps, its predictions kept for the bins' exact means
+    spec = check_spec(
+        bins=bins, binning=binning, norm="l1", scope=scope, debias=False, closed=closed
     )
-    return diagram_of(result, level)
+    predictions = as_predictions(probs, labels, form=form, validate=validate, defer=True)
+    require_examples(predictions, purpose="a calibration error")
+    result = calibration_error_of(predictions, spec)
+    return diagram_of(result, level, lambda: scope_arrays(predictions, spec.scope)[0])
 
 
-def diagram_of(result: CalibrationError, level: float) -> ReliabilityDiagram:
+def diagram_of(result: CalibrationError, level: float, confidence: Any) -> ReliabilityDiagram:
     """The diagram of a one-curve calibration error's bins, with Jeffreys intervals at
     ``level`` (shared by :func:`reliability_diagram` and the report, which has the
-    per-row confidences already)."""
+    per-row confidences already).
+
+    ``confidence``: the rows' confidences (or a callable giving them, called only if
+    needed), for the bins' mean confidences where the rounding of a bin's sum could
+    decide its gap (``exact_means``, as the value's: a perfectly calibrated bin's
+    confidence was 0.7000000000000064 where its accuracy is 0.7: 1000 rows of 0.7)."""
     from scipy import special  # here, not at import (issue 13: import time)
 
     stats = result.statistics
+    mean = exact_means(stats, confidence, lambda rows: bin_indices(rows, result.edges, result.spec))
     count = stats.count
     empty = count == 0
     # the Beta quantiles of scipy.stats.beta.ppf / isf (the same Boost functions),
@@ -138,7 +148,7 @@ def diagram_of(result: CalibrationError, level: float) -> ReliabilityDiagram:
     return ReliabilityDiagram(
         lower=result.edges[:-1],
         upper=result.edges[1:],
-        confidence=stats.mean_confidence(),
+        confidence=stats.mean_confidence(mean),
         accuracy=stats.accuracy(),
         count=count.astype(np.int64),
         accuracy_low=np.where(empty, np.nan, np.where(stats.hits == 0, 0.0, low)),

@@ -138,6 +138,7 @@ __all__ = [
     "block_totals",
     "blocks_reader",
     "log_positive",
+    "rounding_bins",
     "row_summaries",
     "surprisal",
 ]
@@ -249,6 +250,7 @@ def block_totals(
     surprisal: bool = True,
     labels_from_zero: bool = False,
     first_row: int = 0,
+    errors: bool = False,
 ) -> tuple[int, np.ndarray, tuple[np.ndarray, ...]]:
     """The sums over a block of rows that the evaluation metrics need, in one pass over
     the rows: ``(suspect rows, found_p, (sums, class_stats, bin_stats, found))``.
@@ -270,9 +272,12 @@ def block_totals(
     rows of that label.
     ``bin_stats``: per bin of ``edges`` (uniform edges, ``top`` only; ``left``: bins
     ``[a, b)``), the count, the summed confidence and the hits, in row order (as
-    ``numpy.bincount``).  ``found``: the rows of the ``keep`` largest surprisals (the
-    kernel's, as summed: not the smallest :math:`p_y`, two of which may round to one
-    surprisal), earlier rows first on ties, -1 where the block has fewer;
+    ``numpy.bincount``), and, with ``errors``, the sum of the summed confidence's
+    rounding errors, each exact (``BinStatistics.error``; 0 without, or where the
+    additions are exact: :func:`rounding_bins`).  ``found``: the rows of the ``keep``
+    largest surprisals (the kernel's, as summed: not the smallest :math:`p_y`, two of
+    which may round to one surprisal), earlier rows first on ties, -1 where the block
+    has fewer;
     ``found_p`` their :math:`p_y`.  A label outside ``[-classes, classes)`` (outside
     ``[0, classes)`` with ``labels_from_zero``, for labels whose check was deferred to
     this pass) is an ``IndexError`` naming the row counted from ``first_row``.
@@ -291,11 +296,14 @@ def block_totals(
         left=left,
         surprisal=surprisal,
         labels_from_zero=labels_from_zero,
+        errors=errors,
+        rows=values.shape[0],
+        single=values.dtype == np.float32,
     )
     out = (
         np.empty(5),
         np.zeros((2, settings.classes)),
-        np.zeros((3, settings.bins)),
+        np.zeros((4, settings.bins)),
         np.full(keep, -1, dtype=np.intp),
     )
     found_p = np.empty(keep)
@@ -309,13 +317,14 @@ class BlocksTotals:
     """:func:`block_totals`' outputs of ``B`` blocks, stacked (row ``b``: block ``b``).
 
     ``sums`` ``(B, 5)``, ``class_stats`` ``(B, 2, classes or 0)``, ``bin_stats``
-    ``(B, 3, bins)``, ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p``
-    ``(B, keep)`` and ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
+    ``(B, 4, bins)`` (count, confidence sum, hits, the sum's rounding errors),
+    ``found`` ``(B, keep)`` (-1 past the block's rows), ``found_p`` ``(B, keep)`` and
+    ``suspect`` ``(B,)``: each block's suspect rows, or ``-1 - row``
     for a label out of range (rows of the block), as :func:`block_totals` reads them.
 
     The float outputs of a block are one row of one array, in the order class counts,
     class surprisals, ``sums``, bins, ``found_p``, after a first row of zeros (no
-    block's): ``running`` ``(1 + B, 2 classes + 5 + 3 bins)``, the rows from the class
+    block's): ``running`` ``(1 + B, 2 classes + 5 + 4 bins)``, the rows from the class
     counts to the bins, holds every float sum that the caller adds up block after block
     (one running sum over the blocks, its first row the caller's starting sums, instead
     of one a kind of sum; a column's additions are the same).
@@ -335,13 +344,13 @@ class BlocksTotals:
         block's floats, and its ``found``, on cache lines of their own (:func:`_apart`):
         two arrays, each block's part of every output a C-contiguous view."""
         surprisals, sums_end = 2 * classes, 2 * classes + 5
-        bins_end = sums_end + 3 * bins
+        bins_end = sums_end + 4 * bins
         rows = _apart((1 + blocks, bins_end + keep), 0.0)
         floats = rows[1:]
         return cls(
             floats[:, surprisals:sums_end],
             floats[:, :surprisals].reshape(blocks, 2, classes),
-            floats[:, sums_end:bins_end].reshape(blocks, 3, bins),
+            floats[:, sums_end:bins_end].reshape(blocks, 4, bins),
             _apart((blocks, keep), -1),
             floats[:, bins_end:],
             np.zeros(blocks, dtype=np.int64),
@@ -439,6 +448,7 @@ class _TotalsSettings(NamedTuple):
     left: bool
     limit: float
     low: int  # the smallest label allowed: 0 where the labels' check is pending, else -k
+    rounding: int  # the bins whose sums' rounding errors are kept (rounding_bins)
 
     @classmethod
     def of(
@@ -455,9 +465,13 @@ class _TotalsSettings(NamedTuple):
         left: bool,
         surprisal: bool = True,
         labels_from_zero: bool = False,
+        errors: bool = False,
+        rows: int = 0,
+        single: bool = False,
     ) -> _TotalsSettings:
         """The settings of :func:`block_totals`' keyword arguments (but ``keep``) for
-        rows of ``k`` classes."""
+        rows of ``k`` classes, blocks of at most ``rows`` rows, float32 rows if
+        ``single`` (the bins' rounding errors kept if ``errors``: :func:`rounding_bins`)."""
         bins = 0 if edges is None or not top else edges.shape[0] - 1
         return cls(
             top,
@@ -471,12 +485,50 @@ class _TotalsSettings(NamedTuple):
             left,
             limit,
             0 if labels_from_zero else -k,
+            rounding_bins(edges, rows, single=single)
+            if errors and bins and edges is not None
+            else 0,
         )
 
     @property
     def bins(self) -> int:
         """The number of bins (0: none)."""
         return self.edges.shape[0] - 1
+
+
+def rounding_bins(edges: np.ndarray, rows: int, *, single: bool) -> int:
+    r"""How many of the equal-width bins of ``edges`` (:math:`e_b = b \cdot e_1`, as
+    :func:`._binning.uniform_edges`; the kernel compares with those products) need the
+    rounding errors of their confidence sums found (TwoSum, the ``totals`` kernel's
+    ``rounding``) in a block of at most ``rows`` rows: bins ``0`` to
+    ``rounding_bins - 1``.  Every bin for float64 rows (``single=False``).
+
+    For float32 rows the others' sums are exact.  Let :math:`t = 2^j`,
+    :math:`j = \lceil \log_2 \mathit{rows} \rceil - 30`, and :math:`b \ge 1` a bin
+    with :math:`e_b \ge t`.  Its confidences :math:`c` are at least :math:`e_b` (the
+    bins' comparisons: :math:`c \ge e_b`, or :math:`c > e_b` closed on the right) and,
+    the kernel checks, at most 1 (a chunk with a larger or NaN confidence makes it keep
+    every bin's errors from there on).  A float32 :math:`c \ge 2^j` (a normal number:
+    :math:`j \ge -30`) has a 24-bit significand and an exponent of at least :math:`j`,
+    so it is an integer multiple of :math:`u = 2^{j - 23}`.  Every partial sum of the
+    bin (from 0, in the kernel's float64) is then a multiple of :math:`u` of at most
+    :math:`\mathit{rows} \le 2^{j + 30} = 2^{53} u`: an integer of at most
+    :math:`2^{53}` times a power of two, a float64, so every addition is exact (its
+    error :math:`+0`, as the kernel's TwoSum would find).  ``rounding_bins`` is the
+    first such bin (``bins`` if none); bin 0 (:math:`e_0 = 0`) always rounds.  For
+    10 bins, the lowest edge 0.1 reaches :math:`t` while ``rows`` is at most
+    :math:`2^{26}`, so only bin 0 (top-label confidences below 0.1, rare) needs
+    TwoSum; test_evalstate2_rounding_bins checks the bound at its edge.
+    """
+    bins = edges.shape[0] - 1
+    if not single or bins <= 1:
+        return bins
+    threshold = 2.0 ** ((max(rows, 1) - 1).bit_length() - 30)
+    step = float(edges[1])
+    first = min(max(1, int(threshold / step) - 1), bins)
+    while first < bins and float(first) * step < threshold:  # the kernel's b * e_1
+        first += 1
+    return first
 
 
 _NO_EDGES = read_only(np.zeros(1))

@@ -1397,7 +1397,7 @@ def guess_bin(c, bins):
 
 
 @numba.njit(inline="always")
-def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
+def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding):
     # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
     # int32, which AVX2 converts from and to float64 four at a time, the upper edge
     # (b + 1) e_1 formed as (float(b) + 1) e_1, the same number: b + 1 is an int64 in
@@ -1410,7 +1410,10 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
     # bins: fewer to clear and fold for a block; row i into histogram i % 4:
     # consecutive rows of one bin do not wait on each other's store; measured 10^6
     # rows of softmax confidences, 3 scatters 6.9 ms, the sum and the tallies 4.5 ms;
-    # both in one loop, 2.1 to 1.4 ms) and added to bin_stats by fold_tallies
+    # both in one loop, 2.1 to 1.4 ms) and added to bin_stats by fold_tallies.
+    # ``rounding``: the bins whose confidence sums keep their additions' rounding
+    # errors in bin_stats[3] (bins 0 to rounding - 1; the others' additions are exact
+    # or their errors not asked for: 0, the loop before the errors were kept)
     bins = np.int32(edges.shape[0] - 1)
     step = edges[1]
     if left:
@@ -1427,13 +1430,38 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies):
             down = c <= np.float64(b) * step
             up = c > ((np.float64(b) + 1.0) * step if b + 1 < bins else 1.0)
             index[i] = b - (1 if down & (b > 0) else 0) + (1 if up & (b < bins - 1) else 0)
-    sums = bin_stats[1]
+    sums, errors = bin_stats[1], bin_stats[3]
     width = 2 * bins
     ways = tallies.shape[0] // width
-    for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
-        b = index[i]
-        sums[np.uint64(b)] += confidence[i]
-        tallies[np.uint64((i & (ways - 1)) * width + 2 * b + hit[i])] += 1
+    if rounding == 0:  # no rounding errors asked for (calibration_error: the rows are there)
+        for i in range(count):  # unsigned indices (b >= 0): no wraparound selects
+            b = index[i]
+            sums[np.uint64(b)] += confidence[i]
+            tallies[np.uint64((i & (ways - 1)) * width + 2 * b + hit[i])] += 1
+    elif rounding >= bins:  # every bin's additions may round (float64 rows)
+        for i in range(count):
+            b = np.uint64(index[i])
+            # the sum as before, and the rounding error of each addition, exactly (TwoSum:
+            # _binning.two_sum_error), summed in bin_stats[3] (BinStatistics.error)
+            c, s = confidence[i], sums[b]
+            t = s + c
+            z = t - s
+            errors[b] += (s - (t - z)) + (c - z)
+            sums[b] = t
+            tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
+    else:  # only the bins below ``rounding`` may round (_row_kernels.rounding_bins)
+        for i in range(count):
+            b = np.uint64(index[i])
+            c = confidence[i]
+            if index[i] < rounding:  # (a branch: rarely taken, the low confidences' bins)
+                s = sums[b]
+                t = s + c
+                z = t - s
+                errors[b] += (s - (t - z)) + (c - z)
+                sums[b] = t
+            else:  # exact (the error would be +0.0, as errors[b] stays)
+                sums[b] += c
+            tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
 
 
 @numba.njit(inline="always")
@@ -1518,6 +1546,7 @@ def totals(
     left,
     limit,
     low,
+    rounding,
     out,
     found_p,
 ):
@@ -1528,10 +1557,14 @@ def totals(
     # roundings each), the hits, the uniform bins of the confidence, the
     # per-class counts and surprisals and the most surprising rows.
     # out: sums (5), per-class count and surprisal (2 x classes, when classes > 0),
-    # per-bin count, confidence sum and hits (3 x bins), the most surprising rows
+    # per-bin count, confidence sum, hits and the confidence sum's rounding errors
+    # (4 x bins), the most surprising rows
     # (the largest surprisals -log p_label, earlier rows first on ties; -1 where
     # fewer; their p_label in found_p).  Returns the suspect rows, or -1 - i for a
-    # label outside [low, k).
+    # label outside [low, k).  ``rounding``: the bins whose sums' rounding errors are
+    # kept (_row_kernels.rounding_bins: 0 none, every bin, or the bins below those
+    # whose float32 sums are exact while every confidence is at most 1; a chunk with
+    # one above 1, or NaN, keeps every bin's from there on).
     # No fastmath here: the vector width changes no result (512-bit vectors asked for,
     # see entropy_terms; the bins' index loop, the hits).
     prefer_wide_vectors()
@@ -1584,7 +1617,12 @@ def totals(
                 hit[i] = predicted[i] == chunk_labels[i]
                 hits += hit[i]
         if bins:
-            add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies)
+            if 0 < rounding < bins:  # the bound of rounding_bins needs confidences <= 1
+                bounded = True
+                for i in range(count):
+                    bounded &= confidence[i] <= 1.0
+                rounding = rounding if bounded else bins
+            add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:

@@ -39,9 +39,16 @@ from ._binning import (
     fine_cell,
     fine_edges,
     group_fine_cells,
+    two_sum_error,
     uniform_edges,
 )
-from ._error import CalibrationError, CalibrationSpec, check_spec, error_from_statistics
+from ._error import (
+    CalibrationError,
+    CalibrationSpec,
+    check_spec,
+    error_from_statistics,
+    exact_means,
+)
 from ._inputs import Block, FloatArray, IntArray, Predictions, as_predictions
 from ._summaries import (
     BlockTotals,
@@ -233,7 +240,10 @@ class EvaluationState:
         if scope == "class-wise":
             check_class_bins(cells, self.classes, binning=binning)
         shape = (self.classes, cells) if scope == "class-wise" else (cells,)
-        self._bins = BinStatistics.zeros(shape)
+        # the confidence sums' rounding errors are kept where the bins come from the
+        # ``totals`` kernel (equal-width top-label bins; see _add)
+        exact = scope == "top-label" and binning == "uniform"
+        self._bins = BinStatistics.zeros(shape, error=exact)
         self._surprising: list[tuple[float, int]] = []
         self._huge = None
 
@@ -414,6 +424,7 @@ class EvaluationState:
             bins=bins,
             closed=self._spec.closed,
             keep=self.keep if rows is None else min(self.keep, rows),
+            errors=True,  # (the bins' exact means: no rows are kept)
         )
 
     # Where the adding of a batch stands (:meth:`_all_or_nothing`): _OUTSIDE a batch,
@@ -466,6 +477,8 @@ class EvaluationState:
             if isinstance(part.bins, ClassBinsPart):
                 part.bins.add_into(self._bins)
             elif part.bins is not None:
+                if part.bins.error is None:  # (the summaries' bins: no errors kept)
+                    self._bins = self._bins.without_error()
                 self._bins.add_into(part.bins)
         else:
             with np.errstate(over="ignore"):  # a +inf total: the scaled sums keep the mean
@@ -476,7 +489,7 @@ class EvaluationState:
                 bins = BinStatistics(*(a.copy() for a in self._bins.arrays()))
                 part.bins.add_into(bins)
                 self._bins = bins
-            elif part.bins is not None:
+            elif part.bins is not None:  # (errors kept only if both keep them)
                 self._bins = self._bins + part.bins
             if self._adding == self._OPENED and part.bins is not None:
                 self._adding = self._OWNED  # (every array new: the bins too)
@@ -497,14 +510,25 @@ class EvaluationState:
         state's as integers; the most surprising rows are merged block by block.
         """
         bins, classes, running = self._bins, self._class_count.shape[0], blocks.running
-        start = (self._class_surprisal, self._sums, bins.count, bins.confidence_sum, bins.hits)
+        error = np.zeros_like(bins.count) if bins.error is None else bins.error
+        start = (self._class_surprisal, self._sums, *bins.arrays(), error)
         np.concatenate(start, out=running[0, classes:])  # (the counts start from 0)
-        total = np.add.accumulate(running, axis=0)[-1]
+        running_sums = np.add.accumulate(running, axis=0)
+        total = running_sums[-1]
         self._class_count = self._class_count + total[:classes].astype(np.intp)
         self._class_surprisal = total[classes : 2 * classes]
         self._sums = total[2 * classes : 2 * classes + 5]
-        count, confidence_sum, hits = total[2 * classes + 5 :].reshape(3, -1)
-        self._bins = BinStatistics(count, confidence_sum, hits)
+        count, confidence_sum, hits, error = total[2 * classes + 5 :].reshape(4, -1)
+        if bins.error is None:  # (the state's bins keep no errors: nor do these)
+            self._bins = BinStatistics(count, confidence_sum, hits)
+        else:
+            self._bins = _with_block_errors(running, running_sums, 2 * classes + 5)
+        self._add_found(blocks, bounds, first_row)
+
+    def _add_found(
+        self, blocks: _row_kernels.BlocksTotals, bounds: list[int], first_row: int
+    ) -> None:
+        """The most surprising rows of ``blocks`` merged into the state's, block by block."""
         if self.keep:
             # every block's surprisals in one call (elementwise: the same values; those
             # past a block's kept rows, -1 in found, are not read)
@@ -608,13 +632,21 @@ class EvaluationState:
         else:  # the state's sums, read-only: writing them (a plot's counts normalised in
             # place) changed the state's, whose next ECE was 145; the state never
             # writes arrays it has handed out (it replaces them), so this is a snapshot
-            stats = BinStatistics(*(read_only(a) for a in self._bins.arrays()))
+            bins = self._bins
+            error = None if bins.error is None else read_only(bins.error)
+            count, confidence_sum, hits = (read_only(a) for a in bins.arrays())
+            stats = BinStatistics(count, confidence_sum, hits, error)
             edges = uniform_edges(spec.bins)
             if spec.scope == "class-wise":  # one row of edges a class, as calibration_error
                 # gives and CalibrationError.edges declares (was (bins + 1,): edges[k] of
                 # class k was one number, the k-th edge); a read-only view, no copy
                 edges = np.broadcast_to(edges, (self.classes, spec.bins + 1))
-        return CalibrationError(error_from_statistics(stats, spec), spec, self.n, edges, stats)
+        # a bin whose gap the rounding of its sum could decide (a perfectly calibrated
+        # one): its mean from the sums' rounding errors, as calibration_error's
+        mean = exact_means(stats, None, None)
+        return CalibrationError(
+            error_from_statistics(stats, spec, mean), spec, self.n, edges, stats
+        )
 
     def _require_examples(self) -> None:
         if self.n == 0:
@@ -816,7 +848,10 @@ def _stacked_totals(
     totals = _row_kernels.BlocksTotals.empty(
         blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
     )
-    settings = _kernel_settings(request, values.dtype, k, predictions.labels_pending)
+    widest = max(b - a for a, b in itertools.pairwise(bounds))
+    settings = _kernel_settings(
+        request, values.dtype, k, predictions.labels_pending, 1 << (widest - 1).bit_length()
+    )
     read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
     unread = _NextBlocks(blocks)
 
@@ -850,15 +885,18 @@ def _stacked_totals(
 
 @functools.lru_cache(maxsize=64)
 def _kernel_settings(
-    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool
+    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool, rows: int
 ) -> _row_kernels._TotalsSettings:
     """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
-    ``dtype`` (labels held to ``[0, classes)`` if their check is ``pending``): those of
-    :func:`._summaries.map_totals`' blocks (:func:`._summaries.kernel_options`), formed
-    once per such key (every call of ``update`` asks; the arrays in them, the bins'
-    edges, are shared and never written)."""
+    ``dtype`` in blocks of at most ``rows`` rows (a power of two: the bins'
+    :func:`._row_kernels.rounding_bins`; labels held to ``[0, classes)`` if their check
+    is ``pending``): those of :func:`._summaries.map_totals`' blocks
+    (:func:`._summaries.kernel_options`), formed once per such key (every call of
+    ``update`` asks; the arrays in them, the bins' edges, are shared and never
+    written)."""
     options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
-    return _row_kernels._TotalsSettings.of(classes, **options)
+    single = dtype == np.float32
+    return _row_kernels._TotalsSettings.of(classes, **options, rows=rows, single=single)
 
 
 class _NextBlocks:
@@ -889,6 +927,19 @@ class _NextBlocks:
         """Give no more blocks (a thread's block raised)."""
         with self._lock:
             self._low = self._high
+
+
+def _with_block_errors(running: FloatArray, steps: FloatArray, at: int) -> BinStatistics:
+    """The bins of :meth:`EvaluationState._add_blocks`' running sums (``running``, the
+    state's sums and each block's, from column ``at``: count, confidence sum, hits and
+    the confidence sums' rounding errors; ``steps``, their running sums) with the errors
+    of adding the blocks' confidence sums one after the other (each exact:
+    :func:`two_sum_error`) added to the blocks' own (the kernel's)."""
+    count, confidence_sum, hits, error = steps[-1, at:].reshape(4, -1)
+    bins = count.shape[0]
+    sums = steps[:, at + bins : at + 2 * bins]
+    added = two_sum_error(sums[:-1], running[1:, at + bins : at + 2 * bins], sums[1:])
+    return BinStatistics(count, confidence_sum, hits, error + added.sum(axis=0))
 
 
 def _scaled_of(sums: FloatArray, class_surprisal: FloatArray) -> FloatArray:

@@ -270,7 +270,11 @@ class TotalsRequest:
     spherical scores, the entropy, the hits (``top``), per-class counts and surprisals
     (``classes``), ``bins`` equal-width bins of the top-label confidence (``top`` and
     ``bins > 0``) closed on the ``closed`` side, and the ``keep`` most surprising rows.
-    A sum not asked for is 0."""
+    A sum not asked for is 0.  ``errors``: the bins' confidence sums' rounding errors
+    (``BinStatistics.error``, from the Numba kernel: what
+    :class:`~crossent.EvaluationState` keeps without the rows; a caller that has the
+    rows at hand finds the few doubtful bins' means from them instead, and its pass
+    pays nothing for the errors)."""
 
     top: bool = False
     entropy: bool = False
@@ -281,6 +285,7 @@ class TotalsRequest:
     bins: int = 0
     closed: Closed = "left"
     keep: int = 0
+    errors: bool = False
 
 
 @dataclass(frozen=True)
@@ -388,7 +393,9 @@ def _fused_totals(
         sums=sums,
         class_count=class_stats[0].astype(np.intp),
         class_surprisal=class_stats[1],
-        bins=BinStatistics(*bin_stats) if request.top and request.bins else None,
+        bins=BinStatistics(*(bin_stats if request.errors else bin_stats[:3]))
+        if request.top and request.bins
+        else None,
         # the kernels' logarithm, as in the summed and per-class surprisals
         found=list(zip(_row_kernels.surprisal(found_p).tolist(), rows.tolist(), strict=True))
         if rows.size
@@ -423,6 +430,7 @@ def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> di
         "left": request.closed == "left",
         "surprisal": request.surprisal,
         "labels_from_zero": pending,
+        "errors": request.errors,
     }
 
 

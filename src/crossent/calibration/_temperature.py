@@ -38,6 +38,7 @@ import numpy.typing as npt
 from .._checks import check_base, check_flag, check_integer, check_scalar
 from .._read_only import read_only
 from .._reprs import number, one_line, options
+from .._xp import finite_row_max, minus_row_max
 from ..errors import InputError
 from . import _row_kernels
 from ._calibrator import (
@@ -58,6 +59,7 @@ __all__ = [
     "cross_fitted_nll",
     "fit_scaler",
     "recalibration_gap",
+    "tempered_scores",
 ]
 
 BoolArray = npt.NDArray[np.bool_]
@@ -461,6 +463,11 @@ class CrossFit:
     """Some training folds' fit is at the largest temperature: their NLL keeps falling as
     :math:`T` grows (predictions that tell next to nothing about the labels, or less
     than nothing), however many misses there are."""
+    gap: float = math.nan
+    r"""With ``gap=True``: the mean NLL at :math:`T = 1` minus :attr:`nll`, summed fold by
+    fold, :math:`\frac1n \sum_f n_f (\bar\ell_f(1) - \bar\ell_f(\hat T_{-f}))`, so that
+    a fold whose rows score the same at both temperatures adds exactly 0 (NaN without
+    ``gap=True``)."""
 
 
 def cross_fitted_nll(
@@ -471,12 +478,17 @@ def cross_fitted_nll(
     bounds: tuple[float, float],
     xtol: float,
     memo: RowMemo | None = None,
+    gap: bool = False,
 ) -> CrossFit:
     """Mean NLL of each fold at the temperature fitted on the other folds (:func:`_folds`:
     stratified by top-1 misses), and whether a training fold's fit was at a bound.
-    ``memo``: the rows' numbers the fit on all of ``predictions`` kept (:class:`RowMemo`)."""
+    ``memo``: the rows' numbers the fit on all of ``predictions`` kept (:class:`RowMemo`).
+    ``gap``: also :attr:`CrossFit.gap`, from each held-out fold's NLL at :math:`T = 1`
+    (one more pass over the held-out rows of a fold whose temperature is not 1): the
+    difference of the NLL at :math:`T = 1` over all rows, summed in another order, and
+    the cross-fitted NLL was -8.9e-16 for constant logits, whose gap is exactly 0."""
     misses = _misses(predictions)
-    total, at_bound, separated, flattened = 0.0, False, False, False
+    total, difference, at_bound, separated, flattened = 0.0, 0.0, False, False, False
     for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
         fit = _fit_beta(predictions.subset(train), bounds, xtol, memo)
@@ -485,7 +497,16 @@ def cross_fitted_nll(
         flattened |= fit.bound and fit.beta < 1.0  # (beta = 1 / T: below 1 is T_max)
         nll = _moments(predictions.subset(held_out), fit.beta, memo)[0]
         total += nll * held_out.size
-    return CrossFit(total / predictions.n, at_bound, separated, flattened)
+        if gap and fit.beta != 1.0:
+            before = _moments(predictions.subset(held_out), 1.0, memo)[0]
+            difference += (before - nll) * held_out.size
+    return CrossFit(
+        total / predictions.n,
+        at_bound,
+        separated,
+        flattened,
+        difference / predictions.n if gap else math.nan,
+    )
 
 
 def _check_folds(folds: int, seed: int, n: int) -> None:
@@ -650,11 +671,31 @@ class TemperatureScaling:
         fitted = getattr(self, "n_classes_", None)
         if fitted is not None:
             check_classes(predictions, fitted, logits)
-        return as_output(all_log_scores(predictions) / self.temperature_, output)
+        return as_output(tempered_scores(all_log_scores(predictions), self.temperature_), output)
 
     def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
         """``fit(logits, labels, form=form)``, then the recalibrated probabilities of ``logits``."""
         return self.fit(logits, labels, form=form).transform(logits, form=form)
+
+
+def tempered_scores(scores: FloatArray, temperature: float) -> FloatArray:
+    r"""The scores ``(n, classes)`` at ``temperature`` :math:`T`: :math:`z / T` up to each
+    row's constant, which the log-softmax takes away.
+
+    At :math:`T \ge 1`, :math:`z / T` itself (no larger than :math:`z`).  At :math:`T < 1`,
+    :math:`(z - \max_k z_k) / T`: each entry at most 0, so a finite logit past
+    :math:`T \cdot 1.8 \times 10^{308}` no longer overflows to ``inf`` and its row to NaN
+    (``inf - inf``; issue 13, logits :math:`[10^{307}, 0, -10^{307}]` at :math:`T = 0.05`
+    gave the probabilities ``[nan, 0, 0]`` for ``[1, 0, 0]``).  An entry whose
+    :math:`(z - \max) / T` passes :math:`-1.8 \times 10^{308}` is ``-inf``: its
+    log-probability rounds to that in float64, its probability to 0.  A row whose maximum
+    is not finite (``validate=False``) is divided as it is.
+    """
+    if temperature >= 1.0:
+        return scores / temperature
+    shifted = minus_row_max(scores, finite_row_max(scores, xp=np))
+    with np.errstate(over="ignore"):
+        return np.divide(shifted, temperature, out=shifted)
 
 
 def fit_scaler(
@@ -778,9 +819,10 @@ def recalibration_gap(
     _check_folds(folds, seed, predictions.n)
     _check_finite_label_scores(predictions)
     memo = RowMemo.for_fits(predictions, bounds_checked)
-    before = _moments(predictions, 1.0, memo)[0]
+    if memo is not None:  # every row's numbers at T = 1 kept, for the folds to gather
+        _moments(predictions, 1.0, memo)
     after = cross_fitted_nll(
-        predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=XTOL, memo=memo
+        predictions, folds=folds, seed=seed, bounds=bounds_checked, xtol=XTOL, memo=memo, gap=True
     )
-    gap = math.nan if after.at_bound else before - after.nll
+    gap = math.nan if after.at_bound else after.gap
     return gap / log_base if log_base is not None else gap

@@ -38,7 +38,7 @@ import crossent
 from ._builtin import builtin_dataset
 from ._columns import TableColumns
 from ._demo import TOPICS as _DEMO_TOPICS
-from ._demo import run_demo
+from ._demo import run_demo, topic_name
 from ._deps import require
 from ._explain import class_id, run_explain
 from ._files import check_distinct, check_output, output_path, write_atomically
@@ -478,7 +478,8 @@ def _parser() -> argparse.ArgumentParser:
     explain = commands.add_parser(
         "explain",
         help="step-by-step cross-entropy tables for learners",
-        description="crossent explain --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | --logits 2,1,0.1 "
+        description="crossent explain --p 0.9,0.1 (entropy) | --p 1,0,0 --q 0.7,0.2,0.1 [--kl] | "
+        "--logits 2,1,0.1 "
         "--label 0 [--smoothing EPS | --hinge] | --binary --y 1 --p 0.9; add --bits for bits "
         "and --temperature T to reshape (with --p/--q or --logits, not with --binary, --kl or "
         "--hinge). Numbers (ASCII digits 0-9) are read as float64, as a CSV's cells "
@@ -487,7 +488,9 @@ def _parser() -> argparse.ArgumentParser:
         "float64 cannot hold (1e-400, 1e309) is refused. Needs only the base install.",
     )
     explain.add_argument(
-        "--p", help="true distribution P; with --binary, the predicted probability p of class 1"
+        "--p",
+        help="true distribution P (alone: its entropy H(P)); with --binary, the predicted "
+        "probability p of class 1",
     )
     explain.add_argument("--q", help="predicted distribution Q")
     explain.add_argument("--logits", help="logits z (softmax gives the prediction)")
@@ -527,9 +530,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "topic",
         nargs="?",
+        type=topic_name,
         choices=list(_DEMO_TOPICS),
         metavar="TOPIC",
-        help=f"one of {', '.join(_DEMO_TOPICS)} (default: all)",
+        help=f"one of {', '.join(_DEMO_TOPICS)}, in any case, _ for - (default: all)",
     )
     return parser
 

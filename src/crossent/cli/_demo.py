@@ -22,7 +22,7 @@ from .._hints import reads_as_number
 from ._pipe import closed_pipe_is_quiet
 from ._width import fill_paragraph
 
-__all__ = ["TOPICS", "run_demo"]
+__all__ = ["ALIASES", "TOPICS", "run_demo", "topic_name"]
 
 
 def _table(out: TextIO, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
@@ -369,11 +369,12 @@ def _calibration(out: TextIO) -> None:
     confident = 3 * logits  # the same ranking, three times too sure
     scaler = crossent.TemperatureScaling().fit(confident, labels)
     scaled = scaler.transform(confident)
+    ece = crossent.calibration_error(confident, labels, form="logits")
     rows = [
         [
             "model (logits x 3)",
             crossent.negative_log_likelihood(confident, labels, form="logits"),
-            crossent.calibration_error(confident, labels, form="logits").value,
+            ece.value,
             crossent.accuracy(confident, labels, form="logits"),
         ],
         [
@@ -387,7 +388,9 @@ def _calibration(out: TextIO) -> None:
     _note(
         out,
         "Dividing the logits by the fitted temperature keeps every prediction's ranking",
-        "(the same accuracy) and removes most of the over-confidence.",
+        "(the same accuracy) and removes most of the over-confidence. ECE here: the",
+        f"top-label confidence in {ece.spec.bins} equal-width bins, the gap |accuracy -",
+        "mean confidence| of each bin weighted by its share of the predictions.",
     )
 
 
@@ -436,6 +439,29 @@ TOPICS: dict[str, tuple[Callable[[TextIO], None], ...]] = {
     "hinge": (_hinge,),
 }
 """Each topic of ``crossent demo TOPIC`` and its sections, in the tutorials' order."""
+
+ALIASES: dict[str, str] = {
+    "surprise": "surprisal",  # the seeds' word
+    "crossentropy": "cross-entropy",
+    "kl-divergence": "kl",
+    "bce": "binary",
+    "binary-cross-entropy": "binary",
+    "logsumexp": "softmax",
+    "log-sum-exp": "softmax",
+    "gradient": "softmax",  # the p - y gradient is the softmax section's
+    "label-smoothing": "smoothing",
+    "class-weights": "weights",
+    "knowledge-distillation": "distillation",
+}
+"""Other names a learner types for a topic (after :func:`topic_name`'s case and ``_``)."""
+
+
+def topic_name(text: str) -> str:
+    """``crossent demo``'s TOPIC as typed, in :data:`TOPICS`' spelling: any case,
+    ``_`` or a space for ``-`` (``Cross_Entropy``), and the names in :data:`ALIASES`
+    (``surprise``, ``bce``); anything else is returned for argparse to refuse."""
+    name = "-".join(text.strip().lower().replace("_", " ").replace("-", " ").split())
+    return ALIASES.get(name, name)
 
 
 def run_demo(out: TextIO, topic: str | None = None) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "class_id",
     "explain_binary",
     "explain_distributions",
+    "explain_entropy",
     "explain_hinge",
     "explain_kl",
     "explain_logits",
@@ -310,7 +311,7 @@ def explain_distributions(
     with np.errstate(invalid="ignore"):
         parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
     rows = [
-        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(sk, 4), fmt(ck, 4)]
+        [str(k), _g(pk), _g(qk), fmt(sk, 4), fmt(ck, 4)]
         for k, (pk, qk, sk, ck) in enumerate(zip(p, q, surprisal, parts, strict=True))
     ]
     log = _log(bits)
@@ -338,6 +339,54 @@ def explain_distributions(
     out.line(f"D(P||Q_T) = {fmt(kl_t)} {unit}   (before: {fmt(kl)} {unit})")
 
 
+def explain_entropy(out: Output, p: Any, *, bits: bool) -> None:
+    """H(P) alone, outcome by outcome: the surprisal of each outcome weighted by its
+    probability (the seeds' first two steps, before any model Q), beside its maximum
+    log K and the perplexity b^H(P)."""
+    base, unit = _unit(bits)
+    if p.size == 1 and 0 <= p[0] < 1:  # the seeds' surprise(0.125): one event, not P
+        event, rest = _g(float(p[0])), _g(float(1 - p[0]))
+        raise crossent.InputError(
+            f"--p alone is a distribution (its entropy); for the surprisal of one event "
+            f"of probability {event}, give it with the rest: --p {event},{rest}"
+        )
+    with flags(p="--p"):
+        h_p = float(crossent.entropy(p, base=base))  # validates P
+    surprisal = np.asarray(crossent.surprisal(p, base=base), dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        parts = np.where(p == 0, 0.0, p * surprisal)  # 0 log 0 = 0
+    rows = [
+        [str(k), _g(pk), fmt(sk, 4), fmt(ck, 4)]
+        for k, (pk, sk, ck) in enumerate(zip(p, surprisal, parts, strict=True))
+    ]
+    log = _log(bits)
+    out.table(
+        f"entropy H(P) in {unit}, outcome by outcome",
+        ("outcome", "P", f"surprisal -{log} P", f"contribution -P {log} P"),
+        rows,
+        order=np.lexsort((-p, -parts)),  # the largest contributions, then P's mass
+        rest=lambda h: f"contributing {fmt(np.sum(parts[h]), 4)} {unit} to H(P)",
+    )
+    size = int(p.size)
+    most = math.log2(size) if bits else math.log(size)
+    out.line(f"H(P) = {fmt(h_p)} {unit}   (entropy: the average surprise, weighted by P)")
+    if np.all(p == p[0]):  # exactly uniform: the gap would be rounding, not information
+        where = "this P is uniform, so H(P) is that maximum"
+    else:
+        where = f"this P is {fmt(most - h_p)} {unit} below it"
+    out.line(
+        f"largest possible over {size} outcomes: {log} {size} = {fmt(most)} {unit}, "
+        f"for the uniform distribution; {where}"
+    )
+    perplexity = 2.0**h_p if bits else math.exp(h_p)  # the same number in either unit
+    letter = "2" if bits else "e"
+    out.line(
+        f"perplexity {letter}^H(P) = {fmt(perplexity, 4)}: as uncertain as a fair choice "
+        f"among {fmt(perplexity, 4)} equally likely outcomes"
+    )
+    out.line("Add --q Q for the cross-entropy H(P, Q): the surprise when you expect Q.")
+
+
 def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     """D(P||Q) and D(Q||P) term by term: the divergence is not symmetric."""
     from scipy import special  # here: every crossent command imports this module
@@ -350,7 +399,7 @@ def explain_kl(out: Output, p: Any, q: Any, *, bits: bool) -> None:
     terms_pq = special.rel_entr(p, q) / scale  # p log(p/q), 0 where p = 0
     terms_qp = special.rel_entr(q, p) / scale
     rows = [
-        [str(k), f"{pk:.4g}", f"{qk:.4g}", fmt(a, 4), fmt(b, 4)]
+        [str(k), _g(pk), _g(qk), fmt(a, 4), fmt(b, 4)]
         for k, (pk, qk, a, b) in enumerate(zip(p, q, terms_pq, terms_qp, strict=True))
     ]
     log = _log(bits)
@@ -481,7 +530,7 @@ def explain_logits(
     columns.append("gradient dL/dz")
     rows = []
     for k in range(logits.size):
-        row = [str(k), f"{logits[k]:.4g}", fmt(probs[k], 4), f"{target[k]:.4g}"]
+        row = [str(k), _g(logits[k]), fmt(probs[k], 4), _g(target[k])]
         if smoothing is not None:
             row.append(fmt(smoothed[k], 4))
         rows.append([*row, fmt(grad[k], 4, sign=True)])
@@ -566,7 +615,7 @@ def explain_hinge(out: Output, logits: Any, label: int, *, bits: bool) -> None:
         [
             [
                 str(k),
-                f"{logits[k]:.4g}",
+                _g(logits[k]),
                 fmt(probs[k], 4),
                 fmt(hinge_grad[k], 4, sign=True),
                 fmt(ce_grad[k], 4, sign=True),
@@ -783,9 +832,18 @@ def _dispatch(args: argparse.Namespace, out: Output) -> None:
             smoothing=smoothing,
         )
         return
-    if args.p is None or args.q is None:
+    if args.p is not None and args.q is None:  # the entropy of P alone
+        for flag in ("--kl", "--temperature"):
+            if flag in given:
+                raise crossent.InputError(
+                    f"{flag} needs --q as well as --p; --p alone explains the entropy H(P)"
+                )
+        explain_entropy(out, parse_vector(args.p, name="--p"), bits=args.bits)
+        return
+    if args.p is None:
         raise crossent.InputError(
-            "explain needs --p and --q (distributions), --logits with --label, or --binary"
+            "explain needs --p (a distribution: its entropy), --p and --q (cross-entropy), "
+            "--logits with --label, or --binary"
         )
     p = parse_vector(args.p, name="--p")
     q = parse_vector(args.q, name="--q")

@@ -1835,12 +1835,13 @@ def _suspect(
 ) -> bool:
     """Whether a row may fail its validation (then checked in full): probabilities
     outside [0, 1] or summing to more than ``tol`` from 1, log-probabilities whose
-    exp-sum is, logits with NaN or ``+inf`` or all ``-inf`` (``ell`` not finite).
-    NaN fails every comparison."""
+    exp-sum is or whose largest entry ``m`` is above 0 (a probability above 1), logits
+    with NaN or ``+inf`` or all ``-inf`` (``ell`` not finite).  NaN fails every
+    comparison."""
     if form == 0:
         return not (abs(total - 1.0) <= tol and lo >= 0.0 and hi <= 1.0)
     if form == 1:
-        return not abs(math.exp(m + ell) - 1.0) <= tol
+        return not (abs(math.exp(m + ell) - 1.0) <= tol and m <= 0.0)
     return not math.isfinite(ell)
 
 

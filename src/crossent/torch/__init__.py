@@ -19,8 +19,9 @@ Layering (each in its place, from the bottom):
   ``autograd.Function``), so ``torch.compile`` treats them as opaque; their numeric
   options travel as one ``float[]`` argument, encoded and decoded only by
   ``_backend.pack`` / ``_backend.unpack`` (while Dynamo traces ``cross_entropy`` of
-  class ids, as one float64 tensor: ``_traced_options``; probability targets and
-  ``distillation_loss``' temperature on the CPU ops too);
+  class ids, as one float64 tensor: ``_traced_options``; probability targets,
+  ``distillation_loss``' temperature on the CPU ops, ``linear_cross_entropy``, BCE's
+  smoothing and the softmax focal loss's ``gamma`` too);
 * functional (``_functional.py``, ``_family.py``) and modules (``_modules.py``); the
   functional forms and the vocab-parallel losses share the argument checks and the
   option bundle (``_arguments.py``: one frozen ``CallOptions`` per call), the label
@@ -135,14 +136,27 @@ symbolic graph.
   a float64 tensor, read back as a Python float: eager's loss and gradient bits. Its
   other paths (another device, ``'reverse'``, a teacher that requires a gradient, a
   :math:`T^2` outside float32's normal range) read the value: a graph per value.
-* every other float option specialises (a graph per value): ``linear_cross_entropy``,
-  ``linear_head_cross_entropy``, the vocab-parallel losses (their ``float[]`` op
-  argument, or a check reading the value), ``binary_cross_entropy_with_logits``'
-  ``label_smoothing``, the focal losses' ``gamma`` and ``alpha``; as
-  ``torch.nn.functional.cross_entropy`` does on ``label_smoothing`` (its ATen op takes a
-  ``float``: a graph per value up to the limit, then eager). PyTorch's idiom of a
-  temperature (``logits / T``) becomes symbolic after one recompile. Counts:
-  ``benchmarks/bench_torch_compile_option_values.py``.
+* ``linear_cross_entropy`` and ``linear_head_cross_entropy`` (and their modules), every
+  reduction (branch compile4): the four floats as for class ids, checked by range
+  comparisons and passed to the fused op's twins
+  (``crossent::linear_cross_entropy_v4_tensor_options_v1`` and ``..._backward``) as
+  one float64 tensor: two graphs, eager's loss and gradient bits.
+* ``binary_cross_entropy_with_logits``' ``label_smoothing`` (a float other than 0; the
+  op checks it at run time) and ``softmax_focal_loss``' ``gamma`` (a float checked by
+  comparisons) reach their ops' twins as a float64 tensor: two graphs, the op's bits
+  (those of the float op that main compiled). ``label_smoothing=0`` keeps the float
+  op: the twins' saved tensor is a buffer that AOTAutograd donates, which a second
+  backward through the graph (``retain_graph``, ``gradcheck``) refuses (set
+  ``torch._functorch.config.donated_buffer = False`` for one with smoothing).
+  Each twin is made from its op by ``_traced_options.tensor_options_twin`` (the
+  schema with the one ``float``/``float[]`` argument a ``Tensor``).
+* every other float option specialises (a graph per value): the vocab-parallel losses
+  (their ``float[]`` op argument, or a check reading the value),
+  ``sigmoid_focal_loss``' ``gamma`` and ``alpha`` (the traced generic formula reads
+  them); as ``torch.nn.functional.cross_entropy`` does on ``label_smoothing`` (its
+  ATen op takes a ``float``: a graph per value up to the limit, then eager). PyTorch's
+  idiom of a temperature (``logits / T``) becomes symbolic after one recompile.
+  Counts: ``benchmarks/bench_torch_compile_option_values.py``.
 
 Documented differences from PyTorch: a batch whose every target is ignored has mean
 0 (zero gradients), not NaN; an ignored row's gradient is 0 also where its logits

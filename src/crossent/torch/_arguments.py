@@ -54,6 +54,7 @@ __all__ = [
     "nested_forward_mode",
     "op_sizes",
     "tensor",
+    "traced_within",
     "under_torch_func",
     "vmapped",
 ]
@@ -149,13 +150,20 @@ def _traced_terms(
     for value, (name, low, high, low_open) in zip(values, _BOUNDS, strict=True):
         if value is None and name == "soft_cap":
             continue
-        if type(value) is not float:
-            return None
-        above = low < value if low_open else low <= value  # False for NaN
-        below = value <= high if high < math.inf else value < math.inf
-        if not (above and below):
+        if not traced_within(value, low, high, low_open):
             return None
     return label_smoothing, z_loss, temperature, soft_cap  # type: ignore[return-value]
+
+
+def traced_within(value: object, low: float, high: float, low_open: bool = False) -> bool:
+    """Whether ``value`` is a float (symbolic while Dynamo traces) in ``[low, high]``
+    (``(low, high]`` where ``low_open``; ``high`` infinite: finite), checked by
+    comparisons only (range guards, no guard on the value; NaN fails them)."""
+    if type(value) is not float:
+        return False
+    above = low < value if low_open else low <= value  # False for NaN
+    below = value <= high if high < math.inf else value < math.inf
+    return bool(above and below)
 
 
 def check_reduction(reduction: object, *, parts: bool = False) -> str:

@@ -265,11 +265,40 @@ def _softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.maximum(x, torch.zeros_like(x)) + torch.log1p(torch.exp(-torch.abs(x)))
 
 
+def _wide_scale(
+    upstream: torch.Tensor, dtype: torch.dtype, reduction: str, x: torch.Tensor
+) -> torch.Tensor:
+    """The upstream gradient in ``dtype``, over the count for ``'mean'``."""
+    scale = upstream.to(dtype)
+    return scale / max(x.numel(), 1) if reduction == "mean" else scale
+
+
 def _absent_zero(coefficient: Any, value: torch.Tensor) -> torch.Tensor:
     """``coefficient * value`` with ``0 * inf = 0`` (``value`` where no coefficient)."""
     if coefficient is None:
         return value
     return coefficient * torch.where(coefficient != 0, value, torch.zeros_like(value))
+
+
+def _target_slope(x: torch.Tensor, pi: Any) -> torch.Tensor:
+    r""":math:`\pi\,\mathrm{sp}(-x) - \mathrm{sp}(x)` (:math:`\pi = 1` where ``pi`` is
+    None), the targets' slope of the binary loss, with no cancellation between its parts.
+
+    By :math:`\mathrm{sp}(x) - \mathrm{sp}(-x) = x`, it is :math:`-x` where
+    :math:`\pi = 1` (exactly; PyTorch's own form), and else :math:`\pi|x| + (\pi - 1)
+    \mathrm{sp}(x)` for :math:`x < 0`, :math:`(\pi - 1)\mathrm{sp}(-x) - x` for
+    :math:`x \ge 0`: the softplus there at most :math:`\log 2`, so only a true zero of
+    the slope cancels. The difference of the two softplus terms (issue 13, branch
+    hostile24) kept none of :math:`-x`'s digits for small :math:`|x|`: float32 logit
+    ``-5.353383e-4`` gave ``5.353093e-4``, 454 ulps, float64 logit ``1e-10`` six digits.
+    ``pi`` 0 times an infinite :math:`|x|` is 0 (the term is absent)."""
+    if pi is None:
+        return -x
+    below = x < 0
+    zero = torch.zeros_like(x)
+    magnitude, rest = torch.where(below, -x, zero), torch.where(below, zero, x)
+    small = _softplus(-x.abs())  # sp(x) for x < 0, sp(-x) for x >= 0
+    return _absent_zero(pi, magnitude) + (pi - 1) * small - rest
 
 
 def input_gradients(
@@ -295,10 +324,12 @@ def input_gradients(
     each product 0 where a factor that multiplies the loss term is 0 (a term of weight
     0 is absent: :math:`0\cdot\infty = 0`), times the upstream gradient and
     :math:`1/n` for ``'mean'``, summed over the axes the weights were broadcast along,
-    in the inputs' dtypes. These are the true partial derivatives also at the targets
-    0 and 1 and at a weight 0 (autograd of the generic loss's masked products gave 0
-    for the masked term there). ``create_graph``: recorded (the eager backward's
-    ``create_graph``: second derivatives, in ``x`` too); else no graph, as
+    in the inputs' dtypes (the targets' in float64 where the device has it, rounded
+    once, their slope by :func:`_target_slope`). These are the true partial
+    derivatives also at the targets 0 and 1 and at a weight 0 (autograd of the
+    generic loss's masked products gave 0 for the masked term there).
+    ``create_graph``: recorded (the eager backward's ``create_graph``: second
+    derivatives, in ``x`` too); else no graph, as
     ``crossent::sigmoid_ce_v1_input_grads`` calls it under ``torch.compile``."""
     compute = torch.promote_types(torch.promote_types(x.dtype, t.dtype), torch.float32)
     with torch.set_grad_enabled(create_graph):
@@ -310,10 +341,13 @@ def input_gradients(
         if reduction == "mean":
             scale = scale / max(x.numel(), 1)
         gt = gw = gpw = None
-        if needs[0]:
-            g = _absent_zero(wc, _absent_zero(pwc, s_neg) - s_pos)
+        if needs[0]:  # in float64 where the device has it, rounded once
+            wide = torch.float64 if float64_twin(x, t) is not None else compute
+            g = _target_slope(xc.to(wide), _computed(pw, wide))
+            g = _absent_zero(_computed(w, wide), g)
             g = (1 - eps) * g if eps else g
-            gt = (g * scale).sum_to_size(t.shape).to(t.dtype)
+            gt = (g * _wide_scale(upstream, wide, reduction, x)).sum_to_size(t.shape)
+            gt = gt.to(t.dtype)
         if needs[1] and w is not None:
             positive = ts if pwc is None else pwc * ts
             term = _absent_zero(positive, s_neg) + _absent_zero(1 - ts, s_pos)
@@ -389,7 +423,7 @@ class BinaryFunction(torch.autograd.Function):
             weight = 1 if w is None else w
             parts = []
             if t_t is not None:
-                parts.append(weight * (1 - eps) * (pi * sp_neg - sp_pos) * t_t)
+                parts.append(weight * (1 - eps) * _target_slope(x, pw) * t_t)
             if w_t is not None:
                 parts.append(w_t * (pi * ts * sp_neg + (1 - ts) * sp_pos))
             if pw_t is not None:

@@ -32,6 +32,8 @@ host (:func:`._far_distillation.distillation_rows_vmapped`).
 from __future__ import annotations
 
 import functools
+import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,11 +49,13 @@ from ._arguments import (
     check_reduction,
     example_stack,
     nested_forward_mode,
+    traced_within,
     under_torch_func,
     vmapped,
 )
 from ._far_distillation import distillation_rows_checked, distillation_rows_vmapped
 from ._labels import as_class_ids, check_ignore_index
+from ._traced_options import scalar
 
 __all__ = [
     "binary_cross_entropy_with_logits",
@@ -136,10 +140,20 @@ def _sigmoid_focal_checks(reduction: Any, alpha: Any, gamma: Any) -> None:
 
 
 def _softmax_focal_checks(reduction: Any, gamma: Any, ignore_index: Any) -> None:
-    """:func:`softmax_focal_loss`'s option checks (the losses package's), on Python values."""
+    """:func:`softmax_focal_loss`'s option checks (the losses package's), on Python
+    values; a traced float ``gamma`` in range by comparisons only (it stays symbolic:
+    :func:`_traced_gamma`)."""
     check_reduction(reduction)
-    check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    if not _traced_gamma(gamma):
+        check_scalar(_by_value(gamma), name="gamma", low=0.0)
     check_ignore_index(ignore_index)
+
+
+def _traced_gamma(gamma: object) -> bool:
+    """While Dynamo traces: whether ``gamma`` is a float in :math:`[0, \\infty)`, by
+    comparisons only (``_arguments.traced_within``); the focal op then takes it as a
+    float64 tensor (``_traced_options.tensor_gamma_softmax_focal``: no graph per value)."""
+    return torch.compiler.is_dynamo_compiling() and traced_within(gamma, 0.0, math.inf)
 
 
 def binary_cross_entropy_with_logits(
@@ -197,7 +211,15 @@ def binary_cross_entropy_with_logits(
         # torch.compile, torch.export: the eager call in a custom op (its checks, the
         # exact logit gradient, the targets' and weights' gradients of the eager
         # backward: first derivatives only), which Dynamo does not trace.
-        return _ops.sigmoid_ce(input, target, weight, pos_weight, label_smoothing, reduction)
+        smoothing: Any = label_smoothing
+        # label_smoothing as a tensor (the op checks it): no graph per value. Not for
+        # none (0, the default): the tensor, saved for the backward ops, is a buffer
+        # that AOTAutograd donates, which a second backward (retain_graph, gradcheck)
+        # then refuses.
+        op: Callable[..., torch.Tensor] = _ops.sigmoid_ce
+        if torch.compiler.is_dynamo_compiling() and type(smoothing) is float and smoothing != 0:
+            op, smoothing = _traced_options.tensor_smoothing_sigmoid_ce, scalar(smoothing)
+        return op(input, target, weight, pos_weight, smoothing, reduction)
     # Nested forward mode (jacfwd(jacfwd(...)), jvp of jvp): PyTorch does not
     # differentiate BinaryFunction's jvp rule again, so the generic formula's plain
     # operations there (the formula's first and second derivatives).
@@ -343,6 +365,9 @@ def softmax_focal_loss(
         # 'mean' over the summed label weights), which Dynamo does not trace: eager's
         # loss bit for bit, the gradients by their closed forms (_ops._focal_gradients).
         ignore = check_ignore_index(ignore_index)
+        if _traced_gamma(gamma):  # gamma as a tensor: symbolic floats stay so
+            twin = _traced_options.tensor_gamma_softmax_focal
+            return twin(input, labels, weight, scalar(gamma), ignore, reduction)
         return _ops.softmax_focal(input, labels, weight, float(gamma), ignore, reduction)
     generic = functools.partial(
         _focal_of_logits,

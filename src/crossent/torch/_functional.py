@@ -50,7 +50,7 @@ from ._reduction import (
     rows_in_range_total,
     weighted_mean,
 )
-from ._targets import check_targets_eagerly
+from ._targets import check_logits_eagerly, check_targets_eagerly
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "linear_head_cross_entropy"]
 
@@ -223,6 +223,7 @@ def _linear_checks(
         z_loss=z_loss,
         soft_cap=soft_cap,
         temperature=temperature,
+        symbolic=True,
     )
     chunk_size = check_chunk_size(chunk_size)
     check_on_device_of_input(input, linear_weight=linear_weight, target=target)
@@ -499,6 +500,7 @@ def _cross_entropy_probs(
         rows = rows.reshape(t.shape[:-1])
     else:
         check_targets_eagerly(target)
+        check_logits_eagerly(z)
         numeric = _backend.unpack(opts.packed())
         # float64 on the CPU: the result rounded once to out_dtype, the gradient to z's.
         acc = work_dtype(z, opts.soft_cap, soft_targets=True)
@@ -672,9 +674,14 @@ def linear_cross_entropy(
         and grad_recorded()
         and any(t is not None and t.requires_grad for t in tensors)
     )
+    op: Callable[..., tuple[torch.Tensor, ...]] = linear_cross_entropy_op
+    if transformed:
+        op = LinearFunction.call
+    elif torch.compiler.is_dynamo_compiling():
+        op = _traced_options.linear_op  # the options as a tensor: symbolic floats stay so
     # Not autocast inside: the op's float32 products are the loss's, not F.linear's.
     with autocast_off(input.device.type):
-        loss, *_ = (LinearFunction.call if transformed else linear_cross_entropy_op)(
+        loss, *_ = op(
             h,
             linear_weight,
             linear_bias,

@@ -885,6 +885,7 @@ def target_forward(
     opts: _backend.Options,
     *,
     bad: torch.Tensor | None = None,
+    dead: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Float64 per-row losses of probability targets (rows x classes), the operations of
     :func:`target_rows` in float64 a block of rows at a time (the same values), and the
@@ -901,7 +902,10 @@ def target_forward(
     :func:`crossent.torch._targets.bad_rows` (targets that are no probability vector),
     from each row's extremes and float64 sum, reduced from the block's float64 targets
     the forward makes anyway into preallocated rows (no allocation a block); the
-    caller reads the flags once.
+    caller reads the flags once. ``dead`` (bool, one entry a row), if given, receives
+    whether the row's largest logit is not finite (a NaN, a ``+inf``, or every entry
+    ``-inf``: :func:`crossent.torch._targets.raise_bad_logits`), read off the argument
+    of the row maximum the forward finds anyway.
     """
     n = z.shape[0]
     rows = torch.empty(n, dtype=torch.float64)
@@ -918,6 +922,7 @@ def target_forward(
                 opts,
                 stats=None if stats is None else stats[:, start:stop],
                 tol=tol,
+                dead=None if dead is None else dead[start:stop],
             )
     if bad is not None and stats is not None:
         bad.copy_(_targets.flags(stats, tol))
@@ -932,6 +937,7 @@ def _target_forward_block(
     *,
     stats: torch.Tensor | None = None,
     tol: float = 0.0,
+    dead: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`target_forward` on one block of rows; its float64 temporaries die with it.
     A row whose loss came out ``inf`` is formed again by :func:`_far_rows`: float32
@@ -944,8 +950,10 @@ def _target_forward_block(
         z.to(torch.float64, copy=True), t64, weight, opts, overwrite=True
     )
     # sigma is nondecreasing in z: its maximum is at z's.
-    at = z.argmax(-1, keepdim=True)
+    at = z.argmax(-1, keepdim=True)  # (a NaN's place where the row has one)
     ell = (shifted.gather(-1, at) - log_p.gather(-1, at))[:, 0]
+    if dead is not None:
+        dead.copy_(~torch.isfinite(z.gather(-1, at)[:, 0]))
     far = _infinite_at(rows)
     if far is not None and stats is not None:
         # A flagged row (the op raises for it) is not formed again: an infinite target

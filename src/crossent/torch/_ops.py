@@ -182,12 +182,16 @@ def _ce_setup_context(
     ctx.mark_non_differentiable(lse, label_log_p)
 
 
-def _ce_backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
+def _ce_backward(
+    ctx: Any, grad_rows: Tensor, *grads: Tensor | None, recompute: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``recompute``: the backward op (default :func:`softmax_ce_labels_backward`; its
+    # twin with the options as a tensor under ``torch.compile``, ``_traced_options``).
     logits, labels, weight, lse, label_log_p = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
         grad_rows = rows_upstream(grad_rows, grads[2])
-        grad = softmax_ce_labels_backward(
+        grad = (recompute or softmax_ce_labels_backward)(
             grad_rows, logits, labels, weight, lse, label_log_p, *ctx.options
         )
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
@@ -615,17 +619,23 @@ def softmax_ce_probs(
     finite, in [0, 1], each row's sum within the row-sum tolerance of 1), each block's
     per-row flags formed on the float64 targets the forward makes anyway, then read
     once: an :class:`InputError` naming the row by its index in ``batch_shape`` (the
-    caller's batch shape; None: the flat row) and the value. On data in host memory,
-    so under ``torch.compile`` too (as the class ids of ``softmax_ce_labels``).
+    caller's batch shape; None: the flat row) and the value. Then the logits, as the
+    class ids' op and the NumPy API check them (no NaN, no ``+inf``, no row entirely
+    ``-inf``; issue 13, branch hostile24: such a row's loss was a silent NaN), from each
+    row's largest logit. On data in host memory, so under ``torch.compile`` too (as
+    the class ids of ``softmax_ce_labels``).
 
     ``options``: the numeric options, packed by :func:`crossent.torch._backend.pack`.
     ``batch_shape`` (trailing, default None) names rows only: a graph cached with the
     four-argument call replays unchanged, so the op keeps its name.
     """
     bad = torch.empty(targets.shape[0], dtype=torch.bool)
-    out = _launch.target_forward(logits, targets, weight, _backend.unpack(options), bad=bad)
+    dead = torch.empty(targets.shape[0], dtype=torch.bool)
+    opts = _backend.unpack(options)
+    out = _launch.target_forward(logits, targets, weight, opts, bad=bad, dead=dead)
     shape = None if batch_shape is None else tuple(batch_shape)
     _targets.raise_bad_row(targets, bad, batch_shape=shape, storage_dtype=targets.dtype)
+    _targets.raise_bad_logits(logits, dead, batch_shape=shape)
     return out
 
 
@@ -666,11 +676,15 @@ def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor
     ctx.options = options
 
 
-def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
+def _probs_backward(
+    ctx: Any, grad_rows: Tensor, *_: Tensor | None, recompute: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``recompute``: the backward op (its twin under ``torch.compile``, as above).
     logits, targets, weight, lse = ctx.saved_tensors
     grad = None
     if ctx.needs_input_grad[0]:
-        grad = softmax_ce_probs_backward(grad_rows, logits, targets, weight, lse, ctx.options)
+        backward = recompute or softmax_ce_probs_backward
+        grad = backward(grad_rows, logits, targets, weight, lse, ctx.options)
         if torch.is_grad_enabled() and not torch.compiler.is_compiling():  # create_graph
             grad = _twice_differentiable(grad, grad_rows, logits, targets, weight, ctx.options)
     return (grad, None, None, None, None)
@@ -906,17 +920,21 @@ def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None
     ctx.eps, ctx.reduction = eps, reduction
 
 
-def _sigmoid_ce_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+def _sigmoid_ce_grad(
+    ctx: Any, grad: Tensor, *, ops: tuple[Callable[..., Any], ...] | None = None
+) -> tuple[Any, ...]:
+    # ``ops``: the backward ops (default :func:`sigmoid_ce_backward`,
+    # :func:`sigmoid_ce_input_grads`; their twins with ``label_smoothing`` a tensor under
+    # ``torch.compile``, ``_traced_options``).
+    logit_grad, input_grads = ops or (sigmoid_ce_backward, sigmoid_ce_input_grads)
     logits, targets, weight, pos_weight = ctx.saved_tensors
     options = (ctx.eps, ctx.reduction)
     needs = list(ctx.needs_input_grad[:4])
     gx = gt = gw = gpw = None
     if needs[0]:
-        gx = sigmoid_ce_backward(grad, logits, targets, weight, pos_weight, *options)
+        gx = logit_grad(grad, logits, targets, weight, pos_weight, *options)
     if any(needs[1:]):  # targets or weights that require grad (``_family``)
-        found = sigmoid_ce_input_grads(
-            grad, logits, targets, weight, pos_weight, *options, needs[1:]
-        )
+        found = input_grads(grad, logits, targets, weight, pos_weight, *options, needs[1:])
         gt, gw, gpw = (g if need else None for g, need in zip(found, needs[1:], strict=True))
     return gx, gt, gw, gpw, None, None
 
@@ -1216,10 +1234,16 @@ def _softmax_focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> N
     ctx.options = gamma, ignore_index, reduction
 
 
-def _softmax_focal_grad(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+def _softmax_focal_grad(
+    ctx: Any, grad: Tensor, *, backward: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``backward``: the backward op (default :func:`softmax_focal_backward`; its twin
+    # with ``gamma`` a tensor under ``torch.compile``, ``_traced_options``).
     logits, labels, weight = ctx.saved_tensors
     weight_grad = weight is not None and ctx.needs_input_grad[2]
-    gx, gw = softmax_focal_backward(grad, logits, labels, weight, weight_grad, *ctx.options)
+    gx, gw = (backward or softmax_focal_backward)(
+        grad, logits, labels, weight, weight_grad, *ctx.options
+    )
     return gx, None, gw if weight_grad else None, None, None, None
 
 
@@ -1517,7 +1541,11 @@ def _linear_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tenso
         ctx.settings = tuple(settings)
 
 
-def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, ...]:
+def _linear_backward(
+    ctx: Any, grad_loss: Tensor | None, *_: Any, recompute: Callable[..., Any] | None = None
+) -> tuple[Any, ...]:
+    # ``recompute``: the backward op (default :func:`linear_cross_entropy_backward`; its
+    # twin with the options as a tensor under ``torch.compile``, ``_traced_options``).
     if grad_loss is None:  # the loss itself is not used (grads not materialised)
         return (None,) * 12
     if ctx.formed:
@@ -1552,7 +1580,7 @@ def _linear_backward(ctx: Any, grad_loss: Tensor | None, *_: Any) -> tuple[Any, 
             gi, gw, gb = _first_order_only((gi, gw, gb), (*anchors[:2], grad_loss))
     else:
         input, linear_weight, linear_bias, labels, weight, lse, log_p = ctx.saved_tensors
-        gi, gw, gb = linear_cross_entropy_backward(
+        gi, gw, gb = (recompute or linear_cross_entropy_backward)(
             grad_loss,
             input,
             linear_weight,

@@ -33,8 +33,10 @@ from ._arguments import examples
 
 __all__ = [
     "bad_rows",
+    "check_logits_eagerly",
     "check_targets_eagerly",
     "flags",
+    "raise_bad_logits",
     "raise_bad_row",
     "row_stats",
     "tolerance",
@@ -90,10 +92,7 @@ def raise_bad_row(
         return
     classes = t.shape[-1]
     flat = int(torch.argmax(flags.reshape(-1).to(torch.int8)))
-    shape = tuple(batch_shape or ())
-    if math.prod(shape) != t.shape[0]:  # None, or a traced graph's batch at another size
-        shape = (t.shape[0],)
-    row = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), shape))
+    row = _caller_row(flat, t.shape[0], batch_shape)
     where = str(row[0]) if len(row) == 1 else str(row)
     values = t.reshape(-1, classes)[flat].to(torch.float64)
 
@@ -129,6 +128,67 @@ def raise_bad_row(
     )
 
 
+def _caller_row(flat: int, rows: int, batch_shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The flat row ``flat`` of ``rows`` as an index of ``batch_shape`` (the caller's
+    batch shape, class axis 1 removed; None, or another size: the flat row)."""
+    shape = tuple(batch_shape or ())
+    if math.prod(shape) != rows:  # None, or a traced graph's batch at another size
+        shape = (rows,)
+    return tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), shape))
+
+
+def raise_bad_logits(
+    z: torch.Tensor,
+    dead: torch.Tensor,
+    *,
+    batch_shape: tuple[int, ...] | None,
+    name: str = "input",
+) -> None:
+    """Raise :class:`InputError` for the first row of logits ``z`` (rows x classes)
+    flagged in ``dead`` (its largest logit not finite), naming the entry in the
+    caller's layout (``batch_shape`` as :func:`raise_bad_row`'s): a NaN, a ``+inf``, or
+    a row entirely ``-inf`` (the NumPy API's rules, ``crossent._checks.check_logits``);
+    return where no row is flagged (the one read of the flags)."""
+    if not bool(dead.any()):
+        return
+    flat = int(torch.argmax(dead.to(torch.int8)))
+    row = _caller_row(flat, z.shape[0], batch_shape)
+    values = z[flat].to(torch.float64)
+    for mask, what in ((torch.isnan(values), "contains NaN"), (values == math.inf, "+inf")):
+        if bool(mask.any()):
+            c = int(torch.argmax(mask.to(torch.int8)))
+            at = (row[0], c, *row[1:])
+            if what == "+inf":
+                raise InputError(f"`{name}` (logits) must not be +inf; got +inf at index {at}")
+            raise InputError(f"`{name}` contains NaN at index {at}")
+    where = str(row[0]) if len(row) == 1 else str(row)
+    raise InputError(f"`{name}` (logits) has row {where} entirely -inf, which is no distribution")
+
+
+def _example_rows(x: torch.Tensor) -> torch.Tensor | None:
+    """The values of ``x`` (classes on axis 1), every example's under ``torch.func``
+    (their axes leading), with the classes last; None where there is no entry."""
+    values, _ = examples(x.detach())
+    axis = values.ndim - x.ndim + 1  # vmap's example axes lead
+    rows = values.movedim(axis, -1)
+    return rows if rows.numel() else None
+
+
+def check_logits_eagerly(z: torch.Tensor, *, name: str = "input") -> None:
+    """:func:`raise_bad_logits` for the generic path of probability targets (``z``: the
+    caller's layout, classes on axis 1), in eager calls on the CPU only (as the class
+    ids' logits: no device sync; not while Dynamo traces), on every example's values
+    under ``torch.func`` (the row then names the example first)."""
+    if torch.compiler.is_compiling() or z.device.type != "cpu":
+        return
+    rows = _example_rows(z)
+    if rows is None:
+        return
+    flat = rows.reshape(-1, rows.shape[-1])
+    dead = ~torch.isfinite(flat.amax(-1))
+    raise_bad_logits(flat, dead, batch_shape=tuple(rows.shape[:-1]), name=name)
+
+
 def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None:
     """The check of probability ``target`` (the caller's layout, classes on axis 1) for
     the generic path, in eager calls only (never while Dynamo traces: a data-dependent
@@ -137,10 +197,8 @@ def check_targets_eagerly(target: torch.Tensor, *, name: str = "target") -> None
     the example first)."""
     if torch.compiler.is_compiling() or target.device.type == "meta":
         return
-    values, _ = examples(target.detach())
-    axis = values.ndim - target.ndim + 1  # vmap's example axes lead
-    rows = values.movedim(axis, -1)
-    if rows.numel() == 0:
+    rows = _example_rows(target)
+    if rows is None:
         return
     wide = torch.float32 if rows.device.type == "mps" else torch.float64
     flat = rows.reshape(-1, rows.shape[-1])

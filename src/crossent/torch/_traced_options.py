@@ -34,11 +34,23 @@ is kept.
 :func:`probs_op` hands the same four options to
 ``crossent::softmax_ce_probs_tensor_options_v1``, which calls
 ``crossent::softmax_ce_probs_v3`` and its backward eagerly with them.
+
+Branch compile4: :func:`tensor_options_twin` makes each twin from its op (the op's
+schema with its one ``float[]`` or ``float`` argument a ``Tensor``; the autograd is the
+op's, with its backward op's twin), so no schema is written twice: the class-id and
+probability-target twins above, ``linear_cross_entropy``'s
+(``crossent::linear_cross_entropy_v4_tensor_options_v1``; its backward, of
+``'none'``, keeps the options tensor in the context's settings),
+``binary_cross_entropy_with_logits``' ``label_smoothing`` (not 0: the saved tensor is
+a buffer that AOTAutograd donates, which ``gradcheck`` then refuses) and
+``softmax_focal_loss``' ``gamma``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 from typing import Any
 
 import torch
@@ -56,20 +68,51 @@ from ._ops import (
     softmax_ce_probs,
     softmax_ce_probs_backward,
 )
-from ._reduction import rows_upstream
 
 __all__ = [
     "distillation",
     "labels_op",
+    "linear_op",
     "packed",
     "probs_op",
+    "scalar",
     "tensor_options_labels",
     "tensor_options_probs",
+    "tensor_options_twin",
     "tensor_temperature_distillation",
     "traced_temperature",
 ]
 
 Tensor = torch.Tensor
+
+
+# Twins made from the ops themselves (branch compile4): the schema written once.
+
+
+def tensor_options_twin(op: Any, name: str, fake: Any, argument: str = "options") -> Any:
+    """The custom op ``name``: ``op`` (a ``torch.library`` custom op) with its ``float[]``
+    or ``float`` ``argument`` a float64 tensor (of those floats, or of no dimension),
+    which it reads back (``Tensor.tolist``: the Python floats, every bit) before calling
+    ``op``. Its schema is ``op``'s with that one type changed, so the arguments are not
+    written twice; ``fake`` is ``op``'s fake kernel (the outputs' shapes do not depend
+    on the floats)."""
+    schema = op._opoverload._schema
+    at = [a.name for a in schema.arguments].index(argument)
+    text = str(schema)
+    signature, count = re.subn(rf"float(\[\])? {argument}\b", f"Tensor {argument}", text)
+    assert count == 1, text
+
+    def kernel(*args: Any) -> Any:
+        values = list(args)
+        values[at] = values[at].tolist()
+        return op(*values)
+
+    kernel.__doc__ = f"``{schema.name}`` with its ``{argument}`` read from a float64 tensor."
+    twin = torch.library.custom_op(
+        name, kernel, mutates_args=(), schema=signature[signature.index("(") :]
+    )
+    twin.register_fake(fake)
+    return twin
 
 
 def labels_op(
@@ -91,68 +134,34 @@ def packed(options: list[float]) -> Tensor:
     # ``one * value``, not ``torch.tensor(options)``: AOTAutograd's pass that turns
     # symbolic floats into tensor operations takes a product, but specialises a float
     # that ``torch.tensor`` reads (a graph per value again). ``1.0 * v`` is ``v``.
+    return torch.stack([scalar(value) for value in options])
+
+
+def scalar(value: float) -> Tensor:
+    """``value`` (a Python float, symbolic while Dynamo traces) as a float64 CPU tensor
+    of no dimension (``Tensor.tolist`` gives the float back)."""
     one = torch.ones((), dtype=torch.float64, device="cpu")  # not the default device
-    return torch.stack([one * value for value in options])
+    return one * value
 
 
-@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1", mutates_args=())
-def tensor_options_labels(
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    batch_shape: list[int],
-    ignore_index: int | None,
-    options: Tensor,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``crossent::softmax_ce_labels_v3`` with its options read from a float64 tensor."""
-    return softmax_ce_labels(logits, labels, weight, batch_shape, ignore_index, options.tolist())
-
-
-# The fake kernels are the float[] ops' (the same outputs).
-tensor_options_labels.register_fake(_ops._softmax_ce_labels_fake)
-
-
-@torch.library.custom_op("crossent::softmax_ce_labels_tensor_options_v1_backward", mutates_args=())
-def _tensor_options_labels_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    labels: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    label_log_p: Tensor,
-    ignore_index: int | None,
-    options: Tensor,
-) -> Tensor:
-    """``crossent::softmax_ce_labels_v2_backward`` (``_v3``'s backward) with its options
-    from a float64 tensor."""
-    return softmax_ce_labels_backward(
-        upstream, logits, labels, weight, lse, label_log_p, ignore_index, options.tolist()
-    )
-
-
-_tensor_options_labels_backward.register_fake(_ops._softmax_ce_labels_backward_fake)
-
-
-def _setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, ...]) -> None:
-    logits, labels, weight, _, ignore_index, options = inputs
-    _, lse, label_log_p, _ = output
-    ctx.save_for_backward(logits, labels, weight, lse, label_log_p, options)
-    ctx.ignore_index = ignore_index
-    ctx.mark_non_differentiable(lse, label_log_p)
-
-
-def _backward(ctx: Any, grad_rows: Tensor, *grads: Tensor | None) -> tuple[Any, ...]:
-    logits, labels, weight, lse, label_log_p, options = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad_rows = rows_upstream(grad_rows, grads[2])  # the float64 rows' upstream joins
-        grad = _tensor_options_labels_backward(
-            grad_rows, logits, labels, weight, lse, label_log_p, ctx.ignore_index, options
-        )
-    return (grad,) + (None,) * 5
-
-
-tensor_options_labels.register_autograd(_backward, setup_context=_setup_context)
+# The twins (their schemas derived from the ops': :func:`tensor_options_twin`); the
+# autograd is the op's, its backward op's twin called with the options tensor.
+tensor_options_labels = tensor_options_twin(
+    softmax_ce_labels,
+    "crossent::softmax_ce_labels_tensor_options_v1",
+    _ops._softmax_ce_labels_fake,
+)
+tensor_options_labels.register_autograd(
+    functools.partial(
+        _ops._ce_backward,
+        recompute=tensor_options_twin(
+            softmax_ce_labels_backward,
+            "crossent::softmax_ce_labels_tensor_options_v1_backward",
+            _ops._softmax_ce_labels_backward_fake,
+        ),
+    ),
+    setup_context=_ops._ce_setup_context,
+)
 
 
 # ``distillation_loss``' temperature (branch compile3): the fused CPU op's twin.
@@ -281,49 +290,94 @@ def probs_op(
     return tensor_options_probs(logits, targets, weight, packed(options), batch_shape)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1", mutates_args=())
-def tensor_options_probs(
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    options: Tensor,
-    batch_shape: list[int] | None = None,
-) -> tuple[Tensor, Tensor]:
-    """``crossent::softmax_ce_probs_v3`` with its options read from a float64 tensor."""
-    return softmax_ce_probs(logits, targets, weight, options.tolist(), batch_shape)
+tensor_options_probs = tensor_options_twin(
+    softmax_ce_probs,
+    "crossent::softmax_ce_probs_tensor_options_v1",
+    _ops._softmax_ce_probs_fake,
+)
+tensor_options_probs.register_autograd(
+    functools.partial(
+        _ops._probs_backward,
+        recompute=tensor_options_twin(
+            softmax_ce_probs_backward,
+            "crossent::softmax_ce_probs_tensor_options_v1_backward",
+            _ops._softmax_ce_probs_backward_fake,
+        ),
+    ),
+    setup_context=_ops._probs_setup_context,
+)
 
 
-tensor_options_probs.register_fake(_ops._softmax_ce_probs_fake)
+# ``linear_cross_entropy`` (branch compile4): the fused op's twins, its autograd the op's
+# with the backward op's twin (the options tensor kept in the settings of the context).
+tensor_options_linear = tensor_options_twin(
+    _ops.linear_cross_entropy_op,
+    "crossent::linear_cross_entropy_v4_tensor_options_v1",
+    _ops._linear_cross_entropy_fake,
+)
+_tensor_options_linear_backward = tensor_options_twin(
+    _ops.linear_cross_entropy_backward,
+    "crossent::linear_cross_entropy_v4_tensor_options_v1_backward",
+    _ops._linear_cross_entropy_backward_fake,
+)
+tensor_options_linear.register_autograd(
+    functools.partial(_ops._linear_backward, recompute=_tensor_options_linear_backward),
+    setup_context=_ops._linear_setup_context,
+)
 
 
-@torch.library.custom_op("crossent::softmax_ce_probs_tensor_options_v1_backward", mutates_args=())
-def _tensor_options_probs_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    lse: Tensor,
-    options: Tensor,
-) -> Tensor:
-    """``crossent::softmax_ce_probs_v3_backward`` with its options from a float64 tensor."""
-    return softmax_ce_probs_backward(upstream, logits, targets, weight, lse, options.tolist())
+def linear_op(*args: Any) -> tuple[Tensor, ...]:
+    """``linear_cross_entropy_op(...)`` with its ``options`` (the eighth argument) passed
+    as one float64 tensor (while Dynamo traces: symbolic floats stay so)."""
+    return tensor_options_linear(*args[:7], packed(args[7]), *args[8:])
 
 
-_tensor_options_probs_backward.register_fake(_ops._softmax_ce_probs_backward_fake)
+# ``binary_cross_entropy_with_logits``' ``label_smoothing`` (branch compile4): the twins of
+# ``crossent::sigmoid_ce_v1`` and its two backward ops, its autograd the op's.
+tensor_smoothing_sigmoid_ce = tensor_options_twin(
+    _ops.sigmoid_ce,
+    "crossent::sigmoid_ce_v1_tensor_smoothing_v1",
+    _ops._sigmoid_ce_fake,
+    "label_smoothing",
+)
+tensor_smoothing_sigmoid_ce.register_autograd(
+    functools.partial(
+        _ops._sigmoid_ce_grad,
+        ops=(
+            tensor_options_twin(
+                _ops.sigmoid_ce_backward,
+                "crossent::sigmoid_ce_v1_tensor_smoothing_v1_backward",
+                _ops._sigmoid_ce_backward_fake,
+                "label_smoothing",
+            ),
+            tensor_options_twin(
+                _ops.sigmoid_ce_input_grads,
+                "crossent::sigmoid_ce_v1_tensor_smoothing_v1_input_grads",
+                _ops._sigmoid_ce_input_grads_fake,
+                "label_smoothing",
+            ),
+        ),
+    ),
+    setup_context=_ops._sigmoid_ce_setup,
+)
 
 
-def _probs_setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor]) -> None:
-    logits, targets, weight, options = inputs[:4]
-    ctx.save_for_backward(logits, targets, weight, output[1], options)
-    ctx.mark_non_differentiable(output[1])
-
-
-def _probs_backward(ctx: Any, grad_rows: Tensor, *_: Tensor | None) -> tuple[Any, ...]:
-    logits, targets, weight, lse, options = ctx.saved_tensors
-    grad = None
-    if ctx.needs_input_grad[0]:
-        grad = _tensor_options_probs_backward(grad_rows, logits, targets, weight, lse, options)
-    return (grad, None, None, None, None)
-
-
-tensor_options_probs.register_autograd(_probs_backward, setup_context=_probs_setup_context)
+# ``softmax_focal_loss``' ``gamma`` (branch compile4): the focal op's twins.
+tensor_gamma_softmax_focal = tensor_options_twin(
+    _ops.softmax_focal,
+    "crossent::softmax_focal_v2_tensor_gamma_v1",
+    _ops._softmax_focal_fake,
+    "gamma",
+)
+tensor_gamma_softmax_focal.register_autograd(
+    functools.partial(
+        _ops._softmax_focal_grad,
+        backward=tensor_options_twin(
+            _ops.softmax_focal_backward,
+            "crossent::softmax_focal_v2_tensor_gamma_v1_backward",
+            _ops._softmax_focal_backward_fake,
+            "gamma",
+        ),
+    ),
+    setup_context=_ops._softmax_focal_setup,
+)

@@ -1,0 +1,54 @@
+"""Float64 ``sigmoid_focal_loss_grad`` at logits near its zero (a model near
+convergence on soft targets), for an A/B of a refinement of the cancelling entries
+(issue 13, branches focal2 and focal3, not merged: their cost here).
+
+    python benchmarks/bench_sigmoid_focal_grad_near_optimum.py [--entries 20000]
+        [--repeats 5] [--clock cpu] [--against TREE ...] [--rounds 3]
+
+Soft targets uniform in [0.05, 0.95], ``gamma=2``, ``reduction='none'``; each entry's
+root found by 80 bisection steps on the sign of the tree's own gradient, then logits at
+the root plus normal noise of each scale (0.1, 0.01, 0.001, 1e-5). Prints the time per
+call (``_against.time_cases``: the cases alternating); ``--against`` runs the same in a
+fresh process per tree, the trees alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import numpy as np
+
+import crossent
+from _against import add_options, compare_if_asked, time_cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entries", type=int, default=20000)
+    parser.add_argument("--repeats", type=int, default=5)
+    add_options(parser)
+    args = parser.parse_args()
+    if compare_if_asked(args, __file__):
+        return
+    rng = np.random.default_rng(0)
+    t = rng.uniform(0.05, 0.95, args.entries)
+
+    def gradient(x: np.ndarray) -> Any:
+        return crossent.sigmoid_focal_loss_grad(x, t, gamma=2.0, reduction="none")
+
+    low, high = np.full(args.entries, -30.0), np.full(args.entries, 30.0)
+    for _ in range(80):
+        middle = (low + high) / 2
+        below = gradient(middle) < 0
+        low, high = np.where(below, middle, low), np.where(below, high, middle)
+    root = (low + high) / 2
+    logits = {
+        noise: root + rng.normal(0, noise, args.entries) for noise in (1e-1, 1e-2, 1e-3, 1e-5)
+    }
+    cases = {f"noise {noise:g}": lambda x=x: gradient(x) for noise, x in logits.items()}
+    time_cases(cases, args)
+
+
+if __name__ == "__main__":
+    main()
