@@ -57,18 +57,30 @@ T.-Y. Lin et al., "Focal Loss for Dense Object Detection", ICCV 2017 (the gradie
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 
 from .._numerics import _quick_two_sum, _two_product, _two_sum
+from . import _cpu_kernels
 from ._sigmoid_grad import EXP_FLOOR, _dd_mul_d, exp_dd, exp_parts
 
-__all__ = ["CANCELLED", "refine", "refined"]
+__all__ = ["CANCELLED", "refine", "refined", "refined_numpy"]
 
 CANCELLED = 0.25
 """An entry is refined where ``|f + (sigma - t)| < CANCELLED * |sigma - t|`` (float64):
 outside, the float64 sum is within a few ulps (its terms' errors at most 4 times)."""
 
 _Pair = tuple[np.ndarray, np.ndarray]
+
+
+def _libm(function: Callable[[float], float], values: np.ndarray) -> np.ndarray:
+    """``function`` (the C library's, through ``math``) of each of ``values``: NumPy's
+    SIMD ``log1p``, ``power`` and ``exp`` differ from it by an ulp at some entries (on
+    AVX-512 machines), and ``_focal_root_numba``, which calls the C library, gives the
+    same bits as this module (a Python loop, over the refined entries only)."""
+    return np.array([function(v) for v in values.tolist()], dtype=np.float64)
 
 
 def _add(a: _Pair, b: _Pair) -> _Pair:
@@ -83,13 +95,13 @@ def _mul(a: _Pair, b: _Pair) -> _Pair:
     return _quick_two_sum(p, e + (a[0] * b[1] + a[1] * b[0]))
 
 
-def _div(a: _Pair, b: _Pair) -> _Pair:
-    """The double-double quotient: the float quotient and one correction from the exact
-    remainder."""
-    q = a[0] / b[0]
+def _reciprocal(b: _Pair) -> _Pair:
+    """The double-double :math:`1/b`: the float reciprocal :math:`q` and one correction,
+    the exact remainder :math:`1 - bq` times :math:`q` (one division)."""
+    q = 1.0 / b[0]
     p, e = _dd_mul_d(b[0], b[1], q)
-    r, f = _two_sum(a[0], -p)
-    return _quick_two_sum(q, (r + ((f - e) + a[1])) / b[0])
+    r, f = _two_sum(1.0, -p)
+    return _quick_two_sum(q, (r + (f - e)) * q)
 
 
 def _log1p_exp(small: _Pair) -> _Pair:
@@ -98,7 +110,7 @@ def _log1p_exp(small: _Pair) -> _Pair:
     + \rho - \rho^2/2` with :math:`\rho = (1 + s)e^{-h} - 1 = s\,e^{-h} + (e^{-h} - 1)`
     (about :math:`2^{-52} h`), from ``_sigmoid_grad.exp_parts``' three floats: the
     leading parts cancel exactly (Sterbenz), the rest to :math:`2^{-106} h`."""
-    h = np.log1p(small[0])
+    h = _libm(math.log1p, small[0])
     v0, v1, v2, power = exp_parts(-h)
     v0, v1, v2 = v0 * power, v1 * power, v2 * power  # e^{-h} (exact scalings)
     p, e = _two_product(small[0], v0)
@@ -108,6 +120,22 @@ def _log1p_exp(small: _Pair) -> _Pair:
 
 def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
     r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t``, in double-double
+    arithmetic (the module notes), rounded to float64: ``_focal_root_numba``'s kernel
+    where Numba is installed, else :func:`refined_numpy` (the same bits)."""
+    if _cpu_kernels.available():
+        from . import _focal_root_numba
+
+        return _focal_root_numba.refined(_flat(x), _flat(t), gamma)
+    return refined_numpy(x, t, gamma)
+
+
+def _flat(a: np.ndarray) -> np.ndarray:
+    """``a`` as a contiguous 1-d float64 array (itself where it is one)."""
+    return np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+
+
+def refined_numpy(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
+    r""":math:`g` at the entries of the 1-d float64 ``x`` and ``t``, in double-double
     arithmetic (the module notes), rounded to float64."""
     gamma = float(gamma)
     zero = np.zeros_like(x)
@@ -116,9 +144,12 @@ def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
     far = -magnitude < EXP_FLOOR
     small = exp_dd(np.where(far, 0.0, -magnitude))
     if far.any():
-        small = (np.where(far, np.exp(-magnitude), small[0]), np.where(far, 0.0, small[1]))
+        below = np.zeros_like(x)
+        below[far] = _libm(math.exp, -magnitude[far])
+        small = (np.where(far, below, small[0]), np.where(far, 0.0, small[1]))
     denominator = _add(one, small)
-    big, tail = _div(one, denominator), _div(small, denominator)
+    big = _reciprocal(denominator)  # sigma(|x|), then sigma(-|x|) = e^{-|x|} sigma(|x|)
+    tail = _mul(small, big)
     above = x >= 0
     sigma = (np.where(above, big[0], tail[0]), np.where(above, big[1], tail[1]))
     sigma_neg = (np.where(above, tail[0], big[0]), np.where(above, tail[1], big[1]))
@@ -129,10 +160,10 @@ def refined(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
     q = _add(_dd_mul_d(sigma_neg[0], sigma_neg[1], t), _mul(one_minus_t, sigma))  # 1 - p_t
     factor = _two_sum(1.0, -2.0 * t)
     factor = _dd_mul_d(factor[0], factor[1], gamma)
-    focus = _mul(_mul(factor, _div(_mul(sigma, sigma_neg), q)), bce)
+    focus = _mul(_mul(factor, _mul(_mul(sigma, sigma_neg), _reciprocal(q))), bce)
     plain = _add(sigma, (-t, zero))
     total = _add(focus, plain)
-    modulation = np.power(q[0], gamma)
+    modulation = _libm(lambda v: math.pow(v, gamma), q[0])
     low = modulation * (gamma * (q[1] / q[0]))  # (1-p_t)^gamma's first-order low part
     hi, lo = _dd_mul_d(total[0], total[1], modulation)
     return hi + (lo + total[0] * low)
@@ -148,7 +179,21 @@ def refine(
 ) -> np.ndarray:
     r"""``grad`` (:math:`g` in float64, NumPy, the shape of ``x``) with the entries where
     ``total``, :math:`f + (\sigma - t)` in float64, cancels (:data:`CANCELLED`) formed
-    again (:func:`refined`); ``grad`` itself where none does (the common case)."""
+    again (:func:`refined`). With Numba, one pass (``_focal_root_numba.refine``) that
+    writes into ``grad`` where it is a writeable C-contiguous float64 array (the
+    caller's temporary); else vectorised: ``grad`` itself where none cancels (the common
+    case), or a copy."""
+    if _cpu_kernels.available():
+        from . import _focal_root_numba
+
+        own = type(grad) is np.ndarray and grad.dtype == np.float64 and grad.ndim > 0
+        own = own and grad.flags.c_contiguous and grad.flags.writeable
+        out = grad if own else np.array(grad, dtype=np.float64, order="C")
+        flat = out.reshape(-1)
+        _focal_root_numba.refine(
+            flat, *(_flat(np.broadcast_to(a, out.shape)) for a in (total, plain, x, t)), gamma
+        )
+        return out if out.ndim else out[()]
     bound = np.abs(plain)
     bound *= CANCELLED
     close = np.abs(total) < bound
@@ -158,5 +203,5 @@ def refine(
     flat, where = out.reshape(-1), np.flatnonzero(close)
     xs = np.broadcast_to(x, out.shape).reshape(-1)[where]
     ts = np.broadcast_to(t, out.shape).reshape(-1)[where]
-    flat[where] = refined(xs, ts, gamma)
+    flat[where] = refined_numpy(xs, ts, gamma)
     return out if out.ndim else out[()]
