@@ -1,15 +1,19 @@
 """Float64 ``sigmoid_focal_loss_grad`` at logits near its zero (a model near
-convergence on soft targets), for an A/B of a refinement of the cancelling entries
-(issue 13, branches focal2 and focal3, not merged: their cost here).
+convergence on soft targets), and at random logits, for an A/B of the refinement of
+the cancelling entries (issue 13, branches focal2, focal3 and focal4: their cost).
 
-    python benchmarks/bench_sigmoid_focal_grad_near_optimum.py [--entries 20000]
-        [--repeats 5] [--clock cpu] [--against TREE ...] [--rounds 3]
+    git -C /work/main archive main src | tar -x -C /tmp/main_tree
+    PYTHONPATH=src python benchmarks/bench_sigmoid_focal_grad_near_optimum.py \\
+        [--entries 20000] [--random-entries 200000] [--repeats 5] [--clock cpu] \\
+        [--against /tmp/main_tree ...] [--rounds 3]
 
 Soft targets uniform in [0.05, 0.95], ``gamma=2``, ``reduction='none'``; each entry's
 root found by 80 bisection steps on the sign of the tree's own gradient, then logits at
 the root plus normal noise of each scale (0.1, 0.01, 0.001, 1e-5). Prints the time per
 call (``_against.time_cases``: the cases alternating); ``--against`` runs the same in a
-fresh process per tree, the trees alternating.
+fresh process per tree, the trees alternating. The random cases: ``--random-entries``
+logits normal x 3 with soft targets uniform in [0, 1] (some entries cancel), and with
+hard 0/1 targets (none does).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from _against import add_options, compare_if_asked, time_cases
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--entries", type=int, default=20000)
+    parser.add_argument("--random-entries", type=int, default=200000)
     parser.add_argument("--repeats", type=int, default=5)
     add_options(parser)
     args = parser.parse_args()
@@ -47,6 +52,13 @@ def main() -> None:
         noise: root + rng.normal(0, noise, args.entries) for noise in (1e-1, 1e-2, 1e-3, 1e-5)
     }
     cases = {f"noise {noise:g}": lambda x=x: gradient(x) for noise, x in logits.items()}
+    x = rng.standard_normal(args.random_entries) * 3
+    soft = rng.random(args.random_entries)
+    hard = (rng.random(args.random_entries) < 0.1).astype(np.float64)
+    for name, targets in (("random soft", soft), ("random hard", hard)):
+        cases[name] = lambda targets=targets: crossent.sigmoid_focal_loss_grad(
+            x, targets, gamma=2.0, reduction="none"
+        )
     time_cases(cases, args)
 
 

@@ -117,3 +117,39 @@ def test_bisected_roots(alpha: float | None) -> None:
         for i in range(t.size):
             part = slice(7 * i, 7 * i + 7)
             _check(x[part], got[part], float(t[i]), gamma, alpha)
+
+
+def test_compiled_and_numpy_refinements_give_the_same_bits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_focal_root_numba`` (Numba's pass, branch focal4) and the vectorised NumPy
+    refinement (the path without Numba) give the same bits: the roots and their
+    neighbours, random entries of every sign and target, logits below ``EXP_FLOOR``
+    (the C library's ``exp``), ``gamma`` 0.25 to 5; and the public call, 2-d and with
+    ``alpha``, with Numba's pass and with the NumPy path (``available`` False). Mutants
+    killed: NumPy's SIMD ``log1p`` or ``power`` in the NumPy path (an ulp off at some
+    entries), ``far`` read as the float64 exp's value (0 below -745: the table's
+    ``e^0``)."""
+    pytest.importorskip("numba")
+    from crossent.losses import _cpu_kernels, _focal_root, _focal_root_numba
+
+    rng = np.random.default_rng(11)
+    x = np.concatenate(
+        [
+            *(_points(root) for *_, root in ROOTS),
+            rng.normal(0.0, 4.0, 400),
+            rng.uniform(-800.0, -690.0, 20),
+            rng.uniform(690.0, 800.0, 20),
+        ]
+    )
+    t = rng.uniform(0.0, 1.0, x.size)
+    t[:50] = np.repeat([r[1] for r in ROOTS], 10)[:50]
+    for gamma in (0.25, 1.0, 2.0, 5.0):
+        compiled = _focal_root_numba.refined(x, t, gamma)
+        vectorised = _focal_root.refined_numpy(x, t, gamma)
+        np.testing.assert_array_equal(compiled.view(np.int64), vectorised.view(np.int64))
+    shape = (4, x.size // 4)
+    xs, ts = x[: 4 * shape[1]].reshape(shape), t[: 4 * shape[1]].reshape(shape)
+    options = {"gamma": 2.0, "alpha": 0.25, "reduction": "none"}
+    with_numba = crossent.sigmoid_focal_loss_grad(xs, ts, **options)
+    monkeypatch.setattr(_cpu_kernels, "available", lambda: False)
+    without = crossent.sigmoid_focal_loss_grad(xs, ts, **options)
+    np.testing.assert_array_equal(with_numba.view(np.int64), without.view(np.int64))
