@@ -189,10 +189,8 @@ def refine(
         own = type(grad) is np.ndarray and grad.dtype == np.float64 and grad.ndim > 0
         own = own and grad.flags.c_contiguous and grad.flags.writeable
         out = grad if own else np.array(grad, dtype=np.float64, order="C")
-        flat = out.reshape(-1)
-        _focal_root_numba.refine(
-            flat, *(_flat(np.broadcast_to(a, out.shape)) for a in (total, plain, x, t)), gamma
-        )
+        total, plain, x, t = (_flat(np.broadcast_to(a, out.shape)) for a in (total, plain, x, t))
+        _focal_root_numba.refine(out.reshape(-1), total, plain, x, t, gamma)
         return out if out.ndim else out[()]
     bound = np.abs(plain)
     bound *= CANCELLED
