@@ -125,9 +125,9 @@ def test_compiled_and_numpy_refinements_give_the_same_bits(monkeypatch: pytest.M
     neighbours, random entries of every sign and target, logits below ``EXP_FLOOR``
     (the C library's ``exp``), ``gamma`` 0.25 to 5; and the public call, 2-d and with
     ``alpha``, with Numba's pass and with the NumPy path (``available`` False). Mutants
-    killed: NumPy's SIMD ``log1p`` or ``power`` in the NumPy path (an ulp off at some
-    entries), ``far`` read as the float64 exp's value (0 below -745: the table's
-    ``e^0``)."""
+    killed: NumPy's SIMD ``power`` in the NumPy path (an ulp off at some entries), the
+    kernel's far entries keyed on the float64 ``exp``'s value (0 below -745: the table's
+    ``e^0`` taken); survives: NumPy's ``log1p`` (the Newton step absorbs its ulp here)."""
     pytest.importorskip("numba")
     from crossent.losses import _cpu_kernels, _focal_root, _focal_root_numba
 
