@@ -13,12 +13,17 @@ the root plus normal noise of each scale (0.1, 0.01, 0.001, 1e-5). Prints the ti
 call (``_against.time_cases``: the cases alternating); ``--against`` runs the same in a
 fresh process per tree, the trees alternating. The random cases: ``--random-entries``
 logits normal x 3 with soft targets uniform in [0, 1] (some entries cancel), and with
-hard 0/1 targets (none does).
+hard 0/1 targets (none does). ``--unrefined``: beside each case, the same call with
+``_focal_root.refine`` replaced by the identity (in the same process, alternating): the
+float64 formula alone, which is main's computation, so the ratio is the refinement's
+cost free of the between-process noise of a loaded machine (trees without
+``_focal_root`` skip it).
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,6 +37,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20000)
     parser.add_argument("--random-entries", type=int, default=200000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--unrefined", action="store_true", help="twin cases without refine")
     add_options(parser)
     args = parser.parse_args()
     if compare_if_asked(args, __file__):
@@ -59,7 +65,34 @@ def main() -> None:
         cases[name] = lambda targets=targets: crossent.sigmoid_focal_loss_grad(
             x, targets, gamma=2.0, reduction="none"
         )
+    if args.unrefined:
+        cases = _with_unrefined(cases)
     time_cases(cases, args)
+
+
+def _with_unrefined(cases: dict[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
+    """Each case and its twin with ``_focal_root.refine`` the identity (none where the
+    tree has no ``_focal_root``)."""
+    try:
+        from crossent.losses import _focal_root
+    except ImportError:
+        return cases
+
+    def unrefined(fn: Callable[[], Any]) -> Callable[[], Any]:
+        def run() -> Any:
+            saved = _focal_root.refine
+            _focal_root.refine = lambda grad, *_: grad  # type: ignore[assignment]
+            try:
+                return fn()
+            finally:
+                _focal_root.refine = saved
+
+        return run
+
+    out: dict[str, Callable[[], Any]] = {}
+    for name, fn in cases.items():
+        out[name], out[f"{name} (unrefined)"] = fn, unrefined(fn)
+    return out
 
 
 if __name__ == "__main__":
