@@ -31,8 +31,15 @@ above about :math:`2^{-50}(\sigma + t)`, which is every entry but the float64 lo
 at and next to a root (there the bracket is :math:`2^{-53}` to :math:`2^{-60}` of the
 terms, and the error up to 32 ulps of :math:`g` was measured), and its sign is right
 wherever :math:`|g|` exceeds that bound (no wrong sign at those 259 points). The old
-float64 sum was about :math:`2^{-52}(\sigma + t)` off there. No per-entry Python:
-about 150 array operations over the refined entries (``benchmarks/RESULTS.md``).
+float64 sum was about :math:`2^{-52}(\sigma + t)` off there.
+
+Where Numba is installed, ``_focal_root_numba`` screens and refines in one pass (60-80
+ns an entry refined, 1.3 ns an entry screened; ``benchmarks/RESULTS.md``, branch
+focal4), with the same operations in the same order: the same bits. Without it,
+:func:`refined_numpy` does about 150 array operations over the refined entries (600-750
+ns an entry), and takes ``log1p``, ``pow`` and ``exp`` from the C library through
+``math`` (a Python loop over those entries) as the kernel does: NumPy's SIMD ufuncs
+differ from it by an ulp at some entries.
 
 Where :math:`x <` ``_sigmoid_grad.EXP_FLOOR`` (-700; targets below about
 :math:`10^{-304}` cancel there) the table does not reach: :math:`e^{-|x|}` is the

@@ -2,18 +2,24 @@ r"""The float64 sigmoid focal gradient where its two terms cancel, per entry (Nu
 ``_focal_root``'s screen and double-double refinement in one pass.
 
 :func:`refine` reads each entry's float64 bracket :math:`f + (\sigma - t)` and its term
-:math:`\sigma - t` once (two loads and a compare where nothing cancels, the common case:
-random logits on soft targets cost about what the float64 formula alone does) and, where
-they cancel (``_focal_root.CANCELLED``), forms :math:`g` again in double-double
-arithmetic, :func:`_refined`: ``_focal_root.refined``'s operations in its order, one
-entry at a time, so the same bits. The error-free sums and products are
-``_sigmoid_grad_numba``'s (``_numerics``' per entry: the exact product's error term
-is unique, so its FMA form and Dekker's splitting agree where nothing underflows), the
-exponential its table steps unfused (``exp_parts``: ``_sigmoid_grad.exp_parts``' bits),
+:math:`\sigma - t` once (two loads and a compare, and no branch, where nothing cancels,
+the common case: 1.3 ns an entry, about 2 % of the float64 formula's cost), gathers the
+entries of each block of :data:`BLOCK` where they cancel (``_focal_root.CANCELLED``),
+and forms :math:`g` for them again in double-double arithmetic:
+``_focal_root.refined``'s operations in its order, so the same bits, in loops without
+branches that LLVM vectorises (:func:`_sigmoids`, :func:`_brackets`; the C library's
+``log1p`` and ``pow`` and the table look-ups in loops of their own): 60-80 ns an entry
+refined, against 600-750 ns for the NumPy arrays' form and about 200 ns for one loop
+over the entries (a chain of dependent operations that one entry at a time leaves the
+core waiting on; ``benchmarks/RESULTS.md``). The error-free sums and products are
+``_sigmoid_grad_numba``'s (``_numerics``' per entry: the exact product's error term is
+unique, so its FMA form and Dekker's splitting agree where nothing underflows), the
+exponential its table steps unfused (``_exp_steps``: ``_sigmoid_grad.exp_parts``' bits),
 and ``log1p``, ``pow`` and, below ``EXP_FLOOR``, ``exp`` the C library's, as
 ``_focal_root`` takes them (``math``: NumPy's SIMD ufuncs differ from it by an ulp).
-About 60 ns an entry refined, against some 600 of the vectorised NumPy form
-(``benchmarks/RESULTS.md``).
+Division by zero gives NumPy's inf and NaN (``error_model="numpy"``), as the NumPy form.
+One signature (float64); its first call compiles for about 5 s of CPU, then loads from
+Numba's cache.
 
 Compiled without fast-math. Numba's cache is keyed by this file only: after editing
 ``_sigmoid_grad_numba``'s helpers, touch this file (``_intrinsics_numba``'s notes).
@@ -55,25 +61,25 @@ _S, _P, _N, _H, _B, _Q = 9, 11, 13, 15, 16, 18
 _ROWS = 20
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _add(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
     s, e = _two_sum(ah, bh)
     return _fast_two_sum(s, e + (al + bl))
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _mul(ah: float, al: float, bh: float, bl: float) -> tuple[float, float]:
     p, e = _two_prod(ah, bh)
     return _fast_two_sum(p, e + (ah * bl + al * bh))
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _mul_d(ah: float, al: float, b: float) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
     return _fast_two_sum(p, e + al * b)
 
 
-@numba.njit(cache=True, inline="always", error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _reciprocal(bh: float, bl: float) -> tuple[float, float]:
     q = 1.0 / bh
     p, e = _mul_d(bh, bl, q)
