@@ -71,7 +71,8 @@ import numpy as np
 
 from .._numerics import _quick_two_sum, _two_product, _two_sum
 from . import _cpu_kernels
-from ._sigmoid_grad import EXP_FLOOR, _dd_mul_d, exp_dd, exp_parts
+from ._sigmoid_grad import EXP_FLOOR as _EXP_FLOOR
+from ._sigmoid_grad import _dd_mul_d, exp_dd, exp_parts
 
 __all__ = ["CANCELLED", "refine", "refined", "refined_numpy"]
 
@@ -148,7 +149,7 @@ def refined_numpy(x: np.ndarray, t: np.ndarray, gamma: float) -> np.ndarray:
     zero = np.zeros_like(x)
     one = (np.ones_like(x), zero)
     magnitude = np.abs(x)
-    far = -magnitude < EXP_FLOOR
+    far = -magnitude < _EXP_FLOOR
     small = exp_dd(np.where(far, 0.0, -magnitude))
     if far.any():
         below = np.zeros_like(x)

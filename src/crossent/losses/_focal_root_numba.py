@@ -33,8 +33,8 @@ import math
 import numba
 import numpy as np
 
-from ._focal_root import CANCELLED
-from ._sigmoid_grad import EXP_FLOOR
+from ._focal_root import CANCELLED as _CANCELLED
+from ._sigmoid_grad import EXP_FLOOR as _EXP_FLOOR
 from ._sigmoid_grad_numba import (
     _EXP2,
     _POW2,
@@ -176,14 +176,14 @@ def _refine(
         count = 0
         for i in range(start, min(start + block, size)):
             where[count] = i  # (kept where it cancels: no branch to mispredict)
-            count += abs(total[i]) < CANCELLED * abs(plain[i])
+            count += abs(total[i]) < _CANCELLED * abs(plain[i])
         if count == 0:
             continue
         refined += count
         for q in range(count):  # the gathered entries, and far ones' float64 exp
             i = where[q]
             magnitude = abs(x[i])
-            far = -magnitude < EXP_FLOOR
+            far = -magnitude < _EXP_FLOOR
             ws[_X, q], ws[_T, q] = x[i], t[i]
             ws[_Y, q] = 0.0 if far else -magnitude
             ws[_FAR, q] = math.exp(-magnitude) if far else -1.0  # (-1: not far)

@@ -73,6 +73,7 @@ __all__ = [
     "sigmoid_focal_loss",
     "sigmoid_focal_loss_grad",
     "softplus",
+    "target_slope",
 ]
 
 

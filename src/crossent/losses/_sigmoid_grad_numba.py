@@ -301,19 +301,6 @@ def _exp_steps(
     return v0, v1, v2 + (d1 + (t0 * el + t1 * eh) + t2)
 
 
-@numba.njit(cache=True, inline="always")
-def exp_parts(y: float, exp2: np.ndarray, pow2: np.ndarray) -> tuple[float, float, float, float]:
-    r"""``_sigmoid_grad.exp_parts`` of one float64 ``y`` in :math:`[-700, 0]` (the same
-    bits: the look-up of :func:`_look_up`, then :func:`_exp_steps` unfused), with its
-    tables ``exp2`` (:data:`_EXP2`) and ``pow2`` (:data:`_POW2`) passed in."""
-    m = math.floor(y * _SCALE + 0.5)
-    k = int(m)
-    j = k & (_STEPS - 1)
-    power = pow2[((k - j) >> _SHIFT) + _POW2_BIAS]
-    v0, v1, v2 = _exp_steps(y, m, exp2[0, j], exp2[1, j], exp2[2, j], False)
-    return v0, v1, v2, power
-
-
 @numba.njit(cache=True)
 def _kernel(
     x: np.ndarray,
