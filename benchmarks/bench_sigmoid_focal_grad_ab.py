@@ -8,7 +8,10 @@
 Cases (the first call of each warms up, not counted): NumPy ``rows x classes`` logits
 (standard normal x 3) with uniform soft targets and with hard 0/1 targets, float32 and
 float64, ``gamma=2``, ``'mean'``; the same float32 soft call with ``alpha`` and class
-weights; a small call of 10 entries (the small path, 1000 calls per run). With
+weights; a small call of 10 entries (the small path, 1000 calls per run); and the cost
+cliff of branch focal2 (float64 entries where the gradient's two terms cancel are formed
+again, in double-double since focal3): 4096 float64 logits at the focal optimum of
+their soft targets (the float64 roots, found by bisection here). With
 ``--against`` the script runs under each tree, alternating round by round
 (``_against.compare``).
 """
@@ -39,7 +42,31 @@ def _cases(rows: int, classes: int) -> dict[str, tuple[tuple, dict]]:
     f32 = (x.astype(np.float32), soft.astype(np.float32))
     cases["float32 soft alpha+weight"] = (f32, {"alpha": 0.25, "weight": w.astype(np.float32)})
     cases["small 10 (x1000)"] = ((x[0, :10].copy(), soft[0, :10].copy()), {})
+    targets = rng.uniform(0.05, 0.95, 4096)
+    cases["float64 4096 at the optimum"] = ((_optimum(targets, 2.0), targets), {})
     return cases
+
+
+def _optimum(t: np.ndarray, gamma: float) -> np.ndarray:
+    r"""The logits where the focal gradient (``gamma``, no alpha) of targets ``t`` is 0,
+    by bisection on its float64 formula (between the logit of ``t``, where
+    :math:`\sigma(x) - t = 0`, and 40 beyond it, where the focal term has faded: the
+    gradient's sign differs); within a few ulps of the roots."""
+
+    def gradient(x: np.ndarray) -> np.ndarray:
+        s = 1 / (1 + np.exp(-x))
+        q = t * (1 - s) + (1 - t) * s
+        bce = t * np.logaddexp(0, -x) + (1 - t) * np.logaddexp(0, x)
+        return gamma * (1 - 2 * t) * s * (1 - s) / q * bce + s - t
+
+    lo = np.log(t / (1 - t))
+    hi = lo + np.where(t > 0.5, 40.0, -40.0)
+    sign = np.sign(gradient(lo))
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        same = np.sign(gradient(mid)) == sign
+        lo, hi = np.where(same, mid, lo), np.where(same, hi, mid)
+    return lo
 
 
 def _time(args: argparse.Namespace) -> dict[str, list[float]]:

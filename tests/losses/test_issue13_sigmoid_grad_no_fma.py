@@ -35,6 +35,7 @@ _HELPERS = (
     "_mul_add",
     "_dd_mul_d",
     "_dd_mul_add",
+    "_exp_steps",
     "_entry",
     "_look_up",
     "_arithmetic",

@@ -86,6 +86,8 @@ __all__ = [
     "INVERSE_FACTORIALS",
     "STEPS",
     "Tables",
+    "exp_dd",
+    "exp_parts",
     "gradient",
     "kernel_gradient",
     "numerator_dd",
@@ -219,7 +221,33 @@ def numerator_dd(x: Array, t: Array, pos_weight: Any, eps: float, *, xp: ModuleT
     c0, c1, c2, c3 = (float(v) for v in tab.ln2)
     index = xp.astype(j, xp.int64) if type(j) is not np.ndarray else j.astype(np.intp)
     t0, t1, t2 = (_take(tab.exp2[i], index, like=x, xp=xp) for i in range(3))
-    return _numerator_tail(y, n, t0, t1, t2, power, nonneg, a, b, (c0, c1, c2, c3), where=xp.where)
+    v = _exp_parts(y, n, t0, t1, t2, (c0, c1, c2, c3))
+    return _numerator_tail(v, power, nonneg, a, b, where=xp.where)
+
+
+def exp_dd(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`e^y` as a double-double ``(hi, lo)`` for float64 NumPy ``y`` in
+    :math:`[` :data:`EXP_FLOOR` :math:`, 0]`, to about :math:`2^{-104}` of it
+    (:func:`exp_parts` renormalised)."""
+    v0, v1, v2, power = exp_parts(y)
+    hi, lo = _quick_two_sum(v0, v1 + v2)
+    return hi * power, lo * power
+
+
+def exp_parts(y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(v0, v1, v2, power)`` with :math:`e^y = \mathrm{power}\,(v_0 + v_1 + v_2)` for
+    float64 NumPy ``y`` in :math:`[` :data:`EXP_FLOOR` :math:`, 0]`: steps 1-3 of
+    :func:`numerator_dd` (its table and Taylor terms), within about :math:`2^{-117}` of
+    :math:`2^{j/1024}` plus :math:`2^{-106}` of :math:`e^r - 1` (so :math:`e^y - 1` to
+    about :math:`2^{-106}` of itself: :math:`j = 0` below :math:`\ln 2/2048`)."""
+    tab = tables()
+    n = np.floor(y * (STEPS / math.log(2.0)) + 0.5)
+    j = n - STEPS * np.floor(n / STEPS)
+    power = _power_of_two((n - j) / STEPS, xp=np)
+    index = j.astype(np.intp)
+    t0, t1, t2 = (tab.exp2[i][index] for i in range(3))
+    v0, v1, v2 = _exp_parts(y, n, t0, t1, t2, tuple(float(c) for c in tab.ln2))
+    return v0, v1, v2, power
 
 
 def _smoothed(t: Any, pi: Any, eps: float) -> tuple[tuple[Any, Any, Any], tuple[Any, Any, Any]]:
@@ -245,21 +273,9 @@ def _smoothed(t: Any, pi: Any, eps: float) -> tuple[tuple[Any, Any, Any], tuple[
     return (a0, a1, a2 - lo), (b0, b1, (b2 + c1) + pi * lo)
 
 
-def _numerator_tail(
-    y: Any,
-    n: Any,
-    t0: Any,
-    t1: Any,
-    t2: Any,
-    power: Any,
-    nonneg: Any,
-    a: tuple[Any, Any, Any],
-    b: tuple[Any, Any, Any],
-    ln2: tuple[float, float, float, float],
-    *,
-    where: Any,
-) -> Any:
-    """Steps 1-4 of :func:`numerator_dd` after the table look-ups (arrays or floats)."""
+def _exp_parts(y: Any, n: Any, t0: Any, t1: Any, t2: Any, ln2: Any) -> tuple[Any, Any, Any]:
+    """Steps 1-3 of :func:`numerator_dd` after the table look-ups (arrays or floats):
+    :math:`2^{j/1024} e^r` as three floats (times ``power``, :math:`e^y`)."""
     c0, c1, c2, c3 = ln2
     s = y - n * c0  # (exact: Sterbenz)
     rh, rl = _two_sum(s, -(n * c1))
@@ -277,6 +293,20 @@ def _numerator_tail(
     v0, e0 = _quick_two_sum(t0, d0)
     v1, v2 = _two_sum(e0, t1)
     v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)  # 2^(j/1024) e^r = v0 + v1 + v2
+    return v0, v1, v2
+
+
+def _numerator_tail(
+    v: tuple[Any, Any, Any],
+    power: Any,
+    nonneg: Any,
+    a: tuple[Any, Any, Any],
+    b: tuple[Any, Any, Any],
+    *,
+    where: Any,
+) -> Any:
+    """Step 4 of :func:`numerator_dd` (arrays or floats)."""
+    v0, v1, v2 = v
     fh, fl, f2 = (where(nonneg, bi, ai) * power for ai, bi in zip(a, b, strict=True))
     gh, gl, g2 = (where(nonneg, ai, bi) for ai, bi in zip(a, b, strict=True))
     p0, p1 = _two_product(fh, v0)

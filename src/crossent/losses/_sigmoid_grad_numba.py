@@ -105,24 +105,26 @@ def _two_prod(a: float, b: float) -> tuple[float, float]:
 
 
 @numba.njit(cache=True, inline="always")
-def _mul_add(a: float, b: float, c: float) -> float:
-    # a b + c: one rounding (an FMA) where HAS_FMA, else two
-    if HAS_FMA:
+def _mul_add(a: float, b: float, c: float, fused: bool) -> float:
+    # a b + c: one rounding (an FMA) where ``fused`` and HAS_FMA, else two (NumPy's)
+    if fused and HAS_FMA:
         return _fma(a, b, c)
     return a * b + c
 
 
 @numba.njit(cache=True, inline="always")
-def _dd_mul_d(ah: float, al: float, b: float) -> tuple[float, float]:
+def _dd_mul_d(ah: float, al: float, b: float, fused: bool) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
-    return _fast_two_sum(p, _mul_add(al, b, e))
+    return _fast_two_sum(p, _mul_add(al, b, e, fused))
 
 
 @numba.njit(cache=True, inline="always")
-def _dd_mul_add(ah: float, al: float, b: float, ch: float, cl: float) -> tuple[float, float]:
+def _dd_mul_add(
+    ah: float, al: float, b: float, ch: float, cl: float, fused: bool
+) -> tuple[float, float]:
     p, e = _two_prod(ah, b)
     s, f = _fast_two_sum(ch, p)
-    return _fast_two_sum(s, f + (_mul_add(al, b, e) + cl))
+    return _fast_two_sum(s, f + (_mul_add(al, b, e, fused) + cl))
 
 
 @numba.njit(cache=True)
@@ -252,22 +254,7 @@ def _entry(
             b0, b1 = _two_prod(pi, raw)
         else:
             b0, b1 = raw, 0.0
-    s = y - m * _C0
-    rh, rl = _two_sum(s, -(m * _C1))
-    rh, e = _two_sum(rh, -(m * _C2))
-    rh, rl = _fast_two_sum(rh, (rl + e) - m * _C3)
-    c = _TAIL[0]
-    for m in range(1, len(_TAIL)):
-        c = _mul_add(rh, c, _TAIL[m])
-    ph, pl = c, 0.0
-    for m in range(len(_DD_HI)):
-        ph, pl = _dd_mul_add(ph, pl, rh, _DD_HI[m], _DD_LO[m])
-    eh, el = _dd_mul_d(ph, pl, rh)
-    eh, el = _fast_two_sum(eh, el + rl * (1.0 + eh))
-    d0, d1 = _two_prod(t0, eh)
-    v0, e0 = _fast_two_sum(t0, d0)
-    v1, v2 = _two_sum(e0, t1)
-    v2 = v2 + (d1 + (t0 * el + t1 * eh) + t2)
+    v0, v1, v2 = _exp_steps(y, m, t0, t1, t2, True)
     nonneg = x >= 0
     fh = (b0 if nonneg else a0) * power
     fl = (b1 if nonneg else a1) * power
@@ -286,6 +273,32 @@ def _entry(
     s, es = _two_sum(a, b)
     total = s + ((((ea + eb) + ec) + ebc) + es + small)
     return -total if nonneg else total
+
+
+@numba.njit(cache=True, inline="always")
+def _exp_steps(
+    y: float, m: float, t0: float, t1: float, t2: float, fused: bool
+) -> tuple[float, float, float]:
+    """Steps 1-3 of ``_sigmoid_grad.numerator_dd`` after the table look-ups
+    (``_sigmoid_grad._exp_parts``): :math:`2^{j/1024} e^r` as three floats. ``fused``:
+    the Horner and double-double steps fuse their product and sum where :data:`HAS_FMA`
+    (:func:`_entry`); else NumPy's two roundings (the same bits as ``_exp_parts``)."""
+    s = y - m * _C0
+    rh, rl = _two_sum(s, -(m * _C1))
+    rh, e = _two_sum(rh, -(m * _C2))
+    rh, rl = _fast_two_sum(rh, (rl + e) - m * _C3)
+    c = _TAIL[0]
+    for k in range(1, len(_TAIL)):
+        c = _mul_add(rh, c, _TAIL[k], fused)
+    ph, pl = c, 0.0
+    for k in range(len(_DD_HI)):
+        ph, pl = _dd_mul_add(ph, pl, rh, _DD_HI[k], _DD_LO[k], fused)
+    eh, el = _dd_mul_d(ph, pl, rh, fused)
+    eh, el = _fast_two_sum(eh, el + rl * (1.0 + eh))
+    d0, d1 = _two_prod(t0, eh)
+    v0, e0 = _fast_two_sum(t0, d0)
+    v1, v2 = _two_sum(e0, t1)
+    return v0, v1, v2 + (d1 + (t0 * el + t1 * eh) + t2)
 
 
 @numba.njit(cache=True)

@@ -56,7 +56,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._checks import check_scalar
-from . import _cpu_kernels, _sigmoid_grad
+from . import _cpu_kernels, _focal_root, _sigmoid_grad
 from ._batch import options_of
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
@@ -339,6 +339,14 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
     ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
+    if ok and kind == FOCAL_GRAD and ws[HIGH].any():
+        # Entries where the two terms cancel (finish marks them in ws[HIGH]): the full
+        # path's refined values (_focal_root), then weighed and scaled by finish again.
+        marked = np.flatnonzero(ws[HIGH])
+        refined = np.zeros((1, x.shape[0]), dtype=x.dtype)
+        refined[0, marked] = _focal_root.refined(x[marked], ws[TARGET, marked], c[C_GAMMA])
+        exps = np.concatenate((exps, refined))
+        ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
     if not ok:
         return None
     if not loss or reduction == _NONE:

@@ -45,6 +45,7 @@ import numba
 import numpy as np
 
 from . import _small_sigmoid as layout
+from ._focal_root import CANCELLED as _CANCELLED
 from ._small_numba import MEAN as _MEAN
 from ._small_numba import NONE as _NONE
 from ._small_numba import pairwise_sum
@@ -293,7 +294,10 @@ def _gradient_entry(
     t\,\sigma(-x)`. Focal: :math:`m\,[\gamma(1-2t)\,e^{r}\cdot\ell + (\sigma(x) -
     t)]`, the product by :math:`\ell` a ``weighted_term``, :math:`\sigma(x) - t` the
     exact kernel's (``ws[EXP + 2]``, ``_sigmoid._plain_grad``), then times
-    :math:`\alpha_t` (a plain product). The first value that is not finite, if one is."""
+    :math:`\alpha_t` (a plain product). The first value that is not finite, if one is.
+    Where the two terms cancel (``_focal_root.CANCELLED``) ``ws[HIGH, i]`` is 1 (else
+    0), and the bracket times :math:`m` is ``exps[2, i]`` where given: the caller runs
+    :func:`finish` again with ``_focal_root.refined`` there (the full path's value)."""
     one, target = c[layout.C_ONE], ws[layout.TARGET, i]
     if flags[layout.O_KIND] == layout.CE_GRAD:
         return (one - target) * exps[0, i] - ws[layout.POSITIVE, i] * exps[1, i]
@@ -302,7 +306,10 @@ def _gradient_entry(
         return coefficient
     focus = _weighted(coefficient, ws[layout.BCE, i], c[layout.C_ZERO])
     plain = ws[layout.EXP + 2, i]
-    grad = exps[0, i] * (focus + plain)
+    total = focus + plain
+    cancelled = abs(total) < _CANCELLED * abs(plain)  # (_focal_root.refine's test)
+    ws[layout.HIGH, i] = one if cancelled else c[layout.C_ZERO]  # (free by now)
+    grad = exps[2, i] if cancelled and exps.shape[0] > 2 else exps[0, i] * total
     if flags[layout.O_ALPHA] != 0 and math.isfinite(grad):
         grad = _alpha_t(target, c) * grad
     return grad

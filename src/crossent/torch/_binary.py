@@ -281,24 +281,8 @@ def _absent_zero(coefficient: Any, value: torch.Tensor) -> torch.Tensor:
 
 
 def _target_slope(x: torch.Tensor, pi: Any) -> torch.Tensor:
-    r""":math:`\pi\,\mathrm{sp}(-x) - \mathrm{sp}(x)` (:math:`\pi = 1` where ``pi`` is
-    None), the targets' slope of the binary loss, with no cancellation between its parts.
-
-    By :math:`\mathrm{sp}(x) - \mathrm{sp}(-x) = x`, it is :math:`-x` where
-    :math:`\pi = 1` (exactly; PyTorch's own form), and else :math:`\pi|x| + (\pi - 1)
-    \mathrm{sp}(x)` for :math:`x < 0`, :math:`(\pi - 1)\mathrm{sp}(-x) - x` for
-    :math:`x \ge 0`: the softplus there at most :math:`\log 2`, so only a true zero of
-    the slope cancels. The difference of the two softplus terms (issue 13, branch
-    hostile24) kept none of :math:`-x`'s digits for small :math:`|x|`: float32 logit
-    ``-5.353383e-4`` gave ``5.353093e-4``, 454 ulps, float64 logit ``1e-10`` six digits.
-    ``pi`` 0 times an infinite :math:`|x|` is 0 (the term is absent)."""
-    if pi is None:
-        return -x
-    below = x < 0
-    zero = torch.zeros_like(x)
-    magnitude, rest = torch.where(below, -x, zero), torch.where(below, zero, x)
-    small = _softplus(-x.abs())  # sp(x) for x < 0, sp(-x) for x >= 0
-    return _absent_zero(pi, magnitude) + (pi - 1) * small - rest
+    """``losses._sigmoid.target_slope`` of a tensor (its home)."""
+    return _sigmoid.target_slope(x, pi, xp=namespace(x, names=("input",))[0])
 
 
 def input_gradients(
