@@ -222,7 +222,7 @@ def _jitted_exact(form: str, xp: ModuleType) -> Callable[[Array, Array], Array]:
     """``jax.jit`` of :func:`js_mixed_exact` for ``form`` (made once)."""
     import jax  # (loaded: a JAX array)
 
-    return jax.jit(functools.partial(js_mixed_exact, form=form, xp=xp))  # type: ignore[no-any-return]
+    return jax.jit(functools.partial(js_mixed_exact, form=form, xp=xp))
 
 
 def careful_rows(
