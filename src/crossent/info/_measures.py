@@ -1314,7 +1314,8 @@ def _js_nats(m: _Prepared) -> Array:
     computed). CPU tensors that the host route takes (no grad, no ``torch.compile``)
     take it at any size for mixed forms (:func:`js_divergence`): the fused kernel's
     exact pass is one loop, this path's dozens of tensor operations (branch jsfast1,
-    200 x 1000 float32 logits: 2.8x faster on random rows, ... on nearly equal ones)."""
+    200 x 1000 float32 rows, ms of CPU: random 14.4 against 27.0, nearly equal 66.8
+    against 132.9)."""
     side_p, side_q = m.sides
     if (side_p.form == "probs") == (side_q.form == "probs"):
         return m.total(_js_terms, *m.sides)
