@@ -11,16 +11,28 @@ to the first tree (this one).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from types import ModuleType
 
-__all__ = ["add_options", "clock", "compare", "compare_if_asked", "interleaved_times", "time_cases"]
+__all__ = [
+    "add_options",
+    "clock",
+    "compare",
+    "compare_if_asked",
+    "interleaved_times",
+    "load_tree",
+    "time_cases",
+]
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -115,3 +127,18 @@ def time_cases(cases: Mapping[str, Callable[[], object]], args: argparse.Namespa
     width = max(len(name) for name in cases)
     for name, runs in times.items():
         print(f"{name:{width}s}  best {min(runs) * 1e3:9.2f} ms")
+
+
+def load_tree(source: str, name: str) -> ModuleType:
+    """The ``crossent`` package of the tree ``source`` (a ``src`` folder or a tree that
+    holds one), imported as ``name`` from a renamed copy in a temporary folder (its
+    imports are relative): several trees in one process, interleaved call by call."""
+    folder = os.path.join(tempfile.gettempdir(), f"bench_tree_{name}")
+    shutil.copytree(
+        os.path.join(_src(source), "crossent"),
+        os.path.join(folder, name),
+        ignore=shutil.ignore_patterns("__pycache__"),
+        dirs_exist_ok=True,
+    )
+    sys.path.insert(0, folder)
+    return importlib.import_module(name)

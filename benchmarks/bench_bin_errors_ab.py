@@ -15,33 +15,16 @@ per tree, and each median over the last tree's.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 import crossent
-
-
-def load(source: str, name: str) -> ModuleType:
-    """The ``crossent`` package under ``source``, imported as ``name``."""
-    folder = os.path.join(tempfile.gettempdir(), f"bench_bin_errors_{name}")
-    shutil.copytree(
-        os.path.join(source, "crossent"),
-        os.path.join(folder, name),
-        ignore=shutil.ignore_patterns("__pycache__"),
-        dirs_exist_ok=True,
-    )
-    sys.path.insert(0, folder)
-    return importlib.import_module(name)
+from _against import load_tree
 
 
 def main() -> None:
@@ -52,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
     trees: dict[str, Any] = {"this tree": crossent}
     for i, source in enumerate(args.against):
-        trees[source] = load(source, f"crossent_ab{i}")
+        trees[source] = load_tree(source, f"crossent_ab{i}")
     rng = np.random.default_rng(0)
     n, k = 10**6, 10
     z = rng.standard_normal((n, k)) * 2

@@ -84,16 +84,17 @@ _SCALARS = (bool, int, float, str, type(None))
 _DTYPES = ("float16", "bfloat16", "float32", "float64", "int32", "int64")
 
 
-def _view(t: Any, torch: Any) -> np.ndarray | None:
+def _view(t: Any, torch: Any, limit: int) -> np.ndarray | None:
     """``t``'s values as a NumPy array (a view; a float32 copy of bfloat16, which NumPy
-    has not), or None where ``t`` is not for the route (see the module docstring)."""
+    has not), or None where ``t`` is not for the route (see the module docstring;
+    ``limit``: the most elements, -1 for any number)."""
     if t.requires_grad and torch.is_grad_enabled():
         return None  # (first: autograd's calls pay the least for the route)
     if (
         t.dtype not in _dtypes(torch)
         or t.device.type != "cpu"
         or t.layout is not torch.strided
-        or t.numel() > MAX_ELEMENTS
+        or (limit >= 0 and t.numel() > limit)
         or t.is_conj()
         or t.is_neg()
     ):
@@ -119,12 +120,15 @@ def _dtypes(torch: Any) -> frozenset[Any]:
 
 
 def host_arguments(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
+    args: tuple[Any, ...], kwargs: dict[str, Any], *, any_size: bool = False
 ) -> tuple[tuple[Any, ...], dict[str, Any], dict[int, Any]] | None:
     """The call's arguments with its tensors as NumPy views, and the tensors by the
-    ``id`` of their views (for ``out=``); None where the call is not for the route."""
+    ``id`` of their views (for ``out=``); None where the call is not for the route.
+    ``any_size``: tensors of any number of elements take it (:func:`call_on_host`),
+    unless :data:`MAX_ELEMENTS` turns the route off."""
     if MAX_ELEMENTS < 0:
         return None
+    limit = -1 if any_size else MAX_ELEMENTS
     torch = sys.modules.get("torch")
     if torch is None or not args or type(args[0]) is not torch.Tensor:
         return None
@@ -134,14 +138,14 @@ def host_arguments(
     given = []
     floating = False
     for value in args:
-        hosted = _host(value, torch, tensors)
+        hosted = _host(value, torch, tensors, limit)
         if hosted is None and value is not None:
             return None
         floating = floating or (type(hosted) is np.ndarray and hosted.dtype.kind == "f")
         given.append(hosted)
     named = {}
     for key, value in kwargs.items():
-        hosted = _host(value, torch, tensors)
+        hosted = _host(value, torch, tensors, limit)
         if hosted is None and value is not None:
             return None
         if key == "out" and id(hosted) not in tensors:
@@ -173,11 +177,12 @@ def _dual_level_open(torch: Any) -> bool:
 _FORWARD_AD: list[Any] = []  # torch.autograd.forward_ad (found once)
 
 
-def _host(value: Any, torch: Any, tensors: dict[int, Any]) -> Any:
-    """``value`` for the NumPy call: a tensor's view (kept in ``tensors``), a Python
-    scalar, string or None as it is; None for anything else (no route)."""
+def _host(value: Any, torch: Any, tensors: dict[int, Any], limit: int) -> Any:
+    """``value`` for the NumPy call: a tensor's view (kept in ``tensors``; ``limit`` as
+    :func:`_view`'s), a Python scalar, string or None as it is; None for anything else
+    (no route)."""
     if type(value) is torch.Tensor:
-        view = _view(value, torch)
+        view = _view(value, torch, limit)
         if view is not None and value.dtype is not torch.bfloat16:
             tensors[id(view)] = value
         return view
@@ -204,14 +209,15 @@ def torch_results(result: Any, tensors: dict[int, Any], torch: Any) -> Any:
 
 
 def on_host(
-    call: Callable[..., Any],
+    call: Callable[..., Any], *, any_size: bool = False
 ) -> Callable[[tuple[Any, ...], dict[str, Any]], Any]:
     """``attempt(args, kwargs)``: ``call`` on the host route's arguments with its
     result as tensors, or None where the call is not for the route or the NumPy call
-    raised (the caller then takes the torch path)."""
+    raised (the caller then takes the torch path). ``any_size`` as
+    :func:`host_arguments`'."""
 
     def attempt(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        hosted = host_arguments(args, kwargs)
+        hosted = host_arguments(args, kwargs, any_size=any_size)
         if hosted is None:
             return None
         given, named, tensors = hosted
@@ -246,11 +252,21 @@ def routable(first: object) -> bool:
     )
 
 
-def call_on_host(function: Callable[..., Any], arguments: dict[str, Any], positional: int) -> Any:
+def call_on_host(
+    function: Callable[..., Any],
+    arguments: dict[str, Any],
+    positional: int,
+    *,
+    any_size: bool = False,
+) -> Any:
     """``function``'s call of ``arguments`` (its ``locals()`` on entry: the parameters in
     order, the first ``positional`` of them positional) on the host route (:func:`on_host`),
     or None where it does not take the call. A measure asks it first when its first
-    argument is not a NumPy array (a wrapper would cost its NumPy calls a frame)."""
+    argument is not a NumPy array (a wrapper would cost its NumPy calls a frame).
+
+    ``any_size``: tensors of any size take the route (where the torch path costs more
+    at every size: ``js_divergence`` of mixed forms, whose exact pass there is dozens
+    of double-double operations a class, the fused kernel's one loop)."""
     torch = sys.modules.get("torch")
     if torch is None or type(next(iter(arguments.values()))) is not torch.Tensor:
         return None  # (lists, scalars, other libraries' arrays: no copies of the call)
@@ -258,4 +274,4 @@ def call_on_host(function: Callable[..., Any], arguments: dict[str, Any], positi
     names = list(arguments)
     args = tuple(values[:positional])
     kwargs = dict(zip(names[positional:], values[positional:], strict=True))
-    return on_host(function)(args, kwargs)
+    return on_host(function, any_size=any_size)(args, kwargs)

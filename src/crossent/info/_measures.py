@@ -78,7 +78,7 @@ from . import _fused
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
-from ._js_mixed import careful_rows, js_mixed_exact
+from ._js_mixed import careful_rows, exact_where, js_mixed_exact
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -1290,7 +1290,10 @@ def js_divergence(
     True
     """
     if type(p) is not np.ndarray and routable(p):  # (small CPU tensors: the host route)
-        hosted = call_on_host(js_divergence, locals(), 2)
+        # mixed forms at any size (_js_nats); locals() before any other name is bound
+        hosted = call_on_host(
+            js_divergence, locals(), 2, any_size=(p_form == "probs") != (q_form == "probs")
+        )
         if hosted is not None:
             return hosted
     m = _prepare_two(p, q, axis=axis, base=base, p_form=p_form, q_form=q_form, validate=validate)
@@ -1308,7 +1311,11 @@ def _js_nats(m: _Prepared) -> Array:
     ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
     NumPy's are computed so in float64 (where their device has it) and rounded once;
     arrays traced by JAX branch by ``jax.lax.cond`` (under ``jax.vmap`` both sides are
-    computed)."""
+    computed). CPU tensors that the host route takes (no grad, no ``torch.compile``)
+    take it at any size for mixed forms (:func:`js_divergence`): the fused kernel's
+    exact pass is one loop, this path's dozens of tensor operations (branch jsfast1,
+    200 x 1000 float32 rows, ms of CPU: random 14.4 against 27.0, nearly equal 66.8
+    against 132.9)."""
     side_p, side_q = m.sides
     if (side_p.form == "probs") == (side_q.form == "probs"):
         return m.total(_js_terms, *m.sides)
@@ -1341,11 +1348,12 @@ def _js_mixed_nats(xp: ModuleType, side_p: Side, side_q: Side, tolerance: float)
         )
         careful = careful_rows(plain, p, q, log_q, side_error, xp=xp, tolerance=tolerance)
 
-        def chosen() -> Array:
-            return xp.where(careful, js_mixed_exact(p, other.values, other.form, xp=xp), plain)
-
         if is_jax_tracer(plain):  # (no value to branch on: lax.cond, both under vmap)
             import jax  # (loaded: a tracer)
+
+            def chosen() -> Array:
+                exact = js_mixed_exact(p, other.values, other.form, xp=xp)
+                return xp.where(careful, exact, plain)
 
             return jax.lax.cond(xp.any(careful), chosen, lambda: plain)
         try:
@@ -1353,7 +1361,7 @@ def _js_mixed_nats(xp: ModuleType, side_p: Side, side_q: Side, tolerance: float)
                 return plain
         except ValuelessArrayError:
             return plain
-        return chosen()
+        return exact_where(careful, plain, p, other.values, other.form, xp=xp)
 
 
 _LOG_2 = np.float64(math.log(2))
