@@ -164,6 +164,11 @@ class Predictions:
         start, stop = span
         return array[start:stop] if self.selected is None else array[self.selected[start:stop]]
 
+    def block_of(self, array: Any, start: int, rows: int) -> Any:
+        """The block of ``rows`` rows from row ``start`` of ``array`` (``values`` or
+        ``binary``), as :meth:`map_stored` hands it over."""
+        return self._rows(array, (start, start + rows))
+
     def _raw(self, span: tuple[int, int]) -> tuple[int, FloatArray, IntArray]:
         chosen = self._rows(self.values, span)
         return span[0], np.asarray(chosen, dtype=np.float64), self.labels[span[0] : span[1]]
