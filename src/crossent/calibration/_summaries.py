@@ -513,6 +513,17 @@ def _binary_totals(
     )
 
 
+@functools.cache
+def _binary_kernel_options(bins: int, closed: Closed, errors: bool) -> dict[str, Any]:
+    """:func:`kernel_options` of the top-label sums alone over the float64 rows
+    :math:`[1 - p, p]`, once per setting (every block asks; never written)."""
+    return kernel_options(
+        TotalsRequest(top=True, surprisal=False, bins=bins, closed=closed, errors=errors),
+        limit=_limit(np.dtype(np.float64), 2),
+        pending=False,
+    )
+
+
 def _binary_counts(labels: IntArray, classes: int) -> IntArray:
     """``numpy.bincount(labels, minlength=classes)`` of labels 0 and 1 (a count of the
     ones, a pass that writes nothing)."""
@@ -532,20 +543,7 @@ def _binary_bins(
     if rows is None:
         rows = np.stack([1.0 - p, p], axis=1)
     _, _, (kernel_sums, _, bin_stats, _) = _row_kernels.block_totals(
-        rows,
-        labels,
-        keep=0,
-        **kernel_options(
-            TotalsRequest(
-                top=True,
-                surprisal=False,
-                bins=request.bins,
-                closed=request.closed,
-                errors=request.errors,
-            ),
-            limit=_limit(rows.dtype, 2),
-            pending=False,
-        ),
+        rows, labels, keep=0, **_binary_kernel_options(request.bins, request.closed, request.errors)
     )
     statistics = BinStatistics(*(bin_stats if request.errors else bin_stats[:3]))
     return statistics, float(kernel_sums[4])
