@@ -7,10 +7,13 @@ binexact1's reduction of the summaries, on hard ``p`` and random ones."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from crossent.calibration import _summaries
+from crossent.calibration._binning import assign_uniform_bins
 from crossent.calibration._summaries import TotalsRequest
 
 _HARD = [
@@ -50,7 +53,7 @@ def _column(finite: bool) -> tuple[np.ndarray, np.ndarray]:
         {"surprisal": False, "top": True, "bins": 15},
         {"surprisal": False, "top": True, "bins": 10, "closed": "right"},
         {**_EVERYTHING, "bins": 0, "keep": 3},
-        {**_EVERYTHING, "bins": 15, "keep": 10},
+        {**_EVERYTHING, "bins": 15, "keep": 10, "errors": True},
     ],
 )
 @pytest.mark.parametrize("finite", [True, False])
@@ -68,3 +71,11 @@ def test_block_totals_equal_the_summaries_reduced(asked, finite):
     if got.bins is not None and want.bins is not None:  # (the kernel's, NumPy's)
         for field in ("count", "confidence_sum", "hits"):
             assert getattr(got.bins, field).tobytes() == getattr(want.bins, field).tobytes()
+    if request.errors and got.bins is not None:  # the state's: each bin's sum + its error
+        confidence = np.maximum(p, 1.0 - p)
+        index = assign_uniform_bins(confidence, request.bins, request.closed)
+        assert got.bins.error is not None
+        for b in range(request.bins):
+            exact = math.fsum(confidence[index == b].tolist())
+            found = got.bins.confidence_sum[b] + got.bins.error[b]
+            assert abs(found - exact) <= 2**-52 * exact, (b, found, exact)
