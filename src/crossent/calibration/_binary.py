@@ -37,7 +37,12 @@ import numpy as np
 
 from ._inputs import FloatArray, IntArray
 
-__all__ = ["binary_entropy_values", "binary_label_terms", "binary_top"]
+__all__ = [
+    "binary_entropy_values",
+    "binary_label_terms",
+    "binary_squared_complement",
+    "binary_top",
+]
 
 
 _LEAST_COMPLEMENT = 2.0**-53
