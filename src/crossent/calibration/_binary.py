@@ -28,7 +28,9 @@ formed from ``p`` itself:
   surprisal's), :math:`0 \log 0 = 0` at either end.
 
 NumPy throughout (a few passes over the column; no compiled kernel, so no new
-signature to compile).
+signature to compile).  A block's sums (``_summaries._binary_totals``) form each of
+these only where the metric asks for it, and take the hits and bins from the
+``totals`` kernel's pass over the rows :math:`[1 - p, p]` (the same confidences).
 """
 
 from __future__ import annotations
