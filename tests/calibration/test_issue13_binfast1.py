@@ -79,3 +79,19 @@ def test_block_totals_equal_the_summaries_reduced(asked, finite):
             exact = math.fsum(confidence[index == b].tolist())
             found = got.bins.confidence_sum[b] + got.bins.error[b]
             assert abs(found - exact) <= 2**-52 * exact, (b, found, exact)
+
+
+def test_bins_without_numba_equal_the_kernels(monkeypatch):
+    """Without Numba the hits and bins are NumPy's (``binary_top``, ``bin_statistics``):
+    the same bits as the kernel's pass."""
+    p, labels = _column(False)
+    request = TotalsRequest(surprisal=False, top=True, bins=15, closed="right")
+    rows = np.stack([1.0 - p, p], axis=1)
+    kernel = _summaries._binary_totals(p, labels, request, rows)
+    monkeypatch.setattr(_summaries._row_kernels, "available", lambda: False)
+    plain = _summaries._binary_totals(p, labels, request, rows)
+    assert kernel.sums.tobytes() == plain.sums.tobytes()
+    assert kernel.bins is not None
+    assert plain.bins is not None
+    for field in ("count", "confidence_sum", "hits"):
+        assert getattr(kernel.bins, field).tobytes() == getattr(plain.bins, field).tobytes()
