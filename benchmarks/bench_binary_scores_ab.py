@@ -1,14 +1,17 @@
-"""Issue 13 (branch binexact1): the evaluators on a 1-D binary ``P(y = 1)``.
+"""Issue 13 (branches binexact1, binfast1): the evaluators on a 1-D binary ``P(y = 1)``.
 
     PYTHONPATH=$PWD/src python benchmarks/bench_binary_scores_ab.py --clock cpu \\
-        --against /tmp/main_src --rounds 5
+        --against /tmp/binfast1_exact /tmp/binfast1_old --rounds 3
 
 Each 1-D case (``negative_log_likelihood``, ``brier_score``, ``calibration_error``,
 ``EvaluationState.update``; 10^6 float64 and float32 probabilities, labels drawn from
 them) and, for the 2-D path, the same on the rows ``[1 - p, p]`` and on 10^6 x 10
 float32 rows: the scores of a binary column are formed from ``p`` itself (NumPy passes,
 ``calibration._binary``) where they were the fused kernel's over the stacked rows.
-With ``--against`` the trees run in turn, interleaved (``_against.compare``).
+With ``--against`` the trees run in turn, interleaved (``_against.compare``), as many
+as are named: binfast1 measured itself against binexact1's tree (main at 5b973ee5,
+``git -C /work/main archive 5b973ee5 src``) and the tree before it (``5b973ee5^1``),
+the fused kernel over the rounded rows.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ formed from ``p`` itself:
   surprisal's), :math:`0 \log 0 = 0` at either end.
 
 NumPy throughout (a few passes over the column; no compiled kernel, so no new
-signature to compile).
+signature to compile).  A block's sums (``_summaries._binary_totals``) form each of
+these only where the metric asks for it, and take the hits and bins from the
+``totals`` kernel's pass over the rows :math:`[1 - p, p]` (the same confidences).
 """
 
 from __future__ import annotations
@@ -37,7 +39,12 @@ import numpy as np
 
 from ._inputs import FloatArray, IntArray
 
-__all__ = ["binary_entropy_values", "binary_label_terms", "binary_top"]
+__all__ = [
+    "binary_entropy_values",
+    "binary_label_terms",
+    "binary_squared_complement",
+    "binary_top",
+]
 
 
 _LEAST_COMPLEMENT = 2.0**-53
@@ -77,15 +84,24 @@ def binary_label_terms(
     zero = np.subtract(1.0, labels, dtype=np.float64)
     signed = np.subtract(zero, p, out=p_label)
     np.subtract(signed, zero, out=surprisal)
+    if complement is not None:  # |y - p|, y = 1 - z exactly (before z is overwritten)
+        np.subtract(1.0, zero, out=complement)
+        np.subtract(complement, p, out=complement)
+        np.abs(complement, out=complement)
     surprisal += p
     np.abs(signed, out=p_label)
-    surprisal /= np.maximum(p_label, _LEAST_COMPLEMENT)  # (t = 0 where s = 0)
+    np.maximum(p_label, _LEAST_COMPLEMENT, out=zero)  # (t = 0 where s = 0)
+    surprisal /= zero
     with np.errstate(divide="ignore"):  # (log 0 = -inf: surprisal +inf)
-        surprisal -= np.log(p_label)
-    if complement is not None:
-        np.subtract(1.0, zero, out=zero)
-        np.subtract(zero, p, out=zero)
-        np.abs(zero, out=complement)
+        surprisal -= np.log(p_label, out=zero)
+
+
+def binary_squared_complement(p: FloatArray, labels: IntArray) -> FloatArray:
+    """:math:`(1 - p_y)^2 = (y - p)^2` of each row, the square of
+    :func:`binary_label_terms`' complement (the same number: the sign of :math:`y -
+    p` does not reach its square)."""
+    square = np.subtract(labels, p, dtype=np.float64)
+    return np.square(square, out=square)
 
 
 def binary_top(p: FloatArray) -> tuple[FloatArray, IntArray]:
@@ -100,9 +116,10 @@ def binary_entropy_values(p: FloatArray) -> FloatArray:
     q, negated = _complement_and_error(p)
     guarded = np.maximum(q, _LEAST_COMPLEMENT)
     negated /= guarded
-    np.subtract(np.log(guarded), negated, out=negated)
+    np.subtract(np.log(guarded, out=guarded), negated, out=negated)
     negated *= q
-    terms = np.log(np.maximum(p, _LEAST_POSITIVE))
+    terms = np.maximum(p, _LEAST_POSITIVE, out=q)
+    np.log(terms, out=terms)
     terms *= p
     terms += negated
     np.negative(terms, out=terms)

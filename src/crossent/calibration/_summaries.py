@@ -30,7 +30,6 @@ summaries (:func:`totals_of`: the NumPy twin, and the other forms).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -41,7 +40,12 @@ import numpy as np
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
 from . import _row_kernels, _row_numpy
-from ._binary import binary_entropy_values, binary_label_terms, binary_top
+from ._binary import (
+    binary_entropy_values,
+    binary_label_terms,
+    binary_squared_complement,
+    binary_top,
+)
 from ._binning import (
     BinStatistics,
     ClassBinsPart,
@@ -452,39 +456,97 @@ def _fused_totals(
     )
 
 
-def _binary_totals(p: FloatArray, labels: IntArray, request: TotalsRequest) -> BlockTotals:
-    """:class:`BlockTotals` of one block of a 1-D binary prediction: NumPy reductions of
-    :func:`binary_summaries`.  The bins' rounding errors (``request.errors``, the
-    state's) come from the Numba kernel's pass over the block's rows :math:`[1 - p, p]`
-    (the same confidences, compared and summed in the same order), as before."""
-    squares = request.brier or request.spherical
-    summaries = binary_summaries(
-        p, labels, top=request.top, entropy=request.entropy, squares=squares
-    )
-    kernel_bins = request.errors and request.top and request.bins and _row_kernels.available()
-    totals = totals_of(summaries, dataclasses.replace(request, bins=0) if kernel_bins else request)
-    if not kernel_bins:
-        return totals
-    rows = np.stack([1.0 - p, p], axis=1)
-    _, _, (_, _, bin_stats, _) = _row_kernels.block_totals(
-        rows,
-        labels,
-        keep=0,
-        **kernel_options(
-            TotalsRequest(
-                top=True, surprisal=False, bins=request.bins, closed=request.closed, errors=True
-            ),
-            limit=_limit(rows.dtype, 2),
-            pending=False,
-        ),
-    )
+def _binary_totals(
+    p: FloatArray, labels: IntArray, request: TotalsRequest, rows: FloatArray | None = None
+) -> BlockTotals:
+    r""":class:`BlockTotals` of one block of a 1-D binary prediction: NumPy reductions of
+    the per-row numbers of :mod:`._binary` (those of :func:`binary_summaries`, the same
+    bits), each formed only where ``request`` asks for it.  The top-label sums (hits,
+    bins, and with ``request.errors`` the bins' rounding errors) come from the Numba
+    kernel's pass over the block's rows :math:`[1 - p, p]` (``rows``, or stacked here)
+    where it is available: the confidence :math:`\max(p, \mathrm{fl}(1 - p))` and the
+    predicted class are those of :func:`binary_top`, compared and summed in row order
+    as ``numpy.bincount``, the hits a count."""
+    n = p.shape[0]
+    sums = np.zeros(5)
+    surprisal = p_label = None
+    if request.surprisal or request.spherical or request.classes or request.keep:
+        surprisal, p_label = np.empty(n), np.empty(n)
+        binary_label_terms(p, labels, (surprisal, p_label, None))
+    squares = binary_squared_complement(p, labels) if request.brier or request.spherical else None
+    # Surprisals summing past 1.8e308 total +inf, unwarned (as totals_of)
+    with np.errstate(over="ignore"):
+        if request.surprisal and surprisal is not None:
+            sums[0] = surprisal.sum()
+        if request.brier and squares is not None:
+            sums[1] = np.add(squares, squares).sum()  # (1 - p_y)^2 + the other's square
+        if request.spherical and squares is not None and p_label is not None:
+            norm = np.square(p_label)
+            norm += squares
+            sums[2] = np.divide(p_label, np.sqrt(norm, out=norm), out=norm).sum()
+        if request.entropy:
+            sums[3] = binary_entropy_values(p).sum()
+    bins = None
+    if request.top:
+        if request.bins and _row_kernels.available():
+            bins, sums[4] = _binary_bins(p, labels, request, rows)
+        else:
+            confidence, predicted = binary_top(p)
+            correct = (predicted == labels).astype(np.float64)
+            sums[4] = correct.sum()
+            if request.bins:
+                index = assign_uniform_bins(confidence, request.bins, request.closed)
+                bins = bin_statistics(index, confidence, correct, request.bins)
+    empty = np.zeros(0)
     return BlockTotals(
-        totals.sums,
-        totals.class_count,
-        totals.class_surprisal,
-        BinStatistics(*bin_stats),
-        totals.found,
+        sums=sums,
+        class_count=_binary_counts(labels, request.classes)
+        if request.classes
+        else empty.astype(np.intp),
+        class_surprisal=np.bincount(labels, weights=surprisal, minlength=request.classes)
+        if request.classes
+        else empty,
+        bins=bins,
+        found=[]
+        if surprisal is None
+        else [(float(surprisal[i]), int(i)) for i in candidates(surprisal, request.keep)],
     )
+
+
+@functools.cache
+def _binary_kernel_options(bins: int, closed: Closed, errors: bool) -> dict[str, Any]:
+    """:func:`kernel_options` of the top-label sums alone over the float64 rows
+    :math:`[1 - p, p]`, once per setting (every block asks; never written)."""
+    return kernel_options(
+        TotalsRequest(top=True, surprisal=False, bins=bins, closed=closed, errors=errors),
+        limit=_limit(np.dtype(np.float64), 2),
+        pending=False,
+    )
+
+
+def _binary_counts(labels: IntArray, classes: int) -> IntArray:
+    """``numpy.bincount(labels, minlength=classes)`` of labels 0 and 1 (a count of the
+    ones, a pass that writes nothing)."""
+    if classes < 2:
+        return np.bincount(labels, minlength=classes)
+    counts = np.zeros(classes, dtype=np.intp)
+    ones = np.count_nonzero(labels)
+    counts[:2] = labels.shape[0] - ones, ones
+    return counts
+
+
+def _binary_bins(
+    p: FloatArray, labels: IntArray, request: TotalsRequest, rows: FloatArray | None
+) -> tuple[BinStatistics, float]:
+    """The bins and the hits of one block of a 1-D binary prediction, from the Numba
+    kernel's pass over its rows :math:`[1 - p, p]` (its top-label sums only)."""
+    if rows is None:
+        rows = np.stack([1.0 - p, p], axis=1)
+    _, _, (kernel_sums, _, bin_stats, _) = _row_kernels.block_totals(
+        rows, labels, keep=0, **_binary_kernel_options(request.bins, request.closed, request.errors)
+    )
+    statistics = BinStatistics(*(bin_stats if request.errors else bin_stats[:3]))
+    return statistics, float(kernel_sums[4])
 
 
 def clear_unasked(sums: FloatArray, request: TotalsRequest) -> None:
@@ -532,9 +594,14 @@ def map_totals(
     """``(first row, totals)`` of each block of rows, computed on the worker threads, in
     block order (rows in ``found`` counted from the block's first row)."""
     if predictions.binary is not None:
+        binary = predictions.binary
         return predictions.map_stored(
-            lambda start, p, labels: (start, _binary_totals(p, labels, request)),
-            binary=True,
+            lambda start, rows, labels: (
+                start,
+                _binary_totals(
+                    predictions.block_of(binary, start, labels.shape[0]), labels, request, rows
+                ),
+            )
         )
     if predictions.form == "probs":
         return predictions.map_stored(
