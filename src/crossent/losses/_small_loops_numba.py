@@ -39,8 +39,11 @@ from numba.extending import intrinsic
 
 __all__ = ["EXP", "EXPM1", "LOG", "LOG1P", "apply", "loops_agree"]
 
-EXP, LOG, LOG1P, EXPM1 = 0, 1, 2, 3
-"""The functions, as ``loops`` holds their addresses."""
+EXP, LOG, LOG1P, EXPM1 = (np.int64(k) for k in range(4))
+"""The functions, as ``loops`` holds their addresses. NumPy integers, not Python's: Numba
+types a Python int constant that compiled code passes to :func:`apply` as a literal
+(``Literal[int](0)``) and compiles ``apply`` once more for each value it meets; an
+int64 argument has one version for all four (issue 13: compile time)."""
 
 
 @intrinsic

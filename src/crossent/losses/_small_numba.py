@@ -113,7 +113,7 @@ def pairwise_sum(a: np.ndarray) -> Any:
     crashes loading from its cache a function that calls a recursive one.
     """
     if a.shape[0] <= 128:  # one block: no stack (issue 13: four allocations a call)
-        return block_sum(a, 0, a.shape[0])
+        return block_sum(a, np.int64(0), a.shape[0])  # int64, not a literal: _statistics
     # (first, length, halves done?) per pending range: 2 per level of splits
     first = np.empty(128, dtype=np.int64)
     length = np.empty(128, dtype=np.int64)
@@ -178,7 +178,14 @@ def _statistics(
     z: np.ndarray, labels: np.ndarray, inv_t: float, need_sum: bool
 ) -> tuple[Any, Any, Any, Any, bool]:
     """m, ell, z'_y - m and (``need_sum``) sum_c (z'_c - m) per row by the serial
-    statistics kernel, and whether a row is suspect."""
+    statistics kernel, and whether a row is suspect.
+
+    Its callers pass ``need_sum`` as a NumPy bool (``np.bool_(False)``), never the
+    constant ``False``, as :func:`block_sum`'s callers pass ``first`` as ``np.int64(0)``:
+    Numba types a Python constant that compiled code passes to another compiled function
+    as a literal (``Literal[bool](False)``) and compiles that function, and the kernels
+    it calls, once more for it beside the version for the plain type (issue 13: 1.6 s of
+    CPU on a cold cache for this one). The branch it decides is once per row."""
     n = z.shape[0]
     m = np.empty(n)
     ell = np.empty(n)
@@ -291,7 +298,7 @@ def label_gradient(
     700): ``out`` then holds the kernel's entries, which the full path writes again.
     """
     inv_t = 1.0 / temperature
-    m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, False)
+    m, ell, shifted_y, _, suspect = _statistics(z, labels, inv_t, np.bool_(False))
     if suspect:
         return False
     n, classes = z.shape
@@ -435,7 +442,8 @@ def row_sum(row: np.ndarray) -> Any:
     the row's dtype."""
     classes = row.shape[0]
     zero = row.dtype.type(0.0)
-    return zero + (block_sum(row, 0, classes) if classes <= 128 else pairwise_sum(row))
+    first = np.int64(0)  # not the literal 0: one block_sum for every caller (_statistics)
+    return zero + (block_sum(row, first, classes) if classes <= 128 else pairwise_sum(row))
 
 
 @numba.njit(cache=True)
