@@ -339,7 +339,7 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
     ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
-    if ok and kind == FOCAL_GRAD and ws[HIGH].any():
+    if ok and kind == FOCAL_GRAD and np.count_nonzero(ws[HIGH]):  # (a third of .any()'s time)
         # Entries where the two terms cancel (finish marks them in ws[HIGH]): the full
         # path's refined values (_focal_root), then weighed and scaled by finish again.
         marked = np.flatnonzero(ws[HIGH])
