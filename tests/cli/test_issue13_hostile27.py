@@ -99,3 +99,21 @@ def test_a_compressed_labels_file_gets_the_command_that_decompresses_it(
         f"crossent: error: {zipped}: is gzip-compressed, which is not read; decompress it "
         f"first: gunzip -c {zipped} > {inner}, then give {inner}\n"
     )
+
+
+@pytest.mark.parametrize(("nan", "row", "value"), [(True, 2, "nan"), (False, 0, "1.0")])
+def test_a_parquet_float_label_column_shows_its_nan_but_not_a_null(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], nan: bool, row: int, value: str
+) -> None:
+    """A NaN is shown as the label that is no class id; a null is no NaN (the first
+    number is shown, as on main): its row was "read as nan" with the rule of arrays."""
+    pa = pytest.importorskip("pyarrow")
+    parquet = pytest.importorskip("pyarrow.parquet")
+    path = tmp_path / "p.parquet"
+    labels = pa.array([1.0, 0.0, np.nan if nan else None, 1.0])
+    parquet.write_table(pa.table({"a": [0.5] * 4, "b": [0.5] * 4, "label": labels}), path)
+    assert _error(capsys, ["report", str(path)]) == (
+        f"crossent: error: {path}: the 'label' column must hold integers (class ids), "
+        f"booleans, or the names of the class columns; it holds floating-point numbers (row "
+        f"{row} is read as {value}); write the class ids as integers (1, not 1.0)\n"
+    )

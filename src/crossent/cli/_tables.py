@@ -834,7 +834,8 @@ def _label_type(column: Any, first_row: int) -> str:
 
     if not pa_types.is_floating(column.type):
         return str(column.type)
-    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    filled = column.fill_null(0.0)  # a null is no NaN to show ("row 9 is read as nan")
+    values = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.float64)
     k = first_not_whole(values)
     return _floats_at(first_row + k, float(values[k]))
 
