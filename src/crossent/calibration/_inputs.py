@@ -43,9 +43,9 @@ from .._xp import (
 from ..errors import InputError, InputTypeError
 
 __all__ = [
+    "LOGITS",
     "Block",
     "Predictions",
-    "LOGITS",
     "as_predictions",
     "binary_column_and_rows",
     "binary_columns",

@@ -834,9 +834,10 @@ def _label_type(column: Any, first_row: int) -> str:
 
     if not pa_types.is_floating(column.type):
         return str(column.type)
-    filled = column.fill_null(0.0)  # a null is no NaN to show ("row 9 is read as nan")
-    values = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=np.float64)
-    k = first_not_whole(values)
+    values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+    # a null (an empty cell) is no NaN to show ("row 9 is read as nan"): numbers only
+    numbers = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+    k = int(numbers[first_not_whole(values[numbers])]) if numbers.size else 0
     return _floats_at(first_row + k, float(values[k]))
 
 
