@@ -117,3 +117,19 @@ def test_a_parquet_float_label_column_shows_its_nan_but_not_a_null(
         f"booleans, or the names of the class columns; it holds floating-point numbers (row "
         f"{row} is read as {value}); write the class ids as integers (1, not 1.0)\n"
     )
+
+
+@pytest.mark.parametrize(("cells", "row"), [(["1.0", ""], 0), (["NA", "1.0"], 1)])
+def test_a_csv_float_label_beside_an_empty_cell_is_a_float(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cells: list[str], row: int
+) -> None:
+    """The column read again as text kept its empty cell as text, which no number is: it
+    was "holds strings, read as the names of the class columns; row 0 has '1.0', which
+    names none" (or row 0's '')."""
+    path = tmp_path / "p.csv"
+    path.write_text(f"a,b,label\n0.5,0.5,{cells[0]}\n0.5,0.5,{cells[1]}\n")
+    assert _error(capsys, ["report", str(path)]) == (
+        f"crossent: error: {path}: the 'label' column must hold integers (class ids), "
+        f"booleans, or the names of the class columns; it holds floating-point numbers (row "
+        f"{row} is read as 1.0); write the class ids as integers (1, not 1.0)\n"
+    )

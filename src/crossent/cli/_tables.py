@@ -785,6 +785,11 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
 
     texts = pc.utf8_trim_whitespace(column)  # as the CSV reader does
     integer = pc.match_substring_regex(texts, _SIGNED_INTEGER).to_numpy(zero_copy_only=False)
+    # the null markers (an empty cell, NA) of a column read again as text are text: they
+    # made "1.0" and an empty cell "row 0 has '1.0', which names none"
+    missing = pc.is_in(texts, value_set=pa.array(_null_markers())).to_numpy(False)
+    if missing.any() and (integer | missing).all():
+        _refuse_missing(path, pa.array(np.where(missing, None, 0)), first_row, name)
     if integer.all():
         try:
             return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
@@ -802,11 +807,13 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
                 ) from None
             integer = np.zeros_like(integer)
     try:
-        values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+        values = pc.cast(texts.filter(pa.array(~missing)), pa.float64())
     except pa.ArrowInvalid:
         return None  # a name
-    k = int(np.flatnonzero(~integer)[0])
-    raise _not_class_ids(path, name, _floats_at(first_row + k, float(values[k])))
+    numbers = np.flatnonzero(~missing)
+    k = int(np.flatnonzero(~integer[numbers])[0])
+    shown = float(values.to_numpy(zero_copy_only=False)[k])
+    raise _not_class_ids(path, name, _floats_at(first_row + int(numbers[k]), shown))
 
 
 def _not_class_ids(path: Path, name: str, holds: str) -> SourceError:
