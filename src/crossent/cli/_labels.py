@@ -31,7 +31,8 @@ from ._dataset import (
     labels_name,
     sequence_hint,
 )
-from ._magic import HEAD_BYTES, binary_format, not_csv
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 from ._npy import read_npy
 from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
@@ -100,7 +101,7 @@ def _refuse_compressed(path: Path) -> None:
     file, never a pipe: standard input is the predictions' CSV only."""
     try:
         with open(path, "rb") as handle:
-            found = binary_format(handle.read(HEAD_BYTES))
+            found = binary_format(handle.read(_HEAD_BYTES))
     except OSError:
         return  # said by the suffix's refusal, or check_file
     if found is not None and found.command is not None:
