@@ -789,7 +789,9 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
     # made "1.0" and an empty cell "row 0 has '1.0', which names none"
     missing = pc.is_in(texts, value_set=pa.array(_null_markers())).to_numpy(False)
     if missing.any() and (integer | missing).all():
-        _refuse_missing(path, pa.array(np.where(missing, None, 0)), first_row, name)
+        _refuse_missing(
+            path, pa.array(np.zeros(missing.size, np.int8), mask=missing), first_row, name
+        )
     if integer.all():
         try:
             return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
