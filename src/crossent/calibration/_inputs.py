@@ -10,6 +10,7 @@ at a few blocks whatever the number of rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -42,6 +43,7 @@ from .._xp import (
 from ..errors import InputError, InputTypeError
 
 __all__ = [
+    "LOGITS",
     "Block",
     "Predictions",
     "as_predictions",
@@ -516,6 +518,38 @@ def check_same_rows(first: Any, second: Any, *, names: tuple[str, str]) -> None:
         )
 
 
+class _UnnamedForm(str):
+    """A form the caller did not name: the default of a parameter called ``logits``,
+    told apart from ``form='logits'`` by identity (its text is the same)."""
+
+    __slots__ = ()
+
+
+LOGITS: str = _UnnamedForm("logits")
+"""The recalibrators' default form: logits, unless the rows are probabilities
+(:func:`_refuse_unnamed_probabilities`)."""
+
+
+def _refuse_unnamed_probabilities(values: FloatArray, name: str) -> None:
+    """Refuse ``values`` (n, classes >= 2) given with the default form :data:`LOGITS`
+    whose every row is non-negative and sums to 1 (within the square root of the
+    dtype's epsilon): probabilities, which are valid logits too, so reading them so
+    would be a guess.  ``TemperatureScaling().fit(probs, labels)`` fitted the softmax
+    of the probabilities without a word (30 rows of 3 classes: T = 20, its bound)."""
+    if values.ndim != 2 or values.shape[1] < 2 or values.shape[0] == 0:
+        return
+    with np.errstate(invalid="ignore"):
+        if not bool(np.all((values >= 0) & (values <= 1))):  # NaN too: not probabilities
+            return
+        sums = values.sum(axis=1, dtype=np.float64)
+    if float(np.max(np.abs(sums - 1.0))) <= math.sqrt(float(np.finfo(values.dtype).eps)):
+        raise InputError(
+            f"`{name}` looks like probabilities: every row is non-negative and sums "
+            "to 1, and no form was named; pass "
+            "form='probs' (or form='logits' if these numbers are logits)"
+        )
+
+
 def as_predictions(
     values: Any,
     labels: Any,
@@ -558,6 +592,7 @@ def as_predictions(
     values = detached(values, name=name)
     if not hasattr(values, "ndim"):  # lists and scalars
         values = sequence_array(values, name=name)
+    rows_given = values.ndim == 2  # (a 1-D column in [0, 1] is valid log-odds as often)
     if values.ndim == 1:
         with row_offset(first_row):  # a bad entry's index counted as the labels' are
             binary, values = binary_column_and_rows(
@@ -591,6 +626,8 @@ def as_predictions(
     if validate and not pending and binary is None:  # (a binary column: checked whole)
         check_values(values, name=name, form=checked_form, first_row=first_row)
     values = to_numpy(values, name=name)
+    if form is LOGITS and rows_given:
+        _refuse_unnamed_probabilities(values, name)
     return Predictions(
         values,
         checked_form,

@@ -18,7 +18,14 @@ from ..errors import InputError
 from . import _binning
 from ._binning import assign_bins, check_bins, uniform_edges
 from ._calibrator import all_log_scores, as_output, check_classes, check_fitted, unlabelled
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
+from ._inputs import (
+    LOGITS,
+    FloatArray,
+    IntArray,
+    Predictions,
+    as_predictions,
+    require_examples,
+)
 from ._separation import separated
 
 __all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
@@ -323,7 +330,7 @@ class VectorScaling:
         return one_line("VectorScaling", state + (["separated=True"] if self.separated_ else []))
 
     def fit(
-        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
+        self, logits: Any, labels: Any, /, *, form: str = LOGITS, validate: bool = True
     ) -> VectorScaling:
         """Fit one scale and one bias per class by the mean NLL on ``logits`` and ``labels``.
 
@@ -419,7 +426,7 @@ class VectorScaling:
         self.n_iter_ = int(result.nit)
         return self
 
-    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+    def transform(self, logits: Any, /, *, form: str = LOGITS, output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(scale * z + bias)`` as probabilities or
         log-probs.
 
@@ -485,7 +492,7 @@ class PlattScaling:
         return one_line("PlattScaling", state + (["separated=True"] if self.separated_ else []))
 
     def fit(
-        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
+        self, logits: Any, labels: Any, /, *, form: str = LOGITS, validate: bool = True
     ) -> PlattScaling:
         """Fit slope and intercept of the log-odds ``z_1 - z_0`` by the labels' NLL.
 
@@ -537,7 +544,7 @@ class PlattScaling:
         scores = _finite_log_scores(predictions, "PlattScaling")
         return scores[:, 1] - scores[:, 0]
 
-    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+    def transform(self, logits: Any, /, *, form: str = LOGITS, output: str = "probs") -> Any:
         """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
         intercept``) as probabilities or log-probs.
 

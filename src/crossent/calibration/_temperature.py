@@ -49,7 +49,14 @@ from ._calibrator import (
     log_scores,
     unlabelled,
 )
-from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
+from ._inputs import (
+    LOGITS,
+    FloatArray,
+    IntArray,
+    Predictions,
+    as_predictions,
+    require_examples,
+)
 
 __all__ = [
     "XTOL",
@@ -636,7 +643,7 @@ class TemperatureScaling:
         return float(low), float(high)
 
     def fit(
-        self, logits: Any, labels: Any, /, *, form: str = "logits", validate: bool = True
+        self, logits: Any, labels: Any, /, *, form: str = LOGITS, validate: bool = True
     ) -> TemperatureScaling:
         """Fit the temperature on ``logits`` ``(n, classes)`` (or log-probs, probs) and labels.
 
@@ -653,7 +660,7 @@ class TemperatureScaling:
             _check_folds(self.folds, self.seed, predictions.n)
         return fit_scaler(self, predictions, bounds)
 
-    def transform(self, logits: Any, /, *, form: str = "logits", output: str = "probs") -> Any:
+    def transform(self, logits: Any, /, *, form: str = LOGITS, output: str = "probs") -> Any:
         """The recalibrated distributions ``softmax(z / T)`` as probabilities or log-probs.
 
         Runs on the host in float64, like the evaluation functions: ``logits`` of any
@@ -673,7 +680,7 @@ class TemperatureScaling:
             check_classes(predictions, fitted, logits)
         return as_output(tempered_scores(all_log_scores(predictions), self.temperature_), output)
 
-    def fit_transform(self, logits: Any, labels: Any, /, *, form: str = "logits") -> Any:
+    def fit_transform(self, logits: Any, labels: Any, /, *, form: str = LOGITS) -> Any:
         """``fit(logits, labels, form=form)``, then the recalibrated probabilities of ``logits``."""
         return self.fit(logits, labels, form=form).transform(logits, form=form)
 
@@ -744,7 +751,7 @@ def recalibration_gap(
     labels: Any,
     /,
     *,
-    form: str = "logits",
+    form: str = LOGITS,
     folds: int = 5,
     seed: int = 0,
     base: float | None = None,

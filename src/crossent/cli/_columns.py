@@ -37,6 +37,7 @@ __all__ = [
     "choose_columns",
     "integer_names",
     "missing_label_hint",
+    "separator_hint",
 ]
 
 
@@ -138,7 +139,28 @@ def missing_label_hint(label: str, names: list[str]) -> str:
             "; the first line holds numbers, not column names: write a header row "
             f"(pandas' to_csv writes one; np.savetxt(..., header='{header}', comments=''))"
         )
+    if len(names) == 1:
+        hint = separator_hint(names[0])
+        if hint:
+            return hint
     return "; name it with --label-column" if label == "label" else ""
+
+
+def separator_hint(header: str) -> str:
+    """What to do about a CSV whose one-column header (or first row) ``header`` holds a
+    semicolon or a tab: the file is separated by it (a semicolon with decimal commas,
+    ``0,7;0,3``, is how a European locale writes CSV), "" otherwise.  Such a file was
+    "no 'label' column (columns: a;b;label); name it with --label-column", or with
+    decimal commas a parse error ("Expected 1 columns, got 3: 0,7;0,3;0")."""
+    for separator, word in ((";", "semicolons"), ("\t", "tabs")):
+        if separator in header:
+            return (
+                f"; it looks separated by {word}, and crossent reads comma-separated CSV "
+                "with decimal points: convert it first, e.g. pandas.read_csv(FILE, "
+                f"sep={separator!r}, decimal=',').to_csv('preds.csv', index=False) "
+                "(decimal=',' where its numbers are written 0,7)"
+            )
+    return ""
 
 
 def choose_columns(

@@ -28,6 +28,7 @@ __all__ = [
     "binary_column",
     "boolean_class_ids",
     "check_shape",
+    "first_not_whole",
     "labels_name",
     "prediction_arrays",
     "scratch_failed",
@@ -145,15 +146,31 @@ def as_class_ids(labels: Any, what: str) -> Any:
     if labels.dtype == np.bool_:
         return labels
     if labels.dtype.kind not in "iu":
-        fix = (
-            ": save them as integers, labels.astype(int) after checking they are whole numbers"
-            if labels.dtype.kind in "fc"
-            else ""
-        )
+        fix = ""
+        if labels.dtype.kind in "fc":
+            fix = (
+                ": save them as integers, labels.astype(int) after checking they are whole "
+                "numbers (float labels are refused, whole ones such as 2.0 too, as "
+                "crossent.report refuses them)"
+            )
+        if labels.dtype.kind == "f" and labels.ndim == 1 and labels.size:
+            row = first_not_whole(labels)
+            fix = f" (row {row} is {float(labels[row])!r}){fix}"
         raise SourceError(
             f"{what} must be integers (class ids) or booleans; got dtype {labels.dtype}{fix}"
         )
     return labels
+
+
+def first_not_whole(values: Any) -> int:
+    """The position of the first of the floating-point labels ``values`` that is no whole
+    number (``1.5``, NaN, an infinity), else 0: the row a refusal of float labels shows.
+    Float labels were refused by their dtype alone ("got dtype float64"), naming neither
+    a row nor a value, so ``[0., 2.5]`` and ``[0., nan]`` read as ``[0., 2.]``."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values)
+    bad = np.flatnonzero(~finite | (values != np.floor(np.where(finite, values, 0.0))))
+    return int(bad[0]) if bad.size else 0
 
 
 def boolean_class_ids(labels: Any, classes: int, where: str) -> Any:

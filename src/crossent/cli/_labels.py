@@ -31,6 +31,8 @@ from ._dataset import (
     labels_name,
     sequence_hint,
 )
+from ._magic import HEAD_BYTES as _HEAD_BYTES
+from ._magic import binary_format, not_csv
 from ._npy import read_npy
 from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
@@ -72,6 +74,7 @@ def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
             "report -); give the labels' file"
         )
     if suffix not in LABEL_SUFFIXES:
+        _refuse_compressed(path)
         raise SourceError(
             f"{path}: --labels reads a .npy, .npz, .safetensors, .pt/.pth or a table (.csv, "
             f".parquet, .arrow); got {suffix or '(no extension)'!r}"
@@ -89,6 +92,21 @@ def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:
         return _pt_labels(path)
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+def _refuse_compressed(path: Path) -> None:
+    """Refuse a compressed labels file (``labels.npy.gz``) with the command that
+    decompresses it to the name it is read by (``labels.npy``), as a compressed
+    predictions file is: it said "--labels reads a .npy, ...; got '.gz'".  Always to a
+    file, never a pipe: standard input is the predictions' CSV only."""
+    try:
+        with open(path, "rb") as handle:
+            found = binary_format(handle.read(_HEAD_BYTES))
+    except OSError:
+        return  # said by the suffix's refusal, or check_file
+    if found is not None and found.command is not None:
+        inner = path.with_suffix("")
+        raise SourceError(not_csv(str(path), found, str(path), inner=str(inner)))
 
 
 def _pt_labels(path: Path) -> Any:

@@ -46,8 +46,9 @@ from ._columns import (
     choose_columns,
     integer_names,
     missing_label_hint,
+    separator_hint,
 )
-from ._dataset import Dataset, SourceError, scratch_file
+from ._dataset import Dataset, SourceError, first_not_whole, scratch_file
 from ._deps import require
 from ._ids import exact_ids
 from ._magic import HEAD_BYTES as _HEAD_BYTES
@@ -225,9 +226,16 @@ def _batches(reading: _Reading, text: list[str] | None = None) -> Iterator[Any]:
         else:
             yield from _batches_of(reading, path, text)
     except pa.ArrowException as exc:
-        raise SourceError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from exc
+        said = str(exc).splitlines()[0]
+        one = _ONE_COLUMN.match(said)  # the header is one column
+        hint = separator_hint(one.group(1)) if one else ""
+        raise SourceError(f"{path}: cannot be parsed ({said}){hint}") from exc
     except UnicodeDecodeError as exc:
         raise _not_utf8(path, exc) from exc
+
+
+_ONE_COLUMN = re.compile(r"^CSV parse error: Expected 1 columns, got \d+: (.*)$")
+"""pyarrow's parse error of a row after a one-column header, and the row's text."""
 
 
 def _utf8_name(path: Path) -> bool:
@@ -777,6 +785,13 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
 
     texts = pc.utf8_trim_whitespace(column)  # as the CSV reader does
     integer = pc.match_substring_regex(texts, _SIGNED_INTEGER).to_numpy(zero_copy_only=False)
+    # the null markers (an empty cell, NA) of a column read again as text are text: they
+    # made "1.0" and an empty cell "row 0 has '1.0', which names none"
+    missing = pc.is_in(texts, value_set=pa.array(_null_markers())).to_numpy(False)
+    if missing.any() and (integer | missing).all():
+        _refuse_missing(
+            path, pa.array(np.zeros(missing.size, np.int8), mask=missing), first_row, name
+        )
     if integer.all():
         try:
             return pc.cast(pc.replace_substring_regex(texts, r"^\+", ""), pa.int64()).to_numpy(
@@ -794,11 +809,13 @@ def _signed_integers(path: Path, column: Any, first_row: int, name: str) -> Any:
                 ) from None
             integer = np.zeros_like(integer)
     try:
-        values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+        values = pc.cast(texts.filter(pa.array(~missing)), pa.float64())
     except pa.ArrowInvalid:
         return None  # a name
-    k = int(np.flatnonzero(~integer)[0])
-    raise _not_class_ids(path, name, _floats_at(first_row + k, float(values[k])))
+    numbers = np.flatnonzero(~missing)
+    k = int(np.flatnonzero(~integer[numbers])[0])
+    shown = float(values.to_numpy(zero_copy_only=False)[k])
+    raise _not_class_ids(path, name, _floats_at(first_row + int(numbers[k]), shown))
 
 
 def _not_class_ids(path: Path, name: str, holds: str) -> SourceError:
@@ -819,7 +836,7 @@ def _floats_at(row: int, value: float) -> str:
 
 def _label_type(column: Any, first_row: int) -> str:
     """What a label column that is not integers holds; for floating-point numbers, the
-    first that is not whole (else the first number) and its row (``1.5``; ``1.0``; or
+    first that is not whole (NaN too; else the first) and its row (``1.5``; ``1.0``; or
     ``1e+23``, an integer too large for int64 that the CSV reader took as a float):
     "it holds double" said neither where nor what to write instead."""
     import pyarrow.types as pa_types
@@ -827,10 +844,9 @@ def _label_type(column: Any, first_row: int) -> str:
     if not pa_types.is_floating(column.type):
         return str(column.type)
     values = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-    finite = np.isfinite(values)
-    fraction = np.flatnonzero(finite & (values != np.floor(np.where(finite, values, 0))))
-    shown = fraction if fraction.size else np.flatnonzero(~np.isnan(values))
-    k = int(shown[0]) if shown.size else 0  # the first fraction, else the first number
+    # a null (an empty cell) is no NaN to show ("row 9 is read as nan"): numbers only
+    numbers = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+    k = int(numbers[first_not_whole(values[numbers])]) if numbers.size else 0
     return _floats_at(first_row + k, float(values[k]))
 
 
