@@ -525,7 +525,9 @@ def _binary_counts(labels: IntArray, classes: int) -> IntArray:
     return counts
 
 
-def _binary_bins(p: FloatArray, labels: IntArray, request: TotalsRequest) -> tuple[BinStatistics, float]:
+def _binary_bins(
+    p: FloatArray, labels: IntArray, request: TotalsRequest
+) -> tuple[BinStatistics, float]:
     """The bins and the hits of one block of a 1-D binary prediction, from ``p``
     (:func:`._row_kernels.binary_bins`: the ``totals`` kernel's top-label sums of the
     rows :math:`[1 - p, p]`, the same bits, without those rows)."""

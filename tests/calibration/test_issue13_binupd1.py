@@ -1,0 +1,45 @@
+"""A 1-D binary column's bins and hits from ``p`` itself (issue 13, branch binupd1):
+``_row_kernels.binary_bins`` reads ``p`` where ``_summaries._binary_totals`` ran the
+``totals`` kernel over the rows ``[1 - p, p]`` (formed for each block); its twin, that
+kernel on those rows, gives the same bits: every bin's count, confidence sum, hits and
+rounding errors, and the hits, on hard ``p``, values not validated (NaN, infinities,
+-0.0, outside [0, 1]) and random ones over several of its chunks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from crossent.calibration import _row_kernels
+from crossent.calibration._binning import uniform_edges
+
+pytest.importorskip("numba")
+
+_HARD = [0.0, -0.0, 1e-300, 2.0**-54, 0.1, 0.5 - 2.0**-53, 0.5, 0.6, 14 / 15, 1 - 2.0**-53, 1.0]
+_ODD = [np.nan, np.inf, -np.inf, 1.5, -0.2, 2.0]
+
+
+def _column() -> tuple[np.ndarray, np.ndarray]:
+    """The hard ``p`` and the odd ones with both labels, then 9000 random rows (three of
+    the kernel's chunks of 4096 rows), a quarter of them tiny (bin 0's errors)."""
+    rng = np.random.default_rng(65)
+    fixed = np.repeat(_HARD + _ODD, 2)
+    p = np.concatenate([fixed, rng.random(6750), 10.0 ** rng.uniform(-30, 0, 2250)])
+    labels = np.concatenate([np.tile([0, 1], fixed.size // 2), rng.integers(0, 2, 9000)])
+    return p, labels.astype(np.intp)
+
+
+@pytest.mark.parametrize(("bins", "closed", "errors"), [(15, "left", True), (10, "right", False)])
+def test_binary_bins_are_the_totals_kernels_over_the_rows(bins, closed, errors):
+    p, labels = _column()
+    edges = uniform_edges(bins)
+    got, hits = _row_kernels.binary_bins(p, labels, edges, left=closed == "left", errors=errors)
+    rows = np.stack([1.0 - p, p], axis=1)
+    _, _, (sums, _, want, _) = _row_kernels.block_totals(
+        rows, labels, top=True, entropy=False, limit=1.0, spherical=False, squares=False,
+        classes=False, edges=edges, left=closed == "left", keep=0, surprisal=False,
+        errors=errors,
+    )  # fmt: skip
+    assert got.tobytes() == want.tobytes()
+    assert hits == sums[4]
+    assert want[3].any() == errors  # (the errors asked for are there: bin 0's tiny sums)
