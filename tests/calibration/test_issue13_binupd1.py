@@ -20,12 +20,15 @@ _ODD = [np.nan, np.inf, -np.inf, 1.5, -0.2, 2.0]
 
 
 def _column() -> tuple[np.ndarray, np.ndarray]:
-    """The hard ``p`` and the odd ones with both labels, then 9000 random rows (three of
-    the kernel's chunks of 4096 rows), a quarter of them tiny (bin 0's errors)."""
+    """The hard ``p`` and the odd ones with both labels, 1/2 of label 0, then 9000
+    random rows (three of the kernel's chunks of 4096 rows), a quarter of them tiny
+    (bin 0's errors)."""
     rng = np.random.default_rng(65)
     fixed = np.repeat(_HARD + _ODD, 2)
-    p = np.concatenate([fixed, rng.random(6750), 10.0 ** rng.uniform(-30, 0, 2250)])
-    labels = np.concatenate([np.tile([0, 1], fixed.size // 2), rng.integers(0, 2, 9000)])
+    p = np.concatenate([fixed, [0.5], rng.random(6750), 10.0 ** rng.uniform(-30, 0, 2250)])
+    labels = np.concatenate(
+        [np.tile([0, 1], fixed.size // 2), [0], rng.integers(0, 2, 9000)]
+    )  # (a tie 1/2 of label 0 alone: class 0 predicted, a hit; both labels hide a swap)
     return p, labels.astype(np.intp)
 
 
