@@ -48,6 +48,7 @@ __all__ = [
     "add_stretches",
     "add_to_bins",
     "add_to_classes",
+    "binary_bins",
     "chunk_parts",
     "chunk_rows",
     "chunk_scores",
