@@ -3,14 +3,17 @@
 ``totals`` kernel over the rows ``[1 - p, p]`` (formed for each block); its twin, that
 kernel on those rows, gives the same bits: every bin's count, confidence sum, hits and
 rounding errors, and the hits, on hard ``p``, values not validated (NaN, infinities,
--0.0, outside [0, 1]) and random ones over several of its chunks."""
+-0.0, outside [0, 1]) and random ones over several of its chunks.  The top-label
+``EvaluationState.update`` of such a column forms no rows ``[1 - p, p]``
+(``as_predictions(rows=False)``), with the same bits."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from crossent.calibration import _row_kernels
+from crossent import EvaluationState
+from crossent.calibration import _row_kernels, _state
 from crossent.calibration._binning import uniform_edges
 
 pytest.importorskip("numba")
@@ -46,3 +49,37 @@ def test_binary_bins_are_the_totals_kernels_over_the_rows(bins, closed, errors):
     assert got.tobytes() == want.tobytes()
     assert hits == sums[4]
     assert want[3].any() == errors  # (the errors asked for are there: bin 0's tiny sums)
+
+
+def _state_bits(state: EvaluationState) -> bytes:
+    """The bits of a state's sums, bins and most surprising rows."""
+    arrays = [state._sums, state._class_count, state._class_surprisal, *state._bins.arrays()]
+    if state._bins.error is not None:
+        arrays.append(state._bins.error)
+    arrays.append(np.array([v for pair in state._surprising for v in pair], dtype=float))
+    return b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+
+
+def test_top_label_update_forms_no_rows_and_keeps_the_bits(monkeypatch):
+    """The top-label scope's update reads ``p`` alone: no rows ``[1 - p, p]`` formed
+    (a zero-stride stand-in), the same bits as with them; the class-wise scope forms
+    them (its bins read the rows)."""
+    p, labels = _column()
+    p = np.clip(np.nan_to_num(p), 0.0, 1.0)  # (validated)
+    asked = []
+    original = _state.as_predictions
+
+    def spy(*args, **kwargs):
+        predictions = original(*args, **kwargs)
+        asked.append(predictions.values.strides)
+        return predictions
+
+    monkeypatch.setattr(_state, "as_predictions", spy)
+    for binning in ("uniform", "quantile"):
+        got = EvaluationState(2, binning=binning).update(p, labels)
+        with monkeypatch.context() as rows:
+            rows.setattr(_state, "as_predictions", lambda *a, **k: spy(*a, **{**k, "rows": True}))
+            want = EvaluationState(2, binning=binning).update(p, labels)
+        assert _state_bits(got) == _state_bits(want)
+    EvaluationState(2, scope="class-wise").update(p, labels)
+    assert asked == [(0, 0), (16, 8), (0, 0), (16, 8), (16, 8)]
