@@ -455,8 +455,9 @@ def binary_column_and_rows(
         if validate:
             check_not_nan(column, name=name, xp=np)
         certain = column == np.inf  # [0, +inf] is no row of logits; [-inf, 0] is
-        rows = np.stack([np.where(certain, -np.inf, 0.0), np.where(certain, 0.0, column)], axis=1)
-        return None, rows
+        return None, np.stack(
+            [np.where(certain, -np.inf, 0.0), np.where(certain, 0.0, column)], axis=1
+        )
     raise InputError(
         f"a one-dimensional `{name}` is the probability (form='probs') or the log-odds "
         f"(form='logits') of class 1 in a binary problem; got form={form!r}"
