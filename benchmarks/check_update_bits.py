@@ -18,7 +18,8 @@ by rows with an entry of 1.5 (the kernel then keeps every bin's errors), and tin
 (entries from e^-85 to e^-20, all in bin 0, whose sums round); each with and
 without the entropy, updated twice (the whole, then a third of it again).  A mutant
 that drops bin 0's TwoSum error in the float32 loop of ``add_to_bins`` changes the
-digest (2026-12-06, branch evalspeed1).
+digest (2026-12-06, branch evalspeed1).  ``--binary``: 1-D binary columns instead
+(:func:`binary_cases`; branch binupd1), another digest.
 """
 
 from __future__ import annotations
@@ -72,14 +73,45 @@ def cases(seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, int, dict[str, An
             yield tiny, y, 15, {"validate": False}
 
 
+_HARD = [0.0, 1e-300, 1e-20, 2.0**-54, 1e-3, 0.3, 0.5 - 2.0**-53, 0.5, 0.6, 14 / 15, 1.0]
+
+
+def binary_cases(seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, int, dict[str, Any]]]:
+    """``--binary``: 1-D binary columns ``p = P(y = 1)`` (branch binupd1), float32 and
+    float64, several blocks of rows: uniform ``p``, ``p`` from 1e-30 to 1, the hard
+    values above with both labels, and rows not validated (NaN, 1.5, -0.2, inf); bins
+    15 and 40, closed left and right (``closed`` in the keywords: the state's)."""
+    rng = np.random.default_rng(seed)
+    n = 100_000
+    for dtype in (np.float32, np.float64):
+        uniform = rng.random(n)
+        tiny = 10.0 ** rng.uniform(-30, 0, n)
+        hard = np.repeat(np.array(_HARD * 300), 2)
+        hard_labels = np.tile([0, 1], hard.size // 2)
+        for p, y in (
+            (uniform, (rng.random(n) < uniform).astype(np.intp)),
+            (tiny, rng.integers(0, 2, n)),
+            (hard, hard_labels),
+        ):
+            for bins, closed in ((15, "left"), (40, "right")):
+                yield p.astype(dtype), y, bins, {"closed": closed}
+        odd = rng.random(n)
+        odd[[5, 700, 40_000]] = [np.nan, 1.5, -0.2]
+        odd[41_000] = np.inf
+        yield odd.astype(dtype), rng.integers(0, 2, n), 15, {"validate": False}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--binary", action="store_true", help="the 1-D binary cases only")
     args = parser.parse_args()
     total, count = hashlib.sha256(), 0
-    for p, y, bins, keywords in cases(args.seed):
+    for p, y, bins, keywords in (binary_cases if args.binary else cases)(args.seed):
+        closed = keywords.pop("closed", "left")
         for entropy in (True, False):
-            state = EvaluationState(p.shape[1], bins=bins, entropy=entropy)
+            classes = 2 if p.ndim == 1 else p.shape[1]
+            state = EvaluationState(classes, bins=bins, entropy=entropy, closed=closed)
             state.update(p, y, **keywords)
             third = len(p) // 3
             state.update(p[:third], y[:third], **keywords)

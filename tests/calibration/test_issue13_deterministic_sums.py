@@ -169,6 +169,11 @@ for rows, classes in [(1000, 10), (500, 17), (300, 64), (200, 65), (2000, 33), (
         s = crossent.EvaluationState(classes).update(p, labels).compute()
         public = [s.nll, s.brier, s.spherical, s.mean_entropy, s.calibration.value]
         out[f"{rows}x{classes}{dtype}"] = [bits.hexdigest(), [x.hex() for x in public]]
+# a 1-D binary column: its bins from p (_row_kernels.binary_bins, branch binupd1)
+column = rng.random(3000)
+column[:3] = [0.0, 0.5, 1.0]
+s = crossent.EvaluationState(2).update(column, rng.integers(0, 2, size=3000)).compute()
+out["binary"] = [x.hex() for x in (s.accuracy, s.calibration.value)]
 print(json.dumps(out))
 """
 register("totals_bits", _SCRIPT)

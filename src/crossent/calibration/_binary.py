@@ -29,8 +29,9 @@ formed from ``p`` itself:
 
 NumPy throughout (a few passes over the column; no compiled kernel, so no new
 signature to compile).  A block's sums (``_summaries._binary_totals``) form each of
-these only where the metric asks for it, and take the hits and bins from the
-``totals`` kernel's pass over the rows :math:`[1 - p, p]` (the same confidences).
+these only where the metric asks for it, and take the hits and bins from a small
+Numba pass over ``p`` (``_row_kernels.binary_bins``: the ``totals`` kernel's numbers
+of the rows :math:`[1 - p, p]`, the same confidences and bits, without the rows).
 """
 
 from __future__ import annotations

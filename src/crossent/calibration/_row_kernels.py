@@ -135,6 +135,7 @@ from .._read_only import read_only
 __all__ = [
     "BlocksTotals",
     "available",
+    "binary_bins",
     "block_totals",
     "blocks_reader",
     "log_positive",
@@ -181,6 +182,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "log": kernels.log_array,
         "surprisal": kernels.surprisal_array,
         "totals": kernels.totals,
+        "binary_bins": kernels.binary_bins,
     }
 
 
@@ -310,6 +312,26 @@ def block_totals(
     suspect = _kernels()["totals"](values, flat, bits, ids, *settings, out, found_p)
     _raise_for_label(suspect, labels, k, first_row)
     return int(suspect), found_p[: int(np.count_nonzero(out[3] >= 0))], out
+
+
+def binary_bins(
+    p: np.ndarray, labels: np.ndarray, edges: np.ndarray, *, left: bool, errors: bool
+) -> tuple[np.ndarray, int]:
+    r"""The top-label bins ``(4, bins)`` (count, confidence sum, hits, and with
+    ``errors`` the confidence sums' rounding errors; zeros without) and the hits of the
+    rows :math:`[\mathrm{fl}(1 - p), p]` of a 1-D binary column ``p`` (float64) with
+    labels 0 or 1, read from ``p`` itself: :func:`block_totals`' numbers of those rows
+    (``top``, uniform ``edges``, the float64 rows' ``rounding``: every bin), the same
+    bits, without the rows formed or their entropy, limit and label checks run
+    (measured on 10^6 rows, the loaded Emerald Rapids, CPU time: about 4 against 19 ms,
+    in blocks of 2^15 rows)."""
+    p = read_only(np.ascontiguousarray(p, dtype=np.float64))
+    labels = read_only(np.ascontiguousarray(labels, dtype=np.intp))
+    edges = read_only(np.asarray(edges, dtype=np.float64))
+    bins = edges.shape[0] - 1
+    bin_stats = np.zeros((4, bins))
+    hits = _kernels()["binary_bins"](p, labels, edges, left, bins if errors else 0, bin_stats)
+    return bin_stats, int(hits)
 
 
 @dataclass(frozen=True)

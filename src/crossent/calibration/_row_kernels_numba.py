@@ -48,6 +48,7 @@ __all__ = [
     "add_stretches",
     "add_to_bins",
     "add_to_classes",
+    "binary_bins",
     "chunk_parts",
     "chunk_rows",
     "chunk_scores",
@@ -1637,3 +1638,39 @@ def totals(
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
     return suspect
+
+
+_BINARY_CHUNK = 4096  # binary_bins' rows a chunk: its three buffers in L1 (96 KiB)
+
+
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def binary_bins(p, labels, edges, left, rounding, bin_stats):
+    # The top-label bins and hits of the rows [fl(1 - p), p] of a 1-D binary column,
+    # read from p (no rows formed): each row's confidence and predicted class as
+    # chunk_rows finds them on those rows (the first maximum, compared as bit patterns:
+    # for [fl(1 - p), p] the same as x > fl(1 - x), NaN giving class 0 and NaN, as
+    # there), then add_to_bins and fold_tallies as ``totals`` runs them, so every bin's
+    # count, confidence sum, hits and rounding errors are its bits (each a row-order
+    # sum, whatever the chunks).  Returns the hits.
+    prefer_wide_vectors()
+    n = p.shape[0]
+    bins = edges.shape[0] - 1
+    chunk = _BINARY_CHUNK
+    confidence = np.empty(chunk)
+    hit = np.empty(chunk, dtype=np.intp)
+    index = np.empty(chunk, dtype=np.intp)
+    tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
+    hits = 0
+    for c0 in range(0, n, chunk):
+        count = min(chunk, n - c0)
+        for i in range(count):
+            x = p[c0 + i]
+            q = 1.0 - x
+            up = x > q
+            confidence[i] = x if up else q
+            hit[i] = (1 if up else 0) == labels[c0 + i]
+        for i in range(count):
+            hits += hit[i]
+        add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
+    fold_tallies(tallies, bin_stats)
+    return hits

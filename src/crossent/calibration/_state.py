@@ -306,7 +306,15 @@ class EvaluationState:
             else check_integer(first_row, name="first_row", low=0)
         )
         predictions = as_predictions(
-            probs, labels, form=form, validate=validate, first_row=start, defer=True
+            probs,
+            labels,
+            form=form,
+            validate=validate,
+            first_row=start,
+            defer=True,
+            # a 1-D column's top-label sums are formed from p alone (map_totals,
+            # map_summaries): its rows [1 - p, p] are for the other scopes' bins
+            rows=self._spec.scope != "top-label",
         )
         if predictions.n == 0 and np.ndim(probs) == 1:
             # no rows: an empty list (``update([], [])``) is read as a 1-D array, two

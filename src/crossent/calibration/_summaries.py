@@ -463,10 +463,11 @@ def _binary_totals(
     the per-row numbers of :mod:`._binary` (those of :func:`binary_summaries`, the same
     bits), each formed only where ``request`` asks for it.  The top-label sums (hits,
     bins, and with ``request.errors`` the bins' rounding errors) come from the Numba
-    kernel's pass over the block's rows :math:`[1 - p, p]` (``rows``, or stacked here)
-    where it is available: the confidence :math:`\max(p, \mathrm{fl}(1 - p))` and the
-    predicted class are those of :func:`binary_top`, compared and summed in row order
-    as ``numpy.bincount``, the hits a count."""
+    kernel's pass over ``p`` (:func:`._row_kernels.binary_bins`: the ``totals``
+    kernel's numbers of the rows :math:`[1 - p, p]`, without forming them; ``rows`` is
+    not read) where it is available: the confidence :math:`\max(p, \mathrm{fl}(1 -
+    p))` and the predicted class are those of :func:`binary_top`, compared and summed in
+    row order as ``numpy.bincount``, the hits a count."""
     n = p.shape[0]
     sums = np.zeros(5)
     surprisal = p_label = None
@@ -489,7 +490,7 @@ def _binary_totals(
     bins = None
     if request.top:
         if request.bins and _row_kernels.available():
-            bins, sums[4] = _binary_bins(p, labels, request, rows)
+            bins, sums[4] = _binary_bins(p, labels, request)
         else:
             confidence, predicted = binary_top(p)
             correct = (predicted == labels).astype(np.float64)
@@ -513,17 +514,6 @@ def _binary_totals(
     )
 
 
-@functools.cache
-def _binary_kernel_options(bins: int, closed: Closed, errors: bool) -> dict[str, Any]:
-    """:func:`kernel_options` of the top-label sums alone over the float64 rows
-    :math:`[1 - p, p]`, once per setting (every block asks; never written)."""
-    return kernel_options(
-        TotalsRequest(top=True, surprisal=False, bins=bins, closed=closed, errors=errors),
-        limit=_limit(np.dtype(np.float64), 2),
-        pending=False,
-    )
-
-
 def _binary_counts(labels: IntArray, classes: int) -> IntArray:
     """``numpy.bincount(labels, minlength=classes)`` of labels 0 and 1 (a count of the
     ones, a pass that writes nothing)."""
@@ -536,17 +526,16 @@ def _binary_counts(labels: IntArray, classes: int) -> IntArray:
 
 
 def _binary_bins(
-    p: FloatArray, labels: IntArray, request: TotalsRequest, rows: FloatArray | None
+    p: FloatArray, labels: IntArray, request: TotalsRequest
 ) -> tuple[BinStatistics, float]:
-    """The bins and the hits of one block of a 1-D binary prediction, from the Numba
-    kernel's pass over its rows :math:`[1 - p, p]` (its top-label sums only)."""
-    if rows is None:
-        rows = np.stack([1.0 - p, p], axis=1)
-    _, _, (kernel_sums, _, bin_stats, _) = _row_kernels.block_totals(
-        rows, labels, keep=0, **_binary_kernel_options(request.bins, request.closed, request.errors)
+    """The bins and the hits of one block of a 1-D binary prediction, from ``p``
+    (:func:`._row_kernels.binary_bins`: the ``totals`` kernel's top-label sums of the
+    rows :math:`[1 - p, p]`, the same bits, without those rows)."""
+    bin_stats, hits = _row_kernels.binary_bins(
+        p, labels, _kernel_edges(request.bins), left=request.closed == "left", errors=request.errors
     )
     statistics = BinStatistics(*(bin_stats if request.errors else bin_stats[:3]))
-    return statistics, float(kernel_sums[4])
+    return statistics, float(hits)
 
 
 def clear_unasked(sums: FloatArray, request: TotalsRequest) -> None:
@@ -594,14 +583,9 @@ def map_totals(
     """``(first row, totals)`` of each block of rows, computed on the worker threads, in
     block order (rows in ``found`` counted from the block's first row)."""
     if predictions.binary is not None:
-        binary = predictions.binary
         return predictions.map_stored(
-            lambda start, rows, labels: (
-                start,
-                _binary_totals(
-                    predictions.block_of(binary, start, labels.shape[0]), labels, request, rows
-                ),
-            )
+            lambda start, p, labels: (start, _binary_totals(p, labels, request)),
+            binary=True,
         )
     if predictions.form == "probs":
         return predictions.map_stored(
