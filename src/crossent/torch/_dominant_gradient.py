@@ -167,15 +167,6 @@ def _dominant_entry_fake(z: torch.Tensor, *_: Any) -> torch.Tensor:
     return torch.empty_like(z)
 
 
-def _dominant_entry_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
-    z, v, *options = inputs
-    ctx.save_for_backward(z, v)
-    ctx.options = options
-
-
-def _dominant_entry_backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
-    z, v = ctx.saved_tensors
-    return _formed(grad, z, v, *ctx.options), None, None, None, None, None
-
-
-_dominant_entry_op.register_autograd(_dominant_entry_backward, setup_context=_dominant_entry_setup)
+_dominant_entry_op.register_autograd(
+    _DominantEntry.backward, setup_context=_DominantEntry.setup_context
+)
