@@ -29,6 +29,7 @@ main (4 frames for 3 values).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -187,6 +188,23 @@ def test_bce_new_smoothing_compile_no_new_graph() -> None:
     assert counter.frame_count <= 2  # main: one per value (4)
     with pytest.raises(InputError, match=r"`label_smoothing` must be in \[0, 1\]; got 1.5"):
         step(*data, 1.5)
+    _donated_buffer_note(step, data, 0.2)
+
+
+def _donated_buffer_note(step: Any, data: tuple[torch.Tensor, ...], s: float) -> None:
+    """The module docstring's note (branch torchrev1): the symbolic graph, whose backward
+    ran without ``retain_graph`` above (its saved buffers donated), refuses one with
+    ``retain_graph=True`` (PyTorch's error, any graph that saves an intermediate; the
+    twin's options tensor is one); ``donated_buffer = False`` lets it run, and twice."""
+    args = [a.clone().requires_grad_() for a in data]  # (the graph's requires_grad guards)
+    loss = step(*args, s).sum()
+    with pytest.raises(RuntimeError, match="non-empty donated buffers"):
+        torch.autograd.grad(loss, args, retain_graph=True)
+    want = torch.autograd.grad(_bce(*args, s).sum(), args)
+    with torch._functorch.config.patch(donated_buffer=False):
+        for retain in (True, False):
+            got = torch.autograd.grad(loss, args, retain_graph=retain)
+            assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
 
 
 def _focal(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, gamma: float) -> torch.Tensor:

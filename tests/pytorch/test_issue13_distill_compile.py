@@ -59,6 +59,7 @@ class Case(NamedTuple):
     reduction: str
     teacher_grad: bool
     bound: float | None = None  # ulps of the student's gradient, where not ULPS'
+    direction: str = "forward"
 
 
 def _case(name: str, rows: list[tuple[list[float], list[float]]], *options: Any) -> Case:
@@ -71,6 +72,7 @@ SPREAD = (  # a small spread, a KL past NEAR_CEILING (at T = 1/2; distilltorch15
     [0.0, math.log1p(-_M) + 5e-8, math.log(_M) - 35.0],
     [0.0, math.log1p(-_M), math.log(_M)],
 )
+SATURATED = ([80.0, 0.0, -80.0, 3.0], [-80.0, 0.0, 80.0, 1.0])
 TEACHER_GAP = ([0.3, 0.1, 0.2], [-B, B, 0.0])  # a teacher gap past the range
 CASES = [
     _case(
@@ -117,6 +119,13 @@ CASES = [
     # the hard row's student gradient (eager: NearRows' formulas in torch operations,
     # 64 units off; compiled: its NumPy kernel, 5.3)
     _case("float64_small_spread_half_temperature", [SPREAD, ORDINARY], 0.5, F64, "sum", True, 96),
+    # reverse, T = 2, a saturated row (s_0 ~ 1): its top entry T s_0 (log s_0 - log t_0 - D)
+    # cancels; eager forms it from the others (_dominant_gradient), the compiled graph did
+    # not: 4.5e15 units of 2^-53 off in float64, 8.4e6 of 2^-23 in float32 (branch torchrev1)
+    *(
+        _case(f"{n}_reverse_saturated", [SATURATED], 2.0, dtype, "sum", False, None, "reverse")
+        for n, dtype in (("float64", F64), ("float32", F32))
+    ),
 ]
 
 ULPS = {F64: 4, F32: 16, BF16: 1}
@@ -128,7 +137,7 @@ def _losses(students: list[torch.Tensor], teachers: list[torch.Tensor]) -> list[
     """Every case's loss (the ``total`` of ``'parts'``): the function compiled once."""
     out = []
     for case, z, v in zip(CASES, students, teachers, strict=True):
-        loss = distillation_loss(z, v, temperature=case.temperature, reduction=case.reduction)
+        loss = distillation_loss(z, v, case.temperature, case.reduction, direction=case.direction)
         out.append(loss.total if case.reduction == "parts" else loss)
     return out
 

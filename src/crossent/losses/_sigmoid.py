@@ -53,6 +53,7 @@ from .._xp import (
     compute_dtype_weak,
     device,
     full_like,
+    is_jax_tracer,
     namespace,
     numpy_errstate,
     ones_like,
@@ -267,6 +268,23 @@ def target_slope(x: Array, pi: Any, *, xp: ModuleType) -> Array:
     return pi * xp.where(pi != 0, magnitude, zero) + (pi - 1) * small - rest
 
 
+def _stopped_target(t: Any) -> Any:
+    r"""The targets ``t`` with no derivative (same values) where autodiff may record one
+    for them, else None: a tensor that requires grad (``detach``), or a JAX tracer
+    (``jax.lax.stop_gradient``: ``jax.grad``, ``jax.jvp``, ``jax.jit``, ``jax.vmap``;
+    whether the targets are differentiated is not known while tracing, and the
+    zero-valued term costs a few operations an entry). Issue 13, branch torchrev1:
+    ``jax.grad`` in the targets differentiated the two softplus terms, as torch's
+    autograd did before branch focal4."""
+    if getattr(t, "requires_grad", False):
+        return t.detach()
+    if is_jax_tracer(t):
+        import jax  # (a tracer: JAX is imported)
+
+        return jax.lax.stop_gradient(t)
+    return None
+
+
 def _bce_in_graph(b: _Binary) -> Array:
     r""":func:`_bce`, the same value, whose autograd graph has the targets' slope
     :func:`target_slope` where PyTorch records one for ``b.t`` (``requires_grad``): the
@@ -276,14 +294,15 @@ def _bce_in_graph(b: _Binary) -> Array:
     :func:`_bce` summed :math:`\pi\,\mathrm{sp}(-x)` and :math:`-\mathrm{sp}(x)`,
     which cancel for small :math:`|x|` (issue 13, branch focal4: the targets' gradient of
     ``crossent.torch.sigmoid_focal_loss`` at ``gamma=0``, float32 logit
-    ``-5.353383e-4``, 454 ulps, as the binary cross-entropy's before hostile24). Where
-    the slope is infinite (an infinite logit) the graph is :func:`_bce`'s. Other arrays
-    (NumPy, JAX: no ``requires_grad``) get :func:`_bce` itself."""
+    ``-5.353383e-4``, 454 ulps, as the binary cross-entropy's before hostile24; JAX
+    tracers too since branch torchrev1, :func:`_stopped_target`). Where the slope is
+    infinite (an infinite logit) the graph is :func:`_bce`'s. Other arrays (NumPy,
+    concrete JAX arrays) get :func:`_bce` itself."""
     t = b.t
-    if not getattr(t, "requires_grad", False):
+    stopped = _stopped_target(t)
+    if stopped is None:
         return _bce(b)
     xp = b.xp
-    stopped = t.detach()
     slope = target_slope(b.x, b.pos_weight, xp=xp)
     finite = xp.isfinite(slope)
     held = xp.where(finite, stopped, t)
@@ -400,12 +419,14 @@ def _log_one_minus_pt_in_graph(b: _Binary) -> Array:
     to every order since :math:`1 - p_t` is linear in :math:`t` (its value adds 0).
     Autograd of the log-space sum subtracted :math:`\sigma(x)` from :math:`\sigma(-x)`
     (issue 13, branch focal4: the focal loss's targets' gradient at ``gamma=2``, float32
-    logit ``1e-10``, ``-2.5e-11`` for ``-5.97e-11``). Other arrays: itself."""
+    logit ``1e-10``, ``-2.5e-11`` for ``-5.97e-11``; JAX tracers too since branch
+    torchrev1). Other arrays: itself."""
     t = b.t
-    if not getattr(t, "requires_grad", False):
+    held = _stopped_target(t)
+    if held is None:
         return _log_one_minus_pt(b)
     xp = b.xp
-    stopped = replace(b, t=t.detach())
+    stopped = replace(b, t=held)
     # (the same softplus nodes: the logits' gradient sums the same terms, the same bits)
     stopped._softplus_pos, stopped._softplus_neg = b.softplus_pos, b.softplus_neg
     log_q = _log_one_minus_pt(stopped)

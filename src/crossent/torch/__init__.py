@@ -145,9 +145,15 @@ symbolic graph.
   op checks it at run time) and ``softmax_focal_loss``' ``gamma`` (a float checked by
   comparisons) reach their ops' twins as a float64 tensor: two graphs, the op's bits
   (those of the float op that main compiled). ``label_smoothing=0`` keeps the float
-  op: the twins' saved tensor is a buffer that AOTAutograd donates, which a second
-  backward through the graph (``retain_graph``, ``gradcheck``) refuses (set
-  ``torch._functorch.config.donated_buffer = False`` for one with smoothing).
+  op. Retained backwards (torch 2.13): the twins save their options tensor, an
+  intermediate of the graph, and AOTAutograd compiles a graph's backward at its first
+  backward, donating such buffers unless that one retains the graph; so a graph whose
+  first backward ran without ``retain_graph`` refuses a later ``retain_graph=True``
+  (or ``create_graph``) backward with PyTorch's "non-empty donated buffers" error, as
+  any compiled graph that saves an intermediate does. A first backward that retains
+  the graph (``gradcheck``), and ``label_smoothing=0`` (the float op saves its inputs
+  only), never meet it; otherwise set ``torch._functorch.config.donated_buffer =
+  False`` (branch torchrev1: ``test_issue13_compiled_option_values.py``).
   Each twin is made from its op by ``_traced_options.tensor_options_twin`` (the
   schema with the one ``float``/``float[]`` argument a ``Tensor``).
 * every other float option specialises (a graph per value): the vocab-parallel losses
