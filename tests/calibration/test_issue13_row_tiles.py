@@ -17,6 +17,7 @@ the tile is 512-bit vectors, and its rows and labels are prefetched."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import mmap
 
@@ -193,6 +194,7 @@ def test_issue13_float64_and_longer_rows_keep_the_loops(dtype: type, classes: in
         np.testing.assert_array_equal(p_label, plain[0])
 
 
+@functools.cache  # (the two assembly tests read one compile: a new njit compiles again)
 def _tiled_asm() -> str:
     import numba
 

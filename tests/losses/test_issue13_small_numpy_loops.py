@@ -27,9 +27,17 @@ from losses.test_issue13_small_focal_speedup import _HYBRID, _LIBM, _sweep
 
 _UFUNCS = (np.exp, np.log, np.log1p, np.expm1)
 _CPYTHON = sys.implementation.name == "cpython"
-_NEEDS_LOOPS = pytest.mark.skipif(
-    _small_loops.numpy_loops() is None, reason="NumPy's loops are not found here"
-)
+
+
+@pytest.fixture
+def _needs_loops() -> None:
+    """Skips where NumPy's loops are not found: asked when a test runs, not at collection
+    (each xdist worker collects every module; the first ask compiles a kernel)."""
+    if _small_loops.numpy_loops() is None:
+        pytest.skip("NumPy's loops are not found here")
+
+
+_NEEDS_LOOPS = pytest.mark.usefixtures("_needs_loops")
 
 
 def _compiled() -> types.ModuleType:
