@@ -11,6 +11,7 @@ order is sorted within a rank.
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -49,3 +50,20 @@ def test_issue13_pages_sharing_kernels_with_the_harness_are_read_last() -> None:
         assert within == sorted(within)
     assert names[: len(names) - len(late)] == sorted(set(names) - set(late))
     assert names[-1] == "tutorials/perplexity"
+
+
+def test_issue13_every_page_calling_a_measure_is_read_after_the_harness_compiled_it() -> None:
+    """A page whose code calls one of ``crossent.info``'s measures (their float64 row
+    kernels: the harness's ``fused_cache`` section) is ranked 1 or later: the tutorial
+    on distillation, whose last cell calls ``kl_divergence``, was read first and compiled
+    those kernels at the same time as the harness."""
+    import crossent.info
+
+    measures = set(crossent.info.__all__)
+    late = _order_extension().LATE
+    for name in _pages_with_code():
+        text = (DOCS / f"{name}.md").read_text(encoding="utf-8")
+        code = " ".join(re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S))
+        called = sorted(set(re.findall(r"crossent\.(\w+)\(", code)) & measures)
+        if called:
+            assert late.get(name, 0) >= 1, (name, called)
