@@ -181,13 +181,20 @@ def _run_once(
 ) -> dict[str, dict[str, str | None]]:
     """``{section: {"stdout": ..., "error": traceback or None}}`` of one fresh process;
     with ``seed``, the process copies what it has compiled into that folder after each
-    section (:func:`seed_cache`)."""
+    section (:func:`seed_cache`) and marks it seeded (:data:`SEEDED`); every section is
+    marked once the process has ended, even if it failed (the docs build waits no longer)."""
     where = None if seed is None else [str(Path(__file__).resolve().parent), str(seed)]
     script = (
         f"MARKER = {_MARKER!r}\nSCRIPTS_JSON = {json.dumps(sections)!r}\nSEED = {where!r}\n"
         f"SEEDED = {SEEDED!r}\n" + _DRIVER
     )
-    out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
+    try:
+        out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
+    finally:
+        if seed is not None:
+            for name, _ in sections:
+                with contextlib.suppress(OSError):
+                    (seed / (SEEDED + name)).touch()
     line = next(line for line in reversed(out.splitlines()) if line.startswith(_MARKER))
     return dict(json.loads(line.removeprefix(_MARKER)))
 

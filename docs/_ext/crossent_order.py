@@ -75,9 +75,10 @@ WAIT_FOR = {1: "fused_cache", 2: "measure_bits", 3: "totals_bits", 4: "temperatu
 """The section of ``tests/numba_cache_harness.py`` that compiles the kernels of the
 pages of each rank of :data:`LATE` (the harness runs them in this order)."""
 
-WAIT_BUDGET = 150.0
-"""Seconds that the pages may wait for the harness in all (a harness that failed or
-fell far behind: the pages then compile what they need, as without it)."""
+WAIT_BUDGET = 300.0
+"""Seconds that the pages may wait for the harness in all: a harness stuck or far behind
+(one that failed marks every section at its end). The pages then compile what they
+need, as without it."""
 
 _WAITED = {"seconds": 0.0}
 

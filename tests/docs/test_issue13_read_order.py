@@ -140,3 +140,11 @@ def test_issue13_the_cold_process_marks_each_section_seeded(
         harness.SEEDED + "fused_cache",
         harness.SEEDED + "totals_bits",
     ]
+
+    def crashed(script: str, **_: object) -> str:
+        raise AssertionError("the process failed")
+
+    monkeypatch.setattr(harness, "run_python", crashed)
+    with pytest.raises(AssertionError, match="failed"):
+        harness._run_once([("measure_bits", "")], compiled, seed=suite)
+    assert (suite / (harness.SEEDED + "measure_bits")).exists()  # the pages wait no longer
