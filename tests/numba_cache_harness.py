@@ -44,9 +44,10 @@ kernel would compile it again: ``totals`` alone, float32 and float64, about a mi
 So :func:`run_registered_once` then hands them to the suite: :func:`seed_cache` copies
 into the test processes' ``NUMBA_CACHE_DIR`` the cache files of every function that has
 none there yet, and the tests load them as they would load their own; the cold process
-itself does so after each of its sections too, so that the documentation build beside
-it (``tasks.py test``) loads the measures' kernels rather than compiling them at the
-same time (``docs/_ext/crossent_order.py``). What each test proves is unchanged: its
+itself does so after each of its sections too, and then touches a marker (:data:`SEEDED`),
+so that the documentation build beside it (``tasks.py test``), which waits for the
+marker of the kernels a page calls, loads them rather than compiling them at the same
+time (``docs/_ext/crossent_order.py``). What each test proves is unchanged: its
 kernels' bits are those of a kernel loaded from the cache, which the sections here
 prove equal to the bits of the kernel compiled in-process.
 """
@@ -69,6 +70,7 @@ from fresh_process import run_python
 __all__ = [
     "COLD_ONLY",
     "SECTIONS",
+    "SEEDED",
     "CacheRuns",
     "main",
     "register",
@@ -82,14 +84,17 @@ SECTIONS = {
     # Assert exactly which kernels the cold process compiled: nothing may run before them.
     "numba_cache": "test_issue13_numba_cache.py",
     "compiled_small": "losses/test_issue13_compiled_small_cache.py",
-    # Any order from here. First the measures' kernels, which the documentation's pages
-    # call too (tasks.py test builds the site beside this process: it loads them once
-    # these sections have seeded the suite's cache; docs/_ext/crossent_order.py).
+    # Any order from here. First the kernels that the documentation's pages call too, in
+    # the order the build reads those pages (tasks.py test builds the site beside this
+    # process: a page waits for its section's kernels to be seeded into the suite's
+    # cache and loads them; docs/_ext/crossent_order.py). ``kernel_bits`` (no page needs
+    # its kernels) ran before ``totals_bits`` and ``temperature_bits``, and the build
+    # reached those pages first and compiled their kernels beside this process.
     "fused_cache": "info/test_issue13_fused_cache.py",
     "measure_bits": "info/test_issue13_cached_measure_bits.py",
-    "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
     "totals_bits": "calibration/test_issue13_deterministic_sums.py",
     "temperature_bits": "calibration/test_temperature_fused.py",
+    "kernel_bits": "losses/test_issue13_cached_kernel_bits.py",
     # After kernel_bits, whose kernels it inspects; in the cold process only.
     "wide_kernels": "losses/test_issue13_wide_kernels.py",
 }
@@ -103,6 +108,13 @@ in-process (Numba will not show that of a kernel loaded from its cache)."""
 _REGISTERED: dict[str, str] = {}
 
 _MARKER = "NUMBA-CACHE-HARNESS "
+
+SEEDED = ".harness-seeded-"
+"""The cold process touches ``SEEDED + section`` in the seeded folder (the suite's
+``NUMBA_CACHE_DIR``) once that section's kernels are there (even if the section
+failed): the documentation build beside it waits for the file before it executes a
+page that calls those kernels (``docs/_ext/crossent_order.py``), rather than compiling
+them at the same time."""
 
 _TIMEOUT = 1800
 """Wall seconds each process may take (``run_python``'s default is 600): the cold process
@@ -138,6 +150,8 @@ for name, source in scripts:
             seed_cache(Path(os.environ["NUMBA_CACHE_DIR"]), Path(SEED[1]))
         except Exception:
             traceback.print_exc()
+        with contextlib.suppress(OSError):  # the docs build waits for it (seeded_marker)
+            (Path(SEED[1]) / (SEEDED + name)).touch()
 print(MARKER + json.dumps(outputs))
 """
 
@@ -167,13 +181,20 @@ def _run_once(
 ) -> dict[str, dict[str, str | None]]:
     """``{section: {"stdout": ..., "error": traceback or None}}`` of one fresh process;
     with ``seed``, the process copies what it has compiled into that folder after each
-    section (:func:`seed_cache`)."""
+    section (:func:`seed_cache`) and marks it seeded (:data:`SEEDED`); every section is
+    marked once the process has ended, even if it failed (the docs build waits no longer)."""
     where = None if seed is None else [str(Path(__file__).resolve().parent), str(seed)]
     script = (
         f"MARKER = {_MARKER!r}\nSCRIPTS_JSON = {json.dumps(sections)!r}\nSEED = {where!r}\n"
-        + _DRIVER
+        f"SEEDED = {SEEDED!r}\n" + _DRIVER
     )
-    out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
+    try:
+        out = run_python(script, numba_cache=cache, debug_cache=True, timeout=_TIMEOUT)
+    finally:
+        if seed is not None:
+            for name, _ in sections:
+                with contextlib.suppress(OSError):
+                    (seed / (SEEDED + name)).touch()
     line = next(line for line in reversed(out.splitlines()) if line.startswith(_MARKER))
     return dict(json.loads(line.removeprefix(_MARKER)))
 
