@@ -132,6 +132,7 @@ __all__ = [
     "available",
     "measure_rows",
     "operands",
+    "perplexity_rows",
     "pointwise",
     "reshaped",
 ]
@@ -286,6 +287,33 @@ def pointwise(
     scale = 1.0 if log_base is None else float(log_base)
     suspects = _kernel("pointwise", p.dtype, False)(p, q, which, scale, screen, out)
     return out, suspects > 0
+
+
+def perplexity_rows(a: np.ndarray, b: np.ndarray, *, cross: bool) -> np.ndarray:
+    """The perplexity of each float64 probability row of ``a`` (2-D, ``(rows,
+    classes)``), against the rows of ``b`` (the same shape) if ``cross``, from the
+    entropy in double-double (``_perplexity_dd``); rows on the shared pool's threads
+    above :data:`PARALLEL_ELEMENTS` elements."""
+    out = np.empty(a.shape[0])
+    kernel = _perplexity_kernel()
+
+    def part(first: int, stop: int) -> None:
+        kernel(a, b, cross, first, stop, out)
+
+    if a.size <= PARALLEL_ELEMENTS:
+        part(0, a.shape[0])
+    else:
+        run_in_parts(part, a.shape[0], _threads())
+    return out
+
+
+@functools.cache
+def _perplexity_kernel() -> Any:
+    """``_perplexity_kernels.perplexity_rows``, imported (and Numba with it) on first
+    use."""
+    from . import _perplexity_kernels
+
+    return _perplexity_kernels.perplexity_rows
 
 
 @functools.cache

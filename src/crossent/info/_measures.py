@@ -74,8 +74,8 @@ from .._xp import (
     to_float32,
     to_numpy,
 )
-from . import _fused
-from ._blocks import sum_over_classes
+from . import _fused, _perplexity_dd
+from ._blocks import BLOCK_ELEMENTS, sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
 from ._js_mixed import careful_rows, exact_where, js_mixed_exact
@@ -1485,10 +1485,58 @@ def perplexity(
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
         return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
+    if _double_double_applies(m):  # float64 probabilities: H in double-double
+        if is_numpy(m.xp):
+            return _perplexity_numpy(m, want)
+        measured = m.measure(want, nats)
+        return m.result(_perplexity_dd.correct(measured, *_dd_operands(m), m.xp))
     measured = m.measure(want, nats)
     if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
         measured = _far_gap_rows(m, measured, kl=False)
     return m.result(_exp_of_nats(measured, m.xp))
+
+
+def _double_double_applies(m: _Prepared) -> bool:
+    """Whether :func:`perplexity` takes its double-double entropy: float64
+    probability sides (every form else keeps ``exp`` of the measure) in a namespace
+    that has ``frexp`` and ``ldexp`` (:func:`._perplexity_dd.supports`)."""
+    return (
+        all(side.form == "probs" for side in m.sides)
+        and m.dtype == m.xp.float64
+        and (is_numpy(m.xp) or _perplexity_dd.supports(m.xp))
+    )
+
+
+def _dd_operands(m: _Prepared) -> tuple[Any, Any | None]:
+    """P's values and Q's (None for one side), without their gradient."""
+    values = [_perplexity_dd.constant(side.values, m.xp) for side in m.sides]
+    return values[0], (values[1] if len(values) > 1 else None)
+
+
+def _perplexity_numpy(m: _Prepared, want: int) -> Any:
+    """:func:`perplexity` of NumPy float64 probabilities: validated first, then the
+    fused kernel (``_fused.perplexity_rows``) where it takes the rows, else
+    :func:`._perplexity_dd.dd_entropy` by blocks of rows."""
+    m.check()
+    rows = _fused_rows(m.sides, want=want)
+    cross = len(m.sides) > 1
+    if rows is not None:
+        a, b, batch = rows
+        out = _fused.perplexity_rows(a, b, cross=cross)
+        return out[0] if batch == () else out.reshape(batch)
+    p, q = _dd_operands(m)
+    xp = m.xp
+    if q is not None:
+        p, q = np.broadcast_arrays(p, q)
+    if p.ndim < 2 or p.size <= 2 * BLOCK_ELEMENTS:
+        return m.result(_perplexity_dd.exp_dd(*_perplexity_dd.dd_entropy(p, q, xp), xp))
+    out = np.empty(p.shape[:-1])
+    step = max(1, BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
+    for start in range(0, p.shape[0], step):
+        block = slice(start, start + step)
+        parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp)
+        out[block] = _perplexity_dd.exp_dd(*parts, xp)
+    return out
 
 
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
