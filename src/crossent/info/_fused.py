@@ -289,22 +289,27 @@ def pointwise(
     return out, suspects > 0
 
 
-def perplexity_rows(a: np.ndarray, b: np.ndarray, *, cross: bool) -> np.ndarray:
+def perplexity_rows(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    cross: bool,
+    tolerances: tuple[float | None, float | None] = (None, None),
+) -> tuple[np.ndarray, bool]:
     """The perplexity of each float64 probability row of ``a`` (2-D, ``(rows,
     classes)``), against the rows of ``b`` (the same shape) if ``cross``, from the
-    entropy in double-double (``_perplexity_dd``); rows on the shared pool's threads
-    above :data:`PARALLEL_ELEMENTS` elements."""
+    entropy in double-double (``_perplexity_dd``), and whether a row may fail its
+    validation (``tolerances`` as in :func:`measure_rows`); rows on the shared pool's
+    threads above :data:`PARALLEL_ELEMENTS` elements."""
     out = np.empty(a.shape[0])
     kernel = _perplexity_kernel()
+    tol_a, tol_b = (-1.0 if tol is None else tol for tol in tolerances)
 
-    def part(first: int, stop: int) -> None:
-        kernel(a, b, cross, first, stop, out)
+    def part(first: int, stop: int) -> int:
+        return int(kernel(a, b, cross, tol_a, tol_b, first, stop, out))
 
-    if a.size <= PARALLEL_ELEMENTS:
-        part(0, a.shape[0])
-    else:
-        run_in_parts(part, a.shape[0], _threads())
-    return out
+    most = _threads() if a.size > PARALLEL_ELEMENTS else 1
+    return out, sum(run_in_parts(part, a.shape[0], most)) > 0
 
 
 @functools.cache

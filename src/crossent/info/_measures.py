@@ -1443,7 +1443,12 @@ def perplexity(
     Returns
     -------
     array
-        At least 1; at most ``classes`` without ``q``; ``+inf`` when H(P, Q) is.
+        At least 1 (without ``q``, at most ``classes`` for rows that sum to 1
+        exactly: a row of ``fl(1/V)`` entries that sums above 1 has a true
+        perplexity slightly above ``V``, which is returned); ``+inf`` when H(P, Q)
+        is. Float64 probabilities are within about an ulp of :math:`e^{H}`: the
+        entropy is taken in double-double (``_perplexity_dd``), since ``exp`` of a
+        float64 :math:`H` near :math:`\log V` is several ulps off.
 
     %(raises_as_cross_entropy)s
 
@@ -1514,20 +1519,38 @@ def _dd_operands(m: _Prepared) -> tuple[Any, Any | None]:
 
 
 def _perplexity_numpy(m: _Prepared, want: int) -> Any:
-    """:func:`perplexity` of NumPy float64 probabilities: validated first, then the
-    fused kernel (``_fused.perplexity_rows``) where it takes the rows, else
-    :func:`._perplexity_dd.dd_entropy` by blocks of rows."""
-    m.check()
+    """:func:`perplexity` of NumPy float64 probabilities: by the fused kernel
+    (``_fused.perplexity_rows``, which screens the rows as :meth:`_Prepared.fused`
+    does: the validations run in full only where a row is suspect) where it takes the
+    rows, else validated first and :func:`._perplexity_dd.dd_entropy` by blocks of
+    rows."""
     rows = _fused_rows(m.sides, want=want)
-    cross = len(m.sides) > 1
     if rows is not None:
         a, b, batch = rows
-        out = _fused.perplexity_rows(a, b, cross=cross)
+        pending = m.pending
+        out, suspect = _fused.perplexity_rows(
+            a,
+            b,
+            cross=len(m.sides) > 1,
+            tolerances=(
+                pending[0].row_sum_tolerance() if pending else None,
+                pending[1].row_sum_tolerance() if len(pending) > 1 else None,
+            ),
+        )
+        if suspect:
+            m.check()
         return out[0] if batch == () else out.reshape(batch)
+    m.check()
     p, q = _dd_operands(m)
-    xp = m.xp
     if q is not None:
         p, q = np.broadcast_arrays(p, q)
+    with np.errstate(over="ignore", invalid="ignore"):  # (inf rows: +inf, no warning)
+        return _perplexity_numpy_blocks(p, q, m)
+
+
+def _perplexity_numpy_blocks(p: np.ndarray, q: np.ndarray | None, m: _Prepared) -> Any:
+    """:func:`_perplexity_numpy` without the kernel, by blocks of rows."""
+    xp = m.xp
     if p.ndim < 2 or p.size <= 2 * BLOCK_ELEMENTS:
         return m.result(_perplexity_dd.exp_dd(*_perplexity_dd.dd_entropy(p, q, xp), xp))
     out = np.empty(p.shape[:-1])

@@ -40,8 +40,6 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
-import numpy as np
-
 __all__ = ["LN2_HI", "LN2_LO", "constant", "correct", "dd_entropy", "exp_dd", "supports"]
 
 LN2_HI = math.ldexp(math.floor(math.ldexp(math.log(2.0), 42)), -42)
@@ -49,8 +47,7 @@ r""":math:`\ln 2` to 42 significant bits: :math:`e \cdot` ``LN2_HI`` is exact fo
 exponent :math:`|e| \le 1075` of a float64."""
 
 LN2_LO = float(
-    Fraction("0.693147180559945309417232121458176568075500134360255254120680009")
-    - Fraction(LN2_HI)
+    Fraction("0.693147180559945309417232121458176568075500134360255254120680009") - Fraction(LN2_HI)
 )
 r""":math:`\ln 2 -` :data:`LN2_HI`, rounded."""
 
@@ -136,7 +133,7 @@ def correct(measured: Any, p: Any, q: Any | None, xp: ModuleType) -> Any:
     base = xp.exp(measured)
     flat = constant(measured, xp)
     c = xp.where(xp.isfinite(flat) & xp.isfinite(hi), (hi - flat) + lo, 0.0)
-    return base + base * c
+    return xp.where(xp.isinf(base), base, base + base * c)
 
 
 def constant(x: Any, xp: ModuleType) -> Any:

@@ -33,26 +33,44 @@ def _log_dd(x: float) -> tuple[float, float]:
     return _two_sum(k * LN2_HI, k * LN2_LO + math.log1p(m - 1.0))
 
 
-def _perplexity_rows(a: Any, b: Any, cross: bool, first: int, stop: int, out: Any) -> None:
+def _perplexity_rows(
+    a: Any, b: Any, cross: bool, tol_a: float, tol_b: float, first: int, stop: int, out: Any
+) -> int:
     """``out[r]`` = the perplexity of row ``r`` of ``a`` (against ``b`` if ``cross``)
-    for ``first <= r < stop``."""
+    for ``first <= r < stop``, and the number of suspect rows: a side screened (its
+    tolerance ``>= 0``) with an entry outside [0, 1] (or NaN) or a sum more than its
+    tolerance from 1, as ``_fused_kernels._suspect`` screens probabilities."""
     n = a.shape[1]
+    suspects = 0
     for r in range(first, stop):
         hi = lo = 0.0
         infinite = False
+        sum_a = sum_b = 0.0
+        lo_a = lo_b = 0.0
+        hi_a = hi_b = 1.0
         for i in range(n):
             p = a[r, i]
-            if p == 0.0:
-                continue
             x = b[r, i] if cross else p
+            if tol_a >= 0.0:  # a NaN makes the sum NaN
+                sum_a += p
+                lo_a, hi_a = min(lo_a, p), max(hi_a, p)
+            if tol_b >= 0.0:
+                sum_b += x
+                lo_b, hi_b = min(lo_b, x), max(hi_b, x)
+            if p == 0.0 or infinite:
+                continue
             if x == 0.0:
                 infinite = True
-                break
+                continue
             l_hi, l_lo = _log_dd(x)
             t = p * l_hi
             t_lo = _fma(p, l_hi, -t) + p * l_lo
             hi, e = _two_sum(hi, t)
             lo += e + t_lo
+        if tol_a >= 0.0 and not (abs(sum_a - 1.0) <= tol_a and lo_a >= 0.0 and hi_a <= 1.0):
+            suspects += 1
+        if tol_b >= 0.0 and not (abs(sum_b - 1.0) <= tol_b and lo_b >= 0.0 and hi_b <= 1.0):
+            suspects += 1
         if infinite:
             out[r] = math.inf
             continue
@@ -60,12 +78,24 @@ def _perplexity_rows(a: Any, b: Any, cross: bool, first: int, stop: int, out: An
         s_lo = lo - (s - hi)
         e_h = math.exp(-s)  # (inf past the range: no warning in a kernel)
         out[r] = e_h if math.isinf(e_h) else e_h - e_h * s_lo
+    return suspects
 
 
 _SIDE = types.Array(types.float64, 2, "A", readonly=True)
 
 perplexity_rows = numba.njit(
-    [types.void(_SIDE, _SIDE, types.boolean, types.int64, types.int64, types.float64[::1])],
+    [
+        types.int64(
+            _SIDE,
+            _SIDE,
+            types.boolean,
+            types.float64,
+            types.float64,
+            types.int64,
+            types.int64,
+            types.float64[::1],
+        )
+    ],
     error_model="numpy",
     nogil=True,
     cache=True,
