@@ -75,7 +75,8 @@ from .._xp import (
     to_numpy,
 )
 from . import _fused, _perplexity_dd
-from ._blocks import BLOCK_ELEMENTS, sum_over_classes
+from ._blocks import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
+from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
 from ._js_mixed import careful_rows, exact_where, js_mixed_exact
@@ -1551,10 +1552,10 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
 def _perplexity_numpy_blocks(p: np.ndarray, q: np.ndarray | None, m: _Prepared) -> Any:
     """:func:`_perplexity_numpy` without the kernel, by blocks of rows."""
     xp = m.xp
-    if p.ndim < 2 or p.size <= 2 * BLOCK_ELEMENTS:
+    if p.ndim < 2 or p.size <= 2 * _BLOCK_ELEMENTS:
         return m.result(_perplexity_dd.exp_dd(*_perplexity_dd.dd_entropy(p, q, xp), xp))
     out = np.empty(p.shape[:-1])
-    step = max(1, BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
+    step = max(1, _BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
     for start in range(0, p.shape[0], step):
         block = slice(start, start + step)
         parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp)

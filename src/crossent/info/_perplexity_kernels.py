@@ -14,7 +14,8 @@ import numba
 from numba import types
 
 from ._fused_kernels import _fma, _two_sum
-from ._perplexity_dd import LN2_HI, LN2_LO
+from ._perplexity_dd import LN2_HI as _LN2_HI
+from ._perplexity_dd import LN2_LO as _LN2_LO
 
 __all__ = ["perplexity_rows"]
 
@@ -30,7 +31,7 @@ def _log_dd(x: float) -> tuple[float, float]:
         m *= 2.0
         e -= 1
     k = float(e)
-    return _two_sum(k * LN2_HI, k * LN2_LO + math.log1p(m - 1.0))
+    return _two_sum(k * _LN2_HI, k * _LN2_LO + math.log1p(m - 1.0))
 
 
 def _perplexity_rows(
