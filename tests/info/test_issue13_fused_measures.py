@@ -55,7 +55,7 @@ class _Spy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.calls = 0
-        for name in ("measure_rows", "pointwise"):
+        for name in ("measure_rows", "perplexity_rows", "pointwise"):
             original = getattr(_fused, name)
             monkeypatch.setattr(_fused, name, self._counting(original))
 

@@ -132,6 +132,7 @@ __all__ = [
     "available",
     "measure_rows",
     "operands",
+    "perplexity_rows",
     "pointwise",
     "reshaped",
 ]
@@ -286,6 +287,38 @@ def pointwise(
     scale = 1.0 if log_base is None else float(log_base)
     suspects = _kernel("pointwise", p.dtype, False)(p, q, which, scale, screen, out)
     return out, suspects > 0
+
+
+def perplexity_rows(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    cross: bool,
+    tolerances: tuple[float | None, float | None] = (None, None),
+) -> tuple[np.ndarray, bool]:
+    """The perplexity of each float64 probability row of ``a`` (2-D, ``(rows,
+    classes)``), against the rows of ``b`` (the same shape) if ``cross``, from the
+    entropy in double-double (``_perplexity_dd``), and whether a row may fail its
+    validation (``tolerances`` as in :func:`measure_rows`); rows on the shared pool's
+    threads above :data:`PARALLEL_ELEMENTS` elements."""
+    out = np.empty(a.shape[0])
+    kernel = _perplexity_kernel()
+    tol_a, tol_b = (-1.0 if tol is None else tol for tol in tolerances)
+
+    def part(first: int, stop: int) -> int:
+        return int(kernel(a, b, cross, tol_a, tol_b, first, stop, out))
+
+    most = _threads() if a.size > PARALLEL_ELEMENTS else 1
+    return out, sum(run_in_parts(part, a.shape[0], most)) > 0
+
+
+@functools.cache
+def _perplexity_kernel() -> Any:
+    """``_perplexity_kernels.perplexity_rows``, imported (and Numba with it) on first
+    use."""
+    from . import _perplexity_kernels
+
+    return _perplexity_kernels.perplexity_rows
 
 
 @functools.cache

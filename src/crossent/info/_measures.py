@@ -74,7 +74,8 @@ from .._xp import (
     to_float32,
     to_numpy,
 )
-from . import _fused
+from . import _fused, _perplexity_dd
+from ._blocks import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
@@ -1443,7 +1444,12 @@ def perplexity(
     Returns
     -------
     array
-        At least 1; at most ``classes`` without ``q``; ``+inf`` when H(P, Q) is.
+        At least 1 (without ``q``, at most ``classes`` for rows that sum to 1
+        exactly: a row of ``fl(1/V)`` entries that sums above 1 has a true
+        perplexity slightly above ``V``, which is returned); ``+inf`` when H(P, Q)
+        is. Float64 probabilities are within about an ulp of :math:`e^{H}`: the
+        entropy is taken in double-double (``_perplexity_dd``), since ``exp`` of a
+        float64 :math:`H` near :math:`\log V` is several ulps off.
 
     %(raises_as_cross_entropy)s
 
@@ -1485,10 +1491,76 @@ def perplexity(
         want, nats = _fused.CROSS_ENTROPY, _cross_entropy_nats
     if m.in_float32():  # the exp of the float64 nats, rounded once (issue 13)
         return m.exact(lambda wide: wide.result(_exp_of_nats(wide.measure(want, nats), np)))
+    if _double_double_applies(m):  # float64 probabilities: H in double-double
+        if is_numpy(m.xp):
+            return _perplexity_numpy(m, want)
+        measured = m.measure(want, nats)
+        return m.result(_perplexity_dd.correct(measured, *_dd_operands(m), m.xp))
     measured = m.measure(want, nats)
     if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
         measured = _far_gap_rows(m, measured, kl=False)
     return m.result(_exp_of_nats(measured, m.xp))
+
+
+def _double_double_applies(m: _Prepared) -> bool:
+    """Whether :func:`perplexity` takes its double-double entropy: float64
+    probability sides (every form else keeps ``exp`` of the measure) in a namespace
+    that has ``frexp`` and ``ldexp`` (:func:`._perplexity_dd.supports`)."""
+    return (
+        all(side.form == "probs" for side in m.sides)
+        and m.dtype == m.xp.float64
+        and (is_numpy(m.xp) or _perplexity_dd.supports(m.xp))
+    )
+
+
+def _dd_operands(m: _Prepared) -> tuple[Any, Any | None]:
+    """P's values and Q's (None for one side), without their gradient."""
+    values = [_perplexity_dd.constant(side.values, m.xp) for side in m.sides]
+    return values[0], (values[1] if len(values) > 1 else None)
+
+
+def _perplexity_numpy(m: _Prepared, want: int) -> Any:
+    """:func:`perplexity` of NumPy float64 probabilities: by the fused kernel
+    (``_fused.perplexity_rows``, which screens the rows as :meth:`_Prepared.fused`
+    does: the validations run in full only where a row is suspect) where it takes the
+    rows, else validated first and :func:`._perplexity_dd.dd_entropy` by blocks of
+    rows."""
+    rows = _fused_rows(m.sides, want=want)
+    if rows is not None:
+        a, b, batch = rows
+        pending = m.pending
+        out, suspect = _fused.perplexity_rows(
+            a,
+            b,
+            cross=len(m.sides) > 1,
+            tolerances=(
+                pending[0].row_sum_tolerance() if pending else None,
+                pending[1].row_sum_tolerance() if len(pending) > 1 else None,
+            ),
+        )
+        if suspect:
+            m.check()
+        return out[0] if batch == () else out.reshape(batch)
+    m.check()
+    p, q = _dd_operands(m)
+    if q is not None:
+        p, q = np.broadcast_arrays(p, q)
+    with np.errstate(over="ignore", invalid="ignore"):  # (inf rows: +inf, no warning)
+        return _perplexity_numpy_blocks(p, q, m)
+
+
+def _perplexity_numpy_blocks(p: np.ndarray, q: np.ndarray | None, m: _Prepared) -> Any:
+    """:func:`_perplexity_numpy` without the kernel, by blocks of rows."""
+    xp = m.xp
+    if p.ndim < 2 or p.size <= 2 * _BLOCK_ELEMENTS:
+        return m.result(_perplexity_dd.exp_dd(*_perplexity_dd.dd_entropy(p, q, xp), xp))
+    out = np.empty(p.shape[:-1])
+    step = max(1, _BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
+    for start in range(0, p.shape[0], step):
+        block = slice(start, start + step)
+        parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp)
+        out[block] = _perplexity_dd.exp_dd(*parts, xp)
+    return out
 
 
 def _exp_of_nats(nats: Any, xp: ModuleType) -> Any:
