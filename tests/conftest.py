@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,46 @@ settings.register_profile("dev", max_examples=100, deadline=None)
 # For mutation runs (tests/MUTATION.md): few examples, so one mutant costs seconds.
 settings.register_profile("mutation", derandomize=True, max_examples=10, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+#: JAX's persistent compilation cache, one folder per test run shared by its pytest-xdist
+#: workers (``pytest_configure`` below). JAX compiles every primitive of an eager call
+#: for each shape and dtype (about 40 ms of CPU each on the CI's CPUs, several hundred per
+#: loss under ``jax.grad``), and each worker compiled the same ones again; a program the
+#: other worker compiled is read back instead (about a third of the CPU). The same XLA
+#: compilation: the values are the same programs' values.
+_JAX_CACHE_ENV = {
+    "JAX_COMPILATION_CACHE_DIR": "",  # set to the run's folder
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",  # every program (default: >= 1 s)
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1",  # of every size
+}
+_JAX_CACHE_CREATED = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the run's JAX compilation cache (``_JAX_CACHE_ENV``) in a new temporary
+    folder, unless one is set already (a pytest-xdist worker inherits its controller's
+    environment; a user's own cache is kept). Set as environment variables, read when
+    JAX is imported: nothing imports JAX here. Two workers may write and read one entry
+    at once (JAX writes an entry in place): a partly written entry read back is a warning
+    and a compilation, not an error."""
+    if os.environ.get("JAX_COMPILATION_CACHE_DIR") is None and "jax" not in sys.modules:
+        folder = tempfile.mkdtemp(prefix="crossent-jax-cache-")
+        config.stash[_JAX_CACHE_CREATED] = folder
+        os.environ.update(_JAX_CACHE_ENV, JAX_COMPILATION_CACHE_DIR=folder)
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Error reading persistent compilation cache entry:UserWarning"
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the JAX compilation cache folder this process made (the controller's,
+    after its workers ended)."""
+    folder = config.stash.get(_JAX_CACHE_CREATED, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        for name in _JAX_CACHE_ENV:
+            os.environ.pop(name, None)
 
 
 @dataclass(frozen=True)
