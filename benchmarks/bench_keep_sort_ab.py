@@ -8,8 +8,9 @@ Cases (``EvaluationState.update``, one call, CPU seconds by ``time.process_time`
 * keep all: 70000 x 3 float64 rows, ``keep=70000`` (tests/calibration/
   test_issue13_keep_unbounded.py's block): insertion shifted O(rows x keep) places.
 * default keep: 10^6 x 10 float32 rows, ``keep=10`` (the insertion path, unchanged).
-* keep 100 and keep 10000: 10^6 x 10 float32 rows (sort and merge, few rows a chunk
-  once every place is filled).
+* keep 33, 100 and 10000: 10^6 x 10 float32 rows (sort and merge, few rows a chunk
+  once every place is filled); "rising": keep 33 and 100 of the same rows ordered by
+  rising surprisal (every row enters: the worst case of both ways).
 
 The data (softmax of Gaussian logits, labels drawn at random) are built before any
 timer; every case runs once untimed (compilation), then the trees alternate call by
@@ -45,10 +46,16 @@ def main() -> None:
     }
     small = _data(70_000, 3, np.float64)
     large = _data(1_000_000, 10, np.float32)
+    p_label = large[0][np.arange(large[0].shape[0]), large[1]]
+    rising = np.argsort(-p_label, kind="stable")  # every row above the kept ones
+    worst = (large[0][rising], large[1][rising])
     cases = {
         "keep all, 70000 x 3": (small, 3, 70_000),
         "keep 10, 10^6 x 10": (large, 10, 10),
+        "keep 33, 10^6 x 10": (large, 10, 33),
+        "keep 33, rising": (worst, 10, 33),
         "keep 100, 10^6 x 10": (large, 10, 100),
+        "keep 100, rising": (worst, 10, 100),
         "keep 10000, 10^6 x 10": (large, 10, 10_000),
     }
     times: dict[tuple[str, str], list[float]] = {}

@@ -1548,6 +1548,12 @@ def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept, 
     return kept
 
 
+_FEW_CHOSEN = 16
+"""Up to this many rows of a chunk enter ``merge_kept``'s merge, they are sorted by
+insertion (no buffers allocated: random rows once every place is filled); more,
+by ``np.argsort`` (kind "mergesort", stable)."""
+
+
 @numba.njit
 def sort_kept(found, found_p, found_s, kept):
     # found[:kept] (in row order) sorted by surprisal, largest first: a stable sort
@@ -1591,15 +1597,25 @@ def merge_kept(p_label, surprisal, count, c0, found, found_p, found_s, kept, cho
     rest = m - start
     if rest == 0:
         return kept
-    keys = np.empty(rest)
-    for j in range(rest):
-        keys[j] = -surprisal[chosen[start + j]]
-    order = np.argsort(keys, kind="mergesort")
+    rows = chosen[start:m]
+    if rest <= _FEW_CHOSEN:  # sorted in place (stable: a row passes only larger ones)
+        for j in range(1, rest):
+            i = rows[j]
+            h = j
+            while h > 0 and surprisal[i] > surprisal[rows[h - 1]]:
+                rows[h] = rows[h - 1]
+                h -= 1
+            rows[h] = i
+    else:
+        keys = np.empty(rest)
+        for j in range(rest):
+            keys[j] = -surprisal[rows[j]]
+        rows[:] = rows[np.argsort(keys, kind="mergesort")]
     a = keep - 1  # the kept row, the chunk's row and the place compared
     b = rest - 1
     w = keep + rest - 1
     while b >= 0:
-        i = chosen[start + order[b]]
+        i = rows[b]
         s = surprisal[i]
         if a >= 0 and s > found_s[a]:  # found[a] ranks after row c0 + i
             if w < keep:
