@@ -106,21 +106,26 @@ def _surprisal(p: np.ndarray) -> np.ndarray:
     return -logs
 
 
-@pytest.mark.parametrize("order", ["ascending", "descending", "random"])
+@pytest.mark.parametrize("order", ["ascending", "descending", "random", "late"])
 @pytest.mark.parametrize("keep", [1, 33, 300, 1000, 1500])
 def test_issue13_kept_rows_sorted_and_merged_equal_the_oracle(order: str, keep: int) -> None:
     """Guard of the kept rows' order for every ``keep`` (insertion up to 32 places,
     sort and merge above, in row order until filled, keep > rows), against
     ``sorted(range(n), key=(-s, row))`` without NaN: many ties, 0 (+inf), +inf
-    (-inf), NaN, above 1 (negative), rows ascending, descending, shuffled across 256-row
-    chunks.  Passes on main (insertion): it kills an unstable sort (ties swapped), a
-    chunk's row put before a kept row of its surprisal, a NaN kept, an off-by-one in
-    the merge's truncation and a block never filled left unsorted."""
+    (-inf), NaN, above 1 (negative), rows ascending, descending, shuffled across
+    256-row chunks, and a few tied rows a chunk above every filled place ("late").
+    Passes on main (insertion, right but O(rows x keep)); kills (tests/MUTATION.md) an
+    unstable sort (quicksort: ties swapped), a chunk's row put before a kept row of its
+    surprisal, ties swapped by the in-place insertion of a few rows, a NaN kept, the
+    merge's truncation one place short and a block never filled left unsorted."""
     rng = np.random.default_rng(keep)
     rows = 1000
     p = rng.choice(np.float32([0.125, 0.25, 0.5, 0.75, 1.0, 1.5, 0.0, np.inf, np.nan]), rows)
     p[rng.random(rows) < 0.3] = np.float32(rng.random())  # one more tie value
-    if order != "random":
+    if order == "late":  # every place filled by ties, then a few tied rows a chunk above
+        p[:] = 0.5
+        p[300::50], p[310::70] = 0.25, 0.125
+    elif order != "random":
         p = np.sort(p)[:: 1 if order == "ascending" else -1].copy()  # NaN at one end
     probs = p[:, None].astype(np.float32)
     labels = np.zeros(rows, dtype=np.intp)
