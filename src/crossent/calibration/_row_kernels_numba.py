@@ -69,6 +69,7 @@ __all__ = [
     "long_rows_top",
     "long_sums_and_top",
     "looped_rows",
+    "merge_kept",
     "packed",
     "pairwise_sum",
     "prefetch",
@@ -76,6 +77,7 @@ __all__ = [
     "row_sums",
     "scores_from",
     "short_rows",
+    "sort_kept",
     "spherical_scores",
     "spherical_wanted",
     "summaries",
@@ -1496,8 +1498,15 @@ def add_to_classes(labels, surprisal, count, class_stats):
         sums[np.uint64(y)] += surprisal[i]
 
 
+_INSERTION_KEEP = 32
+"""Up to this many kept rows ``keep_smallest`` inserts each row (a few shifts: the
+default ``keep`` is 10); above, the rows of a chunk are sorted and merged
+(``merge_kept``): insertion shifted O(rows x keep) places, 1.7 s for 70000 rows all
+kept, against a few ms."""
+
+
 @numba.njit(inline="always")
-def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
+def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept, chosen):
     # rows c0 + i of the largest surprisal into found (sorted, earlier rows first on
     # ties; kept of keep filled), their p_label into found_p and surprisal into
     # found_s; returns the new kept.  Keyed on the surprisal as summed and reported
@@ -1508,7 +1517,9 @@ def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
     # (evalreview).  Once every place is filled a row enters only above the last kept
     # value: one vectorised pass over the chunk tells whether any does (NaN never
     # does), and most chunks stop there (measured, 10^6 x 10 update kernel: with the
-    # class sums in one row loop, 3.8 ms for both; split, 0.7 ms)
+    # class sums in one row loop, 3.8 ms for both; split, 0.7 ms).  Above
+    # _INSERTION_KEEP places, merge_kept (found in row order until filled: the
+    # caller sorts a block that never fills them, sort_kept); chosen: count slots.
     keep = found.shape[0]
     if kept == keep:
         higher = False
@@ -1517,6 +1528,8 @@ def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
             higher |= surprisal[i] > threshold
         if not higher:
             return kept
+    if keep > _INSERTION_KEEP:
+        return merge_kept(p_label, surprisal, count, c0, found, found_p, found_s, kept, chosen)
     for i in range(count):
         s = surprisal[i]
         if s != s:  # NaN (unchecked NaN predictions) takes no place (EvaluationState's _top)
@@ -1532,6 +1545,91 @@ def keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept):
             found_p[j] = p_label[i]
             found_s[j] = s
             kept = min(kept + 1, keep)
+    return kept
+
+
+_FEW_CHOSEN = 16
+"""Up to this many rows of a chunk enter ``merge_kept``'s merge, they are sorted by
+insertion (no buffers allocated: random rows once every place is filled); more,
+by ``np.argsort`` (kind "mergesort", stable)."""
+
+
+@numba.njit
+def sort_kept(found, found_p, found_s, kept):
+    # found[:kept] (in row order) sorted by surprisal, largest first: a stable sort
+    # (mergesort) keeps the earlier row first on ties
+    order = np.argsort(-found_s[:kept], kind="mergesort")
+    rows, p, s = found[:kept].copy(), found_p[:kept].copy(), found_s[:kept].copy()
+    for j in range(kept):
+        found[j] = rows[order[j]]
+        found_p[j] = p[order[j]]
+        found_s[j] = s[order[j]]
+
+
+@numba.njit
+def merge_kept(p_label, surprisal, count, c0, found, found_p, found_s, kept, chosen):
+    # keep_smallest for many places, O(keep + count log count) a chunk: while places
+    # are free the chunk's rows (NaN none) are appended in row order, and sorted once
+    # every place is filled (sort_kept); then the rows above the last kept value are
+    # stably sorted and merged in from the end (in place, past keep dropped), a
+    # chunk's row after every kept row of its surprisal (the kept rows are earlier).
+    keep = found.shape[0]
+    full = kept == keep
+    threshold = found_s[keep - 1] if full else 0.0
+    m = 0
+    for i in range(count):
+        s = surprisal[i]
+        if (s > threshold) if full else (s == s):
+            chosen[m] = i
+            m += 1
+    start = 0
+    if not full:
+        start = min(m, keep - kept)
+        for j in range(start):
+            i = chosen[j]
+            found[kept] = c0 + i
+            found_p[kept] = p_label[i]
+            found_s[kept] = surprisal[i]
+            kept += 1
+        if kept < keep:
+            return kept
+        sort_kept(found, found_p, found_s, keep)
+    rest = m - start
+    if rest == 0:
+        return kept
+    rows = chosen[start:m]
+    if rest <= _FEW_CHOSEN:  # sorted in place (stable: a row passes only larger ones)
+        for j in range(1, rest):
+            i = rows[j]
+            h = j
+            while h > 0 and surprisal[i] > surprisal[rows[h - 1]]:
+                rows[h] = rows[h - 1]
+                h -= 1
+            rows[h] = i
+    else:
+        keys = np.empty(rest)
+        for j in range(rest):
+            keys[j] = -surprisal[rows[j]]
+        rows[:] = rows[np.argsort(keys, kind="mergesort")]
+    a = keep - 1  # the kept row, the chunk's row and the place compared
+    b = rest - 1
+    w = keep + rest - 1
+    while b >= 0:
+        i = rows[b]
+        s = surprisal[i]
+        if a >= 0 and s > found_s[a]:  # found[a] ranks after row c0 + i
+            if w < keep:
+                found[w] = found[a]
+                found_p[w] = found_p[a]
+                found_s[w] = found_s[a]
+            a -= 1
+        else:
+            if w < keep:
+                found[w] = c0 + i
+                found_p[w] = p_label[i]
+                found_s[w] = s
+            b -= 1
+        w -= 1
     return kept
 
 
@@ -1594,6 +1692,7 @@ def totals(
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
     keep = found.shape[0]
     found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
+    chosen = np.empty(chunk if keep > _INSERTION_KEEP else 0, dtype=np.intp)
     kept = 0
     hits = 0
     suspect = 0
@@ -1632,7 +1731,11 @@ def totals(
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:
-            kept = keep_smallest(p_label, surprisal, count, c0, found, found_p, found_s, kept)
+            kept = keep_smallest(
+                p_label, surprisal, count, c0, found, found_p, found_s, kept, chosen
+            )
+    if keep > _INSERTION_KEEP and kept < keep:  # never filled: still in row order
+        sort_kept(found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
