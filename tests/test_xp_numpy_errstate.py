@@ -157,6 +157,7 @@ _NUMPY_ONLY_FUNCTIONS = frozenset(
         "_far_gap_gradient",  # the far rows' float64 NumPy gradient (``full``)
         "_far_inputs",  # the sides' float64 NumPy host copies
         "_in_unit",  # float64 NumPy nats
+        "_perplexity_numpy",  # called only where the namespace is NumPy's
     }
 )
 
