@@ -40,6 +40,8 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
+from .._numerics import _two_product, _two_sum
+
 __all__ = ["LN2_HI", "LN2_LO", "constant", "correct", "dd_entropy", "exp_dd", "supports"]
 
 LN2_HI = math.ldexp(math.floor(math.ldexp(math.log(2.0), 42)), -42)
@@ -51,7 +53,6 @@ LN2_LO = float(
 )
 r""":math:`\ln 2 -` :data:`LN2_HI`, rounded."""
 
-_SPLIT = 134217729.0  # 2^27 + 1: Dekker's splitting of a float64
 _SQRT_HALF = math.sqrt(0.5)
 
 
@@ -59,25 +60,6 @@ def supports(xp: ModuleType) -> bool:
     """Whether ``xp`` has the functions :func:`dd_entropy` needs (``frexp``,
     ``ldexp``, ``log1p``; array-api-strict has no ``frexp``)."""
     return all(hasattr(xp, name) for name in ("frexp", "ldexp", "log1p"))
-
-
-def _two_sum(a: Any, b: Any) -> tuple[Any, Any]:
-    s = a + b
-    v = s - a
-    return s, (a - (s - v)) + (b - v)
-
-
-def _split(a: Any) -> tuple[Any, Any]:
-    c = _SPLIT * a
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _two_prod(a: Any, b: Any) -> tuple[Any, Any]:
-    p = a * b
-    a_hi, a_lo = _split(a)
-    b_hi, b_lo = _split(b)
-    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
 
 
 def _log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -99,7 +81,7 @@ def dd_entropy(p: Any, q: Any | None, xp: ModuleType) -> tuple[Any, Any]:
     zero = p == 0.0
     gap = (x == 0.0) & ~zero
     log_hi, log_lo = _log_dd(xp.where(x > 0.0, x, 1.0), xp)
-    t_hi, t_lo = _two_prod(p, log_hi)
+    t_hi, t_lo = _two_product(p, log_hi)
     t_lo = t_lo + p * log_lo
     t_hi = xp.where(zero | gap, 0.0, t_hi)
     t_lo = xp.where(zero | gap, 0.0, t_lo)
