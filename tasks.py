@@ -242,10 +242,17 @@ def test(args: list[str]) -> None:
                 # them instead of compiling them at the same time. Both cores stay busy:
                 # mypy and the harness.
                 _finish(typing)
-            if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
-                print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
-            else:
-                build_docs([])  # warnings fail CI; the tests open the built site in a browser
+            # The test modules' bytecode, asserts rewritten, cached once beside the docs
+            # build: each of pytest's workers compiled all of them itself on a fresh
+            # clone, about 10 s of its collection CPU (tests/bytecode_ahead.py).
+            bytecode = _start(PYTHON, ROOT / "tests" / "bytecode_ahead.py")
+            try:
+                if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+                    print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
+                else:
+                    build_docs([])  # warnings fail CI; the tests open the built site in a browser
+            finally:
+                _finish(bytecode, check=False)  # (if it failed, the workers compile them)
         finally:
             _finish(typing)
         _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
