@@ -237,7 +237,7 @@ def test(args: list[str]) -> None:
     keep_bytecode()
     # CI has two cores and these steps are mostly single-threaded, so they overlap:
     # Chromium's apt install beside pip; the Numba cache tests' two processes beside
-    # mypy, then beside the docs build.
+    # mypy, then beside the docs build and pytest (which fills the cores they leave idle).
     with ThreadPoolExecutor(max_workers=1) as pool:
         browser = pool.submit(ensure_browser)
         ensure_environment("test")
