@@ -41,6 +41,9 @@ SITE = ROOT / "site"
 # pytest-xdist: one worker per core (CI has 2), tests handed out as workers free up.
 PARALLEL = ["-n", "auto", "--dist", "worksteal"]
 DOCS_BUILD = ROOT / "docs" / "_build"
+# How many steps of priority pytest runs below the docs build and the Numba cache
+# harness beside it (``os.nice``; none where the platform lacks it): see :func:`test`.
+PYTEST_NICE = 5
 
 
 def _children_cpu() -> float:
@@ -83,18 +86,32 @@ def _run(*command: str | Path, cwd: Path = ROOT) -> None:
 _STARTED: dict[int, tuple[tuple[str | Path, ...], float]] = {}
 
 
-def _start(*command: str | Path) -> subprocess.Popen[bytes]:
-    """Start a command in the background (``_finish`` waits for it and checks its status)."""
+def _start(
+    *command: str | Path, nice: int = 0, output: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """Start a command in the background (``_finish`` waits for it and checks its status),
+    ``nice`` steps below this process's priority where the platform has ``os.nice``, its
+    output into the file ``output`` if given."""
     print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
-    process = subprocess.Popen([str(c) for c in command], cwd=ROOT)
+    lower = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
+    with open(output or os.devnull, "wb") as out:  # (the child keeps its own copy)
+        to = out if output else None
+        process = subprocess.Popen(
+            [str(c) for c in command], cwd=ROOT, preexec_fn=lower, stdout=to, stderr=to
+        )
     _STARTED[process.pid] = (command, time.monotonic())
     return process
 
 
 def _finish(process: subprocess.Popen[bytes], check: bool = True) -> None:
     cpu = _children_cpu()
+    if process.returncode is None and hasattr(os, "wait4"):
+        # reaped here, its own CPU is known even while other children end meanwhile
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu = _children_cpu() - usage.ru_utime - usage.ru_stime
     status = process.wait()
-    if process.pid in _STARTED:  # (its CPU: what the children's total grew by in the wait)
+    if process.pid in _STARTED:  # (its CPU: what the children's total grew by)
         command, wall = _STARTED.pop(process.pid)
         _took(command, wall, cpu)
     if check and status != 0:
@@ -160,10 +177,9 @@ def ensure_browser() -> None:
         print("note: Chromium did not install; the browser test will skip", file=sys.stderr)
 
 
-def build_docs(args: list[str]) -> None:
-    """Sphinx, warnings as errors, every tutorial executed afresh (-E), into site/."""
-    html = DOCS_BUILD / "html"
-    _run(
+def _sphinx(args: list[str]) -> list[str | Path]:
+    """The Sphinx command: warnings as errors, every tutorial executed afresh (-E)."""
+    return [
         PYTHON,
         "-m",
         "sphinx",
@@ -177,11 +193,20 @@ def build_docs(args: list[str]) -> None:
         DOCS_BUILD / "doctrees",
         *args,
         ROOT / "docs",
-        html,
-    )
+        DOCS_BUILD / "html",
+    ]
+
+
+def _publish_site() -> None:
     shutil.rmtree(SITE, ignore_errors=True)
-    shutil.copytree(html, SITE)
+    shutil.copytree(DOCS_BUILD / "html", SITE)
     print(f"documentation built: {SITE / 'index.html'}", file=sys.stderr)
+
+
+def build_docs(args: list[str]) -> None:
+    """Sphinx, warnings as errors, every tutorial executed afresh (-E), into site/."""
+    _run(*_sphinx(args))
+    _publish_site()
 
 
 def keep_bytecode() -> None:
@@ -212,7 +237,7 @@ def test(args: list[str]) -> None:
     keep_bytecode()
     # CI has two cores and these steps are mostly single-threaded, so they overlap:
     # Chromium's apt install beside pip; the Numba cache tests' two processes beside
-    # mypy, then beside the docs build.
+    # mypy, then beside the docs build and pytest (which fills the cores they leave idle).
     with ThreadPoolExecutor(max_workers=1) as pool:
         browser = pool.submit(ensure_browser)
         ensure_environment("test")
@@ -224,39 +249,67 @@ def test(args: list[str]) -> None:
     # 20 s per kernel and dtype).
     os.environ.setdefault("NUMBA_CACHE_DIR", str(numba_cache()))
     typing = _start(PYTHON, "-m", "mypy")
+    # The test modules' bytecode, asserts rewritten, cached once beside mypy and the
+    # harness: each of pytest's workers compiled all of them itself on a fresh clone,
+    # about 10 s of its collection CPU (tests/bytecode_ahead.py). Done before pytest starts.
+    bytecode = _start(PYTHON, ROOT / "tests" / "bytecode_ahead.py")
     # The whole suite (as CI): the cold and the warm process of the Numba cache tests
-    # (minutes of one core, tests/numba_cache_harness.py) run now, beside mypy and the docs build,
-    # not on a test worker; the tests read what they printed from this folder.
+    # (minutes of one core, tests/numba_cache_harness.py) run now, beside mypy, the docs
+    # build and pytest, not on a test worker; the tests read what they printed from this
+    # folder.
     ahead = None if args else Path(tempfile.mkdtemp(prefix="crossent-numba-cache-runs-"))
-    cache_runs = None
+    cache_runs = building = tests = None
+    built = Path(tempfile.mkdtemp(prefix="crossent-site-")) / "built"
+    docs_failed: subprocess.CalledProcessError | None = None
     try:
         if ahead is not None:
             os.environ["CROSSENT_NUMBA_CACHE_RUNS"] = str(ahead)
             cache_runs = _start(PYTHON, ROOT / "tests" / "numba_cache_harness.py", ahead)
-        try:
-            if cache_runs is not None:
-                # The docs build after mypy: the harness's first sections compile kernels
-                # that the pages call too (the measures' row kernels, about 57 s of CPU)
-                # and hand them to NUMBA_CACHE_DIR as each ends; with this head start
-                # (and those pages read last, docs/_ext/crossent_order.py) the build loads
-                # them instead of compiling them at the same time. Both cores stay busy:
-                # mypy and the harness.
-                _finish(typing)
-            # The test modules' bytecode, asserts rewritten, cached once beside the docs
-            # build: each of pytest's workers compiled all of them itself on a fresh
-            # clone, about 10 s of its collection CPU (tests/bytecode_ahead.py).
-            bytecode = _start(PYTHON, ROOT / "tests" / "bytecode_ahead.py")
-            try:
-                if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
-                    print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
-                else:
-                    build_docs([])  # warnings fail CI; the tests open the built site in a browser
-            finally:
-                _finish(bytecode, check=False)  # (if it failed, the workers compile them)
-        finally:
+            # The docs build after mypy: the harness's first sections compile kernels
+            # that the pages call too (the measures' row kernels, about 57 s of CPU)
+            # and hand them to NUMBA_CACHE_DIR as each ends; with this head start
+            # (and those pages read last, waiting for them: docs/_ext/crossent_order.py)
+            # the build loads them instead of compiling them at the same time. Both
+            # cores stay busy: mypy and the harness.
             _finish(typing)
-        _run(PYTHON, "-m", "pytest", *PARALLEL, *args)
+        if os.environ.get("CROSSENT_NO_DOCS"):  # opt out; the site's tests then skip
+            print("note: CROSSENT_NO_DOCS is set; the site is not rebuilt", file=sys.stderr)
+        else:
+            # Warnings fail CI; the tests open the built site in a browser. Built beside
+            # pytest: while its pages wait for the harness's kernels (a minute or more
+            # of one core), the test workers use that core. The tests that read site/
+            # run last and wait for ``built`` (tests/conftest.py), so no earlier
+            # build's site is read: it is removed now.
+            shutil.rmtree(SITE, ignore_errors=True)
+            os.environ["CROSSENT_SITE_BUILT"] = str(built)
+            log = built.parent / "sphinx.log"  # shown when it ends, not among the dots
+            building = _start(*_sphinx([]), output=log)
+        # pytest a step below the harness and the docs build in priority: the cores it
+        # takes are those they leave idle, and the harness seeds its kernels (which the
+        # tests would otherwise compile) as early as before.
+        _finish(bytecode, check=False)  # (if it failed, the workers compile them)
+        tests = _start(PYTHON, "-m", "pytest", *PARALLEL, *args, nice=PYTEST_NICE)
+        if building is not None:
+            try:
+                _finish(building)
+            except subprocess.CalledProcessError as error:
+                docs_failed = error  # reported once the tests are done too
+            finally:
+                sys.stderr.buffer.write(log.read_bytes())
+                sys.stderr.flush()
+            if docs_failed is None:
+                _publish_site()
+            built.touch()  # the site's tests go on (and skip if it was not built)
+        _finish(typing)
+        _finish(tests)
+        if docs_failed is not None:
+            raise docs_failed
     finally:
+        built.touch()
+        for process in (tests, building, typing, bytecode):  # only if interrupted
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
         # Done by now unless pytest stopped early (the tests wait for its results);
         # if it failed, the tests ran the two processes themselves.
         if cache_runs is not None:
@@ -268,6 +321,7 @@ def test(args: list[str]) -> None:
             _took(command, wall, cpu, "(wall: until pytest ended)")
         if ahead is not None:
             shutil.rmtree(ahead, ignore_errors=True)
+        shutil.rmtree(built.parent, ignore_errors=True)
 
 
 def numba_cache() -> Path:

@@ -9,6 +9,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,7 +299,8 @@ _LONG_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The Numba cache tests first (all on the worker that runs their one fixture), then
-    the long tests of ``_LONG_FIRST``; the rest keep their order.
+    the long tests of ``_LONG_FIRST``, the tests of the built docs site last (they may
+    wait for it: :func:`pytest_runtest_setup`); the rest keep their order.
 
     A test id that prints an object's address (``<function <lambda> at 0x...>``) is
     refused: pytest-xdist's workers each collect their own ids, and one that differs
@@ -313,6 +315,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     def rank(item: pytest.Item) -> int:
         if "numba_cache_runs" in getattr(item, "fixturenames", ()):
             return 0
+        if _reads_site(item):
+            return 3
         return 1 if item.nodeid.startswith(_LONG_FIRST) else 2
 
     items.sort(key=rank)  # stable
+
+
+#: Wall seconds a test of the built docs site waits for ``tasks.py test``'s build (which
+#: runs beside pytest) before it goes on (and skips, the site not being there).
+SITE_WAIT = 1800.0
+
+
+def _reads_site(item: pytest.Item) -> bool:
+    """Whether ``item`` reads the built docs site (its module names it ``SITE``)."""
+    return getattr(getattr(item, "module", None), "SITE", None) is not None
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test of the built docs site waits until ``tasks.py test``'s docs build, which runs
+    beside pytest, has put the site in place: it touches the file that
+    ``CROSSENT_SITE_BUILT`` names once it has (or once the build failed); nothing
+    elsewhere. What the test checks is unchanged: the site of the sources under test."""
+    built = os.environ.get("CROSSENT_SITE_BUILT")
+    if not built or not _reads_site(item):
+        return
+    start = time.monotonic()
+    while not Path(built).exists() and time.monotonic() - start < SITE_WAIT:
+        time.sleep(0.5)
