@@ -5,7 +5,8 @@ its docstring examples. The modules of ``crossent.torch`` import PyTorch, an opt
 extra: where it is not installed they are left out (their examples cannot run), instead
 of one collection error per module, which stops the whole run.
 
-It also has the test session's OpenMP threads wait passively (``OMP_WAIT_POLICY``, below).
+It also has the test session's OpenMP threads wait passively (``OMP_WAIT_POLICY``, below)
+and Inductor build no precompiled header (below).
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ import os
 # Waiting changes no result. Set before any test imports torch or Numba (libgomp reads
 # it when it loads); the xdist workers and the tests' subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# Inductor (``torch.compile``'s default backend) precompiles its kernels' common header
+# on the first C++ build of a fresh cache: 7.6 s of g++ (``-x c++-header``), and each
+# kernel then took as long as without it (3.2-4.3 s, four kernels), since the kernels'
+# time is g++'s optimisation, not the header's parsing. CI starts with a cold cache:
+# one Inductor test (``test_inductor_near_and_far_rows``) cost 65-68 s of CPU with the
+# header, 51 s without (g++: 37.7 s against 25.8 s). The same kernels, the same code;
+# an explicit setting wins.
+os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "0")
 
 
 def _installed(name: str) -> bool:
