@@ -7,12 +7,14 @@
     python3 tasks.py docs    # build the documentation site into site/ (index: site/index.html)
 
 Each creates ``.venv`` beside this file on first use and re-installs only when
-``pyproject.toml`` changes.  Standard library only, so it runs before anything is
-installed.  Extra arguments after ``test`` go to pytest.
+``pyproject.toml`` changes, with uv (installed into ``.venv`` by pip; pip itself where
+uv cannot install, or with ``CROSSENT_NO_UV=1``).  Standard library only, so it runs
+before anything is installed.  Extra arguments after ``test`` go to pytest.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import shutil
@@ -76,10 +78,13 @@ def _took(
     )
 
 
-def _run(*command: str | Path, cwd: Path = ROOT) -> None:
+def _run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
     wall, cpu = time.monotonic(), _children_cpu()
-    subprocess.run([str(c) for c in command], cwd=cwd, check=True)
+    if env is None:  # (this process's environment)
+        subprocess.run([str(c) for c in command], cwd=cwd, check=True)
+    else:
+        subprocess.run([str(c) for c in command], cwd=cwd, check=True, env=env)
     _took(command, wall, cpu)
 
 
@@ -129,20 +134,132 @@ def ensure_environment(task: str) -> None:
     stamp = VENV / f".installed-{task}"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
+    install(REQUIREMENTS[task])
+    stamp.write_text(digest.hexdigest())
+
+
+# pip's settings that uv is given as the same options (or environment), and those that do
+# not change what is installed; any other setting in pip's configuration (``pre``,
+# ``trusted-host``, ``no-binary``, ``user``, ...) and the install is pip's own.
+_UV_SAME = {
+    "index-url": "--index-url",
+    "extra-index-url": "--extra-index-url",
+    "find-links": "--find-links",
+    "constraint": "--constraints",
+}
+_UV_ENVIRONMENT = {"cert": "SSL_CERT_FILE", "timeout": "UV_HTTP_TIMEOUT"}
+_UV_NEEDLESS = {
+    "cache-dir",
+    "disable-pip-version-check",
+    "no-cache-dir",
+    "no-compile",
+    "no-input",
+    "no-warn-script-location",
+    "progress-bar",
+    "quiet",
+    "require-virtualenv",
+    "retries",
+    "root-user-action",
+    "verbose",
+}
+_TRUE = ("1", "true", "yes", "on")
+_PIP_QUIET = ("--quiet", "--disable-pip-version-check")
+
+
+def uv_options(config: str) -> tuple[list[str], dict[str, str]] | None:
+    """uv's options and environment for pip's configuration, as ``pip config list``
+    prints it (``global.find-links='/opt/wheels'``, ``:env:.cert='...'``); None where it
+    holds a setting with no translation here.
+
+    pip reads its files' ``global`` section, then ``install``, then the ``PIP_*``
+    environment (``:env:``), each overriding the last; the list settings are
+    whitespace-separated. uv reads none of them, so without these options it would
+    install from another index than pip (here: without the machine's local indexes and
+    wheels, and without its constraints) or not trust its certificates.
+    """
+    settings: dict[str, str] = {}
+    for section in ("global", "install", ":env:"):
+        for line in config.splitlines():
+            key, _, value = line.partition("=")
+            if key.startswith(section + ".") and value:
+                settings[key[len(section) + 1 :]] = ast.literal_eval(value)
+    if "default-timeout" in settings:  # (PIP_DEFAULT_TIMEOUT: an alias)
+        settings.setdefault("timeout", settings.pop("default-timeout"))
+    options: list[str] = []
+    environment: dict[str, str] = {}
+    for key, value in settings.items():
+        if key in _UV_SAME:
+            for item in value.split():
+                options += [_UV_SAME[key], item]
+        elif key == "no-index":
+            options += ["--no-index"] if value.lower() in _TRUE else []
+        elif key in _UV_ENVIRONMENT:
+            environment[_UV_ENVIRONMENT[key]] = value
+        elif key not in _UV_NEEDLESS:
+            return None
+    return options, environment
+
+
+def install(requirements: list[str]) -> None:
+    """Install ``requirements`` into .venv: with uv where it can be, else with pip.
+
+    uv (installed into .venv from the package index by pip, once) downloads and unpacks
+    the wheels in parallel and resolves faster; it is told pip's index, find-links,
+    constraints and certificates (:func:`uv_options`) and takes the best version across
+    the indexes, as pip does, so it installs the same versions. Where pip's
+    configuration holds another setting, where uv does not install, or fails, pip does
+    the install as before; ``CROSSENT_NO_UV=1`` opts out of uv.
+    """
+    if not os.environ.get("CROSSENT_NO_UV"):
+        try:
+            if _install_with_uv(requirements):
+                return
+        except (subprocess.CalledProcessError, OSError, ValueError, SyntaxError) as exc:
+            print(f"note: uv did not install ({exc}); installing with pip", file=sys.stderr)
     # --no-compile: pip would byte-compile all of the 16,000 modules installed (56 s of
     # CPU for the test extras); Python compiles the quarter any process imports, once,
     # when first imported (keep_bytecode: even where PYTHONDONTWRITEBYTECODE is set).
+    _run(PYTHON, "-m", "pip", "install", *_PIP_QUIET, "--no-compile", *requirements)
+
+
+def _install_with_uv(requirements: list[str]) -> bool:
+    """The install by uv; False (nothing done) where pip's configuration has a setting
+    that uv is not given."""
+    config = subprocess.run(
+        [str(PYTHON), "-m", "pip", "config", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    translated = uv_options(config)
+    if translated is None:
+        print(
+            "note: pip's configuration has pip-only settings; installing with pip", file=sys.stderr
+        )
+        return False
+    options, environment = translated
+    uv = BIN / ("uv.exe" if sys.platform == "win32" else "uv")
+    if not uv.exists():
+        _run(PYTHON, "-m", "pip", "install", *_PIP_QUIET, "--no-compile", "uv")
+    environment.update(os.environ)  # (the caller's own variables win)
+    # As pip: every index's versions, the best taken (uv's default takes a package from
+    # the first index that has it); pre-releases only where a requirement names one (uv
+    # took sympy 1.14.0rc1, not pip's 1.14.0, for mpmath 1.4.1, not pip's 1.3.0); no
+    # bytecode, as pip's --no-compile (uv's default).
+    strategy = ["--index-strategy", "unsafe-best-match", "--prerelease", "explicit"]
     _run(
-        PYTHON,
-        "-m",
+        uv,
         "pip",
         "install",
+        "--python",
+        PYTHON,
         "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        *REQUIREMENTS[task],
+        *strategy,
+        *options,
+        *requirements,
+        env=environment,
     )
-    stamp.write_text(digest.hexdigest())
+    return True
 
 
 def report(args: list[str]) -> None:
