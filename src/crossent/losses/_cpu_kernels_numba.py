@@ -1796,9 +1796,9 @@ FIX_BLOCK = 256
 # kernels' flags: inlined at Numba's IR (inline="always") its body, with its ten inlined
 # passes, was translated, copied and typed again in each twin, and the parallel one's
 # parfor passes went over all of it: 14.6 + 7.2 s of CPU to compile the float32 twins,
-# 3.5 + 1.1 s now, and 8.5 s for this one's two signatures (cold, load 15; the same bits, the same speed:
-# benchmarks/RESULTS.md, branch numbacomp1a). Its loops are here, so it asks for wide
-# vectors itself.
+# 3.5 + 1.1 s now, and 8.5 s for this one's two signatures (cold, load 15; the same
+# bits, the same speed: benchmarks/RESULTS.md, branch numbacomp1a). Its loops are here,
+# so it asks for wide vectors itself.
 @numba.njit(fastmath=_FLAGS, cache=True)
 def smoothed_gradient_row(
     row, y, base, inv_t, temperature, coefs, uniform, uniform_value, inv_u, out_row
