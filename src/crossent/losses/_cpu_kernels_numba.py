@@ -1792,7 +1792,14 @@ def smoothed_fix_pass(row, low, high, top, inv_t, temperature, shift, coefs, uni
 FIX_BLOCK = 256
 
 
-@numba.njit(fastmath=_FLAGS, inline="always")
+# A function of its own, called (not inlined by Numba: issue 13, compile time), under the
+# kernels' flags: inlined at Numba's IR (inline="always") its body, with its ten inlined
+# passes, was translated, copied and typed again in each twin, and the parallel one's
+# parfor passes went over all of it: 14.6 + 7.2 s of CPU to compile the float32 twins,
+# 3.5 + 1.1 s now, and 8.5 s for this one's two signatures (cold, load 15; the same
+# bits, the same speed: benchmarks/RESULTS.md, branch numbacomp1a). Its loops are here,
+# so it asks for wide vectors itself.
+@numba.njit(fastmath=_FLAGS, cache=True)
 def smoothed_gradient_row(
     row, y, base, inv_t, temperature, coefs, uniform, uniform_value, inv_u, out_row
 ):
@@ -1801,6 +1808,7 @@ def smoothed_gradient_row(
     # label's c - t (from c's parts where the caller has them); inv_u: 1/u. Returns
     # False, having written nothing, where the row's log-sum-exp ``base`` is not finite (a NaN, an
     # infinity, a row of -inf: unchecked input) or its top would overflow float32.
+    prefer_wide_vectors()  # (its loops are here: a function of its own, not inlined)
     c, target, r, gap = coefs
     top = np.float64(np.float32(base * temperature))
     if not (math.isfinite(base) and math.isfinite(top)):
