@@ -63,23 +63,26 @@ def _bounds(a: Any, b: Any, form_a: int, form_b: int) -> tuple[float, float]:
     """The cheap and the precise bound of one row pair, from the kernel's helpers: the
     shifts as ``_row`` computes them, the loop's cheap sums entry by entry, its KL."""
     fast = kernels._narrow(a)
+    # the flags typed as _row passes them (bool, not literals: the helpers' versions
+    # compiled for _row, one for both dtypes)
+    flag, no_entropy = np.bool_(fast), np.bool_(False)
     n = a.shape[0]
     m_a = ell_a = m_b = ell_b = 0.0
     if form_a == 2:
         if fast:
-            m_a, ell_a, _ = kernels._log_partition(a, False, True)
+            m_a, ell_a, _ = kernels._log_partition(a, no_entropy, fast)
         else:
             m_a, ell_a = kernels._log_partition_compensated(a)
     if form_b == 2:
         if fast:
-            m_b, ell_b, _ = kernels._log_partition(b, False, True)
+            m_b, ell_b, _ = kernels._log_partition(b, no_entropy, fast)
         else:
             m_b, ell_b = kernels._log_partition_compensated(b)
     errors = (
-        kernels._side_error(form_a, n, ell_a, fast),
-        kernels._side_error(form_b, n, ell_b, fast),
+        kernels._side_error(form_a, n, ell_a, flag),
+        kernels._side_error(form_b, n, ell_b, flag),
     )
-    weights = kernels._loop_bound_weights(form_a, errors, n, fast)
+    weights = kernels._loop_bound_weights(form_a, errors, n, flag)
     kl = kl_c = logs = t_abs = 0.0
     for i in range(n):
         p, log_p = kernels._side(np.float64(a[i]), form_a, m_a, ell_a, 3, fast)
@@ -93,7 +96,7 @@ def _bounds(a: Any, b: Any, form_a: int, form_b: int) -> tuple[float, float]:
     shifts = (m_a, ell_a, m_b, ell_b)
     cheap = kernels._loop_kl_bound_cheap(kl + kl_c, logs, t_abs, weights, n)
     sums = kernels._loop_bound_sums(a, b, (form_a, form_b), shifts)
-    precise = kernels._loop_kl_bound(kl + kl_c, sums, errors, n, (form_a, fast))
+    precise = kernels._loop_kl_bound(kl + kl_c, sums, errors, n, (form_a, flag))
     return cheap, precise
 
 

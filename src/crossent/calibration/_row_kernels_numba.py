@@ -1693,7 +1693,9 @@ def totals(
     keep = found.shape[0]
     found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
     chosen = np.empty(chunk if keep > _INSERTION_KEEP else 0, dtype=np.intp)
-    kept = 0
+    # kept an int64, not the literal 0: merge_kept and sort_kept (no array of the
+    # block's dtype) were compiled for Literal[int](0) besides int64 (issue 13)
+    kept = np.int64(0)
     hits = 0
     suspect = 0
     # the tuples and rows of buffers formed once: each array in them is a reference

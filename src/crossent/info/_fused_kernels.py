@@ -2288,7 +2288,7 @@ def _kl_ratio_pass(
     rowwise = computed_form == 1 and computed_row.strides[0] == computed_row.itemsize
     exp_hi, exp_lo = np.empty(1), np.empty(1)
     if rowwise:
-        exp_hi, exp_lo = _exp_dd_of_row(computed_row, 0.0, True)
+        exp_hi, exp_lo = _exp_dd_of_row(computed_row, 0.0, np.bool_(True))  # (not a literal)
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
@@ -2658,6 +2658,12 @@ def _row(
     # The entropy of logits alone comes from the log-partition's own pass.
     direct = want == 1 and form_a == 2
     fast = _narrow(a)
+    # The flags passed to ``_once`` helpers typed ``bool``, not as the literals
+    # ``fast`` (a constant of the dtype) and ``False``: Numba compiles a helper once
+    # more for each literal a caller passes it, and the helpers that take no array
+    # then serve both dtypes (issue 13: 11 of the 22 literal compiles of a cold
+    # cache's measures, about 3 s of CPU for float32 and float64).
+    fast_flag, no_entropy = np.bool_(fast), np.bool_(False)
     # KL of float64 logits or log-probabilities (alone or in the decomposition): one
     # pass with its error bound, and H and CE from its sums (``sums``: they are valid);
     # the exact sums below only for a KL that does not stand. Where it stands a logits
@@ -2686,7 +2692,7 @@ def _row(
         if bounded and form_b == 2:
             m_b, ell_b = _log_partition_compensated(b[r])
         else:
-            m_b, ell_b, _ = _log_partition(b[r], False, fast)
+            m_b, ell_b, _ = _log_partition(b[r], no_entropy, fast)
     h = h_c = ce = ce_c = kl = kl_c = js = js_c = 0.0
     # ``exact``: the KL is ``exact_kl`` (the loop below then runs for H and CE only,
     # unless ``sums``).
@@ -2732,8 +2738,11 @@ def _row(
     errors = (0.0, 0.0)
     weights = (0.0, 0.0, 0.0, 0)
     if one_probs and finite:
-        errors = (_side_error(form_a, n, ell_a, fast), _side_error(form_b, n, ell_b, fast))
-        weights = _loop_bound_weights(form_a, errors, n, fast)
+        errors = (
+            _side_error(form_a, n, ell_a, fast_flag),
+            _side_error(form_b, n, ell_b, fast_flag),
+        )
+        weights = _loop_bound_weights(form_a, errors, n, fast_flag)
     kappa, mode, apart = weights[1], weights[3], weights[2] > 0.0
     sum_a = sum_b = 0.0
     lo_a = lo_b = math.inf
@@ -2755,7 +2764,7 @@ def _row(
         m_b if form_b == 2 else 0.0,
         ell_b if form_b == 2 else 0.0,
     )
-    bounds = (weights, errors, n, fast)
+    bounds = (weights, errors, n, fast_flag)
     # JS of two sides of logits or log-probabilities: from the exact log-ratios.
     if want == 8 and no_probs and finite and not direct:
         js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), True
@@ -2769,7 +2778,9 @@ def _row(
     js_eta = js_bound = 0.0
     if js_mixed:  # (the probabilities side's error is 0; exp's, 2u)
         js_eta = (
-            2.0 * _U + _side_error(form_a, n, ell_a, fast) + _side_error(form_b, n, ell_b, fast)
+            2.0 * _U
+            + _side_error(form_a, n, ell_a, fast_flag)
+            + _side_error(form_b, n, ell_b, fast_flag)
         )
     if one_probs and want == 4 and not direct:
         checks = (form_a == 0 and tol_a >= 0.0, form_b == 0 and tol_b >= 0.0)
