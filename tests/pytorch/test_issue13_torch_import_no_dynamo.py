@@ -118,7 +118,8 @@ def test_compiled_exchange_is_a_graph_break_run_untraced(records: list[bool]) ->
         torch.testing.assert_close(compiled(x), torch.full((2,), 7.0))
     assert records == [False, False]
     breaks = list(counters["graph_break"])
-    assert len(breaks) == 1 and "torch.compiler.disable" in breaks[0], breaks
+    assert len(breaks) == 1, breaks
+    assert "torch.compiler.disable" in breaks[0]
     torch._dynamo.reset()
     with pytest.raises(torch._dynamo.exc.Unsupported, match=r"torch\.compiler\.disable"):
         torch.compile(_caller, backend="eager", fullgraph=True)(x)
