@@ -244,9 +244,10 @@ def exchange(
 
 
 #: :func:`exchange` behind torch's lazy ``torch.compiler.disable``
-#: (``torch._disable_dynamo``, what PyTorch applies to its own functions): nothing is
-#: imported until its first call, which then imports ``torch._dynamo`` (1.4-1.8 s of CPU,
-#: with ``torch._inductor`` and SymPy) and calls ``torch._dynamo.disable(exchange)``.
+#: (``torch._disable_dynamo``, what PyTorch applies to its own functions and to the
+#: kernels of every ``torch.library.custom_op``): nothing is imported until its first
+#: call, which then imports ``torch._dynamo`` (1.4-1.8 s of CPU, with ``torch._inductor``
+#: and SymPy) and calls ``torch._dynamo.disable(exchange)``.
 #: Dynamo treats it as disabled: its code is in PyTorch's files (Dynamo traces neither
 #: them nor, at run time, their frames) and it carries the attributes
 #: ``torch.compiler.disable`` sets, so the graph break names it with our reason.
@@ -271,9 +272,11 @@ def untraced_exchange() -> Callable[..., list[list[int]]]:
     (:data:`_exchange_untraced`): a graph break where Dynamo traces the call, and at run
     time no frame of it traced, also where Dynamo runs the caller's frame eagerly but
     would trace the frames it calls. Before that nothing can trace a frame, and the
-    exchange itself runs, without importing Dynamo: an eager process (distributed calls
-    included) never imports it. Dynamo traces this function's choice (a constant) and
-    calls, at run time, the exchange it chose.
+    exchange itself runs, without importing Dynamo: an eager distributed call does not
+    import it (the first call of any ``torch.library.custom_op``, crossent's losses'
+    included, does: PyTorch wraps their kernels in ``torch._disable_dynamo``). Dynamo
+    traces this function's choice (a constant) and calls, at run time, the exchange it
+    chose.
     """
     if "torch._dynamo" in sys.modules:
         return _exchange_untraced
