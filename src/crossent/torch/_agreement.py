@@ -46,7 +46,8 @@ meets no record. The others then wait until the group's timeout (``timeout=`` of
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,7 @@ __all__ = [
     "message_device",
     "rank_in",
     "tensor_digest",
+    "untraced_exchange",
 ]
 
 #: int64 slots of each rank's record (fixed, whatever the function).
@@ -174,7 +176,6 @@ def _ranks(ranks: Sequence[int]) -> str:
     return f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))}"
 
 
-@torch.compiler.disable
 def exchange(
     function: str,
     group: Any,
@@ -191,8 +192,9 @@ def exchange(
     fingerprint) sends a failed record with that error as its problem: it used to raise
     alone, and the others waited in the all-gather until the group's timeout. Runs
     eagerly under ``torch.compile`` (a graph break): the collective and the decision
-    read the host. (The vocab-parallel losses on the default group call it inside their
-    custom ops, ``_vocab_parallel_ops``, which Dynamo does not trace.)
+    read the host. Code that Dynamo may trace calls it as ``untraced_exchange()(...)``
+    (:func:`untraced_exchange`). (The vocab-parallel losses on the default group call it
+    inside their custom ops, ``_vocab_parallel_ops``, which Dynamo does not trace.)
     """
     device = message_device(group)
     world = dist.get_world_size(group)
@@ -239,6 +241,46 @@ def exchange(
     if differ:
         _raise_differences(function, differ, fields, group)
     return [[row[a] for f, a, _ in spans if not f.same] for row in rows]
+
+
+#: :func:`exchange` behind torch's lazy ``torch.compiler.disable``
+#: (``torch._disable_dynamo``, what PyTorch applies to its own functions and to the
+#: kernels of every ``torch.library.custom_op``): nothing is imported until its first
+#: call, which then imports ``torch._dynamo`` (1.4-1.8 s of CPU, with ``torch._inductor``
+#: and SymPy) and calls ``torch._dynamo.disable(exchange)``.
+#: Dynamo treats it as disabled: its code is in PyTorch's files (Dynamo traces neither
+#: them nor, at run time, their frames) and it carries the attributes
+#: ``torch.compiler.disable`` sets, so the graph break names it with our reason.
+#: ``@torch.compiler.disable`` on :func:`exchange` imported Dynamo with ``crossent.torch``
+#: (issue 13): in every process of its users, and in each test worker and subprocess.
+_lazy_disable = getattr(torch, "_disable_dynamo", None)
+if _lazy_disable is None:  # pragma: no cover (a PyTorch without it: disable now)
+    _lazy_disable = torch.compiler.disable
+_exchange_untraced: Callable[..., list[list[int]]] = _lazy_disable(exchange)
+_exchange_untraced._torchdynamo_disable = True  # type: ignore[attr-defined]
+_exchange_untraced._torchdynamo_disable_msg = (  # type: ignore[attr-defined]
+    "crossent: the ranks' agreement runs collectives and reads the host"
+)
+
+
+def untraced_exchange() -> Callable[..., list[list[int]]]:
+    """:func:`exchange` as code that ``torch.compile`` may trace must call it:
+    ``untraced_exchange()(function, group, fields, problem)``.
+
+    Once ``torch._dynamo`` is imported (``torch.compile``, ``torch.export`` and Dynamo's
+    own imports load it before any trace), the exchange behind ``torch.compiler.disable``
+    (:data:`_exchange_untraced`): a graph break where Dynamo traces the call, and at run
+    time no frame of it traced, also where Dynamo runs the caller's frame eagerly but
+    would trace the frames it calls. Before that nothing can trace a frame, and the
+    exchange itself runs, without importing Dynamo: an eager distributed call does not
+    import it (the first call of any ``torch.library.custom_op``, crossent's losses'
+    included, does: PyTorch wraps their kernels in ``torch._disable_dynamo``). Dynamo
+    traces this function's choice (a constant) and calls, at run time, the exchange it
+    chose.
+    """
+    if "torch._dynamo" in sys.modules:
+        return _exchange_untraced
+    return exchange
 
 
 def _record(

@@ -71,7 +71,13 @@ from .._checks import check_integer
 from ..calibration import EvaluationState
 from ..calibration._state import _HUGE
 from ..errors import InputError
-from ._agreement import Field, exchange, fingerprint, group_and_rank, message_device
+from ._agreement import (
+    Field,
+    fingerprint,
+    group_and_rank,
+    message_device,
+    untraced_exchange,
+)
 
 __all__ = ["all_reduce_state"]
 
@@ -246,7 +252,8 @@ def all_reduce_state(
     group, rank = group_and_rank(group, "all_reduce_state", problem, "all_reduce_state needs")
     device = message_device(group)
     world = dist.get_world_size(group)
-    table = exchange("all_reduce_state", group, [] if problem else _layout(state), problem)
+    fields = [] if problem else _layout(state)
+    table = untraced_exchange()("all_reduce_state", group, fields, problem)
     counts = [row[0] for row in table]
     n = sum(counts)
 

@@ -61,7 +61,7 @@ import torch.distributed as dist
 from .._checks import check_logits_of_rows
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
-from ._agreement import exchange
+from ._agreement import untraced_exchange
 from ._arguments import examples, first_order_only
 from ._focal_eager import closed_gradient
 from ._labels import check_class_ids
@@ -1033,7 +1033,7 @@ def refused_on_every_rank(like: Tensor, type_error: bool, message: str, function
     refusal that raised on this rank alone left the other ranks waiting in their
     agreement until the group's timeout."""
     problem = (InputTypeError if type_error else InputError)(message)
-    exchange(function, dist.group.WORLD, [], problem)
+    untraced_exchange()(function, dist.group.WORLD, [], problem)
     raise problem  # (not reached: a failed record is never agreed)
 
 

@@ -145,7 +145,7 @@ from ..losses._terms import (
     weighted_class_sum,
 )
 from . import _ops
-from ._agreement import Field, exchange, fingerprint, group_and_rank
+from ._agreement import Field, fingerprint, group_and_rank, untraced_exchange
 from ._arguments import (
     CallOptions,
     autocast_like_linear,
@@ -242,7 +242,7 @@ def _agree(
 ) -> _Layout:
     """The agreement (collective 1; see the module docstring): the same error on every
     rank, or the slice sizes of this call. ``fields`` end with this rank's width."""
-    table = exchange(function, group, fields, problem)
+    table = untraced_exchange()(function, group, fields, problem)
     return _Layout(tuple(row[0] for row in table), rank)
 
 
