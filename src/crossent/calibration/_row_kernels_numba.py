@@ -55,7 +55,6 @@ __all__ = [
     "entries_suspect",
     "entropy_terms",
     "fold_tallies",
-    "folded_entropy",
     "folded_sum",
     "group_ahead",
     "group_outputs",
@@ -255,9 +254,9 @@ def chunk_rows(rows, c0, c1, base, options, buffers):
         (predicted[c0 - base :], pad),
     )
     if with_entropy:  # the chunk's rows are still in cache
-        if with_entropy == 2 and suspect == 0:  # the caller sums (totals: folded_entropy)
-            return suspect
         entropy_terms(flat, c0 * k, (c1 - c0) * k, terms)
+        if with_entropy == 2 and suspect == 0:  # the caller sums the terms (totals)
+            return suspect
         ent = floats[3, c0 - base :]
         for r in range(c1 - c0):
             row_terms = terms[r * k : (r + 1) * k]  # indexed from 0: vectorised loads
@@ -1313,31 +1312,6 @@ def folded_sum(values, count, lanes):
     return tree_sum(lanes, width)
 
 
-# folded_sum of entropy_terms(flat, start, count, terms), the same adds in the same
-# order (so the same bits), with the terms taken and folded 4 stretches of lanes at a
-# time: 8 KiB of terms in cache beside the chunk, not the chunk's count of them
-# (32 KiB at 4096 entries: all of Zen 4's L1 data cache).  Each term is the same
-# whichever stream of entropy_terms' loop takes it (test_issue13_update_log).
-@numba.njit(fastmath=False, inline="never", **_NO_REFCOUNTS)
-def folded_entropy(flat, start, count, terms, lanes):
-    prefer_wide_vectors()
-    width = lanes.shape[0]
-    block = 4 * width
-    done = 0
-    while count - done >= block:
-        entropy_terms(flat, start + done, block, terms)
-        add_stretches(lanes, terms[:block], 4, done == 0)
-        done += block
-    rest = count - done
-    if rest > 0 or done == 0:
-        size = rest + (-rest) % width
-        entropy_terms(flat, start + done, rest, terms)
-        for i in range(rest, size):
-            terms[i] = 0.0
-        add_stretches(lanes, terms[:size], size // width, done == 0)
-    return tree_sum(lanes, width)
-
-
 @numba.njit(fastmath=False, inline="always")
 def add_stretches(lanes, values, stretches, first):
     # folded_sum's pass: the 0 to 4 stretches of lanes.shape[0] values in ``values``
@@ -1746,8 +1720,12 @@ def totals(
     # the tuples and rows of buffers formed once: each array in them is a reference
     # counted (an atomic add and subtract per chunk otherwise)
     rows = (values, flat, bits, labels)
-    options = (with_top, squares, np.int64(0), limit, packed(bits), low, spherical)
     entropy_options = (with_top, squares, np.int64(2), limit, packed(bits), low, spherical)
+    # the entropy's parts the chunks: chunk_rows takes the terms (with_entropy 2)
+    whole = with_entropy and chunk == part
+    options = (
+        entropy_options if whole else (entropy_options[:2] + (np.int64(0),) + entropy_options[3:])
+    )
     buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
     p_label, confidence = floats[0], floats[2]
     for c0 in range(0, n, chunk):
@@ -1757,10 +1735,13 @@ def totals(
         if flagged < 0:
             return flagged
         suspect += flagged
+        per_row = whole and flagged > 0  # (chunk_rows' with_entropy 2)
         # (the surprisals also for the kept rows: sums[0] not asked for is cleared)
-        wanted = (logs or keep > 0, brier, spherical, False)
+        wanted = (logs or keep > 0, brier, spherical, per_row)
         chunk_parts(floats, count, wanted, surprisal, scores, parts)
-        add_compensated(sums, carry, parts)  # (parts[3] 0.0: sums[3] as it was)
+        if whole and not per_row:  # "0.0 -": no -0.0
+            parts[3] = 0.0 - folded_sum(terms, count * k, lanes)
+        add_compensated(sums, carry, parts)  # (parts[3] 0.0 if not whole: sums[3] kept)
         chunk_labels = labels[c0:c1]  # indexed from 0 (see entries_suspect)
         if with_top:
             for i in range(count):
@@ -1779,13 +1760,15 @@ def totals(
             kept = keep_smallest(
                 p_label, surprisal, count, c0, found, found_p, found_s, kept, chosen
             )
-        for e0 in range(c0 if with_entropy else c1, c1, part):  # the entropy, part by part
+        for e0 in range(c0 if with_entropy and not whole else c1, c1, part):  # (the parts)
             e1 = min(e0 + part, c1)
             dirty = 0
             if flagged > 0:  # the part's rows again (rare): its own suspect rows
                 dirty = chunk_rows(rows, e0, e1, e0, entropy_options, buffers)
+            else:
+                entropy_terms(flat, e0 * k, (e1 - e0) * k, terms)
             if dirty == 0:  # "0.0 -": no -0.0
-                entropy = 0.0 - folded_entropy(flat, e0 * k, (e1 - e0) * k, terms, lanes)
+                entropy = 0.0 - folded_sum(terms, (e1 - e0) * k, lanes)
             else:  # each row's entropy clipped at 0 (chunk_rows' with_entropy 2)
                 entropy = rows_entropy(floats[3], e1 - e0, scores)
             total = sums[3]
