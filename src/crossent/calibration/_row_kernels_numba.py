@@ -1723,9 +1723,8 @@ def totals(
     entropy_options = (with_top, squares, np.int64(2), limit, packed(bits), low, spherical)
     # the entropy's parts the chunks: chunk_rows takes the terms (with_entropy 2)
     whole = with_entropy and chunk == part
-    options = (
-        entropy_options if whole else (entropy_options[:2] + (np.int64(0),) + entropy_options[3:])
-    )
+    plain_options = (with_top, squares, np.int64(0), limit, packed(bits), low, spherical)
+    options = entropy_options if whole else plain_options
     buffers = (floats, predicted, terms, np.zeros(2 * _TILE_CLASSES, dtype=np.float32))
     p_label, confidence = floats[0], floats[2]
     for c0 in range(0, n, chunk):
