@@ -56,7 +56,11 @@ def _emulated(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float, floa
     )
     assert entropy is not None
     n, k = probs.shape
-    chunk = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // k))
+    # the entropy's parts of rows, and the other sums' chunks: a state's without the
+    # entropy where the parts tile them, else the parts (issue 13, branch evalamd1)
+    part = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // k))
+    chunk = min(_PART_ROWS, max(1, 32768 // k))
+    chunk = chunk if chunk % part == 0 else part
     brier = others + np.square(1.0 - p_label)
     spherical = p_label / np.sqrt(others + p_label * p_label)
     out = []
@@ -69,8 +73,8 @@ def _emulated(probs: np.ndarray, labels: np.ndarray) -> tuple[float, float, floa
 
     flat = probs.reshape(-1)
     parts = []
-    for c in range(0, n, chunk):
-        count = (min(c + chunk, n) - c) * k
+    for c in range(0, n, part):
+        count = (min(c + part, n) - c) * k
         terms = np.zeros(-(-count // 256) * 256)
         entropy_terms(flat, c * k, count, terms)
         lanes = np.zeros(256)
