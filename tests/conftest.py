@@ -81,11 +81,12 @@ def pytest_collection(session: pytest.Session) -> Any:
 
     Each full pass of the collector walks every object tracked; while the test modules
     were imported it ran ten times, about 2.1 s of the 15 s of one process's collection
-    CPU, and each full pass after that (pytest's own five at the session's end, and those
+    CPU, and each full pass after that (pytest's own two at the session's end, and those
     during the tests) walked the same million objects again. Frozen, they are no longer
-    walked; objects made later are collected as before, and nothing collection made is
-    freed by the collector (it all lives until the process ends anyway). No test's values
-    change: the collector frees unreachable cycles, whenever it runs."""
+    walked; objects made later are collected as before. The unreachable cycles collection
+    left (about 96,000 objects, 11 MB of a worker's 976 MB) stay allocated: freeing them
+    first would cost one more full pass (0.9 s). No test's values change: the collector
+    only frees unreachable cycles, whenever it runs."""
     enabled = gc.isenabled()
     gc.disable()
     try:
