@@ -220,7 +220,7 @@ def _fit_cases() -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
 
 #: The names of ``_fit_cases()``, in its order: written out, so that collecting this module
 #: does not build the cases' 2.7 million logits (0.33 s of each pytest-xdist worker's
-#: collection CPU) only to read their names; a name missing there is a KeyError below.
+#: collection CPU) only to read their names; each test checks the list against the builder.
 _FIT_CASE_NAMES = (
     "overconfident float32",
     "underconfident",
@@ -235,7 +235,9 @@ _FIT_CASE_NAMES = (
 
 @pytest.mark.parametrize("case", _FIT_CASE_NAMES)
 def test_fitted_temperature_agrees_with_the_twin_and_scipy(case: str) -> None:
-    z, y, form = _fit_cases()[case]
+    cases = _fit_cases()
+    assert tuple(cases) == _FIT_CASE_NAMES  # (a case added to the builder is named above)
+    z, y, form = cases[case]
     fused, twin = _fit(z, y, form, False), _fit(z, y, form, True)
     # the same Newton steps from moments a few roundings apart (measured: 0 to 1.1e-16)
     assert fused == ROUNDING.approx(twin)
