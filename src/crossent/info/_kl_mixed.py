@@ -1,0 +1,152 @@
+r"""KL divergence of nearly equal rows where at least one side is not probabilities, or
+probabilities face logits: the generic path's exact pieces (issue 13, branch kltiny2).
+
+The plain sum :math:`\sum_i p_i(\log p_i - \log q_i)` of nearly equal rows cancels: each
+log is rounded to :math:`u|\log p_i|` (and a logits side's log-partition to
+:math:`u\log V`), a first-order error of :math:`u` in a KL that may be
+:math:`10^{-17}` or :math:`10^{-295}` (stop 67: logits ``[0, -10.8215004561]``
+against log-probabilities ``[-1.99653395e-05, -10.8215227945]``, KL
+:math:`5.62\cdot 10^{-17}`, 3.0e-4 relative off). As the fused kernel's
+``_kl_exact`` does, the KL is split into non-negative Bregman terms and the masses'
+difference,
+
+.. math:: D(P \,\|\, Q) = \sum_i q_i\,\varphi(r_i) + (\Pi - K), \qquad
+          r_i = \log p_i - \log q_i, \quad \varphi(r) = 1 + (r - 1)e^r \ge 0,
+
+:math:`\Pi = \sum_i p_i`, :math:`K = \sum_i q_i`. An error :math:`\eta_i` of
+:math:`r_i` moves a term by :math:`p_i r_i \eta_i` only (second order), and a common
+shift :math:`\delta` of every :math:`r_i` by :math:`\delta D` (:math:`\varphi'(r) =
+re^r`); the masses carry the first-order part and are summed exactly
+(:func:`kl_mixed_pieces` gives every piece, the caller sums them exactly once).
+
+* :math:`r_i`: two log-domain sides, the difference of exact pairs (a logits side's
+  :math:`(x_i - m) - \ell` by ``_js_mixed._log_pair``, :math:`\ell` then corrected by
+  :math:`\log(1 + \sigma)`, :math:`\sigma` the exact excess of its probabilities
+  over 1, ``_js_mixed._excess``); a side of probabilities against a log-domain one,
+  :math:`\operatorname{log1p}(d_i/q_i)` with :math:`d_i = p_i - q_i` from the other
+  side's probabilities as double-doubles (``_js_mixed.exp_dd``), exact up to their
+  :math:`2^{-100}`, where :math:`|d_i| \le q_i/2`.
+* :math:`\Pi - K`: a logits side's mass is 1 exactly; a side of probabilities its
+  values; a side of log-probabilities :math:`e^{v_i}` as double-doubles, those near 1
+  (:math:`|v_i| \le \ln 2/128`) as :math:`1 + \operatorname{expm1}(v_i)`, the 1s
+  counted and the ``expm1`` a double-double (``_js_mixed.expm1_reduced``), so that a
+  dominant class keeps the digits of :math:`1 - e^{v_i}` (a double-double of
+  :math:`e^{v_i}` itself keeps only a float's worth of them).
+
+Error: a few ulps of :math:`D` from the terms, plus about :math:`2^{-100}` of the mass
+outside the classes near 1 of a log-probability side and of the probabilities where
+one side is probabilities and the other logits or log-probabilities (the
+double-double exponentials: exact for rows dominated by one class, as in the issue,
+about :math:`10^{-31}` absolute for spread rows; the fused kernel's triple-doubles
+reach :math:`2^{-150}`). Elementwise operations and reductions of the standard only.
+"""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+
+from .._numerics import _quick_two_sum, _two_sum, phi_near_one
+from .._xp import Array
+from ._js_mixed import _excess, _log_pair, exp_dd, expm1_reduced
+
+__all__ = ["kl_mixed_pieces"]
+
+_NEAR_ZERO = math.log(2.0) / 128
+r"""The largest :math:`|v|` of a log-probability whose probability is taken as
+:math:`1 + \operatorname{expm1}(v)` (:func:`.expm1_reduced`'s range)."""
+
+
+def _prob_pair(s_hi: Array, s_lo: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`e^{s}` of a pair :math:`s = s_{hi} + s_{lo}` (:math:`|s_{lo}|` tiny) as a
+    double-double: :func:`.exp_dd` of :math:`s_{hi}` times :math:`1 + s_{lo} +
+    s_{lo}^2/2` (as ``_js_mixed.js_mixed_exact``)."""
+    e_hi, e_lo = exp_dd(s_hi, xp=xp)
+    return _quick_two_sum(e_hi, e_lo + e_hi * (s_lo + 0.5 * s_lo * s_lo))
+
+
+def _log_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+    r"""A side of logits or log-probabilities as its logs, an exact pair ``(hi, lo)``,
+    and its probabilities, a double-double; logits normalised (:math:`\ell` corrected
+    by :math:`\log(1 + \sigma)`, the probabilities divided by :math:`1 + \sigma`,
+    :math:`\sigma` their exact excess over 1: :func:`._js_mixed._excess`). ``lo`` is 0
+    where ``hi`` is ``-inf``."""
+    s_hi, s_lo = _log_pair(values, form, xp=xp)
+    zero = xp.zeros_like(s_hi)
+    s_lo = xp.where(xp.isfinite(s_lo), s_lo, zero)
+    e_hi, e_lo = _prob_pair(s_hi, s_lo, xp=xp)
+    if form == "logits":
+        sigma = xp.expand_dims(_excess(e_hi, e_lo, xp=xp), axis=-1)
+        s_lo = s_lo - xp.log1p(sigma)
+        shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
+        e_hi, e_lo = _quick_two_sum(e_hi, e_lo + e_hi * shrink)
+    return s_hi, s_lo, e_hi, e_lo
+
+
+def _mass_pieces(values: Array, form: str, *, xp: ModuleType) -> list[Array]:
+    r"""Arrays (classes last) whose exact sum over the last axis is the side's mass:
+    ``[1]`` for logits (a column), the values for probabilities; for log-probabilities
+    :math:`v` the double-double :math:`e^{v}` (``hi``, ``lo``), where :math:`|v| \le
+    \ln 2/128` :math:`\operatorname{expm1}(v)` and a count of those entries."""
+    if form == "logits":
+        return [xp.ones_like(values[..., :1])]
+    if form == "probs":
+        return [values]
+    zero = xp.zeros_like(values)
+    near = xp.abs(values) <= _NEAR_ZERO
+    e_hi, e_lo = exp_dd(values, xp=xp)
+    m_hi, m_lo = expm1_reduced(xp.where(near, values, zero), zero, xp=xp)
+    count = xp.sum(xp.astype(near, values.dtype), axis=-1, keepdims=True)
+    return [xp.where(near, m_hi, e_hi), xp.where(near, m_lo, e_lo), count]
+
+
+def _bregman_terms(r: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
+    r""":math:`q\varphi(r)`: by the series where :math:`|r| \le 1`
+    (:func:`.phi_near_one`), else :math:`q + p(r - 1)` (``r`` finite)."""
+    zero = xp.zeros_like(r)
+    small = xp.abs(r) <= 1.0
+    near = q * phi_near_one(xp.where(small, r, zero), xp=xp)
+    return xp.where(small, near, q + p * (xp.where(small, zero, r) - 1.0))
+
+
+def kl_mixed_pieces(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> Array:
+    r"""Float64 pieces (classes last, a new last axis) whose exact sum over the last axis
+    is :math:`D(P\,\|\,Q)` to the accuracy of the module's docstring, for rows ``a``
+    (P) and ``b`` (Q) of the same shape in forms ``a_form``, ``b_form`` (not both
+    probabilities, not both logits): the Bregman terms :math:`q_i\varphi(r_i)`, then
+    P's mass pieces and Q's negated (:func:`_mass_pieces`). Where :math:`p_i = 0` the
+    term is :math:`q_i`; where only :math:`q_i = 0`, :math:`+\infty`; NaN propagates
+    (the caller keeps its plain sum for rows whose pieces are not finite)."""
+    zero = xp.zeros_like(a)
+    if a_form != "probs" and b_form != "probs":
+        a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
+        b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
+        r_hi, r_err = _two_sum(a_hi, -b_hi)
+        r = r_hi + (r_err + (a_lo - b_lo))
+        p, q = p_hi + p_lo, q_hi + q_lo
+        p_pos, q_pos = a_hi > -math.inf, b_hi > -math.inf
+    elif a_form == "probs":
+        b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
+        p, q = a, q_hi + q_lo
+        p_pos, q_pos = a > 0, q_hi > 0
+        d = (a - q_hi) - q_lo
+        near = p_pos & q_pos & (xp.abs(d) <= 0.5 * q_hi)
+        ratio = xp.log1p(xp.where(near, d, zero) / xp.where(q_pos, q_hi, zero + 1.0))
+        far = xp.log(xp.where(p_pos, a, zero + 1.0)) - (b_hi + b_lo)
+        r = xp.where(near, ratio, far)
+    else:
+        a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
+        p, q = p_hi + p_lo, b
+        p_pos, q_pos = p_hi > 0, b > 0
+        d = (p_hi - b) + p_lo
+        near = p_pos & q_pos & (xp.abs(d) <= 0.5 * b)
+        ratio = xp.log1p(xp.where(near, d, zero) / xp.where(q_pos, b, zero + 1.0))
+        far = (a_hi + a_lo) - xp.log(xp.where(q_pos, b, zero + 1.0))
+        r = xp.where(near, ratio, far)
+    both = p_pos & q_pos
+    terms = _bregman_terms(xp.where(both, r, zero), p, q, xp=xp)
+    terms = xp.where(both, terms, xp.where(p_pos, zero + math.inf, q))
+    terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
+    pieces = [terms, *_mass_pieces(a, a_form, xp=xp)]
+    pieces.extend(-x for x in _mass_pieces(b, b_form, xp=xp))
+    return xp.concat(pieces, axis=-1)
