@@ -23,7 +23,7 @@ import numpy as np
 from .._sides import Side
 from .._xp import Array, is_numpy, reduce_sum
 
-__all__ = ["BLOCK_ELEMENTS", "sum_over_classes", "sums_over_classes"]
+__all__ = ["BLOCK_ELEMENTS", "sum_over_classes"]
 
 BLOCK_ELEMENTS = 1 << 17
 """Elements per block: 1 MiB of float64 terms, a few such temporaries fit in L2."""
@@ -41,19 +41,6 @@ def sum_over_classes(
     return reduce_sum(terms(*sides), xp=xp, out_dtype=out_dtype)
 
 
-def sums_over_classes(
-    terms: Callable[..., tuple[Array, ...]], *sides: Side, xp: ModuleType, out_dtype: Any
-) -> tuple[Array, ...]:
-    """Each array of ``terms(*sides)`` (a tuple) summed over the class axis, by blocks of
-    rows on NumPy (:func:`sum_over_classes` of several terms from one evaluation)."""
-    if is_numpy(xp) and not _small(sides):
-        shapes = {tuple(s.values.shape) for s in sides}
-        shape = shapes.pop() if len(shapes) == 1 else np.broadcast_shapes(*shapes)
-        if len(shape) >= 2 and math.prod(shape) > 2 * BLOCK_ELEMENTS:
-            return _by_blocks_many(terms, sides, shape, xp=xp, out_dtype=out_dtype)
-    return tuple(reduce_sum(t, xp=xp, out_dtype=out_dtype) for t in terms(*sides))
-
-
 def _by_blocks(
     terms: Callable[..., Array],
     sides: tuple[Side, ...],
@@ -62,31 +49,14 @@ def _by_blocks(
     xp: ModuleType,
     out_dtype: Any,
 ) -> np.ndarray:
-    (out,) = _by_blocks_many(
-        lambda *blocks: (terms(*blocks),), sides, shape, xp=xp, out_dtype=out_dtype
-    )
-    return out
-
-
-def _by_blocks_many(
-    terms: Callable[..., tuple[Array, ...]],
-    sides: tuple[Side, ...],
-    shape: tuple[int, ...],
-    *,
-    xp: ModuleType,
-    out_dtype: Any,
-) -> tuple[np.ndarray, ...]:
     values = np.broadcast_arrays(*(np.asarray(s.values) for s in sides))
     rows = max(1, BLOCK_ELEMENTS // max(math.prod(shape[1:]), 1))
-    outs: list[np.ndarray] = []
+    out = np.empty(shape[:-1], dtype=out_dtype)
     for start in range(0, shape[0], rows):
         stop = min(start + rows, shape[0])
         blocks = [Side(v[start:stop], s.form, xp) for v, s in zip(values, sides, strict=True)]
-        for k, block_terms in enumerate(terms(*blocks)):
-            if k == len(outs):
-                outs.append(np.empty(shape[:-1], dtype=out_dtype))
-            outs[k][start:stop] = reduce_sum(block_terms, xp=xp, out_dtype=out_dtype)
-    return tuple(outs)
+        out[start:stop] = reduce_sum(terms(*blocks), xp=xp, out_dtype=out_dtype)
+    return out
 
 
 def _small(sides: tuple[Side, ...]) -> bool:

@@ -17,7 +17,7 @@ difference,
 :math:`r_i` moves a term by :math:`p_i r_i \eta_i` only (second order), and a common
 shift :math:`\delta` of every :math:`r_i` by :math:`\delta D` (:math:`\varphi'(r) =
 re^r`); the masses carry the first-order part and are summed exactly
-(:func:`kl_mixed_pieces` gives every piece, the caller sums them exactly once).
+(:func:`kl_mixed_parts` gives the parts, the caller sums them exactly once).
 
 * :math:`r_i`: two log-domain sides, the difference of exact pairs (a logits side's
   :math:`(x_i - m) - \ell` by ``_js_mixed._log_pair``, :math:`\ell` then corrected by
@@ -50,7 +50,7 @@ from .._numerics import _quick_two_sum, _two_sum, phi_near_one
 from .._xp import Array
 from ._js_mixed import _excess, _log_pair, exp_dd, expm1_reduced
 
-__all__ = ["kl_mixed_pieces"]
+__all__ = ["kl_mixed_parts"]
 
 _NEAR_ZERO = math.log(2.0) / 128
 r"""The largest :math:`|v|` of a log-probability whose probability is taken as
@@ -83,21 +83,26 @@ def _log_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array
     return s_hi, s_lo, e_hi, e_lo
 
 
-def _mass_pieces(values: Array, form: str, *, xp: ModuleType) -> list[Array]:
-    r"""Arrays (classes last) whose exact sum over the last axis is the side's mass:
-    ``[1]`` for logits (a column), the values for probabilities; for log-probabilities
-    :math:`v` the double-double :math:`e^{v}` (``hi``, ``lo``), where :math:`|v| \le
-    \ln 2/128` :math:`\operatorname{expm1}(v)` and a count of those entries."""
+def _mass_parts(
+    values: Array, form: str, pair: tuple[Array, Array] | None, *, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    r"""The side's mass as ``(hi, count, rest)``: its exact sum is :math:`\sum_i
+    \mathrm{hi}_i + \mathrm{count} + \mathrm{rest}` (``count``, ``rest``: one column),
+    ``rest`` a float sum of parts each below an ulp of their ``hi``. Logits: 1 (a
+    count); probabilities: the values; log-probabilities :math:`v`: the double-double
+    :math:`e^{v}` (``pair``, from :func:`_log_side`), where :math:`|v| \le \ln 2/128`
+    :math:`\operatorname{expm1}(v)` and a count of those entries."""
+    column = xp.zeros_like(values[..., :1])
     if form == "logits":
-        return [xp.ones_like(values[..., :1])]
-    if form == "probs":
-        return [values]
+        return xp.zeros_like(values), column + 1.0, column
+    if form == "probs" or pair is None:
+        return values, column, column
     zero = xp.zeros_like(values)
     near = xp.abs(values) <= _NEAR_ZERO
-    e_hi, e_lo = exp_dd(values, xp=xp)
     m_hi, m_lo = expm1_reduced(xp.where(near, values, zero), zero, xp=xp)
     count = xp.sum(xp.astype(near, values.dtype), axis=-1, keepdims=True)
-    return [xp.where(near, m_hi, e_hi), xp.where(near, m_lo, e_lo), count]
+    rest = xp.sum(xp.where(near, m_lo, pair[1]), axis=-1, keepdims=True)
+    return xp.where(near, m_hi, pair[0]), count, rest
 
 
 def _bregman_terms(r: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
@@ -109,24 +114,29 @@ def _bregman_terms(r: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(small, near, q + p * (xp.where(small, zero, r) - 1.0))
 
 
-def kl_mixed_pieces(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> Array:
-    r"""Float64 pieces (classes last, a new last axis) whose exact sum over the last axis
-    is :math:`D(P\,\|\,Q)` to the accuracy of the module's docstring, for rows ``a``
-    (P) and ``b`` (Q) of the same shape in forms ``a_form``, ``b_form`` (not both
-    probabilities, not both logits): the Bregman terms :math:`q_i\varphi(r_i)`, then
-    P's mass pieces and Q's negated (:func:`_mass_pieces`). Where :math:`p_i = 0` the
-    term is :math:`q_i`; where only :math:`q_i = 0`, :math:`+\infty`; NaN propagates
-    (the caller keeps its plain sum for rows whose pieces are not finite)."""
+def kl_mixed_parts(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> tuple[Array, Array]:
+    r"""Float64 arrays ``(plus, minus)`` (classes last, two more columns) with
+    :math:`D(P\,\|\,Q) = \sum (\mathrm{plus} - \mathrm{minus})` over the last axis,
+    summed exactly, to the accuracy of the module's docstring, for rows ``a`` (P) and
+    ``b`` (Q) of the same shape in forms ``a_form``, ``b_form`` (not both
+    probabilities, not both logits): P's mass parts and the float sum of the Bregman
+    terms :math:`q_i\varphi(r_i)` (non-negative: a few ulps), and Q's mass parts
+    (:func:`_mass_parts`). Where :math:`p_i = 0` the term is :math:`q_i`; where only
+    :math:`q_i = 0`, :math:`+\infty`; NaN propagates (the caller keeps its plain sum
+    for rows whose parts are not finite)."""
     zero = xp.zeros_like(a)
+    p_pair = q_pair = None
     if a_form != "probs" and b_form != "probs":
         a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
         b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
+        p_pair, q_pair = (p_hi, p_lo), (q_hi, q_lo)
         r_hi, r_err = _two_sum(a_hi, -b_hi)
         r = r_hi + (r_err + (a_lo - b_lo))
         p, q = p_hi + p_lo, q_hi + q_lo
         p_pos, q_pos = a_hi > -math.inf, b_hi > -math.inf
     elif a_form == "probs":
         b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
+        q_pair = (q_hi, q_lo)
         p, q = a, q_hi + q_lo
         p_pos, q_pos = a > 0, q_hi > 0
         d = (a - q_hi) - q_lo
@@ -136,6 +146,7 @@ def kl_mixed_pieces(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleT
         r = xp.where(near, ratio, far)
     else:
         a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
+        p_pair = (p_hi, p_lo)
         p, q = p_hi + p_lo, b
         p_pos, q_pos = p_hi > 0, b > 0
         d = (p_hi - b) + p_lo
@@ -147,6 +158,8 @@ def kl_mixed_pieces(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleT
     terms = _bregman_terms(xp.where(both, r, zero), p, q, xp=xp)
     terms = xp.where(both, terms, xp.where(p_pos, zero + math.inf, q))
     terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
-    pieces = [terms, *_mass_pieces(a, a_form, xp=xp)]
-    pieces.extend(-x for x in _mass_pieces(b, b_form, xp=xp))
-    return xp.concat(pieces, axis=-1)
+    p_hi, p_count, p_rest = _mass_parts(a, a_form, p_pair, xp=xp)
+    q_hi, q_count, q_rest = _mass_parts(b, b_form, q_pair, xp=xp)
+    bregman = xp.sum(terms, axis=-1, keepdims=True)
+    plus = xp.concat([p_hi, p_count, bregman + p_rest], axis=-1)
+    return plus, xp.concat([q_hi, q_count, q_rest], axis=-1)
