@@ -27,9 +27,9 @@ import time
 from typing import Any
 
 import numpy as np
-from bench_kl_mixed_ab import _copy
 
 import crossent
+from bench_kl_mixed_ab import _copy
 
 PAIRINGS = (
     ("probs", "log_probs"),

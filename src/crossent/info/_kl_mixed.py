@@ -99,6 +99,8 @@ def _mass_parts(
         return values, column, column
     zero = xp.zeros_like(values)
     near = xp.abs(values) <= _NEAR_ZERO
+    if not bool(xp.any(near)):  # (concrete arrays: spread rows have no such entry)
+        return pair[0], column, xp.sum(pair[1], axis=-1, keepdims=True)
     m_hi, m_lo = expm1_reduced(xp.where(near, values, zero), zero, xp=xp)
     count = xp.sum(xp.astype(near, values.dtype), axis=-1, keepdims=True)
     rest = xp.sum(xp.where(near, m_lo, pair[1]), axis=-1, keepdims=True)
@@ -114,7 +116,9 @@ def _bregman_terms(r: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
     return xp.where(small, near, q + p * (xp.where(small, zero, r) - 1.0))
 
 
-def kl_mixed_parts(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> tuple[Array, Array]:
+def kl_mixed_parts(
+    a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
+) -> tuple[Array, Array]:
     r"""Float64 arrays ``(plus, minus)`` (classes last, two more columns) with
     :math:`D(P\,\|\,Q) = \sum (\mathrm{plus} - \mathrm{minus})` over the last axis,
     summed exactly, to the accuracy of the module's docstring, for rows ``a`` (P) and
