@@ -1305,7 +1305,14 @@ def kl_divergence(
     log-probabilities or logits, the difference
     of logs is used (exact when they are close); two sides of logits, which sum to 1 by
     construction, sum the non-negative terms :math:`q_i\varphi(\log p_i - \log q_i)`,
-    :math:`\varphi(r) = 1 + (r - 1)e^r`, so their KL is never negative.
+    :math:`\varphi(r) = 1 + (r - 1)e^r`, so their KL is never negative.  Other pairs
+    of forms (a side of log-probabilities, or probabilities against logits) whose
+    terms cancel (nearly equal rows) are, on the generic path too, those terms plus
+    the masses' difference :math:`\sum_i (p_i - q_i)`, summed exactly: within an ulp
+    or two for rows dominated by one class, and within about :math:`10^{-31}`
+    absolute besides for spread rows (double-double exponentials; the fused kernel's
+    triple-doubles reach :math:`2^{-150}`); float64 only, the gradient that of the
+    plain sum.
 
     References
     ----------
