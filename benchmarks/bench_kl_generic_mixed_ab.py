@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
         import torch
 
         torch.set_num_threads(1)
-        libraries.append(("torch", torch.from_numpy))
+        libraries.append(("torch", lambda x: torch.from_numpy(np.ascontiguousarray(x))))
     print(f"load average before: {os.getloadavg()}")
     print("trees: " + ", ".join(os.path.dirname(p.__file__ or "") for p in packages))
     for library, wrap in libraries:

@@ -46,7 +46,7 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from .._numerics import _quick_two_sum, _two_sum, phi_near_one
+from .._numerics import _exp_times_where_subnormal, _quick_two_sum, _two_sum, phi_near_one
 from .._xp import Array
 from ._js_mixed import _excess, _log_pair, exp_dd, expm1_reduced
 
@@ -107,13 +107,24 @@ def _mass_parts(
     return xp.where(near, m_hi, pair[0]), count, rest
 
 
-def _bregman_terms(r: Array, p: Array, q: Array, *, xp: ModuleType) -> Array:
+def _bregman_terms(
+    r: Array, p: Array, q: Array, log_p: tuple[Array, Array] | None, *, xp: ModuleType
+) -> Array:
     r""":math:`q\varphi(r)`: by the series where :math:`|r| \le 1`
-    (:func:`.phi_near_one`), else :math:`q + p(r - 1)` (``r`` finite)."""
+    (:func:`.phi_near_one`), else :math:`q + p(r - 1)` (``r`` finite), the product
+    scaled where :math:`p = e^{\log p}` is subnormal (``log_p``, a pair, given for a
+    log-domain side: :func:`._numerics._exp_times_where_subnormal`; a side of
+    probabilities is exact as given)."""
     zero = xp.zeros_like(r)
     small = xp.abs(r) <= 1.0
     near = q * phi_near_one(xp.where(small, r, zero), xp=xp)
-    return xp.where(small, near, q + p * (xp.where(small, zero, r) - 1.0))
+    y = xp.where(small, zero, r) - 1.0
+    if log_p is None:
+        return xp.where(small, near, q + p * y)
+    log_hi, log_lo = log_p
+    safe = xp.where(log_hi > -math.inf, log_hi, zero - 2000.0)
+    product = _exp_times_where_subnormal(p, safe, y * (1.0 + log_lo), xp=xp)
+    return xp.where(small, near, q + product)
 
 
 def kl_mixed_parts(
@@ -159,7 +170,8 @@ def kl_mixed_parts(
         far = (a_hi + a_lo) - xp.log(xp.where(q_pos, b, zero + 1.0))
         r = xp.where(near, ratio, far)
     both = p_pos & q_pos
-    terms = _bregman_terms(xp.where(both, r, zero), p, q, xp=xp)
+    log_p = None if a_form == "probs" else (a_hi, a_lo)
+    terms = _bregman_terms(xp.where(both, r, zero), p, q, log_p, xp=xp)
     terms = xp.where(both, terms, xp.where(p_pos, zero + math.inf, q))
     terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
     p_hi, p_count, p_rest = _mass_parts(a, a_form, p_pair, xp=xp)

@@ -388,8 +388,11 @@ def _kl_mixed_nats(m: _Prepared) -> Array:
     except ValuelessArrayError:
         return plain
     exact = _kl_mixed_exact(m, careful, plain)
-    # the exact value, with the plain sum's gradient (plain - plain is 0 exactly)
-    return xp.where(careful, exact + (plain - _constant(plain, plain.dtype, xp=xp)), plain)
+    # the exact value, with the plain sum's gradient (plain - plain is 0 exactly; NaN
+    # on the rows of an infinite plain sum, which keep it)
+    with numpy_errstate(plain, xp, invalid="ignore"):
+        zero = plain - _constant(plain, plain.dtype, xp=xp)
+    return xp.where(careful, exact + zero, plain)
 
 
 def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
