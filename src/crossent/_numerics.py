@@ -75,6 +75,7 @@ __all__ = [
     "kl_terms_nonnegative",
     "kl_terms_nonnegative_dd",
     "next_power_of_two",
+    "phi_near_one",
     "safe_log",
     "surprisal_terms",
 ]
@@ -571,6 +572,16 @@ below :math:`1.1\,c_{18} < 8.6\cdot 10^{-18}` times :math:`r^2`, under :math:`2^
 :math:`\varphi(r) \ge (1 - 2/e)\,r^2 > 0.26\,r^2`."""
 
 
+def phi_near_one(r: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\varphi(r) = 1 + (r - 1)e^r` for :math:`|r| \le 1` by its series
+    :math:`r^2\sum_{j \ge 0} (j + 1) r^j/(j + 2)!` (``_PHI_SERIES``, to about an ulp;
+    :math:`q\varphi(r)` is a term of :func:`kl_terms_from_normalised_logs`)."""
+    series = zeros_like(r, xp=xp)
+    for coefficient in _PHI_SERIES:
+        series = coefficient + r * series
+    return r * r * series
+
+
 def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
     r"""Terms of D(P||Q) that are each :math:`\ge 0`, for two sides that sum to 1 exactly
     by construction (both log-softmaxes of logits).
@@ -600,12 +611,9 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     r = xp.where(both, log_p, zeros) - xp.where(both, log_q, zeros)
     small = xp.abs(r) <= 1
     r_small = xp.where(small, r, zeros)
-    series = zeros
-    for coefficient in _PHI_SERIES:
-        series = coefficient + r_small * series
     p, q = xp.exp(log_p), xp.exp(log_q)
     far = q + _exp_times_where_subnormal(p, log_p, xp.where(small, zeros, r) - 1, xp=xp)
-    terms = xp.where(small, q * (r_small * r_small * series), far)
+    terms = xp.where(small, q * phi_near_one(r_small, xp=xp), far)
     outside = xp.where(p_pos, full_like(terms, math.inf, xp=xp), q)
     return xp.where(both, terms, outside)
 
