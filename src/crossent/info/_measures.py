@@ -1523,7 +1523,7 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
     rows, else validated first and :func:`._perplexity_dd.dd_entropy` by blocks of
     rows."""
     forms = (m.sides[0].form, m.sides[-1].form)
-    rows = _fused_rows(m.sides, want=want) if forms == ("probs", "probs") else None
+    rows = _fused_rows(m.sides, want=want)
     if rows is not None:
         a, b, batch = rows
         pending = m.pending
@@ -1531,6 +1531,7 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
             a,
             b,
             cross=len(m.sides) > 1,
+            forms=(_perplexity_dd.FORMS[forms[0]], _perplexity_dd.FORMS[forms[1]]),
             tolerances=(
                 pending[0].row_sum_tolerance() if pending else None,
                 pending[1].row_sum_tolerance() if len(pending) > 1 else None,

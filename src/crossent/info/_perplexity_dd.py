@@ -53,6 +53,7 @@ __all__ = [
     "exp_parts",
     "exp_residual",
     "log_dd",
+    "log_p_dd",
     "side_dd",
     "sum_dd",
     "supports",
@@ -69,12 +70,15 @@ r""":math:`\ln 2 -` :data:`LN2_HI`, rounded."""
 
 _SQRT_HALF = math.sqrt(0.5)
 
-ATANH_SERIES = tuple(1.0 / k for k in range(3, 29, 2))
-r"""The coefficients :math:`1/3, 1/5, \ldots, 1/27` of :math:`\operatorname{atanh}(s)/s - 1
+ATANH_SERIES = tuple(1.0 / k for k in range(3, 25, 2))
+r"""The coefficients :math:`1/3, 1/5, \ldots, 1/23` of :math:`\operatorname{atanh}(s)/s - 1
 = s^2/3 + s^4/5 + \cdots` (:func:`log_dd`: :math:`|s| \le 0.1716`, the first term left
-out under :math:`2^{-64}` of the sum)."""
+out, :math:`2 s^{25}/25`, under :math:`2^{-66}`)."""
 
 _BIG_LOG = 2.0**900
+
+_EXP_MAX = math.log(math.ldexp(1.0 - 2.0**-53, 1024))
+"""The largest float64 ``x`` whose ``exp`` is finite, about 709.78."""
 
 FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
 """The forms' codes in the kernel (``_perplexity_kernels``)."""
@@ -114,6 +118,18 @@ def _frexp(x: Any, xp: ModuleType) -> tuple[Any, Any]:
     return xp.where(down, 2.0 * m, m), xp.where(down, k - 1.0, k)
 
 
+def log_p_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo`` within about
+    :math:`2^{-55}` absolute (the module's first point: :math:`e \ln 2 +
+    \operatorname{log1p}(m - 1)`), for a probability side's logarithms, whose weights
+    sum to 1: the error of :math:`H` stays about :math:`2^{-55}`."""
+    m, e = _frexp(x, xp)
+    low = m < _SQRT_HALF
+    m = xp.where(low, 2.0 * m, m)
+    k = e - xp.astype(low, x.dtype)
+    return _two_sum(k * LN2_HI, k * LN2_LO + xp.log1p(m - 1.0))
+
+
 def log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
     r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo``, within about
     :math:`2^{-60}` absolute: :math:`x = m 2^k`, :math:`m \in [\sqrt{1/2}, \sqrt 2)`,
@@ -137,7 +153,7 @@ def log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
     for coefficient in reversed(ATANH_SERIES):
         series = series * s2 + coefficient
     hi, lo = _two_sum(k * LN2_HI, 2.0 * s)
-    return hi, lo + (k * LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series)))
+    return _two_sum(hi, lo + (k * LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series))))
 
 
 def exp_residual(x: Any, e: Any, xp: ModuleType) -> Any:
@@ -183,7 +199,7 @@ def sum_dd(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
 def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any, Any]:
     r"""One side's weights :math:`p_i` and logarithms :math:`\log p_i`, each as
     ``hi + lo``, and where :math:`p_i > 0`: probabilities (weights exact,
-    :func:`log_dd`), log-probabilities :math:`\ell_i` (exact, weights
+    :func:`log_p_dd`), log-probabilities :math:`\ell_i` (exact, weights
     :func:`exp_parts`), logits :math:`z_i` (:math:`d_i = z_i - \max z` by TwoSum,
     :math:`S = \sum e^{d_i}` by :func:`exp_parts` and :func:`sum_dd`,
     :math:`\log p_i = d_i - \log S`, :math:`p_i = e^{d_i}/S` with its quotient's
@@ -191,7 +207,7 @@ def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any,
     zero = xp.zeros_like(values)
     if form == "probs":
         support = values > 0.0
-        log_hi, log_lo = log_dd(xp.where(support, values, 1.0), xp)
+        log_hi, log_lo = log_p_dd(xp.where(support, values, 1.0), xp)
         return values, zero, xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0), support
     support = values > -math.inf
     if form == "log_probs":
@@ -263,11 +279,13 @@ def correct(
     is :math:`e^{H}\,\nabla\hat H` and the value :math:`e^{H}` to :math:`O(c^2)`
     (:math:`c` is a few :math:`2^{-52}`)."""
     hi, lo = dd_entropy(p, q, xp, forms)
-    base = xp.exp(measured)
     flat = constant(measured, xp)
+    over = flat > _EXP_MAX  # (+inf, without an overflow or inf - inf computed)
+    base = xp.exp(xp.where(over, 0.0, measured))
+    fine = xp.isfinite(hi) & ~over
     r = exp_residual(flat, constant(base, xp), xp)
-    c = xp.where(xp.isfinite(flat) & xp.isfinite(hi), (hi - flat) + lo + r, 0.0)
-    return xp.where(xp.isinf(base), base, base + base * c)
+    c = (xp.where(fine, hi, 0.0) - xp.where(fine, flat, 0.0)) + xp.where(fine, lo, 0.0)
+    return xp.where(over, math.inf, base + base * xp.where(fine, c + r, 0.0))
 
 
 def constant(x: Any, xp: ModuleType) -> Any:
