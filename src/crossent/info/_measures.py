@@ -1495,6 +1495,8 @@ def perplexity(
         if is_numpy(m.xp):
             return _perplexity_numpy(m, want)
         measured = m.measure(want, nats)
+        if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
+            measured = _far_gap_rows(m, measured, kl=False)
         forms = (m.sides[0].form, m.sides[-1].form)
         return m.result(_perplexity_dd.correct(measured, *_dd_operands(m), m.xp, forms))
     measured = m.measure(want, nats)

@@ -196,40 +196,55 @@ def sum_dd(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
     return s, rest - (s - top)
 
 
-def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any, Any]:
+def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any, Any, Any]:
     r"""One side's weights :math:`p_i` and logarithms :math:`\log p_i`, each as
     ``hi + lo``, and where :math:`p_i > 0`: probabilities (weights exact,
     :func:`log_p_dd`), log-probabilities :math:`\ell_i` (exact, weights
     :func:`exp_parts`), logits :math:`z_i` (:math:`d_i = z_i - \max z` by TwoSum,
     :math:`S = \sum e^{d_i}` by :func:`exp_parts` and :func:`sum_dd`,
     :math:`\log p_i = d_i - \log S`, :math:`p_i = e^{d_i}/S` with its quotient's
-    remainder). Where :math:`p_i = 0` the logarithm is 0 (the caller's ``support``)."""
+    remainder). Where :math:`p_i = 0` the logarithm is 0 (the caller's ``support``).
+    Last, the logarithms' scale: 1, or 2 where :math:`z_i - \max z` passes the float64
+    range (``cross_entropy([1, 1e-320], [1.7e308, -1.7e308], q_form='logits')``: the
+    logarithm there is halved, :math:`(z_i/2 - m/2) - \log(S)/2`, its weight 0)."""
     zero = xp.zeros_like(values)
     if form == "probs":
         support = values > 0.0
         log_hi, log_lo = log_p_dd(xp.where(support, values, 1.0), xp)
-        return values, zero, xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0), support
+        log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
+        return values, zero, log_hi, log_lo, support, None
     support = values > -math.inf
     if form == "log_probs":
         log_hi = xp.where(support, values, 0.0)
         w_hi, w_lo = exp_parts(log_hi, zero, xp)
-        return xp.where(support, w_hi, 0.0), xp.where(support, w_lo, 0.0), log_hi, zero, support
+        return (
+            xp.where(support, w_hi, 0.0),
+            xp.where(support, w_lo, 0.0),
+            log_hi,
+            zero,
+            support,
+            None,
+        )
     top = xp.max(values, axis=-1, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
-    d_hi, d_lo = _two_sum(xp.where(support, values, top), -top)
-    d_lo = xp.where(xp.isfinite(d_hi), d_lo, 0.0)  # (a spread past the range: -inf)
+    held = xp.where(support, values, top)
+    d_hi, d_lo = _two_sum(held, -top)
+    far = ~xp.isfinite(d_hi)  # (a spread past the range: halved)
+    half_hi, half_lo = _two_sum(0.5 * held, -0.5 * top)
+    d_hi, d_lo = xp.where(far, half_hi, d_hi), xp.where(far, half_lo, d_lo)
     e_hi, e_lo = exp_parts(d_hi, d_lo, xp)
-    e_hi, e_lo = xp.where(support, e_hi, 0.0), xp.where(support, e_lo, 0.0)
+    e_hi, e_lo = xp.where(support & ~far, e_hi, 0.0), xp.where(support & ~far, e_lo, 0.0)
     s_hi, s_lo = sum_dd(e_hi, e_lo, xp)  # at least 1 (the maximum's e^0)
     s_hi = xp.where(s_hi > 0.0, s_hi, 1.0)
     log_s, log_s_lo = log_dd(s_hi, xp)
-    log_hi, log_err = _two_sum(d_hi, -log_s)
-    log_lo = log_err + (d_lo - (log_s_lo + s_lo / s_hi))
-    log_lo = xp.where(xp.isfinite(log_hi), log_lo, 0.0)
+    scale = 1.0 + xp.astype(far, values.dtype)
+    log_hi, log_err = _two_sum(d_hi, -log_s / scale)
+    log_lo = log_err + (d_lo - (log_s_lo + s_lo / s_hi) / scale)
     w_hi = e_hi / s_hi
     product, product_lo = _two_product(w_hi, s_hi)
     w_lo = (((e_hi - product) - product_lo) + (e_lo - w_hi * s_lo)) / s_hi
-    return w_hi, w_lo, xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0), support
+    log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
+    return w_hi, w_lo, log_hi, log_lo, support, scale
 
 
 def dd_entropy(
@@ -242,14 +257,12 @@ def dd_entropy(
     :math:`p_i > 0 = x_i`. :math:`0 \log 0 = 0`, and :math:`p_i = 0` adds nothing."""
     if q is not None:
         p, q = xp.broadcast_arrays(p, q)
-    w_hi, w_lo, l_hi, l_lo, present = side_dd(p, forms[0], xp)
-    if q is None:  # (a logarithm past the range, -inf, has the weight 0: no term)
+    w_hi, w_lo, l_hi, l_lo, present, scale = side_dd(p, forms[0], xp)
+    if q is None:
         gap = xp.zeros_like(present)
-        present = present & xp.isfinite(l_hi)
     else:
-        _, _, l_hi, l_lo, support = side_dd(q, forms[1], xp)
-        gap = present & ~(support & xp.isfinite(l_hi))
-    l_hi = xp.where(xp.isfinite(l_hi), l_hi, 0.0)
+        _, _, l_hi, l_lo, support, scale = side_dd(q, forms[1], xp)
+        gap = present & ~support
     keep = present & ~gap
     # TwoProduct's splitting overflows past 2^996: there the product alone (H past
     # the range unless the weight is tiny, a term under an ulp of it)
@@ -257,6 +270,8 @@ def dd_entropy(
     t_hi, t_err = _two_product(w_hi, xp.where(big, 0.0, l_hi))
     t_hi = xp.where(big, w_hi * l_hi, t_hi)
     t_lo = xp.where(big, 0.0, t_err + (w_hi * l_lo + w_lo * l_hi))
+    if scale is not None:  # (exact: a power of two)
+        t_hi, t_lo = t_hi * scale, t_lo * scale
     gap = gap | (keep & xp.isinf(t_hi))  # (a term past the range: H = +inf)
     keep = keep & ~gap
     s, s_lo = sum_dd(xp.where(keep, t_hi, 0.0), xp.where(keep, t_lo, 0.0), xp)

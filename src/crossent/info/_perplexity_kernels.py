@@ -146,6 +146,7 @@ def _perplexity_rows(
     suspects = 0
     for r in range(first, stop):
         a_hi = a_lo = w_hi = w_lo = 0.0  # A and W
+        far = False
         s_a = s_a_lo = s_x = s_x_lo = 0.0  # the logits sides' S
         sum_a = sum_b = 0.0
         lo_a = lo_b = 0.0
@@ -189,8 +190,12 @@ def _perplexity_rows(
                 absent = x == -_INF
             else:
                 l_hi, l_lo = _two_sum(x, -top_x)
-                absent = not math.isfinite(l_hi)  # (-inf, or a spread past the range)
-                if not absent:
+                absent = x == -_INF
+                far = not (absent or math.isfinite(l_hi))  # (a spread past the range)
+                if far:  # halved: the term doubled below (its weight e^d is 0)
+                    l_hi, l_lo = _two_sum(0.5 * x, -0.5 * top_x)
+                    e = e_lo = 0.0
+                elif not absent:
                     e, e_lo = _exp_cut(l_hi, l_lo, cut)
                     s_x, s_x_lo = _dd_add(s_x, s_x_lo, e, e_lo)
                 else:
@@ -213,6 +218,8 @@ def _perplexity_rows(
                     infinite = True
                 continue
             t, t_lo = _dd_mul(o_hi, o_lo, l_hi, l_lo)
+            if form_x == 2 and far:  # (exact: by 2)
+                t, t_lo = 2.0 * t, 2.0 * t_lo
             if math.isinf(t):
                 infinite = True
                 continue
