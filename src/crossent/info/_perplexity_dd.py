@@ -76,6 +76,7 @@ r"""The coefficients :math:`1/3, 1/5, \ldots, 1/23` of :math:`\operatorname{atan
 out, :math:`2 s^{25}/25`, under :math:`2^{-66}`)."""
 
 _BIG_LOG = 2.0**900
+_BIG_TERM = 2.0**1000
 
 _EXP_MAX = math.log(math.ldexp(1.0 - 2.0**-53, 1024))
 """The largest float64 ``x`` whose ``exp`` is finite, about 709.78."""
@@ -228,9 +229,9 @@ def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any,
     top = xp.max(values, axis=-1, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
     held = xp.where(support, values, top)
-    d_hi, d_lo = _two_sum(held, -top)
-    far = ~xp.isfinite(d_hi)  # (a spread past the range: halved)
     half_hi, half_lo = _two_sum(0.5 * held, -0.5 * top)
+    far = xp.abs(half_hi) > 2.0**1022  # (a spread past the range, or nearly: halved)
+    d_hi, d_lo = _two_sum(xp.where(far, top, held), -top)
     d_hi, d_lo = xp.where(far, half_hi, d_hi), xp.where(far, half_lo, d_lo)
     e_hi, e_lo = exp_parts(d_hi, d_lo, xp)
     e_hi, e_lo = xp.where(support & ~far, e_hi, 0.0), xp.where(support & ~far, e_lo, 0.0)
@@ -272,7 +273,9 @@ def dd_entropy(
     t_lo = xp.where(big, 0.0, t_err + (w_hi * l_lo + w_lo * l_hi))
     if scale is not None:  # (exact: a power of two)
         t_hi, t_lo = t_hi * scale, t_lo * scale
-    gap = gap | (keep & xp.isinf(t_hi))  # (a term past the range: H = +inf)
+    # a term past 2^1000 (or inf): H = +inf (the terms share their sign: log x <= 0), and
+    # sum_dd's power of two would overflow
+    gap = gap | (keep & (xp.abs(t_hi) > _BIG_TERM))
     keep = keep & ~gap
     s, s_lo = sum_dd(xp.where(keep, t_hi, 0.0), xp.where(keep, t_lo, 0.0), xp)
     s, s_lo = s[..., 0], s_lo[..., 0]
