@@ -1,4 +1,4 @@
-"""Issue 13 (branch ppl1): the cost of ``perplexity``'s double-double entropy, A/B.
+"""Issue 13 (branches ppl1, pplx2): the cost of ``perplexity``'s double-double entropy, A/B.
 
     git -C /work/main archive main src | tar -x -C /tmp/ppl1_main
     PYTHONPATH=$PWD/src python benchmarks/bench_perplexity_ab.py --before /tmp/ppl1_main
@@ -6,7 +6,10 @@
 Both trees in one process (``_against.load_tree``), calls interleaved: ``perplexity``
 of 10^5 x 1000 Dirichlet rows in float64 and float32 (one call a round), and of one
 row of 10 classes with and without validation, and against ``q`` (the median of 2000
-calls a round). Prints the process CPU time of each case per tree (minimum and median
+calls a round); since pplx2 also of logits (normal, scale 3), log-probabilities and
+``q`` logits of the same size, of Student-t (3) logits, scale 3, of 32000 classes (a
+language model's shape: most entries far below the maximum) and of a row of 10 logits.
+Prints the process CPU time of each case per tree (minimum and median
 over the rounds), their ratio (this tree over ``--before``) and the load.
 """
 
@@ -38,6 +41,10 @@ big = rng.dirichlet(np.ones(1000), size=args.rows)
 big32 = big.astype(np.float32)
 row = rng.dirichlet(np.ones(10))
 row_q = rng.dirichlet(np.ones(10))
+logits = rng.normal(size=(args.rows, 1000)) * 3.0
+log_probs = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+lm = rng.standard_t(3, size=(max(1, args.rows // 60), 32000)) * 3.0
+row_logits = rng.normal(size=10)
 
 
 def _cases(pkg: Any) -> dict[str, tuple[Callable[[], object], int]]:
@@ -48,6 +55,11 @@ def _cases(pkg: Any) -> dict[str, tuple[Callable[[], object], int]]:
         "row of 10": (lambda: pp(row), 2000),
         "row of 10, validate=False": (lambda: pp(row, validate=False), 2000),
         "row of 10 against q": (lambda: pp(row, row_q), 2000),
+        f"{args.rows}x1000 logits": (lambda: pp(logits, p_form="logits"), 1),
+        f"{args.rows}x1000 log_probs": (lambda: pp(log_probs, p_form="log_probs"), 1),
+        f"{args.rows}x1000 q logits": (lambda: pp(big, logits, q_form="logits"), 1),
+        f"{lm.shape[0]}x32000 t3 logits": (lambda: pp(lm, p_form="logits"), 1),
+        "row of 10 logits": (lambda: pp(row_logits, p_form="logits"), 2000),
     }
 
 

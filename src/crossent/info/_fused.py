@@ -294,11 +294,13 @@ def perplexity_rows(
     b: np.ndarray,
     *,
     cross: bool,
+    forms: tuple[int, int] = (0, 0),
     tolerances: tuple[float | None, float | None] = (None, None),
 ) -> tuple[np.ndarray, bool]:
-    """The perplexity of each float64 probability row of ``a`` (2-D, ``(rows,
-    classes)``), against the rows of ``b`` (the same shape) if ``cross``, from the
-    entropy in double-double (``_perplexity_dd``), and whether a row may fail its
+    """The perplexity of each float64 row of ``a`` (2-D, ``(rows, classes)``), against
+    the rows of ``b`` (the same shape) if ``cross``, the sides in the ``forms``
+    (``_perplexity_dd.FORMS``' codes), from the entropy in double-double
+    (``_perplexity_dd``), and whether a row may fail its
     validation (``tolerances`` as in :func:`measure_rows`); rows on the shared pool's
     threads above :data:`PARALLEL_ELEMENTS` elements."""
     out = np.empty(a.shape[0])
@@ -306,7 +308,7 @@ def perplexity_rows(
     tol_a, tol_b = (-1.0 if tol is None else tol for tol in tolerances)
 
     def part(first: int, stop: int) -> int:
-        return int(kernel(a, b, cross, tol_a, tol_b, first, stop, out))
+        return int(kernel(a, b, cross, *forms, tol_a, tol_b, first, stop, out))
 
     most = _threads() if a.size > PARALLEL_ELEMENTS else 1
     return out, sum(run_in_parts(part, a.shape[0], most)) > 0

@@ -1546,9 +1546,10 @@ def perplexity(
         At least 1 (without ``q``, at most ``classes`` for rows that sum to 1
         exactly: a row of ``fl(1/V)`` entries that sums above 1 has a true
         perplexity slightly above ``V``, which is returned); ``+inf`` when H(P, Q)
-        is. Float64 probabilities are within about an ulp of :math:`e^{H}`: the
-        entropy is taken in double-double (``_perplexity_dd``), since ``exp`` of a
-        float64 :math:`H` near :math:`\log V` is several ulps off.
+        is. Float64 inputs of every form (probabilities, log-probabilities, logits)
+        are within about an ulp of :math:`e^{H}` (half an ulp measured): the entropy
+        is taken in double-double (``_perplexity_dd``), since ``exp`` of a float64
+        :math:`H` near :math:`\log V` is several ulps off (up to 84 for 1000 logits).
 
     %(raises_as_cross_entropy)s
 
@@ -1594,7 +1595,10 @@ def perplexity(
         if is_numpy(m.xp):
             return _perplexity_numpy(m, want)
         measured = m.measure(want, nats)
-        return m.result(_perplexity_dd.correct(measured, *_dd_operands(m), m.xp))
+        if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
+            measured = _far_gap_rows(m, measured, kl=False)
+        forms = (m.sides[0].form, m.sides[-1].form)
+        return m.result(_perplexity_dd.correct(measured, *_dd_operands(m), m.xp, forms))
     measured = m.measure(want, nats)
     if q is not None:  # the far gaps of cross_entropy's (their inf rows formed again)
         measured = _far_gap_rows(m, measured, kl=False)
@@ -1602,14 +1606,10 @@ def perplexity(
 
 
 def _double_double_applies(m: _Prepared) -> bool:
-    """Whether :func:`perplexity` takes its double-double entropy: float64
-    probability sides (every form else keeps ``exp`` of the measure) in a namespace
-    that has ``frexp`` and ``ldexp`` (:func:`._perplexity_dd.supports`)."""
-    return (
-        all(side.form == "probs" for side in m.sides)
-        and m.dtype == m.xp.float64
-        and (is_numpy(m.xp) or _perplexity_dd.supports(m.xp))
-    )
+    """Whether :func:`perplexity` takes its double-double entropy: float64 sides of
+    every form in a namespace that has ``frexp`` and ``ldexp``, or ``log2`` and
+    ``floor`` (:func:`._perplexity_dd.supports`: array-api-strict)."""
+    return m.dtype == m.xp.float64 and (is_numpy(m.xp) or _perplexity_dd.supports(m.xp))
 
 
 def _dd_operands(m: _Prepared) -> tuple[Any, Any | None]:
@@ -1624,6 +1624,7 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
     does: the validations run in full only where a row is suspect) where it takes the
     rows, else validated first and :func:`._perplexity_dd.dd_entropy` by blocks of
     rows."""
+    forms = (m.sides[0].form, m.sides[-1].form)
     rows = _fused_rows(m.sides, want=want)
     if rows is not None:
         a, b, batch = rows
@@ -1632,6 +1633,7 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
             a,
             b,
             cross=len(m.sides) > 1,
+            forms=(_perplexity_dd.FORMS[forms[0]], _perplexity_dd.FORMS[forms[1]]),
             tolerances=(
                 pending[0].row_sum_tolerance() if pending else None,
                 pending[1].row_sum_tolerance() if len(pending) > 1 else None,
@@ -1644,20 +1646,24 @@ def _perplexity_numpy(m: _Prepared, want: int) -> Any:
     p, q = _dd_operands(m)
     if q is not None:
         p, q = np.broadcast_arrays(p, q)
-    with np.errstate(over="ignore", invalid="ignore"):  # (inf rows: +inf, no warning)
-        return _perplexity_numpy_blocks(p, q, m)
+    # (inf rows: +inf; -inf logits, an overflowed spread: no warning)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        return _perplexity_numpy_blocks(p, q, m, forms)
 
 
-def _perplexity_numpy_blocks(p: np.ndarray, q: np.ndarray | None, m: _Prepared) -> Any:
+def _perplexity_numpy_blocks(
+    p: np.ndarray, q: np.ndarray | None, m: _Prepared, forms: tuple[str, str]
+) -> Any:
     """:func:`_perplexity_numpy` without the kernel, by blocks of rows."""
     xp = m.xp
     if p.ndim < 2 or p.size <= 2 * _BLOCK_ELEMENTS:
-        return m.result(_perplexity_dd.exp_dd(*_perplexity_dd.dd_entropy(p, q, xp), xp))
+        parts = _perplexity_dd.dd_entropy(p, q, xp, forms)
+        return m.result(_perplexity_dd.exp_dd(*parts, xp))
     out = np.empty(p.shape[:-1])
     step = max(1, _BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
     for start in range(0, p.shape[0], step):
         block = slice(start, start + step)
-        parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp)
+        parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp, forms)
         out[block] = _perplexity_dd.exp_dd(*parts, xp)
     return out
 

@@ -42,7 +42,22 @@ from typing import Any
 
 from .._numerics import _two_product, _two_sum
 
-__all__ = ["LN2_HI", "LN2_LO", "constant", "correct", "dd_entropy", "exp_dd", "supports"]
+__all__ = [
+    "FORMS",
+    "LN2_HI",
+    "LN2_LO",
+    "constant",
+    "correct",
+    "dd_entropy",
+    "exp_dd",
+    "exp_parts",
+    "exp_residual",
+    "log_dd",
+    "log_p_dd",
+    "side_dd",
+    "sum_dd",
+    "supports",
+]
 
 LN2_HI = math.ldexp(math.floor(math.ldexp(math.log(2.0), 42)), -42)
 r""":math:`\ln 2` to 42 significant bits: :math:`e \cdot` ``LN2_HI`` is exact for every
@@ -55,67 +70,240 @@ r""":math:`\ln 2 -` :data:`LN2_HI`, rounded."""
 
 _SQRT_HALF = math.sqrt(0.5)
 
+ATANH_SERIES = tuple(1.0 / k for k in range(3, 25, 2))
+r"""The coefficients :math:`1/3, 1/5, \ldots, 1/23` of :math:`\operatorname{atanh}(s)/s - 1
+= s^2/3 + s^4/5 + \cdots` (:func:`log_dd`: :math:`|s| \le 0.1716`, the first term left
+out, :math:`2 s^{25}/25`, under :math:`2^{-66}`)."""
+
+_BIG_LOG = 2.0**900
+_BIG_TERM = 2.0**1000
+
+_EXP_MAX = math.log(math.ldexp(1.0 - 2.0**-53, 1024))
+"""The largest float64 ``x`` whose ``exp`` is finite, about 709.78."""
+
+FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
+"""The forms' codes in the kernel (``_perplexity_kernels``)."""
+
 
 def supports(xp: ModuleType) -> bool:
-    """Whether ``xp`` has the functions :func:`dd_entropy` needs (``frexp``,
-    ``ldexp``, ``log1p``; array-api-strict has no ``frexp``)."""
-    return all(hasattr(xp, name) for name in ("frexp", "ldexp", "log1p"))
+    """Whether ``xp`` has the functions :func:`dd_entropy` needs: ``frexp`` and
+    ``ldexp``, or (array-api-strict, which has neither) ``log2`` and ``floor``, from
+    which :func:`_frexp` finds the exponent (``2.0 ** k`` exact there: NumPy's)."""
+    return all(hasattr(xp, name) for name in ("frexp", "ldexp")) or all(
+        hasattr(xp, name) for name in ("log2", "floor")
+    )
 
 
-def _log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`\log x` for :math:`x > 0` as ``hi + lo`` (the module's first point)."""
-    m, e = xp.frexp(x)
+def _power_of_two(k: Any, xp: ModuleType) -> Any:
+    r""":math:`2^k` for whole float ``k`` in :math:`[-1074, 1023]`, exactly (``ldexp``;
+    without it ``2.0 ** k``, exact in NumPy's ``pow``, which array-api-strict runs)."""
+    if hasattr(xp, "ldexp"):
+        return xp.ldexp(xp.ones_like(k), xp.astype(k, xp.int32))
+    return 2.0**k
+
+
+def _frexp(x: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r"""``(m, k)`` with :math:`x = m 2^k`, :math:`m \in [1/2, 1)` and ``k`` a whole
+    float, for finite :math:`x > 0` (subnormal ones too). Without ``frexp``: ``k`` from
+    :math:`\lfloor\log_2 x\rfloor + 1`, one step off at most, set right by one test each
+    way; :math:`x / 2^{k-1}` is exact (a power of two, the quotient normal), and so is
+    its half."""
+    if hasattr(xp, "frexp"):
+        m, e = xp.frexp(x)
+        return m, xp.astype(e, x.dtype)
+    k = xp.floor(xp.log2(x)) + 1.0
+    m = (x / 2.0 ** (k - 1.0)) * 0.5
+    up = m >= 1.0
+    m, k = xp.where(up, 0.5 * m, m), xp.where(up, k + 1.0, k)
+    down = m < 0.5
+    return xp.where(down, 2.0 * m, m), xp.where(down, k - 1.0, k)
+
+
+def log_p_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo`` within about
+    :math:`2^{-55}` absolute (the module's first point: :math:`e \ln 2 +
+    \operatorname{log1p}(m - 1)`), for a probability side's logarithms, whose weights
+    sum to 1: the error of :math:`H` stays about :math:`2^{-55}`."""
+    m, e = _frexp(x, xp)
     low = m < _SQRT_HALF
     m = xp.where(low, 2.0 * m, m)
-    k = xp.astype(e, x.dtype) - xp.astype(low, x.dtype)
+    k = e - xp.astype(low, x.dtype)
     return _two_sum(k * LN2_HI, k * LN2_LO + xp.log1p(m - 1.0))
 
 
-def dd_entropy(p: Any, q: Any | None, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`H(P)` (``q`` None) or :math:`H(P, Q)` of float64 probability rows (class
-    axis last, broadcast against each other) as ``hi + lo``; ``+inf`` (``lo`` 0) where
-    :math:`p_i > 0 = q_i`. :math:`0 \log 0 = 0`, and :math:`p_i = 0` adds nothing."""
-    x = p if q is None else q
+def log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo``, within about
+    :math:`2^{-60}` absolute: :math:`x = m 2^k`, :math:`m \in [\sqrt{1/2}, \sqrt 2)`,
+    :math:`\log x = k \ln 2 + 2\operatorname{atanh} s`, :math:`s = (m - 1)/(m + 1)`:
+    :math:`m - 1` exact, :math:`s` as ``s + s_lo`` (its quotient's remainder by
+    TwoProduct), :math:`2s` exact, :math:`k \ln 2_{hi}` exact, and the series' tail
+    :math:`2s(s^2/3 + s^4/5 + \cdots)` (at most 0.0035) rounded within a few of its
+    ulps. (``log1p(m - 1)``, 2^-55 off, is enough for a probability's logarithm, but not
+    for :func:`exp_parts`' correction, where the error is relative.)"""
+    m, k = _frexp(x, xp)
+    low = m < _SQRT_HALF
+    m = xp.where(low, 2.0 * m, m)
+    k = k - xp.astype(low, x.dtype)
+    f = m - 1.0  # exact (Sterbenz)
+    g, g_lo = _two_sum(m, xp.ones_like(m))
+    s = f / g
+    product, product_lo = _two_product(s, g)
+    s_lo = (((f - product) - product_lo) - s * g_lo) / g
+    s2 = s * s
+    series = xp.zeros_like(s)
+    for coefficient in reversed(ATANH_SERIES):
+        series = series * s2 + coefficient
+    hi, lo = _two_sum(k * LN2_HI, 2.0 * s)
+    return _two_sum(hi, lo + (k * LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series))))
+
+
+def exp_residual(x: Any, e: Any, xp: ModuleType) -> Any:
+    r""":math:`r` with :math:`e^{x} = e\,(1 + r)` to :math:`O(r^2)`, for :math:`e` the
+    rounded ``exp(x)`` (finite, above 0; 0 elsewhere): :math:`x - \log e` by
+    :func:`log_dd` (:math:`x - hi` exact: Sterbenz)."""
+    fine = xp.isfinite(e) & (e > 0.0)
+    log_hi, log_lo = log_dd(xp.where(fine, e, 1.0), xp)
+    return xp.where(fine, (xp.where(fine, x, 0.0) - log_hi) - log_lo, 0.0)
+
+
+def exp_parts(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r""":math:`e^{hi + lo}` as ``e + e_lo``: :math:`e` the rounded ``exp(hi)``,
+    :math:`e_{lo} = e\,(r + lo)` (:func:`exp_residual`), within about :math:`2^{-59}`
+    relative where :math:`e` is normal (0 and ``inf`` with ``e_lo`` 0)."""
+    e = xp.exp(hi)
+    return e, xp.where(xp.isfinite(e), e * (exp_residual(hi, e, xp) + lo), 0.0)
+
+
+def exp_dd(hi: Any, lo: Any, xp: ModuleType) -> Any:
+    r""":math:`e^{hi + lo}` rounded (:func:`exp_parts`; ``+inf`` past the range, without
+    a NaN from ``inf * 0``)."""
+    e, e_lo = exp_parts(hi, lo, xp)
+    return xp.where(xp.isinf(e), e, e + e_lo)
+
+
+def sum_dd(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
+    r""":math:`\sum_i (hi_i + lo_i)` over the last axis as ``s + s_lo`` (kept): the high
+    parts split at a power of two :math:`\sigma \ge 2^{\lceil\log_2(n + 2)\rceil}
+    \max_i |hi_i|`, their high halves summed exactly in any order [1]_, the rest in
+    plain float64."""
+    n = hi.shape[-1]
+    biggest = xp.max(xp.abs(hi), axis=-1, keepdims=True)
+    e = _frexp(xp.where(biggest > 0.0, biggest, 1.0), xp)[1]
+    sigma = _power_of_two(e + float(max(1, math.ceil(math.log2(n + 2)))), xp)
+    high = (sigma + hi) - sigma  # exact parts, their sum exact in any order
+    top = xp.sum(high, axis=-1, keepdims=True)
+    rest = xp.sum(hi - high, axis=-1, keepdims=True) + xp.sum(lo, axis=-1, keepdims=True)
+    s = top + rest
+    return s, rest - (s - top)
+
+
+def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any, Any, Any]:
+    r"""One side's weights :math:`p_i` and logarithms :math:`\log p_i`, each as
+    ``hi + lo``, and where :math:`p_i > 0`: probabilities (weights exact,
+    :func:`log_p_dd`), log-probabilities :math:`\ell_i` (exact, weights
+    :func:`exp_parts`), logits :math:`z_i` (:math:`d_i = z_i - \max z` by TwoSum,
+    :math:`S = \sum e^{d_i}` by :func:`exp_parts` and :func:`sum_dd`,
+    :math:`\log p_i = d_i - \log S`, :math:`p_i = e^{d_i}/S` with its quotient's
+    remainder). Where :math:`p_i = 0` the logarithm is 0 (the caller's ``support``).
+    Last, the logarithms' scale: 1, or 2 where :math:`z_i - \max z` passes the float64
+    range (``cross_entropy([1, 1e-320], [1.7e308, -1.7e308], q_form='logits')``: the
+    logarithm there is halved, :math:`(z_i/2 - m/2) - \log(S)/2`, its weight 0)."""
+    zero = xp.zeros_like(values)
+    if form == "probs":
+        support = values > 0.0
+        log_hi, log_lo = log_p_dd(xp.where(support, values, 1.0), xp)
+        log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
+        return values, zero, log_hi, log_lo, support, None
+    support = values > -math.inf
+    if form == "log_probs":
+        log_hi = xp.where(support, values, 0.0)
+        w_hi, w_lo = exp_parts(log_hi, zero, xp)
+        return (
+            xp.where(support, w_hi, 0.0),
+            xp.where(support, w_lo, 0.0),
+            log_hi,
+            zero,
+            support,
+            None,
+        )
+    top = xp.max(values, axis=-1, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, 0.0)
+    held = xp.where(support, values, top)
+    half_hi, half_lo = _two_sum(0.5 * held, -0.5 * top)
+    far = xp.abs(half_hi) > 2.0**1022  # (a spread past the range, or nearly: halved)
+    d_hi, d_lo = _two_sum(xp.where(far, top, held), -top)
+    d_hi, d_lo = xp.where(far, half_hi, d_hi), xp.where(far, half_lo, d_lo)
+    e_hi, e_lo = exp_parts(d_hi, d_lo, xp)
+    e_hi, e_lo = xp.where(support & ~far, e_hi, 0.0), xp.where(support & ~far, e_lo, 0.0)
+    s_hi, s_lo = sum_dd(e_hi, e_lo, xp)  # at least 1 (the maximum's e^0)
+    s_hi = xp.where(s_hi > 0.0, s_hi, 1.0)
+    log_s, log_s_lo = log_dd(s_hi, xp)
+    scale = 1.0 + xp.astype(far, values.dtype)
+    log_hi, log_err = _two_sum(d_hi, -log_s / scale)
+    log_lo = log_err + (d_lo - (log_s_lo + s_lo / s_hi) / scale)
+    w_hi = e_hi / s_hi
+    product, product_lo = _two_product(w_hi, s_hi)
+    w_lo = (((e_hi - product) - product_lo) + (e_lo - w_hi * s_lo)) / s_hi
+    log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
+    return w_hi, w_lo, log_hi, log_lo, support, scale
+
+
+def dd_entropy(
+    p: Any, q: Any | None, xp: ModuleType, forms: tuple[str, str] = ("probs", "probs")
+) -> tuple[Any, Any]:
+    r""":math:`H(P)` (``q`` None) or :math:`H(P, Q)` of float64 rows (class axis last,
+    broadcast against each other) in the ``forms`` of P and Q, as ``hi + lo``:
+    :math:`-\sum_i p_i \log x_i` (:func:`side_dd`), each product by TwoProduct plus its
+    low parts' products, summed by :func:`sum_dd`; ``+inf`` (``lo`` 0) where
+    :math:`p_i > 0 = x_i`. :math:`0 \log 0 = 0`, and :math:`p_i = 0` adds nothing."""
     if q is not None:
-        p, x = xp.broadcast_arrays(p, x)
-    zero = p == 0.0
-    gap = (x == 0.0) & ~zero
-    log_hi, log_lo = _log_dd(xp.where(x > 0.0, x, 1.0), xp)
-    t_hi, t_lo = _two_product(p, log_hi)
-    t_lo = t_lo + p * log_lo
-    t_hi = xp.where(zero | gap, 0.0, t_hi)
-    t_lo = xp.where(zero | gap, 0.0, t_lo)
-    n = t_hi.shape[-1]
-    biggest = xp.max(xp.abs(t_hi), axis=-1, keepdims=True)
-    e = xp.frexp(biggest)[1]
-    sigma = xp.ldexp(xp.ones_like(biggest), e + max(1, math.ceil(math.log2(n + 2))))
-    high = (sigma + t_hi) - sigma  # exact parts, their sum exact in any order
-    hi = xp.sum(high, axis=-1)
-    lo = xp.sum(t_hi - high, axis=-1) + xp.sum(t_lo, axis=-1)
-    s = hi + lo
-    s_lo = lo - (s - hi)
+        p, q = xp.broadcast_arrays(p, q)
+    w_hi, w_lo, l_hi, l_lo, present, scale = side_dd(p, forms[0], xp)
+    if q is None:
+        gap = xp.zeros_like(present)
+    else:
+        _, _, l_hi, l_lo, support, scale = side_dd(q, forms[1], xp)
+        gap = present & ~support
+    keep = present & ~gap
+    # TwoProduct's splitting overflows past 2^996: there the product alone (H past
+    # the range unless the weight is tiny, a term under an ulp of it)
+    big = xp.abs(l_hi) > _BIG_LOG
+    t_hi, t_err = _two_product(w_hi, xp.where(big, 0.0, l_hi))
+    t_hi = xp.where(big, w_hi * l_hi, t_hi)
+    t_lo = xp.where(big, 0.0, t_err + (w_hi * l_lo + w_lo * l_hi))
+    if scale is not None:  # (exact: a power of two)
+        t_hi, t_lo = t_hi * scale, t_lo * scale
+    # a term past 2^1000 (or inf): H = +inf (the terms share their sign: log x <= 0), and
+    # sum_dd's power of two would overflow
+    gap = gap | (keep & (xp.abs(t_hi) > _BIG_TERM))
+    keep = keep & ~gap
+    s, s_lo = sum_dd(xp.where(keep, t_hi, 0.0), xp.where(keep, t_lo, 0.0), xp)
+    s, s_lo = s[..., 0], s_lo[..., 0]
     infinite = xp.any(gap, axis=-1)
     return xp.where(infinite, math.inf, -s), xp.where(infinite, 0.0, -s_lo)
 
 
-def exp_dd(hi: Any, lo: Any, xp: ModuleType) -> Any:
-    r""":math:`e^{hi + lo} \approx e^{hi} + e^{hi} lo` (``+inf`` past the range, without
-    a NaN from ``inf * 0``)."""
-    e = xp.exp(hi)
-    return xp.where(xp.isinf(e), e, e + e * lo)
-
-
-def correct(measured: Any, p: Any, q: Any | None, xp: ModuleType) -> Any:
+def correct(
+    measured: Any,
+    p: Any,
+    q: Any | None,
+    xp: ModuleType,
+    forms: tuple[str, str] = ("probs", "probs"),
+) -> Any:
     r""":math:`e^{H}` from ``measured`` (:math:`\hat H` as the measure's path computed
     it, gradient and all) and the double-double :math:`H = h + \ell` of the detached
-    rows: :math:`e^{\hat H}(1 + c)`, :math:`c = (h - \hat H) + \ell` a constant, so
-    the gradient is :math:`e^{H}\,\nabla\hat H` and the value :math:`e^{H}` to
-    :math:`O(c^2)` (:math:`c` is a few :math:`2^{-52}`)."""
-    hi, lo = dd_entropy(p, q, xp)
-    base = xp.exp(measured)
+    rows: :math:`e^{\hat H}(1 + c)`, :math:`c = (h - \hat H) + \ell + r` a constant
+    (:math:`r` the rounding of ``exp`` itself, :func:`exp_residual`), so the gradient
+    is :math:`e^{H}\,\nabla\hat H` and the value :math:`e^{H}` to :math:`O(c^2)`
+    (:math:`c` is a few :math:`2^{-52}`)."""
+    hi, lo = dd_entropy(p, q, xp, forms)
     flat = constant(measured, xp)
-    c = xp.where(xp.isfinite(flat) & xp.isfinite(hi), (hi - flat) + lo, 0.0)
-    return xp.where(xp.isinf(base), base, base + base * c)
+    over = flat > _EXP_MAX  # (+inf, without an overflow or inf - inf computed)
+    base = xp.exp(xp.where(over, 0.0, measured))
+    fine = xp.isfinite(hi) & ~over
+    r = exp_residual(flat, constant(base, xp), xp)
+    c = (xp.where(fine, hi, 0.0) - xp.where(fine, flat, 0.0)) + xp.where(fine, lo, 0.0)
+    return xp.where(over, math.inf, base + base * xp.where(fine, c + r, 0.0))
 
 
 def constant(x: Any, xp: ModuleType) -> Any:

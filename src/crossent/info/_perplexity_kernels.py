@@ -14,18 +14,21 @@ import numba
 from numba import types
 
 from ._fused_kernels import _fma, _two_sum
+from ._perplexity_dd import ATANH_SERIES as _ATANH_SERIES
 from ._perplexity_dd import LN2_HI as _LN2_HI
 from ._perplexity_dd import LN2_LO as _LN2_LO
 
 __all__ = ["perplexity_rows"]
 
 _SQRT_HALF = math.sqrt(0.5)
+_SERIES = tuple(reversed(_ATANH_SERIES))
+_INF = math.inf
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _log_dd(x: float) -> tuple[float, float]:
-    r""":math:`\log x` for :math:`x > 0` as ``hi + lo``: :math:`e \ln 2 +
-    \log1p(m - 1)`, :math:`x = m 2^e`, :math:`m \in [\sqrt{1/2}, \sqrt 2)`."""
+def _log_p_dd(x: float) -> tuple[float, float]:
+    r""":math:`\log x` for :math:`x > 0` as ``hi + lo``, within about :math:`2^{-55}`
+    (``_perplexity_dd.log_p_dd``: :math:`e \ln 2 + \log1p(m - 1)`), a probability's."""
     m, e = math.frexp(x)
     if m < _SQRT_HALF:
         m *= 2.0
@@ -34,51 +37,227 @@ def _log_dd(x: float) -> tuple[float, float]:
     return _two_sum(k * _LN2_HI, k * _LN2_LO + math.log1p(m - 1.0))
 
 
+@numba.njit(inline="always", error_model="numpy")
+def _log_dd(x: float) -> tuple[float, float]:
+    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo`` (``_perplexity_dd.log_dd``:
+    :math:`k \ln 2 + 2\operatorname{atanh} s`, :math:`s = (m - 1)/(m + 1)`, the
+    quotient's remainder by one FMA)."""
+    m, e = math.frexp(x)
+    if m < _SQRT_HALF:
+        m *= 2.0
+        e -= 1
+    k = float(e)
+    f = m - 1.0
+    g, g_lo = _two_sum(m, 1.0)
+    s = f / g
+    product = s * g
+    s_lo = (((f - product) - _fma(s, g, -product)) - s * g_lo) / g
+    s2 = s * s
+    series = 0.0
+    for coefficient in _SERIES:
+        series = series * s2 + coefficient
+    hi, lo = _two_sum(k * _LN2_HI, 2.0 * s)
+    return _two_sum(hi, lo + (k * _LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series))))
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _exp_parts(hi: float, lo: float) -> tuple[float, float]:
+    r""":math:`e^{hi + lo}` as ``e + e_lo`` (``_perplexity_dd.exp_parts``)."""
+    e = math.exp(hi)
+    if e > 0.0 and e < _INF:
+        log_hi, log_lo = _log_dd(e)
+        return e, e * (((hi - log_hi) - log_lo) + lo)
+    return e, 0.0
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _exp_cut(hi: float, lo: float, cut: float) -> tuple[float, float]:
+    r""":func:`_exp_parts` above ``cut``, the rounded ``exp`` alone below: with
+    ``cut`` :math:`= -(\log n + 12)`, the terms below are under :math:`e^{-12}/n` each,
+    and their ``exp``'s rounding (an ulp, :math:`2^{-52}` relative) adds at most
+    :math:`n \cdot 2^{-52} e^{c}(|c| + 1) \le 2^{-62}` to :math:`H` (:math:`e^d |d|`
+    falls below :math:`d = -1`; :math:`|c| + 1 \le 2^{5.1}` for :math:`n < 2^{31}`),
+    where a row's mass sits on a few classes, as a language model's, most entries."""
+    if hi < cut:
+        return math.exp(hi), 0.0
+    return _exp_parts(hi, lo)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _dd_add(hi: float, lo: float, x: float, x_lo: float) -> tuple[float, float]:
+    """``hi + lo`` plus ``x + x_lo``: the high parts by TwoSum, the rest in ``lo``."""
+    s, e = _two_sum(hi, x)
+    return s, lo + (e + x_lo)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _dd_mul(a: float, a_lo: float, b: float, b_lo: float) -> tuple[float, float]:
+    """``(a + a_lo)(b + b_lo)`` as ``hi + lo`` (the product of the high parts by FMA)."""
+    t = a * b
+    return t, _fma(a, b, -t) + (a * b_lo + a_lo * b)
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _row_top(a: Any, r: int, n: int) -> tuple[float, bool]:
+    """Row ``r``'s largest entry (0 if none is finite) and whether an entry is NaN or
+    ``+inf`` or none is above ``-inf`` (a logits row's validation fails)."""
+    top = -_INF
+    bad = False
+    for i in range(n):
+        v = a[r, i]
+        if v > top:
+            top = v
+        bad = bad or v != v
+    bad = bad or top == _INF or top == -_INF
+    return (top if math.isfinite(top) else 0.0), bad
+
+
 def _perplexity_rows(
-    a: Any, b: Any, cross: bool, tol_a: float, tol_b: float, first: int, stop: int, out: Any
+    a: Any,
+    b: Any,
+    cross: bool,
+    form_a: int,
+    form_b: int,
+    tol_a: float,
+    tol_b: float,
+    first: int,
+    stop: int,
+    out: Any,
 ) -> int:
-    """``out[r]`` = the perplexity of row ``r`` of ``a`` (against ``b`` if ``cross``)
-    for ``first <= r < stop``, and the number of suspect rows: a side screened (its
-    tolerance ``>= 0``) with an entry outside [0, 1] (or NaN) or a sum more than its
-    tolerance from 1, as ``_fused_kernels._suspect`` screens probabilities."""
+    r"""``out[r]`` = the perplexity of row ``r`` of ``a`` (against ``b`` if ``cross``)
+    for ``first <= r < stop``, the sides in the forms ``form_a``, ``form_b``
+    (``_perplexity_dd.FORMS``), and the number of suspect rows: a side screened (its
+    tolerance ``>= 0``) as ``_fused_kernels._suspect`` screens it: probabilities with
+    an entry outside [0, 1] (or NaN) or a sum more than its tolerance from 1,
+    log-probabilities whose exp-sum is that far from 1 or whose largest entry is above
+    0, logits with NaN or ``+inf`` or every entry ``-inf``.
+
+    One pass an entry (after one for a logits row's maximum :math:`m`): P's weights
+    :math:`\omega_i` (:math:`p_i`, :math:`e^{\ell_i}`, or :math:`e^{z_i - m}` by
+    :func:`_exp_parts`) and X's logarithms :math:`\lambda_i` (:func:`_log_dd`,
+    :math:`\ell_i`, or :math:`d_i = z_i - m` by TwoSum), with
+    :math:`A = \sum \omega_i \lambda_i`, :math:`W = \sum \omega_i` and a logits
+    side's :math:`S = \sum e^{d_i}` in double-double; then
+    :math:`H = -(A - W \log S_X) / S_P` (the terms of a side not in logits left
+    out), as ``_perplexity_dd.dd_entropy`` forms it entry by entry."""
     n = a.shape[1]
+    form_x = form_b if cross else form_a
+    cut = -(math.log(n) + 12.0)
     suspects = 0
     for r in range(first, stop):
-        hi = lo = 0.0
-        infinite = False
+        a_hi = a_lo = w_hi = w_lo = 0.0  # A and W
+        far = False
+        s_a = s_a_lo = s_x = s_x_lo = 0.0  # the logits sides' S
         sum_a = sum_b = 0.0
         lo_a = lo_b = 0.0
         hi_a = hi_b = 1.0
+        infinite = False
+        top_a = top_x = 0.0
+        screen_a, screen_b = tol_a >= 0.0, tol_b >= 0.0
+        if form_a != 0:
+            top_a, bad = _row_top(a, r, n)
+            if screen_a and (bad or (form_a == 1 and top_a > 0.0)):
+                suspects += 1
+                screen_a = False  # (counted: not again below)
+        if cross and form_b != 0:
+            top_x, bad = _row_top(b, r, n)
+            if screen_b and (bad or (form_b == 1 and top_x > 0.0)):
+                suspects += 1
+                screen_b = False
+        elif not cross:
+            top_x = top_a
         for i in range(n):
             p = a[r, i]
             x = b[r, i] if cross else p
-            if tol_a >= 0.0:  # a NaN makes the sum NaN
-                sum_a += p
-                lo_a, hi_a = min(lo_a, p), max(hi_a, p)
-            if tol_b >= 0.0:
-                sum_b += x
-                lo_b, hi_b = min(lo_b, x), max(hi_b, x)
-            if p == 0.0 or infinite:
+            if screen_a:
+                if form_a == 0:  # a NaN makes the sum NaN
+                    sum_a += p
+                    lo_a, hi_a = min(lo_a, p), max(hi_a, p)
+                elif form_a == 1:
+                    sum_a += math.exp(p)
+            if screen_b:
+                if form_b == 0:
+                    sum_b += x
+                    lo_b, hi_b = min(lo_b, x), max(hi_b, x)
+                elif form_b == 1:
+                    sum_b += math.exp(x)
+            # X's logarithm (up to log S_X for logits), and its S
+            if form_x == 0:
+                l_hi, l_lo = _log_p_dd(x) if x > 0.0 else (0.0, 0.0)
+                absent = x == 0.0
+            elif form_x == 1:
+                l_hi, l_lo = x, 0.0
+                absent = x == -_INF
+            else:
+                l_hi, l_lo = _two_sum(x, -top_x)
+                absent = x == -_INF
+                far = not (absent or math.isfinite(l_hi))  # (a spread past the range)
+                if far:  # halved: the term doubled below (its weight e^d is 0)
+                    l_hi, l_lo = _two_sum(0.5 * x, -0.5 * top_x)
+                    e = e_lo = 0.0
+                elif not absent:
+                    e, e_lo = _exp_cut(l_hi, l_lo, cut)
+                    s_x, s_x_lo = _dd_add(s_x, s_x_lo, e, e_lo)
+                else:
+                    l_hi = l_lo = 0.0
+            if infinite or p == (0.0 if form_a == 0 else -_INF):
                 continue
-            if x == 0.0:
+            # P's weight (up to 1 / S_P for logits)
+            if form_a == 0:
+                o_hi, o_lo = p, 0.0
+            elif not cross and form_a == 2:
+                o_hi, o_lo = (e, e_lo) if not absent else (0.0, 0.0)
+            elif form_a == 1:
+                o_hi, o_lo = _exp_cut(p, 0.0, cut)
+            else:
+                d, d_lo = _two_sum(p, -top_a)
+                o_hi, o_lo = _exp_cut(d, d_lo, cut) if math.isfinite(d) else (0.0, 0.0)
+                s_a, s_a_lo = _dd_add(s_a, s_a_lo, o_hi, o_lo)
+            if absent:
+                if cross or form_x == 0:
+                    infinite = True
+                continue
+            t, t_lo = _dd_mul(o_hi, o_lo, l_hi, l_lo)
+            if form_x == 2 and far:  # (exact: by 2)
+                t, t_lo = 2.0 * t, 2.0 * t_lo
+            if math.isinf(t):
                 infinite = True
                 continue
-            l_hi, l_lo = _log_dd(x)
-            t = p * l_hi
-            t_lo = _fma(p, l_hi, -t) + p * l_lo
-            hi, e = _two_sum(hi, t)
-            lo += e + t_lo
-        if tol_a >= 0.0 and not (abs(sum_a - 1.0) <= tol_a and lo_a >= 0.0 and hi_a <= 1.0):
+            a_hi, a_lo = _dd_add(a_hi, a_lo, t, t_lo)
+            w_hi, w_lo = _dd_add(w_hi, w_lo, o_hi, o_lo)
+        # (a log-probabilities row's exp-sum, its lo and hi unchanged: 0 and 1)
+        if (
+            screen_a
+            and form_a != 2
+            and not (abs(sum_a - 1.0) <= tol_a and lo_a >= 0.0 and hi_a <= 1.0)
+        ):
             suspects += 1
-        if tol_b >= 0.0 and not (abs(sum_b - 1.0) <= tol_b and lo_b >= 0.0 and hi_b <= 1.0):
+        if (
+            screen_b
+            and form_b != 2
+            and not (abs(sum_b - 1.0) <= tol_b and lo_b >= 0.0 and hi_b <= 1.0)
+        ):
             suspects += 1
         if infinite:
-            out[r] = math.inf
+            out[r] = _INF
             continue
-        s = hi + lo
-        s_lo = lo - (s - hi)
-        e_h = math.exp(-s)  # (inf past the range: no warning in a kernel)
-        out[r] = e_h if math.isinf(e_h) else e_h - e_h * s_lo
+        if form_x == 2:  # A - W log S_X
+            if not cross:
+                s_a, s_a_lo = s_x, s_x_lo
+            s_x, s_x_lo = _two_sum(s_x, s_x_lo)
+            if s_x > 0.0:
+                log_hi, log_lo = _log_dd(s_x)
+                t, t_lo = _dd_mul(w_hi, w_lo, log_hi, log_lo + s_x_lo / s_x)
+                a_hi, a_lo = _dd_add(a_hi, a_lo, -t, -t_lo)
+        if form_a == 2:  # / S_P
+            s_a, s_a_lo = _two_sum(s_a, s_a_lo)
+            if s_a > 0.0:
+                q = a_hi / s_a
+                q_lo = ((a_hi - q * s_a) - _fma(q, s_a, -(q * s_a)) + a_lo - q * s_a_lo) / s_a
+                a_hi, a_lo = q, q_lo
+        h, h_lo = _two_sum(-a_hi, -a_lo)
+        e_h, e_h_lo = _exp_parts(h, h_lo)  # (inf past the range: no warning in a kernel)
+        out[r] = e_h if math.isinf(e_h) else e_h + e_h_lo
     return suspects
 
 
@@ -90,6 +269,8 @@ perplexity_rows = numba.njit(
             _SIDE,
             _SIDE,
             types.boolean,
+            types.int64,
+            types.int64,
             types.float64,
             types.float64,
             types.int64,
