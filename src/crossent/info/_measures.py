@@ -79,7 +79,7 @@ from ._blocks import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
-from ._js_mixed import careful_rows, exact_where, js_mixed_exact
+from ._js_mixed import careful_rows, exact_where, excess_of_pairs, exp_dd, js_mixed_exact
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -707,7 +707,12 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     c = ell_p - ell_q
     low = low_p - low_q
     delta = ((high_p - high_q) - c) + low
-    if side_p.form != "logits" or side_q.form != "logits":  # not exactly normalised
+    if side_p.form != "logits" and side_q.form != "logits":  # c = 0 exactly
+        return delta
+    # beside a side of log-probabilities, its excess sum_i e^{y_i} - 1 (branch jsexact2:
+    # JS of logits and their own rounded log-softmax was 7e15 ulps off, uncorrected)
+    excess = _log_probs_excess(side_q if side_p.form == "logits" else side_p)
+    if excess is None:  # (float32 of a library other than NumPy's: as before)
         return delta
     zero = xp.zeros((), dtype=delta.dtype)
     finite = xp.isfinite(delta)
@@ -726,9 +731,34 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     shares = xp.where(finite, shares, p - q)
     dtype = delta.dtype
     mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
+    # p e^-eta_p and q e^-eta_q computed (eta: a logits side's log-partition error, 0
+    # for log-probabilities): mass = e^-eta_p (1 + excess_p) - e^-eta_q (1 + excess_q)
+    # and the shift eta_q - eta_p is solved exactly beside log-probabilities (it moves
+    # the sum by about the excess times itself); two sides of logits take log1p(mass)
+    if side_q.form == "logits" and side_p.form != "logits":
+        mass = excess - mass  # (the correction is -log1p of it)
+    else:
+        mass = mass + excess
     usable = mass > -1.0  # (not NaN, of rows of NaN)
     correction = xp.where(usable, xp.log1p(xp.where(usable, mass, zero)), zero)
+    if side_q.form == "logits" and side_p.form != "logits":
+        correction = -correction
     return ((high_p - high_q) - c) + (low - correction)
+
+
+def _log_probs_excess(side: Side) -> Array | float | None:
+    r""":math:`\sum_i e^{y_i} - 1` of a side of log-probabilities (rows; 0 for logits),
+    to about :math:`2^{-100}`: :func:`._js_mixed.exp_dd` and its exact extraction sum
+    (:func:`._js_mixed.excess_of_pairs`), float64 only (None for float32 arrays of other
+    libraries than NumPy's, which keep their uncorrected sum)."""
+    if side.form == "logits":
+        return 0.0
+    xp, y = side.xp, side.values
+    if xp.finfo(y.dtype).bits < 64:
+        return None
+    with numpy_errstate(y, xp, all="ignore"):
+        hi, lo = exp_dd(y, xp=xp)
+        return xp.expand_dims(excess_of_pairs(hi, lo, xp=xp), axis=-1)
 
 
 def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
