@@ -112,5 +112,7 @@ def test_jax_float64_rows_of_one_distribution(jax_x64: Any) -> None:
     def js(a: object, b: object) -> object:
         return crossent.js_divergence(a, b, p_form="logits", q_form="log_probs", validate=False)
 
-    got = jax_x64.jit(js)(jax_x64.numpy.asarray(rows["logits"]), jax_x64.numpy.asarray(rows["log_probs"]))
+    got = jax_x64.jit(js)(
+        jax_x64.numpy.asarray(rows["logits"]), jax_x64.numpy.asarray(rows["log_probs"])
+    )
     assert max(_ulps(np.asarray(got), _oracle("logits", "log_probs"))) <= ULPS

@@ -2617,10 +2617,7 @@ def _js_of_logs(
     # probabilities and their logits 13 ulps off); two sides of logits (no excess:
     # the shift weighs only to second order) take log1p(mass). NaN or infinite for
     # rows of NaN (then none).
-    if forms[1] != 2:
-        shift = math.log1p(mass + excess_b)
-    else:
-        shift = -math.log1p(excess_a - mass)
+    shift = math.log1p(mass + excess_b) if forms[1] != 2 else -math.log1p(excess_a - mass)
     if not math.isfinite(shift):
         return js
     # (the correction kept as c's low part: added to c it would round again)

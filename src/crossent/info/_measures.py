@@ -767,13 +767,11 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
     # for log-probabilities): mass = e^-eta_p (1 + excess_p) - e^-eta_q (1 + excess_q)
     # and the shift eta_q - eta_p is solved exactly beside log-probabilities (it moves
     # the sum by about the excess times itself); two sides of logits take log1p(mass)
-    if side_q.form == "logits" and side_p.form != "logits":
-        mass = excess - mass  # (the correction is -log1p of it)
-    else:
-        mass = mass + excess
+    flipped = side_q.form == "logits" and side_p.form != "logits"
+    mass = excess - mass if flipped else mass + excess  # (flipped: -log1p of it)
     usable = mass > -1.0  # (not NaN, of rows of NaN)
     correction = xp.where(usable, xp.log1p(xp.where(usable, mass, zero)), zero)
-    if side_q.form == "logits" and side_p.form != "logits":
+    if flipped:
         correction = -correction
     return ((high_p - high_q) - c) + (low - correction)
 
