@@ -2672,14 +2672,13 @@ def _js_mixed_exact(
             _, low, y, e = _shifted_pairs(x, m, ell)
         else:
             low, y, e = 0.0, x, 0.0
-        if not y > -745.0:  # (e^y below the least subnormal; NaN rows are not here)
-            hi = lo = 0.0
-        elif y > 0.0:  # (a positive log-probability: validation's tolerance)
-            hi, lo = math.exp(y), 0.0
+        if not y > -745.0:  # (e^y below the least subnormal, or -inf: its low parts
+            hi = lo = 0.0  # NaN; NaN rows are not here)
         else:
-            hi, lo = _exp_dd(y)
-        r_hi, r_lo = _two_sum(e, low)
-        hi, lo = _quick_two_sum(hi, lo + hi * (r_hi + (r_lo + 0.5 * r_hi * r_hi)))
+            # (a positive log-probability, within validation's tolerance: math.exp)
+            hi, lo = _exp_dd(y) if y <= 0.0 else (math.exp(y), 0.0)
+            r_hi, r_lo = _two_sum(e, low)
+            hi, lo = _quick_two_sum(hi, lo + hi * (r_hi + (r_lo + 0.5 * r_hi * r_hi)))
         q_hi[i], q_lo[i] = hi, lo
         if form == 2:
             total = _td_add(total, (hi, lo, 0.0))
