@@ -2522,7 +2522,8 @@ def _js_logs_pass(
     mixed = form_a == 0 or form_b == 0
     c_hi, c_lo = c
     fast = _narrow(a)
-    js = js_c = mass = 0.0
+    js = js_c = mass = mass_c = 0.0
+    exact_mass = form_a != 2 or form_b != 2
     for i in range(a.shape[0]):
         h_a, l_a, p = _side_of_js(np.float64(a[i]), form_a, m_a, ell_a, mixed, fast)
         h_b, l_b, q = _side_of_js(np.float64(b[i]), form_b, m_b, ell_b, mixed, fast)
@@ -2531,16 +2532,24 @@ def _js_logs_pass(
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
         if not math.isfinite(delta):  # a zero probability (both: NaN, p - q = 0)
             term = _js_term(p, q)
-            mass += p - q
+            share = p - q
         elif abs(delta) <= _LOG3:  # |t| <= 1/2
             t = math.tanh(0.5 * delta)
             term = (p + q) * (t * delta + math.log1p(-(t * t))) / 4.0
-            mass += 2.0 * q * t / (1.0 - t)  # q (e^delta - 1), e^delta = (1 + t)/(1 - t)
+            share = 2.0 * q * t / (1.0 - t)  # q (e^delta - 1), e^delta = (1 + t)/(1 - t)
         else:
             term = _js_term(p, q)
-            mass += p - q  # |p - q| >= (p + q)/2 here: a few ulps
+            share = p - q  # |p - q| >= (p + q)/2 here: a few ulps
         js, js_c = _add(js, js_c, term)
-    return js + js_c, mass
+        # (compensated beside a side not exactly normalised, whose excess weighs the
+        # shift's error to first order: the float sum's u^2 left rows of logits and
+        # their own log-softmax 29 ulps off, jsexact2; two sides of logits keep the
+        # plain sum, weighed to second order only)
+        if exact_mass:
+            mass, mass_c = _add(mass, mass_c, share)
+        else:
+            mass += share
+    return js + js_c, mass + mass_c
 
 
 @_once
@@ -2564,21 +2573,24 @@ def _js_of_logs(
     :math:`\epsilon^2/8`. Where the bound :math:`\epsilon^2/4` exceeds :math:`2^{-49}`
     of the sum (nearly equal rows of logits), :math:`c` is corrected by
     :math:`\operatorname{log1p}\sum_i q_i \operatorname{expm1}(\delta_i) = \epsilon`
-    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`), less
-    :math:`\operatorname{log1p}` of a probabilities side's excess :math:`\sum_i p_i - 1`
-    (:func:`_excess`; none beside log-probabilities, whose sums are not known exactly),
-    kept as the low part of :math:`c`, and the sum taken again."""
+    (as :math:`\sum_i q_i e^{\delta_i} = \sum_i p_i = 1`), with the excess
+    :math:`\sum_i p_i - 1` of a side of probabilities or log-probabilities
+    (:func:`_side_excess`), kept as the low part of :math:`c`, and the sum taken again.
+    Beside such a side the sum moves with the shift to first order (by about
+    :math:`\epsilon` times the excess): the mass is summed compensated and the shift
+    solved exactly (branch jsexact2: JS of logits and their own rounded log-softmax
+    was 1.25e17 ulps off, uncorrected; probabilities and their logits up to 22)."""
     _, ell_a, _, ell_b = partitions
     c = ell_a - ell_b if forms[0] != 0 and forms[1] != 0 else 0.0
     js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
     # The correction needs each side's exact sum: a side of logits is exactly
-    # normalised, one of probabilities sums to 1 + excess (summed compensated);
-    # log-probabilities are given, within their validation's tolerance, and between
-    # log-probabilities and probabilities c = 0 exactly.
-    if forms[0] == 1 or forms[1] == 1:
+    # normalised, one of probabilities sums to 1 + excess (summed compensated), one of
+    # log-probabilities to 1 + excess (summed in triple-double, _side_excess:
+    # branch jsexact2, JS of logits and their own rounded log-softmax was 1.25e17
+    # ulps off, c's rounding uncorrected); between log-probabilities and probabilities
+    # (or two sides of log-probabilities) c = 0 exactly.
+    if forms[0] != 2 and forms[1] != 2:
         return js
-    excess_a = _excess(a) if forms[0] == 0 else 0.0
-    excess_b = _excess(b) if forms[1] == 0 else 0.0
     n = a.shape[0]
     fast = _narrow(a)
     epsilon = 2.0 * _U * (abs(ell_a) + abs(ell_b)) + (
@@ -2589,15 +2601,114 @@ def _js_of_logs(
     # (a zero probability on one side weighs in the mass too: a hostile pass, JS of the
     # logits [-inf, -5e-324, 5e-324] and [-745.1, -5e-324, 8.7e-19] took no correction
     # and was twice its 2.365e-38; a NaN mass, of NaN rows, takes none)
-    # sum_i q_i e^delta_i = sum_i p_i, each computed delta_i off by epsilon: mass =
-    # e^epsilon (1 + excess_a) - (1 + excess_b); the shift is NaN or infinite for rows
-    # of NaN (then none)
-    shift = math.log1p(mass + excess_b) - math.log1p(excess_a)
-    if not math.isfinite(shift) or epsilon * epsilon / 4.0 <= 2.0**-49 * js:
+    # (the shift moves the sum by about epsilon^2/8 and, beside a side not exactly
+    # normalised, by epsilon times its excess, about the mass, to first order)
+    first = abs(mass) if forms[0] != 2 or forms[1] != 2 else 0.0
+    if epsilon * (epsilon / 4.0 + first) <= 2.0**-49 * js:
+        return js
+    excess_a = _side_excess(a, forms[0])
+    excess_b = _side_excess(b, forms[1])
+    # A side of logits's computed probabilities and logs carry its log-partition's
+    # error: p e^-eta_a, log p - eta_a (q likewise), so sum_i q_i e^delta_i = sum_i p_i
+    # of the computed values and mass = e^-eta_a (1 + excess_a) - e^-eta_b (1 +
+    # excess_b), the shift eta_b - eta_a. Beside a side given exactly (eta 0) that is
+    # solved exactly (jsexact2: log1p(mass) - log1p(excess_a) for logits on Q's side
+    # is off by about mass * excess_a, which weighs by excess_a: rows of log-
+    # probabilities and their logits 13 ulps off); two sides of logits (no excess:
+    # the shift weighs only to second order) take log1p(mass). NaN or infinite for
+    # rows of NaN (then none).
+    shift = math.log1p(mass + excess_b) if forms[1] != 2 else -math.log1p(excess_a - mass)
+    if not math.isfinite(shift):
         return js
     # (the correction kept as c's low part: added to c it would round again)
     js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
     return js
+
+
+@_inline
+def _js_pair_term(p: float, q_hi: float, q_lo: float) -> float:
+    r""":func:`_js_term` of :math:`p` and the double-double :math:`q = q_{hi} + q_{lo}`:
+    :math:`d = ((p - q_{hi}) - q_{lo})/(p + q_{hi})`, :math:`p - q_{hi}` exact where
+    :math:`|d| \le 1/3` (Sterbenz), so nearly equal entries keep their digits
+    (``_numerics.js_terms`` with ``q_low``)."""
+    total = p + q_hi
+    if total == 0.0:
+        return 0.0
+    d = ((p - q_hi) - q_lo) / total
+    if abs(d) <= 0.5:
+        return total * (2.0 * d * math.atanh(d) + math.log1p(-(d * d))) / 4.0
+    return _js_term(p, q_hi)
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _js_mixed_exact(
+    a: Any, b: Any, forms: tuple[int, int], partitions: tuple[float, float, float, float]
+) -> float:
+    r"""JS(P, Q) of a row of probabilities against one of logits or log-probabilities
+    (``info._js_mixed.js_mixed_exact``, the generic path's, in one loop): the other
+    side's probabilities as double-doubles :math:`q = e^{s}(1 + e + l)` by
+    :func:`_exp_dd` (about :math:`2^{-104}` of :math:`q`), :math:`s + e + l` its log
+    exactly (:func:`_shifted_pairs`; :math:`e + l` by TwoSum: their rounded sum is
+    :math:`u^2|s|` off), for logits divided by their triple-double sum :math:`1 +
+    \sigma` (the log-partition's error, a constant factor, is then gone), and the terms
+    by :func:`_js_pair_term`, non-negative, summed compensated.
+
+    Branch jsexact2: the log-ratios :math:`\log p - \log q` of :func:`_js_of_logs`
+    had :math:`\log p` as a double-double, whose low part alone is :math:`u^2|\log p|`
+    off, against :math:`\delta \approx u` of a row and its own rounded softmax: JS of
+    such rows of logits N(0, 10) was 210 ulps off (N(0, 3): 22)."""
+    form_a, form_b = forms
+    m_a, ell_a, m_b, ell_b = partitions
+    if form_a == 0:
+        probs, other, form, m, ell = a, b, form_b, m_b, ell_b
+    else:
+        probs, other, form, m, ell = b, a, form_a, m_a, ell_a
+    n = probs.shape[0]
+    q_hi, q_lo = np.empty(n), np.empty(n)
+    total = (0.0, 0.0, 0.0)
+    for i in range(n):
+        x = np.float64(other[i])
+        if form == 2:
+            _, low, y, e = _shifted_pairs(x, m, ell)
+        else:
+            low, y, e = 0.0, x, 0.0
+        if not y > -745.0:  # (e^y below the least subnormal, or -inf: its low parts
+            hi = lo = 0.0  # NaN; NaN rows are not here)
+        else:
+            # (a positive log-probability, within validation's tolerance: math.exp)
+            hi, lo = _exp_dd(y) if y <= 0.0 else (math.exp(y), 0.0)
+            r_hi, r_lo = _two_sum(e, low)
+            hi, lo = _quick_two_sum(hi, lo + hi * (r_hi + (r_lo + 0.5 * r_hi * r_hi)))
+        q_hi[i], q_lo[i] = hi, lo
+        if form == 2:
+            total = _td_add(total, (hi, lo, 0.0))
+    if form == 2:
+        sigma = ((total[0] - 1.0) + total[1]) + total[2]
+        shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
+        for i in range(n):
+            q_hi[i], q_lo[i] = _quick_two_sum(q_hi[i], q_lo[i] + q_hi[i] * shrink)
+    js = js_c = 0.0
+    for i in range(n):
+        js, js_c = _add(js, js_c, _js_pair_term(np.float64(probs[i]), q_hi[i], q_lo[i]))
+    return js + js_c
+
+
+@_once
+def _side_excess(row: Any, form: int) -> float:
+    r""":math:`\sum_i p_i - 1` of a row in ``form``: 0 for logits (exactly normalised),
+    :func:`_excess` of probabilities, and of log-probabilities :math:`\sum_i e^{x_i} - 1`
+    from :func:`_masses`' triple-double sum of :func:`_exp_dd` (about :math:`2^{-104}`
+    an entry, one vectorised loop): the correction of :func:`_js_of_logs` needs it to far below
+    :math:`u^2` (JS of nearly equal rows is about :math:`u^2` itself). NaN where the
+    row cannot be summed (a positive log-probability, a NaN): no correction."""
+    if form == 2:
+        return 0.0
+    if form == 0:
+        return _excess(row)
+    total, _, summed = _masses(row, 1, 0.0, 1, row, 1)
+    if not summed:
+        return math.nan
+    return ((total[0] - 1.0) + total[1]) + total[2]
 
 
 @_once
@@ -2858,7 +2969,7 @@ def _row(
         # an entry, and 2^-47 sent random 1000-class rows to the exact pass, 1.8x)
         tolerance = _FAST_SUM_TOLERANCE if fast else 2.0**-44
         if not 0.5 * js_bound + 10.0 * _U * total <= tolerance * total:
-            js, js_c = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), 0.0
+            js, js_c = _js_mixed_exact(a[r], b[r], (form_a, form_b), partitions), 0.0
     if one_probs and finite and math.isfinite(kl) and not (ratio or certified):
         loop_kl = kl + kl_c
         # (the bounds already failed above where the ratio pass then gave way)

@@ -6,7 +6,7 @@ The plain sum (:func:`.._numerics.js_terms` of the other side's rounded probabil
 stands where its error bound allows (:func:`careful_rows`, the fused kernel's screen);
 the other rows take :func:`js_mixed_exact`: the other side's probabilities as
 double-doubles :math:`q = e^{s}`, :math:`s = \log q` an exact pair, by :func:`exp_dd`,
-normalised exactly where they are logits (:func:`_excess`), and the terms from
+normalised exactly where they are logits (:func:`excess_of_pairs`), and the terms from
 :math:`d = ((p - q_{hi}) - q_{lo})/(p + q)`, which keeps the digits of nearly equal
 rows (``js_divergence([0.5, 0.5], [9.7e-18, -6.5e-18], q_form='logits')`` was 0 for
 8.154e-36; JAX float64 rows :math:`10^{-9}` apart 4e-7 relative off). Elementwise
@@ -25,7 +25,14 @@ from types import ModuleType
 from .._numerics import _quick_two_sum, _two_product, _two_sum, js_terms
 from .._xp import Array, device, finite_row_max, is_jax_tracer, log_sum_exp_shifted, settled
 
-__all__ = ["careful_rows", "exact_where", "exp_dd", "expm1_reduced", "js_mixed_exact"]
+__all__ = [
+    "careful_rows",
+    "exact_where",
+    "excess_of_pairs",
+    "exp_dd",
+    "expm1_reduced",
+    "js_mixed_exact",
+]
 
 _U64 = 2.0**-53
 
@@ -135,7 +142,7 @@ def exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     )
 
 
-def _excess(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
+def excess_of_pairs(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
     r""":math:`\sum_i (h_i + l_i) - 1` of rows of float64 pairs with
     :math:`0 \le h_i \le 2`, to about :math:`2^{-100}`: two levels of exact extraction
     (Rump, Ogita and Oishi 2008, as ``_measures._MassExtraction``): with
@@ -178,7 +185,7 @@ def js_mixed_exact(p: Array, other: Array, form: str, *, xp: ModuleType) -> Arra
     ``"logits"`` or ``"log_probs"``), float64 (classes last, broadcast), within a few
     ulps: :math:`q = e^{s}` as a pair (:func:`exp_dd` of :math:`s_{hi}`, times
     :math:`1 + s_{lo} + s_{lo}^2/2`), for logits divided by its exact sum
-    :math:`1 + \sigma` (:func:`_excess`: the log-partition's error, a constant shift of
+    :math:`1 + \sigma` (:func:`excess_of_pairs`: the log-partition's error, a constant shift of
     every :math:`s_i`, is then gone: :math:`\sum_i q_i = 1` as the softmax's is), and
     :func:`.._numerics.js_terms` of :math:`p` and the pair, whose
     :math:`d = ((p - q_{hi}) - q_{lo})/(p + q)` is then a few ulps of itself
@@ -190,7 +197,7 @@ def js_mixed_exact(p: Array, other: Array, form: str, *, xp: ModuleType) -> Arra
     scale = xp.where(xp.isfinite(s_lo), s_lo + 0.5 * s_lo * s_lo, zero)
     q_hi, q_lo = _quick_two_sum(e_hi, e_lo + e_hi * scale)
     if form == "logits":
-        sigma = xp.expand_dims(_excess(q_hi, q_lo, xp=xp), axis=-1)
+        sigma = xp.expand_dims(excess_of_pairs(q_hi, q_lo, xp=xp), axis=-1)
         shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
         q_hi, q_lo = _quick_two_sum(q_hi, q_lo + q_hi * shrink)
     return xp.sum(js_terms(p, q_hi, xp=xp, q_low=q_lo), axis=-1)

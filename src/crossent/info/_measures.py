@@ -79,7 +79,7 @@ from ._blocks import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
-from ._js_mixed import careful_rows, exact_where, js_mixed_exact
+from ._js_mixed import careful_rows, exact_where, excess_of_pairs, exp_dd, js_mixed_exact
 from ._kl_mixed import kl_mixed_parts
 
 __all__ = [
@@ -754,14 +754,46 @@ def _exact_mass_difference(
     return exact
 
 
-def _js_terms(side_p: Side, side_q: Side) -> Array:
+def _js_terms(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
     if side_p.form == "probs" or side_q.form == "probs":
         return js_terms(side_p.probs(), side_q.probs(), xp=side_p.xp)
-    delta = _log_ratios(side_p, side_q)
+    delta = _log_ratios(side_p, side_q, corrected=corrected)
     return js_terms_from_log_ratios(delta, side_p.probs(), side_q.probs(), xp=side_p.xp)
 
 
-def _log_ratios(side_p: Side, side_q: Side) -> Array:
+def _js_logits_log_probs(m: _Prepared) -> Array:
+    r""":func:`_js_nats` of logits against log-probabilities (either side): the sum from
+    the uncorrected log-ratios, and where the log-partition's error :math:`\epsilon`
+    may move it by more than :math:`2^{-49}` of itself (by about
+    :math:`\epsilon^2/8`, and :math:`\epsilon` times the log-probabilities' excess
+    :math:`\sum_i e^{y_i} - 1` to first order: nearly equal rows) the corrected one
+    (:func:`_log_ratios`; branch jsexact2: JS of logits and their own rounded
+    log-softmax was 7e15 ulps off; the correction on every row took random rows 4.4x).
+    Arrays traced by JAX take it under ``jax.lax.cond``."""
+    xp = m.xp
+    plain = m.total(functools.partial(_js_terms, corrected=False), *m.sides)
+    if xp.finfo(plain.dtype).bits < 64:  # (float32 of other libraries: as before)
+        return plain
+    y = m.sides[0].values if m.sides[0].form == "log_probs" else m.sides[1].values
+    n = int(y.shape[-1])
+    u = float(xp.finfo(plain.dtype).eps) / 2
+    # the log-partition's error bound (_js_mixed_nats's), doubled: c's own rounding
+    epsilon = 2.0 * ((math.ceil(math.log2(n + 1)) + 6.0) * u + 3.0 * u * math.log(n + 1))
+    with numpy_errstate(y, xp, all="ignore"):
+        rough = xp.abs(xp.sum(xp.exp(y), axis=-1) - 1.0) + n * u
+        careful = ~(epsilon * (epsilon / 4.0 + rough) <= 2.0**-49 * plain) & xp.isfinite(plain)
+
+    def chosen() -> Array:
+        return xp.where(careful, m.total(_js_terms, *m.sides), plain)
+
+    if is_jax_tracer(plain):
+        import jax  # (loaded: a tracer)
+
+        return jax.lax.cond(xp.any(careful), chosen, lambda: plain)
+    return chosen() if bool(xp.any(careful)) else plain
+
+
+def _log_ratios(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
     r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
     as :math:`(x_i - m_a) - (y_i - m_b) - c` with each :math:`x_i - m` exact as a pair
     (TwoSum; :math:`m` the row maximum of a logits side, 0 for log-probabilities) and
@@ -775,7 +807,7 @@ def _log_ratios(side_p: Side, side_q: Side) -> Array:
     NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
     # -inf - -inf: NaN, not finite
     with numpy_errstate(side_p.values, side_p.xp, invalid="ignore", over="ignore"):
-        return _log_ratios_of(side_p, side_q)
+        return _log_ratios_of(side_p, side_q, corrected=corrected)
 
 
 def _shifted(side: Side) -> tuple[Array, Array, Array]:
@@ -792,14 +824,19 @@ def _shifted(side: Side) -> tuple[Array, Array, Array]:
     return high, low, log_sum_exp_shifted(high, xp=xp)
 
 
-def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
+def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
     xp = side_p.xp
     high_p, low_p, ell_p = _shifted(side_p)
     high_q, low_q, ell_q = _shifted(side_q)
     c = ell_p - ell_q
     low = low_p - low_q
     delta = ((high_p - high_q) - c) + low
-    if side_p.form != "logits" or side_q.form != "logits":  # not exactly normalised
+    if not corrected or (side_p.form != "logits" and side_q.form != "logits"):  # c = 0
+        return delta
+    # beside a side of log-probabilities, its excess sum_i e^{y_i} - 1 (branch jsexact2:
+    # JS of logits and their own rounded log-softmax was 7e15 ulps off, uncorrected)
+    excess = _log_probs_excess(side_q if side_p.form == "logits" else side_p)
+    if excess is None:  # (float32 of a library other than NumPy's: as before)
         return delta
     zero = xp.zeros((), dtype=delta.dtype)
     finite = xp.isfinite(delta)
@@ -818,9 +855,32 @@ def _log_ratios_of(side_p: Side, side_q: Side) -> Array:
     shares = xp.where(finite, shares, p - q)
     dtype = delta.dtype
     mass = xp.reshape(reduce_sum(shares, xp=xp, out_dtype=dtype), (*delta.shape[:-1], 1))
+    # p e^-eta_p and q e^-eta_q computed (eta: a logits side's log-partition error, 0
+    # for log-probabilities): mass = e^-eta_p (1 + excess_p) - e^-eta_q (1 + excess_q)
+    # and the shift eta_q - eta_p is solved exactly beside log-probabilities (it moves
+    # the sum by about the excess times itself); two sides of logits take log1p(mass)
+    flipped = side_q.form == "logits" and side_p.form != "logits"
+    mass = excess - mass if flipped else mass + excess  # (flipped: -log1p of it)
     usable = mass > -1.0  # (not NaN, of rows of NaN)
     correction = xp.where(usable, xp.log1p(xp.where(usable, mass, zero)), zero)
+    if flipped:
+        correction = -correction
     return ((high_p - high_q) - c) + (low - correction)
+
+
+def _log_probs_excess(side: Side) -> Array | float | None:
+    r""":math:`\sum_i e^{y_i} - 1` of a side of log-probabilities (rows; 0 for logits),
+    to about :math:`2^{-100}`: :func:`._js_mixed.exp_dd` and its exact extraction sum
+    (:func:`._js_mixed.excess_of_pairs`), float64 only (None for float32 arrays of other
+    libraries than NumPy's, which keep their uncorrected sum)."""
+    if side.form == "logits":
+        return 0.0
+    xp, y = side.xp, side.values
+    if xp.finfo(y.dtype).bits < 64:
+        return None
+    with numpy_errstate(y, xp, all="ignore"):
+        hi, lo = exp_dd(y, xp=xp)
+        return xp.expand_dims(excess_of_pairs(hi, lo, xp=xp), axis=-1)
 
 
 def _far_gap_rows(m: _Prepared, result: Any, *, kl: bool) -> Any:
@@ -1417,6 +1477,8 @@ def _js_nats(m: _Prepared) -> Array:
     200 x 1000 float32 rows, ms of CPU: random 14.4 against 27.0, nearly equal 66.8
     against 132.9)."""
     side_p, side_q = m.sides
+    if {side_p.form, side_q.form} == {"logits", "log_probs"}:
+        return _js_logits_log_probs(m)
     if (side_p.form == "probs") == (side_q.form == "probs"):
         return m.total(_js_terms, *m.sides)
     xp = m.xp
