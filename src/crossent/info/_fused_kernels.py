@@ -2476,23 +2476,13 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
 
 
 @_inline
-def _side_of_js(
-    x: float, form: int, m: float, ell: float, mixed: bool, fast: bool
-) -> tuple[float, float, float]:
-    r"""One side of :func:`_js_logs_pass`'s entry: its log as a pair ``(h, l)`` and its
-    probability. A probability (form 0) is kept, its log a double-double
-    (:func:`_log_pair`); otherwise the exact :math:`x - m` and :math:`s = (x - m) - \ell`
-    with its low part ``e`` (:func:`_shifted_pairs`), the probability
-    :math:`e^{s}(1 + e + l)`, and beside a side of probabilities (``mixed``) the log
-    :math:`s + (e + l)` as the pair."""
-    if form == 0:
-        h, low = _log_pair(x, 0)
-        return h, low, float(x)
+def _side_of_js(x: float, m: float, ell: float, fast: bool) -> tuple[float, float, float]:
+    r"""One side of :func:`_js_logs_pass`'s entry, a logit or a log-probability: the
+    exact :math:`x - m` as the pair ``(h, l)`` and its probability :math:`e^{s}(1 + e + l)`,
+    with :math:`s = (x - m) - \ell` and its low part ``e`` (:func:`_shifted_pairs`)."""
     h, low, s, e = _shifted_pairs(x, m, ell)
     # (a NaN log goes to the exp: it propagates, where ``s > -inf`` made it 0)
     p = _exp(s, fast) * (1.0 + (e + low)) if s != -math.inf else 0.0
-    if mixed:  # log p = s + (e + l), beside a probability's log
-        return s, e + low, p
     return h, low, p
 
 
@@ -2513,20 +2503,17 @@ def _js_logs_pass(
     :math:`g = t\delta + \operatorname{log1p}(-t^2)` where :math:`|t| \le 1/2` (the two
     parts cancel by a factor below 3), else :func:`_js_term`; :math:`p` as
     :math:`e^{s}(1 + e + l)` from the exact :math:`x - m` (:func:`_two_diff`), so its
-    rounding does not grow with :math:`|\log p|`. A side of probabilities (form 0)
-    keeps its entries and takes their logs as double-doubles (:func:`_log_pair`)."""
+    rounding does not grow with :math:`|\log p|`. Both sides are logits or
+    log-probabilities (forms 1 and 2: a side of probabilities takes :func:`_js_mixed_exact`)."""
     m_a, ell_a, m_b, ell_b = partitions
     form_a, form_b = forms
-    # Beside a side of probabilities (its log a double-double near the other's), each
-    # side's log-probabilities as pairs: c is then 0 (its low part the correction).
-    mixed = form_a == 0 or form_b == 0
     c_hi, c_lo = c
     fast = _narrow(a)
     js = js_c = mass = mass_c = 0.0
     exact_mass = form_a != 2 or form_b != 2
     for i in range(a.shape[0]):
-        h_a, l_a, p = _side_of_js(np.float64(a[i]), form_a, m_a, ell_a, mixed, fast)
-        h_b, l_b, q = _side_of_js(np.float64(b[i]), form_b, m_b, ell_b, mixed, fast)
+        h_a, l_a, p = _side_of_js(np.float64(a[i]), m_a, ell_a, fast)
+        h_b, l_b, q = _side_of_js(np.float64(b[i]), m_b, ell_b, fast)
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
         delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
@@ -2561,11 +2548,8 @@ def _js_of_logs(
     :math:`c = \ell_a - \ell_b` (``partitions``: each logits side's maximum and
     log-partition, 0 for log-probabilities), each :math:`x_i - m` exact as a pair
     (issue 13: from the separately rounded probabilities, :math:`p - q` of nearly equal
-    rows lost its digits; up to 1e-4 relative off). Beside a side of probabilities
-    (whose logs are double-doubles, :func:`_log_pair`) each side's
-    :math:`\log p_i = (x_i - m) - \ell` is a pair and :math:`c = 0` (hostile22: the
-    rounded probabilities gave 0 for 8.15e-36, 2.8e-12 relative off at rows 1e-5
-    apart).
+    rows lost its digits; up to 1e-4 relative off). Both sides are logits or
+    log-probabilities: a side of probabilities takes :func:`_js_mixed_exact` (jsexact2).
 
     An error :math:`\epsilon` of :math:`c` (the log-partitions' and its own rounding)
     shifts every :math:`\delta_i`; to first order it moves the sum by
@@ -2581,7 +2565,7 @@ def _js_of_logs(
     solved exactly (branch jsexact2: JS of logits and their own rounded log-softmax
     was 1.25e17 ulps off, uncorrected; probabilities and their logits up to 22)."""
     _, ell_a, _, ell_b = partitions
-    c = ell_a - ell_b if forms[0] != 0 and forms[1] != 0 else 0.0
+    c = ell_a - ell_b
     js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
     # The correction needs each side's exact sum: a side of logits is exactly
     # normalised, one of probabilities sums to 1 + excess (summed compensated), one of

@@ -22,7 +22,7 @@ re^r`); the masses carry the first-order part and are summed exactly
 * :math:`r_i`: two log-domain sides, the difference of exact pairs (a logits side's
   :math:`(x_i - m) - \ell` by ``_js_mixed._log_pair``, :math:`\ell` then corrected by
   :math:`\log(1 + \sigma)`, :math:`\sigma` the exact excess of its probabilities
-  over 1, ``_js_mixed._excess``); a side of probabilities against a log-domain one,
+  over 1, ``_js_mixed.excess_of_pairs``); a side of probabilities against a log-domain one,
   :math:`\operatorname{log1p}(d_i/q_i)` with :math:`d_i = p_i - q_i` from the other
   side's probabilities as double-doubles (``_js_mixed.exp_dd``), exact up to their
   :math:`2^{-100}`, where :math:`|d_i| \le q_i/2`.
@@ -48,7 +48,7 @@ from types import ModuleType
 
 from .._numerics import _exp_times_where_subnormal, _quick_two_sum, _two_sum, phi_near_one
 from .._xp import Array
-from ._js_mixed import _excess, _log_pair, exp_dd, expm1_reduced
+from ._js_mixed import _log_pair, excess_of_pairs, exp_dd, expm1_reduced
 
 __all__ = ["kl_mixed_parts"]
 
@@ -69,14 +69,14 @@ def _log_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array
     r"""A side of logits or log-probabilities as its logs, an exact pair ``(hi, lo)``,
     and its probabilities, a double-double; logits normalised (:math:`\ell` corrected
     by :math:`\log(1 + \sigma)`, the probabilities divided by :math:`1 + \sigma`,
-    :math:`\sigma` their exact excess over 1: :func:`._js_mixed._excess`). ``lo`` is 0
+    :math:`\sigma` their exact excess over 1: :func:`._js_mixed.excess_of_pairs`). ``lo`` is 0
     where ``hi`` is ``-inf``."""
     s_hi, s_lo = _log_pair(values, form, xp=xp)
     zero = xp.zeros_like(s_hi)
     s_lo = xp.where(xp.isfinite(s_lo), s_lo, zero)
     e_hi, e_lo = _prob_pair(s_hi, s_lo, xp=xp)
     if form == "logits":
-        sigma = xp.expand_dims(_excess(e_hi, e_lo, xp=xp), axis=-1)
+        sigma = xp.expand_dims(excess_of_pairs(e_hi, e_lo, xp=xp), axis=-1)
         s_lo = s_lo - xp.log1p(sigma)
         shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
         e_hi, e_lo = _quick_two_sum(e_hi, e_lo + e_hi * shrink)
