@@ -967,14 +967,14 @@ def _td_add(
     return _td_renormalise(hi, mid, (a[2] + b[2]) + (x2 + x3))
 
 
-@_contract
+@_inline
 def _exp_td(y: float) -> tuple[float, float, float]:
     """:func:`_exp_td_scaled` with its power of two applied."""
     (hi, mid, lo), k = _exp_td_scaled(y)
     return _scaled(hi, k), _scaled(mid, k), _scaled(lo, k)
 
 
-@_contract
+@_inline
 def _exp_td_scaled(y: float) -> tuple[tuple[float, float, float], int]:
     r""":math:`e^y = 2^k (hi + mid + lo)` for :math:`-23000 < y \le 0` as a triple-double
     in :math:`[2^{-1/128}, 2)` and the integer :math:`k`, relative error about
