@@ -62,6 +62,14 @@ __all__ = ["pointwise", "rows"]
 # argument is a literal type, and each literal gets a compile of its own.
 _inline = numba.njit(inline="always", error_model="numpy")
 _once = numba.njit(error_model="numpy", nogil=True)
+# ``_contract``: a per-entry helper compiled on its own (not inlined in Numba's IR; LLVM
+# inlines it where it is small), with the flags of the kernels that call it, all
+# compiled with ``fastmath={"contract"}``: given here, not inherited, so that its
+# instructions carry the same flags as they did inlined, and it is compiled once for
+# every caller and both dtypes, not typed again at each call site (issue 13: the float64
+# row kernel spent a fifth of its compile in Numba's inlining, the largest of these
+# bodies inlined at several sites each).
+_contract = numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
 
 # The flags of the float32 inputs' exp-sum loops: ``reassoc`` lets LLVM vectorise the
 # sums (several partial sums, added at the end); no ``nnan``/``ninf``, so a NaN
@@ -517,7 +525,7 @@ def _dd_sum(hi: float, lo: float, x_hi: float, x_lo: float) -> tuple[float, floa
     return _quick_two_sum(s, e + (lo + x_lo))
 
 
-@_inline
+@_contract
 def _fine_term(u: float, u_lo: float, r: float, r_lo: float) -> tuple[float, float, float]:
     r"""The term :math:`u\varphi(r)` of :func:`_bregman64_sums` as a double-double, from
     :math:`u` and :math:`r` as double-doubles, to about :math:`2^{-100}` of itself, and
@@ -611,7 +619,7 @@ def _bregman_series_row(
         expm1[i] = r[i] * expm1[i]
 
 
-@_inline
+@_contract
 def _log_pair(x: float, form: int) -> tuple[float, float]:
     """An entry's logarithm as a double-double: ``log x`` by :func:`_log_dd` for a
     probability (form 0; ``-inf`` at 0), the entry itself (low part 0) otherwise."""
@@ -776,7 +784,7 @@ def _scaled(x: float, k: int) -> float:
     return math.ldexp(x, k)
 
 
-@_inline
+@_contract
 def _exp_dd(y: float) -> tuple[float, float]:
     r""":math:`e^y` for :math:`-745 < y \le 0` as a double-double ``hi + lo``, relative
     error about :math:`2^{-104}` (tested against mpmath): :math:`y = (64k + j)\ln 2/64
@@ -2135,7 +2143,7 @@ _NORMAL = 2.0**-1022
 a ``-inf`` entry) lost its relative accuracy, and :func:`_kl_ratio_pass` gives way."""
 
 
-@_inline
+@_contract
 def _computed_probability(
     y: float, form: int, m: float, scale: float, exp_y: tuple[float, float, bool]
 ) -> tuple[float, float]:
