@@ -43,6 +43,7 @@ from typing import Any
 from .._numerics import _two_product, _two_sum
 
 __all__ = [
+    "ATANH_SERIES",
     "FORMS",
     "LN2_HI",
     "LN2_LO",
