@@ -24,6 +24,21 @@ def _mp(values: Sequence[float]) -> list[mpmath.mpf]:
     return [mpmath.mpf(float(v)) for v in values]
 
 
+def row_probabilities(x: Sequence[float], form: str) -> list[mpmath.mpf]:
+    """The exact probabilities of one row given as ``form`` (``'probs'``,
+    ``'log_probs'`` or ``'logits'``: the softmax), as mpfs at the caller's precision
+    (not :data:`DIGITS`: the tests that use it choose theirs)."""
+    values = _mp(x)
+    if form == "probs":
+        return values
+    if form == "log_probs":
+        return [mpmath.exp(v) for v in values]
+    top = max(values)
+    weights = [mpmath.exp(v - top) for v in values]
+    total = mpmath.fsum(weights)
+    return [w / total for w in weights]
+
+
 @mpmath.workdps(DIGITS)
 def entropy(p: Sequence[float]) -> float:
     return float(-mpmath.fsum(x * mpmath.log(x) for x in _mp(p) if x > 0))

@@ -15,6 +15,8 @@ import pytest
 import crossent
 from crossent.errors import InputError
 
+from oracles import row_probabilities
+
 LOGITS = np.array([9.69947612414247e-18, -6.454208613874632e-18])
 HALVES = np.array([0.5, 0.5])
 
@@ -27,17 +29,6 @@ def _js(p: list[mpmath.mpf], q: list[mpmath.mpf]) -> mpmath.mpf:
     return total / 2
 
 
-def _exact(x: np.ndarray, form: str) -> list[mpmath.mpf]:
-    values = [mpmath.mpf(float(v)) for v in x]
-    if form == "probs":
-        return values
-    if form == "log_probs":
-        return [mpmath.exp(v) for v in values]
-    top = max(values)
-    weights = [mpmath.exp(v - top) for v in values]
-    return [w / sum(weights) for w in weights]
-
-
 def _ulps(got: object, want: mpmath.mpf, dtype: type) -> float:
     return float(abs(mpmath.mpf(float(got)) - want) / (abs(want) * np.finfo(dtype).eps))
 
@@ -45,7 +36,7 @@ def _ulps(got: object, want: mpmath.mpf, dtype: type) -> float:
 @pytest.mark.parametrize("base", [None, 2.0])
 def test_the_found_row_against_logits_is_not_zero(base: float | None) -> None:
     with mpmath.workdps(50):
-        want = _js(_exact(HALVES, "probs"), _exact(LOGITS, "logits"))
+        want = _js(row_probabilities(HALVES, "probs"), row_probabilities(LOGITS, "logits"))
         if base is not None:
             want /= mpmath.log(base)
         got = crossent.js_divergence(HALVES, LOGITS, q_form="logits", base=base)
@@ -72,7 +63,7 @@ def test_nearly_equal_rows_keep_their_digits(dtype: type, q_form: str) -> None:
     assert got.dtype == dtype
     with mpmath.workdps(50):
         for r in range(3):
-            want = _js(_exact(p[r], "probs"), _exact(q[r], q_form))
+            want = _js(row_probabilities(p[r], "probs"), row_probabilities(q[r], q_form))
             assert _ulps(got[r], want, dtype) <= 8, r
             assert _ulps(swapped[r], want, dtype) <= 8, r
 

@@ -25,6 +25,8 @@ import pytest
 import crossent
 import crossent.info._fused as fused
 
+from oracles import row_probabilities
+
 FORMS = ("probs", "log_probs", "logits")
 PAIRS = [(a, b) for a in FORMS for b in FORMS if a != b]
 ULPS = 8
@@ -40,25 +42,14 @@ def _rows() -> dict[str, np.ndarray]:
     return {"logits": z, "probs": np.exp(shifted) / total, "log_probs": shifted - np.log(total)}
 
 
-def _exact(x: np.ndarray, form: str) -> list[mpmath.mpf]:
-    values = [mpmath.mpf(float(v)) for v in x]
-    if form == "probs":
-        return values
-    if form == "log_probs":
-        return [mpmath.exp(v) for v in values]
-    top = max(values)
-    weights = [mpmath.exp(v - top) for v in values]
-    total = mpmath.fsum(weights)
-    return [w / total for w in weights]
-
-
 @functools.cache
 def _oracle(form_p: str, form_q: str) -> tuple[float, ...]:
     rows = _rows()
     out = []
     with mpmath.workdps(80):
         for r in range(2):
-            p, q = _exact(rows[form_p][r], form_p), _exact(rows[form_q][r], form_q)
+            p = row_probabilities(rows[form_p][r], form_p)
+            q = row_probabilities(rows[form_q][r], form_q)
             total = mpmath.fsum(
                 a * mpmath.log(2 * a / (a + b)) + b * mpmath.log(2 * b / (a + b))
                 for a, b in zip(p, q, strict=True)
