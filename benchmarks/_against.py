@@ -142,3 +142,42 @@ def load_tree(source: str, name: str) -> ModuleType:
     )
     sys.path.insert(0, folder)
     return importlib.import_module(name)
+
+
+def compare_trees(
+    trees: Mapping[str, ModuleType],
+    cases: Mapping[str, Callable[[ModuleType], object]],
+    rounds: int,
+    repeats: int,
+) -> None:
+    """Several crossent trees in one process (:func:`load_tree`): each case once per tree
+    (a warm-up: compiling, caches), then ``rounds`` rounds in which every case runs
+    ``repeats`` times per tree, the trees' order rotated each round; prints the load
+    before and after and, per case and tree, the best and median process CPU time (ms)
+    and the best against the first tree's."""
+    for module in trees.values():  # (compiles, caches)
+        for case in cases.values():
+            case(module)
+    names = list(trees)
+    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in cases for t in names}
+    print("load average before", os.getloadavg(), flush=True)
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for case_name, case in cases.items():
+            for tree in order:
+                for _ in range(repeats):
+                    start = time.process_time()
+                    case(trees[tree])
+                    times[(case_name, tree)].append(time.process_time() - start)
+    print("load average after", os.getloadavg())
+    print("trees:", " | ".join(names), "(best / median ms of CPU; best vs this tree)")
+    for case_name in cases:
+        base = min(times[(case_name, names[0])])
+        cells = []
+        for tree in names:
+            values = times[(case_name, tree)]
+            cells.append(
+                f"{min(values) * 1e3:8.2f} /{statistics.median(values) * 1e3:8.2f}"
+                f" ({min(values) / base:.2f}x)"
+            )
+        print(f"{case_name:42s}", " | ".join(cells))

@@ -19,16 +19,13 @@ order rotated each round, ``--repeats`` calls per case and round.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from _against import load_tree
+from _against import compare_trees, load_tree
 
 PAIRS = (("logits", "logits"), ("probs", "logits"), ("logits", "log_probs"))
 
@@ -102,32 +99,7 @@ def main() -> None:
     for i, source in enumerate(args.tree):
         trees[source] = load_tree(source, f"crossent_jsself{i}")
     cases = _cases(args.rows, args.classes)
-    for module in trees.values():  # (compiles, caches)
-        for case in cases.values():
-            case(module)
-    names = list(trees)
-    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in cases for t in names}
-    print("load average before", os.getloadavg(), flush=True)
-    for r in range(args.rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for case_name, case in cases.items():
-            for tree in order:
-                for _ in range(args.repeats):
-                    start = time.process_time()
-                    case(trees[tree])
-                    times[(case_name, tree)].append(time.process_time() - start)
-    print("load average after", os.getloadavg())
-    print("trees:", " | ".join(names), "(best / median ms of CPU; best vs this tree)")
-    for case_name in cases:
-        base = min(times[(case_name, names[0])])
-        cells = []
-        for tree in names:
-            values = times[(case_name, tree)]
-            cells.append(
-                f"{min(values) * 1e3:8.2f} /{statistics.median(values) * 1e3:8.2f}"
-                f" ({min(values) / base:.2f}x)"
-            )
-        print(f"{case_name:42s}", " | ".join(cells))
+    compare_trees(trees, cases, args.rounds, args.repeats)
 
 
 if __name__ == "__main__":

@@ -24,15 +24,12 @@ array-api-strict, and rows of which one in ten is nearly equal (the others rando
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from _against import add_options, compare_if_asked, load_tree, time_cases
+from _against import add_options, compare_if_asked, compare_trees, load_tree, time_cases
 
 
 def _data(rows: int, classes: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -108,32 +105,7 @@ def _in_process(args: argparse.Namespace) -> None:
         trees[source] = load_tree(source, f"crossent_js{i}")
     p, others = _data(args.rows, args.classes)
     cases = _tree_cases(p, others)
-    for module in trees.values():  # (compiles, caches)
-        for case in cases.values():
-            case(module)
-    names = list(trees)
-    times: dict[tuple[str, str], list[float]] = {(c, t): [] for c in cases for t in names}
-    print("load average before", os.getloadavg(), flush=True)
-    for r in range(args.rounds):
-        order = names[r % len(names) :] + names[: r % len(names)]
-        for case_name, case in cases.items():
-            for tree in order:
-                for _ in range(args.repeats):
-                    start = time.process_time()
-                    case(trees[tree])
-                    times[(case_name, tree)].append(time.process_time() - start)
-    print("load average after", os.getloadavg())
-    print("trees:", " | ".join(names), "(best / median ms of CPU; best vs this tree)")
-    for case_name in cases:
-        base = min(times[(case_name, names[0])])
-        cells = []
-        for tree in names:
-            values = times[(case_name, tree)]
-            cells.append(
-                f"{min(values) * 1e3:8.2f} /{statistics.median(values) * 1e3:8.2f}"
-                f" ({min(values) / base:.2f}x)"
-            )
-        print(f"{case_name:42s}", " | ".join(cells))
+    compare_trees(trees, cases, args.rounds, args.repeats)
 
 
 def main() -> None:
