@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 import crossent
-from bench_kl_mixed_ab import _copy
+from bench_kl_mixed_ab import _copy, time_calls
 
 PAIRINGS = (
     ("probs", "log_probs"),
@@ -81,21 +81,7 @@ def main(argv: list[str]) -> None:
                 a, b = wrap(_side(z, p_form)), wrap(_side(other, q_form))
                 options = {"p_form": p_form, "q_form": q_form}
                 calls = [functools.partial(k.kl_divergence, a, b, **options) for k in packages]
-                for call in calls:
-                    call()
-                cpu = [np.inf] * len(calls)
-                wall = [np.inf] * len(calls)
-                for _ in range(args.repeats):
-                    for i, call in enumerate(calls):
-                        c0, w0 = time.thread_time(), time.perf_counter()
-                        call()
-                        cpu[i] = min(cpu[i], time.thread_time() - c0)
-                        wall[i] = min(wall[i], time.perf_counter() - w0)
-                cells = "  ".join(
-                    f"{c * 1e3:7.2f}/{w * 1e3:7.2f}" for c, w in zip(cpu, wall, strict=True)
-                )
-                ratios = " ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
-                print(f"  {name:44s} cpu/wall ms {cells}  cpu vs this {ratios}", flush=True)
+                time_calls(name, calls, args.repeats, time.thread_time)
     print(f"load average after: {os.getloadavg()}")
 
 

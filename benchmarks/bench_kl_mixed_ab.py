@@ -72,6 +72,27 @@ def _cases(rows: int, classes: int) -> dict[str, tuple[str, str, Any, Any]]:
     return cases
 
 
+def time_calls(
+    label: str, calls: list[Callable[[], Any]], repeats: int, timer: Callable[[], float]
+) -> None:
+    """Each call once (a warm-up), then ``repeats`` rounds of all calls in turn; prints the
+    label, each call's best CPU (``timer``) and wall time in ms, and its CPU against the
+    first call's (this tree's)."""
+    for call in calls:
+        call()
+    cpu = [np.inf] * len(calls)
+    wall = [np.inf] * len(calls)
+    for _ in range(repeats):
+        for i, call in enumerate(calls):
+            c0, w0 = timer(), time.perf_counter()
+            call()
+            cpu[i] = min(cpu[i], timer() - c0)
+            wall[i] = min(wall[i], time.perf_counter() - w0)
+    cells = "  ".join(f"{c * 1e3:7.2f}/{w * 1e3:7.2f}" for c, w in zip(cpu, wall, strict=True))
+    ratios = " ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
+    print(f"  {label:48s} cpu/wall ms {cells}  cpu vs this {ratios}", flush=True)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("rows", type=int)
@@ -106,22 +127,8 @@ def main(argv: list[str]) -> None:
             calls: list[Callable[[], Any]] = [
                 functools.partial(getattr(k, args.measure), a, b, **options) for k in packages
             ]
-            for call in calls:
-                call()
-            cpu = [np.inf] * len(calls)
-            wall = [np.inf] * len(calls)
-            for _ in range(args.repeats):
-                for i, call in enumerate(calls):
-                    c0, w0 = timer(), time.perf_counter()
-                    call()
-                    cpu[i] = min(cpu[i], timer() - c0)
-                    wall[i] = min(wall[i], time.perf_counter() - w0)
             label = f"{name}{' validate' if validate else ''}"
-            cells = "  ".join(
-                f"{c * 1e3:6.2f}/{w * 1e3:6.2f}" for c, w in zip(cpu, wall, strict=True)
-            )
-            ratios = " ".join(f"{c / cpu[0]:.2f}x" for c in cpu[1:])
-            print(f"  {label:48s} cpu/wall ms {cells}  cpu vs this {ratios}", flush=True)
+            time_calls(label, calls, args.repeats, timer)
     print(f"load average after: {os.getloadavg()}")
 
 
