@@ -38,6 +38,8 @@ pytest.importorskip("numba")
 
 from crossent.info import _fused_kernels as kernels  # noqa: E402
 
+from oracles import row_probabilities  # noqa: E402
+
 PAIRS = [("probs", "logits"), ("probs", "log_probs"), ("logits", "probs"), ("log_probs", "probs")]
 FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
 
@@ -57,23 +59,11 @@ def _sides(seed: int, shape: tuple[int, int], spread: float) -> tuple[dict, dict
     return p, q
 
 
-def _probabilities(form: str, row: np.ndarray) -> list:
-    values = [mpmath.mpf(float(v)) for v in row]
-    if form == "probs":
-        return values
-    if form == "log_probs":
-        return [mpmath.exp(v) for v in values]
-    top = max(values)
-    e = [mpmath.exp(v - top) for v in values]
-    total = mpmath.fsum(e)
-    return [v / total for v in e]
-
-
 def _reference(p_form: str, p_row: np.ndarray, q_form: str, q_row: np.ndarray) -> float:
     """mpmath's KL of the rows as given (150 bits), 0 log 0 = 0."""
     with mpmath.workprec(150):
-        p = _probabilities(p_form, p_row)
-        q = _probabilities(q_form, q_row)
+        p = row_probabilities(p_row, p_form)
+        q = row_probabilities(q_row, q_form)
         return float(mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(p, q, strict=True) if a))
 
 
