@@ -32,6 +32,7 @@ __all__ = [
     "exp_dd",
     "expm1_reduced",
     "js_mixed_exact",
+    "side_probabilities",
 ]
 
 _U64 = 2.0**-53
@@ -192,15 +193,31 @@ def js_mixed_exact(p: Array, other: Array, form: str, *, xp: ModuleType) -> Arra
     (:math:`p - q_{hi}` exact where :math:`|d| \le 1/3`, Sterbenz). The terms are
     non-negative: their float sum is within :math:`(\log_2 n) u` of itself."""
     s_hi, s_lo = _log_pair(other, form, xp=xp)
+    q_hi, q_lo, _ = side_probabilities(s_hi, s_lo, form, xp=xp)
+    return xp.sum(js_terms(p, q_hi, xp=xp, q_low=q_lo), axis=-1)
+
+
+def side_probabilities(
+    s_hi: Array, s_lo: Array, form: str, *, xp: ModuleType
+) -> tuple[Array, Array, Array | None]:
+    r"""The probabilities :math:`e^{s}` of a side of logits or log-probabilities given as
+    the exact pairs :math:`s = s_{hi} + s_{lo}` of :func:`_log_pair`, as a double-double
+    ``(hi, lo)``: :func:`exp_dd` of :math:`s_{hi}` times :math:`1 + s_{lo} +
+    s_{lo}^2/2` (:math:`s_{lo}` taken as 0 where it is not finite). For logits also
+    divided by their exact sum :math:`1 + \sigma` (:func:`excess_of_pairs`; the
+    log-partition's rounding, a shift of every :math:`s_i`, is then gone), and
+    :math:`\sigma` returned as a column (None for log-probabilities, which are taken as
+    given)."""
     e_hi, e_lo = exp_dd(s_hi, xp=xp)
     zero = xp.zeros_like(s_lo)
     scale = xp.where(xp.isfinite(s_lo), s_lo + 0.5 * s_lo * s_lo, zero)
     q_hi, q_lo = _quick_two_sum(e_hi, e_lo + e_hi * scale)
-    if form == "logits":
-        sigma = xp.expand_dims(excess_of_pairs(q_hi, q_lo, xp=xp), axis=-1)
-        shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
-        q_hi, q_lo = _quick_two_sum(q_hi, q_lo + q_hi * shrink)
-    return xp.sum(js_terms(p, q_hi, xp=xp, q_low=q_lo), axis=-1)
+    if form != "logits":
+        return q_hi, q_lo, None
+    sigma = xp.expand_dims(excess_of_pairs(q_hi, q_lo, xp=xp), axis=-1)
+    shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
+    q_hi, q_lo = _quick_two_sum(q_hi, q_lo + q_hi * shrink)
+    return q_hi, q_lo, sigma
 
 
 def exact_where(

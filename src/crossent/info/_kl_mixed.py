@@ -46,9 +46,9 @@ from __future__ import annotations
 import math
 from types import ModuleType
 
-from .._numerics import _exp_times_where_subnormal, _quick_two_sum, _two_sum, phi_near_one
+from .._numerics import _exp_times_where_subnormal, _two_sum, phi_near_one
 from .._xp import Array
-from ._js_mixed import _log_pair, excess_of_pairs, exp_dd, expm1_reduced
+from ._js_mixed import _log_pair, expm1_reduced, side_probabilities
 
 __all__ = ["kl_mixed_parts"]
 
@@ -57,29 +57,17 @@ r"""The largest :math:`|v|` of a log-probability whose probability is taken as
 :math:`1 + \operatorname{expm1}(v)` (:func:`.expm1_reduced`'s range)."""
 
 
-def _prob_pair(s_hi: Array, s_lo: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    r""":math:`e^{s}` of a pair :math:`s = s_{hi} + s_{lo}` (:math:`|s_{lo}|` tiny) as a
-    double-double: :func:`.exp_dd` of :math:`s_{hi}` times :math:`1 + s_{lo} +
-    s_{lo}^2/2` (as ``_js_mixed.js_mixed_exact``)."""
-    e_hi, e_lo = exp_dd(s_hi, xp=xp)
-    return _quick_two_sum(e_hi, e_lo + e_hi * (s_lo + 0.5 * s_lo * s_lo))
-
-
 def _log_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
     r"""A side of logits or log-probabilities as its logs, an exact pair ``(hi, lo)``,
     and its probabilities, a double-double; logits normalised (:math:`\ell` corrected
     by :math:`\log(1 + \sigma)`, the probabilities divided by :math:`1 + \sigma`,
-    :math:`\sigma` their exact excess over 1: :func:`._js_mixed.excess_of_pairs`). ``lo`` is 0
+    :math:`\sigma` their exact excess over 1: :func:`._js_mixed.side_probabilities`). ``lo`` is 0
     where ``hi`` is ``-inf``."""
     s_hi, s_lo = _log_pair(values, form, xp=xp)
-    zero = xp.zeros_like(s_hi)
-    s_lo = xp.where(xp.isfinite(s_lo), s_lo, zero)
-    e_hi, e_lo = _prob_pair(s_hi, s_lo, xp=xp)
-    if form == "logits":
-        sigma = xp.expand_dims(excess_of_pairs(e_hi, e_lo, xp=xp), axis=-1)
+    s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_hi))
+    e_hi, e_lo, sigma = side_probabilities(s_hi, s_lo, form, xp=xp)
+    if sigma is not None:  # (logits)
         s_lo = s_lo - xp.log1p(sigma)
-        shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
-        e_hi, e_lo = _quick_two_sum(e_hi, e_lo + e_hi * shrink)
     return s_hi, s_lo, e_hi, e_lo
 
 
