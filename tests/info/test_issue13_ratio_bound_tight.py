@@ -82,7 +82,8 @@ mpmath = pytest.importorskip("mpmath")
 pytest.importorskip("numba")
 
 from tests.info.test_issue13_kl_ratio_form import _pass  # noqa: E402
-from tests.info.test_issue13_kl_ratio_form import _probabilities as _exact_probabilities  # noqa: E402
+
+from oracles import row_probabilities  # noqa: E402
 
 U = 2.0**-53
 PAIRS = [("probs", "logits"), ("probs", "log_probs"), ("logits", "probs"), ("log_probs", "probs")]
@@ -144,7 +145,7 @@ def _aligned_row(seed: int, computed_p: bool, n: int = 16) -> tuple[np.ndarray, 
 
 def _reference(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> object:
     """mpmath's KL of the rows as given (the working precision), 0 log 0 = 0."""
-    p, q = _exact_probabilities(p_form, a), _exact_probabilities(q_form, b)
+    p, q = row_probabilities(a, p_form), row_probabilities(b, q_form)
     return mpmath.fsum(x * mpmath.log(x / y) for x, y in zip(p, q, strict=True) if x)
 
 
@@ -197,7 +198,7 @@ def _computed_mass(logits: np.ndarray) -> float:
 def _budget(p_form: str, a: np.ndarray, q_form: str, b: np.ndarray) -> float:
     """The bound the pass documents for a row, in units of u (the module docstring)."""
     eta_p, eta_q = ETA[p_form], ETA[q_form]
-    p, q = _exact_probabilities(p_form, a), _exact_probabilities(q_form, b)
+    p, q = row_probabilities(a, p_form), row_probabilities(b, q_form)
     weights = bregman = mpmath.mpf(0)
     for x, y in zip(p, q, strict=True):
         if not x:
