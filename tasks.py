@@ -15,6 +15,7 @@ before anything is installed.  Extra arguments after ``test`` go to pytest.
 from __future__ import annotations
 
 import ast
+import contextlib
 import hashlib
 import os
 import shutil
@@ -81,10 +82,8 @@ def _took(
 def _run(*command: str | Path, cwd: Path = ROOT, env: dict[str, str] | None = None) -> None:
     print("+", " ".join(str(c) for c in command), file=sys.stderr, flush=True)
     wall, cpu = time.monotonic(), _children_cpu()
-    if env is None:  # (this process's environment)
-        subprocess.run([str(c) for c in command], cwd=cwd, check=True)
-    else:
-        subprocess.run([str(c) for c in command], cwd=cwd, check=True, env=env)
+    # (env None: this process's environment)
+    subprocess.run([str(c) for c in command], cwd=cwd, check=True, env=env)
     _took(command, wall, cpu)
 
 
@@ -99,10 +98,10 @@ def _start(
     output into the file ``output`` if given."""
     print("+", " ".join(str(c) for c in command), "&", file=sys.stderr, flush=True)
     lower = (lambda: os.nice(nice)) if nice and hasattr(os, "nice") else None
-    with open(output or os.devnull, "wb") as out:  # (the child keeps its own copy)
-        to = out if output else None
+    # the child keeps its own copy of the file; with no file it shares this process's output
+    with open(output, "wb") if output else contextlib.nullcontext() as out:
         process = subprocess.Popen(
-            [str(c) for c in command], cwd=ROOT, preexec_fn=lower, stdout=to, stderr=to
+            [str(c) for c in command], cwd=ROOT, preexec_fn=lower, stdout=out, stderr=out
         )
     _STARTED[process.pid] = (command, time.monotonic())
     return process
