@@ -34,9 +34,11 @@ np.log1p, then ``terms`` and np.exp where the call needs more exponentials (the
 gradients, the focal loss with :math:`\gamma \ne 0`), and ``finish``; soft targets
 with a focal factor add np.log, np.log1p, np.exp and np.log1p for
 :math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
-rows of one array per call (NumPy's ufuncs write into them: the same loop and values
-as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
-pins the values against the full path.
+rows of one array (NumPy's ufuncs write into them: the same loop and values as into
+fresh arrays), kept per thread by size with the views a call passes on
+(:func:`_workspace`; issue 13: no np.empty and no indexing a call), and the compiled
+stages are called by their entry points, past Numba's dispatcher (:class:`_Steps`).
+``tests/losses/test_issue13_small_sigmoid.py`` pins the values against the full path.
 
 The cross-entropy gradient (float32 and float64) is the exception: after ``start`` (and
 ``spread``) it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``:
