@@ -79,7 +79,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -117,6 +117,7 @@ from ._reduction import reduce_loss, scale_for_reduction
 __all__ = [
     "SOFTMAX_OPTIONS",
     "Batch",
+    "FrontDoor",
     "LabelBatch",
     "Labels",
     "LossKeywords",
@@ -858,6 +859,25 @@ def extends(
     return decorate
 
 
+class FrontDoor(NamedTuple):
+    """How an outer wrapper of a public loss (``_weight_scale.weight_scaled``,
+    ``_far_gaps.far_rows_guard``) calls its lean path itself (issue 13: each wrapper
+    between the caller and the lean path, its ``*args, **kwargs`` passed on, costs a
+    few tenths of a microsecond of a small call).
+
+    ``result = shortcut(args, kwargs)`` first (:func:`prepared_by`'s ``shortcut``);
+    where it is None, ``past(*args, **kwargs)``: the function without it (the rest of
+    the call as the function makes it, its later tries and full path, its wrappers'
+    checks); else ``settle(result, args, kwargs)`` (the wrapper's checks of a result,
+    as it makes them), or ``result`` itself where ``settle`` is None. The same
+    result, bit for bit and error for error, as calling the function.
+    """
+
+    shortcut: Callable[[tuple[Any, ...], dict[str, Any]], Any]
+    settle: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any] | None
+    past: Callable[..., Any]
+
+
 def prepared_by(
     prepare: Callable[..., _Problem],
     *,
@@ -889,6 +909,9 @@ def prepared_by(
     ``shortcut(args, kwargs)``: tried first with the call's arguments as given; its
     result, unless None, is the call's (issue 13: a lean path for small inputs, which
     must give what ``body(prepare(...))`` gives, and returns None for anything else).
+
+    With a ``shortcut``, the function's ``_front_door`` is a :class:`FrontDoor`
+    (``past`` the function without the shortcut), for its outer wrappers.
 
     ``fused(args, kwargs)``: tried next, as ``shortcut`` (issue 13 follow-up: fused
     kernels for large inputs, which must give what ``body(prepare(...))`` gives within
@@ -929,12 +952,23 @@ def prepared_by(
 
         steps = (shortcut, on_host_route, fused, widened if widen else None)
         tries = tuple(t for t in steps if t is not None)
+        later = tries[1:] if shortcut is not None else tries
 
         def public(*args: Any, **kwargs: Any) -> _Result:
             for attempt in tries:
                 result = attempt(args, kwargs)
                 if result is not None:
                     return result
+            return full(args, kwargs)
+
+        def past_shortcut(*args: Any, **kwargs: Any) -> _Result:
+            for attempt in later:
+                result = attempt(args, kwargs)
+                if result is not None:
+                    return result
+            return full(args, kwargs)
+
+        def full(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Result:
             if hidden and not hidden.isdisjoint(kwargs):
                 name = min(hidden & kwargs.keys())
                 raise TypeError(f"{body.__name__}() got an unexpected keyword argument {name!r}")
@@ -955,6 +989,8 @@ def prepared_by(
         }
         names = [p.name for p in shown]
         public.__doc__ = render(body.__doc__ or "", parameters=names, twin=twin)
+        if shortcut is not None:
+            public._front_door = FrontDoor(shortcut, None, past_shortcut)  # type: ignore[attr-defined]
         return public
 
     return decorate

@@ -72,6 +72,7 @@ from .._far_row_gradients import gradient_term, unformed, wants_gradient
 from .._torch_host import on_host
 from .._traced_far_rows import poisoned
 from .._xp import cannot_copy_to_host, device, host_float64, namespace, reduce_sum
+from ._batch import FrontDoor
 from ._reduction import LossParts, _safe_divide
 
 __all__ = [
@@ -379,7 +380,11 @@ def far_rows_guard(
     recipe = _Recipe(far_rows, gradient)
 
     def decorate(public: Callable[..., Any]) -> Callable[..., Any]:
-        checked = functools.wraps(public)(_checked(public, inspect.signature(public), recipe))
+        checked = _checked(public, inspect.signature(public), recipe)
+        door = getattr(checked, "_front_door", None)
+        functools.update_wrapper(checked, public)  # (copies public's ``_front_door``)
+        if door is not None:
+            checked._front_door = door  # type: ignore[attr-defined]
         # ``__wrapped__`` stays the body, as ``_batch.prepared_by`` makes it (the tests
         # reach the full path through it); the common path without the check is
         # ``_common_path``, and :func:`guarded_like` checks another path of it.
@@ -409,15 +414,14 @@ class _Recipe:
 def _checked(
     path: Callable[..., Any], signature: inspect.Signature, recipe: _Recipe
 ) -> Callable[..., Any]:
-    """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`)."""
+    """``path`` with one :func:`overflowed` check of its result (:func:`far_rows_guard`).
 
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if args and type(args[0]) is not np.ndarray:
-            # small CPU tensors: the NumPy call of it all, this check included (when on)
-            hosted = on_host(checked)(args, kwargs)
-            if hosted is not None:
-                return hosted
-        result = path(*args, **kwargs)
+    Where ``path`` has a front door (``_batch.FrontDoor``: a lean path), the check calls
+    its shortcut and the rest of it itself (one call fewer), and has a front door of
+    its own: that shortcut, ``settle`` (the check of a result) and the check of the rest.
+    """
+
+    def settle(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if overflowed(result):
             return _again(path, signature, recipe.far_rows, args, kwargs)
         if type(result) in _NUMPY_RESULTS or CALLER_FORMS_FAR_ROWS.get():
@@ -428,7 +432,40 @@ def _checked(
             return _again_elsewhere(path, signature, recipe, args, kwargs)
         return result
 
-    return checked
+    door: FrontDoor | None = getattr(path, "_front_door", None)
+    if door is None:
+
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            if args and type(args[0]) is not np.ndarray:
+                # small CPU tensors: the NumPy call of it all, this check included (when on)
+                hosted = on_host(checked)(args, kwargs)
+                if hosted is not None:
+                    return hosted
+            return settle(path(*args, **kwargs), args, kwargs)
+
+        return checked
+
+    shortcut, past = door.shortcut, door.past
+
+    def checked_door(*args: Any, **kwargs: Any) -> Any:
+        if args and type(args[0]) is not np.ndarray:
+            hosted = on_host(checked_door)(args, kwargs)  # (as ``checked``)
+            if hosted is not None:
+                return hosted
+        result = shortcut(args, kwargs)  # ``path(*args, **kwargs)``, one call fewer
+        if result is None:
+            result = past(*args, **kwargs)
+        return settle(result, args, kwargs)
+
+    def checked_past(*args: Any, **kwargs: Any) -> Any:
+        if args and type(args[0]) is not np.ndarray:
+            hosted = on_host(checked_door)(args, kwargs)
+            if hosted is not None:
+                return hosted
+        return settle(past(*args, **kwargs), args, kwargs)
+
+    checked_door._front_door = FrontDoor(shortcut, settle, checked_past)  # type: ignore[attr-defined]
+    return checked_door
 
 
 _NUMPY_RESULTS = (np.ndarray, np.float64, np.float32)

@@ -34,9 +34,11 @@ np.log1p, then ``terms`` and np.exp where the call needs more exponentials (the
 gradients, the focal loss with :math:`\gamma \ne 0`), and ``finish``; soft targets
 with a focal factor add np.log, np.log1p, np.exp and np.log1p for
 :math:`\log(1 - p_t)`; weights, ``spread``. The workspace and NumPy's outputs are the
-rows of one array per call (NumPy's ufuncs write into them: the same loop and values
-as into fresh arrays). ``tests/losses/test_issue13_small_sigmoid.py``
-pins the values against the full path.
+rows of one array (NumPy's ufuncs write into them: the same loop and values as into
+fresh arrays), kept per thread by size with the views a call passes on
+(:func:`_workspace`; issue 13: no np.empty and no indexing a call), and the compiled
+stages are called by their entry points, past Numba's dispatcher (:class:`_Steps`).
+``tests/losses/test_issue13_small_sigmoid.py`` pins the values against the full path.
 
 The cross-entropy gradient (float32 and float64) is the exception: after ``start`` (and
 ``spread``) it calls the full path's own kernel (``_sigmoid_grad_numba.gradient``:
@@ -50,6 +52,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -58,6 +62,7 @@ import numpy as np
 from .._checks import check_scalar
 from . import _cpu_kernels, _focal_root, _sigmoid_grad
 from ._batch import options_of
+from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
 
@@ -314,13 +319,21 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if kind == FOCAL_GRAD and x.dtype == np.float32:
         return None  # (formed in float64: _float32_focal_grad, _sigmoid._widened)
     flags = settings.flags[kind]
-    ws = np.empty((ROWS, x.shape[0]), dtype=x.dtype)
-    state = compiled.start(x, t, c, flags, ws)
+    try:  # (issue 13: the thread's workspace and its rows, kept: no np.empty, no indexing)
+        space = _KEPT.spaces[x.shape[0], x.dtype.char]
+    except (AttributeError, KeyError):  # (this thread's first call; a new size)
+        space = _workspace(x.shape[0], x.dtype)
+    ws = space.ws
+    char = x.dtype.char
+    steps = _STEPS.get(char) or _steps_of(char)
+    start, terms, finish = compiled.start, compiled.terms, compiled.finish
+    start = steps.start if start is steps.start_of else start  # (a patched one runs)
+    state = start(x, t, c, flags, ws)
     if state == DECLINE or (weights is not None and not compiled.spread(*weights, c, ws)):
         return None
     if kind == CE_GRAD:
         return _exact_gradient(x, t, ws, settings, compiled, shape)
-    np.log1p(np.exp(ws[NEG_ABS]), ws[REST])  # softplus' log1p(exp(-|x|))
+    np.log1p(np.exp(space.neg_abs), space.rest)  # softplus' log1p(exp(-|x|))
     rows = settings.exp_rows[kind]
     if state == SOFT:  # _log_one_minus_pt's log(where(t > 0, t, 1)), log1p(-where(...))
         np.log(ws[T_ABOVE], ws[LOG_ABOVE])
@@ -330,23 +343,26 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
         np.log1p(np.exp(ws[ARG]), ws[LOG1P_ARG])
         if not compiled.soft_log_q(c, flags, ws):
             return None
-    elif rows and not compiled.terms(c, flags, ws, False):
+    elif rows and not (steps.terms if terms is steps.terms_of else terms)(c, flags, ws, False):
         return None  # (without a last np.exp, ``finish`` calls ``terms``)
-    exps = np.exp(ws[EXP : EXP + rows]) if rows else ws[EXP:EXP]
+    exps = np.exp(space.exp_rows[rows]) if rows else space.exp_rows[0]
     if kind == FOCAL_GRAD:  # its sigma(x) - t as _sigmoid._plain_grad: the exact kernel's
-        bound = _sigmoid_grad.CLOSE64 if x.dtype == np.float64 else _sigmoid_grad.CLOSE
-        _exact_compiled().difference(x, t, settings.eps, bound, ws[EXP + 2])
+        bound = _sigmoid_grad.CLOSE64 if char == _FLOAT64 else _sigmoid_grad.CLOSE
+        difference = _exact_compiled().difference
+        difference = steps.difference if difference is steps.difference_of else difference
+        difference(x, t, settings.eps, bound, space.plain)
     reduction, loss = settings.reduction, kind % 2 == 0
-    out = _EMPTY[x.dtype.char] if loss and reduction != _NONE else np.empty_like(x)
-    ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
-    if ok and kind == FOCAL_GRAD and np.count_nonzero(ws[HIGH]):  # (a third of .any()'s time)
+    out = _EMPTY[char] if loss and reduction != _NONE else np.empty_like(x)
+    finish = steps.finish if finish is steps.finish_of else finish
+    ok, value, normalizer = finish(exps, c, flags, ws, out)
+    if ok and kind == FOCAL_GRAD and value:  # (finish: whether it marked one in ws[HIGH])
         # Entries where the two terms cancel (finish marks them in ws[HIGH]): the full
         # path's refined values (_focal_root), then weighed and scaled by finish again.
         marked = np.flatnonzero(ws[HIGH])
         refined = np.zeros((1, x.shape[0]), dtype=x.dtype)
         refined[0, marked] = _focal_root.refined(x[marked], ws[TARGET, marked], c[C_GAMMA])
         exps = np.concatenate((exps, refined))
-        ok, value, normalizer = compiled.finish(exps, c, flags, ws, out)
+        ok, value, normalizer = finish(exps, c, flags, ws, out)
     if not ok:
         return None
     if not loss or reduction == _NONE:
@@ -355,6 +371,93 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if reduction == _PARTS:
         return LossParts(total=scalar(value), normalizer=scalar(normalizer))
     return scalar(value)
+
+
+class _Workspace(NamedTuple):
+    """A workspace (``ROWS`` x N, the dtype) and the views of it that a call passes on."""
+
+    ws: np.ndarray
+    neg_abs: np.ndarray  # ws[NEG_ABS]
+    rest: np.ndarray  # ws[REST]
+    exp_rows: tuple[np.ndarray, ...]  # ws[EXP : EXP + k] by k (0 to 4)
+    plain: np.ndarray  # ws[EXP + 2]
+
+
+def _workspace(n: int, dtype: np.dtype) -> _Workspace:
+    """A new workspace for ``n`` entries of ``dtype``, kept for this thread (by ``n`` and
+    the dtype's character) where ``n`` is at most :data:`_KEPT_ENTRIES` and it keeps fewer
+    than :data:`_KEPT_SIZES`.
+
+    A call uses it from :func:`start` to its last :func:`finish`, between which run
+    NumPy's ufuncs and compiled functions (and ``_focal_root.refined``), none of which
+    calls this path, and hands none of it back (its results are new arrays); other
+    threads have their own. Every row a stage reads, an earlier stage of the same call
+    wrote, as in a new ``np.empty`` (whose memory is often the last call's)."""
+    ws = np.empty((ROWS, n), dtype=dtype)
+    space = _Workspace(
+        ws, ws[NEG_ABS], ws[REST], tuple(ws[EXP : EXP + k] for k in range(5)), ws[EXP + 2]
+    )
+    kept = _KEPT.__dict__.setdefault("spaces", {})
+    if n <= _KEPT_ENTRIES and len(kept) < _KEPT_SIZES:
+        kept[n, ws.dtype.char] = space
+    return space
+
+
+_KEPT = threading.local()
+"""Per thread, ``spaces``: :func:`_workspace` by ``(n, dtype character)``."""
+_KEPT_SIZES = 16
+"""The most sizes whose workspace a thread keeps."""
+_KEPT_ENTRIES = 512
+"""The most entries of a kept workspace (``ROWS`` x 512 float64: 84 KiB; a larger call's
+``np.empty`` is a small part of its time)."""
+
+
+class _Steps(NamedTuple):
+    """The compiled stages of a call of one dtype, called past Numba's dispatcher
+    (``_entry_points``): they take exactly the types :func:`_run` passes (C-contiguous
+    1-d logits, targets, constants and int64 flags, the 2-d workspace, a 2-d ``exps``,
+    a 1-d ``out``; Python floats and a bool). ``_run`` looks the functions up on their
+    modules at each call and takes an entry point only for the dispatcher it was picked
+    from (``*_of``): a function patched there (the tests' spies and mutants) runs as it
+    is. float32 has no ``difference`` (its focal gradient is formed in float64)."""
+
+    start: Callable[..., int]  # _small_sigmoid_numba.start
+    terms: Callable[..., bool]  # _small_sigmoid_numba.terms
+    finish: Callable[..., tuple[bool, Any, Any]]  # _small_sigmoid_numba.finish
+    difference: Callable[..., None]  # _sigmoid_grad_numba.difference
+    start_of: Callable[..., int]  # the dispatchers
+    terms_of: Callable[..., bool]
+    finish_of: Callable[..., tuple[bool, Any, Any]]
+    difference_of: Callable[..., None]
+
+
+def _steps_of(char: str) -> _Steps:
+    """The :class:`_Steps` of the dtype of character ``char``, picked for one entry and
+    kept (not where a function is no dispatcher: patched, or no JIT)."""
+    compiled, exact = _compiled(), _exact_compiled()
+    assert compiled is not None  # (``_run`` asked)
+    x, ws = np.zeros(1, char), np.zeros((ROWS, 1), char)
+    c, flags = np.zeros(C_NEG_INF + 1, char), np.zeros(O_KIND + 1, np.int64)
+    calls: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+        (compiled.start, (x, x, c, flags, ws)),
+        (compiled.terms, (c, flags, ws, False)),
+        (compiled.finish, (ws, c, flags, ws, x)),
+    ]
+    own = [compiled.start, compiled.terms, compiled.finish, exact.difference]
+    if char == _FLOAT64:
+        calls.append((exact.difference, (x, x, 0.0, _sigmoid_grad.CLOSE64, x)))
+        return kept_table(_Steps._make, calls, own, _STEPS, char)
+    return kept_table(  # (float32: the dispatcher of ``difference``, never called)
+        lambda found: _Steps._make([*found[:3], exact.difference, *found[3:]]),
+        calls,
+        own,
+        _STEPS,
+        char,
+    )
+
+
+_STEPS: dict[str, _Steps] = {}
+"""The :class:`_Steps` by dtype character (:func:`_steps_of`)."""
 
 
 def _exact_gradient(

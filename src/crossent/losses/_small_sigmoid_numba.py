@@ -332,7 +332,9 @@ def finish(
     exps: np.ndarray, c: np.ndarray, flags: np.ndarray, ws: np.ndarray, out: np.ndarray
 ) -> tuple[bool, Any, Any]:
     r"""``(ok, loss, normalizer)``: the loss or the gradient, from NumPy's exp of
-    :func:`_exp_arguments` (``exps``).
+    :func:`_exp_arguments` (``exps``); for a gradient, ``loss`` is 1 where the focal
+    gradient marked an entry in ``ws[HIGH]`` (its two terms cancel), else 0 (issue 13:
+    the caller asks no np.count_nonzero).
 
     Each entry (:func:`_loss_entry`, :func:`_gradient_entry`) is weighed by
     ``ws[WEIGHT]`` (a ``weighted_term``). A gradient is then scaled
@@ -375,7 +377,14 @@ def finish(
         if not finite:
             return False, zero, zero
         values[i] = value
-    if gradient or reduction == _NONE:
+    if gradient:  # the loss slot: whether an entry is marked in ws[HIGH] (focal: cancelled)
+        marked = zero
+        if flags[layout.O_KIND] == layout.FOCAL_GRAD:
+            for i in range(n):
+                if ws[layout.HIGH, i] != zero:
+                    marked = c[layout.C_ONE]
+        return True, marked, normalizer
+    if reduction == _NONE:
         return True, zero, normalizer
     total64 = pairwise_sum(values.astype(np.float64))
     scratch = ws[layout.HIGH]  # (free by now)

@@ -81,7 +81,6 @@ __all__ = [
 ]
 
 _FLOAT64 = np.dtype(np.float64).char
-_FLOATS = (_FLOAT64, np.dtype(np.float32).char)
 _WIDE = np.dtype(np.float64)
 """The dtype the compiled steps compute in (float32 calls on float64 copies)."""
 _NARROW = np.dtype(np.float32)
@@ -97,33 +96,30 @@ def target_loss(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``softmax_cross_entropy_with_targets(*args, **kwargs)`` by the lean path, or None.
 
     Flat on purpose (issue 13: each Python call or tuple on the way is a tenth of a
-    microsecond): :func:`_call`, :func:`_rows`, and :func:`reduced` of the compiled loss.
+    microsecond): :func:`_start`, and :func:`reduced` of the compiled loss (its
+    ``'mean'`` and ``'sum'`` here).
     """
-    call = _call(args, kwargs)
-    if call is None:
-        return None
-    z, t, options, shape = call
-    found = _rows(z, t, options, args[0].dtype)
+    found = _start(args, kwargs)
     if found is None:
         return None
-    _, rows, ell, steps, _ = found
+    _, options, shape, _, rows, ell, steps, _ = found
     reduce = steps.module.target_loss64
     reduce = steps.loss if reduce is steps.loss_of else reduce  # (a patched one runs)
-    scale = (_REDUCTIONS[options.reduction], options.log_base or 0.0)
+    reduction, log_base = _REDUCTIONS[options.reduction], options.log_base or 0.0
+    if reduction == 1 or reduction == 2:  # 'sum', 'mean': :func:`reduced`'s first case,
+        ok, value = reduce(rows, ell, options.z_loss, (reduction, log_base, _NO_ROWS))
+        return narrowed_scalar(args[0], value) if ok else None  # (issue 13: no call of it)
+    scale = (reduction, log_base)
     return reduced(reduce, (rows, ell, options.z_loss), shape, scale, args[0])
 
 
 def target_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``softmax_cross_entropy_with_targets_grad(*args, **kwargs)`` by the lean path, or
     None."""
-    call = _call(args, kwargs)
-    if call is None:
-        return None
-    z, t, options, shape = call
-    found = _rows(z, t, options, args[0].dtype)
+    found = _start(args, kwargs)
     if found is None:
         return None
-    shifted, rows, ell, steps, confident = found
+    t, options, shape, shifted, rows, ell, steps, confident = found
     steps.subtract(shifted, ell)
     p = np.exp(shifted)  # probs: exp(sigma - ell), into a fresh array as there
     eps = options.label_smoothing
@@ -185,45 +181,51 @@ def in_shape(gradient: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return gradient if len(shape) == 2 else gradient.reshape(shape)
 
 
-def _call(
-    args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[np.ndarray, np.ndarray, LossOptions, tuple[int, ...]] | None:
-    """``(logits, targets, options, shape)`` of a call the lean path takes, the arrays as
-    N x C views and ``shape`` the logits' own; or None."""
-    call = _lean_call()(args, kwargs)  # arrays, options, the class axis last
+_Started = tuple[
+    np.ndarray, LossOptions, tuple[int, ...], np.ndarray, np.ndarray, np.ndarray, "_Steps", bool
+]
+"""What :func:`_start` gives a call: ``(t, options, shape, shifted, rows, ell, steps,
+confident)``."""
+
+
+def _start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> _Started | None:
+    r"""A call the lean path takes, up to :math:`\ell`; or None.
+
+    ``t``: the targets, N x C float64 (float32 calls come as float64 copies);
+    ``options``; ``shape``: the logits' own; then :math:`\sigma`, the 6 x N rows
+    (:math:`A` and :math:`B` among them), :math:`\ell`, the compiled functions of the
+    dtype and whether a row may have :math:`p_c > 1/2` (``target_rows64``'s flag).
+    None also when a row is suspect (a target row's sum checked within the tolerance of
+    the caller's dtype). One function (issue 13: each call on the way costs a tenth of
+    a microsecond of a small call).
+    """
+    call = (_LEAN or _lean_call())(args, kwargs)  # arrays, options, the class axis last
     if call is None:
         return None
-    logits, targets, options, _ = call
-    dtype = logits.dtype
-    if targets.dtype != dtype or dtype.char not in _FLOATS:
-        return None  # (lean_call took float64 or float32 logits of native byte order)
-    shape = logits.shape
-    if targets.shape != shape or logits.size > _cpu_kernels.SERIAL_ELEMENTS:
+    z, t, options, _ = call
+    given = z.dtype
+    if t.dtype != given:  # (lean_call took float64 or float32 logits of native byte order)
         return None
-    if not (logits.flags.carray and targets.flags.carray and _cpu_kernels.available()):
+    shape = z.shape
+    if t.shape != shape or z.size > _cpu_kernels.SERIAL_ELEMENTS:
         return None
-    if dtype.char != _FLOAT64:  # float32: computed in float64, rounded at the end
-        logits, targets = logits.astype(_WIDE), targets.astype(_WIDE)  # (the dtype: faster)
-    if len(shape) == 2:
-        return logits, targets, options, shape
+    if not (z.flags.carray and t.flags.carray and _cpu_kernels.available()):
+        return None
+    if given.char != _FLOAT64:  # float32: computed in float64, rounded at the end
+        z, t = z.astype(_WIDE), t.astype(_WIDE)  # (the dtype: faster)
     classes = shape[-1]
-    return logits.reshape(-1, classes), targets.reshape(-1, classes), options, shape
-
-
-def _rows(
-    z: np.ndarray, t: np.ndarray, options: LossOptions, given: np.dtype
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, _Steps, bool] | None:
-    r"""``(shifted, rows, ell, steps, confident)`` of N x C ``z`` and ``t`` that
-    :func:`_call` took: :math:`\sigma`, the 6 x N rows (:math:`A` and :math:`B` among
-    them), :math:`\ell`, the compiled functions of the dtype and whether a row may have
-    :math:`p_c > 1/2` (``target_rows64``'s flag); None when a row is suspect (a target
-    row's sum checked within the tolerance of ``given``, the caller's dtype)."""
-    dtype = z.dtype  # (float64: float32 calls come as float64 copies)
+    if len(shape) != 2:
+        z, t = z.reshape(-1, classes), t.reshape(-1, classes)
+    dtype = z.dtype  # (float64)
     steps = _STEPS.get(dtype) or _steps_of(dtype)
     compiled = steps.module
-    n, classes = z.shape
-    shifted, rows, rest = work_arrays(n, classes, 6, dtype)
-    limit = tolerance(classes, given)
+    n = z.shape[0]
+    try:  # :func:`work_arrays` (the kept ones without a call of it, as :func:`tolerance`)
+        kept = _SCRATCH.arrays[n, classes, 6] if dtype is _WIDE else None
+        shifted, rows, rest = kept or work_arrays(n, classes, 6, dtype)
+    except (AttributeError, KeyError):
+        shifted, rows, rest = work_arrays(n, classes, 6, dtype)
+    limit = _TOLERANCES.get((classes, given)) or tolerance(classes, given)
     shift = compiled.shift_targets64
     shift = steps.shift if shift is steps.shift_of else shift
     if not shift(z, t, limit, options.temperature, shifted, rows):
@@ -233,7 +235,7 @@ def _rows(
     target_rows = compiled.target_rows64
     target_rows = steps.rows if target_rows is steps.rows_of else target_rows
     confident = target_rows(np.exp(shifted), shifted, t, rows, keep, spread, bool(eps))
-    return shifted, rows, np.log1p(rest), steps, confident
+    return t, options, shape, shifted, rows, np.log1p(rest), steps, confident
 
 
 def work_arrays(
@@ -400,10 +402,17 @@ _REST = 2
 
 @functools.cache
 def _lean_call() -> Callable[..., Any]:
-    """``_softmax.lean_call`` (``_softmax`` imports this module: imported on first use)."""
+    """``_softmax.lean_call`` (``_softmax`` imports this module: imported on first use),
+    kept as :data:`_LEAN` too."""
+    global _LEAN
     from ._softmax import lean_call
 
+    _LEAN = lean_call
     return lean_call
+
+
+_LEAN: Callable[..., Any] | None = None
+"""``_softmax.lean_call`` once :func:`_lean_call` imported it (issue 13: no call of it)."""
 
 
 @functools.cache

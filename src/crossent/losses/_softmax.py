@@ -1183,6 +1183,11 @@ def _lean_options(given: dict[str, Any]) -> LossOptions:
 _DEFAULT_OPTIONS = _lean_options(_LEAN_DEFAULTS)
 _DEFAULT_AXIS, _DEFAULT_VALIDATE = _LEAN_DEFAULTS["axis"], _LEAN_DEFAULTS["validate"]
 _DEFAULT_SETTINGS = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, _DEFAULT_VALIDATE)
+_DEFAULT_LAST = (
+    type(_DEFAULT_AXIS) is int and _DEFAULT_AXIS == -1 and _DEFAULT_OPTIONS.soft_cap is None
+)
+"""Whether the default axis names the last axis of any logits but 0-d ones (issue 13:
+``lean_call`` of a call without options then calls no ``classes_last``)."""
 
 _Settings = tuple[LossOptions, Any, Any]
 """``(options, axis, validate)`` of a lean call."""
@@ -1244,10 +1249,12 @@ def lean_call(
         return None  # (the NumPy twins do not check the labels' range)
     if not (logits.dtype.isnative and labels.dtype.isnative):  # (nor Numba's kernels)
         return None
-    if not kwargs:
-        settings: _Settings | None = _DEFAULT_SETTINGS
-    elif len(kwargs) == 1 and "validate" in kwargs:  # the defaults: no lookup
-        settings = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, check_flag(kwargs["validate"]))
+    if not kwargs or (len(kwargs) == 1 and "validate" in kwargs):  # the defaults: no lookup
+        validate = check_flag(kwargs["validate"]) if kwargs else _DEFAULT_VALIDATE
+        if _DEFAULT_LAST:  # (``classes_last`` of the default axis, -1, without a call)
+            taken = logits.ndim != 0 and logits.size > 0
+            return (logits, labels, _DEFAULT_OPTIONS, validate) if taken else None
+        settings: _Settings | None = (_DEFAULT_OPTIONS, _DEFAULT_AXIS, validate)
     else:
         settings = lean_settings(kwargs)
     if settings is None:

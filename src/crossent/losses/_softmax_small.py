@@ -30,6 +30,7 @@ Importing this module does not import Numba; the first call that is taken does.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any, NamedTuple
@@ -159,13 +160,40 @@ def label_rows64(
     z = logits if logits.ndim == 2 else logits.reshape(-1, classes)
     n = z.shape[0]
     y = labels if labels.ndim == 1 else labels.reshape(n)
-    shifted = np.empty(z.shape)
-    rows = np.empty((4, n))
+    try:  # (issue 13: this thread's work arrays of the shape, kept: no np.empty, no indexing)
+        shifted, rows, rest = _KEPT.arrays[n, classes]
+    except (AttributeError, KeyError):
+        shifted, rows, rest = _work_arrays(n, classes)
     if not steps.shift(z, y, options.temperature, shifted, rows):
         return None
     # as log_sum_exp_shifted (and weighted_class_sum for smoothing)
     steps.rest(np.exp(shifted), shifted, rows, bool(options.label_smoothing))
-    return z, y, shifted, rows, np.log1p(rows[_REST])
+    return z, y, shifted, rows, np.log1p(rest)
+
+
+def _work_arrays(n: int, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""New work arrays of :func:`label_rows64`: :math:`\sigma` (``n`` x ``classes``), the
+    4 x ``n`` rows and their row ``_REST`` (a view), kept for this thread (at most
+    :data:`_KEPT_SHAPES` shapes).
+
+    A call uses them from its first compiled step to its last and hands back neither
+    (its results are np.exp's and np.log1p's new arrays, or fresh per-row values); the
+    steps between are NumPy ufuncs and compiled functions, which call no Python, so no
+    other call of the thread starts while they are in use (``_small_targets``'
+    ``work_arrays``, whose reasoning this is)."""
+    kept = _KEPT.__dict__.setdefault("arrays", {})
+    rows = np.empty((4, n))
+    arrays = (np.empty((n, classes)), rows, rows[_REST])
+    if len(kept) < _KEPT_SHAPES:
+        kept[n, classes] = arrays
+    return arrays
+
+
+_KEPT = threading.local()
+"""Per thread, ``arrays``: :func:`_work_arrays` by ``(n, classes)``."""
+_KEPT_SHAPES = 16
+"""The most shapes whose work arrays a thread keeps (each at most
+:data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
 
 
 def _label_loss64(logits: np.ndarray, labels: np.ndarray, options: LossOptions) -> Any:

@@ -257,14 +257,26 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     of two where they are far from 1, and its result scaled back (module docstring).
 
     The wrapper keeps ``public``'s attributes (its signature, ``__wrapped__`` the body
-    as :func:`._batch.prepared_by` makes it, the far-row guard's ``_common_path``).
+    as :func:`._batch.prepared_by` makes it, the far-row guard's ``_common_path``) but
+    its ``_front_door``, which a call without weights takes (one call fewer).
     """
+
+    door = getattr(public, "_front_door", None)  # (a ``_batch.FrontDoor``: a lean path)
+    if door is not None:
+        shortcut, settle, past = door
 
     @functools.wraps(public)
     def call(*args: Any, **kwargs: Any) -> Any:
         weight = kwargs.get("weight")
         if weight is None:
-            return public(*args, **kwargs)
+            if door is None:
+                return public(*args, **kwargs)
+            # ``public(*args, **kwargs)`` with the calls between here and the lean path
+            # made here (issue 13: a few tenths of a microsecond of a small call)
+            result = shortcut(args, kwargs)
+            if result is None:
+                return past(*args, **kwargs)
+            return result if settle is None else settle(result, args, kwargs)
         scaled, shift = scaled_weight(weight)
         given = kwargs
         if shift:
@@ -282,4 +294,5 @@ def weight_scaled(public: Callable[..., Any]) -> Callable[..., Any]:
     wrapped = getattr(public, "__wrapped__", None)
     if wrapped is not None:
         call.__wrapped__ = wrapped
+    call.__dict__.pop("_front_door", None)  # (``public``'s: no way past the weights' scaling)
     return call
