@@ -169,7 +169,7 @@ def distillation_rows_checked(
     not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
-        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
+        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
         rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
