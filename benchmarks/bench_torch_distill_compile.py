@@ -11,6 +11,8 @@ call (the compilation). ``--against`` runs the script under each tree in turn
 (``_against.compare``: this tree first), so that a tree whose compiled call breaks its
 graph (main: 21 graphs) can be timed beside this one.
 
+``--direction reverse`` times :math:`T^2 D(s\\,\\|\\,t)` instead (the default mode and
+``--against``; issue 13, branch distrev1: compiled reverse calls take the fused CPU op).
 ``--shapes 512x32000,4096x32000`` times those shapes instead (one call per timing from
 a million entries on). ``--versus-plain`` times eager calls only, beside PyTorch's own
 idiom ``F.kl_div(F.log_softmax(z/T, 1), F.log_softmax(v/T, 1), log_target=True,
@@ -52,8 +54,12 @@ PEAK_KINDS = ("eager", "plain", "compiled")
 SHAPES = {"8 x 10": (8, 10, 200), "256 x 1000": (256, 1000, 20), "4096 x 32000": (4096, 32000, 1)}
 
 
+DIRECTION = ["forward"]
+"""``--direction``'s value (the default mode and ``--against`` only)."""
+
+
 def loss_fn(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return ct.distillation_loss(z, v, temperature=2.0, reduction="mean")
+    return ct.distillation_loss(z, v, temperature=2.0, reduction="mean", direction=DIRECTION[0])
 
 
 def plain_fn(z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -205,7 +211,9 @@ def main() -> None:
     parser.add_argument("--peaks", action="store_true", help="peak resident sets only")
     parser.add_argument("--peak-kinds", default=",".join(PEAK_KINDS), help="with --peaks")
     parser.add_argument("--peak-of", choices=PEAK_KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--direction", default="forward", choices=("forward", "reverse"))
     args = parser.parse_args()
+    DIRECTION[0] = args.direction
     shapes = shapes_of(args.shapes)
     dtypes = args.dtypes.split(",")
     if args.peak_of:  # (a fresh process of peak_mib)
@@ -231,6 +239,7 @@ def main() -> None:
         return
     if args.against:
         argv = ["--repeats", str(args.repeats), "--dtypes", args.dtypes]
+        argv += ["--direction", args.direction]
         argv += ["--shapes", args.shapes] if args.shapes else []
         argv += ["--versus-plain"] if args.versus_plain else []
         argv += ["--compiled-plain"] if args.compiled_plain else []
@@ -273,7 +282,7 @@ def report(times: dict[str, list[float]], as_json: bool, what: str, width: int) 
     if as_json:
         print(json.dumps(times))
         return
-    print(f"float32, T=2, 'mean', {what}; load {os.getloadavg()}")
+    print(f"float32, T=2, 'mean', {DIRECTION[0]}, {what}; load {os.getloadavg()}")
     for case, seconds in times.items():
         print(f"{case:{width}s} best {min(seconds) * 1e3:10.2f} ms")
 

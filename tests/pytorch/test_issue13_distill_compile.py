@@ -74,6 +74,10 @@ SPREAD = (  # a small spread, a KL past NEAR_CEILING (at T = 1/2; distilltorch15
 )
 SATURATED = ([80.0, 0.0, -80.0, 3.0], [-80.0, 0.0, 80.0, 1.0])
 TEACHER_GAP = ([0.3, 0.1, 0.2], [-B, B, 0.0])  # a teacher gap past the range
+WIDE = [  # student and teacher logits drawn from N(0, 60^2), rounded to 0.01
+    ([-27.79, -5.84, 75.42, 41.36, -19.63, -22.11], [30.21, 112.25, 35.52, 3.35, -101.17, 23.28]),
+    ([-11.84, -66.84, -0.69, -26.61, 69.97, 39.19], [-22.28, -40.72, 38.21, 135.46, 13.02, -46.76]),
+]
 CASES = [
     _case(
         "float64_large_temperature_3d",
@@ -124,6 +128,14 @@ CASES = [
     # not: 4.5e15 units of 2^-53 off in float64, 8.4e6 of 2^-23 in float32 (branch torchrev1)
     *(
         _case(f"{n}_reverse_saturated", [SATURATED], 2.0, dtype, "sum", False, None, "reverse")
+        for n, dtype in (("float64", F64), ("float32", F32))
+    ),
+    # reverse, T = 2, rows of logits N(0, 60^2) (WIDE): the compiled call took the
+    # generic graph (the fused op declined reverse calls under compile), 346 and 22
+    # units of 2^-53 (float64), 45 and 16 of 2^-23 (float32) off mpmath's gradient
+    # where eager's op is 5.6 and 1.7, 0.07 and 0.3 (branch distrev1)
+    *(
+        _case(f"{n}_reverse_wide", WIDE, 2.0, dtype, "none", False, None, "reverse")
         for n, dtype in (("float64", F64), ("float32", F32))
     ),
 ]
@@ -247,6 +259,52 @@ def test_compiled_small_spread_row_against_mpmath(compiled_and_eager: Any) -> No
         unit = max(abs(x) for x in truth) * mpmath.mpf(2) ** -53
         off = [float(abs(g - x) / unit) for g, x in zip(grad, truth, strict=True)]
     assert max(off) <= 8.0, off
+
+
+REVERSE_WIDE_BOUNDS = {F64: (8.0, 2.0), F32: (1.0, 1.0)}
+"""Gradient and loss bounds of the ``*_reverse_wide`` cases: units of the dtype's ulp of
+1 (``2^-53``, ``2^-23``) times the row's largest entry of the gradient, and of
+``2^-53`` (float64) or ``2^-24`` (float32) relative of each row's loss."""
+
+
+@pytest.mark.parametrize("dtype", [F64, F32], ids=["float64", "float32"])
+def test_compiled_reverse_wide_rows_against_mpmath(compiled_and_eager: Any, dtype: Any) -> None:
+    r"""Reverse, :math:`T = 2`, rows of logits N(0, 60^2) (``WIDE``): the compiled
+    student gradient and per-row loss against mpmath's :math:`T s \odot (\log s -
+    \log t - D)` and :math:`T^2 D(s\,\|\,t)` (upstream times), within
+    :data:`REVERSE_WIDE_BOUNDS`. Compiled reverse calls now take the fused CPU op, as
+    eager ones do (eager's bits: gradient 5.6 and 1.7 units in float64, 0.07 and 0.3
+    in float32); on main they took the generic graph, whose :math:`s = e^{\log s}` of
+    a rounded :math:`\log s` is :math:`|\log s|\,2^{-53}` off relative, and whose
+    :math:`D` and autograd difference cancel: 346 and 22 units (float64), 45 and 16
+    (float32). The loss bounds are a guard (main passes them)."""
+    name = f"{'float64' if dtype == F64 else 'float32'}_reverse_wide"
+    index = [c.name for c in CASES].index(name)
+    loss, grad, _ = compiled_and_eager[0][index]
+    z = torch.tensor([r[0] for r in WIDE], dtype=dtype).double().tolist()
+    v = torch.tensor([r[1] for r in WIDE], dtype=dtype).double().tolist()
+    upstream = torch.linspace(0.5, 1.5, len(WIDE), dtype=torch.float64).tolist()
+    grad_bound, loss_bound = REVERSE_WIDE_BOUNDS[dtype]
+    eps = 2.0**-53 if dtype == F64 else 2.0**-23
+    loss_eps = 2.0**-53 if dtype == F64 else 2.0**-24
+    with mpmath.workdps(200):  # (a top entry s_r ~ 1 cancels by some 45 digits)
+
+        def log_softmax(row: list[float]) -> list[Any]:
+            x = [mpmath.mpf(a) / 2 for a in row]
+            top = max(x)
+            ell = mpmath.log(mpmath.fsum(mpmath.exp(a - top) for a in x))
+            return [a - top - ell for a in x]
+
+        for i, (zr, vr, u) in enumerate(zip(z, v, upstream, strict=True)):
+            ls, lt = log_softmax(zr), log_softmax(vr)
+            s = [mpmath.exp(a) for a in ls]
+            d = mpmath.fsum(p * (a - b) for p, a, b in zip(s, ls, lt, strict=True))
+            want = [u * 2 * p * (a - b - d) for p, a, b in zip(s, ls, lt, strict=True)]
+            unit = max(abs(w) for w in want) * eps
+            off = max(abs(g - w) / unit for g, w in zip(grad[i].tolist(), want, strict=True))
+            assert off <= grad_bound, (i, float(off))
+            relative = abs(loss[i].item() - 4 * d) / (4 * d * loss_eps)
+            assert relative <= loss_bound, (i, float(relative))
 
 
 def test_a_second_batch_size_compiles_once_more() -> None:

@@ -556,8 +556,7 @@ def _far_rows_of_namespace(d: _Distillation, kl: Array, grad: Array) -> Array:
 def _infinite_reverse_rows(d: _Distillation) -> Array:
     r"""The rows (batch shape, booleans) whose reverse :math:`D(s\,\|\,t)` is truly
     :math:`+\infty`: a teacher probability 0 (a ``-inf`` score: logit, log-probability
-    or :math:`\log 0`) beside a student logit above ``-inf`` (as ``crossent.torch``'s
-    ``_far_distillation._truly_infinite``)."""
+    or :math:`\log 0`) beside a student logit above ``-inf``."""
     xp = d.batch.xp
     zero = xp.logical_and(d.teacher_scores == -math.inf, d.student > -math.inf)
     return xp.any(zero, axis=-1)

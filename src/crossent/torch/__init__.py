@@ -129,12 +129,13 @@ symbolic graph.
   (``crossent::softmax_ce_probs_tensor_options_v1``): two graphs, eager's bits. Its
   generic path (other devices, targets that require a gradient) reads the values.
 * ``distillation_loss`` (and :class:`DistillationLoss`) on the fused CPU op (2-D CPU
-  logits of one dtype, ``direction='forward'``, a teacher that requires no gradient):
+  logits of one dtype, either ``direction`` (``'reverse'`` since branch distrev1), a
+  teacher that requires no gradient):
   a float ``temperature`` with :math:`T^2` normal in float32 stays symbolic: two
   graphs. It is checked by comparisons while traced and reaches the op's twin
   (``crossent::distillation_cpu_rows_tensor_temperature_v1``, ``_traced_options``) as
   a float64 tensor, read back as a Python float: eager's loss and gradient bits. Its
-  other paths (another device, ``'reverse'``, a teacher that requires a gradient, a
+  other paths (another device, a teacher that requires a gradient, a
   :math:`T^2` outside float32's normal range) read the value: a graph per value.
 * ``linear_cross_entropy`` and ``linear_head_cross_entropy`` (and their modules), every
   reduction (branch compile4): the four floats as for class ids, checked by range

@@ -86,12 +86,23 @@ log-probabilities is taken as it is (the generic path's ``log_t``, not renormali
 ``_distill_numba._given``). Such a teacher is validated as the generic path validates
 it (:func:`_validate_teacher`: the kernels' log-sum-exp of each row screens it, one
 exponential more a logit at :math:`T \ne 1`; the generic check where a row fails). A reverse
-row whose :math:`D(s\,\|\,t)` is truly infinite sends its call to the generic path
-(:func:`fused_distillation` returns None), which forms such rows by the NumPy
-functions (``inf``, a NaN gradient: ``_far_distillation._again``); the
+row whose :math:`D(s\,\|\,t)` is truly infinite is a row the op forms on the host
+(``kind`` 2: ``inf``, and in the backward NumPy's NaN gradient, 0 in its ``-inf``
+classes and where its upstream is 0), by the functions that the generic path's
+``_far_distillation._again`` calls for it; the
 second derivative of the options' backward op is autograd's through a torch formula
-of its output (:func:`_second_derivative_of_options`). Reverse calls under
-``torch.compile`` keep the generic graph (:func:`applies`).
+of its output (:func:`_second_derivative_of_options`).
+
+Reverse calls take the op under ``torch.compile`` too (issue 13, branch distrev1).
+Before, a reverse call with a truly infinite row left the op for the generic path
+(one read of ``kind``; the generic path formed those rows by the same NumPy
+functions, so the read bought nothing since branch 0300c4df), and compiled reverse
+calls, which cannot read, kept the generic graph: its :math:`s = e^{\log s}` of a
+rounded :math:`\log s` (:math:`|\log s|\,2^{-53}` relative), its :math:`D` and its
+autograd difference :math:`s(d + 1) - s\sum_k s_k(d_k + 1)` put the student's gradient
+3630 units of :math:`2^{-53}` of the row's largest entry off mpmath on 64 rows of
+N(0, 60^2) logits at :math:`T = 1` (7960 at :math:`T = 1/2`), 393 of :math:`2^{-23}` in
+float32, where the op is 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
@@ -124,7 +135,6 @@ from ._far_distillation import (
     _host_loss,
     _reduced,
     _square_is_far,
-    _truly_infinite,
     _validate,
     _work_dtype,
 )
@@ -153,8 +163,6 @@ def applies(
         return False
     if teacher_form not in _FORMS or direction not in _DIRECTIONS:
         return False
-    if direction == "reverse" and torch.compiler.is_compiling():
-        return False  # (the op cannot look at its truly infinite rows first: _traced's)
     if student.device.type != "cpu" or teacher.device.type != "cpu":
         return False
     if student.dtype not in _DTYPES or teacher.dtype != student.dtype:
@@ -195,32 +203,16 @@ def fused_distillation(
 ) -> Any:
     r""":math:`T^2 D(\operatorname{softmax}(v/T)\,\|\,\operatorname{softmax}(z/T))` of
     student logits ``student`` (:math:`z`) and ``teacher`` (:math:`v`, in
-    ``teacher_form``), rows x classes, reduced (``'reverse'``: :math:`T^2 D(s\,\|\,t)`):
-    for a call that :func:`applies`; None for a reverse call with a row whose
-    :math:`D(s\,\|\,t)` is truly infinite (:func:`_infinite_reverse`), which the caller
-    sends to the generic path."""
+    ``teacher_form``), rows x classes, reduced (``'reverse'``: :math:`T^2 D(s\,\|\,t)`),
+    for a call that :func:`applies`. A reverse row whose :math:`D(s\,\|\,t)` is truly
+    infinite is one the op forms on the host (``kind`` 2): ``inf``, and in the backward
+    ``_far_distillation._host_gradients``' NaN (0 in its ``-inf`` classes, 0 where its
+    upstream is 0), as the generic path's ``_again`` forms it (the same functions)."""
     value = _value(temperature)
-    reverse = direction == "reverse"
-    ahead = 0.0 if reverse else _upstream_ahead(student, reduction)
+    ahead = 0.0 if direction == "reverse" else _upstream_ahead(student, reduction)
     v = teacher.detach()
-    rows, _, kind, _ = distillation_cpu_rows(student, v, value, ahead, teacher_form, direction)
-    if reverse and _infinite_reverse(student, v, kind, teacher_form):
-        return None
+    rows, _, _, _ = distillation_cpu_rows(student, v, value, ahead, teacher_form, direction)
     return _reduced(rows, reduction, None, _work_dtype(student, teacher))
-
-
-def _infinite_reverse(
-    student: torch.Tensor, teacher: torch.Tensor, kind: torch.Tensor, teacher_form: str
-) -> bool:
-    r"""Whether a reverse row that the op formed on the host (``kind`` 2) has a truly
-    infinite :math:`D(s\,\|\,t)` (``_far_distillation._truly_infinite``: a teacher
-    probability 0 where the student's is not). Its loss is ``inf`` either way; the
-    call goes to the generic path (one read of ``kind``), whose ``_again`` forms such
-    rows by the NumPy functions too (their gradient NaN)."""
-    far = kind == 2
-    if not bool(far.any()):
-        return False
-    return bool(_truly_infinite(student[far], teacher[far], teacher_form, 1).any())
 
 
 def _upstream_ahead(student: torch.Tensor, reduction: str) -> float:

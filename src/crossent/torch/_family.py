@@ -481,11 +481,10 @@ def distillation_loss(
     a reverse backward kernel (:math:`T s \odot (\log s - \log t - D)`); at
     :math:`T = 1` probabilities and log-probabilities taken as they are, as the generic
     path takes them (not renormalised); the teacher validated as the generic path
-    does. Two cases keep the generic path: a reverse call with a row whose
-    :math:`D(s\,\|\,t)` is truly :math:`+\infty` (a teacher probability 0 where the
-    student's is not: its ``inf``, and NumPy's gradient, formed again as a far row),
-    and reverse calls under ``torch.compile`` (which cannot look at that row first).
-    There the far and near rows are formed again by the NumPy functions with the same
+    does. A reverse row whose :math:`D(s\,\|\,t)` is truly :math:`+\infty` (a teacher
+    probability 0 where the student's is not) is formed there as a far row (its
+    ``inf``, and NumPy's gradient), eagerly and under ``torch.compile``. Off the op
+    the far and near rows are formed again by the NumPy functions with the same
     options. One case takes the generic formula recorded by autograd alone: a teacher
     given as probabilities or log-probabilities that requires a gradient (its rows
     whose gaps pass the work dtype's range are not formed again, and under
@@ -552,11 +551,9 @@ def distillation_loss(
     ):  # the fused op's twin: a temperature that Dynamo made symbolic stays so
         return _traced_options.distillation(input, teacher_logits, temperature, reduction, *options)
     if _distill_cpu.applies(input, teacher_logits, temperature, reduction, *options):
-        fused = _distill_cpu.fused_distillation(
+        return _distill_cpu.fused_distillation(
             input, teacher_logits, temperature, reduction, *options
         )
-        if fused is not None:  # (None: a reverse row truly infinite, the generic path's)
-            return fused
     return distillation_rows_checked(
         input,
         teacher_logits,

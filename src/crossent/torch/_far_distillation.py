@@ -66,11 +66,12 @@ The NumPy function's ``teacher_form`` (logits, probabilities, log-probabilities)
 ``direction`` (``'forward'``, ``'reverse'``) go to every call above that forms rows:
 the generic one, :class:`_HostRows` (the NumPy function and its gradient twin of the
 same options) and both custom ops (their validation of the teacher in its form too).
-A reverse row whose :math:`D(s\,\|\,t)` is truly infinite (:func:`_truly_infinite`)
-is formed by the NumPy functions as a far row is: its loss ``inf``, its gradient in the
-student NaN (0 in a class whose logit is ``-inf``) times a nonzero upstream, 0 where
-the row's upstream is 0, as :func:`crossent.distillation_loss_grad` gives it (the
-generic graph's was finite, the gradient of its finite terms alone). A teacher's gradient is
+A reverse row whose :math:`D(s\,\|\,t)` is truly infinite (a teacher probability 0
+where the student's is not) is formed by the NumPy functions as a far row is: its loss
+``inf``, its gradient in the student NaN (0 in a class whose logit is ``-inf``) times a
+nonzero upstream, 0 where the row's upstream is 0, as
+:func:`crossent.distillation_loss_grad` gives it (the generic graph's was finite, the
+gradient of its finite terms alone). A teacher's gradient is
 formed here in its logits only: a teacher of probabilities or log-probabilities that
 requires a gradient takes the generic formula alone (:func:`distillation_rows_checked`).
 """
@@ -168,7 +169,7 @@ def distillation_rows_checked(
     not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
     if any(near):  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
-        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form)
+        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
         rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
         loss = later[0].finish(rows_of)
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
@@ -408,7 +409,7 @@ def _again(
     far rows by :class:`_HostRows`. ``index_put`` sends them no gradient through the
     common path's graph (whose terms hold no :math:`0\cdot\infty`: ``kl_terms_from_log``
     masks ``-inf`` before its products). Reverse rows whose :math:`D(s\,\|\,t)` is truly
-    infinite (:func:`_truly_infinite`) are formed there too: ``inf``, and NumPy's
+    infinite (their rows' loss is not finite) are formed there too: ``inf``, and NumPy's
     gradient (NaN; the generic graph's is finite, that of the finite terms alone)."""
     options = {"teacher_form": teacher_form, "direction": direction}
     if reduction == "none":
@@ -431,20 +432,6 @@ def _again(
     )
     flat = rows.reshape(-1).double().index_put((at,), again)
     return _reduced(flat.reshape(rows.shape), reduction, loss, rows.dtype)
-
-
-def _truly_infinite(
-    student: torch.Tensor, teacher: torch.Tensor, teacher_form: str, axis: int
-) -> torch.Tensor:
-    r"""The rows (batch shape) whose reverse :math:`D(s\,\|\,t)` is :math:`+\infty`:
-    a teacher probability 0 (a ``-inf`` logit or log-probability) where the student's
-    is not (a logit above ``-inf``). The generic path gives ``inf`` there, and the
-    finite gradient of its finite terms alone; the callers form such rows by the NumPy
-    functions (NaN gradient, ``losses._distill._without_derivative``), where
-    ``_distill_cpu`` sends them on (``_infinite_reverse``)."""
-    with torch.no_grad():
-        zero = teacher == 0 if teacher_form == "probs" else torch.isneginf(teacher)
-        return (zero & (student > -math.inf)).any(axis)
 
 
 def _common_rows(
@@ -800,8 +787,8 @@ def _traced(
     function) is taken by its value, guarded: ``float.hex`` reads it (the option
     checks' ``math.isfinite`` cannot take a symbol), so each value compiles its own
     graph, as a constant does. ``teacher_form`` and ``direction`` go to every call
-    that forms rows (reverse rows that are truly infinite are far rows: eager's NaN
-    gradient, :func:`_truly_infinite`)."""
+    that forms rows (reverse rows that are truly infinite are far rows, not finite: eager's
+    NaN gradient)."""
     if isinstance(temperature, float):  # (a SymFloat too, under Dynamo)
         temperature = float.fromhex(temperature.hex())
     if _square_is_far(student, teacher, temperature):

@@ -45,16 +45,26 @@ half); the compiled path (``_far_distillation._traced``) flags its rows by
 :func:`reverse_teacher_rows` adds the rows of its own rule (the forward one, the
 roles swapped). Branch distillone1 took these rules from ``crossent.losses``.
 
-Float64 work only (a float64 student or teacher): in float32 the two differ by far less
-than a float32 unit, and the formula's products of a subnormal :math:`t_c` round twice
-where autograd's scaled product (``_numerics.exp_times``) rounds once (``e^{-100}``
-beside a student's ``-3e38``: 14 subnormal units for 13.3, autograd's 13). Only where
+Float64 work only (a float64 student or teacher) in the forward direction: in float32
+the two differ by far less than a float32 unit there, and the formula's products of a
+subnormal :math:`t_c` round twice where autograd's scaled product
+(``_numerics.exp_times``) rounds once (``e^{-100}`` beside a student's ``-3e38``: 14
+subnormal units for 13.3, autograd's 13). Only where
 the call has near rows (``_distill.NEAR_ROWS_LATER``'s flags, read with the
 result: no cost elsewhere), eager calls (under ``torch.func`` transforms and
 forward-mode AD the loss's formula is differentiated as before), and a teacher of
-logits where the teacher requires a gradient. The backward's own operations are
-recorded where autograd records them (``create_graph``): a second derivative passes
-through the gradient's formula.
+logits where the teacher requires a gradient. The reverse direction's student gradient
+takes ``NearRows``' formula in float32 work too (issue 13, branch distrev1): autograd's
+derivative of the reverse loss's formula in float32 lost whole entries, student logits
+``[-91.81, -28.67, -58.71, -48.53, 63.65, -48.45]`` beside teacher logits ``[-51.26,
+53.08, -46.24, 34.62, 91.47, -18.82]`` at :math:`T = 2` (:math:`D = 4.6\cdot
+10^{-9}`, both sides all but one-hot at one class) gave 0 for :math:`-4.84\cdot
+10^{-19}` at two classes and :math:`7.8\cdot 10^{-25}` for :math:`4.84\cdot 10^{-19}`
+at the top one (an error of 1.0 of the row's largest entry; the CPU op and the compiled
+custom op, float64: 0.4 units of :math:`2^{-23}`); the formula in float32: 8 units. The
+teacher's gradient rows (:func:`reverse_teacher_rows_of`) keep float64 work only. The
+backward's own operations are recorded where autograd records them
+(``create_graph``): a second derivative passes through the gradient's formula.
 """
 
 from __future__ import annotations
@@ -198,14 +208,17 @@ def softened(
     )
 
 
-def takes_near_gradients(student: Any, teacher: Any, teacher_form: str) -> bool:
+def takes_near_gradients(
+    student: Any, teacher: Any, teacher_form: str, direction: str = "forward"
+) -> bool:
     """Whether an eager call's near rows take :class:`_NearRowsGradient` (module
-    docstring): tensors whose work dtype is float64, outside ``torch.func`` and
-    forward-mode AD, and a teacher that requires no gradient unless it is of logits."""
+    docstring): tensors whose work dtype is float64 (or any, for the student's gradient
+    of a ``'reverse'`` call), outside ``torch.func`` and forward-mode AD, and a teacher
+    that requires no gradient unless it is of logits."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
         return False
-    if torch.float64 not in (student.dtype, teacher.dtype):
-        return False  # (a float32 work dtype: module docstring)
+    if torch.float64 not in (student.dtype, teacher.dtype) and direction != "reverse":
+        return False  # (a float32 work dtype, forward: module docstring)
     if torch.compiler.is_compiling() or under_torch_func() or has_tangent(student, teacher):
         return False
     return teacher_form == "logits" or not teacher.requires_grad

@@ -188,7 +188,7 @@ def distillation(
     teacher_form: str = "logits",
     direction: str = "forward",
 ) -> Tensor:
-    """``_distill_cpu.fused_distillation`` of a forward call under ``torch.compile``
+    """``_distill_cpu.fused_distillation`` of a call under ``torch.compile``
     (:func:`traced_temperature`), ``temperature`` passed to the fused op as a float64
     tensor: a symbolic temperature stays an input of the graph."""
     rows = tensor_temperature_distillation(
