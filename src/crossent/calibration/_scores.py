@@ -10,7 +10,7 @@ import numpy as np
 from .._checks import check_base
 from ..errors import InputError
 from ._inputs import Predictions, as_predictions
-from ._summaries import TotalsRequest, map_totals, summarize, summary_blocks
+from ._summaries import TotalsRequest, map_totals, stacked_blocks, summarize, summary_blocks
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "score_means", "spherical_score"]
 
@@ -66,7 +66,12 @@ def score_means(
         brier="brier" in fields,
         spherical="spherical" in fields,
     )
-    sums = [part.sums for _, part in map_totals(predictions, request)]
+    stacked = stacked_blocks(predictions, request)  # (the same blocks' sums either way)
+    sums = (
+        [part.sums for _, part in map_totals(predictions, request)]
+        if stacked is None
+        else list(stacked.sums)
+    )
     means = {}
     for field in fields:
         try:
