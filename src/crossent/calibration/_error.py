@@ -440,8 +440,10 @@ def calibration_error(
 
 def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec) -> BinStatistics:
     """Per-bin statistics of the top label in equal-width bins, block by block on the
-    worker threads (from the one fused pass over probabilities): nothing per example is
-    kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
+    caller's thread and the pool's (from the one fused pass over probabilities:
+    :func:`._summaries.stacked_blocks`, else :func:`._summaries.map_totals`), the blocks'
+    bins added in block order: nothing per example is kept, and the bins are found by
+    arithmetic (:func:`assign_uniform_bins`)."""
     total = BinStatistics.zeros((spec.bins,))  # (no rounding errors: the rows are at hand)
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
     stacked = stacked_blocks(predictions, request)

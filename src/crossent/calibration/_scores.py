@@ -35,8 +35,9 @@ def _score(
     """The per-example ``field`` of :class:`ExampleSummaries`, or its mean, from one
     fused pass over the predictions that validates them on the way (``top``: the
     confidence and predicted class are needed).  The mean adds each block's
-    compensated sum (:func:`map_totals`), computed on the worker threads in the same
-    pass: no per-example array is kept.  ``options``:
+    compensated sum (:func:`stacked_blocks`, the caller's thread and the pool's, as
+    ``EvaluationState.update`` reads them; :func:`map_totals` where that does not
+    apply), computed in the same pass: no per-example array is kept.  ``options``:
     ``(form, reduction, validate, renormalize)``."""
     form, reduction, validate, renormalize = options
     _check_reduction(reduction)

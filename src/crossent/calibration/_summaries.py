@@ -25,7 +25,10 @@ The means and the streaming state need only sums over each block
 (:class:`BlockTotals`, asked for with a :class:`TotalsRequest`): :func:`map_totals`
 forms them on the worker threads, with the Numba kernel in the same compiled call as
 the row pass (:func:`._row_kernels.block_totals`), or by NumPy reductions of the
-summaries (:func:`totals_of`: the NumPy twin, and the other forms).
+summaries (:func:`totals_of`: the NumPy twin, and the other forms).  Stored float
+probabilities of several blocks are read as :func:`stacked_blocks` (the kernel's sums
+of every block stacked in arrays, read by the caller's thread and the pool's): the
+one-shot means, the top-label calibration error and ``EvaluationState.update``.
 """
 
 from __future__ import annotations
