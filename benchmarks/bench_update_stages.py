@@ -607,19 +607,21 @@ def blocks_reading(
     same blocks, settings and outputs as ``update``'s, ``_row_kernels.blocks_reader``),
     and the number of blocks."""
     from crossent import EvaluationState
-    from crossent.calibration import _row_kernels, _state
+    from crossent.calibration import _row_kernels, _state, _summaries
 
+    # (moved from _state to _summaries by branch short10: either tree)
+    home = _summaries if hasattr(_summaries, "_block_bounds") else _state
     state = EvaluationState(probs.shape[1])
     predictions = _state.as_predictions(
         probs, labels, form="probs", validate=True, first_row=0, defer=True
     )
     request = state._request(state.spec.bins)
-    bounds = _state._block_bounds(predictions)
+    bounds = home._block_bounds(predictions)
     k = probs.shape[1]
     out = _row_kernels.BlocksTotals.empty(len(bounds) - 1, k, request.bins, request.keep)
     widest = int(np.diff(bounds).max())
     rows = 1 << (widest - 1).bit_length()
-    settings = _state._kernel_settings(request, probs.dtype, k, predictions.pending, rows)
+    settings = home._kernel_settings(request, probs.dtype, k, predictions.pending, rows)
     return _row_kernels.blocks_reader(probs, labels, bounds, out, settings), len(bounds) - 1
 
 

@@ -77,7 +77,21 @@ def test_issue13_folded_sum_order_and_accuracy(count: int) -> None:
     assert abs(got - exact) <= rounds * 2.0**-53 * float(np.sum(np.abs(values))) + 1e-300
 
 
+def _compensated_sum(parts: list[float]) -> float:
+    """The parts added in order with Neumaier's compensation, as ``totals`` adds its
+    chunks' (and parts') sums: the running sum plus the rounding errors' sum.
+    (Also imported by test_issue13_update_entropy_chunks.)"""
+    total = carry = 0.0
+    for part in parts:
+        t = total + part
+        carry += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
+        total = t
+    return total + carry
+
+
 def _entropy_sum(values: np.ndarray, labels: np.ndarray) -> float:
+    """The entropy sum of ``totals`` (``block_totals``, every stage on, ``limit`` 1e-3).
+    (Also imported by test_issue13_update_entropy_chunks.)"""
     _, _, (sums, _, _, _) = _row_kernels.block_totals(
         values,
         labels,
@@ -143,15 +157,12 @@ def test_issue13_folded_entropy_bits_of_the_kernel(rows: int, classes: int) -> N
     labels = rng.integers(0, classes, size=rows)
     flat = values.reshape(-1)
     chunk = min(_row_kernels._PART_ROWS, max(1, _row_kernels._CHUNK_ENTRIES // classes))
-    total = carry = 0.0
+    parts = []
     for c0 in range(0, rows, chunk):
         count = (min(c0 + chunk, rows) - c0) * classes
         terms = np.empty(count)
         kernels.entropy_terms(flat, c0 * classes, count, terms)
-        part = 0.0 - _folded_reference(terms, 256)
-        t = total + part
-        carry += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
-        total = t
-    expected = total + carry
+        parts.append(0.0 - _folded_reference(terms, 256))
+    expected = _compensated_sum(parts)
     got = _entropy_sum(values, labels)
     assert np.float64(got).view(np.int64) == np.float64(expected).view(np.int64)

@@ -1,6 +1,6 @@
 """Issue 13, ``EvaluationState.update``'s blocks taken as they come: every thread of
 ``run_in_parts`` (the caller's among them) reads the next block not yet taken
-(``_state._NextBlocks``: the caller's from the first block on, the pool's from the last
+(``_summaries._NextBlocks``: the caller's from the first block on, the pool's from the last
 back), so that a thread slowed by other work reads fewer blocks instead of holding the
 call up with half of them.
 
@@ -32,7 +32,7 @@ import pytest
 
 import crossent
 from crossent import _parallel
-from crossent.calibration import _inputs, _row_kernels, _state
+from crossent.calibration import _inputs, _row_kernels, _summaries
 
 pytest.importorskip("numba")
 
@@ -77,7 +77,7 @@ def sixteen_blocks(monkeypatch: pytest.MonkeyPatch) -> tuple[np.ndarray, np.ndar
     monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 2000)  # 3000 x 10: 16 blocks
     probs, labels = _probabilities(3000, 10, seed=11)
     predictions = _inputs.as_predictions(probs, labels, form="probs")
-    assert len(_state._block_bounds(predictions)) == 17
+    assert len(_summaries._block_bounds(predictions)) == 17
     return probs, labels
 
 
@@ -113,7 +113,7 @@ def test_issue13_next_blocks_raising_block_stops_the_others(
 
 
 def test_issue13_next_blocks_each_block_once() -> None:
-    blocks = _state._NextBlocks(20000)
+    blocks = _summaries._NextBlocks(20000)
     taken: list[list[int]] = [[] for _ in range(4)]
     start = threading.Barrier(4)
 
@@ -131,7 +131,7 @@ def test_issue13_next_blocks_each_block_once() -> None:
     assert sorted(block for mine in taken for block in mine) == list(range(20000))
     for t, mine in enumerate(taken):
         assert mine == sorted(mine, reverse=t % 2 == 1)
-    closed = _state._NextBlocks(5)
+    closed = _summaries._NextBlocks(5)
     front, back = closed.taking(front=True), closed.taking(front=False)
     assert (next(front), next(back), next(front)) == (0, 4, 1)
     closed.close()

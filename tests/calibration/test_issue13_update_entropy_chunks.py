@@ -32,6 +32,8 @@ import crossent
 from crossent.calibration import _row_kernels
 from crossent.calibration._row_kernels import _CHUNK_ENTRIES, _PART_ROWS
 
+from .test_issue13_folded_entropy import _compensated_sum, _entropy_sum, _folded_reference
+
 mpmath = pytest.importorskip("mpmath")
 pytest.importorskip("numba")
 
@@ -59,36 +61,6 @@ def test_issue13_entropy_leaves_every_other_number_alone(
     assert full._surprising == without._surprising
 
 
-def _kernel_entropy(values: np.ndarray, labels: np.ndarray, limit: float) -> float:
-    _, _, (sums, _, _, _) = _row_kernels.block_totals(
-        values,
-        labels,
-        top=True,
-        entropy=True,
-        limit=limit,
-        spherical=True,
-        squares=True,
-        classes=True,
-        edges=np.linspace(0.0, 1.0, 16),
-        left=False,
-        keep=4,
-    )
-    return float(sums[3])
-
-
-def _folded(terms: np.ndarray) -> float:
-    """The kernel's fold: 256 interleaved running sums (zeros past the end), then a
-    pairwise tree of the lanes."""
-    lanes = np.zeros(256)
-    padded = np.zeros(-(-terms.size // 256) * 256)
-    padded[: terms.size] = terms
-    for stretch in padded.reshape(-1, 256):
-        lanes = lanes + stretch
-    while lanes.size > 1:
-        lanes = lanes[: lanes.size // 2] + lanes[lanes.size // 2 :]
-    return float(lanes[0])
-
-
 @pytest.mark.parametrize("dirty", [False, True])
 def test_issue13_entropy_sum_keeps_its_parts(dirty: bool) -> None:
     """The entropy's bits, part by part (4 rows at 1000 classes), rebuilt from the
@@ -105,7 +77,7 @@ def test_issue13_entropy_sum_keeps_its_parts(dirty: bool) -> None:
         values[41, 0] = 2.0
     part = min(_PART_ROWS, max(1, _CHUNK_ENTRIES // classes))
     flat = values.reshape(-1)
-    total = carry = 0.0
+    parts = []
     for e0 in range(0, len(values), part):
         e1 = min(e0 + part, len(values))
         terms = np.empty((e1 - e0) * classes)
@@ -113,12 +85,10 @@ def test_issue13_entropy_sum_keeps_its_parts(dirty: bool) -> None:
         if dirty and (e0 <= 9 < e1 or e0 <= 41 < e1):  # each row's, clipped, as a tree
             entropy = _tree_of_row_entropies(values[e0:e1])
         else:
-            entropy = 0.0 - _folded(terms)
-        t = total + entropy
-        carry += ((total - t) + entropy) if abs(total) >= abs(entropy) else ((entropy - t) + total)
-        total = t
-    expected = total + carry
-    got = _kernel_entropy(values, labels, 1e-3)
+            entropy = 0.0 - _folded_reference(terms, 256)
+        parts.append(entropy)
+    expected = _compensated_sum(parts)
+    got = _entropy_sum(values, labels)
     assert np.float64(got).view(np.int64) == np.float64(expected).view(np.int64)
 
 

@@ -1,5 +1,5 @@
 """Issue 13 follow-up (review): ``EvaluationState.update`` of stacked blocks
-(``_state._stacked_totals`` then ``_add_blocks``) leaves the state as it was when the
+(``_summaries._stacked_totals`` then ``_add_blocks``) leaves the state as it was when the
 adds are interrupted (a ``KeyboardInterrupt`` in their Python, the merge of the most
 surprising rows block by block), as ``update`` promises and its other paths do
 (``EvaluationState._all_or_nothing``).
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _inputs, _state
+from crossent.calibration import _inputs, _state, _summaries
 
 pytest.importorskip("numba")
 
@@ -34,7 +34,7 @@ def test_an_interrupted_add_leaves_the_state(monkeypatch: pytest.MonkeyPatch) ->
     labels = rng.integers(0, 10, size=600)
     state = crossent.EvaluationState(10, keep=4).update(p[:300], labels[:300])
     predictions = _inputs.as_predictions(p[300:], labels[300:], form="probs")
-    assert _state._stacked_applies(predictions)  # the path under test
+    assert _summaries._stacked_applies(predictions)  # the path under test
     before = _bits(state)
     top = _state._top
     calls = []

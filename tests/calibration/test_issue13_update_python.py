@@ -1,5 +1,5 @@
 """Issue 13, the Python around ``EvaluationState.update``'s kernel: the kernel's settings
-formed once per (request, dtype, classes, pending check) (``_state._kernel_settings``, an
+formed once per (request, dtype, classes, pending check) (``_summaries._kernel_settings``, an
 ``lru_cache``), and the blocks' outputs in one array whose rows hold every float sum
 (``_row_kernels.BlocksTotals.running``, one running sum).
 

@@ -2,7 +2,7 @@
 float64 probabilities are read by one Python call per thread
 (``_row_kernels.blocks_reader``: the same kernel call a block as ``block_totals``, the
 outputs stacked by block; each thread takes the next block not yet taken, the caller's
-from the front, the pool's from the back: ``_state._NextBlocks``), and the blocks'
+from the front, the pool's from the back: ``_summaries._NextBlocks``), and the blocks'
 sums are then added in block order (``numpy.add.accumulate``), instead of a thread-pool
 task, a ``block_totals`` call and an ``_add`` a block (``_summaries.map_totals``, which
 the other scopes, forms and layouts still take).
@@ -33,7 +33,7 @@ import pytest
 
 import crossent
 from crossent import _parallel
-from crossent.calibration import _inputs, _state
+from crossent.calibration import _inputs, _state, _summaries
 from crossent.calibration._inputs import as_predictions
 from crossent.calibration._summaries import map_totals
 from crossent.errors import InputError
@@ -180,7 +180,7 @@ def test_issue13_update_wall_unchecked_labels_first_bad_block(
     small_blocks.setattr(_parallel, "workers", lambda: 2)
     probs, labels = _probabilities(3000, 10, seed=8)
     bounds = [block * 3000 // 16 for block in range(17)]  # 16 blocks, 8 a thread
-    assert _state._block_bounds(as_predictions(probs, labels, form="probs")) == bounds
+    assert _summaries._block_bounds(as_predictions(probs, labels, form="probs")) == bounds
     labels[1050] = 10  # block 5 (the caller's end)
     labels[2603] = 12  # block 13 (the pool's end)
     # the row of the batch (evalreview: it was the row in its block, 1050 - bounds[5]);

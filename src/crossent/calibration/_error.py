@@ -35,7 +35,7 @@ from ._binning import (
     uniform_edges,
 )
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
-from ._summaries import TotalsRequest, map_totals, summarize
+from ._summaries import TotalsRequest, map_totals, stacked_blocks, summarize
 
 __all__ = [
     "CALIBRATION_PRESETS",
@@ -440,10 +440,17 @@ def calibration_error(
 
 def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec) -> BinStatistics:
     """Per-bin statistics of the top label in equal-width bins, block by block on the
-    worker threads (from the one fused pass over probabilities): nothing per example is
-    kept, and the bins are found by arithmetic (:func:`assign_uniform_bins`)."""
+    caller's thread and the pool's (from the one fused pass over probabilities:
+    :func:`._summaries.stacked_blocks`, else :func:`._summaries.map_totals`), the blocks'
+    bins added in block order: nothing per example is kept, and the bins are found by
+    arithmetic (:func:`assign_uniform_bins`)."""
     total = BinStatistics.zeros((spec.bins,))  # (no rounding errors: the rows are at hand)
     request = TotalsRequest(top=True, surprisal=False, bins=spec.bins, closed=spec.closed)
+    stacked = stacked_blocks(predictions, request)
+    if stacked is not None:  # (the same blocks' bins, added in the same order)
+        for stats in stacked.bin_stats:
+            total = total + BinStatistics(*stats[:3])
+        return total
     for _, part in map_totals(predictions, request):
         if isinstance(part.bins, BinStatistics):  # (top-label: never a ClassBinsPart)
             total = total + part.bins

@@ -45,6 +45,7 @@ from ._row_kernels import _CHUNK_ENTRIES, _PACKED_CLASSES, _PART_ROWS, _SHORT_RO
 __all__ = [
     "GROUPED_TILES",
     "add_compensated",
+    "add_compensated_to",
     "add_stretches",
     "add_to_bins",
     "add_to_classes",
@@ -1265,13 +1266,12 @@ def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
             scores[i] = formed[i]
         parts[2] = tree_sum(scores, count)
     if entropy:
-        for i in range(count):
-            scores[i] = max(ent[i], 0.0)
-        parts[3] = tree_sum(scores, count)
+        parts[3] = rows_entropy(ent, count, scores)
 
 
-# chunk_scores' entropy sum (the same flags, the same tree): a part of totals whose
-# rows are not all in [0, 1] summing to 1 (chunk_rows' per-row entropies in ``ent``)
+# The sum of chunk_rows' per-row entropies in ``ent``, each clipped at 0 (a row not
+# in [0, 1] summing to 1 may have a negative one), by tree_sum: chunk_scores' entropy
+# and that of a part of totals with such a row (the same flags, the same tree)
 @numba.njit(fastmath={"nsz"}, inline="never", error_model="numpy", **_NO_REFCOUNTS)
 def rows_entropy(ent, count, scores):
     prefer_wide_vectors()
@@ -1401,10 +1401,16 @@ def pairwise_sum(values, count):
 def add_compensated(sums, carry, parts):
     # Neumaier's step for each of the running sums
     for q in range(parts.shape[0]):
-        total, part = sums[q], parts[q]
-        t = total + part
-        carry[q] += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
-        sums[q] = t
+        add_compensated_to(sums, carry, q, parts[q])
+
+
+@numba.njit(inline="always")
+def add_compensated_to(sums, carry, q, part):
+    # Neumaier's step: part added to the running sum sums[q], its rounding error to carry[q]
+    total = sums[q]
+    t = total + part
+    carry[q] += ((total - t) + part) if abs(total) >= abs(part) else ((part - t) + total)
+    sums[q] = t
 
 
 @numba.njit(inline="always")
@@ -1770,12 +1776,7 @@ def totals(
                 entropy = 0.0 - folded_sum(terms, (e1 - e0) * k, lanes)
             else:  # each row's entropy clipped at 0 (chunk_rows' with_entropy 2)
                 entropy = rows_entropy(floats[3], e1 - e0, scores)
-            total = sums[3]
-            t = total + entropy  # (add_compensated's step)
-            carry[3] += (
-                ((total - t) + entropy) if abs(total) >= abs(entropy) else ((entropy - t) + total)
-            )
-            sums[3] = t
+            add_compensated_to(sums, carry, 3, entropy)
     if keep > _INSERTION_KEEP and kept < keep:  # never filled: still in row order
         sort_kept(found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)

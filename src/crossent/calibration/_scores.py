@@ -10,7 +10,7 @@ import numpy as np
 from .._checks import check_base
 from ..errors import InputError
 from ._inputs import Predictions, as_predictions
-from ._summaries import TotalsRequest, map_totals, summarize, summary_blocks
+from ._summaries import TotalsRequest, map_totals, stacked_blocks, summarize, summary_blocks
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "score_means", "spherical_score"]
 
@@ -35,8 +35,9 @@ def _score(
     """The per-example ``field`` of :class:`ExampleSummaries`, or its mean, from one
     fused pass over the predictions that validates them on the way (``top``: the
     confidence and predicted class are needed).  The mean adds each block's
-    compensated sum (:func:`map_totals`), computed on the worker threads in the same
-    pass: no per-example array is kept.  ``options``:
+    compensated sum (:func:`stacked_blocks`, the caller's thread and the pool's, as
+    ``EvaluationState.update`` reads them; :func:`map_totals` where that does not
+    apply), computed in the same pass: no per-example array is kept.  ``options``:
     ``(form, reduction, validate, renormalize)``."""
     form, reduction, validate, renormalize = options
     _check_reduction(reduction)
@@ -66,7 +67,12 @@ def score_means(
         brier="brier" in fields,
         spherical="spherical" in fields,
     )
-    sums = [part.sums for _, part in map_totals(predictions, request)]
+    stacked = stacked_blocks(predictions, request)  # (the same blocks' sums either way)
+    sums = (
+        [part.sums for _, part in map_totals(predictions, request)]
+        if stacked is None
+        else list(stacked.sums)
+    )
     means = {}
     for field in fields:
         try:

@@ -11,11 +11,9 @@ floating-point reassociation).
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import math
 import reprlib
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,11 +21,10 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_integer
-from .._parallel import run_in_parts
 from .._read_only import read_only
 from .._reprs import one_line, options
 from ..errors import InputError, InputTypeError
-from . import _inputs, _row_kernels
+from . import _row_kernels
 from ._binning import (
     FINE_CELLS,
     BinStatistics,
@@ -54,9 +51,9 @@ from ._summaries import (
     BlockTotals,
     ExampleSummaries,
     TotalsRequest,
-    _limit,
-    clear_unasked,
-    kernel_options,
+    _block_bounds,
+    _stacked_applies,
+    _stacked_totals,
     map_summaries,
     map_totals,
     summarize_block,
@@ -792,150 +789,6 @@ def adding_batch(states: tuple[EvaluationState, ...]) -> Iterator[None]:
         for state in states:
             stack.enter_context(state._all_or_nothing())
         yield
-
-
-def _stacked_applies(predictions: Predictions) -> bool:
-    """Whether :func:`_stacked_totals` reads these predictions: stored float32 or
-    float64 probabilities, C-contiguous, all rows, and Numba (otherwise
-    :func:`._summaries.map_totals`, whose blocks convert or copy what they read; and
-    for one block, whose one call costs less than stacking: 40 against 46 us,
-    16 x 10).  At most ``_BLOCK_ELEMENTS`` entries are one block (see
-    :meth:`Predictions._spans`)."""
-    values = predictions.values
-    return (
-        predictions.n * predictions.classes > _inputs._BLOCK_ELEMENTS
-        and predictions.binary is None  # (1-D binary: scored from p, _summaries.map_totals)
-        and predictions.form == "probs"
-        and predictions.selected is None
-        and isinstance(values, np.ndarray)
-        and values.dtype in (np.float32, np.float64)
-        and values.flags.c_contiguous
-        and _row_kernels.available()
-    )
-
-
-def _block_bounds(predictions: Predictions) -> list[int]:
-    """The first row of each of the predictions' blocks, then the rows: the blocks of
-    :meth:`Predictions.map_stored`, whose sums the state adds (the same numbers)."""
-    spans = list(predictions._spans())
-    return [first for first, _ in spans] + [spans[-1][1] if spans else 0]
-
-
-def _stacked_totals(
-    predictions: Predictions, request: TotalsRequest, bounds: list[int]
-) -> _row_kernels.BlocksTotals:
-    """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_reader`), read by every thread of ``run_in_parts``,
-    each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
-    the first block on, the pool's from the last back, until the two meet.
-
-    The same kernel calls on the same blocks as :func:`._summaries.map_totals`, the same
-    checks of each, hence the same numbers whichever thread reads which block.  A block
-    with a suspect row or a label out of range runs the full check of the predictions
-    if theirs was deferred (which raises, naming the first bad entry or label, or
-    passes near the limit; the other threads then take no more blocks); labels out of
-    range with ``validate=False`` (whose range check is deferred all the same: issue
-    13) raise the labels' ``InputError``, naming the first one, once every block is
-    read.  Each thread's blocks are read by one call,
-    with no Python between two blocks but their slices and the taking of the next.
-
-    Taken as they come rather than in one contiguous part a thread: a thread that
-    another process slows on its CPU reads fewer blocks (the pool's, kept off the
-    caller's CPU while the caller reads, was often on the busy one, and the caller
-    waited for its half).  From the two ends, each thread's blocks stay contiguous, as
-    the parts were, on a machine where nothing else runs.  Measured (10^6 x 10
-    float32, 10 blocks, the 2-core AMD EPYC, in one process against contiguous parts,
-    median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
-    22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
-    7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
-    Tried before and not kept: one kernel-reading call a block (its arguments formed
-    again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
-    ``chrt -f``, the machine loaded by other work).
-    """
-    values, labels = predictions.values, predictions.labels
-    k, blocks = values.shape[1], len(bounds) - 1
-    totals = _row_kernels.BlocksTotals.empty(
-        blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
-    )
-    widest = max(b - a for a, b in itertools.pairwise(bounds))
-    settings = _kernel_settings(
-        request, values.dtype, k, predictions.labels_pending, 1 << (widest - 1).bit_length()
-    )
-    read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
-    unread = _NextBlocks(blocks)
-
-    flagged: list[int] = []  # the blocks read with a suspect row or label
-
-    def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
-        taken = unread.taking(front=first == 0)  # the caller's from the front
-        try:
-            while (block := read_blocks(taken)) is not None:
-                flagged.append(block)
-                if predictions.pending:
-                    predictions.check_values()  # raises, naming the entry or label (or passes)
-        except BaseException:
-            unread.close()
-            raise
-
-    run_in_parts(read, blocks)
-    if any(int(totals.suspect[block]) < 0 for block in flagged):
-        predictions.check_labels()  # raises, naming the first bad label in the whole data
-    for block in sorted(flagged):  # (labels checked above: never raises)
-        suspect = int(totals.suspect[block])
-        _row_kernels._raise_for_label(
-            suspect,
-            labels[bounds[block] : bounds[block + 1]],
-            k,
-            predictions.first_row + bounds[block],
-        )
-    clear_unasked(totals.sums, request)
-    return totals
-
-
-@functools.lru_cache(maxsize=64)
-def _kernel_settings(
-    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool, rows: int
-) -> _row_kernels._TotalsSettings:
-    """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
-    ``dtype`` in blocks of at most ``rows`` rows (a power of two: the bins'
-    :func:`._row_kernels.rounding_bins`; labels held to ``[0, classes)`` if their check
-    is ``pending``): those of :func:`._summaries.map_totals`' blocks
-    (:func:`._summaries.kernel_options`), formed once per such key (every call of
-    ``update`` asks; the arrays in them, the bins' edges, are shared and never
-    written)."""
-    options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
-    single = dtype == np.float32
-    return _row_kernels._TotalsSettings.of(classes, **options, rows=rows, single=single)
-
-
-class _NextBlocks:
-    """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
-    next: :meth:`taking` from the front (``0, 1, ...``) or from the back (``blocks - 1,
-    blocks - 2, ...``), until the two meet (a lock around the two ends)."""
-
-    def __init__(self, blocks: int) -> None:
-        self._low = 0
-        self._high = blocks
-        self._lock = threading.Lock()
-
-    def taking(self, *, front: bool) -> Iterator[int]:
-        """The blocks this thread takes, one at a time, from the front or the back."""
-        while True:
-            with self._lock:
-                if self._low >= self._high:
-                    return
-                if front:
-                    block = self._low
-                    self._low += 1
-                else:
-                    self._high -= 1
-                    block = self._high
-            yield block
-
-    def close(self) -> None:
-        """Give no more blocks (a thread's block raised)."""
-        with self._lock:
-            self._low = self._high
 
 
 def _with_block_errors(running: FloatArray, steps: FloatArray, at: int) -> BinStatistics:

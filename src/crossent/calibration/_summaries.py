@@ -25,12 +25,17 @@ The means and the streaming state need only sums over each block
 (:class:`BlockTotals`, asked for with a :class:`TotalsRequest`): :func:`map_totals`
 forms them on the worker threads, with the Numba kernel in the same compiled call as
 the row pass (:func:`._row_kernels.block_totals`), or by NumPy reductions of the
-summaries (:func:`totals_of`: the NumPy twin, and the other forms).
+summaries (:func:`totals_of`: the NumPy twin, and the other forms).  Stored float
+probabilities of several blocks are read as :func:`stacked_blocks` (the kernel's sums
+of every block stacked in arrays, read by the caller's thread and the pool's): the
+one-shot means, the top-label calibration error and ``EvaluationState.update``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -39,7 +44,8 @@ import numpy as np
 
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
-from . import _row_kernels, _row_numpy
+from .._parallel import run_in_parts
+from . import _inputs, _row_kernels, _row_numpy
 from ._binary import (
     binary_entropy_values,
     binary_label_terms,
@@ -66,6 +72,7 @@ __all__ = [
     "kernel_options",
     "map_summaries",
     "map_totals",
+    "stacked_blocks",
     "summarize",
     "summarize_block",
     "summary_blocks",
@@ -553,7 +560,7 @@ def kernel_options(request: TotalsRequest, *, limit: float, pending: bool) -> di
     asks for, rows past ``limit`` suspect, labels held to ``[0, classes)`` if their
     check is ``pending`` (``Predictions.labels_pending``: deferred to the kernel, with
     or without ``validate``; also those of ``EvaluationState.update``'s
-    ``_state._kernel_settings``)."""
+    ``_kernel_settings``)."""
     return {
         "top": request.top,
         "entropy": request.entropy,
@@ -600,3 +607,168 @@ def map_totals(
             totals_of(summarize_block(block, entropy=request.entropy), request),
         )
     )
+
+
+def stacked_blocks(
+    predictions: Predictions, request: TotalsRequest
+) -> _row_kernels.BlocksTotals | None:
+    """The totals of every block of ``predictions`` stacked by block
+    (:func:`_stacked_totals`: the caller's thread and the pool's, the pool's kept off
+    the caller's CPU), or None where that path does not apply (:func:`_stacked_applies`;
+    then :func:`map_totals`).  The same kernel calls on the same blocks as
+    :func:`map_totals`, hence the same numbers, for :func:`._scores.score_means` and
+    :func:`._error.uniform_top_label_statistics` as for ``EvaluationState.update``.
+
+    Through :func:`map_totals` (:func:`._parallel.ordered_map`: both pool threads read
+    while the caller waits) the one-shot metrics ran on one CPU when the machine was
+    otherwise quiet: a KVM guest's Linux wakes a thread on the waker's CPU when it finds
+    no other idle one, so both blocks' threads often shared the caller's CPU
+    (``negative_log_likelihood`` of 10^6 x 10 float32 3.4x the read, about its
+    one-thread time, on the 2-core AMD EPYC; issue 13, branch short10)."""
+    if not _stacked_applies(predictions):
+        return None
+    return _stacked_totals(predictions, request, _block_bounds(predictions))
+
+
+def _stacked_applies(predictions: Predictions) -> bool:
+    """Whether :func:`_stacked_totals` reads these predictions: stored float32 or
+    float64 probabilities, C-contiguous, all rows, and Numba (otherwise
+    :func:`map_totals`, whose blocks convert or copy what they read; and
+    for one block, whose one call costs less than stacking: 40 against 46 us,
+    16 x 10).  At most ``_BLOCK_ELEMENTS`` entries are one block (see
+    :meth:`Predictions._spans`)."""
+    values = predictions.values
+    return (
+        predictions.n * predictions.classes > _inputs._BLOCK_ELEMENTS
+        and predictions.binary is None  # (1-D binary: scored from p, map_totals)
+        and predictions.form == "probs"
+        and predictions.selected is None
+        and isinstance(values, np.ndarray)
+        and values.dtype in (np.float32, np.float64)
+        and values.flags.c_contiguous
+        and _row_kernels.available()
+    )
+
+
+def _block_bounds(predictions: Predictions) -> list[int]:
+    """The first row of each of the predictions' blocks, then the rows: the blocks of
+    :meth:`Predictions.map_stored`, whose sums the state adds (the same numbers)."""
+    spans = list(predictions._spans())
+    return [first for first, _ in spans] + [spans[-1][1] if spans else 0]
+
+
+def _stacked_totals(
+    predictions: Predictions, request: TotalsRequest, bounds: list[int]
+) -> _row_kernels.BlocksTotals:
+    """The sums of every block of stored probabilities, stacked by block
+    (:func:`._row_kernels.blocks_reader`), read by every thread of ``run_in_parts``,
+    each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
+    the first block on, the pool's from the last back, until the two meet.
+
+    The same kernel calls on the same blocks as :func:`map_totals`, the same
+    checks of each, hence the same numbers whichever thread reads which block.  A block
+    with a suspect row or a label out of range runs the full check of the predictions
+    if theirs was deferred (which raises, naming the first bad entry or label, or
+    passes near the limit; the other threads then take no more blocks); labels out of
+    range with ``validate=False`` (whose range check is deferred all the same: issue
+    13) raise the labels' ``InputError``, naming the first one, once every block is
+    read.  Each thread's blocks are read by one call,
+    with no Python between two blocks but their slices and the taking of the next.
+
+    Taken as they come rather than in one contiguous part a thread: a thread that
+    another process slows on its CPU reads fewer blocks (the pool's, kept off the
+    caller's CPU while the caller reads, was often on the busy one, and the caller
+    waited for its half).  From the two ends, each thread's blocks stay contiguous, as
+    the parts were, on a machine where nothing else runs.  Measured (10^6 x 10
+    float32, 10 blocks, the 2-core AMD EPYC, in one process against contiguous parts,
+    median of 61 calls): one other process busy, 12.0 against 13.1-14.0 ms; several,
+    22.7 against 24.7; under ``chrt -f`` (a quiet machine's case), level (7.14 against
+    7.08, 8.85 against 8.90); ``benchmarks/bench_update_stages.py`` has the rest.
+    Tried before and not kept: one kernel-reading call a block (its arguments formed
+    again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
+    ``chrt -f``, the machine loaded by other work).
+    """
+    values, labels = predictions.values, predictions.labels
+    k, blocks = values.shape[1], len(bounds) - 1
+    totals = _row_kernels.BlocksTotals.empty(
+        blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
+    )
+    widest = max(b - a for a, b in itertools.pairwise(bounds))
+    settings = _kernel_settings(
+        request, values.dtype, k, predictions.labels_pending, 1 << (widest - 1).bit_length()
+    )
+    read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
+    unread = _NextBlocks(blocks)
+
+    flagged: list[int] = []  # the blocks read with a suspect row or label
+
+    def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
+        taken = unread.taking(front=first == 0)  # the caller's from the front
+        try:
+            while (block := read_blocks(taken)) is not None:
+                flagged.append(block)
+                if predictions.pending:
+                    predictions.check_values()  # raises, naming the entry or label (or passes)
+        except BaseException:
+            unread.close()
+            raise
+
+    run_in_parts(read, blocks)
+    if any(int(totals.suspect[block]) < 0 for block in flagged):
+        predictions.check_labels()  # raises, naming the first bad label in the whole data
+    for block in sorted(flagged):  # (labels checked above: never raises)
+        suspect = int(totals.suspect[block])
+        _row_kernels._raise_for_label(
+            suspect,
+            labels[bounds[block] : bounds[block + 1]],
+            k,
+            predictions.first_row + bounds[block],
+        )
+    clear_unasked(totals.sums, request)
+    return totals
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel_settings(
+    request: TotalsRequest, dtype: np.dtype[Any], classes: int, pending: bool, rows: int
+) -> _row_kernels._TotalsSettings:
+    """The ``totals`` kernel's settings for ``request`` on rows of ``classes`` entries of
+    ``dtype`` in blocks of at most ``rows`` rows (a power of two: the bins'
+    :func:`._row_kernels.rounding_bins`; labels held to ``[0, classes)`` if their check
+    is ``pending``): those of :func:`map_totals`' blocks
+    (:func:`kernel_options`), formed once per such key (every call of
+    ``update`` asks; the arrays in them, the bins' edges, are shared and never
+    written)."""
+    options = kernel_options(request, limit=_limit(dtype, classes), pending=pending)
+    single = dtype == np.float32
+    return _row_kernels._TotalsSettings.of(classes, **options, rows=rows, single=single)
+
+
+class _NextBlocks:
+    """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
+    next: :meth:`taking` from the front (``0, 1, ...``) or from the back (``blocks - 1,
+    blocks - 2, ...``), until the two meet (a lock around the two ends)."""
+
+    def __init__(self, blocks: int) -> None:
+        self._low = 0
+        self._high = blocks
+        self._lock = threading.Lock()
+
+    def taking(self, *, front: bool) -> Iterator[int]:
+        """The blocks this thread takes, one at a time, from the front or the back."""
+        while True:
+            with self._lock:
+                if self._low >= self._high:
+                    return
+                if front:
+                    block = self._low
+                    self._low += 1
+                else:
+                    self._high -= 1
+                    block = self._high
+            yield block
+
+    def close(self) -> None:
+        """Give no more blocks (a thread's block raised)."""
+        with self._lock:
+            self._low = self._high
