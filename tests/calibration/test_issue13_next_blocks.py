@@ -100,16 +100,27 @@ def test_issue13_next_blocks_raising_block_stops_the_others(
 ) -> None:
     probs, labels = sixteen_blocks
     monkeypatch.setattr(_parallel, "workers", lambda: 2)
+    closed = threading.Event()
+    close = _summaries._NextBlocks.close
+
+    def closing(blocks: _summaries._NextBlocks) -> None:
+        close(blocks)
+        closed.set()
+
+    monkeypatch.setattr(_summaries._NextBlocks, "close", closing)
+    waited: list[bool] = []
 
     def before(mine: bool) -> None:
         if not mine:
             raise RuntimeError("a block of the pool's thread")
-        time.sleep(0.005)
+        if not waited:  # the caller's first block waits for the pool thread's raise to
+            waited.append(True)  # close the blocks (not a sleep: under load the pool
+            closed.wait(timeout=10)  # thread may start late); without close(), 10 s
 
     read = _wrapped_totals(monkeypatch, before)
     with pytest.raises(RuntimeError, match="pool's thread"):
         crossent.EvaluationState(10).update(probs, labels)
-    assert read[True] <= 8  # without close(): the 15 blocks left
+    assert read[True] <= 1  # without close(): the 15 blocks left
 
 
 def test_issue13_next_blocks_each_block_once() -> None:
