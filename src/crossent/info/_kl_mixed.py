@@ -48,7 +48,7 @@ import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
