@@ -26,10 +26,10 @@ from typing import Any
 import mpmath
 import numpy as np
 import pytest
+from tests.oracles import row_probabilities
 
 import crossent
 from crossent.info import _fused
-from tests.oracles import row_probabilities
 
 EPS = float(np.finfo(np.float64).eps)
 
@@ -51,7 +51,7 @@ def _arguments() -> tuple[np.ndarray, np.ndarray]:
             -rng.exponential(4.0, 120),
             -rng.uniform(0.0, 660.0, 40),  # (above e^-669 the low part is normal)
             rng.uniform(-1e-4, 1e-4, 40),
-            [0.0, -1e-30, 8.46e-5, -8.46e-5, -2.0**-27, 2.0**-27 + 2.0**-60, -0.5],
+            [0.0, -1e-30, 8.46e-5, -8.46e-5, -(2.0**-27), 2.0**-27 + 2.0**-60, -0.5],
         ]
     )
     y_lo = np.where(np.arange(y.size) % 2 == 0, 0.0, y * rng.uniform(-1.0, 1.0, y.size) * 2**-53)
@@ -106,7 +106,8 @@ def _truth(a: np.ndarray, b: np.ndarray, forms: tuple[str, str]) -> list[Any]:
         for row_a, row_b in zip(a, b, strict=True):
             p = row_probabilities(row_a.tolist(), forms[0])
             q = row_probabilities(row_b.tolist(), forms[1])
-            out.append(mpmath.fsum(x * (mpmath.log(x) - mpmath.log(y)) for x, y in zip(p, q)))
+            terms = (x * (mpmath.log(x) - mpmath.log(y)) for x, y in zip(p, q, strict=True))
+            out.append(mpmath.fsum(terms))
     return out
 
 

@@ -398,7 +398,9 @@ def _kl_mixed_nats(m: _Prepared) -> Array:
 def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
     """:func:`._kl_mixed.kl_mixed_parts` of the ``careful`` rows (gathered), each
     row's parts summed exactly and rounded once (:func:`_mass_correction`); ``plain``
-    for the other rows and where a part is not finite."""
+    for the other rows and where a part is not finite. NumPy takes the rows by blocks
+    of about :data:`_KL_MIXED_BLOCK` elements (:func:`_kl_mixed_rows`; the same
+    bits)."""
     xp = m.xp
     side_p, side_q = m.sides
     batch = tuple(plain.shape)
@@ -434,8 +436,10 @@ def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
 
 
 _KL_MIXED_BLOCK = 1 << 15
-"""Elements a block of :func:`_kl_mixed_exact`'s rows on NumPy (its double-double
-temporaries, some 30 at once, stay in the caches)."""
+"""Elements a block of :func:`_kl_mixed_exact`'s rows on NumPy, so that its
+double-double temporaries (some 30 alive at once) stay in the caches (branch klexact3,
+1000 x 1000 nearly equal log-probabilities, CPU ms, loaded: blocks of 2^13 201, 2^14
+180, 2^15 173, 2^16 160 to 320, one block 570; each block pays about 400 calls)."""
 
 
 def _kl_mixed_rows(
