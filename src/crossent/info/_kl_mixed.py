@@ -128,9 +128,9 @@ class _Exp(NamedTuple):
     near: Array
 
 
-def _exp_pairs(y: Array, y_lo: Array, *, xp: ModuleType) -> _Exp:
+def _exp_pairs(y: Array, y_lo: Array | None, *, xp: ModuleType) -> _Exp:
     r""":math:`e^{y + y_\ell}` of float64 :math:`y` (:math:`y_\ell` at most an ulp of it,
-    finite) as a double-double, within about :math:`2^{-102}` of itself where it is
+    finite, or None for 0) as a double-double, within about :math:`2^{-102}` of itself where it is
     normal (:math:`2^{-105}` for :math:`y_\ell = 0`, :math:`|y| \le 20`), and where
     :math:`|y| \le \ln 2/8192` also :math:`e^{y + y_\ell} - 1` as a double-double to
     about :math:`2^{-105}` absolute. ``-inf`` and :math:`y \le -800` give 0, NaN NaN.
@@ -154,12 +154,15 @@ def _exp_pairs(y: Array, y_lo: Array, *, xp: ModuleType) -> _Exp:
     :math:`|t| \le 2^{-7.5}` and eleven terms, six in double-double)."""
     table_hi, table_lo, (l1, l2, l3) = _exp_table()
     finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
+    every = bool(xp.all(finite))  # (concrete arrays; then no selection at all)
     zero = xp.zeros_like(y)
-    y0 = xp.where(finite, y, zero)
+    y0 = y if every else xp.where(finite, y, zero)
     n = xp.round(y0 * (_STEPS / math.log(2.0)))
     t_hi, tau = _two_sum(y0 - n * l1, -(n * l2))
-    t_hi, error = _two_sum(t_hi, xp.where(finite, y_lo, zero))
-    tau = error + (tau - n * l3)
+    tau = tau - n * l3
+    if y_lo is not None:
+        t_hi, error = _two_sum(t_hi, y_lo if every else xp.where(finite, y_lo, zero))
+        tau = error + tau
     (raised,) = settled(t_hi + _GRID)
     h = raised - _GRID
     l = t_hi - h  # noqa: E741 (the notation)
@@ -202,8 +205,11 @@ def _exp_pairs(y: Array, y_lo: Array, *, xp: ModuleType) -> _Exp:
         half = xp.floor(k / 2)
         first, second = xp.pow(two, half), xp.pow(two, k - half)
         hi, lo = hi * first * second, lo * first * second
+    near = n == 0.0
+    if every:
+        return _Exp(hi, lo, m_hi, m_lo, near)
     outside = xp.where(xp.isnan(y), y, zero)
-    near = finite & (n == 0.0)
+    near = finite & near
     return _Exp(xp.where(finite, hi, outside), xp.where(finite, lo, outside), m_hi, m_lo, near)
 
 
@@ -222,11 +228,11 @@ def _log_side(values: Array, form: str, *, xp: ModuleType) -> _LogSide:
     \sigma`, :math:`\sigma` their exact excess over 1 (:func:`._js_mixed.excess_of_pairs`;
     the log-partition's rounding, a shift of every log, is then gone). ``lo`` is 0 where
     ``hi`` is ``-inf``."""
+    if form != "logits":  # (the values exactly: no low part)
+        return _LogSide(values, xp.zeros_like(values), _exp_pairs(values, None, xp=xp))
     s_hi, s_lo = _log_pair(values, form, xp=xp)
     s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_hi))
     e = _exp_pairs(s_hi, s_lo, xp=xp)
-    if form != "logits":
-        return _LogSide(s_hi, s_lo, e)
     sigma = xp.expand_dims(excess_of_pairs(e.hi, e.lo, xp=xp), axis=-1)
     shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
     hi, lo = _quick_two_sum(e.hi, e.lo + e.hi * shrink)

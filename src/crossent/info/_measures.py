@@ -450,7 +450,8 @@ def _kl_mixed_rows(
     with numpy_errstate(a, xp, all="ignore"):
         plus, minus = kl_mixed_parts(a, forms[0], b, forms[1], xp=xp)
         finite = xp.all(xp.isfinite(plus), axis=-1) & xp.all(xp.isfinite(minus), axis=-1)
-        plus, minus = (xp.where(finite[:, None], x, xp.zeros_like(x)) for x in (plus, minus))
+        if not bool(xp.all(finite)):
+            plus, minus = (xp.where(finite[:, None], x, xp.zeros_like(x)) for x in (plus, minus))
         zero = xp.zeros(finite.shape, dtype=plus.dtype, device=device(plus))
         return _mass_correction(plus, minus, zero, finite, xp=xp), finite
 
