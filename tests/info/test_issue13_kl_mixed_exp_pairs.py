@@ -13,8 +13,9 @@ Checked here: ``_exp_pairs`` against mpmath (:math:`e^{y + y_\ell}` within
 :math:`2^{-103}` of itself, :math:`e^{y} - 1` near 0 within :math:`2^{-104}`
 absolute, ``-inf``, NaN and the values below :math:`-800`), and the KL of nearly
 equal rows of 64 classes in every pairing taken by ``_kl_mixed`` against mpmath
-within 8 eps, by blocks of one and two rows (rows 1e-9, 1e-6 and 1e-13 apart, and one
-far apart: the series' cut follows each block's largest :math:`|r|`).
+within 8 eps, by blocks of one and two rows, on NumPy and float64 PyTorch (rows
+1e-9, 1e-6 and 1e-13 apart, and one far apart: the series' cut follows each block's
+largest :math:`|r|`).
 """
 
 from __future__ import annotations
@@ -125,3 +126,25 @@ def test_nearly_equal_rows_by_blocks_within_8_eps(
         for row, (value, exact) in enumerate(zip(got.tolist(), truth, strict=True)):
             error = float(abs(mpmath.mpf(value) - exact) / abs(exact))
             assert error <= 8 * EPS, (forms, block, row, value, float(exact), error / EPS)
+
+
+TORCH_PAIRINGS = [("log_probs", "log_probs"), ("probs", "logits"), ("logits", "log_probs")]
+
+
+@pytest.mark.parametrize("forms", TORCH_PAIRINGS, ids=["-".join(f) for f in TORCH_PAIRINGS])
+def test_torch_cpu_rows_by_blocks_within_8_eps(
+    forms: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch = pytest.importorskip("torch")
+    a, b = _sides(*forms)
+    truth = _truth(a, b, forms)
+    measures = importlib.import_module("crossent.info._measures")
+    monkeypatch.setattr(measures, "_KL_MIXED_BLOCK", 128, raising=False)  # two rows a block
+    p = torch.tensor(a, requires_grad=True)  # (past the host route)
+    got = crossent.kl_divergence(p, torch.tensor(b), p_form=forms[0], q_form=forms[1])
+    for row, (value, exact) in enumerate(zip(got.tolist(), truth, strict=True)):
+        error = float(abs(mpmath.mpf(value) - exact) / abs(exact))
+        assert error <= 8 * EPS, (forms, row, value, float(exact), error / EPS)
+    got.sum().backward()  # the plain sum's gradient
+    assert p.grad is not None
+    assert bool(torch.isfinite(p.grad).all())

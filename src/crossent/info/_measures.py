@@ -399,8 +399,8 @@ def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
     """:func:`._kl_mixed.kl_mixed_parts` of the ``careful`` rows (gathered), each
     row's parts summed exactly and rounded once (:func:`_mass_correction`); ``plain``
     for the other rows and where a part is not finite. NumPy takes the rows by blocks
-    of about :data:`_KL_MIXED_BLOCK` elements (:func:`_kl_mixed_rows`; the same
-    bits)."""
+    of about :data:`_KL_MIXED_BLOCK` elements, as do PyTorch CPU tensors
+    (:func:`_kl_mixed_block`, :func:`_kl_mixed_rows`; the same bits)."""
     xp = m.xp
     side_p, side_q = m.sides
     batch = tuple(plain.shape)
@@ -417,16 +417,17 @@ def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
         a, b = xp.take(a, index, axis=0), xp.take(b, index, axis=0)
     forms = (side_p.form, side_q.form)
     rows = int(a.shape[0])
-    step = max(1, _KL_MIXED_BLOCK // max(n, 1)) if is_numpy(xp) else rows
+    block = _kl_mixed_block(a, xp=xp)
+    step = max(1, block // max(n, 1)) if block else rows
     if step >= rows:
         total, finite = _kl_mixed_rows(a, b, forms, xp=xp)
-    else:  # NumPy: by blocks of rows, whose temporaries stay in cache
-        total, finite = np.empty(rows), np.empty(rows, dtype=bool)
-        for start in range(0, rows, step):
-            stop = min(start + step, rows)
-            total[start:stop], finite[start:stop] = _kl_mixed_rows(
-                a[start:stop], b[start:stop], forms, xp=xp
-            )
+    else:  # arrays in host memory: by blocks of rows, whose temporaries stay in cache
+        pieces = [
+            _kl_mixed_rows(a[start : start + step], b[start : start + step], forms, xp=xp)
+            for start in range(0, rows, step)
+        ]
+        total = xp.concat([t for t, _ in pieces])
+        finite = xp.concat([f for _, f in pieces])
     flat = xp.reshape(_constant(plain, plain.dtype, xp=xp), (count,))
     if gathered:
         place = xp.cumulative_sum(xp.astype(flags, index.dtype)) - 1
@@ -435,11 +436,22 @@ def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
     return xp.reshape(xp.where(flags & finite, total, flat), batch)
 
 
+def _kl_mixed_block(x: Array, *, xp: ModuleType) -> int:
+    """Elements a block of :func:`_kl_mixed_exact`'s rows: :data:`_KL_MIXED_BLOCK` for
+    NumPy arrays and PyTorch CPU tensors, 0 (one block) for other arrays (GPUs and JIT
+    compilers prefer whole arrays, ``_blocks.py``)."""
+    if is_numpy(xp) or (type(x).__module__.startswith("torch") and str(device(x)) == "cpu"):
+        return _KL_MIXED_BLOCK
+    return 0
+
+
 _KL_MIXED_BLOCK = 1 << 15
-"""Elements a block of :func:`_kl_mixed_exact`'s rows on NumPy, so that its
-double-double temporaries (some 30 alive at once) stay in the caches (branch klexact3,
-1000 x 1000 nearly equal log-probabilities, CPU ms, loaded: blocks of 2^13 201, 2^14
-180, 2^15 173, 2^16 160 to 320, one block 570; each block pays about 400 calls)."""
+"""Elements a block of :func:`_kl_mixed_exact`'s rows (:func:`_kl_mixed_block`), so that
+its double-double temporaries (some 30 alive at once) stay in the caches (branch
+klexact3, 1000 x 1000 nearly equal log-probabilities, CPU ms, loaded: NumPy blocks of
+2^13 201, 2^14 180, 2^15 173, 2^16 160 to 320, one block 570; float64 torch, one
+thread, 2^15 276, 2^17 298, 2^19 397, one block 637; each block pays about 400
+calls)."""
 
 
 def _kl_mixed_rows(
