@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 from typing import Any
 
 import mpmath
@@ -148,3 +149,31 @@ def test_torch_cpu_rows_by_blocks_within_8_eps(
     got.sum().backward()  # the plain sum's gradient
     assert p.grad is not None
     assert bool(torch.isfinite(p.grad).all())
+
+
+def test_exact_ties_certified_without_fsum(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parts of nearly equal rows of log-probabilities are about 2 bits finer than
+    the KL's ulp, so their exact sum lies on a midpoint between floats about one row in
+    14; ``_MassExtraction`` left those ties to ``math.fsum`` (a Python loop over the
+    row). The tail of its VecSum is now checked exact (TwoSums), and a tie with
+    nothing left to extract is rounded to even at once: fsum's bits, fsum refused."""
+    measures = importlib.import_module("crossent.info._measures")
+    kl_mixed = importlib.import_module("crossent.info._kl_mixed")
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((64, 1000)) * 3.0
+    near = z + rng.standard_normal(z.shape) * 1e-9
+    log_p, log_q = (x - np.log(np.exp(x).sum(axis=-1, keepdims=True)) for x in (z, near))
+    plus, minus = kl_mixed.kl_mixed_parts(log_p, "log_probs", log_q, "log_probs", xp=np)
+    rows = [(1.0, 2.0**-53), (1.0, 3 * 2.0**-53), (-1.0, -(2.0**-53)), (0.5, 2.0**-54)]
+    ties = np.zeros((len(rows), plus.shape[-1]))
+    ties[:, :2] = rows
+    plus, minus = np.concatenate([plus, ties]), np.concatenate([minus, np.zeros_like(ties)])
+    want = [math.fsum([*a, *(-b)]) for a, b in zip(plus, minus, strict=True)]
+
+    def refuse(values: Any) -> float:
+        raise AssertionError("math.fsum ran")
+
+    monkeypatch.setattr(math, "fsum", refuse)
+    got = measures._certified_mass_difference(plus, minus, np.zeros(len(want)), xp=np)
+    np.testing.assert_array_equal(got, want)
+    assert want[-4:] == [1.0, 1.0 + 2.0**-51, -1.0, 0.5]
