@@ -152,18 +152,22 @@ def test_torch_cpu_rows_by_blocks_within_8_eps(
 
 
 def test_exact_ties_certified_without_fsum(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The parts of nearly equal rows of log-probabilities are about 2 bits finer than
-    the KL's ulp, so their exact sum lies on a midpoint between floats about one row in
-    14; ``_MassExtraction`` left those ties to ``math.fsum`` (a Python loop over the
-    row). The tail of its VecSum is now checked exact (TwoSums), and a tie with
-    nothing left to extract is rounded to even at once: fsum's bits, fsum refused."""
+    """The masses of nearly equal rows of log-probabilities as double-doubles are about 2
+    bits finer than the KL's ulp, so their exact difference lies on a midpoint between
+    floats about one row in 14; ``_MassExtraction`` left those ties to ``math.fsum``
+    (a Python loop over the row). The tail of its VecSum is now checked exact
+    (TwoSums), and a tie with nothing left to extract is rounded to even at once:
+    fsum's bits, fsum refused."""
     measures = importlib.import_module("crossent.info._measures")
-    kl_mixed = importlib.import_module("crossent.info._kl_mixed")
+    exp_dd = importlib.import_module("crossent.info._js_mixed").exp_dd
     rng = np.random.default_rng(0)
     z = rng.standard_normal((64, 1000)) * 3.0
     near = z + rng.standard_normal(z.shape) * 1e-9
     log_p, log_q = (x - np.log(np.exp(x).sum(axis=-1, keepdims=True)) for x in (z, near))
-    plus, minus = kl_mixed.kl_mixed_parts(log_p, "log_probs", log_q, "log_probs", xp=np)
+    # the masses of two sides of log-probabilities as double-doubles, summed exactly
+    (p_hi, p_lo), (q_hi, q_lo) = exp_dd(log_p, xp=np), exp_dd(log_q, xp=np)
+    plus = np.concatenate([p_hi, p_lo.sum(axis=-1, keepdims=True)], axis=-1)
+    minus = np.concatenate([q_hi, q_lo.sum(axis=-1, keepdims=True)], axis=-1)
     rows = [(1.0, 2.0**-53), (1.0, 3 * 2.0**-53), (-1.0, -(2.0**-53)), (0.5, 2.0**-54)]
     ties = np.zeros((len(rows), plus.shape[-1]))
     ties[:, :2] = rows
@@ -177,3 +181,30 @@ def test_exact_ties_certified_without_fsum(monkeypatch: pytest.MonkeyPatch) -> N
     got = measures._certified_mass_difference(plus, minus, np.zeros(len(want)), xp=np)
     np.testing.assert_array_equal(got, want)
     assert want[-4:] == [1.0, 1.0 + 2.0**-51, -1.0, 0.5]
+
+
+def test_log_probs_rows_1e9_apart_within_an_ulp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sides of log-probabilities 1e-9 apart: the masses' difference as
+    sum q expm1(r) (``_kl_mixed._log_probs_near``), its error 2^-104 of sum q|r|
+    rather than of the masses. Rows of the benchmark's 300 x 1000 set where the masses'
+    floor (about 2e-33) showed: KL 2.8e-20 was 286 eps off, the others 2.8 to 10.5."""
+    monkeypatch.setattr(_fused, "available", lambda: False)
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((300, 1000)) * 3.0
+    near = z + rng.standard_normal(z.shape) * 1e-9
+    rows = [183, 149, 228, 11]
+    log_p, log_q = (
+        x
+        - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+        - x.max(-1, keepdims=True)
+        for x in (z[rows], near[rows])
+    )
+    got = crossent.kl_divergence(log_p, log_q, p_form="log_probs", q_form="log_probs")
+    with mpmath.workdps(60):
+        for value, row_p, row_q in zip(got.tolist(), log_p, log_q, strict=True):
+            terms = (
+                mpmath.exp(mpmath.mpf(float(u))) * (mpmath.mpf(float(u)) - mpmath.mpf(float(w)))
+                for u, w in zip(row_p, row_q, strict=True)
+            )
+            truth = mpmath.fsum(terms)
+            assert abs(mpmath.mpf(value) - truth) <= abs(truth) * EPS, (value, float(truth))

@@ -39,7 +39,12 @@ outside the classes near 1 of a log-probability side and of the probabilities wh
 one side is probabilities and the other logits or log-probabilities (the
 double-double exponentials: exact for rows dominated by one class, as in the issue,
 about :math:`10^{-31}` absolute for spread rows; the fused kernel's triple-doubles
-reach :math:`2^{-150}`). Elementwise operations and reductions of the standard only.
+reach :math:`2^{-150}`). Two sides of log-probabilities within :math:`2^{-27}` of each
+other take the masses' difference as :math:`\sum_i q_i \operatorname{expm1}(r_i)`
+instead (:func:`_log_probs_near`): its error a fraction :math:`2^{-104}` of
+:math:`\sum_i q_i|r_i|`, so rows :math:`10^{-9}` apart are within half an ulp or so
+(100 of 300 rows of 1000 classes: at most 0.55 eps, where the masses' floor left one
+286 eps off). Elementwise operations and reductions of the standard only.
 
 Cost (branch klexact3): the exponentials are most of it. ``_js_mixed.exp_dd`` (a table of
 64, eleven series terms, six of them in double-double: about 260 elementwise operations
@@ -302,6 +307,52 @@ def _bregman_terms(
     return xp.where(small, near, q + product)
 
 
+_NEAR_RATIO = 2.0**-27
+r"""The largest :math:`|r_i|` of rows taken by :func:`_log_probs_near`."""
+
+
+def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array] | None:
+    r""":func:`kl_mixed_parts` of two sides of log-probabilities ``a``, ``b`` whose
+    entries are all finite and within :data:`_NEAR_RATIO` of each other (None
+    otherwise), with the masses' difference as :math:`\sum_i q_i\operatorname{expm1}
+    (r_i)`: one exponential (:math:`q`, :func:`_exp_pairs`) instead of two, and the
+    difference's error a fraction :math:`2^{-104}` of :math:`\sum_i q_i|r_i|` rather
+    than of the masses (about :math:`10^{-40}` for rows :math:`10^{-9}` apart, against
+    :math:`2\cdot 10^{-33}`).
+
+    :math:`r = a - b = r_{hi} + r_{lo}` exactly (TwoSum), :math:`\operatorname{expm1}(r)
+    = r_{hi} + s/2 + \epsilon`, :math:`s = r_{hi}^2` exactly (TwoProduct, its error
+    :math:`s_{lo}`), :math:`\epsilon = r_{lo} + s_{lo}/2 + r_{hi}r_{lo} + r_{hi}s/6 +
+    s^2/24` in floats (each at most :math:`2^{-79}`, the series' rest :math:`|r|^5/120`
+    and the roundings about :math:`2^{-106}|r|`); :math:`q\operatorname{expm1}(r)` as
+    the exact products :math:`q_{hi}r_{hi}` and :math:`q_{hi}s/2` (TwoProduct) and the
+    float rest :math:`q_{hi}\epsilon + q_{lo}(r_{hi} + s/2)` plus the products' errors.
+    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)` with the Bregman terms and that rest
+    summed, ``minus`` one column of zeros."""
+    every = xp.all(xp.isfinite(a) & xp.isfinite(b))
+    if not bool(every):
+        return None
+    r_hi, r_lo = _two_sum(a, -b)
+    if int(r_hi.shape[0]) and not float(xp.max(xp.abs(r_hi))) <= _NEAR_RATIO:
+        return None
+    q = _exp_pairs(b, None, xp=xp)
+    square, square_lo = _two_product(r_hi, r_hi)
+    half = 0.5 * square
+    epsilon = (
+        (r_lo + 0.5 * square_lo)
+        + r_hi * (r_lo + square * (1.0 / 6.0))
+        + square * (square * (1.0 / 24.0))
+    )
+    first, first_lo = _two_product(q.hi, r_hi)
+    second, second_lo = _two_product(q.hi, half)
+    rest = (first_lo + second_lo) + (q.hi * epsilon + q.lo * (r_hi + half))
+    r = r_hi + r_lo
+    terms = (q.hi + q.lo) * _phi_small(r, xp=xp)
+    total = xp.sum(terms, axis=-1, keepdims=True) + xp.sum(rest, axis=-1, keepdims=True)
+    plus = xp.concat([first, second, total], axis=-1)
+    return plus, xp.zeros_like(total)
+
+
 def kl_mixed_parts(
     a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
 ) -> tuple[Array, Array]:
@@ -315,6 +366,10 @@ def kl_mixed_parts(
     :math:`q_i = 0`, :math:`+\infty`; NaN propagates (the caller keeps its plain sum
     for rows whose parts are not finite)."""
     zero = xp.zeros_like(a)
+    if a_form == b_form == "log_probs":
+        near = _log_probs_near(a, b, xp=xp)
+        if near is not None:
+            return near
     p_exp = q_exp = None
     if a_form != "probs" and b_form != "probs":
         side_a, side_b = _log_side(a, a_form, xp=xp), _log_side(b, b_form, xp=xp)
