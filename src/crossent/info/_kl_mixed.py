@@ -53,7 +53,7 @@ table of 4096, six terms whose parts above :math:`2^{-53}` are exact products of
 13-bit head: about 100) and the series of :math:`\varphi` cut by the block's largest
 :math:`|r|` (:func:`_phi_small`), with the caller's blocks of rows on NumPy
 and PyTorch CPU (``_measures._kl_mixed_exact``) and exact ties of the parts' sum rounded
-without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-4.5x less
+without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-5.4x less
 (7x-12x the plain sum, ``benchmarks/RESULTS.md``). The exact sum of the parts is about a
 fifth of what is left, the two exponentials of a pair of log-domain sides most of it."""
 
