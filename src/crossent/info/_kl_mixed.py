@@ -1,5 +1,6 @@
 r"""KL divergence of nearly equal rows where at least one side is not probabilities, or
-probabilities face logits: the generic path's exact pieces (issue 13, branch kltiny2).
+probabilities face logits: the generic path's exact pieces (issue 13, branches kltiny2,
+klexact3).
 
 The plain sum :math:`\sum_i p_i(\log p_i - \log q_i)` of nearly equal rows cancels: each
 log is rounded to :math:`u|\log p_i|` (and a logits side's log-partition to
@@ -24,88 +25,279 @@ re^r`); the masses carry the first-order part and are summed exactly
   :math:`\log(1 + \sigma)`, :math:`\sigma` the exact excess of its probabilities
   over 1, ``_js_mixed.excess_of_pairs``); a side of probabilities against a log-domain one,
   :math:`\operatorname{log1p}(d_i/q_i)` with :math:`d_i = p_i - q_i` from the other
-  side's probabilities as double-doubles (``_js_mixed.exp_dd``), exact up to their
-  :math:`2^{-100}`, where :math:`|d_i| \le q_i/2`.
+  side's probabilities as double-doubles (:func:`_exp_pairs`), exact up to their
+  :math:`2^{-103}`, where :math:`|d_i| \le q_i/2`.
 * :math:`\Pi - K`: a logits side's mass is 1 exactly; a side of probabilities its
   values; a side of log-probabilities :math:`e^{v_i}` as double-doubles, those near 1
-  (:math:`|v_i| \le \ln 2/128`) as :math:`1 + \operatorname{expm1}(v_i)`, the 1s
-  counted and the ``expm1`` a double-double (``_js_mixed.expm1_reduced``), so that a
+  (:math:`|v_i| \le \ln 2/8192`) as :math:`1 + \operatorname{expm1}(v_i)`, the 1s
+  counted and the ``expm1`` a double-double (both from :func:`_exp_pairs`), so that a
   dominant class keeps the digits of :math:`1 - e^{v_i}` (a double-double of
   :math:`e^{v_i}` itself keeps only a float's worth of them).
 
-Error: a few ulps of :math:`D` from the terms, plus about :math:`2^{-100}` of the mass
+Error: a few ulps of :math:`D` from the terms, plus about :math:`2^{-103}` of the mass
 outside the classes near 1 of a log-probability side and of the probabilities where
 one side is probabilities and the other logits or log-probabilities (the
 double-double exponentials: exact for rows dominated by one class, as in the issue,
 about :math:`10^{-31}` absolute for spread rows; the fused kernel's triple-doubles
-reach :math:`2^{-150}`). Elementwise operations and reductions of the standard only.
-"""
+reach :math:`2^{-150}`). Two sides of log-probabilities within :math:`2^{-27}` of each
+other take the masses' difference as :math:`\sum_i q_i \operatorname{expm1}(r_i)`
+instead (:func:`_log_probs_near`): its error a fraction :math:`2^{-104}` of
+:math:`\sum_i q_i|r_i|`, so rows :math:`10^{-9}` apart are within half an ulp or so
+(100 of 300 rows of 1000 classes: at most 0.55 eps, where the masses' floor left one
+286 eps off). Elementwise operations and reductions of the standard only.
+
+Cost (branch klexact3): the exponentials are most of it. ``_js_mixed.exp_dd`` (a table of
+64, eleven series terms, six of them in double-double: about 260 elementwise operations
+an entry) made the pass 33x-47x the plain sum's time on NumPy; :func:`_exp_pairs` (a
+table of 4096, six terms whose parts above :math:`2^{-53}` are exact products of a
+13-bit head: about 100) and the series of :math:`\varphi` cut by the block's largest
+:math:`|r|` (:func:`_phi_small`), with the caller's blocks of rows on NumPy
+and PyTorch CPU (``_measures._kl_mixed_exact``) and exact ties of the parts' sum rounded
+without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-5.4x less
+(7x-12x the plain sum, ``benchmarks/RESULTS.md``). The exact sum of the parts is about a
+fifth of what is left, the two exponentials of a pair of log-domain sides most of it."""
 
 from __future__ import annotations
 
+import functools
 import math
+from decimal import Decimal, localcontext
+from fractions import Fraction
 from types import ModuleType
+from typing import NamedTuple
 
-from .._numerics import _exp_times_where_subnormal, _two_sum, phi_near_one
-from .._xp import Array
-from ._js_mixed import _log_pair, expm1_reduced, side_probabilities
+import numpy as np
+
+from .._numerics import (
+    _PHI_SERIES,
+    _exp_times_where_subnormal,
+    _quick_two_sum,
+    _two_product,
+    _two_sum,
+)
+from .._xp import Array, device, is_numpy, settled
+from ._js_mixed import _log_pair, excess_of_pairs
 
 __all__ = ["kl_mixed_parts"]
 
-_NEAR_ZERO = math.log(2.0) / 128
-r"""The largest :math:`|v|` of a log-probability whose probability is taken as
-:math:`1 + \operatorname{expm1}(v)` (:func:`.expm1_reduced`'s range)."""
+_STEPS = 4096
+r"""Table entries of :func:`_exp_pairs`: :math:`2^{j/4096}`, :math:`0 \le j < 4096`."""
+
+_HALF_STEP = math.log(2.0) / (2 * _STEPS)
+r""":math:`\ln 2/8192`: the reduced argument's bound, :math:`|t| \le 8.5\cdot 10^{-5}
+< 2^{-13.5}`."""
+
+_GRID = 1.5 * 2.0**26
+r"""Adding and subtracting it rounds :math:`|t| < 2^{25}` to a multiple of :math:`2^{-26}`
+(:func:`_exp_pairs`' head :math:`h`: at most 13 bits where :math:`|t| \le 2^{-13.5}`)."""
+
+_C6_HI = 10923 / 65536
+r""":math:`1/6` to 14 bits: :math:`h^3` (39 bits) times it is exact."""
+_C6_LO = float(Fraction(1, 6) - Fraction(_C6_HI))
+_C4, _C5, _C6 = 1 / 24, 1 / 120, 1 / 720
 
 
-def _log_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array, Array, Array]:
+@functools.cache
+def _exp_table() -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    r""":math:`2^{j/4096}` as float64 pairs (``hi``, ``lo``: each rounded to nearest,
+    ``hi + lo`` within :math:`2^{-106}` of it) and :math:`\ln 2/4096` in three parts, the
+    first two of 30 bits (:math:`n L_1`, :math:`n L_2` exact for :math:`|n| < 2^{23}`),
+    from :mod:`decimal` at 60 digits (once, about 20 ms)."""
+    with localcontext() as context:
+        context.prec = 60
+        base = Decimal(2) ** (Decimal(1) / _STEPS)
+        value, highs, lows = Decimal(1), [], []
+        for _ in range(_STEPS):
+            high = float(value)
+            highs.append(high)
+            lows.append(float(value - Decimal(high)))
+            value *= base
+        step = Decimal(2).ln() / _STEPS
+        parts = []
+        for _ in range(2):
+            exponent = math.frexp(float(step))[1]
+            part = math.ldexp(round(math.ldexp(float(step), 30 - exponent)), exponent - 30)
+            parts.append(part)
+            step -= Decimal(part)
+        parts.append(float(step))
+    return np.array(highs), np.array(lows), (parts[0], parts[1], parts[2])
+
+
+class _Exp(NamedTuple):
+    """:func:`_exp_pairs`' result: :math:`e^y` as ``hi + lo``; where ``near``,
+    :math:`e^y - 1` as ``m_hi + m_lo`` (elsewhere not that)."""
+
+    hi: Array
+    lo: Array
+    m_hi: Array
+    m_lo: Array
+    near: Array
+
+
+def _exp_pairs(y: Array, y_lo: Array | None, *, xp: ModuleType) -> _Exp:
+    r""":math:`e^{y + y_\ell}` of float64 :math:`y` (:math:`y_\ell` at most an ulp of it,
+    finite, or None for 0) as a double-double, within about :math:`2^{-102}` of itself where it is
+    normal (:math:`2^{-105}` for :math:`y_\ell = 0`, :math:`|y| \le 20`), and where
+    :math:`|y| \le \ln 2/8192` also :math:`e^{y + y_\ell} - 1` as a double-double to
+    about :math:`2^{-105}` absolute. ``-inf`` and :math:`y \le -800` give 0, NaN NaN.
+
+    :math:`y = n\ln 2/4096 + t`, :math:`n = 4096k + j`, :math:`e^y = 2^k\,T_j\,(1 +
+    w)`, :math:`T_j = 2^{j/4096}` a pair from a table (:func:`_exp_table`), :math:`w =
+    e^t - 1`; :math:`t = t_{hi} + \tau` with :math:`y - nL_1` and :math:`nL_2` exact
+    (30-bit parts of :math:`\ln 2/4096`), their TwoSum, and :math:`\tau` its error plus
+    :math:`y_\ell - nL_3`; :math:`|t| \le 2^{-13.5}`. The series :math:`w = \sum_{i=1}^6
+    t^i/i!` (the rest :math:`< 2^{-106.8}`) is formed from the head :math:`h` of
+    :math:`t_{hi}` (a multiple of :math:`2^{-26}`: 13 bits), :math:`l = t_{hi} - h` (exact,
+    :math:`|l| \le 2^{-27}`) and :math:`u = l + \tau`: the pieces above :math:`2^{-53}`,
+    :math:`t_{hi}`, :math:`h^2/2`, :math:`hl` (at most 52 bits) and :math:`h^3 c_{hi}`
+    (:math:`c_{hi}` = :data:`_C6_HI`), are exact and gathered by TwoSums; the rest,
+    :math:`\tau(1 + h) + (h^2/2)u + u^2(1/2 + h/2 + u/6) + h^3(1/6 - c_{hi}) +
+    t^4(1/24 + t/120 + t^2/720)`, each below :math:`2^{-52}`, in floats (rounding
+    errors about :math:`2^{-106}`, :math:`2^{-102}` where :math:`\tau` is
+    :math:`2^{-49}`). Then :math:`T_j(1 + w)` by TwoProduct and :math:`2^k` exactly
+    (``ldexp``; else two powers of 2, each normal). About 100 elementwise operations,
+    against 260 of :func:`._js_mixed.exp_dd` (whose table of 64 leaves
+    :math:`|t| \le 2^{-7.5}` and eleven terms, six in double-double)."""
+    table_hi, table_lo, (l1, l2, l3) = _exp_table()
+    finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
+    every = bool(xp.all(finite))  # (concrete arrays; then no selection at all)
+    zero = xp.zeros_like(y)
+    y0 = y if every else xp.where(finite, y, zero)
+    n = xp.round(y0 * (_STEPS / math.log(2.0)))
+    t_hi, tau = _two_sum(y0 - n * l1, -(n * l2))
+    tau = tau - n * l3
+    if y_lo is not None:
+        t_hi, error = _two_sum(t_hi, y_lo if every else xp.where(finite, y_lo, zero))
+        tau = error + tau
+    (raised,) = settled(t_hi + _GRID)
+    h = raised - _GRID
+    l = t_hi - h  # noqa: E741 (the notation)
+    u = l + tau
+    h2 = h * h
+    a = 0.5 * h2
+    h3 = h2 * h
+    t = t_hi + tau
+    t2 = t * t
+    small = (
+        (tau + h * tau)
+        + a * u
+        + (u * u) * (0.5 + 0.5 * h + u * (1.0 / 6.0))
+        + h3 * _C6_LO
+        + (t2 * t2) * (_C4 + t * (_C5 + t * _C6))
+    )
+    q, e1 = _quick_two_sum(a, h3 * _C6_HI)  # |h^2/2| >= |h^3/6|
+    q, e2 = _two_sum(q, h * l)
+    m_hi, m_lo = _quick_two_sum(t_hi, q)  # |t| >= |t^2|
+    m_lo = m_lo + ((e1 + e2) + small)
+    k = xp.floor(n / _STEPS)
+    index = xp.reshape(xp.astype(n - _STEPS * k, xp.int64), (-1,))
+    if is_numpy(xp):
+        s_hi, s_lo = (xp.reshape(x[index], y.shape) for x in (table_hi, table_lo))
+    else:
+        where = device(y)
+        s_hi, s_lo = (
+            xp.reshape(xp.take(xp.asarray(x, dtype=y.dtype, device=where), index), y.shape)
+            for x in (table_hi, table_lo)
+        )
+    product, product_lo = _two_product(s_hi, m_hi)
+    rest = product_lo + (s_hi * m_lo + s_lo * (1.0 + m_hi))
+    hi, lo = _quick_two_sum(s_hi, product)
+    hi, lo = _quick_two_sum(hi, lo + rest)
+    if is_numpy(xp):
+        power = xp.astype(k, xp.int32)
+        hi, lo = np.ldexp(hi, power), np.ldexp(lo, power)
+    else:
+        two = xp.asarray(2.0, dtype=y.dtype, device=device(y))
+        half = xp.floor(k / 2)
+        first, second = xp.pow(two, half), xp.pow(two, k - half)
+        hi, lo = hi * first * second, lo * first * second
+    near = n == 0.0
+    if every:
+        return _Exp(hi, lo, m_hi, m_lo, near)
+    outside = xp.where(xp.isnan(y), y, zero)
+    near = finite & near
+    return _Exp(xp.where(finite, hi, outside), xp.where(finite, lo, outside), m_hi, m_lo, near)
+
+
+class _LogSide(NamedTuple):
+    """A side of logits or log-probabilities (:func:`_log_side`)."""
+
+    log_hi: Array
+    log_lo: Array
+    exp: _Exp
+
+
+def _log_side(values: Array, form: str, *, xp: ModuleType) -> _LogSide:
     r"""A side of logits or log-probabilities as its logs, an exact pair ``(hi, lo)``,
-    and its probabilities, a double-double; logits normalised (:math:`\ell` corrected
-    by :math:`\log(1 + \sigma)`, the probabilities divided by :math:`1 + \sigma`,
-    :math:`\sigma` their exact excess over 1: :func:`._js_mixed.side_probabilities`). ``lo`` is 0
-    where ``hi`` is ``-inf``."""
+    and its probabilities (:func:`_exp_pairs`); logits normalised: :math:`\ell`
+    corrected by :math:`\log(1 + \sigma)` and the probabilities divided by :math:`1 +
+    \sigma`, :math:`\sigma` their exact excess over 1 (:func:`._js_mixed.excess_of_pairs`;
+    the log-partition's rounding, a shift of every log, is then gone). ``lo`` is 0 where
+    ``hi`` is ``-inf``."""
+    if form != "logits":  # (the values exactly: no low part)
+        return _LogSide(values, xp.zeros_like(values), _exp_pairs(values, None, xp=xp))
     s_hi, s_lo = _log_pair(values, form, xp=xp)
     s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_hi))
-    e_hi, e_lo, sigma = side_probabilities(s_hi, s_lo, form, xp=xp)
-    if sigma is not None:  # (logits)
-        s_lo = s_lo - xp.log1p(sigma)
-    return s_hi, s_lo, e_hi, e_lo
+    e = _exp_pairs(s_hi, s_lo, xp=xp)
+    sigma = xp.expand_dims(excess_of_pairs(e.hi, e.lo, xp=xp), axis=-1)
+    shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
+    hi, lo = _quick_two_sum(e.hi, e.lo + e.hi * shrink)
+    return _LogSide(s_hi, s_lo - xp.log1p(sigma), e._replace(hi=hi, lo=lo))
 
 
 def _mass_parts(
-    values: Array, form: str, pair: tuple[Array, Array] | None, *, xp: ModuleType
+    values: Array, form: str, e: _Exp | None, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
     r"""The side's mass as ``(hi, count, rest)``: its exact sum is :math:`\sum_i
     \mathrm{hi}_i + \mathrm{count} + \mathrm{rest}` (``count``, ``rest``: one column),
     ``rest`` a float sum of parts each below an ulp of their ``hi``. Logits: 1 (a
     count); probabilities: the values; log-probabilities :math:`v`: the double-double
-    :math:`e^{v}` (``pair``, from :func:`_log_side`), where :math:`|v| \le \ln 2/128`
-    :math:`\operatorname{expm1}(v)` and a count of those entries."""
+    :math:`e^{v}` (``e``, from :func:`_log_side`), where :math:`|v| \le \ln 2/8192`
+    :math:`e^v - 1` and a count of those entries (so that a dominant class keeps the
+    digits of :math:`1 - e^{v}`: a double-double of :math:`e^{v}` keeps only a float's
+    worth of them)."""
     column = xp.zeros_like(values[..., :1])
     if form == "logits":
         return xp.zeros_like(values), column + 1.0, column
-    if form == "probs" or pair is None:
+    if form == "probs" or e is None:
         return values, column, column
-    zero = xp.zeros_like(values)
-    near = xp.abs(values) <= _NEAR_ZERO
-    if not bool(xp.any(near)):  # (concrete arrays: spread rows have no such entry)
-        return pair[0], column, xp.sum(pair[1], axis=-1, keepdims=True)
-    m_hi, m_lo = expm1_reduced(xp.where(near, values, zero), zero, xp=xp)
-    count = xp.sum(xp.astype(near, values.dtype), axis=-1, keepdims=True)
-    rest = xp.sum(xp.where(near, m_lo, pair[1]), axis=-1, keepdims=True)
-    return xp.where(near, m_hi, pair[0]), count, rest
+    if not bool(xp.any(e.near)):  # (concrete arrays: spread rows have no such entry)
+        return e.hi, column, xp.sum(e.lo, axis=-1, keepdims=True)
+    count = xp.sum(xp.astype(e.near, values.dtype), axis=-1, keepdims=True)
+    rest = xp.sum(xp.where(e.near, e.m_lo, e.lo), axis=-1, keepdims=True)
+    return xp.where(e.near, e.m_hi, e.hi), count, rest
+
+
+def _phi_small(r: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\varphi(r) = r^2\sum_{j \ge 0} c_j r^j` (:data:`._numerics._PHI_SERIES`)
+    for :math:`|r| \le 1`, the series cut where the terms left, at most :math:`2c_J
+    \rho^J` for :math:`\rho = \max|r|` (read from ``r``: concrete arrays), are below
+    :math:`2^{-57}` (:math:`c_0 = 1/2`): two terms for rows :math:`10^{-9}` apart,
+    against the eighteen that :func:`._numerics.phi_near_one` takes for any :math:`r`."""
+    rho = float(xp.max(xp.abs(r))) if int(r.shape[0]) else 0.0
+    coefficients = _PHI_SERIES[::-1]  # c_0, c_1, ...
+    count = len(coefficients)
+    for j in range(1, len(coefficients)):
+        if 2.0 * coefficients[j] * rho**j < 2.0**-57:
+            count = j
+            break
+    series = xp.zeros_like(r)
+    for coefficient in reversed(coefficients[:count]):
+        series = coefficient + r * series
+    return r * r * series
 
 
 def _bregman_terms(
     r: Array, p: Array, q: Array, log_p: tuple[Array, Array] | None, *, xp: ModuleType
 ) -> Array:
     r""":math:`q\varphi(r)`: by the series where :math:`|r| \le 1`
-    (:func:`.phi_near_one`), else :math:`q + p(r - 1)` (``r`` finite), the product
+    (:func:`_phi_small`), else :math:`q + p(r - 1)` (``r`` finite), the product
     scaled where :math:`p = e^{\log p}` is subnormal (``log_p``, a pair, given for a
     log-domain side: :func:`._numerics._exp_times_where_subnormal`; a side of
     probabilities is exact as given)."""
     zero = xp.zeros_like(r)
     small = xp.abs(r) <= 1.0
-    near = q * phi_near_one(xp.where(small, r, zero), xp=xp)
+    near = q * _phi_small(xp.where(small, r, zero), xp=xp)
     y = xp.where(small, zero, r) - 1.0
     if log_p is None:
         return xp.where(small, near, q + p * y)
@@ -113,6 +305,52 @@ def _bregman_terms(
     safe = xp.where(log_hi > -math.inf, log_hi, zero - 2000.0)
     product = _exp_times_where_subnormal(p, safe, y * (1.0 + log_lo), xp=xp)
     return xp.where(small, near, q + product)
+
+
+_NEAR_RATIO = 2.0**-27
+r"""The largest :math:`|r_i|` of rows taken by :func:`_log_probs_near`."""
+
+
+def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array] | None:
+    r""":func:`kl_mixed_parts` of two sides of log-probabilities ``a``, ``b`` whose
+    entries are all finite and within :data:`_NEAR_RATIO` of each other (None
+    otherwise), with the masses' difference as :math:`\sum_i q_i\operatorname{expm1}
+    (r_i)`: one exponential (:math:`q`, :func:`_exp_pairs`) instead of two, and the
+    difference's error a fraction :math:`2^{-104}` of :math:`\sum_i q_i|r_i|` rather
+    than of the masses (about :math:`10^{-40}` for rows :math:`10^{-9}` apart, against
+    :math:`2\cdot 10^{-33}`).
+
+    :math:`r = a - b = r_{hi} + r_{lo}` exactly (TwoSum), :math:`\operatorname{expm1}(r)
+    = r_{hi} + s/2 + \epsilon`, :math:`s = r_{hi}^2` exactly (TwoProduct, its error
+    :math:`s_{lo}`), :math:`\epsilon = r_{lo} + s_{lo}/2 + r_{hi}r_{lo} + r_{hi}s/6 +
+    s^2/24` in floats (each at most :math:`2^{-79}`, the series' rest :math:`|r|^5/120`
+    and the roundings about :math:`2^{-106}|r|`); :math:`q\operatorname{expm1}(r)` as
+    the exact products :math:`q_{hi}r_{hi}` and :math:`q_{hi}s/2` (TwoProduct) and the
+    float rest :math:`q_{hi}\epsilon + q_{lo}(r_{hi} + s/2)` plus the products' errors.
+    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)` with the Bregman terms and that rest
+    summed, ``minus`` one column of zeros."""
+    every = xp.all(xp.isfinite(a) & xp.isfinite(b))
+    if not bool(every):
+        return None
+    r_hi, r_lo = _two_sum(a, -b)
+    if int(r_hi.shape[0]) and not float(xp.max(xp.abs(r_hi))) <= _NEAR_RATIO:
+        return None
+    q = _exp_pairs(b, None, xp=xp)
+    square, square_lo = _two_product(r_hi, r_hi)
+    half = 0.5 * square
+    epsilon = (
+        (r_lo + 0.5 * square_lo)
+        + r_hi * (r_lo + square * (1.0 / 6.0))
+        + square * (square * (1.0 / 24.0))
+    )
+    first, first_lo = _two_product(q.hi, r_hi)
+    second, second_lo = _two_product(q.hi, half)
+    rest = (first_lo + second_lo) + (q.hi * epsilon + q.lo * (r_hi + half))
+    r = r_hi + r_lo
+    terms = (q.hi + q.lo) * _phi_small(r, xp=xp)
+    total = xp.sum(terms, axis=-1, keepdims=True) + xp.sum(rest, axis=-1, keepdims=True)
+    plus = xp.concat([first, second, total], axis=-1)
+    return plus, xp.zeros_like(total)
 
 
 def kl_mixed_parts(
@@ -128,31 +366,34 @@ def kl_mixed_parts(
     :math:`q_i = 0`, :math:`+\infty`; NaN propagates (the caller keeps its plain sum
     for rows whose parts are not finite)."""
     zero = xp.zeros_like(a)
-    p_pair = q_pair = None
+    if a_form == b_form == "log_probs":
+        near = _log_probs_near(a, b, xp=xp)
+        if near is not None:
+            return near
+    p_exp = q_exp = None
     if a_form != "probs" and b_form != "probs":
-        a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
-        b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
-        p_pair, q_pair = (p_hi, p_lo), (q_hi, q_lo)
+        side_a, side_b = _log_side(a, a_form, xp=xp), _log_side(b, b_form, xp=xp)
+        (a_hi, a_lo, p_exp), (b_hi, b_lo, q_exp) = side_a, side_b
         r_hi, r_err = _two_sum(a_hi, -b_hi)
         r = r_hi + (r_err + (a_lo - b_lo))
-        p, q = p_hi + p_lo, q_hi + q_lo
+        p, q = p_exp.hi + p_exp.lo, q_exp.hi + q_exp.lo
         p_pos, q_pos = a_hi > -math.inf, b_hi > -math.inf
     elif a_form == "probs":
-        b_hi, b_lo, q_hi, q_lo = _log_side(b, b_form, xp=xp)
-        q_pair = (q_hi, q_lo)
-        p, q = a, q_hi + q_lo
+        b_hi, b_lo, q_exp = _log_side(b, b_form, xp=xp)
+        q_hi = q_exp.hi
+        p, q = a, q_hi + q_exp.lo
         p_pos, q_pos = a > 0, q_hi > 0
-        d = (a - q_hi) - q_lo
+        d = (a - q_hi) - q_exp.lo
         near = p_pos & q_pos & (xp.abs(d) <= 0.5 * q_hi)
         ratio = xp.log1p(xp.where(near, d, zero) / xp.where(q_pos, q_hi, zero + 1.0))
         far = xp.log(xp.where(p_pos, a, zero + 1.0)) - (b_hi + b_lo)
         r = xp.where(near, ratio, far)
     else:
-        a_hi, a_lo, p_hi, p_lo = _log_side(a, a_form, xp=xp)
-        p_pair = (p_hi, p_lo)
-        p, q = p_hi + p_lo, b
+        a_hi, a_lo, p_exp = _log_side(a, a_form, xp=xp)
+        p_hi = p_exp.hi
+        p, q = p_hi + p_exp.lo, b
         p_pos, q_pos = p_hi > 0, b > 0
-        d = (p_hi - b) + p_lo
+        d = (p_hi - b) + p_exp.lo
         near = p_pos & q_pos & (xp.abs(d) <= 0.5 * b)
         ratio = xp.log1p(xp.where(near, d, zero) / xp.where(q_pos, b, zero + 1.0))
         far = (a_hi + a_lo) - xp.log(xp.where(q_pos, b, zero + 1.0))
@@ -162,8 +403,8 @@ def kl_mixed_parts(
     terms = _bregman_terms(xp.where(both, r, zero), p, q, log_p, xp=xp)
     terms = xp.where(both, terms, xp.where(p_pos, zero + math.inf, q))
     terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
-    p_hi, p_count, p_rest = _mass_parts(a, a_form, p_pair, xp=xp)
-    q_hi, q_count, q_rest = _mass_parts(b, b_form, q_pair, xp=xp)
+    p_hi, p_count, p_rest = _mass_parts(a, a_form, p_exp, xp=xp)
+    q_hi, q_count, q_rest = _mass_parts(b, b_form, q_exp, xp=xp)
     bregman = xp.sum(terms, axis=-1, keepdims=True)
     plus = xp.concat([p_hi, p_count, bregman + p_rest], axis=-1)
     return plus, xp.concat([q_hi, q_count, q_rest], axis=-1)
