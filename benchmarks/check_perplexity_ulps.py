@@ -89,5 +89,5 @@ for name, (p, q, p_form, q_form) in cases.items():
         else:
             got = pkg.perplexity(p, q, p_form=p_form, q_form=q_form)
         errors = np.array([ulps(float(g), e) for g, e in zip(got, exact, strict=True)])
-        line += f" {errors.max():12.3f} {np.mean(errors > 0.5):10.3f}"
+        line += f" {errors.max():12.4f} {np.mean(errors > 0.5):10.3f}"
     print(line, flush=True)
