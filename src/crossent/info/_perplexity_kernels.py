@@ -82,7 +82,7 @@ def _log_dd(x: float) -> tuple[float, float]:
     return _two_sum(hi, lo + (k * _LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series))))
 
 
-@numba.njit(inline="always", error_model="numpy")
+@numba.njit(error_model="numpy", cache=True)
 def _exp_parts(hi: float, lo: float) -> tuple[float, float]:
     r""":math:`e^{hi + lo}` as ``e + e_lo`` (``_double_double.exp_parts``: the rounded
     ``exp`` and its residual by :func:`_log_dd`)."""
