@@ -38,6 +38,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+# the error-free transformations' home is ``_double_double``; their old private names
+# here stay for ``losses/``, ``calibration/`` and ``info/_kl_mixed``, which import them
+from ._double_double import quick_two_sum as _quick_two_sum
+from ._double_double import two_product as _two_product
+from ._double_double import two_sum as _two_sum  # noqa: F401 (re-exported)
 from ._lazy import LazyModule
 from ._xp import (
     Array,
@@ -46,7 +51,6 @@ from ._xp import (
     is_numpy,
     numpy_errstate,
     ones_like,
-    settled,
     zeros_like,
 )
 
@@ -423,43 +427,7 @@ r""":math:`(-1)^k/k`, :math:`k = 16, \dots, 3` (Horner's order): :math:`r - \ope
 {log1p} r = r^2/2 + r^3 \sum_{k \ge 3} (-1)^k r^{k-3}/k`, the remainder below
 :math:`|r|^{14}/17 < 2^{-88}` of :math:`r^2/2` for :math:`|r| \le 2^{-6}`."""
 
-_SPLITTER = 2.0**27 + 1.0  # Veltkamp's constant for float64
 _SPLIT_LIMIT = 2.0**900  # above it the splitting may overflow: those terms stay plain
-
-
-def _split(a: Array) -> tuple[Array, Array]:
-    r"""Veltkamp's splitting ``a = hi + lo`` exactly, each of at most 26 bits (float64,
-    :math:`|a| \le 2^{996}`)."""
-    (c,) = settled(_SPLITTER * a)
-    hi = c - (c - a)
-    return hi, a - hi
-
-
-def _two_product(a: Array, b: Array) -> tuple[Array, Array]:
-    """``(p, e)`` with ``p = fl(a b)`` and ``a b = p + e`` exactly (Dekker's TwoProduct,
-    no FMA: products that do not underflow)."""
-    a, b = settled(a, b)
-    (p,) = settled(a * b)
-    a_hi, a_lo = _split(a)
-    b_hi, b_lo = _split(b)
-    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-
-
-def _two_sum(a: Array, b: Array) -> tuple[Array, Array]:
-    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth's TwoSum,
-    no condition on the magnitudes)."""
-    a, b = settled(a, b)
-    s = a + b
-    b_virtual = s - a
-    a_virtual = s - b_virtual
-    return s, (a - a_virtual) + (b - b_virtual)
-
-
-def _quick_two_sum(a: Array, b: Array) -> tuple[Array, Array]:
-    """``(s, e)`` with ``s = fl(a + b)``, ``a + b = s + e`` exactly for ``|a| >= |b|``."""
-    a, b = settled(a, b)
-    s = a + b
-    return s, b - (s - a)
 
 
 def kl_terms_nonnegative_dd(p: Array, q: Array, *, xp: ModuleType) -> tuple[Array, Array]:

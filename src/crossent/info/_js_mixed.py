@@ -5,8 +5,9 @@ fused kernel's ``_js_of_logs`` beside a side of probabilities (issue 13, hostile
 The plain sum (:func:`.._numerics.js_terms` of the other side's rounded probabilities)
 stands where its error bound allows (:func:`careful_rows`, the fused kernel's screen);
 the other rows take :func:`js_mixed_exact`: the other side's probabilities as
-double-doubles :math:`q = e^{s}`, :math:`s = \log q` an exact pair, by :func:`exp_dd`,
-normalised exactly where they are logits (:func:`excess_of_pairs`), and the terms from
+double-doubles :math:`q = e^{s}`, :math:`s = \log q` an exact pair, by
+``_double_double.exp_dd``, normalised exactly where they are logits
+(``_double_double.excess_of_pairs``), and the terms from
 :math:`d = ((p - q_{hi}) - q_{lo})/(p + q)`, which keeps the digits of nearly equal
 rows (``js_divergence([0.5, 0.5], [9.7e-18, -6.5e-18], q_form='logits')`` was 0 for
 8.154e-36; JAX float64 rows :math:`10^{-9}` apart 4e-7 relative off). Elementwise
@@ -16,155 +17,20 @@ operations and reductions of the standard only: no loop over rows, no host copy.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
-from decimal import Decimal, localcontext
-from fractions import Fraction
 from types import ModuleType
 
-from .._numerics import _quick_two_sum, _two_product, _two_sum, js_terms
-from .._xp import Array, device, finite_row_max, is_jax_tracer, log_sum_exp_shifted, settled
+from .._double_double import excess_of_pairs, exp_dd, expm1_reduced, quick_two_sum, two_sum
+from .._numerics import js_terms
+from .._xp import Array, finite_row_max, is_jax_tracer, log_sum_exp_shifted
 
 __all__ = [
     "careful_rows",
     "exact_where",
-    "excess_of_pairs",
-    "exp_dd",
-    "expm1_reduced",
+    "expm1_reduced",  # (``_double_double``'s, imported from here by ``_kl_mixed``)
     "js_mixed_exact",
     "side_probabilities",
 ]
-
-_U64 = 2.0**-53
-
-_STEPS = 64
-"""Table entries of :func:`exp_dd`: :math:`2^{j/64}`, :math:`0 \\le j < 64`."""
-
-
-def _dd_of(value: Fraction | Decimal) -> tuple[float, float]:
-    """A high-precision constant as a float64 pair ``hi + lo``."""
-    hi = float(value)
-    if isinstance(value, Decimal):
-        return hi, float(value - Decimal(hi))
-    return hi, float(value - Fraction(hi))
-
-
-@functools.cache
-def _constants() -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, float, float]]:
-    r""":math:`2^{j/64}` as pairs (``hi``, ``lo`` tuples) and :math:`\ln 2/64` in three
-    parts, the first two of 36 bits (so that :math:`n L_1`, :math:`n L_2` are exact
-    for :math:`|n| < 2^{17}`), from :mod:`decimal` at 60 digits (once)."""
-    with localcontext() as context:
-        context.prec = 60
-        steps = [_dd_of(Decimal(2) ** (Decimal(j) / _STEPS)) for j in range(_STEPS)]
-        step = Decimal(2).ln() / _STEPS
-        parts = []
-        for _ in range(2):
-            exponent = math.frexp(float(step))[1]
-            part = math.ldexp(round(math.ldexp(float(step), 36 - exponent)), exponent - 36)
-            parts.append(part)
-            step -= Decimal(part)
-        parts.append(float(step))
-    return (
-        tuple(h for h, _ in steps),
-        tuple(lo for _, lo in steps),
-        (parts[0], parts[1], parts[2]),
-    )
-
-
-_TAYLOR = tuple(_dd_of(Fraction(1, math.factorial(k))) for k in (5, 4, 3, 2, 1))
-""":math:`1/k!`, :math:`k = 5, \\dots, 1` as pairs (Horner's order)."""
-_TAIL = tuple(1.0 / math.factorial(k) for k in (11, 10, 9, 8, 7, 6))
-""":math:`1/k!`, :math:`k = 11, \\dots, 6` (floats: their part is below :math:`4\\cdot
-10^{-17}` of the series)."""
-
-
-def _dd_mul_add(
-    a: tuple[Array, Array], b: tuple[Array, Array], c: tuple[Array, Array]
-) -> tuple[Array, Array]:
-    """``a b + c`` of double-doubles (``|c|`` the larger), as a double-double."""
-    p, e = _two_product(a[0], b[0])
-    e = e + (a[0] * b[1] + a[1] * b[0])
-    s, f = _two_sum(c[0], p)
-    return _quick_two_sum(s, f + e + c[1])
-
-
-def expm1_reduced(t_hi: Array, t_lo: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    r""":math:`e^t - 1` of a float64 pair :math:`t = t_{hi} + t_{lo}`,
-    :math:`|t| \le \ln 2/128`, as a double-double, about :math:`2^{-100}` of itself:
-    :math:`t\sum_{i \ge 1} t^{i-1}/i!` by Horner's scheme, the terms :math:`i \le 5`
-    in double-double, the rest in floats (the series cut after :math:`i = 11`:
-    :math:`3\cdot 10^{-33}`). The core of :func:`exp_dd`; alone, it keeps the digits
-    of :math:`e^t` near 1 that :func:`exp_dd`'s float ``lo`` rounds (``_kl_mixed``)."""
-    zero = xp.zeros_like(t_hi)
-    tail = zero
-    for c in _TAIL:
-        tail = c + t_hi * tail
-    a = (tail, zero)
-    t = (t_hi, t_lo)
-    for c_hi, c_lo in _TAYLOR:
-        a = _dd_mul_add(a, t, (xp.full_like(t_hi, c_hi), xp.full_like(t_hi, c_lo)))
-    return _dd_mul_add(a, t, (zero, zero))
-
-
-def exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    r""":math:`e^y` of float64 :math:`y \le 0` as a double-double ``hi + lo``, about
-    :math:`2^{-100}` relative where it is normal: :math:`y = n\ln 2/64 + t`,
-    :math:`|t| \le \ln 2/128`, :math:`t` a pair (the products by the 36-bit parts
-    exact, the first difference exact); :math:`e^y = 2^k\, 2^{j/64}\, e^t`,
-    :math:`n = 64k + j`, the table from :func:`_constants`, :math:`e^t - 1 = t\sum_{i
-    \ge 1} t^{i-1}/i!` by Horner's scheme, the terms :math:`i \le 5` in double-double,
-    the rest in floats (the series cut after :math:`i = 11`: :math:`3\cdot 10^{-33}`).
-    The fused kernel's ``_exp_dd``, branch-free. ``-inf`` gives 0; a NaN, NaN."""
-    steps_hi, steps_lo, (l1, l2, l3) = _constants()
-    where = device(y)
-    finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
-    y0 = xp.where(finite, y, xp.zeros_like(y))
-    n = xp.round(y0 * (_STEPS / math.log(2.0)))
-    k = xp.floor(n / _STEPS)
-    j = n - _STEPS * k
-    t_hi, t_lo = _two_sum(y0 - n * l1, -(n * l2))
-    t_hi, t_lo = _quick_two_sum(t_hi, t_lo - n * l3)
-    m_hi, m_lo = expm1_reduced(t_hi, t_lo, xp=xp)
-    index = xp.reshape(xp.astype(j, xp.int64), (-1,))
-    table_hi = xp.asarray(steps_hi, dtype=y.dtype, device=where)
-    table_lo = xp.asarray(steps_lo, dtype=y.dtype, device=where)
-    s_hi = xp.reshape(xp.take(table_hi, index, axis=0), y.shape)
-    s_lo = xp.reshape(xp.take(table_lo, index, axis=0), y.shape)
-    hi, lo = _dd_mul_add((s_hi, s_lo), (m_hi, m_lo), (s_hi, s_lo))  # 2^(j/64) e^t
-    # 2^k exactly, in two halves (each normal) where 2^k alone underflows
-    two = xp.asarray(2.0, dtype=y.dtype, device=where)
-    half = xp.floor(k / 2)
-    first, second = xp.pow(two, half), xp.pow(two, k - half)
-    outside = xp.where(xp.isnan(y), y, xp.zeros_like(y0))
-    return (
-        xp.where(finite, hi * first * second, outside),
-        xp.where(finite, lo * first * second, outside),
-    )
-
-
-def excess_of_pairs(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
-    r""":math:`\sum_i (h_i + l_i) - 1` of rows of float64 pairs with
-    :math:`0 \le h_i \le 2`, to about :math:`2^{-100}`: two levels of exact extraction
-    (Rump, Ogita and Oishi 2008, as ``_measures._MassExtraction``): with
-    :math:`2^M \ge n + 2` and :math:`\sigma = 2^{M + 1}`, :math:`t_i = (\sigma + h_i) -
-    \sigma` is exact and so is :math:`\tau = \sum_i t_i` (a multiple of :math:`u\sigma`
-    below :math:`\sigma`); the remainders (at most :math:`u\sigma`) again at
-    :math:`\sigma' = 2^M u \sigma`; what is left (at most :math:`2^{2M + 1} u^2`, and
-    the :math:`l_i`) summed in floats. :math:`\tau - 1` is exact (Sterbenz) where the
-    row sums to about 1."""
-    shift = max(2, math.ceil(math.log2(int(hi.shape[-1]) + 2)))
-    taus = []
-    sigma = 2.0 ** (shift + 1)
-    rest = hi
-    for _ in range(2):
-        (raised,) = settled(sigma + rest)  # (XLA would fold (s + x) - s to x)
-        top = raised - sigma
-        taus.append(xp.sum(top, axis=-1))
-        rest = rest - top
-        sigma *= 2.0**shift * _U64
-    tail = xp.sum(rest, axis=-1) + xp.sum(lo, axis=-1)
-    return ((taus[0] - 1.0) + taus[1]) + tail
 
 
 def _log_pair(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -175,20 +41,20 @@ def _log_pair(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, Array
     if form != "logits":
         return values, xp.zeros_like(values)
     m = finite_row_max(values, xp=xp)
-    high, low = _two_sum(values, -m)
+    high, low = two_sum(values, -m)
     ell = log_sum_exp_shifted(high, xp=xp)
-    s, e = _two_sum(high, -ell)
+    s, e = two_sum(high, -ell)
     return s, e + low
 
 
 def js_mixed_exact(p: Array, other: Array, form: str, *, xp: ModuleType) -> Array:
     r"""JS in nats of each row of probabilities ``p`` against ``other`` (``form``
     ``"logits"`` or ``"log_probs"``), float64 (classes last, broadcast), within a few
-    ulps: :math:`q = e^{s}` as a pair (:func:`exp_dd` of :math:`s_{hi}`, times
-    :math:`1 + s_{lo} + s_{lo}^2/2`), for logits divided by its exact sum
-    :math:`1 + \sigma` (:func:`excess_of_pairs`: the log-partition's error, a constant shift of
-    every :math:`s_i`, is then gone: :math:`\sum_i q_i = 1` as the softmax's is), and
-    :func:`.._numerics.js_terms` of :math:`p` and the pair, whose
+    ulps: :math:`q = e^{s}` as a pair (``_double_double.exp_dd`` of :math:`s_{hi}`,
+    times :math:`1 + s_{lo} + s_{lo}^2/2`), for logits divided by its exact sum
+    :math:`1 + \sigma` (``_double_double.excess_of_pairs``: the log-partition's error,
+    a constant shift of every :math:`s_i`, is then gone: :math:`\sum_i q_i = 1` as the
+    softmax's is), and :func:`.._numerics.js_terms` of :math:`p` and the pair, whose
     :math:`d = ((p - q_{hi}) - q_{lo})/(p + q)` is then a few ulps of itself
     (:math:`p - q_{hi}` exact where :math:`|d| \le 1/3`, Sterbenz). The terms are
     non-negative: their float sum is within :math:`(\log_2 n) u` of itself."""
@@ -202,21 +68,21 @@ def side_probabilities(
 ) -> tuple[Array, Array, Array | None]:
     r"""The probabilities :math:`e^{s}` of a side of logits or log-probabilities given as
     the exact pairs :math:`s = s_{hi} + s_{lo}` of :func:`_log_pair`, as a double-double
-    ``(hi, lo)``: :func:`exp_dd` of :math:`s_{hi}` times :math:`1 + s_{lo} +
+    ``(hi, lo)``: ``_double_double.exp_dd`` of :math:`s_{hi}` times :math:`1 + s_{lo} +
     s_{lo}^2/2` (:math:`s_{lo}` taken as 0 where it is not finite). For logits also
-    divided by their exact sum :math:`1 + \sigma` (:func:`excess_of_pairs`; the
+    divided by their exact sum :math:`1 + \sigma` (``_double_double.excess_of_pairs``; the
     log-partition's rounding, a shift of every :math:`s_i`, is then gone), and
     :math:`\sigma` returned as a column (None for log-probabilities, which are taken as
     given)."""
     e_hi, e_lo = exp_dd(s_hi, xp=xp)
     zero = xp.zeros_like(s_lo)
     scale = xp.where(xp.isfinite(s_lo), s_lo + 0.5 * s_lo * s_lo, zero)
-    q_hi, q_lo = _quick_two_sum(e_hi, e_lo + e_hi * scale)
+    q_hi, q_lo = quick_two_sum(e_hi, e_lo + e_hi * scale)
     if form != "logits":
         return q_hi, q_lo, None
     sigma = xp.expand_dims(excess_of_pairs(q_hi, q_lo, xp=xp), axis=-1)
     shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
-    q_hi, q_lo = _quick_two_sum(q_hi, q_lo + q_hi * shrink)
+    q_hi, q_lo = quick_two_sum(q_hi, q_lo + q_hi * shrink)
     return q_hi, q_lo, sigma
 
 

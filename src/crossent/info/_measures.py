@@ -34,6 +34,7 @@ from .._checks import (
     log_base_in,
     truth_of,
 )
+from .._double_double import excess_of_pairs, exp_dd, exp_rounded
 from .._far_row_gradients import gradient_term, wants_gradient
 from .._numerics import (
     _two_sum,
@@ -79,7 +80,7 @@ from ._blocks import BLOCK_ELEMENTS as _BLOCK_ELEMENTS
 from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
-from ._js_mixed import careful_rows, exact_where, excess_of_pairs, exp_dd, js_mixed_exact
+from ._js_mixed import careful_rows, exact_where, js_mixed_exact
 from ._kl_mixed import kl_mixed_parts
 
 __all__ = [
@@ -916,8 +917,8 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
 
 def _log_probs_excess(side: Side) -> Array | float | None:
     r""":math:`\sum_i e^{y_i} - 1` of a side of log-probabilities (rows; 0 for logits),
-    to about :math:`2^{-100}`: :func:`._js_mixed.exp_dd` and its exact extraction sum
-    (:func:`._js_mixed.excess_of_pairs`), float64 only (None for float32 arrays of other
+    to about :math:`2^{-100}`: ``_double_double.exp_dd`` and its exact extraction sum
+    (``_double_double.excess_of_pairs``), float64 only (None for float32 arrays of other
     libraries than NumPy's, which keep their uncorrected sum)."""
     if side.form == "logits":
         return 0.0
@@ -1766,13 +1767,13 @@ def _perplexity_numpy_blocks(
     xp = m.xp
     if p.ndim < 2 or p.size <= 2 * _BLOCK_ELEMENTS:
         parts = _perplexity_dd.dd_entropy(p, q, xp, forms)
-        return m.result(_perplexity_dd.exp_dd(*parts, xp))
+        return m.result(exp_rounded(*parts, xp=xp))
     out = np.empty(p.shape[:-1])
     step = max(1, _BLOCK_ELEMENTS // max(math.prod(p.shape[1:]), 1))
     for start in range(0, p.shape[0], step):
         block = slice(start, start + step)
         parts = _perplexity_dd.dd_entropy(p[block], None if q is None else q[block], xp, forms)
-        out[block] = _perplexity_dd.exp_dd(*parts, xp)
+        out[block] = exp_rounded(*parts, xp=xp)
     return out
 
 

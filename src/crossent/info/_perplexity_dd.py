@@ -6,17 +6,19 @@ half an ulp of :math:`H` off, up to :math:`2^{-50}` absolute for :math:`H \ge 8`
 (32000 classes: :math:`H = 10.37`), and each term's ``log`` and product add their own
 roundings, the same in every term of a uniform row; ``exp`` of the float64 cross-entropy
 was 7.5 ulps from the truth there. Here, for NumPy float64 probabilities (and
-PyTorch's, JAX's), :math:`H = h + \ell` as a double-double:
+PyTorch's, JAX's), :math:`H = h + \ell` as a double-double (the primitives are
+``crossent._double_double``'s):
 
-* :math:`\log x = e \ln 2 + \log1p(m - 1)` with :math:`x = m 2^e`,
+* :math:`\log x = e \ln 2 + \log1p(m - 1)` (``_double_double.log_p_dd``) with :math:`x = m 2^e`,
   :math:`m \in [\sqrt{1/2}, \sqrt{2})` (``frexp``): :math:`m - 1` is exact (Sterbenz),
-  :math:`e \ln 2_{hi}` is exact (:data:`LN2_HI` has 42 significant bits), and the
+  :math:`e \ln 2_{hi}` is exact (``LN2_HI`` has 42 significant bits), and the
   rounding left is that of ``log1p`` of :math:`|{\log m}| \le 0.347`: about
   :math:`2^{-55}` absolute, against :math:`2^{-50}` of a rounded :math:`\log x` near
   :math:`-10`;
 * the products :math:`p_i \log x_i` exactly (Dekker's TwoProduct, or an FMA in the
   kernel) plus :math:`p_i` times the logarithm's low part;
-* the high parts summed exactly (Rump, Ogita and Oishi's extraction [1]_: each term
+* the high parts summed exactly (Rump, Ogita and Oishi's extraction [1]_,
+  ``_double_double.sum_dd``: each term
   split at a power of two :math:`\sigma \ge 2^{\lceil\log_2(n + 2)\rceil}
   \max_i |t_i|`, so that the high parts' sum is exact in any order), the rest in plain
   float64 (its error is of order :math:`n u^2 \sigma`).
@@ -36,45 +38,27 @@ References
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
-from .._numerics import _two_product, _two_sum
+from .._double_double import (
+    exp_parts,
+    exp_residual,
+    log_dd,
+    log_p_dd,
+    sum_dd,
+    two_product,
+    two_sum,
+)
 
 __all__ = [
-    "ATANH_SERIES",
     "FORMS",
-    "LN2_HI",
-    "LN2_LO",
     "constant",
     "correct",
     "dd_entropy",
-    "exp_dd",
-    "exp_parts",
-    "exp_residual",
-    "log_dd",
-    "log_p_dd",
     "side_dd",
-    "sum_dd",
     "supports",
 ]
-
-LN2_HI = math.ldexp(math.floor(math.ldexp(math.log(2.0), 42)), -42)
-r""":math:`\ln 2` to 42 significant bits: :math:`e \cdot` ``LN2_HI`` is exact for every
-exponent :math:`|e| \le 1075` of a float64."""
-
-LN2_LO = float(
-    Fraction("0.693147180559945309417232121458176568075500134360255254120680009") - Fraction(LN2_HI)
-)
-r""":math:`\ln 2 -` :data:`LN2_HI`, rounded."""
-
-_SQRT_HALF = math.sqrt(0.5)
-
-ATANH_SERIES = tuple(1.0 / k for k in range(3, 25, 2))
-r"""The coefficients :math:`1/3, 1/5, \ldots, 1/23` of :math:`\operatorname{atanh}(s)/s - 1
-= s^2/3 + s^4/5 + \cdots` (:func:`log_dd`: :math:`|s| \le 0.1716`, the first term left
-out, :math:`2 s^{25}/25`, under :math:`2^{-66}`)."""
 
 _BIG_LOG = 2.0**900
 _BIG_TERM = 2.0**1000
@@ -89,113 +73,11 @@ FORMS = {"probs": 0, "log_probs": 1, "logits": 2}
 def supports(xp: ModuleType) -> bool:
     """Whether ``xp`` has the functions :func:`dd_entropy` needs: ``frexp`` and
     ``ldexp``, or (array-api-strict, which has neither) ``log2`` and ``floor``, from
-    which :func:`_frexp` finds the exponent (``2.0 ** k`` exact there: NumPy's)."""
+    which ``_double_double.frexp`` finds the exponent (``2.0 ** k`` exact there:
+    NumPy's)."""
     return all(hasattr(xp, name) for name in ("frexp", "ldexp")) or all(
         hasattr(xp, name) for name in ("log2", "floor")
     )
-
-
-def _power_of_two(k: Any, xp: ModuleType) -> Any:
-    r""":math:`2^k` for whole float ``k`` in :math:`[-1074, 1023]`, exactly (``ldexp``;
-    without it ``2.0 ** k``, exact in NumPy's ``pow``, which array-api-strict runs)."""
-    if hasattr(xp, "ldexp"):
-        return xp.ldexp(xp.ones_like(k), xp.astype(k, xp.int32))
-    return 2.0**k
-
-
-def _frexp(x: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r"""``(m, k)`` with :math:`x = m 2^k`, :math:`m \in [1/2, 1)` and ``k`` a whole
-    float, for finite :math:`x > 0` (subnormal ones too). Without ``frexp``: ``k`` from
-    :math:`\lfloor\log_2 x\rfloor + 1`, one step off at most, set right by one test each
-    way; :math:`x / 2^{k-1}` is exact (a power of two, the quotient normal), and so is
-    its half."""
-    if hasattr(xp, "frexp"):
-        m, e = xp.frexp(x)
-        return m, xp.astype(e, x.dtype)
-    k = xp.floor(xp.log2(x)) + 1.0
-    m = (x / 2.0 ** (k - 1.0)) * 0.5
-    up = m >= 1.0
-    m, k = xp.where(up, 0.5 * m, m), xp.where(up, k + 1.0, k)
-    down = m < 0.5
-    return xp.where(down, 2.0 * m, m), xp.where(down, k - 1.0, k)
-
-
-def log_p_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo`` within about
-    :math:`2^{-55}` absolute (the module's first point: :math:`e \ln 2 +
-    \operatorname{log1p}(m - 1)`), for a probability side's logarithms, whose weights
-    sum to 1: the error of :math:`H` stays about :math:`2^{-55}`."""
-    m, e = _frexp(x, xp)
-    low = m < _SQRT_HALF
-    m = xp.where(low, 2.0 * m, m)
-    k = e - xp.astype(low, x.dtype)
-    return _two_sum(k * LN2_HI, k * LN2_LO + xp.log1p(m - 1.0))
-
-
-def log_dd(x: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`\log x` for finite :math:`x > 0` as ``hi + lo``, within about
-    :math:`2^{-60}` absolute: :math:`x = m 2^k`, :math:`m \in [\sqrt{1/2}, \sqrt 2)`,
-    :math:`\log x = k \ln 2 + 2\operatorname{atanh} s`, :math:`s = (m - 1)/(m + 1)`:
-    :math:`m - 1` exact, :math:`s` as ``s + s_lo`` (its quotient's remainder by
-    TwoProduct), :math:`2s` exact, :math:`k \ln 2_{hi}` exact, and the series' tail
-    :math:`2s(s^2/3 + s^4/5 + \cdots)` (at most 0.0035) rounded within a few of its
-    ulps. (``log1p(m - 1)``, 2^-55 off, is enough for a probability's logarithm, but not
-    for :func:`exp_parts`' correction, where the error is relative.)"""
-    m, k = _frexp(x, xp)
-    low = m < _SQRT_HALF
-    m = xp.where(low, 2.0 * m, m)
-    k = k - xp.astype(low, x.dtype)
-    f = m - 1.0  # exact (Sterbenz)
-    g, g_lo = _two_sum(m, xp.ones_like(m))
-    s = f / g
-    product, product_lo = _two_product(s, g)
-    s_lo = (((f - product) - product_lo) - s * g_lo) / g
-    s2 = s * s
-    series = xp.zeros_like(s)
-    for coefficient in reversed(ATANH_SERIES):
-        series = series * s2 + coefficient
-    hi, lo = _two_sum(k * LN2_HI, 2.0 * s)
-    return _two_sum(hi, lo + (k * LN2_LO + (2.0 * s_lo + 2.0 * s * (s2 * series))))
-
-
-def exp_residual(x: Any, e: Any, xp: ModuleType) -> Any:
-    r""":math:`r` with :math:`e^{x} = e\,(1 + r)` to :math:`O(r^2)`, for :math:`e` the
-    rounded ``exp(x)`` (finite, above 0; 0 elsewhere): :math:`x - \log e` by
-    :func:`log_dd` (:math:`x - hi` exact: Sterbenz)."""
-    fine = xp.isfinite(e) & (e > 0.0)
-    log_hi, log_lo = log_dd(xp.where(fine, e, 1.0), xp)
-    return xp.where(fine, (xp.where(fine, x, 0.0) - log_hi) - log_lo, 0.0)
-
-
-def exp_parts(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`e^{hi + lo}` as ``e + e_lo``: :math:`e` the rounded ``exp(hi)``,
-    :math:`e_{lo} = e\,(r + lo)` (:func:`exp_residual`), within about :math:`2^{-59}`
-    relative where :math:`e` is normal (0 and ``inf`` with ``e_lo`` 0)."""
-    e = xp.exp(hi)
-    return e, xp.where(xp.isfinite(e), e * (exp_residual(hi, e, xp) + lo), 0.0)
-
-
-def exp_dd(hi: Any, lo: Any, xp: ModuleType) -> Any:
-    r""":math:`e^{hi + lo}` rounded (:func:`exp_parts`; ``+inf`` past the range, without
-    a NaN from ``inf * 0``)."""
-    e, e_lo = exp_parts(hi, lo, xp)
-    return xp.where(xp.isinf(e), e, e + e_lo)
-
-
-def sum_dd(hi: Any, lo: Any, xp: ModuleType) -> tuple[Any, Any]:
-    r""":math:`\sum_i (hi_i + lo_i)` over the last axis as ``s + s_lo`` (kept): the high
-    parts split at a power of two :math:`\sigma \ge 2^{\lceil\log_2(n + 2)\rceil}
-    \max_i |hi_i|`, their high halves summed exactly in any order [1]_, the rest in
-    plain float64."""
-    n = hi.shape[-1]
-    biggest = xp.max(xp.abs(hi), axis=-1, keepdims=True)
-    e = _frexp(xp.where(biggest > 0.0, biggest, 1.0), xp)[1]
-    sigma = _power_of_two(e + float(max(1, math.ceil(math.log2(n + 2)))), xp)
-    high = (sigma + hi) - sigma  # exact parts, their sum exact in any order
-    top = xp.sum(high, axis=-1, keepdims=True)
-    rest = xp.sum(hi - high, axis=-1, keepdims=True) + xp.sum(lo, axis=-1, keepdims=True)
-    s = top + rest
-    return s, rest - (s - top)
 
 
 def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any, Any, Any]:
@@ -212,13 +94,13 @@ def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any,
     zero = xp.zeros_like(values)
     if form == "probs":
         support = values > 0.0
-        log_hi, log_lo = log_p_dd(xp.where(support, values, 1.0), xp)
+        log_hi, log_lo = log_p_dd(xp.where(support, values, 1.0), xp=xp)
         log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
         return values, zero, log_hi, log_lo, support, None
     support = values > -math.inf
     if form == "log_probs":
         log_hi = xp.where(support, values, 0.0)
-        w_hi, w_lo = exp_parts(log_hi, zero, xp)
+        w_hi, w_lo = exp_parts(log_hi, zero, xp=xp)
         return (
             xp.where(support, w_hi, 0.0),
             xp.where(support, w_lo, 0.0),
@@ -230,20 +112,20 @@ def side_dd(values: Any, form: str, xp: ModuleType) -> tuple[Any, Any, Any, Any,
     top = xp.max(values, axis=-1, keepdims=True)
     top = xp.where(xp.isfinite(top), top, 0.0)
     held = xp.where(support, values, top)
-    half_hi, half_lo = _two_sum(0.5 * held, -0.5 * top)
+    half_hi, half_lo = two_sum(0.5 * held, -0.5 * top)
     far = xp.abs(half_hi) > 2.0**1022  # (a spread past the range, or nearly: halved)
-    d_hi, d_lo = _two_sum(xp.where(far, top, held), -top)
+    d_hi, d_lo = two_sum(xp.where(far, top, held), -top)
     d_hi, d_lo = xp.where(far, half_hi, d_hi), xp.where(far, half_lo, d_lo)
-    e_hi, e_lo = exp_parts(d_hi, d_lo, xp)
+    e_hi, e_lo = exp_parts(d_hi, d_lo, xp=xp)
     e_hi, e_lo = xp.where(support & ~far, e_hi, 0.0), xp.where(support & ~far, e_lo, 0.0)
-    s_hi, s_lo = sum_dd(e_hi, e_lo, xp)  # at least 1 (the maximum's e^0)
+    s_hi, s_lo = sum_dd(e_hi, e_lo, xp=xp)  # at least 1 (the maximum's e^0)
     s_hi = xp.where(s_hi > 0.0, s_hi, 1.0)
-    log_s, log_s_lo = log_dd(s_hi, xp)
+    log_s, log_s_lo = log_dd(s_hi, xp=xp)
     scale = 1.0 + xp.astype(far, values.dtype)
-    log_hi, log_err = _two_sum(d_hi, -log_s / scale)
+    log_hi, log_err = two_sum(d_hi, -log_s / scale)
     log_lo = log_err + (d_lo - (log_s_lo + s_lo / s_hi) / scale)
     w_hi = e_hi / s_hi
-    product, product_lo = _two_product(w_hi, s_hi)
+    product, product_lo = two_product(w_hi, s_hi)
     w_lo = (((e_hi - product) - product_lo) + (e_lo - w_hi * s_lo)) / s_hi
     log_hi, log_lo = xp.where(support, log_hi, 0.0), xp.where(support, log_lo, 0.0)
     return w_hi, w_lo, log_hi, log_lo, support, scale
@@ -269,7 +151,7 @@ def dd_entropy(
     # TwoProduct's splitting overflows past 2^996: there the product alone (H past
     # the range unless the weight is tiny, a term under an ulp of it)
     big = xp.abs(l_hi) > _BIG_LOG
-    t_hi, t_err = _two_product(w_hi, xp.where(big, 0.0, l_hi))
+    t_hi, t_err = two_product(w_hi, xp.where(big, 0.0, l_hi))
     t_hi = xp.where(big, w_hi * l_hi, t_hi)
     t_lo = xp.where(big, 0.0, t_err + (w_hi * l_lo + w_lo * l_hi))
     if scale is not None:  # (exact: a power of two)
@@ -278,7 +160,7 @@ def dd_entropy(
     # sum_dd's power of two would overflow
     gap = gap | (keep & (xp.abs(t_hi) > _BIG_TERM))
     keep = keep & ~gap
-    s, s_lo = sum_dd(xp.where(keep, t_hi, 0.0), xp.where(keep, t_lo, 0.0), xp)
+    s, s_lo = sum_dd(xp.where(keep, t_hi, 0.0), xp.where(keep, t_lo, 0.0), xp=xp)
     s, s_lo = s[..., 0], s_lo[..., 0]
     infinite = xp.any(gap, axis=-1)
     return xp.where(infinite, math.inf, -s), xp.where(infinite, 0.0, -s_lo)
@@ -302,7 +184,7 @@ def correct(
     over = flat > _EXP_MAX  # (+inf, without an overflow or inf - inf computed)
     base = xp.exp(xp.where(over, 0.0, measured))
     fine = xp.isfinite(hi) & ~over
-    r = exp_residual(flat, constant(base, xp), xp)
+    r = exp_residual(flat, constant(base, xp), xp=xp)
     c = (xp.where(fine, hi, 0.0) - xp.where(fine, flat, 0.0)) + xp.where(fine, lo, 0.0)
     return xp.where(over, math.inf, base + base * xp.where(fine, c + r, 0.0))
 
