@@ -3,7 +3,7 @@
 Each Inductor graph's C++ file includes ``torch/csrc/inductor/cpp_prefix.h``, whose parse
 is most of g++'s time for the small kernels of this suite (2.1 of 2.4 s); precompiled
 once (5.4 s), the header makes each build 0.8-1.0 s. The suite's eight Inductor tests in
-one process, cold caches: 47.2 s of CPU with it against 67.7 s without
+one process, cold caches: 48.3 s of CPU with it against 68.9 s without
 (``benchmarks/RESULTS.md``, "Inductor's precompiled header"). The root ``conftest.py``
 had turned it off (stop 67); it now sets it on. Fails on main: the variable is "0" and
 Inductor's setting ``False``.
