@@ -9,23 +9,22 @@ wall seconds, and CPU seconds of its child processes during the test. Summed by 
         END {for (k in c) printf "%8.1f %s\\n", c[k], k}' | sort -rn
 
 The children's column is what :func:`time.process_time` leaves out: the C++ compiler that
-Inductor (``torch.compile``'s default backend) runs, its compile pool's worker processes,
-a test's own subprocesses. It is the growth, over the test, of
+Inductor (``torch.compile``'s default backend) runs, spawned ranks (through their fork
+server), a test's own subprocesses. It is the growth, over the test, of
 
     T = (CPU of the ended children this process waited for: ``RUSAGE_CHILDREN``)
         + sum over the live descendants of (their own CPU + that of their ended children)
 
-(``/proc``; Linux, else the first term only). A child that ends during the test moves its
-CPU from the second term to the first, and a grandchild's to its live parent's, so each
-second is counted once whichever way its process ended. Not counted: a descendant that
-outlived its parent (re-parented to ``init``) and a process started and ended by such a
-one; CPU a long-lived child spent between tests goes to the test after it.
+(``/proc``; Linux, else the first term only; 0 on Windows). A child that ends during the
+test moves its CPU from the second term to the first, and a grandchild's to its live
+parent's, so each second is counted once whichever way its process ended. Not counted: a
+descendant that outlived its parent (re-parented to ``init``) and a process started and
+ended by such a one; CPU a long-lived child spent between tests goes to the test after it.
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -69,6 +68,10 @@ def _descendants_cpu(pid: int) -> float:
 def children_cpu() -> float:
     """CPU seconds of this process's children so far, ended and live (the module's
     docstring: ``T``)."""
+    try:
+        import resource
+    except ImportError:  # Windows: not measured
+        return 0.0
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime + _descendants_cpu(os.getpid())
 
