@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 
 # OpenMP threads (PyTorch's ATen and MKL, Numba's ``omp`` layer, all GNU libgomp) spin
 # after each parallel region before they sleep: on CI's 2 cores a spinning thread burns
@@ -33,8 +34,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # in which kernels built no faster with it; that is seen here only where the compiler's
 # path does not say ``g++``/``gcc`` (a timing wrapper, say): PyTorch then names the header
 # ``.pch``, which g++ never reads. Set explicitly, as PyTorch's default on Linux; the same
-# kernels and code; an explicit setting wins.
-os.environ.setdefault("TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "1")
+# kernels and code; an explicit setting wins. PyTorch hashes the preprocessed header with
+# the ``openssl`` program (a missing one fails every Inductor compile): off without it.
+os.environ.setdefault(
+    "TORCHINDUCTOR_CPP_CACHE_PRECOMPILE_HEADERS", "1" if shutil.which("openssl") else "0"
+)
 
 
 def _installed(name: str) -> bool:
