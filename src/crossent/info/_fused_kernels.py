@@ -2484,7 +2484,9 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
 
 
 @_inline
-def _log_ratio(h_a: float, l_a: float, h_b: float, l_b: float, c_hi: float, c_lo: float) -> float:
+def _log_ratio(
+    h_a: float, l_a: float, h_b: float, l_b: float, c_hi: float, c_lo: float, fast: bool
+) -> float:
     r""":math:`\delta = (h_a + l_a) - (h_b + l_b) - (c_{hi} + c_{lo})` (:func:`_js_logs_pass`),
     with :math:`h_a - h_b` exact as :math:`d + d_{lo}` (TwoSum written out): :math:`d -
     c_{hi}` is exact by Sterbenz where :math:`c_{hi}` is near :math:`d` (nearly equal
@@ -2492,7 +2494,12 @@ def _log_ratio(h_a: float, l_a: float, h_b: float, l_b: float, c_hi: float, c_lo
     (branch jsmixed3: up to :math:`2^{-52}` against log-ratios of 1e-12, where
     :math:`|h_b| < |h_a - h_b|/2`; JS of logits N(0, 1) 1e-12 apart against log-
     probabilities was 7e-5 relative off, 1e-3 apart 110 ulps). An infinite
-    :math:`h` gives NaN (was :math:`\pm\infty`): not finite either way."""
+    :math:`h` gives NaN (was :math:`\pm\infty`): not finite either way. Float32 rows
+    (``fast``) keep the rounded difference (their entries' differences are exact in
+    float64 but beside huge ones; their results kept bit for bit and their pass its
+    speed)."""
+    if fast:  # (float32 entries: their h_a - h_b exact but beside huge ones)
+        return ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
     d = h_a - h_b
     v = d - h_a
     d_lo = (h_a - (d - v)) - (h_b + v)
@@ -2540,7 +2547,7 @@ def _js_logs_pass(
         h_b, l_b, q = _side_of_js(np.float64(b[i]), m_b, ell_b, fast)
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
-        delta = _log_ratio(h_a, l_a, h_b, l_b, c_hi, c_lo)
+        delta = _log_ratio(h_a, l_a, h_b, l_b, c_hi, c_lo, fast)
         if not math.isfinite(delta):  # a zero probability (both: NaN, p - q = 0)
             term = _js_term(p, q)
             share = p - q
@@ -2721,7 +2728,7 @@ def _js_near(
         x, y = np.float64(a[i]), np.float64(b[i])
         h_a, l_a, _, _ = _shifted_pairs(x, m_a, ell_a)
         h_b, l_b, _, _ = _shifted_pairs(y, m_b, ell_b)
-        delta = _log_ratio(h_a, l_a, h_b, l_b, c, 0.0)
+        delta = _log_ratio(h_a, l_a, h_b, l_b, c, 0.0, False)
         if not (abs(delta) <= bound and (x if logs_a else y) <= 0.0):
             return math.nan
     s, r, hi, lo = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
@@ -2736,7 +2743,7 @@ def _js_near(
         x, y = np.float64(a[i]), np.float64(b[i])
         h_a, l_a, _, _ = _shifted_pairs(x, m_a, ell_a)
         h_b, l_b, _, _ = _shifted_pairs(y, m_b, ell_b)
-        half = 0.5 * _log_ratio(h_a, l_a, h_b, l_b, c, c_lo)
+        half = 0.5 * _log_ratio(h_a, l_a, h_b, l_b, c, c_lo, False)
         p = hi[i] + (lo[i] + hi[i] * (r[i] - gap)) if s[i] > _DD_ROW_FLOOR else 0.0
         q = math.exp(x if logs_a else y)
         square = half * half
@@ -2844,19 +2851,27 @@ def _js_mixed_exact(
     n = probs.shape[0]
     q_hi, q_lo = np.empty(n), np.empty(n)
     total = (0.0, 0.0, 0.0)
+    # the exponents first, then their e^y by the vectorised _exp_dd_row (bit for bit
+    # _exp_dd's in (-745, 0]; branch jsmixed3: the scalar calls, a dependent chain
+    # each, took about a third of the time)
+    ys, corrections = np.empty(n), np.empty(n)
     for i in range(n):
         x = np.float64(other[i])
         if form == 2:
             _, low, y, e = _shifted_pairs(x, m, ell)
         else:
             low, y, e = 0.0, x, 0.0
+        r_hi, r_lo = _two_sum(e, low)
+        ys[i], corrections[i] = y, r_hi + (r_lo + 0.5 * r_hi * r_hi)
+    _exp_dd_row(ys, 0.0, q_hi, q_lo)
+    for i in range(n):
+        y = ys[i]
         if not y > -745.0:  # (e^y below the least subnormal, or -inf: its low parts
             hi = lo = 0.0  # NaN; NaN rows are not here)
         else:
             # (a positive log-probability, within validation's tolerance: math.exp)
-            hi, lo = _exp_dd(y) if y <= 0.0 else (math.exp(y), 0.0)
-            r_hi, r_lo = _two_sum(e, low)
-            hi, lo = _quick_two_sum(hi, lo + hi * (r_hi + (r_lo + 0.5 * r_hi * r_hi)))
+            hi, lo = (q_hi[i], q_lo[i]) if y <= 0.0 else (math.exp(y), 0.0)
+            hi, lo = _quick_two_sum(hi, lo + hi * corrections[i])
         q_hi[i], q_lo[i] = hi, lo
         if form == 2:
             total = _td_add(total, (hi, lo, 0.0))
