@@ -13,8 +13,8 @@ ones (Q = P plus noise of 1e-9: the exact sums take more passes there), and for 
 logits against log-probabilities; probabilities against logits and log-probabilities
 (nearly equal: the same distribution in each form); the decomposition (entropy, cross-entropy and KL
 together) of logits; the JS of logits (random), of logits against log-probabilities
-(random and nearly equal) and of probabilities against logits (nearly equal). The accuracy is the tests' business
-(``tests/info/test_issue13_kl_float64_exact.py``).
+(random and nearly equal) and of probabilities against logits (nearly equal). The
+accuracy is the tests' business (``tests/info/test_issue13_kl_float64_exact.py``).
 """
 
 from __future__ import annotations
