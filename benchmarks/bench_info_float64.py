@@ -12,9 +12,9 @@ Per call (C-contiguous float64 inputs, ``validate=False``): the best and the med
 ones (Q = P plus noise of 1e-9: the exact sums take more passes there), and for float32
 logits against log-probabilities; probabilities against logits and log-probabilities
 (nearly equal: the same distribution in each form); the decomposition (entropy, cross-entropy and KL
-together) of logits; the JS of logits (random), of logits against log-probabilities and
-of probabilities against logits (nearly equal). The accuracy is the tests' business
-(``tests/info/test_issue13_kl_float64_exact.py``).
+together) of logits; the JS of logits (random), of logits against log-probabilities
+(random and nearly equal) and of probabilities against logits (nearly equal). The
+accuracy is the tests' business (``tests/info/test_issue13_kl_float64_exact.py``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def main(argv: list[str]) -> None:
         "float32 kl(probs, logits) random": (_kl("probs", "logits"), probs32, z32[::-1]),
         "float32 kl(probs, logits) nearly equal": (_kl("probs", "logits"), probs32, z32),
         "js(logits, logits) random": (_js("logits", "logits"), z, z[::-1]),
+        "js(logits, log_probs) random": (_js("logits", "log_probs"), z, log_q[::-1]),
         "js(logits, log_probs) nearly equal": (_js("logits", "log_probs"), near, log_q),
         "js(probs, logits) nearly equal": (_js("probs", "logits"), probs, near),
         "float32 js(logits, logits) random": (_js("logits", "logits"), z32, z32[::-1]),

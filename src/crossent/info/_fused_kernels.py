@@ -2484,6 +2484,29 @@ def _shifted_pairs(x: float, m: float, ell: float) -> tuple[float, float, float,
 
 
 @_inline
+def _log_ratio(
+    h_a: float, l_a: float, h_b: float, l_b: float, c_hi: float, c_lo: float, fast: bool
+) -> float:
+    r""":math:`\delta = (h_a + l_a) - (h_b + l_b) - (c_{hi} + c_{lo})` (:func:`_js_logs_pass`),
+    with :math:`h_a - h_b` exact as :math:`d + d_{lo}` (TwoSum written out): :math:`d -
+    c_{hi}` is exact by Sterbenz where :math:`c_{hi}` is near :math:`d` (nearly equal
+    rows), so no digit of :math:`\delta` is lost to the rounding of :math:`h_a - h_b`
+    (branch jsmixed3: up to :math:`2^{-52}` against log-ratios of 1e-12, where
+    :math:`|h_b| < |h_a - h_b|/2`; JS of logits N(0, 1) 1e-12 apart against log-
+    probabilities was 7e-5 relative off, 1e-3 apart 110 ulps). An infinite
+    :math:`h` gives NaN (was :math:`\pm\infty`): not finite either way. Float32 rows
+    (``fast``) keep the rounded difference (their entries' differences are exact in
+    float64 but beside huge ones; their results kept bit for bit and their pass its
+    speed)."""
+    if fast:  # (float32 entries: their h_a - h_b exact but beside huge ones)
+        return ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
+    d = h_a - h_b
+    v = d - h_a
+    d_lo = (h_a - (d - v)) - (h_b + v)
+    return (d - c_hi) + (((l_a - l_b) + d_lo) - c_lo)
+
+
+@_inline
 def _side_of_js(x: float, m: float, ell: float, fast: bool) -> tuple[float, float, float]:
     r"""One side of :func:`_js_logs_pass`'s entry, a logit or a log-probability: the
     exact :math:`x - m` as the pair ``(h, l)`` and its probability :math:`e^{s}(1 + e + l)`,
@@ -2524,7 +2547,7 @@ def _js_logs_pass(
         h_b, l_b, q = _side_of_js(np.float64(b[i]), m_b, ell_b, fast)
         # x - m_a and y - m_b exact as pairs: their difference keeps the digits of
         # nearly equal rows (shifted too), and huge logits never meet (x - y of 1e30s)
-        delta = ((h_a - h_b) - c_hi) + ((l_a - l_b) - c_lo)
+        delta = _log_ratio(h_a, l_a, h_b, l_b, c_hi, c_lo, fast)
         if not math.isfinite(delta):  # a zero probability (both: NaN, p - q = 0)
             term = _js_term(p, q)
             share = p - q
@@ -2574,7 +2597,6 @@ def _js_of_logs(
     was 1.25e17 ulps off, uncorrected; probabilities and their logits up to 22)."""
     _, ell_a, _, ell_b = partitions
     c = ell_a - ell_b
-    js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
     # The correction needs each side's exact sum: a side of logits is exactly
     # normalised, one of probabilities sums to 1 + excess (summed compensated), one of
     # log-probabilities to 1 + excess (summed in triple-double, _side_excess:
@@ -2582,6 +2604,7 @@ def _js_of_logs(
     # ulps off, c's rounding uncorrected); between log-probabilities and probabilities
     # (or two sides of log-probabilities) c = 0 exactly.
     if forms[0] != 2 and forms[1] != 2:
+        js, _ = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
         return js
     n = a.shape[0]
     fast = _narrow(a)
@@ -2590,6 +2613,15 @@ def _js_of_logs(
         if fast
         else 2.0 * (n + 2) * _U + 2.0**-51 * (abs(ell_a) + abs(ell_b))
     )
+    # Float64 logits against log-probabilities whose log-ratios are all so small that
+    # the bound below must fail: the logits' exact log-partition at once and one pass
+    # of series terms (branch jsmixed3: the first pass, the log-probabilities' excess
+    # and the second pass took 2.3x stop 67's single pass).
+    if not fast and forms[0] != forms[1]:
+        js = _js_near_float64(a, b, forms, partitions, epsilon)
+        if not math.isnan(js):
+            return js
+    js, mass = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
     # (a zero probability on one side weighs in the mass too: a hostile pass, JS of the
     # logits [-inf, -5e-324, 5e-324] and [-745.1, -5e-324, 8.7e-19] took no correction
     # and was twice its 2.365e-38; a NaN mass, of NaN rows, takes none)
@@ -2615,6 +2647,167 @@ def _js_of_logs(
     # (the correction kept as c's low part: added to c it would round again)
     js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
     return js
+
+
+_NEAR_LOG_RATIO = 2.0**24
+r""":func:`_js_near` takes over where every :math:`|\delta_i| \le \min(2^{24}\epsilon,
+2^{-10})`: there the sum is at most about :math:`\tfrac{2.03}{16}\max_i \delta_i^2 <
+2^{45}\epsilon^2` (each term :math:`\tfrac{p + q}{4} g(\delta) \le \tfrac{p + q}{16}
+\delta^2`, :math:`\sum_i (p_i + q_i) \le 2 e^{|\delta|}(1 + \epsilon)`), so
+:func:`_js_of_logs`' bound :math:`\epsilon^2/4 \le 2^{-49}\,\mathrm{JS}` fails by a
+factor 3.8 at least: its first pass would only have found the shift."""
+
+_G_SERIES = (2.0 / 9.0, -0.5, 1.0)
+r""":math:`g(\delta)/x^2 = 1 - x^2/2 + 2x^4/9 - 17x^6/180 + \dots`, :math:`x = \delta/2`
+(Horner's order, in :math:`x^2`; :math:`g = 2x\tanh x - 2\log\cosh x`, mpmath's
+Taylor coefficients): for :math:`|x| \le 2^{-11}` the remainder is below
+:math:`2^{-69}` of the sum."""
+
+
+def _js_near_float64(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    partitions: tuple[float, float, float, float],
+    epsilon: float,
+) -> float:
+    """:func:`_js_near` of float64 rows; NaN (none) for float32 ones, for which it is
+    not compiled (compiled: the choice made by the rows' type)."""
+    return _js_near(a, b, forms, partitions, epsilon) if a.dtype == np.float64 else math.nan
+
+
+@overload(_js_near_float64)
+def _js_near_float64_compiled(a: Any, b: Any, forms: Any, partitions: Any, epsilon: Any) -> Any:
+    # (the implementations' annotations as these: Numba compares them)
+    if a.dtype != types.float64:
+        return _no_js_near
+    return _js_near_of_float64
+
+
+def _no_js_near(a: Any, b: Any, forms: Any, partitions: Any, epsilon: Any) -> Any:
+    """:func:`_js_near_float64` of float32 rows: none."""
+    return math.nan
+
+
+def _js_near_of_float64(a: Any, b: Any, forms: Any, partitions: Any, epsilon: Any) -> Any:
+    """:func:`_js_near_float64` of float64 rows."""
+    return _js_near(a, b, forms, partitions, epsilon)
+
+
+@_once
+def _js_near(
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    partitions: tuple[float, float, float, float],
+    epsilon: float,
+) -> float:
+    r"""JS of float64 logits against log-probabilities (either side) in one pass of
+    series terms where every log-ratio is so small that :func:`_js_of_logs`' bound
+    must fail (:data:`_NEAR_LOG_RATIO`), else NaN (then also where a log-probability
+    is positive: :func:`_js_of_logs` keeps its first pass there, whose excess is NaN).
+
+    Every :math:`\delta_i` as :func:`_js_logs_pass` forms it (``c`` without its low
+    part) checked first: rows apart leave at their first entry. The logits' exact
+    log-partition is :math:`\ell + \gamma`, :math:`\gamma = \operatorname{log1p}
+    \sigma` (:func:`_partition_excess`, :math:`\sigma` to about :math:`2^{-104}`), the
+    low part of ``c`` (:math:`\pm\gamma`) and of the logits' probabilities,
+    :math:`e^{s_i + r_i - \gamma}` from :func:`_exp_dd_row`'s double-doubles (no
+    ``exp``, about half an ulp each); the other side's :math:`e^{y_i}` as
+    :func:`_js_logs_pass` takes it. Each term :math:`\tfrac{p + q}{4}\,x^2(1 - x^2/2
+    + 2x^4/9)`, :math:`x = \delta/2` (:data:`_G_SERIES`; no ``tanh``, no ``log1p``
+    and no cancellation between them), summed compensated. In place of the first pass,
+    the log-probabilities' excess (:func:`_side_excess`) and the second pass of
+    :func:`_js_of_logs`: about a third of their time (``bench_info_float64.py``)."""
+    m_a, ell_a, m_b, ell_b = partitions
+    c = ell_a - ell_b
+    bound = min(_NEAR_LOG_RATIO * epsilon, 2.0**-10)
+    logs_a = forms[0] == 1
+    n = a.shape[0]
+    for i in range(n):
+        x, y = np.float64(a[i]), np.float64(b[i])
+        h_a, l_a, _, _ = _shifted_pairs(x, m_a, ell_a)
+        h_b, l_b, _, _ = _shifted_pairs(y, m_b, ell_b)
+        delta = _log_ratio(h_a, l_a, h_b, l_b, c, 0.0, False)
+        if not (abs(delta) <= bound and (x if logs_a else y) <= 0.0):
+            return math.nan
+    s, r, hi, lo = np.empty(n), np.empty(n), np.empty(n), np.empty(n)
+    if logs_a:
+        gap = math.log1p(_partition_excess(b, m_b, ell_b, (s, r, hi, lo)))
+        c_lo = -gap
+    else:
+        gap = math.log1p(_partition_excess(a, m_a, ell_a, (s, r, hi, lo)))
+        c_lo = gap
+    js = js_c = 0.0
+    for i in range(n):
+        x, y = np.float64(a[i]), np.float64(b[i])
+        h_a, l_a, _, _ = _shifted_pairs(x, m_a, ell_a)
+        h_b, l_b, _, _ = _shifted_pairs(y, m_b, ell_b)
+        half = 0.5 * _log_ratio(h_a, l_a, h_b, l_b, c, c_lo, False)
+        p = hi[i] + (lo[i] + hi[i] * (r[i] - gap)) if s[i] > _DD_ROW_FLOOR else 0.0
+        q = math.exp(x if logs_a else y)
+        square = half * half
+        series = 0.0
+        for coefficient in _G_SERIES:
+            series = coefficient + square * series
+        js, js_c = _add(js, js_c, (p + q) * (square * series) / 4.0)
+    return js + js_c
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _partition_excess(row: Any, m: float, ell: float, work: tuple[Any, Any, Any, Any]) -> float:
+    r""":math:`\sigma = \sum_i e^{(x_i - m) - \ell} - 1` of a float64 row of logits
+    with maximum ``m`` and log-partition ``ell`` (rounded: :math:`\operatorname{log1p}
+    \sigma` is its error), to about :math:`2^{-104}`: the exponents exact as
+    :math:`s_i + r_i` (:func:`_shifted_pairs`; ``work[0]``, ``work[1]``), each term
+    :math:`e^{s_i}(1 + r_i)` from the double-double :math:`e^{s_i}` (``work[2]``,
+    ``work[3]``: :func:`_exp_dd_row`, the vectorised loop; :math:`r_i^2/2` in
+    :math:`r_i`), summed exactly by extraction (Rump's ExtractScalar: a part rounded to
+    a multiple of the ulp of :math:`1.5 \cdot 2^k` by adding and subtracting it, the
+    remainder exact; three levels whose ulps leave :math:`\log_2 n + 1` bits of
+    headroom, each level's sum exact in any order) and the last remainders plainly
+    (their rounding below :math:`n^5 2^{-212}`). The terms where :math:`s_i \le -745`
+    (:math:`e^{s_i}` below the least subnormal) are left out. One branch-free pass after
+    :func:`_exp_dd_row`, in place of :func:`_masses`' dependent triple-double
+    additions."""
+    s, r, hi, lo = work
+    n = row.shape[0]
+    for i in range(n):
+        _, low, y, e = _shifted_pairs(np.float64(row[i]), m, ell)
+        r_hi, r_lo = _two_sum(e, low)
+        s[i], r[i] = y, r_hi + (r_lo + 0.5 * r_hi * r_hi)
+    _exp_dd_row(s, 0.0, hi, lo)
+    # |T1| <= n(1 + 2^-40) < 2^(k + 1), ulp 2^(k - 52); the remainders (below
+    # 2^(k - 53)) and the low parts (below 2^-52), 2n in all, into T2, ulp 2^(2k - 105);
+    # theirs (below 2^(2k - 106)) into T3, ulp 2^(3k - 158); the rest into T4
+    k = 1
+    while 2.0**k < n + 1.0:
+        k += 1
+    k += 1
+    sigma1 = math.ldexp(1.5, k)
+    sigma2 = math.ldexp(1.5, 2 * k - 53)
+    sigma3 = math.ldexp(1.5, 3 * k - 106)
+    t1 = t2 = t3 = t4 = 0.0
+    for i in range(n):
+        if not s[i] > _DD_ROW_FLOOR:
+            continue
+        x_hi, x_lo = hi[i], lo[i] + hi[i] * r[i]
+        q = (sigma1 + x_hi) - sigma1
+        t1 += q
+        x_hi -= q
+        q = (sigma2 + x_hi) - sigma2
+        t2 += q
+        x_hi -= q
+        v = (sigma2 + x_lo) - sigma2
+        t2 += v
+        x_lo -= v
+        q = (sigma3 + x_hi) - sigma3
+        t3 += q
+        v = (sigma3 + x_lo) - sigma3
+        t3 += v
+        t4 += (x_hi - q) + (x_lo - v)
+    total, error = _two_sum(t1 - 1.0, t2)
+    return total + ((error + t3) + t4)
 
 
 @_inline
@@ -2658,19 +2851,27 @@ def _js_mixed_exact(
     n = probs.shape[0]
     q_hi, q_lo = np.empty(n), np.empty(n)
     total = (0.0, 0.0, 0.0)
+    # the exponents first, then their e^y by the vectorised _exp_dd_row (bit for bit
+    # _exp_dd's in (-745, 0]; branch jsmixed3: the scalar calls, a dependent chain
+    # each, took about a third of the time)
+    ys, corrections = np.empty(n), np.empty(n)
     for i in range(n):
         x = np.float64(other[i])
         if form == 2:
             _, low, y, e = _shifted_pairs(x, m, ell)
         else:
             low, y, e = 0.0, x, 0.0
+        r_hi, r_lo = _two_sum(e, low)
+        ys[i], corrections[i] = y, r_hi + (r_lo + 0.5 * r_hi * r_hi)
+    _exp_dd_row(ys, 0.0, q_hi, q_lo)
+    for i in range(n):
+        y = ys[i]
         if not y > -745.0:  # (e^y below the least subnormal, or -inf: its low parts
             hi = lo = 0.0  # NaN; NaN rows are not here)
         else:
             # (a positive log-probability, within validation's tolerance: math.exp)
-            hi, lo = _exp_dd(y) if y <= 0.0 else (math.exp(y), 0.0)
-            r_hi, r_lo = _two_sum(e, low)
-            hi, lo = _quick_two_sum(hi, lo + hi * (r_hi + (r_lo + 0.5 * r_hi * r_hi)))
+            hi, lo = (q_hi[i], q_lo[i]) if y <= 0.0 else (math.exp(y), 0.0)
+            hi, lo = _quick_two_sum(hi, lo + hi * corrections[i])
         q_hi[i], q_lo[i] = hi, lo
         if form == 2:
             total = _td_add(total, (hi, lo, 0.0))
