@@ -58,7 +58,9 @@ def test_tasks_report_runs_in_the_callers_folder(
     ran: list[tuple[list[str], object]] = []
     monkeypatch.setattr(tasks, "ensure_environment", lambda task: None)
     monkeypatch.setattr(
-        tasks.subprocess, "run", lambda command, cwd, check: ran.append((command, cwd))
+        tasks.subprocess,
+        "run",
+        lambda command, cwd, check, env=None: ran.append((command, cwd)),
     )
     monkeypatch.chdir(tmp_path)
     assert tasks.main([task, "preds.npz"]) == 0
