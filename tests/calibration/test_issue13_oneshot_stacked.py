@@ -20,7 +20,6 @@ in a late block raise the same messages on either path (guards: they pass on mai
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +28,9 @@ import pytest
 
 import crossent
 from crossent import _parallel
-from crossent.calibration import _inputs, _row_kernels, _summaries
+from crossent.calibration import _inputs, _summaries
+
+from .test_issue13_next_blocks import _probabilities, _wrapped_totals
 
 pytest.importorskip("numba")
 
@@ -44,14 +45,6 @@ _METRICS: dict[str, Callable[[np.ndarray, np.ndarray], Any]] = {
     ),
     "nll unchecked": lambda p, y: crossent.negative_log_likelihood(p, y, validate=False),
 }
-
-
-def _probabilities(rows: int, classes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    logits = rng.normal(size=(rows, classes)) * 2.5
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p = (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
-    return p, rng.integers(0, classes, size=rows)
 
 
 @pytest.fixture
@@ -76,22 +69,21 @@ def test_issue13_oneshot_caller_reads_blocks(
 ) -> None:
     probs, labels = sixteen_blocks
     monkeypatch.setattr(_parallel, "workers", lambda: 2)
-    kernels = dict(_row_kernels._kernels())
-    totals = kernels["totals"]
-    read = {True: 0, False: 0}
-    caller = threading.current_thread()
+    eight = threading.Event()  # the caller has read 8 blocks
+    waited: list[bool] = []
 
-    def counted(*args: Any) -> Any:
-        mine = threading.current_thread() is caller
-        if not mine:
-            time.sleep(0.002)  # the pool's thread slowed: the caller reads the most
-        read[mine] += 1
-        return totals(*args)
+    def before(mine: bool) -> None:
+        if mine and read[True] == 7:
+            eight.set()
+        elif not mine and not waited:  # the pool's thread waits for them on its first
+            waited.append(True)  # block (an event, not a sleep: under load the caller
+            eight.wait(timeout=10)  # may be slow); on main, 10 s
 
-    kernels["totals"] = counted
-    monkeypatch.setattr(_row_kernels, "_kernels", lambda: kernels)
+    read = _wrapped_totals(monkeypatch, before)
     for name in ("nll", "brier", "ece"):
         read[True] = read[False] = 0
+        eight.clear()
+        waited.clear()
         _METRICS[name](probs, labels)
         assert read[True] + read[False] == 16, name
         assert read[True] >= 8, name  # main: 0 (the caller only waited)
