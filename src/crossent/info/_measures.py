@@ -876,9 +876,10 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
     high_p, low_p, ell_p = _shifted(side_p)
     high_q, low_q, ell_q = _shifted(side_q)
     c = ell_p - ell_q
-    low = low_p - low_q
-    delta = ((high_p - high_q) - c) + low
-    if not corrected or (side_p.form != "logits" and side_q.form != "logits"):  # c = 0
+    logits = side_p.form == "logits" or side_q.form == "logits"
+    d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp)
+    delta = (d - c) + low
+    if not corrected or not logits:  # (c = 0)
         return delta
     # beside a side of log-probabilities, its excess sum_i e^{y_i} - 1 (branch jsexact2:
     # JS of logits and their own rounded log-softmax was 7e15 ulps off, uncorrected)
@@ -912,7 +913,27 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
     correction = xp.where(usable, xp.log1p(xp.where(usable, mass, zero)), zero)
     if flipped:
         correction = -correction
-    return ((high_p - high_q) - c) + (low - correction)
+    return (d - c) + (low - correction)
+
+
+def _difference(
+    high_p: Array, high_q: Array, low: Array, *, logits: bool, xp: ModuleType
+) -> tuple[Array, Array]:
+    r""":math:`h_p - h_q + \ell` (``low``: the sides' low parts) as ``(d, low)`` with
+    :math:`d = \operatorname{fl}(h_p - h_q)` and its rounding error moved into ``low``
+    (TwoSum), so that :math:`d - c` is exact by Sterbenz where the log-partitions'
+    difference :math:`c` is near :math:`d` (nearly equal rows): the rounding of
+    :math:`h_p - h_q` (up to :math:`u|h_p - h_q|`, about the log-partition's size) was
+    as large as a log-ratio of 1e-12 (issue 13, branch jsgeneric1: JS of logits N(0, 1)
+    1e-12 apart against log-probabilities was 7e-5 relative off, 1e-3 apart 110 ulps;
+    the fused kernel's ``_log_ratio`` since jsmixed3). Arrays narrower than float64
+    (float32 of libraries other than NumPy's) keep the rounded difference, as the fused
+    kernel's float32 rows do; so do two sides of log-probabilities (``low`` 0: the
+    rounded :math:`x - y` is already the log-ratio's nearest float: ``logits`` False)."""
+    if xp.finfo(high_p.dtype).bits < 64 or not logits:
+        return high_p - high_q, low
+    d, d_low = _two_difference(high_p, high_q)
+    return d, low + d_low
 
 
 def _log_probs_excess(side: Side) -> Array | float | None:
