@@ -22,8 +22,10 @@ The building blocks:
   a probability's logarithm, whose weights sum to 1), :func:`log_dd` (:math:`2^{-60}`:
   an atanh series), :func:`exp_parts` (the rounded ``exp`` and its residual from
   :func:`log_dd`: :math:`2^{-59}` relative), :func:`exp_rounded` (``exp`` of a pair,
-  rounded once) and :func:`exp_dd` (Tang's table method in double-double:
-  :math:`2^{-100}` relative), with :func:`expm1_reduced` its core;
+  rounded once) and :func:`exp_pairs` (Tang's table method [5]_ in double-double, a
+  table of 4096 and a series of six terms whose pieces above :math:`2^{-53}` are
+  exact: :math:`2^{-102}` relative, and :math:`e^y - 1` near 0), with :func:`exp_dd`
+  its ``(hi, lo)``: the one array double-double exponential (branch exphome1);
 * exact sums by extraction (Rump, Ogita and Oishi [4]_): :func:`sum_dd` (one level,
   its power of two from each row's largest entry) and :func:`excess_of_pairs` (two
   levels at a fixed power of two, for rows of probabilities that sum to about 1).
@@ -42,6 +44,9 @@ References
    (2017), doi:10.1145/3121432.
 .. [4] S. M. Rump, T. Ogita and S. Oishi, "Accurate floating-point summation part I:
    faithful rounding", SIAM J. Sci. Comput. 31(1) (2008), doi:10.1137/050645671.
+.. [5] P. T. P. Tang, "Table-driven implementation of the exponential function in
+   IEEE floating-point arithmetic", ACM Trans. Math. Softw. 15(2) (1989) 144-157,
+   doi:10.1145/63522.214389.
 """
 
 from __future__ import annotations
@@ -51,22 +56,26 @@ import math
 from decimal import Decimal, localcontext
 from fractions import Fraction
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._xp import Array, device, settled
+import numpy as np
+
+from ._xp import Array, device, is_jax_tracer, is_numpy, settled
 
 __all__ = [
     "ATANH_SERIES",
     "LN2_HI",
     "LN2_LO",
+    "Exp",
     "dd_mul_add",
     "excess_of_pairs",
     "exp_constants",
     "exp_dd",
+    "exp_pairs",
     "exp_parts",
     "exp_residual",
     "exp_rounded",
-    "expm1_reduced",
+    "exp_table",
     "frexp",
     "log_dd",
     "log_p_dd",
@@ -254,7 +263,8 @@ def exp_rounded(hi: Any, lo: Any, *, xp: ModuleType) -> Any:
 _U64 = 2.0**-53
 
 _STEPS = 64
-"""Table entries of :func:`exp_dd`: :math:`2^{j/64}`, :math:`0 \\le j < 64`."""
+"""Table entries of :func:`exp_constants` (the perplexity kernel's scalar ``exp``):
+:math:`2^{j/64}`, :math:`0 \\le j < 64`."""
 
 
 def _dd_of(value: Fraction | Decimal) -> tuple[float, float]:
@@ -269,7 +279,9 @@ def _dd_of(value: Fraction | Decimal) -> tuple[float, float]:
 def exp_constants() -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, float, float]]:
     r""":math:`2^{j/64}` as pairs (``hi``, ``lo`` tuples) and :math:`\ln 2/64` in three
     parts, the first two of 36 bits (so that :math:`n L_1`, :math:`n L_2` are exact
-    for :math:`|n| < 2^{17}`), from :mod:`decimal` at 60 digits (once)."""
+    for :math:`|n| < 2^{17}`), from :mod:`decimal` at 60 digits (once): the tables of
+    the Numba perplexity kernel's scalar ``exp`` (``info/_perplexity_kernels``; the
+    arrays' double-double exponential is :func:`exp_pairs`, of a table of 4096)."""
     with localcontext() as context:
         context.prec = 60
         steps = [_dd_of(Decimal(2) ** (Decimal(j) / _STEPS)) for j in range(_STEPS)]
@@ -288,65 +300,154 @@ def exp_constants() -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, 
     )
 
 
-_TAYLOR = tuple(_dd_of(Fraction(1, math.factorial(k))) for k in (5, 4, 3, 2, 1))
-""":math:`1/k!`, :math:`k = 5, \\dots, 1` as pairs (Horner's order)."""
-_TAIL = tuple(1.0 / math.factorial(k) for k in (11, 10, 9, 8, 7, 6))
-""":math:`1/k!`, :math:`k = 11, \\dots, 6` (floats: their part is below :math:`4\\cdot
-10^{-17}` of the series)."""
+_EXP_STEPS = 4096
+r"""Table entries of :func:`exp_pairs`: :math:`2^{j/4096}`, :math:`0 \le j < 4096`."""
+
+_HALF_STEP = math.log(2.0) / (2 * _EXP_STEPS)
+r""":math:`\ln 2/8192`: the reduced argument's bound, :math:`|t| \le 8.5\cdot 10^{-5}
+< 2^{-13.5}`."""
+
+_GRID = 1.5 * 2.0**26
+r"""Adding and subtracting it rounds :math:`|t| < 2^{25}` to a multiple of :math:`2^{-26}`
+(:func:`exp_pairs`' head :math:`h`: at most 13 bits where :math:`|t| \le 2^{-13.5}`)."""
+
+_C6_HI = 10923 / 65536
+r""":math:`1/6` to 14 bits: :math:`h^3` (39 bits) times it is exact."""
+_C6_LO = float(Fraction(1, 6) - Fraction(_C6_HI))
+_C4, _C5, _C6 = 1 / 24, 1 / 120, 1 / 720
 
 
-def expm1_reduced(t_hi: Array, t_lo: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    r""":math:`e^t - 1` of a float64 pair :math:`t = t_{hi} + t_{lo}`,
-    :math:`|t| \le \ln 2/128`, as a double-double, about :math:`2^{-100}` of itself:
-    :math:`t\sum_{i \ge 1} t^{i-1}/i!` by Horner's scheme, the terms :math:`i \le 5`
-    in double-double (:func:`dd_mul_add`), the rest in floats (the series cut after
-    :math:`i = 11`: :math:`3\cdot 10^{-33}`). The core of :func:`exp_dd`; alone, it
-    keeps the digits of :math:`e^t` near 1 that :func:`exp_dd`'s float ``lo`` rounds
-    (``info/_kl_mixed``)."""
-    zero = xp.zeros_like(t_hi)
-    tail = zero
-    for c in _TAIL:
-        tail = c + t_hi * tail
-    a = (tail, zero)
-    t = (t_hi, t_lo)
-    for c_hi, c_lo in _TAYLOR:
-        a = dd_mul_add(a, t, (xp.full_like(t_hi, c_hi), xp.full_like(t_hi, c_lo)))
-    return dd_mul_add(a, t, (zero, zero))
+@functools.cache
+def exp_table() -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    r""":math:`2^{j/4096}` as float64 pairs (``hi``, ``lo``: each rounded to nearest,
+    ``hi + lo`` within :math:`2^{-106}` of it) and :math:`\ln 2/4096` in three parts, the
+    first two of 30 bits (:math:`n L_1`, :math:`n L_2` exact for :math:`|n| < 2^{23}`),
+    from :mod:`decimal` at 60 digits (once, about 20 ms)."""
+    with localcontext() as context:
+        context.prec = 60
+        base = Decimal(2) ** (Decimal(1) / _EXP_STEPS)
+        value, highs, lows = Decimal(1), [], []
+        for _ in range(_EXP_STEPS):
+            high = float(value)
+            highs.append(high)
+            lows.append(float(value - Decimal(high)))
+            value *= base
+        step = Decimal(2).ln() / _EXP_STEPS
+        parts = []
+        for _ in range(2):
+            exponent = math.frexp(float(step))[1]
+            part = math.ldexp(round(math.ldexp(float(step), 30 - exponent)), exponent - 30)
+            parts.append(part)
+            step -= Decimal(part)
+        parts.append(float(step))
+    return np.array(highs), np.array(lows), (parts[0], parts[1], parts[2])
+
+
+class Exp(NamedTuple):
+    """:func:`exp_pairs`' result: :math:`e^y` as ``hi + lo``; where ``near``,
+    :math:`e^y - 1` as ``m_hi + m_lo`` (elsewhere not that)."""
+
+    hi: Array
+    lo: Array
+    m_hi: Array
+    m_lo: Array
+    near: Array
+
+
+def exp_pairs(y: Array, y_lo: Array | None, *, xp: ModuleType) -> Exp:
+    r""":math:`e^{y + y_\ell}` of float64 :math:`y` (:math:`y_\ell` at most an ulp of it,
+    finite, or None for 0) as a double-double, within about :math:`2^{-102}` of itself where it is
+    normal (:math:`2^{-105}` for :math:`y_\ell = 0`, :math:`|y| \le 20`), and where
+    :math:`|y| \le \ln 2/8192` also :math:`e^{y + y_\ell} - 1` as a double-double to
+    about :math:`2^{-105}` absolute. ``-inf`` and :math:`y \le -800` give 0, NaN NaN.
+
+    :math:`y = n\ln 2/4096 + t`, :math:`n = 4096k + j`, :math:`e^y = 2^k\,T_j\,(1 +
+    w)`, :math:`T_j = 2^{j/4096}` a pair from a table (:func:`exp_table`), :math:`w =
+    e^t - 1`; :math:`t = t_{hi} + \tau` with :math:`y - nL_1` and :math:`nL_2` exact
+    (30-bit parts of :math:`\ln 2/4096`), their TwoSum, and :math:`\tau` its error plus
+    :math:`y_\ell - nL_3`; :math:`|t| \le 2^{-13.5}`. The series :math:`w = \sum_{i=1}^6
+    t^i/i!` (the rest :math:`< 2^{-106.8}`) is formed from the head :math:`h` of
+    :math:`t_{hi}` (a multiple of :math:`2^{-26}`: 13 bits), :math:`l = t_{hi} - h` (exact,
+    :math:`|l| \le 2^{-27}`) and :math:`u = l + \tau`: the pieces above :math:`2^{-53}`,
+    :math:`t_{hi}`, :math:`h^2/2`, :math:`hl` (at most 52 bits) and :math:`h^3 c_{hi}`
+    (:math:`c_{hi}` = :data:`_C6_HI`), are exact and gathered by TwoSums; the rest,
+    :math:`\tau(1 + h) + (h^2/2)u + u^2(1/2 + h/2 + u/6) + h^3(1/6 - c_{hi}) +
+    t^4(1/24 + t/120 + t^2/720)`, each below :math:`2^{-52}`, in floats (rounding
+    errors about :math:`2^{-106}`, :math:`2^{-102}` where :math:`\tau` is
+    :math:`2^{-49}`). Then :math:`T_j(1 + w)` by TwoProduct and :math:`2^k` exactly
+    (``ldexp``; else two powers of 2, each normal). About 100 elementwise operations
+    (branch klexact3), against about 260 of the table of 64 that :func:`exp_dd` was
+    until branch exphome1 (:math:`|t| \le 2^{-7.5}`, eleven terms, six of them in
+    double-double, :math:`2^{-96.4}` relative where :math:`y` has a low part)."""
+    table_hi, table_lo, (l1, l2, l3) = exp_table()
+    finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
+    # (concrete arrays with every entry in range: no selection at all; a JAX tracer's
+    # values are not known, and it takes the selections)
+    every = not is_jax_tracer(y) and bool(xp.all(finite))
+    zero = xp.zeros_like(y)
+    y0 = y if every else xp.where(finite, y, zero)
+    n = xp.round(y0 * (_EXP_STEPS / math.log(2.0)))
+    t_hi, tau = two_sum(y0 - n * l1, -(n * l2))
+    tau = tau - n * l3
+    if y_lo is not None:
+        t_hi, error = two_sum(t_hi, y_lo if every else xp.where(finite, y_lo, zero))
+        tau = error + tau
+    (raised,) = settled(t_hi + _GRID)
+    h = raised - _GRID
+    l = t_hi - h  # noqa: E741 (the notation)
+    u = l + tau
+    h2 = h * h
+    a = 0.5 * h2
+    h3 = h2 * h
+    t = t_hi + tau
+    t2 = t * t
+    small = (
+        (tau + h * tau)
+        + a * u
+        + (u * u) * (0.5 + 0.5 * h + u * (1.0 / 6.0))
+        + h3 * _C6_LO
+        + (t2 * t2) * (_C4 + t * (_C5 + t * _C6))
+    )
+    q, e1 = quick_two_sum(a, h3 * _C6_HI)  # |h^2/2| >= |h^3/6|
+    q, e2 = two_sum(q, h * l)
+    m_hi, m_lo = quick_two_sum(t_hi, q)  # |t| >= |t^2|
+    m_lo = m_lo + ((e1 + e2) + small)
+    k = xp.floor(n / _EXP_STEPS)
+    index = xp.reshape(xp.astype(n - _EXP_STEPS * k, xp.int64), (-1,))
+    if is_numpy(xp):
+        s_hi, s_lo = (xp.reshape(x[index], y.shape) for x in (table_hi, table_lo))
+    else:
+        where = device(y)
+        s_hi, s_lo = (
+            xp.reshape(xp.take(xp.asarray(x, dtype=y.dtype, device=where), index), y.shape)
+            for x in (table_hi, table_lo)
+        )
+    product, product_lo = two_product(s_hi, m_hi)
+    rest = product_lo + (s_hi * m_lo + s_lo * (1.0 + m_hi))
+    hi, lo = quick_two_sum(s_hi, product)
+    hi, lo = quick_two_sum(hi, lo + rest)
+    if is_numpy(xp):
+        power = xp.astype(k, xp.int32)
+        hi, lo = np.ldexp(hi, power), np.ldexp(lo, power)
+    else:
+        two = xp.asarray(2.0, dtype=y.dtype, device=device(y))
+        half = xp.floor(k / 2)
+        first, second = xp.pow(two, half), xp.pow(two, k - half)
+        hi, lo = hi * first * second, lo * first * second
+    near = n == 0.0
+    if every:
+        return Exp(hi, lo, m_hi, m_lo, near)
+    outside = xp.where(xp.isnan(y), y, zero)
+    near = finite & near
+    return Exp(xp.where(finite, hi, outside), xp.where(finite, lo, outside), m_hi, m_lo, near)
 
 
 def exp_dd(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
-    r""":math:`e^y` of float64 :math:`y \le 0` as a double-double ``hi + lo``, about
-    :math:`2^{-100}` relative where it is normal (Tang's table method): :math:`y =
-    n\ln 2/64 + t`, :math:`|t| \le \ln 2/128`, :math:`t` a pair (the products by the
-    36-bit parts exact, the first difference exact); :math:`e^y = 2^k\, 2^{j/64}\,
-    e^t`, :math:`n = 64k + j`, the table from :func:`exp_constants`, :math:`e^t - 1` by
-    :func:`expm1_reduced`. The fused kernel's ``_exp_dd``, branch-free. ``-inf`` gives
-    0; a NaN, NaN."""
-    steps_hi, steps_lo, (l1, l2, l3) = exp_constants()
-    where = device(y)
-    finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
-    y0 = xp.where(finite, y, xp.zeros_like(y))
-    n = xp.round(y0 * (_STEPS / math.log(2.0)))
-    k = xp.floor(n / _STEPS)
-    j = n - _STEPS * k
-    t_hi, t_lo = two_sum(y0 - n * l1, -(n * l2))
-    t_hi, t_lo = quick_two_sum(t_hi, t_lo - n * l3)
-    m_hi, m_lo = expm1_reduced(t_hi, t_lo, xp=xp)
-    index = xp.reshape(xp.astype(j, xp.int64), (-1,))
-    table_hi = xp.asarray(steps_hi, dtype=y.dtype, device=where)
-    table_lo = xp.asarray(steps_lo, dtype=y.dtype, device=where)
-    s_hi = xp.reshape(xp.take(table_hi, index, axis=0), y.shape)
-    s_lo = xp.reshape(xp.take(table_lo, index, axis=0), y.shape)
-    hi, lo = dd_mul_add((s_hi, s_lo), (m_hi, m_lo), (s_hi, s_lo))  # 2^(j/64) e^t
-    # 2^k exactly, in two halves (each normal) where 2^k alone underflows
-    two = xp.asarray(2.0, dtype=y.dtype, device=where)
-    half = xp.floor(k / 2)
-    first, second = xp.pow(two, half), xp.pow(two, k - half)
-    outside = xp.where(xp.isnan(y), y, xp.zeros_like(y0))
-    return (
-        xp.where(finite, hi * first * second, outside),
-        xp.where(finite, lo * first * second, outside),
-    )
+    r""":math:`e^y` of float64 :math:`y` as a double-double ``(hi, lo)``: the first two
+    fields of :func:`exp_pairs` (``y_lo`` None), within about :math:`2^{-105}` of itself
+    where it is normal. ``-inf`` and :math:`y \le -800` give 0; a NaN, NaN."""
+    e = exp_pairs(y, None, xp=xp)
+    return e.hi, e.lo
 
 
 # --- exact sums by extraction ----------------------------------------------------------

@@ -5,7 +5,8 @@ The generic path had two double-double families, ``info/_perplexity_dd.py`` (``l
 ``exp_parts``, ``sum_dd``, ...) and ``info/_js_mixed.py`` (``exp_dd``,
 ``excess_of_pairs``, ...), on TwoSum and TwoProduct from ``_numerics``; they now live in
 ``crossent/_double_double.py`` and the others import them (the old private names of
-``_numerics`` and ``_js_mixed.expm1_reduced`` are the same objects). The perplexity
+``_numerics`` are the same objects; branch exphome1 moved ``_kl_mixed``'s exponential
+there too, the one array double-double ``exp``). The perplexity
 kernel takes its weights' ``exp`` from a table (``_perplexity_kernels._exp_table``)
 instead of ``exp`` and a residual by an atanh series: the results stay within half an
 ulp of mpmath's, one side of logits equals P = Q logits bit for bit, and a screened side
@@ -23,7 +24,7 @@ import pytest
 
 import crossent
 from crossent import _numerics
-from crossent.info import _fused, _js_mixed, _perplexity_dd
+from crossent.info import _fused, _js_mixed, _kl_mixed, _measures, _perplexity_dd
 
 _needs_numba = pytest.mark.skipif(not _fused.available(), reason="needs Numba")
 
@@ -34,7 +35,7 @@ def test_generic_double_double_primitives_have_one_home() -> None:
     from crossent import _double_double  # (new: main has none)
 
     names = set(_double_double.__all__)
-    for module in (_numerics, _perplexity_dd, _js_mixed):
+    for module in (_numerics, _perplexity_dd, _js_mixed, _kl_mixed, _measures):
         tree = ast.parse(inspect.getsource(module))
         defined = {
             node.name.lstrip("_") for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
@@ -43,7 +44,8 @@ def test_generic_double_double_primitives_have_one_home() -> None:
     assert _numerics._two_sum is _double_double.two_sum
     assert _numerics._two_product is _double_double.two_product
     assert _numerics._quick_two_sum is _double_double.quick_two_sum
-    assert _js_mixed.expm1_reduced is _double_double.expm1_reduced
+    assert _kl_mixed.exp_pairs is _double_double.exp_pairs  # (branch exphome1)
+    assert _js_mixed.exp_dd is _double_double.exp_dd
 
 
 def _rows() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

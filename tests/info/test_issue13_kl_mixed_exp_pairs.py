@@ -9,7 +9,11 @@ table of :math:`2^{j/4096}` and a series of six terms whose pieces above
 :math:`2^{-53}` are exact (about 100 operations), the series of :math:`\varphi` is cut
 by the rows' largest :math:`|r|`, and NumPy takes the rows by blocks.
 
-Checked here: ``_exp_pairs`` against mpmath (:math:`e^{y + y_\ell}` within
+Branch exphome1 moved it to ``_double_double.exp_pairs``, the one array double-double
+exponential (``exp_dd``, JS's and the log-probabilities' excess, is its ``(hi, lo)``);
+added: the hard arguments (:func:`test_exp_pairs_hard_arguments`).
+
+Checked here: ``exp_pairs`` against mpmath (:math:`e^{y + y_\ell}` within
 :math:`2^{-103}` of itself, :math:`e^{y} - 1` near 0 within :math:`2^{-104}`
 absolute, ``-inf``, NaN and the values below :math:`-800`), and the KL of nearly
 equal rows of 64 classes in every pairing taken by ``_kl_mixed`` against mpmath
@@ -43,7 +47,7 @@ PAIRINGS = [
 
 
 def _exp_pairs() -> Any:
-    return importlib.import_module("crossent.info._kl_mixed")._exp_pairs
+    return importlib.import_module("crossent._double_double").exp_pairs  # (branch exphome1)
 
 
 def _arguments() -> tuple[np.ndarray, np.ndarray]:
@@ -86,6 +90,61 @@ def test_exp_pairs_outside_the_range() -> None:
     assert np.isnan(got.hi[3])
     assert (float(got.hi[4]), float(got.lo[4])) == (1.0, 0.0)
     np.testing.assert_array_equal(got.near, [False, False, False, False, True])
+
+
+def _hard_arguments() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    normal = np.concatenate(
+        [
+            [-(2.0**-1074), -1e-300, 2.0**-40, -(2.0**-13.5), 1e-17, -1e-17],  # near 0
+            -rng.uniform(690.0, 708.39, 12),  # |y| ~ 700, normal results
+            rng.uniform(690.0, 709.7, 6),  # (and above 0, to the overflow)
+            [-708.3964185322641, -708.39641853226, 709.78],
+        ]
+    )
+    subnormal = np.concatenate([-rng.uniform(708.4, 745.13, 14), [-745.0, -744.44, -709.0, -740.0]])
+    y = np.concatenate([normal, subnormal])
+    scale = np.where(np.abs(y) > 0.0, np.abs(y), 1.0)
+    y_lo = rng.uniform(-1.0, 1.0, y.size) * np.spacing(scale) / 2
+    y_lo[::3] = 0.0
+    return y, y_lo
+
+
+def test_exp_pairs_hard_arguments() -> None:
+    """Near 0 (with ``e^y - 1``), :math:`|y|` about 700 either side of 0, low parts,
+    and results below the normal range (-745..-708: ``hi`` within an ulp of the
+    subnormal truth, 2^-1074 absolute: rounded twice, as a pair and then by the
+    scaling; between -708 and -669 the low part is subnormal, its rounding 2^-1075
+    absolute); the array double-double ``exp_dd`` is its
+    ``(hi, lo)``."""
+    y, y_lo = _hard_arguments()
+    module = importlib.import_module("crossent._double_double")
+    got = _exp_pairs()(y, y_lo, xp=np)
+    bare = _exp_pairs()(y, None, xp=np)
+    hi, lo = module.exp_dd(y, xp=np)
+    np.testing.assert_array_equal(hi, bare.hi)
+    np.testing.assert_array_equal(lo, bare.lo)
+    tiny = float(np.finfo(np.float64).smallest_normal)
+    with mpmath.workdps(60):
+        for i in range(y.size):
+            for e, low in ((got, float(y_lo[i])), (bare, 0.0)):
+                truth = mpmath.exp(mpmath.mpf(float(y[i])) + mpmath.mpf(low))
+                value = mpmath.mpf(float(e.hi[i])) + mpmath.mpf(float(e.lo[i]))
+                if truth >= tiny:  # (lo subnormal below e^-669: 2^-1075 absolute)
+                    error = abs(value - truth) - mpmath.mpf(2) ** -1075
+                    assert error <= truth * mpmath.mpf(2) ** -102, (y[i], low, float(error))
+                else:  # a subnormal result: hi + lo rounded, then scaled: faithful
+                    assert abs(mpmath.mpf(float(e.hi[i])) - truth) < mpmath.mpf(2) ** -1074
+                    assert float(e.hi[i]) > 0.0, y[i]
+                if bool(e.near[i]):
+                    near = mpmath.mpf(float(e.m_hi[i])) + mpmath.mpf(float(e.m_lo[i]))
+                    assert abs(near - (truth - 1)) <= mpmath.mpf(2) ** -104, y[i]
+    assert int(np.sum(got.near)) == 5  # (2^-13.5 is past ln 2/8192)
+    edge = _exp_pairs()(np.array([-np.inf, np.nan, -745.2, -799.0]), None, xp=np)
+    np.testing.assert_array_equal(edge.hi[[0, 2, 3]], 0.0)
+    np.testing.assert_array_equal(edge.lo[[0, 2, 3]], 0.0)
+    assert np.isnan(edge.hi[1])
+    assert np.isnan(edge.lo[1])
 
 
 def _sides(p_form: str, q_form: str) -> tuple[np.ndarray, np.ndarray]:
@@ -159,7 +218,7 @@ def test_exact_ties_certified_without_fsum(monkeypatch: pytest.MonkeyPatch) -> N
     (TwoSums), and a tie with nothing left to extract is rounded to even at once:
     fsum's bits, fsum refused."""
     measures = importlib.import_module("crossent.info._measures")
-    exp_dd = importlib.import_module("crossent.info._js_mixed").exp_dd
+    exp_dd = importlib.import_module("crossent._double_double").exp_dd
     rng = np.random.default_rng(0)
     z = rng.standard_normal((64, 1000)) * 3.0
     near = z + rng.standard_normal(z.shape) * 1e-9

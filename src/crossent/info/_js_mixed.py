@@ -20,14 +20,13 @@ import functools
 from collections.abc import Callable
 from types import ModuleType
 
-from .._double_double import excess_of_pairs, exp_dd, expm1_reduced, quick_two_sum, two_sum
+from .._double_double import excess_of_pairs, exp_dd, quick_two_sum, two_sum
 from .._numerics import js_terms
 from .._xp import Array, finite_row_max, is_jax_tracer, log_sum_exp_shifted
 
 __all__ = [
     "careful_rows",
     "exact_where",
-    "expm1_reduced",  # (``_double_double``'s, imported from here by ``_kl_mixed``)
     "js_mixed_exact",
     "side_probabilities",
 ]

@@ -25,12 +25,12 @@ re^r`); the masses carry the first-order part and are summed exactly
   :math:`\log(1 + \sigma)`, :math:`\sigma` the exact excess of its probabilities
   over 1, ``_js_mixed.excess_of_pairs``); a side of probabilities against a log-domain one,
   :math:`\operatorname{log1p}(d_i/q_i)` with :math:`d_i = p_i - q_i` from the other
-  side's probabilities as double-doubles (:func:`_exp_pairs`), exact up to their
+  side's probabilities as double-doubles (``_double_double.exp_pairs``), exact up to their
   :math:`2^{-103}`, where :math:`|d_i| \le q_i/2`.
 * :math:`\Pi - K`: a logits side's mass is 1 exactly; a side of probabilities its
   values; a side of log-probabilities :math:`e^{v_i}` as double-doubles, those near 1
   (:math:`|v_i| \le \ln 2/8192`) as :math:`1 + \operatorname{expm1}(v_i)`, the 1s
-  counted and the ``expm1`` a double-double (both from :func:`_exp_pairs`), so that a
+  counted and the ``expm1`` a double-double (both from ``_double_double.exp_pairs``), so that a
   dominant class keeps the digits of :math:`1 - e^{v_i}` (a double-double of
   :math:`e^{v_i}` itself keeps only a float's worth of them).
 
@@ -46,11 +46,12 @@ instead (:func:`_log_probs_near`): its error a fraction :math:`2^{-104}` of
 (100 of 300 rows of 1000 classes: at most 0.55 eps, where the masses' floor left one
 286 eps off). Elementwise operations and reductions of the standard only.
 
-Cost (branch klexact3): the exponentials are most of it. ``_js_mixed.exp_dd`` (a table of
-64, eleven series terms, six of them in double-double: about 260 elementwise operations
-an entry) made the pass 33x-47x the plain sum's time on NumPy; :func:`_exp_pairs` (a
-table of 4096, six terms whose parts above :math:`2^{-53}` are exact products of a
-13-bit head: about 100) and the series of :math:`\varphi` cut by the block's largest
+Cost (branch klexact3): the exponentials are most of it. The old
+``_js_mixed.exp_dd`` (a table of 64, eleven series terms, six of them in double-double:
+about 260 elementwise operations an entry) made the pass 33x-47x the plain sum's time
+on NumPy; ``_double_double.exp_pairs`` (moved there by branch exphome1; a table of
+4096, six terms whose parts above :math:`2^{-53}` are exact products of a 13-bit head:
+about 100) and the series of :math:`\varphi` cut by the block's largest
 :math:`|r|` (:func:`_phi_small`), with the caller's blocks of rows on NumPy
 and PyTorch CPU (``_measures._kl_mixed_exact``) and exact ties of the parts' sum rounded
 without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-5.4x less
@@ -59,15 +60,11 @@ fifth of what is left, the two exponentials of a pair of log-domain sides most o
 
 from __future__ import annotations
 
-import functools
 import math
-from decimal import Decimal, localcontext
-from fractions import Fraction
 from types import ModuleType
 from typing import NamedTuple
 
-import numpy as np
-
+from .._double_double import Exp, exp_pairs
 from .._numerics import (
     _PHI_SERIES,
     _exp_times_where_subnormal,
@@ -75,148 +72,10 @@ from .._numerics import (
     _two_product,
     _two_sum,
 )
-from .._xp import Array, device, is_numpy, settled
+from .._xp import Array
 from ._js_mixed import _log_pair, excess_of_pairs
 
 __all__ = ["kl_mixed_parts"]
-
-_STEPS = 4096
-r"""Table entries of :func:`_exp_pairs`: :math:`2^{j/4096}`, :math:`0 \le j < 4096`."""
-
-_HALF_STEP = math.log(2.0) / (2 * _STEPS)
-r""":math:`\ln 2/8192`: the reduced argument's bound, :math:`|t| \le 8.5\cdot 10^{-5}
-< 2^{-13.5}`."""
-
-_GRID = 1.5 * 2.0**26
-r"""Adding and subtracting it rounds :math:`|t| < 2^{25}` to a multiple of :math:`2^{-26}`
-(:func:`_exp_pairs`' head :math:`h`: at most 13 bits where :math:`|t| \le 2^{-13.5}`)."""
-
-_C6_HI = 10923 / 65536
-r""":math:`1/6` to 14 bits: :math:`h^3` (39 bits) times it is exact."""
-_C6_LO = float(Fraction(1, 6) - Fraction(_C6_HI))
-_C4, _C5, _C6 = 1 / 24, 1 / 120, 1 / 720
-
-
-@functools.cache
-def _exp_table() -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
-    r""":math:`2^{j/4096}` as float64 pairs (``hi``, ``lo``: each rounded to nearest,
-    ``hi + lo`` within :math:`2^{-106}` of it) and :math:`\ln 2/4096` in three parts, the
-    first two of 30 bits (:math:`n L_1`, :math:`n L_2` exact for :math:`|n| < 2^{23}`),
-    from :mod:`decimal` at 60 digits (once, about 20 ms)."""
-    with localcontext() as context:
-        context.prec = 60
-        base = Decimal(2) ** (Decimal(1) / _STEPS)
-        value, highs, lows = Decimal(1), [], []
-        for _ in range(_STEPS):
-            high = float(value)
-            highs.append(high)
-            lows.append(float(value - Decimal(high)))
-            value *= base
-        step = Decimal(2).ln() / _STEPS
-        parts = []
-        for _ in range(2):
-            exponent = math.frexp(float(step))[1]
-            part = math.ldexp(round(math.ldexp(float(step), 30 - exponent)), exponent - 30)
-            parts.append(part)
-            step -= Decimal(part)
-        parts.append(float(step))
-    return np.array(highs), np.array(lows), (parts[0], parts[1], parts[2])
-
-
-class _Exp(NamedTuple):
-    """:func:`_exp_pairs`' result: :math:`e^y` as ``hi + lo``; where ``near``,
-    :math:`e^y - 1` as ``m_hi + m_lo`` (elsewhere not that)."""
-
-    hi: Array
-    lo: Array
-    m_hi: Array
-    m_lo: Array
-    near: Array
-
-
-def _exp_pairs(y: Array, y_lo: Array | None, *, xp: ModuleType) -> _Exp:
-    r""":math:`e^{y + y_\ell}` of float64 :math:`y` (:math:`y_\ell` at most an ulp of it,
-    finite, or None for 0) as a double-double, within about :math:`2^{-102}` of itself where it is
-    normal (:math:`2^{-105}` for :math:`y_\ell = 0`, :math:`|y| \le 20`), and where
-    :math:`|y| \le \ln 2/8192` also :math:`e^{y + y_\ell} - 1` as a double-double to
-    about :math:`2^{-105}` absolute. ``-inf`` and :math:`y \le -800` give 0, NaN NaN.
-
-    :math:`y = n\ln 2/4096 + t`, :math:`n = 4096k + j`, :math:`e^y = 2^k\,T_j\,(1 +
-    w)`, :math:`T_j = 2^{j/4096}` a pair from a table (:func:`_exp_table`), :math:`w =
-    e^t - 1`; :math:`t = t_{hi} + \tau` with :math:`y - nL_1` and :math:`nL_2` exact
-    (30-bit parts of :math:`\ln 2/4096`), their TwoSum, and :math:`\tau` its error plus
-    :math:`y_\ell - nL_3`; :math:`|t| \le 2^{-13.5}`. The series :math:`w = \sum_{i=1}^6
-    t^i/i!` (the rest :math:`< 2^{-106.8}`) is formed from the head :math:`h` of
-    :math:`t_{hi}` (a multiple of :math:`2^{-26}`: 13 bits), :math:`l = t_{hi} - h` (exact,
-    :math:`|l| \le 2^{-27}`) and :math:`u = l + \tau`: the pieces above :math:`2^{-53}`,
-    :math:`t_{hi}`, :math:`h^2/2`, :math:`hl` (at most 52 bits) and :math:`h^3 c_{hi}`
-    (:math:`c_{hi}` = :data:`_C6_HI`), are exact and gathered by TwoSums; the rest,
-    :math:`\tau(1 + h) + (h^2/2)u + u^2(1/2 + h/2 + u/6) + h^3(1/6 - c_{hi}) +
-    t^4(1/24 + t/120 + t^2/720)`, each below :math:`2^{-52}`, in floats (rounding
-    errors about :math:`2^{-106}`, :math:`2^{-102}` where :math:`\tau` is
-    :math:`2^{-49}`). Then :math:`T_j(1 + w)` by TwoProduct and :math:`2^k` exactly
-    (``ldexp``; else two powers of 2, each normal). About 100 elementwise operations,
-    against 260 of :func:`._js_mixed.exp_dd` (whose table of 64 leaves
-    :math:`|t| \le 2^{-7.5}` and eleven terms, six in double-double)."""
-    table_hi, table_lo, (l1, l2, l3) = _exp_table()
-    finite = y > -800.0  # (below: e^y is 0; NaN stays, by the product with y)
-    every = bool(xp.all(finite))  # (concrete arrays; then no selection at all)
-    zero = xp.zeros_like(y)
-    y0 = y if every else xp.where(finite, y, zero)
-    n = xp.round(y0 * (_STEPS / math.log(2.0)))
-    t_hi, tau = _two_sum(y0 - n * l1, -(n * l2))
-    tau = tau - n * l3
-    if y_lo is not None:
-        t_hi, error = _two_sum(t_hi, y_lo if every else xp.where(finite, y_lo, zero))
-        tau = error + tau
-    (raised,) = settled(t_hi + _GRID)
-    h = raised - _GRID
-    l = t_hi - h  # noqa: E741 (the notation)
-    u = l + tau
-    h2 = h * h
-    a = 0.5 * h2
-    h3 = h2 * h
-    t = t_hi + tau
-    t2 = t * t
-    small = (
-        (tau + h * tau)
-        + a * u
-        + (u * u) * (0.5 + 0.5 * h + u * (1.0 / 6.0))
-        + h3 * _C6_LO
-        + (t2 * t2) * (_C4 + t * (_C5 + t * _C6))
-    )
-    q, e1 = _quick_two_sum(a, h3 * _C6_HI)  # |h^2/2| >= |h^3/6|
-    q, e2 = _two_sum(q, h * l)
-    m_hi, m_lo = _quick_two_sum(t_hi, q)  # |t| >= |t^2|
-    m_lo = m_lo + ((e1 + e2) + small)
-    k = xp.floor(n / _STEPS)
-    index = xp.reshape(xp.astype(n - _STEPS * k, xp.int64), (-1,))
-    if is_numpy(xp):
-        s_hi, s_lo = (xp.reshape(x[index], y.shape) for x in (table_hi, table_lo))
-    else:
-        where = device(y)
-        s_hi, s_lo = (
-            xp.reshape(xp.take(xp.asarray(x, dtype=y.dtype, device=where), index), y.shape)
-            for x in (table_hi, table_lo)
-        )
-    product, product_lo = _two_product(s_hi, m_hi)
-    rest = product_lo + (s_hi * m_lo + s_lo * (1.0 + m_hi))
-    hi, lo = _quick_two_sum(s_hi, product)
-    hi, lo = _quick_two_sum(hi, lo + rest)
-    if is_numpy(xp):
-        power = xp.astype(k, xp.int32)
-        hi, lo = np.ldexp(hi, power), np.ldexp(lo, power)
-    else:
-        two = xp.asarray(2.0, dtype=y.dtype, device=device(y))
-        half = xp.floor(k / 2)
-        first, second = xp.pow(two, half), xp.pow(two, k - half)
-        hi, lo = hi * first * second, lo * first * second
-    near = n == 0.0
-    if every:
-        return _Exp(hi, lo, m_hi, m_lo, near)
-    outside = xp.where(xp.isnan(y), y, zero)
-    near = finite & near
-    return _Exp(xp.where(finite, hi, outside), xp.where(finite, lo, outside), m_hi, m_lo, near)
 
 
 class _LogSide(NamedTuple):
@@ -224,21 +83,21 @@ class _LogSide(NamedTuple):
 
     log_hi: Array
     log_lo: Array
-    exp: _Exp
+    exp: Exp
 
 
 def _log_side(values: Array, form: str, *, xp: ModuleType) -> _LogSide:
     r"""A side of logits or log-probabilities as its logs, an exact pair ``(hi, lo)``,
-    and its probabilities (:func:`_exp_pairs`); logits normalised: :math:`\ell`
+    and its probabilities (``_double_double.exp_pairs``); logits normalised: :math:`\ell`
     corrected by :math:`\log(1 + \sigma)` and the probabilities divided by :math:`1 +
     \sigma`, :math:`\sigma` their exact excess over 1 (:func:`._js_mixed.excess_of_pairs`;
     the log-partition's rounding, a shift of every log, is then gone). ``lo`` is 0 where
     ``hi`` is ``-inf``."""
     if form != "logits":  # (the values exactly: no low part)
-        return _LogSide(values, xp.zeros_like(values), _exp_pairs(values, None, xp=xp))
+        return _LogSide(values, xp.zeros_like(values), exp_pairs(values, None, xp=xp))
     s_hi, s_lo = _log_pair(values, form, xp=xp)
     s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_hi))
-    e = _exp_pairs(s_hi, s_lo, xp=xp)
+    e = exp_pairs(s_hi, s_lo, xp=xp)
     sigma = xp.expand_dims(excess_of_pairs(e.hi, e.lo, xp=xp), axis=-1)
     shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
     hi, lo = _quick_two_sum(e.hi, e.lo + e.hi * shrink)
@@ -246,7 +105,7 @@ def _log_side(values: Array, form: str, *, xp: ModuleType) -> _LogSide:
 
 
 def _mass_parts(
-    values: Array, form: str, e: _Exp | None, *, xp: ModuleType
+    values: Array, form: str, e: Exp | None, *, xp: ModuleType
 ) -> tuple[Array, Array, Array]:
     r"""The side's mass as ``(hi, count, rest)``: its exact sum is :math:`\sum_i
     \mathrm{hi}_i + \mathrm{count} + \mathrm{rest}` (``count``, ``rest``: one column),
@@ -315,7 +174,7 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     r""":func:`kl_mixed_parts` of two sides of log-probabilities ``a``, ``b`` whose
     entries are all finite and within :data:`_NEAR_RATIO` of each other (None
     otherwise), with the masses' difference as :math:`\sum_i q_i\operatorname{expm1}
-    (r_i)`: one exponential (:math:`q`, :func:`_exp_pairs`) instead of two, and the
+    (r_i)`: one exponential (:math:`q`, ``_double_double.exp_pairs``) instead of two, and the
     difference's error a fraction :math:`2^{-104}` of :math:`\sum_i q_i|r_i|` rather
     than of the masses (about :math:`10^{-40}` for rows :math:`10^{-9}` apart, against
     :math:`2\cdot 10^{-33}`).
@@ -335,7 +194,7 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     r_hi, r_lo = _two_sum(a, -b)
     if int(r_hi.shape[0]) and not float(xp.max(xp.abs(r_hi))) <= _NEAR_RATIO:
         return None
-    q = _exp_pairs(b, None, xp=xp)
+    q = exp_pairs(b, None, xp=xp)
     square, square_lo = _two_product(r_hi, r_hi)
     half = 0.5 * square
     epsilon = (
