@@ -285,19 +285,28 @@ def exp_constants() -> tuple[tuple[float, ...], tuple[float, ...], tuple[float, 
     with localcontext() as context:
         context.prec = 60
         steps = [_dd_of(Decimal(2) ** (Decimal(j) / _STEPS)) for j in range(_STEPS)]
-        step = Decimal(2).ln() / _STEPS
-        parts = []
-        for _ in range(2):
-            exponent = math.frexp(float(step))[1]
-            part = math.ldexp(round(math.ldexp(float(step), 36 - exponent)), exponent - 36)
-            parts.append(part)
-            step -= Decimal(part)
-        parts.append(float(step))
     return (
         tuple(h for h, _ in steps),
         tuple(lo for _, lo in steps),
-        (parts[0], parts[1], parts[2]),
+        _ln2_parts(_STEPS, bits=36),
     )
+
+
+def _ln2_parts(steps: int, *, bits: int) -> tuple[float, float, float]:
+    r""":math:`\ln 2/\text{steps}` as :math:`L_1 + L_2 + L_3` (:mod:`decimal` at 60
+    digits), :math:`L_1` and :math:`L_2` rounded to ``bits`` significant bits (so that
+    :math:`n L_1` and :math:`n L_2` are exact for :math:`|n| < 2^{53 - \text{bits}}`),
+    :math:`L_3` the rest rounded to a float (Cody and Waite's reduction)."""
+    with localcontext() as context:
+        context.prec = 60
+        step = Decimal(2).ln() / steps
+        parts = []
+        for _ in range(2):
+            exponent = math.frexp(float(step))[1]
+            part = math.ldexp(round(math.ldexp(float(step), bits - exponent)), exponent - bits)
+            parts.append(part)
+            step -= Decimal(part)
+        return parts[0], parts[1], float(step)
 
 
 _EXP_STEPS = 4096
@@ -326,21 +335,12 @@ def exp_table() -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
     with localcontext() as context:
         context.prec = 60
         base = Decimal(2) ** (Decimal(1) / _EXP_STEPS)
-        value, highs, lows = Decimal(1), [], []
+        value, pairs = Decimal(1), []
         for _ in range(_EXP_STEPS):
-            high = float(value)
-            highs.append(high)
-            lows.append(float(value - Decimal(high)))
+            pairs.append(_dd_of(value))
             value *= base
-        step = Decimal(2).ln() / _EXP_STEPS
-        parts = []
-        for _ in range(2):
-            exponent = math.frexp(float(step))[1]
-            part = math.ldexp(round(math.ldexp(float(step), 30 - exponent)), exponent - 30)
-            parts.append(part)
-            step -= Decimal(part)
-        parts.append(float(step))
-    return np.array(highs), np.array(lows), (parts[0], parts[1], parts[2])
+    highs, lows = (np.array(column) for column in zip(*pairs, strict=True))
+    return highs, lows, _ln2_parts(_EXP_STEPS, bits=30)
 
 
 class Exp(NamedTuple):
