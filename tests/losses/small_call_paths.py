@@ -8,6 +8,8 @@ which path answered, and spies that record which functions a call reached.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
@@ -74,7 +76,16 @@ def fail_on(
 def record_calls(
     monkeypatch: pytest.MonkeyPatch, module: ModuleType, names: Iterable[str]
 ) -> list[str]:
-    """The names of ``module``'s ``names`` in the order they are called, as they run."""
+    """The names of ``module``'s ``names`` in the order they are called, as they run.
+
+    Spies on NumPy's own functions (``np.exp``...) come after Numba has registered NumPy's
+    ufuncs: it does so from the ``numpy`` module's attributes when it first compiles or
+    loads a kernel from its cache (``numba.np.npyimpl``), and a spy in a ufunc's place
+    then fails that load (``'function' object has no attribute 'nin'``) in a worker
+    whose first kernel load happens under the spy."""
+    if module is np:
+        with contextlib.suppress(ImportError):
+            importlib.import_module("numba.np.npyimpl")
     calls: list[str] = []
     for name in names:
         real = getattr(module, name)
