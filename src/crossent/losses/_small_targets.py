@@ -246,7 +246,7 @@ def work_arrays(
     of np.log1p, issue 13: no indexing a call); float64 ones (``dtype`` the float64 dtype itself, as
     the copies and NumPy's float64 arrays have it) are this thread's
     (:data:`_SCRATCH`), kept for its next call of the same shapes, at most
-    :data:`_KEPT_SHAPES` of them (issue 13: two np.empty a call); others are new.
+    ``_softmax_small._KEPT_SHAPES`` of them (issue 13: two np.empty a call); others are new.
 
     A call uses them from its first compiled step to its last and hands back neither
     (a reduction, or fresh per-row values; np.log1p's new :math:`\ell`, np.exp's new
@@ -258,20 +258,9 @@ def work_arrays(
         try:  # (issue 13: the kept arrays looked up first, no np.empty)
             return _SCRATCH.arrays[n, classes, count]
         except (AttributeError, KeyError):  # (this thread's first call; a new shape)
-            return _kept_arrays(n, classes, count)
+            return _softmax_small.kept_work_arrays(_SCRATCH, n, classes, count)
     rows = np.empty((count, n), dtype)
     return np.empty((n, classes), dtype), rows, rows[_REST]
-
-
-def _kept_arrays(n: int, classes: int, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """New float64 work arrays of :func:`work_arrays`, kept for this thread if it keeps
-    fewer than :data:`_KEPT_SHAPES` shapes."""
-    kept = _SCRATCH.__dict__.setdefault("arrays", {})
-    rows = np.empty((count, n))
-    arrays = (np.empty((n, classes)), rows, rows[_REST])
-    if len(kept) < _KEPT_SHAPES:
-        kept[n, classes, count] = arrays
-    return arrays
 
 
 def narrowed_scalar(logits: np.ndarray, value: float) -> Any:
@@ -286,10 +275,8 @@ def narrowed_scalar(logits: np.ndarray, value: float) -> Any:
 
 
 _SCRATCH = threading.local()
-"""Per thread, ``arrays``: :func:`work_arrays` by ``(n, classes, count)``."""
-_KEPT_SHAPES = 16
-"""The most shapes whose work arrays a thread keeps (each at most
-:data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
+"""Per thread, ``arrays``: :func:`work_arrays` by ``(n, classes, count)``
+(``_softmax_small.kept_work_arrays``, which keeps at most ``_KEPT_SHAPES`` shapes)."""
 
 
 class _Steps(NamedTuple):

@@ -45,6 +45,7 @@ from ._reduction import LossParts
 __all__ = [
     "REDUCTIONS",
     "compiled_calls",
+    "kept_work_arrays",
     "label_gradient",
     "label_loss",
     "label_rows64",
@@ -161,9 +162,9 @@ def label_rows64(
     n = z.shape[0]
     y = labels if labels.ndim == 1 else labels.reshape(n)
     try:  # (issue 13: this thread's work arrays of the shape, kept: no np.empty, no indexing)
-        shifted, rows, rest = _KEPT.arrays[n, classes]
+        shifted, rows, rest = _KEPT.arrays[n, classes, 4]
     except (AttributeError, KeyError):
-        shifted, rows, rest = _work_arrays(n, classes)
+        shifted, rows, rest = kept_work_arrays(_KEPT, n, classes, 4)
     if not steps.shift(z, y, options.temperature, shifted, rows):
         return None
     # as log_sum_exp_shifted (and weighted_class_sum for smoothing)
@@ -171,26 +172,31 @@ def label_rows64(
     return z, y, shifted, rows, np.log1p(rest)
 
 
-def _work_arrays(n: int, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""New work arrays of :func:`label_rows64`: :math:`\sigma` (``n`` x ``classes``), the
-    4 x ``n`` rows and their row ``_REST`` (a view), kept for this thread (at most
-    :data:`_KEPT_SHAPES` shapes).
+def kept_work_arrays(
+    scratch: threading.local, n: int, classes: int, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""New float64 work arrays of a small call: :math:`\sigma` (``n`` x ``classes``), the
+    ``count`` x ``n`` per-row values and their row ``_REST`` (a view: the argument of
+    np.log1p), kept in ``scratch`` (a ``threading.local``: ``scratch.arrays`` by ``(n,
+    classes, count)``, where the caller looks first) if it keeps fewer than
+    :data:`_KEPT_SHAPES` shapes (:func:`label_rows64`'s, ``_small_targets.work_arrays``).
 
     A call uses them from its first compiled step to its last and hands back neither
-    (its results are np.exp's and np.log1p's new arrays, or fresh per-row values); the
-    steps between are NumPy ufuncs and compiled functions, which call no Python, so no
-    other call of the thread starts while they are in use (``_small_targets``'
-    ``work_arrays``, whose reasoning this is)."""
-    kept = _KEPT.__dict__.setdefault("arrays", {})
-    rows = np.empty((4, n))
+    (its results are np.exp's and np.log1p's new arrays, a reduction, or fresh per-row
+    values); the steps between are NumPy ufuncs and compiled functions, which call no
+    Python, so no other call of the thread that shares ``scratch`` starts while they are
+    in use. Other threads have their own (the compiled functions hold the GIL, the NumPy
+    ufuncs may release it)."""
+    kept = scratch.__dict__.setdefault("arrays", {})
+    rows = np.empty((count, n))
     arrays = (np.empty((n, classes)), rows, rows[_REST])
     if len(kept) < _KEPT_SHAPES:
-        kept[n, classes] = arrays
+        kept[n, classes, count] = arrays
     return arrays
 
 
 _KEPT = threading.local()
-"""Per thread, ``arrays``: :func:`_work_arrays` by ``(n, classes)``."""
+"""Per thread, ``arrays``: :func:`label_rows64`'s :func:`kept_work_arrays`."""
 _KEPT_SHAPES = 16
 """The most shapes whose work arrays a thread keeps (each at most
 :data:`_cpu_kernels.SERIAL_ELEMENTS` entries and its rows)."""
