@@ -212,6 +212,160 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     return plus, xp.zeros_like(total)
 
 
+_RATIO_NEAR = 2.0**-4
+r"""The largest :math:`|e_i|` of the rows that :func:`_ratio_parts` takes (rows about
+0.05 apart and nearer; the careful rows of 1000 classes have KL below about 0.004)."""
+
+_MASS_NEAR = 2.0**-40
+r"""The largest :math:`|\kappa|`, the masses' relative difference, of the rows that
+:func:`_ratio_parts` takes (rounded log-probabilities: about :math:`2^{-52}`)."""
+
+_PSI_SERIES = 2.0**-12
+r""":math:`|\mu|` up to which :func:`_psi` takes its series."""
+
+
+def _psi(mu: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\psi(\mu) = \log(1 + \mu) - \mu/(1 + \mu) = \sum_{k \ge 2}
+    (-1)^k\frac{k - 1}{k}\mu^k \ge 0`, within a few ulps for :math:`|\mu| \le
+    2^{-12}` (five terms: the rest under :math:`2^{-60}` of it), else in floats
+    (:math:`\mu \ge 2^{-12}` comes from a KL about as large: an error of a few ulps of
+    :math:`\mu` is a few of the KL's)."""
+    series = (mu * mu) * (
+        0.5 + mu * (-2.0 / 3.0 + mu * (0.75 + mu * (-0.8 + mu * (5.0 / 6.0))))
+    )
+    small = xp.abs(mu) <= _PSI_SERIES
+    plain = xp.log1p(xp.where(small, xp.zeros_like(mu), mu)) - mu / (1.0 + mu)
+    return xp.where(small, series, plain)
+
+_WEIGHT_FLOOR = -700.0
+r"""The least log-weight (of :math:`\hat q`, and of the other side) :func:`_ratio_parts`
+takes: above it :math:`e^y` is normal, its rounding relative."""
+
+
+def _excess(values: Array, form: str, e: Exp | None, *, xp: ModuleType) -> Array:
+    r"""A side's mass less 1, one column, to about :math:`2^{-100}` (a logits side's is
+    0; :func:`._js_mixed.excess_of_pairs` of the values or of the double-double
+    :math:`e^{v}`)."""
+    if form == "logits":
+        return xp.zeros_like(values[..., :1])
+    if form == "probs" or e is None:
+        return xp.expand_dims(excess_of_pairs(values, xp.zeros_like(values), xp=xp), axis=-1)
+    return xp.expand_dims(excess_of_pairs(e.hi, e.lo, xp=xp), axis=-1)
+
+
+def _exp_shifted(values: Array, form: str, *, xp: ModuleType) -> Exp:
+    r"""The double-double :math:`e^{v - c}` of a log-domain side: :math:`c = 0` for
+    log-probabilities (then also the side's probabilities, for its mass), the float
+    log-partition for logits (:math:`v - c` as an exact pair; any :math:`c` serves
+    :func:`_ratio_parts`, whose ratios are free of a common shift)."""
+    if form != "logits":
+        return exp_pairs(values, None, xp=xp)
+    top = xp.max(values, axis=-1, keepdims=True)
+    c = top + xp.log(xp.sum(xp.exp(values - top), axis=-1, keepdims=True))
+    y_hi, y_lo = _two_sum(values, -c)
+    return exp_pairs(y_hi, y_lo, xp=xp)
+
+
+def _ratio_parts(
+    a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
+) -> tuple[Array, Array] | None:
+    r""":func:`kl_mixed_parts` of nearly equal rows without normalising a logits side
+    (branch klexact4): None unless every entry is finite, every weight normal
+    (:data:`_WEIGHT_FLOOR`), every :math:`|e_i|` within :data:`_RATIO_NEAR` and the
+    masses' :math:`|\kappa|` within :data:`_MASS_NEAR`.
+
+    With :math:`\Pi = \sum_i p_i`, :math:`K = \sum_i q_i` and the normalised
+    :math:`D_n = D(P/\Pi\,\|\,Q/K)`, the definition's sum is
+
+    .. math:: \sum_i p_i\log\frac{p_i}{q_i} = \Pi D_n + \Pi\log\frac{\Pi}{K}
+              = \Pi D_n + \Delta\Bigl(1 + \frac{\kappa}{2} - \frac{\kappa^2}{6}
+              + O(\kappa^3)\Bigr), \qquad \Delta = \Pi - K,\ \kappa = \Delta/K,
+
+    :math:`\Delta` exactly as the masses' parts (:func:`_mass_parts`), the rest in
+    floats (:func:`_excess` for :math:`\Delta`, :math:`\Pi`: :math:`\Delta\kappa^3`
+    is below :math:`2^{-120}\Delta`). :math:`D_n` needs only weights :math:`\hat q_i
+    \propto q_i` and ratios :math:`e_i = \log(p_i/q_i) + c` with any common
+    :math:`c`: for :math:`\hat K = \sum \hat q_i`, :math:`\hat B = \sum_i \hat q_i
+    \varphi(e_i) \ge 0` and :math:`\hat M = \sum_i \hat q_i\operatorname{expm1}(e_i)`,
+    :math:`\mu = \hat M/\hat K`,
+
+    .. math:: D_n = \frac{\hat B}{\hat K + \hat M} - \psi(\mu), \qquad
+              \psi(\mu) = \log(1 + \mu) - \frac{\mu}{1 + \mu}
+              = \frac{\mu^2}{2} - \frac{2\mu^3}{3} + \cdots \ge 0
+              \ (:func:`_psi`)
+
+    (:math:`p_i \propto \hat q_i e^{e_i}`; :math:`\sum p\,e = (\hat B + \hat
+    M)/(\hat K + \hat M)`). An error :math:`\eta_i` of :math:`e_i` moves
+    :math:`\hat B` by :math:`\hat q_i e_i\eta_i` (second order) and :math:`\psi` by
+    :math:`\mu\hat q_i\eta_i/\hat K`; :math:`c` is the :math:`\hat q`-mean of the
+    ratios, so :math:`\mu` is the rounding of that mean plus :math:`D_n`, and
+    :math:`\psi(\mu)` far below :math:`\hat B`. So a logits side is not normalised
+    (its log-partition, which :func:`_log_side` takes to :math:`2^{-100}` by a
+    double-double exponential of each entry and an exact sum, cancels), two log-domain
+    sides need no exponential for their ratios (:math:`e_i` from the exact difference
+    :math:`a_i - b_i`, TwoSum), and only a side of log-probabilities takes
+    ``_double_double.exp_pairs``, for its mass (and, facing probabilities, for
+    :math:`\operatorname{log1p}((s_i - w_i)/w_i)` as before, :math:`w` its double-double
+    :math:`e^{v - c}`, :func:`_exp_shifted`). The masses' floor of a log-probabilities
+    side (about :math:`2^{-104}` of its mass) is the definition's: the sum is first
+    order in that mass."""
+    if not bool(xp.all(xp.isfinite(a) & xp.isfinite(b))):
+        return None
+    p_exp = q_exp = None
+    if a_form != "probs" and b_form != "probs":  # (logits against log-probabilities)
+        d_hi, d_lo = _two_sum(a, -b)
+        if b_form == "log_probs":
+            q_exp = exp_pairs(b, None, xp=xp)
+            low, q_hat = xp.min(b), q_exp.hi
+        else:
+            top = xp.max(b, axis=-1, keepdims=True)
+            s_hi, s_lo = _two_sum(b, -top)
+            low = xp.min(s_hi)
+            q_hat = xp.exp(s_hi) * (1.0 + s_lo)
+        if a_form == "log_probs":
+            p_exp = exp_pairs(a, None, xp=xp)
+            other = xp.min(a)
+        else:
+            other = xp.min(a - xp.max(a, axis=-1, keepdims=True))
+        if not (float(low) >= _WEIGHT_FLOOR and float(other) >= _WEIGHT_FLOOR):
+            return None
+        c = xp.sum(q_hat * d_hi, axis=-1, keepdims=True) / xp.sum(q_hat, axis=-1, keepdims=True)
+        e = (d_hi - c) + d_lo
+    elif a_form == "probs":  # P probabilities, Q a log-domain side
+        w = _exp_shifted(b, b_form, xp=xp)
+        q_exp = w if b_form == "log_probs" else None
+        if not (float(xp.min(a)) > 0.0 and float(xp.min(w.hi)) >= math.exp(_WEIGHT_FLOOR)):
+            return None
+        d = (a - w.hi) - w.lo
+        e = xp.log1p(d / w.hi)
+        q_hat = w.hi
+    else:  # P a log-domain side, Q probabilities
+        w = _exp_shifted(a, a_form, xp=xp)
+        p_exp = w if a_form == "log_probs" else None
+        if not (float(xp.min(b)) > 0.0 and float(xp.min(w.hi)) >= math.exp(_WEIGHT_FLOOR)):
+            return None
+        d = (w.hi - b) + w.lo
+        e = xp.log1p(d / b)
+        q_hat = b
+    if int(e.shape[0]) and not float(xp.max(xp.abs(e))) <= _RATIO_NEAR:
+        return None
+    p_excess, q_excess = _excess(a, a_form, p_exp, xp=xp), _excess(b, b_form, q_exp, xp=xp)
+    delta = p_excess - q_excess
+    kappa = delta / (1.0 + q_excess)
+    if int(e.shape[0]) and not float(xp.max(xp.abs(kappa))) <= _MASS_NEAR:
+        return None
+    k_hat = xp.sum(q_hat, axis=-1, keepdims=True)
+    bregman = xp.sum(q_hat * _phi_small(e, xp=xp), axis=-1, keepdims=True)
+    m_hat = xp.sum(q_hat * xp.expm1(e), axis=-1, keepdims=True)
+    mu = m_hat / k_hat
+    d_n = bregman / (k_hat + m_hat) - _psi(mu, xp=xp)
+    extra = (1.0 + p_excess) * d_n + delta * (kappa * (0.5 - kappa * (1.0 / 6.0)))
+    p_hi, p_count, p_rest = _mass_parts(a, a_form, p_exp, xp=xp)
+    q_hi, q_count, q_rest = _mass_parts(b, b_form, q_exp, xp=xp)
+    plus = xp.concat([p_hi, p_count, p_rest + extra], axis=-1)
+    return plus, xp.concat([q_hi, q_count, q_rest], axis=-1)
+
+
 def kl_mixed_parts(
     a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
 ) -> tuple[Array, Array]:
@@ -229,6 +383,10 @@ def kl_mixed_parts(
         near = _log_probs_near(a, b, xp=xp)
         if near is not None:
             return near
+    else:
+        ratio = _ratio_parts(a, a_form, b, b_form, xp=xp)
+        if ratio is not None:
+            return ratio
     p_exp = q_exp = None
     if a_form != "probs" and b_form != "probs":
         side_a, side_b = _log_side(a, a_form, xp=xp), _log_side(b, b_form, xp=xp)
