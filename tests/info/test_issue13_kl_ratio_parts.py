@@ -15,9 +15,10 @@ Checked here: every pairing taken by ``_kl_mixed`` on rows 1e-13 to 1e-2 apart, 
 300 classes, spread and dominated, one row a call (the pass reads each block's largest
 ratio), against mpmath at 60 digits within 4 eps (the masses' floor of a side of
 log-probabilities, about :math:`2^{-104}` of its mass, is the definition's own: the
-bound adds :math:`2^{-107}` absolute where a side is log-probabilities: main's as well); that the new pass took them, and one exponential an entry
-where one side is logits (two before: this test fails on main); rows it leaves to the
-old pass (-inf, a weight below :math:`e^{-700}`, rows 0.3 apart); float64 PyTorch and
+bound adds :math:`2^{-107}` absolute where a side is log-probabilities, main's as
+well); that the new pass took them, and one exponential an entry where one side is
+logits (two before: this test fails on main); rows it leaves to the old pass (-inf,
+a weight below :math:`e^{-700}`, rows 0.3 apart); float64 PyTorch and
 array-api-strict one row each (JAX x64, the same code, by hand).
 """
 
@@ -99,12 +100,15 @@ def test_nearly_equal_rows_within_4_eps(forms: tuple[str, str], taken: list[bool
         z, other = _rows(classes, seed, scale, apart)
         a, b = _form(z, forms[0]), _form(other, forms[1])
         for i in range(len(apart)):
-            got = crossent.kl_divergence(a[i : i + 1], b[i : i + 1], p_form=forms[0], q_form=forms[1])
+            got = crossent.kl_divergence(
+                a[i : i + 1], b[i : i + 1], p_form=forms[0], q_form=forms[1]
+            )
             exact = _truth(a[i], b[i], forms)
             error = float(abs(mpmath.mpf(float(got[0])) - exact))
             bound = 4 * EPS * float(abs(exact)) + _floor(forms)
             assert error <= bound, (forms, classes, apart[i], float(exact), error / bound)
-    assert taken and all(taken), taken
+    assert taken
+    assert all(taken), taken
 
 
 @pytest.mark.parametrize("forms", [("logits", "log_probs"), ("log_probs", "logits")])

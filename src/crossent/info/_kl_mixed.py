@@ -230,12 +230,11 @@ def _psi(mu: Array, *, xp: ModuleType) -> Array:
     2^{-12}` (five terms: the rest under :math:`2^{-60}` of it), else in floats
     (:math:`\mu \ge 2^{-12}` comes from a KL about as large: an error of a few ulps of
     :math:`\mu` is a few of the KL's)."""
-    series = (mu * mu) * (
-        0.5 + mu * (-2.0 / 3.0 + mu * (0.75 + mu * (-0.8 + mu * (5.0 / 6.0))))
-    )
+    series = (mu * mu) * (0.5 + mu * (-2.0 / 3.0 + mu * (0.75 + mu * (-0.8 + mu * (5.0 / 6.0)))))
     small = xp.abs(mu) <= _PSI_SERIES
     plain = xp.log1p(xp.where(small, xp.zeros_like(mu), mu)) - mu / (1.0 + mu)
     return xp.where(small, series, plain)
+
 
 _WEIGHT_FLOOR = -700.0
 r"""The least log-weight (of :math:`\hat q`, and of the other side) :func:`_ratio_parts`
