@@ -64,7 +64,7 @@ import math
 from types import ModuleType
 from typing import NamedTuple
 
-from .._double_double import Exp, exp_pairs
+from .._double_double import Exp, exp_pairs, frexp, power_of_two
 from .._numerics import (
     _PHI_SERIES,
     _exp_times_where_subnormal,
@@ -72,7 +72,7 @@ from .._numerics import (
     _two_product,
     _two_sum,
 )
-from .._xp import Array
+from .._xp import Array, settled
 from ._js_mixed import _log_pair, excess_of_pairs
 
 __all__ = ["kl_mixed_parts"]
@@ -186,8 +186,10 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     and the roundings about :math:`2^{-106}|r|`); :math:`q\operatorname{expm1}(r)` as
     the exact products :math:`q_{hi}r_{hi}` and :math:`q_{hi}s/2` (TwoProduct) and the
     float rest :math:`q_{hi}\epsilon + q_{lo}(r_{hi} + s/2)` plus the products' errors.
-    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)` with the Bregman terms and that rest
-    summed, ``minus`` one column of zeros."""
+    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)`, each row of each as three columns
+    (:func:`_compact_sum`, branch klexact4: the caller's exact sum reads 7 columns, not
+    :math:`2n + 1`), with the Bregman terms and that rest summed, ``minus`` one column
+    of zeros."""
     every = xp.all(xp.isfinite(a) & xp.isfinite(b))
     if not bool(every):
         return None
@@ -208,7 +210,7 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     r = r_hi + r_lo
     terms = (q.hi + q.lo) * _phi_small(r, xp=xp)
     total = xp.sum(terms, axis=-1, keepdims=True) + xp.sum(rest, axis=-1, keepdims=True)
-    plus = xp.concat([first, second, total], axis=-1)
+    plus = xp.concat([*_compact_sum(first, xp=xp), *_compact_sum(second, xp=xp), total], axis=-1)
     return plus, xp.zeros_like(total)
 
 
@@ -241,15 +243,51 @@ r"""The least log-weight (of :math:`\hat q`, and of the other side) :func:`_rati
 takes: above it :math:`e^y` is normal, its rounding relative."""
 
 
-def _excess(values: Array, form: str, e: Exp | None, *, xp: ModuleType) -> Array:
-    r"""A side's mass less 1, one column, to about :math:`2^{-100}` (a logits side's is
-    0; :func:`._js_mixed.excess_of_pairs` of the values or of the double-double
-    :math:`e^{v}`)."""
+def _compact_mass(values: Array, form: str, e: Exp | None, *, xp: ModuleType) -> Array:
+    r"""A side's mass as four columns ``(count, top, second, tail)`` whose sum is the
+    mass of :func:`_mass_parts` (the same values: the probabilities, or the
+    double-double :math:`e^{v}`, :math:`1 + (e^{v} - 1)` near 1) to about
+    :math:`2^{-106}\log_2 n` of the row's largest part, as its float sum of the low
+    parts is: the high parts extracted in two levels (Rump, Ogita and Oishi; as
+    ``_double_double.sum_dd``, whose one level would leave :math:`2^{-53}` of them), at
+    :math:`\sigma = 2^{e + s}` for :math:`2^{e - 1} \le \max|h_i| < 2^{e}` and
+    :math:`2^{s} \ge n + 2`: :math:`t_i = (\sigma + h_i) - \sigma` and their sum exact,
+    the remainders (at most :math:`u\sigma`) again at :math:`\sigma' =
+    2^{s}u\sigma`, what is left (at most :math:`2^{2s}u^2\max|h_i|`) and the low parts
+    summed in floats. So the caller's exact sum reads four columns a side, not
+    :math:`n + 2` (branch klexact4)."""
+    column = xp.zeros_like(values[..., :1])
     if form == "logits":
-        return xp.zeros_like(values[..., :1])
+        return xp.concat([column + 1.0, column, column, column], axis=-1)
     if form == "probs" or e is None:
-        return xp.expand_dims(excess_of_pairs(values, xp.zeros_like(values), xp=xp), axis=-1)
-    return xp.expand_dims(excess_of_pairs(e.hi, e.lo, xp=xp), axis=-1)
+        hi, lo, count = values, None, column
+    else:
+        count = xp.sum(xp.astype(e.near, values.dtype), axis=-1, keepdims=True)
+        hi, lo = xp.where(e.near, e.m_hi, e.hi), xp.where(e.near, e.m_lo, e.lo)
+    top, second, tail = _compact_sum(hi, xp=xp)
+    if lo is not None:
+        tail = tail + xp.sum(lo, axis=-1, keepdims=True)
+    return xp.concat([count, top, second, tail], axis=-1)
+
+
+def _compact_sum(x: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r"""Rows of floats ``x`` as three columns ``(top, second, tail)``, the first two
+    exact sums of extracted parts, ``tail`` the float sum of the rest: within about
+    :math:`n^2 2^{2s} u^3` of the row's largest :math:`|x_i|`, :math:`2^{s} \ge n + 2`
+    (:func:`_compact_mass`)."""
+    shift = float(max(1, math.ceil(math.log2(int(x.shape[-1]) + 2))))
+    biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    one = xp.ones_like(biggest)
+    exponent = frexp(xp.where(biggest > 0.0, biggest, one), xp=xp)[1]
+    sigma = power_of_two(exponent + shift, xp=xp)
+    tops = []
+    for _ in range(2):
+        (raised,) = settled(sigma + x)
+        top = raised - sigma
+        tops.append(xp.sum(top, axis=-1, keepdims=True))
+        x = x - top
+        sigma = sigma * (2.0**shift * 2.0**-53)
+    return tops[0], tops[1], xp.sum(x, axis=-1, keepdims=True)
 
 
 def _exp_shifted(values: Array, form: str, *, xp: ModuleType) -> Exp:
@@ -280,8 +318,9 @@ def _ratio_parts(
               = \Pi D_n + \Delta\Bigl(1 + \frac{\kappa}{2} - \frac{\kappa^2}{6}
               + O(\kappa^3)\Bigr), \qquad \Delta = \Pi - K,\ \kappa = \Delta/K,
 
-    :math:`\Delta` exactly as the masses' parts (:func:`_mass_parts`), the rest in
-    floats (:func:`_excess` for :math:`\Delta`, :math:`\Pi`: :math:`\Delta\kappa^3`
+    :math:`\Delta` as the masses' parts (:func:`_compact_mass`: four columns a side
+    for the caller's exact sum), the rest in floats (:math:`\Delta`, :math:`\Pi` from
+    those columns: :math:`\Delta\kappa^3`
     is below :math:`2^{-120}\Delta`). :math:`D_n` needs only weights :math:`\hat q_i
     \propto q_i` and ratios :math:`e_i = \log(p_i/q_i) + c` with any common
     :math:`c`: for :math:`\hat K = \sum \hat q_i`, :math:`\hat B = \sum_i \hat q_i
@@ -348,9 +387,12 @@ def _ratio_parts(
         q_hat = b
     if int(e.shape[0]) and not float(xp.max(xp.abs(e))) <= _RATIO_NEAR:
         return None
-    p_excess, q_excess = _excess(a, a_form, p_exp, xp=xp), _excess(b, b_form, q_exp, xp=xp)
-    delta = p_excess - q_excess
-    kappa = delta / (1.0 + q_excess)
+    p_mass = _compact_mass(a, a_form, p_exp, xp=xp)
+    q_mass = _compact_mass(b, b_form, q_exp, xp=xp)
+    whole, part = p_mass[..., :2] - q_mass[..., :2], p_mass[..., 2:] - q_mass[..., 2:]
+    delta = (whole[..., :1] + whole[..., 1:]) + (part[..., :1] + part[..., 1:])
+    k_mass = xp.sum(q_mass, axis=-1, keepdims=True)
+    kappa = delta / k_mass
     if int(e.shape[0]) and not float(xp.max(xp.abs(kappa))) <= _MASS_NEAR:
         return None
     k_hat = xp.sum(q_hat, axis=-1, keepdims=True)
@@ -358,11 +400,9 @@ def _ratio_parts(
     m_hat = xp.sum(q_hat * xp.expm1(e), axis=-1, keepdims=True)
     mu = m_hat / k_hat
     d_n = bregman / (k_hat + m_hat) - _psi(mu, xp=xp)
-    extra = (1.0 + p_excess) * d_n + delta * (kappa * (0.5 - kappa * (1.0 / 6.0)))
-    p_hi, p_count, p_rest = _mass_parts(a, a_form, p_exp, xp=xp)
-    q_hi, q_count, q_rest = _mass_parts(b, b_form, q_exp, xp=xp)
-    plus = xp.concat([p_hi, p_count, p_rest + extra], axis=-1)
-    return plus, xp.concat([q_hi, q_count, q_rest], axis=-1)
+    extra = (k_mass + delta) * d_n + delta * (kappa * (0.5 - kappa * (1.0 / 6.0)))
+    plus = xp.concat([p_mass[..., :3], p_mass[..., 3:] + extra], axis=-1)
+    return plus, q_mass
 
 
 def kl_mixed_parts(
