@@ -56,7 +56,20 @@ about 100) and the series of :math:`\varphi` cut by the block's largest
 and PyTorch CPU (``_measures._kl_mixed_exact``) and exact ties of the parts' sum rounded
 without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-5.4x less
 (7x-12x the plain sum, ``benchmarks/RESULTS.md``). The exact sum of the parts is about a
-fifth of what is left, the two exponentials of a pair of log-domain sides most of it."""
+fifth of what is left, the two exponentials of a pair of log-domain sides most of it.
+
+Branch klexact4: nearly equal rows (every :math:`|r_i| \le 1/16`, entries finite,
+weights above :math:`e^{-700}`, masses within :math:`2^{-40}` of each other) take
+:func:`_ratio_parts`: the normalised KL from ratios free of a common shift, so that no
+side is normalised, and the masses apart, :math:`\Pi D_n + \Pi\log(\Pi/K)`. One
+double-double exponential an entry at most (logits against log-probabilities: the
+log-probabilities' own, for their mass; two before), and the masses handed to the
+exact sum as four columns a side (:func:`_compact_mass`; :func:`_compact_sum` for
+:func:`_log_probs_near`'s products), not :math:`n + 2`: 6x-8x the plain sum on NumPy
+(``benchmarks/RESULTS.md``). What is left is mostly that exponential, which a side of
+log-probabilities needs: the KL is first order in its mass, so the masses' floor (about
+:math:`2^{-104}` of the mass, :math:`10^{-33}` absolute for spread rows) stays
+wherever such a side faces another form."""
 
 from __future__ import annotations
 
