@@ -274,6 +274,8 @@ def _compact_mass(values: Array, form: str, e: Exp | None, *, xp: ModuleType) ->
         return xp.concat([column + 1.0, column, column, column], axis=-1)
     if form == "probs" or e is None:
         hi, lo, count = values, None, column
+    elif not bool(xp.any(e.near)):  # (concrete arrays: spread rows have no such entry)
+        hi, lo, count = e.hi, e.lo, column
     else:
         count = xp.sum(xp.astype(e.near, values.dtype), axis=-1, keepdims=True)
         hi, lo = xp.where(e.near, e.m_hi, e.hi), xp.where(e.near, e.m_lo, e.lo)
