@@ -322,9 +322,9 @@ def _ratio_parts(
     a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
 ) -> tuple[Array, Array] | None:
     r""":func:`kl_mixed_parts` of nearly equal rows without normalising a logits side
-    (branch klexact4): None unless every entry is finite, every weight normal
-    (:data:`_WEIGHT_FLOOR`), every :math:`|e_i|` within :data:`_RATIO_NEAR` and the
-    masses' :math:`|\kappa|` within :data:`_MASS_NEAR`.
+    (branch klexact4): None unless the rows are not empty, every entry is finite, every
+    weight normal (:data:`_WEIGHT_FLOOR`), every :math:`|e_i|` within
+    :data:`_RATIO_NEAR` and the masses' :math:`|\kappa|` within :data:`_MASS_NEAR`.
 
     With :math:`\Pi = \sum_i p_i`, :math:`K = \sum_i q_i` and the normalised
     :math:`D_n = D(P/\Pi\,\|\,Q/K)`, the definition's sum is
@@ -335,8 +335,7 @@ def _ratio_parts(
 
     :math:`\Delta` as the masses' parts (:func:`_compact_mass`: four columns a side
     for the caller's exact sum), the rest in floats (:math:`\Delta`, :math:`\Pi` from
-    those columns: :math:`\Delta\kappa^3`
-    is below :math:`2^{-120}\Delta`). :math:`D_n` needs only weights :math:`\hat q_i
+    those columns: :math:`\Delta\kappa^3` is below :math:`2^{-120}\Delta`). :math:`D_n` needs only weights :math:`\hat q_i
     \propto q_i` and ratios :math:`e_i = \log(p_i/q_i) + c` with any common
     :math:`c`: for :math:`\hat K = \sum \hat q_i`, :math:`\hat B = \sum_i \hat q_i
     \varphi(e_i) \ge 0` and :math:`\hat M = \sum_i \hat q_i\operatorname{expm1}(e_i)`,
@@ -362,6 +361,8 @@ def _ratio_parts(
     :math:`e^{v - c}`, :func:`_exp_shifted`). The masses' floor of a log-probabilities
     side (about :math:`2^{-104}` of its mass) is the definition's: the sum is first
     order in that mass."""
+    if 0 in (int(a.shape[0]), int(a.shape[-1])) or tuple(a.shape) != tuple(b.shape):
+        return None
     if not bool(xp.all(xp.isfinite(a) & xp.isfinite(b))):
         return None
     p_exp = q_exp = None
@@ -400,7 +401,7 @@ def _ratio_parts(
         d = (w.hi - b) + w.lo
         e = xp.log1p(d / b)
         q_hat = b
-    if int(e.shape[0]) and not float(xp.max(xp.abs(e))) <= _RATIO_NEAR:
+    if not float(xp.max(xp.abs(e))) <= _RATIO_NEAR:
         return None
     p_mass = _compact_mass(a, a_form, p_exp, xp=xp)
     q_mass = _compact_mass(b, b_form, q_exp, xp=xp)
@@ -408,7 +409,7 @@ def _ratio_parts(
     delta = (whole[..., :1] + whole[..., 1:]) + (part[..., :1] + part[..., 1:])
     k_mass = xp.sum(q_mass, axis=-1, keepdims=True)
     kappa = delta / k_mass
-    if int(e.shape[0]) and not float(xp.max(xp.abs(kappa))) <= _MASS_NEAR:
+    if not float(xp.max(xp.abs(kappa))) <= _MASS_NEAR:
         return None
     k_hat = xp.sum(q_hat, axis=-1, keepdims=True)
     bregman = xp.sum(q_hat * _phi_small(e, xp=xp), axis=-1, keepdims=True)
