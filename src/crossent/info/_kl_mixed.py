@@ -336,7 +336,8 @@ def _ratio_parts(
     :math:`\Delta` as the masses' parts (:func:`_compact_mass`: four columns a side
     for the caller's exact sum), the rest in floats (:math:`\Delta`, :math:`\Pi` from
     those columns: :math:`\Delta\kappa^3` is below :math:`2^{-120}\Delta`).
-    :math:`D_n` needs only weights :math:`\hat q_i \propto q_i` and ratios :math:`e_i = \log(p_i/q_i) + c` with any common
+    :math:`D_n` needs only weights :math:`\hat q_i \propto q_i` and ratios
+    :math:`e_i = \log(p_i/q_i) + c` with any common
     :math:`c`: for :math:`\hat K = \sum \hat q_i`, :math:`\hat B = \sum_i \hat q_i
     \varphi(e_i) \ge 0` and :math:`\hat M = \sum_i \hat q_i\operatorname{expm1}(e_i)`,
     :math:`\mu = \hat M/\hat K`,
