@@ -56,7 +56,20 @@ about 100) and the series of :math:`\varphi` cut by the block's largest
 and PyTorch CPU (``_measures._kl_mixed_exact``) and exact ties of the parts' sum rounded
 without ``math.fsum`` (``_measures._MassExtraction.rounded``), take it to 3.3x-5.4x less
 (7x-12x the plain sum, ``benchmarks/RESULTS.md``). The exact sum of the parts is about a
-fifth of what is left, the two exponentials of a pair of log-domain sides most of it."""
+fifth of what is left, the two exponentials of a pair of log-domain sides most of it.
+
+Branch klexact4: nearly equal rows (every :math:`|r_i| \le 1/16`, entries finite,
+weights above :math:`e^{-700}`, masses within :math:`2^{-40}` of each other) take
+:func:`_ratio_parts`: the normalised KL from ratios free of a common shift, so that no
+side is normalised, and the masses apart, :math:`\Pi D_n + \Pi\log(\Pi/K)`. One
+double-double exponential an entry at most (logits against log-probabilities: the
+log-probabilities' own, for their mass; two before), and the masses handed to the
+exact sum as four columns a side (:func:`_compact_mass`; :func:`_compact_sum` for
+:func:`_log_probs_near`'s products), not :math:`n + 2`: 6x-8x the plain sum on NumPy
+(``benchmarks/RESULTS.md``). What is left is mostly that exponential, which a side of
+log-probabilities needs: the KL is first order in its mass, so the masses' floor (about
+:math:`2^{-104}` of the mass, :math:`10^{-33}` absolute for spread rows) stays
+wherever such a side faces another form."""
 
 from __future__ import annotations
 
@@ -64,7 +77,7 @@ import math
 from types import ModuleType
 from typing import NamedTuple
 
-from .._double_double import Exp, exp_pairs
+from .._double_double import Exp, exp_pairs, frexp, power_of_two
 from .._numerics import (
     _PHI_SERIES,
     _exp_times_where_subnormal,
@@ -72,7 +85,7 @@ from .._numerics import (
     _two_product,
     _two_sum,
 )
-from .._xp import Array
+from .._xp import Array, settled
 from ._js_mixed import _log_pair, excess_of_pairs
 
 __all__ = ["kl_mixed_parts"]
@@ -186,8 +199,10 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     and the roundings about :math:`2^{-106}|r|`); :math:`q\operatorname{expm1}(r)` as
     the exact products :math:`q_{hi}r_{hi}` and :math:`q_{hi}s/2` (TwoProduct) and the
     float rest :math:`q_{hi}\epsilon + q_{lo}(r_{hi} + s/2)` plus the products' errors.
-    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)` with the Bregman terms and that rest
-    summed, ``minus`` one column of zeros."""
+    ``plus`` is :math:`(q_{hi}r_{hi}, q_{hi}s/2)`, each row of each as three columns
+    (:func:`_compact_sum`, branch klexact4: the caller's exact sum reads 7 columns, not
+    :math:`2n + 1`), with the Bregman terms and that rest summed, ``minus`` one column
+    of zeros."""
     every = xp.all(xp.isfinite(a) & xp.isfinite(b))
     if not bool(every):
         return None
@@ -208,8 +223,203 @@ def _log_probs_near(a: Array, b: Array, *, xp: ModuleType) -> tuple[Array, Array
     r = r_hi + r_lo
     terms = (q.hi + q.lo) * _phi_small(r, xp=xp)
     total = xp.sum(terms, axis=-1, keepdims=True) + xp.sum(rest, axis=-1, keepdims=True)
-    plus = xp.concat([first, second, total], axis=-1)
+    plus = xp.concat([*_compact_sum(first, xp=xp), *_compact_sum(second, xp=xp), total], axis=-1)
     return plus, xp.zeros_like(total)
+
+
+_RATIO_NEAR = 2.0**-4
+r"""The largest :math:`|e_i|` of the rows that :func:`_ratio_parts` takes (rows about
+0.05 apart and nearer; the careful rows of 1000 classes have KL below about 0.004)."""
+
+_MASS_NEAR = 2.0**-40
+r"""The largest :math:`|\kappa|`, the masses' relative difference, of the rows that
+:func:`_ratio_parts` takes (rounded log-probabilities: about :math:`2^{-52}`)."""
+
+_PSI_SERIES = 2.0**-12
+r""":math:`|\mu|` up to which :func:`_psi` takes its series."""
+
+
+def _psi(mu: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\psi(\mu) = \log(1 + \mu) - \mu/(1 + \mu) = \sum_{k \ge 2}
+    (-1)^k\frac{k - 1}{k}\mu^k \ge 0`, within a few ulps for :math:`|\mu| \le
+    2^{-12}` (five terms: the rest under :math:`2^{-60}` of it), else in floats
+    (:math:`\mu \ge 2^{-12}` comes from a KL about as large: an error of a few ulps of
+    :math:`\mu` is a few of the KL's)."""
+    series = (mu * mu) * (0.5 + mu * (-2.0 / 3.0 + mu * (0.75 + mu * (-0.8 + mu * (5.0 / 6.0)))))
+    small = xp.abs(mu) <= _PSI_SERIES
+    plain = xp.log1p(xp.where(small, xp.zeros_like(mu), mu)) - mu / (1.0 + mu)
+    return xp.where(small, series, plain)
+
+
+_WEIGHT_FLOOR = -700.0
+r"""The least log-weight (of :math:`\hat q`, and of the other side) :func:`_ratio_parts`
+takes: above it :math:`e^y` is normal, its rounding relative."""
+
+
+def _compact_mass(values: Array, form: str, e: Exp | None, *, xp: ModuleType) -> Array:
+    r"""A side's mass as four columns ``(count, top, second, tail)`` whose sum is the
+    mass of :func:`_mass_parts` (the same values: the probabilities, or the
+    double-double :math:`e^{v}`, :math:`1 + (e^{v} - 1)` near 1) to about
+    :math:`2^{-106}\log_2 n` of the row's largest part, as its float sum of the low
+    parts is: the high parts extracted in two levels (Rump, Ogita and Oishi; as
+    ``_double_double.sum_dd``, whose one level would leave :math:`2^{-53}` of them), at
+    :math:`\sigma = 2^{e + s}` for :math:`2^{e - 1} \le \max|h_i| < 2^{e}` and
+    :math:`2^{s} \ge n + 2`: :math:`t_i = (\sigma + h_i) - \sigma` and their sum exact,
+    the remainders (at most :math:`u\sigma`) again at :math:`\sigma' =
+    2^{s}u\sigma`, what is left (at most :math:`2^{2s}u^2\max|h_i|`) and the low parts
+    summed in floats. So the caller's exact sum reads four columns a side, not
+    :math:`n + 2` (branch klexact4)."""
+    column = xp.zeros_like(values[..., :1])
+    if form == "logits":
+        return xp.concat([column + 1.0, column, column, column], axis=-1)
+    if form == "probs" or e is None:
+        hi, lo, count = values, None, column
+    elif not bool(xp.any(e.near)):  # (concrete arrays: spread rows have no such entry)
+        hi, lo, count = e.hi, e.lo, column
+    else:
+        count = xp.sum(xp.astype(e.near, values.dtype), axis=-1, keepdims=True)
+        hi, lo = xp.where(e.near, e.m_hi, e.hi), xp.where(e.near, e.m_lo, e.lo)
+    top, second, tail = _compact_sum(hi, xp=xp)
+    if lo is not None:
+        tail = tail + xp.sum(lo, axis=-1, keepdims=True)
+    return xp.concat([count, top, second, tail], axis=-1)
+
+
+def _compact_sum(x: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r"""Rows of floats ``x`` as three columns ``(top, second, tail)``, the first two
+    exact sums of extracted parts, ``tail`` the float sum of the rest: within about
+    :math:`n^2 2^{2s} u^3` of the row's largest :math:`|x_i|`, :math:`2^{s} \ge n + 2`
+    (:func:`_compact_mass`)."""
+    shift = float(max(1, math.ceil(math.log2(int(x.shape[-1]) + 2))))
+    biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    one = xp.ones_like(biggest)
+    exponent = frexp(xp.where(biggest > 0.0, biggest, one), xp=xp)[1]
+    sigma = power_of_two(exponent + shift, xp=xp)
+    tops = []
+    for _ in range(2):
+        (raised,) = settled(sigma + x)
+        top = raised - sigma
+        tops.append(xp.sum(top, axis=-1, keepdims=True))
+        x = x - top
+        sigma = sigma * (2.0**shift * 2.0**-53)
+    return tops[0], tops[1], xp.sum(x, axis=-1, keepdims=True)
+
+
+def _exp_shifted(values: Array, form: str, *, xp: ModuleType) -> Exp:
+    r"""The double-double :math:`e^{v - c}` of a log-domain side: :math:`c = 0` for
+    log-probabilities (then also the side's probabilities, for its mass), the float
+    log-partition for logits (:math:`v - c` as an exact pair; any :math:`c` serves
+    :func:`_ratio_parts`, whose ratios are free of a common shift)."""
+    if form != "logits":
+        return exp_pairs(values, None, xp=xp)
+    top = xp.max(values, axis=-1, keepdims=True)
+    c = top + xp.log(xp.sum(xp.exp(values - top), axis=-1, keepdims=True))
+    y_hi, y_lo = _two_sum(values, -c)
+    return exp_pairs(y_hi, y_lo, xp=xp)
+
+
+def _ratio_parts(
+    a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
+) -> tuple[Array, Array] | None:
+    r""":func:`kl_mixed_parts` of nearly equal rows without normalising a logits side
+    (branch klexact4): None unless the rows are not empty, every entry is finite, every
+    weight normal (:data:`_WEIGHT_FLOOR`), every :math:`|e_i|` within
+    :data:`_RATIO_NEAR` and the masses' :math:`|\kappa|` within :data:`_MASS_NEAR`.
+
+    With :math:`\Pi = \sum_i p_i`, :math:`K = \sum_i q_i` and the normalised
+    :math:`D_n = D(P/\Pi\,\|\,Q/K)`, the definition's sum is
+
+    .. math:: \sum_i p_i\log\frac{p_i}{q_i} = \Pi D_n + \Pi\log\frac{\Pi}{K}
+              = \Pi D_n + \Delta\Bigl(1 + \frac{\kappa}{2} - \frac{\kappa^2}{6}
+              + O(\kappa^3)\Bigr), \qquad \Delta = \Pi - K,\ \kappa = \Delta/K,
+
+    :math:`\Delta` as the masses' parts (:func:`_compact_mass`: four columns a side
+    for the caller's exact sum), the rest in floats (:math:`\Delta`, :math:`\Pi` from
+    those columns: :math:`\Delta\kappa^3` is below :math:`2^{-120}\Delta`).
+    :math:`D_n` needs only weights :math:`\hat q_i \propto q_i` and ratios
+    :math:`e_i = \log(p_i/q_i) + c` with any common
+    :math:`c`: for :math:`\hat K = \sum \hat q_i`, :math:`\hat B = \sum_i \hat q_i
+    \varphi(e_i) \ge 0` and :math:`\hat M = \sum_i \hat q_i\operatorname{expm1}(e_i)`,
+    :math:`\mu = \hat M/\hat K`,
+
+    .. math:: D_n = \frac{\hat B}{\hat K + \hat M} - \psi(\mu), \qquad
+              \psi(\mu) = \log(1 + \mu) - \frac{\mu}{1 + \mu}
+              = \frac{\mu^2}{2} - \frac{2\mu^3}{3} + \cdots \ge 0
+              \ (:func:`_psi`)
+
+    (:math:`p_i \propto \hat q_i e^{e_i}`; :math:`\sum p\,e = (\hat B + \hat
+    M)/(\hat K + \hat M)`). An error :math:`\eta_i` of :math:`e_i` moves
+    :math:`\hat B` by :math:`\hat q_i e_i\eta_i` (second order) and :math:`\psi` by
+    :math:`\mu\hat q_i\eta_i/\hat K`; :math:`c` is the :math:`\hat q`-mean of the
+    ratios, so :math:`\mu` is the rounding of that mean plus :math:`D_n`, and
+    :math:`\psi(\mu)` far below :math:`\hat B`. So a logits side is not normalised
+    (its log-partition, which :func:`_log_side` takes to :math:`2^{-100}` by a
+    double-double exponential of each entry and an exact sum, cancels), two log-domain
+    sides need no exponential for their ratios (:math:`e_i` from the exact difference
+    :math:`a_i - b_i`, TwoSum), and only a side of log-probabilities takes
+    ``_double_double.exp_pairs``, for its mass (and, facing probabilities, for
+    :math:`\operatorname{log1p}((s_i - w_i)/w_i)` as before, :math:`w` its double-double
+    :math:`e^{v - c}`, :func:`_exp_shifted`). The masses' floor of a log-probabilities
+    side (about :math:`2^{-104}` of its mass) is the definition's: the sum is first
+    order in that mass."""
+    if 0 in (int(a.shape[0]), int(a.shape[-1])) or tuple(a.shape) != tuple(b.shape):
+        return None
+    if not bool(xp.all(xp.isfinite(a) & xp.isfinite(b))):
+        return None
+    p_exp = q_exp = None
+    if a_form != "probs" and b_form != "probs":  # (logits against log-probabilities)
+        d_hi, d_lo = _two_sum(a, -b)
+        if b_form == "log_probs":
+            q_exp = exp_pairs(b, None, xp=xp)
+            low, q_hat = xp.min(b), q_exp.hi
+        else:
+            top = xp.max(b, axis=-1, keepdims=True)
+            s_hi, s_lo = _two_sum(b, -top)
+            low = xp.min(s_hi)
+            q_hat = xp.exp(s_hi) * (1.0 + s_lo)
+        if a_form == "log_probs":
+            p_exp = exp_pairs(a, None, xp=xp)
+            other = xp.min(a)
+        else:
+            other = xp.min(a - xp.max(a, axis=-1, keepdims=True))
+        if not (float(low) >= _WEIGHT_FLOOR and float(other) >= _WEIGHT_FLOOR):
+            return None
+        c = xp.sum(q_hat * d_hi, axis=-1, keepdims=True) / xp.sum(q_hat, axis=-1, keepdims=True)
+        e = (d_hi - c) + d_lo
+    elif a_form == "probs":  # P probabilities, Q a log-domain side
+        w = _exp_shifted(b, b_form, xp=xp)
+        q_exp = w if b_form == "log_probs" else None
+        if not (float(xp.min(a)) > 0.0 and float(xp.min(w.hi)) >= math.exp(_WEIGHT_FLOOR)):
+            return None
+        d = (a - w.hi) - w.lo
+        e = xp.log1p(d / w.hi)
+        q_hat = w.hi
+    else:  # P a log-domain side, Q probabilities
+        w = _exp_shifted(a, a_form, xp=xp)
+        p_exp = w if a_form == "log_probs" else None
+        if not (float(xp.min(b)) > 0.0 and float(xp.min(w.hi)) >= math.exp(_WEIGHT_FLOOR)):
+            return None
+        d = (w.hi - b) + w.lo
+        e = xp.log1p(d / b)
+        q_hat = b
+    if not float(xp.max(xp.abs(e))) <= _RATIO_NEAR:
+        return None
+    p_mass = _compact_mass(a, a_form, p_exp, xp=xp)
+    q_mass = _compact_mass(b, b_form, q_exp, xp=xp)
+    whole, part = p_mass[..., :2] - q_mass[..., :2], p_mass[..., 2:] - q_mass[..., 2:]
+    delta = (whole[..., :1] + whole[..., 1:]) + (part[..., :1] + part[..., 1:])
+    k_mass = xp.sum(q_mass, axis=-1, keepdims=True)
+    kappa = delta / k_mass
+    if not float(xp.max(xp.abs(kappa))) <= _MASS_NEAR:
+        return None
+    k_hat = xp.sum(q_hat, axis=-1, keepdims=True)
+    bregman = xp.sum(q_hat * _phi_small(e, xp=xp), axis=-1, keepdims=True)
+    m_hat = xp.sum(q_hat * xp.expm1(e), axis=-1, keepdims=True)
+    mu = m_hat / k_hat
+    d_n = bregman / (k_hat + m_hat) - _psi(mu, xp=xp)
+    extra = (k_mass + delta) * d_n + delta * (kappa * (0.5 - kappa * (1.0 / 6.0)))
+    plus = xp.concat([p_mass[..., :3], p_mass[..., 3:] + extra], axis=-1)
+    return plus, q_mass
 
 
 def kl_mixed_parts(
@@ -229,6 +439,10 @@ def kl_mixed_parts(
         near = _log_probs_near(a, b, xp=xp)
         if near is not None:
             return near
+    else:
+        ratio = _ratio_parts(a, a_form, b, b_form, xp=xp)
+        if ratio is not None:
+            return ratio
     p_exp = q_exp = None
     if a_form != "probs" and b_form != "probs":
         side_a, side_b = _log_side(a, a_form, xp=xp), _log_side(b, b_form, xp=xp)
