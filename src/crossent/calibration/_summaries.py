@@ -845,10 +845,8 @@ class _NextBlocks:
             yield block
 
     def done(self) -> None:
-        """Let the waiting caller look again: a back thread has read its last block
-        (woken as late as that thread's Python allows, not as its block is read, so
-        that the caller does not wait again for the interpreter's lock: 10-20 us a call
-        on the 2-core AMD EPYC)."""
+        """Let the waiting caller look again: a back thread has no block left (its
+        last block read, or its reading ended by an error)."""
         with self._lock:
             self._wake()
 
