@@ -3,13 +3,15 @@
     python benchmarks/bench_oneshot_threads.py [--rows 1000000] [--classes 10]
         [--repeats 41] [--against PATH/TO/OTHER/src]
 
-``negative_log_likelihood``, ``brier_score`` and ``calibration_error`` of
-``bench_evaluation``'s data (10^6 x 10 float32 probabilities: 10 blocks), each call's
-``totals`` kernel calls noted (start, end, thread and CPU, ``sched_getcpu``), the
-contenders interleaved, and with ``--against`` the same of a second copy of crossent
-(``bench_evaluation.against``) after each.  For each contender, min and median of:
+``negative_log_likelihood``, ``brier_score``, ``calibration_error`` and
+``EvaluationState(classes).update`` of ``bench_evaluation``'s data (10^6 x 10 float32
+probabilities: 10 blocks), each call's ``totals`` kernel calls noted (start, end,
+thread and CPU, ``sched_getcpu``), the contenders interleaved, and with ``--against``
+the same of a second copy of crossent (``bench_evaluation.against``) after each.  For
+each contender, min and median of:
 
-* wall: the call, ms;
+* wall: the call, ms (min / median / 90th percentile: a caller that waits for a
+  descheduled pool thread shows in the upper quantiles under load; branch steal1);
 * kernels: the sum of its kernel calls' durations, ms (what one thread would take);
 * overlap: the share of the first kernel's start to the last one's end during which
   two kernel calls ran at once (1: always two blocks side by side, 0: one at a time);
@@ -75,6 +77,11 @@ def overlap(calls: list[tuple[int, int, float, float]]) -> float:
     return both / span if span > 0 else 0.0
 
 
+def p90(values: tuple[float, ...]) -> float:
+    """The 90th percentile of ``values`` (``statistics.quantiles``, exclusive)."""
+    return statistics.quantiles(values, n=10)[-1]
+
+
 def contenders(
     package: ModuleType, probs: np.ndarray, labels: np.ndarray
 ) -> dict[str, Callable[[], object]]:
@@ -82,6 +89,9 @@ def contenders(
         "negative_log_likelihood": lambda: package.negative_log_likelihood(probs, labels),
         "brier_score": lambda: package.brier_score(probs, labels),
         "calibration_error": lambda: package.calibration_error(probs, labels).value,
+        "EvaluationState.update": lambda: package.EvaluationState(probs.shape[1]).update(
+            probs, labels
+        ),
     }
 
 
@@ -125,13 +135,16 @@ def main() -> None:
         f"machine: {cpu_name()}, {vector_width()}, load average "
         f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
-    print(f"{args.rows} x {args.classes} float32; min / median of {args.repeats} interleaved\n")
+    print(
+        f"{args.rows} x {args.classes} float32; min / median (/ p90) of {args.repeats} "
+        "interleaved\n"
+    )
     print("| contender | wall ms | kernels ms | overlap | one CPU | caller's blocks |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, values in rows.items():
         wall, kernels, share, one, mine = zip(*values, strict=True)
         print(
-            f"| {name} | {min(wall):.2f} / {statistics.median(wall):.2f} "
+            f"| {name} | {min(wall):.2f} / {statistics.median(wall):.2f} / {p90(wall):.2f} "
             f"| {min(kernels):.2f} / {statistics.median(kernels):.2f} "
             f"| {min(share):.2f} / {statistics.median(share):.2f} "
             f"| {sum(one) / len(one):.2f} | {statistics.median(mine):.0f} |"

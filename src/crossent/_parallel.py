@@ -17,7 +17,10 @@ Two helpers share one pool of :func:`workers` threads per process:
   ``2 * workers`` blocks in flight, which bounds memory (calibration's evaluation, the
   bootstrap's resamples);
 * :func:`run_in_parts`: ``work(first, stop)`` over contiguous parts of the rows, one
-  per thread, the first in the caller's thread (the loss kernels, the measures).
+  per thread, the first in the caller's thread (the loss kernels, the measures);
+* :func:`start_beside`: ``work()`` on the pool's other threads, the caller's own part
+  and the waiting left to the caller (calibration's stacked blocks, whose caller takes
+  over a block that a descheduled pool thread holds instead of waiting for it).
 
 The threads are started on first use and kept: starting a pool and its threads for
 every call cost about 0.35 ms (2-core AMD EPYC), a twentieth of a metric over
@@ -56,7 +59,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TypeVar
 
-__all__ = ["ordered_map", "run_in_parts", "workers"]
+__all__ = ["ordered_map", "run_in_parts", "start_beside", "workers"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -173,6 +176,31 @@ def run_in_parts(work: Callable[[int, int], _R], rows: int, most: int | None = N
         restore()
         raise
     return results
+
+
+def start_beside(
+    work: Callable[[], object], parts: int
+) -> tuple[list[Future[object]], Callable[[], None]]:
+    """Start ``work()`` on ``min(parts, workers()) - 1`` of the pool's threads, kept off
+    the caller's CPU as :func:`run_in_parts`' parts are (:func:`_off_the_caller`).
+
+    Returns the futures (none in one of the pool's own threads, on one CPU, or for
+    ``parts`` below 2: the caller then does all the work) and what sets the threads'
+    CPUs back, to be called once the caller's own part is done.  Unlike
+    :func:`run_in_parts`, nothing here waits: the caller does its part in its own
+    thread and knows, from the work's own bookkeeping, when everything is done, so it
+    need not wait for a pool thread that has nothing left to do but is not yet (or no
+    longer) running on a busy machine; it should ``cancel`` the futures then (one not
+    started never runs) and, when it raises, wait for them (they may write into its
+    arrays).
+    """
+    count = _threads()
+    beside = min(count, parts) - 1
+    if beside < 1:
+        return [], _nothing
+    pool = _pool(count)
+    restore = _off_the_caller(_worker_ids.get((os.getpid(), count), []))
+    return [pool.submit(work) for _ in range(beside)], restore
 
 
 def _off_the_caller(threads: list[int]) -> Callable[[], None]:

@@ -85,7 +85,10 @@ def test_issue13_oneshot_caller_reads_blocks(
         eight.clear()
         waited.clear()
         _METRICS[name](probs, labels)
-        assert read[True] + read[False] == 16, name
+        # 17: the pool's first block read again by the caller, which took it over from a
+        # pool thread slow to wake (_NextBlocks.stragglers; a late count of an earlier
+        # call's pool thread may land here too)
+        assert read[True] + read[False] >= 16, name
         assert read[True] >= 8, name  # main: 0 (the caller only waited)
 
 

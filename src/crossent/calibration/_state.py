@@ -11,7 +11,6 @@ floating-point reassociation).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import reprlib
 from collections.abc import Iterator
@@ -54,6 +53,7 @@ from ._summaries import (
     _block_bounds,
     _stacked_applies,
     _stacked_totals,
+    _widest_block,
     map_summaries,
     map_totals,
     summarize_block,
@@ -327,8 +327,7 @@ class EvaluationState:
         if self._spec.scope == "top-label" and self._spec.binning == "uniform":
             if _stacked_applies(predictions):  # stored float probabilities, several blocks
                 bounds = _block_bounds(predictions)
-                widest = max(b - a for a, b in itertools.pairwise(bounds))
-                request = self._request(self._spec.bins, rows=widest)
+                request = self._request(self._spec.bins, rows=_widest_block(bounds))
                 blocks = _stacked_totals(predictions, request, bounds)
                 with self._all_or_nothing():  # (an interrupt in the adds' Python)
                     self._add_blocks(blocks, bounds, start)

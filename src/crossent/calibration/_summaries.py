@@ -36,7 +36,9 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import wait
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -44,7 +46,7 @@ import numpy as np
 
 from .._checks import row_sum_tolerance
 from .._numerics import safe_log
-from .._parallel import run_in_parts
+from .._parallel import start_beside
 from . import _inputs, _row_kernels, _row_numpy
 from ._binary import (
     binary_entropy_values,
@@ -657,13 +659,21 @@ def _block_bounds(predictions: Predictions) -> list[int]:
     return [first for first, _ in spans] + [spans[-1][1] if spans else 0]
 
 
+def _widest_block(bounds: list[int]) -> int:
+    """The most rows of one block of :func:`_block_bounds`' ``bounds`` (which bound the
+    most surprising rows a block gives, and the bins' rounding errors that the kernel
+    keeps: :func:`_stacked_totals`, ``EvaluationState.update``)."""
+    return max(b - a for a, b in itertools.pairwise(bounds))
+
+
 def _stacked_totals(
     predictions: Predictions, request: TotalsRequest, bounds: list[int]
 ) -> _row_kernels.BlocksTotals:
     """The sums of every block of stored probabilities, stacked by block
-    (:func:`._row_kernels.blocks_reader`), read by every thread of ``run_in_parts``,
-    each taking the next block not yet taken (:class:`_NextBlocks`): the caller's from
-    the first block on, the pool's from the last back, until the two meet.
+    (:func:`._row_kernels.blocks_reader`), read by the caller's thread and the pool's
+    (:func:`._parallel.start_beside`), each taking the next block not yet taken
+    (:class:`_NextBlocks`): the caller's from the first block on, the pool's from the
+    last back, until the two meet.
 
     The same kernel calls on the same blocks as :func:`map_totals`, the same
     checks of each, hence the same numbers whichever thread reads which block.  A block
@@ -687,45 +697,94 @@ def _stacked_totals(
     Tried before and not kept: one kernel-reading call a block (its arguments formed
     again for each), 0.2 and 0.7 ms slower than contiguous parts (median of 61, under
     ``chrt -f``, the machine loaded by other work).
+
+    Once the caller finds no block left it waits only for the pool's blocks that are
+    being read, and for each at most until it has run half as long again as the
+    caller's own blocks took (:meth:`_NextBlocks.stragglers`); a block still being read
+    then is read again by the caller (:func:`_taken_over`: into a copy of the outputs,
+    since the pool's thread goes on writing the old ones), and the caller never waits
+    for a pool thread that has not started or has nothing left to read.  Under load a
+    pool thread that has taken a block may sit descheduled for several of the
+    scheduler's slices, and the caller waited for it (branch short10, load about 9:
+    ``negative_log_likelihood`` of 10^6 x 10 float32, median 12.2 ms against 5.5 by the
+    older pool-only path; issue 13, branch steal1).  Each block is still one kernel call
+    on the same rows, so the numbers are the same bits whichever thread's are kept.
     """
     values, labels = predictions.values, predictions.labels
     k, blocks = values.shape[1], len(bounds) - 1
-    totals = _row_kernels.BlocksTotals.empty(
-        blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep
-    )
-    widest = max(b - a for a, b in itertools.pairwise(bounds))
-    settings = _kernel_settings(
-        request, values.dtype, k, predictions.labels_pending, 1 << (widest - 1).bit_length()
-    )
+    shape = (blocks, k if request.classes else 0, request.bins if request.top else 0, request.keep)
+    totals = _row_kernels.BlocksTotals.empty(*shape)
+    rows = 1 << (_widest_block(bounds) - 1).bit_length()
+    settings = _kernel_settings(request, values.dtype, k, predictions.labels_pending, rows)
     read_blocks = _row_kernels.blocks_reader(values, labels, bounds, totals, settings)
     unread = _NextBlocks(blocks)
+    flagged_blocks: list[int] = []  # the blocks read with a suspect row or label
 
-    flagged: list[int] = []  # the blocks read with a suspect row or label
-
-    def read(first: int, _stop: int) -> None:  # (every thread reads from ``unread``)
-        taken = unread.taking(front=first == 0)  # the caller's from the front
+    def read(
+        taken: Iterator[int], reader: Callable[[Iterator[int]], int | None] = read_blocks
+    ) -> None:
         try:
-            while (block := read_blocks(taken)) is not None:
-                flagged.append(block)
+            while (block := reader(taken)) is not None:
+                flagged_blocks.append(block)
                 if predictions.pending:
                     predictions.check_values()  # raises, naming the entry or label (or passes)
         except BaseException:
             unread.close()
             raise
 
-    run_in_parts(read, blocks)
+    def read_back() -> None:  # (the pool's threads)
+        try:
+            read(unread.taking(front=False))
+        finally:
+            unread.done()
+
+    pool, restore = start_beside(read_back, blocks)
+    try:
+        began = time.perf_counter()
+        read(unread.taking(front=True))
+        restore()  # the caller's CPU now only waits: a block delayed elsewhere may move there
+        stolen = unread.stragglers(began)
+        if unread.closed:  # a pool thread's block raised: its error
+            for future in pool:
+                if not future.cancel():
+                    future.result()
+        if stolen:
+            totals = _taken_over(totals, shape, stolen)
+            read(iter(stolen), _row_kernels.blocks_reader(values, labels, bounds, totals, settings))
+    except BaseException:
+        unread.close()
+        for future in pool:
+            future.cancel()
+        wait(pool)
+        restore()
+        raise
+    # the blocks read with a suspect row or label (a stolen one perhaps twice)
+    flagged = sorted(set(flagged_blocks)) if flagged_blocks else ()
     if any(int(totals.suspect[block]) < 0 for block in flagged):
         predictions.check_labels()  # raises, naming the first bad label in the whole data
-    for block in sorted(flagged):  # (labels checked above: never raises)
-        suspect = int(totals.suspect[block])
+    for block in flagged:  # (labels checked above: never raises)
         _row_kernels._raise_for_label(
-            suspect,
+            int(totals.suspect[block]),
             labels[bounds[block] : bounds[block + 1]],
             k,
             predictions.first_row + bounds[block],
         )
     clear_unasked(totals.sums, request)
     return totals
+
+
+def _taken_over(
+    totals: _row_kernels.BlocksTotals, shape: tuple[int, int, int, int], stolen: list[int]
+) -> _row_kernels.BlocksTotals:
+    """New outputs holding the outputs of every block of ``totals`` but ``stolen``
+    (whose rows are left as :meth:`~._row_kernels.BlocksTotals.empty` makes them, for
+    the caller to read those blocks again): the pool's threads that read them write the
+    old outputs, at any time."""
+    fresh = _row_kernels.BlocksTotals.empty(*shape)
+    done = np.setdiff1d(np.arange(shape[0]), stolen)
+    for name in ("sums", "class_stats", "bin_stats", "found", "found_p", "suspect"):
+        getattr(fresh, name)[done] = getattr(totals, name)[done]
+    return fresh
 
 
 @functools.lru_cache(maxsize=64)
@@ -746,18 +805,33 @@ def _kernel_settings(
 
 class _NextBlocks:
     """The blocks ``0, 1, ..., blocks - 1``, each given once to whichever thread asks
-    next: :meth:`taking` from the front (``0, 1, ...``) or from the back (``blocks - 1,
-    blocks - 2, ...``), until the two meet (a lock around the two ends)."""
+    next: :meth:`taking` from the front (``0, 1, ...``: the caller's thread) or from the
+    back (``blocks - 1, blocks - 2, ...``: the pool's), until the two meet (a lock
+    around the two ends); the blocks taken from the back are timed, so that the caller
+    can tell a block being read from one whose thread has stalled
+    (:meth:`stragglers`).  Plain locks, no ``threading.Condition`` (5 us to make, 1 us
+    a notice, on a call of 2.5 ms): the caller's wait is a lock made only when it must
+    wait, which a back thread releases when it has no block left (:meth:`done`)."""
 
     def __init__(self, blocks: int) -> None:
         self._low = 0
         self._high = blocks
         self._lock = threading.Lock()
+        self._reading: dict[int, float] = {}  # the back's blocks being read: when taken
+        self._back_blocks = 0  # the back's blocks read
+        self._back_seconds = 0.0  # and the seconds they took
+        self._waiting: threading.Lock | None = None  # held: the caller waits on it
+        self.closed = False
 
     def taking(self, *, front: bool) -> Iterator[int]:
-        """The blocks this thread takes, one at a time, from the front or the back."""
+        """The blocks this thread takes, one at a time, from the front or the back (a
+        block from the back counts as read when the thread asks for the next)."""
+        block, taken = -1, 0.0
         while True:
             with self._lock:
+                if block >= 0 and self._reading.pop(block, None) is not None:
+                    self._back_blocks += 1
+                    self._back_seconds += time.perf_counter() - taken
                 if self._low >= self._high:
                     return
                 if front:
@@ -766,9 +840,55 @@ class _NextBlocks:
                 else:
                     self._high -= 1
                     block = self._high
+                    taken = time.perf_counter()
+                    self._reading[block] = taken
             yield block
 
+    def done(self) -> None:
+        """Let the waiting caller look again: a back thread has no block left (its
+        last block read, or its reading ended by an error)."""
+        with self._lock:
+            self._wake()
+
+    def _wake(self) -> None:
+        """:meth:`done` under the lock."""
+        if self._waiting is not None:
+            self._waiting.release()
+            self._waiting = None
+
+    def stragglers(self, began: float) -> list[int]:
+        """The blocks that the caller, which began taking from the front at ``began``
+        (``time.perf_counter``) and has found no block left, reads again itself: wait
+        for the back's blocks being read, each until it has been read for 1.5 times the
+        caller's mean time a block (or the back's, if the caller read none), and
+        return those still being read then (now the caller's: their threads' reading
+        counts for nothing), none once one raised (:meth:`close`)."""
+        allowed = -1.0
+        while True:
+            with self._lock:
+                if not self._reading or self.closed:
+                    return []
+                now = time.perf_counter()
+                if allowed < 0:  # (once, and only where the caller may wait)
+                    done, seconds = self._low, now - began
+                    if done == 0:  # (the back read all but its own block)
+                        done, seconds = self._back_blocks, self._back_seconds
+                    allowed = 1.5 * seconds / max(done, 1)
+                late = min(self._reading.values()) + allowed - now
+                if late <= 0:
+                    stolen = sorted(self._reading)
+                    self._reading.clear()
+                    return stolen
+                waiting = self._waiting = threading.Lock()
+                waiting.acquire()
+            if not waiting.acquire(timeout=late):  # (released by a back thread's done)
+                with self._lock:
+                    if self._waiting is waiting:  # (timed out: no one released it)
+                        self._waiting = None
+
     def close(self) -> None:
-        """Give no more blocks (a thread's block raised)."""
+        """Give no more blocks (a thread's block raised: :attr:`closed`)."""
         with self._lock:
             self._low = self._high
+            self.closed = True
+            self._wake()
