@@ -3,16 +3,17 @@
     python benchmarks/bench_first_call.py [--src PATH ...] [--against PATH] [--runs 2]
         [--clock {wall,cpu}] [--floor] [--torch] [--report] [--cases NAME,...]
 
-Each case runs in a fresh Python process, ``--runs`` times per source tree (``--src``:
-a ``src`` folder holding ``crossent``; default this checkout's; ``--against`` adds one
-measured first in each round), the trees taking turns run by run so that they share
-the machine's load. With a Numba cache its sources have changed since, the first run
-of a tree shows the cold cache (compiles); the later runs what every later process
-pays: ``import numba``, Numba's own start (its registries: ``numba.np.arraymath``
-imports ``scipy.linalg``) and loading the compiled kernels from the cache. The table
-gives, per run, the seconds of ``import crossent`` and of the case's first call (which
-includes any lazy import and compilation), in wall time or (``--clock cpu``) the
-process's CPU time, less sensitive to other work on a shared machine.
+Each case runs in a fresh Python process, once untimed and then ``--runs`` times per
+source tree (``--src``: a ``src`` folder holding ``crossent``; default this checkout's;
+``--against`` adds one measured first in each round), the trees taking turns run by run
+so that they share the machine's load. The untimed run writes the bytecode and fills
+the Numba cache; the timed runs show what every later process pays: ``import numba``,
+Numba's own start (its registries: ``numba.np.arraymath`` imports ``scipy.linalg``) and
+loading the compiled kernels from the cache (``--cold``: each timed run in an empty
+Numba cache of its own, which compiles). The table gives the median (range) of the
+seconds of ``import crossent`` and of the case's first call (which includes any lazy
+import and compilation), in wall time or (``--clock cpu``) the process's CPU time,
+less sensitive to other work on a shared machine.
 
 ``--floor``: before the clock starts, each process imports Numba and calls a trivial
 cached ``@njit`` function, so that the first call's figure is what crossent itself adds
@@ -22,8 +23,8 @@ to Numba's fixed start (imports of its modules, tables, its kernels' cache loads
 float32 logits and on a 1000-row CSV of probabilities (written to a temporary folder):
 the whole process, its CPU time (``RUSAGE_CHILDREN``) or wall time.
 
-Bytecode is written (to a temporary ``PYTHONPYCACHEPREFIX``, warmed by one run per
-tree), as an installed package has its ``.pyc`` files. The Numba cache is
+Bytecode is written (to a temporary ``PYTHONPYCACHEPREFIX``), as an installed package
+has its ``.pyc`` files. The Numba cache is
 ``NUMBA_CACHE_DIR`` when set.
 """
 
@@ -124,9 +125,10 @@ def _environment(src: Path, pycache: str) -> dict[str, str]:
 
 
 def first_call(
-    src: Path, setup: str, pycache: str, clock: str, floor: str, folder: str
+    src: Path, setup: str, pycache: str, clock: str, floor: str, folder: str, cold: bool = False
 ) -> tuple[float, float]:
-    """Seconds of ``import crossent`` and of the first call, in a fresh process."""
+    """Seconds of ``import crossent`` and of the first call, in a fresh process (``cold``:
+    with an empty Numba cache)."""
     program = _PROGRAM.format(
         clock="process_time" if clock == "cpu" else "perf_counter",
         floor=floor,
@@ -134,13 +136,13 @@ def first_call(
     )
     path = Path(folder) / f"first_call_{abs(hash((str(src), setup)))}.py"
     path.write_text(program)  # (a file: ``cache=True`` needs the function's source file)
-    result = subprocess.run(
-        [sys.executable, str(path)],
-        env=_environment(src, pycache),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    env = _environment(src, pycache)
+    with tempfile.TemporaryDirectory() as empty:
+        if cold:
+            env["NUMBA_CACHE_DIR"] = empty
+        result = subprocess.run(
+            [sys.executable, str(path)], env=env, capture_output=True, text=True, check=True
+        )
     imported, called = result.stdout.split()[-2:]
     return float(imported), float(called)
 
@@ -174,7 +176,8 @@ def _report_inputs(folder: Path) -> list[Path]:
     probs /= probs.sum(1, keepdims=True)
     csv = folder / "predictions.csv"
     lines = ["label," + ",".join(f"c{k}" for k in range(10))]
-    lines += [f"{y}," + ",".join(repr(float(v)) for v in row) for y, row in zip(labels, probs)]
+    rows = zip(labels, probs, strict=True)
+    lines += [f"{y}," + ",".join(repr(float(v)) for v in row) for y, row in rows]
     csv.write_text("\n".join(lines) + "\n")
     return [npz, csv]
 
@@ -194,6 +197,7 @@ def main() -> None:
     parser.add_argument("--torch", action="store_true", help="add crossent.torch's loss")
     parser.add_argument("--report", action="store_true", help="add `crossent report` runs")
     parser.add_argument("--cases", help="comma-separated substrings of the cases to run")
+    parser.add_argument("--cold", action="store_true", help="time runs on empty Numba caches")
     args = parser.parse_args()
     trees = [p.resolve() for p in (args.src or [here])]
     if args.against is not None:
@@ -209,19 +213,22 @@ def main() -> None:
     print(
         f"seconds ({args.clock}): import crossent + first call, per fresh process"
         + ("; Numba started before the clock (--floor)" if args.floor else "")
+        + ("; each run on an empty Numba cache (--cold)" if args.cold else "")
         + f"; median (range) of {args.runs} runs\n"
     )
     floor = _FLOOR if args.floor else ""
     with tempfile.TemporaryDirectory() as pycache, tempfile.TemporaryDirectory() as folder:
-        for src in trees:  # bytecode written, the Numba cache filled for each tree
-            first_call(src, next(iter(_CASES.values())), pycache, args.clock, floor, folder)
         print("| case | tree | import crossent | first call |")
         print("|---|---|---|---|")
         for case, setup in cases.items():
+            for src in trees:  # (untimed: bytecode written, the Numba cache filled)
+                first_call(src, setup, pycache, args.clock, floor, folder)
             runs: dict[Path, list[tuple[float, float]]] = {src: [] for src in trees}
             for _ in range(args.runs):
                 for src in trees:
-                    runs[src].append(first_call(src, setup, pycache, args.clock, floor, folder))
+                    runs[src].append(
+                        first_call(src, setup, pycache, args.clock, floor, folder, args.cold)
+                    )
             for src in trees:
                 imported = _cell([r[0] for r in runs[src]])
                 called = _cell([r[1] for r in runs[src]])
