@@ -288,7 +288,7 @@ def _bisect(f: Callable[[float], float], a: float, b: float, xtol: float) -> flo
 
     From :math:`x_a = a` and :math:`d = b - a`, each step halves :math:`d`, evaluates
     :math:`f(x_m)` at :math:`x_m = x_a + d`, moves :math:`x_a` to :math:`x_m` when
-    :math:`f(x_m)` has the sign of :math:`f(a)` (no sign bit), and returns :math:`x_m`
+    :math:`f(x_m)` has the sign of :math:`f(a)` (positive), and returns :math:`x_m`
     once :math:`f(x_m) = 0` or :math:`|d| < \mathrm{xtol} + 4\epsilon\,|x_m|`
     (SciPy's ``Zeros/bisect.c``, at most 100 steps).
 
@@ -303,7 +303,7 @@ def _bisect(f: Callable[[float], float], a: float, b: float, xtol: float) -> flo
         fm = f(xm)
         if math.isnan(fm):
             raise ValueError(f"the smECE fixed point's function is NaN at {xm!r}")
-        if math.copysign(1.0, fm) > 0:  # f(a) > 0: the sign bit of f(xm) is f(a)'s
+        if fm > 0:  # SciPy: f(xm)'s sign bit is f(a)'s (f(a) > 0; f(xm) = 0 returns)
             xa = xm
         if fm == 0 or abs(dm) < xtol + _RTOL * abs(xm):
             return xm
