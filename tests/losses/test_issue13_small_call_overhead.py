@@ -159,32 +159,40 @@ def _full(family: str, *args: Any, **kwargs: Any) -> Any:
 def test_issue13_small_sigmoid_entry_points_take_exactly_their_types(monkeypatch) -> None:
     """Every call of a stage's entry point, over the kinds, options, shapes, soft and
     hard targets and both dtypes, passes the argument types of its overload; the values
-    are the full path's bit for bit; a float32 table holds no ``difference``."""
+    are the full path's bit for bit; ``difference`` (the float64 focal gradient's) is
+    picked apart, for float64 only."""
     numba = pytest.importorskip("numba")
     seen = dict.fromkeys(("start", "terms", "finish", "difference"), 0)
     wrong: list[str] = []
+
+    def spied(field: str, entry: Any, dispatcher: Any) -> Any:
+        signatures = {c.entry_point: tuple(k) for k, c in dispatcher.overloads.items()}
+        sig = signatures[entry]
+
+        def spy(*args: Any) -> Any:
+            seen[field] += 1
+            types = tuple(numba.typeof(arg) for arg in args)
+            if types != sig:
+                wrong.append(f"{field}: {types} != {sig}")
+            return entry(*args)
+
+        return spy
+
     for char in ("d", "f"):
         _small_sigmoid._STEPS.pop(char, None)
         steps = _small_sigmoid._steps_of(char)
         spies = {}
-        for field in seen:
+        for field in ("start", "terms", "finish"):
             entry, dispatcher = getattr(steps, field), getattr(steps, f"{field}_of")
-            if entry is dispatcher:
-                assert (char, field) == ("f", "difference")
-                continue
-            signatures = {c.entry_point: tuple(k) for k, c in dispatcher.overloads.items()}
-
-            def spy(
-                *args: Any, entry: Any = entry, field: str = field, sig: Any = signatures[entry]
-            ) -> Any:
-                seen[field] += 1
-                types = tuple(numba.typeof(arg) for arg in args)
-                if types != sig:
-                    wrong.append(f"{field}: {types} != {sig}")
-                return entry(*args)
-
-            spies[field] = spy
+            assert entry is not dispatcher
+            spies[field] = spied(field, entry, dispatcher)
         monkeypatch.setitem(_small_sigmoid._STEPS, char, steps._replace(**spies))
+    _small_sigmoid._DIFFERENCE.pop("d", None)
+    entry, dispatcher = _small_sigmoid._difference_of("d")
+    assert entry is not dispatcher
+    monkeypatch.setitem(
+        _small_sigmoid._DIFFERENCE, "d", (spied("difference", entry, dispatcher), dispatcher)
+    )
     for family, dtype, shape, soft, options in itertools.product(
         SIGMOID, (np.float64, np.float32), [(10,), (3, 4, 5)], (False, True), SIGMOID_OPTIONS
     ):
@@ -192,6 +200,7 @@ def test_issue13_small_sigmoid_entry_points_take_exactly_their_types(monkeypatch
         same_bits(SIGMOID[family][0](x, t, **options), _full(family, x, t, **options))
     assert not wrong, wrong[:5]
     assert all(seen.values()), seen
+    assert "f" not in _small_sigmoid._DIFFERENCE
 
 
 def test_issue13_small_sigmoid_patched_stage_runs_beside_a_kept_table(monkeypatch) -> None:

@@ -65,6 +65,7 @@ from ._batch import options_of
 from ._entry_points import kept_table
 from ._reduction import LossParts
 from ._softmax_small import REDUCTIONS as _REDUCTIONS  # (as ``_small_numba`` numbers them)
+from ._softmax_small import keep_for_thread
 
 __all__ = [
     "ARG",
@@ -320,7 +321,7 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
         return None  # (formed in float64: _float32_focal_grad, _sigmoid._widened)
     flags = settings.flags[kind]
     try:  # (issue 13: the thread's workspace and its rows, kept: no np.empty, no indexing)
-        space = _KEPT.spaces[x.shape[0], x.dtype.char]
+        space = _KEPT.arrays[x.shape[0], x.dtype.char]
     except (AttributeError, KeyError):  # (this thread's first call; a new size)
         space = _workspace(x.shape[0], x.dtype)
     ws = space.ws
@@ -349,7 +350,8 @@ def _run(args: tuple[Any, ...], kwargs: dict[str, Any], kind: int) -> Any:
     if kind == FOCAL_GRAD:  # its sigma(x) - t as _sigmoid._plain_grad: the exact kernel's
         bound = _sigmoid_grad.CLOSE64 if char == _FLOAT64 else _sigmoid_grad.CLOSE
         difference = _exact_compiled().difference
-        difference = steps.difference if difference is steps.difference_of else difference
+        entry, picked_of = _DIFFERENCE.get(char) or _difference_of(char)
+        difference = entry if difference is picked_of else difference
         difference(x, t, settings.eps, bound, space.plain)
     reduction, loss = settings.reduction, kind % 2 == 0
     out = _EMPTY[char] if loss and reduction != _NONE else np.empty_like(x)
@@ -386,7 +388,7 @@ class _Workspace(NamedTuple):
 def _workspace(n: int, dtype: np.dtype) -> _Workspace:
     """A new workspace for ``n`` entries of ``dtype``, kept for this thread (by ``n`` and
     the dtype's character) where ``n`` is at most :data:`_KEPT_ENTRIES` and it keeps fewer
-    than :data:`_KEPT_SIZES`.
+    than 16 sizes (``_softmax_small.keep_for_thread``).
 
     A call uses it from :func:`start` to its last :func:`finish`, between which run
     NumPy's ufuncs and compiled functions (and ``_focal_root.refined``), none of which
@@ -397,16 +399,12 @@ def _workspace(n: int, dtype: np.dtype) -> _Workspace:
     space = _Workspace(
         ws, ws[NEG_ABS], ws[REST], tuple(ws[EXP : EXP + k] for k in range(5)), ws[EXP + 2]
     )
-    kept = _KEPT.__dict__.setdefault("spaces", {})
-    if n <= _KEPT_ENTRIES and len(kept) < _KEPT_SIZES:
-        kept[n, ws.dtype.char] = space
-    return space
+    return keep_for_thread(_KEPT, (n, ws.dtype.char), space) if n <= _KEPT_ENTRIES else space
 
 
 _KEPT = threading.local()
-"""Per thread, ``spaces``: :func:`_workspace` by ``(n, dtype character)``."""
-_KEPT_SIZES = 16
-"""The most sizes whose workspace a thread keeps."""
+"""Per thread, ``arrays``: :func:`_workspace` by ``(n, dtype character)``, at most 16
+sizes (``_softmax_small.keep_for_thread``, the small calls' one rule)."""
 _KEPT_ENTRIES = 512
 """The most entries of a kept workspace (``ROWS`` x 512 float64: 84 KiB; a larger call's
 ``np.empty`` is a small part of its time)."""
@@ -419,22 +417,25 @@ class _Steps(NamedTuple):
     a 1-d ``out``; Python floats and a bool). ``_run`` looks the functions up on their
     modules at each call and takes an entry point only for the dispatcher it was picked
     from (``*_of``): a function patched there (the tests' spies and mutants) runs as it
-    is. float32 has no ``difference`` (its focal gradient is formed in float64)."""
+    is. The float64 focal gradient's ``_sigmoid_grad_numba.difference`` is picked apart,
+    at its first call (:func:`_difference_of`)."""
 
     start: Callable[..., int]  # _small_sigmoid_numba.start
     terms: Callable[..., bool]  # _small_sigmoid_numba.terms
     finish: Callable[..., tuple[bool, Any, Any]]  # _small_sigmoid_numba.finish
-    difference: Callable[..., None]  # _sigmoid_grad_numba.difference
     start_of: Callable[..., int]  # the dispatchers
     terms_of: Callable[..., bool]
     finish_of: Callable[..., tuple[bool, Any, Any]]
-    difference_of: Callable[..., None]
 
 
 def _steps_of(char: str) -> _Steps:
     """The :class:`_Steps` of the dtype of character ``char``, picked for one entry and
-    kept (not where a function is no dispatcher: patched, or no JIT)."""
-    compiled, exact = _compiled(), _exact_compiled()
+    kept (not where a function is no dispatcher: patched, or no JIT).
+
+    Issue 13 (first-call latency): this module's three stages only; a dtype's first
+    loss call no longer imports ``_sigmoid_grad_numba`` (and builds its tables) nor
+    loads ``difference``, which only the float64 focal gradient calls."""
+    compiled = _compiled()
     assert compiled is not None  # (``_run`` asked)
     x, ws = np.zeros(1, char), np.zeros((ROWS, 1), char)
     c, flags = np.zeros(C_NEG_INF + 1, char), np.zeros(O_KIND + 1, np.int64)
@@ -443,17 +444,24 @@ def _steps_of(char: str) -> _Steps:
         (compiled.terms, (c, flags, ws, False)),
         (compiled.finish, (ws, c, flags, ws, x)),
     ]
-    own = [compiled.start, compiled.terms, compiled.finish, exact.difference]
-    if char == _FLOAT64:
-        calls.append((exact.difference, (x, x, 0.0, _sigmoid_grad.CLOSE64, x)))
-        return kept_table(_Steps._make, calls, own, _STEPS, char)
-    return kept_table(  # (float32: the dispatcher of ``difference``, never called)
-        lambda found: _Steps._make([*found[:3], exact.difference, *found[3:]]),
-        calls,
-        own,
-        _STEPS,
-        char,
+    own = [compiled.start, compiled.terms, compiled.finish]
+    return kept_table(_Steps._make, calls, own, _STEPS, char)
+
+
+def _difference_of(char: str) -> tuple[Callable[..., None], Callable[..., None]]:
+    """``_sigmoid_grad_numba.difference``'s entry point for the dtype of character
+    ``char`` (float64: the only focal gradient :func:`_run` forms) and the dispatcher it
+    was picked from, kept in :data:`_DIFFERENCE` as :func:`_steps_of` keeps its table."""
+    exact = _exact_compiled()
+    x = np.zeros(1, char)
+    calls = [(exact.difference, (x, x, 0.0, _sigmoid_grad.CLOSE64, x))]
+    return kept_table(
+        lambda found: (found[0], found[1]), calls, [exact.difference], _DIFFERENCE, char
     )
+
+
+_DIFFERENCE: dict[str, tuple[Callable[..., None], Callable[..., None]]] = {}
+"""``difference``'s entry point and dispatcher by dtype character (:func:`_difference_of`)."""
 
 
 _STEPS: dict[str, _Steps] = {}

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -45,6 +45,7 @@ from ._reduction import LossParts
 __all__ = [
     "REDUCTIONS",
     "compiled_calls",
+    "keep_for_thread",
     "kept_work_arrays",
     "label_gradient",
     "label_loss",
@@ -172,6 +173,9 @@ def label_rows64(
     return z, y, shifted, rows, np.log1p(rest)
 
 
+_Arrays = TypeVar("_Arrays")
+
+
 def kept_work_arrays(
     scratch: threading.local, n: int, classes: int, count: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,11 +191,21 @@ def kept_work_arrays(
     Python, so no other call of the thread that shares ``scratch`` starts while they are
     in use. Other threads have their own (the compiled functions hold the GIL, the NumPy
     ufuncs may release it)."""
-    kept = scratch.__dict__.setdefault("arrays", {})
     rows = np.empty((count, n))
-    arrays = (np.empty((n, classes)), rows, rows[_REST])
+    return keep_for_thread(
+        scratch, (n, classes, count), (np.empty((n, classes)), rows, rows[_REST])
+    )
+
+
+def keep_for_thread(scratch: threading.local, key: Hashable, arrays: _Arrays) -> _Arrays:
+    """``arrays``, kept as ``scratch.arrays[key]`` (``scratch``: a ``threading.local``)
+    where the thread keeps fewer than :data:`_KEPT_SHAPES` there: the one rule of the
+    small calls' per-thread work arrays (:func:`kept_work_arrays`, the small sigmoid
+    path's workspace ``_small_sigmoid._workspace``), each caller with its own
+    ``scratch`` (no sharing between paths), looking in ``scratch.arrays`` first."""
+    kept = scratch.__dict__.setdefault("arrays", {})
     if len(kept) < _KEPT_SHAPES:
-        kept[n, classes, count] = arrays
+        kept[key] = arrays
     return arrays
 
 
