@@ -296,7 +296,8 @@ def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     # the full path's near rows (``_near_rows.forward_rows_flagged``, both directions):
     # a small spread (the kernel's flags) or a KL below the floor (kind 1; forward rows
     # of 1.01 spread floors were 36 700 units of 2^-53 of their largest entry off)
-    small |= stats[:, 0] < _KL_FLOOR
+    if not variant.reverse:  # (the reverse kernel forms near rows within a few units)
+        small |= stats[:, 0] < _KL_FLOOR
     again = np.flatnonzero(~finite | small)
     if again.size:
         grad[again] = host(*call.rows64(again), t, variant) * scale

@@ -531,27 +531,60 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             out[i, top] = -rest
 
 
+@numba.njit(fastmath=_LOOP, inline="always")
+def _exact_difference(x, m, wide):
+    # x - m as hi + lo exactly (Knuth's TwoSum; no multiplication, so nothing contracts);
+    # lo = 0 for float32 rows (not wide: a constant of the compilation), whose difference
+    # is exact in float64 but where |x| < 2**-29 |m| (then off by 2**-53 |x - m|, far
+    # below the float32 result's unit)
+    d = x - m
+    if not wide:
+        return d, 0.0
+    b = d - x
+    return d, (x - (d - b)) - (m + b)
+
+
+@numba.njit(fastmath=_LOOP, inline="always")
+def _log_ratio(zj, vj, mz, vr, inv_t, temperature, exact, wide):
+    # sigma_c as the pair (q_s, l_s), and delta'_c = sigma_c - (v_c - v_r)/T (the
+    # log-ratio log s_c - log t_c less its value at the student's top class r, where
+    # sigma_r = 0) as h + lo: both differences exact (_exact_difference), their quotients
+    # pairs (_quotient's, each difference's low part added; at a T of a power of two
+    # the products are exact: no remainder), h = q_s - q_t rounded (module docstring)
+    dz, dz_lo = _exact_difference(zj, mz, wide)
+    dv, dv_lo = _exact_difference(vj, vr, wide)
+    qs = dz * inv_t
+    qt = dv * inv_t
+    if exact:
+        ls = dz_lo * inv_t
+        lt = dv_lo * inv_t
+    else:
+        ls = ((dz - qs * temperature) + dz_lo) * inv_t
+        lt = ((dv - qt * temperature) + dv_lo) * inv_t
+    return qs, ls, qs - qt, ls - lt
+
+
 @numba.njit(fastmath=_LOOP, inline="never")
-def _reverse_block(zb, vb, ob, scalars, a, c, r):
-    # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
-    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
-    exact = _power_of_two(scalars[3])
-    mz, mv, inv_t, temperature = scalars
+def _reverse_terms_block(zb, vb, sb, pb, scalars):
+    # the block's e^sigma_c into sb and p_c = e^sigma_c delta'_c (_log_ratio's pair,
+    # rounded) into pb: 0 where e^sigma_c is (even beside t_c = 0, where delta' is no
+    # number)
+    mz, vr, inv_t, temperature = scalars
+    exact = _power_of_two(temperature)
+    wide = zb.itemsize == 8  # (float64 rows: their differences' low parts)
     for j in range(zb.shape[0]):
-        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
-        es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
-        ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
+        qs, ls, h, lo = _log_ratio(zb[j], vb[j], mz, vr, inv_t, temperature, exact, wide)
+        e = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        sb[j] = e
+        pb[j] = e * (h + lo) if e > 0.0 else 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _round_into_largest(wide, ob):
-    # _round_into, and the largest |wide[j]| of the block (_gradient_block's integer
-    # maximum: vectorised; a NaN's bits above any number's)
-    largest = 0
+def _reverse_block(sb, pb, ob, mean, r):
+    # the block's entries r' (p_c - e^sigma_c mean) = r s_c (delta'_c - mean), r' = r/S
+    # (p_c - e^sigma_c mean: an FMA)
     for j in range(ob.shape[0]):
-        ob[j] = wide[j]
-        largest = max(largest, float64_to_bits(abs(wide[j])))
-    return bits_to_float64(largest)
+        ob[j] = (pb[j] - sb[j] * mean) * r
 
 
 @numba.njit(nogil=True, cache=True)
@@ -569,26 +602,41 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
     classes = z.shape[1]
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
+    kept = np.empty((2, classes))  # (the row's s_c and p_c: the first pass's)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
             out[i, :] = 0.0
             continue
-        scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
+        top = _first_of(z[i], stats[i, 1])  # (r: sigma_r = 0, z_r = m_z)
+        scalars = (stats[i, 1], v[i, top], inv_t, temperature)
         a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
-        c = (stats[i, 4] - stats[i, 2]) - stats[i, 0]
-        dominant = a > _DOMINANT
-        top = _first_top(z[i]) if dominant else -1
-        rest = 0.0
-        spread = 0.0
+        # S = sum_c e^sigma_c and the mean E_s[delta'] = sum_c p_c / S (compensated sums
+        # of the blocks' sums, as the forward kernel's): log s_c - log t_c - D = delta'_c
+        # - E_s[delta'], where the digits of ell_s, ell_t and D (of size |tau_r|) cancel
+        # unformed, and s_c = e^sigma_c / S (module docstring)
+        total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
-            if dominant:
-                rest += _sum_without(wide, stop - start, top - start)
-            spread = max(spread, _round_into_largest(wide, out[i, at]))
-        spread_small[i] = spread < _SPREAD_FLOOR * a * abs(scale[i])  # (times r, as g)
+            sb, pb = kept[0, at], kept[1, at]
+            _reverse_terms_block(z[i, at], v[i, at], sb, pb, scalars)
+            total, total_lo = two_sum(total, total_lo, _sum_of(sb, stop - start))
+            w, w_lo = two_sum(w, w_lo, _sum_of(pb, stop - start))
+        total += total_lo
+        mean = (w + w_lo) / total
+        r = scale[i] / total
+        dominant = a > _DOMINANT
+        rest = 0.0
+        for start in range(0, classes, BLOCK):
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            if not dominant:  # (each entry rounded once into out)
+                _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)
+                continue
+            _reverse_block(kept[0, at], kept[1, at], wide, mean, r)
+            rest += _sum_without(wide, stop - start, top - start)
+            _round_into(wide, out[i, at])
         if dominant:
             out[i, top] = -rest
 
@@ -615,6 +663,15 @@ def _first_top(row):
         if row[j] > row[top]:
             top = j
     return top
+
+
+@numba.njit(inline="always")
+def _first_of(row, top):
+    # the first index of the row's entry equal to top (its maximum: _first_top's index)
+    for j in range(row.shape[0]):
+        if row[j] == top:
+            return j
+    return 0
 
 
 @numba.njit(inline="always")
