@@ -21,10 +21,10 @@ only (``host``: ``_distill``'s bodies, ``reduction='none'`` in nats), exact ther
   ``+inf`` or a row of ``-inf``: the call then returns None, so that the full path
   runs and names the error, in its order; with ``validate=False`` the full path's
   row);
-* a row whose :math:`D` is below ``_near_rows.KL_FLOOR`` (formed by ``_near_rows``);
-* in the gradient, a row whose :math:`\max_c|s_c - t_c|` is below
-  ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (reverse: :math:`\max_c|s_c(\log
-  s_c - \log t_c - D)|` against :math:`\max_c s_c`), formed by ``_near_rows``.
+* a row whose :math:`D` is below ``_near_rows.KL_FLOOR`` (formed by ``_near_rows``; the
+  reverse gradient of such a row is the kernel's, within a few units: branch distgrad1);
+* in the forward gradient, a row whose :math:`\max_c|s_c - t_c|` is below
+  ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`, formed by ``_near_rows``.
 
 The reduction, unit and gradient scale are the full path's (``_batch.Batch`` of the
 call's shape: every row weighs 1), in float64, and a float32 call's result is rounded

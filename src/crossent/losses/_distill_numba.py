@@ -67,11 +67,39 @@ forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 :math:`D_k` and :math:`\ell_t = -m_v` (:func:`_given`), and each row's :math:`L = m_v +
 \ell_t` in a sixth column where ``out`` has one (the validation's screen). The reverse
 :math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
-:func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\sigma_c
-- \tau_c + \ell_t - \ell_s - D)` (one exponential a logit, the quotients as pairs, 0
-where :math:`s_c` is, even beside :math:`t_c = 0`), and whether its spread
-:math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows the caller forms
-again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
+:func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\log s_c -
+\log t_c - D)` of every row it is handed (its spread flags are all False): below.
+
+The reverse gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
+- D = \delta_c - E_s[\delta]`, :math:`\delta_c = \sigma_c - \tau_c` (the
+:math:`\ell`'s cancel, and :math:`\sum_c s_c = 1`), does not depend on the reference
+of :math:`\delta`: the kernel takes :math:`\delta'_c = \sigma_c - (v_c - v_r)/T`,
+centred at the student's first top class :math:`r` (:math:`\sigma_r = 0`,
+:math:`\delta'_r = 0`), with :math:`z_c - m_z` and :math:`v_c - v_r` exact pairs
+(TwoSum; float32 rows' differences are exact in float64 but where an entry is below
+:math:`2^{-29}` of the other) and their quotients pairs, so :math:`\delta'_c` is
+within an ulp of itself. A first pass forms :math:`e^{\sigma_c}` and :math:`p_c =
+e^{\sigma_c}\delta'_c` (kept: two float64 buffers of the row's length) and their
+compensated sums :math:`S` and :math:`P`, the mean :math:`\mu = P/S`; the second the
+entries :math:`(p_c - e^{\sigma_c}\mu)\,r/S`. Before, the factor was
+:math:`\sigma_c - \tau_c + (\ell_t - \ell_s - D)` with :math:`D` and :math:`z - m`,
+:math:`v - m_v` rounded at the size of :math:`|\tau_r|` (100 or more on rows of
+logits from :math:`N(0, 60^2)`) where the factor is small, and the rows of a small
+spread went to the caller's generic formula: 80, 32 and 130 units of :math:`2^{-53}` of
+the row's largest entry off mpmath at :math:`T = 1, 2, 1/2` on 64 such rows of 32
+classes, 63 on rows of two classes of :math:`N(0, 1)`. Error: :math:`s_c|\delta'_c|
+\le s_c|g_c|/(rs_c) + s_c|\mu| \le 2\max_k|g_k|/r` (:math:`s_r|\mu| = |g_r|/r`, and
+:math:`s_r` is the largest :math:`s`), so the roundings of :math:`p_c`, of
+:math:`e^{\sigma_c}\mu` and of the difference are each within an ulp of the row's
+largest entry; :math:`\mu` is within a few ulps of :math:`\sum_c s_c|\delta'_c|`; the
+exponentials and :math:`1/S` add some 2 ulps of each entry. Measured: within 4.0 units
+(mpmath, 500 digits) on those rows at :math:`T = 1/2, 1, 2, 4`, rows of two and 1000
+classes, near ties and masked classes, near rows (:math:`D` below
+``_near_rows.KL_FLOOR``) too, which the callers now leave to the kernel
+(``tests/pytorch/test_issue13_distill_reverse_exact.py``). Cost: the kernel alone
+about 2.1x main's (256 x 32000 float64, ``bench_distill_kernels.py --reverse``: the
+buffers' traffic, some 10 ms a call of 8.2 million logits); the reverse forward
+kernel is unchanged.
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -591,11 +619,10 @@ def _reverse_block(sb, pb, ob, mean, r):
 def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
-    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once,
-    # and whether max_c |s_c (log s_c - log t_c - D)| < SPREAD_FLOOR max_c s_c (the
-    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel; from
-    # the entries times r, against its floor times |r|, as they are rounded into out);
-    # rows whose D is not finite are left to the caller (0 here). Where the top class's
+    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once
+    # (module docstring: the factor delta'_c - E_s[delta'], two passes); spread_small
+    # all False (the kernel forms every row it is handed, near ones too); rows whose D
+    # is not finite are left to the caller (0 here). Where the top class's
     # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
     # float64 sum of the others (_dominant_entry: its d_r - D cancels)
     prefer_wide_vectors()
@@ -609,7 +636,7 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
             out[i, :] = 0.0
             continue
         top = _first_of(z[i], stats[i, 1])  # (r: sigma_r = 0, z_r = m_z)
-        scalars = (stats[i, 1], v[i, top], inv_t, temperature)
+        scalars = (stats[i, 1], np.float64(v[i, top]), inv_t, temperature)  # (float64)
         a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
         # S = sum_c e^sigma_c and the mean E_s[delta'] = sum_c p_c / S (compensated sums
         # of the blocks' sums, as the forward kernel's): log s_c - log t_c - D = delta'_c

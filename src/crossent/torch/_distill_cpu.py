@@ -102,7 +102,10 @@ rounded :math:`\log s` (:math:`|\log s|\,2^{-53}` relative), its :math:`D` and i
 autograd difference :math:`s(d + 1) - s\sum_k s_k(d_k + 1)` put the student's gradient
 3630 units of :math:`2^{-53}` of the row's largest entry off mpmath on 64 rows of
 N(0, 60^2) logits at :math:`T = 1` (7960 at :math:`T = 1/2`), 393 of :math:`2^{-23}` in
-float32, where the op is 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``).
+float32, where the op was 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``),
+now 4.3 (9.7; a near row of the host's) and 0.48: the reverse kernel's factor is exact,
+and the op leaves every reverse row but those that are not finite to it, near rows too
+(branch distgrad1).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
