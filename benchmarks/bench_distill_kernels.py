@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_distill_kernels.py [--against OTHER/src]
         [--shape 512x32000] [--temperatures 1,2] [--repeats 5] [--end-to-end]
-        [--masked 0.1] [--reverse] [--spread 3]
+        [--masked 0.1] [--reverse] [--spread 3] [--float32]
 
 Float64 logits (the kernels' input: the op widens float32 rows to them) of N(0, 9),
 student and teacher independent, so no row is near or far (``--masked``: that share
@@ -16,8 +16,9 @@ each case's best and median in ms per call.
 
 ``--reverse`` also times the reverse direction's backward kernel
 (``distillation_reverse_backward_kernel``, on the statistics of the forward kernel of the
-roles swapped, as ``_distill_rows`` calls it). ``--spread`` sets the logits' standard
-deviation (3: no row is wide; 60: rows of 32 classes as
+roles swapped, as ``_distill_rows`` calls it). ``--float32``: the kernels read float32
+rows (the torch op's float32 calls) and write a float32 gradient. ``--spread`` sets the
+logits' standard deviation (3: no row is wide; 60: rows of 32 classes as
 ``check_distill_reverse_compiled.py``'s).
 
 ``--end-to-end`` also times ``crossent.torch.distillation_loss`` forward + backward of
@@ -42,6 +43,7 @@ def _kernel_times(
     masked: float = 0.0,
     reverse: bool = False,
     spread: float = 3.0,
+    float32: bool = False,
 ) -> dict:
     """{case: [seconds, ...]} of each kernel at each temperature (thread CPU time)."""
     from crossent.losses import _distill_numba as kernels
@@ -52,6 +54,8 @@ def _kernel_times(
     v = spread * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
     hidden = rng.permutation(classes)[: int(masked * classes)]
     z[:, hidden] = v[:, hidden] = -np.inf
+    if float32:
+        z, v = z.astype(np.float32), v.astype(np.float32)
     stats = np.empty((rows, 5))
     grad = np.empty_like(z)
     small = np.empty(rows, dtype=np.bool_)
@@ -111,6 +115,7 @@ def main() -> None:
     parser.add_argument("--masked", type=float, default=0.0, help="classes at -inf, both sides")
     parser.add_argument("--reverse", action="store_true", help="the reverse backward kernel too")
     parser.add_argument("--spread", type=float, default=3.0, help="the logits' deviation")
+    parser.add_argument("--float32", action="store_true", help="float32 rows")
     add_options(parser)
     args = parser.parse_args()
     if args.against:
@@ -118,12 +123,19 @@ def main() -> None:
         argv += ["--repeats", str(args.repeats)] + (["--end-to-end"] if args.end_to_end else [])
         argv += ["--masked", str(args.masked), "--spread", str(args.spread)]
         argv += ["--reverse"] if args.reverse else []
+        argv += ["--float32"] if args.float32 else []
         compare(__file__, argv, args.against, args.rounds)
         return
     rows, classes = (int(n) for n in args.shape.split("x"))
     temperatures = [float(t) for t in args.temperatures.split(",")]
     times = _kernel_times(
-        (rows, classes), temperatures, args.repeats, args.masked, args.reverse, args.spread
+        (rows, classes),
+        temperatures,
+        args.repeats,
+        args.masked,
+        args.reverse,
+        args.spread,
+        args.float32,
     )
     if args.end_to_end:
         times.update(_end_to_end((rows, classes), args.repeats))

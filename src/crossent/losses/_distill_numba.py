@@ -68,9 +68,14 @@ forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 \ell_t` in a sixth column where ``out`` has one (the validation's screen). The reverse
 :math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
 :func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\log s_c -
-\log t_c - D)` of every row it is handed (its spread flags are all False): below.
+\log t_c - D)`: a float64 gradient of every row it is handed (its spread flags all
+False), below; a float32 one (``out``'s dtype, a constant of the compilation) by the
+one pass before (:func:`_plain_reverse_rows`: the factor :math:`\sigma_c - \tau_c +
+\ell_t - \ell_s - D`, its float64 error far below float32's unit, the same bits), and
+whether its spread :math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows
+the caller forms again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
 
-The reverse gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
+The reverse float64 gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
 - D = \delta_c - E_s[\delta]`, :math:`\delta_c = \sigma_c - \tau_c` (the
 :math:`\ell`'s cancel, and :math:`\sum_c s_c = 1`), does not depend on the reference
 of :math:`\delta`: the kernel takes :math:`\delta'_c = \sigma_c - (v_c - v_r)/T`,
@@ -87,19 +92,20 @@ entries :math:`(p_c - e^{\sigma_c}\mu)\,r/S`. Before, the factor was
 logits from :math:`N(0, 60^2)`) where the factor is small, and the rows of a small
 spread went to the caller's generic formula: 80, 32 and 130 units of :math:`2^{-53}` of
 the row's largest entry off mpmath at :math:`T = 1, 2, 1/2` on 64 such rows of 32
-classes, 63 on rows of two classes of :math:`N(0, 1)`. Error: :math:`s_c|\delta'_c|
+classes (``benchmarks/check_distill_reverse_compiled.py``), 60 on rows of two classes of
+:math:`N(0, 1)`. Error: :math:`s_c|\delta'_c|
 \le s_c|g_c|/(rs_c) + s_c|\mu| \le 2\max_k|g_k|/r` (:math:`s_r|\mu| = |g_r|/r`, and
 :math:`s_r` is the largest :math:`s`), so the roundings of :math:`p_c`, of
 :math:`e^{\sigma_c}\mu` and of the difference are each within an ulp of the row's
 largest entry; :math:`\mu` is within a few ulps of :math:`\sum_c s_c|\delta'_c|`; the
-exponentials and :math:`1/S` add some 2 ulps of each entry. Measured: within 4.0 units
+exponentials and :math:`1/S` add some 2 ulps of each entry. Measured: within 4.5 units
 (mpmath, 500 digits) on those rows at :math:`T = 1/2, 1, 2, 4`, rows of two and 1000
 classes, near ties and masked classes, near rows (:math:`D` below
 ``_near_rows.KL_FLOOR``) too, which the callers now leave to the kernel
 (``tests/pytorch/test_issue13_distill_reverse_exact.py``). Cost: the kernel alone
-about 2.1x main's (256 x 32000 float64, ``bench_distill_kernels.py --reverse``: the
-buffers' traffic, some 10 ms a call of 8.2 million logits); the reverse forward
-kernel is unchanged.
+1.6-1.9x the one pass (256 x 32000 float64, ``bench_distill_kernels.py --reverse``:
+17.0 against 9.1 ms a call, the buffers' traffic and the second pass); the forward
+kernels and the float32 gradient are unchanged.
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -615,17 +621,78 @@ def _reverse_block(sb, pb, ob, mean, r):
         ob[j] = (pb[j] - sb[j] * mean) * r
 
 
+@numba.njit(fastmath=_LOOP, inline="never")
+def _plain_reverse_block(zb, vb, ob, scalars, a, c, r):
+    # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
+    # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
+    exact = _power_of_two(scalars[3])
+    mz, mv, inv_t, temperature = scalars
+    for j in range(zb.shape[0]):
+        qs, ls, qt, lt = _quotients(zb[j] - mz, vb[j] - mv, inv_t, temperature, exact)
+        es = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        ob[j] = (es * a) * (((qs - qt) + (ls - lt)) + c) * r if es > 0.0 else 0.0
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _round_into_largest(wide, ob):
+    # _round_into, and the largest |wide[j]| of the block (_gradient_block's integer
+    # maximum: vectorised; a NaN's bits above any number's)
+    largest = 0
+    for j in range(ob.shape[0]):
+        ob[j] = wide[j]
+        largest = max(largest, float64_to_bits(abs(wide[j])))
+    return bits_to_float64(largest)
+
+
+@numba.njit(inline="never")
+def _plain_reverse_rows(z, v, stats, temperature, scale, out, spread_small):
+    # distillation_reverse_backward_kernel's rows of a float32 gradient: the factor
+    # sigma_c - tau_c + (ell_t - ell_s - D) in one pass (its float64 error, up to some
+    # 130 units of 2**-53 of the row's largest entry, far below float32's unit), and the
+    # rows whose spread max_c |g_c|/r is below SPREAD_FLOOR max_c s_c flagged (the
+    # NumPy gradient's rule, _near_rows.forward_rows_flagged: the caller forms them)
+    classes = z.shape[1]
+    inv_t = 1.0 / temperature
+    wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
+    for i in range(z.shape[0]):
+        spread_small[i] = False
+        if not np.isfinite(stats[i, 0]):
+            out[i, :] = 0.0
+            continue
+        scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
+        a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
+        c = (stats[i, 4] - stats[i, 2]) - stats[i, 0]
+        dominant = a > _DOMINANT
+        top = _first_top(z[i]) if dominant else -1
+        rest = 0.0
+        spread = 0.0
+        for start in range(0, classes, BLOCK):
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            _plain_reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
+            if dominant:
+                rest += _sum_without(wide, stop - start, top - start)
+            spread = max(spread, _round_into_largest(wide, out[i, at]))
+        spread_small[i] = spread < _SPREAD_FLOOR * a * abs(scale[i])  # (times r, as g)
+        if dominant:
+            out[i, top] = -rest
+
+
 @numba.njit(nogil=True, cache=True)
 def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
     # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
     # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
     # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once
     # (module docstring: the factor delta'_c - E_s[delta'], two passes); spread_small
-    # all False (the kernel forms every row it is handed, near ones too); rows whose D
+    # all False (the kernel forms every row it is handed, near ones too; a float32 out:
+    # _plain_reverse_rows, and its flags); rows whose D
     # is not finite are left to the caller (0 here). Where the top class's
     # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
     # float64 sum of the others (_dominant_entry: its d_r - D cancels)
     prefer_wide_vectors()
+    if out.itemsize == 4:  # (a float32 gradient: one pass, a constant of the compilation)
+        _plain_reverse_rows(z, v, stats, temperature, scale, out, spread_small)
+        return
     classes = z.shape[1]
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)

@@ -103,9 +103,9 @@ autograd difference :math:`s(d + 1) - s\sum_k s_k(d_k + 1)` put the student's gr
 3630 units of :math:`2^{-53}` of the row's largest entry off mpmath on 64 rows of
 N(0, 60^2) logits at :math:`T = 1` (7960 at :math:`T = 1/2`), 393 of :math:`2^{-23}` in
 float32, where the op was 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``),
-now 4.3 (9.7; a near row of the host's) and 0.48: the reverse kernel's factor is exact,
-and the op leaves every reverse row but those that are not finite to it, near rows too
-(branch distgrad1).
+now 4.5 (2.8) and 0.48: the reverse kernel's float64 factor is exact, and the op
+leaves every float64 reverse row but those that are not finite to it, near rows too
+(branch distgrad1; float32 gradients as before).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
@@ -425,9 +425,10 @@ def _host_rows(
     """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
     spread) formed again by ``_far_distillation._host_gradients`` (with ``options``'
     ``teacher_form`` and ``direction``), in place."""
-    # (reverse: the kernel forms near rows (kind 1) within a few units, NearRows' gradient
-    # some 5: only rows that are not finite go to the host)
-    host = ((kind == 2) if options.reverse else (kind != 0)) | torch.from_numpy(spread_small)
+    # (a reverse gradient but float32's: the kernel forms near rows (kind 1) within a few
+    # units, NearRows' gradient some 5; only rows that are not finite go to the host)
+    exact = options.reverse and grad.dtype != torch.float32
+    host = ((kind == 2) if exact else (kind != 0)) | torch.from_numpy(spread_small)
     if bool(host.any()):
         z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
