@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_distill_kernels.py [--against OTHER/src]
         [--shape 512x32000] [--temperatures 1,2] [--repeats 5] [--end-to-end]
-        [--masked 0.1]
+        [--masked 0.1] [--reverse] [--spread 3] [--float32]
 
 Float64 logits (the kernels' input: the op widens float32 rows to them) of N(0, 9),
 student and teacher independent, so no row is near or far (``--masked``: that share
@@ -13,6 +13,13 @@ time (``time.thread_time``), the minimum of ``--repeats`` calls after a warm-up 
 (the compilation or the cache load), and printed in ns per entry. ``--against`` runs the
 script under each tree in turn, rounds interleaved (``_against.compare``), and prints
 each case's best and median in ms per call.
+
+``--reverse`` also times the reverse direction's backward kernel
+(``distillation_reverse_backward_kernel``, on the statistics of the forward kernel of the
+roles swapped, as ``_distill_rows`` calls it). ``--float32``: the kernels read float32
+rows (the torch op's float32 calls) and write a float32 gradient. ``--spread`` sets the
+logits' standard deviation (3: no row is wide; 60: rows of 32 classes as
+``check_distill_reverse_compiled.py``'s).
 
 ``--end-to-end`` also times ``crossent.torch.distillation_loss`` forward + backward of
 float32 logits of the shape (``'mean'``, torch's default threads, wall seconds).
@@ -30,17 +37,25 @@ from _against import add_options, compare
 
 
 def _kernel_times(
-    shape: tuple[int, int], temperatures: list[float], repeats: int, masked: float = 0.0
+    shape: tuple[int, int],
+    temperatures: list[float],
+    repeats: int,
+    masked: float = 0.0,
+    reverse: bool = False,
+    spread: float = 3.0,
+    float32: bool = False,
 ) -> dict:
     """{case: [seconds, ...]} of each kernel at each temperature (thread CPU time)."""
     from crossent.losses import _distill_numba as kernels
 
     rows, classes = shape
     rng = np.random.default_rng(0)
-    z = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
-    v = 3.0 * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    z = spread * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    v = spread * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
     hidden = rng.permutation(classes)[: int(masked * classes)]
     z[:, hidden] = v[:, hidden] = -np.inf
+    if float32:
+        z, v = z.astype(np.float32), v.astype(np.float32)
     stats = np.empty((rows, 5))
     grad = np.empty_like(z)
     small = np.empty(rows, dtype=np.bool_)
@@ -58,6 +73,17 @@ def _kernel_times(
             if i:  # the first: the compilation or the cache load
                 forward.append(middle - start)
                 backward.append(stop - middle)
+        if not reverse:
+            continue
+        kernels.distillation_forward_kernel(v, z, t, stats)  # (the roles swapped)
+        stats[:, [1, 2, 3, 4]] = stats[:, [3, 4, 1, 2]]
+        kernel = kernels.distillation_reverse_backward_kernel
+        runs = times.setdefault(f"reverse backward T={t:g}", [])
+        for i in range(repeats + 1):
+            start = time.thread_time()
+            kernel(z, v, stats, t, scale, grad, small)
+            if i:
+                runs.append(time.thread_time() - start)
     return times
 
 
@@ -87,17 +113,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--end-to-end", action="store_true")
     parser.add_argument("--masked", type=float, default=0.0, help="classes at -inf, both sides")
+    parser.add_argument("--reverse", action="store_true", help="the reverse backward kernel too")
+    parser.add_argument("--spread", type=float, default=3.0, help="the logits' deviation")
+    parser.add_argument("--float32", action="store_true", help="float32 rows")
     add_options(parser)
     args = parser.parse_args()
     if args.against:
         argv = ["--shape", args.shape, "--temperatures", args.temperatures]
         argv += ["--repeats", str(args.repeats)] + (["--end-to-end"] if args.end_to_end else [])
-        argv += ["--masked", str(args.masked)]
+        argv += ["--masked", str(args.masked), "--spread", str(args.spread)]
+        argv += ["--reverse"] if args.reverse else []
+        argv += ["--float32"] if args.float32 else []
         compare(__file__, argv, args.against, args.rounds)
         return
     rows, classes = (int(n) for n in args.shape.split("x"))
     temperatures = [float(t) for t in args.temperatures.split(",")]
-    times = _kernel_times((rows, classes), temperatures, args.repeats, args.masked)
+    times = _kernel_times(
+        (rows, classes),
+        temperatures,
+        args.repeats,
+        args.masked,
+        args.reverse,
+        args.spread,
+        args.float32,
+    )
     if args.end_to_end:
         times.update(_end_to_end((rows, classes), args.repeats))
     if args.json:

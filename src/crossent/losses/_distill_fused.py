@@ -21,9 +21,11 @@ only (``host``: ``_distill``'s bodies, ``reduction='none'`` in nats), exact ther
   ``+inf`` or a row of ``-inf``: the call then returns None, so that the full path
   runs and names the error, in its order; with ``validate=False`` the full path's
   row);
-* a row whose :math:`D` is below ``_near_rows.KL_FLOOR`` (formed by ``_near_rows``);
-* in the gradient, a row whose :math:`\max_c|s_c - t_c|` is below
-  ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (reverse: :math:`\max_c|s_c(\log
+* a row whose :math:`D` is below ``_near_rows.KL_FLOOR`` (formed by ``_near_rows``; the
+  reverse float64 gradient of such a row is the kernel's, within a few units: branch
+  distgrad1);
+* in the gradient but the reverse float64 one, a row whose :math:`\max_c|s_c - t_c|` is
+  below ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c` (reverse: :math:`\max_c|s_c(\log
   s_c - \log t_c - D)|` against :math:`\max_c s_c`), formed by ``_near_rows``.
 
 The reduction, unit and gradient scale are the full path's (``_batch.Batch`` of the
@@ -296,7 +298,8 @@ def gradient(args: tuple[Any, ...], kwargs: dict[str, Any], host: Host) -> Any:
     # the full path's near rows (``_near_rows.forward_rows_flagged``, both directions):
     # a small spread (the kernel's flags) or a KL below the floor (kind 1; forward rows
     # of 1.01 spread floors were 36 700 units of 2^-53 of their largest entry off)
-    small |= stats[:, 0] < _KL_FLOOR
+    if not variant.reverse or grad.dtype != _FLOAT64:  # (the reverse kernel's float64
+        small |= stats[:, 0] < _KL_FLOOR  # gradient: near rows within a few units)
     again = np.flatnonzero(~finite | small)
     if again.size:
         grad[again] = host(*call.rows64(again), t, variant) * scale

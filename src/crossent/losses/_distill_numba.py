@@ -67,11 +67,45 @@ forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 :math:`D_k` and :math:`\ell_t = -m_v` (:func:`_given`), and each row's :math:`L = m_v +
 \ell_t` in a sixth column where ``out`` has one (the validation's screen). The reverse
 :math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
-:func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\sigma_c
-- \tau_c + \ell_t - \ell_s - D)` (one exponential a logit, the quotients as pairs, 0
-where :math:`s_c` is, even beside :math:`t_c = 0`), and whether its spread
-:math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows the caller forms
-again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
+:func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\log s_c -
+\log t_c - D)`: a float64 gradient of every row it is handed (its spread flags all
+False), below; a float32 one (``out``'s dtype, a constant of the compilation) by the
+one pass before (:func:`_plain_reverse_rows`: the factor :math:`\sigma_c - \tau_c +
+\ell_t - \ell_s - D`, its float64 error far below float32's unit, the same bits), and
+whether its spread :math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows
+the caller forms again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
+
+The reverse float64 gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
+- D = \delta_c - E_s[\delta]`, :math:`\delta_c = \sigma_c - \tau_c` (the
+:math:`\ell`'s cancel, and :math:`\sum_c s_c = 1`), does not depend on the reference
+of :math:`\delta`: the kernel takes :math:`\delta'_c = \sigma_c - (v_c - v_r)/T`,
+centred at the student's first top class :math:`r` (:math:`\sigma_r = 0`,
+:math:`\delta'_r = 0`), with :math:`z_c - m_z` and :math:`v_c - v_r` exact pairs
+(TwoSum; float32 rows' differences are exact in float64 but where an entry is below
+:math:`2^{-29}` of the other) and their quotients pairs, so :math:`\delta'_c` is
+within an ulp of itself. A first pass forms :math:`e^{\sigma_c}` and :math:`p_c =
+e^{\sigma_c}\delta'_c` (kept: two float64 buffers of the row's length) and their
+compensated sums :math:`S` and :math:`P`, the mean :math:`\mu = P/S`; the second the
+entries :math:`(p_c - e^{\sigma_c}\mu)\,r/S`. Before, the factor was
+:math:`\sigma_c - \tau_c + (\ell_t - \ell_s - D)` with :math:`D` and :math:`z - m`,
+:math:`v - m_v` rounded at the size of :math:`|\tau_r|` (100 or more on rows of
+logits from :math:`N(0, 60^2)`) where the factor is small, and the rows of a small
+spread went to the caller's generic formula: 80, 32 and 130 units of :math:`2^{-53}` of
+the row's largest entry off mpmath at :math:`T = 1, 2, 1/2` on 64 such rows of 32
+classes (``benchmarks/check_distill_reverse_compiled.py``), 60 on rows of two classes of
+:math:`N(0, 1)`. Error: :math:`s_c|\delta'_c|
+\le s_c|g_c|/(rs_c) + s_c|\mu| \le 2\max_k|g_k|/r` (:math:`s_r|\mu| = |g_r|/r`, and
+:math:`s_r` is the largest :math:`s`), so the roundings of :math:`p_c`, of
+:math:`e^{\sigma_c}\mu` and of the difference are each within an ulp of the row's
+largest entry; :math:`\mu` is within a few ulps of :math:`\sum_c s_c|\delta'_c|`; the
+exponentials and :math:`1/S` add some 2 ulps of each entry. Measured: within 4.5 units
+(mpmath, 500 digits) on those rows at :math:`T = 1/2, 1, 2, 4`, rows of two and 1000
+classes, near ties and masked classes, near rows (:math:`D` below
+``_near_rows.KL_FLOOR``) too, which the callers now leave to the kernel
+(``tests/pytorch/test_issue13_distill_reverse_exact.py``). Cost: the kernel alone
+1.6-1.9x the one pass (256 x 32000 float64, ``bench_distill_kernels.py --reverse``:
+17.0 against 9.1 ms a call, the buffers' traffic and the second pass); the forward
+kernels and the float32 gradient are unchanged.
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -531,8 +565,64 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             out[i, top] = -rest
 
 
+@numba.njit(fastmath=_LOOP, inline="always")
+def _exact_difference(x, m, wide):
+    # x - m as hi + lo exactly (Knuth's TwoSum; no multiplication, so nothing contracts);
+    # lo = 0 for float32 rows (not wide: a constant of the compilation), whose difference
+    # is exact in float64 but where |x| < 2**-29 |m| (then off by 2**-53 |x - m|, far
+    # below the float32 result's unit)
+    d = x - m
+    if not wide:
+        return d, 0.0
+    b = d - x
+    return d, (x - (d - b)) - (m + b)
+
+
+@numba.njit(fastmath=_LOOP, inline="always")
+def _log_ratio(zj, vj, mz, vr, inv_t, temperature, exact, wide):
+    # sigma_c as the pair (q_s, l_s), and delta'_c = sigma_c - (v_c - v_r)/T (the
+    # log-ratio log s_c - log t_c less its value at the student's top class r, where
+    # sigma_r = 0) as h + lo: both differences exact (_exact_difference), their quotients
+    # pairs (_quotient's, each difference's low part added; at a T of a power of two
+    # the products are exact: no remainder), h = q_s - q_t rounded (module docstring)
+    dz, dz_lo = _exact_difference(zj, mz, wide)
+    dv, dv_lo = _exact_difference(vj, vr, wide)
+    qs = dz * inv_t
+    qt = dv * inv_t
+    if exact:
+        ls = dz_lo * inv_t
+        lt = dv_lo * inv_t
+    else:
+        ls = ((dz - qs * temperature) + dz_lo) * inv_t
+        lt = ((dv - qt * temperature) + dv_lo) * inv_t
+    return qs, ls, qs - qt, ls - lt
+
+
 @numba.njit(fastmath=_LOOP, inline="never")
-def _reverse_block(zb, vb, ob, scalars, a, c, r):
+def _reverse_terms_block(zb, vb, sb, pb, scalars):
+    # the block's e^sigma_c into sb and p_c = e^sigma_c delta'_c (_log_ratio's pair,
+    # rounded) into pb: 0 where e^sigma_c is (even beside t_c = 0, where delta' is no
+    # number)
+    mz, vr, inv_t, temperature = scalars
+    exact = _power_of_two(temperature)
+    wide = zb.itemsize == 8  # (float64 rows: their differences' low parts)
+    for j in range(zb.shape[0]):
+        qs, ls, h, lo = _log_ratio(zb[j], vb[j], mz, vr, inv_t, temperature, exact, wide)
+        e = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        sb[j] = e
+        pb[j] = e * (h + lo) if e > 0.0 else 0.0
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _reverse_block(sb, pb, ob, mean, r):
+    # the block's entries r' (p_c - e^sigma_c mean) = r s_c (delta'_c - mean), r' = r/S
+    # (p_c - e^sigma_c mean: an FMA)
+    for j in range(ob.shape[0]):
+        ob[j] = (pb[j] - sb[j] * mean) * r
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _plain_reverse_block(zb, vb, ob, scalars, a, c, r):
     # the block's entries r s_c (sigma_c - tau_c + c), c = ell_t - ell_s - D: 0 where
     # s_c is (even beside t_c = 0, where tau_c - sigma_c is no number)
     exact = _power_of_two(scalars[3])
@@ -554,18 +644,13 @@ def _round_into_largest(wide, ob):
     return bits_to_float64(largest)
 
 
-@numba.njit(nogil=True, cache=True)
-def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
-    # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
-    # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
-    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once,
-    # and whether max_c |s_c (log s_c - log t_c - D)| < SPREAD_FLOOR max_c s_c (the
-    # NumPy gradient's rule, _near_rows.forward_rows_flagged: its entries cancel; from
-    # the entries times r, against its floor times |r|, as they are rounded into out);
-    # rows whose D is not finite are left to the caller (0 here). Where the top class's
-    # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
-    # float64 sum of the others (_dominant_entry: its d_r - D cancels)
-    prefer_wide_vectors()
+@numba.njit(inline="never")
+def _plain_reverse_rows(z, v, stats, temperature, scale, out, spread_small):
+    # distillation_reverse_backward_kernel's rows of a float32 gradient: the factor
+    # sigma_c - tau_c + (ell_t - ell_s - D) in one pass (its float64 error, up to some
+    # 130 units of 2**-53 of the row's largest entry, far below float32's unit), and the
+    # rows whose spread max_c |g_c|/r is below SPREAD_FLOOR max_c s_c flagged (the
+    # NumPy gradient's rule, _near_rows.forward_rows_flagged: the caller forms them)
     classes = z.shape[1]
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
@@ -584,11 +669,68 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            _reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
+            _plain_reverse_block(z[i, at], v[i, at], wide, scalars, a, c, scale[i])
             if dominant:
                 rest += _sum_without(wide, stop - start, top - start)
             spread = max(spread, _round_into_largest(wide, out[i, at]))
         spread_small[i] = spread < _SPREAD_FLOOR * a * abs(scale[i])  # (times r, as g)
+        if dominant:
+            out[i, top] = -rest
+
+
+@numba.njit(nogil=True, cache=True)
+def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, spread_small):
+    # Per row of the reverse direction's statistics (D(s || t), m_z, ell_s, m_v, ell_t):
+    # out = scale[i] s (log s - log t - D) (the gradient T s (log s - log t - D) of
+    # T^2 D(s || t) in z, scale: u T), each entry formed in float64 and rounded once
+    # (module docstring: the factor delta'_c - E_s[delta'], two passes); spread_small
+    # all False (the kernel forms every row it is handed, near ones too; a float32 out:
+    # _plain_reverse_rows, and its flags); rows whose D
+    # is not finite are left to the caller (0 here). Where the top class's
+    # s_r = e^-ell_s (a) is above _dominant_entry.DOMINANT, its entry is minus the
+    # float64 sum of the others (_dominant_entry: its d_r - D cancels)
+    prefer_wide_vectors()
+    if out.itemsize == 4:  # (a float32 gradient: one pass, a constant of the compilation)
+        _plain_reverse_rows(z, v, stats, temperature, scale, out, spread_small)
+        return
+    classes = z.shape[1]
+    inv_t = 1.0 / temperature
+    wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
+    kept = np.empty((2, classes))  # (the row's s_c and p_c: the first pass's)
+    for i in range(z.shape[0]):
+        spread_small[i] = False
+        if not np.isfinite(stats[i, 0]):
+            out[i, :] = 0.0
+            continue
+        top = _first_of(z[i], stats[i, 1])  # (r: sigma_r = 0, z_r = m_z)
+        scalars = (stats[i, 1], np.float64(v[i, top]), inv_t, temperature)  # (float64)
+        a = exp_of_pair(-stats[i, 2], 0.0, 0.0)
+        # S = sum_c e^sigma_c and the mean E_s[delta'] = sum_c p_c / S (compensated sums
+        # of the blocks' sums, as the forward kernel's): log s_c - log t_c - D = delta'_c
+        # - E_s[delta'], where the digits of ell_s, ell_t and D (of size |tau_r|) cancel
+        # unformed, and s_c = e^sigma_c / S (module docstring)
+        total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
+        for start in range(0, classes, BLOCK):
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            sb, pb = kept[0, at], kept[1, at]
+            _reverse_terms_block(z[i, at], v[i, at], sb, pb, scalars)
+            total, total_lo = two_sum(total, total_lo, _sum_of(sb, stop - start))
+            w, w_lo = two_sum(w, w_lo, _sum_of(pb, stop - start))
+        total += total_lo
+        mean = (w + w_lo) / total
+        r = scale[i] / total
+        dominant = a > _DOMINANT
+        rest = 0.0
+        for start in range(0, classes, BLOCK):
+            stop = min(classes, start + BLOCK)
+            at = slice(start, stop)
+            if not dominant:  # (each entry rounded once into out)
+                _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)
+                continue
+            _reverse_block(kept[0, at], kept[1, at], wide, mean, r)
+            rest += _sum_without(wide, stop - start, top - start)
+            _round_into(wide, out[i, at])
         if dominant:
             out[i, top] = -rest
 
@@ -615,6 +757,15 @@ def _first_top(row):
         if row[j] > row[top]:
             top = j
     return top
+
+
+@numba.njit(inline="always")
+def _first_of(row, top):
+    # the first index of the row's entry equal to top (its maximum: _first_top's index)
+    for j in range(row.shape[0]):
+        if row[j] == top:
+            return j
+    return 0
 
 
 @numba.njit(inline="always")

@@ -23,9 +23,11 @@ kernels do not form to NumPy's exact functions (:func:`row_kinds`):
   masked vocabulary) the kernels form;
 * kind 1, a row whose :math:`D` is below ``_near_rows.KL_FLOOR``, where the common
   formula's terms cancel (``_near_rows`` forms it);
-* and in the backward, a row whose spread :math:`\max_c |s_c - t_c|` (reverse:
-  :math:`\max_c |s_c(\log s_c - \log t_c - D)|`) is small (:func:`backward_rows`'
-  flags), where :math:`s - t` cancels.
+* and in the backward, a row whose spread :math:`\max_c |s_c - t_c|` (reverse, a
+  float32 gradient: :math:`\max_c |s_c(\log s_c - \log t_c - D)|`) is small
+  (:func:`backward_rows`' flags), where :math:`s - t` cancels (the reverse kernel's
+  float64 gradient is exact: it forms every row it is handed, near rows too; branch
+  distgrad1).
 
 Nothing here imports Numba or torch: :func:`kernels` imports ``_distill_numba`` on
 first use.
@@ -337,10 +339,12 @@ def backward_rows(
     caller forms again. Rows whose :math:`D` is not finite are written as 0 (the
     caller's too). ``classes``: the rows' length. ``options.reverse``: :math:`r_i s_i
     \odot (\log s_i - \log t_i - D_i)` by the reverse kernel, of
-    :func:`forward_statistics`' reverse statistics, the flags those of its spread
-    :math:`\max_c |s_c(\log s_c - \log t_c - D)|` against :math:`\max_c s_c`
-    (``_near_rows.forward_rows_flagged``' rule of both directions; the rows of a KL
-    below ``_near_rows.KL_FLOOR``, kind 1, are the caller's to add)."""
+    :func:`forward_statistics`' reverse statistics: into a float64 target no row
+    flagged (the kernel's factor is exact, near rows' too: ``_distill_numba``'s
+    docstring), into a float32 one the flags of its spread :math:`\max_c |s_c(\log s_c
+    - \log t_c - D)|` against :math:`\max_c s_c` (``_near_rows.forward_rows_flagged``'
+    rule; the rows of a KL below ``_near_rows.KL_FLOOR``, kind 1, are the caller's to
+    add)."""
     rows = stats.shape[0]
     spread_small = np.zeros(rows, dtype=np.bool_)
     _, backward = kernels()

@@ -102,7 +102,10 @@ rounded :math:`\log s` (:math:`|\log s|\,2^{-53}` relative), its :math:`D` and i
 autograd difference :math:`s(d + 1) - s\sum_k s_k(d_k + 1)` put the student's gradient
 3630 units of :math:`2^{-53}` of the row's largest entry off mpmath on 64 rows of
 N(0, 60^2) logits at :math:`T = 1` (7960 at :math:`T = 1/2`), 393 of :math:`2^{-23}` in
-float32, where the op is 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``).
+float32, where the op was 80 (130) and 0.48 (``benchmarks/check_distill_reverse_compiled.py``),
+now 4.5 (2.8) and 0.48: the reverse kernel's float64 factor is exact, and the op
+leaves every float64 reverse row but those that are not finite to it, near rows too
+(branch distgrad1; float32 gradients as before).
 
 Under ``torch.compile`` the op is one node (its fake kernel gives the shapes), with
 ``fullgraph=True`` too; the validation and the host rows run inside it at run time.
@@ -126,7 +129,6 @@ import torch
 from .._checks import row_sum_tolerance
 from .._xp import namespace
 from ..losses import _cpu_kernels, _distill_rows
-from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import formable
 from ..losses._numpy_kernels import as_float32
 from ._arguments import functorch_reverse_mode, grad_recorded, has_tangent
@@ -139,7 +141,6 @@ from ._far_distillation import (
     _work_dtype,
 )
 from ._launch import _from_stored, _stored
-from ._near_gradient import gradient_rows, softened
 
 __all__ = ["applies", "fused_distillation"]
 
@@ -407,41 +408,8 @@ def distillation_cpu_rows_backward(
         _threads(),
         options,
     )
-    if options.reverse:  # (the reverse kernel flags no spread: NearRows' rows asked for)
-        kind = _reverse_near_rows(student, teacher, stats, kind, temperature, teacher_form)
     _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature, options)
     return grad
-
-
-def _reverse_near_rows(
-    student: torch.Tensor,
-    teacher: torch.Tensor,
-    stats: torch.Tensor,
-    kind: torch.Tensor,
-    temperature: float,
-    teacher_form: str,
-) -> torch.Tensor:
-    r"""``kind`` with 1 (a near row: ``NearRows``' gradient, :func:`_host_rows`) on the
-    reverse rows of a float64 call that the eager generic path gives ``NearRows``'
-    gradient (``_near_gradient.gradient_rows``: of a :math:`D(s\,\|\,t)` below
-    ``_near_rows.NEAR_CEILING``, a small spread), formed in float64 on those rows
-    only. Issue 13, branch distilltorch15: the reverse kernel's :math:`T s \odot (\log
-    s - \log t - D)` cancels there, student logits ``[0, log1p(-2.9e-5) + 1e-7,
-    log(2.9e-5) - 70]`` beside teacher logits ``[0, log1p(-2.9e-5), log(2.9e-5)]``,
-    :math:`T = 1`: 7.4e5 units of :math:`2^{-53}` of the row's largest entry off. A
-    float32 gradient is not formed so (the kernel's error is some 0.001 of its unit)."""
-    if student.dtype != torch.float64:
-        return kind
-    candidates = (kind == 0) & (stats[:, 0] < _NEAR_CEILING)
-    if not bool(candidates.any()):
-        return kind
-    rows = (student[candidates].detach(), teacher[candidates].detach())
-    options = {"teacher_form": teacher_form, "direction": "reverse"}
-    d = softened(*rows, temperature, -1, **options)
-    near = formable(d.student, d.teacher_scores, torch)
-    kind = kind.clone()
-    kind[candidates] = gradient_rows(d, near).to(torch.int8)
-    return kind
 
 
 def _host_rows(
@@ -457,7 +425,10 @@ def _host_rows(
     """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
     spread) formed again by ``_far_distillation._host_gradients`` (with ``options``'
     ``teacher_form`` and ``direction``), in place."""
-    host = (kind != 0) | torch.from_numpy(spread_small)
+    # (a reverse gradient but float32's: the kernel forms near rows (kind 1) within a few
+    # units, NearRows' gradient some 5; only rows that are not finite go to the host)
+    exact = options.reverse and grad.dtype != torch.float32
+    host = ((kind == 2) if exact else (kind != 0)) | torch.from_numpy(spread_small)
     if bool(host.any()):
         z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
