@@ -1422,7 +1422,9 @@ def guess_bin(c, bins):
 
 
 @numba.njit(inline="always")
-def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding):
+def add_to_bins(
+    confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
+):
     # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
     # int32, which AVX2 converts from and to float64 four at a time, the upper edge
     # (b + 1) e_1 formed as (float(b) + 1) e_1, the same number: b + 1 is an int64 in
@@ -1478,15 +1480,28 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
         for i in range(count):
             b = np.uint64(index[i])
             c = confidence[i]
+            way = np.uint64(i & (ways - 1))
             if index[i] < rounding:  # (a branch: rarely taken, the low confidences' bins)
                 s = sums[b]
                 t = s + c
                 z = t - s
                 errors[b] += (s - (t - z)) + (c - z)
                 sums[b] = t
-            else:  # exact (the error would be +0.0, as errors[b] stays)
-                sums[b] += c
-            tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
+            else:  # exact (the error would be +0.0, as errors[b] stays): in any order
+                spread[way * np.uint64(bins) + b] += c
+            tallies[way * np.uint64(width) + np.uint64(2 * index[i] + hit[i])] += 1
+
+
+@numba.njit(inline="always")
+def fold_spread(spread, bin_stats):
+    # add_to_bins' exact confidence sums, interleaved, onto bin_stats[1] (exact: every
+    # partial sum of those bins is a float64, rounding_bins), and cleared
+    sums = bin_stats[1]
+    bins = sums.shape[0]
+    for q in range(spread.shape[0] // max(bins, 1)):
+        for b in range(bins):
+            sums[b] += spread[q * bins + b]
+            spread[q * bins + b] = 0.0
 
 
 @numba.njit(inline="always")
@@ -1715,6 +1730,7 @@ def totals(
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
+    spread = np.zeros((4 if bins <= _TALLIED_BINS else 1) * bins if 0 < rounding < bins else 0)
     keep = found.shape[0]
     found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
     chosen = np.empty(chunk if keep > _INSERTION_KEEP else 0, dtype=np.intp)
@@ -1757,8 +1773,12 @@ def totals(
                 bounded = True
                 for i in range(count):
                     bounded &= confidence[i] <= 1.0
-                rounding = rounding if bounded else bins
-            add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
+                if not bounded:  # every bin's additions may round from here on
+                    fold_spread(spread, bin_stats)
+                    rounding = bins
+            add_to_bins(
+                confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
+            )
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:
@@ -1780,6 +1800,7 @@ def totals(
     if keep > _INSERTION_KEEP and kept < keep:  # never filled: still in row order
         sort_kept(found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)
+    fold_spread(spread, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
@@ -1806,6 +1827,7 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
     hit = np.empty(chunk, dtype=np.intp)
     index = np.empty(chunk, dtype=np.intp)
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
+    no_spread = np.zeros(0)  # (rounding: every bin)
     hits = 0
     for c0 in range(0, n, chunk):
         count = min(chunk, n - c0)
@@ -1817,6 +1839,8 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
             hit[i] = (1 if up else 0) == labels[c0 + i]
         for i in range(count):
             hits += hit[i]
-        add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
+        add_to_bins(
+            confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, no_spread
+        )
     fold_tallies(tallies, bin_stats)
     return hits
