@@ -641,34 +641,13 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         labelled = [
             builder.icmp_signed("==", ys, ir.Constant(words, [j] * group)) for j in range(columns)
         ]
-        # the label's entry of each row, gathered: flat[start + r k + y_r]
-        offsets = builder.add(
-            builder.add(
-                splat(builder, start_value, group),
-                builder.mul(splat(builder, k_value, group), ir.Constant(words, list(range(group)))),
-            ),
-            ys,
-        )
-        addresses = builder.inttoptr(
-            builder.add(
-                splat(builder, builder.ptrtoint(entries, int64), group),
-                builder.shl(offsets, ir.Constant(words, [2] * group)),
-            ),
-            ir.VectorType(entries.type, group),
-        )
-        single = ir.VectorType(ir.FloatType(), group)
-        p_label = builder.fpext(
-            call_intrinsic(
-                builder,
-                f"llvm.masked.gather.v{group}f32.v{group}p0",
-                single,
-                addresses,
-                ir.Constant(ir.IntType(32), 4),
-                ir.Constant(ir.VectorType(ir.IntType(1), group), [1] * group),
-                ir.Constant(single, ir.Undefined),
-            ),
-            doubles,
-        )
+        # the label's entry of each row, from its column (exactly one column is the
+        # label's: labels checked, k <= columns): a blend a column, in place of a
+        # gather of flat[start + r k + y_r]
+        p_label = x[0]
+        for j in range(1, columns):
+            if x[j] is not None:
+                p_label = builder.select(labelled[j], x[j], p_label)
         squares = columnwise(
             [
                 builder.select(labelled[j], every(0.0), builder.fmul(x[j], x[j]))
