@@ -1401,9 +1401,7 @@ def guess_bin(c, bins):
 
 
 @numba.njit(inline="always")
-def add_to_bins(
-    confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
-):
+def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread):
     # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
     # int32, which AVX2 converts from and to float64 four at a time, the upper edge
     # (b + 1) e_1 formed as (float(b) + 1) e_1, the same number: b + 1 is an int64 in
