@@ -67,11 +67,13 @@ def test_issue13_upd11_exact_bins_in_any_order() -> None:
 
 
 def test_issue13_upd11_unbounded_chunk_folds_the_exact_sums() -> None:
-    """An entry of 1.5 in the 9th chunk (validate=False): the bins' sums up to there
-    were exact in any order, then added in row order with their rounding errors; every
-    bin's sum is still numpy.bincount's in row order."""
+    """An entry of 1e9 in the 9th chunk (validate=False): the bins' sums up to there
+    were exact in any order, then added in row order with their rounding errors (the
+    top bin's, onto 1e9, round); every bin's sum is still numpy.bincount's in row
+    order (a kernel that folded the exact sums only at the block's end, after the
+    rounded ones, gives another top bin)."""
     probs, labels = _softmax_rows(3000, 10, seed=12)
-    probs[9 * 256 + 17, 3] = 1.5
+    probs[9 * 256 + 17, 3] = 1e9
     state = crossent.EvaluationState(10, entropy=False)
     stats = state.update(probs, labels, validate=False).calibration().statistics
     count, total, hits, _, _ = _bin_oracle(probs, labels, 15)

@@ -1241,9 +1241,12 @@ def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
             scores[i] = others[i] + q * q
         parts[1] = tree_sum(scores, count)
     if spherical:
-        for i in range(count):
-            scores[i] = formed[i]
-        parts[2] = tree_sum(scores, count)
+        if count == _FOLD_LANES:  # a whole chunk: the tree from the scores in place
+            parts[2] = lanes_tree(formed)  # (tree_sum's, which reads them only)
+        else:  # (pairwise_sum writes its padding and levels into its values)
+            for i in range(count):
+                scores[i] = formed[i]
+            parts[2] = tree_sum(scores, count)
     if entropy:
         parts[3] = rows_entropy(ent, count, scores)
 
