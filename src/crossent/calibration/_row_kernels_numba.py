@@ -641,18 +641,47 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         labelled = [
             builder.icmp_signed("==", ys, ir.Constant(words, [j] * group)) for j in range(columns)
         ]
-        # the label's entry of each row, from its column (exactly one column is the
-        # label's: labels checked, k <= columns): a blend a column with the masks the
-        # squares use, in place of an 8-lane gather of flat[start + r k + y_r] (the same
-        # float32 entry, widened exactly).  Measured (bench_update_stages, 10^6 x 10
-        # float32, one thread, CPU ms, min of 11 interleaved with main, load 9-10, Zen 4;
-        # branch upd11, with the exact bins below): "+ top, squares, spherical" 5.19
-        # against 6.07, everything but the entropy 9.20 against 10.26; "checks and row
-        # sums" 3.26 against 3.17 (the masks formed for the blend alone there)
-        p_label = x[0]
+        # the label's entry of each row (the same float32 entry, widened exactly): with
+        # the squares, blended from its column (exactly one column is the label's:
+        # labels checked, k <= columns) with the masks the squares use; without, an
+        # 8-lane gather of flat[start + r k + y_r] (chosen below by with_squares, a
+        # constant where tile_rows inlines it: the other is dead code).  Measured
+        # (bench_update_stages, 10^6 x 10 float32, one thread, CPU ms, min of 11
+        # interleaved with main, load 9-10, Zen 4; branch upd11, with the exact bins
+        # below), blended: "+ top, squares, spherical" 5.19 against 6.07, everything but
+        # the entropy 9.20 against 10.26; "checks and row sums" 3.26 against 3.17 (the
+        # masks formed for the blend alone there: gathered without the squares)
+        blended = x[0]
         for j in range(1, columns):
             if x[j] is not None:
-                p_label = builder.select(labelled[j], x[j], p_label)
+                blended = builder.select(labelled[j], x[j], blended)
+        offsets = builder.add(
+            builder.add(
+                splat(builder, start_value, group),
+                builder.mul(splat(builder, k_value, group), ir.Constant(words, list(range(group)))),
+            ),
+            ys,
+        )
+        addresses = builder.inttoptr(
+            builder.add(
+                splat(builder, builder.ptrtoint(entries, int64), group),
+                builder.shl(offsets, ir.Constant(words, [2] * group)),
+            ),
+            ir.VectorType(entries.type, group),
+        )
+        single = ir.VectorType(ir.FloatType(), group)
+        gathered = builder.fpext(
+            call_intrinsic(
+                builder,
+                f"llvm.masked.gather.v{group}f32.v{group}p0",
+                single,
+                addresses,
+                ir.Constant(ir.IntType(32), 4),
+                ir.Constant(ir.VectorType(ir.IntType(1), group), [1] * group),
+                ir.Constant(single, ir.Undefined),
+            ),
+            doubles,
+        )
         squares = columnwise(
             [
                 builder.select(labelled[j], every(0.0), builder.fmul(x[j], x[j]))
@@ -692,6 +721,7 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         ]
         with_squares, with_top = fields[len(vectors)], fields[len(vectors) + 1]
         others = builder.select(with_squares, squares, every(0.0))
+        p_label = builder.select(with_squares, blended, gathered)
         builder.store(p_label, pointers[0], align=8)
         builder.store(others, pointers[1], align=8)
         if scored:
