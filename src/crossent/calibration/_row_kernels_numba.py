@@ -1850,7 +1850,8 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
     hit = np.empty(chunk, dtype=np.intp)
     index = np.empty(chunk, dtype=np.intp)
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
-    no_spread = np.zeros(0)  # (rounding: every bin)
+    # (the caller's rounding is every bin or none: no spread; sized as totals' all the same)
+    spread = np.zeros((4 if bins <= _TALLIED_BINS else 1) * bins if 0 < rounding < bins else 0)
     hits = 0
     for c0 in range(0, n, chunk):
         count = min(chunk, n - c0)
@@ -1863,7 +1864,8 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
         for i in range(count):
             hits += hit[i]
         add_to_bins(
-            confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, no_spread
+            confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
         )
     fold_tallies(tallies, bin_stats)
+    fold_spread(spread, bin_stats)
     return hits
