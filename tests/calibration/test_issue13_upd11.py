@@ -93,3 +93,15 @@ def test_issue13_upd11_label_entry_of_every_column(classes: int) -> None:
     np.testing.assert_allclose(summary.per_class_nll, expected, rtol=1e-13)
     brier = (probs.astype(np.float64) ** 2).sum(axis=1) - 2 * np.exp(-surprisal) + 1.0
     assert summary.brier == pytest.approx(brier.mean(), rel=1e-12)
+
+
+def test_issue13_upd11_many_bins_add_in_row_order() -> None:
+    """5000 bins (more than the kernel's 4096 tallied in four ways): no spread, the
+    exact bins' sums added into their sums in row order; numpy.bincount's bits."""
+    probs, labels = _softmax_rows(3000, 10, seed=13)
+    state = crossent.EvaluationState(10, bins=5000, entropy=False)
+    stats = state.update(probs, labels).calibration().statistics
+    count, total, hits, _, _ = _bin_oracle(probs, labels, 5000)
+    np.testing.assert_array_equal(stats.count, count)
+    np.testing.assert_array_equal(stats.confidence_sum, total)
+    np.testing.assert_array_equal(stats.hits, hits)

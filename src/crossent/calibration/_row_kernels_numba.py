@@ -1458,7 +1458,8 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
     # or their errors not asked for: 0, the loop before the errors were kept).
     # With 0 < rounding < bins the others' additions are exact (rounding_bins: every
     # partial sum of a bin, in any order, from 0, is a float64), so they go into
-    # ``spread``, 4 interleaved sums a bin (row i into sums i % 4, as the tallies),
+    # ``spread``, 4 interleaved sums a bin (row i into sums i % 4, as the tallies; for
+    # more than _TALLIED_BINS bins spread is empty and they go into their sums as before),
     # which the caller folds into bin_stats[1] (fold_spread) at the block's end, or
     # before a chunk that makes every bin round: a top-label confidence in the same
     # bin row after row (the sharp rows' top bin) no longer waits on the previous
@@ -1500,6 +1501,10 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
             sums[b] = t
             tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
     else:  # only the bins below ``rounding`` may round (_row_kernels.rounding_bins)
+        # the exact sums into spread (an empty spread, for more than _TALLIED_BINS bins:
+        # into sums, in row order)
+        exact = spread if spread.shape[0] else sums
+        stride = np.uint64(bins if spread.shape[0] else 0)
         for i in range(count):
             b = np.uint64(index[i])
             c = confidence[i]
@@ -1511,7 +1516,7 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
                 errors[b] += (s - (t - z)) + (c - z)
                 sums[b] = t
             else:  # exact (the error would be +0.0, as errors[b] stays): in any order
-                spread[way * np.uint64(bins) + b] += c
+                exact[way * stride + b] += c
             tallies[way * np.uint64(width) + np.uint64(2 * index[i] + hit[i])] += 1
 
 
@@ -1753,7 +1758,7 @@ def totals(
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
-    spread = np.zeros((4 if bins <= _TALLIED_BINS else 1) * bins if 0 < rounding < bins else 0)
+    spread = np.zeros(4 * bins if 0 < rounding < bins <= _TALLIED_BINS else 0)
     keep = found.shape[0]
     found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
     chosen = np.empty(chunk if keep > _INSERTION_KEEP else 0, dtype=np.intp)
@@ -1850,8 +1855,8 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
     hit = np.empty(chunk, dtype=np.intp)
     index = np.empty(chunk, dtype=np.intp)
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
-    # (the caller's rounding is every bin or none: no spread; sized as totals' all the same)
-    spread = np.zeros((4 if bins <= _TALLIED_BINS else 1) * bins if 0 < rounding < bins else 0)
+    # (the caller's rounding is every bin or none: no spread; formed as totals' all the same)
+    spread = np.zeros(4 * bins if 0 < rounding < bins <= _TALLIED_BINS else 0)
     hits = 0
     for c0 in range(0, n, chunk):
         count = min(chunk, n - c0)
