@@ -1500,11 +1500,7 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
             errors[b] += (s - (t - z)) + (c - z)
             sums[b] = t
             tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
-    else:  # only the bins below ``rounding`` may round (_row_kernels.rounding_bins)
-        # the exact sums into spread (an empty spread, for more than _TALLIED_BINS bins:
-        # into sums, in row order)
-        exact = spread if spread.shape[0] else sums
-        stride = np.uint64(bins if spread.shape[0] else 0)
+    elif spread.shape[0]:  # only the bins below ``rounding`` may round (rounding_bins)
         for i in range(count):
             b = np.uint64(index[i])
             c = confidence[i]
@@ -1516,8 +1512,21 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
                 errors[b] += (s - (t - z)) + (c - z)
                 sums[b] = t
             else:  # exact (the error would be +0.0, as errors[b] stays): in any order
-                exact[way * stride + b] += c
+                spread[way * np.uint64(bins) + b] += c
             tallies[way * np.uint64(width) + np.uint64(2 * index[i] + hit[i])] += 1
+    else:  # the same, more than _TALLIED_BINS bins: no spread, the exact sums in row order
+        for i in range(count):
+            b = np.uint64(index[i])
+            c = confidence[i]
+            if index[i] < rounding:
+                s = sums[b]
+                t = s + c
+                z = t - s
+                errors[b] += (s - (t - z)) + (c - z)
+                sums[b] = t
+            else:
+                sums[b] += c
+            tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
 
 
 @numba.njit(inline="always")
