@@ -48,6 +48,15 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
   30.2 ms (min of 21, load 2.4-2.6): the entropy's 40 KiB of terms no longer stay in
   L1 with the rows.
 
+* (2026-12-07, branch upd11, 10^6 x 10 float32 on the 2-core AMD EPYC (Zen 4), min of
+  9-15 interleaved, load 5-10) the surprisal's logarithms in two streams (two halves of
+  the chunk side by side, as ``entropy_terms``' four; the sum then in row order, the same
+  bits): everything but the surprisal, per-class and kept rows 2.20 ms cheaper than
+  everything without the entropy, main's 2.24: no gain (the one logarithm a row is not
+  latency-bound); the rows' pass (``chunk_rows``) over two chunks of 256 rows at a time
+  without the entropy, each chunk then summed as before (the same bits): everything but
+  the entropy 9.72 against 9.35 ms (its 512 rows and outputs no longer in L1 for the
+  chunks' sums);
 * (later, same day, load 0.7-1.0, min of 11 against main) the hits, the bins'
   scatters and the per-class scatters in one loop a row (``tally_rows``: one loop per
   value of the flags, the same sums in the same order, no ``hit`` buffer): "+ top,
@@ -520,6 +529,15 @@ STAGES: dict[str, dict[str, Any]] = {
     "+ surprisal, per-class sums": {"logs": True, "classes": True},
     "+ surprisal, 10 most surprising": {"logs": True, "keep": 10},
     "+ entropy": {"entropy": True},
+    "everything but the entropy (update's with entropy=False)": {
+        "top": True,
+        "logs": True,
+        "squares": True,
+        "spherical": True,
+        "classes": True,
+        "bins": True,
+        "keep": 10,
+    },
     "everything (update's)": {
         "top": True,
         "entropy": True,

@@ -641,7 +641,20 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         labelled = [
             builder.icmp_signed("==", ys, ir.Constant(words, [j] * group)) for j in range(columns)
         ]
-        # the label's entry of each row, gathered: flat[start + r k + y_r]
+        # the label's entry of each row (the same float32 entry, widened exactly): with
+        # the squares, blended from its column (exactly one column is the label's:
+        # labels checked, k <= columns) with the masks the squares use; without, an
+        # 8-lane gather of flat[start + r k + y_r] (chosen below by with_squares, a
+        # constant where tile_rows inlines it: the other is dead code).  Measured
+        # (bench_update_stages, 10^6 x 10 float32, one thread, CPU ms, min of 11
+        # interleaved with main, load 9-10, Zen 4; branch upd11, with the exact bins
+        # below), blended: "+ top, squares, spherical" 5.19 against 6.07, everything but
+        # the entropy 9.20 against 10.26; "checks and row sums" 3.26 against 3.17 (the
+        # masks formed for the blend alone there: gathered without the squares)
+        blended = x[0]
+        for j in range(1, columns):
+            if x[j] is not None:
+                blended = builder.select(labelled[j], x[j], blended)
         offsets = builder.add(
             builder.add(
                 splat(builder, start_value, group),
@@ -657,7 +670,7 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
             ir.VectorType(entries.type, group),
         )
         single = ir.VectorType(ir.FloatType(), group)
-        p_label = builder.fpext(
+        gathered = builder.fpext(
             call_intrinsic(
                 builder,
                 f"llvm.masked.gather.v{group}f32.v{group}p0",
@@ -708,6 +721,7 @@ def _tile_group_typer(columns, typingctx, flat, start, k, labels, i, outputs, li
         ]
         with_squares, with_top = fields[len(vectors)], fields[len(vectors) + 1]
         others = builder.select(with_squares, squares, every(0.0))
+        p_label = builder.select(with_squares, blended, gathered)
         builder.store(p_label, pointers[0], align=8)
         builder.store(others, pointers[1], align=8)
         if scored:
@@ -1262,9 +1276,12 @@ def chunk_scores(p_label, others, ent, formed, count, wanted, scores, parts):
             scores[i] = others[i] + q * q
         parts[1] = tree_sum(scores, count)
     if spherical:
-        for i in range(count):
-            scores[i] = formed[i]
-        parts[2] = tree_sum(scores, count)
+        if count == _FOLD_LANES:  # a whole chunk: the tree from the scores in place
+            parts[2] = lanes_tree(formed)  # (tree_sum's, which reads them only)
+        else:  # (pairwise_sum writes its padding and levels into its values)
+            for i in range(count):
+                scores[i] = formed[i]
+            parts[2] = tree_sum(scores, count)
     if entropy:
         parts[3] = rows_entropy(ent, count, scores)
 
@@ -1422,7 +1439,7 @@ def guess_bin(c, bins):
 
 
 @numba.njit(inline="always")
-def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding):
+def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread):
     # assign_uniform_bins, by arithmetic and two comparisons (vectorised: bins in
     # int32, which AVX2 converts from and to float64 four at a time, the upper edge
     # (b + 1) e_1 formed as (float(b) + 1) e_1, the same number: b + 1 is an int64 in
@@ -1438,7 +1455,16 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
     # both in one loop, 2.1 to 1.4 ms) and added to bin_stats by fold_tallies.
     # ``rounding``: the bins whose confidence sums keep their additions' rounding
     # errors in bin_stats[3] (bins 0 to rounding - 1; the others' additions are exact
-    # or their errors not asked for: 0, the loop before the errors were kept)
+    # or their errors not asked for: 0, the loop before the errors were kept).
+    # With 0 < rounding < bins the others' additions are exact (rounding_bins: every
+    # partial sum of a bin, in any order, from 0, is a float64), so they go into
+    # ``spread``, 4 interleaved sums a bin (row i into sums i % 4, as the tallies; for
+    # more than _TALLIED_BINS bins spread is empty and they go into their sums as before),
+    # which the caller folds into bin_stats[1] (fold_spread) at the block's end, or
+    # before a chunk that makes every bin round: a top-label confidence in the same
+    # bin row after row (the sharp rows' top bin) no longer waits on the previous
+    # row's store (bench_update_stages, "+ top, bins" 5.62 against 5.87 ms, min of
+    # 11 against main, load 3.9; branch upd11)
     bins = np.int32(edges.shape[0] - 1)
     step = edges[1]
     if left:
@@ -1474,19 +1500,45 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
             errors[b] += (s - (t - z)) + (c - z)
             sums[b] = t
             tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
-    else:  # only the bins below ``rounding`` may round (_row_kernels.rounding_bins)
+    elif spread.shape[0]:  # only the bins below ``rounding`` may round (rounding_bins)
         for i in range(count):
             b = np.uint64(index[i])
             c = confidence[i]
+            way = np.uint64(i & (ways - 1))
             if index[i] < rounding:  # (a branch: rarely taken, the low confidences' bins)
                 s = sums[b]
                 t = s + c
                 z = t - s
                 errors[b] += (s - (t - z)) + (c - z)
                 sums[b] = t
-            else:  # exact (the error would be +0.0, as errors[b] stays)
+            else:  # exact (the error would be +0.0, as errors[b] stays): in any order
+                spread[way * np.uint64(bins) + b] += c
+            tallies[way * np.uint64(width) + np.uint64(2 * index[i] + hit[i])] += 1
+    else:  # the same, more than _TALLIED_BINS bins: no spread, the exact sums in row order
+        for i in range(count):
+            b = np.uint64(index[i])
+            c = confidence[i]
+            if index[i] < rounding:
+                s = sums[b]
+                t = s + c
+                z = t - s
+                errors[b] += (s - (t - z)) + (c - z)
+                sums[b] = t
+            else:
                 sums[b] += c
             tallies[np.uint64((i & (ways - 1)) * width + 2 * index[i] + hit[i])] += 1
+
+
+@numba.njit(inline="always")
+def fold_spread(spread, bin_stats):
+    # add_to_bins' exact confidence sums, interleaved, onto bin_stats[1] (exact: every
+    # partial sum of those bins is a float64, rounding_bins), and cleared
+    sums = bin_stats[1]
+    bins = sums.shape[0]
+    for q in range(spread.shape[0] // max(bins, 1)):
+        for b in range(bins):
+            sums[b] += spread[q * bins + b]
+            spread[q * bins + b] = 0.0
 
 
 @numba.njit(inline="always")
@@ -1715,6 +1767,7 @@ def totals(
     sums[:] = 0.0
     bins = edges.shape[0] - 1 if with_top else 0
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
+    spread = np.zeros(4 * bins if 0 < rounding < bins <= _TALLIED_BINS else 0)
     keep = found.shape[0]
     found_s = np.empty(keep)  # the kept rows' surprisals (keep_smallest's keys)
     chosen = np.empty(chunk if keep > _INSERTION_KEEP else 0, dtype=np.intp)
@@ -1757,8 +1810,12 @@ def totals(
                 bounded = True
                 for i in range(count):
                     bounded &= confidence[i] <= 1.0
-                rounding = rounding if bounded else bins
-            add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
+                if not bounded:  # every bin's additions may round from here on
+                    fold_spread(spread, bin_stats)
+                    rounding = bins
+            add_to_bins(
+                confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
+            )
         if classes:
             add_to_classes(chunk_labels, surprisal, count, class_stats)
         if keep:
@@ -1780,6 +1837,7 @@ def totals(
     if keep > _INSERTION_KEEP and kept < keep:  # never filled: still in row order
         sort_kept(found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)
+    fold_spread(spread, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
@@ -1806,6 +1864,8 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
     hit = np.empty(chunk, dtype=np.intp)
     index = np.empty(chunk, dtype=np.intp)
     tallies = np.zeros((4 if bins <= _TALLIED_BINS else 1) * 2 * bins, dtype=np.int64)
+    # (the caller's rounding is every bin or none: no spread; formed as totals' all the same)
+    spread = np.zeros(4 * bins if 0 < rounding < bins <= _TALLIED_BINS else 0)
     hits = 0
     for c0 in range(0, n, chunk):
         count = min(chunk, n - c0)
@@ -1817,6 +1877,9 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
             hit[i] = (1 if up else 0) == labels[c0 + i]
         for i in range(count):
             hits += hit[i]
-        add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, rounding)
+        add_to_bins(
+            confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
+        )
     fold_tallies(tallies, bin_stats)
+    fold_spread(spread, bin_stats)
     return hits
