@@ -3080,9 +3080,11 @@ def _row(
     # was 0 for 8.15e-36, rows 1e-5 apart 2.8e-12 relative off).
     js_mixed = want == 8 and not both_probs and not no_probs and finite and not direct
     js_eta = js_bound = 0.0
-    if js_mixed:  # (the probabilities side's error is 0; exp's, 2u)
+    if js_mixed:  # (the probabilities side's error is 0; exp's, 2u: math.exp's)
+        # float32 rows: the polynomial exp's 5.2e-11 (branch jsexact4: with 2u, JS of
+        # float32 probabilities and log-probabilities 1e-5 apart was 25 ulps off)
         js_eta = (
-            2.0 * _U
+            (5.2e-11 if fast else 2.0 * _U)
             + _side_error(form_a, n, ell_a, fast_flag)
             + _side_error(form_b, n, ell_b, fast_flag)
         )
