@@ -2586,6 +2586,13 @@ def _js_logs_pass(
     return js + js_c, mass + mass_c
 
 
+@_inline
+def _rescaled(js: float, scale: float) -> float:
+    """``js`` times ``1 + scale`` (:func:`_js_of_logs`), as it is where ``scale`` is 0 or
+    ``js`` not finite (``-0.0 * inf`` is NaN)."""
+    return js + scale * js if scale != 0.0 and math.isfinite(js) else js
+
+
 @_once
 def _js_of_logs(
     a: Any,
@@ -2660,7 +2667,7 @@ def _js_of_logs(
     # normalised, by epsilon times its excess, about the mass, to first order)
     first = abs(mass) if forms[0] != 2 or forms[1] != 2 else 0.0
     if epsilon * (epsilon / 4.0 + first) <= 2.0**-49 * js:
-        return js + scale * js
+        return _rescaled(js, scale)
     excess_a = _side_excess(a, forms[0])
     excess_b = _side_excess(b, forms[1])
     # A side of logits's computed probabilities and logs carry its log-partition's
@@ -2674,10 +2681,10 @@ def _js_of_logs(
     # rows of NaN (then none).
     shift = math.log1p(mass + excess_b) if forms[1] != 2 else -math.log1p(excess_a - mass)
     if not math.isfinite(shift):
-        return js + scale * js
+        return _rescaled(js, scale)
     # (the correction kept as c's low part: added to c it would round again)
     js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
-    return js + scale * js
+    return _rescaled(js, scale)
 
 
 _NEAR_LOG_RATIO = 2.0**24
