@@ -59,6 +59,17 @@ def main(argv: list[str]) -> None:
                 a, a[::-1], p_form="logits", q_form="logits", validate=False
             )
         ),
+        # branch jsexact4: JS of mixed forms (random rows: P's probabilities and the
+        # logits or log-probabilities of other rows)
+        "js_divergence(p, logits)": lambda a, b, c: crossent.js_divergence(
+            b, a[::-1], q_form="logits", validate=False
+        ),
+        "js_divergence(p, log_probs)": lambda a, b, c: crossent.js_divergence(
+            b, c[::-1], q_form="log_probs", validate=False
+        ),
+        "js_divergence(logits, log_probs)": lambda a, b, c: crossent.js_divergence(
+            a, c[::-1], p_form="logits", q_form="log_probs", validate=False
+        ),
     }
     if not args.json:
         print(crossent.__file__.split("/src/")[0])

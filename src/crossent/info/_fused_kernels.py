@@ -1897,6 +1897,19 @@ def _log_partition_compensated(row: Any) -> tuple[float, float]:
     Not finite entries: an infinite or NaN ``T`` drops ``c`` (the compensation is then
     NaN), so ``ell`` is :math:`+\infty` or NaN as the plain sum's; a row of
     :math:`-\infty` (``m`` then 0) sums to 1, ``ell`` :math:`-\infty`."""
+    m, ell, _ = _log_partition_pair(row)
+    return m, ell
+
+
+@_once
+def _log_partition_pair(row: Any) -> tuple[float, float, float]:
+    r""":func:`_log_partition_compensated`'s ``m`` and ``ell`` (the same bits) and
+    ``ell``'s rounding as a low part, :math:`\ell_{lo} = \operatorname{log1p}\sigma -
+    \ell \approx (\sigma - \operatorname{expm1}\ell)/(1 + \sigma)`, :math:`\sigma =
+    (T - 2) + c` (exact by Sterbenz; ``expm1``'s rounding, an ulp of :math:`\sigma`,
+    leaves :math:`\ell + \ell_{lo}` within about :math:`u` of the log of the computed
+    sum, itself within :math:`(2 + \log n)u` of the true one: see there). 0 where
+    ``ell`` is not finite."""
     m = _row_max(row)
     if not math.isfinite(m):
         m = 0.0
@@ -1909,7 +1922,10 @@ def _log_partition_compensated(row: Any) -> tuple[float, float]:
         total = t
     if not math.isfinite(total):
         lost = 0.0
-    return m, math.log1p((total - 2.0) + lost)
+    sigma = (total - 2.0) + lost
+    ell = math.log1p(sigma)
+    low = (sigma - math.expm1(ell)) / (1.0 + sigma) if math.isfinite(ell) else 0.0
+    return m, ell, low
 
 
 _EXP_POSITIVE_FLOOR = 746.0
@@ -2570,9 +2586,20 @@ def _js_logs_pass(
     return js + js_c, mass + mass_c
 
 
+@_inline
+def _rescaled(js: float, scale: float) -> float:
+    """``js`` times ``1 + scale`` (:func:`_js_of_logs`), as it is where ``scale`` is 0 or
+    ``js`` not finite (``-0.0 * inf`` is NaN)."""
+    return js + scale * js if scale != 0.0 and math.isfinite(js) else js
+
+
 @_once
 def _js_of_logs(
-    a: Any, b: Any, forms: tuple[int, int], partitions: tuple[float, float, float, float]
+    a: Any,
+    b: Any,
+    forms: tuple[int, int],
+    partitions: tuple[float, float, float, float],
+    lows: tuple[float, float],
 ) -> float:
     r"""JS(P, Q) of rows not both probabilities from the log-ratios
     :math:`\delta_i = \log p_i - \log q_i = (x_i - m_a) - (y_i - m_b) - c`,
@@ -2594,8 +2621,19 @@ def _js_of_logs(
     Beside such a side the sum moves with the shift to first order (by about
     :math:`\epsilon` times the excess): the mass is summed compensated and the shift
     solved exactly (branch jsexact2: JS of logits and their own rounded log-softmax
-    was 1.25e17 ulps off, uncorrected; probabilities and their logits up to 22)."""
+    was 1.25e17 ulps off, uncorrected; probabilities and their logits up to 22).
+
+    A logits side's probabilities :math:`e^{s_i}` (:math:`s_i = x_i - m - \ell`) are
+    its true ones times :math:`e^{\ell_{lo}}` (``lows``: the rounding of its
+    log-partition, :func:`_log_partition_pair`; 0 for float32 rows and other forms),
+    which moves a pass's sum by :math:`\ell_{lo}\,D(P\,\|\,M)/2` (P that side; about
+    :math:`\ell_{lo}\,\mathrm{JS}/2` for nearly equal rows, and never more than
+    :math:`|\ell_{lo}|\,\mathrm{JS}`: :math:`D(P\,\|\,M) \le 2\,\mathrm{JS}`): each
+    pass's sum is taken times :math:`1 - (\ell_{lo,a} + \ell_{lo,b})/2` (branch
+    jsexact4: logits against log-probabilities 1e-3 apart were 3.2 ulps off, random
+    rows and two sides of logits up to 5)."""
     _, ell_a, _, ell_b = partitions
+    scale = -0.5 * (lows[0] + lows[1])
     c = ell_a - ell_b
     # The correction needs each side's exact sum: a side of logits is exactly
     # normalised, one of probabilities sums to 1 + excess (summed compensated), one of
@@ -2605,7 +2643,7 @@ def _js_of_logs(
     # (or two sides of log-probabilities) c = 0 exactly.
     if forms[0] != 2 and forms[1] != 2:
         js, _ = _js_logs_pass(a, b, forms, partitions, (c, 0.0))
-        return js
+        return js  # (no logits: no scale)
     n = a.shape[0]
     fast = _narrow(a)
     epsilon = 2.0 * _U * (abs(ell_a) + abs(ell_b)) + (
@@ -2629,7 +2667,7 @@ def _js_of_logs(
     # normalised, by epsilon times its excess, about the mass, to first order)
     first = abs(mass) if forms[0] != 2 or forms[1] != 2 else 0.0
     if epsilon * (epsilon / 4.0 + first) <= 2.0**-49 * js:
-        return js
+        return _rescaled(js, scale)
     excess_a = _side_excess(a, forms[0])
     excess_b = _side_excess(b, forms[1])
     # A side of logits's computed probabilities and logs carry its log-partition's
@@ -2643,10 +2681,10 @@ def _js_of_logs(
     # rows of NaN (then none).
     shift = math.log1p(mass + excess_b) if forms[1] != 2 else -math.log1p(excess_a - mass)
     if not math.isfinite(shift):
-        return js
+        return _rescaled(js, scale)
     # (the correction kept as c's low part: added to c it would round again)
     js, _ = _js_logs_pass(a, b, forms, partitions, (c, shift))
-    return js
+    return _rescaled(js, scale)
 
 
 _NEAR_LOG_RATIO = 2.0**24
@@ -2987,13 +3025,24 @@ def _row(
     # not n: see _side_error), so that the loop's bound stands on random rows; branch-free
     # (Fast2Sum), about the plain sum's cost.
     bounded = (form_a == 0) != (form_b == 0) and want & 12 and not fast
+    # JS of float64 rows of logits against logits or log-probabilities: the same
+    # compensated log-partition with its rounding as a low part (``lows``), by which
+    # _js_of_logs corrects the scale of the logits' probabilities (branch jsexact4)
+    js_logs = want == 8 and no_probs and not fast
+    lows = (0.0, 0.0)
     if partition_a and not (alone and form_a == 2):
-        if bounded and form_a == 2 and not direct:
+        if js_logs and form_a == 2:
+            m_a, ell_a, low_a = _log_partition_pair(a[r])
+            lows = (low_a, lows[1])
+        elif bounded and form_a == 2 and not direct:
             m_a, ell_a = _log_partition_compensated(a[r])
         else:
             m_a, ell_a, h_a = _log_partition(a[r], direct, fast)
     if partition_b and not (alone and form_b == 2):
-        if bounded and form_b == 2:
+        if js_logs and form_b == 2:
+            m_b, ell_b, low_b = _log_partition_pair(b[r])
+            lows = (lows[0], low_b)
+        elif bounded and form_b == 2:
             m_b, ell_b = _log_partition_compensated(b[r])
         else:
             m_b, ell_b, _ = _log_partition(b[r], no_entropy, fast)
@@ -3071,7 +3120,7 @@ def _row(
     bounds = (weights, errors, n, fast_flag)
     # JS of two sides of logits or log-probabilities: from the exact log-ratios.
     if want == 8 and no_probs and finite and not direct:
-        js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions), True
+        js, direct = _js_of_logs(a[r], b[r], (form_a, form_b), partitions, lows), True
     # JS of probabilities against logits or log-probabilities: the loop's sum, with a
     # bound on what the other side's rounded probabilities (relative error eta_i) cost
     # it, sum_i eta_i (|p_i - q_i| + eta_i q_i) / 2 (a term moves by at most
@@ -3080,9 +3129,11 @@ def _row(
     # was 0 for 8.15e-36, rows 1e-5 apart 2.8e-12 relative off).
     js_mixed = want == 8 and not both_probs and not no_probs and finite and not direct
     js_eta = js_bound = 0.0
-    if js_mixed:  # (the probabilities side's error is 0; exp's, 2u)
+    if js_mixed:  # (the probabilities side's error is 0; exp's, 2u: math.exp's)
+        # float32 rows: the polynomial exp's 5.2e-11 (branch jsexact4: with 2u, JS of
+        # float32 probabilities and log-probabilities 1e-5 apart was 25 ulps off)
         js_eta = (
-            2.0 * _U
+            (5.2e-11 if fast else 2.0 * _U)
             + _side_error(form_a, n, ell_a, fast_flag)
             + _side_error(form_b, n, ell_b, fast_flag)
         )

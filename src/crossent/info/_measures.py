@@ -819,7 +819,7 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     Arrays traced by JAX take it under ``jax.lax.cond``."""
     xp = m.xp
     plain = m.total(functools.partial(_js_terms, corrected=False), *m.sides)
-    if xp.finfo(plain.dtype).bits < 64:  # (float32 of other libraries: as before)
+    if xp.finfo(plain.dtype).bits < 64:  # (float32 where the device has no float64)
         return plain
     y = m.sides[0].values if m.sides[0].form == "log_probs" else m.sides[1].values
     n = int(y.shape[-1])
@@ -927,9 +927,11 @@ def _difference(
     as large as a log-ratio of 1e-12 (issue 13, branch jsgeneric1: JS of logits N(0, 1)
     1e-12 apart against log-probabilities was 7e-5 relative off, 1e-3 apart 110 ulps;
     the fused kernel's ``_log_ratio`` since jsmixed3). Arrays narrower than float64
-    (float32 of libraries other than NumPy's) keep the rounded difference, as the fused
-    kernel's float32 rows do; so do two sides of log-probabilities (``low`` 0: the
-    rounded :math:`x - y` is already the log-ratio's nearest float: ``logits`` False)."""
+    (float32 where the device has no float64: JAX without x64, Apple's MPS; others
+    are widened first, :func:`_js_nats`) keep the rounded difference, as the fused
+    kernel's float32 rows do (their entries widened to float64); so do two sides of
+    log-probabilities (``low`` 0: the rounded :math:`x - y` is already the log-ratio's
+    nearest float: ``logits`` False)."""
     if xp.finfo(high_p.dtype).bits < 64 or not logits:
         return high_p - high_q, low
     d, d_low = _two_difference(high_p, high_q)
@@ -1537,7 +1539,10 @@ def _js_nats(m: _Prepared) -> Array:
     equal rows) take :func:`._js_mixed.js_mixed_exact` (issue 13: JAX float64 rows
     :math:`10^{-9}` apart were 4.0e-7 relative off; ``[0.5, 0.5]`` against the logits
     ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
-    NumPy's are computed so in float64 (where their device has it) and rounded once;
+    NumPy's are computed so in float64 (where their device has it) and rounded once,
+    and so are those of logits against log-probabilities (branch jsexact4: PyTorch
+    float32 rows 1e-7 apart were 3.9e7 ulps off; JAX without x64, which has no
+    float64, still is: ``benchmarks/check_js_float32_ulps.py``);
     arrays traced by JAX branch by ``jax.lax.cond`` (under ``jax.vmap`` both sides are
     computed). CPU tensors that the host route takes (no grad, no ``torch.compile``)
     take it at any size for mixed forms (:func:`js_divergence`): the fused kernel's
@@ -1545,15 +1550,19 @@ def _js_nats(m: _Prepared) -> Array:
     200 x 1000 float32 rows, ms of CPU: random 14.4 against 27.0, nearly equal 66.8
     against 132.9)."""
     side_p, side_q = m.sides
-    if {side_p.form, side_q.form} == {"logits", "log_probs"}:
-        return _js_logits_log_probs(m)
-    if (side_p.form == "probs") == (side_q.form == "probs"):
+    logs = {side_p.form, side_q.form} == {"logits", "log_probs"}
+    if not logs and (side_p.form == "probs") == (side_q.form == "probs"):
         return m.total(_js_terms, *m.sides)
     xp = m.xp
     twin = None if is_numpy(xp) else float64_twin(side_p.values, side_q.values)
     if twin is not None:
         wide = tuple(Side(xp.astype(s.values, twin[1]), s.form, xp) for s in m.sides)
+        if logs:  # (branch jsexact4: in float32, rows 1e-7 apart were 3.9e7 ulps off)
+            widened = _Prepared(xp, wide, twin[1], m.log_base, [])
+            return xp.astype(_js_logits_log_probs(widened), m.dtype)
         return xp.astype(_js_mixed_nats(xp, wide[0], wide[1], 2.0**-32), m.dtype)
+    if logs:
+        return _js_logits_log_probs(m)
     if xp.finfo(m.dtype).bits < 64 and not is_numpy(xp):  # (no float64 on the device)
         return m.total(_js_terms, *m.sides)
     return _js_mixed_nats(xp, side_p, side_q, 2.0**-44)
