@@ -315,9 +315,9 @@ def log_softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Arra
     (:math:`p_1 = e^{-121}`, :math:`T^2 D = 1.8\cdot 10^{-52}`) were 87 units of
     :math:`2^{-53}` off (issue 13, branch nearrows2). ``_near_rows_numba._log_softmax``
     is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its."""
-    ns = xp if xp is np else array_namespace(x)
+    ns = xp if xp is np else array_namespace(x)  # (not a caller's bare ``torch`` module)
     with numpy_errstate(x, xp, all="ignore"):
-        m = xp.max(x, axis=-1, keepdims=True)
+        m = ns.max(x, axis=-1, keepdims=True)
         gap, gap_lo = _difference(x, m, xp)
         shifted, lo = _quotient(gap, temperature, xp)
         lo = lo + gap_lo / temperature
