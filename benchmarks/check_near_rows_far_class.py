@@ -125,7 +125,7 @@ def main() -> None:
                 for what, value in (("loss", loss_units), ("grad", grad_units)):
                     key = (kind, direction, what, path)
                     worst[key] = max(worst.get(key, 0.0), value)
-    names = sorted({k[3] for k in worst}, key=list(worst).index)
+    names = list(dict.fromkeys(k[3] for k in worst))
     print("| rows | direction | value | " + " | ".join(names) + " |")
     print("|---|---|---|" + "---:|" * len(names))
     for kind in ("far class", "seeded"):
