@@ -109,10 +109,9 @@ def _difference(a: float, b: float) -> tuple[float, float]:
     r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` exactly (TwoSum); lo 0 where
     :math:`d` is not finite."""
     d = a - b
-    if not math.isfinite(d):
-        return d, 0.0
     back = d - a
-    return d, (a - (d - back)) - (b + back)
+    lo = (a - (d - back)) - (b + back)
+    return d, lo if d - d == 0.0 else 0.0  # (a select, no branch: the loops stay lean)
 
 
 @numba.njit(cache=True)
@@ -140,9 +139,12 @@ def _times_t2(x: float, tempered: Tempered) -> float:
 
 
 @numba.njit(cache=True)
-def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray) -> None:
+def _log_softmax(
+    x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray
+) -> None:
     r""":math:`\log\operatorname{softmax}(x/T)` of one row as the pairs ``log_p`` +
-    ``lo``, by ``tempered_log_softmax64``'s steps (a gap past the float64 range in halves
+    ``lo``, and :math:`p = e^{\sigma}(1 + \mathrm{lo}_\sigma)/(1 + S)` into ``p``
+    (:math:`S` the sum past the top class: one exponential a class, not two), by ``tempered_log_softmax64``'s steps (a gap past the float64 range in halves
     where :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the first top class),
     each step's rounding kept in ``lo``: the gap :math:`x_c - m` and :math:`\sigma_c -
     \ell` by TwoSum, the quotient by :func:`_quotient`. ``exp`` of a rounded
@@ -155,40 +157,39 @@ def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray) -> 
         if x[c] > x[top]:
             top = c
     m = x[top]
+    inv_t = 1.0 / t  # (the low parts' division: one multiplication, a relative 2^-53 of lo)
     for c in range(x.shape[0]):
         gap, gap_lo = _difference(x[c], m)
-        shifted, rest = _quotient(gap, t)
+        shifted = gap / t
+        rest = (_fma(-shifted, t, gap) + gap_lo) * inv_t  # (_quotient's remainder)
         if t > 1.0 and math.isinf(gap) and math.isfinite(x[c]) and math.isfinite(m):
             shifted = 2.0 * ((math.ldexp(x[c], -1) - math.ldexp(m, -1)) / t)
-            rest = gap_lo = 0.0
+            rest = 0.0
         log_p[c] = shifted
-        lo[c] = rest + gap_lo / t
-    terms = np.empty(x.shape[0])
+        lo[c] = rest if shifted - shifted == 0.0 else 0.0
+    for c in range(x.shape[0]):  # (e^sigma <= 1: no inf)
+        e = math.exp(log_p[c])
+        p[c] = e + e * lo[c]
+    p[top] = 0.0
+    others = row_sum(p)
+    ell = math.log1p(others)
+    p[top] = 1.0
+    total = 1.0 + others
     for c in range(x.shape[0]):
-        terms[c] = _exp_pair(log_p[c], lo[c])
-    terms[top] = 0.0
-    ell = math.log1p(row_sum(terms))
-    for c in range(x.shape[0]):
+        p[c] = p[c] / total
         log_p[c], rest = _difference(log_p[c], ell)
-        lo[c] = lo[c] + rest if math.isfinite(log_p[c]) else 0.0
+        lo[c] = lo[c] + rest
 
 
 @numba.njit(cache=True)
 def _row_weights(
     first: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray
 ) -> None:
-    r"""``_weights`` of one row: :math:`\log p` (the pairs ``log_p`` + ``lo``,
-    :func:`_log_softmax`) and :math:`p = e^{\log p}` of ``first``, normalised as
-    :math:`p` is rounded, into ``log_p``, ``lo`` and ``p``."""
-    _log_softmax(first, t, log_p, lo)
-    for c in range(first.shape[0]):
-        p[c] = _exp_pair(log_p[c], lo[c])
-    total = row_sum(p)
-    log_total = math.log(total)
-    for c in range(first.shape[0]):
-        p[c] = p[c] / total
-        log_p[c], rest = _difference(log_p[c], log_total)
-        lo[c] = lo[c] + rest if math.isfinite(log_p[c]) else 0.0
+    r"""``_weights`` of one row: :math:`\log p` (the pairs ``log_p`` + ``lo``) and
+    :math:`p` of ``first`` (:func:`_log_softmax`: :math:`p` of the pairs' exponentials
+    over their sum, not ``exp`` of :math:`\log p` again, normalised again as
+    ``_weights`` does: one exponential a class), into ``log_p``, ``lo`` and ``p``."""
+    _log_softmax(first, t, log_p, lo, p)
 
 
 @numba.njit(cache=True)
@@ -338,10 +339,10 @@ def _lost_mass(
     ``p`` is 0; 0 without such a class (``log_q`` and ``lo`` then not written)."""
     if _all_positive(p):
         return 0.0
-    _log_softmax(second, t, log_q, lo)
     terms = np.empty(p.shape[0])
+    _log_softmax(second, t, log_q, lo, terms)
     for c in range(p.shape[0]):
-        terms[c] = _exp_pair(log_q[c], lo[c]) if not p[c] > 0.0 else 0.0
+        terms[c] = terms[c] if not p[c] > 0.0 else 0.0
     return row_sum(terms)
 
 
@@ -354,7 +355,7 @@ def _row_gradient(
     :math:`a = W - \ell` (:func:`_row_log_mean`), where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
     (:math:`\log s` formed only where a class needs it), the first top class's entry
     minus the others' sum where its :math:`p_r > 1/2` (``dominant_from_others``'
-    order); ``scratch`` seven rows (:math:`\log s` and its low parts in rows 5 and 6). A
+    order); ``scratch`` eight rows (:math:`\log s` and its low parts in rows 5 and 6). A
     row equal to its teacher's is the formula's +0 without it."""
     first, second = rows
     t = tempered[0]
@@ -379,7 +380,7 @@ def _row_gradient(
                 out[c] = out[c] - (lost * t) * s_c
             continue
         if not softened:
-            _log_softmax(second, t, log_s, s_lo)
+            _log_softmax(second, t, log_s, s_lo, scratch[7])
             softened = True
         out[c] = (_exp_pair(log_s[c], s_lo[c]) - _exp_pair(log_p[c], lo[c])) * t
     top = 0  # (``NearRows``: a dominant class's a_r cancels; minus the others' sum)
@@ -412,17 +413,17 @@ def _row_reverse_gradient(
     top class of :math:`s`, every entry scaled by :math:`2^{-4}` first (and the products
     back) in a row with an entry past :math:`2^{1018}`; 0 where :math:`s_j = 0`. A row
     equal to its teacher's, bit for bit, is the formula's +0 (:math:`D = 0`) without it.
-    ``scratch``: rows 0 to 2 (row 2 the low parts of :math:`\log s`)."""
+    ``scratch``: rows 0 to 3 (:math:`\log s`, the gaps, the low parts of :math:`\log s`,
+    :math:`s`)."""
     z, x = rows
     if _equal(z, x):
         out[:] = 0.0
         return
-    s, gaps, lo = scratch[0], scratch[1], scratch[2]
+    s, gaps, lo = scratch[3], scratch[1], scratch[2]
     classes = z.shape[0]
-    _log_softmax(z, t, s, lo)
+    _log_softmax(z, t, scratch[0], lo, s)
     wide, top = 0.0, 0
     for c in range(classes):
-        s[c] = _exp_pair(s[c], lo[c])
         wide = max(wide, abs(z[c]), abs(x[c]))
         if s[c] > s[top]:
             top = c
@@ -611,7 +612,7 @@ def near_forward_gradient64(
     first, second = scores
     n, classes = s.shape
     scale = reduction_scale(n, reduction, log_base)
-    scratch = np.empty((7, classes))
+    scratch = np.empty((8, classes))
     every = teacher.shape[0] == 0
     t = tempered[0]
     for i in range(n):
@@ -651,7 +652,7 @@ def near_reverse_gradient64(
     every = log_s.shape[0] == 0
     kl = np.zeros(n) if every else kl_rows64(log_s, log_t, s, 1.0)
     scale = reduction_scale(n, reduction, log_base)
-    scratch = np.empty((3, classes))
+    scratch = np.empty((4, classes))
     found = every
     for i in range(n):
         row = s[i]
