@@ -239,7 +239,7 @@ class _Parts(NamedTuple):
     """The shifted log-ratios of a block of rows (module docstring), keepdims."""
 
     log_p: Array  # log softmax(first / T), normalised as p
-    lo: Array  # its low parts (log_softmax_pair)
+    lo: Array  # its low parts (softmax_pair)
     p: Array  # the weights, normalised
     u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
     m: Array  # M = E_p[U], a rounding residual
@@ -304,9 +304,11 @@ def _exp_of_sum(a: Array, a_lo: Array, b: Array, b_lo: Array, xp: ModuleType) ->
     return _exp_pair(total, rest + a_lo + b_lo, xp)
 
 
-def log_softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array]:
+def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array, Array]:
     r""":math:`\log\operatorname{softmax}(x/T)` of rows (classes last, keepdims) as the
-    pairs ``(hi, lo)``, by ``tempered_log_softmax64``'s steps (a gap past the float64
+    pairs ``(hi, lo)``, and :math:`p = \operatorname{softmax}(x/T)` as :math:`e^{\sigma}(1
+    + \mathrm{lo}_\sigma)/(1 + S)`, :math:`S` the sum past the top class (one exponential
+    a class): ``(hi, lo, p)``, by ``tempered_log_softmax64``'s steps (a gap past the float64
     range in halves where :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the
     first top class, of :math:`e^{\sigma}(1 + \mathrm{lo})`), each step's rounding kept
     in lo: the gap :math:`x_c - m` and :math:`\sigma_c - \ell` by TwoSum, the quotient
@@ -331,11 +333,12 @@ def log_softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Arra
         top = ns.argmax(x, axis=-1, keepdims=True)
         at_top = ns.arange(x.shape[-1], device=device(x)) == top
         terms = xp.where(at_top, xp.zeros_like(x), _exp_pair(shifted, lo, xp))
-        total = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
-        if total is None:
-            total = xp.sum(terms, axis=-1, keepdims=True)
-        hi, rest = _difference(shifted, xp.log1p(total), xp)
-    return hi, lo + rest
+        others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
+        if others is None:
+            others = xp.sum(terms, axis=-1, keepdims=True)
+        hi, rest = _difference(shifted, xp.log1p(others), xp)
+        p = xp.where(at_top, xp.ones_like(x), terms) / (1.0 + others)
+    return hi, lo + rest, p
 
 
 def _parts(first: Array, second: Array, temperature: float, xp: ModuleType) -> _Parts:
@@ -361,18 +364,10 @@ def _parts(first: Array, second: Array, temperature: float, xp: ModuleType) -> _
 
 def _weights(first: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array, Array]:
     r""":math:`\log p` (the pair ``hi``, ``lo``) and :math:`p = \operatorname{softmax}
-    (\text{first}/T)` of rows (keepdims), :math:`p = e^{\mathrm{hi}}(1 + \mathrm{lo})`
-    (:func:`log_softmax_pair`) normalised as it is rounded: :func:`_parts`' and
+    (\text{first}/T)` of rows (keepdims), by :func:`softmax_pair`: :func:`_parts`' and
     :func:`_tempered_log_mean`'s. Formed from ``first`` in every namespace (not from a
     caller's softened rows, whose :math:`\log p` is rounded)."""
-    log_p, lo = log_softmax_pair(first, temperature, xp)
-    with numpy_errstate(log_p, xp, all="ignore"):
-        p = _exp_pair(log_p, lo, xp)
-        total = np.add.reduce(p, axis=-1, keepdims=True) if xp is np else None
-        if total is None:
-            total = xp.sum(p, axis=-1, keepdims=True)
-        hi, rest = _difference(log_p, xp.log(total), xp)
-    return hi, lo + rest, p / total
+    return softmax_pair(first, temperature, xp)
 
 
 def _tempered_log_mean(
@@ -443,11 +438,11 @@ def _tempered_log_mean(
     return w, ell
 
 
-def _lost_mass(p: Array, log_q: tuple[Array, Array], xp: ModuleType) -> Array | None:
+def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
     r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where the
     weights ``p`` are 0 in float64 (:math:`p_c` underflows, or a gap of the first side
-    passes the range: teacher logits :math:`\pm 10^{308}`) and ``log_q`` the second
-    side's log-probabilities (the pairs of :func:`log_softmax_pair`); None where it is
+    passes the range: teacher logits :math:`\pm 10^{308}`) and ``q`` the second side's
+    probabilities (:func:`softmax_pair`'s); None where it is
     0 on every row of NumPy rows (nothing to add). :func:`_parts` drops :math:`B`, so
     :func:`_scaled_kl` is :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
     classes, and
@@ -463,10 +458,7 @@ def _lost_mass(p: Array, log_q: tuple[Array, Array], xp: ModuleType) -> Array | 
     absent = p == 0.0
     if xp is np and not absent.any():
         return None
-    hi, lo = log_q
-    inside = xp.where(absent, hi, xp.full_like(hi, -math.inf))
-    terms = _exp_pair(inside, xp.where(absent, lo, xp.zeros_like(lo)), xp)
-    lost = xp.sum(terms, axis=-1, keepdims=True)
+    lost = xp.sum(xp.where(absent, q, xp.zeros_like(q)), axis=-1, keepdims=True)
     if xp is np and not lost.any():
         return None
     return lost
@@ -581,7 +573,7 @@ class NearRows:
         first, second = (self.teacher, self.student) if forward else (self.student, self.teacher)
         parts = _parts(first, second, t, xp)
         kl = _scaled_kl(parts, t, 2, xp)
-        lost = _lost_mass(parts.p, log_softmax_pair(second, t, xp), xp)
+        lost = _lost_mass(parts.p, softmax_pair(second, t, xp)[2], xp)
         if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
             with numpy_errstate(lost, xp, all="ignore"):
                 kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
@@ -626,9 +618,9 @@ class NearRows:
         xp, t = self.xp, self.temperature
         log_p, lo, p = _weights(self.teacher, t, xp)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
-        log_s = log_softmax_pair(self.student, t, xp)
-        lost = _lost_mass(p, log_s, xp)
-        s = _exp_pair(*log_s, xp)
+        *log_s, q = softmax_pair(self.student, t, xp)
+        lost = _lost_mass(p, q, xp)
+        s = _exp_pair(*log_s, xp)  # (as the compiled rows' far classes)
         with numpy_errstate(w, xp, all="ignore"):
             a = w - ell
             q = a / t
@@ -655,8 +647,8 @@ class NearRows:
         :math:`d = z - v`: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
         xp, t = self.xp, self.temperature
-        if self.log_s is None:  # (s of the pairs, log_softmax_pair)
-            s = _exp_pair(*log_softmax_pair(self.student, t, np), np)
+        if self.log_s is None:  # (s of the pairs, softmax_pair)
+            s = softmax_pair(self.student, t, np)[2]
             return reverse_distillation_gradient64(self.student, self.teacher, t, s=s)
         parts = _parts(self.student, self.teacher, t, xp)
         grad = -(parts.p * (parts.u - parts.m))

@@ -139,13 +139,12 @@ def _times_t2(x: float, tempered: Tempered) -> float:
 
 
 @numba.njit(cache=True)
-def _log_softmax(
-    x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray
-) -> None:
+def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray) -> None:
     r""":math:`\log\operatorname{softmax}(x/T)` of one row as the pairs ``log_p`` +
     ``lo``, and :math:`p = e^{\sigma}(1 + \mathrm{lo}_\sigma)/(1 + S)` into ``p``
-    (:math:`S` the sum past the top class: one exponential a class, not two), by ``tempered_log_softmax64``'s steps (a gap past the float64 range in halves
-    where :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the first top class),
+    (:math:`S` the sum past the top class: one exponential a class, not two), by
+    ``tempered_log_softmax64``'s steps (a gap past the float64 range in halves where
+    :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the first top class),
     each step's rounding kept in ``lo``: the gap :math:`x_c - m` and :math:`\sigma_c -
     \ell` by TwoSum, the quotient by :func:`_quotient`. ``exp`` of a rounded
     :math:`\log p_c` erred by :math:`|\log p_c|\,2^{-53}` relative: rows ``[0, -300]``
