@@ -43,6 +43,14 @@ reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds neithe
 :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
 rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
+Every :math:`\log p` here is a pair :math:`h + l` (:func:`softmax_pair`: the gap
+:math:`x_c - m` and the shift by :math:`\ell` by TwoSum, the quotient's remainder
+:math:`(d - qT)/T` exact) and :math:`e^{h + l} = e^h(1 + l)`; where :math:`|x| \ge 1/2`,
+:math:`x = U/T` and :math:`W/T` are pairs too. A rounded :math:`\log p_c` put
+:math:`|\log p_c|\,2^{-53}` into :math:`p_c`: a class some 120 below the top, whose
+mass is the whole KL, was 45 to 87 units of :math:`2^{-53}` off (issue 13, branch
+nearrows2; ``benchmarks/check_near_rows_far_class.py``).
+
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss, and for the gradient those whose spread is below
 :data:`SPREAD_FLOOR` times the first distribution's largest entry, or whose KL is
@@ -548,9 +556,12 @@ def _float64(x: object) -> bool:
 class NearRows:
     r"""Rows (rows x classes, float64 for NumPy) of the student's logits and the teacher's
     scores (logits, :math:`\log t` or log-probabilities) to form without the common
-    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``,
-    with the softened student and teacher (``log_s``, ``log_t``) where the caller has
-    them (else NumPy's ``tempered_log_softmax64``)."""
+    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``.
+    ``log_s``, ``log_t``: the softened student and teacher where the caller has them
+    (other namespaces): such rows take the array formulas (the reverse gradient as
+    :math:`-p \odot (U - M)`), the weights formed from the scores all the same
+    (:func:`softmax_pair`: a caller's rounded :math:`\log p` erred by :math:`|\log
+    p|\,2^{-53}`)."""
 
     student: Array
     teacher: Array
