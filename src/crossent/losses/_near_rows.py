@@ -96,6 +96,7 @@ __all__ = [
     "forward_rows_flagged",
     "given_mass",
     "rows_to_form",
+    "softmax_pair",
     "spread_is_small",
 ]
 
