@@ -266,19 +266,20 @@ def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Arra
     exact product :math:`qT = q_T + e_T` (the array standard has no FMA; ``_near_rows_numba``
     takes it by one): within some :math:`2^{-104}|q|` of :math:`d/T`. The rounded
     :math:`q` alone put :math:`|q|\,2^{-53}` into :math:`e^q` (issue 13, branch
-    nearrows2). lo is 0 where :math:`q` is not finite or past :data:`_SPLIT_RANGE`."""
+    nearrows2). lo is 0 where :math:`q` is not finite or past :data:`_SPLIT_RANGE`, and
+    where :math:`T` is a power of two (:math:`q` exact)."""
     q = d / temperature
-    zeros = xp.zeros_like(q)
-    if not temperature <= _SPLIT_RANGE:
-        return q, zeros
-    kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
-    a = xp.where(kept, q, zeros)
-    (product,) = settled(a * temperature)
-    a_hi, a_lo = split(a)
+    if math.frexp(temperature)[0] == 0.5 or not temperature <= _SPLIT_RANGE:
+        return q, xp.zeros_like(q)  # (a power of two: q exact)
+    # no masks before the last: T is a constant, so autograd's zero through the where
+    # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
+    (product,) = settled(q * temperature)
+    a_hi, a_lo = split(q)
     t_hi, t_lo = _split_float(temperature)
     error = ((a_hi * t_hi - product) + a_hi * t_lo + a_lo * t_hi) + a_lo * t_lo
-    remainder = (xp.where(kept, d, zeros) - product) - error
-    return q, xp.where(kept, remainder / temperature, zeros)
+    lo = ((d - product) - error) / temperature
+    kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
+    return q, xp.where(kept, lo, xp.zeros_like(lo))
 
 
 def _split_float(x: float) -> tuple[float, float]:
@@ -300,10 +301,8 @@ def _exp_pair(hi: Array, lo: Array, xp: ModuleType) -> Array:
 def _difference(a: Array, b: Array, xp: ModuleType) -> tuple[Array, Array]:
     r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` (TwoSum), lo 0 where :math:`d`
     is not finite (``-inf`` classes: no NaN, for autograd too)."""
-    zeros = xp.zeros_like(a)
-    finite = xp.isfinite(a - b)
-    d, lo = two_sum(xp.where(finite, a, zeros), xp.where(finite, -b, zeros))
-    return xp.where(finite, d, a - b), xp.where(finite, lo, zeros)
+    d, lo = two_sum(a, -b)  # (sums only: autograd's zero through the where stays 0)
+    return d, xp.where(xp.isfinite(d), lo, xp.zeros_like(lo))
 
 
 def _exp_of_sum(a: Array, a_lo: Array, b: Array, b_lo: Array, xp: ModuleType) -> Array:
@@ -341,7 +340,8 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
                 lo = xp.where(past, zeros, lo)
         top = ns.argmax(x, axis=-1, keepdims=True)
         at_top = ns.arange(x.shape[-1], device=device(x)) == top
-        terms = xp.where(at_top, xp.zeros_like(x), _exp_pair(shifted, lo, xp))
+        e = xp.exp(shifted)  # (<= 1)
+        terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
         others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
         if others is None:
             others = xp.sum(terms, axis=-1, keepdims=True)
@@ -630,9 +630,9 @@ class NearRows:
         xp, t = self.xp, self.temperature
         log_p, lo, p = _weights(self.teacher, t, xp)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
-        *log_s, q = softmax_pair(self.student, t, xp)
+        log_s, s_lo, q = softmax_pair(self.student, t, xp)
         lost = _lost_mass(p, q, xp)
-        s = _exp_pair(*log_s, xp)  # (as the compiled rows' far classes)
+        s = _exp_pair(log_s, s_lo, xp)  # (as the compiled rows' far classes)
         with numpy_errstate(w, xp, all="ignore"):
             a = w - ell
             q = a / t
@@ -643,7 +643,7 @@ class NearRows:
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
-                moved = _exp_of_sum(*log_s, -xp.log1p(-lost), xp.zeros_like(lost), xp)
+                moved = _exp_of_sum(log_s, s_lo, -xp.log1p(-lost), xp.zeros_like(lost), xp)
                 series = series - (lost * t) * moved
             apart = (s - _exp_pair(log_p, lo, xp)) * t
             formed = xp.where(near, series, apart)
