@@ -311,11 +311,13 @@ def distillation_cpu_rows(
     _validate_teacher(student, teacher, stats, teacher_form)
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
-    far = kind == 2  # (a huge D times T^2: inf, formed again)
-    flagged = kind != 0
-    if bool(flagged.any()):
-        if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
+    # (the flags tested in NumPy: each torch op on a tensor of the rows cost some 3 us a
+    # call, issue 13, branch nearrows2)
+    flagged_rows = kinds != 0
+    if flagged_rows.any():
+        if (kinds == 2).any():  # a NaN or an infinity: the generic path's error, if any
             _validate(student, teacher, 1, teacher_form)
+        flagged = torch.from_numpy(flagged_rows)
         z, v = student[flagged], teacher[flagged]
         loss[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
     if ahead is None:
@@ -457,8 +459,9 @@ def _host_rows(
     """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
     spread) formed again by ``_far_distillation._host_gradients`` (with ``options``'
     ``teacher_form`` and ``direction``), in place."""
-    host = (kind != 0) | torch.from_numpy(spread_small)
-    if bool(host.any()):
+    rows = (kind.numpy() != 0) | spread_small  # (NumPy: no torch op on the rows' flags)
+    if rows.any():
+        host = torch.from_numpy(rows)
         z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
         # side: NaN there): distillation_loss_grad's, as before the kernels formed them
