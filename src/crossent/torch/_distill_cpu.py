@@ -380,7 +380,7 @@ def distillation_cpu_rows_backward(
     classes = student.shape[1]
     options = _distill_rows.Options(teacher_form, direction)
     grad = _fresh(student)
-    scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
+    scale = _scale(upstream.detach(), temperature)
     statistics = stats.contiguous().numpy()
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
     direct = numpy_grad is not None and numpy_grad.dtype in _distill_rows.KERNEL_DTYPES  # (_wide)
@@ -413,6 +413,15 @@ def distillation_cpu_rows_backward(
         kind = _reverse_near_rows(student, teacher, stats, kind, temperature, teacher_form)
     _host_rows(grad, student, teacher, kind, spread_small, upstream.detach(), temperature, options)
     return grad
+
+
+def _scale(upstream: torch.Tensor, temperature: float) -> np.ndarray:
+    """:math:`u T` per row in float64 (contiguous): by NumPy where ``upstream`` is float32
+    or float64 (the same products; three torch ops on a tensor of the rows cost some 10
+    us a call, issue 13, branch nearrows2), else by torch."""
+    if upstream.dtype in _AHEAD_DTYPES and upstream.device.type == "cpu" and not upstream.is_neg():
+        return upstream.numpy().astype(np.float64) * temperature
+    return (upstream.to(torch.float64) * temperature).contiguous().numpy()
 
 
 def _reverse_near_rows(
