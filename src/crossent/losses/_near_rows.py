@@ -267,10 +267,12 @@ def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Arra
     takes it by one): within some :math:`2^{-104}|q|` of :math:`d/T`. The rounded
     :math:`q` alone put :math:`|q|\,2^{-53}` into :math:`e^q` (issue 13, branch
     nearrows2). lo is 0 where :math:`q` is not finite or past :data:`_SPLIT_RANGE`, and
-    where :math:`T` is a power of two (:math:`q` exact)."""
+    where :math:`T` is a power of two (:math:`q` exact), and on rows other than float64
+    (a generic call's float32 work: the split is float64's)."""
     q = d / temperature
-    if math.frexp(temperature)[0] == 0.5 or not temperature <= _SPLIT_RANGE:
-        return q, xp.zeros_like(q)  # (a power of two: q exact)
+    exact = math.frexp(temperature)[0] == 0.5  # (a power of two: q exact)
+    if exact or not temperature <= _SPLIT_RANGE or q.dtype != xp.float64:
+        return q, xp.zeros_like(q)  # (float32 rows: Veltkamp's split is float64's)
     # no masks before the last: T is a constant, so autograd's zero through the where
     # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
     (product,) = settled(q * temperature)
@@ -350,12 +352,14 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
     return hi, lo + rest, p
 
 
-def _parts(first: Array, second: Array, temperature: float, xp: ModuleType) -> _Parts:
+def _parts(
+    first: Array, second: Array, temperature: float, xp: ModuleType, given: Array | None = None
+) -> _Parts:
     r""":class:`_Parts` of rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
     (:func:`_weights`) and :math:`D = \text{second} - \text{first}` (finite). The shift
     is :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
     dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
-    log_p, lo, p = _weights(first, temperature, xp)
+    log_p, lo, p = _weights(first, temperature, xp, given)
     # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
     # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
@@ -371,11 +375,19 @@ def _parts(first: Array, second: Array, temperature: float, xp: ModuleType) -> _
     return _Parts(log_p, lo, p, u, xp.sum(p * u, axis=-1, keepdims=True))
 
 
-def _weights(first: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array, Array]:
+def _weights(
+    first: Array, temperature: float, xp: ModuleType, given: Array | None = None
+) -> tuple[Array, Array, Array]:
     r""":math:`\log p` (the pair ``hi``, ``lo``) and :math:`p = \operatorname{softmax}
     (\text{first}/T)` of rows (keepdims), by :func:`softmax_pair`: :func:`_parts`' and
     :func:`_tempered_log_mean`'s. Formed from ``first`` in every namespace (not from a
-    caller's softened rows, whose :math:`\log p` is rounded)."""
+    caller's softened rows, whose :math:`\log p` is rounded), but where the caller's
+    ``given`` :math:`\log p` is not float64 (a generic call's float32 work: its rows, lo
+    0)."""
+    if given is not None and given.dtype != xp.float64:  # (float32 work: the caller's)
+        p = xp.exp(given)
+        total = xp.sum(p, axis=-1, keepdims=True)
+        return given - xp.log(total), xp.zeros_like(given), p / total
     return softmax_pair(first, temperature, xp)
 
 
@@ -583,9 +595,10 @@ class NearRows:
             return np.zeros(self.student.shape[:-1])
         xp = self.xp
         first, second = (self.teacher, self.student) if forward else (self.student, self.teacher)
-        parts = _parts(first, second, t, xp)
+        given = (self.log_t, self.log_s) if forward else (self.log_s, self.log_t)
+        parts = _parts(first, second, t, xp, given[0])
         kl = _scaled_kl(parts, t, 2, xp)
-        lost = _lost_mass(parts.p, softmax_pair(second, t, xp)[2], xp)
+        lost = _lost_mass(parts.p, _weights(second, t, xp, given[1])[2], xp)
         if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
             with numpy_errstate(lost, xp, all="ignore"):
                 kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
@@ -628,9 +641,9 @@ class NearRows:
         were 64 units of :math:`2^{-53}` of the row's largest entry off, now 2.7 (issue
         13, branch nearfwd1)."""
         xp, t = self.xp, self.temperature
-        log_p, lo, p = _weights(self.teacher, t, xp)
+        log_p, lo, p = _weights(self.teacher, t, xp, self.log_t)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
-        log_s, s_lo, q = softmax_pair(self.student, t, xp)
+        log_s, s_lo, q = _weights(self.student, t, xp, self.log_s)
         lost = _lost_mass(p, q, xp)
         s = _exp_pair(log_s, s_lo, xp)  # (as the compiled rows' far classes)
         with numpy_errstate(w, xp, all="ignore"):
@@ -662,7 +675,7 @@ class NearRows:
         if self.log_s is None:  # (s of the pairs, softmax_pair)
             s = softmax_pair(self.student, t, np)[2]
             return reverse_distillation_gradient64(self.student, self.teacher, t, s=s)
-        parts = _parts(self.student, self.teacher, t, xp)
+        parts = _parts(self.student, self.teacher, t, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
         return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))
