@@ -415,15 +415,6 @@ def distillation_cpu_rows_backward(
     return grad
 
 
-def _scale(upstream: torch.Tensor, temperature: float) -> np.ndarray:
-    """:math:`u T` per row in float64 (contiguous): by NumPy where ``upstream`` is float32
-    or float64 (the same products; three torch ops on a tensor of the rows cost some 10
-    us a call, issue 13, branch nearrows2), else by torch."""
-    if upstream.dtype in _AHEAD_DTYPES and upstream.device.type == "cpu" and not upstream.is_neg():
-        return upstream.numpy().astype(np.float64) * temperature
-    return (upstream.to(torch.float64) * temperature).contiguous().numpy()
-
-
 def _reverse_near_rows(
     student: torch.Tensor,
     teacher: torch.Tensor,
@@ -490,6 +481,15 @@ def _fresh(student: torch.Tensor) -> torch.Tensor:
     as the backward kernel's arithmetic; ``_launch.backward``'s gradient is NumPy's too)."""
     memory = np.empty(tuple(student.shape), dtype=_STORED[student.dtype])
     return _from_stored(memory, student.dtype)
+
+
+def _scale(upstream: torch.Tensor, temperature: float) -> np.ndarray:
+    """:math:`u T` per row in float64 (contiguous): by NumPy where ``upstream`` is float32
+    or float64 (the same products; three torch ops on a tensor of the rows cost some 10
+    us a call, issue 13, branch nearrows2), else by torch."""
+    if upstream.dtype in _AHEAD_DTYPES and upstream.device.type == "cpu" and not upstream.is_neg():
+        return upstream.numpy().astype(np.float64) * temperature
+    return (upstream.to(torch.float64) * temperature).contiguous().numpy()
 
 
 _STORED = {
