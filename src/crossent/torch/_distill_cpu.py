@@ -459,9 +459,8 @@ def _host_rows(
     """The rows of ``grad`` that the kernels leave to the host (``kind`` not 0, a small
     spread) formed again by ``_far_distillation._host_gradients`` (with ``options``'
     ``teacher_form`` and ``direction``), in place."""
-    rows = (kind.numpy() != 0) | spread_small  # (NumPy: no torch op on the rows' flags)
-    if rows.any():
-        host = torch.from_numpy(rows)
+    host = (kind != 0) | torch.from_numpy(spread_small)
+    if bool(host.any()):
         z, v, u = student[host], teacher[host], upstream[host]
         # near rows by NearRows' gradients, but those it cannot form (a -inf logit on one
         # side: NaN there): distillation_loss_grad's, as before the kernels formed them
