@@ -227,7 +227,9 @@ def distillation_gradient64(
         return temperature * (s - t)
 
 
-def reverse_distillation_gradient64(z: np.ndarray, x: np.ndarray, temperature: float) -> np.ndarray:
+def reverse_distillation_gradient64(
+    z: np.ndarray, x: np.ndarray, temperature: float, *, s: np.ndarray | None = None
+) -> np.ndarray:
     r"""The gradient of :math:`T^2 D(s\,\|\,t)` in the student's float64 logits ``z``
     (rows x classes), with ``x`` the teacher's logits or log-probabilities, in the form
     that holds no gap (the :math:`\ell`, the shifts and :math:`T` cancel):
@@ -241,9 +243,12 @@ def reverse_distillation_gradient64(z: np.ndarray, x: np.ndarray, temperature: f
     past :math:`2^{1018}` are scaled by :math:`2^{-4}` first (exact), so that
     :math:`|d|, |D|` and :math:`|D_j - \bar D|` stay finite; a product is ``inf`` only
     where the gradient overflows. :math:`s_j = 0` gives 0; ``x = -inf`` (:math:`t = 0`)
-    where :math:`s > 0` gives the common path's ``-inf``/NaN of an infinite loss.
+    where :math:`s > 0` gives the common path's ``-inf``/NaN of an infinite loss. ``s``:
+    the softened student where the caller has it (``_near_rows``' of pairs), else
+    ``exp`` of :func:`tempered_log_softmax64`.
     """
-    s = np.exp(tempered_log_softmax64(z, temperature)[2])
+    if s is None:
+        s = np.exp(tempered_log_softmax64(z, temperature)[2])
     present = s != 0
     with np.errstate(over="ignore", invalid="ignore"):
         wide = np.maximum(np.max(np.abs(z), axis=-1), np.max(np.abs(x), axis=-1))

@@ -43,6 +43,14 @@ reverse one is ``_far_gaps.reverse_distillation_gradient64``, which holds neithe
 :math:`T` (in other namespaces, its twin :math:`-p \odot (U - M)`). Float64 NumPy
 rows are formed by these formulas compiled (``_near_rows_numba``), where Numba is.
 
+Every :math:`\log p` here is a pair :math:`h + l` (:func:`softmax_pair`: the gap
+:math:`x_c - m` and the shift by :math:`\ell` by TwoSum, the quotient's remainder
+:math:`(d - qT)/T` exact) and :math:`e^{h + l} = e^h(1 + l)`; where :math:`|x| \ge 1/2`,
+:math:`x = U/T` and :math:`W/T` are pairs too. A rounded :math:`\log p_c` put
+:math:`|\log p_c|\,2^{-53}` into :math:`p_c`: a class some 120 below the top, whose
+mass is the whole KL, was 45 to 87 units of :math:`2^{-53}` off (issue 13, branch
+nearrows2; ``benchmarks/check_near_rows_far_class.py``).
+
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss, and for the gradient those whose spread is below
 :data:`SPREAD_FLOOR` times the first distribution's largest entry, or whose KL is
@@ -69,12 +77,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._xp import Array, array_namespace, device, numpy_errstate
+from .._double_double import split, two_sum
+from .._xp import Array, array_namespace, device, numpy_errstate, settled
 from . import _cpu_kernels
 from ._dominant_entry import dominant_from_others
 from ._far_gaps import (
     reverse_distillation_gradient64,
-    tempered_log_softmax64,
     times_temperature_squared,
 )
 
@@ -88,6 +96,7 @@ __all__ = [
     "forward_rows_flagged",
     "given_mass",
     "rows_to_form",
+    "softmax_pair",
     "spread_is_small",
 ]
 
@@ -239,20 +248,118 @@ class _Parts(NamedTuple):
     """The shifted log-ratios of a block of rows (module docstring), keepdims."""
 
     log_p: Array  # log softmax(first / T), normalised as p
+    lo: Array  # its low parts (softmax_pair)
     p: Array  # the weights, normalised
     u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
     m: Array  # M = E_p[U], a rounding residual
 
 
+_SPLIT_RANGE = 2.0**900
+r"""The largest :math:`|q|` and :math:`T` whose product :func:`_quotient` splits
+(Veltkamp's splitting holds to :math:`2^{996}`); past it the low part is 0 (an
+:math:`e^{q}` of such a :math:`q` is 0 or ``inf``)."""
+
+
+def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`d/T` as the pair :math:`q + \mathrm{lo}`: :math:`q = \mathrm{fl}(d/T)` and
+    :math:`\mathrm{lo} = (d - qT)/T`, the remainder :math:`(d - q_T) - e_T` of Dekker's
+    exact product :math:`qT = q_T + e_T` (the array standard has no FMA; ``_near_rows_numba``
+    takes it by one): within some :math:`2^{-104}|q|` of :math:`d/T`. The rounded
+    :math:`q` alone put :math:`|q|\,2^{-53}` into :math:`e^q` (issue 13, branch
+    nearrows2). lo is 0 where :math:`q` is not finite or past :data:`_SPLIT_RANGE`, and
+    where :math:`T` is a power of two (:math:`q` exact), and on rows other than float64
+    (a generic call's float32 work: the split is float64's)."""
+    q = d / temperature
+    exact = math.frexp(temperature)[0] == 0.5  # (a power of two: q exact)
+    if exact or not temperature <= _SPLIT_RANGE or q.dtype != xp.float64:
+        return q, xp.zeros_like(q)  # (float32 rows: Veltkamp's split is float64's)
+    # no masks before the last: T is a constant, so autograd's zero through the where
+    # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
+    (product,) = settled(q * temperature)
+    a_hi, a_lo = split(q)
+    t_hi, t_lo = _split_float(temperature)
+    error = ((a_hi * t_hi - product) + a_hi * t_lo + a_lo * t_hi) + a_lo * t_lo
+    lo = ((d - product) - error) / temperature
+    kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
+    return q, xp.where(kept, lo, xp.zeros_like(lo))
+
+
+def _split_float(x: float) -> tuple[float, float]:
+    """Veltkamp's splitting of one float (``_double_double.split``'s halves)."""
+    c = (2.0**27 + 1.0) * x
+    hi = c - (c - x)
+    return hi, x - hi
+
+
+def _exp_pair(hi: Array, lo: Array, xp: ModuleType) -> Array:
+    r""":math:`e^{\mathrm{hi} + \mathrm{lo}}` as :math:`e^{\mathrm{hi}}(1 + \mathrm{lo})`
+    (:math:`|\mathrm{lo}|` some ulps of hi); :math:`e^{\mathrm{hi}}` where that is
+    ``inf`` (no NaN of ``inf * 0``)."""
+    e = xp.exp(hi)
+    finite = xp.isfinite(e)
+    return xp.where(finite, e + xp.where(finite, e, xp.zeros_like(e)) * lo, e)
+
+
+def _difference(a: Array, b: Array, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` (TwoSum), lo 0 where :math:`d`
+    is not finite (``-inf`` classes: no NaN, for autograd too)."""
+    d, lo = two_sum(a, -b)  # (sums only: autograd's zero through the where stays 0)
+    return d, xp.where(xp.isfinite(d), lo, xp.zeros_like(lo))
+
+
+def _exp_of_sum(a: Array, a_lo: Array, b: Array, b_lo: Array, xp: ModuleType) -> Array:
+    r""":math:`e^{(a + a_\mathrm{lo}) + (b + b_\mathrm{lo})}` of two pairs (the sum's
+    rounding by TwoSum, :func:`_exp_pair`): :math:`p\,e^x` as :math:`e^{\log p + x}`."""
+    total, rest = _difference(a, -b, xp)
+    return _exp_pair(total, rest + a_lo + b_lo, xp)
+
+
+def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r""":math:`\log\operatorname{softmax}(x/T)` of rows (classes last, keepdims) as the
+    pairs ``(hi, lo)``, and :math:`p = \operatorname{softmax}(x/T)` as :math:`e^{\sigma}(1
+    + \mathrm{lo}_\sigma)/(1 + S)`, :math:`S` the sum past the top class (one exponential
+    a class): ``(hi, lo, p)``, by ``tempered_log_softmax64``'s steps (a gap past the float64
+    range in halves where :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the
+    first top class, of :math:`e^{\sigma}(1 + \mathrm{lo})`), each step's rounding kept
+    in lo: the gap :math:`x_c - m` and :math:`\sigma_c - \ell` by TwoSum, the quotient
+    by :func:`_quotient`. ``exp`` of a rounded :math:`\log p_c` erred by :math:`|\log
+    p_c|\,2^{-53}` relative: rows ``[0, -300]`` beside ``[0, -290]`` at :math:`T = 2.4`
+    (:math:`p_1 = e^{-121}`, :math:`T^2 D = 1.8\cdot 10^{-52}`) were 87 units of
+    :math:`2^{-53}` off (issue 13, branch nearrows2). ``_near_rows_numba._log_softmax``
+    is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its."""
+    ns = xp if xp is np else array_namespace(x)  # (not a caller's bare ``torch`` module)
+    with numpy_errstate(x, xp, all="ignore"):
+        m = ns.max(x, axis=-1, keepdims=True)
+        gap, gap_lo = _difference(x, m, xp)
+        shifted, lo = _quotient(gap, temperature, xp)
+        lo = lo + gap_lo / temperature
+        if temperature > 1.0:
+            past = xp.isinf(gap) & xp.isfinite(x) & xp.isfinite(m)
+            if xp is not np or past.any():
+                zeros = xp.zeros_like(x)
+                halves = (xp.where(past, x, zeros) * 0.5 - m * 0.5) / temperature
+                shifted = xp.where(past, 2.0 * halves, shifted)
+                lo = xp.where(past, zeros, lo)
+        top = ns.argmax(x, axis=-1, keepdims=True)
+        at_top = ns.arange(x.shape[-1], device=device(x)) == top
+        e = xp.exp(shifted)  # (<= 1)
+        terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
+        others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
+        if others is None:
+            others = xp.sum(terms, axis=-1, keepdims=True)
+        hi, rest = _difference(shifted, xp.log1p(others), xp)
+        p = xp.where(at_top, xp.ones_like(x), terms) / (1.0 + others)
+    return hi, lo + rest, p
+
+
 def _parts(
-    first: Array, second: Array, temperature: float, xp: ModuleType, log_p: Array | None
+    first: Array, second: Array, temperature: float, xp: ModuleType, given: Array | None = None
 ) -> _Parts:
     r""":class:`_Parts` of rows: :math:`p = \operatorname{softmax}(\text{first}/T)`
-    (``log_p`` where given, else by ``tempered_log_softmax64``) and :math:`D =
-    \text{second} - \text{first}` (finite). The shift is :math:`\mathrm E_p[D]` and
-    then the mean of what is left, so that :math:`U` of a dominant class is not the
-    rounding error of :math:`\mathrm E_p[D]`."""
-    log_p, p = _weights(first, temperature, xp, log_p)
+    (:func:`_weights`) and :math:`D = \text{second} - \text{first}` (finite). The shift
+    is :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
+    dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
+    log_p, lo, p = _weights(first, temperature, xp, given)
     # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
     # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
@@ -265,24 +372,31 @@ def _parts(
         for _ in range(2):
             u = u - xp.sum(p * u, axis=-1, keepdims=True)
     u = xp.where(absent, zeros, u)
-    return _Parts(log_p, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+    return _Parts(log_p, lo, p, u, xp.sum(p * u, axis=-1, keepdims=True))
 
 
 def _weights(
-    first: Array, temperature: float, xp: ModuleType, log_p: Array | None
-) -> tuple[Array, Array]:
-    r""":math:`\log p` and :math:`p = \operatorname{softmax}(\text{first}/T)` of rows
-    (keepdims), normalised as :math:`p` is rounded (``log_p`` where given, else by
-    ``tempered_log_softmax64``): :func:`_parts`' and :func:`_tempered_log_mean`'s."""
-    if log_p is None:
-        log_p = tempered_log_softmax64(first, temperature)[2]
-    p = xp.exp(log_p)
-    total = xp.sum(p, axis=-1, keepdims=True)
-    return log_p - xp.log(total), p / total
+    first: Array, temperature: float, xp: ModuleType, given: Array | None = None
+) -> tuple[Array, Array, Array]:
+    r""":math:`\log p` (the pair ``hi``, ``lo``) and :math:`p = \operatorname{softmax}
+    (\text{first}/T)` of rows (keepdims), by :func:`softmax_pair`: :func:`_parts`' and
+    :func:`_tempered_log_mean`'s. Formed from ``first`` in every namespace (not from a
+    caller's softened rows, whose :math:`\log p` is rounded), but where the caller's
+    ``given`` :math:`\log p` is not float64 (a generic call's float32 work: its rows, lo
+    0)."""
+    if given is not None and given.dtype != xp.float64:  # (float32 work: the caller's)
+        p = xp.exp(given)
+        total = xp.sum(p, axis=-1, keepdims=True)
+        return given - xp.log(total), xp.zeros_like(given), p / total
+    return softmax_pair(first, temperature, xp)
 
 
 def _tempered_log_mean(
-    first: Array, second: Array, weights: tuple[Array, Array], temperature: float, xp: ModuleType
+    first: Array,
+    second: Array,
+    weights: tuple[Array, Array, Array],
+    temperature: float,
+    xp: ModuleType,
 ) -> tuple[Array, Array]:
     r""":math:`W` and :math:`\ell = T\log\mathrm E_p[e^{W/T}]` per row (keepdims), the
     forward gradient's :math:`a = W - \ell` (:meth:`NearRows._forward_gradient`),
@@ -309,7 +423,7 @@ def _tempered_log_mean(
     alone was up to 2.6 units of the row's largest entry worse on ordinary near rows).
     The rounding of :math:`c` is shared by :math:`W` and :math:`\ell` (:math:`G` is
     formed of the :math:`W` as rounded)."""
-    log_p, p = weights
+    log_p, lo, p = weights
     present = p > 0.0
     zeros = xp.zeros_like(log_p)
     t = temperature
@@ -329,8 +443,13 @@ def _tempered_log_mean(
         near = xp.abs(x) < _SERIES_X
         h = _horner(xp.where(near, x, zeros), _H, xp)
         series = p * (w + w * (x * h))
+        # where |x| >= 1/2, x as a pair: expm1(x + lo) = expm1(x) + e^x lo
+        x_lo = _quotient(w, t, xp)[1]
         inside = x <= _EXPM1_RANGE
-        far = xp.where(inside, p * xp.expm1(xp.where(inside, x, zeros)), xp.exp(log_p + x) - p)
+        m1 = xp.expm1(xp.where(inside, x, zeros))
+        far = xp.where(
+            inside, p * (m1 + (m1 + 1.0) * x_lo), _exp_of_sum(log_p, lo, x, x_lo, xp) - p
+        )
         terms = xp.where(present, xp.where(near, series, far * t), zeros)
         g = xp.sum(terms, axis=-1, keepdims=True)
         y = g / t
@@ -340,13 +459,13 @@ def _tempered_log_mean(
     return w, ell
 
 
-def _lost_mass(p: Array, log_q: Array, xp: ModuleType) -> Array | None:
+def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
     r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where the
     weights ``p`` are 0 in float64 (:math:`p_c` underflows, or a gap of the first side
-    passes the range: teacher logits :math:`\pm 10^{308}`) and ``log_q`` the second
-    side's log-probabilities; None where it is 0 on every row of NumPy rows (nothing
-    to add). :func:`_parts` drops :math:`B`, so :func:`_scaled_kl` is
-    :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
+    passes the range: teacher logits :math:`\pm 10^{308}`) and ``q`` the second side's
+    probabilities (:func:`softmax_pair`'s); None where it is
+    0 on every row of NumPy rows (nothing to add). :func:`_parts` drops :math:`B`, so
+    :func:`_scaled_kl` is :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
     classes, and
 
     .. math:: D(p\,\|\,q) = D(p\,\|\,q') - \log(1 - Q_B)
@@ -360,8 +479,7 @@ def _lost_mass(p: Array, log_q: Array, xp: ModuleType) -> Array | None:
     absent = p == 0.0
     if xp is np and not absent.any():
         return None
-    inside = xp.where(absent, log_q, xp.full_like(log_q, -math.inf))
-    lost = xp.sum(xp.exp(inside), axis=-1, keepdims=True)
+    lost = xp.sum(xp.where(absent, q, xp.zeros_like(q)), axis=-1, keepdims=True)
     if xp is np and not lost.any():
         return None
     return lost
@@ -389,8 +507,11 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
         h = _horner(xp.where(near, x, zero), _H, xp)
         series = (p * u) * ((u if power == 2 else x) * h)
-        # p e^x as exp(log p + x) (p > 0 here: the classes of p = 0 are _lost_mass's)
-        direct = xp.where(near, zero, xp.exp(parts.log_p + x) - p - p * x)
+        # p e^x as exp(log p + x) of the pairs (p > 0 here: the classes of p = 0 are
+        # _lost_mass's; x = U/T as a pair, _quotient)
+        x_lo = _quotient(u, t, xp)[1]
+        e = _exp_of_sum(parts.log_p, parts.lo, x, x_lo, xp)
+        direct = xp.where(near, zero, e - p - (p * x + p * x_lo))
         direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
         terms = xp.where(p > 0.0, xp.where(near, series, direct), zero)
         f = xp.sum(terms, axis=-1, keepdims=True)
@@ -448,9 +569,12 @@ def _float64(x: object) -> bool:
 class NearRows:
     r"""Rows (rows x classes, float64 for NumPy) of the student's logits and the teacher's
     scores (logits, :math:`\log t` or log-probabilities) to form without the common
-    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``,
-    with the softened student and teacher (``log_s``, ``log_t``) where the caller has
-    them (else NumPy's ``tempered_log_softmax64``)."""
+    path's cancellation (module docstring), at ``temperature``; in the namespace ``xp``.
+    ``log_s``, ``log_t``: the softened student and teacher where the caller has them
+    (other namespaces): such rows take the array formulas (the reverse gradient as
+    :math:`-p \odot (U - M)`), the weights formed from the scores all the same
+    (:func:`softmax_pair`: a caller's rounded :math:`\log p` erred by :math:`|\log
+    p|\,2^{-53}`)."""
 
     student: Array
     teacher: Array
@@ -470,23 +594,15 @@ class NearRows:
         if self._all_equal():
             return np.zeros(self.student.shape[:-1])
         xp = self.xp
-        if forward:
-            parts = _parts(self.teacher, self.student, t, xp, self.log_t)
-            log_q = self._softened(self.student, self.log_s)
-        else:
-            parts = _parts(self.student, self.teacher, t, xp, self.log_s)
-            log_q = self._softened(self.teacher, self.log_t)
+        first, second = (self.teacher, self.student) if forward else (self.student, self.teacher)
+        given = (self.log_t, self.log_s) if forward else (self.log_s, self.log_t)
+        parts = _parts(first, second, t, xp, given[0])
         kl = _scaled_kl(parts, t, 2, xp)
-        lost = _lost_mass(parts.p, log_q, xp)
+        lost = _lost_mass(parts.p, _weights(second, t, xp, given[1])[2], xp)
         if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
             with numpy_errstate(lost, xp, all="ignore"):
                 kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
         return kl[..., 0]
-
-    def _softened(self, x: Array, given: Array | None) -> Array:
-        r""":math:`\log\operatorname{softmax}(x/T)` of one side: ``given`` where the caller
-        has it, else ``tempered_log_softmax64``'s (NumPy)."""
-        return given if given is not None else tempered_log_softmax64(x, self.temperature)[2]
 
     def gradient(self, *, forward: bool) -> Array:
         """The gradient of :meth:`loss` in the student's logits (before the reduction's
@@ -525,10 +641,11 @@ class NearRows:
         were 64 units of :math:`2^{-53}` of the row's largest entry off, now 2.7 (issue
         13, branch nearfwd1)."""
         xp, t = self.xp, self.temperature
-        log_p, p = _weights(self.teacher, t, xp, self.log_t)
-        w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, p), t, xp)
-        log_s = self._softened(self.student, self.log_s)
-        lost = _lost_mass(p, log_s, xp)
+        log_p, lo, p = _weights(self.teacher, t, xp, self.log_t)
+        w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
+        log_s, s_lo, q = _weights(self.student, t, xp, self.log_s)
+        lost = _lost_mass(p, q, xp)
+        s = _exp_pair(log_s, s_lo, xp)  # (as the compiled rows' far classes)
         with numpy_errstate(w, xp, all="ignore"):
             a = w - ell
             q = a / t
@@ -539,12 +656,13 @@ class NearRows:
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
-                series = series - (lost * t) * xp.exp(log_s - xp.log1p(-lost))
-            apart = (xp.exp(log_s) - xp.exp(log_p)) * t
+                moved = _exp_of_sum(log_s, s_lo, -xp.log1p(-lost), xp.zeros_like(lost), xp)
+                series = series - (lost * t) * moved
+            apart = (s - _exp_pair(log_p, lo, xp)) * t
             formed = xp.where(near, series, apart)
             # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
             # for a < 0)
-            grad = xp.where(p > 0.0, formed, xp.exp(log_s) * t)
+            grad = xp.where(p > 0.0, formed, s * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
             xp = array_namespace(grad)
         return dominant_from_others(grad, p, log_p, xp=xp)
@@ -553,10 +671,11 @@ class NearRows:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
         :math:`d = z - v`: ``_far_gaps.reverse_distillation_gradient64`` (NumPy), or
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
-        if self.log_s is None:
-            return reverse_distillation_gradient64(self.student, self.teacher, self.temperature)
-        xp = self.xp
-        parts = _parts(self.student, self.teacher, self.temperature, xp, self.log_s)
+        xp, t = self.xp, self.temperature
+        if self.log_s is None:  # (s of the pairs, softmax_pair)
+            s = softmax_pair(self.student, t, np)[2]
+            return reverse_distillation_gradient64(self.student, self.teacher, t, s=s)
+        parts = _parts(self.student, self.teacher, t, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
         return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))

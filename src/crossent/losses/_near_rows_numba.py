@@ -39,7 +39,11 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
 
+from .._intrinsics_numba import call_intrinsic
 from ._centred_kl_numba import centred_kl_row
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
@@ -77,6 +81,48 @@ _H0, _H_REST = _H[0], _H[1:]
 _PSI0, _PSI_REST = _PSI[0], _PSI[1:]
 
 
+@intrinsic
+def _fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
+    # xy + z rounded once: LLVM's llvm.fma.f64 (the FMA instruction, or libm's fma)
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
+
+    return signature, codegen
+
+
+@numba.njit(cache=True)
+def _quotient(d: float, t: float) -> tuple[float, float]:
+    r""":math:`d/T` as the pair :math:`q + \mathrm{lo}`: :math:`q = \mathrm{fl}(d/T)` (the
+    quotient as before) and :math:`\mathrm{lo} = (d - qT)/T`, the remainder exact by an
+    FMA (``_distill_numba._quotient``'s pair, with the division's :math:`q`): within
+    some :math:`2^{-104}|q|` of :math:`d/T`; lo 0 where :math:`q` is not finite."""
+    q = d / t
+    if not math.isfinite(q):
+        return q, 0.0
+    return q, _fma(-q, t, d) / t
+
+
+@numba.njit(cache=True)
+def _difference(a: float, b: float) -> tuple[float, float]:
+    r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` exactly (TwoSum); lo 0 where
+    :math:`d` is not finite."""
+    d = a - b
+    back = d - a
+    lo = (a - (d - back)) - (b + back)
+    return d, lo if d - d == 0.0 else 0.0  # (a select, no branch: the loops stay lean)
+
+
+@numba.njit(cache=True)
+def _exp_pair(hi: float, lo: float) -> float:
+    r""":math:`e^{\mathrm{hi} + \mathrm{lo}}` as :math:`e^{\mathrm{hi}}(1 + \mathrm{lo})`
+    (:math:`|\mathrm{lo}|` a few ulps of hi: the next term is below :math:`2^{-90}`);
+    :math:`e^{\mathrm{hi}}` where that is 0 or ``inf``."""
+    e = math.exp(hi)
+    return e + e * lo if e < math.inf else e
+
+
 @numba.njit(cache=True)
 def _horner(x: float, first: float, rest: tuple[float, ...]) -> float:
     r""":math:`\sum_k a_k x^k`, the coefficients from the highest power down."""
@@ -93,50 +139,66 @@ def _times_t2(x: float, tempered: Tempered) -> float:
 
 
 @numba.njit(cache=True)
-def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray) -> None:
-    r""":math:`\log\operatorname{softmax}(x/T)` of one row into ``log_p``, by
+def _log_softmax(x: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray) -> None:
+    r""":math:`\log\operatorname{softmax}(x/T)` of one row as the pairs ``log_p`` +
+    ``lo``, and :math:`p = e^{\sigma}(1 + \mathrm{lo}_\sigma)/(1 + S)` into ``p``
+    (:math:`S` the sum past the top class: one exponential a class, not two), by
     ``tempered_log_softmax64``'s steps (a gap past the float64 range in halves where
-    :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the first top class)."""
+    :math:`T > 1`; :math:`\ell` as ``log1p`` of the sum past the first top class),
+    each step's rounding kept in ``lo``: the gap :math:`x_c - m` and :math:`\sigma_c -
+    \ell` by TwoSum, the quotient by :func:`_quotient`. ``exp`` of a rounded
+    :math:`\log p_c` erred by :math:`|\log p_c|\,2^{-53}` relative: rows ``[0, -300]``
+    beside ``[0, -290]`` at :math:`T = 2.4` (:math:`p_1 = e^{-121}`, :math:`T^2 D =
+    1.8\cdot 10^{-52}`) were 87 units of :math:`2^{-53}` off (issue 13, branch
+    nearrows2)."""
     top = 0
     for c in range(x.shape[0]):
         if x[c] > x[top]:
             top = c
     m = x[top]
+    inv_t = 1.0 / t  # (the low parts' division: one multiplication, a relative 2^-53 of lo)
     for c in range(x.shape[0]):
-        gap = x[c] - m
+        gap, gap_lo = _difference(x[c], m)
         shifted = gap / t
+        rest = (_fma(-shifted, t, gap) + gap_lo) * inv_t  # (_quotient's remainder)
         if t > 1.0 and math.isinf(gap) and math.isfinite(x[c]) and math.isfinite(m):
             shifted = 2.0 * ((math.ldexp(x[c], -1) - math.ldexp(m, -1)) / t)
+            rest = 0.0
         log_p[c] = shifted
-    terms = np.exp(log_p)
-    terms[top] = 0.0
-    ell = math.log1p(row_sum(terms))
+        lo[c] = rest if shifted - shifted == 0.0 else 0.0
+    for c in range(x.shape[0]):  # (e^sigma <= 1: no inf)
+        e = math.exp(log_p[c])
+        p[c] = e + e * lo[c]
+    p[top] = 0.0
+    others = row_sum(p)
+    ell = math.log1p(others)
+    p[top] = 1.0
+    total = 1.0 + others
     for c in range(x.shape[0]):
-        log_p[c] = log_p[c] - ell
+        p[c] = p[c] / total
+        log_p[c], rest = _difference(log_p[c], ell)
+        lo[c] = lo[c] + rest
 
 
 @numba.njit(cache=True)
-def _row_weights(first: np.ndarray, t: float, log_p: np.ndarray, p: np.ndarray) -> None:
-    r"""``_weights`` of one row: :math:`\log p` and :math:`p` of ``first``, normalised as
-    :math:`p` is rounded, into ``log_p`` and ``p``."""
-    _log_softmax(first, t, log_p)
-    for c in range(first.shape[0]):
-        p[c] = math.exp(log_p[c])
-    total = row_sum(p)
-    log_total = math.log(total)
-    for c in range(first.shape[0]):
-        p[c] = p[c] / total
-        log_p[c] = log_p[c] - log_total
+def _row_weights(
+    first: np.ndarray, t: float, log_p: np.ndarray, lo: np.ndarray, p: np.ndarray
+) -> None:
+    r"""``_weights`` of one row: :math:`\log p` (the pairs ``log_p`` + ``lo``) and
+    :math:`p` of ``first`` (:func:`_log_softmax`: :math:`p` of the pairs' exponentials
+    over their sum, not ``exp`` of :math:`\log p` again, normalised again as
+    ``_weights`` does: one exponential a class), into ``log_p``, ``lo`` and ``p``."""
+    _log_softmax(first, t, log_p, lo, p)
 
 
 @numba.njit(cache=True)
 def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
     r"""``_parts`` of one row: :math:`\log p` and :math:`p` of ``first`` and :math:`U`
-    (the two shifts) into ``scratch``'s rows 0, 1 and 2 (row 3 a scratch row of terms);
-    returns :math:`M = \mathrm E_p[U]`."""
+    (the two shifts) into ``scratch``'s rows 0, 1 and 2 (row 3 a scratch row of terms,
+    row 4 the low parts of :math:`\log p`); returns :math:`M = \mathrm E_p[U]`."""
     log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
     classes = first.shape[0]
-    _row_weights(first, t, log_p, p)
+    _row_weights(first, t, log_p, scratch[4], p)
     for c in range(classes):
         difference = second[c] - first[c]  # 0 where both are -inf, or p_c = 0 (``_parts``)
         kept = difference == difference and p[c] > 0.0
@@ -156,11 +218,12 @@ def _row_parts(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndar
 def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.ndarray) -> float:
     r"""``_tempered_log_mean`` of one row: :math:`\log p`, :math:`p` and :math:`W` (:math:`D
     - D_r` less its :math:`p`-mean over the classes of :math:`|D - D_r|/T < 1/2`) into
-    ``scratch``'s rows 0, 1 and 2 (row 3 the terms); returns :math:`\ell = T\log\mathrm
-    E_p[e^{W/T}]`."""
-    log_p, p, w, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    ``scratch``'s rows 0, 1 and 2 (row 3 the terms, row 4 the low parts of :math:`\log
+    p`); returns :math:`\ell = T\log\mathrm E_p[e^{W/T}]`. Where :math:`|x| \ge 1/2`,
+    :math:`x = W/T` as a pair (:func:`_quotient`)."""
+    log_p, p, w, terms, lo = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
     classes = first.shape[0]
-    _row_weights(first, t, log_p, p)
+    _row_weights(first, t, log_p, lo, p)
     top = 0
     for c in range(classes):
         difference = second[c] - first[c]
@@ -186,7 +249,12 @@ def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.n
         if not p[c] > 0.0:
             terms[c] = 0.0
         elif not abs(x) < _SERIES_X:
-            far = p[c] * math.expm1(x) if x <= _EXPM1_RANGE else math.exp(log_p[c] + x) - p[c]
+            x, x_lo = _quotient(w[c], t)
+            if x <= _EXPM1_RANGE:  # expm1(x + lo) = expm1(x) + e^x lo
+                m1 = math.expm1(x)
+                far = p[c] * (m1 + (m1 + 1.0) * x_lo)
+            else:
+                far = _exp_of_sum(log_p[c], lo[c], x, x_lo) - p[c]
             terms[c] = far * t
     g = row_sum(terms)
     y = g / t
@@ -196,11 +264,25 @@ def _row_log_mean(first: np.ndarray, second: np.ndarray, t: float, scratch: np.n
 
 
 @numba.njit(cache=True)
+def _exp_of_sum(a: float, a_lo: float, b: float, b_lo: float) -> float:
+    r""":math:`e^{(a + a_\mathrm{lo}) + (b + b_\mathrm{lo})}`: :math:`p\,e^x` as
+    :math:`e^{\log p + x}` of the pairs :math:`\log p` and :math:`x` (the sum's rounding
+    by TwoSum, :func:`_exp_pair`)."""
+    total = a + b
+    if not math.isfinite(total):
+        return math.exp(total)
+    back = total - a
+    rest = (a - (total - back)) + (b - back)
+    return _exp_pair(total, rest + a_lo + b_lo)
+
+
+@numba.njit(cache=True)
 def _row_scaled_kl(scratch: np.ndarray, m: float, tempered: Tempered, power: int) -> float:
     r""":math:`T^k D` of one row of :func:`_row_parts` (``scratch``, :math:`M`):
     ``_scaled_kl``, :math:`k` = ``power`` (2: the loss; 1: :math:`T D`, for the
-    gradient)."""
-    log_p, p, u, terms = scratch[0], scratch[1], scratch[2], scratch[3]
+    gradient). Where :math:`|x| \ge 1/2`, :math:`x = U/T` as a pair (:func:`_quotient`)
+    and :math:`p\,e^x` of the pairs (:func:`_exp_of_sum`)."""
+    log_p, p, u, terms, lo = scratch[0], scratch[1], scratch[2], scratch[3], scratch[4]
     t = tempered[0]
     classes = p.shape[0]
     for c in range(classes):  # the series everywhere, without a branch (vectorised)
@@ -212,7 +294,8 @@ def _row_scaled_kl(scratch: np.ndarray, m: float, tempered: Tempered, power: int
         if not p[c] > 0.0:
             terms[c] = 0.0
         elif not abs(x) < _SERIES_X:
-            direct = math.exp(log_p[c] + x) - p[c] - p[c] * x
+            x, x_lo = _quotient(u[c], t)
+            direct = _exp_of_sum(log_p[c], lo[c], x, x_lo) - p[c] - (p[c] * x + p[c] * x_lo)
             terms[c] = _times_t2(direct, tempered) if power == 2 else direct * t
     f = row_sum(terms)
     if math.isinf(f):
@@ -234,29 +317,31 @@ def _row_kl(
     first: np.ndarray, second: np.ndarray, tempered: Tempered, scratch: np.ndarray
 ) -> float:
     r""":math:`T^2 D` of one row: ``_parts`` then ``_scaled_kl`` (power 2); ``scratch``
-    four rows. A row equal to its teacher's, bit for bit, is the formula's +0 without it
+    five rows. A row equal to its teacher's, bit for bit, is the formula's +0 without it
     (:math:`U = M = F = 0`)."""
     if _equal(first, second):
         return 0.0
     m = _row_parts(first, second, tempered[0], scratch)
     kl = _row_scaled_kl(scratch, m, tempered, 2)
-    lost = _lost_mass(scratch[1], second, tempered[0], scratch[3])
+    lost = _lost_mass(scratch[1], second, tempered[0], scratch[3], scratch[2])
     if lost > 0.0:  # ``NearRows.loss``: D(p || q) = D(p || q') - log(1 - Q_B)
         kl = kl + _times_t2(-math.log1p(-lost), tempered)
     return kl
 
 
 @numba.njit(cache=True)
-def _lost_mass(p: np.ndarray, second: np.ndarray, t: float, log_q: np.ndarray) -> float:
+def _lost_mass(
+    p: np.ndarray, second: np.ndarray, t: float, log_q: np.ndarray, lo: np.ndarray
+) -> float:
     r"""``_near_rows._lost_mass`` of one row: :math:`Q_B`, the mass of the softened
-    ``second`` (its log-probabilities left in ``log_q``) on the classes where ``p`` is
-    0; 0 without such a class (``log_q`` then not written)."""
+    ``second`` (its log-probabilities left in ``log_q`` + ``lo``) on the classes where
+    ``p`` is 0; 0 without such a class (``log_q`` and ``lo`` then not written)."""
     if _all_positive(p):
         return 0.0
-    _log_softmax(second, t, log_q)
     terms = np.empty(p.shape[0])
+    _log_softmax(second, t, log_q, lo, terms)
     for c in range(p.shape[0]):
-        terms[c] = math.exp(log_q[c]) if not p[c] > 0.0 else 0.0
+        terms[c] = terms[c] if not p[c] > 0.0 else 0.0
     return row_sum(terms)
 
 
@@ -269,32 +354,34 @@ def _row_gradient(
     :math:`a = W - \ell` (:func:`_row_log_mean`), where :math:`|a|/T < 1/2`, else :math:`T(s - p)`
     (:math:`\log s` formed only where a class needs it), the first top class's entry
     minus the others' sum where its :math:`p_r > 1/2` (``dominant_from_others``'
-    order); ``scratch`` five rows. A row
-    equal to its teacher's is the formula's +0 without it."""
+    order); ``scratch`` eight rows (:math:`\log s` and its low parts in rows 5 and 6). A
+    row equal to its teacher's is the formula's +0 without it."""
     first, second = rows
     t = tempered[0]
     if _equal(first, second):
         out[:] = 0.0
         return
     ell = _row_log_mean(first, second, t, scratch)
-    log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[4]
-    lost = _lost_mass(p, second, t, log_s)  # (log_s formed where a p_c is 0)
+    log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[5]
+    lo, s_lo = scratch[4], scratch[6]
+    lost = _lost_mass(p, second, t, log_s, s_lo)  # (log_s formed where a p_c is 0)
     softened = not _all_positive(p)
     for c in range(first.shape[0]):
         if not p[c] > 0.0:  # T s_c where t_c = 0 (+0 masked on both sides)
-            out[c] = math.exp(log_s[c]) * t
+            out[c] = _exp_pair(log_s[c], s_lo[c]) * t
             continue
         a = w[c] - ell
         q = a / t
         if abs(q) < _SERIES_X:
             out[c] = p[c] * (a * (math.expm1(q) / q if q != 0.0 else 1.0))
             if lost > 0.0:  # T(s - t) = T(s' - t) - T Q_B s' (``NearRows``)
-                out[c] = out[c] - (lost * t) * math.exp(log_s[c] - math.log1p(-lost))
+                s_c = _exp_of_sum(log_s[c], s_lo[c], -math.log1p(-lost), 0.0)
+                out[c] = out[c] - (lost * t) * s_c
             continue
         if not softened:
-            _log_softmax(second, t, log_s)
+            _log_softmax(second, t, log_s, s_lo, scratch[7])
             softened = True
-        out[c] = (math.exp(log_s[c]) - math.exp(log_p[c])) * t
+        out[c] = (_exp_pair(log_s[c], s_lo[c]) - _exp_pair(log_p[c], lo[c])) * t
     top = 0  # (``NearRows``: a dominant class's a_r cancels; minus the others' sum)
     for c in range(first.shape[0]):
         if log_p[c] > log_p[top]:
@@ -325,17 +412,17 @@ def _row_reverse_gradient(
     top class of :math:`s`, every entry scaled by :math:`2^{-4}` first (and the products
     back) in a row with an entry past :math:`2^{1018}`; 0 where :math:`s_j = 0`. A row
     equal to its teacher's, bit for bit, is the formula's +0 (:math:`D = 0`) without it.
-    ``scratch``: rows 0 and 1."""
+    ``scratch``: rows 0 to 3 (:math:`\log s`, the gaps, the low parts of :math:`\log s`,
+    :math:`s`)."""
     z, x = rows
     if _equal(z, x):
         out[:] = 0.0
         return
-    s, gaps = scratch[0], scratch[1]
+    s, gaps, lo = scratch[3], scratch[1], scratch[2]
     classes = z.shape[0]
-    _log_softmax(z, t, s)
+    _log_softmax(z, t, scratch[0], lo, s)
     wide, top = 0.0, 0
     for c in range(classes):
-        s[c] = math.exp(s[c])
         wide = max(wide, abs(z[c]), abs(x[c]))
         if s[c] > s[top]:
             top = c
@@ -378,7 +465,7 @@ def _near_loss_rows(first: np.ndarray, second: np.ndarray, tempered: Tempered) -
     """:func:`_row_kl` of each row of C-contiguous float64 ``first`` and ``second``."""
     rows, classes = first.shape
     out = np.empty(rows)
-    scratch = np.empty((4, classes))
+    scratch = np.empty((5, classes))
     for r in range(rows):
         out[r] = _row_kl(first[r], second[r], tempered, scratch)
     return out
@@ -477,7 +564,7 @@ def near_kl_loss64(
     first, second = scores
     scale, shift = given
     rows = kl_rows64(log_p, log_q, p, 1.0)
-    scratch = np.empty((4, first.shape[1]))
+    scratch = np.empty((5, first.shape[1]))
     blocks = np.empty((3, 512))  # (centred_kl_row's)
     found = False
     for i in range(rows.shape[0]):
@@ -524,7 +611,7 @@ def near_forward_gradient64(
     first, second = scores
     n, classes = s.shape
     scale = reduction_scale(n, reduction, log_base)
-    scratch = np.empty((5, classes))
+    scratch = np.empty((8, classes))
     every = teacher.shape[0] == 0
     t = tempered[0]
     for i in range(n):
@@ -564,7 +651,7 @@ def near_reverse_gradient64(
     every = log_s.shape[0] == 0
     kl = np.zeros(n) if every else kl_rows64(log_s, log_t, s, 1.0)
     scale = reduction_scale(n, reduction, log_base)
-    scratch = np.empty((2, classes))
+    scratch = np.empty((4, classes))
     found = every
     for i in range(n):
         row = s[i]

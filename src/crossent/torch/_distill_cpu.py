@@ -312,11 +312,13 @@ def distillation_cpu_rows(
     _validate_teacher(student, teacher, stats, teacher_form)
     loss_rows, kinds = _distill_rows.row_kinds(stats, temperature)
     loss, kind = torch.from_numpy(loss_rows), torch.from_numpy(kinds)
-    far = kind == 2  # (a huge D times T^2: inf, formed again)
-    flagged = kind != 0
-    if bool(flagged.any()):
-        if bool(far.any()):  # a NaN or an infinity: the generic path's error, if any
+    # (the flags tested in NumPy: each torch op on a tensor of the rows cost some 3 us a
+    # call, issue 13, branch nearrows2)
+    flagged_rows = kinds != 0
+    if flagged_rows.any():
+        if (kinds == 2).any():  # a NaN or an infinity: the generic path's error, if any
             _validate(student, teacher, 1, teacher_form)
+        flagged = torch.from_numpy(flagged_rows)
         z, v = student[flagged], teacher[flagged]
         loss[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
     if ahead is None:
@@ -379,7 +381,7 @@ def distillation_cpu_rows_backward(
     classes = student.shape[1]
     options = _distill_rows.Options(teacher_form, direction)
     grad = _fresh(student)
-    scale = (upstream.detach().to(torch.float64) * temperature).contiguous().numpy()
+    scale = _scale(upstream.detach(), temperature)
     statistics = stats.contiguous().numpy()
     numpy_grad = None if student.dtype == torch.bfloat16 else grad.numpy()
     direct = numpy_grad is not None and numpy_grad.dtype in _distill_rows.KERNEL_DTYPES  # (_wide)
@@ -449,6 +451,15 @@ def _fresh(student: torch.Tensor) -> torch.Tensor:
     as the backward kernel's arithmetic; ``_launch.backward``'s gradient is NumPy's too)."""
     memory = np.empty(tuple(student.shape), dtype=_STORED[student.dtype])
     return _from_stored(memory, student.dtype)
+
+
+def _scale(upstream: torch.Tensor, temperature: float) -> np.ndarray:
+    """:math:`u T` per row in float64 (contiguous): by NumPy where ``upstream`` is float32
+    or float64 (the same products; three torch ops on a tensor of the rows cost some 10
+    us a call, issue 13, branch nearrows2), else by torch."""
+    if upstream.dtype in _AHEAD_DTYPES and upstream.device.type == "cpu" and not upstream.is_neg():
+        return upstream.numpy().astype(np.float64) * temperature
+    return (upstream.to(torch.float64) * temperature).contiguous().numpy()
 
 
 _STORED = {
