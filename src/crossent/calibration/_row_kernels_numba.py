@@ -1460,7 +1460,7 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
     # partial sum of a bin, in any order, from 0, is a float64), so they go into
     # ``spread``, 4 interleaved sums a bin (row i into sums i % 4, as the tallies; for
     # more than _TALLIED_BINS bins spread is empty and they go into their sums as before),
-    # which the caller folds into bin_stats[1] (fold_spread) at the block's end, or
+    # which the caller folds into bin_stats[1] (_fold_spread) at the block's end, or
     # before a chunk that makes every bin round: a top-label confidence in the same
     # bin row after row (the sharp rows' top bin) no longer waits on the previous
     # row's store (bench_update_stages, "+ top, bins" 5.62 against 5.87 ms, min of
@@ -1530,7 +1530,7 @@ def add_to_bins(confidence, hit, count, edges, left, index, bin_stats, tallies, 
 
 
 @numba.njit(inline="always")
-def fold_spread(spread, bin_stats):
+def _fold_spread(spread, bin_stats):
     # add_to_bins' exact confidence sums, interleaved, onto bin_stats[1] (exact: every
     # partial sum of those bins is a float64, rounding_bins), and cleared
     sums = bin_stats[1]
@@ -1811,7 +1811,7 @@ def totals(
                 for i in range(count):
                     bounded &= confidence[i] <= 1.0
                 if not bounded:  # every bin's additions may round from here on
-                    fold_spread(spread, bin_stats)
+                    _fold_spread(spread, bin_stats)
                     rounding = bins
             add_to_bins(
                 confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
@@ -1837,7 +1837,7 @@ def totals(
     if keep > _INSERTION_KEEP and kept < keep:  # never filled: still in row order
         sort_kept(found, found_p, found_s, kept)
     fold_tallies(tallies, bin_stats)
-    fold_spread(spread, bin_stats)
+    _fold_spread(spread, bin_stats)
     for q in range(4):  # inf and NaN as summed
         sums[q] = sums[q] + carry[q] if abs(sums[q]) < np.inf else sums[q]
     sums[4] = hits
@@ -1881,5 +1881,5 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
             confidence, hit, count, edges, left, index, bin_stats, tallies, rounding, spread
         )
     fold_tallies(tallies, bin_stats)
-    fold_spread(spread, bin_stats)
+    _fold_spread(spread, bin_stats)
     return hits
