@@ -19,6 +19,11 @@ its coefficients ``EXP_COEFFICIENTS`` and scheme ``HORNER``: the losses' kernels
 measures' float32 kernels (``info/_fused_kernels.py``) import it from here (no package
 imports a sibling's private module).
 
+``fma(x, y, z)`` is :math:`xy + z` rounded once (LLVM's ``llvm.fma.f64``: the FMA
+instruction where the target has it, else libm's ``fma``, exact but slow): the error term
+of an exact product or quotient remainder in the losses' double-word arithmetic
+(``losses/_sigmoid_grad_numba.py``, ``losses/_near_rows_numba.py``).
+
 ``splat``, ``halving`` and ``call_intrinsic`` are not intrinsics but the helpers of the
 kernels' explicit vector code (llvmlite IR builders): a broadcast, a fixed tree over a
 vector's lanes, and a call of an LLVM intrinsic (the forward's loop and the update's
@@ -71,6 +76,7 @@ __all__ = [
     "exp_nonpositive",
     "float32_to_bits",
     "float64_to_bits",
+    "fma",
     "halving",
     "numba_target_has",
     "prefer_wide_vectors",
@@ -177,6 +183,17 @@ def call_intrinsic(builder: ir.IRBuilder, name: str, returned: Any, *args: Any) 
     module on first use, with the arguments' types)."""
     function = ir.FunctionType(returned, [a.type for a in args])
     return builder.call(cgutils.get_or_insert_function(builder.module, function, name), args)
+
+
+@intrinsic
+def fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
+    """:math:`xy + z` rounded once, float64 (``llvm.fma.f64``)."""
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
+
+    return signature, codegen
 
 
 def numba_target_has(feature: str) -> bool:

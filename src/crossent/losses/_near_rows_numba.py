@@ -39,11 +39,8 @@ from typing import Any
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
-from .._intrinsics_numba import call_intrinsic
+from .._intrinsics_numba import fma as _fma
 from ._centred_kl_numba import centred_kl_row
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
@@ -79,17 +76,6 @@ take it (:func:`tempered`)."""
 
 _H0, _H_REST = _H[0], _H[1:]
 _PSI0, _PSI_REST = _PSI[0], _PSI[1:]
-
-
-@intrinsic
-def _fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
-    # xy + z rounded once: LLVM's llvm.fma.f64 (the FMA instruction, or libm's fma)
-    signature = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
-
-    return signature, codegen
 
 
 @numba.njit(cache=True)

@@ -32,11 +32,9 @@ from typing import Any
 
 import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
-from .._intrinsics_numba import call_intrinsic, numba_target_has
+from .._intrinsics_numba import fma as _fma
+from .._intrinsics_numba import numba_target_has
 from . import _sigmoid_grad as _constants
 
 __all__ = ["BLOCK", "HAS_FMA", "difference", "gradient", "numerator_dd", "numerators"]
@@ -75,17 +73,6 @@ def _fast_two_sum(a: float, b: float) -> tuple[float, float]:
 #: Whether Numba's target has FMA instructions: :func:`_two_prod`'s error term is then
 #: one FMA, else Dekker's splitting (where LLVM's ``llvm.fma`` would be a libm call).
 HAS_FMA = numba_target_has("fma")
-
-
-@intrinsic
-def _fma(typingctx: Any, x: Any, y: Any, z: Any) -> Any:
-    # xy + z rounded once: LLVM's llvm.fma.f64 (the FMA instruction where HAS_FMA)
-    signature = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return call_intrinsic(builder, "llvm.fma.f64", ir.DoubleType(), *args)
-
-    return signature, codegen
 
 
 @numba.njit(cache=True, inline="always")
