@@ -34,7 +34,13 @@ from .._checks import (
     log_base_in,
     truth_of,
 )
-from .._double_double import excess_of_pairs, exp_dd, exp_rounded
+from .._double_double import (
+    excess_of_pairs,
+    excess_of_pairs32,
+    exp_dd,
+    exp_pair32,
+    exp_rounded,
+)
 from .._far_row_gradients import gradient_term, wants_gradient
 from .._numerics import (
     _two_sum,
@@ -819,8 +825,13 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     Arrays traced by JAX take it under ``jax.lax.cond``."""
     xp = m.xp
     plain = m.total(functools.partial(_js_terms, corrected=False), *m.sides)
-    if xp.finfo(plain.dtype).bits < 64:  # (float32 where the device has no float64)
+    bits = xp.finfo(plain.dtype).bits
+    if bits < 32:
         return plain
+    # float32 where the device has no float64 (JAX without x64): the corrected sum from
+    # float32 double-words, within 2^-28 of itself (branch jaxf32: rows 1e-7 apart
+    # were 1.5e7 float32 ulps off)
+    tolerance = 2.0**-49 if bits == 64 else 2.0**-28
     y = m.sides[0].values if m.sides[0].form == "log_probs" else m.sides[1].values
     n = int(y.shape[-1])
     u = float(xp.finfo(plain.dtype).eps) / 2
@@ -828,7 +839,7 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     epsilon = 2.0 * ((math.ceil(math.log2(n + 1)) + 6.0) * u + 3.0 * u * math.log(n + 1))
     with numpy_errstate(y, xp, all="ignore"):
         rough = xp.abs(xp.sum(xp.exp(y), axis=-1) - 1.0) + n * u
-        careful = ~(epsilon * (epsilon / 4.0 + rough) <= 2.0**-49 * plain) & xp.isfinite(plain)
+        careful = ~(epsilon * (epsilon / 4.0 + rough) <= tolerance * plain) & xp.isfinite(plain)
 
     def chosen() -> Array:
         return xp.where(careful, m.total(_js_terms, *m.sides), plain)
@@ -877,7 +888,10 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
     high_q, low_q, ell_q = _shifted(side_q)
     c = ell_p - ell_q
     logits = side_p.form == "logits" or side_q.form == "logits"
-    d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp)
+    # (float32 logits against log-probabilities: only where there is no float64, JAX
+    # without x64; elsewhere widened first)
+    mixed = side_p.form != side_q.form and not is_numpy(xp)
+    d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp, narrow=mixed)
     delta = (d - c) + low
     if not corrected or not logits:  # (c = 0)
         return delta
@@ -917,7 +931,13 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
 
 
 def _difference(
-    high_p: Array, high_q: Array, low: Array, *, logits: bool, xp: ModuleType
+    high_p: Array,
+    high_q: Array,
+    low: Array,
+    *,
+    logits: bool,
+    xp: ModuleType,
+    narrow: bool = False,
 ) -> tuple[Array, Array]:
     r""":math:`h_p - h_q + \ell` (``low``: the sides' low parts) as ``(d, low)`` with
     :math:`d = \operatorname{fl}(h_p - h_q)` and its rounding error moved into ``low``
@@ -931,8 +951,11 @@ def _difference(
     are widened first, :func:`_js_nats`) keep the rounded difference, as the fused
     kernel's float32 rows do (their entries widened to float64); so do two sides of
     log-probabilities (``low`` 0: the rounded :math:`x - y` is already the log-ratio's
-    nearest float: ``logits`` False)."""
-    if xp.finfo(high_p.dtype).bits < 64 or not logits:
+    nearest float: ``logits`` False). ``narrow``: float32 arrays of logits against
+    log-probabilities (only where the device has no float64: branch jaxf32) take the
+    TwoSum too."""
+    bits = xp.finfo(high_p.dtype).bits
+    if not logits or (bits < 64 and not (narrow and bits == 32)):
         return high_p - high_q, low
     d, d_low = _two_difference(high_p, high_q)
     return d, low + d_low
@@ -942,11 +965,18 @@ def _log_probs_excess(side: Side) -> Array | float | None:
     r""":math:`\sum_i e^{y_i} - 1` of a side of log-probabilities (rows; 0 for logits),
     to about :math:`2^{-100}`: ``_double_double.exp_dd`` and its exact extraction sum
     (``_double_double.excess_of_pairs``), float64 only (None for float32 arrays of other
-    libraries than NumPy's, which keep their uncorrected sum)."""
+    libraries than NumPy's, which keep their uncorrected sum). Float32 arrays where the
+    device has no float64 (JAX without x64; others are widened before) take
+    ``_double_double.exp_pair32`` and ``excess_of_pairs32``: about :math:`2^{-47}`
+    (branch jaxf32)."""
     if side.form == "logits":
         return 0.0
     xp, y = side.xp, side.values
-    if xp.finfo(y.dtype).bits < 64:
+    bits = xp.finfo(y.dtype).bits
+    if bits == 32 and not is_numpy(xp):
+        hi, lo = exp_pair32(y, xp=xp)
+        return xp.expand_dims(excess_of_pairs32(hi, lo, xp=xp), axis=-1)
+    if bits < 64:
         return None
     with numpy_errstate(y, xp, all="ignore"):
         hi, lo = exp_dd(y, xp=xp)
@@ -1564,7 +1594,11 @@ def _js_nats(m: _Prepared) -> Array:
     if logs:
         return _js_logits_log_probs(m)
     if xp.finfo(m.dtype).bits < 64 and not is_numpy(xp):  # (no float64 on the device)
-        return m.total(_js_terms, *m.sides)
+        if xp.finfo(m.dtype).bits < 32:
+            return m.total(_js_terms, *m.sides)
+        # float32 double-words (branch jaxf32: JAX without x64, rows 1e-7 apart 1.6e8
+        # float32 ulps off): the plain sum within 2^-28 of itself stands
+        return _js_mixed_nats(xp, side_p, side_q, 2.0**-28)
     return _js_mixed_nats(xp, side_p, side_q, 2.0**-44)
 
 
