@@ -25,6 +25,7 @@ import mpmath
 import numpy as np
 
 from check_js_float32_ulps import FORMS, NOISES, base, in_form
+
 from oracles import row_probabilities
 
 
@@ -58,6 +59,7 @@ def main() -> None:
     parser.add_argument("--measures", default="js,kl,decomposition")
     parser.add_argument("--forms", default="")
     parser.add_argument("--jit", action="store_true")
+    parser.add_argument("--noises", default="", help="e.g. 1e-2,1e-1,1 (default 1e-7..1e-3)")
     parser.add_argument("--against", default="")
     args = parser.parse_args()
     if args.against:
@@ -72,22 +74,30 @@ def main() -> None:
     calls = {
         "js": crossent.js_divergence,
         "kl": crossent.kl_divergence,
-        "decomposition": lambda a, b, **k: crossent.cross_entropy_decomposition(a, b, **k).kl_divergence,
+        "decomposition": lambda a, b, **k: (
+            crossent.cross_entropy_decomposition(a, b, **k).kl_divergence
+        ),
     }
+    noises = tuple(float(x) for x in args.noises.split(",")) if args.noises else NOISES
     eps = float(np.finfo(np.float32).eps)
     pairs = [(fa, fb) for fa in FORMS for fb in FORMS]
     if args.forms:
         pairs = [tuple(x.split("/")) for x in args.forms.split(",")]  # type: ignore[misc]
     for measure in args.measures.split(","):
         worst = 0.0
-        print(f"{measure}: worst float32 ulps per pair, noise " + " ".join(f"{n:8.0e}" for n in NOISES))
+        print(
+            f"{measure}: worst float32 ulps per pair, noise "
+            + " ".join(f"{n:8.0e}" for n in noises)
+        )
         for classes in (int(c) for c in args.classes.split(",")):
             for fa, fb in pairs:
                 cells = []
-                for noise in NOISES:
+                for noise in noises:
                     z, w = base(classes, args.rows, noise)
                     a, b = in_form(z, fa), in_form(w, fb)
-                    want = truth(classes, args.rows, noise, fa, fb, "js" if measure == "js" else "kl")
+                    want = truth(
+                        classes, args.rows, noise, fa, fb, "js" if measure == "js" else "kl"
+                    )
                     call = functools.partial(calls[measure], p_form=fa, q_form=fb)
                     if args.jit:
                         call = jax.jit(functools.partial(call, validate=False))

@@ -87,7 +87,8 @@ def _worst_ulps(got: Any, truths: tuple[mpmath.mpf, ...]) -> float:
     values = np.asarray(got, np.float64).reshape(-1)
     eps = float(np.finfo(np.float32).eps)
     return max(
-        float(abs(mpmath.mpf(float(v)) - t) / (t * eps)) for v, t in zip(values, truths, strict=True)
+        float(abs(mpmath.mpf(float(v)) - t) / (t * eps))
+        for v, t in zip(values, truths, strict=True)
     )
 
 
@@ -105,9 +106,7 @@ PAIRS = [
 def test_jax_float32_js_of_nearly_equal_rows_jit(no_x64: Any, form_a: str, form_b: str) -> None:
     jnp = no_x64
     a, b, truths = _rows(form_a, form_b)
-    call = functools.partial(
-        crossent.js_divergence, p_form=form_a, q_form=form_b, validate=False
-    )
+    call = functools.partial(crossent.js_divergence, p_form=form_a, q_form=form_b, validate=False)
     got = jax.jit(call)(jnp.asarray(a), jnp.asarray(b))
     assert got.dtype == jnp.float32
     assert _worst_ulps(got, truths) <= ULPS

@@ -1571,8 +1571,10 @@ def _js_nats(m: _Prepared) -> Array:
     ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
     NumPy's are computed so in float64 (where their device has it) and rounded once,
     and so are those of logits against log-probabilities (branch jsexact4: PyTorch
-    float32 rows 1e-7 apart were 3.9e7 ulps off; JAX without x64, which has no
-    float64, still is: ``benchmarks/check_js_float32_ulps.py``);
+    float32 rows 1e-7 apart were 3.9e7 ulps off). Float32 JAX arrays without x64 (no
+    float64) take the same exact passes in float32 double-words (branch jaxf32:
+    ``_double_double.exp_pair32``, ``excess_of_pairs32``; rows 1e-7 apart were up to
+    1.6e8 float32 ulps off, now 2.5 at most: ``benchmarks/check_jax_float32_ulps.py``);
     arrays traced by JAX branch by ``jax.lax.cond`` (under ``jax.vmap`` both sides are
     computed). CPU tensors that the host route takes (no grad, no ``torch.compile``)
     take it at any size for mixed forms (:func:`js_divergence`): the fused kernel's
