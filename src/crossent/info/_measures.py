@@ -320,6 +320,8 @@ def _kl_nats(m: _Prepared) -> Array:
     Arrays whose values cannot be read (meta tensors, JAX tracers) keep the plain sum."""
     side_p, side_q = m.sides
     if side_p.form == side_q.form == "logits":  # exact: the non-negative terms q phi(r)
+        if _no_float64(m):  # (branch jaxf32: JAX float32 without x64)
+            return m.total(_kl_terms_of_logits32, *m.sides)
         return m.total(_kl_terms, *m.sides)
     if side_p.form != "probs" or side_q.form != "probs":
         return _kl_mixed_nats(m)
@@ -348,6 +350,27 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
+
+
+def _no_float64(m: _Prepared) -> bool:
+    """Whether ``m``'s sides are float32 arrays of a library other than NumPy's on a
+    device without float64 (JAX without x64, Apple's MPS): those that
+    :func:`.._xp.float64_twin` does not widen."""
+    xp = m.xp
+    if is_numpy(xp) or xp.finfo(m.dtype).bits != 32:
+        return False
+    return float64_twin(*(s.values for s in m.sides)) is None
+
+
+def _kl_terms_of_logits32(side_p: Side, side_q: Side) -> Array:
+    r""":func:`_kl_terms` of two sides of float32 logits where the device has no float64
+    (branch jaxf32): :math:`q_iarphi(r_i)` from the corrected log-ratios of
+    :func:`_log_ratios` (each :math:`x_i - m` an exact pair, their difference by TwoSum,
+    the log-partitions' difference corrected), not from two rounded log-softmaxes, whose
+    entries are each :math:`u|\log p_i|` off (JAX rows 1e-7 apart were 2.6e8 float32
+    ulps off)."""
+    r = _log_ratios(side_p, side_q, narrow=True)
+    return kl_terms_from_normalised_logs(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp, r=r)
 
 
 # The generic path's plain KL of other forms stands where its error bound is within this
@@ -851,7 +874,9 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     return chosen() if bool(xp.any(careful)) else plain
 
 
-def _log_ratios(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
+def _log_ratios(
+    side_p: Side, side_q: Side, *, corrected: bool = True, narrow: bool = False
+) -> Array:
     r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
     as :math:`(x_i - m_a) - (y_i - m_b) - c` with each :math:`x_i - m` exact as a pair
     (TwoSum; :math:`m` the row maximum of a logits side, 0 for log-probabilities) and
@@ -865,7 +890,7 @@ def _log_ratios(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
     NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
     # -inf - -inf: NaN, not finite
     with numpy_errstate(side_p.values, side_p.xp, invalid="ignore", over="ignore"):
-        return _log_ratios_of(side_p, side_q, corrected=corrected)
+        return _log_ratios_of(side_p, side_q, corrected=corrected, narrow=narrow)
 
 
 def _shifted(side: Side) -> tuple[Array, Array, Array]:
@@ -882,7 +907,9 @@ def _shifted(side: Side) -> tuple[Array, Array, Array]:
     return high, low, log_sum_exp_shifted(high, xp=xp)
 
 
-def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
+def _log_ratios_of(
+    side_p: Side, side_q: Side, *, corrected: bool = True, narrow: bool = False
+) -> Array:
     xp = side_p.xp
     high_p, low_p, ell_p = _shifted(side_p)
     high_q, low_q, ell_q = _shifted(side_q)
@@ -890,7 +917,7 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
     logits = side_p.form == "logits" or side_q.form == "logits"
     # (float32 logits against log-probabilities: only where there is no float64, JAX
     # without x64; elsewhere widened first)
-    mixed = side_p.form != side_q.form and not is_numpy(xp)
+    mixed = narrow or (side_p.form != side_q.form and not is_numpy(xp))
     d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp, narrow=mixed)
     delta = (d - c) + low
     if not corrected or not logits:  # (c = 0)
