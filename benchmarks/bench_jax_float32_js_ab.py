@@ -1,4 +1,5 @@
-"""JS of float32 JAX arrays without x64 (JAX's default): A/B (issue 13, branch jaxf32).
+"""JS (and KL of logits) of float32 JAX arrays without x64 (JAX's default): A/B (issue 13,
+branch jaxf32).
 
     cd benchmarks
     PYTHONPATH=../src:. python bench_jax_float32_js_ab.py --against /tmp/main/src
@@ -9,7 +10,8 @@ the rows whose plain sum may be off by more than 2^-28 of itself (nearly equal r
 an exact pass in float32 double-words (main: the plain float32 sum, up to 1.6e8 ulps
 off). Rows: random (logits N(0, 3) against other rows' log-softmax) and nearly equal
 (the same plus noise 1e-6, rounded to float32); the pairs probs/logits,
-logits/log_probs and probs/log_probs; eager calls and one ``jax.jit`` of the call
+logits/log_probs and probs/log_probs, and the KL of two sides of logits (now from
+the corrected log-ratios); eager calls and one ``jax.jit`` of the call
 (``validate=False``). Each tree in its own process, alternating round by round.
 """
 
@@ -55,6 +57,16 @@ def _cases(rows: int, classes: int) -> dict[str, Callable[[], Any]]:
             jitted = jax.jit(functools.partial(call, validate=False))
             cases[f"{fa}/{fb} {kind} eager"] = lambda c=call, a=a, b=b: c(a, b).block_until_ready()
             cases[f"{fa}/{fb} {kind} jit"] = lambda c=jitted, a=a, b=b: c(a, b).block_until_ready()
+    for kind, w in sides.items():
+        a, b = side(z, "logits"), side(w, "logits")
+        call = functools.partial(crossent.kl_divergence, p_form="logits", q_form="logits")
+        jitted = jax.jit(functools.partial(call, validate=False))
+        cases[f"KL logits/logits {kind} eager"] = lambda c=call, a=a, b=b: c(
+            a, b
+        ).block_until_ready()
+        cases[f"KL logits/logits {kind} jit"] = lambda c=jitted, a=a, b=b: c(
+            a, b
+        ).block_until_ready()
     return cases
 
 
