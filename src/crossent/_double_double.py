@@ -69,8 +69,10 @@ __all__ = [
     "Exp",
     "dd_mul_add",
     "excess_of_pairs",
+    "excess_of_pairs32",
     "exp_constants",
     "exp_dd",
+    "exp_pair32",
     "exp_pairs",
     "exp_parts",
     "exp_residual",
@@ -82,8 +84,10 @@ __all__ = [
     "power_of_two",
     "quick_two_sum",
     "split",
+    "split32",
     "sum_dd",
     "two_product",
+    "two_product32",
     "two_sum",
 ]
 
@@ -490,3 +494,119 @@ def excess_of_pairs(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
         sigma *= 2.0**shift * _U64
     tail = xp.sum(rest, axis=-1) + xp.sum(lo, axis=-1)
     return ((taus[0] - 1.0) + taus[1]) + tail
+
+
+# --- float32 double-words (branch jaxf32) ---------------------------------------------
+# Float32 arrays where the device has no float64 (JAX without x64, Apple's MPS): the
+# same error-free transformations at float32's precision (24 bits), an exponential as a
+# pair, and the excess of rows of pairs over 1. Nothing above calls these.
+
+_SPLITTER32 = 2.0**12 + 1.0  # Veltkamp's constant for float32
+_U32 = 2.0**-24
+
+
+def split32(a: Array) -> tuple[Array, Array]:
+    r""":func:`split` of float32 ``a``: ``a = hi + lo`` exactly, each of at most 12 bits
+    (:math:`c = (2^{12} + 1) a`, :math:`hi = c - (c - a)`; :math:`|a| \le 2^{114}`)."""
+    (c,) = settled(_SPLITTER32 * a)
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def two_product32(a: Array, b: Array) -> tuple[Array, Array]:
+    r""":func:`two_product` of float32 ``a, b``: ``(p, e)``, :math:`ab = p + e` exactly
+    (Dekker, no FMA; products that do not underflow)."""
+    a, b = settled(a, b)
+    (p,) = settled(a * b)
+    a_hi, a_lo = split32(a)
+    b_hi, b_lo = split32(b)
+    return p, ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+
+
+@functools.cache
+def _exp32_constants() -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
+    r""":math:`\ln 2/64` as three float32 parts (the first two of 11 bits, so that
+    :math:`N` times them is exact for :math:`|N| < 2^{13}`) and the table
+    :math:`2^{j/64}`, :math:`0 \le j < 64`, as float32 pairs (from 60 digits)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        step = Decimal(2).ln() / 64
+        parts = []
+        rest = step
+        for bits in (11, 11):
+            e = math.floor(math.log2(abs(float(rest))))
+            unit = Decimal(2) ** (e - bits + 1)
+            head = (rest / unit).to_integral_value(rounding="ROUND_HALF_EVEN") * unit
+            parts.append(float(head))
+            rest -= head
+        parts.append(float(np.float32(float(rest))))
+        table = [Decimal(2) ** (Decimal(j) / 64) for j in range(64)]
+    hi = np.array([np.float32(float(t)) for t in table], dtype=np.float32)
+    lo = np.array(
+        [np.float32(float(t - Decimal(float(h)))) for t, h in zip(table, hi, strict=True)],
+        dtype=np.float32,
+    )
+    return (parts[0], parts[1], parts[2]), hi, lo
+
+
+def exp_pair32(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`e^y` of float32 :math:`y` as a float32 pair ``(hi, lo)`` within about
+    :math:`2^{-44}` of itself (Tang's table method [5]_ in double-float): :math:`y = N
+    \ln 2/64 + r`, :math:`N = 64k + j`, :math:`r = r_h + r_l` exact to
+    :math:`2^{-50}` (:math:`N\,c_1` and :math:`N\,c_2` exact, :math:`y - N c_1` exact
+    by Sterbenz), :math:`e^y = 2^k\,2^{j/64}(1 + \operatorname{expm1} r)` with
+    :math:`\operatorname{expm1} r = r + r^2/2 + r^3/6 + r^4/24 + r^5/120`
+    (:math:`|r| \le 2^{-7}`: the next term is under :math:`2^{-52}`), :math:`r_h^2`
+    and :math:`2^{j/64}` times the series' head exact products
+    (:func:`two_product32`). :math:`y < -87` (results near float32's subnormals)
+    give the rounded ``exp`` and a zero low part; ``-inf`` 0; NaN NaN; :math:`y > 88`
+    ``inf``."""
+    (c1, c2, c3), table_hi, table_lo = _exp32_constants()
+    zero = xp.zeros_like(y)
+    plain = xp.exp(y)
+    inside = (y >= -87.0) & (y <= 88.0)
+    ys = xp.where(inside, y, zero)
+    n = xp.round(ys * float(64.0 / math.log(2.0)))
+    r1 = ys - n * c1  # (exact: n c1 has at most 24 bits, Sterbenz)
+    r_hi, r_lo = two_sum(r1, -(n * c2))
+    r_lo = r_lo - n * c3
+    r_hi, r_lo = quick_two_sum(r_hi, r_lo)
+    sq, sq_lo = two_product32(r_hi, r_hi)
+    tail = r_hi * sq * (1.0 / 6.0 + r_hi * (1.0 / 24.0 + r_hi * (1.0 / 120.0)))
+    e_hi, e_lo = two_sum(r_hi, 0.5 * sq)
+    e_lo = e_lo + (r_lo + (0.5 * sq_lo + (r_hi * r_lo + tail)))
+    e_hi, e_lo = quick_two_sum(e_hi, e_lo)
+    whole = xp.astype(n, xp.int32)
+    j = whole - 64 * (whole // 64)
+    k = xp.astype((whole - j) // 64, y.dtype)
+    shape = tuple(y.shape)
+    index = xp.reshape(j, (-1,))
+    t_hi = xp.reshape(xp.take(xp.asarray(table_hi, device=device(y)), index, axis=0), shape)
+    t_lo = xp.reshape(xp.take(xp.asarray(table_lo, device=device(y)), index, axis=0), shape)
+    p, p_lo = two_product32(t_hi, e_hi)
+    hi, lo = two_sum(t_hi, p)
+    lo = lo + (p_lo + (t_lo + (t_hi * e_lo + t_lo * e_hi)))
+    hi, lo = quick_two_sum(hi, lo)
+    scale = power_of_two(k, xp=xp)
+    return xp.where(inside, hi * scale, plain), xp.where(inside, lo * scale, zero)
+
+
+def excess_of_pairs32(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
+    r""":func:`excess_of_pairs` of rows of float32 pairs (:math:`0 \le h_i \le 2`,
+    :math:`|l_i| \le u h_i`): :math:`\sum_i (h_i + l_i) - 1` to about :math:`2^{-48}`.
+    The low parts join the high ones (:math:`2n` entries); three levels of exact
+    extraction at :math:`\sigma = 2^{M + 1}`, :math:`2^{M} u \sigma`, ...
+    (:math:`2^M \ge 2n + 2`), each level's sum exact; what is left (at most
+    :math:`2^{3M + 1} u^3` an entry) summed in floats."""
+    values = xp.concat([hi, lo], axis=-1)
+    shift = max(2, math.ceil(math.log2(int(values.shape[-1]) + 2)))
+    taus = []
+    sigma = 2.0 ** (shift + 1)
+    rest = values
+    for _ in range(3):
+        (raised,) = settled(sigma + rest)  # (XLA would fold (s + x) - s to x)
+        top = raised - sigma
+        taus.append(xp.sum(top, axis=-1))
+        rest = rest - top
+        sigma *= 2.0**shift * _U32
+    return (((taus[0] - 1.0) + taus[1]) + taus[2]) + xp.sum(rest, axis=-1)

@@ -550,7 +550,9 @@ def phi_near_one(r: Array, *, xp: ModuleType) -> Array:
     return r * r * series
 
 
-def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType) -> Array:
+def kl_terms_from_normalised_logs(
+    log_p: Array, log_q: Array, *, xp: ModuleType, r: Array | None = None
+) -> Array:
     r"""Terms of D(P||Q) that are each :math:`\ge 0`, for two sides that sum to 1 exactly
     by construction (both log-softmaxes of logits).
 
@@ -568,7 +570,9 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     at most :math:`1/\varphi(-1) < 3.8` and does not overflow. Where :math:`p_i = 0`
     the term is :math:`q_i` (:math:`\varphi(-\infty) = 1`), where only :math:`q_i = 0`
     it is :math:`+\infty`. The fused kernels sum the same terms
-    (``info/_fused_kernels._bregman_sums``).
+    (``info/_fused_kernels._bregman_sums``). ``r``: the log-ratios where both are
+    finite, if the caller has them more accurately than ``log_p - log_q`` (float32
+    logits where the device has no float64: ``info/_measures._kl_nats``).
     """
     minus_inf = -math.inf
     # (NaN counts as positive, so that it reaches the term: a hostile pass, the KL of
@@ -576,7 +580,10 @@ def kl_terms_from_normalised_logs(log_p: Array, log_q: Array, *, xp: ModuleType)
     p_pos = log_p != minus_inf
     both = p_pos & (log_q != minus_inf)
     zeros = zeros_like(log_p, xp=xp)
-    r = xp.where(both, log_p, zeros) - xp.where(both, log_q, zeros)
+    if r is None:
+        r = xp.where(both, log_p, zeros) - xp.where(both, log_q, zeros)
+    else:
+        r = xp.where(both, r, zeros)
     small = xp.abs(r) <= 1
     r_small = xp.where(small, r, zeros)
     p, q = xp.exp(log_p), xp.exp(log_q)

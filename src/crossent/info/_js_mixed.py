@@ -20,7 +20,14 @@ import functools
 from collections.abc import Callable
 from types import ModuleType
 
-from .._double_double import excess_of_pairs, exp_dd, quick_two_sum, two_sum
+from .._double_double import (
+    excess_of_pairs,
+    excess_of_pairs32,
+    exp_dd,
+    exp_pair32,
+    quick_two_sum,
+    two_sum,
+)
 from .._numerics import js_terms
 from .._xp import Array, finite_row_max, is_jax_tracer, log_sum_exp_shifted
 
@@ -72,14 +79,18 @@ def side_probabilities(
     divided by their exact sum :math:`1 + \sigma` (``_double_double.excess_of_pairs``; the
     log-partition's rounding, a shift of every :math:`s_i`, is then gone), and
     :math:`\sigma` returned as a column (None for log-probabilities, which are taken as
-    given)."""
-    e_hi, e_lo = exp_dd(s_hi, xp=xp)
+    given). Float32 pairs (JAX without x64, where there is no float64: branch jaxf32)
+    take ``_double_double.exp_pair32`` and ``excess_of_pairs32``: about
+    :math:`2^{-44}` of each probability."""
+    narrow = xp.finfo(s_hi.dtype).bits == 32
+    e_hi, e_lo = (exp_pair32 if narrow else exp_dd)(s_hi, xp=xp)
     zero = xp.zeros_like(s_lo)
     scale = xp.where(xp.isfinite(s_lo), s_lo + 0.5 * s_lo * s_lo, zero)
     q_hi, q_lo = quick_two_sum(e_hi, e_lo + e_hi * scale)
     if form != "logits":
         return q_hi, q_lo, None
-    sigma = xp.expand_dims(excess_of_pairs(q_hi, q_lo, xp=xp), axis=-1)
+    excess = excess_of_pairs32 if narrow else excess_of_pairs
+    sigma = xp.expand_dims(excess(q_hi, q_lo, xp=xp), axis=-1)
     shrink = sigma * (sigma - 1.0)  # 1/(1 + sigma) - 1, to sigma^3
     q_hi, q_lo = quick_two_sum(q_hi, q_lo + q_hi * shrink)
     return q_hi, q_lo, sigma

@@ -34,7 +34,13 @@ from .._checks import (
     log_base_in,
     truth_of,
 )
-from .._double_double import excess_of_pairs, exp_dd, exp_rounded
+from .._double_double import (
+    excess_of_pairs,
+    excess_of_pairs32,
+    exp_dd,
+    exp_pair32,
+    exp_rounded,
+)
 from .._far_row_gradients import gradient_term, wants_gradient
 from .._numerics import (
     _two_sum,
@@ -314,6 +320,8 @@ def _kl_nats(m: _Prepared) -> Array:
     Arrays whose values cannot be read (meta tensors, JAX tracers) keep the plain sum."""
     side_p, side_q = m.sides
     if side_p.form == side_q.form == "logits":  # exact: the non-negative terms q phi(r)
+        if _no_float64(m):  # (branch jaxf32: JAX float32 without x64)
+            return m.total(_kl_terms_of_logits32, *m.sides)
         return m.total(_kl_terms, *m.sides)
     if side_p.form != "probs" or side_q.form != "probs":
         return _kl_mixed_nats(m)
@@ -342,6 +350,27 @@ def _kl_nats(m: _Prepared) -> Array:
         side_p.values, side_q.values, computed, careful, xp=xp, terms=True
     )
     return xp.where(careful, computed + correction, plain)
+
+
+def _no_float64(m: _Prepared) -> bool:
+    """Whether ``m``'s sides are float32 arrays of a library other than NumPy's on a
+    device without float64 (JAX without x64, Apple's MPS): those that
+    :func:`.._xp.float64_twin` does not widen."""
+    xp = m.xp
+    if is_numpy(xp) or xp.finfo(m.dtype).bits != 32:
+        return False
+    return float64_twin(*(s.values for s in m.sides)) is None
+
+
+def _kl_terms_of_logits32(side_p: Side, side_q: Side) -> Array:
+    r""":func:`_kl_terms` of two sides of float32 logits where the device has no float64
+    (branch jaxf32): :math:`q_iarphi(r_i)` from the corrected log-ratios of
+    :func:`_log_ratios` (each :math:`x_i - m` an exact pair, their difference by TwoSum,
+    the log-partitions' difference corrected), not from two rounded log-softmaxes, whose
+    entries are each :math:`u|\log p_i|` off (JAX rows 1e-7 apart were 2.6e8 float32
+    ulps off)."""
+    r = _log_ratios(side_p, side_q, narrow=True)
+    return kl_terms_from_normalised_logs(side_p.log_probs(), side_q.log_probs(), xp=side_p.xp, r=r)
 
 
 # The generic path's plain KL of other forms stands where its error bound is within this
@@ -819,8 +848,13 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     Arrays traced by JAX take it under ``jax.lax.cond``."""
     xp = m.xp
     plain = m.total(functools.partial(_js_terms, corrected=False), *m.sides)
-    if xp.finfo(plain.dtype).bits < 64:  # (float32 where the device has no float64)
+    bits = xp.finfo(plain.dtype).bits
+    if bits < 32:
         return plain
+    # float32 where the device has no float64 (JAX without x64): the corrected sum from
+    # float32 double-words, within 2^-28 of itself (branch jaxf32: rows 1e-7 apart
+    # were 1.5e7 float32 ulps off)
+    tolerance = 2.0**-49 if bits == 64 else 2.0**-28
     y = m.sides[0].values if m.sides[0].form == "log_probs" else m.sides[1].values
     n = int(y.shape[-1])
     u = float(xp.finfo(plain.dtype).eps) / 2
@@ -828,7 +862,7 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     epsilon = 2.0 * ((math.ceil(math.log2(n + 1)) + 6.0) * u + 3.0 * u * math.log(n + 1))
     with numpy_errstate(y, xp, all="ignore"):
         rough = xp.abs(xp.sum(xp.exp(y), axis=-1) - 1.0) + n * u
-        careful = ~(epsilon * (epsilon / 4.0 + rough) <= 2.0**-49 * plain) & xp.isfinite(plain)
+        careful = ~(epsilon * (epsilon / 4.0 + rough) <= tolerance * plain) & xp.isfinite(plain)
 
     def chosen() -> Array:
         return xp.where(careful, m.total(_js_terms, *m.sides), plain)
@@ -840,7 +874,9 @@ def _js_logits_log_probs(m: _Prepared) -> Array:
     return chosen() if bool(xp.any(careful)) else plain
 
 
-def _log_ratios(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
+def _log_ratios(
+    side_p: Side, side_q: Side, *, corrected: bool = True, narrow: bool = False
+) -> Array:
     r""":math:`\delta_i = \log p_i - \log q_i` of two sides of logits or log-probabilities
     as :math:`(x_i - m_a) - (y_i - m_b) - c` with each :math:`x_i - m` exact as a pair
     (TwoSum; :math:`m` the row maximum of a logits side, 0 for log-probabilities) and
@@ -854,7 +890,7 @@ def _log_ratios(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
     NaN) (``_fused_kernels._js_of_logs`` takes the correction only where a bound asks)."""
     # -inf - -inf: NaN, not finite
     with numpy_errstate(side_p.values, side_p.xp, invalid="ignore", over="ignore"):
-        return _log_ratios_of(side_p, side_q, corrected=corrected)
+        return _log_ratios_of(side_p, side_q, corrected=corrected, narrow=narrow)
 
 
 def _shifted(side: Side) -> tuple[Array, Array, Array]:
@@ -871,13 +907,18 @@ def _shifted(side: Side) -> tuple[Array, Array, Array]:
     return high, low, log_sum_exp_shifted(high, xp=xp)
 
 
-def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Array:
+def _log_ratios_of(
+    side_p: Side, side_q: Side, *, corrected: bool = True, narrow: bool = False
+) -> Array:
     xp = side_p.xp
     high_p, low_p, ell_p = _shifted(side_p)
     high_q, low_q, ell_q = _shifted(side_q)
     c = ell_p - ell_q
     logits = side_p.form == "logits" or side_q.form == "logits"
-    d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp)
+    # (float32 logits against log-probabilities: only where there is no float64, JAX
+    # without x64; elsewhere widened first)
+    mixed = narrow or (side_p.form != side_q.form and not is_numpy(xp))
+    d, low = _difference(high_p, high_q, low_p - low_q, logits=logits, xp=xp, narrow=mixed)
     delta = (d - c) + low
     if not corrected or not logits:  # (c = 0)
         return delta
@@ -917,7 +958,13 @@ def _log_ratios_of(side_p: Side, side_q: Side, *, corrected: bool = True) -> Arr
 
 
 def _difference(
-    high_p: Array, high_q: Array, low: Array, *, logits: bool, xp: ModuleType
+    high_p: Array,
+    high_q: Array,
+    low: Array,
+    *,
+    logits: bool,
+    xp: ModuleType,
+    narrow: bool = False,
 ) -> tuple[Array, Array]:
     r""":math:`h_p - h_q + \ell` (``low``: the sides' low parts) as ``(d, low)`` with
     :math:`d = \operatorname{fl}(h_p - h_q)` and its rounding error moved into ``low``
@@ -931,8 +978,11 @@ def _difference(
     are widened first, :func:`_js_nats`) keep the rounded difference, as the fused
     kernel's float32 rows do (their entries widened to float64); so do two sides of
     log-probabilities (``low`` 0: the rounded :math:`x - y` is already the log-ratio's
-    nearest float: ``logits`` False)."""
-    if xp.finfo(high_p.dtype).bits < 64 or not logits:
+    nearest float: ``logits`` False). ``narrow``: float32 arrays of logits against
+    log-probabilities (only where the device has no float64: branch jaxf32) take the
+    TwoSum too."""
+    bits = xp.finfo(high_p.dtype).bits
+    if not logits or (bits < 64 and not (narrow and bits == 32)):
         return high_p - high_q, low
     d, d_low = _two_difference(high_p, high_q)
     return d, low + d_low
@@ -942,11 +992,18 @@ def _log_probs_excess(side: Side) -> Array | float | None:
     r""":math:`\sum_i e^{y_i} - 1` of a side of log-probabilities (rows; 0 for logits),
     to about :math:`2^{-100}`: ``_double_double.exp_dd`` and its exact extraction sum
     (``_double_double.excess_of_pairs``), float64 only (None for float32 arrays of other
-    libraries than NumPy's, which keep their uncorrected sum)."""
+    libraries than NumPy's, which keep their uncorrected sum). Float32 arrays where the
+    device has no float64 (JAX without x64; others are widened before) take
+    ``_double_double.exp_pair32`` and ``excess_of_pairs32``: about :math:`2^{-47}`
+    (branch jaxf32)."""
     if side.form == "logits":
         return 0.0
     xp, y = side.xp, side.values
-    if xp.finfo(y.dtype).bits < 64:
+    bits = xp.finfo(y.dtype).bits
+    if bits == 32 and not is_numpy(xp):
+        hi, lo = exp_pair32(y, xp=xp)
+        return xp.expand_dims(excess_of_pairs32(hi, lo, xp=xp), axis=-1)
+    if bits < 64:
         return None
     with numpy_errstate(y, xp, all="ignore"):
         hi, lo = exp_dd(y, xp=xp)
@@ -1541,8 +1598,10 @@ def _js_nats(m: _Prepared) -> Array:
     ``[9.7e-18, -6.5e-18]`` 0 for 8.154e-36). Float32 arrays of other libraries than
     NumPy's are computed so in float64 (where their device has it) and rounded once,
     and so are those of logits against log-probabilities (branch jsexact4: PyTorch
-    float32 rows 1e-7 apart were 3.9e7 ulps off; JAX without x64, which has no
-    float64, still is: ``benchmarks/check_js_float32_ulps.py``);
+    float32 rows 1e-7 apart were 3.9e7 ulps off). Float32 JAX arrays without x64 (no
+    float64) take the same exact passes in float32 double-words (branch jaxf32:
+    ``_double_double.exp_pair32``, ``excess_of_pairs32``; rows 1e-7 apart were up to
+    1.6e8 float32 ulps off, now 2.5 at most: ``benchmarks/check_jax_float32_ulps.py``);
     arrays traced by JAX branch by ``jax.lax.cond`` (under ``jax.vmap`` both sides are
     computed). CPU tensors that the host route takes (no grad, no ``torch.compile``)
     take it at any size for mixed forms (:func:`js_divergence`): the fused kernel's
@@ -1564,7 +1623,11 @@ def _js_nats(m: _Prepared) -> Array:
     if logs:
         return _js_logits_log_probs(m)
     if xp.finfo(m.dtype).bits < 64 and not is_numpy(xp):  # (no float64 on the device)
-        return m.total(_js_terms, *m.sides)
+        if xp.finfo(m.dtype).bits < 32:
+            return m.total(_js_terms, *m.sides)
+        # float32 double-words (branch jaxf32: JAX without x64, rows 1e-7 apart 1.6e8
+        # float32 ulps off): the plain sum within 2^-28 of itself stands
+        return _js_mixed_nats(xp, side_p, side_q, 2.0**-28)
     return _js_mixed_nats(xp, side_p, side_q, 2.0**-44)
 
 
