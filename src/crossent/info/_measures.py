@@ -364,7 +364,7 @@ def _no_float64(m: _Prepared) -> bool:
 
 def _kl_terms_of_logits32(side_p: Side, side_q: Side) -> Array:
     r""":func:`_kl_terms` of two sides of float32 logits where the device has no float64
-    (branch jaxf32): :math:`q_iarphi(r_i)` from the corrected log-ratios of
+    (branch jaxf32): :math:`q_i\varphi(r_i)` from the corrected log-ratios of
     :func:`_log_ratios` (each :math:`x_i - m` an exact pair, their difference by TwoSum,
     the log-partitions' difference corrected), not from two rounded log-softmaxes, whose
     entries are each :math:`u|\log p_i|` off (JAX rows 1e-7 apart were 2.6e8 float32
