@@ -482,18 +482,31 @@ def excess_of_pairs(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
     the remainders (at most :math:`u\sigma`) again at :math:`\sigma' = 2^M u \sigma`;
     what is left (at most :math:`2^{2M + 1} u^2`, and the :math:`l_i`) summed in
     floats. :math:`\tau - 1` is exact (Sterbenz) where the row sums to about 1."""
-    shift = max(2, math.ceil(math.log2(int(hi.shape[-1]) + 2)))
+    taus, rest = _extracted_levels(hi, 2, _U64, xp=xp)
+    tail = xp.sum(rest, axis=-1) + xp.sum(lo, axis=-1)
+    return ((taus[0] - 1.0) + taus[1]) + tail
+
+
+def _extracted_levels(
+    values: Array, levels: int, unit: float, *, xp: ModuleType
+) -> tuple[list[Array], Array]:
+    r"""``levels`` levels of exact extraction of rows of ``values`` (each at most 2 in
+    magnitude) in the precision of unit roundoff ``unit``: with :math:`2^M \ge n + 2`,
+    :math:`\sigma_0 = 2^{M + 1}` and :math:`\sigma_{k+1} = 2^M u \sigma_k`, level
+    :math:`k` takes :math:`t_i = (\sigma_k + x_i) - \sigma_k` (exact) and its row sum
+    :math:`\tau_k` (exact in any order), leaving :math:`x_i - t_i`. Returns the
+    :math:`\tau_k` and what is left (:func:`excess_of_pairs`, :func:`excess_of_pairs32`)."""
+    shift = max(2, math.ceil(math.log2(int(values.shape[-1]) + 2)))
     taus = []
     sigma = 2.0 ** (shift + 1)
-    rest = hi
-    for _ in range(2):
+    rest = values
+    for _ in range(levels):
         (raised,) = settled(sigma + rest)  # (XLA would fold (s + x) - s to x)
         top = raised - sigma
         taus.append(xp.sum(top, axis=-1))
         rest = rest - top
-        sigma *= 2.0**shift * _U64
-    tail = xp.sum(rest, axis=-1) + xp.sum(lo, axis=-1)
-    return ((taus[0] - 1.0) + taus[1]) + tail
+        sigma *= 2.0**shift * unit
+    return taus, rest
 
 
 # --- float32 double-words (branch jaxf32) ---------------------------------------------
@@ -598,15 +611,5 @@ def excess_of_pairs32(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
     extraction at :math:`\sigma = 2^{M + 1}`, :math:`2^{M} u \sigma`, ...
     (:math:`2^M \ge 2n + 2`), each level's sum exact; what is left (at most
     :math:`2^{3M + 1} u^3` an entry) summed in floats."""
-    values = xp.concat([hi, lo], axis=-1)
-    shift = max(2, math.ceil(math.log2(int(values.shape[-1]) + 2)))
-    taus = []
-    sigma = 2.0 ** (shift + 1)
-    rest = values
-    for _ in range(3):
-        (raised,) = settled(sigma + rest)  # (XLA would fold (s + x) - s to x)
-        top = raised - sigma
-        taus.append(xp.sum(top, axis=-1))
-        rest = rest - top
-        sigma *= 2.0**shift * _U32
+    taus, rest = _extracted_levels(xp.concat([hi, lo], axis=-1), 3, _U32, xp=xp)
     return (((taus[0] - 1.0) + taus[1]) + taus[2]) + xp.sum(rest, axis=-1)
