@@ -541,25 +541,16 @@ def _exp32_constants() -> tuple[tuple[float, float, float], np.ndarray, np.ndarr
     r""":math:`\ln 2/64` as three float32 parts (the first two of 11 bits, so that
     :math:`N` times them is exact for :math:`|N| < 2^{13}`) and the table
     :math:`2^{j/64}`, :math:`0 \le j < 64`, as float32 pairs (from 60 digits)."""
+    first, second, rest = _ln2_parts(64, bits=11)
     with localcontext() as ctx:
         ctx.prec = 60
-        step = Decimal(2).ln() / 64
-        parts = []
-        rest = step
-        for bits in (11, 11):
-            e = math.floor(math.log2(abs(float(rest))))
-            unit = Decimal(2) ** (e - bits + 1)
-            head = (rest / unit).to_integral_value(rounding="ROUND_HALF_EVEN") * unit
-            parts.append(float(head))
-            rest -= head
-        parts.append(float(np.float32(float(rest))))
         table = [Decimal(2) ** (Decimal(j) / 64) for j in range(64)]
     hi = np.array([np.float32(float(t)) for t in table], dtype=np.float32)
     lo = np.array(
         [np.float32(float(t - Decimal(float(h)))) for t, h in zip(table, hi, strict=True)],
         dtype=np.float32,
     )
-    return (parts[0], parts[1], parts[2]), hi, lo
+    return (first, second, float(np.float32(rest))), hi, lo
 
 
 def exp_pair32(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
