@@ -83,3 +83,24 @@ def test_binary_layouts_that_differ_are_named(
     assert err.count("\n") == 1, err
     assert "1 classes" not in err, err
     assert "P(label = 1)" in err, err
+
+
+def test_no_most_surprising_table_without_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--top 0`` (``top=0``) printed the heading "most surprising examples (check these
+    labels first)" over an empty table in the terminal, the ``.txt`` and the HTML page
+    (the Markdown summary already left it out); ``--top 1`` keeps it."""
+    import io
+
+    import crossent
+    from crossent._report import _html
+    from crossent.cli import _console
+    from crossent.cli._render import render_terminal
+
+    monkeypatch.setattr(_html, "figures", lambda report: [])  # the page's tables only: cheap
+    logits, labels = make_predictions(n=30, classes=3, seed=5)
+    for top in (0, 1):
+        report = crossent.report(logits, labels, form="logits", resamples=10, top=top)
+        buffer = io.StringIO()
+        render_terminal(report, _console(file=buffer, width=100))
+        assert ("most surprising examples" in buffer.getvalue()) == (top > 0)
+        assert ("Most surprising examples" in report.to_html()) == (top > 0)

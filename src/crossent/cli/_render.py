@@ -158,6 +158,8 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         verdict = "pass" if gate["pass"] else "FAIL"
         limit = crossent.Report.format_gate(gate["value"], gate["threshold"])[1]
         console.print(f"gate {gate['name']} <= {limit}: {verdict}", markup=False)
+    if not p["most_surprising"]:  # --top 0: no table of no rows under a heading
+        return
     surprising = Table(title="most surprising examples (check these labels first)")
     has_id = any("id" in row for row in p["most_surprising"])
     _add_columns(
