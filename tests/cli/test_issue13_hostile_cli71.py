@@ -53,6 +53,26 @@ def test_validation_file_of_another_form_is_refused_not_misread(
     assert not output.exists()
 
 
+def test_validation_table_beside_named_logits_is_refused_not_guessed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A VAL that does not name its form (a table: probabilities unless --logits, which
+    PATH's .npz refuses) beside an .npz of logits was read as logits, whatever it held."""
+    test = _saved(tmp_path, "test", 60, seed=2)["logits"]
+    logits, labels = make_predictions(n=40, classes=3, seed=1)
+    val = tmp_path / "val.csv"
+    rows = [",".join(["label", "a", "b", "c"])]
+    rows += [
+        ",".join([str(y), *(repr(float(v)) for v in softmax(z[None])[0])])
+        for z, y in zip(logits, labels, strict=True)
+    ]
+    val.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["report", str(test), "--temperature-from", str(val), "--resamples", "20"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "does not name its form" in err, err
+
+
 def test_validation_file_of_the_same_form_still_fits(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

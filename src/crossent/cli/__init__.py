@@ -854,6 +854,13 @@ def _validation_layout(validation: Any, dataset: Any) -> str:
         "logits",
     ):
         return ""
+    if not validation.form_named:  # PATH's array names its form, which no flag can change
+        return (
+            f"does not name its form (read as {_FORM_WORDS[validation.form]}, as it is "
+            f"without --logits or --log-probs, which PATH's file refuses) where PATH's array "
+            f"names {_FORM_WORDS[dataset.form]}; save VAL as PATH is, with its predictions "
+            "named (np.savez(VAL, logits=..., labels=...))"
+        )
     return (
         f"holds {_FORM_WORDS[validation.form]} where PATH holds "
         f"{_FORM_WORDS[dataset.form]}; the temperature is fitted on VAL in PATH's form, so "
