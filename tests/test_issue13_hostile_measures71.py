@@ -56,3 +56,19 @@ def test_smooth_calibration_error_validated_still_refuses_nan() -> None:
     """A guard (passes on main): with validation the NaN is named, not computed."""
     with pytest.raises(crossent.InputError, match="NaN"):
         crossent.smooth_calibration_error(np.array([[np.nan, 0.5], [0.5, 0.5]]), [0, 1])
+
+
+@pytest.mark.parametrize("eps", [0.6, 0.75, 0.999])
+def test_binary_cross_entropy_eps_past_one_half_is_refused(eps: float) -> None:
+    """``eps`` clips ``q`` to ``[eps, 1 - eps]``; past 1/2 that interval is empty and
+    every ``q`` became ``1 - eps``: ``binary_cross_entropy([1, 1], [0.01, 0.99],
+    eps=0.6)`` gave 0.916 for both, the confident right answer scored as the wrong one."""
+    with pytest.raises(crossent.InputError, match=r"`eps` must be in \(0, 0\.5\]"):
+        crossent.binary_cross_entropy(np.array([1.0, 1.0]), np.array([0.01, 0.99]), eps=eps)
+
+
+def test_binary_cross_entropy_eps_at_most_one_half_still_clips() -> None:
+    """A guard (passes on main): eps = 0.5 clips every q to 1/2; a small eps as before."""
+    p, q = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    assert np.allclose(crossent.binary_cross_entropy(p, q, eps=0.5), math.log(2.0), rtol=1e-15)
+    assert np.allclose(crossent.binary_cross_entropy(p, q, eps=1e-3), -math.log(1e-3), rtol=1e-12)
