@@ -72,3 +72,21 @@ def test_binary_cross_entropy_eps_at_most_one_half_still_clips() -> None:
     p, q = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     assert np.allclose(crossent.binary_cross_entropy(p, q, eps=0.5), math.log(2.0), rtol=1e-15)
     assert np.allclose(crossent.binary_cross_entropy(p, q, eps=1e-3), -math.log(1e-3), rtol=1e-12)
+
+
+def test_gap_note_of_under_confident_predictions_does_not_blame_too_few_errors() -> None:
+    """An under-confident model (calibrated logits scaled by 0.01: 126 misses in 400
+    rows) fits T at the lower bound 0.05 in every fold; the report said "too few errors
+    to cross-fit a temperature", the mirror of the upper bound's note fixed before."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(400, 4)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = (probs.cumsum(axis=1) < rng.random((400, 1))).sum(axis=1)
+    payload = crossent.report(0.01 * logits, labels, form="logits", resamples=10).to_dict()
+    assert payload["temperature"]["value"] == 0.05
+    assert payload["accuracy"] < 0.8  # about a hundred misses
+    assert payload["recalibration_gap_nats"] is None
+    (note,) = [n for n in payload["notes"] if n.startswith("recalibration gap not reported")]
+    assert not note.startswith("recalibration gap not reported: too few errors")
+    assert "less confident than the labels warrant" in note
+    assert "shrinks to the bound 0.05" in note
