@@ -124,3 +124,29 @@ def test_no_most_surprising_table_without_rows(monkeypatch: pytest.MonkeyPatch) 
         render_terminal(report, _console(file=buffer, width=100))
         assert ("most surprising examples" in buffer.getvalue()) == (top > 0)
         assert ("Most surprising examples" in report.to_html()) == (top > 0)
+
+
+def test_temperature_at_a_bound_names_that_bound_s_causes() -> None:
+    """The terminal gave every fit at a bound the same causes, "labels nearly independent
+    of the predictions, or separable data": an under-confident model (logits scaled by
+    0.01, T at 0.05) is neither; the upper bound's line names the independence only."""
+    import io
+
+    import crossent
+    from crossent.cli import _console
+    from crossent.cli._render import render_terminal
+
+    logits, labels = make_predictions(n=200, classes=3, seed=6)
+    rng = np.random.default_rng(6)
+    lines = []
+    for scaled, shuffled in ((0.01 * logits, labels), (logits, rng.permutation(labels))):
+        report = crossent.report(scaled, shuffled, form="logits", resamples=10, top=0)
+        assert report.to_dict()["temperature"]["at_bound"]
+        buffer = io.StringIO()
+        render_terminal(report, _console(file=buffer, width=200))
+        (line,) = [x for x in buffer.getvalue().splitlines() if "at a bound of" in x]
+        lines.append(line)
+    assert "less confident than the labels warrant" in lines[0]
+    assert "labels nearly independent" not in lines[0]
+    assert "labels nearly independent of the predictions)" in lines[1]
+    assert "separable" not in lines[1]

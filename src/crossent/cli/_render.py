@@ -128,10 +128,16 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             _gap(p),
         )
         _print_whole(console, scaled)
-        if t["at_bound"]:
+        if t["at_bound"]:  # each bound's causes (an under-confident model's T at 0.05 was
+            # said to be "labels nearly independent of the predictions, or separable data")
+            why = (
+                "labels nearly independent of the predictions"
+                if t["value"] >= t["bounds"][1]
+                else "separable data, or predictions much less confident than the labels warrant"
+            )
             console.print(
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
-                "beyond it (labels nearly independent of the predictions, or separable data)"
+                f"beyond it ({why})"
             )
     held_out = report.held_out_rows()
     if held_out is not None:
