@@ -481,6 +481,8 @@ def body_html(report: Report) -> str:
         ],
         (["id"] if has_id else []) + ["row", "label", "predicted", "surprisal (nats)"],
     )
+    # top=0 (--top 0): no heading over a table of no rows
+    surprising = f"<h2>Most surprising examples</h2>\n{surprising}" if p["most_surprising"] else ""
     per_class = table(
         [
             [
@@ -533,7 +535,6 @@ def body_html(report: Report) -> str:
 <p>Interval: {html.escape(interval["definition"])}, at {interval["confidence"]:.0%}.</p>
 {f"<p>{html.escape(bins_note)}.</p>" if bins_note else ""}\
 <div class="scroll">{bins}</div>
-<h2>Most surprising examples</h2>
 {surprising}"""
 
 

@@ -436,8 +436,8 @@ def refined_means(
     count = np.bincount(index, minlength=bins)
     if not np.array_equal(count[doubtful], stats.count[doubtful]):
         return None
-    deviation = np.bincount(index, weights=confidence[chosen] - mean[index], minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # inf - inf: validate=False's inf
+        deviation = np.bincount(index, weights=confidence[chosen] - mean[index], minlength=bins)
         return np.where(doubtful, mean + deviation / stats.count, mean)
 
 

@@ -232,12 +232,23 @@ def smooth_calibration_of(
     n = int(confidence.shape[0])
     if n == 0:
         raise InputError("`probs` must have at least one row for the smooth calibration error")
+    grid = np.linspace(0.0, 1.0, points)
+    if not np.isfinite(confidence).all():  # validate=False: NaN, as calibration_error's
+        unknown = np.full(points, np.nan)
+        return SmoothCalibrationError(
+            value=math.nan,
+            bandwidth=math.nan if bandwidth is None else float(bandwidth),
+            scope=scope,
+            n=n,
+            grid=grid,
+            accuracy=unknown,
+            density=unknown.copy(),
+        )
     smoother = _Smoother(confidence, hits)
     sigma = _fixed_point(smoother, min_bandwidth) if bandwidth is None else bandwidth
     residual, density = smoother.smooth(sigma)
     total = _trapezoid(density)
     value = _trapezoid(np.abs(residual)) / total
-    grid = np.linspace(0.0, 1.0, points)
     on_grid = np.arange(GRID + 1) / GRID
     smoothed_residual = np.interp(grid, on_grid, residual)
     smoothed_density = np.interp(grid, on_grid, density) / total
@@ -360,7 +371,9 @@ def smooth_calibration_error(
     validate : bool, default True
         Check the values (ranges, NaN, rows summing to 1 within a dtype-aware
         tolerance). The labels' range is checked in any case (a label outside ``[0,
-        classes)`` is an index out of bounds), as are shapes and dtypes.
+        classes)`` is an index out of bounds), as are shapes and dtypes. Unchecked, a
+        NaN or infinite confidence makes the value, the bandwidth searched for and the
+        curve NaN (as :func:`calibration_error`'s value).
 
     Returns
     -------

@@ -800,7 +800,9 @@ def recalibration_gap(
     -------
     float
         The gap, in nats (or in ``base``); NaN when a training fold's temperature is at a
-        bound (too few errors to cross-fit a temperature).
+        bound: too few errors to cross-fit a temperature, predictions far less confident
+        than the labels warrant (the smallest temperature), or predictions that tell next
+        to nothing about the labels (the largest).
 
     Raises
     ------

@@ -422,7 +422,8 @@ def _parser() -> argparse.ArgumentParser:
         "the uncalibrated ones. Once, with one PATH: VAL holds that model's outputs on "
         "held-out rows, so a comparison (several PATHs) is refused; report each model "
         "with its own VAL instead (crossent report A --temperature-from VAL_A, then B "
-        "with VAL_B). VAL must be another file than PATH",
+        "with VAL_B). VAL must be another file than PATH, with PATH's classes in PATH's "
+        "form (an .npz array's name says its form; log-probabilities serve logits)",
     )
     report.add_argument(
         "--bins",
@@ -800,6 +801,10 @@ def _validation(args: argparse.Namespace, form: str | None, dataset: Any) -> Any
             " (VAL must hold its own labels: --labels is PATH's)" if "--labels" in str(exc) else ""
         )
         raise crossent.InputError(f"--temperature-from: {exc}{own}") from exc
+    refusal = _validation_layout(validation, dataset)
+    if refusal:
+        validation.close()
+        raise crossent.InputError(f"--temperature-from {val}: {refusal}")
     if validation.class_names != dataset.class_names:
         validation.close()
         shown = ", ".join(validation.class_names[:8])
@@ -810,6 +815,57 @@ def _validation(args: argparse.Namespace, form: str | None, dataset: Any) -> Any
             f"{', ...' if dataset.classes > 8 else ''})"
         )
     return validation
+
+
+_FORM_WORDS = {
+    "probs": "probabilities ('probs')",
+    "logits": "logits ('logits')",
+    "log_probs": "log-probabilities ('log_probs')",
+}
+
+
+def _validation_layout(validation: Any, dataset: Any) -> str:
+    """Why VAL's predictions cannot be read as PATH's ("" when they can).
+
+    The temperature is fitted on VAL in PATH's form (``crossent.report``'s
+    ``temperature_from``), but a self-describing file (an ``.npz`` array's name) states
+    its own form: read in PATH's, a VAL of ``probs`` beside PATH's ``logits`` fitted
+    :math:`\\mathrm{softmax}(p / T)` without a word (T = 0.33 for the probabilities'
+    1.09).  Log-probabilities are logits, so a VAL of them serves PATH's logits exactly.
+    A one-column VAL (P(label = 1)) beside two class columns (or the reverse) was said to
+    have "1 classes (0)"."""
+    one_val, one_path = validation.classes == 1, dataset.classes == 1
+    if one_val != one_path:
+        columns = dataset.classes if one_val else validation.classes
+        binary = "one column, P(label = 1) of a binary problem,"
+        val_holds, path_holds = (
+            (binary, f"{columns} class columns")
+            if one_val
+            else (f"{columns} class columns", binary)
+        )
+        hint = (
+            "; save both files' predictions the same way (two columns' P(label = 1) is probs[:, 1])"
+            if columns == 2
+            else ""
+        )
+        return f"holds {val_holds} where PATH holds {path_holds.rstrip(',')}{hint}"
+    if validation.form == dataset.form or (validation.form, dataset.form) == (
+        "log_probs",
+        "logits",
+    ):
+        return ""
+    if not validation.form_named:  # PATH's array names its form, which no flag can change
+        return (
+            f"does not name its form (read as {_FORM_WORDS[validation.form]}, as it is "
+            f"without --logits or --log-probs, which PATH's file refuses) where PATH's array "
+            f"names {_FORM_WORDS[dataset.form]}; save VAL as PATH is, with its predictions "
+            "named (np.savez(VAL, logits=..., labels=...))"
+        )
+    return (
+        f"holds {_FORM_WORDS[validation.form]} where PATH holds "
+        f"{_FORM_WORDS[dataset.form]}; the temperature is fitted on VAL in PATH's form, so "
+        "save VAL's predictions in that form (or PATH's in VAL's)"
+    )
 
 
 def _evaluate(dataset: Any, args: argparse.Namespace, validation: Any = None) -> crossent.Report:

@@ -71,6 +71,9 @@ class Dataset:
     columns: dict[str, Any] | None = None
     labels_source: str = ""
     """The file the labels were read from, when not ``source`` (``--labels``)."""
+    form_named: bool = False
+    """The file names the form itself (an ``.npz``, ``.safetensors`` or ``.pt`` dict's
+    array name), not the form flags or their default."""
     bfloat16: bool = False
     """The predictions were stored as bfloat16 (``values`` holds them widened to float32,
     as NumPy has no bfloat16)."""

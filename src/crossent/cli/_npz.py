@@ -92,7 +92,7 @@ def open_npz(path: Path, form: str | None, dtype: str | None = None) -> Dataset:
                 "so that the form of the predictions is unambiguous"
             )
         name = found[0]
-        dataset = Dataset(None, None, name, [], str(path), what=f"`{name}`")
+        dataset = Dataset(None, None, name, [], str(path), what=f"`{name}`", form_named=True)
         try:
             dataset.values = _map_member(path, archive, members[name], name, dataset)
             _check_declared_rows(path, archive, members["labels"], dataset.values, name)

@@ -282,7 +282,7 @@ def _from_dict(path: Path, loaded: dict[Any, Any], form: str | None) -> Dataset:
         )
     values = pt_array(path, f"{name!r}", loaded[name])
     labels = pt_array(path, "'labels'", loaded["labels"]) if "labels" in loaded else None
-    dataset = Dataset(values, labels, name, [], str(path), what=f"`{name}`")
+    dataset = Dataset(values, labels, name, [], str(path), what=f"`{name}`", form_named=True)
     unused = [str(key) for key in loaded if key not in (name, "labels")]
     if unused and labels is not None:  # else from --labels FILE, said in the header
         dataset.columns = {"predictions": name, "label": "labels", "ignored": unused}

@@ -128,10 +128,16 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             _gap(p),
         )
         _print_whole(console, scaled)
-        if t["at_bound"]:
+        if t["at_bound"]:  # each bound's causes (an under-confident model's T at 0.05 was
+            # said to be "labels nearly independent of the predictions, or separable data")
+            why = (
+                "labels nearly independent of the predictions"
+                if t["value"] >= t["bounds"][1]
+                else "separable data, or predictions much less confident than the labels warrant"
+            )
             console.print(
                 f"the fitted temperature is at a bound of {t['bounds']}: the NLL keeps falling "
-                "beyond it (labels nearly independent of the predictions, or separable data)"
+                f"beyond it ({why})"
             )
     held_out = report.held_out_rows()
     if held_out is not None:
@@ -158,6 +164,8 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         verdict = "pass" if gate["pass"] else "FAIL"
         limit = crossent.Report.format_gate(gate["value"], gate["threshold"])[1]
         console.print(f"gate {gate['name']} <= {limit}: {verdict}", markup=False)
+    if not p["most_surprising"]:  # --top 0: no table of no rows under a heading
+        return
     surprising = Table(title="most surprising examples (check these labels first)")
     has_id = any("id" in row for row in p["most_surprising"])
     _add_columns(

@@ -230,6 +230,7 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
     if values.ndim == 1:  # P(label = 1) or the log-odds of class 1: one column
         values = binary_column(values, found[0], str(path))
     dataset = Dataset(values, labels, found[0], [str(k) for k in range(values.shape[1])], str(path))
+    dataset.form_named = True
     dataset.bfloat16 = header[found[0]]["dtype"] == "BF16"  # widened: see build_report
     unused = [name for name in header if name not in (found[0], "labels")]
     if unused:  # said in the report, as a table's unused columns

@@ -190,7 +190,7 @@ def binary_cross_entropy(
         Predicted probabilities in [0, 1]; broadcasts against ``p``.
     base : float, optional
         None for nats (default), 2 for bits.
-    eps : float, optional
+    eps : float in (0, 0.5], optional
         Opt-in compatibility with tutorial code that clips ``q`` to
         ``[eps, 1 - eps]``. **A distortion**: the true value at ``q = 0`` or
         ``q = 1`` is ``+inf`` (or 0), not a large finite number.
@@ -238,6 +238,11 @@ def binary_cross_entropy(
             return hosted
     log_base = check_base(base)
     clip = check_eps(eps)
+    if clip is not None and clip > 0.5:  # [eps, 1 - eps] empty: q was clipped to 1 - eps
+        raise InputError(
+            f"`eps` must be in (0, 0.5] or None for binary_cross_entropy: it clips `q` to "
+            f"[eps, 1 - eps], which is empty for eps > 0.5; got {eps!r}"
+        )
     if clip is not None:  # the distortion has no fused twin
         xp, arrays, _ = _probabilities(p, q, names=("p", "q"), validate=validate)
 
