@@ -49,8 +49,11 @@ def test_one_row_reverse_distillation_of_an_infinite_row_does_not_crash(dtype):
     s = torch.tensor([0.0, 1.0, 2.0], dtype=dtype)
     t = torch.tensor([-INF, 0.0, 1.0], dtype=dtype)
     loss, grad = _student_gradient(ct.distillation_loss, s, t, direction="reverse")
-    assert loss.shape == () and loss.item() == INF
-    twin = crossent.distillation_loss_grad(s.double().numpy(), t.double().numpy(), direction="reverse")
+    assert loss.shape == ()
+    assert loss.item() == INF
+    twin = crossent.distillation_loss_grad(
+        s.double().numpy(), t.double().numpy(), direction="reverse"
+    )
     np.testing.assert_array_equal(grad.double().numpy(), twin)  # NaN (Notes): D is +inf
 
 
@@ -59,7 +62,8 @@ def test_one_row_far_label_smoothed_row_keeps_its_value_and_gradient():
     z = torch.tensor([1e308, -1e308, 0.0], dtype=torch.float64, requires_grad=True)
     loss = crossent.softmax_cross_entropy(z, torch.tensor(0), label_smoothing=0.1, reduction="none")
     loss.backward()
-    assert loss.shape == () and loss.item() == pytest.approx(1e307, rel=1e-15)
+    assert loss.shape == ()
+    assert loss.item() == pytest.approx(1e307, rel=1e-15)
     twin = crossent.softmax_cross_entropy_grad(
         z.detach().numpy(), np.array(0), label_smoothing=0.1, reduction="none"
     )
@@ -76,7 +80,9 @@ def test_infinite_forward_distillation_row_is_inf_not_nan_under_autograd(entry, 
         fn, s, t, teacher_grad=teacher_grad, teacher_form="probs", reduction="none"
     )
     assert loss[0].item() == INF  # D([1, 0, 0] || [0, .27, .73]) = -log 0
-    twin = crossent.distillation_loss_grad(s.numpy(), t.numpy(), teacher_form="probs", reduction="none")
+    twin = crossent.distillation_loss_grad(
+        s.numpy(), t.numpy(), teacher_form="probs", reduction="none"
+    )
     np.testing.assert_allclose(grad.numpy(), twin, rtol=1e-15, atol=0)
     # the saturated row's closed form: T (s - t) = [-1, s_1, s_2]
     assert grad[0, 0].item() == -1.0
@@ -149,6 +155,10 @@ def test_jax_grad_of_the_focal_losses_at_saturated_rows():
     np.testing.assert_allclose(np.asarray(g), twin, rtol=1e-6, atol=0)
     x = jnp.array([1e38, -INF, 0.5], dtype=jnp.float32)
     t = jnp.array([0.0, 1.0, 1.0], dtype=jnp.float32)
-    g = jax.grad(lambda a: crossent.sigmoid_focal_loss(a, t, gamma=5.0, alpha=0.25, reduction="sum"))(x)
-    twin = crossent.sigmoid_focal_loss_grad(np.asarray(x), np.asarray(t), gamma=5.0, alpha=0.25, reduction="sum")
+    g = jax.grad(
+        lambda a: crossent.sigmoid_focal_loss(a, t, gamma=5.0, alpha=0.25, reduction="sum")
+    )(x)
+    twin = crossent.sigmoid_focal_loss_grad(
+        np.asarray(x), np.asarray(t), gamma=5.0, alpha=0.25, reduction="sum"
+    )
     np.testing.assert_allclose(np.asarray(g), twin, rtol=1e-6, atol=0)
