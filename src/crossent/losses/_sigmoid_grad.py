@@ -365,10 +365,12 @@ def gradient(
     x64, t64 = astype(x, wide, xp=xp), astype(t, wide, xp=xp)
     target = (1.0 - eps) * t64 + 0.5 * eps
     u = xp.exp(-xp.abs(x64))
-    # 1 - t_s as (1 - eps)(1 - t) + eps/2, not 1 - fl(t_s): where sigma(x) rounds to 1
-    # (|x| past the double-double's range, an infinite logit) it is the numerator, and
-    # t = 1 at eps = 1e-6 gave 1.3e6 ulps (issue 13, branch hostile1); the same bits at eps = 0
-    a = (1.0 - eps) * (1.0 - t64) + 0.5 * eps
+    a = 1.0 - target
+    if eps:
+        # Past the double-double's range (|x| > -EXP_FLOOR, an infinite logit) 1 - t_s is
+        # the numerator itself: as (1 - eps)(1 - t) + eps/2 there, not 1 - fl(t_s), whose
+        # rounding gave 1.3e6 ulps at t = 1, eps = 1e-6 (issue 13, branch hostile1)
+        a = xp.where(xp.abs(x64) > -EXP_FLOOR, (1.0 - eps) * (1.0 - t64) + 0.5 * eps, a)
     pw = 1.0 if pos_weight is None else astype(pos_weight, wide, xp=xp)
     p = target if pos_weight is None else pw * target
     nonneg = x64 >= 0

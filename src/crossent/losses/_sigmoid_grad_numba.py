@@ -319,7 +319,9 @@ def _kernel(
             value, raw = np.float64(x[i]), np.float64(t[i])
             target = keep * raw + half
             u = math.exp(-abs(value))
-            a = keep * (1.0 - raw) + half  # (gradient's a: not 1 - fl(target))
+            a = 1.0 - target
+            if smooth and -abs(value) < _EXP_FLOOR:  # (as ``gradient``: past the dd's range)
+                a = keep * (1.0 - raw) + half
             pi = np.float64(pw[(i // pw_inner) % pw_count]) if positive else 1.0
             p = pi * target if positive else target
             if value >= 0:
