@@ -88,6 +88,19 @@ def test_infinite_forward_distillation_row_is_inf_not_nan_under_autograd(entry, 
     assert grad[0, 0].item() == -1.0
 
 
+def test_finite_far_row_with_a_minus_inf_logit_is_finite_under_autograd():
+    # a gap past the float64 range weighed by 0.001: 0.001 * 2e308 = 2e305, and a -inf
+    # logit under a target 0 (was NaN under autograd: -inf - (-inf) in gradient_term)
+    z = np.array([[1e308, -1e308, -INF], [0.0, 1.0, 2.0]])
+    t = np.array([[0.999, 0.001, 0.0], [0.2, 0.3, 0.5]])
+    logits = torch.tensor(z, requires_grad=True)
+    loss = crossent.softmax_cross_entropy_with_targets(logits, torch.tensor(t), reduction="none")
+    loss.sum().backward()
+    assert loss[0].item() == pytest.approx(2e305, rel=1e-15)
+    twin = crossent.softmax_cross_entropy_with_targets_grad(z, t, reduction="none")
+    np.testing.assert_allclose(logits.grad.numpy(), twin, rtol=1e-14, atol=0)
+
+
 _FOCAL_ROWS = {
     # logits, label, the gradient's closed form p - e_y (the modulation is 1: p_y = 0)
     "float32 gap 2e38": ([-1e38, 0.0, 1e38], torch.float32, [-1.0, 0.0, 1.0]),
