@@ -101,6 +101,18 @@ def test_finite_far_row_with_a_minus_inf_logit_is_finite_under_autograd():
     np.testing.assert_allclose(logits.grad.numpy(), twin, rtol=1e-14, atol=0)
 
 
+@pytest.mark.parametrize("measure", ["cross_entropy", "kl_divergence"])
+def test_measure_of_a_far_row_with_a_minus_inf_logit_under_autograd(measure):
+    # the measures share gradient_term: H(p, q) of q logits [1e308, -1e308, -inf] under
+    # p = [0.999, 0.001, 0] is 0.001 * 2e308 (H(p) ~ 0.008 is below its ulp), was NaN
+    q = torch.tensor([[1e308, -1e308, -INF]], dtype=torch.float64, requires_grad=True)
+    p = torch.tensor([[0.999, 0.001, 0.0]], dtype=torch.float64)
+    value = getattr(crossent, measure)(p, q, p_form="probs", q_form="logits")
+    value.sum().backward()
+    assert value.item() == pytest.approx(2e305, rel=1e-15)
+    assert q.grad[0].tolist() == pytest.approx([0.001, -0.001, 0.0], rel=1e-15)
+
+
 _FOCAL_ROWS = {
     # logits, label, the gradient's closed form p - e_y (the modulation is 1: p_y = 0)
     "float32 gap 2e38": ([-1e38, 0.0, 1e38], torch.float32, [-1.0, 0.0, 1.0]),
