@@ -186,3 +186,11 @@ def test_jax_grad_of_the_sigmoid_focal_loss_at_saturated_logits():
         np.asarray(x), np.asarray(t), gamma=5.0, alpha=0.25, reduction="sum"
     )
     np.testing.assert_allclose(np.asarray(g), twin, rtol=1e-6, atol=0)
+
+
+def test_plus_inf_logit_of_a_tensor_requiring_grad_is_an_input_error_not_a_warning():
+    # the error read the value with float() of a tensor requiring grad: PyTorch's
+    # UserWarning first (an error under -W error, pytest's setting here)
+    z = torch.tensor([[INF, 0.0, 0.0]], requires_grad=True)
+    with pytest.raises(crossent.InputError, match=r"\+inf at index \(0, 0\)"):
+        crossent.softmax_cross_entropy(z, torch.tensor([0]))
