@@ -408,6 +408,8 @@ def _describe_row(index: tuple[int, ...]) -> str:
 
 def _fail_at(x: Array, mask: Array, message: str, *, xp: ModuleType, axis: int | None) -> None:
     index = _first_index(mask, xp=xp)
+    if getattr(x, "requires_grad", False):  # (PyTorch's warning on float() of such, issue 13)
+        x = x.detach()
     value = float(x[index])
     where = _format_index(_caller_index(index, axis))
     raise InputError(message.format(value=value, index=where))

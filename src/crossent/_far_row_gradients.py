@@ -26,7 +26,7 @@ import numpy as np
 from ._checks import truth_of
 from ._xp import device
 
-__all__ = ["gradient_term", "overflowing", "unformed", "wants_gradient"]
+__all__ = ["carried_zeros", "gradient_term", "overflowing", "unformed", "wants_gradient"]
 
 
 def wants_gradient(x: object) -> bool:
@@ -55,7 +55,10 @@ def gradient_term(x: Any, g: np.ndarray, far: Any, axis: int, *, xp: Any) -> Any
     # rounded once to the dtype of x (float16 too), finite or not there; a zero as -0.0
     # (:data:`_MINUS_ZERO`)
     g_x = xp.asarray(np.where(g == 0, _MINUS_ZERO, g), device=device(x)).to(x.dtype)
-    d = x - x.detach()
+    held = x.detach()
+    # x - detach(x) is NaN at an infinite entry (a -inf logit of a far or infinite row:
+    # the loss was NaN, issue 13, branch hostile1): zeros that carry the gradient there
+    d = x - held if truth_of(xp.all(xp.isfinite(held))) else carried_zeros()(x)
     finite = xp.isfinite(g_x)
     zero = xp.full_like(g_x, _MINUS_ZERO)
     term = xp.sum(d * xp.where(finite, g_x, zero), axis=axis)
@@ -68,6 +71,26 @@ def gradient_term(x: Any, g: np.ndarray, far: Any, axis: int, *, xp: Any) -> Any
     if truth_of(xp.any(nan)):
         return unformed()(x, far, nan, axis) + term
     return term
+
+
+@functools.cache
+def carried_zeros() -> Callable[[Any], Any]:
+    r"""A PyTorch function of ``x``: zeros of ``x``'s shape (+0) whose gradient in ``x``
+    is the upstream itself, :math:`x - \operatorname{detach}(x)` also where ``x`` is
+    :math:`\pm\infty` (whose difference is NaN). Its backward is the identity, so
+    differentiable again (second derivatives 0, as those of the difference)."""
+    torch = sys.modules["torch"]
+
+    class CarriedZeros(torch.autograd.Function):  # type: ignore[name-defined]
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            return torch.zeros_like(x)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            return grad
+
+    return CarriedZeros.apply
 
 
 @functools.cache

@@ -564,7 +564,7 @@ def _again_elsewhere(
     rows = public(*args, **{**kwargs, "reduction": "none"})
     xp = namespace(rows, names=("loss",))[0]
     host = host64(rows, name="loss")
-    far = ~np.isfinite(host)
+    far = np.asarray(~np.isfinite(host))  # (an array also for one row's 0-d loss)
     if far.any():
         again = recipe.far_rows(arguments, far)
         base = arguments.get("base")

@@ -64,7 +64,16 @@ def _modulation(softmax: LabelledSoftmax, gamma: float) -> Array:
     xp = softmax.batch.xp
     if gamma == 0:  # plain cross-entropy: skip 0 * log(0) at p_y = 1
         return ones_like(softmax.log_p_y, xp=xp)
-    return xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
+    modulation = xp.exp(gamma * _log1mexp(softmax.log_p_y, xp=xp))
+    if type(modulation) is np.ndarray:
+        return modulation
+    # Autograd (PyTorch, JAX): where p_y underflows to 0 the modulation is 1 (its value
+    # here too) and its derivative gamma m p_y/(1 - p_y) log p_y is 0, as in the gradient
+    # twin; formed by the chain rule, its upstream -log p_y gamma overflowed first and
+    # met the 0 as NaN (issue 13, branch hostile1: float32 logits [-1e38, 0, 1e38] of
+    # label 0 at gamma = 2, a -inf label logit): the constant 1 there.
+    lost = xp.exp(softmax.log_p_y) == 0
+    return xp.where(lost, xp.ones_like(modulation), modulation)
 
 
 @dataclass

@@ -436,6 +436,26 @@ def _log_one_minus_pt_in_graph(b: _Binary) -> Array:
     return xp.where(finite, log_q + xp.log1p(step), _log_one_minus_pt(b))
 
 
+def _saturated_held(b: _Binary, log_q: Array) -> Array:
+    r"""``log_q`` (:math:`\log(1 - p_t)`) with no derivative in the logits where it is 0
+    (:math:`1 - p_t` rounds to 1: :math:`e^{-|x|}` underflowed), where autodiff may
+    record one for them (:func:`_stopped_target`); the same values, the targets' slope
+    kept. There its slope in :math:`x`, :math:`(1-2t)\sigma(x)\sigma(-x)/(1-p_t)`,
+    rounds to 0 (as in the gradient twin), but autograd met it as the upstream
+    :math:`\gamma\,\ell_{\mathrm{BCE}}`, which overflowed first (issue 13, branch
+    hostile1: float32 logit 1e38 of target 0 at ``gamma=5``, or an infinite wrong logit
+    at any ``gamma > 0``, gave a NaN gradient for 0.75): NaN, not 0."""
+    held = _stopped_target(b.x)
+    if held is None:
+        return log_q
+    xp = b.xp
+    if _stopped_target(b.t) is None:
+        rest = zeros_like(log_q, xp=xp)  # (no targets' slope to keep: the value 0)
+    else:
+        rest = _log_one_minus_pt_in_graph(replace(b, x=held))
+    return xp.where(log_q == 0, rest, log_q)
+
+
 def _edge_ratio(b: _Binary, gap: Array) -> Array:
     r""":math:`e^{\text{gap}}`, the smaller term of :math:`1 - p_t` over the larger, with
     the derivative in :math:`t` of the term that a target 0 or 1 removes.
@@ -638,7 +658,7 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
-        log_one_minus_pt = _log_one_minus_pt_in_graph(b)
+        log_one_minus_pt = _saturated_held(b, _log_one_minus_pt_in_graph(b))
         # gamma log(1 - p_t) below -1.8e308: a factor 0, without NumPy's overflow warning
         with numpy_errstate(log_one_minus_pt, b.xp, over="ignore"):
             exponent = focal.gamma * log_one_minus_pt

@@ -366,6 +366,11 @@ def gradient(
     target = (1.0 - eps) * t64 + 0.5 * eps
     u = xp.exp(-xp.abs(x64))
     a = 1.0 - target
+    if eps:
+        # Past the double-double's range (|x| > -EXP_FLOOR, an infinite logit) 1 - t_s is
+        # the numerator itself: as (1 - eps)(1 - t) + eps/2 there, not 1 - fl(t_s), whose
+        # rounding gave 1.3e6 ulps at t = 1, eps = 1e-6 (issue 13, branch hostile1)
+        a = xp.where(xp.abs(x64) > -EXP_FLOOR, (1.0 - eps) * (1.0 - t64) + 0.5 * eps, a)
     pw = 1.0 if pos_weight is None else astype(pos_weight, wide, xp=xp)
     p = target if pos_weight is None else pw * target
     nonneg = x64 >= 0

@@ -320,6 +320,8 @@ def _kernel(
             target = keep * raw + half
             u = math.exp(-abs(value))
             a = 1.0 - target
+            if smooth and -abs(value) < _EXP_FLOOR:  # (as ``gradient``: past the dd's range)
+                a = keep * (1.0 - raw) + half
             pi = np.float64(pw[(i // pw_inner) % pw_count]) if positive else 1.0
             p = pi * target if positive else target
             if value >= 0:
