@@ -23,6 +23,13 @@ chain rule is ``sech^2`` as ``4u/(1 + u)^2`` since f5c2d07 (exact to an ulp wher
 ``test_issue13_soft_cap_chain_rule.py`` against mpmath).  The six ``|mixed`` messages
 (the label ``"abc"``) were rewritten on 2026-12-05 by hand to the message that names the
 value and how to map class names to indices (``tests/test_first_contact_labels_reprs_install.py``).
+Two recorded results are left out of the comparison since 2026-12-07 (``_CHANGED_ON_PURPOSE``):
+the smoothed ``sigmoid_cross_entropy_grad`` of the ``sat`` and ``hard`` rows, whose logits
+past +-700 were up to 1.26e6 ulps off before branch hostile1 and are now within an ulp of
+mpmath (``test_issue13_hostile_losses71.py``). They could not be recorded again: no AVX2
+machine was at hand, and ``emulate_avx2.sh`` on a Zen 4 does not reproduce the recorded
+bits of those two calls before the change either (there 270 results differ from the file,
+on main as after the change).
 
 The results were recorded on an AMD EPYC (AVX2), where NumPy's float64 ``exp``, ``log``,
 ``log1p`` and ``expm1`` are the C library's. On a CPU where NumPy runs its own SIMD
@@ -60,11 +67,28 @@ _RECORDING_MATH = pytest.mark.skipif(
 )
 
 
+_CHANGED_ON_PURPOSE = frozenset(
+    {
+        "sigmoid_cross_entropy_grad|hard|mean|1|True",
+        "sigmoid_cross_entropy_grad|sat|mean|1|True",
+    }
+)
+
+
+def test_issue13_small_families_changed_on_purpose_are_recorded_calls() -> None:
+    assert _CHANGED_ON_PURPOSE.issubset(_EXPECTED)
+
+
 @_RECORDING_MATH
 def test_issue13_small_families_result_is_bit_for_bit_main() -> None:
-    """Every recorded call (one test, not 1212: each was 1.5-2 ms of pytest's own time,
-    skipped or not, CI time); the keys of all that differ in the message."""
-    differ = [key for key, call in _CASES if record(call) != _EXPECTED[key]]  # type: ignore[arg-type]
+    """Every recorded call but the two changed on purpose (one test, not 1212: each was
+    1.5-2 ms of pytest's own time, skipped or not, CI time); the keys of all that differ
+    in the message."""
+    differ = [
+        key
+        for key, call in _CASES
+        if key not in _CHANGED_ON_PURPOSE and record(call) != _EXPECTED[key]  # type: ignore[arg-type]
+    ]
     assert not differ, (len(differ), differ[:20])
 
 
