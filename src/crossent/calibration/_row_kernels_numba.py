@@ -1300,7 +1300,9 @@ def rows_entropy(ent, count, scores):
 
 
 # No fastmath at all (not even "nsz", which would fold add_stretches' 0.0 + x into x
-# and turn a zero total of -0.0 terms from +0.0 into -0.0).
+# and turn a zero total of -0.0 terms from +0.0 into -0.0).  totals now folds its
+# entropy terms by folded_terms (this order, as they are formed); this one stays the
+# order's statement for the tests (test_issue13_folded_entropy and others).
 @numba.njit(fastmath=False, inline="never", **_NO_REFCOUNTS)
 def folded_sum(values, count, lanes):
     # values[0..count) summed in lanes.shape[0] (a power of two) interleaved running
