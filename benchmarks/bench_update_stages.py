@@ -72,6 +72,24 @@ Tried against main with this script (10^6 x 10 float32, 2-core Emerald Rapids,
 * the tile loop kept off 512-bit registers (``"min-legal-vector-width"="256"`` on
   ``tiled_rows``, so that a third vector port is free): LLVM drops that attribute
   when it inlines a callee without it, and the loop kept its zmm code.
+* (2026-12-07, branch upd12, 10^6 x 10 float32 on the 2-core AMD EPYC (Zen 4), min of
+  11 interleaved with main, load 8-9.5) a clean chunk's entropy terms taken 32 rows at
+  a time between the bins' and the per-class scatters of those rows (``scatter_bins``
+  and ``add_to_classes`` over a range of the chunk's rows: the same sums), so that the
+  logarithms' vector arithmetic might overlap the scatters' loads and stores: everything
+  19.94 against 18.13 ms, slower; the same flow with the terms after the scatters'
+  index loop but not interleaved (parts of 256 rows), 18.95 against 18.05; and the
+  split scatters alone (one range a chunk) cost "+ top, bins" 6.06 against 5.86 and
+  everything but the entropy 9.65 against 9.37 (LLVM's code for the loops in their new
+  home).  No overlap to win: the default ``update``'s kernel is its stages' sum.
+  ``entropy_terms``' four quarters against one stream (10^7 float32 entries in L1, a
+  scratch loop, min of 9): level in parts of 2560 entries (7.60 against 7.54 ms), worse
+  in short parts (320: 8.57 against 7.65; each quarter a short vector loop and a scalar
+  tail); on 10^5 x 1000 (parts of 4096 from L2) "+ entropy" 101.89 against 102.21:
+  one stream kept nowhere.  The exact bins' sums as one masked vector sum a bin
+  (exact in any order; counts and hits likewise, every bin after bin 0): 3.0 against
+  ``add_to_bins``' 1.9-2.0 ms for 10^6 rows of 15 bins (a scratch loop; its index loop
+  0.65 and scatter loop 1.4 ms, 8 interleaved histograms 1.42 against 4's 1.40).
 * (2026-12-02, the entropy's logarithm again; ``bench_entropy_log.py`` has the
   gather-table and reciprocal experiments) the entropy terms' loop alone, 4096
   float32 softmax entries in L1, ns an entry, min of interleaved runs in one process
