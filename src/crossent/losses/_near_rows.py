@@ -237,18 +237,42 @@ def formable(student: Array, teacher: Array, xp: ModuleType) -> Array:
 
 
 def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
-    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
+    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down (NumPy:
+    in place, the same operations; issue 13, branch nearfast1)."""
     total = xp.full_like(x, coefficients[0])
+    if type(total) is np.ndarray:
+        for a in coefficients[1:]:
+            total *= x
+            total += a
+        return total
     for a in coefficients[1:]:
         total = total * x + a
     return total
 
 
+def _only_where(mask: Array, formed: Callable[[Callable[[Array], Array]], Array]) -> Array:
+    r"""``formed(pick)`` at the entries of ``mask``: ``formed`` takes its arrays (of
+    ``mask``'s shape) as ``pick(a)`` and forms them elementwise. NumPy: ``pick(a)`` is
+    ``a[mask]``, the result 0 elsewhere, and ``formed`` not called where ``mask`` has no
+    entry: the same bits at ``mask`` for the formulas' far classes, rare on near rows
+    (issue 13, branch nearfast1: the pairs' remainders and exponentials of every class
+    were a third of the array formulas' time). Other namespaces: ``formed`` of the
+    whole arrays, its values elsewhere too (no host read; the callers pick by
+    ``mask``)."""
+    if type(mask) is not np.ndarray:
+        return formed(lambda a: a)
+    if not mask.any():
+        return np.zeros(mask.shape)
+    value = formed(lambda a: a[mask])
+    out = np.zeros(mask.shape, dtype=value.dtype)
+    out[mask] = value
+    return out
+
+
 class _Parts(NamedTuple):
     """The shifted log-ratios of a block of rows (module docstring), keepdims."""
 
-    log_p: Array  # log softmax(first / T), normalised as p
-    lo: Array  # its low parts (softmax_pair)
+    pairs: Callable[[], tuple[Array, Array]]  # log softmax(first / T): hi, lo (_weights)
     p: Array  # the weights, normalised
     u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
     m: Array  # M = E_p[U], a rounding residual
@@ -326,7 +350,19 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
     p_c|\,2^{-53}` relative: rows ``[0, -300]`` beside ``[0, -290]`` at :math:`T = 2.4`
     (:math:`p_1 = e^{-121}`, :math:`T^2 D = 1.8\cdot 10^{-52}`) were 87 units of
     :math:`2^{-53}` off (issue 13, branch nearrows2). ``_near_rows_numba._log_softmax``
-    is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its."""
+    is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its (:func:`_lazy_weights`:
+    the pairs formed only where asked)."""
+    pairs, p = _lazy_weights(x, temperature, xp)
+    return (*pairs(), p)
+
+
+def _softmax_steps(
+    x: Array, temperature: float, xp: ModuleType
+) -> tuple[Array, Array, Array, Array, Array]:
+    r""":func:`softmax_pair`'s steps: the pair :math:`\sigma + \mathrm{lo}` of
+    :math:`(x_c - m)/T`, the mask of each row's first top class, the terms
+    :math:`e^{\sigma}(1 + \mathrm{lo})` (0 at the top class) and their row sums
+    :math:`S` (keepdims)."""
     ns = xp if xp is np else array_namespace(x)  # (not a caller's bare ``torch`` module)
     with numpy_errstate(x, xp, all="ignore"):
         m = ns.max(x, axis=-1, keepdims=True)
@@ -347,9 +383,7 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
         others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
         if others is None:
             others = xp.sum(terms, axis=-1, keepdims=True)
-        hi, rest = _difference(shifted, xp.log1p(others), xp)
-        p = xp.where(at_top, xp.ones_like(x), terms) / (1.0 + others)
-    return hi, lo + rest, p
+    return shifted, lo, at_top, terms, others
 
 
 def _parts(
@@ -359,20 +393,20 @@ def _parts(
     (:func:`_weights`) and :math:`D = \text{second} - \text{first}` (finite). The shift
     is :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
     dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
-    log_p, lo, p = _weights(first, temperature, xp, given)
+    pairs, p = _lazy_weights(first, temperature, xp, given)
     # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
     # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
     # those masks kept (issue 13: T = 1e-100, logits [1, 2] against [-1e308, 1e308])
     absent = p == 0.0
-    zeros = xp.zeros_like(log_p)
+    zeros = xp.zeros_like(p)
     with numpy_errstate(second, xp, all="ignore"):
         u = second - first
         u = xp.where(xp.isnan(u) | absent, zeros, u)
         for _ in range(2):
             u = u - xp.sum(p * u, axis=-1, keepdims=True)
     u = xp.where(absent, zeros, u)
-    return _Parts(log_p, lo, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+    return _Parts(pairs, p, u, xp.sum(p * u, axis=-1, keepdims=True))
 
 
 def _weights(
@@ -384,11 +418,32 @@ def _weights(
     caller's softened rows, whose :math:`\log p` is rounded), but where the caller's
     ``given`` :math:`\log p` is not float64 (a generic call's float32 work: its rows, lo
     0)."""
+    pairs, p = _lazy_weights(first, temperature, xp, given)
+    return (*pairs(), p)
+
+
+def _lazy_weights(
+    first: Array, temperature: float, xp: ModuleType, given: Array | None = None
+) -> tuple[Callable[[], tuple[Array, Array]], Array]:
+    r""":func:`_weights` as a function that forms the pairs :math:`\log p` (``hi``,
+    ``lo``) and :math:`p`, in the same bits: a caller that needs :math:`\log p` only
+    at classes moved far (:func:`_scaled_kl`; NumPy rows seldom have one) or not at
+    all (the reverse gradient, :func:`_lost_mass`) skips the pairs' last TwoSum (issue
+    13, branch nearfast1)."""
     if given is not None and given.dtype != xp.float64:  # (float32 work: the caller's)
-        p = xp.exp(given)
-        total = xp.sum(p, axis=-1, keepdims=True)
-        return given - xp.log(total), xp.zeros_like(given), p / total
-    return softmax_pair(first, temperature, xp)
+        e = xp.exp(given)
+        total = xp.sum(e, axis=-1, keepdims=True)
+        return (lambda: (given - xp.log(total), xp.zeros_like(given))), e / total
+    shifted, lo, at_top, terms, others = _softmax_steps(first, temperature, xp)
+    with numpy_errstate(first, xp, all="ignore"):
+        p = xp.where(at_top, xp.ones_like(first), terms) / (1.0 + others)
+
+    def pairs() -> tuple[Array, Array]:
+        with numpy_errstate(first, xp, all="ignore"):
+            hi, rest = _difference(shifted, xp.log1p(others), xp)
+            return hi, lo + rest
+
+    return pairs, p
 
 
 def _tempered_log_mean(
@@ -443,14 +498,18 @@ def _tempered_log_mean(
         near = xp.abs(x) < _SERIES_X
         h = _horner(xp.where(near, x, zeros), _H, xp)
         series = p * (w + w * (x * h))
-        # where |x| >= 1/2, x as a pair: expm1(x + lo) = expm1(x) + e^x lo
-        x_lo = _quotient(w, t, xp)[1]
-        inside = x <= _EXPM1_RANGE
-        m1 = xp.expm1(xp.where(inside, x, zeros))
-        far = xp.where(
-            inside, p * (m1 + (m1 + 1.0) * x_lo), _exp_of_sum(log_p, lo, x, x_lo, xp) - p
-        )
-        terms = xp.where(present, xp.where(near, series, far * t), zeros)
+
+        def far(pick: Callable[[Array], Array]) -> Array:
+            # x as a pair: expm1(x + lo) = expm1(x) + e^x lo
+            x_, p_ = pick(x), pick(p)
+            x_lo = _quotient(pick(w), t, xp)[1]
+            inside = x_ <= _EXPM1_RANGE
+            m1 = xp.expm1(xp.where(inside, x_, xp.zeros_like(x_)))
+            e = _exp_of_sum(pick(log_p), pick(lo), x_, x_lo, xp)
+            return xp.where(inside, p_ * (m1 + (m1 + 1.0) * x_lo), e - p_) * t
+
+        apart = _only_where(xp.logical_not(near), far)
+        terms = xp.where(present, xp.where(near, series, apart), zeros)
         g = xp.sum(terms, axis=-1, keepdims=True)
         y = g / t
         small = xp.abs(y) < _SERIES_Y
@@ -459,11 +518,12 @@ def _tempered_log_mean(
     return w, ell
 
 
-def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
+def _lost_mass(p: Array, second: Callable[[], Array], xp: ModuleType) -> Array | None:
     r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where the
     weights ``p`` are 0 in float64 (:math:`p_c` underflows, or a gap of the first side
-    passes the range: teacher logits :math:`\pm 10^{308}`) and ``q`` the second side's
-    probabilities (:func:`softmax_pair`'s); None where it is
+    passes the range: teacher logits :math:`\pm 10^{308}`) and ``second()`` the second
+    side's probabilities :math:`q` (:func:`_lazy_weights`; NumPy: called only where some
+    :math:`p_c` is 0, issue 13, branch nearfast1); None where it is
     0 on every row of NumPy rows (nothing to add). :func:`_parts` drops :math:`B`, so
     :func:`_scaled_kl` is :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
     classes, and
@@ -479,6 +539,7 @@ def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
     absent = p == 0.0
     if xp is np and not absent.any():
         return None
+    q = second()
     lost = xp.sum(xp.where(absent, q, xp.zeros_like(q)), axis=-1, keepdims=True)
     if xp is np and not lost.any():
         return None
@@ -507,13 +568,19 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
         h = _horner(xp.where(near, x, zero), _H, xp)
         series = (p * u) * ((u if power == 2 else x) * h)
-        # p e^x as exp(log p + x) of the pairs (p > 0 here: the classes of p = 0 are
-        # _lost_mass's; x = U/T as a pair, _quotient)
-        x_lo = _quotient(u, t, xp)[1]
-        e = _exp_of_sum(parts.log_p, parts.lo, x, x_lo, xp)
-        direct = xp.where(near, zero, e - p - (p * x + p * x_lo))
-        direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
-        terms = xp.where(p > 0.0, xp.where(near, series, direct), zero)
+
+        def direct(pick: Callable[[Array], Array]) -> Array:
+            # p e^x as exp(log p + x) of the pairs (p > 0 here: the classes of p = 0
+            # are _lost_mass's; x = U/T as a pair, _quotient)
+            x_, p_ = pick(x), pick(p)
+            x_lo = _quotient(pick(u), t, xp)[1]
+            log_p, lo = parts.pairs()
+            e = _exp_of_sum(pick(log_p), pick(lo), x_, x_lo, xp)
+            # (inf only where the term is)
+            return _times_t(e - p_ - (p_ * x_ + p_ * x_lo), t, power, xp)
+
+        apart = _only_where(xp.logical_not(near), direct)
+        terms = xp.where(p > 0.0, xp.where(near, series, apart), zero)
         f = xp.sum(terms, axis=-1, keepdims=True)
         ty = m + (f / t if power == 2 else f)
         y = ty / t
@@ -598,7 +665,7 @@ class NearRows:
         given = (self.log_t, self.log_s) if forward else (self.log_s, self.log_t)
         parts = _parts(first, second, t, xp, given[0])
         kl = _scaled_kl(parts, t, 2, xp)
-        lost = _lost_mass(parts.p, _weights(second, t, xp, given[1])[2], xp)
+        lost = _lost_mass(parts.p, lambda: _lazy_weights(second, t, xp, given[1])[1], xp)
         if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
             with numpy_errstate(lost, xp, all="ignore"):
                 kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
@@ -643,9 +710,14 @@ class NearRows:
         xp, t = self.xp, self.temperature
         log_p, lo, p = _weights(self.teacher, t, xp, self.log_t)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
-        log_s, s_lo, q = _weights(self.student, t, xp, self.log_s)
-        lost = _lost_mass(p, q, xp)
-        s = _exp_pair(log_s, s_lo, xp)  # (as the compiled rows' far classes)
+        formed_student: list[tuple[Array, Array, Array]] = []
+
+        def student() -> tuple[Array, Array, Array]:
+            if not formed_student:  # (the student's pairs formed once, where used)
+                formed_student.append(_weights(self.student, t, xp, self.log_s))
+            return formed_student[0]
+
+        lost = _lost_mass(p, lambda: student()[2], xp)
         with numpy_errstate(w, xp, all="ignore"):
             a = w - ell
             q = a / t
@@ -656,13 +728,26 @@ class NearRows:
             ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
+                log_s, s_lo, _ = student()
                 moved = _exp_of_sum(log_s, s_lo, -xp.log1p(-lost), xp.zeros_like(lost), xp)
                 series = series - (lost * t) * moved
-            apart = (s - _exp_pair(log_p, lo, xp)) * t
-            formed = xp.where(near, series, apart)
-            # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
-            # for a < 0)
-            grad = xp.where(p > 0.0, formed, s * t)
+            present = p > 0.0
+            # s (as the compiled rows' far classes) where |a|/T >= 1/2 or t_c = 0 (NumPy:
+            # there only, and not formed where no such class is, the common case)
+            wanted = xp.logical_not(xp.logical_and(near, present))
+            if type(wanted) is np.ndarray and not wanted.any():
+                grad = series
+            else:
+                log_s, s_lo, _ = student()
+                s = _only_where(wanted, lambda pick: _exp_pair(pick(log_s), pick(s_lo), xp))
+                apart = _only_where(
+                    xp.logical_not(near),
+                    lambda pick: (pick(s) - _exp_pair(pick(log_p), pick(lo), xp)) * t,
+                )
+                formed = xp.where(near, series, apart)
+                # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is
+                # -0 for a < 0)
+                grad = xp.where(present, formed, s * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
             xp = array_namespace(grad)
         return dominant_from_others(grad, p, log_p, xp=xp)
@@ -673,7 +758,7 @@ class NearRows:
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
         xp, t = self.xp, self.temperature
         if self.log_s is None:  # (s of the pairs, softmax_pair)
-            s = softmax_pair(self.student, t, np)[2]
+            s = _lazy_weights(self.student, t, np)[1]
             return reverse_distillation_gradient64(self.student, self.teacher, t, s=s)
         parts = _parts(self.student, self.teacher, t, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
