@@ -238,16 +238,70 @@ def formable(student: Array, teacher: Array, xp: ModuleType) -> Array:
 
 def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
     r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down (NumPy:
-    in place, the same operations; issue 13, branch nearfast1)."""
-    total = xp.full_like(x, coefficients[0])
-    if type(total) is np.ndarray:
-        for a in coefficients[1:]:
+    in place from :math:`a_0 x + a_1`, the same operations; issue 13, branch
+    nearfast1)."""
+    if type(x) is np.ndarray:
+        total = x * coefficients[0]
+        total += coefficients[1]
+        for a in coefficients[2:]:
             total *= x
             total += a
         return total
+    total = xp.full_like(x, coefficients[0])
     for a in coefficients[1:]:
         total = total * x + a
     return total
+
+
+# NumPy's steps of the array formulas (issue 13, branch nearfast1): each is the
+# namespace's operation in the same bits, without the temporaries and the selections
+# that near rows do not need (a ``where`` of every class whose mask is all one way,
+# ``zeros_like``'s fill, ``sum``'s dispatch): on a row of 10 a NumPy call costs some
+# 0.4 to 2 us, on 2000 x 1000 a ``where`` 9 ms against a product's 3.
+
+
+def _zeros(x: Array, xp: ModuleType) -> Array:
+    """``xp.zeros_like(x)`` (NumPy: ``np.zeros``, not filled)."""
+    if type(x) is np.ndarray:
+        return np.zeros(x.shape, dtype=x.dtype)
+    return xp.zeros_like(x)
+
+
+def _pick(mask: Array, a: Array, b: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, a, b)`` (NumPy, ``a`` and ``b`` of ``mask``'s shape: ``a`` or
+    ``b`` itself where ``mask`` is all one way; callers do not write into it)."""
+    if type(mask) is np.ndarray and mask.shape == a.shape == b.shape:
+        if mask.all():
+            return a
+        if not mask.any():
+            return b
+    return xp.where(mask, a, b)
+
+
+def _kept(mask: Array, a: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, a, 0)`` (NumPy, ``a`` of ``mask``'s shape: ``a`` itself where
+    ``mask`` is all True; callers do not write into it)."""
+    if type(a) is np.ndarray:
+        if mask.shape == a.shape and mask.all():
+            return a
+        return np.where(mask, a, 0.0)
+    return xp.where(mask, a, xp.zeros_like(a))
+
+
+def _zeroed(mask: Array, a: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, 0, a)`` (NumPy: ``a`` itself where ``mask`` has no entry; callers
+    do not write into it)."""
+    if type(a) is np.ndarray:
+        return np.where(mask, 0.0, a) if mask.any() else a
+    return xp.where(mask, xp.zeros_like(a), a)
+
+
+def _row_sum(x: Array, xp: ModuleType) -> Array:
+    """``xp.sum(x, axis=-1, keepdims=True)`` (NumPy: ``np.add.reduce``, the same sum
+    without ``np.sum``'s dispatch)."""
+    if type(x) is np.ndarray:
+        return np.add.reduce(x, axis=-1, keepdims=True)
+    return xp.sum(x, axis=-1, keepdims=True)
 
 
 def _only_where(mask: Array, formed: Callable[[Callable[[Array], Array]], Array]) -> Array:
@@ -296,21 +350,31 @@ def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Arra
     q = d / temperature
     exact = math.frexp(temperature)[0] == 0.5  # (a power of two: q exact)
     if exact or not temperature <= _SPLIT_RANGE or q.dtype != xp.float64:
-        return q, xp.zeros_like(q)  # (float32 rows: Veltkamp's split is float64's)
+        return q, _zeros(q, xp)  # (float32 rows: Veltkamp's split is float64's)
     # no masks before the last: T is a constant, so autograd's zero through the where
     # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
-    (product,) = settled(q * temperature)
-    a_hi, a_lo = split(q)
+    if type(q) is np.ndarray:  # (split's steps, no barrier)
+        product = q * temperature
+        c = q * _VELTKAMP
+        a_hi = c - (c - q)
+        a_lo = q - a_hi
+    else:
+        (product,) = settled(q * temperature)
+        a_hi, a_lo = split(q)
     t_hi, t_lo = _split_float(temperature)
     error = ((a_hi * t_hi - product) + a_hi * t_lo + a_lo * t_hi) + a_lo * t_lo
     lo = ((d - product) - error) / temperature
     kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
-    return q, xp.where(kept, lo, xp.zeros_like(lo))
+    return q, _kept(kept, lo, xp)
+
+
+_VELTKAMP = 2.0**27 + 1.0
+"""Veltkamp's constant for float64 (``_double_double.split``'s)."""
 
 
 def _split_float(x: float) -> tuple[float, float]:
     """Veltkamp's splitting of one float (``_double_double.split``'s halves)."""
-    c = (2.0**27 + 1.0) * x
+    c = _VELTKAMP * x
     hi = c - (c - x)
     return hi, x - hi
 
@@ -321,12 +385,20 @@ def _exp_pair(hi: Array, lo: Array, xp: ModuleType) -> Array:
     ``inf`` (no NaN of ``inf * 0``)."""
     e = xp.exp(hi)
     finite = xp.isfinite(e)
+    if type(e) is np.ndarray and finite.all():
+        return e + e * lo
     return xp.where(finite, e + xp.where(finite, e, xp.zeros_like(e)) * lo, e)
 
 
 def _difference(a: Array, b: Array, xp: ModuleType) -> tuple[Array, Array]:
     r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` (TwoSum), lo 0 where :math:`d`
     is not finite (``-inf`` classes: no NaN, for autograd too)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # (two_sum's steps, no barrier)
+        d = a - b
+        b_virtual = d - a
+        lo = a - (d - b_virtual)
+        lo += -b - b_virtual
+        return d, _kept(np.isfinite(d), lo, xp)
     d, lo = two_sum(a, -b)  # (sums only: autograd's zero through the where stays 0)
     return d, xp.where(xp.isfinite(d), lo, xp.zeros_like(lo))
 
@@ -364,8 +436,11 @@ def _softmax_steps(
     :math:`e^{\sigma}(1 + \mathrm{lo})` (0 at the top class) and their row sums
     :math:`S` (keepdims)."""
     ns = xp if xp is np else array_namespace(x)  # (not a caller's bare ``torch`` module)
+    numpy = type(x) is np.ndarray
     with numpy_errstate(x, xp, all="ignore"):
-        m = ns.max(x, axis=-1, keepdims=True)
+        m = np.maximum.reduce(x, axis=-1, keepdims=True) if numpy else None
+        if m is None:
+            m = ns.max(x, axis=-1, keepdims=True)
         gap, gap_lo = _difference(x, m, xp)
         shifted, lo = _quotient(gap, temperature, xp)
         lo = lo + gap_lo / temperature
@@ -379,10 +454,13 @@ def _softmax_steps(
         top = ns.argmax(x, axis=-1, keepdims=True)
         at_top = ns.arange(x.shape[-1], device=device(x)) == top
         e = xp.exp(shifted)  # (<= 1)
-        terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
-        others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
-        if others is None:
-            others = xp.sum(terms, axis=-1, keepdims=True)
+        if numpy:
+            terms = e * lo
+            terms += e
+            terms[at_top] = 0.0
+        else:
+            terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
+        others = _row_sum(terms, xp)
     return shifted, lo, at_top, terms, others
 
 
@@ -399,14 +477,13 @@ def _parts(
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
     # those masks kept (issue 13: T = 1e-100, logits [1, 2] against [-1e308, 1e308])
     absent = p == 0.0
-    zeros = xp.zeros_like(p)
     with numpy_errstate(second, xp, all="ignore"):
         u = second - first
-        u = xp.where(xp.isnan(u) | absent, zeros, u)
+        u = _zeroed(xp.isnan(u) | absent, u, xp)
         for _ in range(2):
-            u = u - xp.sum(p * u, axis=-1, keepdims=True)
-    u = xp.where(absent, zeros, u)
-    return _Parts(pairs, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+            u = u - _row_sum(p * u, xp)
+    u = _zeroed(absent, u, xp)
+    return _Parts(pairs, p, u, _row_sum(p * u, xp))
 
 
 def _weights(
@@ -436,7 +513,11 @@ def _lazy_weights(
         return (lambda: (given - xp.log(total), xp.zeros_like(given))), e / total
     shifted, lo, at_top, terms, others = _softmax_steps(first, temperature, xp)
     with numpy_errstate(first, xp, all="ignore"):
-        p = xp.where(at_top, xp.ones_like(first), terms) / (1.0 + others)
+        if type(terms) is np.ndarray:
+            p = terms / (1.0 + others)
+            np.copyto(p, 1.0 / (1.0 + others), where=at_top)
+        else:
+            p = xp.where(at_top, xp.ones_like(first), terms) / (1.0 + others)
 
     def pairs() -> tuple[Array, Array]:
         with numpy_errstate(first, xp, all="ignore"):
@@ -480,23 +561,25 @@ def _tempered_log_mean(
     formed of the :math:`W` as rounded)."""
     log_p, lo, p = weights
     present = p > 0.0
-    zeros = xp.zeros_like(log_p)
     t = temperature
     with numpy_errstate(log_p, xp, all="ignore"):
         d = second - first
-        d = xp.where(xp.isnan(d) | xp.logical_not(present), zeros, d)
+        d = _zeroed(xp.isnan(d) | xp.logical_not(present), d, xp)
         ns = xp if xp is np else array_namespace(d)
         top = ns.argmax(log_p, axis=-1, keepdims=True)
-        at_top = ns.arange(d.shape[-1], device=device(d)) == top
-        w = d - xp.sum(xp.where(at_top, d, zeros), axis=-1, keepdims=True)
+        if type(d) is np.ndarray:  # (the row's sum of d at its top class and zeros)
+            w = d - (np.take_along_axis(d, top, axis=-1) + 0.0)
+        else:
+            at_top = ns.arange(d.shape[-1], device=device(d)) == top
+            w = d - xp.sum(xp.where(at_top, d, xp.zeros_like(d)), axis=-1, keepdims=True)
         # the classes of |W/T| < 1/2 (the top one among them) centred at their mean
         inner = xp.logical_and(present, xp.abs(w / t) < _SERIES_X)
-        weights = xp.where(inner, p, zeros)
-        mean = xp.sum(weights * xp.where(inner, w, zeros), axis=-1, keepdims=True)
-        w = w - mean / xp.sum(weights, axis=-1, keepdims=True)
+        weights = _kept(inner, p, xp)
+        mean = _row_sum(weights * _kept(inner, w, xp), xp)
+        w = w - mean / _row_sum(weights, xp)
         x = w / t
         near = xp.abs(x) < _SERIES_X
-        h = _horner(xp.where(near, x, zeros), _H, xp)
+        h = _horner(_kept(near, x, xp), _H, xp)
         series = p * (w + w * (x * h))
 
         def far(pick: Callable[[Array], Array]) -> Array:
@@ -509,12 +592,12 @@ def _tempered_log_mean(
             return xp.where(inside, p_ * (m1 + (m1 + 1.0) * x_lo), e - p_) * t
 
         apart = _only_where(xp.logical_not(near), far)
-        terms = xp.where(present, xp.where(near, series, apart), zeros)
-        g = xp.sum(terms, axis=-1, keepdims=True)
+        terms = _kept(present, _pick(near, series, apart, xp), xp)
+        g = _row_sum(terms, xp)
         y = g / t
         small = xp.abs(y) < _SERIES_Y
-        bracket = _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
-        ell = xp.where(small, g - g * (y * bracket), xp.log1p(y) * t)
+        bracket = _horner(_kept(small, y, xp), _PSI, xp)
+        ell = _pick(small, g - g * (y * bracket), xp.log1p(y) * t, xp)
     return w, ell
 
 
@@ -540,7 +623,7 @@ def _lost_mass(p: Array, second: Callable[[], Array], xp: ModuleType) -> Array |
     if xp is np and not absent.any():
         return None
     q = second()
-    lost = xp.sum(xp.where(absent, q, xp.zeros_like(q)), axis=-1, keepdims=True)
+    lost = _row_sum(_kept(absent, q, xp), xp)
     if xp is np and not lost.any():
         return None
     return lost
@@ -561,12 +644,11 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
     1: :math:`T D`, for the gradient), with :math:`F_k = \mathrm E_p[T^k\varphi(U/T)]`
     and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
     t, p, u, m = temperature, parts.p, parts.u, parts.m
-    zero = xp.zeros_like(u)
     with numpy_errstate(u, xp, all="ignore"):
         x = u / t
         near = xp.abs(x) < _SERIES_X
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
-        h = _horner(xp.where(near, x, zero), _H, xp)
+        h = _horner(_kept(near, x, xp), _H, xp)
         series = (p * u) * ((u if power == 2 else x) * h)
 
         def direct(pick: Callable[[Array], Array]) -> Array:
@@ -580,18 +662,18 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
             return _times_t(e - p_ - (p_ * x_ + p_ * x_lo), t, power, xp)
 
         apart = _only_where(xp.logical_not(near), direct)
-        terms = xp.where(p > 0.0, xp.where(near, series, apart), zero)
-        f = xp.sum(terms, axis=-1, keepdims=True)
+        terms = _kept(p > 0.0, _pick(near, series, apart, xp), xp)
+        f = _row_sum(terms, xp)
         ty = m + (f / t if power == 2 else f)
         y = ty / t
         small = xp.abs(y) < _SERIES_Y
-        bracket = ty * _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
+        bracket = ty * _horner(_kept(small, y, xp), _PSI, xp)
         psi = -ty * bracket if power == 2 else -y * bracket
         wide = _times_t(xp.log1p(y) - m / t, t, power, xp)
-        kl = xp.where(small, f + psi, wide)
+        kl = _pick(small, f + psi, wide, xp)
         # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
-        kl = xp.where(kl > 0.0, kl, xp.zeros_like(kl))
-    return xp.where(xp.isinf(f), f, kl)
+        kl = _kept(kl > 0.0, kl, xp)
+    return _pick(xp.isinf(f), f, kl, xp)
 
 
 def _compiled_loss(rows: NearRows) -> Callable[..., np.ndarray] | None:
@@ -722,10 +804,13 @@ class NearRows:
             a = w - ell
             q = a / t
             near = xp.abs(q) < _SERIES_X
-            small = xp.where(near, q, xp.zeros_like(q))
+            small = _kept(near, q, xp)
             nonzero = small != 0.0
-            ones = xp.ones_like(q)
-            ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            if type(small) is np.ndarray and nonzero.all():
+                ratio = np.expm1(small) / small
+            else:
+                ones = xp.ones_like(q)
+                ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
                 log_s, s_lo, _ = student()
@@ -763,7 +848,7 @@ class NearRows:
         parts = _parts(self.student, self.teacher, t, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
-        return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))
+        return _kept(parts.p > 0.0, grad, xp)
 
 
 def given_mass(log_t: Array, xp: ModuleType) -> tuple[Array, Array]:
