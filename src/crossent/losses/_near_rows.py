@@ -78,7 +78,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .._double_double import split, two_sum
-from .._xp import Array, array_namespace, device, numpy_errstate, settled
+from .._xp import (
+    Array,
+    array_namespace,
+    device,
+    is_jax_tracer,
+    is_tensor,
+    numpy_errstate,
+    settled,
+)
 from . import _cpu_kernels
 from ._dominant_entry import dominant_from_others
 from ._far_gaps import (
@@ -304,23 +312,44 @@ def _row_sum(x: Array, xp: ModuleType) -> Array:
     return xp.sum(x, axis=-1, keepdims=True)
 
 
-def _only_where(mask: Array, formed: Callable[[Callable[[Array], Array]], Array]) -> Array:
+def _only_where(
+    mask: Array, formed: Callable[[Callable[[Array], Array]], Array], like: Array
+) -> Array:
     r"""``formed(pick)`` at the entries of ``mask``: ``formed`` takes its arrays (of
-    ``mask``'s shape) as ``pick(a)`` and forms them elementwise. NumPy: ``pick(a)`` is
-    ``a[mask]``, the result 0 elsewhere, and ``formed`` not called where ``mask`` has no
-    entry: the same bits at ``mask`` for the formulas' far classes, rare on near rows
-    (issue 13, branch nearfast1: the pairs' remainders and exponentials of every class
-    were a third of the array formulas' time). Other namespaces: ``formed`` of the
-    whole arrays, its values elsewhere too (no host read; the callers pick by
-    ``mask``)."""
+    ``mask``'s shape) as ``pick(a)`` and forms them elementwise; 0 (of ``like``'s dtype)
+    where ``mask`` has no entry (:func:`_any_entry`: ``formed`` not called). NumPy:
+    ``pick(a)`` is ``a[mask]``, the result 0 elsewhere: the same bits at ``mask`` for
+    the formulas' far classes, rare on near rows (issue 13, branch nearfast1: the
+    pairs' remainders and exponentials of every class were a third of the array
+    formulas' time). Other namespaces: ``formed`` of the whole arrays, its values
+    elsewhere too (the callers pick by ``mask``)."""
+    if _any_entry(mask) is False:
+        return _zeros(like, array_namespace(like) if type(like) is not np.ndarray else np)
     if type(mask) is not np.ndarray:
         return formed(lambda a: a)
-    if not mask.any():
-        return np.zeros(mask.shape)
     value = formed(lambda a: a[mask])
     out = np.zeros(mask.shape, dtype=value.dtype)
     out[mask] = value
     return out
+
+
+def _any_entry(mask: Array) -> bool | None:
+    """Whether ``mask`` has a True entry, where reading that on the host is cheap and
+    allowed: NumPy, a PyTorch CPU tensor outside ``torch.compile``, a JAX CPU array not
+    traced; None elsewhere (a GPU's, a graph's: the formulas then form every class, as
+    before; issue 13, branch nearfast1)."""
+    if type(mask) is np.ndarray:
+        return bool(mask.any())
+    if is_tensor(mask):
+        import torch  # (loaded: a tensor)
+
+        if mask.device.type != "cpu" or torch.compiler.is_compiling():
+            return None
+        return bool(mask.any())
+    jax = "jax" in type(mask).__module__ and not is_jax_tracer(mask)
+    if jax and all(d.platform == "cpu" for d in mask.devices()):
+        return bool(mask.any())
+    return None
 
 
 class _Parts(NamedTuple):
@@ -591,7 +620,7 @@ def _tempered_log_mean(
             e = _exp_of_sum(pick(log_p), pick(lo), x_, x_lo, xp)
             return xp.where(inside, p_ * (m1 + (m1 + 1.0) * x_lo), e - p_) * t
 
-        apart = _only_where(xp.logical_not(near), far)
+        apart = _only_where(xp.logical_not(near), far, p)
         terms = _kept(present, _pick(near, series, apart, xp), xp)
         g = _row_sum(terms, xp)
         y = g / t
@@ -620,7 +649,7 @@ def _lost_mass(p: Array, second: Callable[[], Array], xp: ModuleType) -> Array |
     gradient 0 here, against :math:`1.125\cdot 10^{-7}` and :math:`\pm 1.125\cdot
     10^{-7}`). ``exp`` of ``-inf`` off :math:`B`: no NaN for autograd."""
     absent = p == 0.0
-    if xp is np and not absent.any():
+    if _any_entry(absent) is False:
         return None
     q = second()
     lost = _row_sum(_kept(absent, q, xp), xp)
@@ -661,7 +690,7 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
             # (inf only where the term is)
             return _times_t(e - p_ - (p_ * x_ + p_ * x_lo), t, power, xp)
 
-        apart = _only_where(xp.logical_not(near), direct)
+        apart = _only_where(xp.logical_not(near), direct, p)
         terms = _kept(p > 0.0, _pick(near, series, apart, xp), xp)
         f = _row_sum(terms, xp)
         ty = m + (f / t if power == 2 else f)
@@ -820,14 +849,15 @@ class NearRows:
             # s (as the compiled rows' far classes) where |a|/T >= 1/2 or t_c = 0 (NumPy:
             # there only, and not formed where no such class is, the common case)
             wanted = xp.logical_not(xp.logical_and(near, present))
-            if type(wanted) is np.ndarray and not wanted.any():
+            if _any_entry(wanted) is False:
                 grad = series
             else:
                 log_s, s_lo, _ = student()
-                s = _only_where(wanted, lambda pick: _exp_pair(pick(log_s), pick(s_lo), xp))
+                s = _only_where(wanted, lambda pick: _exp_pair(pick(log_s), pick(s_lo), xp), p)
                 apart = _only_where(
                     xp.logical_not(near),
                     lambda pick: (pick(s) - _exp_pair(pick(log_p), pick(lo), xp)) * t,
+                    p,
                 )
                 formed = xp.where(near, series, apart)
                 # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is
