@@ -475,7 +475,7 @@ def _softmax_steps(
         lo = lo + gap_lo / temperature
         if temperature > 1.0:
             past = xp.isinf(gap) & xp.isfinite(x) & xp.isfinite(m)
-            if xp is not np or past.any():
+            if _any_entry(past) is not False:  # (a gap past the range: rare)
                 zeros = xp.zeros_like(x)
                 halves = (xp.where(past, x, zeros) * 0.5 - m * 0.5) / temperature
                 shifted = xp.where(past, 2.0 * halves, shifted)
