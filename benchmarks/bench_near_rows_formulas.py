@@ -63,9 +63,9 @@ def cases(backends: list[str]) -> dict[str, object]:
 
             torch.set_num_threads(1)
             for shape, n in (((1, 10), 100), ((256, 1000), 1)):
-                z, v = (torch.tensor(x) for x in _rows(shape))
-                log_s, log_t = (torch.log_softmax(x / t, -1) for x in (z, v))
-                rows = NearRows(z, v, t, array_namespace(z), log_s, log_t)
+                tz, tv = (torch.tensor(x) for x in _rows(shape))
+                ts, tt = (torch.log_softmax(x / t, -1) for x in (tz, tv))
+                rows = NearRows(tz, tv, t, array_namespace(tz), ts, tt)
                 for name, fn in _calls(rows, n, lambda r: r).items():
                     out[f"torch {shape[0]}x{shape[1]} T={t} {name}"] = fn
         if "jax" in backends:
@@ -77,9 +77,9 @@ def cases(backends: list[str]) -> dict[str, object]:
             from crossent._xp import array_namespace
 
             for shape, n in (((1, 10), 10), ((256, 1000), 1)):
-                z, v = (jnp.asarray(x) for x in _rows(shape))
-                log_s, log_t = (jax.nn.log_softmax(x / t, -1) for x in (z, v))
-                rows = NearRows(z, v, t, array_namespace(z), log_s, log_t)
+                jz, jv = (jnp.asarray(x) for x in _rows(shape))
+                js, jt = (jax.nn.log_softmax(x / t, -1) for x in (jz, jv))
+                rows = NearRows(jz, jv, t, array_namespace(jz), js, jt)
                 for name, fn in _calls(rows, n, lambda r: r.block_until_ready()).items():
                     out[f"jax {shape[0]}x{shape[1]} T={t} {name}"] = fn
     return out
