@@ -81,8 +81,8 @@ from .._double_double import split, two_sum
 from .._xp import (
     Array,
     array_namespace,
+    cannot_copy_to_host,
     device,
-    is_jax_tracer,
     is_tensor,
     numpy_errstate,
     settled,
@@ -334,19 +334,22 @@ def _only_where(
 
 
 def _any_entry(mask: Array) -> bool | None:
-    """Whether ``mask`` has a True entry, where reading that on the host is cheap and
-    allowed: NumPy, a PyTorch CPU tensor outside ``torch.compile``, a JAX CPU array not
-    traced; None elsewhere (a GPU's, a graph's: the formulas then form every class, as
-    before; issue 13, branch nearfast1)."""
+    """Whether ``mask`` has a True entry, where reading that on the host waits for no
+    device and traces nothing: NumPy, a PyTorch CPU tensor (not under ``torch.compile``
+    nor a ``torch.func`` transform), a JAX CPU array not traced; None elsewhere (a GPU's,
+    a graph's: the formulas then form every class, as before, and read nothing; issue
+    13, branch nearfast1)."""
     if type(mask) is np.ndarray:
         return bool(mask.any())
+    if cannot_copy_to_host(mask):  # (JAX tracers, torch.func's tensors, fake tensors)
+        return None
     if is_tensor(mask):
         import torch  # (loaded: a tensor)
 
         if mask.device.type != "cpu" or torch.compiler.is_compiling():
             return None
         return bool(mask.any())
-    jax = "jax" in type(mask).__module__ and not is_jax_tracer(mask)
+    jax = "jax" in type(mask).__module__
     if jax and all(d.platform == "cpu" for d in mask.devices()):
         return bool(mask.any())
     return None
