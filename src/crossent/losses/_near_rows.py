@@ -49,7 +49,14 @@ Every :math:`\log p` here is a pair :math:`h + l` (:func:`softmax_pair`: the gap
 :math:`x = U/T` and :math:`W/T` are pairs too. A rounded :math:`\log p_c` put
 :math:`|\log p_c|\,2^{-53}` into :math:`p_c`: a class some 120 below the top, whose
 mass is the whole KL, was 45 to 87 units of :math:`2^{-53}` off (issue 13, branch
-nearrows2; ``benchmarks/check_near_rows_far_class.py``).
+nearrows2; ``benchmarks/check_near_rows_far_class.py``). That work is done where it is
+used (issue 13, branch nearfast1: it had doubled the array formulas' time): the far
+classes' pairs (:math:`|x| \ge 1/2`) at those classes only (:func:`_only_where`), the
+pairs' last TwoSum, the second side's weights and the forward gradient's student only
+where asked; NumPy skips each selection whose mask is all one way (:func:`_pick`,
+:func:`_kept`), PyTorch CPU and eager JAX read whether a mask has an entry
+(:func:`_any_entry`), GPU and traced arrays form every class. The bits are those of the
+formulas formed everywhere (``tests/losses/test_issue13_near_rows_numpy_shortcuts.py``).
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss, and for the gradient those whose spread is below
