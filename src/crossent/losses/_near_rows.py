@@ -392,19 +392,38 @@ def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Arra
         return q, _zeros(q, xp)  # (float32 rows: Veltkamp's split is float64's)
     # no masks before the last: T is a constant, so autograd's zero through the where
     # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
-    if type(q) is np.ndarray:  # (split's steps, no barrier)
-        product = q * temperature
-        c = q * _VELTKAMP
-        a_hi = c - (c - q)
-        a_lo = q - a_hi
-    else:
-        (product,) = settled(q * temperature)
-        a_hi, a_lo = split(q)
+    if type(q) is np.ndarray:  # (the steps below in place, split's without a barrier)
+        return q, _kept(np.abs(q) <= _SPLIT_RANGE, _remainder64(d, q, temperature), xp)
+    (product,) = settled(q * temperature)
+    a_hi, a_lo = split(q)
     t_hi, t_lo = _split_float(temperature)
     error = ((a_hi * t_hi - product) + a_hi * t_lo + a_lo * t_hi) + a_lo * t_lo
     lo = ((d - product) - error) / temperature
     kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
     return q, _kept(kept, lo, xp)
+
+
+def _remainder64(d: np.ndarray, q: np.ndarray, temperature: float) -> np.ndarray:
+    r""":func:`_quotient`'s :math:`((d - q_T) - e_T)/T` of NumPy arrays, its operations in
+    their order, in place (four arrays, not 16: issue 13, branch nearfast1)."""
+    t_hi, t_lo = _split_float(temperature)
+    product = q * temperature
+    a_hi = q * _VELTKAMP  # c
+    a_lo = a_hi - q  # c - q
+    a_hi -= a_lo  # c - (c - q)
+    np.subtract(q, a_hi, out=a_lo)
+    error = a_hi * t_hi
+    error -= product
+    a_hi *= t_lo
+    error += a_hi
+    a_hi = np.multiply(a_lo, t_hi, out=a_hi)
+    error += a_hi
+    a_lo *= t_lo
+    error += a_lo
+    lo = d - product
+    lo -= error
+    lo /= temperature
+    return lo
 
 
 _VELTKAMP = 2.0**27 + 1.0
