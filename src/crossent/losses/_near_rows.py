@@ -49,7 +49,14 @@ Every :math:`\log p` here is a pair :math:`h + l` (:func:`softmax_pair`: the gap
 :math:`x = U/T` and :math:`W/T` are pairs too. A rounded :math:`\log p_c` put
 :math:`|\log p_c|\,2^{-53}` into :math:`p_c`: a class some 120 below the top, whose
 mass is the whole KL, was 45 to 87 units of :math:`2^{-53}` off (issue 13, branch
-nearrows2; ``benchmarks/check_near_rows_far_class.py``).
+nearrows2; ``benchmarks/check_near_rows_far_class.py``). That work is done where it is
+used (issue 13, branch nearfast1: it had doubled the array formulas' time): the far
+classes' pairs (:math:`|x| \ge 1/2`) at those classes only (:func:`_only_where`), the
+pairs' last TwoSum, the second side's weights and the forward gradient's student only
+where asked; NumPy skips each selection whose mask is all one way (:func:`_pick`,
+:func:`_kept`), PyTorch CPU and eager JAX read whether a mask has an entry
+(:func:`_any_entry`), GPU and traced arrays form every class. The bits are those of the
+formulas formed everywhere (``tests/losses/test_issue13_near_rows_numpy_shortcuts.py``).
 
 Which rows: those whose common-path KL (before :math:`T^2`) is below
 :data:`KL_FLOOR`, for the loss, and for the gradient those whose spread is below
@@ -78,7 +85,15 @@ from typing import NamedTuple
 import numpy as np
 
 from .._double_double import split, two_sum
-from .._xp import Array, array_namespace, device, numpy_errstate, settled
+from .._xp import (
+    Array,
+    array_namespace,
+    cannot_copy_to_host,
+    device,
+    is_tensor,
+    numpy_errstate,
+    settled,
+)
 from . import _cpu_kernels
 from ._dominant_entry import dominant_from_others
 from ._far_gaps import (
@@ -237,18 +252,120 @@ def formable(student: Array, teacher: Array, xp: ModuleType) -> Array:
 
 
 def _horner(x: Array, coefficients: tuple[float, ...], xp: ModuleType) -> Array:
-    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down."""
+    r""":math:`\sum_k a_k x^k` with ``coefficients`` from the highest power down (NumPy:
+    in place from :math:`a_0 x + a_1`, the same operations; issue 13, branch
+    nearfast1)."""
+    if type(x) is np.ndarray:
+        total = x * coefficients[0]
+        total += coefficients[1]
+        for a in coefficients[2:]:
+            total *= x
+            total += a
+        return total
     total = xp.full_like(x, coefficients[0])
     for a in coefficients[1:]:
         total = total * x + a
     return total
 
 
+# NumPy's steps of the array formulas (issue 13, branch nearfast1): each is the
+# namespace's operation in the same bits, without the temporaries and the selections
+# that near rows do not need (a ``where`` of every class whose mask is all one way,
+# ``zeros_like``'s fill, ``sum``'s dispatch): on a row of 10 a NumPy call costs some
+# 0.4 to 2 us, on 2000 x 1000 a ``where`` 9 ms against a product's 3.
+
+
+def _zeros(x: Array, xp: ModuleType) -> Array:
+    """``xp.zeros_like(x)`` (NumPy: ``np.zeros``, not filled)."""
+    if type(x) is np.ndarray:
+        return np.zeros(x.shape, dtype=x.dtype)
+    return xp.zeros_like(x)
+
+
+def _pick(mask: Array, a: Array, b: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, a, b)`` (NumPy, ``a`` and ``b`` of ``mask``'s shape: ``a`` or
+    ``b`` itself where ``mask`` is all one way; callers do not write into it)."""
+    if type(mask) is np.ndarray and mask.shape == a.shape == b.shape:
+        if mask.all():
+            return a
+        if not mask.any():
+            return b
+    return xp.where(mask, a, b)
+
+
+def _kept(mask: Array, a: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, a, 0)`` (NumPy, ``a`` of ``mask``'s shape: ``a`` itself where
+    ``mask`` is all True; callers do not write into it)."""
+    if type(a) is np.ndarray:
+        if mask.shape == a.shape and mask.all():
+            return a
+        return np.where(mask, a, 0.0)
+    return xp.where(mask, a, xp.zeros_like(a))
+
+
+def _zeroed(mask: Array, a: Array, xp: ModuleType) -> Array:
+    """``xp.where(mask, 0, a)`` (NumPy: ``a`` itself where ``mask`` has no entry; callers
+    do not write into it)."""
+    if type(a) is np.ndarray:
+        return np.where(mask, 0.0, a) if mask.any() else a
+    return xp.where(mask, xp.zeros_like(a), a)
+
+
+def _row_sum(x: Array, xp: ModuleType) -> Array:
+    """``xp.sum(x, axis=-1, keepdims=True)`` (NumPy: ``np.add.reduce``, the same sum
+    without ``np.sum``'s dispatch)."""
+    if type(x) is np.ndarray:
+        return np.add.reduce(x, axis=-1, keepdims=True)
+    return xp.sum(x, axis=-1, keepdims=True)
+
+
+def _only_where(
+    mask: Array, formed: Callable[[Callable[[Array], Array]], Array], like: Array
+) -> Array:
+    r"""``formed(pick)`` at the entries of ``mask``: ``formed`` takes its arrays (of
+    ``mask``'s shape) as ``pick(a)`` and forms them elementwise; 0 (of ``like``'s dtype)
+    where ``mask`` has no entry (:func:`_any_entry`: ``formed`` not called). NumPy:
+    ``pick(a)`` is ``a[mask]``, the result 0 elsewhere: the same bits at ``mask`` for
+    the formulas' far classes, rare on near rows (issue 13, branch nearfast1: the
+    pairs' remainders and exponentials of every class were a third of the array
+    formulas' time). Other namespaces: ``formed`` of the whole arrays, its values
+    elsewhere too (the callers pick by ``mask``)."""
+    if _any_entry(mask) is False:
+        return _zeros(like, array_namespace(like) if type(like) is not np.ndarray else np)
+    if type(mask) is not np.ndarray:
+        return formed(lambda a: a)
+    value = formed(lambda a: a[mask])
+    out = np.zeros(mask.shape, dtype=value.dtype)
+    out[mask] = value
+    return out
+
+
+def _any_entry(mask: Array) -> bool | None:
+    """Whether ``mask`` has a True entry, where reading that on the host waits for no
+    device and traces nothing: NumPy, a PyTorch CPU tensor (not under ``torch.compile``
+    nor a ``torch.func`` transform), a JAX CPU array not traced; None elsewhere (a GPU's,
+    a graph's: the formulas then form every class, as before, and read nothing; issue
+    13, branch nearfast1)."""
+    if type(mask) is np.ndarray:
+        return bool(mask.any())
+    if cannot_copy_to_host(mask):  # (JAX tracers, torch.func's tensors, fake tensors)
+        return None
+    if is_tensor(mask):
+        import torch  # (loaded: a tensor)
+
+        if mask.device.type != "cpu" or torch.compiler.is_compiling():
+            return None
+        return bool(mask.any())
+    jax = "jax" in type(mask).__module__
+    if jax and all(d.platform == "cpu" for d in mask.devices()):
+        return bool(mask.any())
+    return None
+
+
 class _Parts(NamedTuple):
     """The shifted log-ratios of a block of rows (module docstring), keepdims."""
 
-    log_p: Array  # log softmax(first / T), normalised as p
-    lo: Array  # its low parts (softmax_pair)
+    pairs: Callable[[], tuple[Array, Array]]  # log softmax(first / T): hi, lo (_weights)
     p: Array  # the weights, normalised
     u: Array  # U = D - T c, c = E_p[D] / T (in two passes: a residual shift)
     m: Array  # M = E_p[U], a rounding residual
@@ -272,21 +389,50 @@ def _quotient(d: Array, temperature: float, xp: ModuleType) -> tuple[Array, Arra
     q = d / temperature
     exact = math.frexp(temperature)[0] == 0.5  # (a power of two: q exact)
     if exact or not temperature <= _SPLIT_RANGE or q.dtype != xp.float64:
-        return q, xp.zeros_like(q)  # (float32 rows: Veltkamp's split is float64's)
+        return q, _zeros(q, xp)  # (float32 rows: Veltkamp's split is float64's)
     # no masks before the last: T is a constant, so autograd's zero through the where
     # meets only sums and products by constants (no 0 * inf), where q is -inf or huge
+    if type(q) is np.ndarray:  # (the steps below in place, split's without a barrier)
+        return q, _kept(np.abs(q) <= _SPLIT_RANGE, _remainder64(d, q, temperature), xp)
     (product,) = settled(q * temperature)
     a_hi, a_lo = split(q)
     t_hi, t_lo = _split_float(temperature)
     error = ((a_hi * t_hi - product) + a_hi * t_lo + a_lo * t_hi) + a_lo * t_lo
     lo = ((d - product) - error) / temperature
     kept = xp.abs(q) <= _SPLIT_RANGE  # (False at inf and NaN)
-    return q, xp.where(kept, lo, xp.zeros_like(lo))
+    return q, _kept(kept, lo, xp)
+
+
+def _remainder64(d: np.ndarray, q: np.ndarray, temperature: float) -> np.ndarray:
+    r""":func:`_quotient`'s :math:`((d - q_T) - e_T)/T` of NumPy arrays, its operations in
+    their order, in place (four arrays, not 16: issue 13, branch nearfast1)."""
+    t_hi, t_lo = _split_float(temperature)
+    product = q * temperature
+    a_hi = q * _VELTKAMP  # c
+    a_lo = a_hi - q  # c - q
+    a_hi -= a_lo  # c - (c - q)
+    np.subtract(q, a_hi, out=a_lo)
+    error = a_hi * t_hi
+    error -= product
+    a_hi *= t_lo
+    error += a_hi
+    a_hi = np.multiply(a_lo, t_hi, out=a_hi)
+    error += a_hi
+    a_lo *= t_lo
+    error += a_lo
+    lo = d - product
+    lo -= error
+    lo /= temperature
+    return lo
+
+
+_VELTKAMP = 2.0**27 + 1.0
+"""Veltkamp's constant for float64 (``_double_double.split``'s)."""
 
 
 def _split_float(x: float) -> tuple[float, float]:
     """Veltkamp's splitting of one float (``_double_double.split``'s halves)."""
-    c = (2.0**27 + 1.0) * x
+    c = _VELTKAMP * x
     hi = c - (c - x)
     return hi, x - hi
 
@@ -297,12 +443,20 @@ def _exp_pair(hi: Array, lo: Array, xp: ModuleType) -> Array:
     ``inf`` (no NaN of ``inf * 0``)."""
     e = xp.exp(hi)
     finite = xp.isfinite(e)
+    if type(e) is np.ndarray and finite.all():
+        return e + e * lo
     return xp.where(finite, e + xp.where(finite, e, xp.zeros_like(e)) * lo, e)
 
 
 def _difference(a: Array, b: Array, xp: ModuleType) -> tuple[Array, Array]:
     r""":math:`a - b` as the pair :math:`d + \mathrm{lo}` (TwoSum), lo 0 where :math:`d`
     is not finite (``-inf`` classes: no NaN, for autograd too)."""
+    if type(a) is np.ndarray and type(b) is np.ndarray:  # (two_sum's steps, no barrier)
+        d = a - b
+        b_virtual = d - a
+        lo = a - (d - b_virtual)
+        lo += -b - b_virtual
+        return d, _kept(np.isfinite(d), lo, xp)
     d, lo = two_sum(a, -b)  # (sums only: autograd's zero through the where stays 0)
     return d, xp.where(xp.isfinite(d), lo, xp.zeros_like(lo))
 
@@ -326,16 +480,31 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
     p_c|\,2^{-53}` relative: rows ``[0, -300]`` beside ``[0, -290]`` at :math:`T = 2.4`
     (:math:`p_1 = e^{-121}`, :math:`T^2 D = 1.8\cdot 10^{-52}`) were 87 units of
     :math:`2^{-53}` off (issue 13, branch nearrows2). ``_near_rows_numba._log_softmax``
-    is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its."""
+    is its twin. NumPy's row sums pairwise (``np.add.reduce``), as its (:func:`_lazy_weights`:
+    the pairs formed only where asked)."""
+    pairs, p = _lazy_weights(x, temperature, xp)
+    return (*pairs(), p)
+
+
+def _softmax_steps(
+    x: Array, temperature: float, xp: ModuleType
+) -> tuple[Array, Array, Array, Array, Array]:
+    r""":func:`softmax_pair`'s steps: the pair :math:`\sigma + \mathrm{lo}` of
+    :math:`(x_c - m)/T`, the mask of each row's first top class, the terms
+    :math:`e^{\sigma}(1 + \mathrm{lo})` (0 at the top class) and their row sums
+    :math:`S` (keepdims)."""
     ns = xp if xp is np else array_namespace(x)  # (not a caller's bare ``torch`` module)
+    numpy = type(x) is np.ndarray
     with numpy_errstate(x, xp, all="ignore"):
-        m = ns.max(x, axis=-1, keepdims=True)
+        m = np.maximum.reduce(x, axis=-1, keepdims=True) if numpy else None
+        if m is None:
+            m = ns.max(x, axis=-1, keepdims=True)
         gap, gap_lo = _difference(x, m, xp)
         shifted, lo = _quotient(gap, temperature, xp)
         lo = lo + gap_lo / temperature
         if temperature > 1.0:
             past = xp.isinf(gap) & xp.isfinite(x) & xp.isfinite(m)
-            if xp is not np or past.any():
+            if _any_entry(past) is not False:  # (a gap past the range: rare)
                 zeros = xp.zeros_like(x)
                 halves = (xp.where(past, x, zeros) * 0.5 - m * 0.5) / temperature
                 shifted = xp.where(past, 2.0 * halves, shifted)
@@ -343,13 +512,14 @@ def softmax_pair(x: Array, temperature: float, xp: ModuleType) -> tuple[Array, A
         top = ns.argmax(x, axis=-1, keepdims=True)
         at_top = ns.arange(x.shape[-1], device=device(x)) == top
         e = xp.exp(shifted)  # (<= 1)
-        terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
-        others = np.add.reduce(terms, axis=-1, keepdims=True) if xp is np else None
-        if others is None:
-            others = xp.sum(terms, axis=-1, keepdims=True)
-        hi, rest = _difference(shifted, xp.log1p(others), xp)
-        p = xp.where(at_top, xp.ones_like(x), terms) / (1.0 + others)
-    return hi, lo + rest, p
+        if numpy:
+            terms = e * lo
+            terms += e
+            terms[at_top] = 0.0
+        else:
+            terms = xp.where(at_top, xp.zeros_like(x), e + e * lo)
+        others = _row_sum(terms, xp)
+    return shifted, lo, at_top, terms, others
 
 
 def _parts(
@@ -359,20 +529,19 @@ def _parts(
     (:func:`_weights`) and :math:`D = \text{second} - \text{first}` (finite). The shift
     is :math:`\mathrm E_p[D]` and then the mean of what is left, so that :math:`U` of a
     dominant class is not the rounding error of :math:`\mathrm E_p[D]`."""
-    log_p, lo, p = _weights(first, temperature, xp, given)
+    pairs, p = _lazy_weights(first, temperature, xp, given)
     # U_c = 0 where p_c = 0 (a class masked on both sides, -inf - -inf, or a gap of
     # ``first`` past the range): each use weighs it by p_c or masks it, and a U_c of
     # 2e308 (then inf - inf in the shifts) made a NaN that autograd's zero through
     # those masks kept (issue 13: T = 1e-100, logits [1, 2] against [-1e308, 1e308])
     absent = p == 0.0
-    zeros = xp.zeros_like(log_p)
     with numpy_errstate(second, xp, all="ignore"):
         u = second - first
-        u = xp.where(xp.isnan(u) | absent, zeros, u)
+        u = _zeroed(xp.isnan(u) | absent, u, xp)
         for _ in range(2):
-            u = u - xp.sum(p * u, axis=-1, keepdims=True)
-    u = xp.where(absent, zeros, u)
-    return _Parts(log_p, lo, p, u, xp.sum(p * u, axis=-1, keepdims=True))
+            u = u - _row_sum(p * u, xp)
+    u = _zeroed(absent, u, xp)
+    return _Parts(pairs, p, u, _row_sum(p * u, xp))
 
 
 def _weights(
@@ -384,11 +553,36 @@ def _weights(
     caller's softened rows, whose :math:`\log p` is rounded), but where the caller's
     ``given`` :math:`\log p` is not float64 (a generic call's float32 work: its rows, lo
     0)."""
+    pairs, p = _lazy_weights(first, temperature, xp, given)
+    return (*pairs(), p)
+
+
+def _lazy_weights(
+    first: Array, temperature: float, xp: ModuleType, given: Array | None = None
+) -> tuple[Callable[[], tuple[Array, Array]], Array]:
+    r""":func:`_weights` as a function that forms the pairs :math:`\log p` (``hi``,
+    ``lo``) and :math:`p`, in the same bits: a caller that needs :math:`\log p` only
+    at classes moved far (:func:`_scaled_kl`; NumPy rows seldom have one) or not at
+    all (the reverse gradient, :func:`_lost_mass`) skips the pairs' last TwoSum (issue
+    13, branch nearfast1)."""
     if given is not None and given.dtype != xp.float64:  # (float32 work: the caller's)
-        p = xp.exp(given)
-        total = xp.sum(p, axis=-1, keepdims=True)
-        return given - xp.log(total), xp.zeros_like(given), p / total
-    return softmax_pair(first, temperature, xp)
+        e = xp.exp(given)
+        total = xp.sum(e, axis=-1, keepdims=True)
+        return (lambda: (given - xp.log(total), xp.zeros_like(given))), e / total
+    shifted, lo, at_top, terms, others = _softmax_steps(first, temperature, xp)
+    with numpy_errstate(first, xp, all="ignore"):
+        if type(terms) is np.ndarray:
+            p = terms / (1.0 + others)
+            np.copyto(p, 1.0 / (1.0 + others), where=at_top)
+        else:
+            p = xp.where(at_top, xp.ones_like(first), terms) / (1.0 + others)
+
+    def pairs() -> tuple[Array, Array]:
+        with numpy_errstate(first, xp, all="ignore"):
+            hi, rest = _difference(shifted, xp.log1p(others), xp)
+            return hi, lo + rest
+
+    return pairs, p
 
 
 def _tempered_log_mean(
@@ -425,45 +619,52 @@ def _tempered_log_mean(
     formed of the :math:`W` as rounded)."""
     log_p, lo, p = weights
     present = p > 0.0
-    zeros = xp.zeros_like(log_p)
     t = temperature
     with numpy_errstate(log_p, xp, all="ignore"):
         d = second - first
-        d = xp.where(xp.isnan(d) | xp.logical_not(present), zeros, d)
+        d = _zeroed(xp.isnan(d) | xp.logical_not(present), d, xp)
         ns = xp if xp is np else array_namespace(d)
         top = ns.argmax(log_p, axis=-1, keepdims=True)
-        at_top = ns.arange(d.shape[-1], device=device(d)) == top
-        w = d - xp.sum(xp.where(at_top, d, zeros), axis=-1, keepdims=True)
+        if type(d) is np.ndarray:  # (the row's sum of d at its top class and zeros)
+            w = d - (np.take_along_axis(d, top, axis=-1) + 0.0)
+        else:
+            at_top = ns.arange(d.shape[-1], device=device(d)) == top
+            w = d - xp.sum(xp.where(at_top, d, xp.zeros_like(d)), axis=-1, keepdims=True)
         # the classes of |W/T| < 1/2 (the top one among them) centred at their mean
         inner = xp.logical_and(present, xp.abs(w / t) < _SERIES_X)
-        weights = xp.where(inner, p, zeros)
-        mean = xp.sum(weights * xp.where(inner, w, zeros), axis=-1, keepdims=True)
-        w = w - mean / xp.sum(weights, axis=-1, keepdims=True)
+        weights = _kept(inner, p, xp)
+        mean = _row_sum(weights * _kept(inner, w, xp), xp)
+        w = w - mean / _row_sum(weights, xp)
         x = w / t
         near = xp.abs(x) < _SERIES_X
-        h = _horner(xp.where(near, x, zeros), _H, xp)
+        h = _horner(_kept(near, x, xp), _H, xp)
         series = p * (w + w * (x * h))
-        # where |x| >= 1/2, x as a pair: expm1(x + lo) = expm1(x) + e^x lo
-        x_lo = _quotient(w, t, xp)[1]
-        inside = x <= _EXPM1_RANGE
-        m1 = xp.expm1(xp.where(inside, x, zeros))
-        far = xp.where(
-            inside, p * (m1 + (m1 + 1.0) * x_lo), _exp_of_sum(log_p, lo, x, x_lo, xp) - p
-        )
-        terms = xp.where(present, xp.where(near, series, far * t), zeros)
-        g = xp.sum(terms, axis=-1, keepdims=True)
+
+        def far(pick: Callable[[Array], Array]) -> Array:
+            # x as a pair: expm1(x + lo) = expm1(x) + e^x lo
+            x_, p_ = pick(x), pick(p)
+            x_lo = _quotient(pick(w), t, xp)[1]
+            inside = x_ <= _EXPM1_RANGE
+            m1 = xp.expm1(xp.where(inside, x_, xp.zeros_like(x_)))
+            e = _exp_of_sum(pick(log_p), pick(lo), x_, x_lo, xp)
+            return xp.where(inside, p_ * (m1 + (m1 + 1.0) * x_lo), e - p_) * t
+
+        apart = _only_where(xp.logical_not(near), far, p)
+        terms = _kept(present, _pick(near, series, apart, xp), xp)
+        g = _row_sum(terms, xp)
         y = g / t
         small = xp.abs(y) < _SERIES_Y
-        bracket = _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
-        ell = xp.where(small, g - g * (y * bracket), xp.log1p(y) * t)
+        bracket = _horner(_kept(small, y, xp), _PSI, xp)
+        ell = _pick(small, g - g * (y * bracket), xp.log1p(y) * t, xp)
     return w, ell
 
 
-def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
+def _lost_mass(p: Array, second: Callable[[], Array], xp: ModuleType) -> Array | None:
     r""":math:`Q_B = \sum_{c \in B} q_c` (keepdims), :math:`B` the classes where the
     weights ``p`` are 0 in float64 (:math:`p_c` underflows, or a gap of the first side
-    passes the range: teacher logits :math:`\pm 10^{308}`) and ``q`` the second side's
-    probabilities (:func:`softmax_pair`'s); None where it is
+    passes the range: teacher logits :math:`\pm 10^{308}`) and ``second()`` the second
+    side's probabilities :math:`q` (:func:`_lazy_weights`; NumPy: called only where some
+    :math:`p_c` is 0, issue 13, branch nearfast1); None where it is
     0 on every row of NumPy rows (nothing to add). :func:`_parts` drops :math:`B`, so
     :func:`_scaled_kl` is :math:`D(p\,\|\,q')`, :math:`q'` the second side renormalised on the other
     classes, and
@@ -477,9 +678,10 @@ def _lost_mass(p: Array, q: Array, xp: ModuleType) -> Array | None:
     gradient 0 here, against :math:`1.125\cdot 10^{-7}` and :math:`\pm 1.125\cdot
     10^{-7}`). ``exp`` of ``-inf`` off :math:`B`: no NaN for autograd."""
     absent = p == 0.0
-    if xp is np and not absent.any():
+    if _any_entry(absent) is False:
         return None
-    lost = xp.sum(xp.where(absent, q, xp.zeros_like(q)), axis=-1, keepdims=True)
+    q = second()
+    lost = _row_sum(_kept(absent, q, xp), xp)
     if xp is np and not lost.any():
         return None
     return lost
@@ -500,31 +702,36 @@ def _scaled_kl(parts: _Parts, temperature: float, power: int, xp: ModuleType) ->
     1: :math:`T D`, for the gradient), with :math:`F_k = \mathrm E_p[T^k\varphi(U/T)]`
     and :math:`T^k\psi(y) = -(T y)^2 T^{k-2} (\tfrac12 - \tfrac y3 + \dots)`."""
     t, p, u, m = temperature, parts.p, parts.u, parts.m
-    zero = xp.zeros_like(u)
     with numpy_errstate(u, xp, all="ignore"):
         x = u / t
         near = xp.abs(x) < _SERIES_X
         # T^2 p phi(x) = (p U)(U h(x)); T p phi(x) = (p U)(x h(x))
-        h = _horner(xp.where(near, x, zero), _H, xp)
+        h = _horner(_kept(near, x, xp), _H, xp)
         series = (p * u) * ((u if power == 2 else x) * h)
-        # p e^x as exp(log p + x) of the pairs (p > 0 here: the classes of p = 0 are
-        # _lost_mass's; x = U/T as a pair, _quotient)
-        x_lo = _quotient(u, t, xp)[1]
-        e = _exp_of_sum(parts.log_p, parts.lo, x, x_lo, xp)
-        direct = xp.where(near, zero, e - p - (p * x + p * x_lo))
-        direct = _times_t(direct, t, power, xp)  # (inf only where the term is)
-        terms = xp.where(p > 0.0, xp.where(near, series, direct), zero)
-        f = xp.sum(terms, axis=-1, keepdims=True)
+
+        def direct(pick: Callable[[Array], Array]) -> Array:
+            # p e^x as exp(log p + x) of the pairs (p > 0 here: the classes of p = 0
+            # are _lost_mass's; x = U/T as a pair, _quotient)
+            x_, p_ = pick(x), pick(p)
+            x_lo = _quotient(pick(u), t, xp)[1]
+            log_p, lo = parts.pairs()
+            e = _exp_of_sum(pick(log_p), pick(lo), x_, x_lo, xp)
+            # (inf only where the term is)
+            return _times_t(e - p_ - (p_ * x_ + p_ * x_lo), t, power, xp)
+
+        apart = _only_where(xp.logical_not(near), direct, p)
+        terms = _kept(p > 0.0, _pick(near, series, apart, xp), xp)
+        f = _row_sum(terms, xp)
         ty = m + (f / t if power == 2 else f)
         y = ty / t
         small = xp.abs(y) < _SERIES_Y
-        bracket = ty * _horner(xp.where(small, y, xp.zeros_like(y)), _PSI, xp)
+        bracket = ty * _horner(_kept(small, y, xp), _PSI, xp)
         psi = -ty * bracket if power == 2 else -y * bracket
         wide = _times_t(xp.log1p(y) - m / t, t, power, xp)
-        kl = xp.where(small, f + psi, wide)
+        kl = _pick(small, f + psi, wide, xp)
         # a KL is not negative: a residual below 0 (equal rows, M and F of rounding) is 0
-        kl = xp.where(kl > 0.0, kl, xp.zeros_like(kl))
-    return xp.where(xp.isinf(f), f, kl)
+        kl = _kept(kl > 0.0, kl, xp)
+    return _pick(xp.isinf(f), f, kl, xp)
 
 
 def _compiled_loss(rows: NearRows) -> Callable[..., np.ndarray] | None:
@@ -598,7 +805,7 @@ class NearRows:
         given = (self.log_t, self.log_s) if forward else (self.log_s, self.log_t)
         parts = _parts(first, second, t, xp, given[0])
         kl = _scaled_kl(parts, t, 2, xp)
-        lost = _lost_mass(parts.p, _weights(second, t, xp, given[1])[2], xp)
+        lost = _lost_mass(parts.p, lambda: _lazy_weights(second, t, xp, given[1])[1], xp)
         if lost is not None:  # -log(1 - Q_B) >= 0 beside D(p || q') >= 0: no cancellation
             with numpy_errstate(lost, xp, all="ignore"):
                 kl = kl + _times_t(-xp.log1p(-lost), t, 2, xp)
@@ -643,26 +850,48 @@ class NearRows:
         xp, t = self.xp, self.temperature
         log_p, lo, p = _weights(self.teacher, t, xp, self.log_t)
         w, ell = _tempered_log_mean(self.teacher, self.student, (log_p, lo, p), t, xp)
-        log_s, s_lo, q = _weights(self.student, t, xp, self.log_s)
-        lost = _lost_mass(p, q, xp)
-        s = _exp_pair(log_s, s_lo, xp)  # (as the compiled rows' far classes)
+        formed_student: list[tuple[Array, Array, Array]] = []
+
+        def student() -> tuple[Array, Array, Array]:
+            if not formed_student:  # (the student's pairs formed once, where used)
+                formed_student.append(_weights(self.student, t, xp, self.log_s))
+            return formed_student[0]
+
+        lost = _lost_mass(p, lambda: student()[2], xp)
         with numpy_errstate(w, xp, all="ignore"):
             a = w - ell
             q = a / t
             near = xp.abs(q) < _SERIES_X
-            small = xp.where(near, q, xp.zeros_like(q))
+            small = _kept(near, q, xp)
             nonzero = small != 0.0
-            ones = xp.ones_like(q)
-            ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
+            if type(small) is np.ndarray and nonzero.all():
+                ratio = np.expm1(small) / small
+            else:
+                ones = xp.ones_like(q)
+                ratio = xp.where(nonzero, xp.expm1(small) / xp.where(nonzero, small, ones), ones)
             series = p * (a * ratio)  # T(s' - t), s' the student on the classes of t
             if lost is not None:  # T(s - t) = T(s' - t) - T Q_B s'
+                log_s, s_lo, _ = student()
                 moved = _exp_of_sum(log_s, s_lo, -xp.log1p(-lost), xp.zeros_like(lost), xp)
                 series = series - (lost * t) * moved
-            apart = (s - _exp_pair(log_p, lo, xp)) * t
-            formed = xp.where(near, series, apart)
-            # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is -0
-            # for a < 0)
-            grad = xp.where(p > 0.0, formed, s * t)
+            present = p > 0.0
+            # s (as the compiled rows' far classes) where |a|/T >= 1/2 or t_c = 0 (NumPy:
+            # there only, and not formed where no such class is, the common case)
+            wanted = xp.logical_not(xp.logical_and(near, present))
+            if _any_entry(wanted) is False:
+                grad = series
+            else:
+                log_s, s_lo, _ = student()
+                s = _only_where(wanted, lambda pick: _exp_pair(pick(log_s), pick(s_lo), xp), p)
+                apart = _only_where(
+                    xp.logical_not(near),
+                    lambda pick: (pick(s) - _exp_pair(pick(log_p), pick(lo), xp)) * t,
+                    p,
+                )
+                formed = xp.where(near, series, apart)
+                # T s where t_c = 0 (+0 at a class masked on both sides; p * a there is
+                # -0 for a < 0)
+                grad = xp.where(present, formed, s * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
             xp = array_namespace(grad)
         return dominant_from_others(grad, p, log_p, xp=xp)
@@ -673,12 +902,12 @@ class NearRows:
         :math:`-s \odot (U - M)` of :func:`_parts`; neither holds :math:`T`."""
         xp, t = self.xp, self.temperature
         if self.log_s is None:  # (s of the pairs, softmax_pair)
-            s = softmax_pair(self.student, t, np)[2]
+            s = _lazy_weights(self.student, t, np)[1]
             return reverse_distillation_gradient64(self.student, self.teacher, t, s=s)
         parts = _parts(self.student, self.teacher, t, xp, self.log_s)
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
-        return xp.where(parts.p > 0.0, grad, xp.zeros_like(grad))
+        return _kept(parts.p > 0.0, grad, xp)
 
 
 def given_mass(log_t: Array, xp: ModuleType) -> tuple[Array, Array]:
