@@ -211,11 +211,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
+from .._intrinsics_numba import _MAGIC, bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
 from ._centred_kl_numba import centred_kl
 from ._centred_kl_numba import power_of_two as _power_of_two
-from ._cpu_kernels_numba import exp_of_pair, two_sum
+from ._cpu_kernels_numba import _LN2_HI, _LN2_LO, _LOG2E, EXP_POLY, exp_of_pair, two_sum
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
@@ -233,6 +233,13 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
+_CANCEL = 0.5
+r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` (and at or above
+``_near_rows.SPREAD_FLOOR``'s, whose rows the caller forms), a float64 forward gradient
+row is formed again by :func:`_exact_forward_row` (issue 13, branch distfwd1): the
+difference ``e^sigma a - e^tau b`` errs by an ulp or two of :math:`\max_c t_c`, some
+:math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 on rows of
+two classes of :math:`N(0, 1)` at :math:`T = 4`)."""
 _FAR = 2.0**900  # a student sigma below -_FAR: the row formed again (t_c sigma_c may count)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
@@ -392,6 +399,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
     near = np.empty((3, BLOCK))  # (centred_kl's blocks)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
     own = np.empty((5, (classes + BLOCK - 1) // BLOCK), dtype=np.int64)
+    wide = z.itemsize == 8 and grad.itemsize == 8  # (float64: _reformed rows)
     for i in range(rows):
         if keep:  # (rows not formed here: 0, the caller's)
             spread_small[i] = False
@@ -476,7 +484,9 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         a, b = _normalisers(ell_s, ell_t)
         spread = _gradient_block(terms[0], terms[1], a, b, scale[i], grad[i])
         spread_small[i] = spread < _SPREAD_FLOOR * b
-        if a > _DOMINANT and b > _DOMINANT and jz == jv:  # (s_r - t_r cancels)
+        if _reformed(spread, b, temperature, mv, ell_t, wide):  # (s - t cancels)
+            _exact_forward_row(zr, vr, mv, temperature, scale[i], grad[i], terms)
+        elif a > _DOMINANT and b > _DOMINANT and jz == jv:  # (s_r - t_r cancels)
             grad[i, jz] = -_others(terms[0], terms[1], a, b, scale[i], jz, ew)
 
 
@@ -535,6 +545,8 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     classes = z.shape[1]
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a dominant row's block in float64, then rounded into out)
+    exact = z.itemsize == 8 and out.itemsize == 8  # (float64: _reformed rows)
+    kept = np.empty((2, classes if exact else 0))  # (_exact_forward_row's)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
@@ -561,7 +573,9 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
                 _round_into(wide, out[i, at])
             spread = max(spread, block)
         spread_small[i] = spread < _SPREAD_FLOOR * b
-        if top >= 0:
+        if _reformed(spread, b, temperature, stats[i, 3], stats[i, 4], exact):
+            _exact_forward_row(z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept)
+        elif top >= 0:
             out[i, top] = -rest
 
 
@@ -785,3 +799,112 @@ def _round_into(wide, ob):
     # the block's float64 entries into ob (its dtype: each rounded once)
     for j in range(ob.shape[0]):
         ob[j] = wide[j]
+
+
+@numba.njit(inline="always")
+def _reformed(spread, b, temperature, mv, ell_t, wide):
+    # whether a float64 forward gradient row of this spread max_c |s_c - t_c| (b: max_c
+    # t_c) is formed again by _exact_forward_row: SPREAD_FLOOR b <= spread < _CANCEL b
+    # (below: the caller's rows), not a teacher taken as it is (T = 1, ell_t = -m_v:
+    # _given's t_c = e^(v_c), not normalised; a row whose teacher sums to 1 exactly reads
+    # the same and keeps the one pass)
+    if not wide or not _SPREAD_FLOOR * b <= spread < _CANCEL * b:
+        return False
+    return not (temperature == 1.0 and ell_t == -mv)
+
+
+@numba.njit(fastmath=_LOOP, inline="always")
+def _expm1_of_pair(h, lo):
+    # e^(h + lo) - 1 for _FLOOR < h <= 1, |lo| a few ulps of h: exp_of_pair's reduction
+    # h + lo = k ln 2 + r and e^r = 1 + p, p = r + r^2 u(r) (EXP_POLY), then 2^k p + (2^k
+    # - 1), one rounding (an FMA; 2^k - 1 exact for the k here): p itself where k = 0
+    # (|h| < 0.34), so no 1 is added and taken away
+    shifted = h * _LOG2E + _MAGIC
+    k = shifted - _MAGIC
+    r = (h - k * _LN2_HI) + (lo - k * _LN2_LO)
+    c = EXP_POLY
+    u = c[8] + r * c[9]
+    u = c[7] + r * u
+    u = c[6] + r * u
+    u = c[5] + r * u
+    u = c[4] + r * u
+    u = c[3] + r * u
+    u = c[2] + r * u
+    u = c[1] + r * u
+    u = c[0] + r * u
+    p = r + (r * r) * u
+    scale = bits_to_float64(float64_to_bits(shifted) << 52)
+    return p * scale + (scale - 1.0)
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _exact_terms_block(zb, vb, sb, pb, scalars):
+    # the block's e^sigma'_c into sb and P_c = e^sigma'_c expm1(delta'_c) = e^tau'_c -
+    # e^sigma'_c into pb (_exact_forward_row): sigma'_c = (z_c - z_r)/T and tau'_c = (v_c
+    # - m_v)/T as pairs (exact differences, _log_ratio's quotients), delta' = tau' -
+    # sigma' as the pair h + lo (TwoSum); where delta' > 1 (t_c > e s_c: nothing cancels) the
+    # difference of the exponentials, where e^sigma' is 0 e^tau' (a class masked on both
+    # sides: 0)
+    zj, mv, inv_t, temperature = scalars
+    exact = _power_of_two(temperature)
+    wide = zb.itemsize == 8
+    for j in range(zb.shape[0]):
+        qs, ls = _pair_quotient(zb[j], zj, inv_t, temperature, exact, wide)
+        qt, lt = _pair_quotient(vb[j], mv, inv_t, temperature, exact, wide)
+        if qs > _FLOOR:
+            es = exp_of_pair(qs, ls, 0.0)
+            h = qt - qs
+            if h > 1.0:
+                p = exp_of_pair(qt, lt, 0.0) - es
+            elif h > _FLOOR:
+                b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
+                p = es * _expm1_of_pair(h, ((qt - (h - b)) + (-qs - b)) + (lt - ls))
+            else:
+                p = -es
+        else:
+            es = 0.0
+            p = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
+        sb[j] = es
+        pb[j] = p
+
+
+@numba.njit(fastmath=_LOOP, inline="always")
+def _pair_quotient(x, m, inv_t, temperature, exact, wide):
+    # (x - m)/T as the pair q + lo: the difference exact (_exact_difference), the
+    # quotient's remainder by an FMA (_log_ratio's)
+    d, d_lo = _exact_difference(x, m, wide)
+    q = d * inv_t
+    if exact:
+        return q, d_lo * inv_t
+    return q, ((d - q * temperature) + d_lo) * inv_t
+
+
+@numba.njit(inline="never")
+def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
+    # The row's forward gradient r (s_c - t_c) into ob without the difference of nearly
+    # equal probabilities (issue 13, branch distfwd1). Centred at the teacher's first top
+    # class j (tau'_j = 0, m_v = v_j) with sigma'_c = (z_c - z_j)/T: t_c = s_c e^delta'_c
+    # / E_s[e^delta'], delta' = tau' - sigma', so with E_c = expm1(delta'_c) and M =
+    # E_s[E] = P/S (S = sum_c e^sigma'_c, P = sum_c e^sigma'_c E_c, compensated)
+    #     s_c - t_c = s_c (M - E_c)/(1 + M) = (e^sigma'_c M - P_c)/(S + P)
+    # where M and E_c are small together: their errors are of their size, not of s_c's.
+    # kept: float64 (2, classes) for e^sigma' and P
+    classes = zr.shape[0]
+    j = _first_of(vr, mv)
+    scalars = (np.float64(zr[j]), mv, 1.0 / temperature, temperature)
+    total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
+    for start in range(0, classes, BLOCK):
+        stop = min(classes, start + BLOCK)
+        at = slice(start, stop)
+        sb, pb = kept[0, at], kept[1, at]
+        _exact_terms_block(zr[at], vr[at], sb, pb, scalars)
+        total, total_lo = two_sum(total, total_lo, _sum_of(sb, stop - start))
+        w, w_lo = two_sum(w, w_lo, _sum_of(pb, stop - start))
+    total += total_lo
+    w += w_lo
+    mean = w / total
+    factor = -r / (total + w)  # (_reverse_block's (p - e mean) r': minus ours)
+    for start in range(0, classes, BLOCK):
+        stop = min(classes, start + BLOCK)
+        at = slice(start, stop)
+        _reverse_block(kept[0, at], kept[1, at], ob[at], mean, factor)
