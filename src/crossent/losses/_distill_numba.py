@@ -888,7 +888,7 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     # E_s[E] = P/S (S = sum_c e^sigma'_c, P = sum_c e^sigma'_c E_c, compensated)
     #     s_c - t_c = s_c (M - E_c)/(1 + M) = (e^sigma'_c M - P_c)/(S + P)
     # where M and E_c are small together: their errors are of their size, not of s_c's.
-    # kept: float64 (2, classes) for e^sigma' and P
+    # kept: float64 (2, classes) for e^sigma' and P. True where formed
     classes = zr.shape[0]
     j = _first_of(vr, mv)
     scalars = (np.float64(zr[j]), mv, 1.0 / temperature, temperature)
@@ -902,9 +902,15 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
         w, w_lo = two_sum(w, w_lo, _sum_of(pb, stop - start))
     total += total_lo
     w += w_lo
+    # S + P = sum_c e^tau'_c >= 1, and S <= 2 (S + P) (s_j >= t_j / 2: _reformed's rows
+    # are such); else (a spread of t_j / 2 or more, where nothing cancels) False, ob as it
+    # was
+    if not (total + w >= 1.0 and total <= 2.0 * (total + w)):
+        return False
     mean = w / total
     factor = -r / (total + w)  # (_reverse_block's (p - e mean) r': minus ours)
     for start in range(0, classes, BLOCK):
         stop = min(classes, start + BLOCK)
         at = slice(start, stop)
         _reverse_block(kept[0, at], kept[1, at], ob[at], mean, factor)
+    return True

@@ -42,6 +42,7 @@ import numpy as np
 
 from .._intrinsics_numba import fma as _fma
 from ._centred_kl_numba import centred_kl_row
+from ._distill_numba import _exact_forward_row
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _EXPM1_RANGE, _H, _PSI, _SERIES_X, _SERIES_Y
@@ -347,6 +348,8 @@ def _row_gradient(
     if _equal(first, second):
         out[:] = 0.0
         return
+    if _exact_forward_row(second, first, first.max(), t, t, out, scratch[:2]):
+        return  # (issue 13, branch distfwd1: W - ell cancelled, W of rounded z - v)
     ell = _row_log_mean(first, second, t, scratch)
     log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[5]
     lo, s_lo = scratch[4], scratch[6]
