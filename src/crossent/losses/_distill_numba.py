@@ -908,9 +908,17 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     if not (total + w >= 1.0 and total <= 2.0 * (total + w)):
         return False
     mean = w / total
-    factor = -r / (total + w)  # (_reverse_block's (p - e mean) r': minus ours)
+    factor = r / (total + w)
     for start in range(0, classes, BLOCK):
         stop = min(classes, start + BLOCK)
         at = slice(start, stop)
-        _reverse_block(kept[0, at], kept[1, at], ob[at], mean, factor)
+        _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor)
     return True
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _exact_block(sb, pb, ob, mean, r):
+    # the block's entries r' (e^sigma'_c M - P_c), r' = r/(S + P) (_exact_forward_row);
+    # + 0.0: +0 at a class masked on both sides (e^sigma' = P = 0), as the other rows
+    for j in range(ob.shape[0]):
+        ob[j] = (sb[j] * mean - pb[j]) * r + 0.0
