@@ -217,6 +217,7 @@ from ._centred_kl_numba import centred_kl
 from ._centred_kl_numba import power_of_two as _power_of_two
 from ._cpu_kernels_numba import _LN2_HI, _LN2_LO, _LOG2E, EXP_POLY, exp_of_pair, two_sum
 from ._dominant_entry import DOMINANT as _DOMINANT
+from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -233,13 +234,6 @@ BLOCK = 512
 """Classes per block of the kernels' inner loops (their float64 buffers: 12 KiB a row)."""
 
 _FLOOR = -708.0  # below: e^x is 0 here (module docstring)
-_CANCEL = 0.5
-r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` (and at or above
-``_near_rows.SPREAD_FLOOR``'s, whose rows the caller forms), a float64 forward gradient
-row is formed again by :func:`_exact_forward_row` (issue 13, branch distfwd1): the
-difference ``e^sigma a - e^tau b`` errs by an ulp or two of :math:`\max_c t_c`, some
-:math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 on rows of
-two classes of :math:`N(0, 1)` at :math:`T = 4`)."""
 _FAR = 2.0**900  # a student sigma below -_FAR: the row formed again (t_c sigma_c may count)
 _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction is exact)
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)

@@ -87,6 +87,7 @@ from ._far_gaps import (
 )
 
 __all__ = [
+    "CANCEL_SPREAD",
     "KL_FLOOR",
     "NEAR_CEILING",
     "NEAR_SPREAD",
@@ -137,6 +138,16 @@ r"""No row whose KL is below :data:`KL_FLOOR` has a :math:`|s_c - t_c|` reaching
 2^{-10.5}`): the forward gradient's screen for such rows (:func:`forward_rows_flagged`).
 ``_small_targets_numba``'s screen (``tempered_difference64``) compiles it in: after
 changing it, touch that file."""
+
+CANCEL_SPREAD = 0.5
+r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` a float64 forward gradient row is
+formed without the difference :math:`s - t` (``_distill_numba._exact_forward_row``: the
+fused kernels' rows; NumPy's by :class:`NearRows`' compiled gradient, which takes that
+formula): :math:`s - t` of the softened rows errs by an ulp or two of :math:`\max_c t_c`,
+some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 and
+134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 4` and 8; issue 13, branch
+distfwd1). ``_distill_numba`` and ``_near_rows_numba`` compile it in: after changing
+it, touch them."""
 
 _H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
