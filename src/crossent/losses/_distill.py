@@ -903,9 +903,11 @@ def _cancelling_rows(
     rows errs by some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's
     largest entry (134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 8`; issue
     13, branch distfwd1), formable; float64 rows where Numba is (the lean path's
-    ``_near_rows_numba.cancelling_rows64``, by the same comparisons)."""
-    if type(difference) is not np.ndarray or difference.dtype != np.float64:
-        return near
+    ``_near_rows_numba.cancelling_rows64``, by the same comparisons), not a teacher
+    taken as it is (``given``: :math:`T = 1`, probabilities or log-probabilities, whose
+    rows may sum to :math:`1 + \delta`)."""
+    if type(difference) is not np.ndarray or difference.dtype != np.float64 or d.given:
+        return near  # (given: t_c as it is, not the softmax NearRows forms)
     if not difference.size or not _cpu_kernels.available():
         return near
     spread = np.maximum(np.max(difference, axis=-1), -np.min(difference, axis=-1))

@@ -138,7 +138,8 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             if stacked is not None:
                 log_s, log_t = stacked[:n], stacked[n:]
             grad = _near_gradient(args, settings, (s, t, log_t, log_s))
-        if grad is not None and cancelling.any():
+        given = settings.temperature == 1.0 and settings.teacher_form != "logits"
+        if grad is not None and not given and cancelling.any():  # (given: _cancelling_rows)
             grad = _cancelling_gradient(args, settings, grad, cancelling)
     else:
         if stacked is not None:
