@@ -215,7 +215,8 @@ from .._intrinsics_numba import _MAGIC, bits_to_float64, float64_to_bits, prefer
 from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
 from ._centred_kl_numba import centred_kl
 from ._centred_kl_numba import power_of_two as _power_of_two
-from ._cpu_kernels_numba import _LN2_HI, _LN2_LO, _LOG2E, EXP_POLY, exp_of_pair, two_sum
+from ._cpu_kernels_numba import _LN2_HI, _LN2_LO, _LOG2E, exp_of_pair, two_sum
+from ._cpu_kernels_numba import EXP_POLY as _EXP_POLY
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
@@ -816,7 +817,7 @@ def _expm1_of_pair(h, lo):
     shifted = h * _LOG2E + _MAGIC
     k = shifted - _MAGIC
     r = (h - k * _LN2_HI) + (lo - k * _LN2_LO)
-    c = EXP_POLY
+    c = _EXP_POLY
     u = c[8] + r * c[9]
     u = c[7] + r * u
     u = c[6] + r * u

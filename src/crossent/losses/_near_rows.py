@@ -680,6 +680,7 @@ class NearRows:
         if grad.dtype != xp.float64:  # (float32 work: its bits)
             return grad
         exact, valid = _exact_forward_gradient(self.student, self.teacher, t, xp)
+        valid = xp.logical_and(valid, _centring_cancels(self.teacher, self.student, xp))
         return xp.where(valid, exact, grad)
 
     def _reverse_gradient(self) -> Array:
@@ -697,6 +698,25 @@ class NearRows:
 
 
 _FLOOR = -708.0  # (below: e^x is 0, as ``_distill_numba``'s)
+
+
+def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
+    r"""Per row (keepdims), whether :math:`\max_c |D_c - D_r| < \max_c |D_c|/4`
+    (:math:`D = \text{second} - \text{first}` over its finite classes, :math:`r` the
+    first top class of ``first``): where :func:`_tempered_log_mean`'s :math:`W` of the
+    rounded :math:`D` errs by more than four units, and :func:`_exact_forward_gradient`
+    forms the row (``_near_rows_numba._centring_cancels``, its twin; issue 13, branch
+    distfwd1)."""
+    ns = xp if xp is np else array_namespace(first)
+    with numpy_errstate(first, xp, all="ignore"):
+        d = second - first
+        finite = xp.isfinite(d)
+        d = xp.where(finite, d, xp.zeros_like(d))
+        top = ns.argmax(first, axis=-1, keepdims=True)
+        at_top = ns.arange(first.shape[-1], device=device(first)) == top
+        dr = xp.sum(xp.where(at_top, d, xp.zeros_like(d)), axis=-1, keepdims=True)
+        wide = xp.max(xp.where(finite, xp.abs(d - dr), xp.zeros_like(d)), axis=-1, keepdims=True)
+        return wide < 0.25 * xp.max(xp.abs(d), axis=-1, keepdims=True)
 
 
 def _exact_forward_gradient(

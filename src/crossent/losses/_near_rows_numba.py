@@ -351,7 +351,9 @@ def _row_gradient(
     if _equal(first, second):
         out[:] = 0.0
         return
-    if _exact_forward_row(second, first, first.max(), t, t, out, scratch[:2]):
+    if _centring_cancels(first, second) and _exact_forward_row(
+        second, first, first.max(), t, t, out, scratch[:2]
+    ):
         return  # (issue 13, branch distfwd1: W - ell cancelled, W of rounded z - v)
     ell = _row_log_mean(first, second, t, scratch)
     log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[5]
@@ -682,6 +684,30 @@ def _spread_is_small(s: np.ndarray, teacher: np.ndarray) -> bool:
 
 
 # ------------------------------------ rows whose s - t cancels (issue 13, branch distfwd1)
+
+
+@numba.njit(cache=True)
+def _centring_cancels(first: np.ndarray, second: np.ndarray) -> bool:
+    r"""Whether :math:`W = D - D_r` (:math:`D = \text{second} - \text{first}`, :math:`r`
+    the first top class of ``first``; over the classes of a finite :math:`D`) is below
+    a quarter of :math:`D` at every class: :math:`\max_c |W_c| < \max_c |D_c|/4`,
+    where :func:`_row_log_mean`'s :math:`W` of the rounded :math:`D` errs by more than
+    four units (a row of two classes at :math:`T = 2`: 449), and
+    ``_distill_numba._exact_forward_row`` forms the row (issue 13, branch distfwd1;
+    elsewhere the formula before, a few roundings fewer: ``NearRows``' twin,
+    ``_near_rows._centring_cancels``)."""
+    top = 0
+    for c in range(first.shape[0]):
+        if first[c] > first[top]:
+            top = c
+    dr = second[top] - first[top]
+    big, wide = 0.0, 0.0
+    for c in range(first.shape[0]):
+        d = second[c] - first[c]
+        if math.isfinite(d):
+            big = max(big, abs(d))
+            wide = max(wide, abs(d - dr))
+    return wide < 0.25 * big
 
 
 @numba.njit(cache=True)
