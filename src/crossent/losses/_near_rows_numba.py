@@ -42,7 +42,7 @@ import numpy as np
 
 from .._intrinsics_numba import fma as _fma
 from ._centred_kl_numba import centred_kl_row
-from ._distill_numba import _exact_forward_row
+from ._distill_numba import _exact_forward_row  # (cached in: after changing it, touch this file)
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _EXPM1_RANGE, _H, _PSI, _SERIES_X, _SERIES_Y
