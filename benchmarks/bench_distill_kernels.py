@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_distill_kernels.py [--against OTHER/src]
         [--shape 512x32000] [--temperatures 1,2] [--repeats 5] [--end-to-end]
-        [--masked 0.1] [--reverse] [--spread 3] [--float32]
+        [--masked 0.1] [--reverse] [--spread 3] [--float32] [--close 0.3]
 
 Float64 logits (the kernels' input: the op widens float32 rows to them) of N(0, 9),
 student and teacher independent, so no row is near or far (``--masked``: that share
@@ -19,7 +19,10 @@ each case's best and median in ms per call.
 roles swapped, as ``_distill_rows`` calls it). ``--float32``: the kernels read float32
 rows (the torch op's float32 calls) and write a float32 gradient. ``--spread`` sets the
 logits' standard deviation (3: no row is wide; 60: rows of 32 classes as
-``check_distill_reverse_compiled.py``'s).
+``check_distill_reverse_compiled.py``'s). ``--close``: the teacher is the student plus
+that times N(0, 1) noise (a student near its teacher: every float64 row's
+:math:`\\max_c|s_c - t_c|` below :math:`\\max_c t_c/2`, formed again by
+``_exact_forward_row``, issue 13, branch distfwd1).
 
 ``--end-to-end`` also times ``crossent.torch.distillation_loss`` forward + backward of
 float32 logits of the shape (``'mean'``, torch's default threads, wall seconds).
@@ -44,6 +47,7 @@ def _kernel_times(
     reverse: bool = False,
     spread: float = 3.0,
     float32: bool = False,
+    close: float = 0.0,
 ) -> dict:
     """{case: [seconds, ...]} of each kernel at each temperature (thread CPU time)."""
     from crossent.losses import _distill_numba as kernels
@@ -52,6 +56,8 @@ def _kernel_times(
     rng = np.random.default_rng(0)
     z = spread * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
     v = spread * rng.standard_normal((rows, classes), dtype=np.float32).astype(np.float64)
+    if close:
+        v = z + close * rng.standard_normal((rows, classes))
     hidden = rng.permutation(classes)[: int(masked * classes)]
     z[:, hidden] = v[:, hidden] = -np.inf
     if float32:
@@ -116,6 +122,7 @@ def main() -> None:
     parser.add_argument("--reverse", action="store_true", help="the reverse backward kernel too")
     parser.add_argument("--spread", type=float, default=3.0, help="the logits' deviation")
     parser.add_argument("--float32", action="store_true", help="float32 rows")
+    parser.add_argument("--close", type=float, default=0.0, help="teacher = student + noise")
     add_options(parser)
     args = parser.parse_args()
     if args.against:
@@ -124,6 +131,7 @@ def main() -> None:
         argv += ["--masked", str(args.masked), "--spread", str(args.spread)]
         argv += ["--reverse"] if args.reverse else []
         argv += ["--float32"] if args.float32 else []
+        argv += ["--close", str(args.close)] if args.close else []
         compare(__file__, argv, args.against, args.rounds)
         return
     rows, classes = (int(n) for n in args.shape.split("x"))
@@ -136,6 +144,7 @@ def main() -> None:
         args.reverse,
         args.spread,
         args.float32,
+        args.close,
     )
     if args.end_to_end:
         times.update(_end_to_end((rows, classes), args.repeats))

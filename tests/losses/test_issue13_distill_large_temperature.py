@@ -25,6 +25,7 @@ import pytest
 import crossent
 from crossent.losses import _distill_fused
 from crossent.losses._distill import prepare_distillation
+from crossent.losses._near_rows import CANCEL_SPREAD
 from losses.small_target_checks import DISTILL
 
 try:
@@ -259,9 +260,12 @@ def _common_path(z, v, temperature, direction):
 @pytest.mark.parametrize("temperature", [1.0, 2.0, 4.0])
 @pytest.mark.parametrize("direction", DIRECTIONS)
 def test_ordinary_rows_keep_their_bits(shape, temperature, direction, monkeypatch) -> None:
-    """Random rows (normal logits) at T = 1, 2, 4: the common path's bits (the fused
+    r"""Random rows (normal logits) at T = 1, 2, 4: the common path's bits (the fused
     kernels of large calls, ``_distill_fused``, turned off: their rows are the common
-    path's within float64 rounding, ``test_issue13_distill_numpy_fused.py``)."""
+    path's within float64 rounding, ``test_issue13_distill_numpy_fused.py``). Forward
+    rows of :math:`\max_c |s_c - t_c|` below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c
+    t_c` are formed without the difference since branch distfwd1: within the common
+    formula's own error of it (some ulps of :math:`T \max_c t_c`), not its bits."""
     monkeypatch.setattr(_distill_fused, "FUSED_ELEMENTS", 1 << 62)
     rng = np.random.default_rng(shape[0] + int(temperature))
     z, v = rng.standard_normal(shape), rng.standard_normal(shape)
@@ -270,7 +274,14 @@ def test_ordinary_rows_keep_their_bits(shape, temperature, direction, monkeypatc
     got = crossent.distillation_loss(z, v, reduction="none", **keywords)
     assert got.tobytes() == rows.tobytes()
     got = crossent.distillation_loss_grad(z, v, reduction="sum", **keywords)
-    assert got.tobytes() == grad.tobytes()
+    kept = np.ones(shape[0], dtype=bool)
+    if direction == "forward":
+        d = prepare_distillation(z, v, temperature=temperature, reduction="none")
+        s, t = np.exp(d.log_s), np.exp(d.log_t)
+        kept = np.abs(s - t).max(axis=-1) >= CANCEL_SPREAD * t.max(axis=-1)
+        bound = 8 * np.spacing(temperature * t.max(axis=-1, keepdims=True))
+        assert np.all(np.abs(got - grad)[~kept] <= np.broadcast_to(bound, grad.shape)[~kept])
+    assert got[kept].tobytes() == grad[kept].tobytes()
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)

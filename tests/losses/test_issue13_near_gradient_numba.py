@@ -40,7 +40,10 @@ def _ulps_of_top(got: np.ndarray, want: np.ndarray) -> float:
 def test_compiled_gradient_matches_the_numpy_formulas(monkeypatch) -> None:
     """Random near rows: temperatures 1 to 1e300, 2 to 50 classes, logits of size 1 to
     1e3, teachers 1e-3 to 1e-10 away (the series of h and psi, and at T near 1 the
-    direct forms of |U/T| >= 1/2); the NumPy formulas with the compiled gradient off."""
+    direct forms of |U/T| >= 1/2); the NumPy formulas with the compiled gradient off.
+    Rows sum to 0 within two ulps of the largest entry a class (the compiled rows are
+    ``_distill_numba._exact_forward_row``'s since branch distfwd1: 80 ulps on a row of
+    43 classes, each entry within 4.7 units of mpmath; 64 ulps was the bound before)."""
     rng = np.random.default_rng(29)
     cases = []
     for case in range(150):
@@ -52,7 +55,7 @@ def test_compiled_gradient_matches_the_numpy_formulas(monkeypatch) -> None:
     monkeypatch.setattr(_near_rows, "_compiled_gradient", lambda rows: None)
     for z, v, temperature, compiled in cases:
         sums = np.abs(np.sum(compiled, axis=-1))
-        assert np.all(sums <= 64 * np.spacing(np.abs(compiled).max()))
+        assert np.all(sums <= 2 * compiled.shape[-1] * np.spacing(np.abs(compiled).max()))
         formulas = NearRows(z, v, temperature).gradient(forward=True)
         assert _ulps_of_top(compiled, formulas) <= ULPS
 

@@ -42,7 +42,7 @@ from .._xp import (
     reduce_sum,
 )
 from ..errors import InputError
-from . import _distill_fused, _small_distill
+from . import _cpu_kernels, _distill_fused, _small_distill
 from ._batch import Batch, batch_for, prepared_by
 from ._distill_options import distillation_options
 from ._dominant_entry import dominant_from_others
@@ -56,6 +56,7 @@ from ._far_gaps import (
     square_is_normal,
     times_temperature_squared,
 )
+from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import (
@@ -473,6 +474,7 @@ def distillation_loss_grad(d: _Distillation) -> Array:
         teacher = xp.exp(log_t)
         grad = s - teacher
         near = _near_gradient_rows(d, grad, teacher, d.row_kl)
+        near = _cancelling_rows(d, grad, teacher, near)
         if type(log_s) is not np.ndarray:
             flagged = forward_rows_flagged(grad, teacher, d.row_kl, xp)
         grad = dominant_from_others(grad, s, log_s, xp=xp, teacher=teacher)  # (s_r - t_r)
@@ -889,6 +891,32 @@ def _near_gradient_rows(
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)
+
+
+def _cancelling_rows(
+    d: _Distillation, difference: Array, teacher: Array, near: np.ndarray | None
+) -> np.ndarray | None:
+    r"""The NumPy forward gradient's rows to form by ``NearRows`` (compiled:
+    ``_distill_numba._exact_forward_row``): ``near`` (:func:`_near_gradient_rows`) and
+    those of :math:`\max_c |s_c - t_c|` (``difference``) below
+    ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c`, where :math:`s - t` of the softened
+    rows errs by some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's
+    largest entry (134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 8`; issue
+    13, branch distfwd1), formable; float64 rows where Numba is (the lean path's
+    ``_near_rows_numba.cancelling_rows64``, by the same comparisons), not a teacher
+    taken as it is (``given``: :math:`T = 1`, probabilities or log-probabilities, whose
+    rows may sum to :math:`1 + \delta`)."""
+    if type(difference) is not np.ndarray or difference.dtype != np.float64 or d.given:
+        return near  # (given: t_c as it is, not the softmax NearRows forms)
+    if not difference.size or not _cpu_kernels.available():
+        return near
+    spread = np.maximum(np.max(difference, axis=-1), -np.min(difference, axis=-1))
+    rows = spread < _CANCEL * np.max(teacher, axis=-1)
+    if not rows.any():
+        return near
+    if near is not None:
+        rows |= near
+    return rows_to_form(rows, d.student, d.teacher_scores)
 
 
 def _rows64(d: _Distillation, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -102,6 +102,7 @@ from ._far_gaps import (
 )
 
 __all__ = [
+    "CANCEL_SPREAD",
     "KL_FLOOR",
     "NEAR_CEILING",
     "NEAR_SPREAD",
@@ -152,6 +153,16 @@ r"""No row whose KL is below :data:`KL_FLOOR` has a :math:`|s_c - t_c|` reaching
 2^{-10.5}`): the forward gradient's screen for such rows (:func:`forward_rows_flagged`).
 ``_small_targets_numba``'s screen (``tempered_difference64``) compiles it in: after
 changing it, touch that file."""
+
+CANCEL_SPREAD = 0.5
+r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` a float64 forward gradient row is
+formed without the difference :math:`s - t` (``_distill_numba._exact_forward_row``: the
+fused kernels' rows; NumPy's by :class:`NearRows`' compiled gradient, which takes that
+formula): :math:`s - t` of the softened rows errs by an ulp or two of :math:`\max_c t_c`,
+some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 and
+134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 4` and 8; issue 13, branch
+distfwd1). ``_distill_numba`` and ``_near_rows_numba`` compile it in: after changing
+it, touch them."""
 
 _H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`
@@ -894,7 +905,12 @@ class NearRows:
                 grad = xp.where(present, formed, s * t)
         if xp is not np:  # (a caller's bare ``torch`` module has no namespace info)
             xp = array_namespace(grad)
-        return dominant_from_others(grad, p, log_p, xp=xp)
+        grad = dominant_from_others(grad, p, log_p, xp=xp)
+        if grad.dtype != xp.float64:  # (float32 work: its bits)
+            return grad
+        exact, valid = _exact_forward_gradient(self.student, self.teacher, t, xp)
+        valid = xp.logical_and(valid, _centring_cancels(self.teacher, self.student, xp))
+        return xp.where(valid, exact, grad)
 
     def _reverse_gradient(self) -> Array:
         r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t)) = s \odot (d - \bar d)`,
@@ -908,6 +924,90 @@ class NearRows:
         grad = -(parts.p * (parts.u - parts.m))
         # +0 at a class masked on both sides, as the forward gradient
         return _kept(parts.p > 0.0, grad, xp)
+
+
+_FLOOR = -708.0  # (below: e^x is 0, as ``_distill_numba``'s)
+
+
+def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
+    r"""Per row (keepdims), whether :math:`\max_c |D_c - D_r| < \max_c |D_c|/4`
+    (:math:`D = \text{second} - \text{first}` over its finite classes, :math:`r` the
+    first top class of ``first``): where :func:`_tempered_log_mean`'s :math:`W` of the
+    rounded :math:`D` errs by more than four units, and :func:`_exact_forward_gradient`
+    forms the row (``_near_rows_numba._centring_cancels``, its twin; issue 13, branch
+    distfwd1)."""
+    ns = xp if xp is np else array_namespace(first)
+    with numpy_errstate(first, xp, all="ignore"):
+        d = second - first
+        finite = xp.isfinite(d)
+        d = xp.where(finite, d, xp.zeros_like(d))
+        top = ns.argmax(first, axis=-1, keepdims=True)
+        at_top = ns.arange(first.shape[-1], device=device(first)) == top
+        dr = xp.sum(xp.where(at_top, d, xp.zeros_like(d)), axis=-1, keepdims=True)
+        wide = xp.max(xp.where(finite, xp.abs(d - dr), xp.zeros_like(d)), axis=-1, keepdims=True)
+        return wide < 0.25 * xp.max(xp.abs(d), axis=-1, keepdims=True)
+
+
+def _exact_forward_gradient(
+    student: Array, teacher: Array, temperature: float, xp: ModuleType
+) -> tuple[Array, Array]:
+    r""":math:`T(s - t)` of float64 rows without the difference of nearly equal numbers,
+    ``_distill_numba._exact_forward_row``'s formula in array operations (issue 13, branch
+    distfwd1), and per row (keepdims) whether it holds. Centred at the teacher's first
+    top class :math:`j` (:math:`\tau'_c = (v_c - v_j)/T`, :math:`\sigma'_c = (z_c -
+    z_j)/T`, exact pairs), with :math:`E_c = \operatorname{expm1}(\tau'_c -
+    \sigma'_c)`, :math:`P_c = e^{\sigma'_c} E_c` (:math:`e^{\tau'_c} - e^{\sigma'_c}`
+    where :math:`\tau' - \sigma' > 1`), :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
+    \sum_c P_c`, :math:`M = P/S`:
+
+    .. math:: T(s_c - t_c) = T\,\frac{e^{\sigma'_c} M - P_c}{S + P}.
+
+    Holds where :math:`S + P \ge 1` and :math:`S \le 2(S + P)` (:math:`s_j \ge
+    t_j/2`: near rows are such), and :math:`T \le` :data:`_SPLIT_RANGE` (past it the
+    quotients have no remainder here; the compiled twin's FMA has). The former :math:`a
+    = W - \ell` of :math:`W` formed from a rounded :math:`z - v` was 449 units of
+    :math:`2^{-53}` of the row's largest entry off on a row of two classes at :math:`T =
+    2` (``_forward_gradient``'s compiled twin takes this formula too)."""
+    ns = xp if xp is np else array_namespace(student)
+    t = temperature
+    with numpy_errstate(student, xp, all="ignore"):
+        top = ns.argmax(teacher, axis=-1, keepdims=True)
+        at_top = ns.arange(teacher.shape[-1], device=device(teacher)) == top
+        zeros = xp.zeros_like(student)
+        zj = xp.sum(xp.where(at_top, student, zeros), axis=-1, keepdims=True)
+        vj = xp.sum(xp.where(at_top, teacher, zeros), axis=-1, keepdims=True)
+        ds, ds_lo = _difference(student, zj, xp)
+        qs, ls = _quotient(ds, t, xp)
+        ls = ls + ds_lo / t
+        dv, dv_lo = _difference(teacher, vj, xp)
+        qt, lt = _quotient(dv, t, xp)
+        lt = lt + dv_lo / t
+        h, h_lo = _difference(qt, qs, xp)
+        inside = xp.logical_and(h > _FLOOR, h <= 1.0)
+        hh = xp.where(inside, h, zeros)
+        lo = xp.where(inside, h_lo + (lt - ls), zeros)
+        e1 = xp.expm1(hh)
+        m1 = e1 + (e1 + 1.0) * lo
+        live = qs > _FLOOR
+        es = xp.where(
+            live, _exp_pair(xp.where(live, qs, zeros), xp.where(live, ls, zeros), xp), zeros
+        )
+        seen = qt > _FLOOR
+        et = xp.where(
+            seen, _exp_pair(xp.where(seen, qt, zeros), xp.where(seen, lt, zeros), xp), zeros
+        )
+        apart = xp.where(h > 1.0, et - es, -es)
+        p = xp.where(live, xp.where(inside, es * m1, apart), et)
+        total = xp.sum(es, axis=-1, keepdims=True)
+        w = xp.sum(p, axis=-1, keepdims=True)
+        both = total + w
+        valid = xp.logical_and(both >= 1.0, total <= 2.0 * both)
+        if not t <= _SPLIT_RANGE:  # (no remainder of the quotients: _quotient)
+            valid = xp.logical_and(valid, xp.zeros_like(valid))
+        safe = xp.where(valid, both, xp.ones_like(both))
+        mean = w / total
+        grad = (es * mean - p) * (t / safe) + 0.0
+    return grad, valid
 
 
 def given_mass(log_t: Array, xp: ModuleType) -> tuple[Array, Array]:

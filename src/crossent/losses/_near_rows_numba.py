@@ -42,9 +42,11 @@ import numpy as np
 
 from .._intrinsics_numba import fma as _fma
 from ._centred_kl_numba import centred_kl_row
+from ._distill_numba import _exact_forward_row  # (cached in: after changing it, touch this file)
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._far_gaps import _GRADIENT_BITS
 from ._near_rows import _EXPM1_RANGE, _H, _PSI, _SERIES_X, _SERIES_Y
+from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -60,12 +62,14 @@ from ._small_targets_numba import (
 
 __all__ = [
     "Tempered",
+    "cancelling_rows64",
     "near_forward_gradient64",
     "near_gradient64",
     "near_kl_loss64",
     "near_loss64",
     "near_reverse_gradient64",
     "near_reverse_rows64",
+    "reform_rows64",
     "tempered",
 ]
 
@@ -347,6 +351,10 @@ def _row_gradient(
     if _equal(first, second):
         out[:] = 0.0
         return
+    if _centring_cancels(first, second) and _exact_forward_row(
+        second, first, first.max(), t, t, out, scratch[:2]
+    ):
+        return  # (issue 13, branch distfwd1: W - ell cancelled, W of rounded z - v)
     ell = _row_log_mean(first, second, t, scratch)
     log_p, p, w, log_s = scratch[0], scratch[1], scratch[2], scratch[5]
     lo, s_lo = scratch[4], scratch[6]
@@ -673,3 +681,71 @@ def _spread_is_small(s: np.ndarray, teacher: np.ndarray) -> bool:
         spread = max(spread, abs(difference))
         top = max(top, teacher[c])
     return spread < _SPREAD_FLOOR * top
+
+
+# ------------------------------------ rows whose s - t cancels (issue 13, branch distfwd1)
+
+
+@numba.njit(cache=True)
+def _centring_cancels(first: np.ndarray, second: np.ndarray) -> bool:
+    r"""Whether :math:`W = D - D_r` (:math:`D = \text{second} - \text{first}`, :math:`r`
+    the first top class of ``first``; over the classes of a finite :math:`D`) is below
+    a quarter of :math:`D` at every class: :math:`\max_c |W_c| < \max_c |D_c|/4`,
+    where :func:`_row_log_mean`'s :math:`W` of the rounded :math:`D` errs by more than
+    four units (a row of two classes at :math:`T = 2`: 449), and
+    ``_distill_numba._exact_forward_row`` forms the row (issue 13, branch distfwd1;
+    elsewhere the formula before, a few roundings fewer: ``NearRows``' twin,
+    ``_near_rows._centring_cancels``)."""
+    top = 0
+    for c in range(first.shape[0]):
+        if first[c] > first[top]:
+            top = c
+    dr = second[top] - first[top]
+    big, wide = 0.0, 0.0
+    for c in range(first.shape[0]):
+        d = second[c] - first[c]
+        if math.isfinite(d):
+            big = max(big, abs(d))
+            wide = max(wide, abs(d - dr))
+    return wide < 0.25 * big
+
+
+@numba.njit(cache=True)
+def cancelling_rows64(s: np.ndarray, teacher: np.ndarray) -> np.ndarray:
+    r"""Per row of the softened student ``s`` and teacher (N x C), whether
+    :math:`\max_c |s_c - t_c| <` ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` (False where a
+    value is NaN): the lean path's rows for :func:`reform_rows64`, the full path's
+    (``_distill._cancelling_rows``) by the same comparisons."""
+    n, classes = s.shape
+    out = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        spread, top = 0.0, -math.inf
+        for c in range(classes):
+            spread = max(spread, abs(s[i, c] - teacher[i, c]))
+            top = max(top, teacher[i, c])
+        out[i] = spread < _CANCEL * top
+    return out
+
+
+@numba.njit(cache=True)
+def reform_rows64(
+    out: np.ndarray,
+    rows: np.ndarray,
+    scores: tuple[np.ndarray, np.ndarray],
+    tempered: Tempered,
+    reduction: int,
+    log_base: float,
+) -> bool:
+    r"""The lean forward gradient's ``rows`` (:func:`cancelling_rows64`) that are formable
+    formed again into ``out`` by :func:`_row_gradient` (``scores``: the teacher's scores,
+    the student's logits), times ``reduction_scale``, as the full path forms them
+    (``NearRows``); False where a value is not finite."""
+    first, second = scores
+    n, classes = out.shape
+    scale = reduction_scale(n, reduction, log_base)
+    scratch = np.empty((8, classes))
+    for i in range(n):
+        if rows[i] and _formable(first[i], second[i]):
+            _row_gradient((first[i], second[i]), tempered, scratch, out[i])
+            _scaled(out[i], scale)
+    return _all_finite(out)

@@ -131,12 +131,16 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # not finite, after: it stays in ``s``, and ``_near_gradient`` gives None.
     grad: np.ndarray | None = s
     if settings.forward:
+        cancelling = _near_functions().cancelling_rows64(s, t)  # (before s is written)
         difference = compiled.tempered_difference64
         difference = steps.difference if difference is steps.difference_of else difference
         if not difference(s, t, settings.temperature, reduction, log_base):
             if stacked is not None:
                 log_s, log_t = stacked[:n], stacked[n:]
             grad = _near_gradient(args, settings, (s, t, log_t, log_s))
+        given = settings.temperature == 1.0 and settings.teacher_form != "logits"
+        if grad is not None and not given and cancelling.any():  # (given: _cancelling_rows)
+            grad = _cancelling_gradient(args, settings, grad, cancelling)
     else:
         if stacked is not None:
             log_s, log_t = stacked[:n], stacked[n:]
@@ -206,6 +210,22 @@ def _near_gradient(
         return s if compiled.near_forward_gradient64(*near) else None
     reverse = (s, arrays[1], arrays[2], (z, v), t, reduction, log_base)
     return s if compiled.near_reverse_gradient64(*reverse) else None
+
+
+def _cancelling_gradient(
+    args: tuple[Any, ...], settings: _Settings, grad: np.ndarray, rows: np.ndarray
+) -> np.ndarray | None:
+    r"""The forward gradient ``grad`` with its ``rows`` of :math:`\max_c |s_c - t_c|`
+    below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` formed again without the
+    difference (``reform_rows64``), as the full path forms them (``NearRows``, issue 13,
+    branch distfwd1); None where a value is not finite."""
+    reduction, log_base = settings.scale
+    z, v = _scores(args, settings)
+    compiled = _near_functions()
+    tempered = compiled.tempered(settings.temperature)
+    return (
+        grad if compiled.reform_rows64(grad, rows, (v, z), tempered, reduction, log_base) else None
+    )
 
 
 def _scores(args: tuple[Any, ...], settings: _Settings) -> tuple[np.ndarray, np.ndarray]:
