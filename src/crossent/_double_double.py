@@ -47,6 +47,8 @@ References
 .. [5] P. T. P. Tang, "Table-driven implementation of the exponential function in
    IEEE floating-point arithmetic", ACM Trans. Math. Softw. 15(2) (1989) 144-157,
    doi:10.1145/63522.214389.
+.. [6] T. Ogita, S. M. Rump and S. Oishi, "Accurate sum and dot product", SIAM J. Sci.
+   Comput. 26(6) (2005) 1955-1988, doi:10.1137/030601818.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ __all__ = [
     "exp_constants",
     "exp_dd",
     "exp_pair32",
+    "extract_levels32",
     "exp_pairs",
     "exp_parts",
     "exp_residual",
@@ -83,6 +86,7 @@ __all__ = [
     "log_p_dd",
     "power_of_two",
     "quick_two_sum",
+    "rounded_sum",
     "split",
     "split32",
     "sum_dd",
@@ -604,3 +608,57 @@ def excess_of_pairs32(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
     :math:`2^{3M + 1} u^3` an entry) summed in floats."""
     taus, rest = _extracted_levels(xp.concat([hi, lo], axis=-1), 3, _U32, xp=xp)
     return (((taus[0] - 1.0) + taus[1]) + taus[2]) + xp.sum(rest, axis=-1)
+
+
+# --- float32 KL of nearly equal rows (branch jaxkl1) ------------------------------------
+
+
+def extract_levels32(x: Array, bits: int, *, xp: ModuleType) -> tuple[list[Array], Array]:
+    r"""Rows of float32 ``x`` (classes last) as exact level sums ``taus`` and a float
+    ``rest``: :math:`\sum_i x_i = \sum_k \tau_k + \mathrm{rest}` with ``rest`` (the
+    float sum of what the levels leave, each at most :math:`2^{-\text{bits}}` of the
+    row's largest :math:`|x_i|`) its only rounding. Extraction (Rump, Ogita and Oishi
+    [4]_) from the row's own largest entry: :math:`\sigma_0 = 2^{e + M}` for
+    :math:`2^{e - 1} \le \max_i|x_i| < 2^{e}` and :math:`2^M \ge n + 2`,
+    :math:`t_i = (\sigma_k + x_i) - \sigma_k` (exact) and :math:`\tau_k = \sum_i t_i`
+    (exact in any order), the remainders (at most :math:`u\sigma_k`, :math:`u =
+    2^{-24}`) again at :math:`\sigma_{k+1} = 2^M u\sigma_k`: :math:`24 - M` bits a
+    level, :math:`\lceil(\text{bits} + M)/(24 - M)\rceil` levels. Each level is exact
+    for any row; only near float32's underflow (:math:`\sigma_k` below
+    :math:`2^{-126}`, flushed on XLA's CPU) does a level sum round, at that scale.
+    Rows of more than :math:`2^{20}` classes are not taken (``ValueError``)."""
+    n = int(x.shape[-1])
+    shift = max(1, math.ceil(math.log2(n + 2)))
+    if shift > 20:
+        raise ValueError(f"extract_levels32 takes at most 2^20 - 2 entries a row; got {n}")
+    levels = math.ceil((bits + shift) / (24 - shift))
+    biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    fine = biggest > 0.0
+    fine = fine & (biggest < 2.0**100)
+    exponent = frexp(xp.where(fine, biggest, xp.ones_like(biggest)), xp=xp)[1]
+    sigma = power_of_two(exponent + float(shift), xp=xp)
+    taus = []
+    for _ in range(levels):
+        (raised,) = settled(sigma + x)  # (XLA would fold (s + x) - s to x)
+        top = raised - sigma
+        taus.append(xp.sum(top, axis=-1))
+        x = x - top
+        sigma = sigma * (2.0**shift * _U32)
+    return taus, xp.sum(x, axis=-1)
+
+
+def rounded_sum(columns: list[Array], *, passes: int = 3) -> Array:
+    r"""The sum of arrays ``columns`` (one shape, a handful of them), rounded to within
+    about an ulp: Ogita, Rump and Oishi's SumK (``passes`` + 1 = K) [6]_, ``passes``
+    sweeps of TwoSums (:func:`two_sum`, error-free: each keeps the exact sum) carrying
+    the errors down, then the float sum. Error at most :math:`(u + \gamma_{k-1}^2)|s|
+    + \gamma_{2k-2}^{K}\sum_i|c_i|` (:math:`\gamma_j = ju/(1 - ju)`, :math:`k`
+    columns): for 20 float32 columns and three passes :math:`2^{-75}\sum_i|c_i|`."""
+    cols = list(columns)
+    for _ in range(passes):
+        for i in range(1, len(cols)):
+            cols[i], cols[i - 1] = two_sum(cols[i], cols[i - 1])
+    rest = cols[0]
+    for column in cols[1:-1]:
+        rest = rest + column
+    return cols[-1] + rest if len(cols) > 1 else rest
