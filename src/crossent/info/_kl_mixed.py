@@ -514,7 +514,7 @@ def _narrow_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, ..
     :math:`\operatorname{log1p}\sigma`, so that the log-partition's float32 rounding is
     gone to about :math:`2^{-46}`)."""
     if form == "probs":
-        return values, xp.zeros_like(values), None, None  # type: ignore[return-value]
+        return values, xp.zeros_like(values), None, None
     s_hi, s_lo = _log_pair(values, form, xp=xp)
     s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_lo))
     p_hi, p_lo, sigma = side_probabilities(s_hi, s_lo, form, xp=xp)
@@ -625,13 +625,21 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
     :math:`\operatorname{log1p}(d/q)` facing probabilities (:func:`_narrow_ratio`). The
     masses' difference is first order in each mass and is summed exactly from float32
     words (``_double_double.extract_levels32`` of each array of words,
-    :data:`_NARROW_BITS` bits below its largest): a side of logits has mass 1, one of probabilities its values,
-    one of log-probabilities its triples :math:`e^{v_i}` (``_double_double.exp_triple32``:
-    about :math:`2^{-70}` of themselves), and two sides of log-probabilities the words of :math:`\sum_i
-    q_i\operatorname{expm1}(r_i)` instead (:func:`_narrow_expm1_words`: the error a
-    fraction :math:`2^{-46}` of :math:`\sum_i q_i|r_i|`, not of the masses). The
-    Bregman sum and the level sums are added by ``_double_double.rounded_sum`` and
-    rounded once. Traceable by ``jax.jit`` (no value read)."""
+    :data:`_NARROW_BITS` bits below its largest): a side of logits has mass 1, one of
+    probabilities its values, one of log-probabilities its triples :math:`e^{v_i}`
+    (``_double_double.exp_triple32``: about :math:`2^{-70}` of themselves), and two
+    sides of log-probabilities the words of :math:`\sum_i q_i\operatorname{expm1}
+    (r_i)` instead (:func:`_narrow_expm1_words`: the error a fraction :math:`2^{-46}`
+    of :math:`\sum_i q_i|r_i|`, not of the masses). The Bregman sum and the level sums
+    are added by ``_double_double.rounded_sum`` and rounded once. Traceable by
+    ``jax.jit`` (no value read); where an entry is NaN the value is NaN, where
+    :math:`q_i = 0 < p_i` ``inf``.
+
+    Limits: a KL near float32's underflow (below about :math:`10^{-30}`, where a mass
+    word or the level sums pass :math:`2^{-126}`, flushed by XLA's CPU) and
+    log-probabilities below about :math:`-30` (:func:`._double_double.exp_triple32`'s
+    lower words subnormal) keep less; rows of more than :math:`2^{20}` classes are not
+    taken (the caller keeps its plain sum)."""
     a, b = xp.broadcast_arrays(a, b)
     p_hi, p_lo, s_hi, s_lo = _narrow_side(a, a_form, xp=xp)
     q_hi, q_lo, t_hi, t_lo = _narrow_side(b, b_form, xp=xp)

@@ -436,10 +436,12 @@ def _kl_narrow_nats(m: _Prepared, plain: Array) -> Array:
     every row, with the plain sum's gradient (branch jaxkl1: rows 1e-7 to 1e-3 apart
     were up to 2.25e15 float32 ulps off, ``benchmarks/check_jax_float32_ulps.py``).
     Concrete JAX arrays take one ``jax.jit`` of it (eager JAX compiles each operation);
-    rows whose value is not finite keep the plain sum."""
+    rows whose value is not finite, and rows of more than :math:`2^{20} - 2` classes,
+    keep the plain sum."""
     xp = m.xp
     side_p, side_q = m.sides
-    if 0 in (int(side_p.values.shape[-1]), int(side_q.values.shape[-1])):
+    classes = (int(side_p.values.shape[-1]), int(side_q.values.shape[-1]))
+    if 0 in classes or max(classes) > 2**20 - 2:  # (the exact sums' limit)
         return plain
     call = _narrow_call(side_p.form, side_q.form, xp)
     values = (_perplexity_dd.constant(s.values, xp) for s in m.sides)
