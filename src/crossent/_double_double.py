@@ -47,6 +47,8 @@ References
 .. [5] P. T. P. Tang, "Table-driven implementation of the exponential function in
    IEEE floating-point arithmetic", ACM Trans. Math. Softw. 15(2) (1989) 144-157,
    doi:10.1145/63522.214389.
+.. [6] T. Ogita, S. M. Rump and S. Oishi, "Accurate sum and dot product", SIAM J. Sci.
+   Comput. 26(6) (2005) 1955-1988, doi:10.1137/030601818.
 """
 
 from __future__ import annotations
@@ -78,11 +80,14 @@ __all__ = [
     "exp_residual",
     "exp_rounded",
     "exp_table",
+    "exp_triple32",
+    "extract_levels32",
     "frexp",
     "log_dd",
     "log_p_dd",
     "power_of_two",
     "quick_two_sum",
+    "rounded_sum",
     "split",
     "split32",
     "sum_dd",
@@ -604,3 +609,178 @@ def excess_of_pairs32(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
     :math:`2^{3M + 1} u^3` an entry) summed in floats."""
     taus, rest = _extracted_levels(xp.concat([hi, lo], axis=-1), 3, _U32, xp=xp)
     return (((taus[0] - 1.0) + taus[1]) + taus[2]) + xp.sum(rest, axis=-1)
+
+
+# --- float32 KL of nearly equal rows (branch jaxkl1) ------------------------------------
+
+
+def extract_levels32(x: Array, bits: int, *, xp: ModuleType) -> tuple[list[Array], Array]:
+    r"""Rows of float32 ``x`` (classes last) as exact level sums ``taus`` and a float
+    ``rest``: :math:`\sum_i x_i = \sum_k \tau_k + \mathrm{rest}` with ``rest`` (the
+    float sum of what the levels leave, each at most :math:`2^{-\text{bits}}` of the
+    row's largest :math:`|x_i|`) its only rounding. Extraction (Rump, Ogita and Oishi
+    [4]_) from the row's own largest entry: :math:`\sigma_0 = 2^{e + M}` for
+    :math:`2^{e - 1} \le \max_i|x_i| < 2^{e}` and :math:`2^M \ge n + 2`,
+    :math:`t_i = (\sigma_k + x_i) - \sigma_k` (exact) and :math:`\tau_k = \sum_i t_i`
+    (exact in any order), the remainders (at most :math:`u\sigma_k`, :math:`u =
+    2^{-24}`) again at :math:`\sigma_{k+1} = 2^M u\sigma_k`: :math:`24 - M` bits a
+    level, :math:`\lceil(\text{bits} + M)/(24 - M)\rceil` levels. Each level is exact
+    for any row; only near float32's underflow (:math:`\sigma_k` below
+    :math:`2^{-126}`, flushed on XLA's CPU) does a level sum round, at that scale.
+    Rows of more than :math:`2^{20}` classes are not taken (``ValueError``)."""
+    n = int(x.shape[-1])
+    shift = max(1, math.ceil(math.log2(n + 2)))
+    if shift > 20:
+        raise ValueError(f"extract_levels32 takes at most 2^20 - 2 entries a row; got {n}")
+    levels = math.ceil((bits + shift) / (24 - shift))
+    biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    fine = biggest > 0.0
+    fine = fine & (biggest < 2.0**100)
+    exponent = frexp(xp.where(fine, biggest, xp.ones_like(biggest)), xp=xp)[1]
+    sigma = power_of_two(exponent + float(shift), xp=xp)
+    taus = []
+    for _ in range(levels):
+        (raised,) = settled(sigma + x)  # (XLA would fold (s + x) - s to x)
+        top = raised - sigma
+        taus.append(xp.sum(top, axis=-1))
+        x = x - top
+        sigma = sigma * (2.0**shift * _U32)
+    return taus, xp.sum(x, axis=-1)
+
+
+def rounded_sum(columns: list[Array], *, passes: int = 3) -> Array:
+    r"""The sum of arrays ``columns`` (one shape, a handful of them), rounded to within
+    about an ulp: Ogita, Rump and Oishi's SumK (``passes`` + 1 = K) [6]_, ``passes``
+    sweeps of TwoSums (:func:`two_sum`, error-free: each keeps the exact sum) carrying
+    the errors down, then the float sum. Error at most :math:`(u + \gamma_{k-1}^2)|s|
+    + \gamma_{2k-2}^{K}\sum_i|c_i|` (:math:`\gamma_j = ju/(1 - ju)`, :math:`k`
+    columns): for 20 float32 columns and three passes :math:`2^{-75}\sum_i|c_i|`."""
+    cols = list(columns)
+    for _ in range(passes):
+        for i in range(1, len(cols)):
+            cols[i], cols[i - 1] = two_sum(cols[i], cols[i - 1])
+    rest = cols[0]
+    for column in cols[1:-1]:
+        rest = rest + column
+    return cols[-1] + rest if len(cols) > 1 else rest
+
+
+def _distilled(words: list[Array], count: int) -> list[Array]:
+    r"""``count`` float32 words whose sum is that of ``words`` (listed from the
+    smallest to the largest in magnitude, roughly): twice a sweep of TwoSums
+    (:func:`two_sum`, error-free) carries the sum to the last word, which is taken
+    (then nearly the rounded sum), and so on; the last word returned is the float sum
+    of what is left. With :math:`k` words the words returned fall by about
+    :math:`ku` each, the last one's rounding :math:`u` of it."""
+    words = list(words)
+    out = []
+    for _ in range(count - 1):
+        for _ in range(2):
+            for i in range(1, len(words)):
+                words[i], words[i - 1] = two_sum(words[i], words[i - 1])
+        out.append(words.pop())
+    tail = words[0]
+    for word in words[1:]:
+        tail = tail + word
+    return [*out, tail]
+
+
+_TRIPLE_STEPS = 4096
+r"""Table entries of :func:`exp_triple32`: :math:`2^{j/4096}`, :math:`0 \le j < 4096`."""
+
+
+@functools.cache
+def _exp_triple32_constants() -> tuple[tuple[float, ...], np.ndarray]:
+    r""":math:`\ln 2/4096` as four float32 parts (each the rounded rest) and the table
+    :math:`2^{j/4096}` as float32 triples, shape ``(3, 4096)`` (from 60 digits, once)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        rest = Decimal(2).ln() / _TRIPLE_STEPS
+        parts = []
+        for _ in range(4):
+            part = float(np.float32(float(rest)))
+            parts.append(part)
+            rest -= Decimal(part)
+        base = Decimal(2) ** (Decimal(1) / _TRIPLE_STEPS)
+        value, rows = Decimal(1), []
+        for _ in range(_TRIPLE_STEPS):
+            left, words = value, []
+            for _ in range(3):
+                word = float(np.float32(float(left)))
+                words.append(word)
+                left -= Decimal(word)
+            rows.append(words)
+            value *= base
+    return tuple(parts), np.array(rows, dtype=np.float32).T.copy()
+
+
+def exp_triple32(y: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r""":math:`e^y` of float32 :math:`y` as three float32 words ``(hi, mid, lo)``,
+    within about :math:`2^{-70}` of itself (Tang's table method [5]_ in triple-float;
+    branch jaxkl1: the mass :math:`\sum_i e^{v_i}` of a side of float32
+    log-probabilities enters a KL to first order, and a KL of rows :math:`10^{-7}`
+    apart, about :math:`10^{-14}`, has float32 ulps of :math:`2^{-70}`;
+    :func:`exp_pair32` is :math:`2^{-44}`).
+
+    :math:`y = N\ln 2/4096 + r`, :math:`N = 4096k + j` (:math:`|N| < 2^{19}`),
+    :math:`e^y = 2^k\,T_j\,(1 + m)`, :math:`m = \operatorname{expm1} r`,
+    :math:`|r| \le 2^{-13.5}`. :math:`\ln 2/4096 = c_1 + c_2 + c_3 + c_4` (float32
+    parts), :math:`Nc_i` exact pairs (:func:`two_product32`), :math:`y - \operatorname{fl}
+    (Nc_1)` exact (Sterbenz), and their words distilled to a triple :math:`r_1 + r_2 +
+    r_3` (:func:`_distilled`). :math:`m = r + r^2/2 + r^3/6 + r^4/24 + r^5/120` (the
+    rest below :math:`2^{-90}`): :math:`r_1^2`, :math:`r_1 r_2` and :math:`r_1^2 \cdot
+    r_1` exact pairs, :math:`1/6` a pair, the other pieces (each under
+    :math:`2^{-58}`) in floats; then :math:`T_j(1 + m)` (a table of float32 triples,
+    :math:`2^{-96}` of :math:`T_j`) with the products above :math:`2^{-60}` of it exact,
+    distilled to three words, times :math:`2^k` (``ldexp``: exact for :math:`y \ge
+    -87`). :math:`y < -87` and :math:`y > 88` give the rounded ``exp`` and zero words
+    below; ``-inf`` 0; NaN NaN."""
+    (c1, c2, c3, c4), table = _exp_triple32_constants()
+    zero = xp.zeros_like(y)
+    plain = xp.exp(y)
+    inside = (y >= -87.0) & (y <= 88.0)
+    ys = xp.where(inside, y, zero)
+    n = xp.round(ys * float(_TRIPLE_STEPS / math.log(2.0)))
+    first, first_lo = two_product32(n, zero + c1)
+    second, second_lo = two_product32(n, zero + c2)
+    third, third_lo = two_product32(n, zero + c3)
+    words = [-(n * c4), -third_lo, -third, -second_lo, -second, -first_lo, ys - first]
+    r1, r2, r3 = _distilled(words, 3)
+    square, square_lo = two_product32(r1, r1)
+    cross, cross_lo = two_product32(r1, r2)
+    cube, cube_lo = two_product32(square, r1)
+    c6 = float(np.float32(1.0 / 6.0))
+    c6_lo = float(np.float32(1.0 / 6.0 - c6))
+    sixth, sixth_lo = two_product32(cube, zero + c6)
+    small = (
+        (r2 * r2) * 0.5
+        + r1 * r3
+        + cube * c6_lo
+        + cube_lo * (1.0 / 6.0)
+        + square_lo * r1 * (1.0 / 6.0)
+        + square * r2 * 0.5
+        + (square * square) * (1.0 / 24.0 + r1 * (1.0 / 120.0))
+    )
+    m1, m2, m3 = _distilled(
+        [small, sixth_lo, cross_lo, 0.5 * square_lo, r3, sixth, cross, r2, 0.5 * square, r1], 3
+    )
+    shape = tuple(y.shape)
+    whole = xp.astype(n, xp.int32)
+    j = whole - _TRIPLE_STEPS * (whole // _TRIPLE_STEPS)
+    k = xp.astype((whole - j) // _TRIPLE_STEPS, y.dtype)
+    index = xp.reshape(j, (-1,))
+    t1, t2, t3 = (
+        xp.reshape(xp.take(xp.asarray(row, device=device(y)), index, axis=0), shape)
+        for row in table
+    )
+    a, a_lo = two_product32(t1, m1)
+    b, b_lo = two_product32(t1, m2)
+    c, c_lo = two_product32(t2, m1)
+    low = t1 * m3 + t2 * m2 + t3 * m1
+    e1, e2, e3 = _distilled([low, a_lo, b_lo, c_lo, t3, b, c, t2, a, t1], 3)
+    scale = power_of_two(k, xp=xp)
+    return (
+        xp.where(inside, e1 * scale, plain),
+        xp.where(inside, e2 * scale, zero),
+        xp.where(inside, e3 * scale, zero),
+    )

@@ -163,3 +163,56 @@ def test_float32_error_free_transforms_under_jit(no_x64: Any) -> None:
             for h, lo, v in zip(e_hi, e_lo, y, strict=True)
         )
     assert worst <= 2.0**-44
+
+
+# One pair a mechanism (each is a compile of about 2 s of CPU; the eight pairs are in
+# ``benchmarks/check_jax_float32_ulps.py``): the log-ratio of probabilities and a
+# log-probabilities' mass (probs/log_probs), a corrected log-ratio of two log-domain
+# sides and a logits' mass (log_probs/logits), two log-probabilities' masses as
+# q expm1(r) (log_probs/log_probs).
+KL_PAIRS = [("probs", "log_probs"), ("log_probs", "logits"), ("log_probs", "log_probs")]
+
+
+@pytest.mark.parametrize(("form_a", "form_b"), KL_PAIRS)
+def test_jax_float32_kl_of_nearly_equal_rows_jit(no_x64: Any, form_a: str, form_b: str) -> None:
+    """KL of every pair of forms but two sides of logits (branch jaxkl1): the plain
+    float32 sum cancels (rows 1e-7 to 1e-3 apart were up to 2.25e15 float32 ulps off,
+    log_probs/log_probs 1.2e3); now the Bregman terms :math:`q\\varphi(r)` and the
+    masses' difference summed exactly from float32 words, a side of log-probabilities'
+    mass from ``exp_triple32`` (measured at most 2.4 ulps). A KL of sides rounded to
+    float32 may be negative (their masses differ): ulps of :math:`|t|`."""
+    jnp = no_x64
+    a, b, truths = _rows(form_a, form_b, "kl")
+    call = functools.partial(crossent.kl_divergence, p_form=form_a, q_form=form_b, validate=False)
+    got = np.asarray(jax.jit(call)(jnp.asarray(a), jnp.asarray(b)), np.float64).reshape(-1)
+    eps = float(np.finfo(np.float32).eps)
+    worst = max(
+        float(abs(mpmath.mpf(float(v)) - t) / (abs(t) * eps)) if t else abs(v) / eps
+        for v, t in zip(got, truths, strict=True)
+    )
+    assert worst <= ULPS
+
+
+def test_float32_triple_exponential_under_jit(no_x64: Any) -> None:
+    """``exp_triple32`` is within :math:`2^{-70}` of :math:`e^y` (mpmath) for
+    :math:`y \\ge -30` (below, its lower words are subnormal: XLA's CPU flushes them;
+    measured :math:`2^{-73.5}`), and its words are float32."""
+    from crossent._double_double import exp_triple32
+
+    jnp = no_x64
+    rng = np.random.default_rng(71)
+    y = np.concatenate([rng.uniform(-30, 1, 150), rng.uniform(-1e-3, 1e-3, 50), [0.0, -1e-30]])
+    y = y.astype(np.float32)
+    words = jax.jit(lambda v: exp_triple32(v, xp=jnp))(jnp.asarray(y))
+    assert all(w.dtype == jnp.float32 for w in words)
+    h, m, lo = (np.asarray(w, np.float64) for w in words)
+    with mpmath.workdps(40):
+        worst = max(
+            abs(
+                (mpmath.mpf(float(a)) + mpmath.mpf(float(b)) + mpmath.mpf(float(c)))
+                / mpmath.exp(float(v))
+                - 1
+            )
+            for a, b, c, v in zip(h, m, lo, y, strict=True)
+        )
+    assert worst <= 2.0**-70

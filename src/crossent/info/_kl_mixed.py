@@ -77,7 +77,17 @@ import math
 from types import ModuleType
 from typing import NamedTuple
 
-from .._double_double import Exp, exp_pairs, frexp, power_of_two
+from .._double_double import (
+    Exp,
+    exp_pair32,
+    exp_pairs,
+    exp_triple32,
+    extract_levels32,
+    frexp,
+    power_of_two,
+    rounded_sum,
+    two_product32,
+)
 from .._numerics import (
     _PHI_SERIES,
     _exp_times_where_subnormal,
@@ -86,9 +96,9 @@ from .._numerics import (
     _two_sum,
 )
 from .._xp import Array, settled
-from ._js_mixed import _log_pair, excess_of_pairs
+from ._js_mixed import _log_pair, excess_of_pairs, side_probabilities
 
-__all__ = ["kl_mixed_parts"]
+__all__ = ["kl_mixed_parts", "kl_narrow"]
 
 
 class _LogSide(NamedTuple):
@@ -481,3 +491,191 @@ def kl_mixed_parts(
     bregman = xp.sum(terms, axis=-1, keepdims=True)
     plus = xp.concat([p_hi, p_count, bregman + p_rest], axis=-1)
     return plus, xp.concat([q_hi, q_count, q_rest], axis=-1)
+
+
+# --- float32 words where the device has no float64 (branch jaxkl1) ----------------------
+
+_NARROW_SERIES = 2.0**-5
+r"""The largest :math:`|x|` (:math:`x = d/q`) whose :math:`\operatorname{log1p}` and
+:math:`\operatorname{expm1}` :func:`kl_narrow` takes by its series, head exact."""
+
+_NARROW_BITS = 76
+r"""Bits below a row's largest mass word that :func:`kl_narrow` sums exactly
+(``_double_double.extract_levels32``): :math:`2^{-76}` of a mass near 1 against a KL of
+about :math:`10^{-14}` (rows :math:`10^{-7}` apart) whose float32 ulp is
+:math:`2^{-70}`."""
+
+
+def _narrow_side(values: Array, form: str, *, xp: ModuleType) -> tuple[Array, ...]:
+    r"""A float32 side as ``(prob_hi, prob_lo, log_hi, log_lo)``: probabilities as they
+    are (``lo`` 0, logs None); a log-domain side's :math:`e^{s}` as a float32 pair and
+    :math:`s` as an exact pair (``_js_mixed.side_probabilities`` and ``_log_pair``: a
+    side of logits divided by its exact sum :math:`1 + \sigma` and :math:`s` less
+    :math:`\operatorname{log1p}\sigma`, so that the log-partition's float32 rounding is
+    gone to about :math:`2^{-46}`)."""
+    if form == "probs":
+        return values, xp.zeros_like(values), None, None
+    s_hi, s_lo = _log_pair(values, form, xp=xp)
+    s_lo = xp.where(xp.isfinite(s_lo), s_lo, xp.zeros_like(s_lo))
+    p_hi, p_lo, sigma = side_probabilities(s_hi, s_lo, form, xp=xp)
+    if sigma is not None:
+        s_lo = s_lo - xp.log1p(sigma)
+    return p_hi, p_lo, s_hi, s_lo
+
+
+def _narrow_ratio(
+    p: tuple[Array, Array], q: tuple[Array, Array], *, xp: ModuleType
+) -> tuple[Array, Array, Array]:
+    r""":math:`r = \log(p/q)` of float32 pairs as ``(r_hi, r_lo, near)``: where
+    :math:`|d| \le q/2` (``near``), :math:`d = p - q` by TwoSums, :math:`x = d/q` as a pair
+    (the quotient's remainder exact by ``two_product32``) and :math:`r =
+    \operatorname{log1p}(x)`, by its series for :math:`|x| \le 2^{-5}` (:math:`x_{hi}`
+    the exact head, the rest :math:`x_{lo}(1 - x_{hi}) - x^2/2 + \cdots - x^6/6`), else
+    :math:`\operatorname{log1p}(x_{hi}) + x_{lo}/(1 + x_{hi})`; elsewhere (far
+    entries, :math:`|r| \ge \log 1.5`) :math:`\log(p_{hi}/q_{hi}) + p_{lo}/p_{hi} -
+    q_{lo}/q_{hi}`. ``r_lo`` is within an ulp of ``r_hi`` (TwoSum)."""
+    zero = xp.zeros_like(p[0])
+    one = zero + 1.0
+    big, big_lo = _two_sum(p[0], -q[0])
+    d_hi, d_lo = _two_sum(big, big_lo + (p[1] - q[1]))
+    positive = (p[0] > 0.0) & (q[0] > 0.0)
+    near = positive & (xp.abs(d_hi) <= 0.5 * q[0])
+    q_safe = xp.where(near, q[0], one)
+    d_safe = xp.where(near, d_hi, zero)
+    x_hi = d_safe / q_safe
+    product, product_lo = two_product32(x_hi, q_safe)
+    x_lo = ((((d_safe - product) - product_lo) - x_hi * xp.where(near, q[1], zero)) + d_lo) / q_safe
+    x_lo = xp.where(near, x_lo, zero)
+    series = xp.abs(x_hi) <= _NARROW_SERIES
+    x = xp.where(series, x_hi, zero)
+    tail = x * (1.0 / 3.0 + x * (-0.25 + x * (0.2 + x * (-1.0 / 6.0))))
+    rest = x_lo * (1.0 - x) - (x * x) * (0.5 - tail)
+    head = xp.where(series, x_hi, xp.log1p(x_hi))
+    rest = xp.where(series, rest, x_lo / (1.0 + x_hi))
+    r_hi, r_lo = _two_sum(head, rest)
+    far = xp.log(xp.where(positive, p[0], one) / xp.where(positive, q[0], one))
+    far = far + (xp.where(positive, p[1] / xp.where(positive, p[0], one), zero) - q[1] / q_safe)
+    return xp.where(near, r_hi, far), xp.where(near, r_lo, zero), near
+
+
+def _narrow_bregman(
+    r_hi: Array, r_lo: Array, p: Array, q: tuple[Array, Array], *, xp: ModuleType
+) -> Array:
+    r""":math:`q\varphi(r)`, :math:`\varphi(r) = 1 + (r - 1)e^r \ge 0`, of float32
+    ``r = r_hi + r_lo``: for :math:`|r| \le 1` the series (``_numerics._PHI_SERIES``) of
+    :math:`r_{hi}` plus :math:`r_{lo}\varphi'(r_{hi})`, :math:`\varphi'(r) = re^r \approx
+    r(1 + r + r^2/2)` (:math:`r_{lo}` is an ulp of :math:`r_{hi}`: the rest is second
+    order), times the pair :math:`q`; else :math:`q + p(r - 1)` (``p`` the other
+    side's probability, float32). Where :math:`p = 0` the term is :math:`q`, where only
+    :math:`q = 0` ``inf``."""
+    zero = xp.zeros_like(r_hi)
+    small = xp.abs(r_hi) <= 1.0
+    r = xp.where(small, r_hi, zero)
+    series = zero
+    for coefficient in _PHI_SERIES:
+        series = coefficient + r * series
+    phi = r * r * series + r_lo * (r * (1.0 + r * (1.0 + 0.5 * r)))
+    near = q[0] * phi + q[1] * phi
+    y = xp.where(small, zero, r_hi) - 1.0
+    far = q[0] + xp.where(y > -math.inf, p * y, zero)  # (p/q underflowed: p r is 0)
+    terms = xp.where(small, near, far)
+    p_pos, q_pos = p > 0.0, q[0] > 0.0
+    return xp.where(p_pos & q_pos, terms, xp.where(p_pos, zero + math.inf, q[0]))
+
+
+def _narrow_expm1_words(
+    q: tuple[Array, Array], r_hi: Array, r_lo: Array, *, xp: ModuleType
+) -> list[Array]:
+    r""":math:`q\operatorname{expm1}(r)` of a float32 pair ``q`` and an exact pair
+    ``r`` (finite) as five float32 words whose exact sum is it to about :math:`2^{-46}`
+    (:math:`q`'s own error) of :math:`q|r|`: for :math:`|r_{hi}| \le 2^{-5}` the series
+    with :math:`r_{hi}` and :math:`r_{hi}^2/2` (``two_product32``, exact) as heads,
+    else :math:`(E_{hi} - 1) + (E_{lo} + E_{hi}r_{lo})` of the pair :math:`E = e^{r_{hi}}`
+    (``exp_pair32``); each head times :math:`q_{hi}` by ``two_product32``."""
+    zero = xp.zeros_like(r_hi)
+    series = xp.abs(r_hi) <= _NARROW_SERIES
+    r = xp.where(series, r_hi, zero)
+    square, square_lo = two_product32(r, r)
+    tail = r * square * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))
+    low = r_lo * (1.0 + r * (1.0 + 0.5 * r)) + (0.5 * square_lo + tail)
+    e_hi, e_lo = exp_pair32(xp.where(series, zero, r_hi), xp=xp)
+    first = xp.where(series, r, e_hi - 1.0)
+    second = xp.where(series, 0.5 * square, zero)
+    third = xp.where(series, low, e_lo + e_hi * r_lo)
+    a, a_lo = two_product32(q[0], first)
+    b, b_lo = two_product32(q[0], second)
+    rest = q[0] * third + q[1] * (first + second + third)
+    return [a, a_lo, b, b_lo, rest]
+
+
+def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> Array:
+    r"""KL divergence in nats of float32 rows ``a`` (P) and ``b`` (Q) in forms ``a_form``,
+    ``b_form`` (not both logits) in float32 arithmetic only, for devices without float64
+    (JAX without x64, Apple's MPS; branch jaxkl1), classes last (the rows broadcast):
+
+    .. math:: D(P \,\|\, Q) = \sum_i q_i\varphi(r_i) + (\Pi - K), \qquad
+              r_i = \log p_i - \log q_i, \quad \varphi(r) = 1 + (r - 1)e^r \ge 0,
+
+    :math:`\Pi = \sum_i p_i`, :math:`K = \sum_i q_i`, as the float64 path's
+    :func:`kl_mixed_parts`. The Bregman terms are non-negative and need :math:`r_i`
+    only to about :math:`2^{-26}` of itself (an error :math:`\eta` moves a term by
+    :math:`q r\eta`; a shift :math:`\delta` common to every :math:`r_i`, a log-partition's
+    rounding, moves the sum by :math:`\delta D`): :math:`r` as a float32 pair, the
+    difference of two sides' exact log pairs (:func:`_narrow_side`), or
+    :math:`\operatorname{log1p}(d/q)` facing probabilities (:func:`_narrow_ratio`). The
+    masses' difference is first order in each mass and is summed exactly from float32
+    words (``_double_double.extract_levels32`` of each array of words,
+    :data:`_NARROW_BITS` bits below its largest): a side of logits has mass 1, one of
+    probabilities its values, one of log-probabilities its triples :math:`e^{v_i}`
+    (``_double_double.exp_triple32``: about :math:`2^{-70}` of themselves), and two
+    sides of log-probabilities the words of :math:`\sum_i q_i\operatorname{expm1}
+    (r_i)` instead (:func:`_narrow_expm1_words`: the error a fraction :math:`2^{-46}`
+    of :math:`\sum_i q_i|r_i|`, not of the masses). The Bregman sum and the level sums
+    are added by ``_double_double.rounded_sum`` and rounded once. Traceable by
+    ``jax.jit`` (no value read); where an entry is NaN the value is NaN, where
+    :math:`q_i = 0 < p_i` ``inf``.
+
+    Limits: a KL near float32's underflow (below about :math:`10^{-30}`, where a mass
+    word or the level sums pass :math:`2^{-126}`, flushed by XLA's CPU) and
+    log-probabilities below about :math:`-30` (:func:`._double_double.exp_triple32`'s
+    lower words subnormal) keep less; rows of more than :math:`2^{20}` classes are not
+    taken (the caller keeps its plain sum)."""
+    a, b = xp.broadcast_arrays(a, b)
+    p_hi, p_lo, s_hi, s_lo = _narrow_side(a, a_form, xp=xp)
+    q_hi, q_lo, t_hi, t_lo = _narrow_side(b, b_form, xp=xp)
+    zero = xp.zeros_like(a)
+    if s_hi is not None and t_hi is not None:
+        with_log = (s_hi > -math.inf) & (t_hi > -math.inf)
+        r_hi, r_err = _two_sum(xp.where(with_log, s_hi, zero), -xp.where(with_log, t_hi, zero))
+        r_hi, r_lo = _two_sum(r_hi, r_err + xp.where(with_log, s_lo - t_lo, zero))
+        r_hi = xp.where(with_log, r_hi, zero)
+    else:
+        r_hi, r_lo, _ = _narrow_ratio((p_hi, p_lo), (q_hi, q_lo), xp=xp)
+    terms = _narrow_bregman(r_hi, r_lo, p_hi, (q_hi, q_lo), xp=xp)
+    terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
+    bregman = xp.sum(terms, axis=-1)
+    if a_form == b_form == "log_probs":
+        both = (a > -math.inf) & (b > -math.inf)
+        words = _narrow_expm1_words((q_hi, q_lo), r_hi, r_lo, xp=xp)
+        words = [xp.where(both, w, zero) for w in words]
+        words.append(xp.where(both, zero, p_hi - q_hi))  # (-q where p is 0)
+    else:
+        words = []
+        for values, form, sign in ((a, a_form, 1.0), (b, b_form, -1.0)):
+            if form == "logits":
+                words.append(xp.zeros_like(a[..., :1]) + sign)
+            elif form == "probs":
+                words.append(sign * values)
+            else:
+                words.extend(sign * word for word in exp_triple32(values, xp=xp))
+    columns = [bregman]
+    for word in words:  # (each word apart: XLA took 80 s of CPU to compile the
+        # extraction of the triples' words concatenated, on rows of 2 classes)
+        word = xp.where(xp.isfinite(word), word, xp.zeros_like(word))
+        if int(word.shape[-1]) == 1:
+            columns.append(word[..., 0])
+            continue
+        taus, rest = extract_levels32(word, _NARROW_BITS, xp=xp)
+        columns.extend([*taus, rest])
+    total = rounded_sum(columns[::-1], passes=4)
+    return xp.where(xp.isfinite(bregman), total, bregman)  # (TwoSum of inf is NaN)

@@ -87,7 +87,7 @@ from ._blocks import sum_over_classes
 from ._docs import fill_shared_sections
 from ._far_gap_gradients import far_gap_gradients64
 from ._js_mixed import careful_rows, exact_where, js_mixed_exact
-from ._kl_mixed import kl_mixed_parts
+from ._kl_mixed import kl_mixed_parts, kl_narrow
 
 __all__ = [
     "CrossEntropyDecomposition",
@@ -325,6 +325,8 @@ def _kl_nats(m: _Prepared) -> Array:
         return m.total(_kl_terms, *m.sides)
     if side_p.form != "probs" or side_q.form != "probs":
         return _kl_mixed_nats(m)
+    if _no_float64(m):  # (branch jaxkl1: JAX float32 without x64)
+        return _kl_narrow_nats(m, m.total(_kl_terms, *m.sides))
     xp = m.xp
     if is_numpy(xp):  # by blocks (``_blocks.py``): the terms twice
         plain = m.total(_kl_terms, *m.sides)
@@ -400,6 +402,8 @@ def _kl_mixed_nats(m: _Prepared) -> Array:
     sum's."""
     xp = m.xp
     plain = m.total(_kl_terms, *m.sides)
+    if _no_float64(m):  # (branch jaxkl1: JAX float32 without x64)
+        return _kl_narrow_nats(m, plain)
     if m.dtype != xp.float64:
         return plain
     side_p, side_q = m.sides
@@ -423,6 +427,43 @@ def _kl_mixed_nats(m: _Prepared) -> Array:
     with numpy_errstate(plain, xp, invalid="ignore"):
         zero = plain - _constant(plain, plain.dtype, xp=xp)
     return xp.where(careful, exact + zero, plain)
+
+
+def _kl_narrow_nats(m: _Prepared, plain: Array) -> Array:
+    r"""D(P||Q) in nats of float32 sides where the device has no float64 (JAX without
+    x64, Apple's MPS), forms other than two sides of logits: ``_kl_mixed.kl_narrow``
+    (float32 words: the Bregman terms and the masses' difference summed exactly) on
+    every row, with the plain sum's gradient (branch jaxkl1: rows 1e-7 to 1e-3 apart
+    were up to 2.25e15 float32 ulps off, ``benchmarks/check_jax_float32_ulps.py``).
+    Concrete JAX arrays take one ``jax.jit`` of it (eager JAX compiles each operation);
+    rows whose value is not finite, and rows of more than :math:`2^{20} - 2` classes,
+    keep the plain sum."""
+    xp = m.xp
+    side_p, side_q = m.sides
+    classes = (int(side_p.values.shape[-1]), int(side_q.values.shape[-1]))
+    if 0 in classes or max(classes) > 2**20 - 2:  # (the exact sums' limit)
+        return plain
+    call = _narrow_call(side_p.form, side_q.form, xp)
+    values = (_perplexity_dd.constant(s.values, xp) for s in m.sides)
+    exact = call(*values)
+    exact = xp.reshape(exact, tuple(plain.shape))
+    zero = plain - _perplexity_dd.constant(plain, xp)  # (0, with the plain sum's gradient)
+    return xp.where(xp.isfinite(exact), exact + zero, plain)
+
+
+@functools.cache
+def _narrow_call(p_form: str, q_form: str, xp: ModuleType) -> Callable[[Array, Array], Array]:
+    """:func:`._kl_mixed.kl_narrow` for the forms, ``jax.jit``'d for JAX (made once; a
+    traced call inlines it)."""
+
+    def call(a: Array, b: Array) -> Array:
+        return kl_narrow(a, p_form, b, q_form, xp=xp)
+
+    if "jax" not in getattr(xp, "__name__", ""):
+        return call
+    import jax  # (loaded: JAX arrays)
+
+    return jax.jit(call)
 
 
 def _kl_mixed_exact(m: _Prepared, careful: Array, plain: Array) -> Array:
