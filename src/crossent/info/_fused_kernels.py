@@ -257,15 +257,26 @@ def _divergence_sums(
     return h, ce, kl, kl_abs, odd
 
 
+_EXP_POLYNOMIAL_ERROR = 5.2e-11
+"""The relative error of :func:`exp_nonpositive` (``losses/_cpu_kernels_numba``'s
+docstring), the float32 kernels' :math:`p_i = e^{\log p_i}`."""
+
+
 @_inline
 def _divergence_safe(kl: float, kl_abs: float, n: int, odd: int) -> bool:
     r"""Whether :func:`_divergence_sums`' KL ``kl`` is within
-    :data:`_FAST_SUM_TOLERANCE` of the exact sum of its terms, and no entry needs the
-    compensated loop: :math:`\gamma_{n-1} \sum |t_i| \le 2^{-32} |\sum t_i|`, with
-    :math:`(n + 2) 2^{-53}` for :math:`\gamma_{n-1}` and the computed
-    :math:`\sum |t_i|` (itself within :math:`\gamma_{n-1}`) enlarged by
-    :math:`2^{-20}`. False for a NaN sum; true for a zero sum only if every term is 0."""
-    bound = (n + 2) * 2.0**-53 * kl_abs * (1.0 + 2.0**-20)
+    :data:`_FAST_SUM_TOLERANCE` of the exact KL of the rows, and no entry needs the
+    compensated loop: :math:`(\delta_e + \gamma_{n-1}) \sum |t_i| \le 2^{-32}
+    |\sum t_i|`, with :math:`\delta_e` = :data:`_EXP_POLYNOMIAL_ERROR` (each term's
+    :math:`p_i` by the polynomial ``exp``: the terms :math:`p_i(\log p_i - \log q_i)`
+    of nearly equal rows cancel, so this error, relative to each term, is not relative
+    to their sum: issue 13, branch klf32, the KL of two float32 log-probability rows
+    1e-4 apart was up to 6.3 ulps off with :math:`\gamma_{n-1}` alone),
+    :math:`(n + 2) 2^{-53}` for :math:`\gamma_{n-1}` (the sum, the difference and the
+    product of each term) and the computed :math:`\sum |t_i|` (itself within
+    :math:`\gamma_{n-1}`) enlarged by :math:`2^{-20}`. False for a NaN sum; true for
+    a zero sum only if every term is 0."""
+    bound = (_EXP_POLYNOMIAL_ERROR + (n + 2) * 2.0**-53) * kl_abs * (1.0 + 2.0**-20)
     return odd == 0 and bound <= _FAST_SUM_TOLERANCE * abs(kl)
 
 
@@ -3064,10 +3075,12 @@ def _row(
         if not direct:
             h = ce = kl = 0.0
     # KL of float64 logits and log-probabilities, and of float32 logits against
-    # log-probabilities, where the fast pass did not stand: the Bregman sums (exact where
-    # P and Q are close); the loop below then runs only for H and CE (the decomposition)
-    # where the fast pass did not give them.
-    sides_fit = form_a + form_b == 3 or (no_probs and not fast)
+    # log-probabilities or two float32 log-probability sides, where the fast pass did
+    # not stand: the Bregman sums (exact where P and Q are close); the loop below then
+    # runs only for H and CE (the decomposition) where the fast pass did not give them.
+    # (Two float32 log-probability sides took the loop, whose polynomial exp left nearly
+    # equal rows up to 6.3 ulps off: issue 13, branch klf32.)
+    sides_fit = form_a + form_b == 3 or (no_probs and not (fast and form_a == 2))
     finite = math.isfinite(ell_a) and math.isfinite(ell_b)
     if want & 4 and not want & 8 and not direct and not exact and sides_fit and finite:
         logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
