@@ -47,12 +47,18 @@ def _exact_logs(row: np.ndarray, form: str) -> list[mpmath.mpf]:
 
 @mpmath.workdps(50)
 def _kl(lp: list[mpmath.mpf], lq: list[mpmath.mpf]) -> float:
-    return float(mpmath.fsum(mpmath.exp(a) * (a - b) for a, b in zip(lp, lq) if a != -mpmath.inf))
+    return float(
+        mpmath.fsum(
+            mpmath.exp(a) * (a - b) for a, b in zip(lp, lq, strict=True) if a != -mpmath.inf
+        )
+    )
 
 
 def _ulps(value: float, truth: float) -> float:
     t32 = np.float32(truth)
-    spacing = float(np.spacing(abs(t32))) if t32 != 0 else float(np.finfo(np.float32).smallest_subnormal)
+    spacing = (
+        float(np.spacing(abs(t32))) if t32 != 0 else float(np.finfo(np.float32).smallest_subnormal)
+    )
     return abs(float(value) - truth) / spacing
 
 
@@ -86,7 +92,9 @@ def main() -> None:
                         _fused.available = lambda: False  # type: ignore[assignment]
                     try:
                         kl = np.asarray(crossent.kl_divergence(a, b, **kw))
-                        dec = np.asarray(crossent.cross_entropy_decomposition(a, b, **kw).kl_divergence)
+                        dec = np.asarray(
+                            crossent.cross_entropy_decomposition(a, b, **kw).kl_divergence
+                        )
                     finally:
                         _fused.available = saved  # type: ignore[assignment]
                     for what, values in (("kl", kl), ("decomposition", dec)):

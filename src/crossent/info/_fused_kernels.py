@@ -258,7 +258,7 @@ def _divergence_sums(
 
 
 _EXP_POLYNOMIAL_ERROR = 5.2e-11
-"""The relative error of :func:`exp_nonpositive` (``losses/_cpu_kernels_numba``'s
+r"""The relative error of :func:`exp_nonpositive` (``losses/_cpu_kernels_numba``'s
 docstring), the float32 kernels' :math:`p_i = e^{\log p_i}`."""
 
 
@@ -1219,7 +1219,8 @@ def _kl64_pass(
     plus :math:`u|T| + 1.01 n^2 u^2 \sum|t_i|`; then the quotient, the logarithm
     (an ulp, :math:`|\log(1 + \delta)| \le 1.01|\delta|`), the product and the
     difference, each rounded once; the whole enlarged by :math:`2^{-20}`. The KL stands
-    where the bound is at most :data:`_KL64_TOLERANCE` of it; not: nearly equal P and
+    where the bound is at most :data:`_KL64_TOLERANCE` of it (float32 rows:
+    :data:`_FAST_SUM_TOLERANCE`, their rounding's); not: nearly equal P and
     Q, a tiny KL (the terms cancel)."""
     form_a, form_b = sides
     m_a, m_b = tops
@@ -1281,7 +1282,10 @@ def _kl64_pass(
     if infinite:
         return inf, True, h, ce, True
     kl, bound = _kl64_bound(t, s_a, s_b, (logits_a, logits_b), n, (t_abs, w_abs, d_abs))
-    return kl, bound <= _KL64_TOLERANCE * abs(kl), h, ce, True
+    # float32 rows (branch klf32: two log-probability sides the fast pass flagged) stand
+    # within a float32 result's tolerance
+    tolerance = _FAST_SUM_TOLERANCE if _narrow(a) else _KL64_TOLERANCE
+    return kl, bound <= tolerance * abs(kl), h, ce, True
 
 
 @_once
@@ -3074,6 +3078,15 @@ def _row(
         h, ce, kl, direct = _fast_divergence(a[r], b[r], (form_a, form_b), shifts, want)
         if not direct:
             h = ce = kl = 0.0
+    # Two float32 log-probability sides the fast pass flagged (its polynomial exp's error,
+    # relative to each term, is not to their sum where they cancel): first the float64
+    # pass (``math.exp``, its rigorous bound, here within 2^-32: random rows of 2 classes
+    # stand there), then the exact sums below (branch klf32).
+    if fast and want & 4 and not want & 8 and form_a == 1 and form_b == 1 and not direct:
+        kl64, stands, _, _, _ = _kl64_pass(a[r], b[r], (form_a, form_b), (0.0, 0.0), want == 0)
+        if stands:
+            exact_kl, exact = kl64, True
+            direct = want == 4
     # KL of float64 logits and log-probabilities, and of float32 logits against
     # log-probabilities or two float32 log-probability sides, where the fast pass did
     # not stand: the Bregman sums (exact where P and Q are close); the loop below then
