@@ -42,11 +42,16 @@ sides are normalised, so nothing cancels however close P and Q are, and the
 log-partitions' error is a shift of every :math:`r_i`, of second order in the sum; a
 second pass corrects that shift where the KL is tiny. Other forms (log-probabilities
 need not be normalised) sum :math:`p_i(\log p_i - \log q_i)` in one vectorised pass
-with the bound :math:`\gamma_{n-1}\sum_i |t_i|` of its rounding error, and run the
-compensated loop only for the rows where that bound exceeds :math:`2^{-32}` of the sum.
+with the bound :math:`(\delta_e + \gamma_{n-1})\sum_i |t_i|` of its error
+(:math:`\delta_e` = 5.2e-11, the polynomial ``exp``'s, which the terms' cancellation
+on nearly equal rows does not shrink: issue 13, branch klf32), which stands where it is
+at most :math:`2^{-32}` of the sum.
 Derivations in ``_fused_kernels._bregman_sums`` and ``_fused_kernels._divergence_sums``.
 That bound includes, where one side is logits, its log-partition's error (first order
-there); the rows it flags take exact Bregman sums instead (``_fused_kernels._kl_exact``:
+there); the rows it flags (two log-probability sides too, which took the compensated
+loop with the same polynomial ``exp``, up to 22 float32 ulps off: these first take the
+float64 pass ``_fused_kernels._kl64_pass``, ``math.exp`` and its bound, within
+:math:`2^{-32}`) take exact Bregman sums instead (``_fused_kernels._kl_exact``:
 ``math.exp``, exact differences, compensated sums, the common shift removed, masses of
 log-probabilities in double-double where needed), a few float64 ulps from the truth
 on nearly equal rows, at about twice the compensated loop's time (issue 13).

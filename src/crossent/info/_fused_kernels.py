@@ -257,15 +257,26 @@ def _divergence_sums(
     return h, ce, kl, kl_abs, odd
 
 
+_EXP_POLYNOMIAL_ERROR = 5.2e-11
+r"""The relative error of :func:`exp_nonpositive` (``losses/_cpu_kernels_numba``'s
+docstring), the float32 kernels' :math:`p_i = e^{\log p_i}`."""
+
+
 @_inline
 def _divergence_safe(kl: float, kl_abs: float, n: int, odd: int) -> bool:
     r"""Whether :func:`_divergence_sums`' KL ``kl`` is within
-    :data:`_FAST_SUM_TOLERANCE` of the exact sum of its terms, and no entry needs the
-    compensated loop: :math:`\gamma_{n-1} \sum |t_i| \le 2^{-32} |\sum t_i|`, with
-    :math:`(n + 2) 2^{-53}` for :math:`\gamma_{n-1}` and the computed
-    :math:`\sum |t_i|` (itself within :math:`\gamma_{n-1}`) enlarged by
-    :math:`2^{-20}`. False for a NaN sum; true for a zero sum only if every term is 0."""
-    bound = (n + 2) * 2.0**-53 * kl_abs * (1.0 + 2.0**-20)
+    :data:`_FAST_SUM_TOLERANCE` of the exact KL of the rows, and no entry needs the
+    compensated loop: :math:`(\delta_e + \gamma_{n-1}) \sum |t_i| \le 2^{-32}
+    |\sum t_i|`, with :math:`\delta_e` = :data:`_EXP_POLYNOMIAL_ERROR` (each term's
+    :math:`p_i` by the polynomial ``exp``: the terms :math:`p_i(\log p_i - \log q_i)`
+    of nearly equal rows cancel, so this error, relative to each term, is not relative
+    to their sum: issue 13, branch klf32, the KL of two float32 log-probability rows
+    1e-4 apart was up to 6.3 ulps off with :math:`\gamma_{n-1}` alone),
+    :math:`(n + 2) 2^{-53}` for :math:`\gamma_{n-1}` (the sum, the difference and the
+    product of each term) and the computed :math:`\sum |t_i|` (itself within
+    :math:`\gamma_{n-1}`) enlarged by :math:`2^{-20}`. False for a NaN sum; true for
+    a zero sum only if every term is 0."""
+    bound = (_EXP_POLYNOMIAL_ERROR + (n + 2) * 2.0**-53) * kl_abs * (1.0 + 2.0**-20)
     return odd == 0 and bound <= _FAST_SUM_TOLERANCE * abs(kl)
 
 
@@ -1208,7 +1219,8 @@ def _kl64_pass(
     plus :math:`u|T| + 1.01 n^2 u^2 \sum|t_i|`; then the quotient, the logarithm
     (an ulp, :math:`|\log(1 + \delta)| \le 1.01|\delta|`), the product and the
     difference, each rounded once; the whole enlarged by :math:`2^{-20}`. The KL stands
-    where the bound is at most :data:`_KL64_TOLERANCE` of it; not: nearly equal P and
+    where the bound is at most :data:`_KL64_TOLERANCE` of it (float32 rows:
+    :data:`_FAST_SUM_TOLERANCE`, their rounding's); not: nearly equal P and
     Q, a tiny KL (the terms cancel)."""
     form_a, form_b = sides
     m_a, m_b = tops
@@ -1270,7 +1282,10 @@ def _kl64_pass(
     if infinite:
         return inf, True, h, ce, True
     kl, bound = _kl64_bound(t, s_a, s_b, (logits_a, logits_b), n, (t_abs, w_abs, d_abs))
-    return kl, bound <= _KL64_TOLERANCE * abs(kl), h, ce, True
+    # float32 rows (branch klf32: two log-probability sides the fast pass flagged) stand
+    # within a float32 result's tolerance
+    tolerance = _FAST_SUM_TOLERANCE if _narrow(a) else _KL64_TOLERANCE
+    return kl, bound <= tolerance * abs(kl), h, ce, True
 
 
 @_once
@@ -3063,11 +3078,22 @@ def _row(
         h, ce, kl, direct = _fast_divergence(a[r], b[r], (form_a, form_b), shifts, want)
         if not direct:
             h = ce = kl = 0.0
+    # Two float32 log-probability sides the fast pass flagged (its polynomial exp's error,
+    # relative to each term, is not to their sum where they cancel): first the float64
+    # pass (``math.exp``, its rigorous bound, here within 2^-32: random rows of 2 classes
+    # stand there), then the exact sums below (branch klf32).
+    if fast and want & 4 and not want & 8 and form_a == 1 and form_b == 1 and not direct:
+        kl64, stands, _, _, _ = _kl64_pass(a[r], b[r], (form_a, form_b), (0.0, 0.0), want == 0)
+        if stands:
+            exact_kl, exact = kl64, True
+            direct = want == 4
     # KL of float64 logits and log-probabilities, and of float32 logits against
-    # log-probabilities, where the fast pass did not stand: the Bregman sums (exact where
-    # P and Q are close); the loop below then runs only for H and CE (the decomposition)
-    # where the fast pass did not give them.
-    sides_fit = form_a + form_b == 3 or (no_probs and not fast)
+    # log-probabilities or two float32 log-probability sides, where the fast pass did
+    # not stand: the Bregman sums (exact where P and Q are close); the loop below then
+    # runs only for H and CE (the decomposition) where the fast pass did not give them.
+    # (Two float32 log-probability sides took the loop, whose polynomial exp left nearly
+    # equal rows up to 6.3 ulps off: issue 13, branch klf32.)
+    sides_fit = form_a + form_b == 3 or (no_probs and not (fast and form_a == 2))
     finite = math.isfinite(ell_a) and math.isfinite(ell_b)
     if want & 4 and not want & 8 and not direct and not exact and sides_fit and finite:
         logits_a, logits_b = form_a == 2, form_b == 2  # log-probabilities: no shift
