@@ -44,6 +44,8 @@ where it offers float64); NumPy bfloat16 (``ml_dtypes``) logits are not taken by
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -61,6 +63,7 @@ __all__ = [
     "BLOCK_BYTES",
     "Widened",
     "blocked",
+    "narrow_result",
     "relayout",
     "upcast",
     "wide_float32",
@@ -83,6 +86,29 @@ _LOW = frozenset(np.dtype(t).char for t in (np.float16, np.float32))
 _RESULT = np.dtype(np.float32)
 _FLOAT64 = np.dtype(np.float64).char
 
+# Set while a float16/float32 caller's call runs widened to float64 (:func:`narrow_result`).
+_NARROW_RESULT: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "crossent_narrow_result", default=False
+)
+
+
+def narrow_result() -> bool:
+    """Whether the call running is a float16/float32 caller's, made here in float64
+    (:class:`Widened`, :class:`_Blocks`): its result is rounded to float32 at the end, so
+    work that only moves a float64 result's last units can be left out (issue 13: the
+    forward distillation gradient's rows formed again, ``_distill._cancelling_rows``,
+    held some five blocks more of a 256 x 32000 float32 call)."""
+    return _NARROW_RESULT.get()
+
+
+@contextlib.contextmanager
+def _narrow() -> Iterator[None]:
+    token = _NARROW_RESULT.set(True)
+    try:
+        yield
+    finally:
+        _NARROW_RESULT.reset(token)
+
 
 @dataclass
 class Widened:
@@ -104,7 +130,8 @@ class Widened:
         caller's layout, on float64 logits (their values; no widening again), so that
         the error names the caller's index, as a float64 caller's would."""
         try:
-            result = public(*self.args, **self.kwargs)
+            with _narrow():
+                result = public(*self.args, **self.kwargs)
         except InputError:
             if self.caller is None:
                 raise
@@ -280,7 +307,8 @@ class _Blocks:
         """The blocked call's result; on any error (or a call that does not fit), the
         whole-array call's (:func:`upcast`), which then names the error in its own order."""
         try:
-            return self._blocks(public)
+            with _narrow():
+                return self._blocks(public)
         except Exception:  # (raised again, in its own order, by the whole call)
             pass
         kwargs = self.kwargs if self.out is None else {**self.kwargs, "out": self.out}
