@@ -131,15 +131,18 @@ def distillation_gradient(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     # not finite, after: it stays in ``s``, and ``_near_gradient`` gives None.
     grad: np.ndarray | None = s
     if settings.forward:
-        cancelling = _near_functions().cancelling_rows64(s, t)  # (before s is written)
+        # The rows to form again (before s is written), a float64 caller's only: a float32
+        # caller's result rounds those units away (and the check took 2 us of a call).
+        given = settings.temperature == 1.0 and settings.teacher_form != "logits"
+        wide = args[0].dtype.char == _FLOAT64 and not given  # (given: _cancelling_rows)
+        cancelling = _near_functions().cancelling_rows64(s, t) if wide else None
         difference = compiled.tempered_difference64
         difference = steps.difference if difference is steps.difference_of else difference
         if not difference(s, t, settings.temperature, reduction, log_base):
             if stacked is not None:
                 log_s, log_t = stacked[:n], stacked[n:]
             grad = _near_gradient(args, settings, (s, t, log_t, log_s))
-        given = settings.temperature == 1.0 and settings.teacher_form != "logits"
-        if grad is not None and not given and cancelling.any():  # (given: _cancelling_rows)
+        if grad is not None and cancelling is not None and cancelling.any():
             grad = _cancelling_gradient(args, settings, grad, cancelling)
     else:
         if stacked is not None:
