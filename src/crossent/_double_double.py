@@ -493,24 +493,34 @@ def excess_of_pairs(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
 
 
 def _extracted_levels(
-    values: Array, levels: int, unit: float, *, xp: ModuleType
+    values: Array,
+    levels: int,
+    unit: float,
+    *,
+    xp: ModuleType,
+    start: tuple[Any, int] | None = None,
 ) -> tuple[list[Array], Array]:
     r"""``levels`` levels of exact extraction of rows of ``values`` (each at most 2 in
     magnitude) in the precision of unit roundoff ``unit``: with :math:`2^M \ge n + 2`,
     :math:`\sigma_0 = 2^{M + 1}` and :math:`\sigma_{k+1} = 2^M u \sigma_k`, level
     :math:`k` takes :math:`t_i = (\sigma_k + x_i) - \sigma_k` (exact) and its row sum
-    :math:`\tau_k` (exact in any order), leaving :math:`x_i - t_i`. Returns the
-    :math:`\tau_k` and what is left (:func:`excess_of_pairs`, :func:`excess_of_pairs32`)."""
-    shift = max(2, math.ceil(math.log2(int(values.shape[-1]) + 2)))
+    :math:`\tau_k` (exact in any order), leaving :math:`x_i - t_i`. ``start``, where
+    given, is :math:`(\sigma_0, M)` instead (:func:`extract_levels32`: a row's own
+    :math:`\sigma_0`). Returns the :math:`\tau_k` and what is left
+    (:func:`excess_of_pairs`, :func:`excess_of_pairs32`, :func:`extract_levels32`)."""
+    if start is None:
+        shift = max(2, math.ceil(math.log2(int(values.shape[-1]) + 2)))
+        sigma: Any = 2.0 ** (shift + 1)
+    else:
+        sigma, shift = start
     taus = []
-    sigma = 2.0 ** (shift + 1)
     rest = values
     for _ in range(levels):
         (raised,) = settled(sigma + rest)  # (XLA would fold (s + x) - s to x)
         top = raised - sigma
         taus.append(xp.sum(top, axis=-1))
         rest = rest - top
-        sigma *= 2.0**shift * unit
+        sigma = sigma * (2.0**shift * unit)
     return taus, rest
 
 
@@ -638,14 +648,8 @@ def extract_levels32(x: Array, bits: int, *, xp: ModuleType) -> tuple[list[Array
     fine = fine & (biggest < 2.0**100)
     exponent = frexp(xp.where(fine, biggest, xp.ones_like(biggest)), xp=xp)[1]
     sigma = power_of_two(exponent + float(shift), xp=xp)
-    taus = []
-    for _ in range(levels):
-        (raised,) = settled(sigma + x)  # (XLA would fold (s + x) - s to x)
-        top = raised - sigma
-        taus.append(xp.sum(top, axis=-1))
-        x = x - top
-        sigma = sigma * (2.0**shift * _U32)
-    return taus, xp.sum(x, axis=-1)
+    taus, rest = _extracted_levels(x, levels, _U32, xp=xp, start=(sigma, shift))
+    return taus, xp.sum(rest, axis=-1)
 
 
 def rounded_sum(columns: list[Array], *, passes: int = 3) -> Array:
