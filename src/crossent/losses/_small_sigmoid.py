@@ -72,6 +72,7 @@ __all__ = [
     "BCE",
     "CE_GRAD",
     "CE_LOSS",
+    "COMPLEMENT",
     "C_ALPHA",
     "C_ALPHA_REST",
     "C_GAMMA",
