@@ -792,7 +792,9 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     True
     """
     b = focal.b
-    term = _bce_in_graph(b)
+    # gamma = 0 is the cross-entropy: its terms with the exact autograd gradients
+    # (_terms_in_graph; the weights applied below, as for gamma > 0)
+    term = _terms_in_graph(replace(b, weight=None)) if focal.gamma == 0.0 else _bce_in_graph(b)
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.
