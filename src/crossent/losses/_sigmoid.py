@@ -21,7 +21,10 @@ The gradient of float32 (float16, bfloat16) logits is formed in float64 and roun
 once, re-done in double-double where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``:
 within an ulp there too, where float32 arithmetic cancels); that of float64 logits the
 same way, re-done where the float64 difference loses accuracy (within a few float64
-ulps).
+ulps). PyTorch's autograd of the loss of tensors takes that gradient too, and the
+targets' exact slope (:func:`_terms_in_graph`; branch hostile3), keeping the formula's
+second derivatives. With label smoothing :math:`1 - t'` is formed from the raw targets
+(:attr:`_Binary.complement`), so the loss keeps its digits where :math:`t'` is near 1.
 
 Small calls on NumPy float32 or float64 arrays take the lean path of
 ``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
