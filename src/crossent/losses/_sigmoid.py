@@ -21,7 +21,10 @@ The gradient of float32 (float16, bfloat16) logits is formed in float64 and roun
 once, re-done in double-double where :math:`\sigma(x)` meets :math:`t` (``_sigmoid_grad``:
 within an ulp there too, where float32 arithmetic cancels); that of float64 logits the
 same way, re-done where the float64 difference loses accuracy (within a few float64
-ulps).
+ulps). PyTorch's autograd of the loss of tensors takes that gradient too, and the
+targets' exact slope (:func:`_terms_in_graph`; branch hostile3), keeping the formula's
+second derivatives. With label smoothing :math:`1 - t'` is formed from the raw targets
+(:attr:`_Binary.complement`), so the loss keeps its digits where :math:`t'` is near 1.
 
 Small calls on NumPy float32 or float64 arrays take the lean path of
 ``_small_sigmoid`` first (issue 13: per-call overhead), which gives these functions'
@@ -30,6 +33,7 @@ values bit for bit and hands anything else (and every error) to them.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -45,6 +49,7 @@ from .._checks import (
     check_probabilities,
     check_scalar,
 )
+from .._far_row_gradients import wants_gradient
 from .._xp import (
     Array,
     accumulation_dtype,
@@ -135,6 +140,19 @@ class _Binary:
         if self._positive is None:
             self._positive = self.t if self.pos_weight is None else self.pos_weight * self.t
         return self._positive
+
+    @property
+    def complement(self) -> Array:
+        r""":math:`1 - t'`, the coefficient of :math:`\operatorname{sp}(x)`: with label
+        smoothing :math:`(1-\varepsilon)(1-t) + \varepsilon/2` of the raw targets, not
+        :math:`1 - \operatorname{fl}(t')`, whose rounding (an ulp of :math:`t'`, near 1)
+        is all of a small :math:`1 - t'` (issue 13, branch hostile3: float64 logit 20,
+        target 1, ``label_smoothing=1e-6``: 825,103 ulps of the loss; the gradient's
+        numerator had the same fix in branch hostile1)."""
+        if self.label_smoothing and self.raw_t is not None:
+            eps = self.label_smoothing
+            return (1 - eps) * (1 - self.raw_t) + eps / 2
+        return 1 - self.t
 
     def ones(self) -> Array:
         return ones_like(self.x, xp=self.xp)
@@ -242,7 +260,7 @@ def _bce(b: _Binary, down: Array | None = None) -> Array:
     xp = b.xp
     softplus_pos = b.softplus_pos if down is None else b.softplus_pos * down
     return weighted_term(b.positive, b.softplus_neg, xp=xp) + weighted_term(
-        1 - b.t, softplus_pos, xp=xp
+        b.complement, softplus_pos, xp=xp
     )
 
 
@@ -306,11 +324,134 @@ def _bce_in_graph(b: _Binary) -> Array:
     slope = target_slope(b.x, b.pos_weight, xp=xp)
     finite = xp.isfinite(slope)
     held = xp.where(finite, stopped, t)
+    complement = b.complement
+    complement_held = _stopped_target(complement)
+    if complement_held is not None:
+        complement = xp.where(finite, complement_held, complement)
     positive = held if b.pos_weight is None else b.pos_weight * held
     term = weighted_term(positive, b.softplus_neg, xp=xp) + weighted_term(
-        1 - held, b.softplus_pos, xp=xp
+        complement, b.softplus_pos, xp=xp
     )
     return term + (t - held) * xp.where(finite, slope, zeros_like(slope, xp=xp))
+
+
+def _terms_in_graph(b: _Binary) -> Array:
+    r"""``b.weighted(_bce_in_graph(b))``, the same values, whose autograd gradient in the
+    logits of a PyTorch tensor that requires one (float32 or float64 computation, float64
+    offered) is :func:`sigmoid_cross_entropy_grad`'s per entry: :math:`w[(1-t)\sigma(x)
+    - \pi t\sigma(-x)]` formed in float64 (double-double where it cancels,
+    ``_sigmoid_grad.gradient``), times the upstream gradient in float64, rounded once
+    (:func:`_terms_function`).
+
+    Autograd of :func:`_bce` summed :math:`w(1-t)\sigma(x)` and :math:`-w\pi t\sigma(-x)`
+    in the logits' dtype, which cancel where :math:`\sigma(x)` meets the smoothed target
+    (issue 13, branch hostile3: float64 logit 3, target 1, ``label_smoothing=0.1``, 268
+    ulps (of 2**-53); ``crossent.torch.binary_cross_entropy_with_logits`` already took the
+    exact gradient, ``crossent.torch._binary``), and its targets' gradient
+    :math:`\pi\operatorname{sp}(-x) - \operatorname{sp}(x)`, which cancels for small
+    :math:`|x|` (float32 ``x = -5.353383e-4``: 454 ulps; float64 ``1e-10``: millions),
+    now :func:`target_slope`. NumPy and JAX arrays, and tensors that require no gradient,
+    get ``b.weighted(_bce_in_graph(b))``."""
+    x = b.x
+    if not wants_gradient(x) or b.raw_t is None:
+        return b.weighted(_bce_in_graph(b))
+    import torch
+
+    wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
+    if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
+        return b.weighted(_bce_in_graph(b))
+    parts = (b.x, b.raw_t, b.weight, b.pos_weight)
+    return _terms_function()(*parts, b.label_smoothing, b.xp)
+
+
+@functools.cache
+def _terms_function() -> Any:
+    r"""A PyTorch ``autograd.Function`` of ``(x, t, w, pw, eps, xp)`` (raw targets, the
+    weights None or broadcastable to ``x``, all of the compute dtype): the weighted terms
+    :math:`w[\pi t'\operatorname{sp}(-x) + (1-t')\operatorname{sp}(x)]`, :math:`t' =
+    (1-\varepsilon)t + \varepsilon/2`, as :func:`_bce` forms them. Backward:
+
+    * logits: the upstream :math:`u` times ``_sigmoid_grad.gradient``'s float64
+      :math:`w[(1-t')\sigma(x) - \pi t'\sigma(-x)]`, in float64, rounded once; under
+      ``create_graph`` plus the float formula's :math:`u\,g` less its detached value
+      (value 0: second derivatives are the formula's, as ``crossent.torch._binary``);
+    * targets, weights, ``pos_weight``: the closed forms :math:`(1-\varepsilon)w\,
+      S(x, \pi)` (:func:`target_slope`), :math:`\ell/w` and :math:`w t'
+      \operatorname{sp}(-x)` in plain operations (recorded under ``create_graph``),
+      summed over the axes a weight was broadcast along.
+
+    ``generate_vmap_rule``: ``torch.func`` transforms run it on batched tensors."""
+    import torch
+
+    def formed(x: Any, t: Any, w: Any, pw: Any, eps: float, xp: Any) -> Any:
+        b = _Binary(
+            xp=xp,
+            dtype=x.dtype,
+            x=x,
+            t=(1 - eps) * t + eps / 2 if eps else t,
+            weight=w,
+            pos_weight=pw,
+            reduction="none",
+            log_base=None,
+            raw_t=t,
+            label_smoothing=eps,
+        )
+        return b
+
+    class SigmoidTerms(torch.autograd.Function):
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(x: Any, t: Any, w: Any, pw: Any, eps: float, xp: Any) -> Any:
+            b = formed(x, t, w, pw, eps, xp)
+            return b.weighted(_bce(b))
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            x, t, w, pw, eps, xp = inputs
+            ctx.save_for_backward(x, t, w, pw)
+            ctx.eps, ctx.xp = eps, xp
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            x, t, w, pw = ctx.saved_tensors
+            eps, xp = ctx.eps, ctx.xp
+            needs = ctx.needs_input_grad
+            graph = torch.is_grad_enabled()
+            gx = gt = gw = gpw = None
+            if needs[0]:
+                with torch.no_grad():
+                    slope = _sigmoid_grad.gradient(
+                        x.detach(),
+                        t.detach(),
+                        weight=None if w is None else w.detach(),
+                        pos_weight=None if pw is None else pw.detach(),
+                        eps=eps,
+                        scale=1.0,
+                        xp=xp,
+                        wide=torch.float64,
+                        upstream=grad.detach(),
+                    )
+                gx = slope
+                if graph:  # the formula's graph at value 0
+                    f = grad * _bce_grad(formed(x, t, w, pw, eps, xp))
+                    f = f if w is None else w * f
+                    gx = gx + (f - f.detach())
+            if needs[1] or needs[2] or needs[3]:
+                b = formed(x, t, w, pw, eps, xp)
+                if needs[1]:
+                    g = target_slope(x, pw, xp=xp)
+                    g = g if w is None else weighted_gradient(w, g, xp=xp)
+                    gt = grad * ((1 - eps) * g if eps else g)
+                if needs[2]:
+                    gw = (grad * _bce(b)).sum_to_size(w.shape)
+                if needs[3]:
+                    g = weighted_term(b.t, b.softplus_neg, xp=xp)
+                    g = g if w is None else weighted_term(w, g, xp=xp)
+                    gpw = (grad * g).sum_to_size(pw.shape)
+            return gx, gt, gw, gpw, None, None
+
+    return SigmoidTerms.apply
 
 
 def _bce_grad(b: _Binary) -> Array:
@@ -565,7 +706,7 @@ def sigmoid_cross_entropy(b: _Binary) -> Any:
     >>> bool(crossent.sigmoid_cross_entropy([math.inf], [0.0]) == math.inf)
     True
     """
-    return b.reduce(b.weighted(_bce(b)))
+    return b.reduce(_terms_in_graph(b))
 
 
 @weight_scaled
@@ -654,7 +795,9 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     True
     """
     b = focal.b
-    term = _bce_in_graph(b)
+    # gamma = 0 is the cross-entropy: its terms with the exact autograd gradients
+    # (_terms_in_graph; the weights applied below, as for gamma > 0)
+    term = _terms_in_graph(replace(b, weight=None)) if focal.gamma == 0.0 else _bce_in_graph(b)
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
         # log is -inf and exp(0 * -inf) would be NaN, so gamma = 0 skips the factor.

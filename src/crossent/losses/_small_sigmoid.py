@@ -72,6 +72,7 @@ __all__ = [
     "BCE",
     "CE_GRAD",
     "CE_LOSS",
+    "COMPLEMENT",
     "C_ALPHA",
     "C_ALPHA_REST",
     "C_GAMMA",
@@ -130,7 +131,8 @@ DECLINE, TAKEN, SOFT = 0, 1, 2
 X, NEG_ABS, REST, TARGET, WEIGHT, POSITIVE, SP_POS, SP_NEG, BCE, LOG_Q = range(10)
 T_ABOVE, T_BELOW, LOG_ABOVE, LOG1P_BELOW, HIGH, ARG, LOG1P_ARG = range(10, 17)
 EXP = 17  # the arguments of the last np.exp, up to 4 rows
-ROWS = EXP + 4
+COMPLEMENT = EXP + 4  # 1 - t', of the raw targets with smoothing (_Binary.complement)
+ROWS = COMPLEMENT + 1
 
 # The constants of a call, in its dtype (the generic path's Python floats as NumPy
 # converts them), and its flags.

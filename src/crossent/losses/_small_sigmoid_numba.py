@@ -15,8 +15,9 @@ The workspace ``ws`` (``ROWS`` x N, the dtype) carries the elementwise values be
 the calls; its rows are named by the constants of ``_small_sigmoid``. The stages are
 
 1. :func:`start`: screen the call (finite logits, targets in [0, 1]), :math:`-|x|` (the
-   argument of softplus' exp), the smoothed targets and, where the focal factor needs it
-   for soft targets, the arguments of its np.log and np.log1p; then, given weights,
+   argument of softplus' exp), the smoothed targets, :math:`1 - t'`
+   (``_Binary.complement``) and, where the focal factor needs it for soft targets, the
+   arguments of its np.log and np.log1p; then, given weights,
    :func:`spread` (finite, non-negative, broadcast);
 2. :func:`terms`: from :math:`L = \operatorname{log1p}(e^{-|x|})` (NumPy's), the softplus
    pair, :math:`\pi t`, the cross-entropy, the focal :math:`\log(1 - p_t)` (hard
@@ -126,8 +127,11 @@ def start(x: np.ndarray, t: np.ndarray, c: np.ndarray, flags: np.ndarray, ws: np
             return layout.DECLINE
         ws[layout.X, i] = value
         ws[layout.NEG_ABS, i] = -abs(value)
-        if smooth:  # (1 - eps) * t + eps / 2
+        if smooth:  # (1 - eps) * t + eps / 2, and 1 - t' as (1 - eps) * (1 - t) + eps / 2
+            ws[layout.COMPLEMENT, i] = keep * (one - target) + half_eps
             target = keep * target + half_eps
+        else:
+            ws[layout.COMPLEMENT, i] = one - target
         ws[layout.TARGET, i] = target
         ws[layout.WEIGHT, i] = ws[layout.POSITIVE, i] = one
         if target != one and target != zero:
@@ -168,7 +172,7 @@ def terms(c: np.ndarray, flags: np.ndarray, ws: np.ndarray, soft: bool) -> bool:
         target = ws[layout.TARGET, i]
         positive = ws[layout.POSITIVE, i] * target
         first = _weighted(positive, sp_neg, zero)
-        second = _weighted(one - target, sp_pos, zero)
+        second = _weighted(ws[layout.COMPLEMENT, i], sp_pos, zero)
         bce = first + second
         if not (math.isfinite(positive) and math.isfinite(first) and math.isfinite(bce)):
             return False

@@ -334,7 +334,8 @@ def input_gradients(
             gt = gt.to(t.dtype)
         if needs[1] and w is not None:
             positive = ts if pwc is None else pwc * ts
-            term = _absent_zero(positive, s_neg) + _absent_zero(1 - ts, s_pos)
+            rest = (1 - eps) * (1 - tc) + eps / 2 if eps else 1 - ts  # (_Binary.complement)
+            term = _absent_zero(positive, s_neg) + _absent_zero(rest, s_pos)
             gw = (term * scale).sum_to_size(w.shape).to(w.dtype)
         if needs[2] and pw is not None:
             g = _absent_zero(wc, _absent_zero(ts, s_neg))
@@ -409,7 +410,8 @@ class BinaryFunction(torch.autograd.Function):
             if t_t is not None:
                 parts.append(weight * (1 - eps) * _target_slope(x, pw) * t_t)
             if w_t is not None:
-                parts.append(w_t * (pi * ts * sp_neg + (1 - ts) * sp_pos))
+                rest = (1 - eps) * (1 - t) + eps / 2 if eps else 1 - ts
+                parts.append(w_t * (pi * ts * sp_neg + rest * sp_pos))
             if pw_t is not None:
                 parts.append(weight * ts * sp_neg * pw_t)
             rest = sum(parts[1:], parts[0])
