@@ -1,0 +1,66 @@
+"""Findings of the hostile pass over the learners' and evaluators' surfaces (issue 13, stop
+72, branch hostile4): ``crossent explain``/``demo``, the tutorials, ``TemperatureScaling``,
+the paired comparisons and bootstrap intervals, the reports' notebook display.
+
+Oracles: mpmath at 60 digits on the float64 values as given.  Each test names the
+finding it pins; the changelog's entry (branch hostile4) lists them all.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import crossent
+
+MP = mpmath.mp.clone()
+MP.dps = 60
+
+
+def _nll_oracle(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    """Mean of ``logsumexp(z / T) - z_y / T`` over the rows, exactly (mpmath)."""
+    total = MP.mpf(0)
+    for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
+        scaled = [MP.mpf(v) / MP.mpf(temperature) for v in row]
+        top = max(scaled)
+        total += top + MP.log(MP.fsum(MP.exp(v - top) for v in scaled)) - scaled[label]
+    return float(total / len(logits))
+
+
+# Logits more than float64's largest number apart: z_y - max z = -2e308 overflows, while
+# the NLL at T = 20 is 1e307 for that row (hostile2, stop 71, left it: nll_after_ was inf).
+FAR = np.array([[1e308, -1e308, 0.0], [0.0, 0.0, 0.0]])
+FAR_LABELS = np.array([1, 0])
+
+
+@pytest.mark.parametrize(
+    "layout",
+    ["contiguous", "strided", "list"],  # the compiled pass, the NumPy twin, a list
+)
+def test_temperature_nll_after_of_logits_past_float64_apart_is_finite(layout: str) -> None:
+    logits, labels = FAR, FAR_LABELS
+    if layout == "strided":  # columns reversed: a view, read by the NumPy twin
+        logits, labels = FAR[:, ::-1], 2 - FAR_LABELS
+    given = logits.tolist() if layout == "list" else logits
+    scaler = crossent.TemperatureScaling(guard=False).fit(given, labels)
+    assert scaler.temperature_ == 20.0 and scaler.at_bound_  # (the bound: right)
+    truth = _nll_oracle(np.asarray(logits), labels, 20.0)  # 5e306
+    assert scaler.nll_after_ == pytest.approx(truth, rel=1e-15)
+
+
+def test_temperature_cross_fit_of_far_rows_is_finite() -> None:
+    # the guard's cross-fitting scores held-out rows at the folds' temperatures, by the
+    # same pass; 256 classes take the row memo (the folds' numbers at the bounds)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(10, 256))
+    labels = rng.integers(0, 256, 10)
+    labels[3], logits[3, 0], logits[3, 1] = 1, 1e308, -1e308
+    scaler = crossent.TemperatureScaling(folds=2).fit(logits, labels)
+    assert math.isfinite(scaler.nll_after_)
+    assert scaler.nll_after_ == pytest.approx(
+        _nll_oracle(logits, labels, scaler.temperature_), rel=1e-12
+    )
+    assert math.isfinite(scaler.cross_fitted_nll_)
