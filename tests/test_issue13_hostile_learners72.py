@@ -64,3 +64,26 @@ def test_temperature_cross_fit_of_far_rows_is_finite() -> None:
         _nll_oracle(logits, labels, scaler.temperature_), rel=1e-12
     )
     assert math.isfinite(scaler.cross_fitted_nll_)
+
+
+# A NaN row passed with validate=False: sorted last, the NaN replicates made the interval's
+# upper end NaN and left the lower one a number (compare_log_loss: low=0.0, high=nan, beside
+# a difference of NaN).  Both ends are NaN now, as compare_reports already gave.
+_NAN_ROWS = np.array([[np.nan, 0.5], [0.5, 0.5]])
+
+
+def test_comparison_with_an_unvalidated_nan_row_has_no_one_sided_interval() -> None:
+    result = crossent.compare_log_loss(
+        _NAN_ROWS, np.full((2, 2), 0.5), np.array([0, 1]), validate=False, resamples=50
+    )
+    assert math.isnan(result.difference)
+    assert math.isnan(result.low) and math.isnan(result.high)
+
+
+@pytest.mark.parametrize("metric", ["nll", "brier", "spherical"])
+def test_bootstrap_interval_with_an_unvalidated_nan_row_is_nan_at_both_ends(metric: str) -> None:
+    result = crossent.bootstrap_interval(
+        metric, _NAN_ROWS, np.array([0, 1]), validate=False, resamples=50
+    )
+    assert math.isnan(result.value)
+    assert math.isnan(result.low) and math.isnan(result.high)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import numbers
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -231,7 +232,14 @@ def percentile_interval(values: FloatArray, confidence: float) -> tuple[float, f
     comparison, ``-inf``.  Interpolating as :math:`(1 - t)a + tb` gives the infinite
     end whenever it takes part, where NumPy's :math:`a + t(b - a)` turns
     :math:`\infty - \infty` into NaN.
+
+    Both ends are NaN where a replicate is NaN (a NaN row passed with ``validate=False``
+    reaches every replicate that draws it): sorted last, the NaN replicates made the
+    upper end NaN and left the lower one a number, ``low=0.0, high=nan`` beside a
+    difference of NaN, an interval that bounds nothing.
     """
+    if np.isnan(values).any():
+        return math.nan, math.nan
     tail = (1.0 - confidence) / 2.0
     ordered = np.sort(values)
     return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
