@@ -46,7 +46,8 @@ def test_temperature_nll_after_of_logits_past_float64_apart_is_finite(layout: st
         logits, labels = FAR[:, ::-1], 2 - FAR_LABELS
     given = logits.tolist() if layout == "list" else logits
     scaler = crossent.TemperatureScaling(guard=False).fit(given, labels)
-    assert scaler.temperature_ == 20.0 and scaler.at_bound_  # (the bound: right)
+    assert scaler.temperature_ == 20.0
+    assert scaler.at_bound_
     truth = _nll_oracle(np.asarray(logits), labels, 20.0)  # 5e306
     assert scaler.nll_after_ == pytest.approx(truth, rel=1e-15)
 
@@ -77,7 +78,8 @@ def test_comparison_with_an_unvalidated_nan_row_has_no_one_sided_interval() -> N
         _NAN_ROWS, np.full((2, 2), 0.5), np.array([0, 1]), validate=False, resamples=50
     )
     assert math.isnan(result.difference)
-    assert math.isnan(result.low) and math.isnan(result.high)
+    assert math.isnan(result.low)
+    assert math.isnan(result.high)
 
 
 @pytest.mark.parametrize("metric", ["nll", "brier", "spherical"])
@@ -86,4 +88,31 @@ def test_bootstrap_interval_with_an_unvalidated_nan_row_is_nan_at_both_ends(metr
         metric, _NAN_ROWS, np.array([0, 1]), validate=False, resamples=50
     )
     assert math.isnan(result.value)
-    assert math.isnan(result.low) and math.isnan(result.high)
+    assert math.isnan(result.low)
+    assert math.isnan(result.high)
+
+
+# A fit at a bound reported 1 / (1 / bound): with bounds (0.9, 49), 0.8999999999999999 and
+# 49.00000000000001, outside the bounds it was held to.  Now the bound itself.
+_TWO = np.array([[2.0, 0.0], [0.0, 2.0]])
+
+
+@pytest.mark.parametrize(("labels", "bound"), [([0, 1], 0), ([1, 0], 1)])
+def test_temperature_at_a_bound_is_that_bound(labels: list[int], bound: int) -> None:
+    bounds = (0.9, 49.0)
+    scaler = crossent.TemperatureScaling(bounds=bounds, guard=False).fit(_TWO, labels)
+    assert scaler.at_bound_
+    assert scaler.temperature_ == scaler.fitted_temperature_ == bounds[bound]
+
+
+def test_temperature_lower_bound_whose_reciprocal_overflows_is_refused() -> None:
+    # 1 / 5e-324 is inf: the fit at that bound gave temperature_ 0.0, nll_after_ NaN and
+    # NumPy's RuntimeWarning, and transform NaN rows
+    scaler = crossent.TemperatureScaling(bounds=(5e-324, 2.0), guard=False)
+    with pytest.raises(crossent.InputError, match=r"`bounds\[0\]`.*got 5e-324"):
+        scaler.fit(_TWO, [0, 1])
+    with pytest.raises(crossent.InputError, match=r"`bounds\[0\]`"):
+        crossent.recalibration_gap(_TWO, [0, 1], bounds=(5e-324, 2.0))
+    tiny = crossent.TemperatureScaling(bounds=(1e-300, 2.0), guard=False).fit(_TWO, [0, 1])
+    assert tiny.temperature_ == 1e-300
+    assert tiny.nll_after_ == 0.0

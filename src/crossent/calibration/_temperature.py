@@ -593,7 +593,9 @@ class TemperatureScaling:
     Parameters
     ----------
     bounds : (float, float), default (0.05, 20.0)
-        Smallest and largest temperature allowed.
+        Smallest and largest temperature allowed, ``low < 1 < high``; ``1 / low`` finite
+        (``low`` above about 5.6e-309: the fit works in :math:`1/T`).  A fit at a bound
+        reports that bound as its temperature.
     guard : bool, default True
         Keep :math:`T = 1` unless the cross-fitted NLL (each fold at the temperature fitted
         on the other folds) beats the NLL at :math:`T = 1`.
@@ -702,6 +704,13 @@ class TemperatureScaling:
         check_scalar(high, name="bounds[1]", low=0.0, low_open=True)
         if not low < 1.0 < high:
             raise InputError(f"`bounds` must satisfy low < 1 < high; got {self.bounds!r}")
+        if not math.isfinite(1.0 / float(low)):
+            # the fit works in beta = 1/T: 1/5e-324 is inf, and inf * 0 made the NLL NaN
+            # and temperature_ 0.0 (transform then gave NaN rows)
+            raise InputError(
+                "`bounds[0]` must be a temperature whose reciprocal 1/T is finite in "
+                f"float64 (above about 5.6e-309); got {low!r}"
+            )
         return float(low), float(high)
 
     def fit(
@@ -782,7 +791,10 @@ def fit_scaler(
     if memo is None:
         memo = RowMemo.for_fits(predictions, bounds)
     result = _fit_beta(predictions, bounds, scaler.xtol, memo)
-    scaler.fitted_temperature_ = 1.0 / result.beta
+    # at a bound, the bound itself: 1 / (1 / 0.9) is 0.8999999999999999, outside the bounds
+    scaler.fitted_temperature_ = (
+        (bounds[0] if result.beta > 1.0 else bounds[1]) if result.bound else 1.0 / result.beta
+    )
     scaler.at_bound_ = result.bound
     scaler.converged_ = result.converged and not result.bound
     scaler.n_iter_ = result.iterations
