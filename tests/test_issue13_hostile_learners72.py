@@ -116,3 +116,31 @@ def test_temperature_lower_bound_whose_reciprocal_overflows_is_refused() -> None
     tiny = crossent.TemperatureScaling(bounds=(1e-300, 2.0), guard=False).fit(_TWO, [0, 1])
     assert tiny.temperature_ == 1e-300
     assert tiny.nll_after_ == 0.0
+
+
+def _two_reports() -> tuple[crossent.Report, crossent.Report]:
+    labels = np.array([0, 1, 1])
+    first = crossent.report(np.array([[0.7, 0.3], [0.4, 0.6], [0.5, 0.5]]), labels, resamples=5)
+    second = crossent.report(np.array([[0.6, 0.4], [0.2, 0.8], [0.9, 0.1]]), labels, resamples=5)
+    return first, second
+
+
+def test_compare_reports_default_names_of_equal_sources_are_told_apart() -> None:
+    # two NumPy arrays of one shape share the source 'numpy.ndarray (3 x 2)': the
+    # comparison named model 'numpy.ndarray (3 x 2)' against baseline 'numpy.ndarray (3 x
+    # 2)' (and two HTML sections of that heading), where names=["x", "x"] is refused
+    result = crossent.compare_reports(list(_two_reports()), resamples=5)
+    assert result.names == [
+        "numpy.ndarray (3 x 2) (reports[0])",
+        "numpy.ndarray (3 x 2) (reports[1])",
+    ]
+    assert result.comparisons[0]["model"] != result.comparisons[0]["baseline"]
+    models = [model["name"] for model in result.to_dict()["models"]]
+    assert models == result.names
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_compare_reports_refuses_an_empty_model_name(blank: str) -> None:
+    # the heading read "Paired differences against  (95% bootstrap intervals ...)"
+    with pytest.raises(crossent.InputError, match=r"`names\[1\]` is '\s*'"):
+        crossent.compare_reports(list(_two_reports()), names=["a", blank], resamples=5)
