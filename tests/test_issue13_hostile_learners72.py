@@ -144,3 +144,21 @@ def test_compare_reports_refuses_an_empty_model_name(blank: str) -> None:
     # the heading read "Paired differences against  (95% bootstrap intervals ...)"
     with pytest.raises(crossent.InputError, match=r"`names\[1\]` is '\s*'"):
         crossent.compare_reports(list(_two_reports()), names=["a", blank], resamples=5)
+
+
+def test_explain_help_says_the_shown_rows_keep_class_order(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # --help said "the largest contributions first": the 20 rows are the largest
+    # contributions, but listed in class order (a reader looked for the largest on top)
+    from crossent.cli import main
+
+    logits = ",".join(str(v) for v in [0.0] * 10 + [5.0] + [0.0] * 18 + [9.0])
+    assert main(["explain", "--logits", logits, "--label", "3"]) == 0
+    shown = [int(line.split()[1]) for line in capsys.readouterr().out.splitlines() if "│ " in line]
+    assert 29 in shown
+    assert shown == sorted(shown)  # class 29 holds the largest p, listed last
+    assert main(["explain", "--help"]) == 0
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "shown in class order" in help_text
+    assert "contributions first" not in help_text
