@@ -186,3 +186,17 @@ def test_calibration_tutorial_does_not_promise_the_gap_to_the_bit() -> None:
         not in text
     )
     assert "up to the rounding of that difference" in text
+
+
+def test_bootstrap_interval_value_is_calibration_errors_number() -> None:
+    # As for the other metrics (their functions' numbers), the interval's value is
+    # calibration_error's: its rows' bins summed at once were 1.7e-15 off the function's
+    # block-by-block bins at 300 000 rows (0.44364399136261606 for 0.44364399136261434),
+    # and the report's --temperature-from ECE, this value, with them
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(300_000, 5)) * 2
+    labels = rng.integers(0, 5, 300_000)
+    interval = crossent.bootstrap_interval(
+        "calibration_error", logits, labels, form="logits", resamples=2
+    )
+    assert interval.value == crossent.calibration_error(logits, labels, form="logits").value

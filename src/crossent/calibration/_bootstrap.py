@@ -25,7 +25,7 @@ import math
 import numbers
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins, constant_values, with_constant_errors
 from ._error import (
     CalibrationSpec,
+    calibration_error_of,
     check_spec,
     edges_for,
     error_from_statistics,
@@ -395,9 +396,16 @@ def bootstrap_interval(
             check_class_bins(spec.bins, predictions.classes, binning="uniform")
         conf, hits = scope_arrays(predictions, spec.scope)
         if conf.ndim == 1:
-            return binned_calibration_interval(
+            interval = binned_calibration_interval(
                 conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
             )
+            # the value is calibration_error's number, as the other metrics' are their
+            # functions': the rows' bins summed at once (error_of_rows) were 1e-13
+            # relative off its bins summed block by block at 300 000 rows (0.0236419130993613
+            # against 0.0236419130993657), so the report's held-out ECE was not the
+            # function's either
+            value = calibration_error_of(predictions, spec).value
+            return replace(interval, value=value)
         value, _, index = error_of_rows(conf, hits, edges_for(conf, spec), spec)
         replicates = classwise_replicates(
             conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
