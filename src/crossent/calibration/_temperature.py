@@ -114,9 +114,10 @@ def _moments(
         form = predictions.form
 
         def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-            *rows, labelled, maxima = _numpy_row_parts(values, labels, form, beta)
-            terms = _label_terms(rows[3], beta, lambda far: (labelled[far], maxima[far]))
-            return _block_sums(*rows, beta, terms)
+            parts = _numpy_row_parts(values, labels, form, beta)
+            excess, mean, variance, shift, labelled, maxima = parts
+            terms = _label_terms(shift, beta, lambda far: (labelled[far], maxima[far]))
+            return _block_sums(excess, mean, variance, shift, beta, terms)
 
         for part in predictions.map_raw(numpy_block):
             total += part
