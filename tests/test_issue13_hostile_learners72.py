@@ -200,3 +200,17 @@ def test_bootstrap_interval_value_is_calibration_errors_number() -> None:
         "calibration_error", logits, labels, form="logits", resamples=2
     )
     assert interval.value == crossent.calibration_error(logits, labels, form="logits").value
+
+
+def test_demo_calibration_says_its_temperature_is_measured_in_sample(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The demo fits the temperature on its 2000 predictions and shows the NLL and ECE
+    # after it on the same ones, saying it "removes most of the over-confidence": an
+    # in-sample number, where the tutorial fits on one half and measures on the other
+    from crossent.cli import main
+
+    assert main(["demo", "calibration"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "fitted and measured here on the same 2000 predictions" in text
+    assert "--temperature-from VAL" in text
