@@ -214,3 +214,40 @@ def test_demo_calibration_says_its_temperature_is_measured_in_sample(
     text = " ".join(capsys.readouterr().out.split())
     assert "fitted and measured here on the same 2000 predictions" in text
     assert "--temperature-from VAL" in text
+
+
+@pytest.mark.parametrize("output", ["probs", "log_probs"])
+def test_platt_transform_of_logits_past_float64_apart_is_not_nan(output: str) -> None:
+    # [-1e308, 1e308]: the log-odds 2e308 overflow to inf, and the softmax of [0, inf]
+    # was [0, nan] (with NumPy's overflow warnings); every finite row so far apart
+    # rounds to [0, 1] at a positive slope
+    logits = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.5]])
+    scaler = crossent.PlattScaling().fit(logits, [0, 0, 1, 1])
+    assert scaler.slope_ > 0
+    rows = np.array([[1e308, -1e308], [-1e308, 1e308], [1.5, 0.0]])
+    with np.errstate(all="raise"):
+        result = scaler.transform(rows, output=output)
+    sure, never = (1.0, 0.0) if output == "probs" else (0.0, -np.inf)
+    np.testing.assert_array_equal(result[:2], [[sure, never], [never, sure]])
+    np.testing.assert_array_equal(result[2:], scaler.transform(rows[2:], output=output))
+
+
+def test_vector_scaling_transform_of_overflowing_scaled_logits_is_not_nan() -> None:
+    # scale * z past float64 (a fitted scale of 48 times 1.7e308) gave softmax(+-inf):
+    # [nan, nan] and [0, nan] with NumPy's overflow warning; the scaled scores'
+    # differences are beyond float64 too, so the answer is the certain class
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 0.5], [0.2, 0.1]])
+    scaler = crossent.VectorScaling().fit(logits, [0, 1, 1, 0])
+    rows = np.array([[1e308, -1e308], [-1e308, 1e308], [1.7e308, 1.6e308], [1.5, 0.3]])
+    exact = [  # each class's scaled score in mpmath (past float64's range)
+        [
+            MP.mpf(w) * MP.mpf(v) + MP.mpf(b)
+            for w, v, b in zip(scaler.scale_, row, scaler.bias_, strict=True)
+        ]
+        for row in rows[:3].tolist()
+    ]
+    truth = [max(range(2), key=scores.__getitem__) for scores in exact]
+    with np.errstate(all="raise"):
+        probs = scaler.transform(rows)
+    np.testing.assert_array_equal(probs[:3], np.eye(2)[truth])
+    np.testing.assert_array_equal(probs[3:], scaler.transform(rows[3:]))
