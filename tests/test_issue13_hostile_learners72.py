@@ -251,3 +251,33 @@ def test_vector_scaling_transform_of_overflowing_scaled_logits_is_not_nan() -> N
         probs = scaler.transform(rows)
     np.testing.assert_array_equal(probs[:3], np.eye(2)[truth])
     np.testing.assert_array_equal(probs[3:], scaler.transform(rows[3:]))
+
+
+@pytest.mark.parametrize(
+    ("argv", "target", "eps", "temperature"),
+    [
+        (["--label", "0", "--smoothing", "0.1"], [1.0, 0.0], 0.1, 1.0),
+        (["--label", "1", "--temperature", "1000"], [0.0, 1.0], 0.0, 1000.0),
+        (["--p", "0.9,0.1"], [0.9, 0.1], 0.0, 1.0),
+    ],
+)
+def test_explain_loss_of_logits_past_float64_apart_is_finite(
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    target: list[float],
+    eps: float,
+    temperature: float,
+) -> None:
+    # explain took the loss of (z - max z) / T, whose -inf (1e308 - -1e308) times a
+    # target weight above 0 made it inf: 1e307, 2e305 and 2e307 exactly (mpmath), as
+    # softmax_cross_entropy_with_targets gives them from the logits themselves
+    from crossent.cli import main
+
+    assert main(["explain", "--logits", "1e308,-1e308", *argv]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    scores = [MP.mpf(v) / MP.mpf(temperature) for v in (1e308, -1e308)]
+    top = max(scores)
+    lse = top + MP.log(MP.fsum(MP.exp(v - top) for v in scores))
+    smoothed = [(1 - eps) * y + eps / 2 for y in target]
+    truth = float(MP.fsum(y * (lse - s) for y, s in zip(smoothed, scores, strict=True)))
+    assert f"p = {truth:.6e} nats" in out
