@@ -139,8 +139,10 @@ def compare_reports(
         From :func:`report`, on the same labels in the same order (checked; and the
         same ids, when every report has them).
     names : sequence of str, optional
-        The models' names (default: each report's ``source``), no name twice; a bare
-        str is refused, not split into one-letter names.
+        The models' names, no name twice and none empty (default: each report's
+        ``source``, followed by ``" (reports[i])"`` where reports share one, as two
+        NumPy arrays of one shape do); a bare str is refused, not split into one-letter
+        names.
     confidence, resamples, seed
         As in :func:`bootstrap_interval`.
 
@@ -156,8 +158,8 @@ def compare_reports(
         names in another order, other class names (when both reports name their
         classes: not the default ``"0", ..., "K-1"``), calibration errors of different
         definitions (``to_dict()["ece"]["definition"]``: other bins, binning, scope,
-        norm, estimator or closed side), a name given twice in ``names``, or bad
-        options.
+        norm, estimator or closed side), a name given twice in ``names`` or an empty
+        one, or bad options.
     InputTypeError
         ``reports`` is not a sequence of :class:`Report`, or ``names`` not one of str.
 
@@ -179,11 +181,11 @@ def compare_reports(
         raise InputError(f"`reports` must hold at least 2 reports; got {len(reports)}")
     confidence, resamples, seed = check_resampling(confidence, resamples, seed)
     given = text_sequence(names, name="names")
-    chosen = given if given is not None else [r.payload["source"] for r in reports]
+    chosen = given if given is not None else _distinct_sources(reports)
     if len(chosen) != len(reports):
         raise InputError(f"`names` has {len(chosen)} names for {len(reports)} reports")
     if given is not None:
-        _check_distinct_names(given)
+        _check_given_names(given)
     baseline = reports[0]
     for name, report in zip(chosen[1:], reports[1:], strict=True):
         if report.labels.shape != baseline.labels.shape:
@@ -290,6 +292,32 @@ def compare_reports(
             }
         )
     return ReportComparison(chosen, reports, comparisons)
+
+
+def _distinct_sources(reports: list[Report]) -> list[str]:
+    """The models' default names: each report's ``source``, and a source that several
+    reports share followed by the report's place, ``" (reports[1])"``.  Two NumPy arrays
+    of one shape are both ``'numpy.ndarray (300 x 3)'``: the comparison named model
+    'numpy.ndarray (300 x 3)' against baseline 'numpy.ndarray (300 x 3)', which
+    ``names`` refuses (:func:`_check_given_names`)."""
+    sources = [str(r.payload["source"]) for r in reports]
+    shared = {source for source in sources if sources.count(source) > 1}
+    return [
+        f"{source} (reports[{index}])" if source in shared else source
+        for index, source in enumerate(sources)
+    ]
+
+
+def _check_given_names(names: list[str]) -> None:
+    """Refuse an empty name (or one of spaces only: the table's row and the heading
+    "Paired differences against  (95% ...)" showed nothing) and a name given twice."""
+    for index, name in enumerate(names):
+        if not name.strip():
+            raise InputError(
+                f"`names[{index}]` is {name!r}: each model needs a name that shows in the "
+                "tables and headings"
+            )
+    _check_distinct_names(names)
 
 
 def _check_distinct_names(names: list[str]) -> None:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import numbers
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins, constant_values, with_constant_errors
 from ._error import (
     CalibrationSpec,
+    calibration_error_of,
     check_spec,
     edges_for,
     error_from_statistics,
@@ -231,7 +233,14 @@ def percentile_interval(values: FloatArray, confidence: float) -> tuple[float, f
     comparison, ``-inf``.  Interpolating as :math:`(1 - t)a + tb` gives the infinite
     end whenever it takes part, where NumPy's :math:`a + t(b - a)` turns
     :math:`\infty - \infty` into NaN.
+
+    Both ends are NaN where a replicate is NaN (a NaN row passed with ``validate=False``
+    reaches every replicate that draws it): sorted last, the NaN replicates made the
+    upper end NaN and left the lower one a number, ``low=0.0, high=nan`` beside a
+    difference of NaN, an interval that bounds nothing.
     """
+    if np.isnan(values).any():
+        return math.nan, math.nan
     tail = (1.0 - confidence) / 2.0
     ordered = np.sort(values)
     return _quantile(ordered, tail), _quantile(ordered, 1.0 - tail)
@@ -387,9 +396,17 @@ def bootstrap_interval(
             check_class_bins(spec.bins, predictions.classes, binning="uniform")
         conf, hits = scope_arrays(predictions, spec.scope)
         if conf.ndim == 1:
-            return binned_calibration_interval(
+            interval = binned_calibration_interval(
                 conf, hits, spec, confidence=confidence, resamples=resamples, seed=seed
             )
+            # the value is calibration_error's number, as the other metrics' are their
+            # functions': the rows' bins summed at once (error_of_rows) were 1e-13
+            # relative off its bins summed block by block at 300 000 rows (0.0236419130993613
+            # against 0.0236419130993657), so the report's held-out ECE was not the
+            # function's either
+            if spec.scope != "top-label" or spec.binning != "uniform":
+                return interval  # (calibration_error bins these rows at once too)
+            return replace(interval, value=calibration_error_of(predictions, spec).value)
         value, _, index = error_of_rows(conf, hits, edges_for(conf, spec), spec)
         replicates = classwise_replicates(
             conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)

@@ -438,9 +438,25 @@ class VectorScaling:
         check_fitted(self, "scale_")
         predictions = unlabelled(logits, form)
         check_classes(predictions, self.scale_.size, logits)
-        return as_output(
-            _finite_log_scores(predictions, "VectorScaling") * self.scale_ + self.bias_, output
+        scores = _finite_log_scores(predictions, "VectorScaling")
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = scores * self.scale_ + self.bias_
+        far = ~np.all(np.isfinite(scaled), axis=1)
+        if not far.any():
+            return as_output(scaled, output)
+        # Rows whose scaled scores overflow (logits of 1e308 times a scale of 48): their
+        # softmax of +-inf was NaN.  They are scaled down by W = 4 max(|scale|, |bias|, 1)
+        # first, every entry then at most 0.45e308 and their differences finite, and the
+        # log-softmax taken of W times those differences (a difference past float64 is
+        # -inf: probability 0, as it rounds)
+        weight = 4.0 * max(
+            float(np.max(np.abs(self.scale_))), float(np.max(np.abs(self.bias_))), 1.0
         )
+        small = scores[far] * (self.scale_ / weight) + self.bias_ / weight
+        with np.errstate(over="ignore"):
+            gaps = (small - small.max(axis=1, keepdims=True)) * weight
+        scaled[far] = gaps
+        return as_output(scaled, output)
 
 
 class PlattScaling:
@@ -556,8 +572,20 @@ class PlattScaling:
         check_fitted(self, "slope_")
         predictions = unlabelled(logits, form)
         check_classes(predictions, 2, logits)
-        t = self.slope_ * self._log_odds(predictions) + self.intercept_
-        return as_output(np.stack([np.zeros_like(t), t], axis=1), output)
+        # logits more than 1.8e308 apart ([-1e308, 1e308]) give log-odds of +-inf: their
+        # rows are [0, 1] or [1, 0] (as every finite row so far apart rounds), where the
+        # softmax of [0, inf] was [0, nan] with NumPy's overflow warnings
+        with np.errstate(over="ignore"):
+            log_odds = self._log_odds(predictions)
+        infinite = np.isinf(log_odds)
+        far = infinite & (self.slope_ != 0.0)  # (a slope of 0 leaves the intercept alone)
+        t = self.slope_ * np.where(infinite, 0.0, log_odds) + self.intercept_
+        result = as_output(np.stack([np.zeros_like(t), t], axis=1), output)
+        if far.any():
+            one = np.signbit(self.slope_ * log_odds[far])  # class 0 certain where t = -inf
+            sure, never = (1.0, 0.0) if output == "probs" else (0.0, -math.inf)
+            result[far] = np.where(one[:, None], [sure, never], [never, sure])
+        return result
 
 
 class HistogramBinning:

@@ -75,8 +75,9 @@ XTOL = 1e-10
 """The relative tolerance on :math:`\beta = 1/T` of every temperature fit: the default of
 :class:`TemperatureScaling`, and that of :func:`recalibration_gap` and the report's
 cross-fitting, so that the gap is ``nll_before_ - cross_fitted_nll_`` of the default
-scaler to the bit (the gap fitted to 1e-8 was 0.37704809272 where the scaler's numbers
-gave 0.37704809284)."""
+scaler up to that difference's rounding (the gap fitted to 1e-8 was 0.37704809272 where
+the scaler's numbers gave 0.37704809284; the gap adds each fold's own difference, an
+ulp or so of the NLL from the scaler's: 0.5518073138855297 for 0.5518073138855296)."""
 
 
 def _moments(
@@ -113,7 +114,10 @@ def _moments(
         form = predictions.form
 
         def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-            return _block_sums(*_numpy_rows(values, labels, form, beta), beta)
+            parts = _numpy_row_parts(values, labels, form, beta)
+            excess, mean, variance, shift, labelled, maxima = parts
+            terms = _label_terms(shift, beta, lambda far: (labelled[far], maxima[far]))
+            return _block_sums(excess, mean, variance, shift, beta, terms)
 
         for part in predictions.map_raw(numpy_block):
             total += part
@@ -131,8 +135,13 @@ def _fused_parts(
         known = memo.rows[beta]
         return list(
             predictions.map_rows(
-                lambda _, rows, __: _block_sums(
-                    known[0, rows], known[1, rows], known[2, rows], known[3, rows], beta
+                lambda _, rows, labels: _block_sums(
+                    known[0, rows],
+                    known[1, rows],
+                    known[2, rows],
+                    known[3, rows],
+                    beta,
+                    _stored_label_terms(predictions.values, rows, labels, known[3, rows], beta),
                 )
             )
         )
@@ -153,7 +162,8 @@ def _fused_parts(
         kernel(values, rows, read_only(np.ascontiguousarray(labels)), beta, lanes, weights, out)
         if every is not None:
             every[:, rows] = out  # (rows: consecutive, disjoint between blocks)
-        return _block_sums(out[0], out[1], out[2], out[3], beta)
+        terms = _stored_label_terms(values, rows, labels, out[3], beta)
+        return _block_sums(out[0], out[1], out[2], out[3], beta, terms)
 
     parts = list(predictions.map_rows(block))
     if memo is not None and every is not None:
@@ -246,13 +256,25 @@ def _numpy_rows(
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     r""":math:`S - 1, E, V, s_y` of each row of a float64 block (the fused pass's NumPy
     twin; :func:`_moments`)."""
+    excess, mean, variance, label_shift, _, _ = _numpy_row_parts(values, labels, form, beta)
+    return excess, mean, variance, label_shift
+
+
+def _numpy_row_parts(
+    values: FloatArray, labels: IntArray, form: str, beta: float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    r""":func:`_numpy_rows`'s four numbers of each row, then its label's score
+    :math:`z_y` and its maximum :math:`\max_k z_k` (for :func:`_label_terms`)."""
     z = log_scores(values, form)
     # in place where the block is this pass's own float64 copy (never the caller's)
     mine = z.flags.owndata and z.flags.writeable
+    picked = np.arange(z.shape[0])
+    maxima = z.max(axis=1, keepdims=True)
+    labelled = z[picked, labels]  # (a copy, taken before z is shifted in place)
     # a score 1e308 below its row's maximum shifts to -inf: weight exp(beta s) = 0
     with np.errstate(over="ignore"):
-        shifted = np.subtract(z, z.max(axis=1, keepdims=True), out=z if mine else None)
-    label_shift = shifted[np.arange(z.shape[0]), labels]
+        shifted = np.subtract(z, maxima, out=z if mine else None)
+    label_shift = shifted[picked, labels]
     weights = np.multiply(shifted, beta)
     np.exp(weights, out=weights)
     top = shifted == 0  # the maximum's entries (weight 1; NaN is not one)
@@ -267,7 +289,46 @@ def _numpy_rows(
     with np.errstate(over="ignore"):
         np.square(shifted, out=shifted)
     variance = _weighted_row_sum(weights, shifted) / partition
-    return excess, mean, variance, label_shift
+    return excess, mean, variance, label_shift, labelled, maxima[:, 0]
+
+
+def _label_terms(
+    label_shift: FloatArray,
+    beta: float,
+    far_scores: Callable[[BoolArray], tuple[FloatArray, FloatArray]],
+) -> FloatArray:
+    r""":math:`\beta s_y` of each row of a block, :math:`s_y = z_y - \max_k z_k`.
+
+    A logit :math:`z_y` more than float64's largest number (1.8e308) below its row's
+    maximum gives :math:`s_y = -\infty` (logits ``[1e308, -1e308, 0]``, label 1:
+    :math:`s_y = -2 \cdot 10^{308}`), and the row's NLL :math:`\log S - \beta s_y` was
+    ``+inf`` at every temperature, where at :math:`T = 20` it is :math:`10^{307}`.  Those
+    rows (``far_scores(far)`` gives their :math:`z_y` and maxima) take
+    :math:`2\,(\beta\,(z_y/2 - \max_k z_k/2))`: the halves are exact and their
+    difference finite, and the product is :math:`-\infty` only where
+    :math:`\beta s_y` is itself past float64.  Every other row's term is
+    ``beta * label_shift`` as before (the same bits); only logits can be so far apart
+    (log-probabilities are at most 0, and a probability's log at least -745).
+    """
+    terms = beta * label_shift
+    far = np.isneginf(label_shift)
+    if far.any():
+        labelled, top = far_scores(far)
+        with np.errstate(over="ignore"):
+            terms[far] = beta * (0.5 * labelled - 0.5 * top) * 2.0
+    return terms
+
+
+def _stored_label_terms(
+    values: Any, rows: IntArray, labels: IntArray, label_shift: FloatArray, beta: float
+) -> FloatArray:
+    """:func:`_label_terms` of the fused pass's rows ``rows`` of the stored ``values``."""
+
+    def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
+        scores = np.asarray(values[rows[far]], dtype=np.float64)
+        return scores[np.arange(scores.shape[0]), labels[far]], scores.max(axis=1)
+
+    return _label_terms(label_shift, beta, far_scores)
 
 
 def _block_sums(
@@ -276,15 +337,18 @@ def _block_sums(
     variance: FloatArray,
     label_shift: FloatArray,
     beta: float,
+    label_terms: FloatArray | None = None,
 ) -> FloatArray:
     r"""A block's sums of :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y` and
     :math:`f'' = V` over its rows, :math:`\log S` as ``log1p`` of ``excess``
-    :math:`= S - 1`."""
+    :math:`= S - 1` and :math:`\beta s_y` as ``label_terms`` (:func:`_label_terms`;
+    ``beta * label_shift`` where None)."""
+    terms = beta * label_shift if label_terms is None else label_terms
     # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
     with np.errstate(over="ignore"):
         return np.array(
             [
-                np.sum(np.log1p(excess) - beta * label_shift),
+                np.sum(np.log1p(excess) - terms),
                 np.sum(mean - label_shift),
                 np.sum(variance),
             ]
@@ -531,7 +595,9 @@ class TemperatureScaling:
     Parameters
     ----------
     bounds : (float, float), default (0.05, 20.0)
-        Smallest and largest temperature allowed.
+        Smallest and largest temperature allowed, ``low < 1 < high``; ``1 / low`` finite
+        (``low`` above about 5.6e-309: the fit works in :math:`1/T`).  A fit at a bound
+        reports that bound as its temperature.
     guard : bool, default True
         Keep :math:`T = 1` unless the cross-fitted NLL (each fold at the temperature fitted
         on the other folds) beats the NLL at :math:`T = 1`.
@@ -640,6 +706,13 @@ class TemperatureScaling:
         check_scalar(high, name="bounds[1]", low=0.0, low_open=True)
         if not low < 1.0 < high:
             raise InputError(f"`bounds` must satisfy low < 1 < high; got {self.bounds!r}")
+        if not math.isfinite(1.0 / float(low)):
+            # the fit works in beta = 1/T: 1/5e-324 is inf, and inf * 0 made the NLL NaN
+            # and temperature_ 0.0 (transform then gave NaN rows)
+            raise InputError(
+                "`bounds[0]` must be a temperature whose reciprocal 1/T is finite in "
+                f"float64 (above about 5.6e-309); got {low!r}"
+            )
         return float(low), float(high)
 
     def fit(
@@ -720,7 +793,10 @@ def fit_scaler(
     if memo is None:
         memo = RowMemo.for_fits(predictions, bounds)
     result = _fit_beta(predictions, bounds, scaler.xtol, memo)
-    scaler.fitted_temperature_ = 1.0 / result.beta
+    # at a bound, the bound itself: 1 / (1 / 0.9) is 0.8999999999999999, outside the bounds
+    scaler.fitted_temperature_ = (
+        (bounds[0] if result.beta > 1.0 else bounds[1]) if result.bound else 1.0 / result.beta
+    )
     scaler.at_bound_ = result.bound
     scaler.converged_ = result.converged and not result.bound
     scaler.n_iter_ = result.iterations

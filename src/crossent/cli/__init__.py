@@ -518,8 +518,9 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--all",
         action="store_true",
-        help="every row of a table; by default at most 20, the largest contributions "
-        "first, and a line counting the rest (the totals are over every row)",
+        help="every row of a table; by default at most 20: the largest contributions "
+        "(with the label's row), shown in class order, and a line counting the rest (the "
+        "totals are over every row)",
     )
 
     demo = commands.add_parser(

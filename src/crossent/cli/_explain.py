@@ -511,8 +511,13 @@ def explain_logits(
         crossent.softmax_cross_entropy_with_targets(logits, target, label_smoothing=eps)
     z = _shift_and_scale(logits, t)
     probs = special.softmax(z)
+    # the loss of the logits as given, at T: the shifted z held -inf for a logit 1.8e308
+    # below the maximum, and its y' weight made the loss inf (logits 1e308,-1e308 with
+    # --smoothing 0.1: inf for 1e307; --label 1 --temperature 1e3: inf for 2e305)
     loss = float(
-        crossent.softmax_cross_entropy_with_targets(z, target, label_smoothing=eps, base=base)
+        crossent.softmax_cross_entropy_with_targets(
+            logits, target, label_smoothing=eps, base=base, temperature=t
+        )
     )
     # d loss / d logits = (p - y') / T in nats; in bits, divided by ln 2 as the loss is.
     # A tiny T (a subnormal, 1e-320) makes (p - y') / T overflow: its entries are then
