@@ -108,11 +108,13 @@ __all__ = [
     "NEAR_SPREAD",
     "SPREAD_FLOOR",
     "NearRows",
+    "exact_forward_gradient",
     "formable",
     "forward_rows_flagged",
     "given_mass",
     "rows_to_form",
     "softmax_pair",
+    "spread_and_top",
     "spread_is_small",
 ]
 
@@ -188,8 +190,17 @@ def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
     :func:`forward_rows_flagged`). :math:`\max_c |d_c|` is taken as
     :math:`\max(\max_c d_c, -\min_c d_c)`, the same number with no array of
     :math:`|d|`; a NaN makes it False."""
+    spread, top = spread_and_top(difference, teacher, xp)
+    return spread < SPREAD_FLOOR * top
+
+
+def spread_and_top(difference: Array, teacher: Array, xp: ModuleType) -> tuple[Array, Array]:
+    r"""Per row (classes last), :math:`\max_c |d_c|` of ``difference`` and :math:`\max_c
+    t_c` of ``teacher``: the numbers that :func:`spread_is_small` (:data:`SPREAD_FLOOR`)
+    and the cancelling rows' rule (:data:`CANCEL_SPREAD`, ``_distill.NearGradients``)
+    compare, formed once for both."""
     spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
-    return spread < SPREAD_FLOOR * xp.max(teacher, axis=-1)
+    return spread, xp.max(teacher, axis=-1)
 
 
 def forward_rows_flagged(
@@ -908,7 +919,7 @@ class NearRows:
         grad = dominant_from_others(grad, p, log_p, xp=xp)
         if grad.dtype != xp.float64:  # (float32 work: its bits)
             return grad
-        exact, valid = _exact_forward_gradient(self.student, self.teacher, t, xp)
+        exact, valid = exact_forward_gradient(self.student, self.teacher, t, xp)
         valid = xp.logical_and(valid, _centring_cancels(self.teacher, self.student, xp))
         return xp.where(valid, exact, grad)
 
@@ -933,7 +944,7 @@ def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
     r"""Per row (keepdims), whether :math:`\max_c |D_c - D_r| < \max_c |D_c|/4`
     (:math:`D = \text{second} - \text{first}` over its finite classes, :math:`r` the
     first top class of ``first``): where :func:`_tempered_log_mean`'s :math:`W` of the
-    rounded :math:`D` errs by more than four units, and :func:`_exact_forward_gradient`
+    rounded :math:`D` errs by more than four units, and :func:`exact_forward_gradient`
     forms the row (``_near_rows_numba._centring_cancels``, its twin; issue 13, branch
     distfwd1)."""
     ns = xp if xp is np else array_namespace(first)
@@ -948,7 +959,7 @@ def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
         return wide < 0.25 * xp.max(xp.abs(d), axis=-1, keepdims=True)
 
 
-def _exact_forward_gradient(
+def exact_forward_gradient(
     student: Array, teacher: Array, temperature: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     r""":math:`T(s - t)` of float64 rows without the difference of nearly equal numbers,

@@ -94,7 +94,10 @@ from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
-from ..losses._near_rows import NearRows, spread_is_small
+from ..losses._distill import NearGradients
+from ..losses._near_rows import CANCEL_SPREAD as _CANCEL_SPREAD
+from ..losses._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
+from ..losses._near_rows import NearRows, spread_and_top
 from . import _near_gradient
 from ._arguments import (
     example_stack,
@@ -163,15 +166,21 @@ def distillation_rows_checked(
     )
     near_flags = [*(x.flagged.any() for x in later)]
     near_flags += [] if spread is None else [spread.any().reshape(())]
+    # (float64, forward: rows whose s - t cancels, their gradient the fused kernels')
+    cancelling = later[0].cancelling if len(later) == 1 else None
+    cancelling = None if _teacher_needs_gradient(teacher) else cancelling
     flags = [_not_finite(loss), *near_flags]
+    flags += [] if cancelling is None else [cancelling.any().reshape(())]
     flags += [] if teacher_far is None else [teacher_far.any().reshape(())]
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
-    not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
-    if any(near):  # rows near the teacher: formed, and the result read once more
+    not_finite, near, rest = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
+    cancels, far = (rest[0], rest[1:]) if cancelling is not None else (False, rest)
+    takes = any(near) or cancels
+    takes = takes and _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
+    if any(near) or takes:  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
-        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
         rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
-        loss = later[0].finish(rows_of)
+        loss = later[0].finish(rows_of, near=any(near))
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
         not_finite = read[0]
@@ -289,19 +298,29 @@ def _ordinary_call(
     # (rows whose gradient NearRows forms, a spread below the floor: _near_gradient)
     spread = student.requires_grad and grad_recorded()
     spread = spread and _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-    terms, leave = _ordinary_terms(d.log_s, d.log_t, xp=d.batch.xp, spread=spread)
+    terms, leave, cancelling = _ordinary_terms(d, spread=spread)
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
-    loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
+    rows = _distill._times_temperature_squared(kl, d.temperature)
+    rows_of = None
+    if cancelling is not None:  # (float64: the rows whose s - t cancels, read below)
+        none = torch.zeros_like(cancelling)  # (a near row leaves: None below)
+        rows_of = _near_gradient.NearRowsOf(none)
+        rows = rows_of.wrapped(rows, NearGradients(d, none, cancelling))
+    loss = d.batch.reduce(rows)
     near = (kl.detach() < _NEAR_CEILING).any().reshape(())
-    if any(torch.stack([_not_finite(loss), near, *leave]).tolist()):
+    kept = [] if rows_of is None else rows_of.flags
+    read = torch.stack([_not_finite(loss), near, *leave, *kept]).tolist()
+    if any(read[: len(read) - len(kept)]):
         return None
+    if rows_of is not None:
+        rows_of.settle(read[len(read) - len(kept) :])
     return loss
 
 
 def _ordinary_terms(
-    log_s: torch.Tensor, log_t: torch.Tensor, *, xp: Any, spread: bool = False
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    d: _distill._Distillation, *, spread: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
     r"""The terms :math:`t_c(\log t_c - \log s_c)` of the softened student ``log_s``
     (recorded by autograd) and teacher ``log_t`` (no graph), :math:`0` where
     :math:`t_c = 0`, and whether a :math:`t_c` is subnormal and, where ``spread``,
@@ -317,16 +336,26 @@ def _ordinary_terms(
     picks these terms, and passes their gradient as it is). Where one is, the terms are
     not taken (:func:`_ordinary_call`): a subnormal :math:`t_c` is scaled there
     (``_numerics.exp_times``), and an :math:`s_c = 0` gives an infinite or NaN term
-    here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`)."""
+    here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`).
+
+    The third value: where ``spread`` and the work dtype is float64, the rows whose
+    spread is below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` (batch shape), whose
+    gradient ``NearGradients.cancelling_in_student`` forms (the fused kernels' formula;
+    issue 13, branch distfwd2), from the same spread; else None."""
+    log_s, log_t, xp = d.log_s, d.log_t, d.batch.xp
+    cancelling = None
     with torch.no_grad():
         t = torch.exp(log_t)
         difference = log_t.masked_fill(torch.isneginf(log_t), 0.0)
         # (beside an s_c = 0 as well: that term is not finite, the call not taken anyway)
         leave = [_subnormal_exp(log_t, xp=xp).any()]
         if spread:
-            leave.append(spread_is_small(torch.exp(log_s).sub_(t), t, xp).any())
+            width, top = spread_and_top(torch.exp(log_s).sub_(t), t, xp)
+            leave.append((width < _SPREAD_FLOOR * top).any())
+            if d.batch.dtype == torch.float64 and not d.given:
+                cancelling = width < _CANCEL_SPREAD * top
     # in place, on its own temporary (autograd records the same operations)
-    return difference.sub_(log_s).mul_(t), leave
+    return difference.sub_(log_s).mul_(t), leave, cancelling
 
 
 def _not_finite(loss: Any) -> torch.Tensor:
