@@ -830,10 +830,11 @@ def _reformed(spread, b, temperature, mv, ell_t, wide):
 
 @numba.njit(fastmath=_LOOP, inline="always")
 def _expm1_of_pair(h, lo):
-    # e^(h + lo) - 1 for _FLOOR < h <= 1, |lo| a few ulps of h: exp_of_pair's reduction
+    # e^(h + lo) - 1 for _FLOOR <= h < 709, |lo| a few ulps of h: exp_of_pair's reduction
     # h + lo = k ln 2 + r and e^r = 1 + p, p = r + r^2 u(r) (EXP_POLY), then 2^k p + (2^k
-    # - 1), one rounding (an FMA; 2^k - 1 exact for the k here): p itself where k = 0
-    # (|h| < 0.34), so no 1 is added and taken away
+    # - 1), one rounding (an FMA; 2^k - 1 exact for k <= 53, past it the 1 below the
+    # result's ulp; -1 at h = _FLOOR): p itself where k = 0 (|h| < 0.34), so no 1 is
+    # added and taken away
     shifted = h * _LOG2E + _MAGIC
     k = shifted - _MAGIC
     r = (h - k * _LN2_HI) + (lo - k * _LN2_LO)
@@ -857,30 +858,30 @@ def _exact_terms_block(zb, vb, sb, pb, scalars):
     # the block's e^sigma'_c into sb and P_c = e^sigma'_c expm1(delta'_c) = e^tau'_c -
     # e^sigma'_c into pb (_exact_forward_row): sigma'_c = (z_c - z_r)/T and tau'_c = (v_c
     # - m_v)/T as pairs (exact differences, _log_ratio's quotients), delta' = tau' -
-    # sigma' as the pair h + lo (TwoSum); where delta' > 1 (t_c > e s_c: nothing cancels) the
-    # difference of the exponentials, where e^sigma' is 0 e^tau' (a class masked on both
-    # sides: 0)
+    # sigma' as the pair h + lo (TwoSum), its expm1 taken at _FLOOR where h is below (-1
+    # there); where e^sigma' is 0, e^tau' (a class masked on both sides: 0). Two
+    # exponentials an entry, both formed on every entry and picked (no branch: the loop
+    # vectorises; issue 13, branch distfwd2: three, the third in a branch, took 2.5 ns an
+    # entry where this takes 1.6)
     zj, mv, inv_t, temperature = scalars
     exact = _power_of_two(temperature)
     wide = zb.itemsize == 8
     for j in range(zb.shape[0]):
         qs, ls = _pair_quotient(zb[j], zj, inv_t, temperature, exact, wide)
         qt, lt = _pair_quotient(vb[j], mv, inv_t, temperature, exact, wide)
-        if qs > _FLOOR:
-            es = exp_of_pair(qs, ls, 0.0)
-            h = qt - qs
-            if h > 1.0:
-                p = exp_of_pair(qt, lt, 0.0) - es
-            elif h > _FLOOR:
-                b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
-                p = es * _expm1_of_pair(h, ((qt - (h - b)) + (-qs - b)) + (lt - ls))
-            else:
-                p = -es
-        else:
-            es = 0.0
-            p = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
-        sb[j] = es
-        pb[j] = p
+        live = qs > _FLOOR
+        x = qs if live else qt  # (the exponential formed: e^sigma', else e^tau')
+        x_lo = ls if live else lt
+        seen = x > _FLOOR
+        e = exp_of_pair(x if seen else _FLOOR, x_lo if seen else 0.0, 0.0)
+        e = e if seen else 0.0
+        h = qt - qs
+        b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
+        inside = h > _FLOOR
+        lo = ((qt - (h - b)) + (-qs - b)) + (lt - ls)
+        m1 = _expm1_of_pair(h if inside else _FLOOR, lo if inside else 0.0)
+        sb[j] = e if live else 0.0
+        pb[j] = e * m1 if live else e
 
 
 @numba.njit(fastmath=_LOOP, inline="always")

@@ -967,8 +967,10 @@ def exact_forward_gradient(
     distfwd1), and per row (keepdims) whether it holds. Centred at the teacher's first
     top class :math:`j` (:math:`\tau'_c = (v_c - v_j)/T`, :math:`\sigma'_c = (z_c -
     z_j)/T`, exact pairs), with :math:`E_c = \operatorname{expm1}(\tau'_c -
-    \sigma'_c)`, :math:`P_c = e^{\sigma'_c} E_c` (:math:`e^{\tau'_c} - e^{\sigma'_c}`
-    where :math:`\tau' - \sigma' > 1`), :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
+    \sigma'_c)`, :math:`P_c = e^{\sigma'_c} E_c` (:math:`-e^{\sigma'_c}` where
+    :math:`\tau' - \sigma'` is below ``_FLOOR``; branch distfwd2: where :math:`\tau' -
+    \sigma' > 1` it was :math:`e^{\tau'_c} - e^{\sigma'_c}`, as the compiled twin's
+    third exponential), :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
     \sum_c P_c`, :math:`M = P/S`:
 
     .. math:: T(s_c - t_c) = T\,\frac{e^{\sigma'_c} M - P_c}{S + P}.
@@ -994,7 +996,7 @@ def exact_forward_gradient(
         qt, lt = _quotient(dv, t, xp)
         lt = lt + dv_lo / t
         h, h_lo = _difference(qt, qs, xp)
-        inside = xp.logical_and(h > _FLOOR, h <= 1.0)
+        inside = h > _FLOOR  # (-1 below: the compiled twin's expm1 at _FLOOR)
         hh = xp.where(inside, h, zeros)
         lo = xp.where(inside, h_lo + (lt - ls), zeros)
         e1 = xp.expm1(hh)
@@ -1007,8 +1009,7 @@ def exact_forward_gradient(
         et = xp.where(
             seen, _exp_pair(xp.where(seen, qt, zeros), xp.where(seen, lt, zeros), xp), zeros
         )
-        apart = xp.where(h > 1.0, et - es, -es)
-        p = xp.where(live, xp.where(inside, es * m1, apart), et)
+        p = xp.where(live, xp.where(inside, es * m1, -es), et)
         total = xp.sum(es, axis=-1, keepdims=True)
         w = xp.sum(p, axis=-1, keepdims=True)
         both = total + w
