@@ -562,6 +562,7 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     wide = np.empty(BLOCK)  # (a dominant row's block in float64, then rounded into out)
     exact = z.itemsize == 8 and out.itemsize == 8  # (float64: _reformed rows)
     kept = np.empty((2, classes if exact else 0))  # (_exact_forward_row's)
+    close = False  # (the row before was re-formed: this one is formed that way first)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
@@ -569,6 +570,14 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             continue
         scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
         a, b = _normalisers(stats[i, 2], stats[i, 4])
+        if close and not (temperature == 1.0 and stats[i, 4] == -stats[i, 3]):
+            # the one pass skipped where its rule's answer is sure: the spread of the
+            # formula's entries inside [SPREAD_FLOOR b, _CANCEL b) by a margin (the
+            # pass's spread errs by a few ulps of b: its answer is the same), the same
+            # bits as the pass then _exact_forward_row (issue 13, branch distfwd2)
+            own = _exact_forward_row(z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept)
+            if _sure(own, b):
+                continue
         # s_r = a and t_r = b above _DOMINANT at one class r: its entry minus the
         # float64 sum of the others' (_dominant_entry: s_r - t_r cancels)
         top = _first_top(z[i]) if a > _DOMINANT and b > _DOMINANT else -1
@@ -588,7 +597,8 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
                 _round_into(wide, out[i, at])
             spread = max(spread, block)
         spread_small[i] = spread < _SPREAD_FLOOR * b
-        if _reformed(spread, b, temperature, stats[i, 3], stats[i, 4], exact):
+        close = _reformed(spread, b, temperature, stats[i, 3], stats[i, 4], exact)
+        if close:
             _exact_forward_row(z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept)
         elif top >= 0:
             out[i, top] = -rest
@@ -828,6 +838,20 @@ def _reformed(spread, b, temperature, mv, ell_t, wide):
     return not (temperature == 1.0 and ell_t == -mv)
 
 
+_MARGIN = 2.0**-20
+"""_sure's relative margin about the spread's bounds (the one pass's spread and
+_exact_forward_row's differ by a few ulps of b, at least 2**15 below either bound's
+size: 2**-36 of it)."""
+
+
+@numba.njit(inline="always")
+def _sure(spread, b):
+    # whether _exact_forward_row's spread (-1 where not formed) is inside [SPREAD_FLOOR b,
+    # _CANCEL b) by _MARGIN: the one pass's spread is there too, and its rule re-forms the
+    # row (the backward kernel's rows formed first, distillation_backward_kernel)
+    return _SPREAD_FLOOR * b * (1.0 + _MARGIN) <= spread < _CANCEL * b * (1.0 - _MARGIN)
+
+
 @numba.njit(fastmath=_LOOP, inline="always")
 def _expm1_of_pair(h, lo):
     # e^(h + lo) - 1 for _FLOOR <= h < 709, |lo| a few ulps of h: exp_of_pair's reduction
@@ -904,7 +928,8 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     # E_s[E] = P/S (S = sum_c e^sigma'_c, P = sum_c e^sigma'_c E_c, compensated)
     #     s_c - t_c = s_c (M - E_c)/(1 + M) = (e^sigma'_c M - P_c)/(S + P)
     # where M and E_c are small together: their errors are of their size, not of s_c's.
-    # kept: float64 (2, classes) for e^sigma' and P. True where formed
+    # kept: float64 (2, classes) for e^sigma' and P. Returns the row's spread max_c |s_c
+    # - t_c| of these entries (before r) where formed, else -1.0
     classes = zr.shape[0]
     j = _first_of(vr, mv)
     scalars = (np.float64(zr[j]), mv, 1.0 / temperature, temperature)
@@ -922,19 +947,26 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     # are such); else (a spread of t_j / 2 or more, where nothing cancels) False, ob as it
     # was
     if not (total + w >= 1.0 and total <= 2.0 * (total + w)):
-        return False
+        return -1.0
     mean = w / total
-    factor = r / (total + w)
+    both = total + w
+    factor = r / both
+    spread = 0.0
     for start in range(0, classes, BLOCK):
         stop = min(classes, start + BLOCK)
         at = slice(start, stop)
-        _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor)
-    return True
+        spread = max(spread, _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor))
+    return spread / both
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _exact_block(sb, pb, ob, mean, r):
     # the block's entries r' (e^sigma'_c M - P_c), r' = r/(S + P) (_exact_forward_row);
-    # + 0.0: +0 at a class masked on both sides (e^sigma' = P = 0), as the other rows
+    # + 0.0: +0 at a class masked on both sides (e^sigma' = P = 0), as the other rows;
+    # and the block's max_c |e^sigma'_c M - P_c| (an integer maximum: vectorised)
+    spread = 0
     for j in range(ob.shape[0]):
-        ob[j] = (sb[j] * mean - pb[j]) * r + 0.0
+        u = sb[j] * mean - pb[j]
+        ob[j] = u * r + 0.0
+        spread = max(spread, float64_to_bits(abs(u)))
+    return bits_to_float64(spread)
