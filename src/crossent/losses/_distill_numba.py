@@ -249,6 +249,7 @@ __all__ = [
     "distillation_forward_gradient_kernel",
     "distillation_forward_kernel",
     "distillation_reverse_backward_kernel",
+    "exact_forward_rows",
 ]
 
 BLOCK = 512
@@ -570,12 +571,15 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             continue
         scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
         a, b = _normalisers(stats[i, 2], stats[i, 4])
-        if close and not (temperature == 1.0 and stats[i, 4] == -stats[i, 3]):
+        j = _first_of(v[i], stats[i, 3]) if close else -1  # (the teacher's first top)
+        if j >= 0 and _formula_holds(z[i, j], stats[i], temperature):
             # the one pass skipped where its rule's answer is sure: the spread of the
             # formula's entries inside [SPREAD_FLOOR b, _CANCEL b) by a margin (the
             # pass's spread errs by a few ulps of b: its answer is the same), the same
             # bits as the pass then _exact_forward_row (issue 13, branch distfwd2)
-            own = _exact_forward_row(z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept)
+            own = _exact_forward_row(
+                z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept, j
+            )
             if _sure(own, b):
                 continue
         # s_r = a and t_r = b above _DOMINANT at one class r: its entry minus the
@@ -845,6 +849,18 @@ size: 2**-36 of it)."""
 
 
 @numba.njit(inline="always")
+def _formula_holds(zj, stats, temperature):
+    # whether _exact_forward_row holds on a row of these statistics (D, m_z, ell_s, m_v,
+    # ell_t) whose teacher's first top class j has the student's logit zj: s_j >= t_j /
+    # 2 (log s_j = (z_j - m_z)/T - ell_s, log t_j = -ell_t; a margin of 0.0001 over
+    # log 2: rounding) where every row _reformed takes is (a spread below t_j / 2), its
+    # e^sigma'_c = s_c / s_j below 2 / t_j; not a teacher taken as it is (_reformed's)
+    if temperature == 1.0 and stats[4] == -stats[3]:
+        return False
+    return (zj - stats[1]) / temperature - stats[2] >= -stats[4] - 0.6930
+
+
+@numba.njit(inline="always")
 def _sure(spread, b):
     # whether _exact_forward_row's spread (-1 where not formed) is inside [SPREAD_FLOOR b,
     # _CANCEL b) by _MARGIN: the one pass's spread is there too, and its rule re-forms the
@@ -920,7 +936,7 @@ def _pair_quotient(x, m, inv_t, temperature, exact, wide):
 
 
 @numba.njit(inline="never")
-def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
+def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept, j=-1):
     # The row's forward gradient r (s_c - t_c) into ob without the difference of nearly
     # equal probabilities (issue 13, branch distfwd1). Centred at the teacher's first top
     # class j (tau'_j = 0, m_v = v_j) with sigma'_c = (z_c - z_j)/T: t_c = s_c e^delta'_c
@@ -929,9 +945,10 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     #     s_c - t_c = s_c (M - E_c)/(1 + M) = (e^sigma'_c M - P_c)/(S + P)
     # where M and E_c are small together: their errors are of their size, not of s_c's.
     # kept: float64 (2, classes) for e^sigma' and P. Returns the row's spread max_c |s_c
-    # - t_c| of these entries (before r) where formed, else -1.0
+    # - t_c| of these entries (before r) where formed, else -1.0; j: the teacher's first
+    # top class where the caller has it (-1: found here)
     classes = zr.shape[0]
-    j = _first_of(vr, mv)
+    j = _first_of(vr, mv) if j < 0 else j
     scalars = (np.float64(zr[j]), mv, 1.0 / temperature, temperature)
     total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
     for start in range(0, classes, BLOCK):
@@ -957,6 +974,17 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
         at = slice(start, stop)
         spread = max(spread, _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor))
     return spread / both
+
+
+@numba.njit(nogil=True, cache=True)
+def exact_forward_rows(z, v, temperature, out, holds):
+    # T (s - t) of float64 rows (C-contiguous) by _exact_forward_row into out where it
+    # holds (holds[i]; else out[i] as it was): the fused kernels' formula for a caller
+    # that holds the rows (crossent.torch's generic path, _distill.NearGradients)
+    kept = np.empty((2, z.shape[1]))
+    for i in range(z.shape[0]):
+        row = _exact_forward_row(z[i], v[i], v[i].max(), temperature, temperature, out[i], kept)
+        holds[i] = row >= 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")

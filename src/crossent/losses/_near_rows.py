@@ -160,7 +160,9 @@ CANCEL_SPREAD = 0.5
 r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` a float64 forward gradient row is
 formed without the difference :math:`s - t` (``_distill_numba._exact_forward_row``: the
 fused kernels' rows; NumPy's by :class:`NearRows`' compiled gradient, which takes that
-formula): :math:`s - t` of the softened rows errs by an ulp or two of :math:`\max_c t_c`,
+formula; ``crossent.torch``'s generic path by its array twin :func:`exact_forward_gradient`,
+``_distill.NearGradients``' ``cancelling`` rows, branch distfwd2): :math:`s - t` of the
+softened rows errs by an ulp or two of :math:`\max_c t_c`,
 some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 and
 134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 4` and 8; issue 13, branch
 distfwd1). ``_distill_numba`` and ``_near_rows_numba`` compile it in: after changing

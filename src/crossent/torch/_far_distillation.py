@@ -25,7 +25,9 @@ torch side only selects rows, rounds and reduces.
 An ordinary eager call (:func:`_ordinary_call`: the teacher requires no gradient; the
 result finite, no near row, no subnormal :math:`t_c`, which its one host read checks)
 forms the generic path's terms without the branches that pick nothing there, and returns
-the generic path's value and gradient bit for bit; any other call goes on as follows.
+the generic path's value and gradient bit for bit (but, float64 and forward, the rows
+whose :math:`s - t` cancels: the fused kernels' gradient, ``_near_gradient``; branch
+distfwd2); any other call goes on as follows.
 
 The common path costs one host read (beside the four of its validation; on a GPU each
 read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
@@ -93,9 +95,9 @@ from .._sides import prepare_pair
 from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
-from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._distill import NearGradients
 from ..losses._near_rows import CANCEL_SPREAD as _CANCEL_SPREAD
+from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ..losses._near_rows import NearRows, spread_and_top
 from . import _near_gradient
@@ -274,9 +276,14 @@ def _ordinary_call(
     ``_near_gradient``) a row's spread :math:`\max_c |s_c - t_c|` is below
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
     that requires a gradient, and the call goes the generic way (its far and near
-    rows formed as there). What is left (some 35 arrays of the call's size where the
-    idiom makes 10: the generic path's exact log-partitions, the teacher softened
-    twice, the float64 sum, autograd through them) is what keeping its bits costs.
+    rows formed as there). Read with them, where the spread is formed and the work
+    dtype is float64: whether a row's spread is below ``_near_rows.CANCEL_SPREAD``
+    :math:`\max_c t_c` (``_ordinary_terms``' third value); the per-row losses then go
+    through ``_near_gradient.NearRowsOf`` (an identity whose backward gives those rows
+    ``NearGradients.cancelling_in_student``; issue 13, branch distfwd2). What is left
+    (some 35 arrays of the call's size where the idiom makes 10: the generic path's
+    exact log-partitions, the teacher softened twice, the float64 sum, autograd through
+    them) is what keeping its bits costs.
     The forward direction only (any ``teacher_form``: the softened :math:`\log t` is
     the same); ``'reverse'`` goes the generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
@@ -302,19 +309,18 @@ def _ordinary_call(
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
     rows = _distill._times_temperature_squared(kl, d.temperature)
-    rows_of = None
-    if cancelling is not None:  # (float64: the rows whose s - t cancels, read below)
-        none = torch.zeros_like(cancelling)  # (a near row leaves: None below)
-        rows_of = _near_gradient.NearRowsOf(none)
-        rows = rows_of.wrapped(rows, NearGradients(d, none, cancelling))
     loss = d.batch.reduce(rows)
     near = (kl.detach() < _NEAR_CEILING).any().reshape(())
-    kept = [] if rows_of is None else rows_of.flags
-    read = torch.stack([_not_finite(loss), near, *leave, *kept]).tolist()
-    if any(read[: len(read) - len(kept)]):
+    # (float64: whether a row's s - t cancels, read with the rest)
+    cancels = [] if cancelling is None else [cancelling.any().reshape(())]
+    read = torch.stack([_not_finite(loss), near, *leave, *cancels]).tolist()
+    if any(read[: len(read) - len(cancels)]):
         return None
-    if rows_of is not None:
-        rows_of.settle(read[len(read) - len(kept) :])
+    if cancelling is not None and read[-1]:  # (the rows reduced again, through the wrap)
+        none = torch.zeros_like(cancelling)  # (no near row here)
+        rows_of = _near_gradient.NearRowsOf(none)
+        loss = d.batch.reduce(rows_of.wrapped(rows, NearGradients(d, none, cancelling)))
+        rows_of.settle([False, True])
     return loss
 
 
