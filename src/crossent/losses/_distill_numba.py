@@ -127,6 +127,21 @@ to 8 and 1.7-3.1 on the rows of 32000 above. Cost: two more passes over such row
 (``bench_distill_kernels.py --close 0.3``, 256 x 32000: the backward kernel 35 against
 12.4 ms); ordinary rows (independent logits) none (a comparison).
 
+Branch distfwd2 (issue 13) made those rows cheaper, their bits unchanged but where
+:math:`\tau'_c - \sigma'_c > 1`. The terms pass (:func:`_exact_terms_block`) forms two
+exponentials an entry, picked without a branch (:math:`P_c = e^{\sigma'_c}
+\operatorname{expm1}(\delta'_c)` there too, where it took :math:`e^{\tau'_c} -
+e^{\sigma'_c}`, a third; the loop vectorised all three). And the backward kernel forms
+a row that follows a re-formed one by :func:`_exact_forward_row` first, without the one
+pass, where the formula holds (:func:`_formula_holds`: :math:`s_j \ge t_j/2` from the
+row's statistics) and its own spread is inside the rule's bounds by a margin
+(:func:`_sure`): there the one pass's spread, a few ulps of :math:`\max_c t_c` away,
+would re-form the row too, so the result is the same bits; elsewhere the one pass
+follows as before (a row of independent logits after a re-formed one pays both). Each
+row's rule is the one pass's as before, and the forward kernel's gradient (which has
+its exponentials kept) is unchanged. ``bench_distill_kernels.py --close 0.3``: the
+backward kernel 23-25 ms against 35-36 (RESULTS.md, branch distfwd2).
+
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
 validates them. A ``-inf`` logit beside others is valid (a masked class): its

@@ -278,9 +278,10 @@ def _ordinary_call(
     that requires a gradient, and the call goes the generic way (its far and near
     rows formed as there). Read with them, where the spread is formed and the work
     dtype is float64: whether a row's spread is below ``_near_rows.CANCEL_SPREAD``
-    :math:`\max_c t_c` (``_ordinary_terms``' third value); the per-row losses then go
-    through ``_near_gradient.NearRowsOf`` (an identity whose backward gives those rows
-    ``NearGradients.cancelling_in_student``; issue 13, branch distfwd2). What is left
+    :math:`\max_c t_c` (``_ordinary_terms``' third value); where one is, the per-row
+    losses are reduced again through ``_near_gradient.NearRowsOf`` (an identity whose
+    backward gives those rows ``NearGradients.cancelling_in_student``; the same value;
+    issue 13, branch distfwd2). What is left
     (some 35 arrays of the call's size where the idiom makes 10: the generic path's
     exact log-partitions, the teacher softened twice, the float64 sum, autograd through
     them) is what keeping its bits costs.
