@@ -998,7 +998,8 @@ def exact_forward_rows(z, v, temperature, out, holds):
     # that holds the rows (crossent.torch's generic path, _distill.NearGradients)
     kept = np.empty((2, z.shape[1]))
     for i in range(z.shape[0]):
-        row = _exact_forward_row(z[i], v[i], v[i].max(), temperature, temperature, out[i], kept)
+        top = v[i].max()  # (j passed: the backward kernel's specialisation, compiled once)
+        row = _exact_forward_row(z[i], v[i], top, temperature, temperature, out[i], kept, -1)
         holds[i] = row >= 0.0
 
 
