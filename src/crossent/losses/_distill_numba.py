@@ -141,6 +141,9 @@ follows as before (a row of independent logits after a re-formed one pays both).
 row's rule is the one pass's as before, and the forward kernel's gradient (which has
 its exponentials kept) is unchanged. ``bench_distill_kernels.py --close 0.3``: the
 backward kernel 23-25 ms against 35-36 (RESULTS.md, branch distfwd2).
+:func:`exact_forward_rows` forms given rows by :func:`_exact_forward_row` alone, for
+``crossent.torch``'s generic path (``_distill.NearGradients.cancelling_in_student``: its
+CPU rows outside a recorded graph).
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
