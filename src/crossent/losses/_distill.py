@@ -59,13 +59,15 @@ from ._far_gaps import (
 from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
+from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ._near_rows import (
     NearRows,
+    exact_forward_gradient,
     formable,
     forward_rows_flagged,
     given_mass,
     rows_to_form,
-    spread_is_small,
+    spread_and_top,
 )
 from ._reduction import weighted_term
 from ._terms import tempered_log_softmax
@@ -599,16 +601,22 @@ def _near_rows_of_namespace(
     if loss and later is not None:  # the caller reads the flags with its own (one read)
         # the forward gradient's rows too: a small spread beside a KL past the ceiling
         # (the reverse one's are among the loss's: picked when they are formed)
-        forward = NearGradients.of_loss(d, flagged) if d.direction == "forward" else None
+        # (and, float64, the rows whose s - t cancels: the fused kernels' exact formula)
+        forward = None
+        if d.direction == "forward":
+            forward = NearGradients.of_loss(d, flagged, cancelling=True)
 
-        def finish(rows_of: Callable[[Array, NearGradients], Array] | None = None) -> Any:
-            rows = _formed(d, flagged, values)
+        def finish(
+            rows_of: Callable[[Array, NearGradients], Array] | None = None, *, near: bool = True
+        ) -> Any:
+            rows = _formed(d, flagged, values) if near else values
             if rows_of is not None:
                 rows = rows_of(rows, forward or NearGradients.of_loss(d, flagged))
             return d.batch.reduce(rows)
 
         read = flagged if forward is None else xp.logical_or(flagged, forward.flagged)
-        later.append(NearRowsLater(read, finish, d))
+        cancelling = None if forward is None else forward.cancelling
+        later.append(NearRowsLater(read, finish, d, cancelling))
         return values
     if not _may_hold_one(flagged, xp):
         return values
@@ -694,11 +702,16 @@ class NearRowsLater:
     (``crossent.torch``: the same values, the flagged rows' gradient by ``NearRows``).
     ``d``: the call's prepared sides (softened with the graph of a caller that records
     them), for a caller that reads flags of its own from them rather than soften both
-    sides again (``crossent.torch``'s reverse teacher rows, branch distillonce2)."""
+    sides again (``crossent.torch``'s reverse teacher rows, branch distillonce2).
+    ``cancelling``: forward, float64 work, the rows whose gradient
+    :meth:`NearGradients.cancelling_in_student` forms (None: none asked); where no row is
+    ``flagged``, ``finish(rows_of, near=False)`` gives ``rows_of`` the rows as they are
+    (no ``_near_rows`` pass over every row)."""
 
     flagged: Array
     finish: Callable[..., Any]
     d: _Distillation
+    cancelling: Array | None = None
 
 
 @dataclass(frozen=True)
@@ -719,21 +732,69 @@ class NearGradients:
     :data:`._near_rows.KL_FLOOR`. On the loss's other near rows (forward, a spread past
     the floor) the derivative of the loss's formula errs less than the gradient's
     (logits ``[0, log 3e-5, -30]`` beside ``[0, log 1e-5, -30]`` at :math:`T = 2`, 14.5
-    units against 0.8). Rows not flagged are 0."""
+    units against 0.8). Rows not flagged are 0.
+
+    ``cancelling`` (forward, float64 work, where asked: :meth:`of_loss`): the rows not
+    flagged whose :math:`\max_c |s_c - t_c|` is below ``_near_rows.CANCEL_SPREAD``
+    :math:`\max_c t_c`, where autograd's :math:`T(s - t)` of the softened rows errs by
+    some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry
+    (rows of two classes of :math:`N(0, 1)`, logits ``(N, 2, 1)``: 33 units at
+    :math:`T = 8`; issue 13, branch distfwd2); :meth:`cancelling_in_student` forms them
+    as the fused kernels do (``_near_rows.exact_forward_gradient``, the array twin of
+    ``_distill_numba._exact_forward_row``). None: none asked."""
 
     d: _Distillation
     flagged: Array
+    cancelling: Array | None = None
 
     @classmethod
-    def of_loss(cls, d: _Distillation, near: Array) -> NearGradients:
+    def of_loss(cls, d: _Distillation, near: Array, *, cancelling: bool = False) -> NearGradients:
         """Those of the loss's near rows ``near`` (batch shape) that the gradient's rule
-        picks (class docstring)."""
+        picks (class docstring); ``cancelling``: the cancelling rows too (forward,
+        float64 work, not a teacher taken as it is), else None."""
         xp = d.batch.xp
         if d.direction == "forward":
             teacher = xp.exp(d.log_t)
-            picked = spread_is_small(xp.exp(d.log_s) - teacher, teacher, xp)
-            return cls(d, _formable(d, picked))
+            spread, top = spread_and_top(xp.exp(d.log_s) - teacher, teacher, xp)
+            picked = _formable(d, spread < _SPREAD_FLOOR * top)
+            if not cancelling or d.batch.dtype != xp.float64 or d.given:
+                return cls(d, picked)
+            rows = xp.logical_and(spread < _CANCEL * top, xp.logical_not(picked))
+            return cls(d, picked, rows)
         return cls(d, xp.logical_and(near, d.row_kl() < _KL_FLOOR))
+
+    def cancelling_in_student(self, *, host: bool = False) -> tuple[Array, Array]:
+        r""":math:`T(s - t)` of the :attr:`cancelling` rows (classes last, 0 elsewhere) by
+        ``_near_rows.exact_forward_gradient`` (boolean indexing, as :meth:`_formed`), and
+        the rows (batch shape) where it holds and they are formable; the others are the
+        caller's (autograd's). ``host``: the rows can be read as NumPy arrays (CPU
+        tensors outside a recorded graph): formed by the fused kernels' own compiled
+        formula (``_distill_numba.exact_forward_rows``) where Numba is: its FMA
+        remainders (the array twin's quotients have none: within 6.4 units at
+        :math:`T = 3`, the compiled 4.2), and the generic path's close rows 18.3 ms
+        against 37.9 by the twin (16 x 1000 x 16, RESULTS.md, branch distfwd2)."""
+        d, xp, rows = self.d, self.d.batch.xp, self.cancelling
+        if rows is None:
+            raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
+        z, v = d.student[rows], d.teacher_scores[rows]
+        if host and _cpu_kernels.available():
+            from . import _distill_numba
+
+            z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
+            v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
+            formed = np.zeros_like(z64)
+            kept = np.zeros(z64.shape[0], dtype=np.bool_)
+            _distill_numba.exact_forward_rows(z64, v64, float(d.temperature), formed, kept)
+            grad = xp.asarray(formed, device=device(z))
+            holds = xp.asarray(kept, device=device(z))[..., None]
+        else:
+            grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
+        holds = xp.logical_and(holds[..., 0], formable(z, v, xp))
+        out = xp.zeros(d.student.shape, dtype=grad.dtype, device=device(grad))
+        out[rows] = xp.where(holds[..., None], grad, xp.zeros_like(grad))
+        taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(grad))
+        taken[rows] = holds
+        return out, taken
 
     @property
     def student(self) -> Array:

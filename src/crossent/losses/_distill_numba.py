@@ -127,6 +127,24 @@ to 8 and 1.7-3.1 on the rows of 32000 above. Cost: two more passes over such row
 (``bench_distill_kernels.py --close 0.3``, 256 x 32000: the backward kernel 35 against
 12.4 ms); ordinary rows (independent logits) none (a comparison).
 
+Branch distfwd2 (issue 13) made those rows cheaper, their bits unchanged but where
+:math:`\tau'_c - \sigma'_c > 1`. The terms pass (:func:`_exact_terms_block`) forms two
+exponentials an entry, picked without a branch (:math:`P_c = e^{\sigma'_c}
+\operatorname{expm1}(\delta'_c)` there too, where it took :math:`e^{\tau'_c} -
+e^{\sigma'_c}`, a third; the loop vectorised all three). And the backward kernel forms
+a row that follows a re-formed one by :func:`_exact_forward_row` first, without the one
+pass, where the formula holds (:func:`_formula_holds`: :math:`s_j \ge t_j/2` from the
+row's statistics) and its own spread is inside the rule's bounds by a margin
+(:func:`_sure`): there the one pass's spread, a few ulps of :math:`\max_c t_c` away,
+would re-form the row too, so the result is the same bits; elsewhere the one pass
+follows as before (a row of independent logits after a re-formed one pays both). Each
+row's rule is the one pass's as before, and the forward kernel's gradient (which has
+its exponentials kept) is unchanged. ``bench_distill_kernels.py --close 0.3``: the
+backward kernel 23-25 ms against 35-36 (RESULTS.md, branch distfwd2).
+:func:`exact_forward_rows` forms given rows by :func:`_exact_forward_row` alone, for
+``crossent.torch``'s generic path (``_distill.NearGradients.cancelling_in_student``: its
+CPU rows outside a recorded graph).
+
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
 validates them. A ``-inf`` logit beside others is valid (a masked class): its
@@ -249,6 +267,7 @@ __all__ = [
     "distillation_forward_gradient_kernel",
     "distillation_forward_kernel",
     "distillation_reverse_backward_kernel",
+    "exact_forward_rows",
 ]
 
 BLOCK = 512
@@ -562,6 +581,7 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
     wide = np.empty(BLOCK)  # (a dominant row's block in float64, then rounded into out)
     exact = z.itemsize == 8 and out.itemsize == 8  # (float64: _reformed rows)
     kept = np.empty((2, classes if exact else 0))  # (_exact_forward_row's)
+    close = False  # (the row before was re-formed: this one is formed that way first)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
@@ -569,6 +589,17 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
             continue
         scalars = (stats[i, 1], stats[i, 3], inv_t, temperature)
         a, b = _normalisers(stats[i, 2], stats[i, 4])
+        j = _first_of(v[i], stats[i, 3]) if close else -1  # (the teacher's first top)
+        if j >= 0 and _formula_holds(z[i, j], stats[i], temperature):
+            # the one pass skipped where its rule's answer is sure: the spread of the
+            # formula's entries inside [SPREAD_FLOOR b, _CANCEL b) by a margin (the
+            # pass's spread errs by a few ulps of b: its answer is the same), the same
+            # bits as the pass then _exact_forward_row (issue 13, branch distfwd2)
+            own = _exact_forward_row(
+                z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept, j
+            )
+            if _sure(own, b):
+                continue
         # s_r = a and t_r = b above _DOMINANT at one class r: its entry minus the
         # float64 sum of the others' (_dominant_entry: s_r - t_r cancels)
         top = _first_top(z[i]) if a > _DOMINANT and b > _DOMINANT else -1
@@ -588,7 +619,8 @@ def distillation_backward_kernel(z, v, stats, temperature, scale, out, spread_sm
                 _round_into(wide, out[i, at])
             spread = max(spread, block)
         spread_small[i] = spread < _SPREAD_FLOOR * b
-        if _reformed(spread, b, temperature, stats[i, 3], stats[i, 4], exact):
+        close = _reformed(spread, b, temperature, stats[i, 3], stats[i, 4], exact)
+        if close:
             _exact_forward_row(z[i], v[i], stats[i, 3], temperature, scale[i], out[i], kept)
         elif top >= 0:
             out[i, top] = -rest
@@ -828,12 +860,39 @@ def _reformed(spread, b, temperature, mv, ell_t, wide):
     return not (temperature == 1.0 and ell_t == -mv)
 
 
+_MARGIN = 2.0**-20
+"""_sure's relative margin about the spread's bounds (the one pass's spread and
+_exact_forward_row's differ by a few ulps of b, at least 2**15 below either bound's
+size: 2**-36 of it)."""
+
+
+@numba.njit(inline="always")
+def _formula_holds(zj, stats, temperature):
+    # whether _exact_forward_row holds on a row of these statistics (D, m_z, ell_s, m_v,
+    # ell_t) whose teacher's first top class j has the student's logit zj: s_j >= t_j /
+    # 2 (log s_j = (z_j - m_z)/T - ell_s, log t_j = -ell_t; a margin of 0.0001 over
+    # log 2: rounding) where every row _reformed takes is (a spread below t_j / 2), its
+    # e^sigma'_c = s_c / s_j below 2 / t_j; not a teacher taken as it is (_reformed's)
+    if temperature == 1.0 and stats[4] == -stats[3]:
+        return False
+    return (zj - stats[1]) / temperature - stats[2] >= -stats[4] - 0.6930
+
+
+@numba.njit(inline="always")
+def _sure(spread, b):
+    # whether _exact_forward_row's spread (-1 where not formed) is inside [SPREAD_FLOOR b,
+    # _CANCEL b) by _MARGIN: the one pass's spread is there too, and its rule re-forms the
+    # row (the backward kernel's rows formed first, distillation_backward_kernel)
+    return _SPREAD_FLOOR * b * (1.0 + _MARGIN) <= spread < _CANCEL * b * (1.0 - _MARGIN)
+
+
 @numba.njit(fastmath=_LOOP, inline="always")
 def _expm1_of_pair(h, lo):
-    # e^(h + lo) - 1 for _FLOOR < h <= 1, |lo| a few ulps of h: exp_of_pair's reduction
+    # e^(h + lo) - 1 for _FLOOR <= h < 709, |lo| a few ulps of h: exp_of_pair's reduction
     # h + lo = k ln 2 + r and e^r = 1 + p, p = r + r^2 u(r) (EXP_POLY), then 2^k p + (2^k
-    # - 1), one rounding (an FMA; 2^k - 1 exact for the k here): p itself where k = 0
-    # (|h| < 0.34), so no 1 is added and taken away
+    # - 1), one rounding (an FMA; 2^k - 1 exact for k <= 53, past it the 1 below the
+    # result's ulp; -1 at h = _FLOOR): p itself where k = 0 (|h| < 0.34), so no 1 is
+    # added and taken away
     shifted = h * _LOG2E + _MAGIC
     k = shifted - _MAGIC
     r = (h - k * _LN2_HI) + (lo - k * _LN2_LO)
@@ -857,30 +916,30 @@ def _exact_terms_block(zb, vb, sb, pb, scalars):
     # the block's e^sigma'_c into sb and P_c = e^sigma'_c expm1(delta'_c) = e^tau'_c -
     # e^sigma'_c into pb (_exact_forward_row): sigma'_c = (z_c - z_r)/T and tau'_c = (v_c
     # - m_v)/T as pairs (exact differences, _log_ratio's quotients), delta' = tau' -
-    # sigma' as the pair h + lo (TwoSum); where delta' > 1 (t_c > e s_c: nothing cancels) the
-    # difference of the exponentials, where e^sigma' is 0 e^tau' (a class masked on both
-    # sides: 0)
+    # sigma' as the pair h + lo (TwoSum), its expm1 taken at _FLOOR where h is below (-1
+    # there); where e^sigma' is 0, e^tau' (a class masked on both sides: 0). Two
+    # exponentials an entry, both formed on every entry and picked (no branch: the loop
+    # vectorises; issue 13, branch distfwd2: three, the third in a branch, took 2.5 ns an
+    # entry where this takes 1.6)
     zj, mv, inv_t, temperature = scalars
     exact = _power_of_two(temperature)
     wide = zb.itemsize == 8
     for j in range(zb.shape[0]):
         qs, ls = _pair_quotient(zb[j], zj, inv_t, temperature, exact, wide)
         qt, lt = _pair_quotient(vb[j], mv, inv_t, temperature, exact, wide)
-        if qs > _FLOOR:
-            es = exp_of_pair(qs, ls, 0.0)
-            h = qt - qs
-            if h > 1.0:
-                p = exp_of_pair(qt, lt, 0.0) - es
-            elif h > _FLOOR:
-                b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
-                p = es * _expm1_of_pair(h, ((qt - (h - b)) + (-qs - b)) + (lt - ls))
-            else:
-                p = -es
-        else:
-            es = 0.0
-            p = exp_of_pair(qt, lt, 0.0) if qt > _FLOOR else 0.0
-        sb[j] = es
-        pb[j] = p
+        live = qs > _FLOOR
+        x = qs if live else qt  # (the exponential formed: e^sigma', else e^tau')
+        x_lo = ls if live else lt
+        seen = x > _FLOOR
+        e = exp_of_pair(x if seen else _FLOOR, x_lo if seen else 0.0, 0.0)
+        e = e if seen else 0.0
+        h = qt - qs
+        b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
+        inside = h > _FLOOR
+        lo = ((qt - (h - b)) + (-qs - b)) + (lt - ls)
+        m1 = _expm1_of_pair(h if inside else _FLOOR, lo if inside else 0.0)
+        sb[j] = e if live else 0.0
+        pb[j] = e * m1 if live else e
 
 
 @numba.njit(fastmath=_LOOP, inline="always")
@@ -895,7 +954,7 @@ def _pair_quotient(x, m, inv_t, temperature, exact, wide):
 
 
 @numba.njit(inline="never")
-def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
+def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept, j=-1):
     # The row's forward gradient r (s_c - t_c) into ob without the difference of nearly
     # equal probabilities (issue 13, branch distfwd1). Centred at the teacher's first top
     # class j (tau'_j = 0, m_v = v_j) with sigma'_c = (z_c - z_j)/T: t_c = s_c e^delta'_c
@@ -903,9 +962,11 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     # E_s[E] = P/S (S = sum_c e^sigma'_c, P = sum_c e^sigma'_c E_c, compensated)
     #     s_c - t_c = s_c (M - E_c)/(1 + M) = (e^sigma'_c M - P_c)/(S + P)
     # where M and E_c are small together: their errors are of their size, not of s_c's.
-    # kept: float64 (2, classes) for e^sigma' and P. True where formed
+    # kept: float64 (2, classes) for e^sigma' and P. Returns the row's spread max_c |s_c
+    # - t_c| of these entries (before r) where formed, else -1.0; j: the teacher's first
+    # top class where the caller has it (-1: found here)
     classes = zr.shape[0]
-    j = _first_of(vr, mv)
+    j = _first_of(vr, mv) if j < 0 else j
     scalars = (np.float64(zr[j]), mv, 1.0 / temperature, temperature)
     total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
     for start in range(0, classes, BLOCK):
@@ -921,19 +982,38 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept):
     # are such); else (a spread of t_j / 2 or more, where nothing cancels) False, ob as it
     # was
     if not (total + w >= 1.0 and total <= 2.0 * (total + w)):
-        return False
+        return -1.0
     mean = w / total
-    factor = r / (total + w)
+    both = total + w
+    factor = r / both
+    spread = 0.0
     for start in range(0, classes, BLOCK):
         stop = min(classes, start + BLOCK)
         at = slice(start, stop)
-        _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor)
-    return True
+        spread = max(spread, _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor))
+    return spread / both
+
+
+@numba.njit(nogil=True, cache=True)
+def exact_forward_rows(z, v, temperature, out, holds):
+    # T (s - t) of float64 rows (C-contiguous) by _exact_forward_row into out where it
+    # holds (holds[i]; else out[i] as it was): the fused kernels' formula for a caller
+    # that holds the rows (crossent.torch's generic path, _distill.NearGradients)
+    kept = np.empty((2, z.shape[1]))
+    for i in range(z.shape[0]):
+        top = v[i].max()  # (j passed: the backward kernel's specialisation, compiled once)
+        row = _exact_forward_row(z[i], v[i], top, temperature, temperature, out[i], kept, -1)
+        holds[i] = row >= 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _exact_block(sb, pb, ob, mean, r):
     # the block's entries r' (e^sigma'_c M - P_c), r' = r/(S + P) (_exact_forward_row);
-    # + 0.0: +0 at a class masked on both sides (e^sigma' = P = 0), as the other rows
+    # + 0.0: +0 at a class masked on both sides (e^sigma' = P = 0), as the other rows;
+    # and the block's max_c |e^sigma'_c M - P_c| (an integer maximum: vectorised)
+    spread = 0
     for j in range(ob.shape[0]):
-        ob[j] = (sb[j] * mean - pb[j]) * r + 0.0
+        u = sb[j] * mean - pb[j]
+        ob[j] = u * r + 0.0
+        spread = max(spread, float64_to_bits(abs(u)))
+    return bits_to_float64(spread)

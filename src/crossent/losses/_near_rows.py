@@ -108,11 +108,13 @@ __all__ = [
     "NEAR_SPREAD",
     "SPREAD_FLOOR",
     "NearRows",
+    "exact_forward_gradient",
     "formable",
     "forward_rows_flagged",
     "given_mass",
     "rows_to_form",
     "softmax_pair",
+    "spread_and_top",
     "spread_is_small",
 ]
 
@@ -158,7 +160,9 @@ CANCEL_SPREAD = 0.5
 r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` a float64 forward gradient row is
 formed without the difference :math:`s - t` (``_distill_numba._exact_forward_row``: the
 fused kernels' rows; NumPy's by :class:`NearRows`' compiled gradient, which takes that
-formula): :math:`s - t` of the softened rows errs by an ulp or two of :math:`\max_c t_c`,
+formula; ``crossent.torch``'s generic path by its array twin :func:`exact_forward_gradient`,
+``_distill.NearGradients``' ``cancelling`` rows, branch distfwd2): :math:`s - t` of the
+softened rows errs by an ulp or two of :math:`\max_c t_c`,
 some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (99 and
 134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 4` and 8; issue 13, branch
 distfwd1). ``_distill_numba`` and ``_near_rows_numba`` compile it in: after changing
@@ -188,8 +192,17 @@ def spread_is_small(difference: Array, teacher: Array, xp: ModuleType) -> Array:
     :func:`forward_rows_flagged`). :math:`\max_c |d_c|` is taken as
     :math:`\max(\max_c d_c, -\min_c d_c)`, the same number with no array of
     :math:`|d|`; a NaN makes it False."""
+    spread, top = spread_and_top(difference, teacher, xp)
+    return spread < SPREAD_FLOOR * top
+
+
+def spread_and_top(difference: Array, teacher: Array, xp: ModuleType) -> tuple[Array, Array]:
+    r"""Per row (classes last), :math:`\max_c |d_c|` of ``difference`` and :math:`\max_c
+    t_c` of ``teacher``: the numbers that :func:`spread_is_small` (:data:`SPREAD_FLOOR`)
+    and the cancelling rows' rule (:data:`CANCEL_SPREAD`, ``_distill.NearGradients``)
+    compare, formed once for both."""
     spread = xp.maximum(xp.max(difference, axis=-1), -xp.min(difference, axis=-1))
-    return spread < SPREAD_FLOOR * xp.max(teacher, axis=-1)
+    return spread, xp.max(teacher, axis=-1)
 
 
 def forward_rows_flagged(
@@ -908,7 +921,7 @@ class NearRows:
         grad = dominant_from_others(grad, p, log_p, xp=xp)
         if grad.dtype != xp.float64:  # (float32 work: its bits)
             return grad
-        exact, valid = _exact_forward_gradient(self.student, self.teacher, t, xp)
+        exact, valid = exact_forward_gradient(self.student, self.teacher, t, xp)
         valid = xp.logical_and(valid, _centring_cancels(self.teacher, self.student, xp))
         return xp.where(valid, exact, grad)
 
@@ -933,7 +946,7 @@ def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
     r"""Per row (keepdims), whether :math:`\max_c |D_c - D_r| < \max_c |D_c|/4`
     (:math:`D = \text{second} - \text{first}` over its finite classes, :math:`r` the
     first top class of ``first``): where :func:`_tempered_log_mean`'s :math:`W` of the
-    rounded :math:`D` errs by more than four units, and :func:`_exact_forward_gradient`
+    rounded :math:`D` errs by more than four units, and :func:`exact_forward_gradient`
     forms the row (``_near_rows_numba._centring_cancels``, its twin; issue 13, branch
     distfwd1)."""
     ns = xp if xp is np else array_namespace(first)
@@ -948,7 +961,7 @@ def _centring_cancels(first: Array, second: Array, xp: ModuleType) -> Array:
         return wide < 0.25 * xp.max(xp.abs(d), axis=-1, keepdims=True)
 
 
-def _exact_forward_gradient(
+def exact_forward_gradient(
     student: Array, teacher: Array, temperature: float, xp: ModuleType
 ) -> tuple[Array, Array]:
     r""":math:`T(s - t)` of float64 rows without the difference of nearly equal numbers,
@@ -956,8 +969,10 @@ def _exact_forward_gradient(
     distfwd1), and per row (keepdims) whether it holds. Centred at the teacher's first
     top class :math:`j` (:math:`\tau'_c = (v_c - v_j)/T`, :math:`\sigma'_c = (z_c -
     z_j)/T`, exact pairs), with :math:`E_c = \operatorname{expm1}(\tau'_c -
-    \sigma'_c)`, :math:`P_c = e^{\sigma'_c} E_c` (:math:`e^{\tau'_c} - e^{\sigma'_c}`
-    where :math:`\tau' - \sigma' > 1`), :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
+    \sigma'_c)`, :math:`P_c = e^{\sigma'_c} E_c` (:math:`-e^{\sigma'_c}` where
+    :math:`\tau' - \sigma'` is below ``_FLOOR``; branch distfwd2: where :math:`\tau' -
+    \sigma' > 1` it was :math:`e^{\tau'_c} - e^{\sigma'_c}`, as the compiled twin's
+    third exponential), :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
     \sum_c P_c`, :math:`M = P/S`:
 
     .. math:: T(s_c - t_c) = T\,\frac{e^{\sigma'_c} M - P_c}{S + P}.
@@ -983,7 +998,7 @@ def _exact_forward_gradient(
         qt, lt = _quotient(dv, t, xp)
         lt = lt + dv_lo / t
         h, h_lo = _difference(qt, qs, xp)
-        inside = xp.logical_and(h > _FLOOR, h <= 1.0)
+        inside = h > _FLOOR  # (-1 below: the compiled twin's expm1 at _FLOOR)
         hh = xp.where(inside, h, zeros)
         lo = xp.where(inside, h_lo + (lt - ls), zeros)
         e1 = xp.expm1(hh)
@@ -996,8 +1011,7 @@ def _exact_forward_gradient(
         et = xp.where(
             seen, _exp_pair(xp.where(seen, qt, zeros), xp.where(seen, lt, zeros), xp), zeros
         )
-        apart = xp.where(h > 1.0, et - es, -es)
-        p = xp.where(live, xp.where(inside, es * m1, apart), et)
+        p = xp.where(live, xp.where(inside, es * m1, -es), et)
         total = xp.sum(es, axis=-1, keepdims=True)
         w = xp.sum(p, axis=-1, keepdims=True)
         both = total + w

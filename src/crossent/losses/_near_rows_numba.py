@@ -351,8 +351,8 @@ def _row_gradient(
     if _equal(first, second):
         out[:] = 0.0
         return
-    if _centring_cancels(first, second) and _exact_forward_row(
-        second, first, first.max(), t, t, out, scratch[:2]
+    if _centring_cancels(first, second) and (
+        _exact_forward_row(second, first, first.max(), t, t, out, scratch[:2]) >= 0.0
     ):
         return  # (issue 13, branch distfwd1: W - ell cancelled, W of rounded z - v)
     ell = _row_log_mean(first, second, t, scratch)

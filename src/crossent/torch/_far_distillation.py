@@ -25,7 +25,9 @@ torch side only selects rows, rounds and reduces.
 An ordinary eager call (:func:`_ordinary_call`: the teacher requires no gradient; the
 result finite, no near row, no subnormal :math:`t_c`, which its one host read checks)
 forms the generic path's terms without the branches that pick nothing there, and returns
-the generic path's value and gradient bit for bit; any other call goes on as follows.
+the generic path's value and gradient bit for bit (but, float64 and forward, the rows
+whose :math:`s - t` cancels: the fused kernels' gradient, ``_near_gradient``; branch
+distfwd2); any other call goes on as follows.
 
 The common path costs one host read (beside the four of its validation; on a GPU each
 read waits for the stream): one ``tolist`` of the finiteness of its result, of whether
@@ -93,8 +95,11 @@ from .._sides import prepare_pair
 from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
+from ..losses._distill import NearGradients
+from ..losses._near_rows import CANCEL_SPREAD as _CANCEL_SPREAD
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
-from ..losses._near_rows import NearRows, spread_is_small
+from ..losses._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
+from ..losses._near_rows import NearRows, spread_and_top
 from . import _near_gradient
 from ._arguments import (
     example_stack,
@@ -163,15 +168,21 @@ def distillation_rows_checked(
     )
     near_flags = [*(x.flagged.any() for x in later)]
     near_flags += [] if spread is None else [spread.any().reshape(())]
+    # (float64, forward: rows whose s - t cancels, their gradient the fused kernels')
+    cancelling = later[0].cancelling if len(later) == 1 else None
+    cancelling = None if _teacher_needs_gradient(teacher) else cancelling
     flags = [_not_finite(loss), *near_flags]
+    flags += [] if cancelling is None else [cancelling.any().reshape(())]
     flags += [] if teacher_far is None else [teacher_far.any().reshape(())]
     read = torch.stack(flags).tolist()  # the one host read of an ordinary call
-    not_finite, near, far = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
-    if any(near):  # rows near the teacher: formed, and the result read once more
+    not_finite, near, rest = read[0], read[1 : 1 + len(near_flags)], read[1 + len(near_flags) :]
+    cancels, far = (rest[0], rest[1:]) if cancelling is not None else (False, rest)
+    takes = any(near) or cancels
+    takes = takes and _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
+    if any(near) or takes:  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
-        takes = _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
         rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
-        loss = later[0].finish(rows_of)
+        loss = later[0].finish(rows_of, near=any(near))
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)
         not_finite = read[0]
@@ -265,9 +276,15 @@ def _ordinary_call(
     ``_near_gradient``) a row's spread :math:`\max_c |s_c - t_c|` is below
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
     that requires a gradient, and the call goes the generic way (its far and near
-    rows formed as there). What is left (some 35 arrays of the call's size where the
-    idiom makes 10: the generic path's exact log-partitions, the teacher softened
-    twice, the float64 sum, autograd through them) is what keeping its bits costs.
+    rows formed as there). Read with them, where the spread is formed and the work
+    dtype is float64: whether a row's spread is below ``_near_rows.CANCEL_SPREAD``
+    :math:`\max_c t_c` (``_ordinary_terms``' third value); where one is, the per-row
+    losses are reduced again through ``_near_gradient.NearRowsOf`` (an identity whose
+    backward gives those rows ``NearGradients.cancelling_in_student``; the same value;
+    issue 13, branch distfwd2). What is left
+    (some 35 arrays of the call's size where the idiom makes 10: the generic path's
+    exact log-partitions, the teacher softened twice, the float64 sum, autograd through
+    them) is what keeping its bits costs.
     The forward direction only (any ``teacher_form``: the softened :math:`\log t` is
     the same); ``'reverse'`` goes the generic way."""
     if not (isinstance(student, torch.Tensor) and isinstance(teacher, torch.Tensor)):
@@ -289,19 +306,28 @@ def _ordinary_call(
     # (rows whose gradient NearRows forms, a spread below the floor: _near_gradient)
     spread = student.requires_grad and grad_recorded()
     spread = spread and _near_gradient.takes_near_gradients(student, teacher, teacher_form)
-    terms, leave = _ordinary_terms(d.log_s, d.log_t, xp=d.batch.xp, spread=spread)
+    terms, leave, cancelling = _ordinary_terms(d, spread=spread)
     kl = reduce_sum(terms, xp=d.batch.xp, out_dtype=d.batch.dtype)
     del terms
-    loss = d.batch.reduce(_distill._times_temperature_squared(kl, d.temperature))
+    rows = _distill._times_temperature_squared(kl, d.temperature)
+    loss = d.batch.reduce(rows)
     near = (kl.detach() < _NEAR_CEILING).any().reshape(())
-    if any(torch.stack([_not_finite(loss), near, *leave]).tolist()):
+    # (float64: whether a row's s - t cancels, read with the rest)
+    cancels = [] if cancelling is None else [cancelling.any().reshape(())]
+    read = torch.stack([_not_finite(loss), near, *leave, *cancels]).tolist()
+    if any(read[: len(read) - len(cancels)]):
         return None
+    if cancelling is not None and read[-1]:  # (the rows reduced again, through the wrap)
+        none = torch.zeros_like(cancelling)  # (no near row here)
+        rows_of = _near_gradient.NearRowsOf(none)
+        loss = d.batch.reduce(rows_of.wrapped(rows, NearGradients(d, none, cancelling)))
+        rows_of.settle([False, True])
     return loss
 
 
 def _ordinary_terms(
-    log_s: torch.Tensor, log_t: torch.Tensor, *, xp: Any, spread: bool = False
-) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    d: _distill._Distillation, *, spread: bool = False
+) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
     r"""The terms :math:`t_c(\log t_c - \log s_c)` of the softened student ``log_s``
     (recorded by autograd) and teacher ``log_t`` (no graph), :math:`0` where
     :math:`t_c = 0`, and whether a :math:`t_c` is subnormal and, where ``spread``,
@@ -317,16 +343,26 @@ def _ordinary_terms(
     picks these terms, and passes their gradient as it is). Where one is, the terms are
     not taken (:func:`_ordinary_call`): a subnormal :math:`t_c` is scaled there
     (``_numerics.exp_times``), and an :math:`s_c = 0` gives an infinite or NaN term
-    here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`)."""
+    here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`).
+
+    The third value: where ``spread`` and the work dtype is float64, the rows whose
+    spread is below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` (batch shape), whose
+    gradient ``NearGradients.cancelling_in_student`` forms (the fused kernels' formula;
+    issue 13, branch distfwd2), from the same spread; else None."""
+    log_s, log_t, xp = d.log_s, d.log_t, d.batch.xp
+    cancelling = None
     with torch.no_grad():
         t = torch.exp(log_t)
         difference = log_t.masked_fill(torch.isneginf(log_t), 0.0)
         # (beside an s_c = 0 as well: that term is not finite, the call not taken anyway)
         leave = [_subnormal_exp(log_t, xp=xp).any()]
         if spread:
-            leave.append(spread_is_small(torch.exp(log_s).sub_(t), t, xp).any())
+            width, top = spread_and_top(torch.exp(log_s).sub_(t), t, xp)
+            leave.append((width < _SPREAD_FLOOR * top).any())
+            if d.batch.dtype == torch.float64 and not d.given:
+                cancelling = width < _CANCEL_SPREAD * top
     # in place, on its own temporary (autograd records the same operations)
-    return difference.sub_(log_s).mul_(t), leave
+    return difference.sub_(log_s).mul_(t), leave, cancelling
 
 
 def _not_finite(loss: Any) -> torch.Tensor:

@@ -26,6 +26,22 @@ off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
 (``_far_distillation._ordinary_call``) reads whether it has such a row with its other
 flags (one host read, as before).
 
+Float64 forward rows whose spread is at or above that floor and below
+``_near_rows.CANCEL_SPREAD`` (1/2) times :math:`\max_c t_c` (``NearGradients``'
+``cancelling`` rows; issue 13, branch distfwd2) take the fused kernels' formula
+(``NearGradients.cancelling_in_student``: ``_near_rows.exact_forward_gradient``, the
+array twin of ``_distill_numba._exact_forward_row``) in the same backward, where it holds
+(:math:`s_j \ge t_j/2` at the teacher's top class :math:`j`; elsewhere autograd's):
+autograd's :math:`T(s - t)` of the softened rows errs by some :math:`\max_c t_c / \max_c
+|s_c - t_c|` units of :math:`2^{-53}` of the row's largest entry, 33 on rows of two
+classes of :math:`N(0, 1)` at :math:`T = 8` as logits ``(N, 2, 1)``, 38 on three at
+:math:`T = 1/2`, now within 4.2 (``benchmarks/check_distill_forward_exact.py``, the
+"generic" column). The ordinary call reads whether it has one with its other flags and
+wraps its per-row losses so (``_far_distillation._ordinary_call``); a call with near
+rows forms them with the others (``NearRowsLater.finish``; ``near=False`` where only
+cancelling rows are flagged: no ``NearRows`` pass over every row). Not where the
+teacher requires a gradient (its rows' gradient stays autograd's, with the student's).
+
 The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
 (a KL below ``NEAR_CEILING``) that the losses' one rule flags
 (``_distill.gradient_rows_flagged``: a KL below ``_near_rows.KL_FLOOR``, or a small
@@ -247,16 +263,29 @@ class NearRowsOf:
             if self._teacher_rows is not None:
                 flagged = flagged | self._teacher_rows
             near = NearGradients(near.d, flagged)
-        state = [True]  # (until settled: form them)
+        return self.wrapped(rows, near)
+
+    def wrapped(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
+        """``rows`` through :class:`_NearRowsGradient` with ``near``'s rows, their flags
+        kept for :meth:`settle` (whether a row is flagged, and where ``near`` has
+        cancelling rows whether one is)."""
+        state = [True, near.cancelling is not None]  # (until settled: form them)
         self.flags.append(torch.any(near.flagged).reshape(()))
+        if near.cancelling is not None:
+            self.flags.append(torch.any(near.cancelling).reshape(()))
         self._states.append(state)
         return _NearRowsGradient.apply(rows, near.student, near.teacher, near, state)
 
     def settle(self, read: list[bool]) -> None:
-        """Whether each call's rows hold a flagged one (the caller's read of
-        :attr:`flags`, in order)."""
-        for state, some in zip(self._states, read, strict=True):
-            state[0] = bool(some)
+        """Whether each call's rows hold a flagged one (and a cancelling one, where
+        asked): the caller's read of :attr:`flags`, in order."""
+        values = iter(read)
+        for state in self._states:
+            state[0] = bool(next(values))
+            if state[1]:
+                state[1] = bool(next(values))
+        if next(values, None) is not None:  # pragma: no cover
+            raise RuntimeError("crossent: more flags read than kept")
 
 
 class _NearRowsGradient(torch.autograd.Function):
@@ -280,11 +309,24 @@ class _NearRowsGradient(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, upstream: torch.Tensor) -> tuple[Any, ...]:
         near: NearGradients = ctx.near
-        if not ctx.state[0]:  # (no row flagged: autograd's gradient throughout)
+        some, cancelling = ctx.state
+        # (the cancelling rows: the student's gradient alone; a teacher's is autograd's)
+        cancelling = cancelling and ctx.needs_input_grad[1] and not ctx.needs_input_grad[2]
+        if not (some or cancelling):  # (no row flagged: autograd's gradient throughout)
             return upstream, None, None, None, None
-        flagged = near.flagged
-        rest = torch.where(flagged, torch.zeros_like(upstream), upstream)
-        weight = torch.where(flagged, upstream, torch.zeros_like(upstream))[..., None]
-        student = near.in_student() * weight if ctx.needs_input_grad[1] else None
-        teacher = near.in_teacher() * weight if ctx.needs_input_grad[2] else None
+        zeros = torch.zeros_like(upstream)
+        taken = near.flagged
+        student = near.in_student() if some and ctx.needs_input_grad[1] else None
+        if cancelling:  # (0 on the flagged rows, as ``in_student`` is on the others)
+            # (on the host where nothing is recorded: the compiled formula, its bits)
+            host = upstream.device.type == "cpu" and not torch.is_grad_enabled()
+            exact, holds = near.cancelling_in_student(host=host)
+            taken = torch.logical_or(taken, holds)
+            student = exact if student is None else student + exact
+        rest = torch.where(taken, zeros, upstream)
+        weight = torch.where(taken, upstream, zeros)[..., None]
+        student = student * weight if student is not None else None
+        teacher = None
+        if some and ctx.needs_input_grad[2]:
+            teacher = near.in_teacher() * torch.where(near.flagged, upstream, zeros)[..., None]
         return rest, student, teacher, None, None
