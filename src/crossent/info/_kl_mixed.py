@@ -672,9 +672,7 @@ def _narrow_parts(
     terms = _narrow_bregman(r_hi, r_lo, p_hi, (q_hi, q_lo), xp=xp)
     terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
     bregman = xp.sum(terms, axis=-1)
-    fast, passed = _narrow_screen(
-        bregman, (a, a_form, p_hi, p_lo), (b, b_form, q_hi, q_lo), xp=xp
-    )
+    fast, passed = _narrow_screen(bregman, (a, a_form, p_hi, p_lo), (b, b_form, q_hi, q_lo), xp=xp)
 
     def exact() -> Array:
         if a_form == b_form == "log_probs":
@@ -736,7 +734,7 @@ def _narrow_screen(
     Bregman sum plus the masses' difference :math:`\Pi - K` from words already at hand
     (a side of logits 1, of probabilities its values, of log-probabilities the pairs
     :math:`e^{v_i}` of ``_double_double.exp_pair32`` that its Bregman terms took), each
-    array of words summed by two levels of exact extraction
+    array of words summed by three levels of exact extraction
     (``_double_double.extract_levels32``) and a float sum of what they leave, the
     columns by ``_double_double.rounded_sum``; no ``exp_triple32``, no expm1 words and
     no 76-bit extraction. Its distance from the exact value (the same Bregman sum and the
@@ -752,11 +750,17 @@ def _narrow_screen(
     :math:`|\rho_i|` summed in floats: :math:`\gamma_n` once more, within the factor
     :math:`(1 + \gamma_n)` taken as 2), the last term ``rounded_sum``'s own (three
     passes: about :math:`2^{-75}` of the columns' magnitudes :math:`|c_k|`, taken as
-    :math:`2^{-70}`). The fast value stands where :math:`E \le 2^{-27}|\hat D|` (:data:`_SCREEN_TOLERANCE`): it is
-    then within an ulp of the exact value, before that value's own rounding. Random rows
-    (a KL above about :math:`2^{-10}`) pass; rows whose KL is near the masses' rounding
-    (nearly equal rows, or sides whose masses differ from 1 by about their KL) do not.
-    Rows whose Bregman sum is not finite pass (the exact value is that sum too).
+    :math:`2^{-70}`). The fast value stands where :math:`E \le 2^{-27}|\hat D|`
+    (:data:`_SCREEN_TOLERANCE`): it is then within an ulp of the exact value, before
+    that value's own rounding. Three levels leave each entry at most
+    :math:`2^{3M - 72}` of the array's largest (:math:`2^M \ge n + 2`), the bound's
+    part from them about :math:`2^{5M - 95}` of it (:math:`2^{-45}` at :math:`n =
+    1000`), so that rows of a KL above about :math:`2^{-18}` pass (:math:`2^{-13}` with
+    a side of log-probabilities: the pairs' error): random rows; rows whose KL is near
+    the masses' rounding (nearly equal rows, or sides whose masses differ from 1 by
+    about their KL) do not. Rows whose Bregman sum is not finite pass (the exact value
+    is that sum too).
+
     Returns ``(fast, passed)``, one entry a row."""
     n = int(p_side[0].shape[-1])
     gamma = 2.0 * (n * _U32) / (1.0 - n * _U32)
@@ -773,7 +777,7 @@ def _narrow_screen(
             bound = bound + (_PAIR_ERROR * mass + n * _SCREEN_FLOOR)
         for word in words:
             word = xp.where(xp.isfinite(word), sign * word, zero)
-            taus, rest, size = _level_sums32(word, 2, xp=xp)
+            taus, rest, size = _level_sums32(word, 3, xp=xp)
             columns.extend([*taus, rest])
             bound = bound + gamma * size
     fast = rounded_sum(columns[::-1], passes=3)
