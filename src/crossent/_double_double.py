@@ -648,7 +648,7 @@ def exp_pair32(y: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     lo = lo + (p_lo + (t_lo + (t_hi * e_lo + t_lo * e_hi)))
     hi, lo = quick_two_sum(hi, lo)
     scale = power_of_two32(k, xp=xp)  # (k in [-126, 127]: y in [-87, 88])
-    hi, lo = held32(hi * scale, lo * scale, xp=xp)  # (finite: zs where y is not inside)
+    hi, lo = held32(hi * scale, lo * scale, xp=xp)  # (finite: y taken as 0 where not inside)
     return xp.where(inside, hi, plain), xp.where(inside, lo, zero)
 
 

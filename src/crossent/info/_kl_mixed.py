@@ -717,10 +717,10 @@ r"""A bound on the relative error of ``_double_double.exp_pair32``'s pairs (abou
 mass of a side of log-probabilities."""
 
 _SCREEN_FLOOR = 2.0**-100
-r"""An absolute slack of :func:`_narrow_screen`'s bound for each word of a
-log-probabilities side (entries below :math:`e^{-87}` are the rounded ``exp``, their
-low words 0, and XLA's CPU flushes subnormals: at most :math:`2^{-126}` an entry,
-:math:`2^{-106}` for :math:`2^{20}` classes)."""
+r"""An absolute slack of :func:`_narrow_screen`'s bound an entry of each word array:
+XLA's CPU flushes subnormals (a level of extraction whose :math:`\sigma_k` is below
+:math:`2^{-126}` rounds, at that scale), and a log-probability below :math:`-87` has
+the rounded ``exp`` and a low word 0: at most :math:`2^{-126}` an entry either way."""
 
 
 def _narrow_screen(
@@ -740,8 +740,8 @@ def _narrow_screen(
     no 76-bit extraction. Its distance from the exact value (the same Bregman sum and the
     exactly summed masses) is at most
 
-    .. math:: E = \sum_{\text{log-probability sides}} \bigl(\epsilon_e \sum_i e_i +
-              n\,f\bigr) + \sum_{\text{word arrays}} \gamma_n \sum_i |\rho_i|
+    .. math:: E = \sum_{\text{log-probability sides}} \epsilon_e \sum_i e_i
+              + \sum_{\text{word arrays}} \Bigl(\gamma_n \sum_i |\rho_i| + n f\Bigr)
               + 2^{-70}\sum_k |c_k|,
 
     :math:`\epsilon_e` :data:`_PAIR_ERROR` (the pairs' error), :math:`f`
@@ -774,12 +774,12 @@ def _narrow_screen(
         words = [values] if form == "probs" else [hi, lo]
         if form == "log_probs":
             mass = xp.sum(xp.where(xp.isfinite(hi), xp.abs(hi), zero), axis=-1)
-            bound = bound + (_PAIR_ERROR * mass + n * _SCREEN_FLOOR)
+            bound = bound + _PAIR_ERROR * mass
         for word in words:
             word = xp.where(xp.isfinite(word), sign * word, zero)
             taus, rest, size = _level_sums32(word, 3, xp=xp)
             columns.extend([*taus, rest])
-            bound = bound + gamma * size
+            bound = bound + (gamma * size + n * _SCREEN_FLOOR)
     fast = rounded_sum(columns[::-1], passes=3)
     magnitude = columns[0] * 0.0
     for column in columns:
