@@ -3,7 +3,7 @@ branch jaxkl1).
 
     cd benchmarks
     PYTHONPATH=../src:. python bench_jax_float32_kl_ab.py --against /tmp/main/src
-        [--rows 200] [--classes 1000] [--repeats 5] [--rounds 3] [--clock cpu]
+        [--rows 200] [--classes 1000] [--repeats 5] [--rounds 3] [--clock cpu] [--compile]
 
 Branch jaxkl1: every pair of forms but two sides of logits takes, on every row, the
 Bregman terms and the masses' difference summed exactly from float32 words
@@ -14,19 +14,24 @@ probs/logits, logits/log_probs (a log-probabilities side's mass from ``exp_tripl
 and log_probs/log_probs; one ``jax.jit`` of the call (``validate=False``; eager calls
 take one ``jax.jit`` of the exact pass). Each tree in its own process, alternating
 round by round.
+
+Branch jaxkl2: the exact pass only where a row fails a screen (one ``jax.lax.cond``);
+``--compile`` times each case's first call instead (tracing and XLA's compile, once a
+process: with ``--against``, ``--rounds`` values a case).
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from _against import add_options, compare_if_asked, time_cases
+from _against import add_options, clock, compare_if_asked, time_cases
 
 
 def _cases(rows: int, classes: int) -> dict[str, Callable[[], Any]]:
@@ -64,11 +69,25 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--compile", action="store_true", help="time each first call")
     add_options(parser)
     args = parser.parse_args(argv)
     if compare_if_asked(args, __file__):
         return
-    time_cases(_cases(args.rows, args.classes), args)
+    cases = _cases(args.rows, args.classes)
+    if not args.compile:
+        time_cases(cases, args)
+        return
+    now, firsts = clock(args), {}
+    for name, case in cases.items():
+        start = now()
+        case()
+        firsts[name] = [now() - start]
+    if args.json:
+        print(json.dumps(firsts))
+        return
+    for name, runs in firsts.items():
+        print(f"{name:40s}  first call {runs[0]:7.3f} s")
 
 
 if __name__ == "__main__":

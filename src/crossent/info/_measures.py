@@ -434,8 +434,11 @@ def _kl_narrow_nats(m: _Prepared, plain: Array) -> Array:
     x64, Apple's MPS), forms other than two sides of logits: ``_kl_mixed.kl_narrow``
     (float32 words: the Bregman terms and the masses' difference summed exactly) on
     every row, with the plain sum's gradient (branch jaxkl1: rows 1e-7 to 1e-3 apart
-    were up to 2.25e15 float32 ulps off, ``benchmarks/check_jax_float32_ulps.py``).
-    Concrete JAX arrays take one ``jax.jit`` of it (eager JAX compiles each operation);
+    were up to 2.25e15 float32 ulps off, ``benchmarks/check_jax_float32_ulps.py``);
+    the masses' exact words only where a row fails its screen (branch jaxkl2: one
+    ``jax.lax.cond`` a call; random rows keep the screen's value, within an ulp of
+    the exact one). Concrete JAX arrays take one ``jax.jit`` of it (eager JAX compiles
+    each operation);
     rows whose value is not finite, and rows of more than :math:`2^{20} - 2` classes,
     keep the plain sum."""
     xp = m.xp
