@@ -20,7 +20,6 @@ these rows).
 
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 import pytest
 
@@ -29,41 +28,14 @@ torch = pytest.importorskip("torch")
 import crossent  # noqa: E402
 import crossent.torch as ct  # noqa: E402
 
+import oracles  # noqa: E402
+
 UNITS = 4.5
 r"""Tolerance per entry, in units of :math:`2^{-53}` times the row's largest entry (the
 largest seen: 3.99; the factors :math:`e^{\sigma'}`, expm1 and the quotient each add an
 ulp or two of an entry)."""
 
 TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0)
-
-
-def _truth(z: np.ndarray, v: np.ndarray, temperature: float) -> list:
-    """mpmath's :math:`T(s - t)` per row."""
-    out = []
-    with mpmath.workdps(60):
-        t = mpmath.mpf(temperature)
-        for zr, vr in zip(z.tolist(), v.tolist(), strict=True):
-            s, q = _softmax(zr, t), _softmax(vr, t)
-            out.append([t * (a - b) for a, b in zip(s, q, strict=True)])
-    return out
-
-
-def _softmax(row: list[float], t: mpmath.mpf) -> list:
-    x = [mpmath.mpf(a) / t for a in row]
-    m = max(x)
-    e = [mpmath.exp(a - m) for a in x]
-    total = mpmath.fsum(e)
-    return [a / total for a in e]
-
-
-def _units(grad: np.ndarray, want: list) -> float:
-    worst = 0.0
-    for g, w in zip(grad.tolist(), want, strict=True):
-        unit = max(abs(x) for x in w) * mpmath.mpf(2) ** -53
-        worst = max(
-            worst, max(float(abs(mpmath.mpf(a) - b) / unit) for a, b in zip(g, w, strict=True))
-        )
-    return worst
 
 
 def _op(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
@@ -90,7 +62,12 @@ def test_op_rows_of_few_classes(classes: int) -> None:
     """The 2-D CPU op (the fused kernel that writes the gradient with the loss): main
     was 139 units off at two classes, 37 at three."""
     z, v = _rows(classes)
-    worst = {t: _units(_op(z, v, t), _truth(z, v, t)) for t in TEMPERATURES}
+    worst = {
+        t: oracles.worst_units_of_row_max(
+            _op(z, v, t), oracles.distillation_forward_gradient(z, v, t)
+        )
+        for t in TEMPERATURES
+    }
     assert max(worst.values()) <= UNITS, worst
 
 
@@ -99,16 +76,18 @@ def test_near_row_every_path() -> None:
     a large NumPy call of it (the fused backward kernel's rows handed to the host); main
     449 units on each."""
     z, v = NEAR
-    want = _truth(z, v, 2.0)
+    want = oracles.distillation_forward_gradient(z, v, 2.0)
     assert (
-        _units(crossent.distillation_loss_grad(z, v, temperature=2.0, reduction="sum"), want)
+        oracles.worst_units_of_row_max(
+            crossent.distillation_loss_grad(z, v, temperature=2.0, reduction="sum"), want
+        )
         <= UNITS
     )
-    assert _units(_op(z, v, 2.0), want) <= UNITS
+    assert oracles.worst_units_of_row_max(_op(z, v, 2.0), want) <= UNITS
     big = crossent.distillation_loss_grad(
         np.repeat(z, 8192, axis=0), np.repeat(v, 8192, axis=0), temperature=2.0, reduction="sum"
     )
-    assert _units(big[:1], want) <= UNITS
+    assert oracles.worst_units_of_row_max(big[:1], want) <= UNITS
 
 
 def test_float32_rows_keep_their_bits() -> None:
@@ -117,5 +96,5 @@ def test_float32_rows_keep_their_bits() -> None:
     zt = torch.tensor(z, requires_grad=True)
     ct.distillation_loss(zt, torch.tensor(v), 4.0, "sum").backward()
     assert zt.grad is not None
-    want = _truth(z.astype(np.float64), v.astype(np.float64), 4.0)
-    assert _units(zt.grad.double().numpy(), want) <= 2.0**30
+    want = oracles.distillation_forward_gradient(z.astype(np.float64), v.astype(np.float64), 4.0)
+    assert oracles.worst_units_of_row_max(zt.grad.double().numpy(), want) <= 2.0**30

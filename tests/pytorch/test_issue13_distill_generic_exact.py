@@ -18,7 +18,6 @@ these rows).
 
 from __future__ import annotations
 
-import mpmath
 import numpy as np
 import pytest
 
@@ -26,38 +25,11 @@ torch = pytest.importorskip("torch")
 
 import crossent.torch as ct  # noqa: E402
 
+import oracles  # noqa: E402
+
 UNITS = 4.5
 r"""Tolerance per entry, in units of :math:`2^{-53}` times the row's largest entry (as
 ``test_issue13_distill_forward_exact.py``'s for the 2-D op; the largest seen here 3.2)."""
-
-
-def _truth(z: np.ndarray, v: np.ndarray, temperature: float) -> list:
-    """mpmath's :math:`T(s - t)` per row."""
-    out = []
-    with mpmath.workdps(60):
-        t = mpmath.mpf(temperature)
-        for zr, vr in zip(z.tolist(), v.tolist(), strict=True):
-            s, q = _softmax(zr, t), _softmax(vr, t)
-            out.append([t * (a - b) for a, b in zip(s, q, strict=True)])
-    return out
-
-
-def _softmax(row: list[float], t: mpmath.mpf) -> list:
-    x = [mpmath.mpf(a) / t for a in row]
-    m = max(x)
-    e = [mpmath.exp(a - m) for a in x]
-    total = mpmath.fsum(e)
-    return [a / total for a in e]
-
-
-def _units(grad: np.ndarray, want: list) -> float:
-    worst = 0.0
-    for g, w in zip(grad.tolist(), want, strict=True):
-        unit = max(abs(x) for x in w) * mpmath.mpf(2) ** -53
-        worst = max(
-            worst, max(float(abs(mpmath.mpf(a) - b) / unit) for a, b in zip(g, w, strict=True))
-        )
-    return worst
 
 
 def _generic(z: np.ndarray, v: np.ndarray, temperature: float) -> np.ndarray:
@@ -83,7 +55,12 @@ NEAR = (
 def test_ordinary_call_rows_of_two_classes() -> None:
     """The ordinary call (no near row): main was 33 units off at :math:`T = 8`, 14 at 1."""
     z, v = _rows()
-    worst = {t: _units(_generic(z, v, t), _truth(z, v, t)) for t in (0.5, 1.0, 8.0)}
+    worst = {
+        t: oracles.worst_units_of_row_max(
+            _generic(z, v, t), oracles.distillation_forward_gradient(z, v, t)
+        )
+        for t in (0.5, 1.0, 8.0)
+    }
     assert max(worst.values()) <= UNITS, worst
 
 
@@ -92,7 +69,12 @@ def test_call_with_a_near_row() -> None:
     (``NearRowsOf``), the others take the exact formula there too (main: 11 units)."""
     z, v = _rows()
     z, v = np.concatenate([NEAR[0], z]), np.concatenate([NEAR[1], v])
-    assert _units(_generic(z, v, 2.0), _truth(z, v, 2.0)) <= UNITS
+    assert (
+        oracles.worst_units_of_row_max(
+            _generic(z, v, 2.0), oracles.distillation_forward_gradient(z, v, 2.0)
+        )
+        <= UNITS
+    )
 
 
 def test_teacher_that_requires_a_gradient_keeps_both() -> None:

@@ -31,6 +31,8 @@ torch = pytest.importorskip("torch")
 
 import crossent.torch as ct  # noqa: E402
 
+import oracles  # noqa: E402
+
 UNITS = 5.0
 """Tolerance per entry, in units of :math:`2^{-53}` times the row's largest entry (the
 largest seen: 4.5, an entry of some five roundings just below a power of two)."""
@@ -60,16 +62,6 @@ def _log_softmax(row: list[float], t: mpmath.mpf) -> list:
     m = max(x)
     ell = mpmath.log(mpmath.fsum(mpmath.exp(a - m) for a in x))
     return [a - m - ell for a in x]
-
-
-def _units(grad: np.ndarray, want: list) -> float:
-    worst = 0.0
-    for g, w in zip(grad.tolist(), want, strict=True):
-        unit = max(abs(x) for x in w) * mpmath.mpf(2) ** -53
-        worst = max(
-            worst, max(float(abs(mpmath.mpf(a) - b) / unit) for a, b in zip(g, w, strict=True))
-        )
-    return worst
 
 
 def _rows(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +110,9 @@ def test_float64_gradient_against_mpmath(name: str, direction: str) -> None:
     worst = {}
     for temperature in (0.5, 1.0, 2.0, 4.0):
         got = _op(z, v, temperature, direction)
-        worst[temperature] = _units(got, _truth(z, v, temperature, direction))
+        worst[temperature] = oracles.worst_units_of_row_max(
+            got, _truth(z, v, temperature, direction)
+        )
     assert max(worst.values()) <= UNITS, worst
 
 
@@ -132,4 +126,6 @@ def test_float32_gradient_against_mpmath() -> None:
         ct.distillation_loss(zt, v, temperature, "sum", direction="reverse").backward()
         assert zt.grad is not None
         want = _truth(z.double().numpy(), v.double().numpy(), temperature, "reverse")
-        assert _units(zt.grad.double().numpy(), want) <= 2.0**30, temperature
+        assert oracles.worst_units_of_row_max(zt.grad.double().numpy(), want) <= 2.0**30, (
+            temperature
+        )
