@@ -4,6 +4,7 @@ long tests first."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib.util
 import os
@@ -203,10 +204,27 @@ def jax_x64() -> Iterator[Any]:
     installed. Request it by name, or for a whole module with
     ``pytestmark = pytest.mark.usefixtures("jax_x64")``."""
     jax = pytest.importorskip("jax")
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    try:
+    with _jax_x64_set(jax, True):
         yield jax
+
+
+@pytest.fixture
+def no_x64() -> Iterator[Any]:
+    """JAX with ``jax_enable_x64`` off (JAX's default, float32 at most) for one test, and
+    put back as it was after it (the ``jax.numpy`` module); skipped without JAX."""
+    jax = pytest.importorskip("jax")
+    with _jax_x64_set(jax, False):
+        import jax.numpy as jnp
+
+        yield jnp
+
+
+@contextlib.contextmanager
+def _jax_x64_set(jax: Any, on: bool) -> Iterator[None]:
+    before = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", on)
+    try:
+        yield
     finally:
         jax.config.update("jax_enable_x64", before)
 

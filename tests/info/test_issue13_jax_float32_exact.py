@@ -17,7 +17,6 @@ of forms over a batch of rows (eager JAX costs a compile an operation).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import mpmath
@@ -32,19 +31,6 @@ jax = pytest.importorskip("jax")
 
 ULPS = 3.0  # measured at most 2.5 (the float32 terms' own rounding; probs/probs: 1.5)
 NOISES = (1e-7, 1e-5, 1e-3)
-
-
-@pytest.fixture
-def no_x64() -> Iterator[Any]:
-    """JAX with ``jax_enable_x64`` off for one test (its default), put back after it."""
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    try:
-        import jax.numpy as jnp
-
-        yield jnp
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _form(z: np.ndarray, form: str) -> np.ndarray:

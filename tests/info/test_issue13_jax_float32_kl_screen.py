@@ -13,7 +13,6 @@ values). They fail on main, which has no screen (``_narrow_parts`` is new).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import mpmath
@@ -25,19 +24,6 @@ from oracles import row_probabilities
 jax = pytest.importorskip("jax")
 
 EPS32 = float(np.finfo(np.float32).eps)
-
-
-@pytest.fixture
-def no_x64() -> Iterator[Any]:
-    """JAX with ``jax_enable_x64`` off for one test (its default), put back after it."""
-    before = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", False)
-    try:
-        import jax.numpy as jnp
-
-        yield jnp
-    finally:
-        jax.config.update("jax_enable_x64", before)
 
 
 def _form(z: np.ndarray, form: str) -> np.ndarray:
