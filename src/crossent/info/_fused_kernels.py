@@ -1346,32 +1346,38 @@ _EXP_CLOSE_MAGIC = 6755399441056767.0
 biased exponent of 2^k) in the low bits of the sum (``_intrinsics_numba``'s)."""
 
 _EXP_CLOSE_ERROR = 8.0 * 2.0**-53
-r"""A bound on the relative error of :func:`_exp_close` (derived there: 6.1u)."""
+r"""A bound on the relative error of :func:`_exp_close` (derived there: 5.8u)."""
 
 
 @numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True, inline="never")
 def _exp_close(x: float) -> float:
-    r""":math:`e^x` for :math:`-708 \le x \le 0` within a relative :math:`6.1u`
-    (:data:`_EXP_CLOSE_ERROR` says 8u), branch-free so that the loops calling it
-    vectorise: :func:`exp_nonpositive`'s scheme (5.2e-11) with Cody and Waite's two-part
-    :math:`\ln 2` and Taylor's polynomial of degree 13 (issue 13, branch klf32b: the
-    float32 KL of two log-probability sides, whose terms cancel on nearly equal rows).
-    Compiled on its own without ``reassoc`` (``(t + M) - M`` must round). NaN passes
-    through; below -708 the caller takes 0.
+    r""":math:`e^x` for :math:`-708 \le x \le 0` within a relative :math:`5.8u`
+    (:data:`_EXP_CLOSE_ERROR` says 8u; measured 1.93u at worst against mpmath over 80000
+    arguments), branch-free so that the loops calling it vectorise:
+    :func:`exp_nonpositive`'s scheme (5.2e-11) with Cody and Waite's two-part
+    :math:`\ln 2` and Taylor's polynomial of degree 13 in Estrin's order (a short
+    dependency chain: rows of a few entries are latency-bound). Issue 13, branch
+    klf32b: the float32 KL of two log-probability sides, whose terms cancel on nearly
+    equal rows. Compiled on its own without ``reassoc`` (``(t + M) - M`` must round).
+    NaN passes through; below -708 the caller takes 0.
 
     Error (:math:`u = 2^{-53}`): :math:`k` = ``rint(x log2(e))`` (the product rounded,
     so :math:`|r| \le \ln 2/2 + 708 \cdot 2u < 0.35`); :math:`k L_1` is exact
     (:math:`|k| \le 1021`) and so is :math:`x - k L_1` (Sterbenz: the two are within a
     factor 2 for :math:`k \ne 0`); :math:`r = (x - k L_1) - k L_2` errs by at most
     :math:`u|r| + 2^{-74} < 0.36u` absolute, :math:`e^r` so by a relative :math:`0.36u`.
-    The polynomial: Taylor's remainder at most :math:`e^{0.35} 0.35^{14}/14! < 1.2\cdot
+    The polynomial :math:`(1 + r) + r^2 T`, :math:`T = \sum_{j \ge 2} r^{j - 2}/j!`
+    (every partial sum of :math:`T` at most :math:`(e^{0.35} - 1.35)/0.35^2 < 0.565` in
+    magnitude): Taylor's remainder at most :math:`e^{0.35} 0.35^{14}/14! < 1.2\cdot
     10^{-17}`, :math:`0.14u` of :math:`e^r \ge e^{-0.35} > 0.704`; the coefficients
-    rounded, :math:`(u/2)(e^{0.35} - 1.35) < 0.04u`; Horner's steps, each rounded at
-    most twice (a product and a sum, or one FMA), :math:`2u \sum_j |r|^j Q_j` with
-    :math:`Q_j = \sum_{k \ge j} |r|^{k - j}/k!` the tails, i.e. :math:`2u \sum_k (k + 1)
-    |r|^k/k! = 2u(1 + |r|)e^{|r|} < 3.84u` absolute, :math:`5.45u` relative. The power
-    of 2 is exact (:math:`x \ge -708`: :math:`2^k` and the result normal). In all
-    :math:`6.0u`, and :math:`6.1u` with the second-order terms."""
+    rounded, :math:`(u/2)(e^{0.35} - 1.35) < 0.04u`; :math:`1 + r` and the last sum
+    rounded, :math:`1.35u + 1.42u`; :math:`r^2` and its product with :math:`T`,
+    :math:`0.07u + 0.07u`; :math:`T`'s own steps (each term through at most eight
+    roundings, a product and a sum at each of four levels, and :math:`r^2`, :math:`r^4`
+    within :math:`3u`), :math:`11u \cdot 0.565` times :math:`r^2 < 0.1225`,
+    :math:`0.77u`: in all :math:`3.68u` absolute, :math:`5.23u` relative. The power of 2
+    is exact (:math:`x \ge -708`: :math:`2^k` and the result normal). In all
+    :math:`5.77u`, :math:`5.8u` with the second-order terms."""
     x = -708.0 if x < -708.0 else x
     shifted = x * 1.4426950408889634 + _EXP_CLOSE_MAGIC
     k = shifted - _EXP_CLOSE_MAGIC
@@ -1387,7 +1393,7 @@ def _exp_close(x: float) -> float:
 
 
 _CLOSE_BLOCK = 16
-r""":func:`_log_probs_pass` sums its terms in blocks of this many (each vectorised, in
+r""":func:`_log_probs_sums` sums its terms in blocks of this many (each vectorised, in
 any order: :math:`\gamma_{15}`), the blocks' sums compensated."""
 
 
@@ -1416,15 +1422,18 @@ def _log_probs_sums(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
 
     The rows :func:`_divergence_sums` flags (its polynomial ``exp``'s 5.2e-11 relative to
     each term, not to their sum: nearly equal rows, and 30 % of random 2-class rows,
-    P against its reverse, :math:`|D| < 0.22 \sum_i |t_i|`) took ``math.exp`` a term
-    (:func:`_kl64_pass`, scalar), 1.4x-3x their cost (issue 13, branch klf32b).
+    whose two terms have opposite signs, :math:`|D| < 0.22 \sum_i |t_i|`) took
+    ``math.exp`` a term (:func:`_kl64_pass`, scalar) and, for the decomposition, the
+    compensated loop for H and CE: 1.4x-12x their cost before branch klf32 (issue 13,
+    branch klf32b).
 
     Bound: each term :math:`t_i = p_i d_i` errs by :math:`(\delta + 2u)|t_i|`,
     :math:`\delta` = :data:`_EXP_CLOSE_ERROR` (:math:`p_i`), :math:`2u` the
     difference :math:`d_i` and the product; a block's sum of at most
     :math:`B` = :data:`_CLOSE_BLOCK` terms in any order by :math:`\gamma_{B-1}` of
-    their magnitudes; the :math:`n_B` blocks' sums added compensated (Neumaier,
-    :func:`_two_diff`), :math:`u|D| + 1.01(n_B u)^2 \sum|t_i|`. So
+    their magnitudes; the :math:`n_B` blocks' sums added compensated (TwoSum,
+    :func:`_two_diff`, the errors summed apart: Ogita, Rump and Oishi's Sum2),
+    :math:`u|D| + 1.01(n_B u)^2 \sum|t_i|`. So
 
     .. math:: |\hat D - D| \le \bigl(\delta + (B + 2)u + 1.01 (n_B u)^2\bigr)
               \sum_i |t_i| + u|\hat D|,
