@@ -1578,40 +1578,6 @@ def _kl_log_probs_dd(a: Any, b: Any) -> tuple[float, bool]:
     return kl, math.isfinite(kl) and bound <= _FAST_SUM_TOLERANCE * abs(kl)
 
 
-def _log_probs_flagged(
-    a: Any, b: Any, sides: tuple[int, int], want: int
-) -> tuple[float, float, float, float, bool, bool]:
-    """The passes of two float32 log-probability rows ``a``, ``b`` that
-    :func:`_divergence_sums` flagged (compiled only: :func:`_log_probs_flagged_compiled`)."""
-    raise NotImplementedError
-
-
-@overload(_log_probs_flagged)
-def _log_probs_flagged_compiled(a: Any, b: Any, sides: Any, want: Any) -> Any:
-    """For float32 rows: :func:`_log_probs_pass`, then :func:`_kl64_pass` where its KL
-    does not stand, then :func:`_kl_log_probs_dd`; returns H, CE, the KL, the first
-    pass's KL (the exact sums' estimate), whether the KL stands and whether H and CE
-    do. For float64 rows (the caller never asks) a stub, so that the float64 row kernel
-    does not compile these passes (about 5 s of CPU)."""
-    if a.dtype == types.float64:
-
-        def skipped(a: Any, b: Any, sides: Any, want: Any) -> Any:
-            return 0.0, 0.0, math.nan, math.nan, False, False
-
-        return skipped
-
-    def implementation(a: Any, b: Any, sides: Any, want: Any) -> Any:
-        h, ce, kl, stands, sums = _log_probs_pass(a, b)
-        estimate = kl
-        if not stands:
-            kl, stands, _, _, _ = _kl64_pass(a, b, sides, (0.0, 0.0), want == 0)
-        if not stands and sums:
-            kl, stands = _kl_log_probs_dd(a, b)
-        return h, ce, kl, estimate, stands, sums
-
-    return implementation
-
-
 # The shift of the Bregman sums is corrected in closed form where its square is at
 # most this fraction of the KL (:func:`_kl_exact`), else by another pass.
 _SHIFT_SQUARED_TOLERANCE = 2.0**-20
@@ -3371,8 +3337,14 @@ def _row(
     # double-double, then the exact sums below (branch klf32; branch klf32b: the first
     # and the third, the second alone cost 1.4x-12x of the cost before klf32).
     if fast and want & 4 and not want & 8 and form_a == 1 and form_b == 1 and not direct:
-        flagged = _log_probs_flagged(a[r], b[r], (form_a, form_b), want)
-        h_sums, ce_sums, close_kl, quick_kl, stands, sums = flagged
+        h_sums, ce_sums, close_kl, stands, sums = _log_probs_pass(a[r], b[r])
+        quick_kl = close_kl
+        if not stands:
+            close_kl, stands, _, _, _ = _kl64_pass(
+                a[r], b[r], (form_a, form_b), (0.0, 0.0), want == 0
+            )
+        if not stands and sums:
+            close_kl, stands = _kl_log_probs_dd(a[r], b[r])
         if stands:
             exact_kl, exact = close_kl, True
             direct = want == 4 or sums
