@@ -50,8 +50,13 @@ Derivations in ``_fused_kernels._bregman_sums`` and ``_fused_kernels._divergence
 That bound includes, where one side is logits, its log-partition's error (first order
 there); the rows it flags (two log-probability sides too, which took the compensated
 loop with the same polynomial ``exp``, up to 22 float32 ulps off: these first take the
-float64 pass ``_fused_kernels._kl64_pass``, ``math.exp`` and its bound, within
-:math:`2^{-32}`) take exact Bregman sums instead (``_fused_kernels._kl_exact``:
+same sums with an ``exp`` within 8 float64 ulps, vectorised, within :math:`2^{-32}`
+where :math:`|D| \ge 1.2\cdot 10^{-5} \sum_i |t_i|`, its H and CE for the
+decomposition (``_fused_kernels._log_probs_sums``; rows of two entries take it alone,
+``_log_probs_pair``: branch klf32b), then the float64 pass
+``_fused_kernels._kl64_pass``, ``math.exp`` and its bound, within :math:`2^{-32}`,
+then their defining sum in double-double, ``_fused_kernels._kl_log_probs_dd``)
+take exact Bregman sums instead (``_fused_kernels._kl_exact``:
 ``math.exp``, exact differences, compensated sums, the common shift removed, masses of
 log-probabilities in double-double where needed), a few float64 ulps from the truth
 on nearly equal rows, at about twice the compensated loop's time (issue 13).

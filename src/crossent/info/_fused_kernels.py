@@ -45,6 +45,7 @@ from .._intrinsics_numba import (
     call_intrinsic,
     exp_nonpositive,
     float32_to_bits,
+    float64_to_bits,
     prefer_wide_vectors,
     unit_stride,
 )
@@ -1328,6 +1329,253 @@ def _kl64_bound(
         e_s_a = (u + rho + sq) * s_a + n * tiny
         bound = e_t + (e_s_a * abs(ell) + s_a * e_ell + u * abs(weighted))
     return kl, (bound + u * abs(kl)) * (1.0 + 2.0**-20)
+
+
+_EXP_CLOSE_TAYLOR = tuple(1.0 / math.factorial(j) for j in range(14))
+r""":math:`1/j!`, :math:`j = 0, \dots, 13` (:func:`_exp_close`)."""
+
+_EXP_CLOSE_LN2 = (
+    _ln2_parts()[0],
+    float(Fraction(_ln2_parts()[1]) + Fraction(_ln2_parts()[2])),
+)
+r""":math:`\ln 2 = L_1 + L_2`: :math:`L_1` of 32 significant bits (:math:`k L_1` exact
+for :math:`|k| < 2^{21}`), :math:`L_2` the rest rounded (within :math:`2^{-85}`)."""
+
+_EXP_CLOSE_MAGIC = 6755399441056767.0
+"""1.5 * 2**52 + 1023: adding it rounds to an integer ``k`` and leaves ``k + 1023`` (the
+biased exponent of 2^k) in the low bits of the sum (``_intrinsics_numba``'s)."""
+
+_EXP_CLOSE_ERROR = 8.0 * 2.0**-53
+r"""A bound on the relative error of :func:`_exp_close` (derived there: 5.8u)."""
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True, inline="never")
+def _exp_close(x: float) -> float:
+    r""":math:`e^x` for :math:`-708 \le x \le 0` within a relative :math:`5.8u`
+    (:data:`_EXP_CLOSE_ERROR` says 8u; measured 1.93u at worst against mpmath over 80000
+    arguments), branch-free so that the loops calling it vectorise:
+    :func:`exp_nonpositive`'s scheme (5.2e-11) with Cody and Waite's two-part
+    :math:`\ln 2` and Taylor's polynomial of degree 13 in Estrin's order (a short
+    dependency chain: rows of a few entries are latency-bound). Issue 13, branch
+    klf32b: the float32 KL of two log-probability sides, whose terms cancel on nearly
+    equal rows. Compiled on its own without ``reassoc`` (``(t + M) - M`` must round).
+    NaN passes through; below -708 the caller takes 0.
+
+    Error (:math:`u = 2^{-53}`): :math:`k` = ``rint(x log2(e))`` (the product rounded,
+    so :math:`|r| \le \ln 2/2 + 708 \cdot 2u < 0.35`); :math:`k L_1` is exact
+    (:math:`|k| \le 1021`) and so is :math:`x - k L_1` (Sterbenz: the two are within a
+    factor 2 for :math:`k \ne 0`); :math:`r = (x - k L_1) - k L_2` errs by at most
+    :math:`u|r| + 2^{-74} < 0.36u` absolute, :math:`e^r` so by a relative :math:`0.36u`.
+    The polynomial :math:`(1 + r) + r^2 T`, :math:`T = \sum_{j \ge 2} r^{j - 2}/j!`
+    (every partial sum of :math:`T` at most :math:`(e^{0.35} - 1.35)/0.35^2 < 0.565` in
+    magnitude): Taylor's remainder at most :math:`e^{0.35} 0.35^{14}/14! < 1.2\cdot
+    10^{-17}`, :math:`0.14u` of :math:`e^r \ge e^{-0.35} > 0.704`; the coefficients
+    rounded, :math:`(u/2)(e^{0.35} - 1.35) < 0.04u`; :math:`1 + r` and the last sum
+    rounded, :math:`1.35u + 1.42u`; :math:`r^2` and its product with :math:`T`,
+    :math:`0.07u + 0.07u`; :math:`T`'s own steps (each term through at most eight
+    roundings, a product and a sum at each of four levels, and :math:`r^2`, :math:`r^4`
+    within :math:`3u`), :math:`11u \cdot 0.565` times :math:`r^2 < 0.1225`,
+    :math:`0.77u`: in all :math:`3.68u` absolute, :math:`5.23u` relative. The power of 2
+    is exact (:math:`x \ge -708`: :math:`2^k` and the result normal). In all
+    :math:`5.77u`, :math:`5.8u` with the second-order terms."""
+    x = -708.0 if x < -708.0 else x
+    shifted = x * 1.4426950408889634 + _EXP_CLOSE_MAGIC
+    k = shifted - _EXP_CLOSE_MAGIC
+    r = (x - k * _EXP_CLOSE_LN2[0]) - k * _EXP_CLOSE_LN2[1]
+    c = _EXP_CLOSE_TAYLOR
+    r2 = r * r
+    r4 = r2 * r2
+    low = (c[2] + r * c[3]) + r2 * (c[4] + r * c[5])
+    mid = (c[6] + r * c[7]) + r2 * (c[8] + r * c[9])
+    top = (c[10] + r * c[11]) + r2 * (c[12] + r * c[13])
+    tail = low + r4 * (mid + r4 * top)
+    return ((1.0 + r) + r2 * tail) * bits_to_float64(float64_to_bits(shifted) << 52)
+
+
+_CLOSE_BLOCK = 16
+r""":func:`_log_probs_sums` sums its terms in blocks of this many (each vectorised, in
+any order: :math:`\gamma_{15}`), the blocks' sums compensated."""
+
+
+@_inline
+def _log_probs_terms(x: float, y: float) -> tuple[float, float, float, int]:
+    r"""The terms :math:`-p \log p`, :math:`-p \log q`, :math:`p(\log p - \log q)` of
+    log-probabilities ``x``, ``y`` (:math:`p = e^x` by :func:`_exp_close`; 0 below
+    -708 and where :math:`x = -\infty`) and whether the entry is odd (a positive entry,
+    or :math:`\log q = -\infty` where :math:`\log p` is not), as
+    :func:`_divergence_sums`."""
+    p = 0.0 if x < _EXP_FLOOR else _exp_close(x)
+    dead = x == -math.inf
+    odd = (x > 0.0) + (y > 0.0) + (0 if dead else y == -math.inf)
+    term = 0.0 if dead else p * (x - y)
+    return 0.0 if dead else -(p * x), 0.0 if dead else -(p * y), term, odd
+
+
+@numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
+def _log_probs_sums(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
+    r"""For float32 rows of log-probabilities ``a`` (P) and ``b`` (Q): :math:`H(P)`,
+    :math:`H(P, Q)` and :math:`D(P\|Q)` in one vectorised pass with :math:`p_i` by
+    :func:`_exp_close`, whether the KL stands (within :data:`_FAST_SUM_TOLERANCE` of
+    the exact KL of the rows) and whether the sums are valid (no odd entry, H and CE
+    finite: their terms are then :math:`\ge 0`, relative error :math:`(8 + n + 1)u`,
+    far within a float32 result's tolerance).
+
+    The rows :func:`_divergence_sums` flags (its polynomial ``exp``'s 5.2e-11 relative to
+    each term, not to their sum: nearly equal rows, and 30 % of random 2-class rows,
+    whose two terms have opposite signs, :math:`|D| < 0.22 \sum_i |t_i|`) took
+    ``math.exp`` a term (:func:`_kl64_pass`, scalar) and, for the decomposition, the
+    compensated loop for H and CE: 1.4x-12x their cost before branch klf32 (issue 13,
+    branch klf32b).
+
+    Bound: each term :math:`t_i = p_i d_i` errs by :math:`(\delta + 2u)|t_i|`,
+    :math:`\delta` = :data:`_EXP_CLOSE_ERROR` (:math:`p_i`), :math:`2u` the
+    difference :math:`d_i` and the product; a block's sum of at most
+    :math:`B` = :data:`_CLOSE_BLOCK` terms in any order by :math:`\gamma_{B-1}` of
+    their magnitudes; the :math:`n_B` blocks' sums added compensated (TwoSum,
+    :func:`_two_diff`, the errors summed apart: Ogita, Rump and Oishi's Sum2),
+    :math:`u|D| + 1.01(n_B u)^2 \sum|t_i|`. So
+
+    .. math:: |\hat D - D| \le \bigl(\delta + (B + 2)u + 1.01 (n_B u)^2\bigr)
+              \sum_i |t_i| + u|\hat D|,
+
+    enlarged by :math:`2^{-20}` (the computed :math:`\sum_i |t_i|` errs by
+    :math:`\gamma_{n-1}`), and the KL stands where that is at most :math:`2^{-32}
+    |\hat D|`: :math:`|D| \ge 1.2\cdot 10^{-5}\sum_i |t_i|`, 99.998 % of random
+    2-class rows and 92 %-99 % of rows 1e-4 apart (``benchmarks/``
+    ``bench_kl_float32_log_probs_ab.py``), against :math:`0.22` with the polynomial."""
+    prefer_wide_vectors()
+    n = a.shape[0]
+    h = ce = kl = kl_c = kl_abs = 0.0
+    odd: Any = 0  # a count of booleans
+    # Blocks of _CLOSE_BLOCK (a constant trip count: unrolled, vectorised), then the
+    # rest, each block's KL sum reassociated within it but added to the total by TwoSum
+    # (``_two_diff``, its own flags: ``reassoc`` cannot reach across it); H, CE and the
+    # magnitudes summed in any order (terms of one sign).
+    full = n - n % _CLOSE_BLOCK
+    for start in range(0, full, _CLOSE_BLOCK):
+        block = 0.0
+        for j in range(_CLOSE_BLOCK):
+            x, y = np.float64(a[start + j]), np.float64(b[start + j])
+            h_i, ce_i, t, odd_i = _log_probs_terms(x, y)
+            h += h_i
+            ce += ce_i
+            block += t
+            kl_abs += abs(t)
+            odd += odd_i
+        kl, e = _two_diff(kl, -block)
+        kl_c += e
+    block = 0.0
+    for i in range(full, n):
+        h_i, ce_i, t, odd_i = _log_probs_terms(np.float64(a[i]), np.float64(b[i]))
+        h += h_i
+        ce += ce_i
+        block += t
+        kl_abs += abs(t)
+        odd += odd_i
+    if full:
+        kl, e = _two_diff(kl, -block)
+        kl += kl_c + e
+    else:  # one block: its sum alone
+        kl = block
+    blocks = (n + _CLOSE_BLOCK - 1) // _CLOSE_BLOCK
+    return _log_probs_verdict(h, ce, kl, kl_abs, odd, blocks)
+
+
+@_inline
+def _log_probs_verdict(
+    h: float, ce: float, kl: float, kl_abs: float, odd: int, blocks: int
+) -> tuple[float, float, float, bool, bool]:
+    """:func:`_log_probs_sums`' H, CE and KL, whether the KL stands (its bound, derived
+    there, of ``blocks`` blocks) and whether the sums are valid."""
+    coefficient = _EXP_CLOSE_ERROR + (_CLOSE_BLOCK + 2) * _U + 1.01 * (blocks * _U) * (blocks * _U)
+    bound = (coefficient * kl_abs + _U * abs(kl)) * (1.0 + 2.0**-20)
+    valid = odd == 0 and math.isfinite(h) and math.isfinite(ce) and math.isfinite(kl)
+    return h, ce, kl, valid and bound <= _FAST_SUM_TOLERANCE * abs(kl), valid
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _log_probs_pair(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
+    """:func:`_log_probs_sums` of rows of two entries, straight-line."""
+    h0, ce0, t0, odd0 = _log_probs_terms(np.float64(a[0]), np.float64(b[0]))
+    h1, ce1, t1, odd1 = _log_probs_terms(np.float64(a[1]), np.float64(b[1]))
+    h, ce, kl = h0 + h1, ce0 + ce1, t0 + t1
+    coefficient = _EXP_CLOSE_ERROR + 3.0 * _U
+    bound = (coefficient * (abs(t0) + abs(t1)) + _U * abs(kl)) * (1.0 + 2.0**-20)
+    valid = odd0 + odd1 == 0 and math.isfinite(h) and math.isfinite(ce) and math.isfinite(kl)
+    return h, ce, kl, valid and bound <= _FAST_SUM_TOLERANCE * abs(kl), valid
+
+
+@_inline
+def _log_probs_pass(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
+    """:func:`_log_probs_sums` (:func:`_log_probs_pair` for two entries: its loops cost
+    twice the pair's 20 ns), on the rows typed C-contiguous where both strides allow."""
+    if a.shape[0] == 2:
+        return _log_probs_pair(a, b)
+    if a.strides[0] == a.itemsize and b.strides[0] == b.itemsize:
+        return _log_probs_sums(unit_stride(a), unit_stride(b))
+    return _log_probs_sums(a, b)
+
+
+_KL_DD_EXP_ERROR = 2.0**-96
+r"""What :func:`_kl_log_probs_dd` counts as :func:`_exp_dd`'s relative error (about
+:math:`2^{-104}`, tested; :data:`_MASS_ERROR` counts the same for its sums)."""
+
+
+@numba.njit(fastmath={"contract"}, error_model="numpy", nogil=True)
+def _kl_log_probs_dd(a: Any, b: Any) -> tuple[float, bool]:
+    r"""KL of float32 rows of log-probabilities :math:`v`, :math:`w` as it is defined,
+    :math:`\sum_i e^{v_i}(v_i - w_i)`, in double-double, and whether it stands within
+    :data:`_FAST_SUM_TOLERANCE` (not: a positive or NaN entry, or terms that cancel to
+    below about :math:`2^{-60}` of their magnitudes; the caller's exact sums then run).
+    The rows :func:`_log_probs_sums` and :func:`_kl64_pass` leave (nearly equal rows,
+    2 %-3 % of rows 1e-4 apart) took :func:`_kl_exact`, whose masses and Bregman sums
+    in double-double and then :func:`_kl_log_probs_td` cost 3.5 us a row of 9 and
+    290 us a row of 1000, 70 % of those rows' whole cost at 1000 classes (issue 13,
+    branch klf32b).
+
+    :math:`e^{v_i}` by :func:`_exp_dd` (:data:`_KL_DD_EXP_ERROR`; where
+    :math:`v_i < -650` its low part loses bits to the subnormal range: those terms
+    count :math:`2u`, and below -708, where :math:`e^{v_i} < 3.4\cdot 10^{-308}`, they
+    are left out and count :math:`3.4\cdot 10^{-308}|v_i - w_i|`); :math:`v_i - w_i`
+    exact as a pair (:func:`_two_diff`); the product exact to :math:`3u^2` of the term
+    (:func:`_two_prod` and the two cross products); the terms added by
+    :func:`_dd_sum`, each step within :math:`4u^2` of the partial sum's and the term's
+    magnitudes, :math:`8nu^2 \sum_i |t_i|` in all; the pair rounded to a float,
+    :math:`u|D|`; the whole enlarged by :math:`2^{-20}`. Conventions: 0 where
+    :math:`v_i = -\infty`, :math:`+\infty` where only :math:`w_i = -\infty`."""
+    n = a.shape[0]
+    s_hi = s_lo = magnitude = coarse = floor = 0.0
+    infinite = False
+    for i in range(n):
+        v = np.float64(a[i])
+        w = np.float64(b[i])
+        if not (v <= 0.0 and w <= 0.0):
+            return math.nan, False
+        if v == -math.inf:
+            continue
+        if w == -math.inf:
+            infinite = True
+            continue
+        d_hi, d_lo = _two_diff(v, w)
+        if v < _EXP_FLOOR:
+            floor += abs(d_hi) + abs(d_lo)
+            continue
+        e_hi, e_lo = _exp_dd(v)
+        t_hi, t_err = _two_prod(e_hi, d_hi)
+        t_lo = t_err + (e_hi * d_lo + e_lo * d_hi)
+        s_hi, s_lo = _dd_sum(s_hi, s_lo, t_hi, t_lo)
+        if v < -650.0:
+            coarse += abs(t_hi)
+        else:
+            magnitude += abs(t_hi)
+    if infinite:
+        return math.inf, True
+    kl = s_hi + s_lo
+    total = magnitude + coarse
+    bound = (_KL_DD_EXP_ERROR + 3.0 * _U * _U + 8.0 * n * _U * _U) * total
+    bound += 2.0 * _U * coarse + 3.4e-308 * floor + _U * abs(kl)
+    bound *= 1.0 + 2.0**-20
+    return kl, math.isfinite(kl) and bound <= _FAST_SUM_TOLERANCE * abs(kl)
 
 
 # The shift of the Bregman sums is corrected in closed form where its square is at
@@ -3073,20 +3321,33 @@ def _row(
             ce, direct = total, True
     # KL (and H, CE beside it) of float32 log-probabilities or logits: one vectorised
     # pass, whose sums stand where their error bound allows (else the loop below).
-    if fast and want & 4 and not want & 8 and form_a != 0 and form_b != 0:
+    # (Two log-probability sides of two entries: the pass below alone, which costs
+    # about as much there, 20 against 17 ns, and stands on 99.998 % of random rows.)
+    close_only = form_a == 1 and form_b == 1 and a.shape[1] == 2
+    if fast and want & 4 and not want & 8 and form_a != 0 and form_b != 0 and not close_only:
         shifts = (m_a, ell_a, m_b, ell_b)
         h, ce, kl, direct = _fast_divergence(a[r], b[r], (form_a, form_b), shifts, want)
         if not direct:
             h = ce = kl = 0.0
     # Two float32 log-probability sides the fast pass flagged (its polynomial exp's error,
-    # relative to each term, is not to their sum where they cancel): first the float64
-    # pass (``math.exp``, its rigorous bound, here within 2^-32: random rows of 2 classes
-    # stand there), then the exact sums below (branch klf32).
+    # relative to each term, is not to their sum where they cancel): the same sums with
+    # an exp within 8 ulps (vectorised; H and CE stand from it where its sums are valid,
+    # ``sums``, and its KL is the exact sums' estimate), then the float64 pass
+    # (``math.exp``, scalar, its tighter bound within 2^-32), then the defining sum in
+    # double-double, then the exact sums below (branch klf32; branch klf32b: the first
+    # and the third, the second alone cost 1.4x-12x of the cost before klf32).
     if fast and want & 4 and not want & 8 and form_a == 1 and form_b == 1 and not direct:
-        kl64, stands, _, _, _ = _kl64_pass(a[r], b[r], (form_a, form_b), (0.0, 0.0), want == 0)
+        h_sums, ce_sums, close_kl, stands, sums = _log_probs_pass(a[r], b[r])
+        quick_kl = close_kl
+        if not stands:
+            close_kl, stands, _, _, _ = _kl64_pass(
+                a[r], b[r], (form_a, form_b), (0.0, 0.0), want == 0
+            )
+        if not stands and sums:
+            close_kl, stands = _kl_log_probs_dd(a[r], b[r])
         if stands:
-            exact_kl, exact = kl64, True
-            direct = want == 4
+            exact_kl, exact = close_kl, True
+            direct = want == 4 or sums
     # KL of float64 logits and log-probabilities, and of float32 logits against
     # log-probabilities or two float32 log-probability sides, where the fast pass did
     # not stand: the Bregman sums (exact where P and Q are close); the loop below then
