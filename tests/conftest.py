@@ -94,29 +94,8 @@ def pytest_collection(session: pytest.Session) -> Any:
         return (yield)
     finally:
         gc.freeze()
-        if freeze_after_full_collections not in gc.callbacks:
-            gc.callbacks.append(freeze_after_full_collections)
         if enabled:
             gc.enable()
-
-
-def freeze_after_full_collections(phase: str, info: dict[str, int]) -> None:
-    """A :data:`gc.callbacks` entry (from the end of collection on): once a full pass of
-    the collector (generation 2) has freed every unreachable cycle, freeze (:func:`gc.freeze`)
-    what it left, all of it reachable, so that the next full pass walks only the objects
-    made since.
-
-    The tests import and fill more after collection (``torch._dynamo``, JAX's and XLA's
-    caches, Numba's compiled kernels, Dynamo's graphs): a test process's full passes
-    walked those again and again, 150-250 ms of CPU each, and the collector took 6-10 % of
-    its CPU; with this, 25 ms a full pass, 3 % (benchmarks/RESULTS.md, "CI time: the
-    collector's full passes"). Each pass still frees all the garbage it finds, as before;
-    what changes is that an object alive at one full pass and in an unreachable cycle
-    later stays allocated (a module's fixtures torn down, a cache's evicted entries): no
-    test's values change; the measured peak RSS rose 22 MB (1744 -> 1766 MB). Objects made
-    within a test are collected as before."""
-    if phase == "stop" and info.get("generation") == 2:
-        gc.freeze()
 
 
 try:  # pytest's doctest collector of a ``.py`` file (not public)

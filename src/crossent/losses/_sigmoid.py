@@ -350,15 +350,21 @@ def _terms_in_graph(b: _Binary) -> Array:
     exact gradient, ``crossent.torch._binary``), and its targets' gradient
     :math:`\pi\operatorname{sp}(-x) - \operatorname{sp}(x)`, which cancels for small
     :math:`|x|` (float32 ``x = -5.353383e-4``: 454 ulps; float64 ``1e-10``: millions),
-    now :func:`target_slope`. NumPy and JAX arrays, and tensors that require no gradient,
-    get ``b.weighted(_bce_in_graph(b))``."""
+    now :func:`target_slope`. NumPy and JAX arrays, tensors that require no gradient, and
+    calls that Dynamo traces (``torch.compile``, ``torch.export``: the function's class
+    is not traceable, and the graph takes autograd's gradient of the formula, as before
+    branch hostile3) get ``b.weighted(_bce_in_graph(b))``."""
     x = b.x
     if not wants_gradient(x) or b.raw_t is None:
         return b.weighted(_bce_in_graph(b))
     import torch
 
     wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
-    if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
+    if (
+        b.dtype not in (torch.float32, torch.float64)
+        or wide != torch.float64
+        or torch.compiler.is_compiling()
+    ):
         return b.weighted(_bce_in_graph(b))
     parts = (b.x, b.raw_t, b.weight, b.pos_weight)
     return _terms_function()(*parts, b.label_smoothing, b.xp)
