@@ -62,10 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:Error reading persistent compilation cache entry:UserWarning"
     )
-    # Hypothesis's register_random (trio registers its module's PRNG when imported) calls
-    # gc.collect() and then gc.get_referrers(), which does not search frozen objects: the
-    # full pass's freeze (freeze_after_full_collections) hides the PRNG's module, and
-    # Hypothesis warns that it may be collected. It is referenced (a module global), and
+    # Hypothesis registers its own global PRNG (register_random, in deterministic_PRNG):
+    # gc.collect(), then gc.get_referrers(), which does not search frozen objects. The
+    # full pass's freeze (freeze_after_full_collections) hides the PRNG's holder (a
+    # thread-local), and Hypothesis warns that it may be collected; it is referenced, and
     # Hypothesis manages it all the same.
     config.addinivalue_line(
         "filterwarnings",
