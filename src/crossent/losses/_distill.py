@@ -975,8 +975,8 @@ def _cancelling_rows(
         return near
     if not difference.size or not _cpu_kernels.available():
         return near
-    spread = np.maximum(np.max(difference, axis=-1), -np.min(difference, axis=-1))
-    rows = spread < _CANCEL * np.max(teacher, axis=-1)
+    spread, top = spread_and_top(difference, teacher, np)
+    rows = spread < _CANCEL * top
     if not rows.any():
         return near
     if near is not None:
