@@ -84,6 +84,7 @@ __all__ = [
     "extract_levels32",
     "frexp",
     "held32",
+    "level_words32",
     "log_dd",
     "log_p_dd",
     "power_of_two",
@@ -666,9 +667,7 @@ def excess_of_pairs32(hi: Array, lo: Array, *, xp: ModuleType) -> Array:
 # --- float32 KL of nearly equal rows (branch jaxkl1) ------------------------------------
 
 
-def extract_levels32(
-    x: Array, bits: int, *, xp: ModuleType, keep_rest: bool = False
-) -> tuple[list[Array], Array]:
+def extract_levels32(x: Array, bits: int, *, xp: ModuleType) -> tuple[list[Array], Array]:
     r"""Rows of float32 ``x`` (classes last) as exact level sums ``taus`` and a float
     ``rest``: :math:`\sum_i x_i = \sum_k \tau_k + \mathrm{rest}` with ``rest`` (the
     float sum of what the levels leave, each at most :math:`2^{-\text{bits}}` of the
@@ -681,21 +680,33 @@ def extract_levels32(
     level, :math:`\lceil(\text{bits} + M)/(24 - M)\rceil` levels. Each level is exact
     for any row; only near float32's underflow (:math:`\sigma_k` below
     :math:`2^{-126}`, flushed on XLA's CPU) does a level sum round, at that scale.
-    Rows of more than :math:`2^{20}` classes are not taken (``ValueError``).
-    ``keep_rest``: ``rest`` is what the levels leave, not summed (branch jaxkl2: for a
-    bound on its sum's rounding)."""
-    n = int(x.shape[-1])
-    shift = max(1, math.ceil(math.log2(n + 2)))
-    if shift > 20:
-        raise ValueError(f"extract_levels32 takes at most 2^20 - 2 entries a row; got {n}")
-    levels = math.ceil((bits + shift) / (24 - shift))
+    Rows of more than :math:`2^{20}` classes are not taken (``ValueError``)."""
+    shift = _shift32(x)
+    taus, rest = level_words32(x, math.ceil((bits + shift) / (24 - shift)), xp=xp)
+    return taus, xp.sum(rest, axis=-1)
+
+
+def level_words32(x: Array, levels: int, *, xp: ModuleType) -> tuple[list[Array], Array]:
+    r""":func:`extract_levels32`'s extraction by its number of ``levels`` (each
+    :math:`24 - M` bits): the level sums and what the levels leave, entry by entry, not
+    summed (branch jaxkl2: ``_kl_mixed._level_sums32`` bounds that sum's rounding)."""
+    shift = _shift32(x)
     biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
     fine = biggest > 0.0
     fine = fine & (biggest < 2.0**100)
     exponent = frexp(xp.where(fine, biggest, xp.ones_like(biggest)), xp=xp)[1]
     sigma = power_of_two(exponent + float(shift), xp=xp)
-    taus, rest = _extracted_levels(x, levels, _U32, xp=xp, start=(sigma, shift))
-    return taus, rest if keep_rest else xp.sum(rest, axis=-1)
+    return _extracted_levels(x, levels, _U32, xp=xp, start=(sigma, shift))
+
+
+def _shift32(x: Array) -> int:
+    r""":math:`M`, :math:`2^M \ge n + 2` for rows of ``n`` classes (at least 1); rows of
+    more than :math:`2^{20} - 2` classes are refused (``ValueError``)."""
+    n = int(x.shape[-1])
+    shift = max(1, math.ceil(math.log2(n + 2)))
+    if shift > 20:
+        raise ValueError(f"extract_levels32 takes at most 2^20 - 2 entries a row; got {n}")
+    return shift
 
 
 def rounded_sum(columns: list[Array], *, passes: int = 3) -> Array:

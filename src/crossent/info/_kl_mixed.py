@@ -85,6 +85,7 @@ from .._double_double import (
     exp_triple32,
     extract_levels32,
     frexp,
+    level_words32,
     power_of_two,
     rounded_sum,
     two_product32,
@@ -793,13 +794,10 @@ def _narrow_screen(
 
 def _level_sums32(x: Array, levels: int, *, xp: ModuleType) -> tuple[list[Array], Array, Array]:
     r"""``levels`` levels of exact extraction of rows of float32 ``x``
-    (``_double_double.extract_levels32``'s, from the row's largest entry) as the level
-    sums, the float sum of what they leave and the float sum of its magnitudes (for
+    (``_double_double.level_words32``, from the row's largest entry) as the level sums,
+    the float sum of what they leave and the float sum of its magnitudes (for
     :func:`_narrow_screen`'s bound)."""
-    n = int(x.shape[-1])
-    shift = max(1, math.ceil(math.log2(n + 2)))
-    bits = levels * (24 - shift) - shift  # (extract_levels32 takes ``levels`` levels)
-    taus, rest = extract_levels32(x, bits, xp=xp, keep_rest=True)
+    taus, rest = level_words32(x, levels, xp=xp)
     return taus, xp.sum(rest, axis=-1), xp.sum(xp.abs(rest), axis=-1)
 
 
