@@ -1,6 +1,6 @@
 """The forward distillation gradient T (s - t) of float64 rows against mpmath, per path.
 
-    PYTHONPATH=src python benchmarks/check_distill_forward_exact.py
+    PYTHONPATH=src:tests python benchmarks/check_distill_forward_exact.py
 
 Rows of 2 to 8 classes (seed 13: two classes of N(0, 1) and N(0, 10), three of N(0, 1),
 five of N(0, 4), eight of N(0, 9); 16 or 8 rows each) and masked rows (N(0, 60^2), 8
@@ -15,44 +15,21 @@ from __future__ import annotations
 
 import warnings
 
-import mpmath
 import numpy as np
 import torch
 
 import crossent
 import crossent.torch as ct
 
+import oracles
+from oracles import worst_units_of_row_max as units
+
 warnings.filterwarnings("ignore")
-mpmath.mp.dps = 500
 
 
 def truth(z: np.ndarray, v: np.ndarray, t: float) -> list:
-    """mpmath's T (s - t) per row."""
-    temperature = mpmath.mpf(t)
-    out = []
-    for zr, vr in zip(z.tolist(), v.tolist(), strict=True):
-        ls, lt = _log_softmax(zr, temperature), _log_softmax(vr, temperature)
-        out.append(
-            [temperature * (mpmath.exp(a) - mpmath.exp(b)) for a, b in zip(ls, lt, strict=True)]
-        )
-    return out
-
-
-def _log_softmax(row: list[float], t: mpmath.mpf) -> list:
-    x = [mpmath.mpf(a) / t if a != -np.inf else mpmath.mpf("-inf") for a in row]
-    m = max(x)
-    ell = mpmath.log(mpmath.fsum(mpmath.exp(a - m) for a in x))
-    return [a - m - ell for a in x]
-
-
-def units(g: np.ndarray, w: list) -> float:
-    worst = 0.0
-    for gr, wr in zip(g.tolist(), w, strict=True):
-        unit = max(abs(x) for x in wr) * mpmath.mpf(2) ** -53
-        worst = max(
-            worst, max(float(abs(mpmath.mpf(a) - b) / unit) for a, b in zip(gr, wr, strict=True))
-        )
-    return worst
+    """mpmath's T (s - t) per row, at 500 digits (``tests/oracles.py``)."""
+    return oracles.distillation_forward_gradient(z, v, t, digits=500)
 
 
 def numpy_grad(z: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:

@@ -8,6 +8,7 @@ mpmath's global one at import (``tests/conftest.py``'s ``MPMATH_DEFAULT_PREC``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import mpmath
@@ -215,26 +216,28 @@ def _grid_exp(k: int, temperature: float) -> mpmath.mpf:
 
 
 def distillation_forward_gradient(
-    student: np.ndarray, teacher: np.ndarray, temperature: float
+    student: np.ndarray, teacher: np.ndarray, temperature: float, *, digits: int = 60
 ) -> list[list[mpmath.mpf]]:
     r"""The forward distillation loss's gradient in the student's logits, per row:
     :math:`T\,(s - t)` with :math:`s, t` the softmaxes of ``student / T`` and
-    ``teacher / T`` (60 digits: the entries cancel to about 1e-20 of the row's largest)."""
+    ``teacher / T`` (``-inf`` entries 0), at ``digits`` digits (60: the entries cancel
+    to about 1e-20 of the row's largest)."""
     out = []
-    with mpmath.workdps(60):
+    with mpmath.workdps(digits):
         t = mpmath.mpf(temperature)
         for z, v in zip(student.tolist(), teacher.tolist(), strict=True):
-            s, q = _tempered_softmax(z, t), _tempered_softmax(v, t)
-            out.append([t * (a - b) for a, b in zip(s, q, strict=True)])
+            ls, lt = tempered_log_softmax(z, t), tempered_log_softmax(v, t)
+            out.append([t * (mpmath.exp(a) - mpmath.exp(b)) for a, b in zip(ls, lt, strict=True)])
     return out
 
 
-def _tempered_softmax(row: list[float], t: mpmath.mpf) -> list[mpmath.mpf]:
-    x = [mpmath.mpf(a) / t for a in row]
+def tempered_log_softmax(row: Sequence[float], t: mpmath.mpf) -> list[mpmath.mpf]:
+    r""":math:`\log\operatorname{softmax}(z / T)` of one row at mpmath's working precision
+    (``-inf`` entries stay ``-inf``)."""
+    x = [mpmath.mpf(a) / t if a != -math.inf else mpmath.mpf("-inf") for a in row]
     m = max(x)
-    e = [mpmath.exp(a - m) for a in x]
-    total = mpmath.fsum(e)
-    return [a / total for a in e]
+    ell = mpmath.log(mpmath.fsum(mpmath.exp(a - m) for a in x))
+    return [a - m - ell for a in x]
 
 
 def worst_units_of_row_max(got: np.ndarray, want: Sequence[Sequence[mpmath.mpf]]) -> float:

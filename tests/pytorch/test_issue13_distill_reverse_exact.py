@@ -40,28 +40,20 @@ largest seen: 4.5, an entry of some five roundings just below a power of two).""
 
 def _truth(z: np.ndarray, v: np.ndarray, temperature: float, direction: str) -> list:
     """mpmath's gradient rows of :math:`T^2 D` in ``z`` (``'sum'``)."""
+    if direction == "forward":
+        return oracles.distillation_forward_gradient(z, v, temperature)
     out = []
-    with mpmath.workdps(500 if z.shape[1] <= 32 and direction == "reverse" else 60):
+    with mpmath.workdps(500 if z.shape[1] <= 32 else 60):
         t = mpmath.mpf(temperature)
         for zr, vr in zip(z.tolist(), v.tolist(), strict=True):
-            ls, lt = _log_softmax(zr, t), _log_softmax(vr, t)
+            ls, lt = oracles.tempered_log_softmax(zr, t), oracles.tempered_log_softmax(vr, t)
             s = [mpmath.exp(x) for x in ls]
-            if direction == "forward":
-                out.append([t * (a - mpmath.exp(b)) for a, b in zip(s, lt, strict=True)])
-                continue
             terms = zip(s, ls, lt, strict=True)
             d = mpmath.fsum(a * (b - c) for a, b, c in terms if a != 0)
             out.append(
                 [0 if a == 0 else t * a * (b - c - d) for a, b, c in zip(s, ls, lt, strict=True)]
             )
     return out
-
-
-def _log_softmax(row: list[float], t: mpmath.mpf) -> list:
-    x = [mpmath.mpf(a) / t if a != -np.inf else mpmath.mpf("-inf") for a in row]
-    m = max(x)
-    ell = mpmath.log(mpmath.fsum(mpmath.exp(a - m) for a in x))
-    return [a - m - ell for a in x]
 
 
 def _rows(name: str) -> tuple[np.ndarray, np.ndarray]:
