@@ -981,9 +981,14 @@ def check_out(out: object, logits: object, *, dtype: Any) -> None:
         return
     if not isinstance(out, np.ndarray) or not isinstance(logits, np.ndarray):
         raise InputTypeError(
-            "`out` must be a NumPy array for NumPy `logits`, or a tensor for PyTorch "
-            f"`logits`; got `out` of type {type(out).__name__} with `logits` of type "
+            "`out` is supported when `logits` and `out` are NumPy arrays, or both PyTorch "
+            f"tensors; got `out` of type {type(out).__name__} with `logits` of type "
             f"{type(logits).__name__}"
+        )
+    if type(out) is not np.ndarray:  # a MaskedArray's float32 gradient: NumbaTypeError
+        raise InputTypeError(
+            f"`out` must be a plain numpy.ndarray, not a subclass; got {type(out).__name__} "
+            "(pass np.asarray(out), a view of its memory)"
         )
     if out.shape != logits.shape:
         raise InputError(f"`out` must have the shape of `logits` {logits.shape}; got {out.shape}")
