@@ -49,7 +49,9 @@ def _report() -> crossent.Report:
 def test_report_html_shows_control_characters_of_names_as_escapes() -> None:
     page = _report()._repr_html_()
     assert not any(c in page for c in _CONTROL)
-    assert r"c\x1b[2Jd" in page and r"a\x00b" in page and r"src\x07x" in page
+    assert r"c\x1b[2Jd" in page
+    assert r"a\x00b" in page
+    assert r"src\x07x" in page
 
 
 def test_comparison_html_shows_control_characters_of_model_names_as_escapes() -> None:
@@ -57,7 +59,8 @@ def test_comparison_html_shows_control_characters_of_model_names_as_escapes() ->
     comparison = crossent.compare_reports([report, report], names=["m\x00one", "m\x1btwo"])
     page = comparison._repr_html_()
     assert not any(c in page for c in _CONTROL)
-    assert r"m\x00one" in page and r"m\x1btwo" in page
+    assert r"m\x00one" in page
+    assert r"m\x1btwo" in page
 
 
 @pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
@@ -120,7 +123,8 @@ def test_long_double_row_sum_error_is_the_error_as_computed() -> None:
     probs = np.array([[0.5, 0.5]], dtype=np.longdouble)
     probs[0, 0] += np.longdouble(8e-17)  # past long double's tolerance (5.6e-17)
     total = probs[0].sum()
-    assert total != 1 and float(total) == 1.0  # off in long double, 1.0 as a float
+    assert total != 1
+    assert float(total) == 1.0
     with pytest.raises(crossent.InputError) as caught:
         crossent.entropy(probs)
     message = str(caught.value)

@@ -1021,7 +1021,9 @@ def _check_torch_out(out: Any, logits: Any, *, dtype: Any) -> None:
     if out.dtype != dtype:
         raise InputTypeError(f"`out` must have dtype {dtype}; got {out.dtype}")
     if out.device != logits.device:
-        raise InputError(f"`out` must be on the device of `logits` ({logits.device}); got {out.device}")
+        raise InputError(
+            f"`out` must be on the device of `logits` ({logits.device}); got {out.device}"
+        )
     if out.requires_grad:
         raise InputError("`out` must not require grad: the gradient is written into it in place")
     if out.device.type != "meta" and out.untyped_storage().data_ptr() == (

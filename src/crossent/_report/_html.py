@@ -379,9 +379,7 @@ def _id_text(value: Any) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
-    head = (
-        "<tr>" + "".join(f"<th>{_escaped(h)}</th>" for h in header) + "</tr>\n" if header else ""
-    )
+    head = "<tr>" + "".join(f"<th>{_escaped(h)}</th>" for h in header) + "</tr>\n" if header else ""
     body = "\n".join(
         "<tr>" + "".join(f"<td>{_escaped(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
