@@ -33,7 +33,8 @@ import crossent
 _CONTROL = ["\x00", "\x07", "\x1b", "\x7f"]
 
 
-def _report() -> crossent.Report:
+@pytest.fixture(scope="module")
+def named_report() -> crossent.Report:
     rng = np.random.default_rng(0)
     probs = rng.dirichlet(np.ones(3), size=30)
     labels = rng.integers(0, 3, 30)
@@ -46,17 +47,37 @@ def _report() -> crossent.Report:
     )
 
 
-def test_report_html_shows_control_characters_of_names_as_escapes() -> None:
-    page = _report()._repr_html_()
+@pytest.fixture
+def no_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page without its figures, as without matplotlib (the text is the test's, and
+    drawing them costs seconds of CPU): figure names have their own escapes."""
+    from crossent._report import _html
+
+    def absent(*args: object) -> None:
+        raise ImportError("matplotlib")
+
+    monkeypatch.setattr(_html, "figures", absent)
+    monkeypatch.setattr(_html, "reliability_figure", absent)
+
+
+@pytest.mark.usefixtures("no_figures")
+def test_report_html_shows_control_characters_of_names_as_escapes(
+    named_report: crossent.Report,
+) -> None:
+    page = named_report._repr_html_()
     assert not any(c in page for c in _CONTROL)
     assert r"c\x1b[2Jd" in page
     assert r"a\x00b" in page
     assert r"src\x07x" in page
 
 
-def test_comparison_html_shows_control_characters_of_model_names_as_escapes() -> None:
-    report = _report()
-    comparison = crossent.compare_reports([report, report], names=["m\x00one", "m\x1btwo"])
+@pytest.mark.usefixtures("no_figures")
+def test_comparison_html_shows_control_characters_of_model_names_as_escapes(
+    named_report: crossent.Report,
+) -> None:
+    comparison = crossent.compare_reports(
+        [named_report, named_report], names=["m\x00one", "m\x1btwo"], resamples=5
+    )
     page = comparison._repr_html_()
     assert not any(c in page for c in _CONTROL)
     assert r"m\x00one" in page
