@@ -500,7 +500,8 @@ def _check_row_sums(
     # the sum and its error as computed: a long double sum of 1 - 1e-17 read as a float
     # was "sums to 1.0 (|error| 0 > tolerance 5.62e-17)"
     total, error = totals[index], float(deviation[index])
-    shown = str(total) if isinstance(total, np.floating) else repr(float(total))
+    wide = isinstance(total, np.floating) and total.dtype.itemsize > 8  # long double
+    shown = str(total) if wide else repr(float(total))
     raise InputError(
         f"`{name}` must sum to 1 along `axis`; {_describe_row(index)} {what} {shown} "
         f"(|error| {error:.3g} > tolerance {tolerance:.3g} for {dtype} with "
