@@ -497,10 +497,14 @@ def _check_row_sums(
     if not _any(deviation > tolerance, xp=xp):
         return
     index = _first_index(deviation > tolerance, xp=xp)
-    total = float(totals[index])
+    # the sum and its error as computed: a long double sum of 1 - 1e-17 read as a float
+    # was "sums to 1.0 (|error| 0 > tolerance 5.62e-17)"
+    total, error = totals[index], float(deviation[index])
+    wide = isinstance(total, np.floating) and total.dtype.itemsize > 8  # long double
+    shown = str(total) if wide else repr(float(total))
     raise InputError(
-        f"`{name}` must sum to 1 along `axis`; {_describe_row(index)} {what} {total!r} "
-        f"(|error| {abs(total - 1):.3g} > tolerance {tolerance:.3g} for {dtype} with "
+        f"`{name}` must sum to 1 along `axis`; {_describe_row(index)} {what} {shown} "
+        f"(|error| {error:.3g} > tolerance {tolerance:.3g} for {dtype} with "
         f"{classes} classes). crossent never renormalises silently: {hint}, or pass "
         "validate=False."
     )
@@ -971,11 +975,21 @@ def check_broadcastable(
 
 def check_out(out: object, logits: object, *, dtype: Any) -> None:
     """A buffer for a result shaped like ``logits``: a C-contiguous, writable NumPy array of
-    ``dtype`` that does not overlap ``logits``."""
+    ``dtype`` that does not overlap ``logits``; or, for PyTorch ``logits``, a tensor of
+    their device, shape and the result's ``dtype`` (:func:`_check_torch_out`)."""
+    if _is_torch_tensor(out) and _is_torch_tensor(logits):
+        _check_torch_out(out, logits, dtype=dtype)
+        return
     if not isinstance(out, np.ndarray) or not isinstance(logits, np.ndarray):
         raise InputTypeError(
-            "`out` is supported when `logits` and `out` are NumPy arrays; got `out` of type "
-            f"{type(out).__name__} with `logits` of type {type(logits).__name__}"
+            "`out` is supported when `logits` and `out` are NumPy arrays, or both PyTorch "
+            f"tensors; got `out` of type {type(out).__name__} with `logits` of type "
+            f"{type(logits).__name__}"
+        )
+    if type(out) is not np.ndarray:  # a MaskedArray's float32 gradient: NumbaTypeError
+        raise InputTypeError(
+            f"`out` must be a plain numpy.ndarray, not a subclass; got {type(out).__name__} "
+            "(pass np.asarray(out), a view of its memory)"
         )
     if out.shape != logits.shape:
         raise InputError(f"`out` must have the shape of `logits` {logits.shape}; got {out.shape}")
@@ -987,4 +1001,33 @@ def check_out(out: object, logits: object, *, dtype: Any) -> None:
     if not (out.flags.c_contiguous and out.flags.writeable):
         raise InputError("`out` must be a C-contiguous, writable array")
     if np.may_share_memory(out, logits):
+        raise InputError("`out` must not overlap `logits`: crossent never overwrites its inputs")
+
+
+def _is_torch_tensor(x: object) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "untyped_storage")
+
+
+def _check_torch_out(out: Any, logits: Any, *, dtype: Any) -> None:
+    """A PyTorch ``out``: the device, shape and ``dtype`` of the result, not requiring
+    grad, sharing no memory with ``logits``.  Small CPU tensors take the host route
+    (:mod:`crossent._torch_host`), which writes into ``out``'s NumPy view; the torch
+    path refused the same ``out`` ("supported when `logits` and `out` are NumPy arrays")
+    for tensors past the route's size, grad-requiring logits, or any other device:
+    whether an ``out`` was taken depended on the size of the batch (issue 13)."""
+    if tuple(out.shape) != tuple(logits.shape):
+        raise InputError(
+            f"`out` must have the shape of `logits` {tuple(logits.shape)}; got {tuple(out.shape)}"
+        )
+    if out.dtype != dtype:
+        raise InputTypeError(f"`out` must have dtype {dtype}; got {out.dtype}")
+    if out.device != logits.device:
+        raise InputError(
+            f"`out` must be on the device of `logits` ({logits.device}); got {out.device}"
+        )
+    if out.requires_grad:
+        raise InputError("`out` must not require grad: the gradient is written into it in place")
+    if out.device.type != "meta" and out.untyped_storage().data_ptr() == (
+        logits.untyped_storage().data_ptr()
+    ):
         raise InputError("`out` must not overlap `logits`: crossent never overwrites its inputs")

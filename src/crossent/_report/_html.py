@@ -21,6 +21,7 @@ import numpy as np
 from .._files import write_atomically
 from .._fonts import font_families
 from .._hints import install_command
+from .._printable import printable
 from ..calibration._error import error_from_statistics
 from ._compare import ReportComparison
 from ._compute import Report
@@ -361,6 +362,15 @@ def figures(report: Report) -> list[tuple[str, str]]:
     return images
 
 
+def _escaped(text: str) -> str:
+    r"""``text`` (a class, model or file name, a row id, a note) as page text: its control
+    and format characters as the command line prints them (``\x1b``,
+    :func:`~crossent._printable.printable`), then HTML-escaped.  ``html.escape`` alone
+    left a NUL, an escape or a DEL in a model or class name on the page, where HTML
+    forbids them."""
+    return html.escape(printable(text))
+
+
 def _id_text(value: Any) -> str:
     """A row id as the JSON report gives it and the terminal prints it: a missing one
     (an empty cell, a null; JSON's null) as ``null``, not Python's ``None``, which is
@@ -369,19 +379,17 @@ def _id_text(value: Any) -> str:
 
 
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
-    head = (
-        "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>\n" if header else ""
-    )
+    head = "<tr>" + "".join(f"<th>{_escaped(h)}</th>" for h in header) + "</tr>\n" if header else ""
     body = "\n".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
+        "<tr>" + "".join(f"<td>{_escaped(str(c))}</td>" for c in row) + "</tr>" for row in rows
     )
     return f"<table>\n{head}{body}\n</table>"
 
 
 def figure_html(images: Sequence[tuple[str, str]]) -> str:
     return "\n".join(
-        f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        f'<figure><img alt="{_escaped(title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{_escaped(title)}</figcaption></figure>"
         for title, data in images
     )
 
@@ -453,20 +461,20 @@ def body_html(report: Report) -> str:
         verdict = "pass" if gate["pass"] else "FAIL"
         shown, limit = gate_texts(gate["value"], gate["threshold"])
         rows.append((f"gate {gate['name']} <= {limit} (value {shown})", verdict))
-    notes = "".join(f"<p>{html.escape(n)}.</p>" for n in p["notes"])
+    notes = "".join(f"<p>{_escaped(n)}.</p>" for n in p["notes"])
     held_out, held_html = report.held_out_rows(), ""
     if held_out is not None:
         title, header, held_rows = held_out
         held_html = (
-            f"<h2>Held-out temperature scaling</h2>\n<p>{html.escape(title)}</p>\n"
+            f"<h2>Held-out temperature scaling</h2>\n<p>{_escaped(title)}</p>\n"
             f"{table(held_rows, header)}\n"
         )
     if p.get("columns"):
-        notes += f"<p>{html.escape(columns_statement(p['columns']))}</p>"
+        notes += f"<p>{_escaped(columns_statement(p['columns']))}</p>"
     try:
         images = figure_html(figures(report))
     except ImportError:
-        images = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
+        images = f"<p>(figures need matplotlib: {_escaped(install_command('plot'))})</p>"
     has_id = any("id" in r for r in p["most_surprising"])
     surprising = table(
         [
@@ -521,19 +529,19 @@ def body_html(report: Report) -> str:
     )
     note = "<p><strong>This is the built-in example.</strong></p>" if p["builtin_example"] else ""
     return f"""<h1>crossent report</h1>
-<p>{html.escape(p["source"])} ({html.escape(p["form"])}) &middot; crossent \
-{html.escape(p["crossent_version"])}</p>
+<p>{_escaped(p["source"])} ({_escaped(p["form"])}) &middot; crossent \
+{_escaped(p["crossent_version"])}</p>
 {note}{notes}
 {table(rows)}
 {held_html}{images}
 <h2>Per class</h2>
-<p>One-vs-rest ECE: {html.escape(p["per_class_calibration"]["definition"])}.</p>
-{f"<p>{html.escape(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
+<p>One-vs-rest ECE: {_escaped(p["per_class_calibration"]["definition"])}.</p>
+{f"<p>{_escaped(per_class_note)} (the JSON lists every class).</p>" if per_class_note else ""}
 <div class="scroll">{per_class}</div>
 <h2>Reliability bins</h2>
 {_TOP_LABEL_BINS if p["ece"]["scope"] == "class-wise" else ""}\
-<p>Interval: {html.escape(interval["definition"])}, at {interval["confidence"]:.0%}.</p>
-{f"<p>{html.escape(bins_note)}.</p>" if bins_note else ""}\
+<p>Interval: {_escaped(interval["definition"])}, at {interval["confidence"]:.0%}.</p>
+{f"<p>{_escaped(bins_note)}.</p>" if bins_note else ""}\
 <div class="scroll">{bins}</div>
 {surprising}"""
 
@@ -544,7 +552,7 @@ def page(title: str, body: str) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
+<title>{_escaped(title)}</title>
 <style>{STYLE}</style>
 </head>
 <body>
@@ -595,15 +603,15 @@ def comparison_html(comparison: ReportComparison, *, standalone: bool = True) ->
         with _text_as_typed():
             overlay = figure_html([("Reliability diagrams", _png(reliability_figure(pairs)))])
     except ImportError:
-        overlay = f"<p>(figures need matplotlib: {html.escape(install_command('plot'))})</p>"
+        overlay = f"<p>(figures need matplotlib: {_escaped(install_command('plot'))})</p>"
     level = comparison.comparisons[0]["confidence"] if comparison.comparisons else 0.95
     sections = "\n".join(
-        f"<section><h2>{html.escape(name)}</h2>\n{body_html(report)}</section>"
+        f"<section><h2>{_escaped(name)}</h2>\n{body_html(report)}</section>"
         for name, report in pairs
     )
     body = f"""<h1>crossent report: {len(pairs)} models</h1>
 {headline}
-<h2>Paired differences against {html.escape(comparison.names[0])} \
+<h2>Paired differences against {_escaped(comparison.names[0])} \
 ({level:.0%} bootstrap intervals)</h2>
 <p>Negative differences mean the model scores better than the baseline.</p>
 {differences}

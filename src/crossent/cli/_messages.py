@@ -10,9 +10,9 @@ turned off; its options are the command line's flags (``--debias``, not
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
+from .._printable import printable
 from ._dataset import Dataset
 
 __all__ = ["NORMALISE_HINT", "in_file_terms", "in_option_terms", "json_ready", "printable"]
@@ -106,38 +106,6 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
     if dataset.dtype_hint and "must sum to 1" in message:
         message = f"{message} {dataset.dtype_hint}"
     return message
-
-
-_HIDDEN = frozenset({"Cc", "Cf"})
-"""Unicode's control and format characters: escape sequences, the bell, carriage returns,
-newlines, bidirectional overrides, zero-width characters."""
-
-
-def _shown(character: str) -> str:
-    if unicodedata.category(character) not in _HIDDEN:
-        return character
-    code = ord(character)
-    return (
-        f"\\x{code:02x}"
-        if code < 0x100
-        else f"\\u{code:04x}"
-        if code < 0x10000
-        else f"\\U{code:08x}"
-    )
-
-
-def printable(text: str, *, keep: str = "") -> str:
-    r"""``text`` with its control and format characters written as escapes (``\x1b``,
-    ``\u202e``), except those in ``keep``.
-
-    Column names, row ids and file names come from the user's files; printed as they
-    are, an escape sequence in a CSV header (``\x1b]0;title\x07``, ``\x1b[2J``) reached
-    the terminal and acted on it, and a newline or carriage return in a name forged lines
-    of the report or of a one-line error.  The JSON report keeps the text as it is (JSON
-    escapes control characters itself)."""
-    if text.isprintable():  # none of them (nor other unusual characters): as it is
-        return text
-    return "".join(c if c in keep else _shown(c) for c in text)
 
 
 def json_ready(value: Any) -> Any:

@@ -1593,11 +1593,14 @@ def softmax_cross_entropy_grad(problem: SoftmaxProblem, *, out: Array | None = N
     temperature, z_loss, soft_cap, base, validate
         As in :func:`softmax_cross_entropy`. For ``'none'`` and ``'sum'`` each row
         gets the gradient of its own loss; for ``'parts'``, of the total.
-    out : numpy.ndarray, optional
-        A C-contiguous, writable NumPy array of the shape of ``logits`` and the result's
-        dtype (float32 for float32/float16 logits, else float64), not overlapping
-        ``logits``, to write the gradient into and return.  Reusing one buffer across
-        training steps saves allocating (and first-touching) an N x V array per call.
+    out : numpy.ndarray or torch.Tensor, optional
+        A C-contiguous, writable NumPy array (not a subclass: no ``np.matrix`` or
+        masked array) of the shape of ``logits`` and the result's dtype (float32 for
+        float32/float16 logits, else float64), not overlapping ``logits``, to write the
+        gradient into and return; for PyTorch ``logits``, a tensor of their device and
+        shape and the result's dtype that does not require grad.  Reusing one buffer
+        across training steps saves allocating (and first-touching) an N x V array per
+        call.
 
     Returns
     -------
