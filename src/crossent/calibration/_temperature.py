@@ -146,7 +146,7 @@ def _summed(
 
 
 def mean_nll(predictions: Predictions) -> float:
-    """The mean NLL of logits or log-probabilities at :math:`T = 1`: each row's
+    r"""The mean NLL of logits or log-probabilities at :math:`T = 1`: each row's
     :math:`\log S - s_y` of :func:`_moments` (a row's NLL past float64, or their sum,
     by each row's share of the mean; the far label's :math:`s_y` by
     :func:`_label_terms`' halves).  The mean :func:`._scores.negative_log_likelihood`
@@ -327,7 +327,7 @@ def _numpy_row_parts(
 
 
 _FarScores = Callable[[BoolArray], tuple[FloatArray, FloatArray]]
-"""``far_scores(far)``: the label's score :math:`z_y` and the maximum :math:`\max_k z_k`
+r"""``far_scores(far)``: the label's score :math:`z_y` and the maximum :math:`\max_k z_k`
 of a block's rows where ``far`` (:func:`_label_terms`)."""
 
 
@@ -642,7 +642,7 @@ def cross_fitted_nll(
 
 
 def _fold_mean(values: list[float], sizes: list[int], n: int) -> float:
-    """The mean over the rows of each fold's mean ``values`` (folds of ``sizes`` rows):
+    r"""The mean over the rows of each fold's mean ``values`` (folds of ``sizes`` rows):
     their sum weighted by the sizes, over ``n``; where that sum passes float64 (folds'
     NLLs of 1e307, logits more than 1.8e308 apart: ``cross_fitted_nll_`` +inf, so
     ``kept_identity_`` where the fitted temperature halved the NLL), each fold's share
