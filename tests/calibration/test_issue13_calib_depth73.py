@@ -171,6 +171,8 @@ def test_cross_fitted_nll_of_far_logits_is_finite():
     logits, labels = np.tile(FAR, (4, 1)), np.tile(FAR_LABELS, 4)
     scaler = crossent.TemperatureScaling(bounds=(0.5, 2.0)).fit(logits, labels)
     assert np.isfinite(scaler.cross_fitted_nll_)
-    assert scaler.cross_fitted_nll_ == pytest.approx(_mean_nll_oracle(logits, labels, 2.0), rel=1e-14)
+    assert scaler.cross_fitted_nll_ == pytest.approx(
+        _mean_nll_oracle(logits, labels, 2.0), rel=1e-14
+    )
     assert not scaler.kept_identity_
     assert scaler.temperature_ == 2.0

@@ -135,6 +135,7 @@ def _summed(
     def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
         parts = _numpy_row_parts(values, labels, form, beta)
         excess, mean, variance, shift, labelled, maxima = parts
+
         def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
             return labelled[far], maxima[far]
 
