@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import crossent
-from crossent.calibration import _error, _temperature
+from crossent.calibration import _bootstrap, _error, _temperature
 
 MP = mpmath.mp.clone()
 MP.dps = 60
@@ -176,3 +176,67 @@ def test_cross_fitted_nll_of_far_logits_is_finite():
     )
     assert not scaler.kept_identity_
     assert scaler.temperature_ == 2.0
+
+
+def _replicate_oracle(losses: list[mpmath.mpf], resamples: int, seed: int) -> np.ndarray:
+    """Each resample's mean of ``losses`` (exact, then rounded), drawn as the bootstrap
+    draws them (``resample_counts``)."""
+    means = []
+    for weights in _bootstrap.resample_counts(len(losses), resamples, seed):
+        means.append(
+            float(
+                MP.fsum(MP.mpf(float(w)) * v for w, v in zip(weights, losses, strict=True))
+                / len(losses)
+            )
+        )
+    return np.array(means)
+
+
+def _row_losses(logits: np.ndarray, labels: np.ndarray) -> list[mpmath.mpf]:
+    """Each row's NLL, exactly (mpmath)."""
+    out = []
+    for row, label in zip(logits.tolist(), labels.tolist(), strict=True):
+        values = [MP.mpf(v) for v in row]
+        top = max(values)
+        out.append(top + MP.log(MP.fsum(MP.exp(v - top) for v in values)) - values[label])
+    return out
+
+
+def test_bootstrap_nll_of_far_logits():
+    """``bootstrap_interval("nll")`` of logits more than 1.8e308 apart: every resample's
+    mean is the exact mean of its rows (+inf only past float64), where the ends were
+    +inf beside the value 1e308 (each far row's surprisal +inf)."""
+    interval = crossent.bootstrap_interval("nll", FAR, FAR_LABELS, form="logits", resamples=40)
+    replicates = _replicate_oracle(_row_losses(FAR, FAR_LABELS), 40, 0)
+    low, high = _bootstrap.percentile_interval(replicates, 0.95)
+    assert interval.value == pytest.approx(_mean_nll_oracle(FAR, FAR_LABELS), rel=1e-14)
+    assert np.isfinite(interval.low)
+    assert interval.low == pytest.approx(low, rel=1e-13)
+    assert interval.high == pytest.approx(high, rel=1e-13)
+
+
+def test_compare_log_loss_of_far_logits():
+    """``compare_log_loss`` of two models with rows more than 1.8e308 apart: the
+    difference and its interval (mpmath), where the difference was +inf, or both
+    models' far rows were refused as "a true label probability 0"."""
+    other = FAR / 2.0
+    result = crossent.compare_log_loss(
+        FAR, other, FAR_LABELS, form_a="logits", form_b="logits", resamples=40
+    )
+    losses = [
+        a - b
+        for a, b in zip(_row_losses(FAR, FAR_LABELS), _row_losses(other, FAR_LABELS), strict=True)
+    ]
+    low, high = _bootstrap.percentile_interval(_replicate_oracle(losses, 40, 0), 0.95)
+    expected = float(MP.fsum(losses) / len(losses))
+    assert result.difference == pytest.approx(expected, rel=1e-14)
+    assert result.low == pytest.approx(low, rel=1e-13)
+    assert result.high == pytest.approx(high, rel=1e-13)
+    # both models with far rows (rows 0, 2 and row 3): refused on main as two +inf NLLs
+    rolled = np.roll(FAR, 1, axis=0)
+    both = crossent.compare_log_loss(
+        FAR, rolled, FAR_LABELS, form_a="logits", form_b="logits", resamples=10
+    )
+    assert both.difference == pytest.approx(
+        _mean_nll_oracle(FAR, FAR_LABELS) - _mean_nll_oracle(rolled, FAR_LABELS), rel=1e-14
+    )

@@ -65,6 +65,7 @@ __all__ = [
     "TemperatureScaling",
     "cross_fitted_nll",
     "fit_scaler",
+    "half_nll_rows",
     "mean_nll",
     "recalibration_gap",
     "tempered_scores",
@@ -144,6 +145,21 @@ def _summed(
     for part in predictions.map_raw(numpy_block):
         total += part
     return total
+
+
+def half_nll_rows(values: Any, labels: IntArray, form: str) -> FloatArray:
+    r"""Half of each row's NLL at :math:`T = 1`, :math:`(\log S - s_y)/2`, finite where
+    the NLL itself passes float64 (logits more than 1.8e308 apart: ``[1e308, -1e308]``,
+    label 1, gives 1e308): :math:`\log S / 2` less :func:`_label_terms`' :math:`s_y / 2`
+    (the halves :math:`z_y/2 - \max_k z_k/2` for a far label).  For the few rows whose
+    surprisal is +inf (``_bootstrap``: the rows' shares of a resample's mean)."""
+    rows = np.array(values, dtype=np.float64)  # (a copy: shifted in place)
+    excess, _, _, shift, labelled, maxima = _numpy_row_parts(rows, labels, form, 1.0)
+
+    def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
+        return labelled[far], maxima[far]
+
+    return np.log1p(excess) * 0.5 - _label_terms(shift, 1.0, far_scores, 0.5)
 
 
 def mean_nll(predictions: Predictions) -> float:
