@@ -781,7 +781,7 @@ def _diagram(
 
 
 def _binned_curve(
-    confidence: Any, hits: Any, spec: CalibrationSpec, bounds: Any = None
+    confidence: Any, hits: Any, spec: CalibrationSpec, bounds: list[int] | None = None
 ) -> CalibrationError:
     """The calibration error of ``spec`` of one curve's per-row confidences and hits, as
     :func:`calibration_error` bins them (equal-mass edges at the exact quantiles; the

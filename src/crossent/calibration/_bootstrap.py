@@ -519,10 +519,9 @@ def binned_calibration_interval(
     its predictions' :func:`block_bounds` (``conf`` and ``hits`` those of its scope): the
     bins' sums are added block by block as it adds them (:func:`error_of_rows`; None:
     the rows' bins summed at once, as it sums those of the positive class and of
-    equal-mass bins).  The
-    rows' bins summed at once were up to 1e-13 relative off its number past 200 000
-    rows (300 000 x 5 logits: 0.44364399136261606 against 0.44364399136261434), and
-    a second pass over the data made them agree.
+    equal-mass bins).  The rows' bins summed at once were up to 1e-13 relative off its
+    number past 200 000 rows (300 000 x 5 logits: 0.44364399136261606 against
+    0.44364399136261434), and a second pass over the data made them agree.
 
     ``crossent.report`` calls it with the values its first pass kept, so its interval is
     this one, draw for draw, and its value the function's, without a second pass over
