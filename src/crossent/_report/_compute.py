@@ -28,6 +28,7 @@ from ..calibration._error import PRESET_OPTIONS as _PRESETS  # (a constant: priv
 from ..calibration._error import (
     CalibrationError,
     CalibrationSpec,
+    block_bounds,
     calibration_error_of,
     check_spec,
     edges_for,
@@ -559,35 +560,42 @@ def report(
         validate=not checked_in_bfloat16,
         binary=column,
     )
-    summary = _scored(
-        state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
-        as_predictions(
-            values, label_array, form=checked_form, validate=False, defer=True, binary=column
-        ),
+    scored = as_predictions(
+        values, label_array, form=checked_form, validate=False, defer=True, binary=column
     )
-    if spec.binning == "quantile" or doubtful_bins(summary.calibration.statistics).any():
-        # the state's equal-mass bins join fine cells (another number under the same
-        # definition); the report's calibration error puts the edges at the quantiles.
-        # A bin whose gap the rounding of its sum could decide (a perfectly calibrated
-        # one: 6.4e-15, not 0) needs the rows' confidences (exact_means): the same way.
-        exact = (
-            _binned_curve(rows.confidence, rows.hits, spec)
-            if spec.scope == curve_scope
-            else calibration_error_of(
-                as_predictions(values, label_array, form=checked_form, validate=False), spec
-            )
+    summary = _scored(state.compute(norm=spec.norm, debias=spec.estimator == "debiased"), scored)
+    # calibration_error's bins of these predictions: summed block by block over its
+    # blocks (the top label in equal-width bins), else at once (block_bounds). The
+    # report's batches are other blocks: the state's sums, and the rows' bins summed at
+    # once, were up to 1e-14 relative off calibration_error's number past 200 000 rows
+    bounds = block_bounds(scored, spec)
+    if spec.scope == curve_scope:
+        # the per-row confidences and hits are the scope's: calibration_error's number,
+        # bit for bit, where the state's equal-mass bins join fine cells (another number
+        # under the same definition) and a bin whose gap the rounding of its sum could
+        # decide (a perfectly calibrated one: 6.4e-15, not 0) needs the rows' confidences
+        summary = dataclasses.replace(
+            summary, calibration=_binned_curve(rows.confidence, rows.hits, spec, bounds)
+        )
+    elif spec.binning == "quantile" or doubtful_bins(summary.calibration.statistics).any():
+        exact = calibration_error_of(
+            as_predictions(values, label_array, form=checked_form, validate=False), spec
         )
         summary = dataclasses.replace(summary, calibration=exact)
     correct_per_class = rows.correct_per_class
 
     advance = advance_to("bootstrap interval", 1)
-    if spec.scope == curve_scope:  # the per-row confidences and hits are the scope's
-        # bootstrap_interval's own path, from the values the first pass kept (its interval;
-        # the value is the rows' bins summed at once: bootstrap_interval's value is
-        # calibration_error's, up to 1e-14 relative apart past 200 000 rows, which would
-        # cost the report one more pass over the data)
+    if spec.scope == curve_scope:
+        # bootstrap_interval's own path, from the values the first pass kept: its
+        # interval, and calibration_error's value (the bins summed as it sums them)
         ece = binned_calibration_interval(
-            rows.confidence, rows.hits, spec, confidence=_LEVEL, resamples=resamples, seed=seed
+            rows.confidence,
+            rows.hits,
+            spec,
+            confidence=_LEVEL,
+            resamples=resamples,
+            seed=seed,
+            bounds=bounds,
         )
     else:  # class-wise: every class's column is resampled
         ece = cal.bootstrap_interval(
@@ -772,12 +780,15 @@ def _diagram(
     return diagram_of(_binned_curve(confidence, hits, curve), _LEVEL, confidence)
 
 
-def _binned_curve(confidence: Any, hits: Any, spec: CalibrationSpec) -> CalibrationError:
+def _binned_curve(
+    confidence: Any, hits: Any, spec: CalibrationSpec, bounds: list[int] | None = None
+) -> CalibrationError:
     """The calibration error of ``spec`` of one curve's per-row confidences and hits, as
     :func:`calibration_error` bins them (equal-mass edges at the exact quantiles; the
-    bins :func:`binned_calibration_interval` gives the report's value from)."""
+    bins :func:`binned_calibration_interval` gives the report's value from), its bins
+    summed block by block between ``bounds`` (:func:`error_of_rows`) where given."""
     edges = edges_for(confidence, spec)
-    value, stats, _ = error_of_rows(confidence, hits, edges, spec)
+    value, stats, _ = error_of_rows(confidence, hits, edges, spec, bounds)
     return CalibrationError(value, spec, int(confidence.shape[0]), edges, stats)
 
 

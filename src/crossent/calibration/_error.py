@@ -7,7 +7,8 @@ Tools disagree silently on what "ECE" means.  Here every result carries its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -36,6 +37,7 @@ from ._binning import (
 )
 from ._inputs import FloatArray, IntArray, Predictions, as_predictions, require_examples
 from ._summaries import TotalsRequest, map_totals, stacked_blocks, summarize
+from ._summaries import _block_bounds as summed_block_bounds
 
 __all__ = [
     "CALIBRATION_PRESETS",
@@ -44,6 +46,7 @@ __all__ = [
     "CalibrationSpec",
     "Scope",
     "bin_indices",
+    "block_bounds",
     "calibration_error",
     "calibration_error_of",
     "check_spec",
@@ -263,15 +266,47 @@ def exact_means(
 
 
 def error_of_rows(
-    confidence: FloatArray, hits: FloatArray, edges: FloatArray, spec: CalibrationSpec
+    confidence: FloatArray,
+    hits: FloatArray,
+    edges: FloatArray,
+    spec: CalibrationSpec,
+    bounds: Sequence[int] | None = None,
 ) -> tuple[float, BinStatistics, IntArray]:
     """The calibration error of ``spec`` of per-row ``confidence`` and ``hits`` binned by
     ``edges``, its bins' means from the rows where their rounding could decide a gap
     (:func:`exact_means`); with the statistics and each row's bins (``bin_indices``),
-    which the bootstrap resamples."""
+    which the bootstrap resamples.
+
+    ``bounds`` (:func:`block_bounds`): the bins' sums are those of the rows between each
+    two bounds, added block after block, as :func:`calibration_error_of` adds its blocks'
+    bins; None: one sum over all rows, as it bins them otherwise (the two differed by
+    up to 1e-13 relative past 200 000 rows)."""
     index = bin_indices(confidence, edges, spec)
-    stats = statistics_for(confidence, hits, index, spec)
+    if bounds is None:
+        stats = statistics_for(confidence, hits, index, spec)
+    else:
+        stats = BinStatistics.zeros((spec.bins,))  # (as uniform_top_label_statistics)
+        for start, stop in itertools.pairwise(bounds):
+            part = slice(start, stop)
+            stats = stats + statistics_for(confidence[part], hits[part], index[part], spec)
     return error_from_statistics(stats, spec, exact_means(stats, confidence, index)), stats, index
+
+
+def block_bounds(predictions: Predictions, spec: CalibrationSpec) -> list[int] | None:
+    """Where :func:`calibration_error_of` sums the bins of ``spec`` block by block (the
+    top label in equal-width bins: the fused pass's blocks, the state's), their first
+    rows and then the rows, for :func:`error_of_rows` to sum the rows' bins the same
+    way: the same bits (the one-curve bootstrap's value and the report's).  None where
+    it sums all rows' bins at once (:func:`error_of_rows` without bounds)."""
+    if not _summed_by_block(spec):
+        return None
+    return summed_block_bounds(predictions)
+
+
+def _summed_by_block(spec: CalibrationSpec) -> bool:
+    """Whether :func:`calibration_error_of` takes the fused pass's bins of each block
+    (:func:`uniform_top_label_statistics`) rather than the rows' bins at once."""
+    return spec.scope == "top-label" and spec.binning == "uniform"
 
 
 def edges_for(confidence: FloatArray, spec: CalibrationSpec) -> FloatArray:
@@ -459,7 +494,7 @@ def uniform_top_label_statistics(predictions: Predictions, spec: CalibrationSpec
 
 def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> CalibrationError:
     """:func:`calibration_error` on validated predictions."""
-    if spec.scope == "top-label" and spec.binning == "uniform":
+    if _summed_by_block(spec):
         stats = uniform_top_label_statistics(predictions, spec)
         mean = exact_means(
             stats,

@@ -11,6 +11,7 @@ from .._checks import check_base
 from ..errors import InputError
 from ._inputs import Predictions, as_predictions
 from ._summaries import TotalsRequest, map_totals, stacked_blocks, summarize, summary_blocks
+from ._temperature import mean_nll
 
 __all__ = ["accuracy", "brier_score", "negative_log_likelihood", "score_means", "spherical_score"]
 
@@ -89,7 +90,16 @@ def _mean_of_huge(predictions: Predictions) -> float:
     each row's divided by the rows first, block by block (no per-row array of the
     whole input is kept).  Surprisals of about 1e308 each (logits of +-1e308) summed to
     +inf, and the NLL of rows 1e308, 1e308 and log 2 was reported as inf, not 6.67e307;
-    a row of surprisal +inf (probability 0) keeps the mean +inf."""
+    a row of surprisal +inf (probability 0) keeps the mean +inf.
+
+    Logits are averaged by the temperature fit's pass at :math:`T = 1`
+    (:func:`._temperature.mean_nll`, the number of ``TemperatureScaling``'s
+    ``nll_before_``): a row of logits more than 1.8e308 apart has a surprisal past
+    float64 (``[1e308, -1e308]``, label 1: 2e308), +inf here, where the mean of it and
+    three rows near 0 is 5e307; its share of the mean is formed there from the logits'
+    halves."""
+    if predictions.form == "logits":
+        return mean_nll(predictions)
     n = predictions.n
     parts = [
         float(np.sum(block.surprisal / n))

@@ -65,6 +65,8 @@ __all__ = [
     "TemperatureScaling",
     "cross_fitted_nll",
     "fit_scaler",
+    "half_nll_rows",
+    "mean_nll",
     "recalibration_gap",
     "tempered_scores",
 ]
@@ -105,28 +107,76 @@ def _moments(
     ``memo`` (:class:`RowMemo`, fused pass only) the rows' numbers at ``beta`` are
     taken from it, or kept in it, where it says so: the same bits.
     """
-    fused = _fused_kernel(predictions)
-    total = np.zeros(3)
-    if fused is not None:
-        for part in _fused_parts(predictions, beta, fused, memo):
-            total += part
-    else:
-        form = predictions.form
-
-        def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
-            parts = _numpy_row_parts(values, labels, form, beta)
-            excess, mean, variance, shift, labelled, maxima = parts
-            terms = _label_terms(shift, beta, lambda far: (labelled[far], maxima[far]))
-            return _block_sums(excess, mean, variance, shift, beta, terms)
-
-        for part in predictions.map_raw(numpy_block):
-            total += part
-    nll, slope, curvature = total / predictions.n
+    nll, slope, curvature = _summed(predictions, beta, memo) / predictions.n
+    if nll == math.inf or slope == math.inf:
+        # A row's f or f' past float64 (logits more than 1.8e308 apart: [1e308, -1e308]
+        # with label 1 has f = 2e308 at T = 1), or their sum: each row's share of the
+        # mean, 1/n of it, summed again; finite wherever the mean is (every f >= 0, so
+        # no share, nor any partial sum, exceeds the mean). NLL +inf at T = 1 where the
+        # mean of [1e308, -1e308] (label 1) and three rows near 0 is 5e307 (issue 13)
+        shares = _summed(predictions, beta, memo, share=1.0 / predictions.n)
+        nll = shares[0] if nll == math.inf else nll
+        slope = shares[1] if slope == math.inf else slope
     return float(nll), float(slope), float(max(curvature, 0.0))
 
 
+def _summed(
+    predictions: Predictions, beta: float, memo: RowMemo | None, share: float = 1.0
+) -> FloatArray:
+    """The sums of :math:`f, f', f''` over the rows at ``beta`` (:func:`_moments`),
+    each row's numbers times ``share`` where that is not 1 (:func:`_block_sums`)."""
+    fused = _fused_kernel(predictions)
+    total = np.zeros(3)
+    if fused is not None:
+        for part in _fused_parts(predictions, beta, fused, memo, share):
+            total += part
+        return total
+    form = predictions.form
+
+    def numpy_block(_: int, values: FloatArray, labels: IntArray) -> FloatArray:
+        parts = _numpy_row_parts(values, labels, form, beta)
+        excess, mean, variance, shift, labelled, maxima = parts
+
+        def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
+            return labelled[far], maxima[far]
+
+        return _block_sums(excess, mean, variance, shift, beta, far_scores, share)
+
+    for part in predictions.map_raw(numpy_block):
+        total += part
+    return total
+
+
+def half_nll_rows(values: Any, labels: IntArray, form: str) -> FloatArray:
+    r"""Half of each row's NLL at :math:`T = 1`, :math:`(\log S - s_y)/2`, finite where
+    the NLL itself passes float64 (logits more than 1.8e308 apart: ``[1e308, -1e308]``,
+    label 1, gives 1e308): :math:`\log S / 2` less :func:`_label_terms`' :math:`s_y / 2`
+    (the halves :math:`z_y/2 - \max_k z_k/2` for a far label).  For the few rows whose
+    surprisal is +inf (``_bootstrap``: the rows' shares of a resample's mean)."""
+    rows = np.array(values, dtype=np.float64)  # (a copy: shifted in place)
+    excess, _, _, shift, labelled, maxima = _numpy_row_parts(rows, labels, form, 1.0)
+
+    def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
+        return labelled[far], maxima[far]
+
+    return np.log1p(excess) * 0.5 - _label_terms(shift, 1.0, far_scores, 0.5)
+
+
+def mean_nll(predictions: Predictions) -> float:
+    r"""The mean NLL of logits or log-probabilities at :math:`T = 1`: each row's
+    :math:`\log S - s_y` of :func:`_moments` (a row's NLL past float64, or their sum,
+    by each row's share of the mean; the far label's :math:`s_y` by
+    :func:`_label_terms`' halves).  The mean :func:`._scores.negative_log_likelihood`
+    gives where its rows' surprisals, or their sum, pass float64."""
+    return _moments(predictions, 1.0)[0]
+
+
 def _fused_parts(
-    predictions: Predictions, beta: float, kernel: Callable[..., Any], memo: RowMemo | None
+    predictions: Predictions,
+    beta: float,
+    kernel: Callable[..., Any],
+    memo: RowMemo | None,
+    share: float = 1.0,
 ) -> list[FloatArray]:
     """The blocks' sums (:func:`_block_sums`) by the fused pass, or from ``memo``."""
     if memo is not None and memo.values is not predictions.values:
@@ -141,7 +191,8 @@ def _fused_parts(
                     known[2, rows],
                     known[3, rows],
                     beta,
-                    _stored_label_terms(predictions.values, rows, labels, known[3, rows], beta),
+                    _stored_far_scores(predictions.values, rows, labels),
+                    share,
                 )
             )
         )
@@ -162,8 +213,8 @@ def _fused_parts(
         kernel(values, rows, read_only(np.ascontiguousarray(labels)), beta, lanes, weights, out)
         if every is not None:
             every[:, rows] = out  # (rows: consecutive, disjoint between blocks)
-        terms = _stored_label_terms(values, rows, labels, out[3], beta)
-        return _block_sums(out[0], out[1], out[2], out[3], beta, terms)
+        far_scores = _stored_far_scores(values, rows, labels)
+        return _block_sums(out[0], out[1], out[2], out[3], beta, far_scores, share)
 
     parts = list(predictions.map_rows(block))
     if memo is not None and every is not None:
@@ -292,12 +343,17 @@ def _numpy_row_parts(
     return excess, mean, variance, label_shift, labelled, maxima[:, 0]
 
 
+_FarScores = Callable[[BoolArray], tuple[FloatArray, FloatArray]]
+r"""``far_scores(far)``: the label's score :math:`z_y` and the maximum :math:`\max_k z_k`
+of a block's rows where ``far`` (:func:`_label_terms`)."""
+
+
 def _label_terms(
-    label_shift: FloatArray,
-    beta: float,
-    far_scores: Callable[[BoolArray], tuple[FloatArray, FloatArray]],
+    label_shift: FloatArray, beta: float, far_scores: _FarScores, share: float = 1.0
 ) -> FloatArray:
-    r""":math:`\beta s_y` of each row of a block, :math:`s_y = z_y - \max_k z_k`.
+    r""":math:`\beta s_y` of each row of a block, :math:`s_y = z_y - \max_k z_k` (times
+    ``share`` where that is not 1: :math:`\beta (s_y \cdot \mathrm{share})`, each row's
+    share of a mean, finite where the term itself passes float64: :func:`_block_sums`).
 
     A logit :math:`z_y` more than float64's largest number (1.8e308) below its row's
     maximum gives :math:`s_y = -\infty` (logits ``[1e308, -1e308, 0]``, label 1:
@@ -308,27 +364,29 @@ def _label_terms(
     difference finite, and the product is :math:`-\infty` only where
     :math:`\beta s_y` is itself past float64.  Every other row's term is
     ``beta * label_shift`` as before (the same bits); only logits can be so far apart
-    (log-probabilities are at most 0, and a probability's log at least -745).
+    (log-probabilities are at most 0, and a probability's log at least -745).  With a
+    ``share`` (:math:`1/n`) the far rows take
+    :math:`2\,(\beta\,((z_y/2 - \max_k z_k/2) \cdot \mathrm{share}))`, finite at
+    :math:`T = 1` too, where :math:`\beta s_y` is :math:`-2 \cdot 10^{308}`.
     """
-    terms = beta * label_shift
+    terms = beta * label_shift if share == 1.0 else beta * (label_shift * share)
     far = np.isneginf(label_shift)
     if far.any():
         labelled, top = far_scores(far)
         with np.errstate(over="ignore"):
-            terms[far] = beta * (0.5 * labelled - 0.5 * top) * 2.0
+            terms[far] = beta * ((0.5 * labelled - 0.5 * top) * share) * 2.0
     return terms
 
 
-def _stored_label_terms(
-    values: Any, rows: IntArray, labels: IntArray, label_shift: FloatArray, beta: float
-) -> FloatArray:
-    """:func:`_label_terms` of the fused pass's rows ``rows`` of the stored ``values``."""
+def _stored_far_scores(values: Any, rows: IntArray, labels: IntArray) -> _FarScores:
+    """The ``far_scores`` of :func:`_label_terms` of the fused pass's rows ``rows`` of the
+    stored ``values``."""
 
     def far_scores(far: BoolArray) -> tuple[FloatArray, FloatArray]:
         scores = np.asarray(values[rows[far]], dtype=np.float64)
         return scores[np.arange(scores.shape[0]), labels[far]], scores.max(axis=1)
 
-    return _label_terms(label_shift, beta, far_scores)
+    return far_scores
 
 
 def _block_sums(
@@ -337,20 +395,36 @@ def _block_sums(
     variance: FloatArray,
     label_shift: FloatArray,
     beta: float,
-    label_terms: FloatArray | None = None,
+    far_scores: _FarScores,
+    share: float = 1.0,
 ) -> FloatArray:
     r"""A block's sums of :math:`f = \log S - \beta s_y`, :math:`f' = E - s_y` and
     :math:`f'' = V` over its rows, :math:`\log S` as ``log1p`` of ``excess``
-    :math:`= S - 1` and :math:`\beta s_y` as ``label_terms`` (:func:`_label_terms`;
-    ``beta * label_shift`` where None)."""
-    terms = beta * label_shift if label_terms is None else label_terms
+    :math:`= S - 1` and :math:`\beta s_y` by :func:`_label_terms` (``far_scores``: of
+    the rows whose :math:`s_y` is ``-inf``).
+
+    With a ``share`` other than 1 (:math:`1/n`: :func:`_moments`, where a row's number
+    or the sum passes float64) each row's numbers times ``share``: of :math:`f`,
+    :math:`\log S \cdot \mathrm{share} - \beta (s_y \cdot \mathrm{share})`, of
+    :math:`f'`, :math:`E \cdot \mathrm{share} - s_y \cdot \mathrm{share}`, the far
+    label's :math:`s_y` by :func:`_label_terms`' halves in both."""
+    terms = _label_terms(label_shift, beta, far_scores, share)
     # a block's NLLs summing past 1.8e308 give +inf, unwarned, as the summaries do
     with np.errstate(over="ignore"):
+        if share == 1.0:
+            return np.array(
+                [
+                    np.sum(np.log1p(excess) - terms),
+                    np.sum(mean - label_shift),
+                    np.sum(variance),
+                ]
+            )
+        label_shares = _label_terms(label_shift, 1.0, far_scores, share)
         return np.array(
             [
-                np.sum(np.log1p(excess) - terms),
-                np.sum(mean - label_shift),
-                np.sum(variance),
+                np.sum(np.log1p(excess) * share - terms),
+                np.sum(mean * share - label_shares),
+                np.sum(variance * share),
             ]
         )
 
@@ -559,7 +633,8 @@ def cross_fitted_nll(
     difference of the NLL at :math:`T = 1` over all rows, summed in another order, and
     the cross-fitted NLL was -8.9e-16 for constant logits, whose gap is exactly 0."""
     misses = _misses(predictions)
-    total, difference, at_bound, separated, flattened = 0.0, 0.0, False, False, False
+    at_bound, separated, flattened = False, False, False
+    nlls, differences, sizes = [], [], []
     for held_out in _folds(misses, folds, seed):
         train = np.setdiff1d(np.arange(predictions.n), held_out, assume_unique=True)
         fit = _fit_beta(predictions.subset(train), bounds, xtol, memo)
@@ -567,17 +642,35 @@ def cross_fitted_nll(
         separated |= not misses[train].any()
         flattened |= fit.bound and fit.beta < 1.0  # (beta = 1 / T: below 1 is T_max)
         nll = _moments(predictions.subset(held_out), fit.beta, memo)[0]
-        total += nll * held_out.size
+        nlls.append(nll)
+        sizes.append(held_out.size)
         if gap and fit.beta != 1.0:
             before = _moments(predictions.subset(held_out), 1.0, memo)[0]
-            difference += (before - nll) * held_out.size
+            differences.append(before - nll)
+        else:
+            differences.append(0.0)
     return CrossFit(
-        total / predictions.n,
+        _fold_mean(nlls, sizes, predictions.n),
         at_bound,
         separated,
         flattened,
-        difference / predictions.n if gap else math.nan,
+        _fold_mean(differences, sizes, predictions.n) if gap else math.nan,
     )
+
+
+def _fold_mean(values: list[float], sizes: list[int], n: int) -> float:
+    r"""The mean over the rows of each fold's mean ``values`` (folds of ``sizes`` rows):
+    their sum weighted by the sizes, over ``n``; where that sum passes float64 (folds'
+    NLLs of 1e307, logits more than 1.8e308 apart: ``cross_fitted_nll_`` +inf, so
+    ``kept_identity_`` where the fitted temperature halved the NLL), each fold's share
+    :math:`v \cdot (\mathrm{size}/n)` instead."""
+    total = 0.0
+    for value, size in zip(values, sizes, strict=True):
+        total += value * size  # (Python floats: past float64 is inf, unwarned)
+    mean = total / n
+    if math.isinf(mean) and all(math.isfinite(value) for value in values):
+        mean = sum(value * (size / n) for value, size in zip(values, sizes, strict=True))
+    return mean
 
 
 def _check_folds(folds: int, seed: int, n: int) -> None:
