@@ -2,6 +2,7 @@
 
     python benchmarks/bench_update_fixed_cost.py [--rows 10000 100000 200000 1000000]
         [--classes 10] [--repeats 41] [--entropy] [--against PATH/TO/OTHER/src]
+        [--ends | --handoffs]
 
 For each row count, ``EvaluationState(classes, entropy=...).update(probs, labels)`` on
 ``bench_evaluation``'s float32 probabilities (a fresh state a call, as
@@ -16,7 +17,11 @@ row.  Then the "Python" rows: the same calls with every block read as empty (the
 kernel's arguments formed as usual), so that what remains is the Python around the
 kernel, the pool's hand-off and the state's adds.  With ``--ends``, the several-block
 calls' two ends instead: from the call to the first block's read, and from the last
-thread's last block (its reader's end, in that thread) to the call's return.
+thread's last block (its reader's end, in that thread) to the call's return.  With
+``--handoffs`` (branch upd14), the steps around the two threads' kernels: the call to
+the pool's work handed out (``_summaries.start_beside``), the handing out, the caller's
+first block, the pool's thread running the work after it, its first block, the wake of
+the caller after the pool's last block, and the rest of the call.
 
 On a shared machine run it under ``chrt -f 10`` (these threads first, as on a quiet
 machine; the wall clock is then the call's own) and state the load.
@@ -28,6 +33,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -122,6 +128,106 @@ def ends(packages: dict[str, Any], rows: int, classes: int, repeats: int, entrop
         )
 
 
+def _noting_handoffs(package: Any, notes: list[tuple[str, float]]) -> Callable[[], None]:
+    """Note, in ``notes``, each kernel call's start and end by thread (the caller's or
+    not), the pool's work handed out (``_summaries.start_beside``'s call and return),
+    the work's start in its thread and the caller's wait (``_NextBlocks.stragglers``'s
+    call and return); returns the undo."""
+    kernels, summaries = package.calibration._row_kernels, package.calibration._summaries
+    original_kernels, original_start = kernels._kernels, summaries.start_beside
+    original_wait = summaries._NextBlocks.stragglers
+    clock = time.perf_counter
+
+    def noted_kernels() -> dict[str, Any]:
+        found = dict(original_kernels())
+        kernel = found["totals"]
+
+        def totals(*args: Any) -> Any:
+            mine = threading.current_thread() is threading.main_thread()
+            notes.append(("caller>" if mine else "pool>", clock()))
+            flagged = kernel(*args)
+            notes.append(("caller<" if mine else "pool<", clock()))
+            return flagged
+
+        found["totals"] = totals
+        return found
+
+    def start(work: Callable[[], object], parts: int) -> Any:
+        def noted_work() -> object:
+            notes.append(("pool run", clock()))
+            return work()
+
+        notes.append(("hand out>", clock()))
+        started = original_start(noted_work, parts)
+        notes.append(("hand out<", clock()))
+        return started
+
+    def wait(self: Any, began: float) -> Any:
+        notes.append(("wait>", clock()))
+        stolen = original_wait(self, began)
+        notes.append(("wait<", clock()))
+        return stolen
+
+    kernels._kernels, summaries.start_beside = noted_kernels, start
+    summaries._NextBlocks.stragglers = wait
+
+    def undo() -> None:
+        kernels._kernels, summaries.start_beside = original_kernels, original_start
+        summaries._NextBlocks.stragglers = original_wait
+
+    return undo
+
+
+def handoffs(
+    packages: dict[str, Any], rows: int, classes: int, repeats: int, entropy: bool
+) -> None:
+    """``--handoffs``: the several-block call's steps around the two threads' kernels."""
+    flush = np.ones(6_000_000)
+    probs, labels = data(rows, classes)
+    notes: list[tuple[str, float]] = []
+    undo = [_noting_handoffs(p, notes) for p in packages.values()]
+    out: dict[tuple[str, str], list[float]] = {}
+    for package in packages.values():
+        package.EvaluationState(classes, entropy=entropy).update(probs, labels)
+    for _ in range(repeats):
+        for name, package in packages.items():
+            flush += 1.0
+            state = package.EvaluationState(classes, entropy=entropy)
+            notes.clear()
+            began = time.perf_counter()
+            state.update(probs, labels)
+            ended = time.perf_counter()
+            at: dict[str, list[float]] = {}
+            for what, t in notes:
+                at.setdefault(what, []).append(t)
+            if "pool>" not in at or "wait<" not in at:
+                continue  # (the pool's thread read no block: nothing to split)
+            steps = {
+                "call to the work handed out": at["hand out>"][0] - began,
+                "handing out": at["hand out<"][0] - at["hand out>"][0],
+                "then the caller's first block": at["caller>"][0] - at["hand out<"][0],
+                "caller's first block to the pool's run": at["pool run"][0] - at["caller>"][0],
+                "pool's run to its first block": at["pool>"][0] - at["pool run"][0],
+                "pool's last block end to the caller's wake": at["wait<"][0] - at["pool<"][-1],
+                "caller's wake to the return": ended - at["wait<"][0],
+                "whole call": ended - began,
+            }
+            for what, seconds in steps.items():
+                out.setdefault((name, what), []).append(seconds)
+    for fn in undo:
+        fn()
+    print(f"{rows} x {classes}, wall us, min and median of the calls whose pool read a block:\n")
+    print("| step | crossent | calls | min | median |\n|---|---|---:|---:|---:|")
+    for what in dict.fromkeys(w for _, w in out):
+        for name in packages:
+            values = out.get((name, what), [])
+            if values:
+                print(
+                    f"| {what} | {name} | {len(values)} | {min(values) * 1e6:.1f} | "
+                    f"{statistics.median(values) * 1e6:.1f} |"
+                )
+
+
 def measure(
     packages: dict[str, Any], rows: list[int], classes: int, repeats: int, entropy: bool
 ) -> dict[tuple[str, int], tuple[list[float], list[float]]]:
@@ -155,6 +261,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entropy", action="store_true", help="the default state (entropy)")
     parser.add_argument("--against", help="another crossent's src folder, interleaved")
     parser.add_argument("--ends", action="store_true", help="the calls' two ends (last --rows)")
+    parser.add_argument(
+        "--handoffs",
+        action="store_true",
+        help="the steps around the threads' kernels (last --rows)",
+    )
     args = parser.parse_args(argv)
     packages: dict[str, Any] = {"this": crossent}
     if args.against:
@@ -172,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     limit = 1 << 20  # _inputs._BLOCK_ELEMENTS
     if args.ends:
         ends(packages, args.rows[-1], args.classes, args.repeats, args.entropy)
+        return 0
+    if args.handoffs:
+        handoffs(packages, args.rows[-1], args.classes, args.repeats, args.entropy)
         return 0
     for stubbed in (False, True):
         undo = [_stub_reader(p) for p in packages.values()] if stubbed else []
