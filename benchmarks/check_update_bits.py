@@ -19,7 +19,8 @@ by rows with an entry of 1.5 (the kernel then keeps every bin's errors), and tin
 without the entropy, updated twice (the whole, then a third of it again).  A mutant
 that drops bin 0's TwoSum error in the float32 loop of ``add_to_bins`` changes the
 digest (2026-12-06, branch evalspeed1).  ``--binary``: 1-D binary columns instead
-(:func:`binary_cases`; branch binupd1), another digest.
+(:func:`binary_cases`; branch binupd1), another digest.  ``--stacked``: batches of
+stacked blocks (:func:`stacked_digest`; branch upd14), a third.
 """
 
 from __future__ import annotations
@@ -101,11 +102,49 @@ def binary_cases(seed: int) -> Iterator[tuple[np.ndarray, np.ndarray, int, dict[
         yield odd.astype(dtype), rng.integers(0, 2, n), 15, {"validate": False}
 
 
+def stacked_digest(seed: int) -> tuple[int, str]:
+    """``--stacked``: batches of more than ``_inputs._BLOCK_ELEMENTS`` entries, which
+    ``update`` reads as stacked blocks on the caller's thread and the pool's
+    (``_summaries._stacked_totals``, ``EvaluationState._add_blocks``; none of the cases
+    above has that many): Dirichlet rows of 3, 10, 100 and 1000 classes, float32 and
+    float64, a batch, then the batch not validated with NaN rows and a label of
+    probability 0 (an infinite surprisal), then half of it again from row 5; ``keep`` 0,
+    3, 10 and 50, with and without the entropy, 15 and 40 bins (branch upd14)."""
+    rng = np.random.default_rng(seed + 5)
+    total, count = hashlib.sha256(), 0
+    for dtype in (np.float32, np.float64):
+        for k, n in ((10, 300_000), (3, 800_000), (100, 30_000), (1000, 3000)):
+            p = rng.dirichlet(np.full(k, 0.3), size=n).astype(dtype)
+            y = rng.integers(0, k, n)
+            q = p.copy()
+            q[[7, 40_000 % n, n - 3]] = np.nan
+            q[n // 2, 0] = 0.0
+            y2 = y.copy()
+            y2[n // 2] = 0
+            for keep in (0, 3, 10, 50):
+                for entropy in (True, False):
+                    for bins in (15, 40):
+                        state = EvaluationState(k, bins=bins, keep=keep, entropy=entropy)
+                        state.update(p, y)
+                        state.update(q, y2, validate=False)
+                        state.update(p[: n // 2], y[: n // 2], first_row=5)
+                        for array in state_arrays(state):
+                            total.update(np.ascontiguousarray(array).tobytes())
+                        total.update(repr(state._surprising).encode())
+                        total.update(np.float64(state.calibration().value).tobytes())
+                        count += 1
+    return count, total.hexdigest()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--binary", action="store_true", help="the 1-D binary cases only")
+    parser.add_argument("--stacked", action="store_true", help="batches of stacked blocks")
     args = parser.parse_args()
+    if args.stacked:
+        print(*stacked_digest(args.seed))
+        return
     total, count = hashlib.sha256(), 0
     for p, y, bins, keywords in (binary_cases if args.binary else cases)(args.seed):
         closed = keywords.pop("closed", "left")
