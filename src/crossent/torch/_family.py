@@ -225,8 +225,9 @@ def binary_cross_entropy_with_logits(
     # operations there (the formula's first and second derivatives).
     nested = under_torch_func() and nested_forward_mode()
     if _binary.takes(input, target) and not nested:  # the exact logit gradient
+        loss = _binary.checked_loss if validate else _binary.unchecked_loss
         return _binary.BinaryFunction.apply(
-            input, target, weight, pos_weight, label_smoothing, reduction, validate
+            input, target, weight, pos_weight, label_smoothing, reduction, loss
         )
     # PyTorch's 'mean' divides by the number of elements, also with weights
     # (crossent's by the sum of the weights): the float64 sum, then that division.

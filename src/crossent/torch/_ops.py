@@ -58,6 +58,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .. import _torch_binary
 from .._checks import check_logits_of_rows
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
@@ -836,107 +837,19 @@ def _sigmoid_ce_fake(
     return logits.new_empty(shape, dtype=dtype)
 
 
-@torch.library.custom_op("crossent::sigmoid_ce_v1_backward", mutates_args=())
-def sigmoid_ce_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-) -> Tensor:
-    r"""The logits' gradient of :func:`sigmoid_ce` times ``upstream``, as
-    ``_binary.BinaryFunction``'s backward forms it (exact where :math:`\sigma(x)` meets
-    the target)."""
-    from . import _binary
-
-    return _binary.logit_gradient(
-        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, logits.dtype
-    )
-
-
-@sigmoid_ce_backward.register_fake
-def _sigmoid_ce_backward_fake(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-) -> Tensor:
-    return torch.empty_like(logits)
-
-
-@torch.library.custom_op("crossent::sigmoid_ce_v1_input_grads", mutates_args=())
-def sigmoid_ce_input_grads(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-    needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The gradients of :func:`sigmoid_ce` in ``targets``, ``weight`` and
-    ``pos_weight`` times ``upstream`` (an empty tensor where ``needs`` says no), as
-    ``_binary.BinaryFunction``'s backward forms them: their closed forms in plain torch
-    operations (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for
-    bit where eager takes ``BinaryFunction``."""
-    from . import _binary
-
-    found = _binary.input_gradients(
-        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, needs, False
-    )
-    # In the inputs' layouts (the fake kernel's); an empty tensor where none is wanted.
-    return tuple(  # type: ignore[return-value]
-        logits.new_empty((0,)) if g is None or a is None else torch.empty_like(a).copy_(g)
-        for g, a in zip(found, (targets, weight, pos_weight), strict=True)
-    )
-
-
-@sigmoid_ce_input_grads.register_fake
-def _sigmoid_ce_input_grads_fake(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-    needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(  # type: ignore[return-value]
-        torch.empty_like(a) if need and a is not None else logits.new_empty((0,))
-        for a, need in zip((targets, weight, pos_weight), needs, strict=True)
-    )
+# Its backward ops and autograd formula: the shared wrapper's (``crossent._torch_binary``,
+# the losses package's too; moved there in branch wrap1, the same names and schemas).
+sigmoid_ce_backward = _torch_binary.sigmoid_ce_backward
+_sigmoid_ce_backward_fake = _torch_binary.sigmoid_ce_backward_fake
+sigmoid_ce_input_grads = _torch_binary.sigmoid_ce_input_grads
+_sigmoid_ce_input_grads_fake = _torch_binary.sigmoid_ce_input_grads_fake
+_sigmoid_ce_grad = _torch_binary.op_gradients
 
 
 def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     logits, targets, weight, pos_weight, eps, reduction = inputs
     ctx.save_for_backward(logits, targets, weight, pos_weight)
     ctx.eps, ctx.reduction = eps, reduction
-
-
-def _sigmoid_ce_grad(
-    ctx: Any, grad: Tensor, *, ops: tuple[Callable[..., Any], ...] | None = None
-) -> tuple[Any, ...]:
-    # ``ops``: the backward ops (default :func:`sigmoid_ce_backward`,
-    # :func:`sigmoid_ce_input_grads`; their twins with ``label_smoothing`` a tensor under
-    # ``torch.compile``, ``_traced_options``).
-    logit_grad, input_grads = ops or (sigmoid_ce_backward, sigmoid_ce_input_grads)
-    logits, targets, weight, pos_weight = ctx.saved_tensors
-    options = (ctx.eps, ctx.reduction)
-    needs = list(ctx.needs_input_grad[:4])
-    gx = gt = gw = gpw = None
-    if needs[0]:
-        gx = logit_grad(grad, logits, targets, weight, pos_weight, *options)
-    if any(needs[1:]):  # targets or weights that require grad (``_family``)
-        found = input_grads(grad, logits, targets, weight, pos_weight, *options, needs[1:])
-        gt, gw, gpw = (g if need else None for g, need in zip(found, needs[1:], strict=True))
-    return gx, gt, gw, gpw, None, None
 
 
 sigmoid_ce.register_autograd(_sigmoid_ce_grad, setup_context=_sigmoid_ce_setup)
