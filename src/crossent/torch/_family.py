@@ -48,6 +48,7 @@ from ._arguments import (
     _by_value,
     check_reduction,
     example_stack,
+    named_as_called,
     nested_forward_mode,
     traced_within,
     under_torch_func,
@@ -156,6 +157,7 @@ def _traced_gamma(gamma: object) -> bool:
     return torch.compiler.is_dynamo_compiling() and traced_within(gamma, 0.0, math.inf)
 
 
+@named_as_called(logits="input", targets="target")
 def binary_cross_entropy_with_logits(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -244,6 +246,7 @@ def binary_cross_entropy_with_logits(
     )
 
 
+@named_as_called(logits="inputs")
 def sigmoid_focal_loss(
     inputs: torch.Tensor,
     targets: torch.Tensor,

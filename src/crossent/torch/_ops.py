@@ -63,7 +63,7 @@ from .._checks import check_logits_of_rows
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
 from ._agreement import untraced_exchange
-from ._arguments import examples, first_order_only
+from ._arguments import callers_names, examples, first_order_only
 from ._focal_eager import closed_gradient
 from ._labels import check_class_ids
 from ._linear import (
@@ -131,7 +131,12 @@ def softmax_ce_labels(
             labels, classes=logits.shape[1], ignore_index=ignore_index, shape=tuple(batch_shape)
         )
     opts = _backend.unpack(options)
-    return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
+    try:
+        return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
+    except (InputError, InputTypeError) as error:
+        # The logits are ``cross_entropy``'s ``input`` (compiled calls too; branch wrap1)
+        callers_names(error, {"logits": "input"})
+        raise
 
 
 # The fake (meta) kernels take the op's arguments positionally (the dispatcher passes
@@ -861,14 +866,19 @@ def sigmoid_inputs_checked(
 ) -> Tensor:
     """A float64 zero, after the value checks of :func:`crossent.sigmoid_cross_entropy`
     (logits not NaN, targets in [0, 1], ``weight`` and ``pos_weight`` non-negative: its
-    :class:`InputError` naming the argument, the index and the value). For
-    ``binary_cross_entropy_with_logits`` and ``sigmoid_focal_loss`` under
-    ``torch.compile`` and ``torch.export``, whose eager checks read values: one opaque
-    node (no graph break) that checks at run time, its zero added to the loss to keep it
-    in the graph. Called on detached tensors: no autograd."""
+    :class:`InputError` naming the argument as the caller passed it, the index and the
+    value). For ``sigmoid_focal_loss`` under ``torch.compile`` and ``torch.export``,
+    whose eager checks read values: one opaque node (no graph break) that checks at run
+    time, its zero added to the loss to keep it in the graph; the logits are that
+    drop-in's ``inputs`` (branch wrap1: the message said `logits`). Called on detached
+    tensors: no autograd."""
     from ..losses import _sigmoid
 
-    _sigmoid._binary(logits, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+    try:
+        _sigmoid._binary(logits, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+    except (InputError, InputTypeError) as error:
+        callers_names(error, {"logits": "inputs"})  # (the focal drop-in's argument)
+        raise
     return torch.zeros((), dtype=torch.float64, device=logits.device)
 
 
