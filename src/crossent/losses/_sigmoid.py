@@ -338,8 +338,8 @@ def _bce_in_graph(b: _Binary) -> Array:
 
 def _terms_in_graph(b: _Binary) -> Array:
     r"""``b.weighted(_bce_in_graph(b))``, the same values, whose autograd gradient in the
-    logits of a PyTorch tensor that requires one (float32 or float64 computation, float64
-    offered) is :func:`sigmoid_cross_entropy_grad`'s per entry: :math:`w[(1-t)\sigma(x)
+    logits of PyTorch tensors of which one requires one (float32 or float64 computation,
+    float64 offered) is :func:`sigmoid_cross_entropy_grad`'s per entry: :math:`w[(1-t)\sigma(x)
     - \pi t\sigma(-x)]` formed in float64 (double-double where it cancels,
     ``_sigmoid_grad.gradient``), times the upstream gradient in float64, rounded once;
     the targets', weights' and ``pos_weight``'s by their closed forms (the targets' slope
@@ -359,7 +359,8 @@ def _terms_in_graph(b: _Binary) -> Array:
     function, which Dynamo cannot trace). NumPy and JAX arrays, and tensors that require
     no gradient, get ``b.weighted(_bce_in_graph(b))``."""
     x = b.x
-    if not wants_gradient(x) or b.raw_t is None:
+    differentiated = (x, b.raw_t, b.weight, b.pos_weight)
+    if b.raw_t is None or not any(wants_gradient(a) for a in differentiated):
         return b.weighted(_bce_in_graph(b))
     import torch
 
