@@ -1,4 +1,4 @@
-"""The sigmoid focal loss's autograd gradient near its root, against mpmath (issue 13, branch wrap1).
+"""The sigmoid focal loss's autograd gradient near its root against mpmath (issue 13, wrap1).
 
 ``crossent.sigmoid_focal_loss`` of PyTorch tensors at ``gamma > 0`` takes autograd's
 logits' gradient, the sum of :math:`\\partial(1-p_t)^\\gamma` times the cross-entropy and
@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 
 import mpmath
-import numpy as np
 import torch
 
 import crossent
@@ -45,8 +44,10 @@ def truth(x: float, t: float, gamma: float, alpha: float | None) -> mpmath.mpf:
 
 
 def main() -> None:
-    print(f"{'gamma':>5} {'t':>8} {'offset':>8} {'dtype':>7} {'truth':>11} "
-          f"{'autograd ulps':>13} {'twin ulps':>10} {'autograd rel':>12}")
+    print(
+        f"{'gamma':>5} {'t':>8} {'offset':>8} {'dtype':>7} {'truth':>11} "
+        f"{'autograd ulps':>13} {'twin ulps':>10} {'autograd rel':>12}"
+    )
     worst: dict[tuple[float, str], float] = {}
     for gamma, t, alpha, root in ROOTS:
         for off in OFFSETS:
@@ -65,14 +66,18 @@ def main() -> None:
                 )
                 # the truth at the dtype's rounded x and t
                 true = truth(float(x[0]), float(tt[0]), gamma, alpha)
-                unit = 2.0 ** (math.floor(math.log2(abs(float(true)))) - bits) if true else 2.0**-1074
+                unit = (
+                    2.0 ** (math.floor(math.log2(abs(float(true)))) - bits) if true else 2.0**-1074
+                )
                 ulps = float(abs(mpmath.mpf(got) - true)) / unit
                 twin_ulps = float(abs(mpmath.mpf(twin) - true)) / unit
                 rel = float(abs(mpmath.mpf(got) - true) / abs(true)) if true else math.inf
                 key = (gamma, str(dtype)[6:])
                 worst[key] = max(worst.get(key, 0.0), ulps)
-                print(f"{gamma:5.1f} {t:8.5f} {off:8.0e} {str(dtype)[6:]:>7} "
-                      f"{float(true):11.3e} {ulps:13.3g} {twin_ulps:10.3g} {rel:12.3g}")
+                print(
+                    f"{gamma:5.1f} {t:8.5f} {off:8.0e} {str(dtype)[6:]:>7} "
+                    f"{float(true):11.3e} {ulps:13.3g} {twin_ulps:10.3g} {rel:12.3g}"
+                )
     print("worst autograd ulps:", {f"{g} {d}": f"{u:.3g}" for (g, d), u in worst.items()})
 
 

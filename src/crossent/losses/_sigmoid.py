@@ -33,7 +33,6 @@ values bit for bit and hands anything else (and every error) to them.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -368,6 +367,7 @@ def _terms_in_graph(b: _Binary) -> Array:
     if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
         return b.weighted(_bce_in_graph(b))
     from .. import _torch_binary
+
     parts = (x, b.raw_t, b.weight, b.pos_weight, b.label_smoothing)
     if torch.compiler.is_compiling():
         return _torch_binary.sigmoid_terms(*parts)
