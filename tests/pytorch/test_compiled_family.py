@@ -176,7 +176,7 @@ def test_binary_target_only_grad_compiles_with_smoothing_and_checks() -> None:
     torch.testing.assert_close(tc.grad.double(), t64.grad, rtol=2e-6, atol=1e-9)
     bad = t.clone()
     bad[0, 1] = 1.25
-    with pytest.raises(InputError, match=r"`targets` must be probabilities .* index \(0, 1\)"):
+    with pytest.raises(InputError, match=r"`target` must be probabilities .* index \(0, 1\)"):
         compiled(x, bad.requires_grad_())
 
 

@@ -258,7 +258,7 @@ def test_a_nan_in_a_row_that_counts_is_still_named(dtype: torch.dtype) -> None:
     z, _ = _with_bad_ignored_rows(torch.randn(6, 7, generator=_generator(9)).to(dtype), 0.0)
     z[IGNORED[0]] = float("nan")  # before it, ignored
     z[3, 4] = float("nan")  # row 3 counts
-    with pytest.raises(InputError, match=r"`logits` contains NaN at index \(3, 4\)"):
+    with pytest.raises(InputError, match=r"`input` contains NaN at index \(3, 4\)"):
         ct.cross_entropy(z, torch.tensor(LABELS))
     # Row 1 with a label counts.
     with pytest.raises(InputError, match=r"index \(1, 0\)"):

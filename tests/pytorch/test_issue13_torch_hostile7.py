@@ -104,7 +104,7 @@ def test_sigmoid_focal_dynamic_still_checks() -> None:
         compiled(x, t)
     options["gamma"] = 2.0
     x[1, 2] = float("nan")
-    with pytest.raises(InputError, match=r"`logits`.*NaN"):
+    with pytest.raises(InputError, match=r"`inputs`.*NaN"):
         compiled(x, t)
 
 

@@ -245,9 +245,9 @@ def test_nested_forward_mode_checks_as_the_op() -> None:
     y = torch.tensor([0, 4, -100, 2])
     nan = z.clone()
     nan[1, 3] = float("nan")
-    with pytest.raises(InputError, match=r"`logits` contains NaN at index \(1, 3\)"):
+    with pytest.raises(InputError, match=r"`input` contains NaN at index \(1, 3\)"):
         ct.cross_entropy(nan, y)
-    with pytest.raises(InputError, match=r"`logits` contains NaN at index \(1, 3\)"):
+    with pytest.raises(InputError, match=r"`input` contains NaN at index \(1, 3\)"):
         func.jacfwd(func.jacfwd(lambda x: ct.cross_entropy(x, y)))(nan)
     ignored = z.clone()
     ignored[2, 0] = float("nan")

@@ -318,7 +318,7 @@ def test_family_checks_under_vmap_name_the_value() -> None:
     z = torch.randn(B, N, C, dtype=torch.float64)
     t = torch.rand(B, N, C, dtype=torch.float64)
     t[1, 2, 3] = 1.5
-    with pytest.raises(InputError, match="targets"):
+    with pytest.raises(InputError, match="`target` must be probabilities"):
         func.vmap(lambda x, s: ct.binary_cross_entropy_with_logits(x, s))(z, t)
     y = torch.randint(0, C, (B, N))
     y[2, 0] = C + 3

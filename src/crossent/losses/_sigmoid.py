@@ -33,7 +33,6 @@ values bit for bit and hands anything else (and every error) to them.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -80,6 +79,7 @@ __all__ = [
     "sigmoid_focal_loss_grad",
     "softplus",
     "target_slope",
+    "weighted_terms",
 ]
 
 
@@ -337,127 +337,61 @@ def _bce_in_graph(b: _Binary) -> Array:
 
 def _terms_in_graph(b: _Binary) -> Array:
     r"""``b.weighted(_bce_in_graph(b))``, the same values, whose autograd gradient in the
-    logits of a PyTorch tensor that requires one (float32 or float64 computation, float64
-    offered) is :func:`sigmoid_cross_entropy_grad`'s per entry: :math:`w[(1-t)\sigma(x)
+    logits of PyTorch tensors of which one requires one (float32 or float64 computation,
+    float64 offered) is :func:`sigmoid_cross_entropy_grad`'s per entry: :math:`w[(1-t)\sigma(x)
     - \pi t\sigma(-x)]` formed in float64 (double-double where it cancels,
-    ``_sigmoid_grad.gradient``), times the upstream gradient in float64, rounded once
-    (:func:`_terms_function`).
+    ``_sigmoid_grad.gradient``), times the upstream gradient in float64, rounded once;
+    the targets', weights' and ``pos_weight``'s by their closed forms (the targets' slope
+    :func:`target_slope` in float64, rounded once); second derivatives the formula's.
+    Eagerly by ``crossent._torch_binary.BinaryFunction`` (the wrapper of
+    ``crossent.torch.binary_cross_entropy_with_logits`` too), while Dynamo traces
+    (``torch.compile``, ``torch.export``) by the custom op ``crossent::sigmoid_terms_v1``
+    whose autograd is the same gradients (first derivatives only).
 
     Autograd of :func:`_bce` summed :math:`w(1-t)\sigma(x)` and :math:`-w\pi t\sigma(-x)`
     in the logits' dtype, which cancel where :math:`\sigma(x)` meets the smoothed target
     (issue 13, branch hostile3: float64 logit 3, target 1, ``label_smoothing=0.1``, 268
-    ulps (of 2**-53); ``crossent.torch.binary_cross_entropy_with_logits`` already took the
-    exact gradient, ``crossent.torch._binary``), and its targets' gradient
-    :math:`\pi\operatorname{sp}(-x) - \operatorname{sp}(x)`, which cancels for small
-    :math:`|x|` (float32 ``x = -5.353383e-4``: 454 ulps; float64 ``1e-10``: millions),
-    now :func:`target_slope`. NumPy and JAX arrays, tensors that require no gradient, and
-    calls that Dynamo traces (``torch.compile``, ``torch.export``: the function's class
-    is not traceable, and the graph takes autograd's gradient of the formula, as before
-    branch hostile3) get ``b.weighted(_bce_in_graph(b))``."""
+    ulps (of 2**-53)), and its targets' gradient :math:`\pi\operatorname{sp}(-x) -
+    \operatorname{sp}(x)`, which cancels for small :math:`|x|` (float32 ``x =
+    -5.353383e-4``: 454 ulps; float64 ``1e-10``: millions). Until branch wrap1 a compiled
+    call took autograd's gradient of the formula (the wrapper was a class defined in a
+    function, which Dynamo cannot trace). NumPy and JAX arrays, and tensors that require
+    no gradient, get ``b.weighted(_bce_in_graph(b))``."""
     x = b.x
-    if not wants_gradient(x) or b.raw_t is None:
+    differentiated = (x, b.raw_t, b.weight, b.pos_weight)
+    if b.raw_t is None or not any(wants_gradient(a) for a in differentiated):
         return b.weighted(_bce_in_graph(b))
     import torch
 
     wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
-    if (
-        b.dtype not in (torch.float32, torch.float64)
-        or wide != torch.float64
-        or torch.compiler.is_compiling()
-    ):
+    if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
         return b.weighted(_bce_in_graph(b))
-    parts = (b.x, b.raw_t, b.weight, b.pos_weight)
-    return _terms_function()(*parts, b.label_smoothing, b.xp)
+    from .. import _torch_binary
+
+    parts = (x, b.raw_t, b.weight, b.pos_weight, b.label_smoothing)
+    if torch.compiler.is_compiling():
+        return _torch_binary.sigmoid_terms(*parts)
+    return _torch_binary.BinaryFunction.apply(*parts, "none", _torch_binary.terms)
 
 
-@functools.cache
-def _terms_function() -> Any:
-    r"""A PyTorch ``autograd.Function`` of ``(x, t, w, pw, eps, xp)`` (raw targets, the
-    weights None or broadcastable to ``x``, all of the compute dtype): the weighted terms
-    :math:`w[\pi t'\operatorname{sp}(-x) + (1-t')\operatorname{sp}(x)]`, :math:`t' =
-    (1-\varepsilon)t + \varepsilon/2`, as :func:`_bce` forms them. Backward:
-
-    * logits: the upstream :math:`u` times ``_sigmoid_grad.gradient``'s float64
-      :math:`w[(1-t')\sigma(x) - \pi t'\sigma(-x)]`, in float64, rounded once; under
-      ``create_graph`` plus the float formula's :math:`u\,g` less its detached value
-      (value 0: second derivatives are the formula's, as ``crossent.torch._binary``);
-    * targets, weights, ``pos_weight``: the closed forms :math:`(1-\varepsilon)w\,
-      S(x, \pi)` (:func:`target_slope`), :math:`\ell/w` and :math:`w t'
-      \operatorname{sp}(-x)` in plain operations (recorded under ``create_graph``),
-      summed over the axes a weight was broadcast along.
-
-    ``generate_vmap_rule``: ``torch.func`` transforms run it on batched tensors."""
-    import torch
-
-    def formed(x: Any, t: Any, w: Any, pw: Any, eps: float, xp: Any) -> Any:
-        b = _Binary(
-            xp=xp,
-            dtype=x.dtype,
-            x=x,
-            t=(1 - eps) * t + eps / 2 if eps else t,
-            weight=w,
-            pos_weight=pw,
-            reduction="none",
-            log_base=None,
-            raw_t=t,
-            label_smoothing=eps,
-        )
-        return b
-
-    class SigmoidTerms(torch.autograd.Function):
-        generate_vmap_rule = True
-
-        @staticmethod
-        def forward(x: Any, t: Any, w: Any, pw: Any, eps: float, xp: Any) -> Any:
-            b = formed(x, t, w, pw, eps, xp)
-            return b.weighted(_bce(b))
-
-        @staticmethod
-        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-            x, t, w, pw, eps, xp = inputs
-            ctx.save_for_backward(x, t, w, pw)
-            ctx.eps, ctx.xp = eps, xp
-
-        @staticmethod
-        def backward(ctx: Any, grad: Any) -> Any:
-            x, t, w, pw = ctx.saved_tensors
-            eps, xp = ctx.eps, ctx.xp
-            needs = ctx.needs_input_grad
-            graph = torch.is_grad_enabled()
-            gx = gt = gw = gpw = None
-            if needs[0]:
-                with torch.no_grad():
-                    slope = _sigmoid_grad.gradient(
-                        x.detach(),
-                        t.detach(),
-                        weight=None if w is None else w.detach(),
-                        pos_weight=None if pw is None else pw.detach(),
-                        eps=eps,
-                        scale=1.0,
-                        xp=xp,
-                        wide=torch.float64,
-                        upstream=grad.detach(),
-                    )
-                gx = slope
-                if graph:  # the formula's graph at value 0
-                    f = grad * _bce_grad(formed(x, t, w, pw, eps, xp))
-                    f = f if w is None else w * f
-                    gx = gx + (f - f.detach())
-            if needs[1] or needs[2] or needs[3]:
-                b = formed(x, t, w, pw, eps, xp)
-                if needs[1]:
-                    g = target_slope(x, pw, xp=xp)
-                    g = g if w is None else weighted_gradient(w, g, xp=xp)
-                    gt = grad * ((1 - eps) * g if eps else g)
-                if needs[2]:
-                    gw = (grad * _bce(b)).sum_to_size(w.shape)
-                if needs[3]:
-                    g = weighted_term(b.t, b.softplus_neg, xp=xp)
-                    g = g if w is None else weighted_term(w, g, xp=xp)
-                    gpw = (grad * g).sum_to_size(pw.shape)
-            return gx, gt, gw, gpw, None, None
-
-    return SigmoidTerms.apply
+def weighted_terms(x: Array, t: Array, w: Any, pw: Any, eps: float, *, xp: ModuleType) -> Array:
+    r""":math:`w[\pi t'\operatorname{sp}(-x) + (1-t')\operatorname{sp}(x)]` of raw
+    targets ``t`` (:math:`t' = (1-\varepsilon)t + \varepsilon/2`), the weights None or
+    broadcastable to ``x``, all of ``x``'s dtype, as :func:`_bce` forms them (no checks):
+    the forward of ``crossent._torch_binary``'s wrapper."""
+    b = _Binary(
+        xp=xp,
+        dtype=x.dtype,
+        x=x,
+        t=(1 - eps) * t + eps / 2 if eps else t,
+        weight=w,
+        pos_weight=pw,
+        reduction="none",
+        log_base=None,
+        raw_t=t,
+        label_smoothing=eps,
+    )
+    return b.weighted(_bce(b))
 
 
 def _bce_grad(b: _Binary) -> Array:

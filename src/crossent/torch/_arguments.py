@@ -16,10 +16,12 @@ raise the same :class:`~crossent.errors.InputError` for the same bad value.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch.autograd import forward_ad
@@ -36,6 +38,7 @@ __all__ = [
     "autocast_off",
     "autocasting",
     "call_options",
+    "callers_names",
     "check_chunk_size",
     "check_forward_mode_once",
     "check_no_tangent",
@@ -51,6 +54,7 @@ __all__ = [
     "functorch_reverse_mode",
     "grad_recorded",
     "has_tangent",
+    "named_as_called",
     "nested_forward_mode",
     "op_sizes",
     "tensor",
@@ -535,3 +539,42 @@ def autocast_off(device_type: str) -> contextlib.AbstractContextManager[Any]:
 def _listed(words: list[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+_NAMED = re.compile(r"`(\w+)`")
+
+
+def callers_names(error: Exception, names: Mapping[str, str]) -> None:
+    """Rename, in place, the arguments that ``error``'s message names in backticks
+    (``names``: the losses package's name to the caller's, such as ``logits`` to
+    ``input``); other words are left as they are."""
+    if error.args and isinstance(error.args[0], str):
+        message = _NAMED.sub(lambda m: f"`{names.get(m.group(1), m.group(1))}`", error.args[0])
+        error.args = (message, *error.args[1:])
+
+
+def named_as_called(**names: str) -> Callable[[_Function], _Function]:
+    """A drop-in whose errors name the arguments as the caller passed them (issue 13,
+    branch wrap1: ``binary_cross_entropy_with_logits(input, target)``' NaN logits were
+    "`logits` contains NaN", the losses package's name): its
+    :class:`~crossent.errors.InputError` and :class:`~crossent.errors.InputTypeError`
+    get ``names`` (:func:`callers_names`). While Dynamo traces (``torch.compile``,
+    ``torch.export``) the function is called as it is (no ``try`` is traced); its value
+    checks then run at run time in custom ops, which name the arguments themselves (the
+    eager drop-in's call, or :func:`callers_names`)."""
+
+    def decorate(function: _Function) -> _Function:
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if torch.compiler.is_compiling():
+                return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            except (InputError, InputTypeError) as error:
+                callers_names(error, names)
+                raise
+
+        return call  # type: ignore[return-value]
+
+    return decorate

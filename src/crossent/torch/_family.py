@@ -48,6 +48,7 @@ from ._arguments import (
     _by_value,
     check_reduction,
     example_stack,
+    named_as_called,
     nested_forward_mode,
     traced_within,
     under_torch_func,
@@ -156,6 +157,7 @@ def _traced_gamma(gamma: object) -> bool:
     return torch.compiler.is_dynamo_compiling() and traced_within(gamma, 0.0, math.inf)
 
 
+@named_as_called(logits="input", targets="target")
 def binary_cross_entropy_with_logits(
     input: torch.Tensor,
     target: torch.Tensor,
@@ -225,8 +227,9 @@ def binary_cross_entropy_with_logits(
     # operations there (the formula's first and second derivatives).
     nested = under_torch_func() and nested_forward_mode()
     if _binary.takes(input, target) and not nested:  # the exact logit gradient
+        loss = _binary.checked_loss if validate else _binary.unchecked_loss
         return _binary.BinaryFunction.apply(
-            input, target, weight, pos_weight, label_smoothing, reduction, validate
+            input, target, weight, pos_weight, label_smoothing, reduction, loss
         )
     # PyTorch's 'mean' divides by the number of elements, also with weights
     # (crossent's by the sum of the weights): the float64 sum, then that division.
@@ -243,6 +246,7 @@ def binary_cross_entropy_with_logits(
     )
 
 
+@named_as_called(logits="inputs")
 def sigmoid_focal_loss(
     inputs: torch.Tensor,
     targets: torch.Tensor,

@@ -27,6 +27,7 @@ from ._arguments import (
     functorch_reverse_mode,
     grad_recorded,
     has_tangent,
+    named_as_called,
     nested_forward_mode,
     op_sizes,
     tensor,
@@ -261,6 +262,7 @@ def _linear_checks(
     return input, linear_weight, labels, linear_bias, w, opts, chunk_size
 
 
+@named_as_called(logits="input")
 def cross_entropy(
     input: torch.Tensor,
     target: torch.Tensor,

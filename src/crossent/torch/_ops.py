@@ -58,11 +58,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from .. import _torch_binary
 from .._checks import check_logits_of_rows
 from ..errors import InputError, InputTypeError
 from . import _backend, _launch, _targets
 from ._agreement import untraced_exchange
-from ._arguments import examples, first_order_only
+from ._arguments import callers_names, examples, first_order_only
 from ._focal_eager import closed_gradient
 from ._labels import check_class_ids
 from ._linear import (
@@ -130,7 +131,12 @@ def softmax_ce_labels(
             labels, classes=logits.shape[1], ignore_index=ignore_index, shape=tuple(batch_shape)
         )
     opts = _backend.unpack(options)
-    return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
+    try:
+        return _launch.forward(logits, labels, weight, opts, ignore_index=ignore_index)
+    except (InputError, InputTypeError) as error:
+        # The logits are ``cross_entropy``'s ``input`` (compiled calls too; branch wrap1)
+        callers_names(error, {"logits": "input"})
+        raise
 
 
 # The fake (meta) kernels take the op's arguments positionally (the dispatcher passes
@@ -836,107 +842,19 @@ def _sigmoid_ce_fake(
     return logits.new_empty(shape, dtype=dtype)
 
 
-@torch.library.custom_op("crossent::sigmoid_ce_v1_backward", mutates_args=())
-def sigmoid_ce_backward(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-) -> Tensor:
-    r"""The logits' gradient of :func:`sigmoid_ce` times ``upstream``, as
-    ``_binary.BinaryFunction``'s backward forms it (exact where :math:`\sigma(x)` meets
-    the target)."""
-    from . import _binary
-
-    return _binary.logit_gradient(
-        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, logits.dtype
-    )
-
-
-@sigmoid_ce_backward.register_fake
-def _sigmoid_ce_backward_fake(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-) -> Tensor:
-    return torch.empty_like(logits)
-
-
-@torch.library.custom_op("crossent::sigmoid_ce_v1_input_grads", mutates_args=())
-def sigmoid_ce_input_grads(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-    needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The gradients of :func:`sigmoid_ce` in ``targets``, ``weight`` and
-    ``pos_weight`` times ``upstream`` (an empty tensor where ``needs`` says no), as
-    ``_binary.BinaryFunction``'s backward forms them: their closed forms in plain torch
-    operations (:func:`crossent.torch._binary.input_gradients`), so eager's, bit for
-    bit where eager takes ``BinaryFunction``."""
-    from . import _binary
-
-    found = _binary.input_gradients(
-        logits, targets, weight, pos_weight, label_smoothing, reduction, upstream, needs, False
-    )
-    # In the inputs' layouts (the fake kernel's); an empty tensor where none is wanted.
-    return tuple(  # type: ignore[return-value]
-        logits.new_empty((0,)) if g is None or a is None else torch.empty_like(a).copy_(g)
-        for g, a in zip(found, (targets, weight, pos_weight), strict=True)
-    )
-
-
-@sigmoid_ce_input_grads.register_fake
-def _sigmoid_ce_input_grads_fake(
-    upstream: Tensor,
-    logits: Tensor,
-    targets: Tensor,
-    weight: Tensor | None,
-    pos_weight: Tensor | None,
-    label_smoothing: float,
-    reduction: str,
-    needs: list[bool],
-) -> tuple[Tensor, Tensor, Tensor]:
-    return tuple(  # type: ignore[return-value]
-        torch.empty_like(a) if need and a is not None else logits.new_empty((0,))
-        for a, need in zip((targets, weight, pos_weight), needs, strict=True)
-    )
+# Its backward ops and autograd formula: the shared wrapper's (``crossent._torch_binary``,
+# the losses package's too; moved there in branch wrap1, the same names and schemas).
+sigmoid_ce_backward = _torch_binary.sigmoid_ce_backward
+_sigmoid_ce_backward_fake = _torch_binary.sigmoid_ce_backward_fake
+sigmoid_ce_input_grads = _torch_binary.sigmoid_ce_input_grads
+_sigmoid_ce_input_grads_fake = _torch_binary.sigmoid_ce_input_grads_fake
+_sigmoid_ce_grad = _torch_binary.op_gradients
 
 
 def _sigmoid_ce_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
     logits, targets, weight, pos_weight, eps, reduction = inputs
     ctx.save_for_backward(logits, targets, weight, pos_weight)
     ctx.eps, ctx.reduction = eps, reduction
-
-
-def _sigmoid_ce_grad(
-    ctx: Any, grad: Tensor, *, ops: tuple[Callable[..., Any], ...] | None = None
-) -> tuple[Any, ...]:
-    # ``ops``: the backward ops (default :func:`sigmoid_ce_backward`,
-    # :func:`sigmoid_ce_input_grads`; their twins with ``label_smoothing`` a tensor under
-    # ``torch.compile``, ``_traced_options``).
-    logit_grad, input_grads = ops or (sigmoid_ce_backward, sigmoid_ce_input_grads)
-    logits, targets, weight, pos_weight = ctx.saved_tensors
-    options = (ctx.eps, ctx.reduction)
-    needs = list(ctx.needs_input_grad[:4])
-    gx = gt = gw = gpw = None
-    if needs[0]:
-        gx = logit_grad(grad, logits, targets, weight, pos_weight, *options)
-    if any(needs[1:]):  # targets or weights that require grad (``_family``)
-        found = input_grads(grad, logits, targets, weight, pos_weight, *options, needs[1:])
-        gt, gw, gpw = (g if need else None for g, need in zip(found, needs[1:], strict=True))
-    return gx, gt, gw, gpw, None, None
 
 
 sigmoid_ce.register_autograd(_sigmoid_ce_grad, setup_context=_sigmoid_ce_setup)
@@ -948,14 +866,19 @@ def sigmoid_inputs_checked(
 ) -> Tensor:
     """A float64 zero, after the value checks of :func:`crossent.sigmoid_cross_entropy`
     (logits not NaN, targets in [0, 1], ``weight`` and ``pos_weight`` non-negative: its
-    :class:`InputError` naming the argument, the index and the value). For
-    ``binary_cross_entropy_with_logits`` and ``sigmoid_focal_loss`` under
-    ``torch.compile`` and ``torch.export``, whose eager checks read values: one opaque
-    node (no graph break) that checks at run time, its zero added to the loss to keep it
-    in the graph. Called on detached tensors: no autograd."""
+    :class:`InputError` naming the argument as the caller passed it, the index and the
+    value). For ``sigmoid_focal_loss`` under ``torch.compile`` and ``torch.export``,
+    whose eager checks read values: one opaque node (no graph break) that checks at run
+    time, its zero added to the loss to keep it in the graph; the logits are that
+    drop-in's ``inputs`` (branch wrap1: the message said `logits`). Called on detached
+    tensors: no autograd."""
     from ..losses import _sigmoid
 
-    _sigmoid._binary(logits, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+    try:
+        _sigmoid._binary(logits, targets, weight=weight, pos_weight=pos_weight, reduction="none")
+    except (InputError, InputTypeError) as error:
+        callers_names(error, {"logits": "inputs"})  # (the focal drop-in's argument)
+        raise
     return torch.zeros((), dtype=torch.float64, device=logits.device)
 
 
