@@ -57,6 +57,7 @@ from ._far_gaps import (
     times_temperature_squared,
 )
 from ._near_rows import CANCEL_SPREAD as _CANCEL
+from ._near_rows import FUSED_SPREAD as _FUSED
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -735,13 +736,13 @@ class NearGradients:
     units against 0.8). Rows not flagged are 0.
 
     ``cancelling`` (forward, float64 work, where asked: :meth:`of_loss`): the rows not
-    flagged whose :math:`\max_c |s_c - t_c|` is below ``_near_rows.CANCEL_SPREAD``
+    flagged whose :math:`\max_c |s_c - t_c|` is below ``_near_rows.FUSED_SPREAD``
     :math:`\max_c t_c`, where autograd's :math:`T(s - t)` of the softened rows errs by
     some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry
     (rows of two classes of :math:`N(0, 1)`, logits ``(N, 2, 1)``: 33 units at
-    :math:`T = 8`; issue 13, branch distfwd2); :meth:`cancelling_in_student` forms them
-    as the fused kernels do (``_near_rows.exact_forward_gradient``, the array twin of
-    ``_distill_numba._exact_forward_row``). None: none asked."""
+    :math:`T = 8`; issue 13, branch distfwd2; rows of a spread from :math:`\max_c t_c/2`
+    to :math:`\max_c t_c` up to 54, branch distfwd3); :meth:`cancelling_in_student`
+    forms them as the fused kernels do. None: none asked."""
 
     d: _Distillation
     flagged: Array
@@ -759,7 +760,7 @@ class NearGradients:
             picked = _formable(d, spread < _SPREAD_FLOOR * top)
             if not cancelling or d.batch.dtype != xp.float64 or d.given:
                 return cls(d, picked)
-            rows = xp.logical_and(spread < _CANCEL * top, xp.logical_not(picked))
+            rows = xp.logical_and(spread < _FUSED * top, xp.logical_not(picked))
             return cls(d, picked, rows)
         return cls(d, xp.logical_and(near, d.row_kl() < _KL_FLOOR))
 
@@ -768,11 +769,16 @@ class NearGradients:
         ``_near_rows.exact_forward_gradient`` (boolean indexing, as :meth:`_formed`), and
         the rows (batch shape) where it holds and they are formable; the others are the
         caller's (autograd's). ``host``: the rows can be read as NumPy arrays (CPU
-        tensors outside a recorded graph): formed by the fused kernels' own compiled
-        formula (``_distill_numba.exact_forward_rows``) where Numba is: its FMA
-        remainders (the array twin's quotients have none: within 6.4 units at
-        :math:`T = 3`, the compiled 4.2), and the generic path's close rows 18.3 ms
-        against 37.9 by the twin (16 x 1000 x 16, RESULTS.md, branch distfwd2)."""
+        tensors outside a recorded graph): formed by the fused forward kernel
+        (``_distill_numba.distillation_forward_gradient_kernel``, :math:`r = T`) where
+        Numba is, the 2-D op's bits: its one pass, and below
+        ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` its compiled formula, whose FMA
+        remainders the array twin's quotients have not (within 6.4 units at :math:`T =
+        3`, the compiled 4.2), on every row it forms (those whose statistics are finite
+        and spread is at or above the floor by its own pass; branch distfwd3: from
+        ``CANCEL_SPREAD`` to ``FUSED_SPREAD`` the twin holds on some rows only, where
+        :math:`s_j \ge t_j/2`); the generic path's close rows 18.3 ms against 37.9 by the
+        twin (16 x 1000 x 16, RESULTS.md, branch distfwd2)."""
         d, xp, rows = self.d, self.d.batch.xp, self.cancelling
         if rows is None:
             raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
@@ -783,8 +789,11 @@ class NearGradients:
             z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
             v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
             formed = np.zeros_like(z64)
-            kept = np.zeros(z64.shape[0], dtype=np.bool_)
-            _distill_numba.exact_forward_rows(z64, v64, float(d.temperature), formed, kept)
+            n, t = z64.shape[0], float(d.temperature)
+            stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
+            kernel = _distill_numba.distillation_forward_gradient_kernel
+            kernel(z64, v64, t, stats, np.full(n, t), formed, small, False, 0)
+            kept = np.isfinite(stats[:, 0]) & ~small  # (else the caller's: autograd's)
             grad = xp.asarray(formed, device=device(z))
             holds = xp.asarray(kept, device=device(z))[..., None]
         else:

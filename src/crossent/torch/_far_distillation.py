@@ -96,7 +96,7 @@ from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._distill import NearGradients
-from ..losses._near_rows import CANCEL_SPREAD as _CANCEL_SPREAD
+from ..losses._near_rows import FUSED_SPREAD as _FUSED_SPREAD
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ..losses._near_rows import NearRows, spread_and_top
@@ -277,7 +277,7 @@ def _ordinary_call(
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
     that requires a gradient, and the call goes the generic way (its far and near
     rows formed as there). Read with them, where the spread is formed and the work
-    dtype is float64: whether a row's spread is below ``_near_rows.CANCEL_SPREAD``
+    dtype is float64: whether a row's spread is below ``_near_rows.FUSED_SPREAD``
     :math:`\max_c t_c` (``_ordinary_terms``' third value); where one is, the per-row
     losses are reduced again through ``_near_gradient.NearRowsOf`` (an identity whose
     backward gives those rows ``NearGradients.cancelling_in_student``; the same value;
@@ -346,7 +346,7 @@ def _ordinary_terms(
     here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`).
 
     The third value: where ``spread`` and the work dtype is float64, the rows whose
-    spread is below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` (batch shape), whose
+    spread is below ``_near_rows.FUSED_SPREAD`` :math:`\max_c t_c` (batch shape), whose
     gradient ``NearGradients.cancelling_in_student`` forms (the fused kernels' formula;
     issue 13, branch distfwd2), from the same spread; else None."""
     log_s, log_t, xp = d.log_s, d.log_t, d.batch.xp
@@ -360,7 +360,7 @@ def _ordinary_terms(
             width, top = spread_and_top(torch.exp(log_s).sub_(t), t, xp)
             leave.append((width < _SPREAD_FLOOR * top).any())
             if d.batch.dtype == torch.float64 and not d.given:
-                cancelling = width < _CANCEL_SPREAD * top
+                cancelling = width < _FUSED_SPREAD * top
     # in place, on its own temporary (autograd records the same operations)
     return difference.sub_(log_s).mul_(t), leave, cancelling
 
