@@ -793,11 +793,17 @@ class NearGradients:
             stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
             kernel = _distill_numba.distillation_forward_gradient_kernel
             kernel(z64, v64, t, stats, np.full(n, t), formed, small, False, 0)
-            kept = np.isfinite(stats[:, 0]) & ~small  # (else the caller's: autograd's)
-            grad = xp.asarray(formed, device=device(z))
-            holds = xp.asarray(kept, device=device(z))[..., None]
-        else:
-            grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
+            # (rows whose statistics are not finite, a NaN, +inf or a student's -inf
+            # beside t_c > 0 among them: formable's rows and more; and the kernel's own
+            # small spreads: the caller's, autograd's)
+            kept = np.isfinite(stats[:, 0]) & ~small
+            formed[~kept] = 0.0
+            out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
+            out[rows] = xp.asarray(formed, device=device(z))
+            taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
+            taken[rows] = xp.asarray(kept, device=device(z))
+            return out, taken
+        grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
         holds = xp.logical_and(holds[..., 0], formable(z, v, xp))
         out = xp.zeros(d.student.shape, dtype=grad.dtype, device=device(grad))
         out[rows] = xp.where(holds[..., None], grad, xp.zeros_like(grad))
