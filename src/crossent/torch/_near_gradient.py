@@ -43,9 +43,10 @@ classes of :math:`N(0, 1)` at :math:`T = 8` as logits ``(N, 2, 1)``, 38 on three
 t_c`, 9.8 there (eight classes, :math:`T = 8`) and up to 54 on random rows, now within
 4.0 and 6.7 (the 2-D op's one pass, branch distfwd3). The ordinary call reads
 whether it has one with its other flags and wraps its per-row losses so
-(``_far_distillation._ordinary_call``); a call with near rows forms them with the others (``NearRowsLater.finish``; ``near=False`` where only
-cancelling rows are flagged: no ``NearRows`` pass over every row). Not where the
-teacher requires a gradient (its rows' gradient stays autograd's, with the student's).
+(``_far_distillation._ordinary_call``); a call with near rows forms them with the
+others (``NearRowsLater.finish``; ``near=False`` where only cancelling rows are
+flagged: no ``NearRows`` pass over every row). Not where the teacher requires a
+gradient (its rows' gradient stays autograd's, with the student's).
 
 The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
 (a KL below ``NEAR_CEILING``) that the losses' one rule flags
