@@ -83,6 +83,7 @@ __all__ = [
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
+    "fused_forward_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
 ]
@@ -784,20 +785,9 @@ class NearGradients:
             raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
         z, v = d.student[rows], d.teacher_scores[rows]
         if host and _cpu_kernels.available():
-            from . import _distill_numba
-
             z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
             v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
-            formed = np.zeros_like(z64)
-            n, t = z64.shape[0], float(d.temperature)
-            stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
-            kernel = _distill_numba.distillation_forward_gradient_kernel
-            kernel(z64, v64, t, stats, np.full(n, t), formed, small, False, 0)
-            # (rows whose statistics are not finite, a NaN, +inf or a student's -inf
-            # beside t_c > 0 among them: formable's rows and more; and the kernel's own
-            # small spreads: the caller's, autograd's)
-            kept = np.isfinite(stats[:, 0]) & ~small
-            formed[~kept] = 0.0
+            formed, kept = fused_forward_rows(z64, v64, float(d.temperature))
             out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
             out[rows] = xp.asarray(formed, device=device(z))
             taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
@@ -967,6 +957,29 @@ def _near_gradient_rows(
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)
+
+
+def fused_forward_rows(
+    z: np.ndarray, v: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`T(s - t)` of float64 rows ``z`` beside teacher logits ``v`` (rows x
+    classes, C-contiguous) by the fused forward kernel
+    (``_distill_numba.distillation_forward_gradient_kernel``, :math:`r = T`: the 2-D
+    op's bits), and the rows it forms; 0 on the others: those whose statistics are not
+    finite (a NaN, ``+inf``, a student's ``-inf`` beside :math:`t_c > 0`: ``formable``'s
+    rows and more) or whose spread is below ``_near_rows.SPREAD_FLOOR``'s by its own pass
+    (the caller's). Issue 13, branch distfwd3; Numba must be there
+    (``_cpu_kernels.available``)."""
+    from . import _distill_numba
+
+    n = z.shape[0]
+    formed = np.zeros_like(z)
+    stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
+    kernel = _distill_numba.distillation_forward_gradient_kernel
+    kernel(z, v, temperature, stats, np.full(n, temperature), formed, small, False, 0)
+    kept = np.isfinite(stats[:, 0]) & ~small
+    formed[~kept] = 0.0
+    return formed, kept
 
 
 def _cancelling_rows(
