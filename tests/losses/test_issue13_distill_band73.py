@@ -1,15 +1,16 @@
 r"""Issue 13 (stop 73, branch distfwd3): float64 rows of a spread :math:`\max_c |s_c - t_c|`
-from :math:`\max_c t_c / 2` to :math:`\max_c t_c` on ``crossent.torch.distillation_loss``'
-generic path (logits that are not 2-D) take the fused kernels' gradient.
+at or above :math:`\max_c t_c / 2` on ``crossent.torch.distillation_loss``' generic path
+(logits that are not 2-D) take the fused kernels' gradient.
 
 Branch distfwd2 gave the generic path's rows of a spread below :math:`\max_c t_c / 2`
-(``_near_rows.CANCEL_SPREAD``) the fused kernels' formula; the rows of that band kept
-autograd's :math:`T(s - t)` of the softened rows: 9.8 units of :math:`2^{-53}` of the
-row's largest entry off on rows of eight classes at :math:`T = 8` (``benchmarks/
-check_distill_forward_exact.py``, the "generic" column), up to 54 on random rows of 2 to
-32 classes, where the 2-D op (its one pass) is within 3.5 and 6.7. Those rows (below
-``_near_rows.FUSED_SPREAD`` :math:`\max_c t_c`) now take the forward kernel's gradient
-on the host, the 2-D op's bits. On main: 2 of 3 fail (the float32 rows are a guard).
+(``_near_rows.CANCEL_SPREAD``) the fused kernels' formula; the others kept autograd's
+:math:`T(s - t)` of the softened rows: 9.8 units of :math:`2^{-53}` of the row's largest
+entry off on rows of eight classes at :math:`T = 8` (``benchmarks/
+check_distill_forward_exact.py``, the "generic" column), up to 489 on random rows of 2
+to 200 classes of a spread from :math:`\max_c t_c / 2` to :math:`\max_c t_c` and 142
+past it, where the 2-D op (its one pass) is within 4.0, 8.1 and 4.7. Every row at or
+above the floor (``_near_rows.FUSED_SPREAD``) now takes the forward kernel's gradient on
+the host, the 2-D op's bits. On main: 2 of 3 fail (the float32 rows are a guard).
 
 Oracle: mpmath at 60 digits (``tests/oracles.py``); the 2-D CPU op (its own mpmath
 tests: ``tests/pytorch/test_issue13_distill_forward_exact.py``).
@@ -70,38 +71,37 @@ def test_rows_of_eight_classes_against_mpmath() -> None:
     assert max(worst.values()) <= UNITS, worst
 
 
-def test_band_rows_are_the_two_dimensional_ops() -> None:
-    """Random rows of 3 to 32 classes whose teacher is the student plus noise: the
-    generic path's band rows are the 2-D op's ('sum': an upstream of 1), on the ordinary
+def test_rows_are_the_two_dimensional_ops() -> None:
+    """Random rows of 3 to 32 classes whose teacher is the student plus noise (rows of a
+    spread below :math:`\\max_c t_c / 2`, from it to :math:`\\max_c t_c`, and past it):
+    the generic path's rows are the 2-D op's ('sum': an upstream of 1), on the ordinary
     call and beside a near row (``NearRowsOf``' call): bit for bit but at a top class
     where both sides are above ``_dominant_entry.DOMINANT`` (each path's entry is minus
-    its own float64 sum of the others: ``_dominant_gradient``), there within an ulp of
+    its own float64 sum of the others: ``_dominant_gradient``), there within 4 ulps of
     the row's largest entry."""
     rng = np.random.default_rng(73)
     for classes, t in ((3, 1.0), (8, 4.0), (32, 0.5)):
         z = rng.normal(0, 3, (64, classes))
         v = z + rng.normal(0, 2, z.shape) * t
-        band = _band(z, v, t)
-        assert band.sum() >= 4
-        _same(_generic(z, v, t)[band], _op(z, v, t)[band], z[band])
+        assert _band(z, v, t).sum() >= 4
+        _same(_generic(z, v, t), _op(z, v, t), z)
     near = np.array([[-0.3032453063017112, -0.15455760599407076, -40.0]])
     near_v = np.array([[0.002017082726634446, 0.14967627793151025, -40.0]])
     z = rng.normal(0, 3, (16, 3))
     v = z + rng.normal(0, 2, z.shape) * 2.0
     z, v = np.concatenate([near, z]), np.concatenate([near_v, v])
-    band = _band(z, v, 2.0)
-    assert band.sum() >= 2
-    _same(_generic(z, v, 2.0)[band], _op(z, v, 2.0)[band], z[band])
+    assert _band(z, v, 2.0).sum() >= 2
+    _same(_generic(z, v, 2.0)[1:], _op(z, v, 2.0)[1:], z[1:])
 
 
 def _same(got: np.ndarray, want: np.ndarray, z: np.ndarray) -> None:
     """``got`` is ``want`` bit for bit but at each row's student top class (``z``'s
-    first largest: a dominant row's), there within an ulp of the row's largest
-    magnitude."""
+    first largest: a dominant row's), there within 4 ulps of the row's largest
+    magnitude (two float64 sums of the others, in two orders: 2 seen)."""
     top = z.argmax(-1)
     rows = np.arange(want.shape[0])
     unit = np.spacing(np.abs(want).max(-1))
-    assert np.all(np.abs(got[rows, top] - want[rows, top]) <= unit)
+    assert np.all(np.abs(got[rows, top] - want[rows, top]) <= 4 * unit)
     got, want = got.copy(), want.copy()
     got[rows, top] = want[rows, top] = 0.0
     assert got.tobytes() == want.tobytes()
