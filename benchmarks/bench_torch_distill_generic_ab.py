@@ -16,6 +16,10 @@ cancels, the spread read with the others), ``close`` (the teacher the student pl
 float32 (untouched). Each tree is imported from a renamed copy (``_against.load_tree``);
 process CPU time, the trees' order rotated each round, ``--repeats`` calls per case
 and round.
+
+Branch distfwd3 gave every float64 row at or above the floor the fused forward kernel's
+gradient (``_near_rows.FUSED_SPREAD``): ``ordinary`` float64 rows take it too now (on
+main, autograd's).
 """
 
 from __future__ import annotations

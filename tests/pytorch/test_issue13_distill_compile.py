@@ -78,6 +78,20 @@ WIDE = [  # student and teacher logits drawn from N(0, 60^2), rounded to 0.01
     ([-27.79, -5.84, 75.42, 41.36, -19.63, -22.11], [30.21, 112.25, 35.52, 3.35, -101.17, 23.28]),
     ([-11.84, -66.84, -0.69, -26.61, 69.97, 39.19], [-22.28, -40.72, 38.21, 135.46, 13.02, -46.76]),
 ]
+BAND = [  # rows of eight classes whose spread is from max t / 2 to max t at T = 8
+    (
+        [4.55, 0.16, -4.81, 6.36, -6.46, 0.75, -0.34, 0.53],
+        [3.97, -7.18, 1.03, -1.08, -7.85, -2.1, -0.26, 2.39],
+    ),
+    (
+        [-2.63, 1.37, -0.64, -3.79, 0.4, -0.35, 0.18, -5.38],
+        [5.51, -1.37, 4.8, 1.04, 3.52, -2.73, -2.64, -0.94],
+    ),
+    (
+        [3.88, -0.84, 2.16, -4.47, -1.64, 2.87, -5.32, -1.54],
+        [-2.88, -0.66, 2.89, -1.58, -2.15, -0.96, 3.77, 7.25],
+    ),
+]
 CASES = [
     _case(
         "float64_large_temperature_3d",
@@ -138,6 +152,10 @@ CASES = [
         _case(f"{n}_reverse_wide", WIDE, 2.0, dtype, "none", False, None, "reverse")
         for n, dtype in (("float64", F64), ("float32", F32))
     ),
+    # float64 rows of a spread from max t / 2 to max t: the compiled graph gave them
+    # autograd's T (s - t) (9.0 units of 2^-53 off mpmath), eager the fused kernels'
+    # (branch distfwd3: both 1.9)
+    _case("float64_band_rows_3d", BAND, 8.0, F64, "sum", False),
 ]
 
 ULPS = {F64: 4, F32: 16, BF16: 1}
@@ -259,6 +277,28 @@ def test_compiled_small_spread_row_against_mpmath(compiled_and_eager: Any) -> No
         unit = max(abs(x) for x in truth) * mpmath.mpf(2) ** -53
         off = [float(abs(g - x) / unit) for g, x in zip(grad, truth, strict=True)]
     assert max(off) <= 8.0, off
+
+
+def test_compiled_band_rows_against_mpmath(compiled_and_eager: Any) -> None:
+    """Float64 rows of a spread from :math:`\\max_c t_c/2` to :math:`\\max_c t_c`
+    (``BAND``, :math:`T = 8`, logits ``(1, 8, 3)``): the compiled student gradient takes
+    the fused kernels' rows, as eager's generic path does (custom op kind ``_FUSED``),
+    within 4.5 units of :math:`2^{-53}` of the row's largest entry of mpmath's (main: 9.0,
+    autograd's; now 1.9). Issue 13, branch distfwd3."""
+    index = [c.name for c in CASES].index("float64_band_rows_3d")
+    grad = compiled_and_eager[0][index][1][0].T.tolist()  # (rows x classes)
+    worst = 0.0
+    with mpmath.workdps(60):
+        for row, (z, v) in zip(grad, BAND, strict=True):
+
+            def softmax(x: list[float]) -> list[Any]:
+                e = [mpmath.exp(mpmath.mpf(a) / 8) for a in x]
+                return [a / mpmath.fsum(e) for a in e]
+
+            truth = [0.75 * 8 * (a - b) for a, b in zip(softmax(z), softmax(v), strict=True)]
+            unit = max(abs(x) for x in truth) * mpmath.mpf(2) ** -53
+            worst = max(worst, *(float(abs(g - x) / unit) for g, x in zip(row, truth, strict=True)))
+    assert worst <= 4.5, worst
 
 
 REVERSE_WIDE_BOUNDS = {F64: (8.0, 2.0), F32: (1.0, 1.0)}

@@ -57,6 +57,7 @@ from ._far_gaps import (
     times_temperature_squared,
 )
 from ._near_rows import CANCEL_SPREAD as _CANCEL
+from ._near_rows import FUSED_SPREAD as _FUSED
 from ._near_rows import KL_FLOOR as _KL_FLOOR
 from ._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
@@ -82,6 +83,7 @@ __all__ = [
     "distillation_loss",
     "distillation_loss_grad",
     "distillation_options",
+    "fused_forward_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
 ]
@@ -735,13 +737,13 @@ class NearGradients:
     units against 0.8). Rows not flagged are 0.
 
     ``cancelling`` (forward, float64 work, where asked: :meth:`of_loss`): the rows not
-    flagged whose :math:`\max_c |s_c - t_c|` is below ``_near_rows.CANCEL_SPREAD``
+    flagged whose :math:`\max_c |s_c - t_c|` is below ``_near_rows.FUSED_SPREAD``
     :math:`\max_c t_c`, where autograd's :math:`T(s - t)` of the softened rows errs by
     some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry
     (rows of two classes of :math:`N(0, 1)`, logits ``(N, 2, 1)``: 33 units at
-    :math:`T = 8`; issue 13, branch distfwd2); :meth:`cancelling_in_student` forms them
-    as the fused kernels do (``_near_rows.exact_forward_gradient``, the array twin of
-    ``_distill_numba._exact_forward_row``). None: none asked."""
+    :math:`T = 8`; issue 13, branch distfwd2; rows of a spread from :math:`\max_c t_c/2`
+    to :math:`\max_c t_c` up to 54, branch distfwd3); :meth:`cancelling_in_student`
+    forms them as the fused kernels do. None: none asked."""
 
     d: _Distillation
     flagged: Array
@@ -759,7 +761,7 @@ class NearGradients:
             picked = _formable(d, spread < _SPREAD_FLOOR * top)
             if not cancelling or d.batch.dtype != xp.float64 or d.given:
                 return cls(d, picked)
-            rows = xp.logical_and(spread < _CANCEL * top, xp.logical_not(picked))
+            rows = xp.logical_and(spread < _FUSED * top, xp.logical_not(picked))
             return cls(d, picked, rows)
         return cls(d, xp.logical_and(near, d.row_kl() < _KL_FLOOR))
 
@@ -768,27 +770,37 @@ class NearGradients:
         ``_near_rows.exact_forward_gradient`` (boolean indexing, as :meth:`_formed`), and
         the rows (batch shape) where it holds and they are formable; the others are the
         caller's (autograd's). ``host``: the rows can be read as NumPy arrays (CPU
-        tensors outside a recorded graph): formed by the fused kernels' own compiled
-        formula (``_distill_numba.exact_forward_rows``) where Numba is: its FMA
-        remainders (the array twin's quotients have none: within 6.4 units at
-        :math:`T = 3`, the compiled 4.2), and the generic path's close rows 18.3 ms
-        against 37.9 by the twin (16 x 1000 x 16, RESULTS.md, branch distfwd2)."""
+        tensors outside a recorded graph): formed by the fused forward kernel
+        (``_distill_numba.distillation_forward_gradient_kernel``, :math:`r = T`) where
+        Numba is, the 2-D op's bits: its one pass, and below
+        ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` its compiled formula, whose FMA
+        remainders the array twin's quotients have not (within 6.4 units at :math:`T =
+        3`, the compiled 4.2), on every row it forms (those whose statistics are finite
+        and spread is at or above the floor by its own pass); the generic path's close
+        rows 18.3 ms against 37.9 by the twin (16 x 1000 x 16, RESULTS.md, branch
+        distfwd2). Elsewhere the twin forms the rows where it can hold alone, :math:`s_j
+        \ge t_j/2` at the teacher's first top class :math:`j` (by ``log_s`` and
+        ``log_t``, a margin past :math:`\log 2`; its own rule decides): since branch
+        distfwd3 every row at or above the floor is asked, and on rows of independent
+        logits it seldom holds (``create_graph``, 16 x 1000 x 16 float64: 39 ms against
+        main's 13.9 forming it on every row)."""
         d, xp, rows = self.d, self.d.batch.xp, self.cancelling
         if rows is None:
             raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
+        host = host and _cpu_kernels.available()
+        if not host:
+            rows = xp.logical_and(rows, _twin_may_hold(d.log_s, d.log_t, xp))
         z, v = d.student[rows], d.teacher_scores[rows]
-        if host and _cpu_kernels.available():
-            from . import _distill_numba
-
+        if host:
             z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
             v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
-            formed = np.zeros_like(z64)
-            kept = np.zeros(z64.shape[0], dtype=np.bool_)
-            _distill_numba.exact_forward_rows(z64, v64, float(d.temperature), formed, kept)
-            grad = xp.asarray(formed, device=device(z))
-            holds = xp.asarray(kept, device=device(z))[..., None]
-        else:
-            grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
+            formed, kept = fused_forward_rows(z64, v64, float(d.temperature))
+            out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
+            out[rows] = xp.asarray(formed, device=device(z))
+            taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
+            taken[rows] = xp.asarray(kept, device=device(z))
+            return out, taken
+        grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
         holds = xp.logical_and(holds[..., 0], formable(z, v, xp))
         out = xp.zeros(d.student.shape, dtype=grad.dtype, device=device(grad))
         out[rows] = xp.where(holds[..., None], grad, xp.zeros_like(grad))
@@ -952,6 +964,40 @@ def _near_gradient_rows(
     if not flagged.any():
         return None
     return rows_to_form(flagged, d.student, d.teacher_scores)
+
+
+def _twin_may_hold(log_s: Array, log_t: Array, xp: ModuleType) -> Array:
+    r"""Per row (batch shape), whether :math:`\log s_j \ge \log t_j - \log 2 - 10^{-4}`
+    at the teacher's first top class :math:`j`: a superset of the rows where
+    ``_near_rows.exact_forward_gradient`` holds (:math:`s_j \ge t_j/2`), by the softened
+    rows (``NearGradients.cancelling_in_student``)."""
+    top = xp.argmax(log_t, axis=-1, keepdims=True)
+    at_top = xp.arange(log_t.shape[-1], device=device(log_t)) == top
+    gap = xp.where(at_top, log_s - log_t, xp.zeros_like(log_s))
+    return xp.sum(gap, axis=-1) >= -0.6932
+
+
+def fused_forward_rows(
+    z: np.ndarray, v: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`T(s - t)` of float64 rows ``z`` beside teacher logits ``v`` (rows x
+    classes, C-contiguous) by the fused forward kernel
+    (``_distill_numba.distillation_forward_gradient_kernel``, :math:`r = T`: the 2-D
+    op's bits), and the rows it forms; 0 on the others: those whose statistics are not
+    finite (a NaN, ``+inf``, a student's ``-inf`` beside :math:`t_c > 0`: ``formable``'s
+    rows and more) or whose spread is below ``_near_rows.SPREAD_FLOOR``'s by its own pass
+    (the caller's). Issue 13, branch distfwd3; Numba must be there
+    (``_cpu_kernels.available``)."""
+    from . import _distill_numba
+
+    n = z.shape[0]
+    formed = np.zeros_like(z)
+    stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
+    kernel = _distill_numba.distillation_forward_gradient_kernel
+    kernel(z, v, temperature, stats, np.full(n, temperature), formed, small, False, 0)
+    kept = np.isfinite(stats[:, 0]) & ~small
+    formed[~kept] = 0.0
+    return formed, kept
 
 
 def _cancelling_rows(

@@ -141,9 +141,10 @@ follows as before (a row of independent logits after a re-formed one pays both).
 row's rule is the one pass's as before, and the forward kernel's gradient (which has
 its exponentials kept) is unchanged. ``bench_distill_kernels.py --close 0.3``: the
 backward kernel 23-25 ms against 35-36 (RESULTS.md, branch distfwd2).
-:func:`exact_forward_rows` forms given rows by :func:`_exact_forward_row` alone, for
-``crossent.torch``'s generic path (``_distill.NearGradients.cancelling_in_student``: its
-CPU rows outside a recorded graph).
+``crossent.torch``'s generic path takes its float64 rows' gradient from
+:func:`distillation_forward_gradient_kernel` (``_distill.fused_forward_rows``; branch
+distfwd3: before, ``exact_forward_rows``, the formula alone on the rows of a spread
+below ``CANCEL_SPREAD``'s).
 
 Rows that hold a NaN or ``+inf``, or only ``-inf`` on either side, come out with a
 NaN :math:`D, \ell_s, \ell_t` (the maxima pass finds them: below): the caller
@@ -267,7 +268,6 @@ __all__ = [
     "distillation_forward_gradient_kernel",
     "distillation_forward_kernel",
     "distillation_reverse_backward_kernel",
-    "exact_forward_rows",
 ]
 
 BLOCK = 512
@@ -992,18 +992,6 @@ def _exact_forward_row(zr, vr, mv, temperature, r, ob, kept, j=-1):
         at = slice(start, stop)
         spread = max(spread, _exact_block(kept[0, at], kept[1, at], ob[at], mean, factor))
     return spread / both
-
-
-@numba.njit(nogil=True, cache=True)
-def exact_forward_rows(z, v, temperature, out, holds):
-    # T (s - t) of float64 rows (C-contiguous) by _exact_forward_row into out where it
-    # holds (holds[i]; else out[i] as it was): the fused kernels' formula for a caller
-    # that holds the rows (crossent.torch's generic path, _distill.NearGradients)
-    kept = np.empty((2, z.shape[1]))
-    for i in range(z.shape[0]):
-        top = v[i].max()  # (j passed: the backward kernel's specialisation, compiled once)
-        row = _exact_forward_row(z[i], v[i], top, temperature, temperature, out[i], kept, -1)
-        holds[i] = row >= 0.0
 
 
 @numba.njit(fastmath=_LOOP, inline="never")

@@ -103,6 +103,7 @@ from ._far_gaps import (
 
 __all__ = [
     "CANCEL_SPREAD",
+    "FUSED_SPREAD",
     "KL_FLOOR",
     "NEAR_CEILING",
     "NEAR_SPREAD",
@@ -167,6 +168,23 @@ some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the row's largest entry (9
 134 on rows of two classes of :math:`N(0, 1)` at :math:`T = 4` and 8; issue 13, branch
 distfwd1). ``_distill_numba`` and ``_near_rows_numba`` compile it in: after changing
 it, touch them."""
+
+FUSED_SPREAD = math.inf
+r"""Below this :math:`\max_c |s_c - t_c| / \max_c t_c` (and at or above
+:data:`SPREAD_FLOOR`'s) a float64 forward row of ``crossent.torch``'s generic path takes
+the fused kernels' gradient, not autograd's :math:`T(s - t)` of the softened rows
+(``_distill.NearGradients``' ``cancelling`` rows; issue 13, branch distfwd3; branch
+distfwd2 took those below :data:`CANCEL_SPREAD`'s): on the host the forward kernel's
+(``_distill_numba.distillation_forward_gradient_kernel``: its one pass, and
+:func:`_distill_numba._exact_forward_row`'s formula below :data:`CANCEL_SPREAD`: the
+2-D op's bits), elsewhere :func:`exact_forward_gradient` where it holds. Every row: on
+1995 random rows of 2 to 200 classes of a spread at or above :math:`\max_c t_c/2`
+(mpmath, units of :math:`2^{-53}` of the row's largest entry) autograd's errs by up to
+489 units from :math:`\max_c t_c/2` to :math:`\max_c t_c` and 142 past it, the one
+pass by up to 8.1 and 4.7; on the rows of ``benchmarks/check_distill_forward_exact.py``
+9.8 against 4.0. (The formula holds on part of the first band only, :math:`s_j \ge
+t_j/2` at the teacher's top class :math:`j`, where it errs by up to 4.7 against the one
+pass's 6.6; the kernels keep the one pass there, RESULTS.md.)"""
 
 _H = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
 r""":math:`1/k!` for :math:`k = 17, \dots, 2`: :math:`h(x) = \sum_{k \ge 2} x^{k-2}/k!`

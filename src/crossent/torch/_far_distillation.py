@@ -96,7 +96,7 @@ from .._xp import cannot_copy_to_host, namespace, reduce_sum
 from ..errors import InputError
 from ..losses import LossParts, _distill, _far_gaps
 from ..losses._distill import NearGradients
-from ..losses._near_rows import CANCEL_SPREAD as _CANCEL_SPREAD
+from ..losses._near_rows import FUSED_SPREAD as _FUSED_SPREAD
 from ..losses._near_rows import NEAR_CEILING as _NEAR_CEILING
 from ..losses._near_rows import SPREAD_FLOOR as _SPREAD_FLOOR
 from ..losses._near_rows import NearRows, spread_and_top
@@ -277,7 +277,7 @@ def _ordinary_call(
     ``_near_rows.SPREAD_FLOOR`` times :math:`\max_c t_c`; any of them, or a teacher
     that requires a gradient, and the call goes the generic way (its far and near
     rows formed as there). Read with them, where the spread is formed and the work
-    dtype is float64: whether a row's spread is below ``_near_rows.CANCEL_SPREAD``
+    dtype is float64: whether a row's spread is below ``_near_rows.FUSED_SPREAD``
     :math:`\max_c t_c` (``_ordinary_terms``' third value); where one is, the per-row
     losses are reduced again through ``_near_gradient.NearRowsOf`` (an identity whose
     backward gives those rows ``NearGradients.cancelling_in_student``; the same value;
@@ -346,7 +346,7 @@ def _ordinary_terms(
     here (the generic path's ``inf`` beside :math:`t_c > 0`, 0 beside :math:`t_c = 0`).
 
     The third value: where ``spread`` and the work dtype is float64, the rows whose
-    spread is below ``_near_rows.CANCEL_SPREAD`` :math:`\max_c t_c` (batch shape), whose
+    spread is below ``_near_rows.FUSED_SPREAD`` :math:`\max_c t_c` (batch shape), whose
     gradient ``NearGradients.cancelling_in_student`` forms (the fused kernels' formula;
     issue 13, branch distfwd2), from the same spread; else None."""
     log_s, log_t, xp = d.log_s, d.log_t, d.batch.xp
@@ -360,7 +360,7 @@ def _ordinary_terms(
             width, top = spread_and_top(torch.exp(log_s).sub_(t), t, xp)
             leave.append((width < _SPREAD_FLOOR * top).any())
             if d.batch.dtype == torch.float64 and not d.given:
-                cancelling = width < _CANCEL_SPREAD * top
+                cancelling = width < _FUSED_SPREAD * top
     # in place, on its own temporary (autograd records the same operations)
     return difference.sub_(log_s).mul_(t), leave, cancelling
 
@@ -557,6 +557,7 @@ def _host_gradients(
     near: torch.Tensor | None = None,
     teacher_form: str = "logits",
     direction: str = "forward",
+    fused: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     r"""The gradients of :func:`_host_loss` in ``z`` (where ``student``) and ``v`` (where
     ``teacher``), times the ``upstream`` rows, each rounded once to its input's dtype
@@ -567,12 +568,20 @@ def _host_gradients(
     it (``distillation_loss_grad`` picks its own rows, by the spread of :math:`s - t`:
     1.5e-12 relative at :math:`T = 10^4`, against eager's 1e-16). ``teacher_form`` and
     ``direction`` as :func:`_host_loss`'s; a teacher's gradient is formed in its logits
-    only (the other direction's student gradient, the roles swapped)."""
+    only (the other direction's student gradient, the roles swapped). The rows
+    ``fused`` (booleans, where given: forward, a teacher that needs no gradient) take
+    the fused forward kernel's student gradient, the eager generic path's
+    (``_distill.NearGradients.cancelling_in_student``), ``NearRows``' where it does not
+    form them."""
     u, z64, v64 = _host64(upstream)[:, None], _host64(z), _host64(v)
     at = None if near is None or not bool(near.any()) else near.cpu().numpy()
+    kernel_rows = None if fused is None or not bool(fused.any()) else fused.cpu().numpy()
     forward = direction == "forward"
     grad_z = grad_v = None
-    if student:
+    if student and kernel_rows is not None:
+        g = _fused_gradient64(z64, v64, temperature, at, kernel_rows, teacher_form)
+        grad_z = torch.from_numpy(_times_upstream(u, g)).to(z.device, z.dtype)
+    elif student:
         g = _gradient64(z64, v64, temperature, at, forward, teacher_form)
         grad_z = torch.from_numpy(_times_upstream(u, g)).to(z.device, z.dtype)
     if teacher:
@@ -611,6 +620,31 @@ def _gradient64(
     if at is not None:  # (``near``: under torch.compile, and the CPU op's near rows)
         scores = _teacher_scores(second[at], teacher_form)
         g[at] = NearRows(first[at], scores, temperature).gradient(forward=forward)
+    return g
+
+
+def _fused_gradient64(
+    z: np.ndarray,
+    v: np.ndarray,
+    temperature: float,
+    at: np.ndarray | None,
+    fused: np.ndarray,
+    teacher_form: str,
+) -> np.ndarray:
+    """:func:`_gradient64`'s forward student gradient but on the rows ``fused``: the
+    fused forward kernel's (the eager generic path's, ``NearGradients``' host rows),
+    ``NearRows``' where the kernel does not form them."""
+    rest = ~fused
+    g = np.zeros(z.shape, dtype=np.float64)
+    if rest.any():
+        near = None if at is None else at[rest]
+        g[rest] = _gradient64(z[rest], v[rest], temperature, near, True, teacher_form)
+    zf = np.ascontiguousarray(z[fused])
+    vf = np.ascontiguousarray(_teacher_scores(v[fused], teacher_form))
+    formed, kept = _distill.fused_forward_rows(zf, vf, temperature)
+    if not kept.all():
+        formed[~kept] = NearRows(zf[~kept], vf[~kept], temperature).gradient(forward=True)
+    g[fused] = formed
     return g
 
 
@@ -841,6 +875,9 @@ def _traced(
         far = ~torch.isfinite(rows.detach())
         teacher_far = _teacher_far_gaps(student, teacher, temperature, axis)
         far = far if teacher_far is None else far | teacher_far
+        fused = _fused_rows_traced(d, student, teacher)
+        if fused is not None:  # (kind _FUSED: the graph's loss, the kernels' gradient)
+            near = torch.where(near, 1, torch.where(fused, _FUSED, 0))
     kind = torch.where(far, _FAR, near.to(torch.int8))  # (0: the graph's own row)
     formed = _rows_formed(
         rows, student, teacher, kind, float(temperature), axis, teacher_form, direction
@@ -880,6 +917,26 @@ def _gradient_rows_traced(
     return near | _near_gradient.reverse_teacher_rows(d)
 
 
+def _fused_rows_traced(
+    d: _distill._Distillation, student: torch.Tensor, teacher: torch.Tensor
+) -> torch.Tensor | None:
+    r"""The rows of a traced call ``d`` whose student gradient the eager call takes from
+    the fused kernels (``NearGradients``' ``cancelling`` rows: forward, float64 work, a
+    student that requires a gradient beside a teacher that does not, not a teacher taken
+    as it is; a spread below ``_near_rows.FUSED_SPREAD`` :math:`\max_c t_c`; the rows
+    below ``SPREAD_FLOOR``'s are near rows already), else None. Issue 13, branch
+    distfwd3: the compiled call gave them autograd's :math:`T(s - t)` (module
+    docstring)."""
+    if d.direction != "forward" or d.batch.dtype != torch.float64 or d.given:
+        return None
+    if not student.requires_grad or teacher.requires_grad:
+        return None
+    with torch.no_grad():
+        t = torch.exp(d.log_t)
+        width, top = spread_and_top(torch.exp(d.log_s) - t, t, d.batch.xp)
+        return width < _FUSED_SPREAD * top
+
+
 @torch.library.custom_op("crossent::distillation_rows_formed", mutates_args=())
 def _rows_formed(
     rows: torch.Tensor,
@@ -898,7 +955,7 @@ def _rows_formed(
     (:func:`_validate`). Its one host read: whether a row is flagged."""
     _validate(student, teacher, axis, teacher_form)
     formed = rows.to(torch.float64, copy=True, memory_format=torch.contiguous_format)
-    flagged = kind != 0
+    flagged = (kind == 1) | (kind == _FAR)  # (_FUSED rows: the graph's loss)
     if bool(flagged.any()):
         z, v = student.movedim(axis, -1)[flagged], teacher.movedim(axis, -1)[flagged]
         formed[flagged] = _host_loss(z, v, temperature, teacher_form, direction)
@@ -945,6 +1002,7 @@ def _rows_formed_backward(
         near,
         teacher_form,
         direction,
+        kind[flagged] == _FUSED,
     )
     for grad, rows in zip(grads, formed, strict=True):
         if rows is not None:
@@ -977,6 +1035,10 @@ def _gradient_buffers(
 
 _FAR = 2
 """The ``kind`` of a far row (:func:`_rows_formed`; 1: a near row, 0: the graph's own)."""
+
+_FUSED = 3
+"""The ``kind`` of a row whose loss is the graph's and whose student gradient is the
+fused kernels' (:func:`_fused_rows_traced`, :func:`_host_gradients`)."""
 
 
 def _rows_formed_setup(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:

@@ -27,20 +27,26 @@ off, NumPy 7 and 10 (issue 13, branch distilltorch14). An ordinary call
 flags (one host read, as before).
 
 Float64 forward rows whose spread is at or above that floor and below
-``_near_rows.CANCEL_SPREAD`` (1/2) times :math:`\max_c t_c` (``NearGradients``'
-``cancelling`` rows; issue 13, branch distfwd2) take the fused kernels' formula
-(``NearGradients.cancelling_in_student``: ``_near_rows.exact_forward_gradient``, the
-array twin of ``_distill_numba._exact_forward_row``) in the same backward, where it holds
-(:math:`s_j \ge t_j/2` at the teacher's top class :math:`j`; elsewhere autograd's):
+``_near_rows.FUSED_SPREAD`` (1; branch distfwd2: ``CANCEL_SPREAD``, 1/2) times
+:math:`\max_c t_c` (``NearGradients``' ``cancelling`` rows; issue 13, branches
+distfwd2 and distfwd3) take the fused kernels' gradient in the same backward
+(``NearGradients.cancelling_in_student``: on the host, CPU tensors outside a recorded
+graph, the forward kernel's, the 2-D op's bits; elsewhere
+``_near_rows.exact_forward_gradient``, the array twin of
+``_distill_numba._exact_forward_row``, where it holds, :math:`s_j \ge t_j/2` at the
+teacher's top class :math:`j`; elsewhere autograd's):
 autograd's :math:`T(s - t)` of the softened rows errs by some :math:`\max_c t_c / \max_c
 |s_c - t_c|` units of :math:`2^{-53}` of the row's largest entry, 33 on rows of two
 classes of :math:`N(0, 1)` at :math:`T = 8` as logits ``(N, 2, 1)``, 38 on three at
 :math:`T = 1/2`, now within 4.2 (``benchmarks/check_distill_forward_exact.py``, the
-"generic" column). The ordinary call reads whether it has one with its other flags and
-wraps its per-row losses so (``_far_distillation._ordinary_call``); a call with near
-rows forms them with the others (``NearRowsLater.finish``; ``near=False`` where only
-cancelling rows are flagged: no ``NearRows`` pass over every row). Not where the
-teacher requires a gradient (its rows' gradient stays autograd's, with the student's).
+"generic" column); the rows of a spread from :math:`\max_c t_c/2` to :math:`\max_c
+t_c`, 9.8 there (eight classes, :math:`T = 8`) and up to 54 on random rows, now within
+4.0 and 6.7 (the 2-D op's one pass, branch distfwd3). The ordinary call reads
+whether it has one with its other flags and wraps its per-row losses so
+(``_far_distillation._ordinary_call``); a call with near rows forms them with the
+others (``NearRowsLater.finish``; ``near=False`` where only cancelling rows are
+flagged: no ``NearRows`` pass over every row). Not where the teacher requires a
+gradient (its rows' gradient stays autograd's, with the student's).
 
 The reverse direction's flagged rows (:func:`gradient_rows`) are the loss's near rows
 (a KL below ``NEAR_CEILING``) that the losses' one rule flags
