@@ -3594,7 +3594,7 @@ own bound decides whether its KL stands."""
 def _near_entry(x: float, y: float) -> bool:
     """Whether float32 log-probabilities ``x`` and ``y`` are within
     :data:`_NEAR_ENTRIES` (false for NaN and where both are infinite)."""
-    return abs(np.float64(x) - np.float64(y)) < _NEAR_ENTRIES
+    return bool(abs(np.float64(x) - np.float64(y)) < _NEAR_ENTRIES)
 
 
 @numba.njit(error_model="numpy", nogil=True)
@@ -3658,7 +3658,7 @@ def _log_probs_row(
 
 
 def _close_row(
-    a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
+    a: Any, b: Any, r: Any, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
 ) -> bool:
     """:func:`_log_probs_row` of float32 rows; false for float64 ones, for which it is
     not compiled (compiled: the choice made by the rows' type)."""
