@@ -79,12 +79,15 @@ def _private_imports(path: Path) -> list[str]:
 #: wording of the command that installs an optional extra (``_hints.install_command``),
 #: which every MissingDependencyError of the library and of the CLI ends with; and the
 #: one threshold from which numbers print in scientific notation (``_reprs.FIXED_LIMIT``),
-#: which the report's tables and ``crossent explain`` share.
+#: which the report's tables and ``crossent explain`` share; and the one way user text
+#: (names) is shown with its control characters escaped (``_printable.printable``), which
+#: the terminal and the HTML report share (issue 13, hostile5).
 SHARED_INFRASTRUCTURE = {
     "from .._reprs import ...",
     "from .._files import ...",
     "from .._class_columns import ...",
     "from .._hints import ...",
+    "from .._printable import ...",
 }
 
 
