@@ -122,6 +122,15 @@ def entropy_of_logits(logits: Sequence[float]) -> float:
 
 
 @mpmath.workdps(DIGITS)
+def mean_surprisal_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The mean over rows of ``-log softmax(z)_y`` in mpmath, rounded once: finite where
+    the mean is, even where a row's own surprisal (``2e308`` for logits ``+-1e308``) is
+    past float64's range."""
+    rows = [-_log_softmax_mp(row)[int(y)] for row, y in zip(logits.tolist(), labels, strict=True)]
+    return float(mpmath.fsum(rows) / len(rows))
+
+
+@mpmath.workdps(DIGITS)
 def cross_entropy_with_logits(p: Sequence[float], logits: Sequence[float]) -> float:
     """H(P, softmax(z)) in mpmath throughout."""
     log_q = _log_softmax_mp(logits)

@@ -28,6 +28,8 @@ from scipy.special import log_softmax
 
 import crossent
 
+import oracles
+
 _PROBS = np.array([[0.25, 0.75], [0.5, 0.5], [0.875, 0.125]])
 _LABELS = np.array([1, 0, 0])
 
@@ -235,12 +237,14 @@ def test_report_checks_gate_thresholds(gate: str, threshold: object) -> None:
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_report_of_overflowing_logits_is_json() -> None:
-    """Logits of +-1e308: the NLL at T = 1 overflows to inf (the exact 2e308 is beyond
-    float64) and so does the cross-fitted NLL, so the gap is ``inf - inf``.  Main put
-    that NaN in ``to_dict``; it is null now (undefined), and the infinite NLL is "inf"
-    (JSON format 2)."""
-    logits = np.array([[1e308, -1e308], [0.0, 1.0], [1.0, 0.0]])
-    payload = crossent.report(logits, np.array([1, 1, 0]), form="logits", resamples=5)
+    """Logits of +-1e308: the first row's surprisal at T = 1 (2e308) is beyond float64,
+    the mean over three rows is not (issue 13, calib2: it was "inf" until then).  With
+    three rows there is no cross-fitted NLL, so the gap is undefined: null in JSON, not
+    NaN (main put NaN in ``to_dict``)."""
+    logits, labels = np.array([[1e308, -1e308], [0.0, 1.0], [1.0, 0.0]]), np.array([1, 1, 0])
+    payload = crossent.report(logits, labels, form="logits", resamples=5)
     as_json = json.loads(json.dumps(payload.to_dict(), allow_nan=False))
     assert as_json["recalibration_gap_nats"] is None
-    assert as_json["nll_nats"] == "inf"  # as the float64 NLL of 2e308 is
+    assert as_json["nll_nats"] == pytest.approx(
+        oracles.mean_surprisal_of_logits(logits, labels), rel=1e-15
+    )

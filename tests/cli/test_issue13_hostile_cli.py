@@ -19,6 +19,7 @@ import pytest
 
 from crossent.cli import main
 
+import oracles
 from .conftest import make_predictions
 
 
@@ -57,9 +58,9 @@ def test_negative_seed_is_one_line_naming_it(
 def test_overflowing_logits_give_a_json_report(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """The NLL at T = 1 of logits [1e308, -1e308] with label 1 is 2e308, inf in float64,
-    and the cross-fitted NLL too: the gap (inf - inf) is reported as null, not NaN, and
-    the NLL as "inf" (JSON format 2)."""
+    """The surprisal at T = 1 of logits [1e308, -1e308] with label 1 is 2e308, past
+    float64's range; the mean over the 12 rows is not, and is reported (issue 13, calib2:
+    "inf" until then); the gap is reported as null, not NaN."""
     logits, labels = make_predictions(n=12, classes=2)
     logits[0], labels[0] = (1e308, -1e308), 1
     path = tmp_path / "huge.npz"
@@ -68,7 +69,8 @@ def test_overflowing_logits_give_a_json_report(
     out, _err = capsys.readouterr()
     payload = json.loads(out)
     assert payload["recalibration_gap_nats"] is None
-    assert payload["nll_nats"] == "inf"
+    want = oracles.mean_surprisal_of_logits(logits, labels)
+    assert payload["nll_nats"] == pytest.approx(want, rel=1e-15)
 
 
 def test_dangling_output_link_names_the_missing_folder(
