@@ -637,10 +637,11 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
 
     Screen (branch jaxkl2): that exact pass made every row 8x-30x the plain float32
     sum's time. The Bregman sum is taken first, with the masses' difference from the
-    words at hand summed to a bound (:func:`_narrow_screen`); where every row's bound is
-    within :math:`2^{-27}` of its value (random rows) that value stands, else every
-    row takes the exact words (:func:`_narrow_choice`: one ``jax.lax.cond``, one
-    branch run under ``jax.jit``; under ``jax.vmap`` both).
+    words at hand summed to a bound (:func:`_narrow_screen`); where a row's bound is
+    within :math:`2^{-27}` of its value (random rows) that value stands, else the row
+    takes the exact words (:func:`_narrow_choice`, branch jaxkl3: under JAX formed on
+    chunks of :math:`\lceil R/8\rceil` rows that hold the failing rows only, one
+    ``jax.lax.cond`` a chunk; branch jaxkl2 formed them on every row where one failed).
 
     Limits: a KL near float32's underflow (below about :math:`10^{-30}`, where a mass
     word or the level sums pass :math:`2^{-126}`, flushed by XLA's CPU) and
