@@ -18,6 +18,9 @@ round by round.
 Branch jaxkl2: the exact pass only where a row fails a screen (one ``jax.lax.cond``);
 ``--compile`` times each case's first call instead (tracing and XLA's compile, once a
 process: with ``--against``, ``--rounds`` values a case).
+
+Branch jaxkl3: case ``mixed``, random rows but one nearly equal (the middle row): the
+exact words of the chunk of rows that holds it, not of every row.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ def _cases(rows: int, classes: int) -> dict[str, Callable[[], Any]]:
     rng = np.random.default_rng(0)
     z = rng.standard_normal((rows, classes)) * 3
     sides = {"random": np.roll(z, 1, axis=0), "near": z + 1e-6 * rng.standard_normal(z.shape)}
+    sides["mixed"] = sides["random"].copy()  # (one near row among random ones: jaxkl3)
+    sides["mixed"][rows // 2] = sides["near"][rows // 2]
 
     def side(x: np.ndarray, form: str) -> Any:
         if form == "logits":

@@ -84,7 +84,9 @@ __all__ = [
     "extract_levels32",
     "frexp",
     "held32",
+    "level_words",
     "level_words32",
+    "levels32",
     "log_dd",
     "log_p_dd",
     "power_of_two",
@@ -681,22 +683,45 @@ def extract_levels32(x: Array, bits: int, *, xp: ModuleType) -> tuple[list[Array
     for any row; only near float32's underflow (:math:`\sigma_k` below
     :math:`2^{-126}`, flushed on XLA's CPU) does a level sum round, at that scale.
     Rows of more than :math:`2^{20}` classes are not taken (``ValueError``)."""
-    shift = _shift32(x)
-    taus, rest = level_words32(x, math.ceil((bits + shift) / (24 - shift)), xp=xp)
+    taus, rest = level_words32(x, levels32(x, bits), xp=xp)
     return taus, xp.sum(rest, axis=-1)
+
+
+def levels32(x: Array, bits: int) -> int:
+    r"""The number of levels, :math:`\lceil(\text{bits} + M)/(24 - M)\rceil`, that
+    :func:`extract_levels32` takes for rows like ``x`` (its last axis)."""
+    shift = _shift32(x)
+    return math.ceil((bits + shift) / (24 - shift))
 
 
 def level_words32(x: Array, levels: int, *, xp: ModuleType) -> tuple[list[Array], Array]:
     r""":func:`extract_levels32`'s extraction by its number of ``levels`` (each
     :math:`24 - M` bits): the level sums and what the levels leave, entry by entry, not
-    summed (branch jaxkl2: ``_kl_mixed._level_sums32`` bounds that sum's rounding)."""
-    shift = _shift32(x)
+    summed (branch jaxkl2: ``_kl_mixed._level_sums32`` bounds that sum's rounding).
+    :func:`level_words` at float32's :math:`u`, rows whose largest entry is not below
+    :math:`2^{100}` started as if it were 1 (:math:`\sigma_0` would overflow)."""
+    return level_words(x, levels, unit=_U32, shift=_shift32(x), limit=2.0**100, xp=xp)
+
+
+def level_words(
+    x: Array, levels: int, *, unit: float, shift: int, limit: float | None = None, xp: ModuleType
+) -> tuple[list[Array], Array]:
+    r"""``levels`` levels of exact extraction of rows of ``x`` (classes last) in the
+    precision of unit roundoff ``unit``, started at the row's own largest entry:
+    :math:`\sigma_0 = 2^{e + M}` for :math:`2^{e - 1} \le \max_i|x_i| < 2^{e}` and
+    ``shift`` :math:`M` (:math:`2^M \ge n + 2`), then :math:`\sigma_{k+1} = 2^M u
+    \sigma_k` (:func:`_extracted_levels`). Returns the level sums and what the levels
+    leave, entry by entry. Rows whose largest entry is 0, not a number, or not below
+    ``limit`` (where given) start as if it were 1. :func:`level_words32` (float32) and
+    ``_kl_mixed._compact_sum`` (float64: two levels, issue 13, branch jaxkl3) share
+    this start."""
     biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
     fine = biggest > 0.0
-    fine = fine & (biggest < 2.0**100)
+    if limit is not None:
+        fine = fine & (biggest < limit)
     exponent = frexp(xp.where(fine, biggest, xp.ones_like(biggest)), xp=xp)[1]
     sigma = power_of_two(exponent + float(shift), xp=xp)
-    return _extracted_levels(x, levels, _U32, xp=xp, start=(sigma, shift))
+    return _extracted_levels(x, levels, unit, xp=xp, start=(sigma, shift))
 
 
 def _shift32(x: Array) -> int:

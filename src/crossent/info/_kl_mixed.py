@@ -76,7 +76,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from types import ModuleType
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from .._double_double import (
     Exp,
@@ -84,9 +84,9 @@ from .._double_double import (
     exp_pairs,
     exp_triple32,
     extract_levels32,
-    frexp,
+    level_words,
     level_words32,
-    power_of_two,
+    levels32,
     rounded_sum,
     two_product32,
 )
@@ -97,10 +97,13 @@ from .._numerics import (
     _two_product,
     _two_sum,
 )
-from .._xp import Array, settled
+from .._xp import Array
 from ._js_mixed import _log_pair, excess_of_pairs, side_probabilities
 
 __all__ = ["kl_mixed_parts", "kl_narrow"]
+
+_T = TypeVar("_T")
+_Exact = Callable[[Callable[[Array], Array] | None], Array]
 
 
 class _LogSide(NamedTuple):
@@ -301,20 +304,13 @@ def _compact_sum(x: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
     r"""Rows of floats ``x`` as three columns ``(top, second, tail)``, the first two
     exact sums of extracted parts, ``tail`` the float sum of the rest: within about
     :math:`n^2 2^{2s} u^3` of the row's largest :math:`|x_i|`, :math:`2^{s} \ge n + 2`
-    (:func:`_compact_mass`)."""
-    shift = float(max(1, math.ceil(math.log2(int(x.shape[-1]) + 2))))
-    biggest = xp.max(xp.abs(x), axis=-1, keepdims=True)
-    one = xp.ones_like(biggest)
-    exponent = frexp(xp.where(biggest > 0.0, biggest, one), xp=xp)[1]
-    sigma = power_of_two(exponent + shift, xp=xp)
-    tops = []
-    for _ in range(2):
-        (raised,) = settled(sigma + x)
-        top = raised - sigma
-        tops.append(xp.sum(top, axis=-1, keepdims=True))
-        x = x - top
-        sigma = sigma * (2.0**shift * 2.0**-53)
-    return tops[0], tops[1], xp.sum(x, axis=-1, keepdims=True)
+    (:func:`_compact_mass`): two levels of ``_double_double.level_words`` at
+    :math:`u = 2^{-53}` (branch jaxkl3: the start it shares with the float32
+    ``level_words32``)."""
+    shift = max(1, math.ceil(math.log2(int(x.shape[-1]) + 2)))
+    taus, rest = level_words(x, 2, unit=2.0**-53, shift=shift, xp=xp)
+    top, second = (xp.expand_dims(tau, axis=-1) for tau in taus)
+    return top, second, xp.sum(rest, axis=-1, keepdims=True)
 
 
 def _exp_shifted(values: Array, form: str, *, xp: ModuleType) -> Exp:
@@ -600,7 +596,9 @@ def _narrow_expm1_words(
     square, square_lo = two_product32(r, r)
     tail = r * square * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))
     low = r_lo * (1.0 + r * (1.0 + 0.5 * r)) + (0.5 * square_lo + tail)
-    e_hi, e_lo = exp_pair32(xp.where(series, zero, r_hi), xp=xp)
+    e_hi, e_lo = _unless_all(  # (rows 1e-4 apart and nearer: every entry by its series)
+        series, lambda: exp_pair32(xp.where(series, zero, r_hi), xp=xp), (zero, zero), xp=xp
+    )
     first = xp.where(series, r, e_hi - 1.0)
     second = xp.where(series, 0.5 * square, zero)
     third = xp.where(series, low, e_lo + e_hi * r_lo)
@@ -639,10 +637,11 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
 
     Screen (branch jaxkl2): that exact pass made every row 8x-30x the plain float32
     sum's time. The Bregman sum is taken first, with the masses' difference from the
-    words at hand summed to a bound (:func:`_narrow_screen`); where every row's bound is
-    within :math:`2^{-27}` of its value (random rows) that value stands, else every
-    row takes the exact words (:func:`_narrow_choice`: one ``jax.lax.cond``, one
-    branch run under ``jax.jit``; under ``jax.vmap`` both).
+    words at hand summed to a bound (:func:`_narrow_screen`); where a row's bound is
+    within :math:`2^{-27}` of its value (random rows) that value stands, else the row
+    takes the exact words (:func:`_narrow_choice`, branch jaxkl3: under JAX formed on
+    chunks of :math:`\lceil R/8\rceil` rows that hold the failing rows only, one
+    ``jax.lax.cond`` a chunk; branch jaxkl2 formed them on every row where one failed).
 
     Limits: a KL near float32's underflow (below about :math:`10^{-30}`, where a mass
     word or the level sums pass :math:`2^{-126}`, flushed by XLA's CPU) and
@@ -655,10 +654,11 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
 
 def _narrow_parts(
     a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
-) -> tuple[Array, Array, Callable[[], Array]]:
+) -> tuple[Array, Array, _Exact]:
     r""":func:`kl_narrow`'s pieces: the screen's fast value and where it stands
     (:func:`_narrow_screen`), and the exact value as a function (called only where some
-    row does not stand: the masses' words summed exactly)."""
+    row does not stand: the masses' words summed exactly), of every row or of the rows
+    that its argument takes (a gather of each row-wise array, :func:`_narrow_choice`)."""
     a, b = xp.broadcast_arrays(a, b)
     p_hi, p_lo, s_hi, s_lo = _narrow_side(a, a_form, xp=xp)
     q_hi, q_lo, t_hi, t_lo = _narrow_side(b, b_form, xp=xp)
@@ -675,22 +675,28 @@ def _narrow_parts(
     bregman = xp.sum(terms, axis=-1)
     fast, passed = _narrow_screen(bregman, (a, a_form, p_hi, p_lo), (b, b_form, q_hi, q_lo), xp=xp)
 
-    def exact() -> Array:
+    def exact(rows: Callable[[Array], Array] | None = None) -> Array:
+        # (``rows``: the rows to take, by a gather of each row-wise array; all rows
+        # where None)
+        take = rows if rows is not None else (lambda x: x)
+        a_, b_, bregman_, zero_ = take(a), take(b), take(bregman), take(zero)
         if a_form == b_form == "log_probs":
-            both = (a > -math.inf) & (b > -math.inf)
-            words = _narrow_expm1_words((q_hi, q_lo), r_hi, r_lo, xp=xp)
-            words = [xp.where(both, w, zero) for w in words]
-            words.append(xp.where(both, zero, p_hi - q_hi))  # (-q where p is 0)
+            q_ = (take(q_hi), take(q_lo))
+            both = (a_ > -math.inf) & (b_ > -math.inf)
+            words = _narrow_expm1_words(q_, take(r_hi), take(r_lo), xp=xp)
+            words = [xp.where(both, w, zero_) for w in words]
+            ends = xp.where(both, zero_, take(p_hi) - q_[0])  # (-q where p is 0; else 0)
         else:
+            ends = None
             words = []
-            for values, form, sign in ((a, a_form, 1.0), (b, b_form, -1.0)):
+            for values, form, sign in ((a_, a_form, 1.0), (b_, b_form, -1.0)):
                 if form == "logits":
-                    words.append(xp.zeros_like(a[..., :1]) + sign)
+                    words.append(xp.zeros_like(a_[..., :1]) + sign)
                 elif form == "probs":
                     words.append(sign * values)
                 else:
                     words.extend(sign * word for word in exp_triple32(values, xp=xp))
-        columns = [bregman]
+        columns = [bregman_]
         for word in words:  # (each word apart: XLA took 80 s of CPU to compile the
             # extraction of the triples' words concatenated, on rows of 2 classes)
             word = xp.where(xp.isfinite(word), word, xp.zeros_like(word))
@@ -699,8 +705,16 @@ def _narrow_parts(
                 continue
             taus, rest = extract_levels32(word, _NARROW_BITS, xp=xp)
             columns.extend([*taus, rest])
+        if ends is not None:  # (rows of finite entries: a word of zeros, its levels 0)
+            nothing = [xp.zeros_like(bregman_)] * (levels32(ends, _NARROW_BITS) + 1)
+
+            def extracted() -> list[Array]:
+                taus, rest = extract_levels32(ends, _NARROW_BITS, xp=xp)
+                return [*taus, rest]
+
+            columns.extend(_unless_all(both, extracted, nothing, xp=xp))
         total = rounded_sum(columns[::-1], passes=4)
-        return xp.where(xp.isfinite(bregman), total, bregman)  # (TwoSum of inf is NaN)
+        return xp.where(xp.isfinite(bregman_), total, bregman_)  # (TwoSum of inf is NaN)
 
     return fast, passed, exact
 
@@ -801,18 +815,65 @@ def _level_sums32(x: Array, levels: int, *, xp: ModuleType) -> tuple[list[Array]
     return taus, xp.sum(rest, axis=-1), xp.sum(xp.abs(rest), axis=-1)
 
 
-def _narrow_choice(
-    passed: Array, fast: Array, exact: Callable[[], Array], *, xp: ModuleType
-) -> Array:
-    r"""``fast`` where every row ``passed``, else ``exact()`` (every row): under JAX one
-    ``jax.lax.cond`` (traceable; under ``jax.jit`` on the CPU only the branch taken
-    runs; under ``jax.vmap`` the predicate is batched and ``cond`` becomes a select:
-    both branches run, the exact one's cost added to the screen's), elsewhere (PyTorch
-    on MPS) a Python branch on the flags' value."""
+def _unless_all(flags: Array, compute: Callable[[], _T], otherwise: _T, *, xp: ModuleType) -> _T:
+    r"""``otherwise`` where every entry of ``flags`` holds, else ``compute()`` (branch
+    jaxkl3: work whose result the flags' entries do not read, skipped where none reads
+    it): under JAX one ``jax.lax.cond`` (under ``jax.jit`` only the branch taken runs;
+    under ``jax.vmap`` both), elsewhere a Python branch on the flags' value."""
     if "jax" in getattr(xp, "__name__", ""):
         import jax  # (loaded: JAX arrays)
 
-        return jax.lax.cond(xp.all(passed), lambda: fast, exact)
-    if bool(xp.all(passed)):
-        return fast
-    return exact()
+        return jax.lax.cond(xp.all(flags), lambda: otherwise, compute)
+    if bool(xp.all(flags)):
+        return otherwise
+    return compute()
+
+
+_NARROW_CHUNKS = 8
+r"""The most chunks :func:`_narrow_choice` cuts a batch's rows into (JAX): the exact
+words of rows that fail the screen are formed a chunk of :math:`\lceil R/8\rceil` rows at
+a time, not on all :math:`R` rows where one fails."""
+
+
+def _narrow_choice(passed: Array, fast: Array, exact: _Exact, *, xp: ModuleType) -> Array:
+    r"""``fast`` where a row ``passed``, else the row's exact value. Under JAX (branch
+    jaxkl3) the rows that fail are gathered, flagged first (``nonzero`` of a static
+    size), into :data:`_NARROW_CHUNKS` chunks of :math:`k = \lceil R/8\rceil` rows; a
+    ``jax.lax.fori_loop`` forms ``exact`` of each chunk that holds a failing row (one
+    ``jax.lax.cond`` each: a chunk of none is skipped) and puts its values back in
+    place (a scatter that drops the padding), so that one failing row costs the exact
+    words of :math:`k` rows, not of all (branch jaxkl2: one ``cond`` a batch; a row's
+    exact value is the same either way, bit for bit). Traceable; under ``jax.vmap``
+    each ``cond`` becomes a select: every chunk's exact words are formed. Elsewhere
+    (PyTorch on MPS) every row's exact value where some row fails (a Python branch on
+    the flags' value)."""
+    if "jax" not in getattr(xp, "__name__", ""):
+        if bool(xp.all(passed)):
+            return fast
+        return exact(None)
+    import jax  # (loaded: JAX arrays)
+
+    shape = tuple(fast.shape)
+    count = math.prod(shape)
+    if count <= 1:
+        return jax.lax.cond(xp.all(passed), lambda: fast, lambda: exact(None))
+    size = -(-count // _NARROW_CHUNKS)
+    chunks = -(-count // size)
+    order = xp.nonzero(xp.reshape(~passed, (count,)), size=chunks * size, fill_value=count)[0]
+    depth = len(shape)
+
+    def body(chunk: Array, out: Array) -> Array:
+        index = jax.lax.dynamic_slice(order, (chunk * size,), (size,))
+        held = xp.minimum(index, count - 1)  # (the padding reads the last row: dropped)
+
+        def rows(x: Array) -> Array:
+            flat = xp.reshape(x, (count, *tuple(x.shape)[depth:]))
+            return xp.take(flat, held, axis=0)
+
+        def run() -> Array:
+            return out.at[index].set(exact(rows), mode="drop")
+
+        return jax.lax.cond(index[0] < count, run, lambda: out)
+
+    out = jax.lax.fori_loop(0, chunks, body, xp.reshape(fast, (count,)))
+    return xp.reshape(out, shape)

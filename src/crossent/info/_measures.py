@@ -435,12 +435,12 @@ def _kl_narrow_nats(m: _Prepared, plain: Array) -> Array:
     (float32 words: the Bregman terms and the masses' difference summed exactly) on
     every row, with the plain sum's gradient (branch jaxkl1: rows 1e-7 to 1e-3 apart
     were up to 2.25e15 float32 ulps off, ``benchmarks/check_jax_float32_ulps.py``);
-    the masses' exact words only where a row fails its screen (branch jaxkl2: one
-    ``jax.lax.cond`` a call; random rows keep the screen's value, within an ulp of
-    the exact one). Concrete JAX arrays take one ``jax.jit`` of it (eager JAX compiles
-    each operation);
-    rows whose value is not finite, and rows of more than :math:`2^{20} - 2` classes,
-    keep the plain sum."""
+    the masses' exact words only where a row fails its screen (branch jaxkl2; random
+    rows keep the screen's value, within an ulp of the exact one), under JAX on the
+    chunks of rows that hold failing rows (branch jaxkl3: one ``jax.lax.cond`` a
+    chunk of :math:`\lceil R/8\rceil` rows, not one a call). Concrete JAX arrays take
+    one ``jax.jit`` of it (eager JAX compiles each operation); rows whose value is not
+    finite, and rows of more than :math:`2^{20} - 2` classes, keep the plain sum."""
     xp = m.xp
     side_p, side_q = m.sides
     classes = (int(side_p.values.shape[-1]), int(side_q.values.shape[-1]))
