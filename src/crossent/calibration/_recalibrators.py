@@ -116,15 +116,16 @@ def _polished(
 
 def _step(gradient: Any, solve: Any, theta: FloatArray) -> tuple[Any, float]:
     """The step ``d = solve(-g)`` at ``theta`` and its decrement ``-g @ d``; ``(None,
-    nan)`` where either is not finite."""
+    nan)`` where any of them is not finite."""
     with np.errstate(over="ignore", invalid="ignore"):
         g = gradient(theta)
         if not np.all(np.isfinite(g)):
             return None, math.nan
         step = solve(-g)
-    if not np.all(np.isfinite(step)):
-        return None, math.nan
-    return step, float(-g @ step)
+        if not np.all(np.isfinite(step)):
+            return None, math.nan
+        decrement = float(-g @ step)  # (past float64 where the fit diverges: +-inf)
+    return (step, decrement) if math.isfinite(decrement) else (None, math.nan)
 
 
 def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
@@ -525,7 +526,15 @@ class PlattScaling:
         require_examples(predictions, purpose="fitting PlattScaling")
         from scipy import special  # here, not at import (issue 13: import time)
 
-        log_odds = self._log_odds(predictions)
+        with np.errstate(over="ignore"):
+            log_odds = self._log_odds(predictions)
+        halved = bool(np.isinf(log_odds).any())
+        if halved:
+            # Logits more than 1.8e308 apart ([1e308, -1e308]: log-odds 2e308, +-inf in
+            # float64) left the fit at its start, slope 1 and intercept 0 (issue 13). The
+            # fit is then on the halves z_1/2 - z_0/2 (exact: a power of two), whose slope
+            # is twice the log-odds' own.
+            log_odds = self._log_odds(predictions, 0.5)
         target = predictions.labels.astype(np.float64)
         n = target.size
 
@@ -542,23 +551,32 @@ class PlattScaling:
             return objective(params)[1]
 
         def hessian(params: FloatArray) -> FloatArray:
-            # sum of p (1 - p) [s, 1]^T [s, 1] / n, p = sigma(a s + b)
-            t = params[0] * log_odds + params[1]
-            weight = special.expit(t) * special.expit(-t) / n
-            ws = weight @ log_odds
-            return np.array([[weight @ (log_odds * log_odds), ws], [ws, weight.sum()]])
+            # sum of p (1 - p) [s, 1]^T [s, 1] / n, p = sigma(a s + b). (weight * s) @ s:
+            # a weight of 0 at a log-odds past 1.34e154 is 0, not 0 * inf (NaN: the polish
+            # then failed, and the fit kept L-BFGS-B's point, 5e-7 off, for any row of
+            # log-odds past it on its own side; issue 13). Sums past float64 (a row far on
+            # the wrong side) are +inf, unwarned, as the objective's
+            with np.errstate(over="ignore", invalid="ignore"):
+                t = params[0] * log_odds + params[1]
+                weight = special.expit(t) * special.expit(-t) / n
+                ws = weight @ log_odds
+                return np.array([[(weight * log_odds) @ log_odds, ws], [ws, weight.sum()]])
 
         result = _minimise(objective, np.array([1.0, 0.0]))
         self.separated_ = _separated(log_odds, target)
         fitted = result.x if self.separated_ else _polished(gradient, hessian, result.x)
-        self.slope_, self.intercept_ = float(fitted[0]), float(fitted[1])
+        self.slope_, self.intercept_ = float(fitted[0]) * (0.5 if halved else 1.0), float(fitted[1])
         self.converged_ = bool(result.success) and not self.separated_
         return self
 
     @staticmethod
-    def _log_odds(predictions: Predictions) -> FloatArray:
+    def _log_odds(predictions: Predictions, scale: float = 1.0) -> FloatArray:
+        """Class 1's log-odds :math:`z_1 - z_0`, or ``scale`` times them formed as
+        :math:`z_1 s - z_0 s` (``scale`` 0.5: finite for logits more than 1.8e308 apart)."""
         scores = _finite_log_scores(predictions, "PlattScaling")
-        return scores[:, 1] - scores[:, 0]
+        if scale == 1.0:
+            return scores[:, 1] - scores[:, 0]
+        return scores[:, 1] * scale - scores[:, 0] * scale
 
     def transform(self, logits: Any, /, *, form: str = LOGITS, output: str = "probs") -> Any:
         """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
