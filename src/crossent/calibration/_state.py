@@ -95,9 +95,18 @@ _HUGE = 2.0**1023
 _SCALE = 64
 
 
-def _scaled_block(surprisal: FloatArray, labels: IntArray, classes: int) -> FloatArray:
-    """``[total, per-class totals...]`` of one block's surprisals times :math:`2^{-64}`."""
+def _scaled_block(
+    surprisal: FloatArray,
+    labels: IntArray,
+    classes: int,
+    far: tuple[IntArray, FloatArray] | None = None,
+) -> FloatArray:
+    """``[total, per-class totals...]`` of one block's surprisals times :math:`2^{-64}`;
+    ``far``: the block's rows whose surprisal passed float64 and their scaled surprisals
+    (:func:`_far_rows`)."""
     scaled = np.ldexp(surprisal, -_SCALE)
+    if far is not None:
+        scaled[far[0]] = far[1]
     out = np.empty(classes + 1)
     out[0] = scaled.sum()
     out[1:] = np.bincount(labels, weights=scaled, minlength=classes)
@@ -381,8 +390,9 @@ class EvaluationState:
         if huge is None and not self._sums[0] > _HUGE:  # (a NaN total stays NaN)
             return
         total = _scaled_of(sums, class_surprisal) if huge is None else huge.copy()
-        for _, block in summary_blocks(predictions, top=False, entropy=False):
-            total += _scaled_block(block.surprisal, block.labels, self.classes)
+        for start, block in summary_blocks(predictions, top=False, entropy=False):
+            far = _far_rows(predictions, start, block.surprisal)
+            total += _scaled_block(block.surprisal, block.labels, self.classes, far)
         self._huge = total
 
     def _scaled(self) -> FloatArray:
@@ -846,6 +856,28 @@ def _with_block_errors(running: FloatArray, total: FloatArray, at: int) -> BinSt
 def _scaled_of(sums: FloatArray, class_surprisal: FloatArray) -> FloatArray:
     """``[total, per-class totals...]`` of float64 surprisal sums, times :math:`2^{-64}`."""
     return np.ldexp(np.concatenate([sums[:1], class_surprisal]), -_SCALE)
+
+
+def _far_rows(
+    predictions: Predictions, start: int, surprisal: FloatArray
+) -> tuple[IntArray, FloatArray] | None:
+    r"""The rows of a block of logits whose surprisal passed float64 though the rows are
+    finite (logits more than 1.8e308 apart: ``[1e308, -1e308]``, label 1, 2e308), and
+    their surprisals times :math:`2^{-64}`, formed from the halves
+    (:func:`._temperature.half_nll_rows`, as the one-shot NLL's mean forms them: issue 13,
+    calib2). Such rows left the scaled sums, and the state's NLL, +inf where their mean
+    fits. None for other forms (a log-probability of -inf or a probability of 0 is a
+    surprisal of +inf indeed) or where no row passed."""
+    if predictions.form != "logits":
+        return None
+    far = np.flatnonzero(surprisal == np.inf)
+    if far.size == 0:
+        return None
+    from ._temperature import half_nll_rows  # (it imports this package's modules)
+
+    rows = predictions.subset(start + far)
+    halves = rows.map_raw(lambda _, values, labels: half_nll_rows(values, labels, "logits"))
+    return far, np.ldexp(np.concatenate(list(halves)), 1 - _SCALE)
 
 
 def _unscaled_means(
