@@ -36,6 +36,7 @@ op machinery reads the annotations to infer each schema.
 from typing import Any
 
 import array_api_compat.torch as torch_xp
+import numpy as np
 import torch
 
 from ._xp import float64_twin, namespace
@@ -43,6 +44,7 @@ from .losses import _cpu_kernels, _sigmoid, _sigmoid_grad
 
 __all__ = [
     "BinaryFunction",
+    "FocalTerms",
     "input_gradients",
     "logit_gradient",
     "op_gradients",
@@ -291,12 +293,16 @@ class BinaryFunction(torch.autograd.Function):
         ctx.save_for_backward(x, t, w, pw)
         ctx.save_for_forward(x, t, w, pw)
         ctx.eps, ctx.reduction, ctx.out_dtype = eps, reduction, output.dtype
+        ctx.loss = inputs[6]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, t, w, pw = ctx.saved_tensors
         eps, reduction = ctx.eps, ctx.reduction
         needs = ctx.needs_input_grad
+        if isinstance(ctx.loss, FocalTerms):  # (its own gradients; no weights)
+            gx, gt = ctx.loss.gradients(x, t, eps, grad, needs[:2], torch.is_grad_enabled())
+            return gx, gt, None, None, None, None, None
         gx = gt = gw = gpw = None
         if needs[0]:
             with torch.no_grad():  # (and no tangent: detached for forward mode too)
@@ -319,6 +325,8 @@ class BinaryFunction(torch.autograd.Function):
     def jvp(ctx: Any, x_t: Any, t_t: Any, w_t: Any, pw_t: Any, *_: Any) -> torch.Tensor:
         x, t, w, pw = ctx.saved_tensors
         eps, reduction = ctx.eps, ctx.reduction
+        if isinstance(ctx.loss, FocalTerms):
+            return ctx.loss.tangent(x, t, eps, x_t, t_t, ctx.out_dtype)
         tangent = None
         if x_t is not None:
             one = torch.ones((), dtype=ctx.out_dtype, device=x.device)
@@ -345,6 +353,130 @@ class BinaryFunction(torch.autograd.Function):
         if reduction != "none":
             tangent = tangent.sum()
         return tangent.to(ctx.out_dtype)
+
+
+class FocalTerms:
+    r"""The sigmoid focal loss's terms :math:`\alpha_t(1-p_t)^\gamma\ell_{\mathrm{BCE}}`
+    (no weights, ``reduction='none'``) as :class:`BinaryFunction`'s ``loss``, with
+    their own gradients (issue 13, branch focal2): the logits' gradient is
+    ``crossent.sigmoid_focal_loss_grad``'s per entry, in float64 (NumPy's for CPU
+    tensors with readable values, refined by ``losses._focal_root`` where its two terms
+    cancel; else in the tensors' namespace in float64), times the upstream gradient in
+    float64, rounded once to the logits' dtype (:meth:`logit_gradient`); the targets'
+    gradient is autograd's of the formula ``losses._sigmoid.focal_terms`` (whose graph
+    has the exact targets' slopes); under ``create_graph`` the logits' gradient carries
+    the formula's graph at zero value (second derivatives the formula's), as
+    :class:`BinaryFunction` does for the cross-entropy. The caller applies the weights
+    and the reduction (autograd of products and sums)."""
+
+    def __init__(self, gamma: float, alpha: float | None) -> None:
+        self.gamma, self.alpha = gamma, alpha
+
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str
+    ) -> torch.Tensor:
+        """The terms of logits ``x`` and raw targets ``t`` (``w``, ``pw``: None)."""
+        focal = _sigmoid.focal_of(x, t, eps, self.gamma, self.alpha, xp=torch_xp)
+        out: torch.Tensor = _sigmoid.focal_terms(focal)
+        return out
+
+    def logit_gradient(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        upstream: torch.Tensor,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The exact gradient in ``x`` per entry times ``upstream`` (float64, rounded
+        once to ``out_dtype``)."""
+        from . import losses
+
+        options = {
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "label_smoothing": eps,
+            "reduction": "sum",
+            "validate": False,
+        }
+        grad: Any = None
+        if x.device.type == "cpu" and t.device.type == "cpu":
+            try:
+                x_np = x.detach().to(torch.float64).numpy()
+                t_np = t.detach().to(torch.float64).numpy()
+            except (RuntimeError, TypeError, ValueError):  # (functorch's tensors)
+                x_np = t_np = None
+            if x_np is not None:
+                g = losses.sigmoid_focal_loss_grad(x_np, t_np, **options)
+                grad = torch.from_numpy(np.asarray(g, dtype=np.float64).reshape(x_np.shape))
+        if grad is None:
+            grad = losses.sigmoid_focal_loss_grad(
+                x.to(torch.float64), t.to(torch.float64), **options
+            )
+        return (grad * upstream.to(torch.float64)).to(out_dtype)
+
+    def gradients(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        grad: torch.Tensor,
+        needs: Any,
+        create_graph: bool,
+    ) -> tuple[Any, Any]:
+        """The gradients in ``x`` and ``t`` (None where ``needs`` says no) times ``grad``."""
+        gx = gt = None
+        if needs[0]:
+            with torch.no_grad():
+                gx = self.logit_gradient(x.detach(), t.detach(), eps, _plain(grad), x.dtype)
+        wanted_x = bool(needs[0]) and create_graph
+        if wanted_x or needs[1]:
+            with torch.enable_grad():
+                if create_graph:
+                    xs, ts = x, t
+                else:
+                    xs, ts = x.detach(), t.detach().requires_grad_()
+                out = self(xs, ts, None, None, eps, "none")
+                inputs = [a for a, want in ((xs, wanted_x), (ts, bool(needs[1]))) if want]
+                found = list(
+                    torch.autograd.grad(
+                        out, inputs, grad, create_graph=create_graph, allow_unused=True
+                    )
+                )
+            if wanted_x:
+                f = found.pop(0)
+                if f is not None:  # the formula's graph, at value 0
+                    gx = gx + (f - f.detach())
+            if needs[1]:
+                gt = found.pop(0)
+                if gt is None:
+                    gt = torch.zeros_like(t)
+        return gx, gt
+
+    def tangent(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        x_t: Any,
+        t_t: Any,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The forward-mode tangent: the exact slope in ``x`` times ``x_t``, plus the
+        formula's slope in ``t`` (per entry: the terms are elementwise) times ``t_t``."""
+        tangent = None
+        if x_t is not None:
+            one = torch.ones((), dtype=out_dtype, device=x.device)
+            tangent = self.logit_gradient(x, t, eps, one, out_dtype) * x_t
+        if t_t is not None:
+            with torch.enable_grad():
+                ts = t.detach().requires_grad_()
+                out = self(x.detach(), ts, None, None, eps, "none")
+                (slope,) = torch.autograd.grad(out, ts, torch.ones_like(out))
+            part = slope * t_t
+            tangent = part if tangent is None else tangent + part
+        assert tangent is not None
+        return tangent.to(out_dtype)
 
 
 # ----------------------------------------------------------------------- custom ops
