@@ -39,7 +39,7 @@ import array_api_compat.torch as torch_xp
 import numpy as np
 import torch
 
-from ._xp import float64_twin, namespace
+from ._xp import float64_twin, functorch_wrapped, namespace
 from .losses import _cpu_kernels, _sigmoid, _sigmoid_grad
 
 __all__ = [
@@ -400,15 +400,12 @@ class FocalTerms:
             "validate": False,
         }
         grad: Any = None
-        if x.device.type == "cpu" and t.device.type == "cpu":
-            try:
-                x_np = x.detach().to(torch.float64).numpy()
-                t_np = t.detach().to(torch.float64).numpy()
-            except (RuntimeError, TypeError, ValueError):  # (functorch's tensors)
-                x_np = t_np = None
-            if x_np is not None:
-                g = losses.sigmoid_focal_loss_grad(x_np, t_np, **options)
-                grad = torch.from_numpy(np.asarray(g, dtype=np.float64).reshape(x_np.shape))
+        readable = not (functorch_wrapped(x) or functorch_wrapped(t))
+        if readable and x.device.type == "cpu" and t.device.type == "cpu":
+            x_np = x.detach().to(torch.float64).numpy()
+            t_np = t.detach().to(torch.float64).numpy()
+            g = losses.sigmoid_focal_loss_grad(x_np, t_np, **options)
+            grad = torch.from_numpy(np.asarray(g, dtype=np.float64).reshape(x_np.shape))
         if grad is None:
             grad = losses.sigmoid_focal_loss_grad(
                 x.to(torch.float64), t.to(torch.float64), **options
@@ -424,33 +421,25 @@ class FocalTerms:
         needs: Any,
         create_graph: bool,
     ) -> tuple[Any, Any]:
-        """The gradients in ``x`` and ``t`` (None where ``needs`` says no) times ``grad``."""
+        """The gradients in ``x`` and ``t`` times ``grad`` (None where ``needs`` says no);
+        ``create_graph``: with the formula's graphs (second derivatives)."""
         gx = gt = None
         if needs[0]:
             with torch.no_grad():
                 gx = self.logit_gradient(x.detach(), t.detach(), eps, _plain(grad), x.dtype)
-        wanted_x = bool(needs[0]) and create_graph
-        if wanted_x or needs[1]:
+            if create_graph:  # the formula's graph, at value 0
+                focal = _sigmoid.focal_of(x, t, eps, self.gamma, self.alpha, xp=torch_xp)
+                f = (grad * _sigmoid._focal_gradient(focal, formula=True)).to(x.dtype)
+                gx = gx + (f - f.detach())
+        if needs[1]:  # autograd of the formula (its exact targets' slopes)
             with torch.enable_grad():
-                if create_graph:
-                    xs, ts = x, t
-                else:
-                    xs, ts = x.detach(), t.detach().requires_grad_()
+                xs, ts = (x, t) if create_graph else (x.detach(), t.detach().requires_grad_())
                 out = self(xs, ts, None, None, eps, "none")
-                inputs = [a for a, want in ((xs, wanted_x), (ts, bool(needs[1]))) if want]
-                found = list(
-                    torch.autograd.grad(
-                        out, inputs, grad, create_graph=create_graph, allow_unused=True
-                    )
+                (gt,) = torch.autograd.grad(
+                    out, ts, grad, create_graph=create_graph, allow_unused=True
                 )
-            if wanted_x:
-                f = found.pop(0)
-                if f is not None:  # the formula's graph, at value 0
-                    gx = gx + (f - f.detach())
-            if needs[1]:
-                gt = found.pop(0)
-                if gt is None:
-                    gt = torch.zeros_like(t)
+            if gt is None:
+                gt = torch.zeros_like(t)
         return gx, gt
 
     def tangent(
@@ -475,7 +464,8 @@ class FocalTerms:
                 (slope,) = torch.autograd.grad(out, ts, torch.ones_like(out))
             part = slope * t_t
             tangent = part if tangent is None else tangent + part
-        assert tangent is not None
+        if tangent is None:
+            return torch.zeros_like(x, dtype=out_dtype)
         return tangent.to(out_dtype)
 
 

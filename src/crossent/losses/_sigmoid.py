@@ -57,6 +57,7 @@ from .._xp import (
     compute_dtype_weak,
     device,
     full_like,
+    functorch_wrapped,
     is_jax_tracer,
     namespace,
     numpy_errstate,
@@ -797,9 +798,11 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
     from .. import _torch_binary
 
     loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
-    return _torch_binary.BinaryFunction.apply(
-        x, b.raw_t, None, None, b.label_smoothing, "none", loss
-    )
+    t = b.raw_t
+    if wants_gradient(t) and (functorch_wrapped(x) or functorch_wrapped(t)):
+        return None  # (the targets' gradient needs autograd of the formula in backward)
+    parts = (x, t, None, None, b.label_smoothing, "none", loss)
+    return _torch_binary.BinaryFunction.apply(*parts)
 
 
 def focal_of(
@@ -905,8 +908,10 @@ def _widened(focal: _FocalBinary) -> _FocalBinary | None:
     return replace(focal, b=widened, alpha_t=alpha_t)
 
 
-def _focal_gradient(focal: _FocalBinary) -> Array:
-    """The body of :func:`sigmoid_focal_loss_grad`, in the call's dtype."""
+def _focal_gradient(focal: _FocalBinary, *, formula: bool = False) -> Array:
+    r"""The body of :func:`sigmoid_focal_loss_grad`, in the call's dtype; ``formula``:
+    :math:`\sigma(x) - t` by :func:`_bce_grad`, not refined (plain array operations: the
+    graph of second derivatives of ``crossent._torch_binary.FocalTerms``)."""
     b, gamma_value = focal.b, focal.gamma
     xp, bce = b.xp, _bce(b)
     # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
@@ -917,9 +922,11 @@ def _focal_gradient(focal: _FocalBinary) -> Array:
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
-    plain = _plain_grad(b)
+    plain = _bce_grad(b) if formula else _plain_grad(b)
     total = focus + plain
     grad = modulation * total
+    if formula:
+        return focal.weighted(grad, gradient=True)
     if type(b.x) is np.ndarray and b.x.dtype == np.float64 and gamma_value != 0.0:
         # Where the two terms cancel (near the focal optimum), more precision (issue 13).
         grad = _focal_root.refine(grad, total, plain, b.x, b.t, gamma_value)
