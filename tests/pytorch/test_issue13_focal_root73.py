@@ -81,7 +81,8 @@ def test_gradient_near_the_root(
     else:
         loss = crossent.sigmoid_focal_loss(xr, tt, gamma=gamma, alpha=alpha, reduction="sum")
     loss.backward()
-    assert xr.grad is not None and xr.grad.dtype == dtype
+    assert xr.grad is not None
+    assert xr.grad.dtype == dtype
     for i, (xi, ti) in enumerate(zip(x.tolist(), tt.tolist(), strict=True)):
         true = _truth(xi, ti, gamma, alpha)
         got = float(xr.grad[i])
@@ -126,51 +127,43 @@ def test_half_logits_take_the_float32_gradient() -> None:
         crossent.sigmoid_focal_loss(x, tt, gamma=gamma, reduction="sum").backward()
         x32 = x.detach().float().requires_grad_()
         crossent.sigmoid_focal_loss(x32, tt.float(), gamma=gamma, reduction="sum").backward()
-        assert x.grad is not None and x32.grad is not None and x.grad.dtype == dtype
+        assert x.grad is not None
+        assert x32.grad is not None
+        assert x.grad.dtype == dtype
         assert torch.equal(x.grad, x32.grad.to(dtype))
         true = _truth(float(x.detach()[0]), float(tt[0]), gamma, None)
         assert math.copysign(1.0, float(x.grad[0])) == math.copysign(1.0, float(true))
 
 
-def test_second_derivatives_by_finite_differences() -> None:
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+def test_second_derivatives_by_finite_differences(gamma: float) -> None:
     """Away from the root, ``create_graph``'s second derivatives (the formula's graph) in
     the logits and targets, mixed too, against central differences of the exact first
     derivatives (float64, ``gamma`` 0.5 and 2, ``alpha``, a weight)."""
     x0 = torch.tensor([-0.4, 1e-3, 1.3], dtype=torch.float64)
     t0 = torch.tensor([0.2, 0.6, 0.9], dtype=torch.float64)
     w = torch.tensor([1.0, 0.5, 2.0], dtype=torch.float64)
-    for gamma in (0.5, 2.0):
 
-        def grads(x: torch.Tensor, t: torch.Tensor, graph: bool) -> tuple[torch.Tensor, ...]:
-            loss = crossent.sigmoid_focal_loss(
-                x, t, weight=w, gamma=gamma, alpha=0.25, reduction="sum"
-            )
-            return torch.autograd.grad(loss, (x, t), create_graph=graph)
+    def grads(x: torch.Tensor, t: torch.Tensor, graph: bool) -> tuple[torch.Tensor, ...]:
+        loss = crossent.sigmoid_focal_loss(x, t, weight=w, gamma=gamma, alpha=0.25, reduction="sum")
+        return torch.autograd.grad(loss, (x, t), create_graph=graph)
 
-        x = x0.clone().requires_grad_()
-        t = t0.clone().requires_grad_()
-        gx, gt = grads(x, t, True)
-        hxx, hxt = torch.autograd.grad(gx.sum(), (x, t), retain_graph=True)
-        htx, htt = torch.autograd.grad(gt.sum(), (x, t))
-        h = 1e-6
-        dx = [
-            g.detach() for g in grads((x0 + h).requires_grad_(), t0.clone().requires_grad_(), False)
-        ]
-        mx = [
-            g.detach() for g in grads((x0 - h).requires_grad_(), t0.clone().requires_grad_(), False)
-        ]
-        dt = [
-            g.detach() for g in grads(x0.clone().requires_grad_(), (t0 + h).requires_grad_(), False)
-        ]
-        mt = [
-            g.detach() for g in grads(x0.clone().requires_grad_(), (t0 - h).requires_grad_(), False)
-        ]
-        fd = {
-            "xx": (dx[0] - mx[0]) / (2 * h),
-            "tx": (dx[1] - mx[1]) / (2 * h),
-            "xt": (dt[0] - mt[0]) / (2 * h),
-            "tt": (dt[1] - mt[1]) / (2 * h),
-        }
-        got = {"xx": hxx, "tx": htx, "xt": hxt, "tt": htt}
-        for key, value in fd.items():
-            torch.testing.assert_close(got[key], value, rtol=1e-6, atol=1e-8, msg=key)
+    x = x0.clone().requires_grad_()
+    t = t0.clone().requires_grad_()
+    gx, gt = grads(x, t, True)
+    hxx, hxt = torch.autograd.grad(gx.sum(), (x, t), retain_graph=True)
+    htx, htt = torch.autograd.grad(gt.sum(), (x, t))
+    h = 1e-6
+    dx = [g.detach() for g in grads((x0 + h).requires_grad_(), t0.clone().requires_grad_(), False)]
+    mx = [g.detach() for g in grads((x0 - h).requires_grad_(), t0.clone().requires_grad_(), False)]
+    dt = [g.detach() for g in grads(x0.clone().requires_grad_(), (t0 + h).requires_grad_(), False)]
+    mt = [g.detach() for g in grads(x0.clone().requires_grad_(), (t0 - h).requires_grad_(), False)]
+    fd = {
+        "xx": (dx[0] - mx[0]) / (2 * h),
+        "tx": (dx[1] - mx[1]) / (2 * h),
+        "xt": (dt[0] - mt[0]) / (2 * h),
+        "tt": (dt[1] - mt[1]) / (2 * h),
+    }
+    got = {"xx": hxx, "tx": htx, "xt": hxt, "tt": htt}
+    for key, value in fd.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-6, atol=1e-8, msg=key)
