@@ -21,6 +21,10 @@ package imports it lazily, on tensors only (``import crossent`` imports no torch
   uses the same exact gradient. ``generate_vmap_rule``: ``vmap`` runs the three on
   batched tensors (the double-double then forms every entry, since which entries
   cancel cannot be read there).
+* :class:`FocalTerms` (eager): as ``loss``, the sigmoid focal loss's terms at
+  :math:`\gamma > 0` with their own gradients (the focal twin's in the logits, autograd
+  of the formula in the targets; issue 13, branch focal2), for
+  ``crossent.sigmoid_focal_loss``.
 * The custom ops ``crossent::sigmoid_ce_v1_backward`` and
   ``crossent::sigmoid_ce_v1_input_grads`` (the same two gradients, for Dynamo:
   ``torch.compile``, ``torch.export``) and ``crossent::sigmoid_terms_v1``, the losses
