@@ -14,6 +14,7 @@ forward plus ``backward``; the same with ``alpha=0.25``; the same in float64.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import sys
 
 import torch
@@ -35,7 +36,7 @@ def main(argv: list[str]) -> None:
     x64 = 3 * torch.randn(args.entries, generator=g, dtype=torch.float64)
     t64 = torch.rand(args.entries, generator=g, dtype=torch.float64)
 
-    def case(dtype: torch.dtype, alpha: float | None):  # noqa: ANN202
+    def case(dtype: torch.dtype, alpha: float | None) -> Callable[[], None]:
         x, t = x64.to(dtype), t64.to(dtype)
 
         def run() -> None:
