@@ -14,8 +14,8 @@ forward plus ``backward``; the same with ``alpha=0.25``; the same in float64.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 import sys
+from collections.abc import Callable
 
 import torch
 

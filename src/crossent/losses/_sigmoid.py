@@ -74,6 +74,8 @@ from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, wei
 from ._weight_scale import weight_scaled
 
 __all__ = [
+    "focal_of",
+    "focal_terms",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",
