@@ -21,6 +21,10 @@ package imports it lazily, on tensors only (``import crossent`` imports no torch
   uses the same exact gradient. ``generate_vmap_rule``: ``vmap`` runs the three on
   batched tensors (the double-double then forms every entry, since which entries
   cancel cannot be read there).
+* :class:`FocalTerms` (eager): as ``loss``, the sigmoid focal loss's terms at
+  :math:`\gamma > 0` with their own gradients (the focal twin's in the logits, autograd
+  of the formula in the targets; issue 13, branch focal2), for
+  ``crossent.sigmoid_focal_loss``.
 * The custom ops ``crossent::sigmoid_ce_v1_backward`` and
   ``crossent::sigmoid_ce_v1_input_grads`` (the same two gradients, for Dynamo:
   ``torch.compile``, ``torch.export``) and ``crossent::sigmoid_terms_v1``, the losses
@@ -36,13 +40,15 @@ op machinery reads the annotations to infer each schema.
 from typing import Any
 
 import array_api_compat.torch as torch_xp
+import numpy as np
 import torch
 
-from ._xp import float64_twin, namespace
+from ._xp import float64_twin, functorch_wrapped, namespace
 from .losses import _cpu_kernels, _sigmoid, _sigmoid_grad
 
 __all__ = [
     "BinaryFunction",
+    "FocalTerms",
     "input_gradients",
     "logit_gradient",
     "op_gradients",
@@ -291,12 +297,16 @@ class BinaryFunction(torch.autograd.Function):
         ctx.save_for_backward(x, t, w, pw)
         ctx.save_for_forward(x, t, w, pw)
         ctx.eps, ctx.reduction, ctx.out_dtype = eps, reduction, output.dtype
+        ctx.loss = inputs[6]
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         x, t, w, pw = ctx.saved_tensors
         eps, reduction = ctx.eps, ctx.reduction
         needs = ctx.needs_input_grad
+        if isinstance(ctx.loss, FocalTerms):  # (its own gradients; no weights)
+            gx, gt = ctx.loss.gradients(x, t, eps, grad, needs[:2], torch.is_grad_enabled())
+            return gx, gt, None, None, None, None, None
         gx = gt = gw = gpw = None
         if needs[0]:
             with torch.no_grad():  # (and no tangent: detached for forward mode too)
@@ -319,6 +329,8 @@ class BinaryFunction(torch.autograd.Function):
     def jvp(ctx: Any, x_t: Any, t_t: Any, w_t: Any, pw_t: Any, *_: Any) -> torch.Tensor:
         x, t, w, pw = ctx.saved_tensors
         eps, reduction = ctx.eps, ctx.reduction
+        if isinstance(ctx.loss, FocalTerms):
+            return ctx.loss.tangent(x, t, eps, x_t, t_t, ctx.out_dtype)
         tangent = None
         if x_t is not None:
             one = torch.ones((), dtype=ctx.out_dtype, device=x.device)
@@ -345,6 +357,120 @@ class BinaryFunction(torch.autograd.Function):
         if reduction != "none":
             tangent = tangent.sum()
         return tangent.to(ctx.out_dtype)
+
+
+class FocalTerms:
+    r"""The sigmoid focal loss's terms :math:`\alpha_t(1-p_t)^\gamma\ell_{\mathrm{BCE}}`
+    (no weights, ``reduction='none'``) as :class:`BinaryFunction`'s ``loss``, with
+    their own gradients (issue 13, branch focal2): the logits' gradient is
+    ``crossent.sigmoid_focal_loss_grad``'s per entry, in float64 (NumPy's for CPU
+    tensors with readable values, refined by ``losses._focal_root`` where its two terms
+    cancel; else in the tensors' namespace in float64), times the upstream gradient in
+    float64, rounded once to the logits' dtype (:meth:`logit_gradient`); the targets'
+    gradient is autograd's of the formula ``losses._sigmoid.focal_terms`` (whose graph
+    has the exact targets' slopes); under ``create_graph`` the logits' gradient carries
+    the formula's graph at zero value (second derivatives the formula's), as
+    :class:`BinaryFunction` does for the cross-entropy. The caller applies the weights
+    and the reduction (autograd of products and sums)."""
+
+    def __init__(self, gamma: float, alpha: float | None) -> None:
+        self.gamma, self.alpha = gamma, alpha
+
+    def __call__(
+        self, x: torch.Tensor, t: torch.Tensor, w: Any, pw: Any, eps: float, reduction: str
+    ) -> torch.Tensor:
+        """The terms of logits ``x`` and raw targets ``t`` (``w``, ``pw``: None)."""
+        focal = _sigmoid.focal_of(x, t, eps, self.gamma, self.alpha, xp=torch_xp)
+        out: torch.Tensor = _sigmoid.focal_terms(focal)
+        return out
+
+    def logit_gradient(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        upstream: torch.Tensor,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The exact gradient in ``x`` per entry times ``upstream`` (float64, rounded
+        once to ``out_dtype``)."""
+        from . import losses
+
+        options = {
+            "gamma": self.gamma,
+            "alpha": self.alpha,
+            "label_smoothing": eps,
+            "reduction": "sum",
+            "validate": False,
+        }
+        grad: Any = None
+        readable = not (functorch_wrapped(x) or functorch_wrapped(t))
+        if readable and x.device.type == "cpu" and t.device.type == "cpu":
+            x_np = x.detach().to(torch.float64).numpy()
+            t_np = t.detach().to(torch.float64).numpy()
+            g = losses.sigmoid_focal_loss_grad(x_np, t_np, **options)
+            grad = torch.from_numpy(np.asarray(g, dtype=np.float64).reshape(x_np.shape))
+        if grad is None:
+            grad = losses.sigmoid_focal_loss_grad(
+                x.to(torch.float64), t.to(torch.float64), **options
+            )
+        return (grad * upstream.to(torch.float64)).to(out_dtype)
+
+    def gradients(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        grad: torch.Tensor,
+        needs: Any,
+        create_graph: bool,
+    ) -> tuple[Any, Any]:
+        """The gradients in ``x`` and ``t`` times ``grad`` (None where ``needs`` says no);
+        ``create_graph``: with the formula's graphs (second derivatives)."""
+        gx = gt = None
+        if needs[0]:
+            with torch.no_grad():
+                gx = self.logit_gradient(x.detach(), t.detach(), eps, _plain(grad), x.dtype)
+            if create_graph:  # the formula's graph, at value 0
+                focal = _sigmoid.focal_of(x, t, eps, self.gamma, self.alpha, xp=torch_xp)
+                f = (grad * _sigmoid._focal_gradient(focal, formula=True)).to(x.dtype)
+                gx = gx + (f - f.detach())
+        if needs[1]:  # autograd of the formula (its exact targets' slopes)
+            with torch.enable_grad():
+                xs, ts = (x, t) if create_graph else (x.detach(), t.detach().requires_grad_())
+                out = self(xs, ts, None, None, eps, "none")
+                (gt,) = torch.autograd.grad(
+                    out, ts, grad, create_graph=create_graph, allow_unused=True
+                )
+            if gt is None:
+                gt = torch.zeros_like(t)
+        return gx, gt
+
+    def tangent(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        eps: float,
+        x_t: Any,
+        t_t: Any,
+        out_dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """The forward-mode tangent: the exact slope in ``x`` times ``x_t``, plus the
+        formula's slope in ``t`` (per entry: the terms are elementwise) times ``t_t``."""
+        tangent = None
+        if x_t is not None:
+            one = torch.ones((), dtype=out_dtype, device=x.device)
+            tangent = self.logit_gradient(x, t, eps, one, out_dtype) * x_t
+        if t_t is not None:
+            with torch.enable_grad():
+                ts = t.detach().requires_grad_()
+                out = self(x.detach(), ts, None, None, eps, "none")
+                (slope,) = torch.autograd.grad(out, ts, torch.ones_like(out))
+            part = slope * t_t
+            tangent = part if tangent is None else tangent + part
+        if tangent is None:
+            return torch.zeros_like(x, dtype=out_dtype)
+        return tangent.to(out_dtype)
 
 
 # ----------------------------------------------------------------------- custom ops

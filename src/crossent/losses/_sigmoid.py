@@ -57,6 +57,7 @@ from .._xp import (
     compute_dtype_weak,
     device,
     full_like,
+    functorch_wrapped,
     is_jax_tracer,
     namespace,
     numpy_errstate,
@@ -73,6 +74,8 @@ from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, wei
 from ._weight_scale import weight_scaled
 
 __all__ = [
+    "focal_of",
+    "focal_terms",
     "sigmoid_cross_entropy",
     "sigmoid_cross_entropy_grad",
     "sigmoid_focal_loss",
@@ -735,8 +738,21 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
     True
     """
     b = focal.b
+    term = _focal_in_graph(focal)
+    if term is None:
+        term = focal_terms(focal)
+    return b.reduce(b.weighted(term))
+
+
+def focal_terms(focal: _FocalBinary) -> Array:
+    r""":math:`\alpha_t(1-p_t)^\gamma\ell_{\mathrm{BCE}}` per entry (no weights, no
+    reduction): :func:`sigmoid_focal_loss`'s terms, whose autograd graph has the exact
+    targets' slopes (:func:`_bce_in_graph`, :func:`_log_one_minus_pt_in_graph`); the
+    forward (and, under ``create_graph``, the graph of second derivatives) of
+    ``crossent._torch_binary.FocalTerms``."""
+    b = focal.b
     # gamma = 0 is the cross-entropy: its terms with the exact autograd gradients
-    # (_terms_in_graph; the weights applied below, as for gamma > 0)
+    # (_terms_in_graph; the weights applied by the caller, as for gamma > 0)
     term = _terms_in_graph(replace(b, weight=None)) if focal.gamma == 0.0 else _bce_in_graph(b)
     if focal.gamma != 0.0:
         # (1 - p_t)^0 = 1 even where 1 - p_t = 0 (a saturated right logit): there the
@@ -750,7 +766,67 @@ def sigmoid_focal_loss(focal: _FocalBinary) -> Any:
         # alpha_t = 0 (alpha = 1 for a negative, 0 for a positive) removes the term, an
         # infinite one too (a saturated wrong logit): 0, not 0 * inf = NaN.
         term = weighted_term(focal.alpha_t, term, xp=b.xp)
-    return b.reduce(b.weighted(term))
+    return term
+
+
+def _focal_in_graph(focal: _FocalBinary) -> Array | None:
+    r""":func:`focal_terms` of PyTorch logits that require a gradient at
+    :math:`\gamma > 0` (float32 or float64 computation, float64 offered; eager), through
+    ``crossent._torch_binary.BinaryFunction`` with ``FocalTerms``: the same values, the
+    logits' gradient :func:`sigmoid_focal_loss_grad`'s per entry (float64, refined by
+    ``_focal_root`` where its two terms cancel, CPU tensors) times the upstream gradient
+    in float64, rounded once; the targets' gradient autograd's of :func:`focal_terms`,
+    second derivatives those of :func:`focal_terms`. None for anything else (the caller
+    forms :func:`focal_terms`: NumPy and JAX arrays, :math:`\gamma = 0`, whose
+    :func:`_terms_in_graph` is exact, and calls Dynamo traces, whose gradient stays
+    autograd's of the formula).
+
+    Autograd of :func:`focal_terms` summed the gradient's two terms
+    :math:`\gamma(1-2t)\frac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and
+    :math:`\sigma(x) - t` (times :math:`(1-p_t)^\gamma`) in the logits' dtype, which
+    cancel near the gradient's root (issue 13, branch focal2: float32 up to 2.7e7 ulps
+    with the wrong sign, float64 relative error 77 at a root)."""
+    b = focal.b
+    x = b.x
+    if focal.gamma == 0.0 or b.raw_t is None or not wants_gradient(x):
+        return None
+    import torch
+
+    wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
+    if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
+        return None
+    if torch.compiler.is_compiling():
+        return None
+    from .. import _torch_binary
+
+    loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
+    t = b.raw_t
+    if wants_gradient(t) and (functorch_wrapped(x) or functorch_wrapped(t)):
+        return None  # (the targets' gradient needs autograd of the formula in backward)
+    parts = (x, t, None, None, b.label_smoothing, "none", loss)
+    return _torch_binary.BinaryFunction.apply(*parts)
+
+
+def focal_of(
+    x: Array, t: Array, eps: float, gamma: float, alpha: float | None, *, xp: ModuleType
+) -> _FocalBinary:
+    """The unweighted, unreduced focal call of logits ``x`` and raw targets ``t`` (no
+    checks): ``crossent._torch_binary.FocalTerms``'s."""
+    ts = (1 - eps) * t + eps / 2 if eps else t
+    b = _Binary(
+        xp=xp,
+        dtype=x.dtype,
+        x=x,
+        t=ts,
+        weight=None,
+        pos_weight=None,
+        reduction="none",
+        log_base=None,
+        raw_t=t,
+        label_smoothing=eps,
+    )
+    alpha_t = None if alpha is None else alpha * ts + (1 - alpha) * (1 - ts)
+    return _FocalBinary(b, gamma, alpha_t, alpha)
 
 
 @weight_scaled
@@ -834,8 +910,10 @@ def _widened(focal: _FocalBinary) -> _FocalBinary | None:
     return replace(focal, b=widened, alpha_t=alpha_t)
 
 
-def _focal_gradient(focal: _FocalBinary) -> Array:
-    """The body of :func:`sigmoid_focal_loss_grad`, in the call's dtype."""
+def _focal_gradient(focal: _FocalBinary, *, formula: bool = False) -> Array:
+    r"""The body of :func:`sigmoid_focal_loss_grad`, in the call's dtype; ``formula``:
+    :math:`\sigma(x) - t` by :func:`_bce_grad`, not refined (plain array operations: the
+    graph of second derivatives of ``crossent._torch_binary.FocalTerms``)."""
     b, gamma_value = focal.b, focal.gamma
     xp, bce = b.xp, _bce(b)
     # At x = +-inf the log-ratio below is -inf - (-inf); a huge finite x has the right limit.
@@ -846,9 +924,11 @@ def _focal_gradient(focal: _FocalBinary) -> Array:
     modulation = xp.exp(gamma_value * log_q)
     log_ratio = -b.softplus_pos - b.softplus_neg - log_q
     focus = weighted_term(gamma_value * (1 - 2 * b.t) * xp.exp(log_ratio), bce, xp=xp)
-    plain = _plain_grad(b)
+    plain = _bce_grad(b) if formula else _plain_grad(b)
     total = focus + plain
     grad = modulation * total
+    if formula:
+        return focal.weighted(grad, gradient=True)
     if type(b.x) is np.ndarray and b.x.dtype == np.float64 and gamma_value != 0.0:
         # Where the two terms cancel (near the focal optimum), more precision (issue 13).
         grad = _focal_root.refine(grad, total, plain, b.x, b.t, gamma_value)
