@@ -9,7 +9,7 @@ the float64 roots of ``tests/losses/test_issue13_sigmoid_focal_grad_root.py`` (g
 twin ``sigmoid_focal_loss_grad`` (float64: refined by ``_focal_root``), in units of the
 truth's ulp (float64: 2**-52 relative; float32 likewise 2**-23) and relative.
 
-Run: ``cd benchmarks && PYTHONPATH=../src:. python check_focal_autograd_root.py``
+Run: ``cd benchmarks && PYTHONPATH=../src:.:../tests python check_focal_autograd_root.py``
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import torch
 
 import crossent
 
+import oracles
+
 ROOTS = [  # (gamma, t, alpha, a float64 root)
     (0.5, 0.9, None, 2.9012182062934073),
     (1.0, 0.3, 0.75, -1.4268908310435033),
@@ -29,18 +31,6 @@ ROOTS = [  # (gamma, t, alpha, a float64 root)
     (3.0, 0.7, None, 2.4261147505032614),
 ]
 OFFSETS = (0.0, 1e-12, -1e-9, 1e-6, -1e-4, 3e-3, -0.01, 0.03, 0.3)
-
-
-def truth(x: float, t: float, gamma: float, alpha: float | None) -> mpmath.mpf:
-    with mpmath.workprec(200):
-        xm, tm, g = mpmath.mpf(x), mpmath.mpf(t), mpmath.mpf(gamma)
-        s, s_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
-        q = tm * s_neg + (1 - tm) * s
-        bce = -(tm * mpmath.log(s) + (1 - tm) * mpmath.log(s_neg))
-        value = q**g * (g * (1 - 2 * tm) * s * s_neg / q * bce + s - tm)
-        if alpha is not None:
-            value *= alpha * tm + (1 - alpha) * (1 - tm)
-        return value
 
 
 def main() -> None:
@@ -65,7 +55,7 @@ def main() -> None:
                     )[0]
                 )
                 # the truth at the dtype's rounded x and t
-                true = truth(float(x[0]), float(tt[0]), gamma, alpha)
+                true = oracles.sigmoid_focal_gradient(float(x[0]), float(tt[0]), gamma, alpha)
                 unit = (
                     2.0 ** (math.floor(math.log2(abs(float(true)))) - bits) if true else 2.0**-1074
                 )

@@ -121,6 +121,22 @@ def entropy_of_logits(logits: Sequence[float]) -> float:
     return float(-mpmath.fsum(mpmath.exp(lp) * lp for lp in log_p))
 
 
+def sigmoid_focal_gradient(x: float, t: float, gamma: float, alpha: float | None) -> mpmath.mpf:
+    r""":math:`\partial\,\mathrm{FL}/\partial x` of the sigmoid focal loss at float ``x``
+    and target ``t`` (200 bits): :math:`q^\gamma(\gamma(1-2t)\sigma(x)\sigma(-x)\,
+    \ell/q + \sigma(x) - t)`, :math:`q = t\sigma(-x) + (1-t)\sigma(x)`, :math:`\ell`
+    the cross-entropy, times :math:`\alpha_t` where ``alpha`` is given."""
+    with mpmath.workprec(200):
+        xm, tm, g = mpmath.mpf(x), mpmath.mpf(t), mpmath.mpf(gamma)
+        s, s_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
+        q = tm * s_neg + (1 - tm) * s
+        bce = -(tm * mpmath.log(s) + (1 - tm) * mpmath.log(s_neg))
+        value = q**g * (g * (1 - 2 * tm) * s * s_neg / q * bce + s - tm)
+        if alpha is not None:
+            value *= alpha * tm + (1 - alpha) * (1 - tm)
+        return value
+
+
 @mpmath.workdps(DIGITS)
 def mean_surprisal_of_logits(logits: np.ndarray, labels: np.ndarray) -> float:
     """The mean over rows of ``-log softmax(z)_y`` in mpmath, rounded once: finite where
