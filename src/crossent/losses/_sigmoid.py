@@ -795,12 +795,14 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
     wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
     if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
         return None
-    if torch.compiler.is_compiling():
-        return None
     from .. import _torch_binary
 
-    loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
     t = b.raw_t
+    if torch.compiler.is_compiling():
+        return _torch_binary.sigmoid_focal_terms(
+            x, t, b.label_smoothing, focal.gamma, focal.alpha
+        )
+    loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
     if wants_gradient(t) and (functorch_wrapped(x) or functorch_wrapped(t)):
         return None  # (the targets' gradient needs autograd of the formula in backward)
     parts = (x, t, None, None, b.label_smoothing, "none", loss)
