@@ -69,7 +69,7 @@ from .._xp import (
 )
 from ..errors import InputError
 from . import _cpu_kernels, _focal_root, _sigmoid_grad, _small_sigmoid
-from ._batch import extends, options_of, prepared_by
+from ._batch import _by_value, extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, weighted_term
 from ._weight_scale import weight_scaled
 
@@ -583,8 +583,13 @@ def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = No
 
     Its keywords after ``alpha`` are those of :func:`_binary` but ``pos_weight``.
     """
-    gamma_value = check_scalar(gamma, name="gamma", low=0.0)
-    alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
+    # By value (``_batch._by_value``, as the other options): under ``torch.compile(
+    # dynamic=True)`` a float argument is symbolic, which ``math.isfinite`` cannot take
+    # (issue 13, branch focal3: a full graph stopped at ``gamma``).
+    gamma_value = check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    alpha_value = (
+        None if alpha is None else check_scalar(_by_value(alpha), name="alpha", low=0.0, high=1.0)
+    )
     # alpha_t = alpha t + (1 - alpha)(1 - t): alpha for positives, 1 - alpha for negatives
     alpha_t = None if alpha_value is None else alpha_value * b.t + (1 - alpha_value) * (1 - b.t)
     return _FocalBinary(b, gamma_value, alpha_t, alpha_value)
