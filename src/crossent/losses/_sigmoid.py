@@ -382,19 +382,35 @@ def weighted_terms(x: Array, t: Array, w: Any, pw: Any, eps: float, *, xp: Modul
     targets ``t`` (:math:`t' = (1-\varepsilon)t + \varepsilon/2`), the weights None or
     broadcastable to ``x``, all of ``x``'s dtype, as :func:`_bce` forms them (no checks):
     the forward of ``crossent._torch_binary``'s wrapper."""
-    b = _Binary(
+    b = _unchecked(x, t, eps, weight=w, pos_weight=pw, xp=xp)
+    return b.weighted(_bce(b))
+
+
+def _unchecked(
+    x: Array,
+    t: Array,
+    eps: float,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    xp: ModuleType,
+) -> _Binary:
+    r"""The unreduced :class:`_Binary` of logits ``x``, raw targets ``t`` (smoothed to
+    :math:`(1-\varepsilon)t + \varepsilon/2`) and weights of ``x``'s dtype, no checks:
+    the one builder of :func:`weighted_terms` and :func:`focal_of` (issue 13, branch
+    focal3: two copies of it)."""
+    return _Binary(
         xp=xp,
         dtype=x.dtype,
         x=x,
         t=(1 - eps) * t + eps / 2 if eps else t,
-        weight=w,
-        pos_weight=pw,
+        weight=weight,
+        pos_weight=pos_weight,
         reduction="none",
         log_base=None,
         raw_t=t,
         label_smoothing=eps,
     )
-    return b.weighted(_bce(b))
 
 
 def _bce_grad(b: _Binary) -> Array:
@@ -819,19 +835,8 @@ def focal_of(
 ) -> _FocalBinary:
     """The unweighted, unreduced focal call of logits ``x`` and raw targets ``t`` (no
     checks): ``crossent._torch_binary.FocalTerms``'s."""
-    ts = (1 - eps) * t + eps / 2 if eps else t
-    b = _Binary(
-        xp=xp,
-        dtype=x.dtype,
-        x=x,
-        t=ts,
-        weight=None,
-        pos_weight=None,
-        reduction="none",
-        log_base=None,
-        raw_t=t,
-        label_smoothing=eps,
-    )
+    b = _unchecked(x, t, eps, xp=xp)
+    ts = b.t
     alpha_t = None if alpha is None else alpha * ts + (1 - alpha) * (1 - ts)
     return _FocalBinary(b, gamma, alpha_t, alpha)
 
