@@ -85,7 +85,8 @@ def main() -> None:
                 worst_compiled[key] = max(worst_compiled.get(key, 0.0), compiled_ulps)
                 print(
                     f"{gamma:5.1f} {t:8.5f} {off:8.0e} {str(dtype)[6:]:>7} "
-                    f"{float(true):11.3e} {ulps:13.3g} {compiled_ulps:13.3g} {twin_ulps:10.3g} {rel:12.3g}"
+                    f"{float(true):11.3e} {ulps:13.3g} {compiled_ulps:13.3g} "
+                    f"{twin_ulps:10.3g} {rel:12.3g}"
                 )
     print("worst autograd ulps:", {f"{g} {d}": f"{u:.3g}" for (g, d), u in worst.items()})
     print(

@@ -456,8 +456,8 @@ class FocalTerms:
         where ``torch.autograd.grad`` records nothing: eager's and the compiled graph's
         bits are one function's."""
         xs = x.detach()
-        _, vjp = torch.func.vjp(lambda ts: self(xs, ts, None, None, eps, "none"), t.detach())
-        (gt,) = vjp(upstream.detach())
+        pair: Any = torch.func.vjp(lambda ts: self(xs, ts, None, None, eps, "none"), t.detach())
+        gt: torch.Tensor = pair[1](upstream.detach())[0]  # (the one primal's)
         return gt
 
     def tangent(

@@ -820,9 +820,7 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
 
     t = b.raw_t
     if torch.compiler.is_compiling():
-        return _torch_binary.sigmoid_focal_terms(
-            x, t, b.label_smoothing, focal.gamma, focal.alpha
-        )
+        return _torch_binary.sigmoid_focal_terms(x, t, b.label_smoothing, focal.gamma, focal.alpha)
     loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
     if wants_gradient(t) and (functorch_wrapped(x) or functorch_wrapped(t)):
         return None  # (the targets' gradient needs autograd of the formula in backward)
