@@ -46,12 +46,15 @@ def test_hinge_gradient_is_in_the_graph_with_zero_derivative(variant: str, axis:
 
 
 def test_hinge_gradient_penalty_backward_and_no_grad() -> None:
-    """A loss plus a penalty on the subgradient backpropagates (the penalty adds 0); under
-    ``no_grad`` the result has no graph, as before."""
+    """A penalty on the subgradient differentiates to 0 (on main: "does not require
+    grad"), a loss plus it backpropagates the loss's gradient; under ``no_grad`` the
+    result has no graph, as before."""
     z = torch.tensor([[3.0, 2.5, 2.8], [0.1, 0.2, 5.0]], requires_grad=True)
     labels = torch.tensor([0, 2])
     loss = crossent.multiclass_hinge_loss(z, labels, reduction="sum")
     penalty = crossent.multiclass_hinge_loss_grad(z, labels, reduction="sum").square().sum()
+    (alone,) = torch.autograd.grad(penalty, z, retain_graph=True)
+    assert torch.equal(alone, torch.zeros_like(z))
     (loss + penalty).backward()
     expected = crossent.multiclass_hinge_loss_grad(z.detach().numpy(), labels.numpy())
     assert z.grad is not None
