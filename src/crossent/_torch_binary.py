@@ -24,7 +24,10 @@ package imports it lazily, on tensors only (``import crossent`` imports no torch
 * :class:`FocalTerms` (eager): as ``loss``, the sigmoid focal loss's terms at
   :math:`\gamma > 0` with their own gradients (the focal twin's in the logits, autograd
   of the formula in the targets; issue 13, branch focal2), for
-  ``crossent.sigmoid_focal_loss``.
+  ``crossent.sigmoid_focal_loss``; while Dynamo traces, the op
+  ``crossent::sigmoid_focal_terms_v1`` whose autograd is ``crossent::sigmoid_focal_v1_backward``,
+  the same gradients (:func:`sigmoid_focal_terms`; branch focal3: first derivatives,
+  eager's bits).
 * The custom ops ``crossent::sigmoid_ce_v1_backward`` and
   ``crossent::sigmoid_ce_v1_input_grads`` (the same two gradients, for Dynamo:
   ``torch.compile``, ``torch.export``) and ``crossent::sigmoid_terms_v1``, the losses

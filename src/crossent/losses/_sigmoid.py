@@ -797,10 +797,12 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
     logits' gradient :func:`sigmoid_focal_loss_grad`'s per entry (float64, refined by
     ``_focal_root`` where its two terms cancel, CPU tensors) times the upstream gradient
     in float64, rounded once; the targets' gradient autograd's of :func:`focal_terms`,
-    second derivatives those of :func:`focal_terms`. None for anything else (the caller
-    forms :func:`focal_terms`: NumPy and JAX arrays, :math:`\gamma = 0`, whose
-    :func:`_terms_in_graph` is exact, and calls Dynamo traces, whose gradient stays
-    autograd's of the formula).
+    second derivatives those of :func:`focal_terms`. While Dynamo traces
+    (``torch.compile``, ``torch.export``) the custom op ``crossent::sigmoid_focal_terms_v1``
+    with the same values and first derivatives, bit for bit (issue 13, branch focal3: the
+    compiled graph took autograd's gradient of the formula). None for anything else (the
+    caller forms :func:`focal_terms`: NumPy and JAX arrays, :math:`\gamma = 0`, whose
+    :func:`_terms_in_graph` is exact).
 
     Autograd of :func:`focal_terms` summed the gradient's two terms
     :math:`\gamma(1-2t)\frac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and
