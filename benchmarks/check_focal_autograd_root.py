@@ -7,7 +7,10 @@ logits' gradient, the sum of :math:`\\partial(1-p_t)^\\gamma` times the cross-en
 the float64 roots of ``tests/losses/test_issue13_sigmoid_focal_grad_root.py`` (gamma 0.5,
 1, 2, 3) and offsets from them, the error of autograd's gradient and of the NumPy gradient
 twin ``sigmoid_focal_loss_grad`` (float64: refined by ``_focal_root``), in units of the
-truth's ulp (float64: 2**-52 relative; float32 likewise 2**-23) and relative.
+truth's ulp (float64: 2**-52 relative; float32 likewise 2**-23) and relative, and (issue
+13, branch focal3) the same call compiled (``torch.compile(fullgraph=True, dynamic=False,
+backend="aot_eager")``, a graph per gamma, alpha and dtype): until focal3 it took autograd's
+gradient of the formula, now the op ``crossent::sigmoid_focal_terms_v1`` with eager's.
 
 Run: ``cd benchmarks && PYTHONPATH=../src:.:../tests python check_focal_autograd_root.py``
 """
@@ -33,12 +36,23 @@ ROOTS = [  # (gamma, t, alpha, a float64 root)
 OFFSETS = (0.0, 1e-12, -1e-9, 1e-6, -1e-4, 3e-3, -0.01, 0.03, 0.3)
 
 
+def _loss(x: torch.Tensor, t: torch.Tensor, gamma: float, alpha: float | None) -> torch.Tensor:
+    return crossent.sigmoid_focal_loss(
+        x, t, gamma=gamma, alpha=alpha, reduction="sum", validate=False
+    )
+
+
+_compiled = torch.compile(_loss, fullgraph=True, dynamic=False, backend="aot_eager")
+torch._dynamo.config.recompile_limit = 64  # (a graph per gamma, alpha and dtype)
+
+
 def main() -> None:
     print(
         f"{'gamma':>5} {'t':>8} {'offset':>8} {'dtype':>7} {'truth':>11} "
-        f"{'autograd ulps':>13} {'twin ulps':>10} {'autograd rel':>12}"
+        f"{'autograd ulps':>13} {'compiled ulps':>13} {'twin ulps':>10} {'autograd rel':>12}"
     )
     worst: dict[tuple[float, str], float] = {}
+    worst_compiled: dict[tuple[float, str], float] = {}
     for gamma, t, alpha, root in ROOTS:
         for off in OFFSETS:
             for dtype, bits in ((torch.float64, 52), (torch.float32, 23)):
@@ -49,6 +63,9 @@ def main() -> None:
                     xr, tt, gamma=gamma, alpha=alpha, reduction="sum"
                 ).backward()
                 got = float(xr.grad[0])
+                xc = x.clone().requires_grad_()
+                _compiled(xc, tt, gamma, alpha).backward()
+                compiled = float(xc.grad[0])
                 twin = float(
                     crossent.sigmoid_focal_loss_grad(
                         x.numpy(), tt.numpy(), gamma=gamma, alpha=alpha, reduction="sum"
@@ -61,14 +78,21 @@ def main() -> None:
                 )
                 ulps = float(abs(mpmath.mpf(got) - true)) / unit
                 twin_ulps = float(abs(mpmath.mpf(twin) - true)) / unit
+                compiled_ulps = float(abs(mpmath.mpf(compiled) - true)) / unit
                 rel = float(abs(mpmath.mpf(got) - true) / abs(true)) if true else math.inf
                 key = (gamma, str(dtype)[6:])
                 worst[key] = max(worst.get(key, 0.0), ulps)
+                worst_compiled[key] = max(worst_compiled.get(key, 0.0), compiled_ulps)
                 print(
                     f"{gamma:5.1f} {t:8.5f} {off:8.0e} {str(dtype)[6:]:>7} "
-                    f"{float(true):11.3e} {ulps:13.3g} {twin_ulps:10.3g} {rel:12.3g}"
+                    f"{float(true):11.3e} {ulps:13.3g} {compiled_ulps:13.3g} "
+                    f"{twin_ulps:10.3g} {rel:12.3g}"
                 )
     print("worst autograd ulps:", {f"{g} {d}": f"{u:.3g}" for (g, d), u in worst.items()})
+    print(
+        "worst compiled ulps:",
+        {f"{g} {d}": f"{u:.3g}" for (g, d), u in worst_compiled.items()},
+    )
 
 
 if __name__ == "__main__":

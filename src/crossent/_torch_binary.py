@@ -24,7 +24,10 @@ package imports it lazily, on tensors only (``import crossent`` imports no torch
 * :class:`FocalTerms` (eager): as ``loss``, the sigmoid focal loss's terms at
   :math:`\gamma > 0` with their own gradients (the focal twin's in the logits, autograd
   of the formula in the targets; issue 13, branch focal2), for
-  ``crossent.sigmoid_focal_loss``.
+  ``crossent.sigmoid_focal_loss``; while Dynamo traces, the op
+  ``crossent::sigmoid_focal_terms_v1`` whose autograd is ``crossent::sigmoid_focal_v1_backward``,
+  the same gradients (:func:`sigmoid_focal_terms`; branch focal3: first derivatives,
+  eager's bits).
 * The custom ops ``crossent::sigmoid_ce_v1_backward`` and
   ``crossent::sigmoid_ce_v1_input_grads`` (the same two gradients, for Dynamo:
   ``torch.compile``, ``torch.export``) and ``crossent::sigmoid_terms_v1``, the losses
@@ -56,6 +59,8 @@ __all__ = [
     "sigmoid_ce_backward_fake",
     "sigmoid_ce_input_grads",
     "sigmoid_ce_input_grads_fake",
+    "sigmoid_focal_backward",
+    "sigmoid_focal_terms",
     "sigmoid_terms",
     "takes",
     "terms",
@@ -435,16 +440,28 @@ class FocalTerms:
                 focal = _sigmoid.focal_of(x, t, eps, self.gamma, self.alpha, xp=torch_xp)
                 f = (grad * _sigmoid._focal_gradient(focal, formula=True)).to(x.dtype)
                 gx = gx + (f - f.detach())
-        if needs[1]:  # autograd of the formula (its exact targets' slopes)
+        if needs[1] and create_graph:  # autograd of the formula, with its graph
             with torch.enable_grad():
-                xs, ts = (x, t) if create_graph else (x.detach(), t.detach().requires_grad_())
-                out = self(xs, ts, None, None, eps, "none")
-                (gt,) = torch.autograd.grad(
-                    out, ts, grad, create_graph=create_graph, allow_unused=True
-                )
+                out = self(x, t, None, None, eps, "none")
+                (gt,) = torch.autograd.grad(out, t, grad, create_graph=True, allow_unused=True)
             if gt is None:
                 gt = torch.zeros_like(t)
+        elif needs[1]:
+            gt = self.target_gradient(x, t, eps, _plain(grad))
         return gx, gt
+
+    def target_gradient(
+        self, x: torch.Tensor, t: torch.Tensor, eps: float, upstream: torch.Tensor
+    ) -> torch.Tensor:
+        """The gradient in ``t`` times ``upstream``, no graph: the vector-Jacobian product
+        of the formula in ``t`` (its exact targets' slopes) by ``torch.func.vjp``, which
+        also runs inside a custom op's kernel (``crossent::sigmoid_focal_v1_backward``),
+        where ``torch.autograd.grad`` records nothing: eager's and the compiled graph's
+        bits are one function's."""
+        xs = x.detach()
+        pair: Any = torch.func.vjp(lambda ts: self(xs, ts, None, None, eps, "none"), t.detach())
+        gt: torch.Tensor = pair[1](upstream.detach())[0]  # (the one primal's)
+        return gt
 
     def tangent(
         self,
@@ -610,3 +627,95 @@ def _terms_gradients(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
 
 
 sigmoid_terms.register_autograd(_terms_gradients, setup_context=_terms_setup)
+
+
+# The sigmoid focal loss's terms at gamma > 0 as one op (issue 13, branch focal3), for
+# ``crossent.sigmoid_focal_loss`` while Dynamo traces: until then the compiled graph took
+# autograd's gradient of the formula, whose two terms cancel near the gradient's root
+# (``benchmarks/check_focal_autograd_root.py``: float32 up to 2.7e7 ulps, wrong signs).
+
+
+@torch.library.custom_op("crossent::sigmoid_focal_terms_v1", mutates_args=())
+def sigmoid_focal_terms(
+    logits: Tensor,
+    targets: Tensor,
+    label_smoothing: float,
+    gamma: float,
+    alpha: float | None,
+) -> Tensor:
+    r""":class:`FocalTerms`' value, :math:`\alpha_t(1-p_t)^\gamma\ell_{\mathrm{BCE}}` per
+    entry of logits and raw targets of one dtype (float32 or float64; no weights, no
+    reduction, no checks), as one op: its autograd is
+    ``crossent::sigmoid_focal_v1_backward``, :class:`FocalTerms`' gradients (the logits'
+    the focal twin's, the targets' the formula's vector-Jacobian product), so a compiled
+    or exported call has eager's values and first derivatives bit for bit (no second
+    derivatives: ``create_graph`` through it raises)."""
+    out: Tensor = FocalTerms(gamma, alpha)(logits, targets, None, None, label_smoothing, "none")
+    return out.contiguous()
+
+
+@sigmoid_focal_terms.register_fake
+def _sigmoid_focal_terms_fake(
+    logits: Tensor,
+    targets: Tensor,
+    label_smoothing: float,
+    gamma: float,
+    alpha: float | None,
+) -> Tensor:
+    return logits.new_empty(logits.shape)
+
+
+@torch.library.custom_op("crossent::sigmoid_focal_v1_backward", mutates_args=())
+def sigmoid_focal_backward(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    label_smoothing: float,
+    gamma: float,
+    alpha: float | None,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor]:
+    """The gradients of ``crossent::sigmoid_focal_terms_v1`` in ``logits`` and ``targets``
+    times ``upstream`` (an empty tensor where ``needs`` says no), as
+    :class:`BinaryFunction`'s backward forms them with :class:`FocalTerms` (eager's bits)."""
+    gx, gt = FocalTerms(gamma, alpha).gradients(
+        logits, targets, label_smoothing, upstream, needs, False
+    )
+    return (
+        logits.new_empty((0,)) if gx is None else torch.empty_like(logits).copy_(gx),
+        logits.new_empty((0,)) if gt is None else torch.empty_like(targets).copy_(gt),
+    )
+
+
+@sigmoid_focal_backward.register_fake
+def _sigmoid_focal_backward_fake(
+    upstream: Tensor,
+    logits: Tensor,
+    targets: Tensor,
+    label_smoothing: float,
+    gamma: float,
+    alpha: float | None,
+    needs: list[bool],
+) -> tuple[Tensor, Tensor]:
+    return (
+        torch.empty_like(logits) if needs[0] else logits.new_empty((0,)),
+        torch.empty_like(targets) if needs[1] else logits.new_empty((0,)),
+    )
+
+
+def _focal_setup(ctx: Any, inputs: tuple[Any, ...], output: Tensor) -> None:
+    logits, targets, label_smoothing, gamma, alpha = inputs
+    ctx.save_for_backward(logits, targets)
+    ctx.options = (label_smoothing, gamma, alpha)
+
+
+def _focal_gradients(ctx: Any, grad: Tensor) -> tuple[Any, ...]:
+    logits, targets = ctx.saved_tensors
+    needs = list(ctx.needs_input_grad[:2])
+    gx = gt = None
+    if any(needs):
+        gx, gt = sigmoid_focal_backward(grad, logits, targets, *ctx.options, needs)
+    return (gx if needs[0] else None, gt if needs[1] else None, None, None, None)
+
+
+sigmoid_focal_terms.register_autograd(_focal_gradients, setup_context=_focal_setup)

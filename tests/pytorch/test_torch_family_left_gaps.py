@@ -318,8 +318,9 @@ def test_sigmoid_focal_compiles_with_fullgraph_with_its_checks(gamma: float) -> 
     gradient is the exact one (``_sigmoid._terms_in_graph``, branch hostile3), and the
     compiled graph's the same bits (``crossent::sigmoid_terms_v1``, branch wrap1; it was
     autograd's of the formula, within 4 float64 ulps here). At ``gamma = 2`` eager's
-    logits' gradient is the focal twin's (branch focal2) and the compiled graph keeps
-    autograd's of the formula: a few float64 ulps apart."""
+    logits' gradient is the focal twin's (branch focal2), and the compiled graph's the
+    same bits (``crossent::sigmoid_focal_terms_v1``, branch focal3; it kept autograd's
+    of the formula, a few float64 ulps apart)."""
     x, t, _, _ = _binary_inputs(torch.float64)
 
     def f(x: Any, t: Any) -> Any:
@@ -332,9 +333,7 @@ def test_sigmoid_focal_compiles_with_fullgraph_with_its_checks(gamma: float) -> 
     eager.backward()
     ours.backward()
     torch.testing.assert_close(ours, eager, rtol=0, atol=0)
-    exact = gamma == 0.0
-    rtol, atol = (0.0, 0.0) if exact else (1e-13, 1e-17)
-    torch.testing.assert_close(xc.grad, xe.grad, rtol=rtol, atol=atol)
+    torch.testing.assert_close(xc.grad, xe.grad, rtol=0, atol=0)
     nan = x.clone()
     nan[0, 3] = float("nan")
     with pytest.raises(InputError, match=r"`inputs`.*NaN"):

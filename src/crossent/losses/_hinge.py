@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_choice, check_scalar
+from .._far_row_gradients import wants_gradient
 from .._xp import (
     Array,
     astype,
@@ -244,7 +245,9 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     -------
     array, the shape of ``logits``
         Entries in {-C+1, ..., 1} before the reduction's scale;
-        :func:`multiclass_hinge_loss` lists the errors.
+        :func:`multiclass_hinge_loss` lists the errors. Of a PyTorch tensor that
+        requires a gradient: part of its graph, with the derivative 0 (the subgradient
+        is piecewise constant), as ``torch.sign`` and the other ``*_grad`` functions.
 
     Examples
     --------
@@ -267,4 +270,11 @@ def multiclass_hinge_loss_grad(h: _Hinge) -> Array:
     count = row_sum(pull, xp=xp)
     grad = xp.where(h.is_target, -count, pull)
     grad = xp.where(h.undefined, full_like(grad, math.nan, xp=xp), grad)
+    if wants_gradient(z):
+        # Part of the logits' graph with a zero derivative (the same values), as PyTorch's
+        # piecewise-constant ops (sign, floor, round) and the other ``*_grad`` functions
+        # of a tensor that requires a gradient: ``torch.where`` passes none to ``z``
+        # (issue 13, branch focal3: a tensor with no graph, so a penalty on it raised
+        # "does not require grad" in ``backward``).
+        grad = xp.where(xp.ones_like(grad, dtype=xp.bool), grad, z)
     return h.batch.finish_gradient(grad)

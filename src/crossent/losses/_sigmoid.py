@@ -69,7 +69,7 @@ from .._xp import (
 )
 from ..errors import InputError
 from . import _cpu_kernels, _focal_root, _sigmoid_grad, _small_sigmoid
-from ._batch import extends, options_of, prepared_by
+from ._batch import _by_value, extends, options_of, prepared_by
 from ._reduction import reduce_loss, scale_for_reduction, weighted_gradient, weighted_term
 from ._weight_scale import weight_scaled
 
@@ -382,19 +382,35 @@ def weighted_terms(x: Array, t: Array, w: Any, pw: Any, eps: float, *, xp: Modul
     targets ``t`` (:math:`t' = (1-\varepsilon)t + \varepsilon/2`), the weights None or
     broadcastable to ``x``, all of ``x``'s dtype, as :func:`_bce` forms them (no checks):
     the forward of ``crossent._torch_binary``'s wrapper."""
-    b = _Binary(
+    b = _unchecked(x, t, eps, weight=w, pos_weight=pw, xp=xp)
+    return b.weighted(_bce(b))
+
+
+def _unchecked(
+    x: Array,
+    t: Array,
+    eps: float,
+    *,
+    weight: Array | None = None,
+    pos_weight: Array | None = None,
+    xp: ModuleType,
+) -> _Binary:
+    r"""The unreduced :class:`_Binary` of logits ``x``, raw targets ``t`` (smoothed to
+    :math:`(1-\varepsilon)t + \varepsilon/2`) and weights of ``x``'s dtype, no checks:
+    the one builder of :func:`weighted_terms` and :func:`focal_of` (issue 13, branch
+    focal3: two copies of it)."""
+    return _Binary(
         xp=xp,
         dtype=x.dtype,
         x=x,
         t=(1 - eps) * t + eps / 2 if eps else t,
-        weight=w,
-        pos_weight=pw,
+        weight=weight,
+        pos_weight=pos_weight,
         reduction="none",
         log_base=None,
         raw_t=t,
         label_smoothing=eps,
     )
-    return b.weighted(_bce(b))
 
 
 def _bce_grad(b: _Binary) -> Array:
@@ -583,8 +599,13 @@ def _focal_binary(b: _Binary, /, *, gamma: float = 2.0, alpha: float | None = No
 
     Its keywords after ``alpha`` are those of :func:`_binary` but ``pos_weight``.
     """
-    gamma_value = check_scalar(gamma, name="gamma", low=0.0)
-    alpha_value = None if alpha is None else check_scalar(alpha, name="alpha", low=0.0, high=1.0)
+    # By value (``_batch._by_value``, as the other options): under ``torch.compile(
+    # dynamic=True)`` a float argument is symbolic, which ``math.isfinite`` cannot take
+    # (issue 13, branch focal3: a full graph stopped at ``gamma``).
+    gamma_value = check_scalar(_by_value(gamma), name="gamma", low=0.0)
+    alpha_value = (
+        None if alpha is None else check_scalar(_by_value(alpha), name="alpha", low=0.0, high=1.0)
+    )
     # alpha_t = alpha t + (1 - alpha)(1 - t): alpha for positives, 1 - alpha for negatives
     alpha_t = None if alpha_value is None else alpha_value * b.t + (1 - alpha_value) * (1 - b.t)
     return _FocalBinary(b, gamma_value, alpha_t, alpha_value)
@@ -776,10 +797,12 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
     logits' gradient :func:`sigmoid_focal_loss_grad`'s per entry (float64, refined by
     ``_focal_root`` where its two terms cancel, CPU tensors) times the upstream gradient
     in float64, rounded once; the targets' gradient autograd's of :func:`focal_terms`,
-    second derivatives those of :func:`focal_terms`. None for anything else (the caller
-    forms :func:`focal_terms`: NumPy and JAX arrays, :math:`\gamma = 0`, whose
-    :func:`_terms_in_graph` is exact, and calls Dynamo traces, whose gradient stays
-    autograd's of the formula).
+    second derivatives those of :func:`focal_terms`. While Dynamo traces
+    (``torch.compile``, ``torch.export``) the custom op ``crossent::sigmoid_focal_terms_v1``
+    with the same values and first derivatives, bit for bit (issue 13, branch focal3: the
+    compiled graph took autograd's gradient of the formula). None for anything else (the
+    caller forms :func:`focal_terms`: NumPy and JAX arrays, :math:`\gamma = 0`, whose
+    :func:`_terms_in_graph` is exact).
 
     Autograd of :func:`focal_terms` summed the gradient's two terms
     :math:`\gamma(1-2t)\frac{\sigma(x)\sigma(-x)}{1-p_t}\ell` and
@@ -795,12 +818,12 @@ def _focal_in_graph(focal: _FocalBinary) -> Array | None:
     wide = accumulation_dtype(b.dtype, xp=b.xp, device=device(x))
     if b.dtype not in (torch.float32, torch.float64) or wide != torch.float64:
         return None
-    if torch.compiler.is_compiling():
-        return None
     from .. import _torch_binary
 
-    loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
     t = b.raw_t
+    if torch.compiler.is_compiling():
+        return _torch_binary.sigmoid_focal_terms(x, t, b.label_smoothing, focal.gamma, focal.alpha)
+    loss = _torch_binary.FocalTerms(focal.gamma, focal.alpha)
     if wants_gradient(t) and (functorch_wrapped(x) or functorch_wrapped(t)):
         return None  # (the targets' gradient needs autograd of the formula in backward)
     parts = (x, t, None, None, b.label_smoothing, "none", loss)
@@ -812,19 +835,8 @@ def focal_of(
 ) -> _FocalBinary:
     """The unweighted, unreduced focal call of logits ``x`` and raw targets ``t`` (no
     checks): ``crossent._torch_binary.FocalTerms``'s."""
-    ts = (1 - eps) * t + eps / 2 if eps else t
-    b = _Binary(
-        xp=xp,
-        dtype=x.dtype,
-        x=x,
-        t=ts,
-        weight=None,
-        pos_weight=None,
-        reduction="none",
-        log_base=None,
-        raw_t=t,
-        label_smoothing=eps,
-    )
+    b = _unchecked(x, t, eps, xp=xp)
+    ts = b.t
     alpha_t = None if alpha is None else alpha * ts + (1 - alpha) * (1 - ts)
     return _FocalBinary(b, gamma, alpha_t, alpha)
 
