@@ -139,6 +139,7 @@ __all__ = [
     "block_totals",
     "blocks_reader",
     "log_positive",
+    "merge_blocks",
     "rounding_bins",
     "row_summaries",
     "surprisal",
@@ -182,6 +183,7 @@ def _kernels() -> dict[str, Callable[..., Any]]:
         "log": kernels.log_array,
         "surprisal": kernels.surprisal_array,
         "totals": kernels.totals,
+        "merge": kernels.merge_blocks,
         "binary_bins": kernels.binary_bins,
     }
 
@@ -332,6 +334,43 @@ def binary_bins(
     bin_stats = np.zeros((4, bins))
     hits = _kernels()["binary_bins"](p, labels, edges, left, bins if errors else 0, bin_stats)
     return bin_stats, int(hits)
+
+
+def merge_blocks(
+    running: np.ndarray,
+    classes: int,
+    at: int,
+    with_errors: bool,
+    class_count: np.ndarray,
+    found: np.ndarray,
+    found_p: np.ndarray,
+    bounds: list[int],
+    keep: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(total, counts, errors, values, rows)``: the stacked blocks' sums of
+    :class:`BlocksTotals` (``running``, its first row the caller's sums; ``found`` and
+    ``found_p``; block ``b``'s rows from ``bounds[b]``) added up in one compiled call
+    (``_row_kernels_numba.merge_blocks``, which states the order of every addition):
+    each column's total, the class counts ``class_count`` plus the blocks' (the first
+    ``classes`` columns), the bins' rounding errors (from column ``at``: count,
+    confidence sum, hits, errors; empty without ``with_errors``) and the ``keep`` most
+    surprising rows, largest surprisal first, then lowest row."""
+    if found.shape[1] == 0:  # (keep=0: one slot of -1, a strided view as BlocksTotals'
+        # found of any other keep; a view with no columns would be typed contiguous, a
+        # second compiled signature)
+        found = np.full((found.shape[0], 2), -1, dtype=np.intp)[:, :1]
+        found_p = np.zeros((found.shape[0], 2))[:, :1]
+    return _kernels()["merge"](
+        running,
+        classes,
+        at,
+        with_errors,
+        class_count,
+        found,
+        found_p,
+        np.array(bounds, dtype=np.intp),
+        keep,
+    )
 
 
 @dataclass(frozen=True)
