@@ -1932,9 +1932,12 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
 # addition here is one that EvaluationState._add_blocks made in NumPy before, in the
 # same order, so the same bits (benchmarks/check_update_bits.py --stacked).
 @numba.njit(nogil=True, cache=True, error_model="numpy")
-def merge_blocks(running, classes, at, with_errors, class_count, found, found_p, firsts, keep):
+def merge_blocks(
+    padded, width, classes, at, with_errors, class_count, found, found_p, firsts, keep
+):
     # The stacked blocks' sums of one update added up (_state's _add_blocks), in one
-    # call.  running: (1 + B, width), row 0 the state's sums, row 1 + b block b's (the
+    # call.  running = padded[:, :width] (read as padded[r, c]: a C-contiguous array's
+    # loops vectorise, a strided view's did not), (1 + B, width), row 0 the state's sums, row 1 + b block b's (the
     # class counts, class surprisals, the five sums, then the bins' count, confidence
     # sum, hits and rounding errors, ``bins`` each, from column ``at``).  Returns:
     # * total: each column's rows added one after another from row 0 (numpy's
@@ -1949,14 +1952,13 @@ def merge_blocks(running, classes, at, with_errors, class_count, found, found_p,
     #   0; row found + firsts[b]; surprisal_of their p, as _row_kernels.surprisal; NaN
     #   taking no place), by surprisal, largest first, then row (numpy.lexsort's order
     #   of (rows, -values)).
-    blocks = running.shape[0] - 1
-    width = running.shape[1]
+    blocks = padded.shape[0] - 1
     total = np.empty(width)
     for c in range(width):
-        total[c] = running[0, c]
+        total[c] = padded[0, c]
     for r in range(1, blocks + 1):
         for c in range(width):
-            total[c] = total[c] + running[r, c]
+            total[c] = total[c] + padded[r, c]
     counts = np.empty(classes, dtype=np.intp)
     for c in range(classes):
         counts[c] = class_count[c] + np.intp(total[c])
@@ -1965,10 +1967,10 @@ def merge_blocks(running, classes, at, with_errors, class_count, found, found_p,
     if with_errors:
         first = at + bins  # the confidence sums' columns
         for j in range(bins):
-            a = running[0, first + j]
+            a = padded[0, first + j]
             added = 0.0
             for r in range(1, blocks + 1):
-                b = running[r, first + j]
+                b = padded[r, first + j]
                 t = a + b
                 z = t - a
                 e = (a - (t - z)) + (b - z)
