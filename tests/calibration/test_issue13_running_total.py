@@ -151,3 +151,17 @@ def test_stacked_update_on_either_side_is_the_block_by_block_state(
         _by_blocks(by_blocks, probs, labels, True)
         assert _state_bits(stacked) == _state_bits(by_blocks)
     assert (blocks + 1, width) in shapes
+
+
+def test_a_keep_past_int64_keeps_every_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``keep`` is any non-negative integer: ``keep=10**30`` (past int64) keeps every row
+    of a stacked update, as ``keep=10**12`` does, not an ``OverflowError`` from the
+    kernel's arguments (a guard: main sliced by it in NumPy)."""
+    monkeypatch.setattr(_inputs, "_BLOCK_ELEMENTS", 600)
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(4), size=500).astype(np.float32)
+    labels = rng.integers(0, 4, size=500)
+    huge = crossent.EvaluationState(4, keep=10**30).update(probs, labels)
+    every = crossent.EvaluationState(4, keep=10**12).update(probs, labels)
+    assert len(huge._surprising) == 500
+    assert huge._surprising == every._surprising

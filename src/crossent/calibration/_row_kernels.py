@@ -386,7 +386,7 @@ def merge_blocks(
         found,
         found_p,
         np.array(bounds, dtype=np.intp),
-        keep,
+        min(keep, found.size),  # (a state's keep may pass int64: keep=10**30)
     )
 
 
