@@ -6,7 +6,8 @@
 
 A batch of stored float probabilities in several blocks (``_summaries._stacked_totals``)
 ends with ``EvaluationState._add_blocks``: the blocks' sums added in block order and
-their most surprising rows merged into the state's (``_add_found``).  This times that
+their most surprising rows merged into the state's (one compiled call since branch
+upd15, ``_row_kernels.merge_blocks``; ``_add_found`` before).  This times that
 step alone on the blocks of one real batch (``bench_evaluation``'s data), hot in cache,
 on a fresh state, interleaved with the same step of a second copy of crossent
 (``--against``): the thread's CPU time, min and median, in microseconds.  Then whole

@@ -71,10 +71,12 @@ __all__ = [
     "long_rows_top",
     "long_sums_and_top",
     "looped_rows",
+    "merge_blocks",
     "merge_kept",
     "packed",
     "pairwise_sum",
     "prefetch",
+    "ranked",
     "row_pass",
     "row_sums",
     "rows_entropy",
@@ -1925,3 +1927,119 @@ def binary_bins(p, labels, edges, left, rounding, bin_stats):
     fold_tallies(tallies, bin_stats)
     _fold_spread(spread, bin_stats)
     return hits
+
+
+# No fastmath (the sums' order and TwoSum's cancellations must stay as written): every
+# addition here is one that EvaluationState._add_blocks made in NumPy before, in the
+# same order, so the same bits (benchmarks/check_update_bits.py --stacked).
+@numba.njit(nogil=True, cache=True, error_model="numpy")
+def merge_blocks(
+    padded, width, classes, at, with_errors, class_count, found, found_p, firsts, keep
+):
+    # The stacked blocks' sums of one update added up (_state's _add_blocks), in one
+    # call.  running = padded[:, :width] (read as padded[r, c]: a C-contiguous array's
+    # loops vectorise, a strided view's did not), (1 + B, width): row 0 the state's
+    # sums, row 1 + b block b's (the class counts, class surprisals, the five sums,
+    # then the bins' count, confidence sum, hits and rounding errors, ``bins`` each,
+    # from column ``at``).  Returns:
+    # * total: each column's rows added one after another from row 0 (numpy's
+    #   add.accumulate down a column, or a row at a time: the same additions);
+    # * counts: class_count plus the blocks' class counts (exact float64 integers);
+    # * errors: the bins' rounding errors, total's plus those of adding the rows'
+    #   confidence sums one after another (TwoSum, _binning.two_sum_error: z = t - a,
+    #   e = (a - (t - z)) + (b - z)), those summed row after row (numpy's sum over
+    #   axis 0 of a C-contiguous array) before the one addition to total's; empty
+    #   without ``with_errors``;
+    # * values, rows: the ``keep`` most surprising of the blocks' found rows (found >=
+    #   0; row found + firsts[b]; surprisal_of their p, as _row_kernels.surprisal; NaN
+    #   taking no place), by surprisal, largest first, then row (numpy.lexsort's order
+    #   of (rows, -values)).
+    blocks = padded.shape[0] - 1
+    total = np.empty(width)
+    for c in range(width):
+        total[c] = padded[0, c]
+    for r in range(1, blocks + 1):
+        for c in range(width):
+            total[c] = total[c] + padded[r, c]
+    counts = np.empty(classes, dtype=np.intp)
+    for c in range(classes):
+        counts[c] = class_count[c] + np.intp(total[c])
+    bins = (width - at) // 4
+    errors = np.empty(bins if with_errors else 0)
+    if with_errors:
+        first = at + bins  # the confidence sums' columns
+        for j in range(bins):
+            a = padded[0, first + j]
+            added = 0.0
+            for r in range(1, blocks + 1):
+                b = padded[r, first + j]
+                t = a + b
+                z = t - a
+                e = (a - (t - z)) + (b - z)
+                added = e if r == 1 else added + e
+                a = t
+            errors[j] = total[at + 3 * bins + j] + added
+    slots = found.shape[1]
+    p = np.empty(blocks * slots)
+    rows = np.empty(blocks * slots, dtype=np.intp)
+    n = 0
+    for b in range(blocks):
+        for j in range(slots):
+            if found[b, j] >= 0:
+                p[n] = found_p[b, j]
+                rows[n] = found[b, j] + firsts[b]
+                n += 1
+    surprisals = np.empty(n)
+    surprisal_array(p[:n], surprisals)  # (its own flags: the bits of its -0.0 too)
+    named = 0
+    for i in range(n):
+        if surprisals[i] == surprisals[i]:
+            surprisals[named] = surprisals[i]
+            rows[named] = rows[i]
+            named += 1
+    order = ranked(surprisals, rows, named)[: min(keep, named)]
+    return total, counts, errors, surprisals[order], rows[order]
+
+
+@numba.njit(inline="always")
+def _before(values, rows, a, b):
+    # whether entry a comes before entry b: larger value, then lower row (values not
+    # NaN, -0.0 equal to 0.0, as numpy.lexsort((rows, -values)) compares them)
+    return values[a] > values[b] or (values[a] == values[b] and rows[a] < rows[b])
+
+
+@numba.njit
+def ranked(values, rows, n):
+    # The indices of values[:n], rows[:n] in numpy.lexsort((rows, -values))'s order
+    # (rows distinct: a total order, which any correct sort gives): a bottom-up merge
+    # sort written out, insertion sort for runs of 16 first.  numpy.argsort in Numba
+    # (the quicksort of the rows, then a stable mergesort) took 2.8 s of CPU to
+    # compile, this about 0.3.
+    order = np.empty(n, dtype=np.intp)
+    for i in range(n):
+        order[i] = i
+    run = 16
+    for start in range(0, n, run):
+        stop = min(start + run, n)
+        for i in range(start + 1, stop):
+            item = order[i]
+            j = i
+            while j > start and _before(values, rows, item, order[j - 1]):
+                order[j] = order[j - 1]
+                j -= 1
+            order[j] = item
+    spare = np.empty(n, dtype=np.intp)
+    while run < n:
+        for start in range(0, n, 2 * run):
+            middle, stop = min(start + run, n), min(start + 2 * run, n)
+            i, j = start, middle
+            for t in range(start, stop):
+                if j >= stop or (i < middle and not _before(values, rows, order[j], order[i])):
+                    spare[t] = order[i]
+                    i += 1
+                else:
+                    spare[t] = order[j]
+                    j += 1
+        order, spare = spare, order
+        run *= 2
+    return order

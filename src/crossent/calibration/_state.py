@@ -35,7 +35,6 @@ from ._binning import (
     fine_cell,
     fine_edges,
     group_fine_cells,
-    two_sum_error,
     uniform_edges,
 )
 from ._error import (
@@ -518,60 +517,45 @@ class EvaluationState:
 
         Each float sum is added block after block, in block order, over the blocks of
         every float sum side by side (``blocks.running``, whose first row is set to the
-        state's sums: :func:`_running_total`, one addition a block for each column, in
-        order, whatever the width); the counts are integers, summed from 0 as float64
-        (exact below 2**53) and added to the state's as integers; the most surprising
-        rows are merged block by block.
+        state's sums: one addition a block for each column, in order, whatever the
+        width); the counts are integers, summed from 0 as float64 (exact below 2**53)
+        and added to the state's as integers; the bins' rounding errors gain those of
+        adding the blocks' confidence sums one after the other (each exact: TwoSum); the
+        most surprising rows are those that merging them block by block (:func:`_top` of
+        the state's and block 0's, then of those and block 1's, ...) keeps, in its order
+        (:func:`_top` orders by surprisal, then row: the ``keep`` first of a union are
+        those of the union of each part's ``keep`` first).  All but the last merge with
+        the state's rows in one compiled call (:func:`._row_kernels.merge_blocks`),
+        where some 40 NumPy calls made the same additions in the same order (the same
+        bits): 0.08 ms less cold-cache Python after the blocks of a 10^6 x 10 batch
+        (benchmarks/RESULTS.md, issue 13, branch upd15).
         """
         bins, classes, running = self._bins, self._class_count.shape[0], blocks.running
         error = np.zeros_like(bins.count) if bins.error is None else bins.error
         start = (self._class_surprisal, self._sums, *bins.arrays(), error)
         np.concatenate(start, out=running[0, classes:])  # (the counts start from 0)
-        total = _running_total(running)
-        self._class_count = self._class_count + total[:classes].astype(np.intp)
+        at = 2 * classes + 5
+        total, counts, errors, values, rows = _row_kernels.merge_blocks(
+            running,
+            classes,
+            at,
+            bins.error is not None,
+            self._class_count,
+            blocks.found,
+            blocks.found_p,
+            bounds,
+            self.keep,
+        )
+        self._class_count = counts
         self._class_surprisal = total[classes : 2 * classes]
-        self._sums = total[2 * classes : 2 * classes + 5]
-        count, confidence_sum, hits, error = total[2 * classes + 5 :].reshape(4, -1)
-        if bins.error is None:  # (the state's bins keep no errors: nor do these)
-            self._bins = BinStatistics(count, confidence_sum, hits)
-        else:
-            self._bins = _with_block_errors(running, total, 2 * classes + 5)
-        self._add_found(blocks, bounds, first_row)
-
-    def _add_found(
-        self, blocks: _row_kernels.BlocksTotals, bounds: list[int], first_row: int
-    ) -> None:
-        """The most surprising rows of ``blocks`` merged into the state's: the rows that
-        merging them block by block (:func:`_top` of the state's and block 0's, then of
-        those and block 1's, ...) keeps, in its order.
-
-        :func:`_top` orders by surprisal, then row: an order of the rows in which the
-        ``keep`` first of a union are those of the union of each part's ``keep``
-        first, so the blocks' rows are ordered once (``numpy.lexsort`` by surprisal,
-        then row counted from the batch's start, every block's at once; NaN taking no
-        place, as in :func:`_top`), and the first ``keep`` merged with the state's by
-        :func:`_top` (where the state holds rows).  Sorting the rows of every block in
-        a Python list a block took 45 us of a 10^6 x 10 ``update`` (10 blocks), this
-        about 12 (hot caches; several times that after the kernel's pass).
-        """
-        if not self.keep:
-            return
-        # every block's surprisals in one call (elementwise: the same values; those
-        # past a block's kept rows, -1 in found, are not read)
-        found = blocks.found
-        surprisals = _row_kernels.surprisal(blocks.found_p.reshape(-1)).reshape(found.shape)
-        taken = found >= 0
-        rows = (found + np.asarray(bounds[:-1], dtype=np.intp)[:, None])[taken]
-        values = surprisals[taken]
-        named = ~np.isnan(values)
-        if not named.all():
-            rows, values = rows[named], values[named]
-        order = np.lexsort((rows, -values))[: self.keep]  # (stable: a tie keeps the row order)
-        new = [
-            (value, first_row + row)
-            for value, row in zip(values[order].tolist(), rows[order].tolist(), strict=True)
-        ]
-        self._surprising = _top(self._surprising + new, self.keep) if self._surprising else new
+        self._sums = total[2 * classes : at]
+        count, confidence_sum, hits = total[at:].reshape(4, -1)[:3]
+        self._bins = BinStatistics(
+            count, confidence_sum, hits, errors if bins.error is not None else None
+        )
+        if self.keep:
+            new = list(zip(values.tolist(), (rows + first_row).tolist(), strict=True))
+            self._surprising = _top(self._surprising + new, self.keep) if self._surprising else new
 
     def _binned(self, confidence: FloatArray, hits: FloatArray) -> BinStatistics:
         if self._spec.binning == "uniform":
@@ -816,41 +800,6 @@ def adding_batch(states: tuple[EvaluationState, ...]) -> Iterator[None]:
         for state in states:
             stack.enter_context(state._all_or_nothing())
         yield
-
-
-def _running_total(running: FloatArray) -> FloatArray:
-    """``numpy.add.accumulate(running, axis=0)[-1]``: each column's rows added one after
-    another from row 0, the same additions in the same order (the same bits, NaN's too).
-
-    ``numpy.add.accumulate`` along the rows runs one inner loop a column, down the
-    column's rows (strided): fast for a few wide columns of many blocks, slow for many
-    columns (10^5 x 1000 float32, 96 blocks of 2065 columns: 0.92 ms after a pass,
-    most of ``EvaluationState.update``'s Python after its blocks).  Where there are at
-    least as many columns as rows, the rows are added one at a time instead (one
-    contiguous loop a row: 0.18 ms there; 11 x 85, 10^6 x 10's, 17 against 22 us);
-    below, one accumulate (97 x 85: 52 against 60 us).  Measured cold, the 2-core AMD
-    EPYC (Zen 4), ``chrt -f 10``: benchmarks/RESULTS.md (issue 13, branch upd13)."""
-    rows, columns = running.shape
-    if columns < rows:
-        return np.add.accumulate(running, axis=0)[-1]
-    total = running[0].copy()
-    for row in range(1, rows):
-        np.add(total, running[row], out=total)
-    return total
-
-
-def _with_block_errors(running: FloatArray, total: FloatArray, at: int) -> BinStatistics:
-    """The bins of :meth:`EvaluationState._add_blocks`' running sums (``running``, the
-    state's sums and each block's, from column ``at``: count, confidence sum, hits and
-    the confidence sums' rounding errors; ``total``, their sums, :func:`_running_total`)
-    with the errors of adding the blocks' confidence sums one after the other (each
-    exact: :func:`two_sum_error`) added to the blocks' own (the kernel's)."""
-    count, confidence_sum, hits, error = total[at:].reshape(4, -1)
-    bins = count.shape[0]
-    blocks_sums = running[:, at + bins : at + 2 * bins]
-    sums = np.add.accumulate(blocks_sums, axis=0)  # (the same additions as the total's)
-    added = two_sum_error(sums[:-1], blocks_sums[1:], sums[1:])
-    return BinStatistics(count, confidence_sum, hits, error + added.sum(axis=0))
 
 
 def _scaled_of(sums: FloatArray, class_surprisal: FloatArray) -> FloatArray:
