@@ -39,8 +39,10 @@ def main() -> None:
                     cases += 1
                     same = summary == ece == direct
                     differ += not same
-                    print(f"n={n} K={classes} seed={seed} {norm} bins={bins}: summary {summary!r} "
-                          f"json {ece!r} function {direct!r} rel {gap:.2e} same={same}")
+                    print(
+                        f"n={n} K={classes} seed={seed} {norm} bins={bins}: summary {summary!r} "
+                        f"json {ece!r} function {direct!r} rel {gap:.2e} same={same}"
+                    )
     print(f"{differ} of {cases} cases differ; worst relative difference {worst:.2e}")
 
 

@@ -275,7 +275,8 @@ _AT_OPTIMUM = 1e-10
 (:meth:`_PlattNewton.imbalance`) is fitted again by :meth:`_PlattNewton.minimise`.
 L-BFGS-B and :func:`_polished` end near 1e-15 on ordinary log-odds.  (Not the Newton
 decrement: a row 1e300 on the wrong side at a third of the optimum's slope leaves
-the mean NLL 1e-90 above its minimum, its slope's gradient 1e-29 relative.)"""
+the mean NLL 1e-90 above its minimum, far below its rounding, while that row's term
+decides the slope's gradient.)"""
 
 _TINY_RESIDUAL = -700.0
 """A residual below :math:`e^{-700}` (about 1e-304) enters the slope's gradient by its
@@ -718,7 +719,12 @@ class PlattScaling:
 
     As :class:`VectorScaling`, L-BFGS-B's point (about 1e-5 from the optimum) is
     polished by Newton steps with the exact 2 x 2 Hessian to within the rounding of the
-    gradient; a separated fit is kept as L-BFGS stopped.
+    gradient; a separated fit is kept as L-BFGS stopped.  Where the polished point's
+    gradient is still more than 1e-10 of its terms' sizes (a row far on the wrong side
+    of its label, log-odds of 1e10 against it: the optimum's slope is then near
+    :math:`-\log(S)/S`, down to -2e-306), the fit is the root of the profile
+    likelihood's derivative in the slope, found by Brent's method (``_PlattNewton``),
+    and ``converged_`` says whether it reached that gradient.
 
     Attributes
     ----------
