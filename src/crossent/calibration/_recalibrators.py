@@ -282,13 +282,29 @@ _TINY_RESIDUAL = -700.0
 """A residual below :math:`e^{-700}` (about 1e-304) enters the slope's gradient by its
 logarithm (:meth:`_PlattNewton._terms`)."""
 
-_FLOOR = 4 * 2.0**-52
+_EPS = 2.0**-52
+
+_FLOOR = 4 * _EPS
 """A sum of residuals this small relative to their sizes ends
 :meth:`_PlattNewton._intercept`."""
 
 _PLATT_STEPS = 200
 """The most Newton steps of :meth:`_PlattNewton._intercept` (three to six on the
 rows tried)."""
+
+
+def _split(low: float, high: float) -> float:
+    """A point between ``low`` and ``high``: 0 where they differ in sign, the geometric
+    mean where one is more than 4 times the other (a bracket of 1e-3 and 1e60 is
+    halved in its exponent, 8 steps; +-1 where the other is 0), else the midpoint."""
+    if low < 0.0 < high:
+        return 0.0
+    small, large = sorted((abs(low), abs(high)))
+    if small == 0.0 and large > 4.0:  # from 0 to 1e60: 1 first, then geometric
+        return math.copysign(1.0, low + high)
+    if small > 0.0 and large > 4.0 * small:
+        return math.copysign(math.sqrt(small) * math.sqrt(large), high)
+    return low + (high - low) / 2
 
 
 class _PlattNewton:
@@ -337,6 +353,7 @@ class _PlattNewton:
         self.shift = max(0, exponent - 500)
         self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact but subnormal)
         self.flip = np.where(target == 1.0, -1.0, 1.0)
+        self.one = target == 1.0
 
     def _t(self, theta: FloatArray) -> FloatArray:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -403,24 +420,31 @@ class _PlattNewton:
     def _intercept(self, alpha: float, start: float) -> float:
         r"""The intercept that minimises the NLL at the slope ``alpha`` (scaled units):
         the root of :math:`\sum_i r_i`, increasing in :math:`b`, by Newton's method
-        kept inside the bracket of the signs seen (halving it where a step leaves it)."""
-        b, low, high = start, -math.inf, math.inf
+        kept inside the bracket of the signs seen (halving it where a step leaves it),
+        until the sum is its rounding or a step is below 2 ulp of :math:`b`."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            slope_part = alpha * self.u
+        b, low, high, reach = start, -math.inf, math.inf, 1.0
         for _ in range(_PLATT_STEPS):
-            residual, _ = self._terms(np.array([alpha, b]))
-            total = float(residual.sum())
-            if abs(total) <= _FLOOR * float(np.abs(residual).sum()):
+            with np.errstate(over="ignore", invalid="ignore"):
+                t = slope_part + b
+            p, q = self._expit(t), self._expit(-t)
+            sizes = np.where(self.one, q, p)  # |r|: r = -q for label 1, p for label 0
+            total = float(sizes.sum() - 2.0 * sizes[self.one].sum())
+            if abs(total) <= _FLOOR * float(sizes.sum()):
                 return b
             low, high = (b, high) if total < 0 else (low, b)
-            t = self._t(np.array([alpha, b]))
-            curvature = float((self._expit(t) * self._expit(-t)).sum())
+            curvature = float((p * q).sum())
             step = b - total / curvature if curvature > 0 else math.nan
             if not low < step < high:
                 if math.isfinite(low) and math.isfinite(high):
-                    step = low + (high - low) / 2
-                else:  # no bracket yet: twice as far as the last move, or by 1
-                    step = b + (1.0 + abs(b)) * (1.0 if total < 0 else -1.0)
-            if step == b:
-                return b
+                    step = _split(low, high)
+                else:  # no bracket yet (a slope far past the fit's: every row
+                    # saturated): steps that grow as 2^(k^2 / 2), to 1e60 in 20
+                    reach *= 2.0
+                    step = b + (1.0 + abs(b)) * reach * (1.0 if total < 0 else -1.0)
+            if abs(step - b) <= 2 * _EPS * abs(b) or step in (low, high):
+                return step
             b = step
         return b
 
