@@ -420,8 +420,9 @@ class _PlattNewton:
     def _intercept(self, alpha: float, start: float) -> float:
         r"""The intercept that minimises the NLL at the slope ``alpha`` (scaled units):
         the root of :math:`\sum_i r_i`, increasing in :math:`b`, by Newton's method
-        kept inside the bracket of the signs seen (halving it where a step leaves it),
-        until the sum is its rounding or a step is below 2 ulp of :math:`b`."""
+        kept inside the bracket of the signs seen (split where a step leaves it),
+        until the sum is its rounding (then one more step) or a step is below 2 ulp of
+        :math:`b`."""
         with np.errstate(over="ignore", invalid="ignore"):
             slope_part = alpha * self.u
         b, low, high, reach = start, -math.inf, math.inf, 1.0
@@ -429,13 +430,14 @@ class _PlattNewton:
             with np.errstate(over="ignore", invalid="ignore"):
                 t = slope_part + b
             p, q = self._expit(t), self._expit(-t)
-            sizes = np.where(self.one, q, p)  # |r|: r = -q for label 1, p for label 0
-            total = float(sizes.sum() - 2.0 * sizes[self.one].sum())
-            if abs(total) <= _FLOOR * float(sizes.sum()):
-                return b
-            low, high = (b, high) if total < 0 else (low, b)
+            residual = np.where(self.one, -q, p)
+            total = float(residual.sum())
             curvature = float((p * q).sum())
             step = b - total / curvature if curvature > 0 else math.nan
+            if abs(total) <= _FLOOR * float(np.abs(residual).sum()):
+                # the sum is its rounding: Newton's last correction, below it
+                return step if math.isfinite(step) else b
+            low, high = (b, high) if total < 0 else (low, b)
             if not low < step < high:
                 if math.isfinite(low) and math.isfinite(high):
                     step = _split(low, high)
