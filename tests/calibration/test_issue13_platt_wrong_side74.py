@@ -89,3 +89,20 @@ def test_the_scores_are_read_once_where_the_log_odds_pass_float64(
     logits[0] = logits[0][::-1]  # on its own side: the halves' fit
     crossent.PlattScaling().fit(logits, labels)
     assert len(reads) == 1
+
+
+@pytest.mark.parametrize("far", [1e200, 1.7e308])
+def test_tiny_log_odds_beside_a_far_row(far: float) -> None:
+    """Log-odds of 1e-8, nearly separated, beside a row far on the wrong side: main's
+    Newton polish handed SciPy a scaled gradient past float64 (ValueError: array must
+    not contain infs or NaNs)."""
+    rng = np.random.default_rng(3)
+    if far == 1.7e308:
+        rng.normal(size=30)  # (the second case of the same stream)
+    log_odds = np.concatenate([rng.normal(size=30) * 1e-8, [far]])
+    labels = (log_odds > 0).astype(int)
+    labels[0], labels[-1] = 1 - labels[0], 0
+    logits = np.stack([np.zeros_like(log_odds), log_odds], axis=1)
+    fitted = crossent.PlattScaling().fit(logits, labels)
+    assert fitted.converged_
+    _check(logits, labels, fitted.slope_, fitted.intercept_)

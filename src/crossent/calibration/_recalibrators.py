@@ -150,6 +150,11 @@ def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
         singular = True
 
     def solve(rhs: FloatArray) -> FloatArray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.all(np.isfinite(unit * rhs)):
+                # (a gradient of 1e300 on a Hessian entry of 1e-300: SciPy's solvers
+                # raised ValueError; a polish step that is not finite ends the polish)
+                return np.full_like(rhs, math.nan)
         if singular:
             return unit * np.linalg.lstsq(scaled, unit * rhs, rcond=_SINGULAR)[0]
         return unit * linalg.cho_solve(factor, unit * rhs)
@@ -351,7 +356,7 @@ class _PlattNewton:
         largest = float(np.max(np.abs(log_odds)))
         exponent = math.frexp(largest)[1] + (math.frexp(float(self.n))[1] + 1) // 2
         self.shift = max(0, exponent - 500)
-        self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact but subnormal)
+        self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact unless subnormal)
         self.flip = np.where(target == 1.0, -1.0, 1.0)
         self.one = target == 1.0
 
@@ -376,12 +381,6 @@ class _PlattNewton:
                 size = np.exp(log_size[tiny] + np.log(np.abs(self.u[tiny])))
                 product[tiny] = np.copysign(size, self.u[tiny] * self.flip[tiny])
             return residual, product
-
-    def gradient(self, theta: FloatArray) -> FloatArray:
-        r"""The mean NLL's gradient in :math:`(\alpha, b)`."""
-        residual, product = self._terms(theta)
-        with np.errstate(over="ignore", invalid="ignore"):
-            return np.array([product.sum(), residual.sum()]) / self.n
 
     def imbalance(self, theta: FloatArray) -> float:
         r"""The gradient's entries relative to the sums of their terms' sizes,
@@ -409,8 +408,8 @@ class _PlattNewton:
             return np.array([[(weight * self.u) @ self.u, wu], [wu, weight.sum()]])
 
     def _scaled(self, fitted: FloatArray) -> FloatArray:
-        with np.errstate(over="ignore"):
-            return np.array([math.ldexp(float(fitted[0]), self.shift), float(fitted[1])])
+        with np.errstate(over="ignore"):  # (past float64: inf, then not at the optimum)
+            return np.array([np.ldexp(float(fitted[0]), self.shift), float(fitted[1])])
 
     def at_optimum(self, fitted: FloatArray) -> bool:
         """Whether ``fitted`` (slope and intercept of the log-odds) has an
@@ -497,8 +496,8 @@ class _PlattNewton:
             low = v
             while True:
                 high = low + factor
-                if high > 710.0 or of_log(high) >= 0:
-                    high = min(high, 710.0)
+                if high > 709.0 or of_log(high) >= 0:
+                    high = min(high, 709.0)
                     break
                 low, factor = high, 2.0 * factor
         else:
