@@ -755,7 +755,9 @@ class PlattScaling:
     ----------
     slope_, intercept_ : float
     converged_ : bool
-        L-BFGS converged and the fit exists (the classes are not separated).
+        L-BFGS converged (or, where its polished point was not the optimum, the profile
+        fit reached a gradient within 1e-10 of its terms) and the fit exists (the
+        classes are not separated).
     separated_ : bool
         The log-odds separate the classes (or one class only): no finite fit exists.
 
