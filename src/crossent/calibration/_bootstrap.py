@@ -36,6 +36,7 @@ from ..errors import InputError
 from . import _row_kernels
 from ._binning import BinStatistics, check_class_bins, constant_values, with_constant_errors
 from ._error import (
+    CalibrationError,
     CalibrationSpec,
     block_bounds,
     check_spec,
@@ -59,6 +60,7 @@ __all__ = [
     "bootstrap_interval",
     "check_resamples",
     "check_resampling",
+    "classwise_calibration_interval",
     "classwise_replicates",
     "compare_log_loss",
     "halved_surprisal",
@@ -409,10 +411,9 @@ def bootstrap_interval(
                 seed=seed,
                 bounds=block_bounds(predictions, spec),
             )
-        value, _, index = error_of_rows(conf, hits, edges_for(conf, spec), spec)
-        replicates = classwise_replicates(
-            conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
-        )
+        return classwise_calibration_interval(
+            predictions, spec, confidence=confidence, resamples=resamples, seed=seed
+        )[0]
     else:
         summaries = summarize(predictions)
         values = {
@@ -437,6 +438,36 @@ def bootstrap_interval(
             value, replicates = value / log_base, replicates / log_base
     low, high = percentile_interval(replicates, confidence)
     return Interval(value, low, high, confidence, resamples, seed, metric)
+
+
+def classwise_calibration_interval(
+    predictions: Predictions,
+    spec: CalibrationSpec,
+    *,
+    confidence: float,
+    resamples: int,
+    seed: int,
+) -> tuple[Interval, CalibrationError]:
+    """``bootstrap_interval("calibration_error", ...)`` of the class-wise scope and
+    :func:`calibration_error`'s result, from one binning of the ``(n, classes)``
+    entries: the interval's value is the result's, bit for bit (the report's
+    ``summary.calibration`` and ``to_dict()["ece"]``, one number; issue 13)."""
+    conf, hits = scope_arrays(predictions, spec.scope)
+    edges = edges_for(conf, spec)
+    value, stats, index = error_of_rows(conf, hits, edges, spec)
+    replicates = classwise_replicates(
+        conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
+    )
+    low, high = percentile_interval(replicates, confidence)
+    error = CalibrationError(
+        value=value,
+        spec=spec,
+        n=predictions.n,
+        edges=edges,
+        statistics=stats,
+        renormalized=predictions.renormalized,
+    )
+    return Interval(value, low, high, confidence, resamples, seed, "calibration_error"), error
 
 
 def classwise_replicates(

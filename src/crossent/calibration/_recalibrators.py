@@ -150,6 +150,11 @@ def _newton_solver(hessian: Any, theta: FloatArray) -> Any:
         singular = True
 
     def solve(rhs: FloatArray) -> FloatArray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            if not np.all(np.isfinite(unit * rhs)):
+                # (a gradient of 1e300 on a Hessian entry of 1e-300: SciPy's solvers
+                # raised ValueError; a polish step that is not finite ends the polish)
+                return np.full_like(rhs, math.nan)
         if singular:
             return unit * np.linalg.lstsq(scaled, unit * rhs, rcond=_SINGULAR)[0]
         return unit * linalg.cho_solve(factor, unit * rhs)
@@ -257,6 +262,270 @@ def _separated(log_odds: FloatArray, target: FloatArray) -> bool:
     if log_odds.min() == log_odds.max():
         return False
     return bool(negative.max() <= positive.min() or positive.max() <= negative.min())
+
+
+def _platt_log_odds(scores: FloatArray) -> tuple[FloatArray, bool]:
+    """Class 1's log-odds :math:`z_1 - z_0` of ``scores`` ``(n, 2)``, or where any of
+    them passes float64 (logits more than 1.8e308 apart) all their halves
+    :math:`z_1/2 - z_0/2` (exact: a power of two), and whether they are the halves."""
+    with np.errstate(over="ignore"):
+        log_odds = scores[:, 1] - scores[:, 0]
+    if not np.isinf(log_odds).any():
+        return log_odds, False
+    return scores[:, 1] * 0.5 - scores[:, 0] * 0.5, True
+
+
+_AT_OPTIMUM = 1e-10
+"""A Platt fit whose gradient is more than this relative to its terms
+(:meth:`_PlattNewton.imbalance`) is fitted again by :meth:`_PlattNewton.minimise`.
+L-BFGS-B and :func:`_polished` end near 1e-15 on ordinary log-odds.  (Not the Newton
+decrement: a row 1e300 on the wrong side at a third of the optimum's slope leaves
+the mean NLL 1e-90 above its minimum, far below its rounding, while that row's term
+decides the slope's gradient.)"""
+
+_TINY_RESIDUAL = -700.0
+"""A residual below :math:`e^{-700}` (about 1e-304) enters the slope's gradient by its
+logarithm (:meth:`_PlattNewton._terms`)."""
+
+_EPS = 2.0**-52
+
+_FLOOR = 4 * _EPS
+"""A sum of residuals this small relative to their sizes ends
+:meth:`_PlattNewton._intercept`."""
+
+_PLATT_STEPS = 200
+"""The most Newton steps of :meth:`_PlattNewton._intercept` (three to six on the
+rows tried)."""
+
+
+def _split(low: float, high: float) -> float:
+    """A point between ``low`` and ``high``: 0 where they differ in sign, the geometric
+    mean where one is more than 4 times the other (a bracket of 1e-3 and 1e60 is
+    halved in its exponent, 8 steps; +-1 where the other is 0), else the midpoint."""
+    if low < 0.0 < high:
+        return 0.0
+    small, large = sorted((abs(low), abs(high)))
+    if small == 0.0 and large > 4.0:  # from 0 to 1e60: 1 first, then geometric
+        return math.copysign(1.0, low + high)
+    if small > 0.0 and large > 4.0 * small:
+        return math.copysign(math.sqrt(small) * math.sqrt(large), high)
+    return low + (high - low) / 2
+
+
+class _PlattNewton:
+    r"""Platt scaling's maximum-likelihood fit where L-BFGS-B does not reach it: a row
+    far on the wrong side of its label (issue 13).
+
+    The mean NLL is :math:`f(a, b) = \frac1n \sum_i \log(1 + e^{-(2 y_i - 1)(a s_i +
+    b)})`.  A row of log-odds :math:`s = -S` with label 1 (:math:`S = 10^{10}` and
+    beyond) makes the optimum's slope :math:`a^* \approx -\log(S / G) / S` (:math:`G`
+    the other rows' pull on the slope), unless the other rows pull it negative
+    themselves: -1.2e-9 for :math:`2 \cdot 10^{10}`, -2.1e-306 for :math:`3.4 \cdot
+    10^{308}` (rows of the tests).  The row's residual there is about :math:`G / S`,
+    its loss :math:`e^{-700}`, far below the NLL's rounding, so only the gradient tells
+    the optimum.  L-BFGS-B (from :math:`a = 1`, its tolerance on the unscaled gradient)
+    stopped at -6.8e-8 for the first and at its start for log-odds past 1e300; Newton's
+    method advances the far row's :math:`t = a s + b` by about 1 a step in its
+    exponential tail (700 steps).  Here:
+
+    * the slope is :math:`a = c \alpha`, :math:`c = 2^{-k}` the least power of two that
+      keeps every :math:`(c s_i)^2 n` below :math:`2^{1000}` (:math:`c = 1` for log-odds
+      below about :math:`10^{150}`), so sums of the far rows' terms stay finite;
+      :math:`c s_i` is exact down to :math:`|s_i| \approx 2^{k - 1022}`;
+    * the profile :math:`F(\alpha) = \min_b f(c \alpha, b)` is convex: its derivative,
+      :math:`\sum_i r_i c s_i` at the intercept that zeroes :math:`\sum_i r_i`
+      (:meth:`_intercept`, Newton's method inside a bracket), is increasing, and its
+      root is the fit.  The root is bracketed from the profile's Newton step at
+      :math:`\alpha = 0` (where the intercept-only fit :math:`\log(n_1 / n_0)` is the
+      profile's point) by steps that double, found by Brent's method in
+      :math:`\log|\alpha|` (any scale from 1e-323 to 1e308 in a few dozen steps), then
+      to the rounding in :math:`\alpha` itself;
+    * each residual is :math:`\sigma(t)`, or :math:`-\sigma(-t)` for label 1 (where
+      :math:`\sigma(t) - 1` rounds to 0), and one below :math:`e^{-700}` enters the
+      slope's sum by its logarithm (:meth:`_terms`).
+
+    ``converged_`` says whether the fit's gradient is within :data:`_AT_OPTIMUM` of its
+    terms' sizes (:meth:`imbalance`).
+    """
+
+    def __init__(self, log_odds: FloatArray, target: FloatArray) -> None:
+        from scipy import special  # lazily, as in PlattScaling.fit
+
+        self._expit = special.expit
+        self.target, self.n = target, target.size
+        largest = float(np.max(np.abs(log_odds)))
+        exponent = math.frexp(largest)[1] + (math.frexp(float(self.n))[1] + 1) // 2
+        self.shift = max(0, exponent - 500)
+        self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact unless subnormal)
+        self.flip = np.where(target == 1.0, -1.0, 1.0)
+        self.one = target == 1.0
+
+    def _t(self, theta: FloatArray) -> FloatArray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return theta[0] * self.u + theta[1]
+
+    def _terms(self, theta: FloatArray) -> tuple[FloatArray, FloatArray]:
+        r"""Each row's residual :math:`r = \sigma(t) - y` (as :math:`-\sigma(-t)` where
+        :math:`y = 1`: :math:`\sigma(t) - 1` rounds to 0 past :math:`t \approx 37`, where a
+        far row's residual, :math:`10^{-300}`, decides the slope) and :math:`r u`."""
+        t = self._t(theta)
+        residual = np.where(self.target == 1.0, -self._expit(-t), self._expit(t))
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            product = residual * self.u
+            # a residual below float64's normal range (a far row at the optimum: about
+            # 1 / |s|, 6e-309 for log-odds 1.7e308) has lost its digits: its product
+            # from the logarithms, log |r| = -log(1 + e^{-+t})
+            log_size = -np.logaddexp(0.0, np.where(self.target == 1.0, t, -t))
+            tiny = (log_size < _TINY_RESIDUAL) & (self.u != 0.0)
+            if tiny.any():
+                size = np.exp(log_size[tiny] + np.log(np.abs(self.u[tiny])))
+                product[tiny] = np.copysign(size, self.u[tiny] * self.flip[tiny])
+            return residual, product
+
+    def imbalance(self, theta: FloatArray) -> float:
+        r"""The gradient's entries relative to the sums of their terms' sizes,
+        :math:`|\sum_i r_i u_i| / \sum_i |r_i u_i|` and :math:`|\sum_i r_i| / \sum_i
+        |r_i|`, the larger (0 where every term is 0; nan where not finite): 1 where one
+        row's term decides the entry, the sums' rounding at the optimum."""
+        residual, product = self._terms(theta)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            worst = 0.0
+            for terms in (product, residual):
+                size = float(np.abs(terms).sum())
+                total = abs(float(terms.sum()))
+                if not (math.isfinite(size) and math.isfinite(total)):
+                    return math.nan
+                if size > 0:
+                    worst = max(worst, total / size)
+        return worst
+
+    def hessian(self, theta: FloatArray) -> FloatArray:
+        r"""The mean NLL's Hessian in :math:`(\alpha, b)`."""
+        t = self._t(theta)
+        weight = self._expit(t) * self._expit(-t) / self.n
+        with np.errstate(over="ignore", invalid="ignore"):
+            wu = weight @ self.u
+            return np.array([[(weight * self.u) @ self.u, wu], [wu, weight.sum()]])
+
+    def _scaled(self, fitted: FloatArray) -> FloatArray:
+        with np.errstate(over="ignore"):  # (past float64: inf, then not at the optimum)
+            return np.array([np.ldexp(float(fitted[0]), self.shift), float(fitted[1])])
+
+    def at_optimum(self, fitted: FloatArray) -> bool:
+        """Whether ``fitted`` (slope and intercept of the log-odds) has an
+        :meth:`imbalance` of at most :data:`_AT_OPTIMUM`."""
+        return self.imbalance(self._scaled(fitted)) <= _AT_OPTIMUM
+
+    def _intercept(self, alpha: float, start: float) -> float:
+        r"""The intercept that minimises the NLL at the slope ``alpha`` (scaled units):
+        the root of :math:`\sum_i r_i`, increasing in :math:`b`, by Newton's method
+        kept inside the bracket of the signs seen (split where a step leaves it),
+        until the sum is its rounding (then one more step) or a step is below 2 ulp of
+        :math:`b`."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            slope_part = alpha * self.u
+        b, low, high, reach = start, -math.inf, math.inf, 1.0
+        for _ in range(_PLATT_STEPS):
+            with np.errstate(over="ignore", invalid="ignore"):
+                t = slope_part + b
+            p, q = self._expit(t), self._expit(-t)
+            residual = np.where(self.one, -q, p)
+            total = float(residual.sum())
+            curvature = float((p * q).sum())
+            step = b - total / curvature if curvature > 0 else math.nan
+            if abs(total) <= _FLOOR * float(np.abs(residual).sum()):
+                # the sum is its rounding: Newton's last correction, below it
+                return step if math.isfinite(step) else b
+            low, high = (b, high) if total < 0 else (low, b)
+            if not low < step < high:
+                if math.isfinite(low) and math.isfinite(high):
+                    step = _split(low, high)
+                else:  # no bracket yet (a slope far past the fit's: every row
+                    # saturated): steps that grow as 2^(k^2 / 2), to 1e60 in 20
+                    reach *= 2.0
+                    step = b + (1.0 + abs(b)) * reach * (1.0 if total < 0 else -1.0)
+            if abs(step - b) <= 2 * _EPS * abs(b) or step in (low, high):
+                return step
+            b = step
+        return b
+
+    def minimise(self, fitted: FloatArray) -> tuple[FloatArray, bool]:
+        """The maximum-likelihood fit (slope and intercept of the log-odds) and whether
+        its :meth:`imbalance` reached :data:`_AT_OPTIMUM` (``fitted`` is not used: the
+        search starts from the intercept-only fit)."""
+        positive = float(self.target.sum())
+        intercept = [math.log(positive / (self.n - positive))]
+
+        def slope_gradient(alpha: float) -> float:
+            # the profile's derivative: increasing in alpha (the NLL is convex)
+            intercept[0] = self._intercept(alpha, intercept[0])
+            _, product = self._terms(np.array([alpha, intercept[0]]))
+            with np.errstate(over="ignore", invalid="ignore"):
+                value = float(product.sum())
+            return value if not math.isnan(value) else math.inf
+
+        at_zero = slope_gradient(0.0)
+        alpha = 0.0
+        if at_zero != 0.0:
+            alpha = self._slope_root(slope_gradient, at_zero, intercept[0])
+            intercept[0] = self._intercept(alpha, intercept[0])
+        theta = np.array([alpha, intercept[0]])
+        reached = self.imbalance(theta) <= _AT_OPTIMUM
+        return np.array([math.ldexp(alpha, -self.shift), intercept[0]]), bool(reached)
+
+    def _slope_root(self, slope_gradient: Any, at_zero: float, intercept: float) -> float:
+        r"""The root of ``slope_gradient`` (increasing, ``at_zero`` at 0): bracketed from
+        the profile's Newton step at 0 by growing (or shrinking) factors, found in
+        :math:`\log|\alpha|` by Brent's method, then in :math:`\alpha` itself."""
+        from scipy import optimize  # lazily, as _minimise
+
+        sign = -1.0 if at_zero > 0 else 1.0  # the root's side of 0
+        h = self.hessian(np.array([0.0, intercept]))
+        schur = h[0, 0] - h[0, 1] ** 2 / h[1, 1]
+        guess = abs(at_zero / self.n) / schur if schur > 0 else 1.0
+        if not (math.isfinite(guess) and guess > 0):
+            guess = 1.0
+
+        def of_log(v: float) -> float:
+            return slope_gradient(sign * math.exp(v)) * sign
+
+        # of_log is increasing in v, negative towards -inf (at 0) and positive past the root
+        v = math.log(guess)
+        factor = 1.0
+        if of_log(v) < 0:
+            low = v
+            while True:
+                high = low + factor
+                if high > 709.0 or of_log(high) >= 0:
+                    high = min(high, 709.0)
+                    break
+                low, factor = high, 2.0 * factor
+        else:
+            high = v
+            while True:
+                low = high - factor
+                if low < -745.0 or of_log(low) < 0:
+                    low = max(low, -745.0)
+                    break
+                high, factor = low, 2.0 * factor
+        if of_log(low) >= 0 or of_log(high) < 0:  # past float64's range either way
+            return sign * math.exp(high if of_log(high) < 0 else low)
+        v = optimize.brentq(of_log, low, high, xtol=1e-12, maxiter=400)
+        # the last digits in alpha itself (a relative 1e-12 of v is more of alpha)
+        near = sign * math.exp(v)
+        width = 1e-9 * abs(near)
+        ends = (near - width, near + width)
+        for _ in range(60):
+            if slope_gradient(ends[0]) < 0 <= slope_gradient(ends[1]):
+                break
+            width *= 4.0
+            ends = (near - width, near + width)
+        else:
+            return near
+        root = optimize.brentq(
+            slope_gradient, ends[0], ends[1], xtol=5e-324, rtol=4 * 2.0**-52, maxiter=400
+        )
+        return float(root)
 
 
 class VectorScaling:
@@ -475,13 +744,20 @@ class PlattScaling:
 
     As :class:`VectorScaling`, L-BFGS-B's point (about 1e-5 from the optimum) is
     polished by Newton steps with the exact 2 x 2 Hessian to within the rounding of the
-    gradient; a separated fit is kept as L-BFGS stopped.
+    gradient; a separated fit is kept as L-BFGS stopped.  Where the polished point's
+    gradient is still more than 1e-10 of its terms' sizes (a row far on the wrong side
+    of its label, log-odds of 1e10 against it: the optimum's slope is then near
+    :math:`-\log(S)/S`, down to -2e-306), the fit is the root of the profile
+    likelihood's derivative in the slope, found by Brent's method (``_PlattNewton``),
+    and ``converged_`` says whether it reached that gradient.
 
     Attributes
     ----------
     slope_, intercept_ : float
     converged_ : bool
-        L-BFGS converged and the fit exists (the classes are not separated).
+        L-BFGS converged (or, where its polished point was not the optimum, the profile
+        fit reached a gradient within 1e-10 of its terms) and the fit exists (the
+        classes are not separated).
     separated_ : bool
         The log-odds separate the classes (or one class only): no finite fit exists.
 
@@ -526,15 +802,11 @@ class PlattScaling:
         require_examples(predictions, purpose="fitting PlattScaling")
         from scipy import special  # here, not at import (issue 13: import time)
 
-        with np.errstate(over="ignore"):
-            log_odds = self._log_odds(predictions)
-        halved = bool(np.isinf(log_odds).any())
-        if halved:
-            # Logits more than 1.8e308 apart ([1e308, -1e308]: log-odds 2e308, +-inf in
-            # float64) left the fit at its start, slope 1 and intercept 0 (issue 13). The
-            # fit is then on the halves z_1/2 - z_0/2 (exact: a power of two), whose slope
-            # is twice the log-odds' own.
-            log_odds = self._log_odds(predictions, 0.5)
+        # one read of the scores: the log-odds, or their halves where they pass float64
+        # (logits more than 1.8e308 apart, [1e308, -1e308]: log-odds 2e308, +-inf, left
+        # the fit at its start, slope 1 and intercept 0; issue 13). The halves
+        # z_1/2 - z_0/2 are exact (a power of two); their slope is twice the log-odds' own
+        log_odds, halved = _platt_log_odds(_finite_log_scores(predictions, "PlattScaling"))
         target = predictions.labels.astype(np.float64)
         n = target.size
 
@@ -565,18 +837,25 @@ class PlattScaling:
         result = _minimise(objective, np.array([1.0, 0.0]))
         self.separated_ = _separated(log_odds, target)
         fitted = result.x if self.separated_ else _polished(gradient, hessian, result.x)
+        converged = bool(result.success) and not self.separated_
+        if not self.separated_:
+            # L-BFGS-B and the polish stop short of the optimum where a row is far on
+            # the wrong side of its label (log-odds 1e10 against it: the slope is
+            # -1.2e-9, where they stopped at -6.8e-8; issue 13): checked by the
+            # gradient, and fitted again by _PlattNewton where it is not small
+            newton = _PlattNewton(log_odds, target)
+            if not newton.at_optimum(fitted):
+                fitted, converged = newton.minimise(fitted)
         self.slope_, self.intercept_ = float(fitted[0]) * (0.5 if halved else 1.0), float(fitted[1])
-        self.converged_ = bool(result.success) and not self.separated_
+        self.converged_ = converged
         return self
 
     @staticmethod
-    def _log_odds(predictions: Predictions, scale: float = 1.0) -> FloatArray:
-        """Class 1's log-odds :math:`z_1 - z_0`, or ``scale`` times them formed as
-        :math:`z_1 s - z_0 s` (``scale`` 0.5: finite for logits more than 1.8e308 apart)."""
+    def _log_odds(predictions: Predictions) -> FloatArray:
+        """Class 1's log-odds :math:`z_1 - z_0` (+-inf past float64's range)."""
         scores = _finite_log_scores(predictions, "PlattScaling")
-        if scale == 1.0:
+        with np.errstate(over="ignore"):
             return scores[:, 1] - scores[:, 0]
-        return scores[:, 1] * scale - scores[:, 0] * scale
 
     def transform(self, logits: Any, /, *, form: str = LOGITS, output: str = "probs") -> Any:
         """The recalibrated two-class distributions (class 1's log-odds ``slope * t +
@@ -593,8 +872,7 @@ class PlattScaling:
         # logits more than 1.8e308 apart ([-1e308, 1e308]) give log-odds of +-inf: their
         # rows are [0, 1] or [1, 0] (as every finite row so far apart rounds), where the
         # softmax of [0, inf] was [0, nan] with NumPy's overflow warnings
-        with np.errstate(over="ignore"):
-            log_odds = self._log_odds(predictions)
+        log_odds = self._log_odds(predictions)
         infinite = np.isinf(log_odds)
         far = infinite & (self.slope_ != 0.0)  # (a slope of 0 leaves the intercept alone)
         t = self.slope_ * np.where(infinite, 0.0, log_odds) + self.intercept_
