@@ -686,12 +686,37 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     nll = means["surprisal"]
     return dataclasses.replace(
         summary,
+        per_class_nll=_per_class_nll(summary.per_class_nll, predictions),
         nll=nll,
         nll_bits=nll / math.log(2),
         perplexity=perplexity_of(nll),
         brier=means["brier"],
         spherical=means["spherical"],
     )
+
+
+def _per_class_nll(per_class: Any, predictions: Any) -> Any:
+    """``per_class`` (the state's per-class NLL) with each class's +inf mean of logits
+    formed again, from that class's rows, as the NLL is (:func:`score_means`, whose
+    mean of logits more than 1.8e308 apart is formed from the logits' halves).  A row
+    ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308, +inf in float64: beside a
+    row of surprisal 0 of the same class, the class's NLL is 1e308, which the report
+    printed as inf under a finite NLL of 7.5e307.  Probabilities and log-probabilities
+    have no row past float64 (their +inf is a probability 0, kept)."""
+    far = np.flatnonzero(np.isposinf(per_class))
+    if predictions.form != "logits" or far.size == 0:
+        return per_class
+    labels = np.asarray(predictions.labels)
+    chosen = predictions.selected  # (the report's are all rows: None)
+    per_class = np.array(per_class, dtype=np.float64)
+    for k in far:
+        rows = np.flatnonzero(labels == k)
+        values = predictions.values[rows if chosen is None else chosen[rows]]
+        per_class[k] = score_means(
+            as_predictions(values, labels[rows], form="logits", validate=False),
+            ("surprisal",),
+        )["surprisal"]
+    return per_class
 
 
 @dataclass(frozen=True)
