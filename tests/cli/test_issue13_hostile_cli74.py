@@ -6,13 +6,16 @@ Each test pins a defect found by running the command on hostile model outputs.
 
 from __future__ import annotations
 
+import io
 import json
+import warnings
 from pathlib import Path
 
 import mpmath
 import numpy as np
 import pytest
 
+import crossent
 from crossent.cli import main
 
 
@@ -49,3 +52,42 @@ def test_per_class_nll_of_far_logits_is_finite_as_the_nll_is(
         assert payload["per_class"][k]["nll_nats"] == want  # 5e307, 1e308 (was "inf")
     line = next(s for s in text.splitlines() if s.startswith("│     1 │"))
     assert "1.0000e+308" in line, line
+
+
+@pytest.fixture(scope="module")
+def far_report() -> crossent.Report:
+    """A report of logits +-1e308: surprisals and class NLLs up to 1e308 on the axes."""
+    logits = np.array([[1e308, -1e308], [-1e308, 1e308], [0.0, 1e308], [5.0, -5.0]])
+    return crossent.report(logits, np.array([1, 1, 0, 0]), form="logits", resamples=10)
+
+
+def test_html_figures_of_far_logits_leak_no_warning(far_report: crossent.Report) -> None:
+    """Matplotlib's ticker overflowed on the axes up to 1e308: "RuntimeWarning:
+    overflow encountered in multiply" on standard error of ``--output x.html``."""
+    pytest.importorskip("matplotlib")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        page = far_report.to_html()
+    assert page.count("data:image/png;base64,") == 4
+
+
+def test_surprisal_histogram_tick_labels_are_plain_text(far_report: crossent.Report) -> None:
+    """The HTML figures draw text as typed (``text.parse_math`` off, so that a class
+    named ``$\\frac$`` is drawn as named), and the histogram's log axis kept its
+    mathtext labels: every report's histogram read ``$\\mathdefault{10^{2}}$``."""
+    pytest.importorskip("matplotlib")
+    from crossent._report._html import _surprisal_figure, _text_as_typed
+
+    with _text_as_typed():
+        figure = _surprisal_figure(far_report)
+        figure.savefig(io.BytesIO(), format="png")  # (tick labels are made when drawn)
+        axis = figure.axes[0]
+        shown = [
+            label.get_text()
+            for minor in (False, True)
+            for label in axis.get_yticklabels(minor=minor)
+            if label.get_text()
+        ]
+    assert shown, shown
+    assert not [text for text in shown if "$" in text or "\\" in text], shown
+    assert {"1", "2"} <= set(shown), shown  # the counts 1 and 2 of the four rows
