@@ -18,6 +18,8 @@ import pytest
 import crossent
 from crossent.cli import main
 
+from .conftest import make_predictions
+
 
 def _mean_surprisal(rows: list[list[float]], labels: list[int]) -> float:
     """The mean of ``log sum_j exp z_j - z_y`` over the rows, in 200-bit mpmath."""
@@ -71,15 +73,16 @@ def test_html_figures_of_far_logits_leak_no_warning(far_report: crossent.Report)
     assert page.count("data:image/png;base64,") == 4
 
 
-def test_surprisal_histogram_tick_labels_are_plain_text(far_report: crossent.Report) -> None:
+def test_surprisal_histogram_tick_labels_are_plain_text() -> None:
     """The HTML figures draw text as typed (``text.parse_math`` off, so that a class
     named ``$\\frac$`` is drawn as named), and the histogram's log axis kept its
     mathtext labels: every report's histogram read ``$\\mathdefault{10^{2}}$``."""
     pytest.importorskip("matplotlib")
     from crossent._report._html import _surprisal_figure, _text_as_typed
 
+    logits, labels = make_predictions(n=60, classes=3, seed=4)
     with _text_as_typed():
-        figure = _surprisal_figure(far_report)
+        figure = _surprisal_figure(crossent.report(logits, labels, form="logits", resamples=10))
         figure.savefig(io.BytesIO(), format="png")  # (tick labels are made when drawn)
         axis = figure.axes[0]
         shown = [
@@ -90,4 +93,4 @@ def test_surprisal_histogram_tick_labels_are_plain_text(far_report: crossent.Rep
         ]
     assert shown, shown
     assert not [text for text in shown if "$" in text or "\\" in text], shown
-    assert {"1", "2"} <= set(shown), shown  # the counts 1 and 2 of the four rows
+    assert "1" in shown, shown
