@@ -94,3 +94,47 @@ def test_surprisal_histogram_tick_labels_are_plain_text() -> None:
     assert shown, shown
     assert not [text for text in shown if "$" in text or "\\" in text], shown
     assert "1" in shown, shown
+
+
+def test_one_row_is_one_example(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A report of one row said "1 examples, 2 classes" (terminal, .txt, Markdown)."""
+    path = tmp_path / "one.csv"
+    path.write_text("label,a,b\n1,0.3,0.7\n", encoding="utf-8")
+    assert main(["report", str(path), "--resamples", "10", "--markdown"]) == 0
+    assert "\n1 example, 2 classes (probs).\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("where", "shape", "fix"),
+    [
+        ("npz", (30, 3), "labels.argmax(axis=1)"),
+        ("npy", (30, 3), "labels.argmax(axis=1)"),
+        ("npy", (30, 1), "labels.reshape(-1)"),
+    ],
+)
+def test_two_dimensional_labels_are_told_their_fix(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    where: str,
+    shape: tuple[int, int],
+    fix: str,
+) -> None:
+    """One-hot labels (``(rows, classes)``, as Keras scripts save them) and a column of
+    class ids were refused with their shape only: "must be one-dimensional; got shape
+    (30, 3)"."""
+    logits, labels = make_predictions(n=30, classes=3, seed=5)
+    stored = np.eye(3, dtype=np.int64)[labels] if shape[1] == 3 else labels[:, None]
+    if where == "npz":
+        path = tmp_path / "preds.npz"
+        np.savez(path, logits=logits, labels=stored)
+        argv = ["report", str(path)]
+    else:
+        path, labels_path = tmp_path / "logits.npy", tmp_path / "labels.npy"
+        np.save(path, logits)
+        np.save(labels_path, stored)
+        argv = ["report", str(path), "--logits", "--labels", str(labels_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"got shape {shape}: " in err, err
+    assert fix in err, err
