@@ -138,3 +138,31 @@ def test_two_dimensional_labels_are_told_their_fix(
     assert err.count("\n") == 1, err
     assert f"got shape {shape}: " in err, err
     assert fix in err, err
+
+
+def test_comparison_of_far_logits_pairs_finite_differences(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A row ``[1e308, -1e308]`` of label 1 (surprisal 2e308, +inf in float64) was
+    paired as +inf: ``crossent report A B`` printed the NLL difference -inf, interval
+    [-inf, ...], beside the two finite NLLs 7.5e307 and 3.75e307 (and 0.69)."""
+    rows = [[1e308, -1e308], [-1e308, 1e308], [0.0, 1e308], [5.0, -5.0]]
+    labels = [1, 1, 0, 0]
+    models = {"far": rows, "half": [[v / 2 for v in row] for row in rows], "flat": [[0.0, 0.0]] * 4}
+    paths = []
+    for name, logits in models.items():
+        paths.append(tmp_path / f"{name}.npz")
+        np.savez(paths[-1], logits=np.array(logits), labels=np.array(labels))
+    output = tmp_path / "compare.json"
+    argv = ["report", *map(str, paths), "--resamples", "50", "--output", str(output)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    comparisons = json.loads(output.read_text(encoding="utf-8"))["comparisons"]
+    for name in ("half", "flat"):
+        (nll,) = (
+            c for c in comparisons if Path(c["model"]).stem == name and c["metric"] == "nll_nats"
+        )
+        want = _mean_surprisal(models[name], labels) - _mean_surprisal(rows, labels)
+        assert nll["difference"] == pytest.approx(want, rel=1e-15)  # -3.75e307, -7.5e307
+        assert isinstance(nll["ci_low"], float), nll
+        assert nll["ci_low"] <= nll["difference"] <= nll["ci_high"] < 1.0, nll
