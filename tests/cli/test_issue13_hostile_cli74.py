@@ -166,3 +166,26 @@ def test_comparison_of_far_logits_pairs_finite_differences(
         assert nll["difference"] == pytest.approx(want, rel=1e-15)  # -3.75e307, -7.5e307
         assert isinstance(nll["ci_low"], float), nll
         assert nll["ci_low"] <= nll["difference"] <= nll["ci_high"] < 1.0, nll
+
+
+def test_held_out_nll_of_a_sharp_row_is_finite(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--temperature-from``: PATH's NLL at the held-out temperature was taken from
+    the probabilities, where a label 10^4 nats below its row's top logit rounds to
+    probability 0: the table printed NLL inf at T where the NLL is finite."""
+    val_logits, val_labels = make_predictions(n=120, classes=3, seed=6)
+    logits, labels = make_predictions(n=60, classes=3, seed=7)
+    logits[0], labels[0] = [0.0, -1e4, -2e4], 1
+    val, test = tmp_path / "val.npz", tmp_path / "test.npz"
+    np.savez(val, logits=val_logits, labels=val_labels)
+    np.savez(test, logits=logits, labels=labels)
+    output = tmp_path / "held.json"
+    argv = ["report", str(test), "--temperature-from", str(val), "--output", str(output)]
+    assert main([*argv, "--resamples", "10"]) == 0
+    capsys.readouterr()
+    held = json.loads(output.read_text(encoding="utf-8"))["held_out_temperature"]
+    z = logits / held["value"]
+    z -= z.max(axis=1, keepdims=True)
+    want = np.mean(np.log(np.exp(z).sum(axis=1)) - z[np.arange(60), labels])
+    assert held["nll_nats"] == pytest.approx(want, rel=1e-13)  # was "inf"
