@@ -701,7 +701,7 @@ def _half_surprisal(values: Any, labels: Any, surprisal: Any) -> Any:
         with np.errstate(over="ignore"):  # (z - top below -1.8e308: exp of -inf is 0)
             spread = math.log(float(np.sum(np.exp(z - top))))
         half[row] = (top / 2.0 - target / 2.0) + spread / 2.0
-    return half
+    return half if np.isfinite(half[far]).any() else None  # (else every +inf is true)
 
 
 def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationSummary:
