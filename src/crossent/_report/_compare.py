@@ -252,13 +252,32 @@ def compare_reports(
     pairs = [(m, metric, rows) for m in range(1, len(reports)) for metric, rows in _METRICS]
     # Both models with an infinite loss somewhere: the mean difference is inf - inf,
     # undefined (compare_log_loss refuses it); None, not a NaN-tainted interval.
+    # A surprisal of logits past float64 (+inf for 2e308) is paired by the rows' halves
+    # (Report.half_surprisal): the differences are then halved, their means doubled.
+    halved = {
+        (m, metric)
+        for m, metric, rows in pairs
+        if rows == "surprisal"
+        and (reports[m].half_surprisal is not None or baseline.half_surprisal is not None)
+    }
+
+    def scores(report: Report, rows: str, half: bool) -> Any:
+        if not half:
+            return getattr(report, rows)
+        return report.surprisal / 2.0 if report.half_surprisal is None else report.half_surprisal
+
     undefined = {
         (m, metric)
         for m, metric, rows in pairs
-        if infinite_rows(getattr(reports[m], rows), getattr(baseline, rows)) is not None
+        if infinite_rows(
+            scores(reports[m], rows, (m, metric) in halved),
+            scores(baseline, rows, (m, metric) in halved),
+        )
+        is not None
     }
     differences = {
-        (m, metric): getattr(reports[m], rows) - getattr(baseline, rows)
+        (m, metric): scores(reports[m], rows, (m, metric) in halved)
+        - scores(baseline, rows, (m, metric) in halved)
         for m, metric, rows in pairs
         if (m, metric) not in undefined
     }
@@ -278,6 +297,8 @@ def compare_reports(
         else:
             low, high = _interval(drawn_of[(m, metric)], confidence)
             value = mean_of(differences[(m, metric)])
+            if (m, metric) in halved:  # (+inf only where the mean passes float64)
+                value, low, high = (2.0 * float(v) for v in (value, low, high))
         comparisons.append(
             {
                 "model": chosen[m],

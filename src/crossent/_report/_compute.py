@@ -149,6 +149,10 @@ class Report:
     labels : ndarray of int, shape (n,)
     ids : ndarray, shape (n,), or None
         The rows' ids, when given (:func:`compare_reports` checks that they agree).
+    half_surprisal : ndarray, shape (n,), or None
+        :math:`-\\log p_y / 2` of every row, kept only where a row's surprisal of
+        logits passes float64 (``surprisal`` +inf for a finite one, up to 3.6e308):
+        :func:`compare_reports` pairs the halves (None otherwise).
     """
 
     payload: dict[str, Any]
@@ -161,6 +165,7 @@ class Report:
     brier_rows: Any = field(default=None, repr=False)
     labels: Any = field(default=None, repr=False)
     ids: Any = field(default=None, repr=False)
+    half_surprisal: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The report as the JSON object ``crossent report --json`` prints (a deep copy).
@@ -674,7 +679,31 @@ def report(
         # then passed on other examples
         np.array(label_array, dtype=np.intp),
         None if ids is None else ids.copy(),
+        _half_surprisal(values, label_array, surprisal) if checked_form == "logits" else None,
     )
+
+
+def _half_surprisal(values: Any, labels: Any, surprisal: Any) -> Any:
+    """Half of every row's surprisal where a row of logits has one past float64 (None
+    where none has): :math:`(m - z_y) / 2 + \\log \\sum_j e^{z_j - m} / 2` with
+    :math:`m = \\max_j z_j`, finite for logits within float64 (a label of logit
+    :math:`-\\infty`, probability 0, stays +inf).  ``[1e308, -1e308]`` of label 1 has the
+    surprisal 2e308, +inf in float64: a comparison of it against a model of surprisal
+    0.69 paired +inf with 0.69 and gave the difference -inf beside NLLs of 7.5e307 and
+    0.69."""
+    far = np.flatnonzero(np.isposinf(surprisal))
+    if far.size == 0:
+        return None
+    half = np.asarray(surprisal, dtype=np.float64) / 2.0
+    for row in far:
+        z = np.asarray(values[row], dtype=np.float64)
+        top, target = float(np.max(z)), float(z[labels[row]])
+        if target == -math.inf:
+            continue  # (a probability 0: the surprisal is +inf)
+        with np.errstate(over="ignore"):  # (z - top below -1.8e308: exp of -inf is 0)
+            spread = math.log(float(np.sum(np.exp(z - top))))
+        half[row] = (top / 2.0 - target / 2.0) + spread / 2.0
+    return half if np.isfinite(half[far]).any() else None  # (else every +inf is true)
 
 
 def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationSummary:
@@ -688,12 +717,37 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     nll = means["surprisal"]
     return dataclasses.replace(
         summary,
+        per_class_nll=_per_class_nll(summary.per_class_nll, predictions),
         nll=nll,
         nll_bits=nll / math.log(2),
         perplexity=perplexity_of(nll),
         brier=means["brier"],
         spherical=means["spherical"],
     )
+
+
+def _per_class_nll(per_class: Any, predictions: Any) -> Any:
+    """``per_class`` (the state's per-class NLL) with each class's +inf mean of logits
+    formed again, from that class's rows, as the NLL is (:func:`score_means`, whose
+    mean of logits more than 1.8e308 apart is formed from the logits' halves).  A row
+    ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308, +inf in float64: beside a
+    row of surprisal 0 of the same class, the class's NLL is 1e308, which the report
+    printed as inf under a finite NLL of 7.5e307.  Probabilities and log-probabilities
+    have no row past float64 (their +inf is a probability 0, kept)."""
+    far = np.flatnonzero(np.isposinf(per_class))
+    if predictions.form != "logits" or far.size == 0:
+        return per_class
+    labels = np.asarray(predictions.labels)
+    chosen = predictions.selected  # (the report's are all rows: None)
+    per_class = np.array(per_class, dtype=np.float64)
+    for k in far:
+        rows = np.flatnonzero(labels == k)
+        values = predictions.values[rows if chosen is None else chosen[rows]]
+        per_class[k] = score_means(
+            as_predictions(values, labels[rows], form="logits", validate=False),
+            ("surprisal",),
+        )["surprisal"]
+    return per_class
 
 
 @dataclass(frozen=True)

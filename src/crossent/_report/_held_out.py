@@ -23,6 +23,7 @@ Guo, Pleiss, Sun and Weinberger (2017), "On calibration of modern neural network
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -129,7 +130,15 @@ def held_out_temperature(
         scaler = cal.TemperatureScaling(guard=False).fit(val_values, val_labels, form=form)
     except InputError as error:
         raise InputError(f"`{_NAME}`: {error}") from error
-    scaled = scaler.transform(values, form=form)
+    log_scaled = scaler.transform(values, form=form, output="log_probs")
+    scaled = np.exp(log_scaled)  # (transform's probabilities, bit for bit)
+    nll = float(cal.negative_log_likelihood(scaled, labels))
+    if nll == math.inf:
+        # a label's probability past float64's smallest (a logit 1000 below the row's
+        # top at T = 1.24: e^-809 is 0) made the NLL +inf where its log-probability,
+        # -809, is finite: the NLL of the log-probabilities (4.56, not inf); a label of
+        # probability 0 (a logit of -inf) keeps it +inf
+        nll = float(cal.negative_log_likelihood(log_scaled, labels, form="log_probs"))
     interval = cal.bootstrap_interval(
         "calibration_error",
         scaled,
@@ -147,7 +156,7 @@ def held_out_temperature(
         "at_bound": scaler.at_bound_,
         "bounds": [float(b) for b in scaler.bounds],
         "fit_nll_nats": to_json_number(scaler.nll_after_),
-        "nll_nats": to_json_number(float(cal.negative_log_likelihood(scaled, labels))),
+        "nll_nats": to_json_number(nll),
         "brier": float(cal.brier_score(scaled, labels)),
         "ece": {"value": interval.value, "ci_low": interval.low, "ci_high": interval.high},
     }

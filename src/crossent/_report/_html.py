@@ -107,7 +107,13 @@ def _text_as_typed() -> Iterator[None]:
     import matplotlib
 
     families = font_families()
-    with matplotlib.rc_context({"text.parse_math": False, "font.family": families}):
+    with (
+        matplotlib.rc_context({"text.parse_math": False, "font.family": families}),
+        np.errstate(over="ignore", invalid="ignore"),
+    ):
+        # (the ticks of an axis up to 1e308, a surprisal or a class's NLL of logits
+        # +-1e308, overflow in matplotlib's ticker: "RuntimeWarning: overflow
+        # encountered in multiply" on standard error, the figure drawn all the same)
         yield
 
 
@@ -263,7 +269,12 @@ def reliability_figure(reports: Sequence[tuple[str, Report]]) -> Any:
 
 
 def _surprisal_figure(report: Report) -> Any:
+    """The histogram of the surprisals, its counts on a log axis labelled in plain text
+    (:class:`~matplotlib.ticker.LogFormatter`): the log scale's default labels are
+    mathtext (``$\\mathdefault{10^{2}}$``), which :func:`_text_as_typed` draws as
+    typed, so every report's histogram showed that source for its tick labels."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import LogFormatter
 
     figure = Figure(figsize=(6.4, 3.2), layout="constrained")
     axis = figure.subplots()
@@ -271,6 +282,8 @@ def _surprisal_figure(report: Report) -> Any:
     if finite.size:
         axis.hist(finite, bins=50, color="C2")
         axis.set_yscale("log")
+        axis.yaxis.set_major_formatter(LogFormatter())
+        axis.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     else:  # a log scale of empty bins would warn; say what there is instead
         axis.text(0.5, 0.5, "every surprisal is infinite", ha="center", transform=axis.transAxes)
     axis.set_xlabel("surprisal of the true label, -log p_y (nats)")

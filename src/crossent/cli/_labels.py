@@ -33,7 +33,7 @@ from ._dataset import (
 )
 from ._magic import HEAD_BYTES as _HEAD_BYTES
 from ._magic import binary_format, not_csv
-from ._npy import read_npy
+from ._npy import labels_shape_error, read_npy
 from ._npz import read_npz_labels
 from ._pt import load_pt, pt_array
 from ._safetensors import read_safetensors_labels
@@ -167,10 +167,7 @@ def attach_labels(
 
 def _checked_labels(labels: Any, where: Path, rows: int, path: Path) -> Any:
     if labels.ndim != 1:
-        raise SourceError(
-            f"{where}: the labels must be one-dimensional (one class id a row); got shape "
-            f"{labels.shape}"
-        )
+        raise labels_shape_error(where, labels.shape)
     labels = as_class_ids(labels, f"{where}: the labels")
     if labels.shape[0] != rows:
         raise SourceError(

@@ -20,9 +20,9 @@ from typing import Any
 
 from ._copied import copied_array
 from ._dataset import Dataset, SourceError
-from ._npz import npy_layout
+from ._npz import labels_shape_hint, npy_layout
 
-__all__ = ["map_npy", "open_npy", "read_npy"]
+__all__ = ["labels_shape_error", "map_npy", "open_npy", "read_npy"]
 
 
 def map_npy(path: Path, *, in_memory: bool = False) -> Any:
@@ -57,8 +57,14 @@ def read_npy(path: Path) -> Any:
     """The labels in a ``.npy`` file, read into memory."""
     labels = map_npy(path, in_memory=True)
     if labels.ndim != 1:
-        raise SourceError(
-            f"{path}: the labels must be one-dimensional (one class id a row); got shape "
-            f"{labels.shape}"
-        )
+        raise labels_shape_error(path, labels.shape)
     return labels
+
+
+def labels_shape_error(where: Path, shape: tuple[int, ...]) -> SourceError:
+    """The error of labels that are not one class id a row, with the fix where the shape
+    says it (:func:`._npz.labels_shape_hint`)."""
+    return SourceError(
+        f"{where}: the labels must be one-dimensional (one class id a row); got shape "
+        f"{shape}{labels_shape_hint(shape)}"
+    )

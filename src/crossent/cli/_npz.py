@@ -51,7 +51,7 @@ from ._dataset import (
     sequence_hint,
 )
 
-__all__ = ["npy_layout", "open_npz", "read_npz_labels", "read_small"]
+__all__ = ["labels_shape_hint", "npy_layout", "open_npz", "read_npz_labels", "read_small"]
 
 _CORRUPT = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, struct.error)
 """What :mod:`zipfile` raises for a damaged archive or member (besides ``OSError``)."""
@@ -248,7 +248,7 @@ def _check_declared_rows(
     if len(shape) != 1:
         raise SourceError(
             f"{path}: 'labels' must be one-dimensional; got shape {shape}"
-            + sequence_hint(tuple(values.shape), name)
+            + (sequence_hint(tuple(values.shape), name) or labels_shape_hint(shape))
         )
     if values.ndim and values.shape[0] != shape[0]:
         raise SourceError(
@@ -329,7 +329,10 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
             + sequence_hint(tuple(values.shape), name)
         )
     if labels.ndim != 1:
-        raise SourceError(f"{path}: 'labels' must be one-dimensional; got shape {labels.shape}")
+        raise SourceError(
+            f"{path}: 'labels' must be one-dimensional; got shape {labels.shape}"
+            + labels_shape_hint(labels.shape)
+        )
     if labels.shape[0] != values.shape[0]:
         raise SourceError(
             f"{path}: 'labels' has {labels.shape[0]} rows but '{name}' has {values.shape[0]}"
@@ -339,3 +342,19 @@ def _check_shapes(path: Path, dataset: Dataset, name: str) -> None:
         raise SourceError(f"{path}: '{name}' must be floating point; got dtype {values.dtype}")
     if values.ndim == 1:  # a binary problem's one column
         dataset.values = binary_column(values, name, str(path))
+
+
+def labels_shape_hint(shape: tuple[int, ...]) -> str:
+    """The fix of labels of ``shape`` that are not one class id a row, where the shape
+    says it, to follow "must be one-dimensional; got shape ...": a column ``(rows, 1)`` is
+    raveled; ``(rows, classes)`` is most often one-hot rows, whose class ids are their
+    argmax (soft labels are not class ids).  The message named the shape only, and
+    one-hot labels, as Keras and many scripts save them, were left to be recognised."""
+    if len(shape) == 2 and shape[1] == 1:
+        return ": save labels.reshape(-1)"
+    if len(shape) == 2:
+        return (
+            ": if each row is one-hot, save its class ids, labels.argmax(axis=1); soft "
+            "labels (a distribution a row) are not class ids, and the report scores class ids"
+        )
+    return ""

@@ -100,7 +100,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
         console.print(columns, markup=False)
     for note in p["notes"]:
         console.print(f"note: {note}.", markup=False)
-    overview = Table(title=f"{p['n']} examples, {p['classes']} classes", show_header=False)
+    overview = Table(title=_sized(p), show_header=False)
     overview.add_column("metric")
     overview.add_column("value", justify="right")
     for name, value in report.metric_rows():
@@ -225,6 +225,12 @@ def _gate_lines(payload: dict[str, Any]) -> list[str]:
     ]
 
 
+def _sized(payload: dict[str, Any]) -> str:
+    """``"500 examples, 4 classes"``; one row is ``"1 example"`` (was "1 examples")."""
+    n = payload["n"]
+    return f"{n} example{'' if n == 1 else 's'}, {payload['classes']} classes"
+
+
 def render_markdown(report: crossent.Report) -> str:
     """A compact Markdown summary of one report (for a CI job summary or a PR comment)."""
     payload = report.to_dict()
@@ -232,7 +238,7 @@ def render_markdown(report: crossent.Report) -> str:
     lines = [
         f"### crossent report: {_code(printable(payload['source']))}",
         "",
-        f"{payload['n']} examples, {payload['classes']} classes ({payload['form']}).",
+        f"{_sized(payload)} ({payload['form']}).",
         "",
         _md_table(["metric", "value"], rows),
         "",

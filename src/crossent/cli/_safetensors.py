@@ -34,6 +34,7 @@ from ._dataset import (
     prediction_arrays,
     sequence_hint,
 )
+from ._npz import labels_shape_hint
 
 __all__ = ["open_safetensors", "read_safetensors_labels"]
 
@@ -223,6 +224,7 @@ def open_safetensors(path: Path, form: str | None, dtype: str | None = None) -> 
         raise SourceError(
             f"{path}: 'labels' must have one entry per row of '{found[0]}'; got shapes "
             f"{labels.shape} and {values.shape}"
+            + (labels_shape_hint(labels.shape) if labels.ndim != 1 else "")
         )
     labels = as_class_ids(labels, f"{path}: 'labels'")
     if not np.issubdtype(values.dtype, np.floating):
