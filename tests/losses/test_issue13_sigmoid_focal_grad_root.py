@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 import crossent
+
 import oracles
 
 # (gamma, t, alpha, a float64 root)
