@@ -125,16 +125,28 @@ def sigmoid_focal_gradient(x: float, t: float, gamma: float, alpha: float | None
     r""":math:`\partial\,\mathrm{FL}/\partial x` of the sigmoid focal loss at float ``x``
     and target ``t`` (200 bits): :math:`q^\gamma(\gamma(1-2t)\sigma(x)\sigma(-x)\,
     \ell/q + \sigma(x) - t)`, :math:`q = t\sigma(-x) + (1-t)\sigma(x)`, :math:`\ell`
-    the cross-entropy, times :math:`\alpha_t` where ``alpha`` is given."""
+    the cross-entropy, times :math:`\alpha_t` where ``alpha`` is given
+    (:func:`sigmoid_focal_gradient_and_scale`'s first value)."""
+    return sigmoid_focal_gradient_and_scale(x, t, gamma, alpha)[0]
+
+
+def sigmoid_focal_gradient_and_scale(
+    x: float, t: float, gamma: float, alpha: float | None
+) -> tuple[mpmath.mpf, mpmath.mpf]:
+    r""":func:`sigmoid_focal_gradient` and the size of its terms, :math:`\alpha_t
+    q^\gamma(\sigma(x) + t)` (200 bits; :math:`\alpha_t = 1` where ``alpha`` is None):
+    the scale of a float64 evaluation's error where the terms cancel near the root."""
     with mpmath.workprec(200):
         xm, tm, g = mpmath.mpf(x), mpmath.mpf(t), mpmath.mpf(gamma)
         s, s_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
         q = tm * s_neg + (1 - tm) * s
         bce = -(tm * mpmath.log(s) + (1 - tm) * mpmath.log(s_neg))
         value = q**g * (g * (1 - 2 * tm) * s * s_neg / q * bce + s - tm)
+        scale = q**g * (s + tm)
         if alpha is not None:
             value *= alpha * tm + (1 - alpha) * (1 - tm)
-        return value
+            scale *= alpha * tm + (1 - alpha) * (1 - tm)
+        return value, scale
 
 
 @mpmath.workdps(DIGITS)

@@ -740,28 +740,31 @@ def rounded_sum(columns: list[Array], *, passes: int = 3) -> Array:
     sweeps of TwoSums (:func:`two_sum`, error-free: each keeps the exact sum) carrying
     the errors down, then the float sum. Error at most :math:`(u + \gamma_{k-1}^2)|s|
     + \gamma_{2k-2}^{K}\sum_i|c_i|` (:math:`\gamma_j = ju/(1 - ju)`, :math:`k`
-    columns): for 20 float32 columns and three passes :math:`2^{-75}\sum_i|c_i|`."""
-    cols = list(columns)
-    for _ in range(passes):
-        for i in range(1, len(cols)):
-            cols[i], cols[i - 1] = two_sum(cols[i], cols[i - 1])
-    rest = cols[0]
-    for column in cols[1:-1]:
-        rest = rest + column
-    return cols[-1] + rest if len(cols) > 1 else rest
+    columns): for 20 float32 columns and three passes :math:`2^{-75}\sum_i|c_i|`.
+
+    :func:`_distilled` to two words with ``passes`` sweeps, added: the sweeps carry the
+    sum to the last column, the float sum of the others is the second word (issue 13,
+    branch dedup2: one home for the sweeps; the same operations in the same order, so
+    the same bits, eager or traced)."""
+    if len(columns) < 2:
+        return columns[0]
+    top, rest = _distilled(columns, 2, passes=passes)
+    return top + rest
 
 
-def _distilled(words: list[Array], count: int) -> list[Array]:
-    r"""``count`` float32 words whose sum is that of ``words`` (listed from the
-    smallest to the largest in magnitude, roughly): twice a sweep of TwoSums
-    (:func:`two_sum`, error-free) carries the sum to the last word, which is taken
-    (then nearly the rounded sum), and so on; the last word returned is the float sum
-    of what is left. With :math:`k` words the words returned fall by about
-    :math:`ku` each, the last one's rounding :math:`u` of it."""
+def _distilled(words: list[Array], count: int, *, passes: int = 2) -> list[Array]:
+    r"""``count`` words whose sum is that of ``words`` (listed from the smallest to the
+    largest in magnitude, roughly): ``passes`` sweeps of TwoSums (:func:`two_sum`,
+    error-free) carry the sum to the last word, which is taken (then nearly the rounded
+    sum), and so on; the last word returned is the float sum of what is left. With
+    :math:`k` float32 words and two passes the words returned fall by about :math:`ku`
+    each, the last one's rounding :math:`u` of it. :func:`rounded_sum` is this to two
+    words, added (three or four passes: SumK). A Python loop over a list of arrays,
+    traceable by ``jax.jit`` (no value read)."""
     words = list(words)
     out = []
     for _ in range(count - 1):
-        for _ in range(2):
+        for _ in range(passes):
             for i in range(1, len(words)):
                 words[i], words[i - 1] = two_sum(words[i], words[i - 1])
         out.append(words.pop())

@@ -10,8 +10,9 @@ cancel; on main (96b794e2) the sum kept their rounding errors, about 1-4 ulps of
 ``gamma = 1, alpha = 0.75, t = 0.3, x = -1.4268908310435033``: ``-2.10e-18`` for
 ``-9.11e-20``.
 
-Oracle: mpmath at 200 bits, the analytic gradient. Points: the float64 roots that
-lossulp1 found, bisected roots of other cases, their float64 neighbours and offsets
+Oracle: mpmath at 200 bits, the analytic gradient
+(``oracles.sigmoid_focal_gradient_and_scale``). Points: the float64 roots that lossulp1
+found, bisected roots of other cases, their float64 neighbours and offsets
 (cancellations of 2 to 60 bits). Bound (``_focal_root``'s double-double evaluation):
 4 units of :math:`2^{-52}` of the true value plus 16 units of :math:`2^{-104}` of
 :math:`\alpha_t (1-p_t)^\gamma (\sigma(x) + t)` (measured: at most 7.5), and the true
@@ -27,6 +28,8 @@ import pytest
 
 import crossent
 
+import oracles
+
 # (gamma, t, alpha, a float64 root)
 ROOTS = [
     (2.0, 0.80292, None, 3.0421665295844433),
@@ -39,18 +42,11 @@ OFFSETS = (0.0, 1e-12, -1e-9, 1e-6, -1e-4, 3e-3, -0.01, 0.03)
 
 
 def _truth(x: float, t: float, gamma: float, alpha: float | None) -> tuple[mpmath.mpf, float]:
-    """The gradient and the bound on its error beyond 4 ulps (the module notes)."""
-    with mpmath.workprec(200):
-        xm, tm, g = mpmath.mpf(x), mpmath.mpf(t), mpmath.mpf(gamma)
-        s, s_neg = 1 / (1 + mpmath.exp(-xm)), 1 / (1 + mpmath.exp(xm))
-        q = tm * s_neg + (1 - tm) * s
-        bce = -(tm * mpmath.log(s) + (1 - tm) * mpmath.log(s_neg))
-        value = q**g * (g * (1 - 2 * tm) * s * s_neg / q * bce + s - tm)
-        scale = q**g * (s + tm)
-        if alpha is not None:
-            value *= alpha * tm + (1 - alpha) * (1 - tm)
-            scale *= alpha * tm + (1 - alpha) * (1 - tm)
-        return value, float(16 * 2.0**-104 * scale)
+    """The gradient (``oracles.sigmoid_focal_gradient_and_scale``, 200 bits) and the bound
+    on its error beyond 4 ulps (the module notes): 16 units of 2^-104 of the terms'
+    scale."""
+    value, scale = oracles.sigmoid_focal_gradient_and_scale(x, t, gamma, alpha)
+    return value, float(16 * 2.0**-104 * scale)
 
 
 def _check(x: np.ndarray, got: np.ndarray, t: float, gamma: float, alpha: float | None) -> None:

@@ -440,10 +440,12 @@ __all__ = [
     "encode",
     "exp_nonpositive",
     "exp_of_pair",
+    "exp_parts_of_pair",
     "exp_rest",
     "exp_rest_and_next_max",
     "exp_sum",
     "exp_sum_and_next_max",
+    "expm1_of_pair",
     "float32_bits",
     "float32_bounds",
     "fused_entry",
@@ -1327,10 +1329,13 @@ def target_exp_unit(x, top, floor, shift):
     return exp_of_pair(q, 0.0, shift)
 
 
-@numba.njit(fastmath={"contract"}, inline="never")
-def exp_of_pair(q, lo, shift):
-    # e^(q + lo - shift) for floor <= q <= 0, |lo| tiny (target_exp's reduction and
-    # EXP_POLY's degree-11 polynomial); lo = +0 rounds (lo - k ln2_lo) as -(k ln2_lo)
+@numba.njit(fastmath={"contract"}, inline="always")
+def exp_parts_of_pair(q, lo, shift):
+    # (p, 2^k) with e^(q + lo - shift) = 2^k (1 + p): the reduction q + lo - shift = k ln 2
+    # + r and p = r + r^2 u(r), EXP_POLY's degree-11 polynomial; the one home of
+    # exp_of_pair's and expm1_of_pair's (issue 13, branch dedup2: the same operations in
+    # the same order, so both keep their bits). lo = +0 rounds (lo - k ln2_lo) as
+    # -(k ln2_lo)
     shifted = (q - shift) * _LOG2E + _MAGIC  # k + 1023 in the low bits
     k = shifted - _MAGIC
     # q - (k ln2_hi + shift): the bracket on a 2**-32 grid below 2**10, so exact; the
@@ -1346,7 +1351,26 @@ def exp_of_pair(q, lo, shift):
     u = c[2] + r * u
     u = c[1] + r * u
     u = c[0] + r * u
-    return (1.0 + (r + (r * r) * u)) * bits_to_float64(float64_to_bits(shifted) << 52)
+    return r + (r * r) * u, bits_to_float64(float64_to_bits(shifted) << 52)
+
+
+@numba.njit(fastmath={"contract"}, inline="never")
+def exp_of_pair(q, lo, shift):
+    # e^(q + lo - shift) for floor <= q <= 0, |lo| tiny (target_exp's reduction and
+    # EXP_POLY's degree-11 polynomial: exp_parts_of_pair's 2^k (1 + p))
+    p, scale = exp_parts_of_pair(q, lo, shift)
+    return (1.0 + p) * scale
+
+
+@numba.njit(fastmath={"contract"}, inline="always")
+def expm1_of_pair(h, lo):
+    # e^(h + lo) - 1 for -708 <= h < 709, |lo| a few ulps of h (_distill_numba's
+    # _exact_terms_block): exp_parts_of_pair's 2^k (1 + p) as 2^k p + (2^k - 1), one
+    # rounding (an FMA; 2^k - 1 exact for k <= 53, past it the 1 below the result's ulp;
+    # -1 at h = -708): p itself where k = 0 (|h| < 0.34), so no 1 is added and taken
+    # away. (The shift 0: q - 0 is q, and k ln2_hi + 0 is k ln2_hi, k never -0.)
+    p, scale = exp_parts_of_pair(h, lo, 0.0)
+    return p * scale + (scale - 1.0)
 
 
 @numba.njit(fastmath=False, inline="never")

@@ -118,7 +118,7 @@ at or above ``SPREAD_FLOOR``'s, the caller's rows) is formed again, when ``out``
 float64 (a float32 gradient keeps its bits), by :func:`_exact_forward_row`: centred at
 the teacher's first top class :math:`j`, :math:`\sigma'_c = (z_c - z_j)/T`,
 :math:`\tau'_c = (v_c - m_v)/T` as exact pairs, :math:`E_c = \operatorname{expm1}
-(\tau'_c - \sigma'_c)` (:func:`_expm1_of_pair`, exp_of_pair's reduction; within 2
+(\tau'_c - \sigma'_c)` (``_cpu_kernels_numba.expm1_of_pair``, exp_of_pair's reduction; within 2
 ulps), :math:`P_c = e^{\sigma'_c} E_c`, :math:`S = \sum_c e^{\sigma'_c}`, :math:`P =
 \sum_c P_c` (compensated), :math:`M = P/S`, and :math:`s_c - t_c = (e^{\sigma'_c} M -
 P_c)/(S + P)`: :math:`M` and :math:`E_c` are small where the rows agree, and their
@@ -250,12 +250,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .._intrinsics_numba import _MAGIC, bits_to_float64, float64_to_bits, prefer_wide_vectors
+from .._intrinsics_numba import bits_to_float64, float64_to_bits, prefer_wide_vectors
 from ._centred_kl_numba import block_sums as _sums  # (the block's three sums)
 from ._centred_kl_numba import centred_kl
 from ._centred_kl_numba import power_of_two as _power_of_two
-from ._cpu_kernels_numba import _LN2_HI, _LN2_LO, _LOG2E, exp_of_pair, two_sum
-from ._cpu_kernels_numba import EXP_POLY as _EXP_POLY
+from ._cpu_kernels_numba import exp_of_pair, expm1_of_pair, two_sum
 from ._dominant_entry import DOMINANT as _DOMINANT
 from ._near_rows import CANCEL_SPREAD as _CANCEL
 from ._near_rows import KL_FLOOR as _KL_FLOOR
@@ -886,31 +885,6 @@ def _sure(spread, b):
     return _SPREAD_FLOOR * b * (1.0 + _MARGIN) <= spread < _CANCEL * b * (1.0 - _MARGIN)
 
 
-@numba.njit(fastmath=_LOOP, inline="always")
-def _expm1_of_pair(h, lo):
-    # e^(h + lo) - 1 for _FLOOR <= h < 709, |lo| a few ulps of h: exp_of_pair's reduction
-    # h + lo = k ln 2 + r and e^r = 1 + p, p = r + r^2 u(r) (EXP_POLY), then 2^k p + (2^k
-    # - 1), one rounding (an FMA; 2^k - 1 exact for k <= 53, past it the 1 below the
-    # result's ulp; -1 at h = _FLOOR): p itself where k = 0 (|h| < 0.34), so no 1 is
-    # added and taken away
-    shifted = h * _LOG2E + _MAGIC
-    k = shifted - _MAGIC
-    r = (h - k * _LN2_HI) + (lo - k * _LN2_LO)
-    c = _EXP_POLY
-    u = c[8] + r * c[9]
-    u = c[7] + r * u
-    u = c[6] + r * u
-    u = c[5] + r * u
-    u = c[4] + r * u
-    u = c[3] + r * u
-    u = c[2] + r * u
-    u = c[1] + r * u
-    u = c[0] + r * u
-    p = r + (r * r) * u
-    scale = bits_to_float64(float64_to_bits(shifted) << 52)
-    return p * scale + (scale - 1.0)
-
-
 @numba.njit(fastmath=_LOOP, inline="never")
 def _exact_terms_block(zb, vb, sb, pb, scalars):
     # the block's e^sigma'_c into sb and P_c = e^sigma'_c expm1(delta'_c) = e^tau'_c -
@@ -937,7 +911,7 @@ def _exact_terms_block(zb, vb, sb, pb, scalars):
         b = h - qt  # (TwoSum: qt - qs = h + its low part, exactly)
         inside = h > _FLOOR
         lo = ((qt - (h - b)) + (-qs - b)) + (lt - ls)
-        m1 = _expm1_of_pair(h if inside else _FLOOR, lo if inside else 0.0)
+        m1 = expm1_of_pair(h if inside else _FLOOR, lo if inside else 0.0)
         sb[j] = e if live else 0.0
         pb[j] = e * m1 if live else e
 
