@@ -62,6 +62,7 @@ __all__ = [
     "log_of_probs",
     "over_blocks",
     "reverse_kernel",
+    "reverse_statistics",
     "row_blocks",
     "row_kinds",
     "teacher_passes",
@@ -269,7 +270,7 @@ def forward_statistics(
         z, v = map(read_only, wide(start, stop))
         at = slice(start, stop)
         if options.reverse:
-            _reverse_statistics(forward, z, v, temperature, stats[at], given, lse)
+            reverse_statistics(forward, z, v, temperature, stats[at], given, lse)
         elif gradient is None:
             forward(z, v, temperature, stats[at], given, lse)
         else:
@@ -282,7 +283,7 @@ def forward_statistics(
     return stats
 
 
-def _reverse_statistics(
+def reverse_statistics(
     forward: Callable[..., Any],
     z: np.ndarray,
     v: np.ndarray,

@@ -268,7 +268,10 @@ class NearRowsOf:
             flagged = gradient_rows(near.d, self._loss_rows)
             if self._teacher_rows is not None:
                 flagged = flagged | self._teacher_rows
-            near = NearGradients(near.d, flagged)
+            # (the others, finite: the reverse kernel's gradient, branch distrev1)
+            kernel = near.cancelling
+            kernel = None if kernel is None else kernel & ~flagged
+            near = NearGradients(near.d, flagged, kernel)
         return self.wrapped(rows, near)
 
     def wrapped(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
