@@ -279,6 +279,7 @@ _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction i
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
 _LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
 _HIGHEST = 0x7FFFFFFFFFFFFFFF
+_REVERSE = 4  # (lse + _REVERSE: _forward_rows of the roles swapped forms D(s || t))
 _INF_KEY = 0x7FF0000000000000  # the key of +inf
 _NEG_INF_KEY = -_INF_KEY - 1  # the key of -inf (a negative NaN's: below it)
 
@@ -423,6 +424,8 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
     # has rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau
     # kept (the backward kernel's bits), and the spread flags
     prefer_wide_vectors()
+    reverse = lse >= _REVERSE  # (the roles swapped: D(s || t) by _reverse_kl)
+    lse = lse % _REVERSE
     rows, classes = z.shape
     keep = grad.shape[0] > 0
     scalars = (0.0, 0.0, 1.0 / temperature, temperature)
@@ -461,6 +464,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         jz = _first(zr, own[0], kz)
         jv = _first(vr, own[1], kv)
         scalars = (mz, mv, scalars[2], temperature)
+        centre = np.float64(zr[jv])  # (reverse: the teacher's v_r, float64 differences)
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
@@ -471,7 +475,10 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
             at = slice(start, start + n)
             kept = slice(start, start + n) if keep else slice(0, n)
             es, et = terms[0, kept], terms[1, kept]
-            _forward_block(zr[at], vr[at], scalars, es, et, ew)
+            if reverse:
+                _reverse_forward_block(zr[at], vr[at], scalars, centre, es, et, ew)
+            else:
+                _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
                 es[jz - start] = 0.0
             if start <= jv < start + n:
@@ -497,9 +504,13 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         # formed again (issue 13 review: both were dropped); one comparison on others
         if own[4].max() or bits_to_float64(_key(low_z)) <= mz - _FAR * temperature:
             w = np.inf
-        kl = w / (1.0 + t_rest) + (ell_s - ell_t)
+        if reverse:
+            kl, shift = _reverse_kl(w, 1.0 + t_rest, ell_s - ell_t, mz, centre, temperature)
+        else:
+            kl = w / (1.0 + t_rest) + (ell_s - ell_t)
+            shift = -w / (1.0 + t_rest)
         if _KL_FLOOR <= kl < _NEAR_CEILING:  # (near rows: the sum cancels; one more pass)
-            kl = centred_kl(vr, zr, mv, mz, temperature, -w / (1.0 + t_rest), near)
+            kl = centred_kl(vr, zr, mv, mz, temperature, shift, near)
         out[i, 0] = kl
         out[i, 2] = ell_s
         out[i, 4] = ell_t
@@ -522,6 +533,43 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
             _exact_forward_row(zr, vr, mv, temperature, scale[i], grad[i], terms)
         elif a > _DOMINANT and b > _DOMINANT and jz == jv:  # (s_r - t_r cancels)
             grad[i, jz] = -_others(terms[0], terms[1], a, b, scale[i], jz, ew)
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _reverse_forward_block(zb, vb, scalars, centre, es, et, ew):
+    # _forward_block's terms of the swapped call (zb: the teacher's logits, vb: the
+    # student's; the reverse D(s || t)): e^sigma and e^tau as there (the same bits of
+    # the ells), and in ew the student's e^sigma'_c delta'_c, delta'_c = (z_c - m_z)/T -
+    # (v_c - v_r)/T of the student's logits z and the teacher's v centred at the
+    # student's first top class r (centre: v_r, float64), from exact differences
+    # (distillation_reverse_backward_kernel's _log_ratio): 0 where e^sigma' is
+    exact = _power_of_two(scalars[3])
+    mz, mv, inv_t, temperature = scalars
+    wide = zb.itemsize == 8 or vb.itemsize == 8  # (float32 rows: exact differences)
+    for j in range(zb.shape[0]):
+        _, _, _, _, es[j], e = _terms(zb[j], vb[j], scalars, exact)
+        et[j] = e
+        _, _, h, lo = _log_ratio(vb[j], zb[j], mv, centre, inv_t, temperature, exact, wide)
+        ew[j] = e * (h + lo) if e > 0.0 else 0.0
+
+
+@numba.njit(inline="always")
+def _reverse_kl(w, total, ells, mv, vr, temperature):
+    # D(s || t) = g + mu + (ell_t - ell_s) (the reverse, in its own names: s the student,
+    # ells = ell_t - ell_s of the swapped call's ell_s - ell_t) with mu = E_s[delta'] =
+    # w / total (_reverse_forward_block's sum over the student's S) and g = (m_v -
+    # v_r)/T the teacher's gap at the student's first top class r, a pair from the exact
+    # difference: its digits (D's bulk on a peaked row) rounded once, at the end (the
+    # sum W/S of terms centred at m_v rounded them twice or three times, and m_v - v_r
+    # too). And the shift centred_kl takes, -(g + mu). Issue 13, branch distrev1
+    if not w < np.inf:  # (inf or NaN: the row's, as before)
+        return w, 0.0
+    d, d_lo = _exact_difference(mv, vr, True)
+    inv_t = 1.0 / temperature
+    g = d * inv_t
+    g_lo = (d_lo * inv_t) if _power_of_two(temperature) else ((d - g * temperature) + d_lo) * inv_t
+    mean = w / total
+    return g + (g_lo + (mean + ells)), -(g + mean)
 
 
 @numba.njit(inline="always")

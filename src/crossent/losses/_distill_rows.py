@@ -300,7 +300,9 @@ def reverse_statistics(
     :math:`D = D_k - L` of :math:`\log t_c = v_c` (the renormalised teacher's
     :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`."""
     swapped = np.empty((out.shape[0], 6), dtype=np.float64)
-    forward(v, z, temperature, swapped, False, 2 if lse else 0)  # (2: of its z, our v)
+    # (2: the lse of its z, our v; + 4: its D of the roles swapped by the student's
+    # exact log-ratios, _distill_numba._reverse_kl)
+    forward(v, z, temperature, swapped, False, (2 if lse else 0) + 4)
     out[:, 0] = swapped[:, 0]
     out[:, 1:3] = swapped[:, 3:5]
     out[:, 3:5] = swapped[:, 1:3]
