@@ -766,7 +766,7 @@ class NearGradients:
         picked = xp.logical_and(near, kl < _KL_FLOOR)
         if not cancelling or d.batch.dtype not in (xp.float64, xp.float32):
             return cls(d, picked)
-        return cls(d, picked, _formable(d, xp.isfinite(kl)))
+        return cls(d, picked, xp.isfinite(kl))  # (the kernel's own check: its rows)
 
     def cancelling_in_student(self, *, host: bool = False) -> tuple[Array, Array]:
         r""":math:`T(s - t)` of the :attr:`cancelling` rows (classes last, 0 elsewhere) by

@@ -255,22 +255,38 @@ class NearRowsOf:
     call's rows are :func:`gradient_rows`' of the loss's near rows ``loss_rows`` (the
     flags the caller read: ``_distill.NearRowsLater.flagged``) and the rows
     ``teacher_rows`` (:func:`reverse_teacher_rows`, where the teacher requires a
-    gradient; None for none): ``NearRows`` forms both sides' gradients of a row."""
+    gradient; None for none): ``NearRows`` forms both sides' gradients of a row.
+    ``some``: False where the caller read that no row of ``loss_rows`` is flagged (no
+    ``gradient_rows`` pass: a reverse call whose rows all take the reverse kernel's
+    gradient, branch distrev1)."""
 
-    def __init__(self, loss_rows: torch.Tensor, teacher_rows: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        loss_rows: torch.Tensor,
+        teacher_rows: torch.Tensor | None = None,
+        *,
+        some: bool = True,
+    ) -> None:
         self.flags: list[torch.Tensor] = []
         self._states: list[list[bool]] = []
         self._loss_rows = loss_rows
         self._teacher_rows = teacher_rows
+        self._some = some
 
     def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
         if near.d.direction == "reverse":  # (forward: ``of_loss``' already)
-            flagged = gradient_rows(near.d, self._loss_rows)
+            if self._some:
+                flagged = gradient_rows(near.d, self._loss_rows)
+            else:  # (the caller read that no loss row is near: none of them is flagged)
+                flagged = torch.zeros_like(self._loss_rows)
             if self._teacher_rows is not None:
                 flagged = flagged | self._teacher_rows
-            # (the others, finite: the reverse kernel's gradient, branch distrev1)
+            # (the others, finite: the reverse kernel's gradient, branch distrev1; float32
+            # work, the flagged rows too: NearRows' formula in float32 is some 20 units
+            # of 2**-23 off where the kernel's float64 entry, rounded, is within one)
             kernel = near.cancelling
-            kernel = None if kernel is None else kernel & ~flagged
+            if kernel is not None and near.d.batch.dtype != torch.float32:
+                kernel = kernel & ~flagged
             near = NearGradients(near.d, flagged, kernel)
         return self.wrapped(rows, near)
 
@@ -331,7 +347,8 @@ class _NearRowsGradient(torch.autograd.Function):
             host = upstream.device.type == "cpu" and not torch.is_grad_enabled()
             exact, holds = near.cancelling_in_student(host=host)
             taken = torch.logical_or(taken, holds)
-            student = exact if student is None else student + exact
+            # (reverse, float32 work: a flagged row the kernel forms takes its entries)
+            student = exact if student is None else torch.where(holds[..., None], exact, student)
         rest = torch.where(taken, zeros, upstream)
         weight = torch.where(taken, upstream, zeros)[..., None]
         student = student * weight if student is not None else None
