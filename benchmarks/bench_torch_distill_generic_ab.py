@@ -21,7 +21,7 @@ Branch distfwd3 gave every float64 row at or above the floor the fused forward k
 gradient (``_near_rows.FUSED_SPREAD``): ``ordinary`` float64 rows take it too now (on
 main, autograd's).
 
-``--direction reverse`` (branch distrev1): the same cases of :math:`D(s\,\|\,t)`, whose
+``--direction reverse`` (branch distrev1): the same cases of D(s || t), whose
 rows (float32 too) take the reverse kernel's gradient on the host since that branch.
 """
 

@@ -253,9 +253,7 @@ def test_reverse_rows_within_ulps_of_the_extended_oracle(temperature: float, cla
     rows = z.shape[0]
     stats = np.empty((rows, 6))
     forward, _ = _distill_rows.kernels()
-    _distill_rows.reverse_statistics(
-        forward, read_only(z), read_only(v), temperature, stats, False
-    )
+    _distill_rows.reverse_statistics(forward, read_only(z), read_only(v), temperature, stats, False)
     grad = np.empty_like(z)
     _distill_numba.distillation_reverse_backward_kernel(
         read_only(z), read_only(v), stats, temperature, np.ones(rows), grad, np.empty(rows, bool)

@@ -544,7 +544,7 @@ def _reverse_forward_block(zb, vb, scalars, centre, es, et, ew):
     # student's first top class r (centre: v_r, float64), from exact differences
     # (distillation_reverse_backward_kernel's _log_ratio): 0 where e^sigma' is
     exact = _power_of_two(scalars[3])
-    mz, mv, inv_t, temperature = scalars
+    _, mv, inv_t, temperature = scalars
     wide = zb.itemsize == 8 or vb.itemsize == 8  # (float32 rows: exact differences)
     for j in range(zb.shape[0]):
         _, _, _, _, es[j], e = _terms(zb[j], vb[j], scalars, exact)
