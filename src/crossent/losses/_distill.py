@@ -742,7 +742,10 @@ class NearGradients:
     (rows of two classes of :math:`N(0, 1)`, logits ``(N, 2, 1)``: 33 units at
     :math:`T = 8`; issue 13, branch distfwd2; rows of a spread from :math:`\max_c t_c/2`
     to :math:`\max_c t_c` up to 54, branch distfwd3); :meth:`cancelling_in_student`
-    forms them as the fused kernels do. None: none asked."""
+    forms them as the fused kernels do. None: none asked. Reverse (float64 or float32
+    work, where asked): every row of a finite KL, whose gradient the reverse kernel forms
+    on the host (:meth:`cancelling_in_student`, :func:`fused_reverse_rows`; the caller
+    leaves out its flagged rows in float64 work; issue 13, branch distrev1)."""
 
     d: _Distillation
     flagged: Array
@@ -752,7 +755,8 @@ class NearGradients:
     def of_loss(cls, d: _Distillation, near: Array, *, cancelling: bool = False) -> NearGradients:
         """Those of the loss's near rows ``near`` (batch shape) that the gradient's rule
         picks (class docstring); ``cancelling``: the cancelling rows too (forward,
-        float64 work, not a teacher taken as it is), else None."""
+        float64 work, not a teacher taken as it is; reverse, float64 or float32 work,
+        the rows of a finite KL: the kernel checks its own), else None."""
         xp = d.batch.xp
         if d.direction == "forward":
             teacher = xp.exp(d.log_t)

@@ -298,7 +298,9 @@ def reverse_statistics(
     sides: a teacher ``-inf`` beside a student logit above ``-inf`` makes
     :math:`D = \infty`, the truth), its columns put back; ``given`` (:class:`Options`):
     :math:`D = D_k - L` of :math:`\log t_c = v_c` (the renormalised teacher's
-    :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`."""
+    :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`. The kernel forms this
+    :math:`D` from the student's log-ratios centred at its first top class
+    (``_distill_numba._reverse_kl``, branch distrev1)."""
     swapped = np.empty((out.shape[0], 6), dtype=np.float64)
     # (2: the lse of its z, our v; + 4: its D of the roles swapped by the student's
     # exact log-ratios, _distill_numba._reverse_kl)

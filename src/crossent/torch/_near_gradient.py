@@ -67,6 +67,21 @@ half); the compiled path (``_far_distillation._traced``) flags its rows by
 :func:`reverse_teacher_rows` adds the rows of its own rule (the forward one, the
 roles swapped). Branch distillone1 took these rules from ``crossent.losses``.
 
+Every other finite reverse row (issue 13, branch distrev1) takes the reverse kernel's
+gradient in the same backward (``NearGradients``' ``cancelling`` rows of a reverse call,
+float64 and float32 work, a teacher that requires no gradient; on the host, CPU tensors
+outside a recorded graph: ``_distill.fused_reverse_rows``, the 2-D op's bits; elsewhere
+autograd's): autograd's :math:`T s \odot (\log s - \log t - D)` of the softened rows
+differs terms of the size of :math:`|\tau_r|`, 3630, 202 and 7960 units of
+:math:`2^{-53}` of the row's largest entry off at :math:`T = 1, 2, 1/2` on rows of 32
+logits of :math:`N(0, 60^2)` as ``(N, C, 1)`` (float32: 393, 138 and 276 units of
+:math:`2^{-23}`), now 3.3, 4.5 and 2.8 (1.9, 0.8, 0.9;
+``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column). In float32
+work the kernel forms the flagged rows too (``NearRows``' formula in float32 was up to
+17.5 units of :math:`2^{-23}` off on rows of two classes at :math:`T = 0.05`, the
+kernel's float64 entries rounded 0.13). A call whose loss has no near row skips
+:func:`gradient_rows` (``NearRowsOf(..., some=False)``).
+
 Float64 work only (a float64 student or teacher) in the forward direction: in float32
 the two differ by far less than a float32 unit there, and the formula's products of a
 subnormal :math:`t_c` round twice where autograd's scaled product
