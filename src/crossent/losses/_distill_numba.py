@@ -451,6 +451,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
     # e^sigma and e^tau: one block for every row, or the whole row where kept
     terms = np.empty((2, classes if keep else BLOCK))
     ew = np.empty(BLOCK)
+    ev = np.empty(BLOCK)  # (reverse: the terms centred at m_v, _reverse_kl)
     ex = np.empty(BLOCK)  # (lse: e^(x - m) of a block)
     near = np.empty((3, BLOCK))  # (centred_kl's blocks)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
@@ -487,6 +488,7 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        w_m, w_m_lo = 0.0, 0.0
         whole = 0.0  # (lse: sum_c e^(x_c - m) of the side it names)
         for b in range(own.shape[1]):
             start = b * BLOCK
@@ -495,7 +497,8 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
             kept = slice(start, start + n) if keep else slice(0, n)
             es, et = terms[0, kept], terms[1, kept]
             if reverse:
-                _reverse_forward_block(zr[at], vr[at], scalars, centre, es, et, ew)
+                _reverse_forward_block(zr[at], vr[at], scalars, centre, es, et, ew, ev)
+                w_m, w_m_lo = two_sum(w_m, w_m_lo, _sum_of(ev, n))
             else:
                 _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
@@ -524,7 +527,8 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         if own[4].max() or bits_to_float64(_key(low_z)) <= mz - _FAR * temperature:
             w = np.inf
         if reverse:
-            kl, shift = _reverse_kl(w, 1.0 + t_rest, ell_s - ell_t, mz, centre, temperature)
+            total = 1.0 + t_rest
+            kl, shift = _reverse_kl(w, w_m + w_m_lo, total, ell_s - ell_t, mz, centre, temperature)
         else:
             kl = w / (1.0 + t_rest) + (ell_s - ell_t)
             shift = -w / (1.0 + t_rest)
@@ -555,25 +559,27 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
-def _reverse_forward_block(zb, vb, scalars, centre, es, et, ew):
+def _reverse_forward_block(zb, vb, scalars, centre, es, et, ew, ev):
     # _forward_block's terms of the swapped call (zb: the teacher's logits, vb: the
     # student's; the reverse D(s || t)): e^sigma and e^tau as there (the same bits of
     # the ells), and in ew the student's e^sigma'_c delta'_c, delta'_c = (z_c - m_z)/T -
     # (v_c - v_r)/T of the student's logits z and the teacher's v centred at the
     # student's first top class r (centre: v_r, float64), from exact differences
-    # (distillation_reverse_backward_kernel's _log_ratio): 0 where e^sigma' is
+    # (distillation_reverse_backward_kernel's _log_ratio): 0 where e^sigma' is; in ev,
+    # _forward_block's terms (centred at m_v: _reverse_kl's other choice)
     exact = _power_of_two(scalars[3])
     _, mv, inv_t, temperature = scalars
     wide = zb.itemsize == 8 or vb.itemsize == 8  # (float32 rows: exact differences)
     for j in range(zb.shape[0]):
-        _, _, _, _, es[j], e = _terms(zb[j], vb[j], scalars, exact)
+        qs, ls, qt, lt, es[j], e = _terms(zb[j], vb[j], scalars, exact)
         et[j] = e
+        ev[j] = e * ((qt - qs) + (lt - ls)) if e > 0.0 else 0.0
         _, _, h, lo = _log_ratio(vb[j], zb[j], mv, centre, inv_t, temperature, exact, wide)
         ew[j] = e * (h + lo) if e > 0.0 else 0.0
 
 
 @numba.njit(inline="always")
-def _reverse_kl(w, total, ells, mv, vr, temperature):
+def _reverse_kl(w, w_m, total, ells, mv, vr, temperature):
     # D(s || t) = g + mu + (ell_t - ell_s) (the reverse, in its own names: s the student,
     # ells = ell_t - ell_s of the swapped call's ell_s - ell_t) with mu = E_s[delta'] =
     # w / total (_reverse_forward_block's sum over the student's S) and g = (m_v -
@@ -588,7 +594,12 @@ def _reverse_kl(w, total, ells, mv, vr, temperature):
     g = d * inv_t
     g_lo = (d_lo * inv_t) if _power_of_two(temperature) else ((d - g * temperature) + d_lo) * inv_t
     mean = w / total
-    return g + (g_lo + (mean + ells)), -(g + mean)
+    if mean > -0.5 * g:  # (mu + g, the mean centred at m_v, is not nearer 0: D = g + ...)
+        return g + (g_lo + (mean + ells)), -(g + mean)
+    # (the student's mass away from r, where g and mu cancel: the sum centred at m_v,
+    # w_m of _forward_block's terms, the forward direction's formula)
+    mean = w_m / total
+    return mean + ells, -mean
 
 
 @numba.njit(inline="always")
