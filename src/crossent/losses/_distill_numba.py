@@ -90,8 +90,12 @@ the same pass (:func:`_reverse_forward_block`, the same exponentials, so the sam
 :math:`D = g + \mu + (\ell_t - \ell_s)` with :math:`g` a pair of the exact
 :math:`m_v - v_r`, its high part added last: 1.6 and 1.3 units there. Rows whose
 :math:`D` is in the near band take ``centred_kl`` as before (its shift
-:math:`-(g + \mu)`). Cost: the reverse statistics 0.87x-0.89x (256 x 32000 float64,
-``bench_distill_kernels.py --reverse``: 19.8 against 17.2 ms); the forward direction's
+:math:`-(g + \mu)`). Where :math:`\mu \le -g/2` (the student's mass away from :math:`r`:
+:math:`g` and :math:`\mu` cancel) the same pass's sum centred at :math:`m_v` (the terms
+before, summed beside) gives :math:`D`: on 700 random rows (2 to 200 classes, T = 1/2 to
+4) the :math:`v_r` centring alone was 8.0 units off at :math:`T = 1` where main is 4.6,
+now 4.6 (RESULTS.md). Cost: the reverse statistics 0.82x-0.83x (256 x 32000 float64,
+``bench_distill_kernels.py --reverse``: 20.8 against 17.1 ms); the forward direction's
 loop is untouched.
 
 The reverse float64 gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
