@@ -824,7 +824,8 @@ class NearGradients:
         none taken (autograd's)."""
         d, xp = self.d, self.d.batch.xp
         if not host:
-            return xp.zeros(d.student.shape, dtype=d.student.dtype), xp.zeros_like(rows)
+            zeros = xp.zeros(d.student.shape, dtype=d.student.dtype, device=device(d.student))
+            return zeros, xp.zeros_like(rows)
         z, v = d.student[rows], d.teacher_scores[rows]
         z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
         v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
