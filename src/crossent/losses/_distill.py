@@ -84,6 +84,7 @@ __all__ = [
     "distillation_loss_grad",
     "distillation_options",
     "fused_forward_rows",
+    "fused_reverse_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
 ]
