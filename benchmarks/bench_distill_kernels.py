@@ -14,7 +14,8 @@ time (``time.thread_time``), the minimum of ``--repeats`` calls after a warm-up 
 script under each tree in turn, rounds interleaved (``_against.compare``), and prints
 each case's best and median in ms per call.
 
-``--reverse`` also times the reverse direction's backward kernel
+``--reverse`` also times the reverse direction's statistics (the forward kernel of the
+roles swapped, ``_distill_rows.reverse_statistics``) and its backward kernel
 (``distillation_reverse_backward_kernel``, on the statistics of the forward kernel of the
 roles swapped, as ``_distill_rows`` calls it). ``--float32``: the kernels read float32
 rows (the torch op's float32 calls) and write a float32 gradient. ``--spread`` sets the
@@ -81,6 +82,19 @@ def _kernel_times(
                 backward.append(stop - middle)
         if not reverse:
             continue
+        from crossent.losses import _distill_rows
+
+        # the reverse statistics as _distill_rows forms them (the roles swapped; since
+        # branch distrev1 D(s || t) by the student's exact log-ratios)
+        swapped = getattr(_distill_rows, "reverse_statistics", None)
+        swapped = swapped or _distill_rows._reverse_statistics  # (the name before distrev1)
+        stats6 = np.empty((rows, 6))
+        runs = times.setdefault(f"reverse forward T={t:g}", [])
+        for i in range(repeats + 1):
+            start = time.thread_time()
+            swapped(kernels.distillation_forward_kernel, z, v, t, stats6, False)
+            if i:
+                runs.append(time.thread_time() - start)
         kernels.distillation_forward_kernel(v, z, t, stats)  # (the roles swapped)
         stats[:, [1, 2, 3, 4]] = stats[:, [3, 4, 1, 2]]
         kernel = kernels.distillation_reverse_backward_kernel

@@ -3,7 +3,7 @@ backward, this tree against others in one process (issue 13, branch distfwd2).
 
     cd benchmarks && PYTHONPATH=../src:. python bench_torch_distill_generic_ab.py \
         --tree ../src --tree /tmp/main/src [--rows 16] [--classes 1000] [--positions 16]
-        [--repeats 5] [--rounds 3]
+        [--repeats 5] [--rounds 3] [--direction reverse]
 
 Branch distfwd2 gave the generic path's float64 rows whose :math:`s - t` cancels (a
 spread below ``_near_rows.CANCEL_SPREAD`` :math:`\\max_c t_c`) the fused kernels'
@@ -20,6 +20,9 @@ and round.
 Branch distfwd3 gave every float64 row at or above the floor the fused forward kernel's
 gradient (``_near_rows.FUSED_SPREAD``): ``ordinary`` float64 rows take it too now (on
 main, autograd's).
+
+``--direction reverse`` (branch distrev1): the same cases of D(s || t), whose
+rows (float32 too) take the reverse kernel's gradient on the host since that branch.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ import torch
 from _against import compare_trees, load_tree
 
 
-def _cases(rows: int, classes: int, positions: int) -> dict[str, Callable[[Any], Any]]:
+def _cases(
+    rows: int, classes: int, positions: int, direction: str = "forward"
+) -> dict[str, Callable[[Any], Any]]:
     generator = torch.Generator().manual_seed(0)
     shape = (rows, classes, positions)
     z = 3 * torch.randn(shape, generator=generator, dtype=torch.float64)
@@ -42,16 +47,17 @@ def _cases(rows: int, classes: int, positions: int) -> dict[str, Callable[[Any],
     teachers = {"ordinary": 3 * noise, "close": z + 0.3 * noise, "near": z + 1e-4 * noise}
     cases: dict[str, Callable[[Any], Any]] = {}
     for kind, v in teachers.items():
-        cases[f"{kind} float64"] = _call(z, v)
-    cases["ordinary float32"] = _call(z.float(), teachers["ordinary"].float())
+        cases[f"{kind} float64"] = _call(z, v, direction)
+    cases["ordinary float32"] = _call(z.float(), teachers["ordinary"].float(), direction)
     return cases
 
 
-def _call(z: torch.Tensor, v: torch.Tensor) -> Callable[[Any], Any]:
+def _call(z: torch.Tensor, v: torch.Tensor, direction: str) -> Callable[[Any], Any]:
     def run(module: Any) -> Any:
         student = z.detach().requires_grad_()
         functions = importlib.import_module(f"{module.__name__}.torch")
-        functions.distillation_loss(student, v, temperature=2.0).backward()
+        loss = functions.distillation_loss(student, v, temperature=2.0, direction=direction)
+        loss.backward()
         return student.grad
 
     return run
@@ -65,12 +71,13 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--direction", default="forward", choices=("forward", "reverse"))
     args = parser.parse_args()
     torch.set_num_threads(1)
     trees = {f"tree{i}": load_tree(t, f"crossent_generic_ab{i}") for i, t in enumerate(args.tree)}
     for i, tree in enumerate(args.tree):
         print(f"tree {i}: {tree}")
-    cases = _cases(args.rows, args.classes, args.positions)
+    cases = _cases(args.rows, args.classes, args.positions, args.direction)
     compare_trees(trees, cases, args.rounds, args.repeats)
 
 

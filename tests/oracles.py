@@ -268,6 +268,28 @@ def distillation_forward_gradient(
     return out
 
 
+def distillation_reverse(
+    student: np.ndarray, teacher: np.ndarray, temperature: float, *, digits: int = 60
+) -> tuple[list[mpmath.mpf], list[list[mpmath.mpf]]]:
+    r"""The reverse distillation loss :math:`T^2 D(s\,\|\,t)` per row and its gradient
+    in the student's logits, :math:`T s \odot (\log s - \log t - D)`, with :math:`s, t`
+    the softmaxes of ``student / T`` and ``teacher / T`` (a class of :math:`s_c = 0`:
+    no term, its entry 0), at ``digits`` digits (a saturated row's top entry cancels by
+    some :math:`\max_c (z_r - z_c)/(T \ln 10)` digits)."""
+    losses, gradients = [], []
+    with mpmath.workdps(digits):
+        t = mpmath.mpf(temperature)
+        for z, v in zip(student.tolist(), teacher.tolist(), strict=True):
+            ls, lt = tempered_log_softmax(z, t), tempered_log_softmax(v, t)
+            s = [mpmath.exp(x) for x in ls]
+            d = mpmath.fsum(a * (b - c) for a, b, c in zip(s, ls, lt, strict=True) if a != 0)
+            losses.append(t * t * d)
+            gradients.append(
+                [0 if a == 0 else t * a * (b - c - d) for a, b, c in zip(s, ls, lt, strict=True)]
+            )
+    return losses, gradients
+
+
 def tempered_log_softmax(row: Sequence[float], t: mpmath.mpf) -> list[mpmath.mpf]:
     r""":math:`\log\operatorname{softmax}(z / T)` of one row at mpmath's working precision
     (``-inf`` entries stay ``-inf``)."""

@@ -199,7 +199,7 @@ def test_small_spread_flag_beside_its_threshold(ratio: float) -> None:
 # ------------------------------------------------------------------ the reverse direction
 #
 # Issue 13 follow-up (the options on the fused kernels): the reverse D(s || t) is the
-# forward kernel of the roles swapped (``_distill_rows._reverse_statistics``), its
+# forward kernel of the roles swapped (``_distill_rows.reverse_statistics``), its
 # gradient g_c = s_c (sigma_c - tau_c + ell_t - ell_s - D) the reverse kernel's. Bounds,
 # with C = |ell_t - ell_s| + |D|, A = sum_c s_c |sigma_c - tau_c| and I_c = |g_c| / s_c:
 # |Delta D| <= 16 eps (1 + A + C) (measured 11.0) and |Delta g_c| <= 6 eps s_c (I_c +
@@ -253,9 +253,7 @@ def test_reverse_rows_within_ulps_of_the_extended_oracle(temperature: float, cla
     rows = z.shape[0]
     stats = np.empty((rows, 6))
     forward, _ = _distill_rows.kernels()
-    _distill_rows._reverse_statistics(
-        forward, read_only(z), read_only(v), temperature, stats, False
-    )
+    _distill_rows.reverse_statistics(forward, read_only(z), read_only(v), temperature, stats, False)
     grad = np.empty_like(z)
     _distill_numba.distillation_reverse_backward_kernel(
         read_only(z), read_only(v), stats, temperature, np.ones(rows), grad, np.empty(rows, bool)

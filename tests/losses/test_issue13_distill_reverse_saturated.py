@@ -157,9 +157,7 @@ def _kernel(z: np.ndarray, v: np.ndarray, temperature: float, dtype: type) -> np
     z, v = np.ascontiguousarray(z, dtype=dtype), np.ascontiguousarray(v, dtype=dtype)
     stats = np.empty((z.shape[0], 6))
     forward, _ = _distill_rows.kernels()
-    _distill_rows._reverse_statistics(
-        forward, read_only(z), read_only(v), temperature, stats, False
-    )
+    _distill_rows.reverse_statistics(forward, read_only(z), read_only(v), temperature, stats, False)
     grad = np.empty_like(z)
     scale = np.full(z.shape[0], temperature)
     small = np.empty(z.shape[0], dtype=bool)

@@ -84,6 +84,7 @@ __all__ = [
     "distillation_loss_grad",
     "distillation_options",
     "fused_forward_rows",
+    "fused_reverse_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
 ]
@@ -604,20 +605,19 @@ def _near_rows_of_namespace(
         # the forward gradient's rows too: a small spread beside a KL past the ceiling
         # (the reverse one's are among the loss's: picked when they are formed)
         # (and, float64, the rows whose s - t cancels: the fused kernels' exact formula)
-        forward = None
-        if d.direction == "forward":
-            forward = NearGradients.of_loss(d, flagged, cancelling=True)
+        # (reverse: the rows whose gradient the reverse kernel forms, branch distrev1)
+        forward = NearGradients.of_loss(d, flagged, cancelling=True)
 
         def finish(
             rows_of: Callable[[Array, NearGradients], Array] | None = None, *, near: bool = True
         ) -> Any:
             rows = _formed(d, flagged, values) if near else values
             if rows_of is not None:
-                rows = rows_of(rows, forward or NearGradients.of_loss(d, flagged))
+                rows = rows_of(rows, forward)
             return d.batch.reduce(rows)
 
-        read = flagged if forward is None else xp.logical_or(flagged, forward.flagged)
-        cancelling = None if forward is None else forward.cancelling
+        read = xp.logical_or(flagged, forward.flagged)
+        cancelling = forward.cancelling
         later.append(NearRowsLater(read, finish, d, cancelling))
         return values
     if not _may_hold_one(flagged, xp):
@@ -743,7 +743,10 @@ class NearGradients:
     (rows of two classes of :math:`N(0, 1)`, logits ``(N, 2, 1)``: 33 units at
     :math:`T = 8`; issue 13, branch distfwd2; rows of a spread from :math:`\max_c t_c/2`
     to :math:`\max_c t_c` up to 54, branch distfwd3); :meth:`cancelling_in_student`
-    forms them as the fused kernels do. None: none asked."""
+    forms them as the fused kernels do. None: none asked. Reverse (float64 or float32
+    work, where asked): every row of a finite KL, whose gradient the reverse kernel forms
+    on the host (:meth:`cancelling_in_student`, :func:`fused_reverse_rows`; the caller
+    leaves out its flagged rows in float64 work; issue 13, branch distrev1)."""
 
     d: _Distillation
     flagged: Array
@@ -753,7 +756,8 @@ class NearGradients:
     def of_loss(cls, d: _Distillation, near: Array, *, cancelling: bool = False) -> NearGradients:
         """Those of the loss's near rows ``near`` (batch shape) that the gradient's rule
         picks (class docstring); ``cancelling``: the cancelling rows too (forward,
-        float64 work, not a teacher taken as it is), else None."""
+        float64 work, not a teacher taken as it is; reverse, float64 or float32 work,
+        the rows of a finite KL: the kernel checks its own), else None."""
         xp = d.batch.xp
         if d.direction == "forward":
             teacher = xp.exp(d.log_t)
@@ -763,7 +767,11 @@ class NearGradients:
                 return cls(d, picked)
             rows = xp.logical_and(spread < _FUSED * top, xp.logical_not(picked))
             return cls(d, picked, rows)
-        return cls(d, xp.logical_and(near, d.row_kl() < _KL_FLOOR))
+        kl = d.row_kl()
+        picked = xp.logical_and(near, kl < _KL_FLOOR)
+        if not cancelling or d.batch.dtype not in (xp.float64, xp.float32):
+            return cls(d, picked)
+        return cls(d, picked, xp.isfinite(kl))  # (the kernel's own check: its rows)
 
     def cancelling_in_student(self, *, host: bool = False) -> tuple[Array, Array]:
         r""":math:`T(s - t)` of the :attr:`cancelling` rows (classes last, 0 elsewhere) by
@@ -788,6 +796,8 @@ class NearGradients:
         if rows is None:
             raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
         host = host and _cpu_kernels.available()
+        if d.direction != "forward":
+            return self._reverse_in_student(rows, host)
         if not host:
             rows = xp.logical_and(rows, _twin_may_hold(d.log_s, d.log_t, xp))
         z, v = d.student[rows], d.teacher_scores[rows]
@@ -806,6 +816,25 @@ class NearGradients:
         out[rows] = xp.where(holds[..., None], grad, xp.zeros_like(grad))
         taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(grad))
         taken[rows] = holds
+        return out, taken
+
+    def _reverse_in_student(self, rows: Array, host: bool) -> tuple[Array, Array]:
+        r""":meth:`cancelling_in_student` of a reverse call: :math:`T s \odot (\log s -
+        \log t - D)` of the :attr:`cancelling` rows by the reverse kernel
+        (:func:`fused_reverse_rows`, the 2-D op's float64 bits) where ``host``; elsewhere
+        none taken (autograd's)."""
+        d, xp = self.d, self.d.batch.xp
+        if not host:
+            zeros = xp.zeros(d.student.shape, dtype=d.student.dtype, device=device(d.student))
+            return zeros, xp.zeros_like(rows)
+        z, v = d.student[rows], d.teacher_scores[rows]
+        z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
+        v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
+        formed, kept = fused_reverse_rows(z64, v64, float(d.temperature))
+        out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
+        out[rows] = xp.asarray(formed, device=device(z))
+        taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
+        taken[rows] = xp.asarray(kept, device=device(z))
         return out, taken
 
     @property
@@ -996,6 +1025,32 @@ def fused_forward_rows(
     kernel = _distill_numba.distillation_forward_gradient_kernel
     kernel(z, v, temperature, stats, np.full(n, temperature), formed, small, False, 0)
     kept = np.isfinite(stats[:, 0]) & ~small
+    formed[~kept] = 0.0
+    return formed, kept
+
+
+def fused_reverse_rows(
+    z: np.ndarray, v: np.ndarray, temperature: float
+) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t))` of float64 rows ``z`` beside
+    teacher scores ``v`` (logits or :math:`\log t`; rows x classes, C-contiguous) by
+    the reverse kernel (``_distill_numba.distillation_reverse_backward_kernel``,
+    :math:`r = T`: the 2-D op's bits, its factor :math:`\delta' - \mathrm E_s[\delta']`
+    formed from exact pairs), and the rows it forms: those whose statistics are finite
+    (0 on the others, the caller's). The gradient does not depend on how the teacher
+    is normalised (:math:`\log t + c` moves :math:`D` by :math:`-c`), so a teacher
+    taken as it is (:math:`T = 1`) has the same rows. Issue 13, branch distrev1; Numba
+    must be there (``_cpu_kernels.available``)."""
+    from . import _distill_numba, _distill_rows
+
+    n = z.shape[0]
+    formed = np.zeros_like(z)
+    stats, small = np.empty((n, 6)), np.zeros(n, dtype=np.bool_)
+    forward = _distill_numba.distillation_forward_kernel
+    _distill_rows.reverse_statistics(forward, z, v, temperature, stats, False)
+    kernel = _distill_numba.distillation_reverse_backward_kernel
+    kernel(z, v, stats, temperature, np.full(n, temperature), formed, small)
+    kept = np.isfinite(stats[:, 0])
     formed[~kept] = 0.0
     return formed, kept
 

@@ -66,7 +66,8 @@ teacher as it is (:math:`t_c = e^{v_c}`, rows that sum to :math:`e^L \approx 1`)
 forward kernel's ``given`` writes :math:`D = e^L(D_k + L)` of its renormalised
 :math:`D_k` and :math:`\ell_t = -m_v` (:func:`_given`), and each row's :math:`L = m_v +
 \ell_t` in a sixth column where ``out`` has one (the validation's screen). The reverse
-:math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped;
+:math:`D(s\,\|\,t)` is the forward kernel's of the roles swapped (``lse`` plus
+``_REVERSE``: its :math:`D` formed as below, branch distrev1);
 :func:`distillation_reverse_backward_kernel` forms its gradient :math:`r\,s_c(\log s_c -
 \log t_c - D)`: a float64 gradient of every row it is handed (its spread flags all
 False), below; a float32 one (``out``'s dtype, a constant of the compilation) by the
@@ -74,6 +75,28 @@ one pass before (:func:`_plain_reverse_rows`: the factor :math:`\sigma_c - \tau_
 \ell_t - \ell_s - D`, its float64 error far below float32's unit, the same bits), and
 whether its spread :math:`\max_c |g_c|/r` is below :math:`2^{-15}\max_c s_c` (the rows
 the caller forms again: the forward flags' rule, ``_near_rows.forward_rows_flagged``).
+
+The reverse :math:`D(s\,\|\,t)` (issue 13, branch distrev1). The swapped call's
+:math:`W/S + \ell_t - \ell_s` summed terms :math:`e^{\sigma_c}(\sigma_c - \tau_c)` of
+rounded :math:`z_c - m_z`, :math:`v_c - m_v`, so the bulk of :math:`D` on a peaked
+row, the teacher's gap :math:`g = (m_v - v_r)/T` at the student's first top class
+:math:`r`, was rounded three or four times (the difference, :math:`W`'s sum,
+:math:`/S`, :math:`+(\ell_t - \ell_s)`): 2.8 and 3.5 units of :math:`2^{-53}` relative
+at :math:`T = 1, 2` on the 64 rows of 32 classes of :math:`N(0, 60^2)` below. Now, in
+the same pass (:func:`_reverse_forward_block`, the same exponentials, so the same
+:math:`\ell`'s), the terms are :math:`e^{\sigma_c}\delta'_c` of the gradient's
+:math:`\delta'_c = \sigma_c - (v_c - v_r)/T` (exact differences, :func:`_log_ratio`),
+:math:`\mu = \sum_c e^{\sigma_c}\delta'_c / S`, and :func:`_reverse_kl` forms
+:math:`D = g + \mu + (\ell_t - \ell_s)` with :math:`g` a pair of the exact
+:math:`m_v - v_r`, its high part added last: 1.6 and 1.3 units there. Rows whose
+:math:`D` is in the near band take ``centred_kl`` as before (its shift
+:math:`-(g + \mu)`). Where :math:`\mu \le -g/2` (the student's mass away from :math:`r`:
+:math:`g` and :math:`\mu` cancel) the same pass's sum centred at :math:`m_v` (the terms
+before, summed beside) gives :math:`D`: on 700 random rows (2 to 200 classes, T = 1/2 to
+4) the :math:`v_r` centring alone was 8.0 units off at :math:`T = 1` where main is 4.6,
+now 4.6 (RESULTS.md). Cost: the reverse statistics 0.82x-0.83x (256 x 32000 float64,
+``bench_distill_kernels.py --reverse``: 20.8 against 17.1 ms); the forward direction's
+loop is untouched.
 
 The reverse float64 gradient (issue 13, branch distgrad1). The factor :math:`\log s_c - \log t_c
 - D = \delta_c - E_s[\delta]`, :math:`\delta_c = \sigma_c - \tau_c` (the
@@ -278,6 +301,7 @@ _LOOP = {"contract"}  # the blocks' loops: no reassoc (exp_of_pair's reduction i
 _SUMS = {"contract", "reassoc", "nsz"}  # the blocks' sums (finite terms)
 _LOWEST = -0x7FFFFFFFFFFFFFFF  # keys (_key) below every float64's but a negative NaN's
 _HIGHEST = 0x7FFFFFFFFFFFFFFF
+_REVERSE = 4  # (lse + _REVERSE: _forward_rows of the roles swapped forms D(s || t))
 _INF_KEY = 0x7FF0000000000000  # the key of +inf
 _NEG_INF_KEY = -_INF_KEY - 1  # the key of -inf (a negative NaN's: below it)
 
@@ -422,12 +446,15 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
     # has rows, the gradient rows (s - t) scale[i] too, from the row's e^sigma and e^tau
     # kept (the backward kernel's bits), and the spread flags
     prefer_wide_vectors()
+    reverse = lse >= _REVERSE  # (the roles swapped: D(s || t) by _reverse_kl)
+    lse = lse % _REVERSE
     rows, classes = z.shape
     keep = grad.shape[0] > 0
     scalars = (0.0, 0.0, 1.0 / temperature, temperature)
     # e^sigma and e^tau: one block for every row, or the whole row where kept
     terms = np.empty((2, classes if keep else BLOCK))
     ew = np.empty(BLOCK)
+    ev = np.empty(BLOCK)  # (reverse: the terms centred at m_v, _reverse_kl)
     ex = np.empty(BLOCK)  # (lse: e^(x - m) of a block)
     near = np.empty((3, BLOCK))  # (centred_kl's blocks)
     # the blocks of the row: the maxima of z's keys and v's, their least keys, lost terms
@@ -460,9 +487,11 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         jz = _first(zr, own[0], kz)
         jv = _first(vr, own[1], kv)
         scalars = (mz, mv, scalars[2], temperature)
+        centre = np.float64(zr[jv])  # (reverse: the teacher's v_r, float64 differences)
         # S - 1, without the maximum's term (1 exactly): ell = log1p(S - 1) keeps the
         # digits of a small ell, which the KL's difference ell_s - ell_t needs
         ss, ss_lo, st, st_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        w_m, w_m_lo = 0.0, 0.0
         whole = 0.0  # (lse: sum_c e^(x_c - m) of the side it names)
         for b in range(own.shape[1]):
             start = b * BLOCK
@@ -470,7 +499,11 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
             at = slice(start, start + n)
             kept = slice(start, start + n) if keep else slice(0, n)
             es, et = terms[0, kept], terms[1, kept]
-            _forward_block(zr[at], vr[at], scalars, es, et, ew)
+            if reverse:
+                _reverse_forward_block(zr[at], vr[at], scalars, centre, es, et, ew, ev)
+                w_m, w_m_lo = two_sum(w_m, w_m_lo, _sum_of(ev, n))
+            else:
+                _forward_block(zr[at], vr[at], scalars, es, et, ew)
             if start <= jz < start + n:
                 es[jz - start] = 0.0
             if start <= jv < start + n:
@@ -496,9 +529,14 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
         # formed again (issue 13 review: both were dropped); one comparison on others
         if own[4].max() or bits_to_float64(_key(low_z)) <= mz - _FAR * temperature:
             w = np.inf
-        kl = w / (1.0 + t_rest) + (ell_s - ell_t)
+        if reverse:
+            total = 1.0 + t_rest
+            kl, shift = _reverse_kl(w, w_m + w_m_lo, total, ell_s - ell_t, mz, centre, temperature)
+        else:
+            kl = w / (1.0 + t_rest) + (ell_s - ell_t)
+            shift = -w / (1.0 + t_rest)
         if _KL_FLOOR <= kl < _NEAR_CEILING:  # (near rows: the sum cancels; one more pass)
-            kl = centred_kl(vr, zr, mv, mz, temperature, -w / (1.0 + t_rest), near)
+            kl = centred_kl(vr, zr, mv, mz, temperature, shift, near)
         out[i, 0] = kl
         out[i, 2] = ell_s
         out[i, 4] = ell_t
@@ -521,6 +559,50 @@ def _forward_rows(z, v, temperature, out, scale, grad, spread_small, given, lse)
             _exact_forward_row(zr, vr, mv, temperature, scale[i], grad[i], terms)
         elif a > _DOMINANT and b > _DOMINANT and jz == jv:  # (s_r - t_r cancels)
             grad[i, jz] = -_others(terms[0], terms[1], a, b, scale[i], jz, ew)
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _reverse_forward_block(zb, vb, scalars, centre, es, et, ew, ev):
+    # _forward_block's terms of the swapped call (zb: the teacher's logits, vb: the
+    # student's; the reverse D(s || t)): e^sigma and e^tau as there (the same bits of
+    # the ells), and in ew the student's e^sigma'_c delta'_c, delta'_c = (z_c - m_z)/T -
+    # (v_c - v_r)/T of the student's logits z and the teacher's v centred at the
+    # student's first top class r (centre: v_r, float64), from exact differences
+    # (distillation_reverse_backward_kernel's _log_ratio): 0 where e^sigma' is; in ev,
+    # _forward_block's terms (centred at m_v: _reverse_kl's other choice)
+    exact = _power_of_two(scalars[3])
+    _, mv, inv_t, temperature = scalars
+    wide = zb.itemsize == 8 or vb.itemsize == 8  # (float32 rows: exact differences)
+    for j in range(zb.shape[0]):
+        qs, ls, qt, lt, es[j], e = _terms(zb[j], vb[j], scalars, exact)
+        et[j] = e
+        ev[j] = e * ((qt - qs) + (lt - ls)) if e > 0.0 else 0.0
+        _, _, h, lo = _log_ratio(vb[j], zb[j], mv, centre, inv_t, temperature, exact, wide)
+        ew[j] = e * (h + lo) if e > 0.0 else 0.0
+
+
+@numba.njit(inline="always")
+def _reverse_kl(w, w_m, total, ells, mv, vr, temperature):
+    # D(s || t) = g + mu + (ell_t - ell_s) (the reverse, in its own names: s the student,
+    # ells = ell_t - ell_s of the swapped call's ell_s - ell_t) with mu = E_s[delta'] =
+    # w / total (_reverse_forward_block's sum over the student's S) and g = (m_v -
+    # v_r)/T the teacher's gap at the student's first top class r, a pair from the exact
+    # difference: its digits (D's bulk on a peaked row) rounded once, at the end (the
+    # sum W/S of terms centred at m_v rounded them twice or three times, and m_v - v_r
+    # too). And the shift centred_kl takes, -(g + mu). Issue 13, branch distrev1
+    if not w < np.inf:  # (inf or NaN: the row's, as before)
+        return w, 0.0
+    d, d_lo = _exact_difference(mv, vr, True)
+    inv_t = 1.0 / temperature
+    g = d * inv_t
+    g_lo = (d_lo * inv_t) if _power_of_two(temperature) else ((d - g * temperature) + d_lo) * inv_t
+    mean = w / total
+    if mean > -0.5 * g:  # (mu + g, the mean centred at m_v, is not nearer 0: D = g + ...)
+        return g + (g_lo + (mean + ells)), -(g + mean)
+    # (the student's mass away from r, where g and mu cancel: the sum centred at m_v,
+    # w_m of _forward_block's terms, the forward direction's formula)
+    mean = w_m / total
+    return mean + ells, -mean
 
 
 @numba.njit(inline="always")

@@ -62,6 +62,7 @@ __all__ = [
     "log_of_probs",
     "over_blocks",
     "reverse_kernel",
+    "reverse_statistics",
     "row_blocks",
     "row_kinds",
     "teacher_passes",
@@ -269,7 +270,7 @@ def forward_statistics(
         z, v = map(read_only, wide(start, stop))
         at = slice(start, stop)
         if options.reverse:
-            _reverse_statistics(forward, z, v, temperature, stats[at], given, lse)
+            reverse_statistics(forward, z, v, temperature, stats[at], given, lse)
         elif gradient is None:
             forward(z, v, temperature, stats[at], given, lse)
         else:
@@ -282,7 +283,7 @@ def forward_statistics(
     return stats
 
 
-def _reverse_statistics(
+def reverse_statistics(
     forward: Callable[..., Any],
     z: np.ndarray,
     v: np.ndarray,
@@ -297,9 +298,13 @@ def _reverse_statistics(
     sides: a teacher ``-inf`` beside a student logit above ``-inf`` makes
     :math:`D = \infty`, the truth), its columns put back; ``given`` (:class:`Options`):
     :math:`D = D_k - L` of :math:`\log t_c = v_c` (the renormalised teacher's
-    :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`."""
+    :math:`\log t'_c = v_c - L`), :math:`\ell_t = -m_v`. The kernel forms this
+    :math:`D` from the student's log-ratios centred at its first top class
+    (``_distill_numba._reverse_kl``, branch distrev1)."""
     swapped = np.empty((out.shape[0], 6), dtype=np.float64)
-    forward(v, z, temperature, swapped, False, 2 if lse else 0)  # (2: of its z, our v)
+    # (2: the lse of its z, our v; + 4: its D of the roles swapped by the student's
+    # exact log-ratios, _distill_numba._reverse_kl)
+    forward(v, z, temperature, swapped, False, (2 if lse else 0) + 4)
     out[:, 0] = swapped[:, 0]
     out[:, 1:3] = swapped[:, 3:5]
     out[:, 3:5] = swapped[:, 1:3]

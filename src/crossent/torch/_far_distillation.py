@@ -181,7 +181,9 @@ def distillation_rows_checked(
     takes = takes and _near_gradient.takes_near_gradients(student, teacher, teacher_form, direction)
     if any(near) or takes:  # rows near the teacher: formed, and the result read once more
         # (their gradient by the near rows' formulas, not autograd's of the loss's)
-        rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread) if takes else None
+        rows_of = None
+        if takes:
+            rows_of = _near_gradient.NearRowsOf(later[0].flagged, spread, some=any(near[:1]))
         loss = later[0].finish(rows_of, near=any(near))
         flags = [_not_finite(loss), *([] if rows_of is None else rows_of.flags)]
         read = torch.stack(flags).tolist()  # (and whether a row takes the formula)

@@ -67,6 +67,21 @@ half); the compiled path (``_far_distillation._traced``) flags its rows by
 :func:`reverse_teacher_rows` adds the rows of its own rule (the forward one, the
 roles swapped). Branch distillone1 took these rules from ``crossent.losses``.
 
+Every other finite reverse row (issue 13, branch distrev1) takes the reverse kernel's
+gradient in the same backward (``NearGradients``' ``cancelling`` rows of a reverse call,
+float64 and float32 work, a teacher that requires no gradient; on the host, CPU tensors
+outside a recorded graph: ``_distill.fused_reverse_rows``, the 2-D op's bits; elsewhere
+autograd's): autograd's :math:`T s \odot (\log s - \log t - D)` of the softened rows
+differs terms of the size of :math:`|\tau_r|`, 3630, 202 and 7960 units of
+:math:`2^{-53}` of the row's largest entry off at :math:`T = 1, 2, 1/2` on rows of 32
+logits of :math:`N(0, 60^2)` as ``(N, C, 1)`` (float32: 393, 138 and 276 units of
+:math:`2^{-23}`), now 3.3, 4.5 and 2.8 (1.9, 0.8, 0.9;
+``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column). In float32
+work the kernel forms the flagged rows too (``NearRows``' formula in float32 was up to
+17.5 units of :math:`2^{-23}` off on rows of two classes at :math:`T = 0.05`, the
+kernel's float64 entries rounded 0.13). A call whose loss has no near row skips
+:func:`gradient_rows` (``NearRowsOf(..., some=False)``).
+
 Float64 work only (a float64 student or teacher) in the forward direction: in float32
 the two differ by far less than a float32 unit there, and the formula's products of a
 subnormal :math:`t_c` round twice where autograd's scaled product
@@ -255,20 +270,39 @@ class NearRowsOf:
     call's rows are :func:`gradient_rows`' of the loss's near rows ``loss_rows`` (the
     flags the caller read: ``_distill.NearRowsLater.flagged``) and the rows
     ``teacher_rows`` (:func:`reverse_teacher_rows`, where the teacher requires a
-    gradient; None for none): ``NearRows`` forms both sides' gradients of a row."""
+    gradient; None for none): ``NearRows`` forms both sides' gradients of a row.
+    ``some``: False where the caller read that no row of ``loss_rows`` is flagged (no
+    ``gradient_rows`` pass: a reverse call whose rows all take the reverse kernel's
+    gradient, branch distrev1)."""
 
-    def __init__(self, loss_rows: torch.Tensor, teacher_rows: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        loss_rows: torch.Tensor,
+        teacher_rows: torch.Tensor | None = None,
+        *,
+        some: bool = True,
+    ) -> None:
         self.flags: list[torch.Tensor] = []
         self._states: list[list[bool]] = []
         self._loss_rows = loss_rows
         self._teacher_rows = teacher_rows
+        self._some = some
 
     def __call__(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
         if near.d.direction == "reverse":  # (forward: ``of_loss``' already)
-            flagged = gradient_rows(near.d, self._loss_rows)
+            if self._some:
+                flagged = gradient_rows(near.d, self._loss_rows)
+            else:  # (the caller read that no loss row is near: none of them is flagged)
+                flagged = torch.zeros_like(self._loss_rows)
             if self._teacher_rows is not None:
                 flagged = flagged | self._teacher_rows
-            near = NearGradients(near.d, flagged)
+            # (the others, finite: the reverse kernel's gradient, branch distrev1; float32
+            # work, the flagged rows too: NearRows' formula in float32 is some 20 units
+            # of 2**-23 off where the kernel's float64 entry, rounded, is within one)
+            kernel = near.cancelling
+            if kernel is not None and near.d.batch.dtype != torch.float32:
+                kernel = kernel & ~flagged
+            near = NearGradients(near.d, flagged, kernel)
         return self.wrapped(rows, near)
 
     def wrapped(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
@@ -328,7 +362,8 @@ class _NearRowsGradient(torch.autograd.Function):
             host = upstream.device.type == "cpu" and not torch.is_grad_enabled()
             exact, holds = near.cancelling_in_student(host=host)
             taken = torch.logical_or(taken, holds)
-            student = exact if student is None else student + exact
+            # (reverse, float32 work: a flagged row the kernel forms takes its entries)
+            student = exact if student is None else torch.where(holds[..., None], exact, student)
         rest = torch.where(taken, zeros, upstream)
         weight = torch.where(taken, upstream, zeros)[..., None]
         student = student * weight if student is not None else None
