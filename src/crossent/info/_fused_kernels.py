@@ -3694,9 +3694,14 @@ def _log_probs_row(
     where each before did not stand. Called a row, it spares these rows :func:`_row`'s
     entry (a stack frame of 1.7 kB, zeroed, and the many checks of the other forms):
     about 20 of the 50 ns a row of two or nine entries cost besides the passes (issue
-    13, branch klf32c). Screened rows (``validate=True``, the default) took
-    :func:`_row` throughout, its two passes a side for the screen besides (issue 13,
-    branch klf32d)."""
+    13, branch klf32c). Inlined in :func:`_rows` (Numba's IR; with its row views made
+    once): called, its arguments (three arrays, two tuples) went as about 40 scalars,
+    most on the stack, and the call cost 20-30 ns a row, as much as a row of two's
+    passes (issue 13, branch klf32d: 53 -> 22 ns a row of 2, 91 -> 60 nearly equal
+    rows of 9). Screened rows (``validate=True``, the default) took :func:`_row`
+    throughout, with two passes a side for the screen besides (2.3x-3x this path's
+    cost); their screen is now :func:`_log_probs_suspects`, one pass over both sides
+    (branch klf32d)."""
     form_a, form_b, want = codes
     scale, tol_a, tol_b = reals
     if not (form_a == 1 and form_b == 1 and want & 4 and not want & 8):
@@ -3785,7 +3790,8 @@ def _rows(
     for r in numba.prange(a.shape[0]):
         # prange's index is unsigned: as int64, one compiled _row serves both variants.
         row = np.int64(r)
-        # (float32 log-probability rows, their KL: _log_probs_row, else _row)
+        # (float32 log-probability rows, their KL: _log_probs_row, inlined here; else
+        # _row, called: -1 from the first)
         close = _close_row(a, b, row, codes, reals, out)
         suspects += _row(a, b, row, codes, reals, out) if close < 0 else close
     return suspects
