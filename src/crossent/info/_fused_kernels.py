@@ -1517,6 +1517,33 @@ def _log_probs_short(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
     return _log_probs_verdict(h, ce, kl, kl_abs, odd, (1, n))
 
 
+@numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
+def _log_probs_padded(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
+    r""":func:`_log_probs_sums` of unit-stride rows of :math:`3 \le n \le 7` entries:
+    one block of :data:`_SHORT_BLOCK`, the entries past the row's last reading it
+    again (the index clamped) and counted as 0 (a select), so that LLVM computes the
+    block's terms as whole vectors. :func:`_log_probs_sums` read such a row in its loop
+    over the rest (vectorised with gathers and masks): 40-44 against 26-31 ns a row of
+    3 to 7 alone (issue 13, branch klf32d; blocks of 4, a loop over them, cost 57-58).
+    Its sums hold :math:`n` terms and zeros in any order: the bound of one block of
+    :math:`n` terms, :math:`(\delta + (n + 2)u)\sum_i |t_i|`, as
+    :func:`_log_probs_short`'s (the 16-term block's :math:`\delta + 18u` before)."""
+    prefer_wide_vectors()
+    n = a.shape[0]
+    h = ce = kl = kl_abs = 0.0
+    odd: Any = 0  # a count of booleans
+    for j in range(_SHORT_BLOCK):
+        i = min(j, n - 1)
+        h_i, ce_i, t, odd_i = _log_probs_terms(np.float64(a[i]), np.float64(b[i]))
+        keep = j < n
+        h += h_i if keep else 0.0
+        ce += ce_i if keep else 0.0
+        kl += t if keep else 0.0
+        kl_abs += abs(t) if keep else 0.0
+        odd += odd_i if keep else 0
+    return _log_probs_verdict(h, ce, kl, kl_abs, odd, (1, n))
+
+
 @_inline
 def _log_probs_verdict(
     h: float, ce: float, kl: float, kl_abs: float, odd: int, blocks: tuple[int, int]
@@ -1546,10 +1573,14 @@ def _log_probs_pair(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
 @_inline
 def _log_probs_pass(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
     """:func:`_log_probs_sums` (:func:`_log_probs_pair` for two entries: its loops cost
-    twice the pair's 20 ns), on the rows typed C-contiguous where both strides allow."""
+    twice the pair's 20 ns; :func:`_log_probs_padded` for 3 to 7, :func:`_log_probs_short`
+    for 8 to 15 where both rows have unit stride), on the rows typed C-contiguous where
+    both strides allow."""
     if a.shape[0] == 2:
         return _log_probs_pair(a, b)
     if a.strides[0] == a.itemsize and b.strides[0] == b.itemsize:
+        if 2 < a.shape[0] < _SHORT_BLOCK:
+            return _log_probs_padded(unit_stride(a), unit_stride(b))
         if _SHORT_BLOCK <= a.shape[0] < 2 * _SHORT_BLOCK:
             return _log_probs_short(unit_stride(a), unit_stride(b))
         return _log_probs_sums(unit_stride(a), unit_stride(b))
@@ -3601,16 +3632,61 @@ def _near_entry(x: float, y: float) -> bool:
     return bool(abs(np.float64(x) - np.float64(y)) < _NEAR_ENTRIES)
 
 
-@numba.njit(error_model="numpy", nogil=True)
+@numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
+def _log_probs_masses(a: Any, b: Any) -> tuple[float, int, float, int]:
+    r"""For float32 rows of log-probabilities ``a`` and ``b``: :math:`\sum_i e^{a_i}`
+    and the number of positive :math:`a_i`, the same of ``b`` (each :math:`e^x` by
+    :func:`exp_nonpositive`, 0 below -708; a NaN makes its sum NaN), in one loop LLVM
+    vectorises: :func:`_log_probs_suspects`' screen."""
+    prefer_wide_vectors()
+    total_a = total_b = 0.0
+    positives_a: Any = 0  # counts of booleans
+    positives_b: Any = 0
+    for i in range(a.shape[0]):
+        x = np.float64(a[i])
+        y = np.float64(b[i])
+        total_a += 0.0 if x < _EXP_FLOOR else exp_nonpositive(x)
+        total_b += 0.0 if y < _EXP_FLOOR else exp_nonpositive(y)
+        positives_a += x > 0.0
+        positives_b += y > 0.0
+    return total_a, positives_a, total_b, positives_b
+
+
+@_inline
+def _log_probs_suspects(a: Any, b: Any, tol_a: float, tol_b: float) -> int:
+    r"""How many of float32 rows of log-probabilities ``a`` and ``b`` may fail their
+    validation (a side whose ``tol`` is negative is not screened), as :func:`_suspect`
+    of their log-partitions: an entry above 0 (a probability above 1) or NaN, or
+    :math:`|\sum_i e^{x_i} - 1| >` ``tol``. One pass over both
+    (:func:`_log_probs_masses`) where :func:`_row` took two a side (the maximum, then
+    the exp-sum shifted by it, :func:`_log_partition`): the entries are at most 0
+    where the row passes, so no shift is needed. Each sum errs by a relative
+    5.2e-11 (the polynomial's) plus :math:`(n - 1)u` (terms of one sign), as
+    :func:`_log_partition`'s: far below ``tol`` (6.2e-5 for a float32 row of 9)."""
+    if a.strides[0] == a.itemsize and b.strides[0] == b.itemsize:
+        masses = _log_probs_masses(unit_stride(a), unit_stride(b))
+    else:
+        masses = _log_probs_masses(a, b)
+    total_a, positives_a, total_b, positives_b = masses
+    suspects = 0
+    if tol_a >= 0.0 and not (positives_a == 0 and abs(total_a - 1.0) <= tol_a):
+        suspects += 1
+    if tol_b >= 0.0 and not (positives_b == 0 and abs(total_b - 1.0) <= tol_b):
+        suspects += 1
+    return suspects
+
+
+@numba.njit(error_model="numpy", nogil=True, inline="always")
 def _log_probs_row(
     a: Any, b: Any, r: int, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
-) -> bool:
+) -> int:
     r"""Row ``r`` of float32 log-probabilities against log-probabilities, their KL
-    alone or with :math:`H(P)` and :math:`H(P, Q)` (the decomposition), unscreened:
-    :func:`_row`'s passes for it, with its arguments, written into ``out[:, r]``;
-    false (nothing written) for any other row, or where those passes leave the row to
-    :func:`_row`'s exact sums or loop (an odd entry, terms that cancel below the
-    double-double sum's bound), which then computes it.
+    alone or with :math:`H(P)` and :math:`H(P, Q)` (the decomposition):
+    :func:`_row`'s passes for it, with its arguments, written into ``out[:, r]``, and
+    how many of its sides are suspect (:func:`_log_probs_suspect` of each screened
+    side); -1 (nothing written) for any other row, or where those passes leave the row
+    to :func:`_row`'s exact sums or loop (an odd entry, terms that cancel below the
+    double-double sum's bound), which then computes it and screens it.
 
     The polynomial pass (:func:`_divergence_sums`; not for two entries, nor where the
     row's first and last entries are within :data:`_NEAR_ENTRIES`, on which it fails),
@@ -3618,33 +3694,39 @@ def _log_probs_row(
     where each before did not stand. Called a row, it spares these rows :func:`_row`'s
     entry (a stack frame of 1.7 kB, zeroed, and the many checks of the other forms):
     about 20 of the 50 ns a row of two or nine entries cost besides the passes (issue
-    13, branch klf32c)."""
+    13, branch klf32c). Inlined in :func:`_rows` (Numba's IR; with its row views made
+    once): called, its arguments (three arrays, two tuples) went as about 40 scalars,
+    most on the stack, and the call cost 20-30 ns a row, as much as a row of two's
+    passes (issue 13, branch klf32d: 53 -> 22 ns a row of 2, 91 -> 60 nearly equal
+    rows of 9). Screened rows (``validate=True``, the default) took :func:`_row`
+    throughout, with two passes a side for the screen besides (2.3x-3x this path's
+    cost); their screen is now :func:`_log_probs_suspects`, one pass over both sides
+    (branch klf32d)."""
     form_a, form_b, want = codes
     scale, tol_a, tol_b = reals
     if not (form_a == 1 and form_b == 1 and want & 4 and not want & 8):
-        return False
-    if tol_a >= 0.0 or tol_b >= 0.0:
-        return False
-    n = a.shape[1]
+        return -1
+    row_a, row_b = a[r], b[r]  # (the views made once: each costs a reference count)
+    n = row_a.shape[0]
     sides = (form_a, form_b)
     h = ce = kl = exact_kl = h_sums = ce_sums = 0.0
     direct = exact = sums = False
     # Rows whose first and last entries are within _NEAR_ENTRIES take the second pass
     # at once: on nearly equal rows the first fails (their terms cancel), and costs a
     # third of the row (two entries: _log_probs_pair alone, as _row).
-    near = n > 0 and _near_entry(a[r, 0], b[r, 0]) and _near_entry(a[r, n - 1], b[r, n - 1])
+    near = n > 0 and _near_entry(row_a[0], row_b[0]) and _near_entry(row_a[n - 1], row_b[n - 1])
     if n != 2 and not near:
         shifts = (0.0, 0.0, 0.0, 0.0)
-        h, ce, kl, kl_abs, odd = _divergence_pass(a[r], b[r], sides, shifts)
+        h, ce, kl, kl_abs, odd = _divergence_pass(row_a, row_b, sides, shifts)
         direct = _divergence_safe(kl, kl_abs, n, odd)
     if not direct:
-        h_sums, ce_sums, close_kl, stands, sums = _log_probs_pass(a[r], b[r])
+        h_sums, ce_sums, close_kl, stands, sums = _log_probs_pass(row_a, row_b)
         if not stands:
-            close_kl, stands, _, _, _ = _kl64_pass(a[r], b[r], sides, (0.0, 0.0), want == 0)
+            close_kl, stands, _, _, _ = _kl64_pass(row_a, row_b, sides, (0.0, 0.0), want == 0)
         if not stands and sums:
-            close_kl, stands = _kl_log_probs_dd(a[r], b[r])
+            close_kl, stands = _kl_log_probs_dd(row_a, row_b)
         if not (stands and (want == 4 or sums)):
-            return False
+            return -1
         exact_kl, exact = close_kl, True
     if sums:
         h, ce = h_sums, ce_sums
@@ -3658,18 +3740,20 @@ def _log_probs_row(
         out[k, r] = (ce + 0.0) / scale + 0.0
         k += 1
     out[k, r] = (kl + 0.0) / scale + 0.0
-    return True
+    if tol_a < 0.0 and tol_b < 0.0:
+        return 0
+    return _log_probs_suspects(row_a, row_b, tol_a, tol_b)
 
 
 def _close_row(
     a: Any, b: Any, r: Any, codes: tuple[int, int, int], reals: tuple[float, float, float], out: Any
-) -> bool:
-    """:func:`_log_probs_row` of float32 rows; false for float64 ones, for which it is
+) -> int:
+    """:func:`_log_probs_row` of float32 rows; -1 for float64 ones, for which it is
     not compiled (compiled: the choice made by the rows' type)."""
-    return a.dtype != np.float64 and _log_probs_row(a, b, r, codes, reals, out)
+    return -1 if a.dtype == np.float64 else _log_probs_row(a, b, r, codes, reals, out)
 
 
-@overload(_close_row)
+@overload(_close_row, inline="always")
 def _close_row_compiled(a: Any, b: Any, r: Any, codes: Any, reals: Any, out: Any) -> Any:
     # (the implementations' annotations as these: Numba compares them)
     if a.dtype != types.float32:
@@ -3679,7 +3763,7 @@ def _close_row_compiled(a: Any, b: Any, r: Any, codes: Any, reals: Any, out: Any
 
 def _no_close_row(a: Any, b: Any, r: Any, codes: Any, reals: Any, out: Any) -> Any:
     """:func:`_close_row` of float64 rows: none."""
-    return False
+    return -1
 
 
 def _close_row_of_float32(a: Any, b: Any, r: Any, codes: Any, reals: Any, out: Any) -> Any:
@@ -3706,9 +3790,10 @@ def _rows(
     for r in numba.prange(a.shape[0]):
         # prange's index is unsigned: as int64, one compiled _row serves both variants.
         row = np.int64(r)
-        # (float32 log-probability rows, their KL: _log_probs_row, else _row)
-        if not _close_row(a, b, row, codes, reals, out):
-            suspects += _row(a, b, row, codes, reals, out)
+        # (float32 log-probability rows, their KL: _log_probs_row, inlined here; else
+        # _row, called: -1 from the first)
+        close = _close_row(a, b, row, codes, reals, out)
+        suspects += _row(a, b, row, codes, reals, out) if close < 0 else close
     return suspects
 
 
