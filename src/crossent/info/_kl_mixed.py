@@ -89,6 +89,7 @@ from .._double_double import (
     exp_triple32,
     extract_levels32,
     frexp,
+    held32,
     level_words,
     level_words32,
     levels32,
@@ -939,6 +940,11 @@ r"""An absolute slack of :func:`_narrow_quick`'s bound an entry of each sum: XLA
 flushes subnormals (products of weights near :math:`2^{-87}` and small log-ratios, a
 level of extraction below :math:`2^{-126}`): at most :math:`2^{-126}` an entry."""
 
+_QUICK_LEVELS = 2
+r"""Levels of exact extraction of :func:`_narrow_quick`'s sums of heads (what two levels
+leave, at most :math:`2^{2M - 48}` of the row's largest entry, :math:`2^M \ge n + 2`, is
+summed in floats and bounded)."""
+
 _WIDE = 2.0**40
 r"""The largest :math:`|v|` of a log-domain entry (logits, log-probabilities) that
 :func:`_narrow_quick` takes: products with weights stay far from overflow."""
@@ -1021,8 +1027,7 @@ def _log_split_constants() -> tuple[tuple[float, ...], np.ndarray, np.ndarray, n
         ln2 = _bits_parts(Decimal(2).ln(), 3, 17)
         rhos, his, los = [], [], []
         for j in range(_LOG_STEPS):
-            inverse = 1 / (1 + (Decimal(j) + Decimal("0.5")) / _LOG_STEPS)
-            rho = (inverse * 4096).to_integral_value() / 4096
+            rho = Decimal(float(_log_rho(np.float32(j), xp=np)))
             value = -rho.ln()
             hi = np.float32(float(value))
             rhos.append(float(rho))
@@ -1030,6 +1035,14 @@ def _log_split_constants() -> tuple[tuple[float, ...], np.ndarray, np.ndarray, n
             los.append(np.float32(float(value - Decimal(float(hi)))))
     as32 = functools.partial(np.array, dtype=np.float32)
     return ln2, as32(rhos), as32(his), as32(los)
+
+
+def _log_rho(j: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\rho_j = \operatorname{round}(4096 / c_j)/4096`, :math:`c_j = 1 + (j +
+    1/2)/256`, in float32 (each step correctly rounded: the table's and the traced
+    values agree; no gather)."""
+    c = 1.0 + (j + 0.5) * (1.0 / _LOG_STEPS)
+    return xp.round(4096.0 / c) * (1.0 / 4096.0)
 
 
 def _log_split(v: Array, *, xp: ModuleType) -> tuple[Array, Array]:
@@ -1042,12 +1055,12 @@ def _log_split(v: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     :math:`|z| \le 2^{-8.8}`, :math:`\operatorname{log1p}(z) = z - z^2/2 + \cdots -
     z^6/6` in floats but its head; :math:`e\ln 2` as exact products of 17-bit parts.
     The heads joined by TwoSums (about 45 elementwise operations an entry)."""
-    (l1, l2, l3), rho_t, hi_t, lo_t = _log_split_constants()
+    (l1, l2, l3), _, hi_t, lo_t = _log_split_constants()
     half, exponent = frexp(v, xp=xp)
     f = 2.0 * half
     e = exponent - 1.0
-    j = xp.astype(xp.floor((f - 1.0) * float(_LOG_STEPS)), xp.int32)
-    j = xp.clip(j, 0, _LOG_STEPS - 1)
+    j_float = xp.clip(xp.floor((f - 1.0) * float(_LOG_STEPS)), 0.0, _LOG_STEPS - 1.0)
+    j = xp.astype(j_float, xp.int32)
     shape = tuple(v.shape)
     index = xp.reshape(j, (-1,))
 
@@ -1055,7 +1068,7 @@ def _log_split(v: Array, *, xp: ModuleType) -> tuple[Array, Array]:
         column = xp.asarray(values, device=device(v))
         return xp.reshape(xp.take(column, index, axis=0), shape)
 
-    rho, neg_hi, neg_lo = table(rho_t), table(hi_t), table(lo_t)
+    rho, neg_hi, neg_lo = _log_rho(j_float, xp=xp), table(hi_t), table(lo_t)
     f_h = xp.floor(f * 2048.0) * (1.0 / 2048.0)
     z_hi, z_lo = _two_sum(f_h * rho - 1.0, (f - f_h) * rho)
     series = (z_hi * z_hi) * (
@@ -1065,7 +1078,8 @@ def _log_split(v: Array, *, xp: ModuleType) -> tuple[Array, Array]:
     s2, t2 = _two_sum(s1, z_hi)
     s3, t3 = _two_sum(s2, e * l2)
     lo = ((t1 + t2) + t3) + ((neg_lo + z_lo) + ((series - z_hi * z_lo) + e * l3))
-    return s3, lo
+    hi, lo = held32(s3, lo, xp=xp)
+    return hi, lo  # (held: each consumer would recompute the chain, XLA's fusion)
 
 
 def _row_sum(
@@ -1189,8 +1203,21 @@ def _narrow_quick(
         ok = ok & finite & (xp.abs(b) <= _WIDE)
         m_q = xp.max(xp.where(finite, b, zero), axis=-1, keepdims=True)
         lq_hi, lq_lo = _two_sum(xp.where(finite, b, m_q), -m_q)
-    # mu = lambda_P - lambda_Q as mu_hi + mu_lo (TwoSum of the heads, the low parts added)
+    if b_form == "logits":  # log S_Q first: it joins each mu (branch jaxkl4)
+        below = lq_hi < -_SPLIT_RANGE
+        q_a, q_b = _exp_split(xp.where(below, zero, lq_hi), lq_lo, xp=xp)
+        q_a, q_b = xp.where(below, zero, q_a), xp.where(below, zero, q_b)
+        heads, bound_s = _row_sum(q_a, _QUICK_LEVELS, gamma, n, xp=xp)
+        tails, bound_tail = _row_sum(q_b, 1, gamma, n, xp=xp)
+        sq_hi, sq_lo, sq_size = _pair_sum([*tails[::-1], *heads[::-1]], xp=xp)
+        sq_rel = (bound_s + bound_tail + 2.0**-40 * sq_size + n * 2.0**-86) / sq_hi
+        lq0, lq1, lq_err = _log_pair_of(sq_hi, sq_lo, xp=xp)
+        lq_err = lq_err + 1.01 * (sq_rel + 2.0 * _SPLIT_ERROR)
+    # mu = log p - log q but log S_P as mu_hi + mu_lo (TwoSums of the heads, low parts added)
     mu_hi, mu_lo = _two_sum(lp_hi, -lq_hi)
+    if b_form == "logits":
+        mu_hi, mu_err = _two_sum(mu_hi, xp.expand_dims(lq0, axis=-1))
+        mu_lo = mu_lo + (mu_err + xp.expand_dims(lq1, axis=-1))
     for low, sign in ((lp_lo, 1.0), (lq_lo, -1.0)):
         if low is not None:
             mu_lo = mu_lo + sign * low
@@ -1199,47 +1226,25 @@ def _narrow_quick(
     small = product_lo + w_a * mu_lo
     if w_b is not None:
         small = small + w_b * (mu_hi + mu_lo)
-    big_cols, bound_t = _row_sum(product, 3, gamma, n, xp=xp)
+    big_cols, bound_t = _row_sum(product, _QUICK_LEVELS, gamma, n, xp=xp)
     small_cols, bound_small = _row_sum(small, 1, gamma, n, xp=xp)
     t_hi, t_lo, t_size = _pair_sum([*small_cols[::-1], *big_cols[::-1]], xp=xp)
     weighted = xp.sum(w_a * xp.abs(mu_hi), axis=-1)
-    bound_t = bound_t + bound_small + 2.0**-40 * t_size + (2.0 * 2.0**-31) * weighted
+    logs = xp.sum(w_a * (xp.abs(lp_hi) + xp.abs(lq_hi)), axis=-1)
+    mass = 2.0 * xp.sum(w_a, axis=-1)  # (Pi, or S_P, with room: a float sum)
+    bound_t = bound_t + bound_small + 2.0**-40 * t_size + 2.0**-30 * weighted + 2.0**-43 * logs
     if w_b is not None:
         bound_t = bound_t + (2.0 * _SPLIT_ERROR) * weighted
-    logs = xp.sum(w_a * (xp.abs(lp_hi) + xp.abs(lq_hi)), axis=-1)
-    bound_t = bound_t + 2.0 * 2.0**-44 * logs
-    w_sum = None
-    if w_b is not None or b_form == "logits":
-        heads, bound_w = _row_sum(w_a, 3, gamma, n, xp=xp)
-        cols = heads[::-1]
-        if w_b is not None:
-            tails, bound_tail = _row_sum(w_b, 1, gamma, n, xp=xp)
-            cols = [*tails[::-1], *cols]
-            bound_w = bound_w + bound_tail
-        w_hi, w_lo, w_size = _pair_sum(cols, xp=xp)
-        bound_w = bound_w + 2.0**-40 * w_size
-        if w_b is not None:
-            bound_w = bound_w + 2.0 * _SPLIT_ERROR * xp.abs(w_hi)
-        w_sum = (w_hi, w_lo, bound_w)
     probs_sides = (a_form == "probs") + (b_form == "probs")
     if probs_sides:
-        mass = w_sum[0] if w_sum is not None else xp.sum(w_a, axis=-1)
-        bound_t = bound_t + (2.0 * probs_sides * _LOG_ERROR) * xp.abs(mass)
+        bound_t = bound_t + (probs_sides * _LOG_ERROR) * mass
     if b_form == "logits":
-        below = lq_hi < -_SPLIT_RANGE
-        q_a, q_b = _exp_split(xp.where(below, zero, lq_hi), lq_lo, xp=xp)
-        q_a, q_b = xp.where(below, zero, q_a), xp.where(below, zero, q_b)
-        heads, bound_s = _row_sum(q_a, 3, gamma, n, xp=xp)
-        tails, bound_tail = _row_sum(q_b, 1, gamma, n, xp=xp)
-        sq_hi, sq_lo, sq_size = _pair_sum([*tails[::-1], *heads[::-1]], xp=xp)
-        sq_rel = (
-            2.0 * _SPLIT_ERROR + (bound_s + bound_tail + 2.0**-40 * sq_size + n * 2.0**-86) / sq_hi
-        )
-        lq0, lq1, lq_err = _log_pair_of(sq_hi, sq_lo, xp=xp)
-        lq_err = lq_err + 1.01 * sq_rel
-    if s_p:  # D = T/S_P + log S_Q - log S_P, S_P = Pi
-        sp_hi, sp_lo, bound_sp = w_sum
-        sp_rel = bound_sp / sp_hi
+        bound_t = bound_t + lq_err * mass
+    if s_p and w_b is not None:  # D = T/S_P - log S_P
+        heads, bound_sp = _row_sum(w_a, _QUICK_LEVELS, gamma, n, xp=xp)
+        tails, bound_tail = _row_sum(w_b, 1, gamma, n, xp=xp)
+        sp_hi, sp_lo, sp_size = _pair_sum([*tails[::-1], *heads[::-1]], xp=xp)
+        sp_rel = (bound_sp + bound_tail + 2.0**-40 * sp_size) / sp_hi + 2.0 * _SPLIT_ERROR
         quotient = t_hi / sp_hi
         p, p_lo = two_product32(quotient, sp_hi)
         remainder = (((t_hi - p) - p_lo) + t_lo) - quotient * sp_lo
@@ -1247,17 +1252,7 @@ def _narrow_quick(
         lp0, lp1, lp_err = _log_pair_of(sp_hi, sp_lo, xp=xp)
         pieces = [q_lo, -lp1, q_hi, -lp0]
         error = bound_t / sp_hi + xp.abs(q_hi) * (sp_rel + 2.0**-40) + lp_err + 1.01 * sp_rel
-        if b_form == "logits":
-            pieces = [lq1, *pieces, lq0]
-            error = error + lq_err
-    elif b_form == "logits":  # D = T + Pi log S_Q
-        pi_hi, pi_lo, bound_pi = w_sum
-        f_hi, f_lo = two_product32(pi_hi, lq0)
-        f_lo = f_lo + (pi_hi * lq1 + pi_lo * (lq0 + lq1))
-        pieces = [t_lo, f_lo, t_hi, f_hi]
-        size = xp.abs(lq0) + xp.abs(lq1)
-        error = bound_t + xp.abs(pi_hi) * lq_err + bound_pi * size + 2.0**-40 * xp.abs(f_hi)
-    else:
+    else:  # D = T
         pieces = [t_lo, t_hi]
         error = bound_t
     d_hi, d_lo, d_size = _pair_sum(pieces, xp=xp)
