@@ -73,10 +73,14 @@ wherever such a side faces another form."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
+from decimal import Decimal, localcontext
 from types import ModuleType
 from typing import NamedTuple, TypeVar
+
+import numpy as np
 
 from .._double_double import (
     Exp,
@@ -84,9 +88,12 @@ from .._double_double import (
     exp_pairs,
     exp_triple32,
     extract_levels32,
+    frexp,
+    held32,
     level_words,
     level_words32,
     levels32,
+    power_of_two32,
     rounded_sum,
     two_product32,
 )
@@ -97,7 +104,7 @@ from .._numerics import (
     _two_product,
     _two_sum,
 )
-from .._xp import Array
+from .._xp import Array, device
 from ._js_mixed import _log_pair, excess_of_pairs, side_probabilities
 
 __all__ = ["kl_mixed_parts", "kl_narrow"]
@@ -643,6 +650,14 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
     chunks of :math:`\lceil R/8\rceil` rows that hold the failing rows only, one
     ``jax.lax.cond`` a chunk; branch jaxkl2 formed them on every row where one failed).
 
+    Quick value (branch jaxkl4): the screen's inputs (the Bregman terms of float32
+    pairs, ``exp_pair32`` of every entry) made random rows 5x-9x the plain sum's time.
+    :func:`_narrow_quick` comes first: the definition's sum from an exponential split
+    into an exact head and a small part and a table logarithm, with a rigorous bound
+    against the KL of the given values (within :math:`2^{-27}` of it, or the row
+    fails); only the rows that fail it take the screen and, where that fails, the exact
+    words (both on the chunks of failing rows).
+
     Limits: a KL near float32's underflow (below about :math:`10^{-30}`, where a mass
     word or the level sums pass :math:`2^{-126}`, flushed by XLA's CPU) and
     log-probabilities below about :math:`-30` (:func:`._double_double.exp_triple32`'s
@@ -652,14 +667,13 @@ def kl_narrow(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -
     return _narrow_choice(passed, fast, exact, xp=xp)
 
 
-def _narrow_parts(
+def _narrow_terms(
     a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
-) -> tuple[Array, Array, _Exact]:
-    r""":func:`kl_narrow`'s pieces: the screen's fast value and where it stands
-    (:func:`_narrow_screen`), and the exact value as a function (called only where some
-    row does not stand: the masses' words summed exactly), of every row or of the rows
-    that its argument takes (a gather of each row-wise array, :func:`_narrow_choice`)."""
-    a, b = xp.broadcast_arrays(a, b)
+) -> tuple[Array, tuple[Array, ...]]:
+    r"""The Bregman sum :math:`\sum_i q_i\varphi(r_i)` of float32 rows (NaN where an
+    entry is NaN) and the pieces the exact words read, ``(p_hi, q_hi, q_lo, r_hi,
+    r_lo)`` (:func:`_narrow_side`, :func:`_narrow_ratio`, :func:`_narrow_bregman`;
+    branch jaxkl4: formed only where the exact words are)."""
     p_hi, p_lo, s_hi, s_lo = _narrow_side(a, a_form, xp=xp)
     q_hi, q_lo, t_hi, t_lo = _narrow_side(b, b_form, xp=xp)
     zero = xp.zeros_like(a)
@@ -672,20 +686,47 @@ def _narrow_parts(
         r_hi, r_lo, _ = _narrow_ratio((p_hi, p_lo), (q_hi, q_lo), xp=xp)
     terms = _narrow_bregman(r_hi, r_lo, p_hi, (q_hi, q_lo), xp=xp)
     terms = xp.where(xp.isnan(a) | xp.isnan(b), a + b, terms)
-    bregman = xp.sum(terms, axis=-1)
-    fast, passed = _narrow_screen(bregman, (a, a_form, p_hi, p_lo), (b, b_form, q_hi, q_lo), xp=xp)
+    return xp.sum(terms, axis=-1), (p_hi, p_lo, q_hi, q_lo, r_hi, r_lo)
+
+
+def _narrow_parts(
+    a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
+) -> tuple[Array, Array, _Exact]:
+    r""":func:`kl_narrow`'s pieces: the quick value and where it stands
+    (:func:`_narrow_quick`, branch jaxkl4), and the slow value as a function (called
+    only where some row does not stand), of every row or of the rows that its argument
+    takes (a gather of each input, :func:`_narrow_choice`): the Bregman terms
+    (:func:`_narrow_terms`) and the screen (:func:`_narrow_screen`) on those rows, and
+    where a row fails that too the masses' words summed exactly."""
+    a, b = xp.broadcast_arrays(a, b)
+    fast, passed = _narrow_quick(a, a_form, b, b_form, xp=xp)
 
     def exact(rows: Callable[[Array], Array] | None = None) -> Array:
         # (``rows``: the rows to take, by a gather of each row-wise array; all rows
         # where None)
+        # (branch jaxkl4: the exact words' inputs formed here, on the rows taken only)
         take = rows if rows is not None else (lambda x: x)
-        a_, b_, bregman_, zero_ = take(a), take(b), take(bregman), take(zero)
+        a_, b_ = take(a), take(b)
+        bregman_, pieces = _narrow_terms(a_, a_form, b_, b_form, xp=xp)
+        p_hi, p_lo, q_hi, q_lo = pieces[:4]
+        screened, stands = _narrow_screen(
+            bregman_, (a_, a_form, p_hi, p_lo), (b_, b_form, q_hi, q_lo), xp=xp
+        )
+        return _unless_all(
+            stands,
+            lambda: xp.where(stands, screened, exact_words(a_, b_, bregman_, pieces)),
+            screened,
+            xp=xp,
+        )
+
+    def exact_words(a_: Array, b_: Array, bregman_: Array, pieces: tuple[Array, ...]) -> Array:
+        p_hi, _, q_hi, q_lo, r_hi, r_lo = pieces
+        zero_ = xp.zeros_like(a_)
         if a_form == b_form == "log_probs":
-            q_ = (take(q_hi), take(q_lo))
             both = (a_ > -math.inf) & (b_ > -math.inf)
-            words = _narrow_expm1_words(q_, take(r_hi), take(r_lo), xp=xp)
+            words = _narrow_expm1_words((q_hi, q_lo), r_hi, r_lo, xp=xp)
             words = [xp.where(both, w, zero_) for w in words]
-            ends = xp.where(both, zero_, take(p_hi) - q_[0])  # (-q where p is 0; else 0)
+            ends = xp.where(both, zero_, p_hi - q_hi)  # (-q where p is 0; else 0)
         else:
             ends = None
             words = []
@@ -850,7 +891,7 @@ def _narrow_choice(passed: Array, fast: Array, exact: _Exact, *, xp: ModuleType)
     if "jax" not in getattr(xp, "__name__", ""):
         if bool(xp.all(passed)):
             return fast
-        return exact(None)
+        return xp.where(passed, fast, exact(None))
     import jax  # (loaded: JAX arrays)
 
     shape = tuple(fast.shape)
@@ -877,3 +918,356 @@ def _narrow_choice(passed: Array, fast: Array, exact: _Exact, *, xp: ModuleType)
 
     out = jax.lax.fori_loop(0, chunks, body, xp.reshape(fast, (count,)))
     return xp.reshape(out, shape)
+
+
+# --- the fast value without double-float inputs (branch jaxkl4) --------------------------
+
+_SPLIT_STEPS = 512
+r"""Table entries of :func:`_exp_split`: :math:`2^{j/512}`, :math:`0 \le j < 512`."""
+
+_SPLIT_RANGE = 60.0
+r"""The largest :math:`|x|` that :func:`_exp_split` takes (rows of other arguments fail
+:func:`_narrow_quick`): :math:`e^{x}` and its low part stay normal float32."""
+
+_SPLIT_ERROR = 2.0**-32
+r"""A bound on :func:`_exp_split`'s relative error (about :math:`2^{-32.8}`: three
+roundings of a part below :math:`2^{-10.5}` of the head)."""
+
+_LOG_STEPS = 256
+r"""Table entries of :func:`_log_split`."""
+
+_LOG_ERROR = 2.0**-36
+r"""A bound on :func:`_log_split`'s absolute error (about :math:`2^{-39}`)."""
+
+_QUICK_TOLERANCE = 2.0**-27
+r"""The fraction of :math:`|D|` within which :func:`_narrow_quick`'s bound must keep
+its value's distance from the KL of the given float32 values, so that the value stands
+(rounded once, within :math:`1/2 + 1/8` ulp of that KL: float32's :math:`u` is
+:math:`2^{-24}`)."""
+
+_QUICK_FLOOR = 2.0**-100
+r"""An absolute slack of :func:`_narrow_quick`'s bound an entry of each sum: XLA's CPU
+flushes subnormals (products of weights near :math:`2^{-87}` and small log-ratios, a
+level of extraction below :math:`2^{-126}`): at most :math:`2^{-126}` an entry."""
+
+_QUICK_LEVELS = 2
+r"""Levels of exact extraction of :func:`_narrow_quick`'s sums of heads (what two levels
+leave, at most :math:`2^{2M - 48}` of the row's largest entry, :math:`2^M \ge n + 2`, is
+summed in floats and bounded)."""
+
+_WIDE = 2.0**40
+r"""The largest :math:`|v|` of a log-domain entry (logits, log-probabilities) that
+:func:`_narrow_quick` takes: products with weights stay far from overflow."""
+
+
+def _bits_parts(value: Decimal, count: int, bits: int) -> tuple[float, ...]:
+    r"""``value`` as ``count`` floats, the first ``count - 1`` of at most ``bits``
+    significant bits (each the rounded rest), the last the rest rounded to float32."""
+    parts, rest = [], value
+    for i in range(count):
+        if i == count - 1:
+            part = float(np.float32(float(rest)))
+        else:
+            exponent = math.floor(math.log2(abs(float(rest))))
+            scale = Decimal(2) ** (bits - 1 - exponent)
+            part = float((rest * scale).to_integral_value() / scale)
+        parts.append(part)
+        rest -= Decimal(part)
+    return tuple(parts)
+
+
+@functools.cache
+def _exp_split_constants() -> tuple[tuple[float, ...], np.ndarray, np.ndarray]:
+    r""":math:`\ln 2/512` as four float32 parts (the first three of 8 bits: :math:`N`
+    times them exact for :math:`|N| < 2^{16}`) and the table :math:`2^{j/512}` as float32
+    pairs (from 60 digits, once)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        parts = _bits_parts(Decimal(2).ln() / _SPLIT_STEPS, 4, 8)
+        table = [Decimal(2) ** (Decimal(j) / _SPLIT_STEPS) for j in range(_SPLIT_STEPS)]
+        hi = np.array([np.float32(float(t)) for t in table], dtype=np.float32)
+        lo = np.array(
+            [np.float32(float(t - Decimal(float(h)))) for t, h in zip(table, hi, strict=True)],
+            dtype=np.float32,
+        )
+    return parts, hi, lo
+
+
+def _exp_split(x_hi: Array, x_lo: Array | None, *, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`e^{x}` of a float32 pair :math:`x = x_{hi} + x_{lo}`, :math:`|x| \le 60`
+    (:data:`_SPLIT_RANGE`; other entries give values no caller reads), as a head and a
+    small part ``(a, b)``: :math:`a = 2^k T_{hi}` exactly, :math:`b = 2^k(T_{hi}m +
+    T_{lo}(1 + m))` in floats, :math:`|b| \le 2^{-10}a`, for :math:`x = N\ln 2/512 + r`,
+    :math:`N = 512k + j`, :math:`T = 2^{j/512}` a float32 pair and :math:`m =
+    \operatorname{expm1} r = r + r^2/2 + r^3/6 + r^4/24` (:math:`|r| \le 2^{-10.5}`).
+    :math:`r` is the exact pair of :math:`(x_{hi} - Nc_1) - Nc_2 - Nc_3` (Sterbenz, then
+    TwoSums) plus :math:`x_{lo} - Nc_4`. So :math:`a + b` is within :data:`_SPLIT_ERROR`
+    of :math:`e^{x}` with no double-float product: the head is exact and the float32
+    roundings fall on :math:`b` only (about 50 elementwise operations an entry, against
+    ``_double_double.exp_pair32``'s 150)."""
+    (c1, c2, c3, c4), table_hi, table_lo = _exp_split_constants()
+    n = xp.round(x_hi * float(_SPLIT_STEPS / math.log(2.0)))
+    r_hi, r_lo = _two_sum(x_hi - n * c1, -(n * c2))
+    r_hi, r_err = _two_sum(r_hi, -(n * c3))
+    r_lo = (r_lo + r_err) - n * c4
+    if x_lo is not None:
+        r_lo = r_lo + x_lo
+    m = r_hi + (
+        r_hi * r_hi * (0.5 + r_hi * (1.0 / 6.0 + r_hi * (1.0 / 24.0))) + r_lo * (1.0 + r_hi)
+    )
+    whole = xp.astype(n, xp.int32)
+    j = whole - _SPLIT_STEPS * (whole // _SPLIT_STEPS)
+    k = xp.astype((whole - j) // _SPLIT_STEPS, x_hi.dtype)
+    shape = tuple(x_hi.shape)
+    index = xp.reshape(j, (-1,))
+    t_hi = xp.reshape(xp.take(xp.asarray(table_hi, device=device(x_hi)), index, axis=0), shape)
+    t_lo = xp.reshape(xp.take(xp.asarray(table_lo, device=device(x_hi)), index, axis=0), shape)
+    scale = power_of_two32(xp.clip(k, -126.0, 127.0), xp=xp)
+    return t_hi * scale, (t_hi * m + t_lo * (1.0 + m)) * scale
+
+
+@functools.cache
+def _log_split_constants() -> tuple[tuple[float, ...], np.ndarray, np.ndarray, np.ndarray]:
+    r""":math:`\ln 2` as three float32 parts (the first two of 17 bits: :math:`e` times
+    them exact for :math:`|e| < 2^7`), and for :math:`0 \le j < 256` a 12-bit
+    :math:`\rho_j \approx 1/(1 + (j + 1/2)/256)` with :math:`-\log\rho_j` as a float32
+    pair (from 60 digits, once)."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ln2 = _bits_parts(Decimal(2).ln(), 3, 17)
+        rhos, his, los = [], [], []
+        for j in range(_LOG_STEPS):
+            rho = Decimal(float(_log_rho(np.float32(j), xp=np)))
+            value = -rho.ln()
+            hi = np.float32(float(value))
+            rhos.append(float(rho))
+            his.append(hi)
+            los.append(np.float32(float(value - Decimal(float(hi)))))
+    as32 = functools.partial(np.array, dtype=np.float32)
+    return ln2, as32(rhos), as32(his), as32(los)
+
+
+def _log_rho(j: Array, *, xp: ModuleType) -> Array:
+    r""":math:`\rho_j = \operatorname{round}(4096 / c_j)/4096`, :math:`c_j = 1 + (j +
+    1/2)/256`, in float32 (each step correctly rounded: the table's and the traced
+    values agree; no gather)."""
+    c = 1.0 + (j + 0.5) * (1.0 / _LOG_STEPS)
+    return xp.round(4096.0 / c) * (1.0 / 4096.0)
+
+
+def _log_split(v: Array, *, xp: ModuleType) -> tuple[Array, Array]:
+    r""":math:`\log v` of float32 :math:`v \in [2^{-100}, 2^{100}]` (other entries give
+    values no caller reads) as a pair ``(hi, lo)`` within :data:`_LOG_ERROR` absolute:
+    :math:`v = 2^{e}f`, :math:`f \in [1, 2)`, :math:`j = \lfloor 256(f - 1)\rfloor`,
+    :math:`\log v = e\ln 2 - \log\rho_j + \operatorname{log1p}(z)`, :math:`z = f\rho_j
+    - 1` exact as :math:`(f_h\rho_j - 1) + f_l\rho_j` (:math:`f = f_h + f_l`, 12 bits
+    each, :math:`\rho_j` of 12: exact products, the difference Sterbenz's),
+    :math:`|z| \le 2^{-8.8}`, :math:`\operatorname{log1p}(z) = z - z^2/2 + \cdots -
+    z^6/6` in floats but its head; :math:`e\ln 2` as exact products of 17-bit parts.
+    The heads joined by TwoSums (about 45 elementwise operations an entry)."""
+    (l1, l2, l3), _, hi_t, lo_t = _log_split_constants()
+    half, exponent = frexp(v, xp=xp)
+    f = 2.0 * half
+    e = exponent - 1.0
+    j_float = xp.clip(xp.floor((f - 1.0) * float(_LOG_STEPS)), 0.0, _LOG_STEPS - 1.0)
+    j = xp.astype(j_float, xp.int32)
+    shape = tuple(v.shape)
+    index = xp.reshape(j, (-1,))
+
+    def table(values: np.ndarray) -> Array:
+        column = xp.asarray(values, device=device(v))
+        return xp.reshape(xp.take(column, index, axis=0), shape)
+
+    rho, neg_hi, neg_lo = _log_rho(j_float, xp=xp), table(hi_t), table(lo_t)
+    f_h = xp.floor(f * 2048.0) * (1.0 / 2048.0)
+    z_hi, z_lo = _two_sum(f_h * rho - 1.0, (f - f_h) * rho)
+    series = (z_hi * z_hi) * (
+        -0.5 + z_hi * (1.0 / 3.0 + z_hi * (-0.25 + z_hi * (0.2 - z_hi * (1.0 / 6.0))))
+    )
+    s1, t1 = _two_sum(e * l1, neg_hi)
+    s2, t2 = _two_sum(s1, z_hi)
+    s3, t3 = _two_sum(s2, e * l2)
+    lo = ((t1 + t2) + t3) + ((neg_lo + z_lo) + ((series - z_hi * z_lo) + e * l3))
+    hi, lo = held32(s3, lo, xp=xp)
+    return hi, lo  # (held: each consumer would recompute the chain, XLA's fusion)
+
+
+def _row_sum(
+    x: Array, levels: int, gamma: float, n: int, *, xp: ModuleType
+) -> tuple[list[Array], Array]:
+    r"""Rows of ``x`` as exact level sums and a float rest
+    (``_double_double.level_words32``), with a bound on the rest's rounding
+    (:math:`\gamma_n\sum_i|\rho_i|` and the flush floor): ``(columns, bound)``."""
+    taus, rest = level_words32(x, levels, xp=xp)
+    bound = gamma * xp.sum(xp.abs(rest), axis=-1) + n * _QUICK_FLOOR
+    return [*taus, xp.sum(rest, axis=-1)], bound
+
+
+def _pair_sum(columns: list[Array], *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r"""The sum of a handful of float32 ``columns`` as a pair ``(hi, lo)`` (three sweeps
+    of TwoSums, the rest in floats, TwoSum), and :math:`\sum_k|c_k|` (its error is
+    below :math:`2^{-40}` of that)."""
+    cols = list(columns)
+    magnitude = xp.abs(cols[0])
+    for column in cols[1:]:
+        magnitude = magnitude + xp.abs(column)
+    for _ in range(3):
+        for i in range(1, len(cols)):
+            cols[i], cols[i - 1] = _two_sum(cols[i], cols[i - 1])
+    rest = cols[0]
+    for column in cols[1:-1]:
+        rest = rest + column
+    hi, lo = _two_sum(cols[-1], rest)
+    return hi, lo, magnitude
+
+
+def _log_pair_of(s_hi: Array, s_lo: Array, *, xp: ModuleType) -> tuple[Array, Array, Array]:
+    r""":math:`\log S` of positive pairs :math:`S = s_{hi} + s_{lo}` (one a row) as a pair
+    :math:`(\ell_0, \delta - \delta^2/2)`, :math:`\ell_0` the float32 ``log``,
+    :math:`\delta = (S - E)/E` for ``exp_pair32``'s :math:`E = e^{\ell_0}`, with a bound
+    on its error: :math:`2^{-39} + 5u|\delta| + |\delta|^3` (the pair's
+    :math:`2^{-40}`, the quotient's rounding, the series' rest)."""
+    l0 = xp.log(s_hi)
+    e_hi, e_lo = exp_pair32(l0, xp=xp)
+    delta = ((s_hi - e_hi) + (s_lo - e_lo)) / e_hi
+    size = xp.abs(delta)
+    return l0, delta - 0.5 * delta * delta, 2.0**-39 + 5.0 * _U32 * size + size * size * size
+
+
+def _narrow_quick(
+    a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
+) -> tuple[Array, Array]:
+    r"""The fast value of :func:`kl_narrow` and where it stands (branch jaxkl4): the
+    definition's sum :math:`D = \sum_i p_i(\log p_i - \log q_i)` from float32 words with
+    no double-float exponential, and a rigorous bound :math:`E` on its distance from the
+    KL of the given float32 values; the value stands where :math:`E \le 2^{-27}|D|`
+    (:data:`_QUICK_TOLERANCE`), within :math:`1/2 + 1/8` ulp of that KL once rounded.
+
+    A side's logs are :math:`\lambda_i + c`: :math:`\lambda` exact for log-probabilities
+    (the values) and logits (:math:`x_i - m`, a TwoSum pair; :math:`c = -\log S`,
+    :math:`S = \sum_i e^{x_i - m}`), a pair within :data:`_LOG_ERROR` for probabilities
+    (:func:`_log_split`). P's weights are :math:`w_i = a_i + b_i`: the probabilities
+    themselves (:math:`b = 0`), or :math:`e^{\lambda_i}` by :func:`_exp_split` (an exact
+    head :math:`a`, a small part :math:`b`), so that with :math:`\mu_i = \lambda^P_i -
+    \lambda^Q_i` (TwoSum: :math:`\mu_{hi} + \mu_{lo}`) and :math:`T = \sum_i w_i\mu_i`
+
+    .. math:: D = T/S_P + \log S_Q - \log S_P \ (\text{P logits}), \qquad
+              D = T + \Pi\log S_Q \ (\text{else}; \Pi = \sum_i w_i),
+
+    :math:`\log S_Q = 0` unless Q is logits. :math:`T` is the exact products
+    :math:`a_i\mu_{hi}` (``two_product32``) summed by three levels of exact extraction
+    (``_double_double.level_words32``) and :math:`a_i\mu_{lo} + b_i\mu` (floats, below
+    :math:`2^{-10}` of :math:`|a_i\mu_i|`) by one; :math:`S`, :math:`\Pi` likewise
+    (heads three levels, small parts one); :math:`\log S` a pair (:func:`_log_pair_of`)
+    and the last steps in pairs, one a row. The bound adds the weights' error
+    (:data:`_SPLIT_ERROR` of :math:`A = \sum_i a_i|\mu_i|`), the small parts' roundings
+    (:math:`2^{-31}A`), the logs' (:data:`_LOG_ERROR` of :math:`\Pi` a side of
+    probabilities, :math:`2^{-44}\sum_i a_i(|\lambda^P_i| + |\lambda^Q_i|)` for the
+    pairs' low parts), each level sum's rest (:math:`\gamma_n\sum|\rho_i|`), the
+    flush floor (:data:`_QUICK_FLOOR` an entry), those of :math:`S` carried through
+    :math:`\log S` and the quotient, and :math:`2^{-40}` of the last steps'
+    magnitudes.
+
+    Rows it does not take (they fail, and take the exact words): an entry NaN, a
+    weight of P outside its range (log-domain :math:`|\lambda_i| > 60`,
+    probabilities outside :math:`[2^{-100}, 2^{100}]` but 0), Q's entries facing a
+    positive weight likewise (probabilities, log-probabilities beyond
+    :math:`2^{40}`), a side of logits with an entry not finite or beyond
+    :math:`2^{40}`; Q's logits below :math:`-60` are left out of :math:`S_Q`, within
+    :math:`n e^{-60}` of it. Rows of a KL near the rounding of its pieces (nearly equal
+    rows) fail the bound. Returns ``(fast, passed)``, one entry a row."""
+    n = int(a.shape[-1])
+    gamma = 2.0 * (n * _U32) / (1.0 - n * _U32)
+    zero = xp.zeros_like(a)
+    one = zero + 1.0
+    ok = ~(xp.isnan(a) | xp.isnan(b))
+    if a_form == "probs":
+        live = a > 0.0
+        ok = ok & ((a == 0.0) | ((a >= 2.0**-100) & (a <= 2.0**100)))
+        w_a = xp.where(live, a, zero)
+        w_b = None
+        lp_hi, lp_lo = _log_split(xp.where(live, a, one), xp=xp)
+        s_p = None
+    else:
+        if a_form == "log_probs":
+            live = a > -math.inf
+            lp_hi, lp_lo = xp.where(live, a, zero), None
+            ok = ok & (~live | (xp.abs(a) <= _SPLIT_RANGE))
+        else:
+            live = xp.isfinite(a)
+            m = xp.max(xp.where(live, a, zero), axis=-1, keepdims=True)
+            lp_hi, lp_lo = _two_sum(xp.where(live, a, m), -m)
+            ok = ok & live & (xp.abs(a) <= _WIDE) & (lp_hi >= -_SPLIT_RANGE)
+        safe = xp.where(live & (xp.abs(lp_hi) <= _SPLIT_RANGE), lp_hi, zero)
+        w_a, w_b = _exp_split(safe, lp_lo, xp=xp)
+        w_a, w_b = xp.where(live, w_a, zero), xp.where(live, w_b, zero)
+        s_p = a_form == "logits"
+    if b_form == "probs":
+        ok = ok & (~live | ((b >= 2.0**-100) & (b <= 2.0**100)))
+        lq_hi, lq_lo = _log_split(xp.where(live & (b > 0.0), b, one), xp=xp)
+    elif b_form == "log_probs":
+        ok = ok & (~live | (xp.abs(b) <= _WIDE))
+        lq_hi, lq_lo = xp.where(live & xp.isfinite(b), b, zero), None
+    else:
+        finite = xp.isfinite(b)
+        ok = ok & finite & (xp.abs(b) <= _WIDE)
+        m_q = xp.max(xp.where(finite, b, zero), axis=-1, keepdims=True)
+        lq_hi, lq_lo = _two_sum(xp.where(finite, b, m_q), -m_q)
+    if b_form == "logits":  # log S_Q first: it joins each mu (branch jaxkl4)
+        below = lq_hi < -_SPLIT_RANGE
+        q_a, q_b = _exp_split(xp.where(below, zero, lq_hi), lq_lo, xp=xp)
+        q_a, q_b = xp.where(below, zero, q_a), xp.where(below, zero, q_b)
+        heads, bound_s = _row_sum(q_a, _QUICK_LEVELS, gamma, n, xp=xp)
+        tails, bound_tail = _row_sum(q_b, 1, gamma, n, xp=xp)
+        sq_hi, sq_lo, sq_size = _pair_sum([*tails[::-1], *heads[::-1]], xp=xp)
+        sq_rel = (bound_s + bound_tail + 2.0**-40 * sq_size + n * 2.0**-86) / sq_hi
+        lq0, lq1, lq_err = _log_pair_of(sq_hi, sq_lo, xp=xp)
+        lq_err = lq_err + 1.01 * (sq_rel + 2.0 * _SPLIT_ERROR)
+    # mu = log p - log q but log S_P as mu_hi + mu_lo (TwoSums of the heads, low parts added)
+    mu_hi, mu_lo = _two_sum(lp_hi, -lq_hi)
+    if b_form == "logits":
+        mu_hi, mu_err = _two_sum(mu_hi, xp.expand_dims(lq0, axis=-1))
+        mu_lo = mu_lo + (mu_err + xp.expand_dims(lq1, axis=-1))
+    for low, sign in ((lp_lo, 1.0), (lq_lo, -1.0)):
+        if low is not None:
+            mu_lo = mu_lo + sign * low
+    mu_hi, mu_lo = xp.where(live, mu_hi, zero), xp.where(live, mu_lo, zero)
+    product, product_lo = two_product32(w_a, mu_hi)
+    small = product_lo + w_a * mu_lo
+    if w_b is not None:
+        small = small + w_b * (mu_hi + mu_lo)
+    big_cols, bound_t = _row_sum(product, _QUICK_LEVELS, gamma, n, xp=xp)
+    small_cols, bound_small = _row_sum(small, 1, gamma, n, xp=xp)
+    t_hi, t_lo, t_size = _pair_sum([*small_cols[::-1], *big_cols[::-1]], xp=xp)
+    weighted = xp.sum(w_a * xp.abs(mu_hi), axis=-1)
+    logs = xp.sum(w_a * (xp.abs(lp_hi) + xp.abs(lq_hi)), axis=-1)
+    mass = 2.0 * xp.sum(w_a, axis=-1)  # (Pi, or S_P, with room: a float sum)
+    bound_t = bound_t + bound_small + 2.0**-40 * t_size + 2.0**-30 * weighted + 2.0**-43 * logs
+    if w_b is not None:
+        bound_t = bound_t + (2.0 * _SPLIT_ERROR) * weighted
+    probs_sides = (a_form == "probs") + (b_form == "probs")
+    if probs_sides:
+        bound_t = bound_t + (probs_sides * _LOG_ERROR) * mass
+    if b_form == "logits":
+        bound_t = bound_t + lq_err * mass
+    if s_p and w_b is not None:  # D = T/S_P - log S_P
+        heads, bound_sp = _row_sum(w_a, _QUICK_LEVELS, gamma, n, xp=xp)
+        tails, bound_tail = _row_sum(w_b, 1, gamma, n, xp=xp)
+        sp_hi, sp_lo, sp_size = _pair_sum([*tails[::-1], *heads[::-1]], xp=xp)
+        sp_rel = (bound_sp + bound_tail + 2.0**-40 * sp_size) / sp_hi + 2.0 * _SPLIT_ERROR
+        quotient = t_hi / sp_hi
+        p, p_lo = two_product32(quotient, sp_hi)
+        remainder = (((t_hi - p) - p_lo) + t_lo) - quotient * sp_lo
+        q_hi, q_lo = _two_sum(quotient, remainder / sp_hi)
+        lp0, lp1, lp_err = _log_pair_of(sp_hi, sp_lo, xp=xp)
+        pieces = [q_lo, -lp1, q_hi, -lp0]
+        error = bound_t / sp_hi + xp.abs(q_hi) * (sp_rel + 2.0**-40) + lp_err + 1.01 * sp_rel
+    else:  # D = T
+        pieces = [t_lo, t_hi]
+        error = bound_t
+    d_hi, d_lo, d_size = _pair_sum(pieces, xp=xp)
+    fast = d_hi + d_lo
+    error = error + 2.0**-40 * d_size
+    rows_ok = xp.all(ok, axis=-1)
+    passed = rows_ok & xp.isfinite(fast) & (error <= _QUICK_TOLERANCE * xp.abs(fast))
+    return xp.where(rows_ok, fast, zero[..., 0]), passed
