@@ -226,12 +226,20 @@ def test_scores_without_information_give_the_label_frequencies() -> None:
 def test_platt_fit_of_log_odds_past_float64_range_raises_no_numpy_warning() -> None:
     """Log-odds of 1e300: L-BFGS-B's trial points make inf - inf in the objective; its
     NumPy 'invalid value' warning became an error under -W error (the overflow one was
-    already silenced).  The fit stays as it stopped, not converged."""
+    already silenced).  Since stop 74 (platt2's profile fit) the fit converges: its log
+    loss is at most the best slope-0 fit's (the labels' base rate), a point it could
+    have stopped at."""
     import warnings
 
     rng = np.random.default_rng(0)
     s, labels = rng.normal(size=300) * 1e300, rng.integers(0, 2, size=300)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fit = crossent.PlattScaling().fit(np.stack([np.zeros_like(s), s], axis=1), labels)
-    assert not fit.converged_
+        scores = np.stack([np.zeros_like(s), s], axis=1)
+        fit = crossent.PlattScaling().fit(scores, labels)
+        probs = fit.transform(scores)
+    assert fit.converged_
+    rate = labels.mean()
+    base_rate_loss = -(rate * np.log(rate) + (1 - rate) * np.log1p(-rate))
+    fitted_loss = -np.mean(np.log(probs[np.arange(labels.size), labels]))
+    assert fitted_loss <= base_rate_loss
