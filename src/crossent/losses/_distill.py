@@ -800,16 +800,9 @@ class NearGradients:
             return self._reverse_in_student(rows, host)
         if not host:
             rows = xp.logical_and(rows, _twin_may_hold(d.log_s, d.log_t, xp))
-        z, v = d.student[rows], d.teacher_scores[rows]
         if host:
-            z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
-            v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
-            formed, kept = fused_forward_rows(z64, v64, float(d.temperature))
-            out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
-            out[rows] = xp.asarray(formed, device=device(z))
-            taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
-            taken[rows] = xp.asarray(kept, device=device(z))
-            return out, taken
+            return self._kernel_rows(fused_forward_rows, rows)
+        z, v = d.student[rows], d.teacher_scores[rows]
         grad, holds = exact_forward_gradient(z, v, d.temperature, xp)
         holds = xp.logical_and(holds[..., 0], formable(z, v, xp))
         out = xp.zeros(d.student.shape, dtype=grad.dtype, device=device(grad))
@@ -827,10 +820,18 @@ class NearGradients:
         if not host:
             zeros = xp.zeros(d.student.shape, dtype=d.student.dtype, device=device(d.student))
             return zeros, xp.zeros_like(rows)
+        return self._kernel_rows(fused_reverse_rows, rows)
+
+    def _kernel_rows(self, kernel: Any, rows: Array) -> tuple[Array, Array]:
+        """The student's gradient of ``rows`` by a fused float64 kernel on the host
+        (:func:`fused_forward_rows` or :func:`fused_reverse_rows`): the rows' student and
+        teacher scores in float64, the kernel's gradient rows and the rows it formed
+        scattered back into zeros of the student's shape."""
+        d, xp = self.d, self.d.batch.xp
         z, v = d.student[rows], d.teacher_scores[rows]
         z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
         v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
-        formed, kept = fused_reverse_rows(z64, v64, float(d.temperature))
+        formed, kept = kernel(z64, v64, float(d.temperature))
         out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
         out[rows] = xp.asarray(formed, device=device(z))
         taken = xp.zeros(rows.shape, dtype=xp.bool, device=device(z))
