@@ -189,6 +189,16 @@ class Report:
         return _text.fmt(value, digits)
 
     @staticmethod
+    def format_surprisal(entry: Mapping[str, Any], digits: int = 4) -> str:
+        """A row of the JSON report's ``most_surprising`` (:meth:`to_dict`): its
+        surprisal as every rendering prints it, :meth:`format_number` of
+        ``surprisal_nats``, or where that is ``"inf"`` beside a finite
+        ``surprisal_half_nats`` (logits more than 1.8e308 apart: ``[1e308, -1e308]``
+        of label 1 has the surprisal 2e308, past float64), the half doubled exactly in
+        decimal: ``2.0000e+308``."""
+        return _text.surprisal_text(dict(entry), digits)
+
+    @staticmethod
     def format_gate(value: float | str | None, threshold: float) -> tuple[str, str]:
         """A gate's value and threshold (``to_dict()["gates"]``) as every rendering prints
         them side by side: the threshold as given (its shortest round-trip text), the value
@@ -641,6 +651,7 @@ def report(
     diagram = _diagram(rows.confidence, rows.hits, spec, curve_scope)
     surprisal, brier_rows = rows.surprisal, rows.brier
     classwise_summary = classwise.compute()
+    half = _half_surprisal(values, label_array, surprisal) if checked_form == "logits" else None
     payload = _payload(
         values=values,
         labels=label_array,
@@ -663,6 +674,7 @@ def report(
         builtin_example=builtin_example,
         max_ece=max_ece,
         max_nll=max_nll,
+        half=half,
     )
     payload["held_out_temperature"] = held_out
     return Report(
@@ -679,7 +691,7 @@ def report(
         # then passed on other examples
         np.array(label_array, dtype=np.intp),
         None if ids is None else ids.copy(),
-        _half_surprisal(values, label_array, surprisal) if checked_form == "logits" else None,
+        half,
     )
 
 
@@ -1159,6 +1171,7 @@ def _payload(
     builtin_example: bool,
     max_ece: float | None,
     max_nll: float | None,
+    half: Any = None,
 ) -> dict[str, Any]:
     from .. import __version__
     from ..calibration._binning import calibration_values
@@ -1172,6 +1185,10 @@ def _payload(
             "label": int(labels[row]),
             "predicted": int(np.argmax(scores)),
         }
+        if value == math.inf and half is not None and math.isfinite(half[row]):
+            # a surprisal past float64 (logits more than 1.8e308 apart): "inf" in JSON,
+            # its half kept, printed doubled (2.0000e+308, not inf; _text.surprisal_text)
+            entry["surprisal_half_nats"] = float(half[row])
         if ids is not None:
             entry["id"] = _id_value(ids[row])
         most_surprising.append(entry)
