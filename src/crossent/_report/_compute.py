@@ -582,7 +582,13 @@ def report(
     scored = as_predictions(
         values, label_array, form=checked_form, validate=False, defer=True, binary=column
     )
-    summary = _scored(state.compute(norm=spec.norm, debias=spec.estimator == "debiased"), scored)
+    summary = _scored(
+        state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
+        scored,
+        # the classes whose float64 surprisal total passed float64 (the state's means of
+        # them come from its scaled sums: the report's, as negative_log_likelihood's)
+        np.isposinf(state._class_surprisal),
+    )
     # calibration_error's bins of these predictions: summed block by block over its
     # blocks (the top label in equal-width bins), else at once (block_bounds). The
     # report's batches are other blocks: the state's sums, and the rows' bins summed at
@@ -718,7 +724,9 @@ def _half_surprisal(values: Any, labels: Any, surprisal: Any) -> Any:
     return half if np.isfinite(half[far]).any() else None  # (else every +inf is true)
 
 
-def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationSummary:
+def _scored(
+    summary: cal.EvaluationSummary, predictions: Any, overflowed: Any
+) -> cal.EvaluationSummary:
     """``summary`` with the NLL (nats, bits, perplexity), Brier and spherical scores of
     :func:`negative_log_likelihood`, :func:`brier_score` and :func:`spherical_score`,
     to the bit (``_scores.score_means``: one more pass, summing each block's scores as
@@ -729,7 +737,7 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     nll = means["surprisal"]
     return dataclasses.replace(
         summary,
-        per_class_nll=_per_class_nll(summary.per_class_nll, predictions),
+        per_class_nll=_per_class_nll(summary.per_class_nll, predictions, overflowed),
         nll=nll,
         nll_bits=nll / math.log(2),
         perplexity=perplexity_of(nll),
@@ -738,15 +746,17 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     )
 
 
-def _per_class_nll(per_class: Any, predictions: Any) -> Any:
-    """``per_class`` (the state's per-class NLL) with each class's +inf mean of logits
-    formed again, from that class's rows, as the NLL is (:func:`score_means`, whose
-    mean of logits more than 1.8e308 apart is formed from the logits' halves).  A row
-    ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308, +inf in float64: beside a
-    row of surprisal 0 of the same class, the class's NLL is 1e308, which the report
-    printed as inf under a finite NLL of 7.5e307.  Probabilities and log-probabilities
-    have no row past float64 (their +inf is a probability 0, kept)."""
-    far = np.flatnonzero(np.isposinf(per_class))
+def _per_class_nll(per_class: Any, predictions: Any, overflowed: Any) -> Any:
+    """``per_class`` (the state's per-class NLL) with the mean of logits of each class
+    whose surprisal total ``overflowed`` float64 formed again, from that class's rows,
+    as the NLL is (:func:`score_means`, whose mean of logits more than 1.8e308 apart is
+    formed from the logits' halves; the state's, from its scaled sums, may differ in
+    the last bit).  A row ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308,
+    +inf in float64: beside a row of surprisal 0 of the same class, the class's NLL is
+    1e308, which the report printed as inf under a finite NLL of 7.5e307.
+    Probabilities and log-probabilities have no row past float64 (their +inf is a
+    probability 0, kept)."""
+    far = np.flatnonzero(overflowed)
     if predictions.form != "logits" or far.size == 0:
         return per_class
     labels = np.asarray(predictions.labels)
@@ -812,7 +822,7 @@ def _first_pass(
         with adding_batch(states):  # each state's sums allocated once a batch, not a block
             for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
                 for state in states:
-                    add_summarized_block(state, block, rows, start)
+                    add_summarized_block(state, block, rows, start, predictions)
                 hit = rows.predicted == rows.labels
                 correct += np.bincount(rows.labels[hit], minlength=classes)
                 if curve_scope == "positive-class":
