@@ -119,6 +119,8 @@ def first_repeat(ids: Any) -> tuple[Any, int, int] | None:
     of numbers) names no row, and ids of different types (``1`` and ``1.0``, written
     differently) are different ids.  Integers are compared in one sort."""
     values = np.asarray(ids)
+    if values.dtype.kind in "mM":  # dates and durations as their text (the report's), NaT none
+        values = _objects([None if np.isnat(v) else str(v) for v in values])
     if values.dtype.kind in "iub":
         order = np.argsort(values, kind="stable")
         same = np.flatnonzero(values[order[1:]] == values[order[:-1]])
@@ -134,12 +136,14 @@ def first_repeat(ids: Any) -> tuple[Any, int, int] | None:
     for row, value in enumerate(values.tolist()):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
-        if numbers and value == "nan":
+        if numbers and isinstance(value, str) and value == "nan":
             continue
-        key = (type(value).__name__, value)
+        if isinstance(value, np.ndarray):  # (a Parquet id column of lists)
+            value = value.tolist()
+        key: tuple[str, Any] = (type(value).__name__, value)
         try:
             hash(value)
-        except TypeError:  # (a Parquet id column of lists)
+        except TypeError:  # (lists)
             key = (type(value).__name__, repr(value))
         first = seen.setdefault(key, row)
         if first != row:

@@ -214,7 +214,11 @@ def _unique_ids(dataset: Dataset, columns: TableColumns | None) -> Dataset:
     standard error."""
     if dataset.ids is None:
         return dataset
-    found = first_repeat(dataset.ids)
+    try:
+        found = first_repeat(dataset.ids)
+    except BaseException:  # (its scratch file closed, whatever the ids hold)
+        dataset.close()
+        raise
     if found is None:
         return dataset
     value, first, second = found
