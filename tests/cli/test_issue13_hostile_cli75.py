@@ -86,6 +86,24 @@ def test_most_surprising_row_past_float64_prints_from_its_half(
     assert line.split("│")[4].strip() == "2.0000e+308", line  # was "inf"
 
 
+def test_most_surprising_rows_past_float64_are_ranked(tmp_path: Path) -> None:
+    """Rows whose surprisals pass float64 were all +inf to the ranking, so ranked by row:
+    2e308 above 3e308 (and a probability 0, surprisal +inf indeed, below both).  They
+    are ranked by their halves, after the infinite one."""
+    rows = [[1e308, -1e308], [1.5e308, -1.5e308], [0.0, 1e308], [5.0, -5.0], [-np.inf, 0.0]]
+    path = tmp_path / "far.npz"
+    np.savez(path, logits=np.array(rows), labels=np.array([1, 1, 0, 0, 0]))
+    output = tmp_path / "far.json"
+    assert main(["report", str(path), "--resamples", "10", "--json", "--output", str(output)]) == 0
+    shown = json.loads(output.read_text(encoding="utf-8"))["most_surprising"]
+    assert [row["index"] for row in shown] == [4, 1, 0, 2, 3]  # was [0, 1, 4, 2, 3]
+    assert [crossent.Report.format_surprisal(row) for row in shown[:3]] == [
+        "inf",
+        "3.0000e+308",
+        "2.0000e+308",
+    ]
+
+
 def _csv(path: Path, ids: list[str], header: str = "id") -> Path:
     lines = [f"{header},a,b,label"]
     lines += [f"{i},0.{k + 2},0.{8 - k},{k % 2}" for k, i in enumerate(ids)]

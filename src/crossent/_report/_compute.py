@@ -1122,6 +1122,16 @@ def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float)
     return gates
 
 
+def _surprisal_rank(entry: dict[str, Any]) -> tuple[float, int]:
+    """A most surprising row's place: the larger surprisal first (from its half past
+    float64), then the lower row."""
+    half = entry.get("surprisal_half_nats")
+    if half is not None:
+        return -half, entry["index"]
+    value = _text.from_json_number(entry["surprisal_nats"])
+    return (-math.inf if value == math.inf else -(value or 0.0) / 2.0), entry["index"]
+
+
 def _id_value(value: Any) -> Any:
     """A row id as a JSON value: a string, integer or finite float as it is, a missing one
     (None, NaN, NaT) as null, and anything else (a date, bytes, a decimal, a list, an
@@ -1202,6 +1212,10 @@ def _payload(
         if ids is not None:
             entry["id"] = _id_value(ids[row])
         most_surprising.append(entry)
+    if half is not None:
+        # the rows past float64 (all +inf, ranked by row) in the order of their halves,
+        # after any of surprisal +inf indeed (a probability 0): 3e308 above 2e308
+        most_surprising.sort(key=_surprisal_rank)
     stats = classwise.calibration.statistics
     debias = spec.estimator == "debiased"
     class_errors = calibration_values(stats, norm=spec.norm, debias=debias).tolist()
