@@ -222,10 +222,10 @@ def _unique_ids(dataset: Dataset, columns: TableColumns | None) -> Dataset:
     if found is None:
         return dataset
     value, first, second = found
-    named = columns is not None and columns.id is not None
-    where = f"the {columns.id!r} column (--id-column)" if named else "the pandas index"
+    named = None if columns is None else columns.id
+    where = "the pandas index" if named is None else f"the {named!r} column (--id-column)"
     said = f"{dataset.source}: {where} has the id {value!r} in rows {first} and {second}"
-    if named:
+    if named is not None:
         dataset.close()
         raise SourceError(f"{said}; --id-column needs a different id in every row")
     print(f"crossent: note: {printable(said)}; the ids are shown as written", file=sys.stderr)
