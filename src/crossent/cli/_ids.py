@@ -131,9 +131,15 @@ def first_repeat(ids: Any) -> tuple[Any, int, int] | None:
         seconds = order[same + 1]
         at = int(np.argmin(seconds))
         return values[seconds[at]].item(), int(firsts[at]), int(seconds[at])
-    numbers = any(not isinstance(v, str) for v in values.tolist() if v is not None)
+    cells = values.tolist()
+    try:
+        if len(set(cells)) == len(cells):  # (one C pass: no two equal, nothing repeats)
+            return None
+    except TypeError:  # unhashable ids (lists): the loop below
+        pass
+    numbers = any(not isinstance(v, str) for v in cells if v is not None)
     seen: dict[tuple[str, Any], int] = {}
-    for row, value in enumerate(values.tolist()):
+    for row, value in enumerate(cells):
         if value is None or (isinstance(value, float) and math.isnan(value)):
             continue
         if numbers and isinstance(value, str) and value == "nan":
