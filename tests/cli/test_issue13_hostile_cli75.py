@@ -151,13 +151,20 @@ def test_repeated_pandas_index_is_noted_and_kept(
 def test_a_table_of_predictions_is_plural(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    """A table's prediction columns are "the predictions (logits)": the library's
-    "`logits` contains NaN" read "the predictions (logits) contains NaN"."""
+    """A table's prediction columns (and a ``.npy``) are "the predictions (logits)":
+    the library's "`logits` contains NaN" read "the predictions (logits) contains NaN",
+    and a ``.npy`` of shape (3, 0) "the predictions (probs) has no classes"."""
     path = tmp_path / "nan.csv"
     path.write_text("a,b,label\n1,2,0\nnan,1,1\n", encoding="utf-8")
     assert main(["report", str(path), "--logits"]) == 2
     err = capsys.readouterr().err
     assert "the predictions (logits) contain NaN in row 1, column 'a'" in err, err
+    empty, labels = tmp_path / "empty.npy", tmp_path / "labels.npy"
+    np.save(empty, np.zeros((3, 0)))
+    np.save(labels, np.zeros(3, dtype=np.int64))
+    assert main(["report", str(empty), "--labels", str(labels)]) == 2
+    err = capsys.readouterr().err
+    assert err.endswith(": the predictions (probs) have no classes (shape (3, 0))\n"), err
 
 
 def test_a_dangling_link_is_said_to_be_one(

@@ -263,10 +263,10 @@ def _with_rows(dataset: Dataset, path: Path) -> Dataset:
         raise SourceError(f"{path}: there are no rows")
     if dataset.classes == 0:
         shape = tuple(dataset.values.shape)
+        what = dataset.what or "the predictions"
+        verb = "have" if what.startswith("the predictions") else "has"  # (a plural)
         dataset.close()
-        raise SourceError(
-            f"{path}: {dataset.what or 'the predictions'} has no classes (shape {shape})"
-        )
+        raise SourceError(f"{path}: {what} {verb} no classes (shape {shape})")
     if dataset.labels.dtype.kind == "b":  # booleans: the classes 0 and 1 of two
         try:
             where = dataset.labels_source or str(path)
