@@ -1122,14 +1122,17 @@ def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float)
     return gates
 
 
-def _surprisal_rank(entry: dict[str, Any]) -> tuple[float, int]:
-    """A most surprising row's place: the larger surprisal first (from its half past
-    float64), then the lower row."""
+def _surprisal_rank(entry: dict[str, Any]) -> tuple[int, float, int]:
+    """A most surprising row's place: a surprisal +inf (a probability 0) first, then
+    those past float64 by their halves, then the finite ones by value (each above every
+    finite one), and the lower row first among equals."""
     half = entry.get("surprisal_half_nats")
     if half is not None:
-        return -half, entry["index"]
+        return 1, -half, entry["index"]
     value = _text.from_json_number(entry["surprisal_nats"])
-    return (-math.inf if value == math.inf else -(value or 0.0) / 2.0), entry["index"]
+    if value is None:  # (not kept: a NaN takes no place)
+        return 3, 0.0, entry["index"]
+    return (0, 0.0, entry["index"]) if value == math.inf else (2, -value, entry["index"])
 
 
 def _id_value(value: Any) -> Any:
