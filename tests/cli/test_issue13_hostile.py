@@ -168,8 +168,8 @@ def _ids_table(tmp_path: Path, ids: object) -> Path:
             ["2020-01-02", "2021-03-04", "2022-05-06"],
         ),
         (
-            [datetime.datetime(2020, 1, 2, 3, 4, 5)] * 3,
-            ["2020-01-02T03:04:05.000000"] * 3,
+            [datetime.datetime(2020, 1, 2, 3, 4, s) for s in (5, 6, 7)],  # (one id a row)
+            [f"2020-01-02T03:04:0{s}.000000" for s in (5, 6, 7)],
         ),
         ([decimal.Decimal("1.5"), decimal.Decimal("2.0"), None], ["1.5", "2.0", None]),
         ([b"\xff\x00", b"a", b"b"], ["b'\\xff\\x00'", "b'a'", "b'b'"]),

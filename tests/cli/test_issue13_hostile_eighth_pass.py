@@ -227,7 +227,7 @@ def test_labels_from_standard_input_is_named(
 @pytest.mark.parametrize(
     ("cell", "flags", "said"),
     [
-        ("nan", ["--logits"], "the predictions (logits) contains NaN in row 1, column 'a'"),
+        ("nan", ["--logits"], "the predictions (logits) contain NaN in row 1, column 'a'"),
         ("-0.1", [], "got -0.1 in row 1, column 'a'"),
     ],
     ids=["nan", "negative"],

@@ -189,6 +189,16 @@ class Report:
         return _text.fmt(value, digits)
 
     @staticmethod
+    def format_surprisal(entry: Mapping[str, Any], digits: int = 4) -> str:
+        """A row of the JSON report's ``most_surprising`` (:meth:`to_dict`): its
+        surprisal as every rendering prints it, :meth:`format_number` of
+        ``surprisal_nats``, or where that is ``"inf"`` beside a finite
+        ``surprisal_half_nats`` (logits more than 1.8e308 apart: ``[1e308, -1e308]``
+        of label 1 has the surprisal 2e308, past float64), the half doubled exactly in
+        decimal: ``2.0000e+308``."""
+        return _text.surprisal_text(dict(entry), digits)
+
+    @staticmethod
     def format_gate(value: float | str | None, threshold: float) -> tuple[str, str]:
         """A gate's value and threshold (``to_dict()["gates"]``) as every rendering prints
         them side by side: the threshold as given (its shortest round-trip text), the value
@@ -572,7 +582,13 @@ def report(
     scored = as_predictions(
         values, label_array, form=checked_form, validate=False, defer=True, binary=column
     )
-    summary = _scored(state.compute(norm=spec.norm, debias=spec.estimator == "debiased"), scored)
+    summary = _scored(
+        state.compute(norm=spec.norm, debias=spec.estimator == "debiased"),
+        scored,
+        # the classes whose float64 surprisal total passed float64 (the state's means of
+        # them come from its scaled sums: the report's, as negative_log_likelihood's)
+        np.isposinf(state._class_surprisal),
+    )
     # calibration_error's bins of these predictions: summed block by block over its
     # blocks (the top label in equal-width bins), else at once (block_bounds). The
     # report's batches are other blocks: the state's sums, and the rows' bins summed at
@@ -641,6 +657,7 @@ def report(
     diagram = _diagram(rows.confidence, rows.hits, spec, curve_scope)
     surprisal, brier_rows = rows.surprisal, rows.brier
     classwise_summary = classwise.compute()
+    half = _half_surprisal(values, label_array, surprisal) if checked_form == "logits" else None
     payload = _payload(
         values=values,
         labels=label_array,
@@ -663,6 +680,7 @@ def report(
         builtin_example=builtin_example,
         max_ece=max_ece,
         max_nll=max_nll,
+        half=half,
     )
     payload["held_out_temperature"] = held_out
     return Report(
@@ -679,7 +697,7 @@ def report(
         # then passed on other examples
         np.array(label_array, dtype=np.intp),
         None if ids is None else ids.copy(),
-        _half_surprisal(values, label_array, surprisal) if checked_form == "logits" else None,
+        half,
     )
 
 
@@ -706,7 +724,9 @@ def _half_surprisal(values: Any, labels: Any, surprisal: Any) -> Any:
     return half if np.isfinite(half[far]).any() else None  # (else every +inf is true)
 
 
-def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationSummary:
+def _scored(
+    summary: cal.EvaluationSummary, predictions: Any, overflowed: Any
+) -> cal.EvaluationSummary:
     """``summary`` with the NLL (nats, bits, perplexity), Brier and spherical scores of
     :func:`negative_log_likelihood`, :func:`brier_score` and :func:`spherical_score`,
     to the bit (``_scores.score_means``: one more pass, summing each block's scores as
@@ -717,7 +737,7 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     nll = means["surprisal"]
     return dataclasses.replace(
         summary,
-        per_class_nll=_per_class_nll(summary.per_class_nll, predictions),
+        per_class_nll=_per_class_nll(summary.per_class_nll, predictions, overflowed),
         nll=nll,
         nll_bits=nll / math.log(2),
         perplexity=perplexity_of(nll),
@@ -726,15 +746,17 @@ def _scored(summary: cal.EvaluationSummary, predictions: Any) -> cal.EvaluationS
     )
 
 
-def _per_class_nll(per_class: Any, predictions: Any) -> Any:
-    """``per_class`` (the state's per-class NLL) with each class's +inf mean of logits
-    formed again, from that class's rows, as the NLL is (:func:`score_means`, whose
-    mean of logits more than 1.8e308 apart is formed from the logits' halves).  A row
-    ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308, +inf in float64: beside a
-    row of surprisal 0 of the same class, the class's NLL is 1e308, which the report
-    printed as inf under a finite NLL of 7.5e307.  Probabilities and log-probabilities
-    have no row past float64 (their +inf is a probability 0, kept)."""
-    far = np.flatnonzero(np.isposinf(per_class))
+def _per_class_nll(per_class: Any, predictions: Any, overflowed: Any) -> Any:
+    """``per_class`` (the state's per-class NLL) with the mean of logits of each class
+    whose surprisal total ``overflowed`` float64 formed again, from that class's rows,
+    as the NLL is (:func:`score_means`, whose mean of logits more than 1.8e308 apart is
+    formed from the logits' halves; the state's, from its scaled sums, may differ in
+    the last bit).  A row ``[1e308, -1e308]`` of label 1 has a surprisal of 2e308,
+    +inf in float64: beside a row of surprisal 0 of the same class, the class's NLL is
+    1e308, which the report printed as inf under a finite NLL of 7.5e307.
+    Probabilities and log-probabilities have no row past float64 (their +inf is a
+    probability 0, kept)."""
+    far = np.flatnonzero(overflowed)
     if predictions.form != "logits" or far.size == 0:
         return per_class
     labels = np.asarray(predictions.labels)
@@ -800,7 +822,7 @@ def _first_pass(
         with adding_batch(states):  # each state's sums allocated once a batch, not a block
             for block, rows in predictions.map_blocks(lambda b: (b, summarize_block(b))):
                 for state in states:
-                    add_summarized_block(state, block, rows, start)
+                    add_summarized_block(state, block, rows, start, predictions)
                 hit = rows.predicted == rows.labels
                 correct += np.bincount(rows.labels[hit], minlength=classes)
                 if curve_scope == "positive-class":
@@ -1100,6 +1122,19 @@ def _gates(max_ece: float | None, max_nll: float | None, ece: float, nll: float)
     return gates
 
 
+def _surprisal_rank(entry: dict[str, Any]) -> tuple[int, float, int]:
+    """A most surprising row's place: a surprisal +inf (a probability 0) first, then
+    those past float64 by their halves, then the finite ones by value (each above every
+    finite one), and the lower row first among equals."""
+    half = entry.get("surprisal_half_nats")
+    if half is not None:
+        return 1, -half, entry["index"]
+    value = _text.from_json_number(entry["surprisal_nats"])
+    if value is None:  # (not kept: a NaN takes no place)
+        return 3, 0.0, entry["index"]
+    return (0, 0.0, entry["index"]) if value == math.inf else (2, -value, entry["index"])
+
+
 def _id_value(value: Any) -> Any:
     """A row id as a JSON value: a string, integer or finite float as it is, a missing one
     (None, NaN, NaT) as null, and anything else (a date, bytes, a decimal, a list, an
@@ -1159,6 +1194,7 @@ def _payload(
     builtin_example: bool,
     max_ece: float | None,
     max_nll: float | None,
+    half: Any = None,
 ) -> dict[str, Any]:
     from .. import __version__
     from ..calibration._binning import calibration_values
@@ -1172,9 +1208,17 @@ def _payload(
             "label": int(labels[row]),
             "predicted": int(np.argmax(scores)),
         }
+        if value == math.inf and half is not None and math.isfinite(half[row]):
+            # a surprisal past float64 (logits more than 1.8e308 apart): "inf" in JSON,
+            # its half kept, printed doubled (2.0000e+308, not inf; _text.surprisal_text)
+            entry["surprisal_half_nats"] = float(half[row])
         if ids is not None:
             entry["id"] = _id_value(ids[row])
         most_surprising.append(entry)
+    if half is not None:
+        # the rows past float64 (all +inf, ranked by row) in the order of their halves,
+        # after any of surprisal +inf indeed (a probability 0): 3e308 above 2e308
+        most_surprising.sort(key=_surprisal_rank)
     stats = classwise.calibration.statistics
     debias = spec.estimator == "debiased"
     class_errors = calibration_values(stats, norm=spec.norm, debias=debias).tolist()

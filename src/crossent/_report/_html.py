@@ -35,6 +35,7 @@ from ._text import (
     metric_rows,
     shown_bins,
     shown_classes,
+    surprisal_text,
     temperature_text,
 )
 
@@ -496,7 +497,7 @@ def body_html(report: Report) -> str:
                 str(r["index"]),
                 report.class_names[r["label"]],
                 report.class_names[r["predicted"]],
-                fmt(r["surprisal_nats"]),
+                surprisal_text(r),
             ]
             for r in p["most_surprising"]
         ],

@@ -7,6 +7,7 @@ take the headline rows, the calibration definition and the columns sentence from
 
 from __future__ import annotations
 
+import decimal
 import math
 from typing import Any
 
@@ -27,6 +28,7 @@ __all__ = [
     "metric_rows",
     "shown_bins",
     "shown_classes",
+    "surprisal_text",
     "temperature_text",
     "to_json_number",
 ]
@@ -75,6 +77,20 @@ def fmt(value: float | str | None, digits: int = 4) -> str:
     if abs(number) >= _FIXED_LIMIT:
         return f"{number:.{digits}e}"
     return f"{number:.{digits}f}"
+
+
+def surprisal_text(entry: dict[str, Any], digits: int = 4) -> str:
+    """A most surprising row's surprisal (an entry of the JSON report's
+    ``most_surprising``) as every rendering prints it: :func:`fmt` of
+    ``surprisal_nats``, or, for a surprisal past float64 (``"inf"`` beside its
+    finite ``surprisal_half_nats``: logits ``[1e308, -1e308]`` of label 1, 2e308), its
+    half doubled exactly in decimal (``2.0000e+308``; it printed ``inf``)."""
+    half = entry.get("surprisal_half_nats")
+    if half is None:
+        return fmt(entry["surprisal_nats"], digits)
+    with decimal.localcontext() as context:
+        context.prec = 800  # (every float's decimal expansion is shorter: exact)
+        return f"{decimal.Decimal(half) * 2:.{digits}e}"
 
 
 def _edge_texts(edges: list[float]) -> dict[float, str]:

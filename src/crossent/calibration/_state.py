@@ -769,7 +769,11 @@ def _bincount_classes(
 
 
 def add_summarized_block(
-    state: EvaluationState, block: Block, summaries: ExampleSummaries, first_row: int
+    state: EvaluationState,
+    block: Block,
+    summaries: ExampleSummaries,
+    first_row: int,
+    predictions: Predictions | None = None,
 ) -> None:
     """Add to ``state`` one block of a batch whose first row is ``first_row``, already
     summarised (:func:`._summaries.summarize_block`).
@@ -777,13 +781,22 @@ def add_summarized_block(
     Package-internal, shared with ``crossent.report``, which summarises each block once
     for several states; the state's own :meth:`EvaluationState.update` reads the rows
     itself.  ``summaries`` must be those of ``block`` (the class-wise and positive-class
-    scopes bin ``block.probs``).
+    scopes bin ``block.probs``); ``predictions``, the batch ``block`` is of: its rows of
+    logits whose surprisal passes float64 enter the scaled sums from their halves
+    (:func:`_far_rows`), as :meth:`EvaluationState.update`'s do (without it they entered
+    as +inf: a class holding ``[1e308, -1e308]`` of label 1 kept the per-class NLL +inf
+    where it is 1e308).
     """
     part = state._totals(summaries, first_row + block.start, block.probs)
     scaled = None
     if state._huge is not None or state._sums[0] + part.sums[0] > _HUGE:
+        far = (
+            None
+            if predictions is None
+            else _far_rows(predictions, block.start, summaries.surprisal)
+        )
         scaled = state._scaled() + _scaled_block(
-            summaries.surprisal, summaries.labels, state.classes
+            summaries.surprisal, summaries.labels, state.classes, far
         )
     state._add(part)
     if scaled is not None:

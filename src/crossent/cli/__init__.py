@@ -349,6 +349,7 @@ def _parser() -> argparse.ArgumentParser:
         "--id-column",
         metavar="NAME",
         help="a table column identifying rows (not a class; shown for the surprising rows; "
+        "a different id in every row, an id named twice is refused; "
         "a CSV's ids are numbers only when every cell is its number's text, else all text "
         "as written: 007 stays 007). "
         "A pandas index saved with the table is taken as the ids when it is unambiguous "

@@ -492,6 +492,36 @@ def _shift_and_scale(logits: Any, temperature: float) -> Any:
         return shifted / temperature
 
 
+_SCALE = 64
+"""Past float64, the loss is formed times :math:`2^{-64}` (:func:`_scaled_loss`)."""
+
+
+def _scaled_loss(logits: Any, weights: Any, temperature: float) -> float:
+    r"""The loss in nats times :math:`2^{-64}`, :math:`\sum_j y'_j (m - z_j) 2^{-64} / T +
+    2^{-64} \log \sum_j e^{(z_j - m) / T}` with :math:`m = \max_j z_j`, each
+    difference formed from the scaled logits (exact: a power of 2): finite where the
+    loss passes float64 though the logits are finite (``--logits 1e308,-1e308 --label
+    1``: 2e308, printed ``inf``), up to about 3e327; +inf beyond, or for a logit of
+    -inf under a weight (a probability 0)."""
+    if not np.isfinite(logits).all():
+        return math.inf
+    scaled = np.ldexp(logits, -_SCALE)
+    with np.errstate(over="ignore"):
+        gaps = (np.max(scaled) - scaled) / temperature
+        spread = math.log(float(np.sum(np.exp(_shift_and_scale(logits, temperature)))))
+        return float(np.sum(weights * gaps)) + math.ldexp(spread, -_SCALE)
+
+
+def _unscaled(scaled: float, digits: int = 6) -> str:
+    """``scaled`` times :math:`2^{64}` (past float64) with ``digits`` decimals in
+    scientific notation, as :func:`fmt` prints a huge number: exact in decimal."""
+    from decimal import Decimal, localcontext
+
+    with localcontext() as context:
+        context.prec = 800  # (every float's decimal expansion is shorter: exact)
+        return f"{Decimal(scaled) * 2**_SCALE:.{digits}e}"
+
+
 def explain_logits(
     out: Output,
     logits: Any,
@@ -551,8 +581,13 @@ def explain_logits(
     computed = f"logsumexp({zt}) - sum {y} {zt}"
     if bits:
         computed = f"({computed}) / ln 2"
+    shown = fmt(loss)
+    if loss == math.inf:  # past float64 (logits more than 1.8e308 apart), or truly +inf
+        scaled = _scaled_loss(logits, smoothed, t)
+        if math.isfinite(scaled):
+            shown = _unscaled(scaled / _LN2 if bits else scaled)
     out.line(
-        f"loss = -sum {y} {_log(bits)} p = {fmt(loss)} {unit}  (computed as {computed}, "
+        f"loss = -sum {y} {_log(bits)} p = {shown} {unit}  (computed as {computed}, "
         f"never log(softmax({zt})))"
     )
     scale = (

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["exact_ids"]
+__all__ = ["exact_ids", "first_repeat"]
 
 
 def exact_ids(column: Any, missing: Iterable[str]) -> Any:
@@ -110,3 +110,48 @@ def _objects(values: list[Any]) -> Any:
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array
+
+
+def first_repeat(ids: Any) -> tuple[Any, int, int] | None:
+    """The first id that names two rows, with the row that has it first and the first
+    later row that has it again (the second row as low as can be), or None when every id
+    names one row.  A missing id (None, a NaN, the text ``"nan"`` of a NaN in a column
+    of numbers) names no row, and ids of different types (``1`` and ``1.0``, written
+    differently) are different ids.  Integers are compared in one sort."""
+    values = np.asarray(ids)
+    if values.dtype.kind in "mM":  # dates and durations as their text (the report's), NaT none
+        values = _objects([None if np.isnat(v) else str(v) for v in values])
+    if values.dtype.kind in "iub":
+        order = np.argsort(values, kind="stable")
+        same = np.flatnonzero(values[order[1:]] == values[order[:-1]])
+        if same.size == 0:
+            return None
+        # of each repeated run, its first row and its second; the lowest second row wins
+        firsts = order[same]
+        seconds = order[same + 1]
+        at = int(np.argmin(seconds))
+        return values[seconds[at]].item(), int(firsts[at]), int(seconds[at])
+    cells = values.tolist()
+    try:
+        if len(set(cells)) == len(cells):  # (one C pass: no two equal, nothing repeats)
+            return None
+    except TypeError:  # unhashable ids (lists): the loop below
+        pass
+    numbers = any(not isinstance(v, str) for v in cells if v is not None)
+    seen: dict[tuple[str, Any], int] = {}
+    for row, value in enumerate(cells):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if numbers and isinstance(value, str) and value == "nan":
+            continue
+        if isinstance(value, np.ndarray):  # (a Parquet id column of lists)
+            value = value.tolist()
+        key: tuple[str, Any] = (type(value).__name__, value)
+        try:
+            hash(value)
+        except TypeError:  # (lists)
+            key = (type(value).__name__, repr(value))
+        first = seen.setdefault(key, row)
+        if first != row:
+            return value, first, row
+    return None

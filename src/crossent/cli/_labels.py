@@ -51,7 +51,7 @@ def check_file(path: Path, *, pipe_hint: str = "") -> None:
     try:
         info = os.stat(path)
     except FileNotFoundError as exc:
-        raise SourceError(f"{path}: no such file") from exc
+        raise SourceError(f"{path}: {_missing(path)}") from exc
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
     if stat.S_ISDIR(info.st_mode):
@@ -63,6 +63,19 @@ def check_file(path: Path, *, pipe_hint: str = "") -> None:
         )
     if info.st_size == 0:
         raise SourceError(f"{path}: the file is empty")
+
+
+def _missing(path: Path) -> str:
+    """Why ``path`` names no file: "no such file", or, for a symbolic link whose target
+    does not exist (said "no such file" before, of a name ``ls`` lists), where it
+    points."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # not a link (or not there at all)
+        return "no such file"
+    where = os.path.realpath(path)
+    shown = target if where == target else f"{target}, that is {where}"
+    return f"a dangling link: it points to {shown}, which does not exist"
 
 
 def _read_labels(path: Path, label_column: str, class_names: list[str]) -> Any:

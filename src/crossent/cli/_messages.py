@@ -73,6 +73,18 @@ _AT_INDEX = re.compile(r"at index \((\d+), (\d+)\)")
 """The library's place of a bad value in the prediction matrix, ``at index (row, class)``."""
 
 
+_PLURAL = {"contains": "contain", "has": "have", "is": "are", "looks": "look"}
+"""The library's verbs after an array's name (one array: singular), and their plurals
+after "the predictions (FORM)": "the predictions (logits) contains NaN" read wrongly."""
+
+
+def _plural_verbs(message: str, what: str) -> str:
+    """``message`` with each singular verb of :data:`_PLURAL` right after ``what`` made
+    plural."""
+    pattern = re.escape(what) + " (" + "|".join(_PLURAL) + r")\b"
+    return re.sub(pattern, lambda found: f"{what} {_PLURAL[found.group(1)]}", message)
+
+
 def _in_table_terms(message: str, class_names: list[str]) -> str:
     """``at index (1, 1)`` as a table's row and column: ``in row 1, column 'b'`` (the
     CSV's other messages count rows so, from 0)."""
@@ -99,6 +111,8 @@ def in_file_terms(message: str, dataset: Dataset) -> str:
         message = message.replace(f"`probs` ({dataset.form})", dataset.what)
         message = message.replace("`probs`", dataset.what)
         message = message.replace(f"`{dataset.form}`", dataset.what)
+        if dataset.what.startswith("the predictions"):  # a plural name
+            message = _plural_verbs(message, dataset.what)
     if dataset.columns is not None and "classes" in dataset.columns:  # a table's columns
         message = _in_table_terms(message, dataset.class_names)
     if dataset.labels_source:  # --labels: the labels are another file's

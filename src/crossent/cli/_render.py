@@ -177,7 +177,7 @@ def render_terminal(report: crossent.Report, console: Any) -> None:
             str(row["index"]),
             report.class_names[row["label"]],
             report.class_names[row["predicted"]],
-            _fmt(row["surprisal_nats"]),
+            crossent.Report.format_surprisal(row),
         )
     _print_whole(console, surprising)
 

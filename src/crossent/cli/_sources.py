@@ -13,16 +13,19 @@ by the file; nothing here looks at the values.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ._columns import TableColumns
 from ._dataset import Dataset, ScratchError, SourceError, boolean_class_ids, scratch_failed
+from ._ids import first_repeat
 from ._labels import TABLE_SUFFIXES as _TABLE_SUFFIXES
 from ._labels import attach_labels, check_file
 from ._magic import HEAD_BYTES as _HEAD_BYTES
 from ._magic import binary_format, not_csv
+from ._messages import printable
 from ._npy import open_npy
 from ._npz import open_npz
 from ._pt import open_pt
@@ -168,7 +171,7 @@ def open_dataset(
         if labels is not None:
             raise SourceError(_NO_LABELS.format(path="standard input (CSV)", suffix=".csv"))
         try:
-            return _with_rows(open_csv(path, form, dtype, columns), path)
+            return _unique_ids(_with_rows(open_csv(path, form, dtype, columns), path), columns)
         except ScratchError as exc:
             raise scratch_failed("standard input", exc) from exc
     # `crossent report <(zcat preds.csv.gz)` names a pipe: a CSV can come on standard input
@@ -199,7 +202,34 @@ def open_dataset(
         raise scratch_failed(path, exc) from exc
     except OSError as exc:
         raise SourceError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
-    return _with_rows(dataset, path)
+    return _unique_ids(_with_rows(dataset, path), columns)
+
+
+def _unique_ids(dataset: Dataset, columns: TableColumns | None) -> Dataset:
+    """``dataset`` unless its ``--id-column`` names a row twice: refused, naming the id
+    and both rows (an id is a row's name, shown beside its surprisal and compared between
+    models' files; ``--id-column`` of a column that repeats was accepted without a word).
+    The ids of a pandas index saved with the table (no ``--id-column``: ``pd.concat``
+    without ``ignore_index`` repeats it) are shown as they are, with one line on
+    standard error."""
+    if dataset.ids is None:
+        return dataset
+    try:
+        found = first_repeat(dataset.ids)
+    except BaseException:  # (its scratch file closed, whatever the ids hold)
+        dataset.close()
+        raise
+    if found is None:
+        return dataset
+    value, first, second = found
+    named = None if columns is None else columns.id
+    where = "the pandas index" if named is None else f"the {named!r} column (--id-column)"
+    said = f"{dataset.source}: {where} has the id {value!r} in rows {first} and {second}"
+    if named is not None:
+        dataset.close()
+        raise SourceError(f"{said}; --id-column needs a different id in every row")
+    print(f"crossent: note: {printable(said)}; the ids are shown as written", file=sys.stderr)
+    return dataset
 
 
 _NO_LABELS = (
@@ -233,10 +263,10 @@ def _with_rows(dataset: Dataset, path: Path) -> Dataset:
         raise SourceError(f"{path}: there are no rows")
     if dataset.classes == 0:
         shape = tuple(dataset.values.shape)
+        what = dataset.what or "the predictions"
+        verb = "have" if what.startswith("the predictions") else "has"  # (a plural)
         dataset.close()
-        raise SourceError(
-            f"{path}: {dataset.what or 'the predictions'} has no classes (shape {shape})"
-        )
+        raise SourceError(f"{path}: {what} {verb} no classes (shape {shape})")
     if dataset.labels.dtype.kind == "b":  # booleans: the classes 0 and 1 of two
         try:
             where = dataset.labels_source or str(path)
