@@ -534,7 +534,8 @@ class _PlattNewton:
             if above - below <= 4 * _EPS * max(abs(below), abs(above)) < math.inf:
                 break
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                h = math.log1p(total / rest) if rest > 0 else math.inf
+                ratio = total / rest if rest > 0 else math.inf
+                h = math.log1p(ratio) if ratio > -1 else -math.inf  # (P = 0: -inf)
                 step = alpha - h / rate_h if rate_h > 0 else math.nan
             if abs(step - alpha) <= 2 * _EPS * abs(alpha):  # Newton's, below the rounding
                 intercept += rate * (step - alpha)
