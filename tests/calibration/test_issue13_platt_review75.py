@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -116,3 +117,45 @@ def test_the_classwise_interval_reads_its_entries_once(monkeypatch: pytest.Monke
         interval.value
         == crossent.calibration_error(probs, labels, scope="class-wise", bins=5).value
     )
+
+
+@mpmath.workdps(60)
+def _slope_imbalance(log_odds: np.ndarray, labels: np.ndarray, slope: float, b: float) -> float:
+    """The exact slope gradient of the NLL relative to the sum of its terms' sizes."""
+    total = size = mpmath.mpf(0)
+    for s, y in zip(log_odds, labels, strict=True):
+        t = mpmath.mpf(slope) * mpmath.mpf(float(s)) + mpmath.mpf(b)
+        r = -1 / (1 + mpmath.exp(t)) if y == 1 else 1 / (1 + mpmath.exp(-t))
+        total += r * mpmath.mpf(float(s))
+        size += abs(r * mpmath.mpf(float(s)))
+    return float(abs(total) / size)
+
+
+@pytest.mark.parametrize("tiny", [1e-300, 1e-310])
+def test_tiny_log_odds_beside_a_far_row_are_not_lost(tiny: float) -> None:
+    """Log-odds of 1e-300 (or subnormal 1e-310) beside a row of 1e300 on the wrong
+    side: platt2's scale (every (c s)^2 n below 2^1000: c = 2^-497) took them to 0,
+    and main's fit ignored them: slope -2.0e-297 for both, ``converged_`` True; the
+    optima are -1.381e-297 and -1.404e-297."""
+    rng = np.random.default_rng(1)
+    log_odds = np.r_[rng.normal(size=20) * tiny, 1e300]
+    labels = np.r_[rng.integers(0, 2, 20), 0]
+    logits = np.stack([np.zeros_like(log_odds), log_odds], axis=1)
+    fitted = crossent.PlattScaling().fit(logits, labels)
+    assert fitted.converged_
+    imbalance = _slope_imbalance(log_odds, labels, fitted.slope_, fitted.intercept_)
+    assert imbalance <= 1e-12, imbalance
+
+
+def test_a_slope_past_float64_is_not_converged() -> None:
+    """Rows of log-odds +-1e-310 whose own fit's slope is -log(3) / 1e-310 (past
+    float64) beside a far row: no finite optimum; the fit stays finite and says so."""
+    tiny = 1e-310
+    log_odds = np.array([tiny] * 4 + [-tiny] * 4 + [1e300])
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0])
+    logits = np.stack([np.zeros_like(log_odds), log_odds], axis=1)
+    fitted = crossent.PlattScaling().fit(logits, labels)
+    assert not fitted.separated_
+    assert not fitted.converged_
+    assert math.isfinite(fitted.slope_)
+    assert math.isfinite(fitted.intercept_)

@@ -390,9 +390,11 @@ class _PlattNewton:
     exponential tail (700 steps).  Here:
 
     * the slope is :math:`a = c \alpha`, :math:`c = 2^{-k}` the least power of two that
-      keeps every :math:`(c s_i)^2 n` below :math:`2^{1000}` (:math:`c = 1` for log-odds
-      below about :math:`10^{150}`), so sums of the far rows' terms stay finite;
-      :math:`u_i = c s_i` is exact down to :math:`|s_i| \approx 2^{k - 1022}`;
+      keeps :math:`n \max_i |c s_i|` below :math:`2^{1020}` (:math:`c = 1` unless the
+      log-odds pass about :math:`10^{307} / n`), so sums of the rows' terms stay
+      finite; :math:`u_i = c s_i` is exact down to :math:`|s_i| \approx 2^{k - 1022}`
+      (:math:`k \le 24` at :math:`10^6` rows: log-odds of :math:`10^{-300}` keep their
+      digits beside one of :math:`1.7 \cdot 10^{308}`);
     * the profile :math:`F(\alpha) = \min_b f(c \alpha, b)` is convex: its derivative
       :math:`g(\alpha) = \sum_i r_i u_i` at the intercept that zeroes :math:`\sum_i r_i`
       (:meth:`_intercept`, Newton's method inside a bracket, from the intercept
@@ -425,8 +427,11 @@ class _PlattNewton:
     def __init__(self, log_odds: FloatArray, target: FloatArray) -> None:
         self.target, self.n = target, target.size
         largest = float(np.max(np.abs(log_odds)))
-        exponent = math.frexp(largest)[1] + (math.frexp(float(self.n))[1] + 1) // 2
-        self.shift = max(0, exponent - 500)
+        # sums of n terms of size |u| at most stay below 2^1020 (platt2 kept (c s)^2 n
+        # below 2^1000 for a Hessian: log-odds of 1e-300 beside one of 1e300 became 0,
+        # and the fit and its converged_ ignored them; issue 13)
+        exponent = math.frexp(largest)[1] + math.frexp(float(self.n))[1]
+        self.shift = max(0, exponent - 1020)
         self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact unless subnormal)
         self.one = target == 1.0
         self.flip = np.where(self.one, -1.0, 1.0)
@@ -570,18 +575,22 @@ class _PlattNewton:
         slow, factor, previous = False, 2.0, math.inf
         for _ in range(_SLOPE_STEPS):
             intercept, total, rest, rate_h, rate, size = self._profile(alpha, intercept)
-            if abs(total) <= _FLOOR * size:  # (a nan goes on: the bracket decides)
-                break
-            below, above = (alpha, above) if total < 0 else (below, alpha)
-            if above - below <= 4 * _EPS * max(abs(below), abs(above)) < math.inf:
-                break
+            at_floor = abs(total) <= _FLOOR * size  # (a nan goes on: the bracket decides)
+            if not at_floor:
+                below, above = (alpha, above) if total < 0 else (below, alpha)
+                if above - below <= 4 * _EPS * max(abs(below), abs(above)) < math.inf:
+                    break
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 ratio = total / rest if rest > 0 else math.inf
                 h = math.log1p(ratio) if ratio > -1 else -math.inf  # (P = 0: -inf)
                 step = alpha - h / rate_h if rate_h > 0 else math.nan
-            if abs(step - alpha) <= 2 * _EPS * abs(alpha):  # Newton's, below the rounding
-                intercept += rate * (step - alpha)
-                alpha = step
+            if at_floor or abs(step - alpha) <= 2 * _EPS * abs(alpha):
+                # Newton's last correction, below the gradient's rounding (a flat
+                # profile: 3.7e-13 of the slope where the gradient was 5e-16 of its
+                # terms), kept in the bracket
+                if below < step < above and math.isfinite(step):
+                    intercept += rate * (step - alpha)
+                    alpha = step
                 break
             if not slow and below < step < above and math.isfinite(step):
                 slow, previous = abs(h) > previous / 2, abs(h)
@@ -596,6 +605,8 @@ class _PlattNewton:
                     step = alpha * factor
                     factor *= factor
                 slow, previous = False, math.inf
+            if not math.isfinite(step):  # the root past float64 (log-odds of 1e-310
+                break  # beside one of 1e300: |slope| > 1e308): not converged
             move = step - alpha
             with np.errstate(over="ignore", invalid="ignore"):
                 guess = intercept + rate * move
