@@ -567,7 +567,8 @@ class _PlattNewton:
         intercept: Newton's method on :math:`h = \operatorname{log1p}(g / N)` from
         :math:`\alpha = 0` (where ``intercept``, the intercept-only fit, is the
         profile's), a step that leaves the bracket of the signs seen, or one after
-        which :math:`|h|` did not halve, replaced by a split of the bracket
+        which :math:`|h|` did not halve (once the bracket is closed), replaced by a
+        split of the bracket
         (:func:`_split`: geometric across scales) or, before the bracket closes, by
         steps that square their factor; until :math:`|g|` is its rounding
         (:data:`_FLOOR` of its terms' sizes) or the bracket is 4 ulp wide."""
@@ -592,9 +593,12 @@ class _PlattNewton:
                     intercept += rate * (step - alpha)
                     alpha = step
                 break
-            if not slow and below < step < above and math.isfinite(step):
+            closed = math.isfinite(below) and math.isfinite(above)
+            if (not (slow and closed)) and below < step < above and math.isfinite(step):
+                # (a slow step splits a closed bracket; while it is open, Newton's
+                # step beats growing it: from the far row's scale to the others')
                 slow, previous = abs(h) > previous / 2, abs(h)
-            elif math.isfinite(below) and math.isfinite(above):
+            elif closed:
                 step, slow, previous = _split(below, above), False, math.inf
             else:  # the bracket is open on one side: outwards, by squared factors
                 direction = 1.0 if total < 0 else -1.0
