@@ -342,7 +342,7 @@ def _far_spread(log_odds: FloatArray) -> bool:
 def _dot(x: FloatArray, y: FloatArray) -> float:
     """:math:`\\sum_i x_i y_i` by NumPy's own loop, not BLAS: OpenBLAS's threads, woken
     for each of the refit's short products, took 60 ms of CPU a product of 10^5 on the
-    loaded 2-core machine (0.05 ms here)."""
+    loaded 2-core machine (this loop: 0.05 ms)."""
     return float(np.einsum("i,i->", x, y))
 
 
@@ -410,9 +410,8 @@ class _PlattNewton:
       step); near the root :math:`h \approx g / N` (Newton's method on :math:`g`).
       :math:`h' = P'/P - N'/N`, each a mean of :math:`k_i = (w_i / |r_i|)
       \operatorname{sign}(u_i) (u_i + db/d\alpha)` weighted by :math:`|r_i u_i|` (the
-      largest scaled to 1: :math:`\sum_i w_i u_i^2` itself is below float64's range
-      where the far rows' :math:`c` takes the others' :math:`u_i` to
-      :math:`10^{-160}`);
+      largest scaled to 1: no square of :math:`u` is formed, whose range, :math:`10^{-600}`
+      to :math:`10^{616}` beside a far row, float64 does not hold);
     * each row's residual is formed from one exponential, :math:`e = e^{-|t|}`,
       :math:`\sigma(|t|) = 1 / (1 + e)`, :math:`\sigma(-|t|) = e \sigma(|t|)`, with
       :math:`r = \sigma(t)` for :math:`y = 0` and :math:`r = -\sigma(-t)` for
