@@ -1,5 +1,6 @@
-"""Issue 13 (stop 74, branch platt2): CPU time of ``PlattScaling.fit`` on rows of which
-one is far on the wrong side of its label, and on ordinary rows (the path unchanged).
+"""Issue 13 (stop 74, branch platt2; stop 75, branch platt3: 10^6 rows): CPU time of
+``PlattScaling.fit`` on rows of which one is far on the wrong side of its label, and on
+ordinary rows (the path unchanged).
 
 Usage: ``python bench_platt_wrong_side.py [--against PATH_TO_OTHER_SRC]``: runs this
 tree, and the other tree's ``src`` in a subprocess, and prints CPU seconds (min of 3),
@@ -23,7 +24,7 @@ def measure() -> list[list[object]]:
     import crossent
 
     out: list[list[object]] = []
-    for n in (10**4, 10**5):
+    for n in (10**4, 10**5, 10**6):
         for far in (None, 1e10, 1.7e308):
             rng = np.random.default_rng(0)
             logits, labels = rng.normal(size=(n, 2)), rng.integers(0, 2, n)

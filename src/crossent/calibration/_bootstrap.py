@@ -38,6 +38,7 @@ from ._binning import BinStatistics, check_class_bins, constant_values, with_con
 from ._error import (
     CalibrationError,
     CalibrationSpec,
+    binned_error,
     block_bounds,
     check_spec,
     edges_for,
@@ -398,22 +399,22 @@ def bootstrap_interval(
         )
         if spec.scope == "class-wise":  # as calibration_error: bins of all classes bounded
             check_class_bins(spec.bins, predictions.classes, binning="uniform")
+            # (its (n, classes) entries read once, there: they were read here as well)
+            return classwise_calibration_interval(
+                predictions, spec, confidence=confidence, resamples=resamples, seed=seed
+            )[0]
         conf, hits = scope_arrays(predictions, spec.scope)
-        if conf.ndim == 1:
-            # the value is calibration_error's number, as the other metrics' are their
-            # functions': its bins summed as it sums them (block_bounds)
-            return binned_calibration_interval(
-                conf,
-                hits,
-                spec,
-                confidence=confidence,
-                resamples=resamples,
-                seed=seed,
-                bounds=block_bounds(predictions, spec),
-            )
-        return classwise_calibration_interval(
-            predictions, spec, confidence=confidence, resamples=resamples, seed=seed
-        )[0]
+        # the value is calibration_error's number, as the other metrics' are their
+        # functions': its bins summed as it sums them (block_bounds)
+        return binned_calibration_interval(
+            conf,
+            hits,
+            spec,
+            confidence=confidence,
+            resamples=resamples,
+            seed=seed,
+            bounds=block_bounds(predictions, spec),
+        )
     else:
         summaries = summarize(predictions)
         values = {
@@ -452,21 +453,12 @@ def classwise_calibration_interval(
     :func:`calibration_error`'s result, from one binning of the ``(n, classes)``
     entries: the interval's value is the result's, bit for bit (the report's
     ``summary.calibration`` and ``to_dict()["ece"]``, one number; issue 13)."""
-    conf, hits = scope_arrays(predictions, spec.scope)
-    edges = edges_for(conf, spec)
-    value, stats, index = error_of_rows(conf, hits, edges, spec)
+    error, conf, hits, index = binned_error(predictions, spec)
     replicates = classwise_replicates(
         conf, hits, index, spec, resample_counts(predictions.n, resamples, seed)
     )
     low, high = percentile_interval(replicates, confidence)
-    error = CalibrationError(
-        value=value,
-        spec=spec,
-        n=predictions.n,
-        edges=edges,
-        statistics=stats,
-        renormalized=predictions.renormalized,
-    )
+    value = error.value
     return Interval(value, low, high, confidence, resamples, seed, "calibration_error"), error
 
 

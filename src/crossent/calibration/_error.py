@@ -46,6 +46,7 @@ __all__ = [
     "CalibrationSpec",
     "Scope",
     "bin_indices",
+    "binned_error",
     "block_bounds",
     "calibration_error",
     "calibration_error_of",
@@ -511,10 +512,21 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
         )
     if spec.scope == "class-wise":
         check_class_bins(spec.bins, predictions.classes, binning="uniform")
+    return binned_error(predictions, spec)[0]
+
+
+def binned_error(
+    predictions: Predictions, spec: CalibrationSpec
+) -> tuple[CalibrationError, FloatArray, FloatArray, IntArray]:
+    """:func:`calibration_error`'s result from one read of the scope's confidences and
+    hits (:func:`scope_arrays`) binned once (:func:`error_of_rows`), with those arrays
+    and each entry's bin: the class-wise bootstrap resamples them, so that its
+    interval's value is this result's, bit for bit (``classwise_calibration_interval``:
+    its one home beside :func:`calibration_error_of`; issue 13)."""
     confidence, hits = scope_arrays(predictions, spec.scope)
     edges = edges_for(confidence, spec)
-    value, stats, _ = error_of_rows(confidence, hits, edges, spec)
-    return CalibrationError(
+    value, stats, index = error_of_rows(confidence, hits, edges, spec)
+    result = CalibrationError(
         value=value,
         spec=spec,
         n=predictions.n,
@@ -522,6 +534,7 @@ def calibration_error_of(predictions: Predictions, spec: CalibrationSpec) -> Cal
         statistics=stats,
         renormalized=predictions.renormalized,
     )
+    return result, confidence, hits, index
 
 
 CALIBRATION_PRESETS: dict[str, dict[str, Any]] = {

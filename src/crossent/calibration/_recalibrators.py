@@ -32,13 +32,30 @@ __all__ = ["HistogramBinning", "PlattScaling", "VectorScaling"]
 
 
 def _finite_log_scores(predictions: Predictions, what: str) -> FloatArray:
+    """The float64 log-scores of every row (:func:`all_log_scores`), or ``InputError``
+    naming the first row with one that is not finite, its class and the value given:
+    a probability of 0 (log-score -inf), or, with ``validate=False``, a NaN or +inf
+    logit (which spreads over its row's log-softmax: the entry named is the one given,
+    not the first NaN it left; issue 13: both were "a probability of 0")."""
     scores = all_log_scores(predictions)
-    if not np.all(np.isfinite(scores)):
-        row = int(np.argmax(~np.all(np.isfinite(scores), axis=1)))
+    bad = ~np.isfinite(scores)
+    if not bad.any():
+        return scores
+    row = int(np.argmax(bad.any(axis=1)))
+    given = np.asarray(predictions.values[row], dtype=np.float64)
+    spread = np.flatnonzero(np.isnan(given) | (given == math.inf))
+    col = int(spread[0]) if spread.size else int(np.argmax(bad[row]))
+    value = float(given[col])
+    where = f"at index ({row}, {col})"
+    if spread.size:
         raise InputError(
-            f"{what} needs finite scores; row {row} has a probability of 0 (log-score -inf)"
+            f"`logits` ({predictions.form}) must be finite for {what}; got {value} {where} "
+            "(validate=False skipped the check that names it)"
         )
-    return scores
+    raise InputError(
+        f"{what} needs every class's probability above 0 (it fits on log-scores); "
+        f"`logits` ({predictions.form}) has {value} {where}: probability 0, log-score -inf"
+    )
 
 
 def _minimise(objective: Any, start: FloatArray, bounds: Any = None) -> Any:
@@ -267,7 +284,9 @@ def _separated(log_odds: FloatArray, target: FloatArray) -> bool:
 def _platt_log_odds(scores: FloatArray) -> tuple[FloatArray, bool]:
     """Class 1's log-odds :math:`z_1 - z_0` of ``scores`` ``(n, 2)``, or where any of
     them passes float64 (logits more than 1.8e308 apart) all their halves
-    :math:`z_1/2 - z_0/2` (exact: a power of two), and whether they are the halves."""
+    :math:`z_1/2 - z_0/2`, and whether they are the halves.  The halving is exact
+    down to :math:`2^{-1021}`; a subnormal score's half rounds (5e-324 to 0), and
+    rounding is monotone, so whether the log-odds separate the classes is kept."""
     with np.errstate(over="ignore"):
         log_odds = scores[:, 1] - scores[:, 0]
     if not np.isinf(log_odds).any():
@@ -283,19 +302,48 @@ decrement: a row 1e300 on the wrong side at a third of the optimum's slope leave
 the mean NLL 1e-90 above its minimum, far below its rounding, while that row's term
 decides the slope's gradient.)"""
 
-_TINY_RESIDUAL = -700.0
-"""A residual below :math:`e^{-700}` (about 1e-304) enters the slope's gradient by its
-logarithm (:meth:`_PlattNewton._terms`)."""
+_TINY_RESIDUAL = 700.0
+"""A residual below :math:`e^{-700}` (about 1e-304; :math:`|t| > 700` on the row's
+far side) enters the slope's sums by its logarithm, :math:`-|t|`
+(:meth:`_PlattNewton._slope_sums`)."""
 
 _EPS = 2.0**-52
 
 _FLOOR = 4 * _EPS
 """A sum of residuals this small relative to their sizes ends
-:meth:`_PlattNewton._intercept`."""
+:meth:`_PlattNewton._intercept`; a slope's gradient this small ends
+:meth:`_PlattNewton._slope_root`."""
 
 _PLATT_STEPS = 200
-"""The most Newton steps of :meth:`_PlattNewton._intercept` (three to six on the
-rows tried)."""
+"""The most Newton steps of :meth:`_PlattNewton._intercept` (one or two from the
+predicted intercept, up to six from a far one)."""
+
+_SLOPE_STEPS = 200
+"""The most slopes :meth:`_PlattNewton._slope_root` tries (4 to 12 on the rows
+tried)."""
+
+
+_FAR = 2.0**32
+"""A row whose log-odds are this many times the median's size or more (the median
+not 0) sends :meth:`PlattScaling.fit` to :class:`_PlattNewton` without L-BFGS-B
+(:func:`_far_spread`)."""
+
+
+def _far_spread(log_odds: FloatArray) -> bool:
+    """Whether the largest :math:`|s_i|` is more than :data:`_FAR` times the median
+    :math:`|s_i|`, which is not 0 (one partition of the sizes: about 1% of an ordinary
+    fit's time)."""
+    size = np.abs(log_odds)
+    middle = size.size // 2
+    typical = float(np.partition(size, middle)[middle])
+    return typical > 0 and float(size.max()) > _FAR * typical
+
+
+def _dot(x: FloatArray, y: FloatArray) -> float:
+    """:math:`\\sum_i x_i y_i` by NumPy's own loop, not BLAS: OpenBLAS's threads, woken
+    for each of the refit's short products, took 60 ms of CPU a product of 10^5 on the
+    loaded 2-core machine (this loop: 0.05 ms)."""
+    return float(np.einsum("i,i->", x, y))
 
 
 def _split(low: float, high: float) -> float:
@@ -310,6 +358,19 @@ def _split(low: float, high: float) -> float:
     if small > 0.0 and large > 4.0 * small:
         return math.copysign(math.sqrt(small) * math.sqrt(large), high)
     return low + (high - low) / 2
+
+
+class _Rows:
+    r"""One pass over the rows at a slope and an intercept (:meth:`_PlattNewton._rows`):
+    :math:`|t|`, :math:`\sigma(-|t|)`, :math:`\sigma(|t|)`, whether the residual's
+    size :math:`|r| = |\sigma(t) - y|` is the first (``small``), and :math:`|r|`."""
+
+    __slots__ = ("a", "hi", "lo", "size", "small")
+
+    def __init__(
+        self, a: FloatArray, lo: FloatArray, hi: FloatArray, small: Any, size: FloatArray
+    ) -> None:
+        self.a, self.lo, self.hi, self.small, self.size = a, lo, hi, small, size
 
 
 class _PlattNewton:
@@ -329,83 +390,96 @@ class _PlattNewton:
     exponential tail (700 steps).  Here:
 
     * the slope is :math:`a = c \alpha`, :math:`c = 2^{-k}` the least power of two that
-      keeps every :math:`(c s_i)^2 n` below :math:`2^{1000}` (:math:`c = 1` for log-odds
-      below about :math:`10^{150}`), so sums of the far rows' terms stay finite;
-      :math:`c s_i` is exact down to :math:`|s_i| \approx 2^{k - 1022}`;
-    * the profile :math:`F(\alpha) = \min_b f(c \alpha, b)` is convex: its derivative,
-      :math:`\sum_i r_i c s_i` at the intercept that zeroes :math:`\sum_i r_i`
-      (:meth:`_intercept`, Newton's method inside a bracket), is increasing, and its
-      root is the fit.  The root is bracketed from the profile's Newton step at
-      :math:`\alpha = 0` (where the intercept-only fit :math:`\log(n_1 / n_0)` is the
-      profile's point) by steps that double, found by Brent's method in
-      :math:`\log|\alpha|` (any scale from 1e-323 to 1e308 in a few dozen steps), then
-      to the rounding in :math:`\alpha` itself;
-    * each residual is :math:`\sigma(t)`, or :math:`-\sigma(-t)` for label 1 (where
-      :math:`\sigma(t) - 1` rounds to 0), and one below :math:`e^{-700}` enters the
-      slope's sum by its logarithm (:meth:`_terms`).
+      keeps :math:`n \max_i |c s_i|` below :math:`2^{1020}` (:math:`c = 1` unless the
+      log-odds pass about :math:`10^{307} / n`), so sums of the rows' terms stay
+      finite; :math:`u_i = c s_i` is exact down to :math:`|s_i| \approx 2^{k - 1022}`
+      (:math:`k \le 24` at :math:`10^6` rows: log-odds of :math:`10^{-300}` keep their
+      digits beside one of :math:`1.7 \cdot 10^{308}`);
+    * the profile :math:`F(\alpha) = \min_b f(c \alpha, b)` is convex: its derivative
+      :math:`g(\alpha) = \sum_i r_i u_i` at the intercept that zeroes :math:`\sum_i r_i`
+      (:meth:`_intercept`, Newton's method inside a bracket, from the intercept
+      predicted by :math:`db/d\alpha = -\sum_i w_i u_i / \sum_i w_i`, :math:`w_i =
+      \sigma(t_i) \sigma(-t_i)`: one or two passes) is increasing, and its root is the
+      fit;
+    * the root is found by Newton's method on :math:`h = \log P - \log N =
+      \operatorname{log1p}(g / N)` (:math:`P` and :math:`N` the sums of the positive
+      and the negative terms :math:`r_i u_i`), kept inside the bracket of the signs
+      seen (:meth:`_slope_root`).  Where one far row's term
+      :math:`\approx S e^{-|t|}` decides :math:`P`, :math:`h` is linear in
+      :math:`\alpha` (Newton's method on :math:`g` moved that row's :math:`t` by 1 a
+      step); near the root :math:`h \approx g / N` (Newton's method on :math:`g`).
+      :math:`h' = P'/P - N'/N`, each a mean of :math:`k_i = (w_i / |r_i|)
+      \operatorname{sign}(u_i) (u_i + db/d\alpha)` weighted by :math:`|r_i u_i|` (the
+      largest scaled to 1: no square of :math:`u` is formed, whose range, :math:`10^{-600}`
+      to :math:`10^{616}` beside a far row, float64 does not hold);
+    * each row's residual is formed from one exponential, :math:`e = e^{-|t|}`,
+      :math:`\sigma(|t|) = 1 / (1 + e)`, :math:`\sigma(-|t|) = e \sigma(|t|)`, with
+      :math:`r = \sigma(t)` for :math:`y = 0` and :math:`r = -\sigma(-t)` for
+      :math:`y = 1` (where :math:`\sigma(t) - 1` rounds to 0), and one below
+      :math:`e^{-700}` enters the slope's sums by its logarithm :math:`-|t|`
+      (:meth:`_slope_sums`).
 
     ``converged_`` says whether the fit's gradient is within :data:`_AT_OPTIMUM` of its
     terms' sizes (:meth:`imbalance`).
     """
 
     def __init__(self, log_odds: FloatArray, target: FloatArray) -> None:
-        from scipy import special  # lazily, as in PlattScaling.fit
-
-        self._expit = special.expit
         self.target, self.n = target, target.size
         largest = float(np.max(np.abs(log_odds)))
-        exponent = math.frexp(largest)[1] + (math.frexp(float(self.n))[1] + 1) // 2
-        self.shift = max(0, exponent - 500)
+        # sums of n terms of size |u| at most stay below 2^1020 (platt2 kept (c s)^2 n
+        # below 2^1000 for a Hessian: log-odds of 1e-300 beside one of 1e300 became 0,
+        # and the fit and its converged_ ignored them; issue 13)
+        exponent = math.frexp(largest)[1] + math.frexp(float(self.n))[1]
+        self.shift = max(0, exponent - 1020)
         self.u = np.ldexp(log_odds, -self.shift)  # c s, c = 2^-shift (exact unless subnormal)
-        self.flip = np.where(target == 1.0, -1.0, 1.0)
         self.one = target == 1.0
+        self.flip = np.where(self.one, -1.0, 1.0)
+        self.fu = self.flip * self.u  # r u = |r| fu
+        self.sign_u = np.sign(self.u)
 
-    def _t(self, theta: FloatArray) -> FloatArray:
+    def _rows(self, alpha: float, b: float) -> _Rows:
+        r"""The pass at :math:`(\alpha, b)`: one exponential a row."""
         with np.errstate(over="ignore", invalid="ignore"):
-            return theta[0] * self.u + theta[1]
+            t = self.u * alpha
+            t += b
+        a = np.abs(t)
+        e = np.negative(a)
+        np.exp(e, out=e)
+        hi = e + 1.0
+        np.divide(1.0, hi, out=hi)  # sigma(|t|)
+        lo = np.multiply(e, hi, out=e)  # sigma(-|t|)
+        small = np.equal(t >= 0.0, self.one)  # |r| = sigma(-|t|)
+        return _Rows(a, lo, hi, small, np.where(small, lo, hi))
 
-    def _terms(self, theta: FloatArray) -> tuple[FloatArray, FloatArray]:
-        r"""Each row's residual :math:`r = \sigma(t) - y` (as :math:`-\sigma(-t)` where
-        :math:`y = 1`: :math:`\sigma(t) - 1` rounds to 0 past :math:`t \approx 37`, where a
-        far row's residual, :math:`10^{-300}`, decides the slope) and :math:`r u`."""
-        t = self._t(theta)
-        residual = np.where(self.target == 1.0, -self._expit(-t), self._expit(t))
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            product = residual * self.u
-            # a residual below float64's normal range (a far row at the optimum: about
-            # 1 / |s|, 6e-309 for log-odds 1.7e308) has lost its digits: its product
-            # from the logarithms, log |r| = -log(1 + e^{-+t})
-            log_size = -np.logaddexp(0.0, np.where(self.target == 1.0, t, -t))
-            tiny = (log_size < _TINY_RESIDUAL) & (self.u != 0.0)
+    def _slope_sums(self, rows: _Rows) -> tuple[FloatArray, float, float]:
+        r"""The terms :math:`r_i u_i`, their sum :math:`g` and the sum of their sizes
+        (a residual below :math:`e^{-700}` from its logarithm, :math:`-|t|`: the far
+        row's at the optimum, 6e-309 for log-odds of 1.7e308, has lost its digits)."""
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            product = rows.size * self.fu
+            tiny = rows.small & (rows.a > _TINY_RESIDUAL) & (self.u != 0.0)
             if tiny.any():
-                size = np.exp(log_size[tiny] + np.log(np.abs(self.u[tiny])))
-                product[tiny] = np.copysign(size, self.u[tiny] * self.flip[tiny])
-            return residual, product
+                u = self.u[tiny]
+                size = np.exp(np.log(np.abs(u)) - rows.a[tiny])
+                product[tiny] = np.copysign(size, self.fu[tiny])
+            return product, float(product.sum()), float(np.abs(product).sum())
 
     def imbalance(self, theta: FloatArray) -> float:
         r"""The gradient's entries relative to the sums of their terms' sizes,
         :math:`|\sum_i r_i u_i| / \sum_i |r_i u_i|` and :math:`|\sum_i r_i| / \sum_i
         |r_i|`, the larger (0 where every term is 0; nan where not finite): 1 where one
         row's term decides the entry, the sums' rounding at the optimum."""
-        residual, product = self._terms(theta)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            worst = 0.0
-            for terms in (product, residual):
-                size = float(np.abs(terms).sum())
-                total = abs(float(terms.sum()))
-                if not (math.isfinite(size) and math.isfinite(total)):
-                    return math.nan
-                if size > 0:
-                    worst = max(worst, total / size)
-        return worst
-
-    def hessian(self, theta: FloatArray) -> FloatArray:
-        r"""The mean NLL's Hessian in :math:`(\alpha, b)`."""
-        t = self._t(theta)
-        weight = self._expit(t) * self._expit(-t) / self.n
+        rows = self._rows(float(theta[0]), float(theta[1]))
+        _, total, size = self._slope_sums(rows)
         with np.errstate(over="ignore", invalid="ignore"):
-            wu = weight @ self.u
-            return np.array([[(weight * self.u) @ self.u, wu], [wu, weight.sum()]])
+            residuals = (abs(float((rows.size * self.flip).sum())), float(rows.size.sum()))
+        worst = 0.0
+        for part, whole in ((abs(total), size), residuals):
+            if not (math.isfinite(part) and math.isfinite(whole)):
+                return math.nan
+            if whole > 0:
+                worst = max(worst, part / whole)
+        return worst
 
     def _scaled(self, fitted: FloatArray) -> FloatArray:
         with np.errstate(over="ignore"):  # (past float64: inf, then not at the optimum)
@@ -416,26 +490,23 @@ class _PlattNewton:
         :meth:`imbalance` of at most :data:`_AT_OPTIMUM`."""
         return self.imbalance(self._scaled(fitted)) <= _AT_OPTIMUM
 
-    def _intercept(self, alpha: float, start: float) -> float:
+    def _intercept(self, alpha: float, start: float) -> tuple[float, _Rows, float]:
         r"""The intercept that minimises the NLL at the slope ``alpha`` (scaled units):
         the root of :math:`\sum_i r_i`, increasing in :math:`b`, by Newton's method
         kept inside the bracket of the signs seen (split where a step leaves it),
         until the sum is its rounding (then one more step) or a step is below 2 ulp of
-        :math:`b`."""
-        with np.errstate(over="ignore", invalid="ignore"):
-            slope_part = alpha * self.u
+        :math:`b`.  Returns it, the last pass (at the intercept before that last step)
+        and the last step."""
         b, low, high, reach = start, -math.inf, math.inf, 1.0
+        rows = self._rows(alpha, b)
         for _ in range(_PLATT_STEPS):
-            with np.errstate(over="ignore", invalid="ignore"):
-                t = slope_part + b
-            p, q = self._expit(t), self._expit(-t)
-            residual = np.where(self.one, -q, p)
-            total = float(residual.sum())
-            curvature = float((p * q).sum())
+            size = rows.size
+            total = float((size * self.flip).sum())  # (pairwise: its rounding is the floor)
+            curvature = _dot(rows.lo, rows.hi)
             step = b - total / curvature if curvature > 0 else math.nan
-            if abs(total) <= _FLOOR * float(np.abs(residual).sum()):
+            if abs(total) <= _FLOOR * float(size.sum()):
                 # the sum is its rounding: Newton's last correction, below it
-                return step if math.isfinite(step) else b
+                return (step, rows, step - b) if math.isfinite(step) else (b, rows, 0.0)
             low, high = (b, high) if total < 0 else (low, b)
             if not low < step < high:
                 if math.isfinite(low) and math.isfinite(high):
@@ -445,87 +516,106 @@ class _PlattNewton:
                     reach *= 2.0
                     step = b + (1.0 + abs(b)) * reach * (1.0 if total < 0 else -1.0)
             if abs(step - b) <= 2 * _EPS * abs(b) or step in (low, high):
-                return step
+                return step, rows, step - b
             b = step
-        return b
+            rows = self._rows(alpha, b)
+        return b, rows, 0.0
 
-    def minimise(self, fitted: FloatArray) -> tuple[FloatArray, bool]:
+    def _profile(
+        self, alpha: float, start: float
+    ) -> tuple[float, float, float, float, float, float]:
+        r"""At the slope ``alpha``: the intercept (:meth:`_intercept` from ``start``),
+        :math:`g`, :math:`N` (the sum of the negative terms' sizes), :math:`h' = P'/P -
+        N'/N` (nan where either is not formed), :math:`db/d\alpha`, and the sum of
+        the terms' sizes."""
+        b, rows, last = self._intercept(alpha, start)
+        product, total, size = self._slope_sums(rows)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            # w u = |r u| (w / |r|) sign(u) = r u flip (w / |r|); w / |r| is the other
+            # of sigma(+-|t|)
+            other = np.where(rows.small, rows.hi, rows.lo)
+            weight = _dot(rows.lo, rows.hi)
+            pull = _dot(product, other * self.flip)  # sum of w u
+            rate = -pull / weight if weight > 0 else 0.0  # db / d alpha
+            total += pull * last  # g at b, to first order in the last step
+            k = (self.u + rate) * other * self.sign_u
+            means, rest = [], 0.0
+            for sign in (1.0, -1.0):
+                part = np.maximum(product * sign, 0.0)
+                most = float(part.max())
+                rest = float(part.sum())  # (the last: N)
+                if not (most > 0 and math.isfinite(most)):
+                    means.append(math.nan)
+                    continue
+                part = np.ldexp(part, -math.frexp(most)[1])
+                means.append(_dot(part, k) / float(part.sum()))
+        return b, total, rest, means[0] + means[1], rate, size
+
+    def minimise(self) -> tuple[FloatArray, bool]:
         """The maximum-likelihood fit (slope and intercept of the log-odds) and whether
-        its :meth:`imbalance` reached :data:`_AT_OPTIMUM` (``fitted`` is not used: the
-        search starts from the intercept-only fit)."""
+        its :meth:`imbalance` reached :data:`_AT_OPTIMUM` (from the intercept-only fit;
+        the point L-BFGS-B left is not used)."""
         positive = float(self.target.sum())
-        intercept = [math.log(positive / (self.n - positive))]
-
-        def slope_gradient(alpha: float) -> float:
-            # the profile's derivative: increasing in alpha (the NLL is convex)
-            intercept[0] = self._intercept(alpha, intercept[0])
-            _, product = self._terms(np.array([alpha, intercept[0]]))
-            with np.errstate(over="ignore", invalid="ignore"):
-                value = float(product.sum())
-            return value if not math.isnan(value) else math.inf
-
-        at_zero = slope_gradient(0.0)
-        alpha = 0.0
-        if at_zero != 0.0:
-            alpha = self._slope_root(slope_gradient, at_zero, intercept[0])
-            intercept[0] = self._intercept(alpha, intercept[0])
-        theta = np.array([alpha, intercept[0]])
+        alpha, intercept = self._slope_root(math.log(positive / (self.n - positive)))
+        theta = np.array([alpha, intercept])
         reached = self.imbalance(theta) <= _AT_OPTIMUM
-        return np.array([math.ldexp(alpha, -self.shift), intercept[0]]), bool(reached)
+        return np.array([math.ldexp(alpha, -self.shift), intercept]), bool(reached)
 
-    def _slope_root(self, slope_gradient: Any, at_zero: float, intercept: float) -> float:
-        r"""The root of ``slope_gradient`` (increasing, ``at_zero`` at 0): bracketed from
-        the profile's Newton step at 0 by growing (or shrinking) factors, found in
-        :math:`\log|\alpha|` by Brent's method, then in :math:`\alpha` itself."""
-        from scipy import optimize  # lazily, as _minimise
-
-        sign = -1.0 if at_zero > 0 else 1.0  # the root's side of 0
-        h = self.hessian(np.array([0.0, intercept]))
-        schur = h[0, 0] - h[0, 1] ** 2 / h[1, 1]
-        guess = abs(at_zero / self.n) / schur if schur > 0 else 1.0
-        if not (math.isfinite(guess) and guess > 0):
-            guess = 1.0
-
-        def of_log(v: float) -> float:
-            return slope_gradient(sign * math.exp(v)) * sign
-
-        # of_log is increasing in v, negative towards -inf (at 0) and positive past the root
-        v = math.log(guess)
-        factor = 1.0
-        if of_log(v) < 0:
-            low = v
-            while True:
-                high = low + factor
-                if high > 709.0 or of_log(high) >= 0:
-                    high = min(high, 709.0)
+    def _slope_root(self, intercept: float) -> tuple[float, float]:
+        r"""The root of the profile's derivative :math:`g` (increasing) and its
+        intercept: Newton's method on :math:`h = \operatorname{log1p}(g / N)` from
+        :math:`\alpha = 0` (where ``intercept``, the intercept-only fit, is the
+        profile's), a step that leaves the bracket of the signs seen, or one after
+        which :math:`|h|` did not halve (once the bracket is closed), replaced by a
+        split of the bracket
+        (:func:`_split`: geometric across scales) or, before the bracket closes, by
+        steps that square their factor; until :math:`|g|` is its rounding
+        (:data:`_FLOOR` of its terms' sizes) or the bracket is 4 ulp wide."""
+        alpha, below, above = 0.0, -math.inf, math.inf  # g(below) < 0 < g(above)
+        slow, factor, previous = False, 2.0, math.inf
+        for _ in range(_SLOPE_STEPS):
+            intercept, total, rest, rate_h, rate, size = self._profile(alpha, intercept)
+            at_floor = abs(total) <= _FLOOR * size  # (a nan goes on: the bracket decides)
+            if not at_floor:
+                below, above = (alpha, above) if total < 0 else (below, alpha)
+                if above - below <= 4 * _EPS * max(abs(below), abs(above)) < math.inf:
                     break
-                low, factor = high, 2.0 * factor
-        else:
-            high = v
-            while True:
-                low = high - factor
-                if low < -745.0 or of_log(low) < 0:
-                    low = max(low, -745.0)
-                    break
-                high, factor = low, 2.0 * factor
-        if of_log(low) >= 0 or of_log(high) < 0:  # past float64's range either way
-            return sign * math.exp(high if of_log(high) < 0 else low)
-        v = optimize.brentq(of_log, low, high, xtol=1e-12, maxiter=400)
-        # the last digits in alpha itself (a relative 1e-12 of v is more of alpha)
-        near = sign * math.exp(v)
-        width = 1e-9 * abs(near)
-        ends = (near - width, near + width)
-        for _ in range(60):
-            if slope_gradient(ends[0]) < 0 <= slope_gradient(ends[1]):
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                ratio = total / rest if rest > 0 else math.inf
+                h = math.log1p(ratio) if ratio > -1 else -math.inf  # (P = 0: -inf)
+                step = alpha - h / rate_h if rate_h > 0 else math.nan
+            if at_floor or abs(step - alpha) <= 2 * _EPS * abs(alpha):
+                # Newton's last correction, below the gradient's rounding (a flat
+                # profile: 3.7e-13 of the slope where the gradient was 5e-16 of its
+                # terms), kept in the bracket
+                if below < step < above and math.isfinite(step):
+                    intercept += rate * (step - alpha)
+                    alpha = step
                 break
-            width *= 4.0
-            ends = (near - width, near + width)
-        else:
-            return near
-        root = optimize.brentq(
-            slope_gradient, ends[0], ends[1], xtol=5e-324, rtol=4 * 2.0**-52, maxiter=400
-        )
-        return float(root)
+            closed = math.isfinite(below) and math.isfinite(above)
+            if (not (slow and closed)) and below < step < above and math.isfinite(step):
+                # (a slow step splits a closed bracket; while it is open, Newton's
+                # step beats growing it: from the far row's scale to the others')
+                slow, previous = abs(h) > previous / 2, abs(h)
+            elif closed:
+                step, slow, previous = _split(below, above), False, math.inf
+            else:  # the bracket is open on one side: outwards, by squared factors
+                direction = 1.0 if total < 0 else -1.0
+                if alpha == 0.0:
+                    scale = float(np.max(np.abs(self.u)))
+                    step = direction / scale if scale > 0 else direction
+                else:
+                    step = alpha * factor
+                    factor *= factor
+                slow, previous = False, math.inf
+            if not math.isfinite(step):  # the root past float64 (log-odds of 1e-310
+                break  # beside one of 1e300: |slope| > 1e308): not converged
+            move = step - alpha
+            with np.errstate(over="ignore", invalid="ignore"):
+                guess = intercept + rate * move
+            intercept = guess if math.isfinite(guess) else intercept
+            alpha = step
+        return alpha, intercept
 
 
 class VectorScaling:
@@ -748,16 +838,19 @@ class PlattScaling:
     gradient is still more than 1e-10 of its terms' sizes (a row far on the wrong side
     of its label, log-odds of 1e10 against it: the optimum's slope is then near
     :math:`-\log(S)/S`, down to -2e-306), the fit is the root of the profile
-    likelihood's derivative in the slope, found by Brent's method (``_PlattNewton``),
-    and ``converged_`` says whether it reached that gradient.
+    likelihood's derivative in the slope, found by a safeguarded Newton's method
+    (``_PlattNewton``), and ``converged_`` says whether it reached that gradient.
+    Where some row's log-odds are :math:`2^{32}` times the median's size or more, that
+    fit is taken without L-BFGS (which took three times an ordinary fit's time there).
 
     Attributes
     ----------
     slope_, intercept_ : float
     converged_ : bool
-        L-BFGS converged (or, where its polished point was not the optimum, the profile
-        fit reached a gradient within 1e-10 of its terms) and the fit exists (the
-        classes are not separated).
+        L-BFGS converged (or, where its polished point was not the optimum or a row's
+        log-odds were :math:`2^{32}` times the median's, the profile fit reached a
+        gradient within 1e-10 of its terms) and the fit exists (the classes are not
+        separated).
     separated_ : bool
         The log-odds separate the classes (or one class only): no finite fit exists.
 
@@ -834,18 +927,25 @@ class PlattScaling:
                 ws = weight @ log_odds
                 return np.array([[(weight * log_odds) @ log_odds, ws], [ws, weight.sum()]])
 
-        result = _minimise(objective, np.array([1.0, 0.0]))
         self.separated_ = _separated(log_odds, target)
-        fitted = result.x if self.separated_ else _polished(gradient, hessian, result.x)
-        converged = bool(result.success) and not self.separated_
-        if not self.separated_:
-            # L-BFGS-B and the polish stop short of the optimum where a row is far on
-            # the wrong side of its label (log-odds 1e10 against it: the slope is
-            # -1.2e-9, where they stopped at -6.8e-8; issue 13): checked by the
-            # gradient, and fitted again by _PlattNewton where it is not small
-            newton = _PlattNewton(log_odds, target)
-            if not newton.at_optimum(fitted):
-                fitted, converged = newton.minimise(fitted)
+        if not self.separated_ and _far_spread(log_odds):
+            # a row 2^32 times the median log-odds or more: L-BFGS-B's point is not the
+            # optimum where it is on the wrong side of its label, and it took 3 times an
+            # ordinary fit's time to reach it (10^6 rows, one of 1e10 or 1.7e308: 1.2 s
+            # of 1.8; issue 13): the profile fit, without it
+            fitted, converged = _PlattNewton(log_odds, target).minimise()
+        else:
+            result = _minimise(objective, np.array([1.0, 0.0]))
+            fitted = result.x if self.separated_ else _polished(gradient, hessian, result.x)
+            converged = bool(result.success) and not self.separated_
+            if not self.separated_:
+                # L-BFGS-B and the polish stop short of the optimum where a row is far
+                # on the wrong side of its label (log-odds 1e10 against it: the slope is
+                # -1.2e-9, where they stopped at -6.8e-8; issue 13): checked by the
+                # gradient, and fitted again by _PlattNewton where it is not small
+                newton = _PlattNewton(log_odds, target)
+                if not newton.at_optimum(fitted):
+                    fitted, converged = newton.minimise()
         self.slope_, self.intercept_ = float(fitted[0]) * (0.5 if halved else 1.0), float(fitted[1])
         self.converged_ = converged
         return self
