@@ -14,9 +14,10 @@ log-probability sides in ``_log_probs_row``) must refuse that its test
    the row.
 2. A NaN in Q where :math:`p_i = 0` (:math:`\log p_i = -\infty`): its term is 0, the
    passes stand, the row is written by ``_log_probs_row``, and only the screen's NaN
-   exp-sum refuses it (made 0, as an entry below -708 is, the screen let it through,
-   that test passed and this one fails). That test's NaN was at an entry where
-   :math:`p_i > 0` (the KL NaN: the row went to ``_row``).
+   exp-sum refuses it: the NaN takes the place of an entry of -40, so the rest of the
+   row sums to 1 within 1e-16 (a NaN counted as 0, as an entry below -708 is, the
+   screen let the row through: that test passed, this one fails). That test's NaN was
+   at an entry where :math:`p_i > 0` (the KL NaN: the row went to ``_row``).
 
 Guards: they pass on main; the validation names the argument, the value and the index.
 Mutations (the line each guards, changed on a copy of the tree): ``_suspect``'s
@@ -58,12 +59,12 @@ def test_float32_log_probs_screen_refuses_a_positive_entry_alone(classes: int) -
 
 @pytest.mark.parametrize("classes", [2, 5, 9, 16])
 def test_float32_log_probs_screen_refuses_nan_in_q_where_p_is_zero(classes: int) -> None:
-    peaked, uniform = _rows(classes)
+    peaked, _ = _rows(classes)
     p = peaked.copy()
     p[:, 1] = -np.inf  # p_1 = 0 in every row
-    q = uniform.copy()
-    q[3, 1] = np.nan
+    q = peaked.copy()
+    q[3, 1] = np.nan  # in place of -40: the rest of the row sums to 1 within 1e-16
     for measure in MEASURES:
-        measure(p, uniform, **SCREENED)
+        measure(p, peaked, **SCREENED)
         with pytest.raises(InputError, match=r"`q` .*(?i:nan).*\(3, 1\)"):
             measure(p, q, **SCREENED)
