@@ -1,7 +1,7 @@
 r"""Issue 13, branch klf32d: the float32 KL of two log-probability sides (alone and in
 the decomposition) screened (``validate=True``, the API's default) is computed a row by
 ``_fused_kernels._log_probs_row``, whose screen of each side is one pass
-(``_log_probs_mass``: :math:`\sum_i e^{x_i}` and the positive entries) where ``_row``
+(``_log_probs_masses``: :math:`\sum_i e^{x_i}` and the positive entries) where ``_row``
 took the row with two passes a side for its log-partition; rows of 3 to 7 entries take
 the second pass as one block of 8, the index clamped (``_log_probs_padded``), where
 ``_log_probs_sums`` read them in its gathered loop over the rest.

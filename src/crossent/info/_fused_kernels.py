@@ -1484,6 +1484,31 @@ def _log_probs_sums(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
 _SHORT_BLOCK = 8
 r""":func:`_log_probs_short` reads a row of 8 to 15 entries as two blocks of this many."""
 
+_NO_SUMS = (0.0, 0.0, 0.0, 0.0, 0)
+""":func:`_add_kept_terms`' start: no terms, no odd entry."""
+
+
+@_inline
+def _add_kept_terms(
+    sums: tuple[float, float, float, float, int], x: float, y: float, keep: bool
+) -> tuple[float, float, float, float, int]:
+    r"""``sums`` (:math:`H(P)`, :math:`H(P, Q)` and :math:`D(P\|Q)` so far, the sum
+    :math:`\sum_i |t_i|` of the KL terms' magnitudes and the count of odd entries) with
+    :func:`_log_probs_terms` of ``x`` and ``y`` added where ``keep``, else 0: the terms
+    are computed, then discarded by a select (a NaN or infinity among them too), so
+    that :func:`_log_probs_short` and :func:`_log_probs_padded` compute a block's
+    terms as whole vectors over entries not all their own (issue 13, branch review75:
+    the one home of their masked accumulation, the same operations in the same order).
+    Inlined in Numba's IR: the additions take the caller's flags (``reassoc``)."""
+    h, ce, kl, kl_abs, odd = sums
+    h_i, ce_i, t, odd_i = _log_probs_terms(x, y)
+    h += h_i if keep else 0.0
+    ce += ce_i if keep else 0.0
+    kl += t if keep else 0.0
+    kl_abs += abs(t) if keep else 0.0
+    odd += odd_i if keep else 0
+    return h, ce, kl, kl_abs, odd
+
 
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
 def _log_probs_short(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
@@ -1500,20 +1525,14 @@ def _log_probs_short(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
     against 26u: more nearly equal rows stand)."""
     prefer_wide_vectors()
     n = a.shape[0]
-    h = ce = kl = kl_abs = 0.0
-    odd: Any = 0  # a count of booleans
+    sums = _NO_SUMS
     for k in range(2):
         start = k * (n - _SHORT_BLOCK)
         first = k * _SHORT_BLOCK  # the second block's entries below it are the first's
         for j in range(_SHORT_BLOCK):
             i = start + j
-            h_i, ce_i, t, odd_i = _log_probs_terms(np.float64(a[i]), np.float64(b[i]))
-            keep = i >= first
-            h += h_i if keep else 0.0
-            ce += ce_i if keep else 0.0
-            kl += t if keep else 0.0
-            kl_abs += abs(t) if keep else 0.0
-            odd += odd_i if keep else 0
+            sums = _add_kept_terms(sums, np.float64(a[i]), np.float64(b[i]), i >= first)
+    h, ce, kl, kl_abs, odd = sums
     return _log_probs_verdict(h, ce, kl, kl_abs, odd, (1, n))
 
 
@@ -1530,17 +1549,11 @@ def _log_probs_padded(a: Any, b: Any) -> tuple[float, float, float, bool, bool]:
     :func:`_log_probs_short`'s (the 16-term block's :math:`\delta + 18u` before)."""
     prefer_wide_vectors()
     n = a.shape[0]
-    h = ce = kl = kl_abs = 0.0
-    odd: Any = 0  # a count of booleans
+    sums = _NO_SUMS
     for j in range(_SHORT_BLOCK):
         i = min(j, n - 1)
-        h_i, ce_i, t, odd_i = _log_probs_terms(np.float64(a[i]), np.float64(b[i]))
-        keep = j < n
-        h += h_i if keep else 0.0
-        ce += ce_i if keep else 0.0
-        kl += t if keep else 0.0
-        kl_abs += abs(t) if keep else 0.0
-        odd += odd_i if keep else 0
+        sums = _add_kept_terms(sums, np.float64(a[i]), np.float64(b[i]), j < n)
+    h, ce, kl, kl_abs, odd = sums
     return _log_probs_verdict(h, ce, kl, kl_abs, odd, (1, n))
 
 
@@ -3633,45 +3646,48 @@ def _near_entry(x: float, y: float) -> bool:
 
 
 @numba.njit(fastmath=_SUM_FLAGS, error_model="numpy", nogil=True)
-def _log_probs_masses(a: Any, b: Any) -> tuple[float, int, float, int]:
+def _log_probs_masses(a: Any, b: Any) -> tuple[float, float]:
     r"""For float32 rows of log-probabilities ``a`` and ``b``: :math:`\sum_i e^{a_i}`
-    and the number of positive :math:`a_i`, the same of ``b`` (each :math:`e^x` by
-    :func:`exp_nonpositive`, 0 below -708; a NaN makes its sum NaN), in one loop LLVM
-    vectorises: :func:`_log_probs_suspects`' screen."""
+    and :math:`\sum_i e^{b_i}` (each :math:`e^x` by :func:`exp_nonpositive`, 0 below
+    -708; a NaN makes its sum NaN), in one loop LLVM vectorises:
+    :func:`_log_probs_suspects`' screen."""
     prefer_wide_vectors()
     total_a = total_b = 0.0
-    positives_a: Any = 0  # counts of booleans
-    positives_b: Any = 0
     for i in range(a.shape[0]):
         x = np.float64(a[i])
         y = np.float64(b[i])
         total_a += 0.0 if x < _EXP_FLOOR else exp_nonpositive(x)
         total_b += 0.0 if y < _EXP_FLOOR else exp_nonpositive(y)
-        positives_a += x > 0.0
-        positives_b += y > 0.0
-    return total_a, positives_a, total_b, positives_b
+    return total_a, total_b
 
 
 @_inline
 def _log_probs_suspects(a: Any, b: Any, tol_a: float, tol_b: float) -> int:
     r"""How many of float32 rows of log-probabilities ``a`` and ``b`` may fail their
     validation (a side whose ``tol`` is negative is not screened), as :func:`_suspect`
-    of their log-partitions: an entry above 0 (a probability above 1) or NaN, or
-    :math:`|\sum_i e^{x_i} - 1| >` ``tol``. One pass over both
-    (:func:`_log_probs_masses`) where :func:`_row` took two a side (the maximum, then
-    the exp-sum shifted by it, :func:`_log_partition`): the entries are at most 0
-    where the row passes, so no shift is needed. Each sum errs by a relative
+    of their log-partitions: :math:`|\sum_i e^{x_i} - 1| >` ``tol`` or NaN. One pass
+    over both (:func:`_log_probs_masses`) where :func:`_row` took two a side (the
+    maximum, then the exp-sum shifted by it, :func:`_log_partition`): the entries are
+    at most 0 where the row passes, so no shift is needed. Each sum errs by a relative
     5.2e-11 (the polynomial's) plus :math:`(n - 1)u` (terms of one sign), as
-    :func:`_log_partition`'s: far below ``tol`` (6.2e-5 for a float32 row of 9)."""
+    :func:`_log_partition`'s: far below ``tol`` (6.2e-5 for a float32 row of 9).
+
+    No entry above 0 (a probability above 1) reaches it: :func:`_log_probs_row`'s
+    passes count one on either side as odd and leave the row to :func:`_row`, whose
+    screen (:func:`_suspect`, the largest entry) refuses it. Branch klf32d counted the
+    positive entries here too, a count no row could make decide; branch review75
+    removed it (issue 13), and ``tests/info/test_issue13_kl_float32_screen_positive.py``
+    pins the refusal of a positive entry whose exp-sum is within ``tol``, whichever
+    screen sees it. A NaN does reach it: in ``b`` where :math:`p_i = 0` (its term is 0,
+    so the passes stand), which the NaN sum refuses (that test too)."""
     if a.strides[0] == a.itemsize and b.strides[0] == b.itemsize:
-        masses = _log_probs_masses(unit_stride(a), unit_stride(b))
+        total_a, total_b = _log_probs_masses(unit_stride(a), unit_stride(b))
     else:
-        masses = _log_probs_masses(a, b)
-    total_a, positives_a, total_b, positives_b = masses
+        total_a, total_b = _log_probs_masses(a, b)
     suspects = 0
-    if tol_a >= 0.0 and not (positives_a == 0 and abs(total_a - 1.0) <= tol_a):
+    if tol_a >= 0.0 and not abs(total_a - 1.0) <= tol_a:
         suspects += 1
-    if tol_b >= 0.0 and not (positives_b == 0 and abs(total_b - 1.0) <= tol_b):
+    if tol_b >= 0.0 and not abs(total_b - 1.0) <= tol_b:
         suspects += 1
     return suspects
 
@@ -3683,8 +3699,8 @@ def _log_probs_row(
     r"""Row ``r`` of float32 log-probabilities against log-probabilities, their KL
     alone or with :math:`H(P)` and :math:`H(P, Q)` (the decomposition):
     :func:`_row`'s passes for it, with its arguments, written into ``out[:, r]``, and
-    how many of its sides are suspect (:func:`_log_probs_suspect` of each screened
-    side); -1 (nothing written) for any other row, or where those passes leave the row
+    how many of its sides are suspect (:func:`_log_probs_suspects` of the screened
+    sides); -1 (nothing written) for any other row, or where those passes leave the row
     to :func:`_row`'s exact sums or loop (an odd entry, terms that cancel below the
     double-double sum's bound), which then computes it and screens it.
 
