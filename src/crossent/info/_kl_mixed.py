@@ -871,16 +871,24 @@ def _level_sums32(x: Array, levels: int, *, xp: ModuleType) -> tuple[list[Array]
     return taus, xp.sum(rest, axis=-1), xp.sum(xp.abs(rest), axis=-1)
 
 
-def _unless_all(flags: Array, compute: Callable[[], _T], otherwise: _T, *, xp: ModuleType) -> _T:
+def _unless_all(
+    flags: Array,
+    compute: Callable[[], _T],
+    otherwise: _T,
+    *,
+    xp: ModuleType,
+    every: bool = True,
+) -> _T:
     r"""``otherwise`` where every entry of ``flags`` holds, else ``compute()`` (branch
     jaxkl3: work whose result the flags' entries do not read, skipped where none reads
-    it): under JAX one ``jax.lax.cond`` (under ``jax.jit`` only the branch taken runs;
-    under ``jax.vmap`` both), elsewhere a Python branch on the flags' value."""
+    it); with ``every=False``, ``otherwise`` where some entry does not hold (branch
+    jaxkl5). Under JAX one ``jax.lax.cond`` (under ``jax.jit`` only the branch taken
+    runs; under ``jax.vmap`` both), elsewhere a Python branch on the flags' value."""
     if "jax" in getattr(xp, "__name__", ""):
         import jax  # (loaded: JAX arrays)
 
-        return jax.lax.cond(xp.all(flags), lambda: otherwise, compute)
-    if bool(xp.all(flags)):
+        return jax.lax.cond(xp.all(flags) == every, lambda: otherwise, compute)
+    if bool(xp.all(flags)) == every:
         return otherwise
     return compute()
 
@@ -1149,8 +1157,10 @@ def _log_pair_of(s_hi: Array, s_lo: Array, *, xp: ModuleType) -> tuple[Array, Ar
     return l0, delta - 0.5 * delta * delta, 2.0**-39 + 5.0 * _U32 * size + size * size * size
 
 
-_FAIL_SPREAD = 1.0
-r"""The largest spread of a row's log-ratios that :func:`_quick_fails` takes."""
+_FAIL_SPREAD = 2.0**-2
+r"""The largest spread of a row's log-ratios that :func:`_quick_fails` flags (rows
+further apart have a KL the quick value passes, or nearly: its other parts are formed
+only where every row of the batch is within it)."""
 
 
 def _quick_fails(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType) -> Array:
@@ -1186,9 +1196,12 @@ def _quick_fails(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
     weighs, :math:`\lambda` P's logs, :math:`v` Q's), each over :math:`S_P` for P's
     logits. The quick value :math:`\hat D` is within :math:`E` of :math:`D`, so
     :math:`2^{-26}U < L` gives :math:`2^{-27}|\hat D| < E`: it fails. Rows with an
-    entry not finite, a probability 0, :math:`s > 1` or :math:`\rho > 2^{-10}` are
-    not flagged. Assumes XLA's (or the device's) float32 ``exp``, ``expm1``, ``log``
-    within :math:`2^{-20}` relative, about 16 ulps (they are within 1-2).
+    entry not finite, a probability 0, :math:`s >` :data:`_FAIL_SPREAD` or
+    :math:`\rho > 2^{-10}` are not flagged, nor any row of a batch that holds a row of
+    such a spread (the spread is one reduction; the rest is formed only where every
+    row is within it: random rows pay that pass only). Assumes XLA's (or the
+    device's) float32 ``exp``, ``expm1``, ``log`` within :math:`2^{-20}` relative,
+    about 16 ulps (they are within 1-2).
     Returns one flag a row."""
     n = int(a.shape[-1])
     rho = 1.01 * (n + 8) * _U32
@@ -1202,6 +1215,30 @@ def _quick_fails(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
     t = xp.abs(d - d[..., :1]) + 2.0**-20 * (xp.abs(x_p) + xp.abs(x_q))
     first = 2.0**-20 * (xp.abs(x_p[..., 0]) + xp.abs(x_q[..., 0]))
     spread = 2.01 * (xp.max(t, axis=-1) + first)
+    near = spread <= _FAIL_SPREAD  # (NaN: False)
+    return _unless_all(  # (a batch with a row further apart: this pass only, no flag)
+        near,
+        lambda: near & _quick_fails_near(a, a_form, b, b_form, d, spread, rho, xp=xp),
+        near & ~near,
+        xp=xp,
+        every=False,
+    )
+
+
+def _quick_fails_near(
+    a: Array,
+    a_form: str,
+    b: Array,
+    b_form: str,
+    d: Array,
+    spread: Array,
+    rho: float,
+    *,
+    xp: ModuleType,
+) -> Array:
+    r""":func:`_quick_fails` past its spread (``d`` the log-ratios up to a row's shift,
+    ``spread`` the bound :math:`s`, ``rho`` the sums' relative error): :math:`2^{-26}U
+    < L`."""
     one = xp.ones_like(spread)
     lower = xp.zeros_like(spread)
     if a_form == b_form == "log_probs":  # (Pi/K = 1 + R)
@@ -1239,7 +1276,7 @@ def _quick_fails(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
         w = xp.exp(logs)
         terms = w * (2.0**-31 * xp.abs(logs - b) + 2.0**-44 * (xp.abs(logs) + xp.abs(b)))
         lower = xp.sum(terms, axis=-1) / xp.sum(w, axis=-1) * (1.0 - 2.0 * rho)
-    return (spread <= _FAIL_SPREAD) & (2.0**-26 * upper < lower)
+    return 2.0**-26 * upper < lower
 
 
 def _narrow_quick(
