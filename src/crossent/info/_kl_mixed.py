@@ -1207,6 +1207,29 @@ def _quick_fails(a: Array, a_form: str, b: Array, b_form: str, *, xp: ModuleType
     rho = 1.01 * (n + 8) * _U32
     if rho > 2.0**-10:
         return xp.zeros(tuple(a.shape[:-1]), dtype=xp.bool, device=device(a))
+
+    def logs(values: Array, form: str) -> Array:
+        return xp.log(values) if form == "probs" else values
+
+    # (a batch with a row whose first 16 ratios spread beyond _FAIL_SPREAD: no flag, and
+    # no pass over the rows; the full spread below is at least 1.005 times theirs)
+    head = logs(a[..., :16], a_form) - logs(b[..., :16], b_form)
+    opening = xp.max(head, axis=-1) - xp.min(head, axis=-1)
+    return _unless_all(
+        opening <= _FAIL_SPREAD,
+        lambda: _quick_fails_spread(a, a_form, b, b_form, rho, xp=xp),
+        opening < opening,  # (no flag; NaN too)
+        xp=xp,
+        every=False,
+    )
+
+
+def _quick_fails_spread(
+    a: Array, a_form: str, b: Array, b_form: str, rho: float, *, xp: ModuleType
+) -> Array:
+    r""":func:`_quick_fails` past the first 16 ratios of each row: the spread bound
+    :math:`s`, and where every row is within :data:`_FAIL_SPREAD`,
+    :func:`_quick_fails_near`."""
     x_p = xp.log(a) if a_form == "probs" else a
     x_q = xp.log(b) if b_form == "probs" else b
     d = x_p - x_q
