@@ -923,20 +923,32 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
         total += total_lo
         mean = (w + w_lo) / total
         r = scale[i] / total
-        dominant = a > _DOMINANT
-        rest, rest_lo = 0.0, 0.0
+        if a > _DOMINANT:
+            _dominant_reverse_row(kept, out[i], wide, parts, mean, r, top)
+            continue
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            if not dominant:  # (each entry rounded once into out)
-                _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)
-                continue
-            n = stop - start
-            largest = _reverse_block_largest(kept[0, at], kept[1, at], wide[:n], mean, r)
-            rest, rest_lo = _exact_sum_without(wide, n, top - start, largest, parts, rest, rest_lo)
-            _round_into(wide, out[i, at])
-        if dominant:
-            out[i, top] = -(rest + rest_lo)
+            _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)  # (rounded once)
+
+
+@numba.njit(inline="never")
+def _dominant_reverse_row(kept, row, wide, parts, mean, r, top):
+    # distillation_reverse_backward_kernel's second pass over a row whose top class's
+    # s_r is above _dominant_entry.DOMINANT: the entries (_reverse_block's) in float64,
+    # each rounded once into row, and the top entry minus the others' sum
+    # (_exact_sum_without; its own function, so the kernel's loop of the other rows
+    # compiles as before: inline, it cost some 5 % there)
+    classes = row.shape[0]
+    rest, rest_lo = 0.0, 0.0
+    for start in range(0, classes, BLOCK):
+        stop = min(classes, start + BLOCK)
+        at = slice(start, stop)
+        n = stop - start
+        largest = _reverse_block_largest(kept[0, at], kept[1, at], wide[:n], mean, r)
+        rest, rest_lo = _exact_sum_without(wide, n, top - start, largest, parts, rest, rest_lo)
+        _round_into(wide, row[at])
+    row[top] = -(rest + rest_lo)
 
 
 @numba.njit(inline="never")
