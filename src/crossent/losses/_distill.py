@@ -750,12 +750,14 @@ class NearGradients:
     ``statistics``: a reverse call's kernel statistics of its ``cancelling`` rows
     (:func:`reverse_row_statistics`, formed with the per-row losses by
     :meth:`reverse_losses`), which the backward's kernel then reads, not forms again;
-    None: formed there (branch distrev2)."""
+    None: formed there (branch distrev2). ``host_rows``: those rows' student and teacher
+    scores as the kernel read them (float64 NumPy arrays), not gathered again."""
 
     d: _Distillation
     flagged: Array
     cancelling: Array | None = None
     statistics: np.ndarray | None = None  # (reverse: the kernel's of the cancelling rows)
+    host_rows: tuple[np.ndarray, np.ndarray] | None = None  # (and those rows, float64)
 
     @classmethod
     def of_loss(cls, d: _Distillation, near: Array, *, cancelling: bool = False) -> NearGradients:
@@ -831,7 +833,7 @@ class NearGradients:
         def kernel(z: np.ndarray, v: np.ndarray, temperature: float) -> Any:
             return fused_reverse_rows(z, v, temperature, stats)
 
-        return self._kernel_rows(kernel, rows)
+        return self._kernel_rows(kernel, rows, self.host_rows)
 
     def reverse_losses(self, rows: Array) -> tuple[Array, Array, NearGradients]:
         r"""A reverse call's per-row losses :math:`T^2 D(s\,\|\,t)` of its
@@ -861,7 +863,7 @@ class NearGradients:
         values[among] = xp.asarray(loss, device=device(rows))
         formed = xp.zeros(rows.shape, dtype=xp.bool, device=device(rows))
         formed[among] = xp.asarray(taken, device=device(rows))
-        kept = NearGradients(d, self.flagged, among, stats)
+        kept = NearGradients(d, self.flagged, among, stats, (z64, v64))
         return values, xp.logical_and(formed, rows), kept
 
     def _rows_on_host(self, rows: Array) -> tuple[np.ndarray, np.ndarray]:
@@ -873,13 +875,16 @@ class NearGradients:
         v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
         return z64, v64
 
-    def _kernel_rows(self, kernel: Any, rows: Array) -> tuple[Array, Array]:
+    def _kernel_rows(
+        self, kernel: Any, rows: Array, host: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[Array, Array]:
         """The student's gradient of ``rows`` by a fused float64 kernel on the host
         (:func:`fused_forward_rows` or :func:`fused_reverse_rows`): the rows' student and
-        teacher scores in float64, the kernel's gradient rows and the rows it formed
-        scattered back into zeros of the student's shape."""
+        teacher scores in float64 (``host`` where gathered already), the kernel's
+        gradient rows and the rows it formed scattered back into zeros of the student's
+        shape."""
         d, xp = self.d, self.d.batch.xp
-        z64, v64 = self._rows_on_host(rows)
+        z64, v64 = self._rows_on_host(rows) if host is None else host
         z = d.student
         formed, kept = kernel(z64, v64, float(d.temperature))
         out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))

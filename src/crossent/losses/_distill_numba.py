@@ -130,6 +130,25 @@ classes, near ties and masked classes, near rows (:math:`D` below
 17.0 against 9.1 ms a call, the buffers' traffic and the second pass); the forward
 kernels and the float32 gradient are unchanged.
 
+The reverse float64 gradient's roundings (issue 13, branch distrev2). At :math:`T = 2`
+the gradient above was 4.46 units of :math:`2^{-53}` of the row's largest entry off
+mpmath on ``check_distill_reverse_compiled.py``'s rows (3.32 at :math:`T = 1`, 2.84 at
+:math:`T = 1/2`); by an emulation of the kernel in which each rounding could be made
+exact in turn, the extra units were :math:`S`'s: the top class's term, 1 exactly, sat in
+one lane of the blocks' vectorised sum (``reassoc``), and each small term added in that
+lane rounded at 1's ulp, an error of :math:`S` that every entry carries (through
+:math:`r/S` and the mean); more terms count at a larger :math:`T` (a flatter row). Now
+:math:`S = 1 + \sum_{c \ne r} e^{\sigma_c}` (the others' sums, by TwoSum onto 1);
+:math:`\delta'_c` is rounded once (:math:`q_s - q_t` by TwoSum, its error joined to the
+low parts: :func:`_reverse_terms_block`); and a dominant row's top entry is minus the
+others' sum all but exactly (:func:`_exact_sum_without`: each entry split on the grid of
+a power of two above :math:`2n\max|x|`, whose parts sum exactly in any order;
+:func:`_dominant_reverse_row`), where a plain vectorised sum rounded its partial sums.
+Measured: 2.22, 2.68 and 2.84 units at :math:`T = 1, 2, 1/2` there. Rows of 200 classes
+of :math:`N(0, 1)` to :math:`N(0, 60^2)` stay up to 4-6 units (the sums :math:`S` and
+:math:`P` of many terms, rounded in each lane; main's the same or worse, RESULTS.md).
+Cost: some 5-10 % of this kernel (256 x 32000 float64, loaded machine; RESULTS.md).
+
 The forward float64 gradient where :math:`s - t` cancels (issue 13, branch distfwd1).
 The one pass's :math:`e^{\sigma_c} e^{-\ell_s} - e^{\tau_c} e^{-\ell_t}` errs by an ulp
 or two of :math:`\max_c t_c`: some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the

@@ -12,9 +12,11 @@ student's logits only through :math:`\operatorname{softmax}(z/T)`, so its gradie
 entries sum to 0 in every row, and :func:`dominant_gradient` (an identity whose
 backward forms the entry at :math:`r` as :math:`-\sum_{c \ne r} g_c`) fixes that entry
 where ``_dominant_entry`` does: :math:`s_r > 1/2` (reverse), :math:`s_r` and
-:math:`t_r > 1/2` (forward). The other entries, and the other rows, keep autograd's
-bits; the backward's own operations are recorded (a second derivative passes through
-this linear map).
+:math:`t_r > 1/2` (forward); a float64 reverse row's sum all but exactly
+(:func:`_split_sum`, as the reverse kernel's top entry; issue 13, branch distrev2: a
+plain sum's roundings were up to 1.4 units of :math:`2^{-53}` of the row's largest
+entry). The other entries, and the other rows, keep autograd's bits; the backward's
+own operations are recorded (a second derivative passes through this linear map).
 
 Float32 and float64 students only (a half-precision gradient is rounded before this
 backward sees it). Eager calls and ``torch.compile`` (there through the custom op

@@ -76,7 +76,14 @@ differs terms of the size of :math:`|\tau_r|`, 3630, 202 and 7960 units of
 :math:`2^{-53}` of the row's largest entry off at :math:`T = 1, 2, 1/2` on rows of 32
 logits of :math:`N(0, 60^2)` as ``(N, C, 1)`` (float32: 393, 138 and 276 units of
 :math:`2^{-23}`), now 3.3, 4.5 and 2.8 (1.9, 0.8, 0.9;
-``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column). In float32
+``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column; 2.2, 2.7 and
+2.8 float64 since branch distrev2). Those rows' per-row losses are the kernel's too
+(branch distrev2: ``NearGradients.reverse_losses`` in the forward, CPU tensors, the
+loss's near rows but; its statistics kept for the backward's kernel): the formula
+:math:`\sum_c s_c(\log s_c - \log t_c)` of the softened rows was 2.25, 4.98 and 2.47
+units of :math:`2^{-53}` relative at :math:`T = 1, 2, 1/2` there, now 1.58, 1.27 and
+2.47 (the 2-D op's bits; float32 at :math:`T = 2`: 3.19 units of :math:`2^{-24}`, now
+0.85). In float32
 work the kernel forms the flagged rows too (``NearRows``' formula in float32 was up to
 17.5 units of :math:`2^{-23}` off on rows of two classes at :math:`T = 0.05`, the
 kernel's float64 entries rounded 0.13). A call whose loss has no near row skips
