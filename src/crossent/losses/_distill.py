@@ -87,6 +87,7 @@ __all__ = [
     "fused_reverse_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
+    "reverse_row_statistics",
 ]
 
 _WIDEN = blocked(labelled=False)
