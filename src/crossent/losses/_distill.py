@@ -87,6 +87,7 @@ __all__ = [
     "fused_reverse_rows",
     "gradient_rows_flagged",
     "prepare_distillation",
+    "reverse_row_statistics",
 ]
 
 _WIDEN = blocked(labelled=False)
@@ -746,11 +747,18 @@ class NearGradients:
     forms them as the fused kernels do. None: none asked. Reverse (float64 or float32
     work, where asked): every row of a finite KL, whose gradient the reverse kernel forms
     on the host (:meth:`cancelling_in_student`, :func:`fused_reverse_rows`; the caller
-    leaves out its flagged rows in float64 work; issue 13, branch distrev1)."""
+    leaves out its flagged rows in float64 work; issue 13, branch distrev1).
+    ``statistics``: a reverse call's kernel statistics of its ``cancelling`` rows
+    (:func:`reverse_row_statistics`, formed with the per-row losses by
+    :meth:`reverse_losses`), which the backward's kernel then reads, not forms again;
+    None: formed there (branch distrev2). ``host_rows``: those rows' student and teacher
+    scores as the kernel read them (float64 NumPy arrays), not gathered again."""
 
     d: _Distillation
     flagged: Array
     cancelling: Array | None = None
+    statistics: np.ndarray | None = None  # (reverse: the kernel's of the cancelling rows)
+    host_rows: tuple[np.ndarray, np.ndarray] | None = None  # (and those rows, float64)
 
     @classmethod
     def of_loss(cls, d: _Distillation, near: Array, *, cancelling: bool = False) -> NearGradients:
@@ -814,23 +822,71 @@ class NearGradients:
     def _reverse_in_student(self, rows: Array, host: bool) -> tuple[Array, Array]:
         r""":meth:`cancelling_in_student` of a reverse call: :math:`T s \odot (\log s -
         \log t - D)` of the :attr:`cancelling` rows by the reverse kernel
-        (:func:`fused_reverse_rows`, the 2-D op's float64 bits) where ``host``; elsewhere
-        none taken (autograd's)."""
+        (:func:`fused_reverse_rows`, the 2-D op's float64 bits; of :attr:`statistics`
+        where the forward formed them) where ``host``; elsewhere none taken
+        (autograd's)."""
         d, xp = self.d, self.d.batch.xp
         if not host:
             zeros = xp.zeros(d.student.shape, dtype=d.student.dtype, device=device(d.student))
             return zeros, xp.zeros_like(rows)
-        return self._kernel_rows(fused_reverse_rows, rows)
+        stats = self.statistics
 
-    def _kernel_rows(self, kernel: Any, rows: Array) -> tuple[Array, Array]:
-        """The student's gradient of ``rows`` by a fused float64 kernel on the host
-        (:func:`fused_forward_rows` or :func:`fused_reverse_rows`): the rows' student and
-        teacher scores in float64, the kernel's gradient rows and the rows it formed
-        scattered back into zeros of the student's shape."""
-        d, xp = self.d, self.d.batch.xp
+        def kernel(z: np.ndarray, v: np.ndarray, temperature: float) -> Any:
+            return fused_reverse_rows(z, v, temperature, stats)
+
+        return self._kernel_rows(kernel, rows, self.host_rows)
+
+    def reverse_losses(self, rows: Array) -> tuple[Array, Array, NearGradients]:
+        r"""A reverse call's per-row losses :math:`T^2 D(s\,\|\,t)` of its
+        :attr:`cancelling` rows by the fused kernels on the host (the 2-D op's:
+        ``_distill_rows.reverse_statistics``, its :math:`D` of the student's exact
+        log-ratios, then ``row_kinds``' :math:`T^2 D`), ``rows`` (batch shape,
+        booleans: those it forms, where the statistics are finite and :math:`D` is at
+        or above ``_near_rows.KL_FLOOR``, the others the caller's), and these gradients
+        with the statistics kept (:attr:`statistics`: the backward's kernel reads
+        them). The values (float64, batch shape; 0 on the rows not formed) where the
+        generic formula :math:`\sum_c s_c(\log s_c - \log t_c)` of the softened rows
+        sums terms of the size of :math:`|\tau_r|` (4.98 units of :math:`2^{-53}`
+        relative at :math:`T = 2` on rows of 32 logits of :math:`N(0, 60^2)`; issue 13,
+        branch distrev2). CPU arrays (NumPy's, CPU tensors) where Numba is; :math:`T^2`
+        of the normal range (the caller checks both)."""
+        from . import _distill_rows
+
+        d, xp, among = self.d, self.d.batch.xp, self.cancelling
+        if among is None:
+            raise RuntimeError("crossent: no cancelling rows asked")  # pragma: no cover
+        z64, v64 = self._rows_on_host(among)
+        stats = reverse_row_statistics(z64, v64, float(d.temperature), d.given)
+        loss, kind = _distill_rows.row_kinds(stats, float(d.temperature))
+        taken = kind == 0
+        loss[~taken] = 0.0
+        values = xp.zeros(rows.shape, dtype=xp.float64, device=device(rows))
+        values[among] = xp.asarray(loss, device=device(rows))
+        formed = xp.zeros(rows.shape, dtype=xp.bool, device=device(rows))
+        formed[among] = xp.asarray(taken, device=device(rows))
+        kept = NearGradients(d, self.flagged, among, stats, (z64, v64))
+        return values, xp.logical_and(formed, rows), kept
+
+    def _rows_on_host(self, rows: Array) -> tuple[np.ndarray, np.ndarray]:
+        """The student's logits and the teacher's scores of ``rows`` as float64 NumPy
+        arrays (rows x classes, C-contiguous)."""
+        d = self.d
         z, v = d.student[rows], d.teacher_scores[rows]
         z64 = np.ascontiguousarray(np.asarray(z), dtype=np.float64)
         v64 = np.ascontiguousarray(np.asarray(v), dtype=np.float64)
+        return z64, v64
+
+    def _kernel_rows(
+        self, kernel: Any, rows: Array, host: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[Array, Array]:
+        """The student's gradient of ``rows`` by a fused float64 kernel on the host
+        (:func:`fused_forward_rows` or :func:`fused_reverse_rows`): the rows' student and
+        teacher scores in float64 (``host`` where gathered already), the kernel's
+        gradient rows and the rows it formed scattered back into zeros of the student's
+        shape."""
+        d, xp = self.d, self.d.batch.xp
+        z64, v64 = self._rows_on_host(rows) if host is None else host
+        z = d.student
         formed, kept = kernel(z64, v64, float(d.temperature))
         out = xp.zeros(d.student.shape, dtype=xp.float64, device=device(z))
         out[rows] = xp.asarray(formed, device=device(z))
@@ -1030,8 +1086,24 @@ def fused_forward_rows(
     return formed, kept
 
 
+def reverse_row_statistics(
+    z: np.ndarray, v: np.ndarray, temperature: float, given: bool = False
+) -> np.ndarray:
+    r"""The reverse kernels' statistics :math:`(D(s\,\|\,t), m_z, \ell_s, m_v,
+    \ell_t, L)` of float64 rows ``z`` beside teacher scores ``v`` (rows x classes,
+    C-contiguous; ``_distill_rows.reverse_statistics``, one thread: the 2-D op's bits);
+    ``given``: a teacher taken as it is (its :math:`D` less :math:`L`). Numba must be
+    there (``_cpu_kernels.available``)."""
+    from . import _distill_numba, _distill_rows
+
+    stats = np.empty((z.shape[0], 6))
+    forward = _distill_numba.distillation_forward_kernel
+    _distill_rows.reverse_statistics(forward, z, v, temperature, stats, given)
+    return stats
+
+
 def fused_reverse_rows(
-    z: np.ndarray, v: np.ndarray, temperature: float
+    z: np.ndarray, v: np.ndarray, temperature: float, stats: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     r""":math:`T s \odot (\log s - \log t - D(s\,\|\,t))` of float64 rows ``z`` beside
     teacher scores ``v`` (logits or :math:`\log t`; rows x classes, C-contiguous) by
@@ -1040,15 +1112,17 @@ def fused_reverse_rows(
     formed from exact pairs), and the rows it forms: those whose statistics are finite
     (0 on the others, the caller's). The gradient does not depend on how the teacher
     is normalised (:math:`\log t + c` moves :math:`D` by :math:`-c`), so a teacher
-    taken as it is (:math:`T = 1`) has the same rows. Issue 13, branch distrev1; Numba
-    must be there (``_cpu_kernels.available``)."""
-    from . import _distill_numba, _distill_rows
+    taken as it is (:math:`T = 1`) has the same rows. ``stats``: the rows'
+    :func:`reverse_row_statistics` where formed already (their :math:`D` of either
+    normalisation: the kernel reads :math:`m_z, \ell_s` and whether :math:`D` is
+    finite). Issue 13, branch distrev1; Numba must be there (``_cpu_kernels.available``)."""
+    from . import _distill_numba
 
     n = z.shape[0]
     formed = np.zeros_like(z)
-    stats, small = np.empty((n, 6)), np.zeros(n, dtype=np.bool_)
-    forward = _distill_numba.distillation_forward_kernel
-    _distill_rows.reverse_statistics(forward, z, v, temperature, stats, False)
+    small = np.zeros(n, dtype=np.bool_)
+    if stats is None:
+        stats = reverse_row_statistics(z, v, temperature)
     kernel = _distill_numba.distillation_reverse_backward_kernel
     kernel(z, v, stats, temperature, np.full(n, temperature), formed, small)
     kept = np.isfinite(stats[:, 0])

@@ -130,6 +130,25 @@ classes, near ties and masked classes, near rows (:math:`D` below
 17.0 against 9.1 ms a call, the buffers' traffic and the second pass); the forward
 kernels and the float32 gradient are unchanged.
 
+The reverse float64 gradient's roundings (issue 13, branch distrev2). At :math:`T = 2`
+the gradient above was 4.46 units of :math:`2^{-53}` of the row's largest entry off
+mpmath on ``check_distill_reverse_compiled.py``'s rows (3.32 at :math:`T = 1`, 2.84 at
+:math:`T = 1/2`); by an emulation of the kernel in which each rounding could be made
+exact in turn, the extra units were :math:`S`'s: the top class's term, 1 exactly, sat in
+one lane of the blocks' vectorised sum (``reassoc``), and each small term added in that
+lane rounded at 1's ulp, an error of :math:`S` that every entry carries (through
+:math:`r/S` and the mean); more terms count at a larger :math:`T` (a flatter row). Now
+:math:`S = 1 + \sum_{c \ne r} e^{\sigma_c}` (the others' sums, by TwoSum onto 1);
+:math:`\delta'_c` is rounded once (:math:`q_s - q_t` by TwoSum, its error joined to the
+low parts: :func:`_reverse_terms_block`); and a dominant row's top entry is minus the
+others' sum all but exactly (:func:`_exact_sum_without`: each entry split on the grid of
+a power of two above :math:`2n\max|x|`, whose parts sum exactly in any order;
+:func:`_dominant_reverse_row`), where a plain vectorised sum rounded its partial sums.
+Measured: 2.22, 2.68 and 2.84 units at :math:`T = 1, 2, 1/2` there. Rows of 200 classes
+of :math:`N(0, 1)` to :math:`N(0, 60^2)` stay up to 4-6 units (the sums :math:`S` and
+:math:`P` of many terms, rounded in each lane; main's the same or worse, RESULTS.md).
+Cost: some 5-10 % of this kernel (256 x 32000 float64, loaded machine; RESULTS.md).
+
 The forward float64 gradient where :math:`s - t` cancels (issue 13, branch distfwd1).
 The one pass's :math:`e^{\sigma_c} e^{-\ell_s} - e^{\tau_c} e^{-\ell_t}` errs by an ulp
 or two of :math:`\max_c t_c`: some :math:`\max_c t_c / \max_c |s_c - t_c|` units of the
@@ -742,15 +761,21 @@ def _log_ratio(zj, vj, mz, vr, inv_t, temperature, exact, wide):
 
 @numba.njit(fastmath=_LOOP, inline="never")
 def _reverse_terms_block(zb, vb, sb, pb, scalars):
-    # the block's e^sigma_c into sb and p_c = e^sigma_c delta'_c (_log_ratio's pair,
-    # rounded) into pb: 0 where e^sigma_c is (even beside t_c = 0, where delta' is no
-    # number)
+    # the block's e^sigma_c into sb and p_c = e^sigma_c delta'_c (rounded once) into pb:
+    # 0 where e^sigma_c is (even beside t_c = 0, where delta' is no number). delta'_c =
+    # (q_s + l_s) - (q_t + l_t) of _log_ratio's quotient pairs, q_s - q_t = h + its low
+    # part by TwoSum (as _exact_terms_block's), so h + lo is rounded once (_log_ratio's
+    # h = q_s - q_t, rounded, then h + lo: twice; branch distrev2)
     mz, vr, inv_t, temperature = scalars
     exact = _power_of_two(temperature)
     wide = zb.itemsize == 8  # (float64 rows: their differences' low parts)
     for j in range(zb.shape[0]):
-        qs, ls, h, lo = _log_ratio(zb[j], vb[j], mz, vr, inv_t, temperature, exact, wide)
+        qs, ls = _pair_quotient(zb[j], mz, inv_t, temperature, exact, wide)
+        qt, lt = _pair_quotient(vb[j], vr, inv_t, temperature, exact, wide)
         e = exp_of_pair(qs, ls, 0.0) if qs > _FLOOR else 0.0
+        h = qs - qt
+        b = h - qs  # (TwoSum: qs - qt = h + its low part, exactly)
+        lo = ((qs - (h - b)) + (-qt - b)) + (ls - lt)
         sb[j] = e
         pb[j] = e * (h + lo) if e > 0.0 else 0.0
 
@@ -761,6 +786,57 @@ def _reverse_block(sb, pb, ob, mean, r):
     # (p_c - e^sigma_c mean: an FMA)
     for j in range(ob.shape[0]):
         ob[j] = (pb[j] - sb[j] * mean) * r
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _reverse_block_largest(sb, pb, ob, mean, r):
+    # _reverse_block into ob (float64), and the largest |ob[j]| (_round_into_largest's
+    # integer maximum of the bits)
+    largest = 0
+    for j in range(ob.shape[0]):
+        x = (pb[j] - sb[j] * mean) * r
+        ob[j] = x
+        largest = max(largest, float64_to_bits(abs(x)))
+    return bits_to_float64(largest)
+
+
+@numba.njit(fastmath=_LOOP, inline="never")
+def _split_block(xb, sigma, parts):
+    # each x of the block as q + (x - q), q = fl(fl(sigma + x) - sigma): x on the grid of
+    # sigma's ulp (Rump's extraction: q and x - q exact for |x| <= sigma; no reassoc, so
+    # nothing folds it), into parts[0] and parts[1]
+    for j in range(xb.shape[0]):
+        q = (sigma + xb[j]) - sigma
+        parts[0, j] = q
+        parts[1, j] = xb[j] - q
+
+
+@numba.njit(inline="never")
+def _exact_sum_without(wide, n, skip, largest, parts, hi, lo):
+    # (hi, lo) plus the sum of wide[:n] but its entry skip, all but within some
+    # n**2 2**-106 largest of it: the entries' parts on the grid of the ulp of sigma, a
+    # power of two above 2 n largest, sum exactly in any order (their partial sums are
+    # multiples of it below 2**53 of it), so the blocks' vectorised sums (_sum_of) err
+    # only in the small parts (_split_block); the two sums joined to (hi, lo) by TwoSum.
+    # The top entry of a dominant row is minus this sum: a plain vectorised sum rounded
+    # each lane's partial sums (up to 1.4 units of 2**-53 of the row's largest entry on
+    # check_distill_reverse_compiled.py's rows; branch distrev2)
+    if not 0 <= skip < n:
+        skip = n
+    own = wide[skip] if skip < n else 0.0
+    if skip < n:
+        wide[skip] = 0.0
+    bound = 2.0 * n * largest
+    sigma = 2.0 * bits_to_float64(float64_to_bits(bound) & _INF_KEY)  # (0 if subnormal)
+    if sigma < np.inf:
+        _split_block(wide[:n], sigma, parts)
+        hi, lo = two_sum(hi, lo, _sum_of(parts[0], n))
+        hi, lo = two_sum(hi, lo, _sum_of(parts[1], n))
+    else:
+        hi, lo = two_sum(hi, lo, _sum_of(wide, n))
+    if skip < n:
+        wide[skip] = own
+    return hi, lo
 
 
 @numba.njit(fastmath=_LOOP, inline="never")
@@ -839,6 +915,7 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
     inv_t = 1.0 / temperature
     wide = np.empty(BLOCK)  # (a block's entries in float64, then rounded into out)
     kept = np.empty((2, classes))  # (the row's s_c and p_c: the first pass's)
+    parts = np.empty((2, BLOCK))  # (_exact_sum_without's split of a block)
     for i in range(z.shape[0]):
         spread_small[i] = False
         if not np.isfinite(stats[i, 0]):
@@ -851,30 +928,46 @@ def distillation_reverse_backward_kernel(z, v, stats, temperature, scale, out, s
         # of the blocks' sums, as the forward kernel's): log s_c - log t_c - D = delta'_c
         # - E_s[delta'], where the digits of ell_s, ell_t and D (of size |tau_r|) cancel
         # unformed, and s_c = e^sigma_c / S (module docstring)
-        total, total_lo, w, w_lo = 0.0, 0.0, 0.0, 0.0
+        # (S = 1 + the others: r's term e^0 = 1 exactly, left out of the blocks' sums,
+        # whose lanes rounded each addition at 1's ulp; branch distrev2)
+        total, total_lo, w, w_lo = 1.0, 0.0, 0.0, 0.0
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
             sb, pb = kept[0, at], kept[1, at]
             _reverse_terms_block(z[i, at], v[i, at], sb, pb, scalars)
-            total, total_lo = two_sum(total, total_lo, _sum_of(sb, stop - start))
+            others = _sum_without(sb, stop - start, top - start)
+            total, total_lo = two_sum(total, total_lo, others)
             w, w_lo = two_sum(w, w_lo, _sum_of(pb, stop - start))
         total += total_lo
         mean = (w + w_lo) / total
         r = scale[i] / total
-        dominant = a > _DOMINANT
-        rest = 0.0
+        if a > _DOMINANT:
+            _dominant_reverse_row(kept, out[i], wide, parts, mean, r, top)
+            continue
         for start in range(0, classes, BLOCK):
             stop = min(classes, start + BLOCK)
             at = slice(start, stop)
-            if not dominant:  # (each entry rounded once into out)
-                _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)
-                continue
-            _reverse_block(kept[0, at], kept[1, at], wide, mean, r)
-            rest += _sum_without(wide, stop - start, top - start)
-            _round_into(wide, out[i, at])
-        if dominant:
-            out[i, top] = -rest
+            _reverse_block(kept[0, at], kept[1, at], out[i, at], mean, r)  # (rounded once)
+
+
+@numba.njit(inline="never")
+def _dominant_reverse_row(kept, row, wide, parts, mean, r, top):
+    # distillation_reverse_backward_kernel's second pass over a row whose top class's
+    # s_r is above _dominant_entry.DOMINANT: the entries (_reverse_block's) in float64,
+    # each rounded once into row, and the top entry minus the others' sum
+    # (_exact_sum_without; its own function, so the kernel's loop of the other rows
+    # compiles as before: inline, it cost some 5 % there)
+    classes = row.shape[0]
+    rest, rest_lo = 0.0, 0.0
+    for start in range(0, classes, BLOCK):
+        stop = min(classes, start + BLOCK)
+        at = slice(start, stop)
+        n = stop - start
+        largest = _reverse_block_largest(kept[0, at], kept[1, at], wide[:n], mean, r)
+        rest, rest_lo = _exact_sum_without(wide, n, top - start, largest, parts, rest, rest_lo)
+        _round_into(wide, row[at])
+    row[top] = -(rest + rest_lo)
 
 
 @numba.njit(inline="never")

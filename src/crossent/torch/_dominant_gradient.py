@@ -12,9 +12,11 @@ student's logits only through :math:`\operatorname{softmax}(z/T)`, so its gradie
 entries sum to 0 in every row, and :func:`dominant_gradient` (an identity whose
 backward forms the entry at :math:`r` as :math:`-\sum_{c \ne r} g_c`) fixes that entry
 where ``_dominant_entry`` does: :math:`s_r > 1/2` (reverse), :math:`s_r` and
-:math:`t_r > 1/2` (forward). The other entries, and the other rows, keep autograd's
-bits; the backward's own operations are recorded (a second derivative passes through
-this linear map).
+:math:`t_r > 1/2` (forward); a float64 reverse row's sum all but exactly
+(:func:`_split_sum`, as the reverse kernel's top entry; issue 13, branch distrev2: a
+plain sum's roundings were up to 1.4 units of :math:`2^{-53}` of the row's largest
+entry). The other entries, and the other rows, keep autograd's bits; the backward's
+own operations are recorded (a second derivative passes through this linear map).
 
 Float32 and float64 students only (a half-precision gradient is rounded before this
 backward sees it). Eager calls and ``torch.compile`` (there through the custom op
@@ -134,12 +136,35 @@ def _formed(
     """``grad`` with each dominant row's top entry minus the sum of the others."""
     top, flags = _dominant_rows(z, v, temperature, axis, teacher_form, direction)
     others = grad.scatter(axis, top, 0.0)
-    # summed in float64 (float32 on MPS, which has no float64) and rounded once: a
-    # half-precision or float32 sum of the others cancels as the entry itself did
-    wide = torch.float32 if grad.device.type == "mps" else torch.float64
-    rest = (-torch.sum(others, axis, keepdim=True, dtype=wide)).to(grad.dtype)
+    if grad.dtype == torch.float64 and direction == "reverse":
+        rest = -_split_sum(others, axis)
+    else:
+        # summed in float64 (float32 on MPS, which has no float64) and rounded once: a
+        # half-precision or float32 sum of the others cancels as the entry itself did
+        wide = torch.float32 if grad.device.type == "mps" else torch.float64
+        rest = (-torch.sum(others, axis, keepdim=True, dtype=wide)).to(grad.dtype)
     entry = torch.where(flags, rest, torch.gather(grad, axis, top))
     return grad.scatter(axis, top, entry)
+
+
+def _split_sum(x: torch.Tensor, axis: int) -> torch.Tensor:
+    r"""The float64 sum of ``x`` along ``axis`` (keepdim), all but rounded once: each
+    entry split as :math:`q + (x - q)`, :math:`q = (\sigma + x) - \sigma` on the grid of
+    the ulp of :math:`\sigma`, a power of two at or above :math:`2n\max|x|` (Rump's
+    extraction), so the :math:`q` sum exactly in any order and only the small parts'
+    sum rounds (some :math:`n^3 2^{-106}\max|x|`). A float64 reverse row's top entry is
+    minus its others' sum, which a plain sum rounded at each of its partial sums (up to
+    1.4 units of :math:`2^{-53}` of the row's largest entry on the rows of
+    ``benchmarks/check_distill_reverse_compiled.py``; the reverse kernel's top entry
+    is this sum too, ``_distill_numba._exact_sum_without``; issue 13, branch
+    distrev2)."""
+    largest = torch.amax(torch.abs(x), axis, keepdim=True)
+    # (4n max|x|, a power of two at or above 2n max|x| whatever log2's rounding; 0 where
+    # the row is 0: then q = x, the plain sum)
+    sigma = torch.exp2(torch.ceil(torch.log2(largest * (4.0 * x.shape[axis]))))
+    sigma = torch.where(torch.isfinite(sigma), sigma, 0.0)  # (an inf or NaN: plain)
+    q = (x + sigma) - sigma
+    return torch.sum(q, axis, keepdim=True) + torch.sum(x - q, axis, keepdim=True)
 
 
 @torch.library.custom_op("crossent::dominant_entry_v1", mutates_args=())

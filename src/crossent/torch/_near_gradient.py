@@ -76,7 +76,14 @@ differs terms of the size of :math:`|\tau_r|`, 3630, 202 and 7960 units of
 :math:`2^{-53}` of the row's largest entry off at :math:`T = 1, 2, 1/2` on rows of 32
 logits of :math:`N(0, 60^2)` as ``(N, C, 1)`` (float32: 393, 138 and 276 units of
 :math:`2^{-23}`), now 3.3, 4.5 and 2.8 (1.9, 0.8, 0.9;
-``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column). In float32
+``benchmarks/check_distill_reverse_compiled.py``, the "3-D grad" column; 2.2, 2.7 and
+2.8 float64 since branch distrev2). Those rows' per-row losses are the kernel's too
+(branch distrev2: ``NearGradients.reverse_losses`` in the forward, CPU tensors, the
+loss's near rows but; its statistics kept for the backward's kernel): the formula
+:math:`\sum_c s_c(\log s_c - \log t_c)` of the softened rows was 2.25, 4.98 and 2.47
+units of :math:`2^{-53}` relative at :math:`T = 1, 2, 1/2` there, now 1.58, 1.27 and
+2.47 (the 2-D op's bits; float32 at :math:`T = 2`: 3.19 units of :math:`2^{-24}`, now
+0.85). In float32
 work the kernel forms the flagged rows too (``NearRows``' formula in float32 was up to
 17.5 units of :math:`2^{-23}` off on rows of two classes at :math:`T = 0.05`, the
 kernel's float64 entries rounded 0.13). A call whose loss has no near row skips
@@ -110,12 +117,14 @@ from typing import Any
 
 import torch
 
+from ..losses._cpu_kernels import available
 from ..losses._distill import (
     NearGradients,
     _Distillation,
     gradient_rows_flagged,
     prepare_distillation,
 )
+from ..losses._far_gaps import square_is_normal
 from ..losses._near_rows import formable, forward_rows_flagged, spread_is_small
 from ._arguments import grad_recorded, has_tangent, under_torch_func
 
@@ -303,18 +312,28 @@ class NearRowsOf:
             if kernel is not None and near.d.batch.dtype != torch.float32:
                 kernel = kernel & ~flagged
             near = NearGradients(near.d, flagged, kernel)
+            if kernel is not None and _kernel_values(rows, near.d.temperature):
+                # (their values by the kernel too, its statistics kept for the backward;
+                # the loss's near rows keep NearRows' values, branch distrev2)
+                with torch.no_grad():  # (the rows read on the host: no graph)
+                    values, taken, near = near.reverse_losses(kernel & ~self._loss_rows)
+                    values = torch.where(taken, values.to(rows.dtype), rows)
+                return self.wrapped(rows, near, values)
         return self.wrapped(rows, near)
 
-    def wrapped(self, rows: torch.Tensor, near: NearGradients) -> torch.Tensor:
+    def wrapped(
+        self, rows: torch.Tensor, near: NearGradients, values: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``rows`` through :class:`_NearRowsGradient` with ``near``'s rows, their flags
         kept for :meth:`settle` (whether a row is flagged, and where ``near`` has
-        cancelling rows whether one is)."""
+        cancelling rows whether one is); ``values``: the result's values in place of
+        ``rows``' (no graph; its gradient is that of ``rows``)."""
         state = [True, near.cancelling is not None]  # (until settled: form them)
         self.flags.append(torch.any(near.flagged).reshape(()))
         if near.cancelling is not None:
             self.flags.append(torch.any(near.cancelling).reshape(()))
         self._states.append(state)
-        return _NearRowsGradient.apply(rows, near.student, near.teacher, near, state)
+        return _NearRowsGradient.apply(rows, near.student, near.teacher, near, state, values)
 
     def settle(self, read: list[bool]) -> None:
         """Whether each call's rows hold a flagged one (and a cancelling one, where
@@ -339,8 +358,9 @@ class _NearRowsGradient(torch.autograd.Function):
         teacher: torch.Tensor,
         near: NearGradients,
         state: list[bool],
+        values: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        return rows.view_as(rows)
+        return rows.view_as(rows) if values is None else values
 
     @staticmethod
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
@@ -353,7 +373,7 @@ class _NearRowsGradient(torch.autograd.Function):
         # (the cancelling rows: the student's gradient alone; a teacher's is autograd's)
         cancelling = cancelling and ctx.needs_input_grad[1] and not ctx.needs_input_grad[2]
         if not (some or cancelling):  # (no row flagged: autograd's gradient throughout)
-            return upstream, None, None, None, None
+            return upstream, None, None, None, None, None
         zeros = torch.zeros_like(upstream)
         taken = near.flagged
         student = near.in_student() if some and ctx.needs_input_grad[1] else None
@@ -370,4 +390,11 @@ class _NearRowsGradient(torch.autograd.Function):
         teacher = None
         if some and ctx.needs_input_grad[2]:
             teacher = near.in_teacher() * torch.where(near.flagged, upstream, zeros)[..., None]
-        return rest, student, teacher, None, None
+        return rest, student, teacher, None, None, None
+
+
+def _kernel_values(rows: torch.Tensor, temperature: float) -> bool:
+    r"""Whether a reverse call's per-row losses ``rows`` take the fused kernels' values
+    (``NearGradients.reverse_losses``): CPU tensors, Numba there, :math:`T^2` in the
+    normal range (``row_kinds``' product, the 2-D op's)."""
+    return rows.device.type == "cpu" and available() and square_is_normal(float(temperature))
