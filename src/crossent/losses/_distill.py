@@ -31,6 +31,7 @@ import numpy as np
 
 from .._checks import ValuelessArrayError, truth_of
 from .._numerics import kl_terms_from_log
+from .._read_only import read_only
 from .._sides import prepare_pair
 from .._xp import (
     Array,
@@ -1078,6 +1079,7 @@ def fused_forward_rows(
 
     n = z.shape[0]
     formed = np.zeros_like(z)
+    z, v = read_only(z), read_only(v)  # the 2-D op's specialisation: one compilation
     stats, small = np.empty((n, 5)), np.zeros(n, dtype=np.bool_)
     kernel = _distill_numba.distillation_forward_gradient_kernel
     kernel(z, v, temperature, stats, np.full(n, temperature), formed, small, False, 0)
@@ -1097,6 +1099,7 @@ def reverse_row_statistics(
     from . import _distill_numba, _distill_rows
 
     stats = np.empty((z.shape[0], 6))
+    z, v = read_only(z), read_only(v)  # the 2-D op's specialisation: one compilation
     forward = _distill_numba.distillation_forward_kernel
     _distill_rows.reverse_statistics(forward, z, v, temperature, stats, given)
     return stats
@@ -1121,6 +1124,7 @@ def fused_reverse_rows(
     n = z.shape[0]
     formed = np.zeros_like(z)
     small = np.zeros(n, dtype=np.bool_)
+    z, v = read_only(z), read_only(v)  # the 2-D op's specialisation: one compilation
     if stats is None:
         stats = reverse_row_statistics(z, v, temperature)
     kernel = _distill_numba.distillation_reverse_backward_kernel
