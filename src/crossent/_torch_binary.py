@@ -460,7 +460,7 @@ class FocalTerms:
         bits are one function's."""
         xs = x.detach()
         pair: Any = torch.func.vjp(lambda ts: self(xs, ts, None, None, eps, "none"), t.detach())
-        gt: torch.Tensor = pair[1](upstream.detach())[0]  # (the one primal's)
+        gt: torch.Tensor = pair[1](_plain(upstream))[0]  # (the one primal's)
         return gt
 
     def tangent(
@@ -478,11 +478,9 @@ class FocalTerms:
         if x_t is not None:
             one = torch.ones((), dtype=out_dtype, device=x.device)
             tangent = self.logit_gradient(x, t, eps, one, out_dtype) * x_t
-        if t_t is not None:
-            with torch.enable_grad():
-                ts = t.detach().requires_grad_()
-                out = self(x.detach(), ts, None, None, eps, "none")
-                (slope,) = torch.autograd.grad(out, ts, torch.ones_like(out))
+        if t_t is not None:  # (by torch.func.vjp, as :meth:`target_gradient`: also
+            # inside a torch.func transform, where ``requires_grad_`` is refused)
+            slope = self.target_gradient(x, t, eps, torch.ones_like(t, dtype=out_dtype))
             part = slope * t_t
             tangent = part if tangent is None else tangent + part
         if tangent is None:

@@ -193,9 +193,19 @@ def _by_value(option: Any) -> Any:
     the option checks' ``math.isfinite`` cannot take a symbol (a graph break, an error
     under ``fullgraph=True``). ``float.hex`` reads the value (a guard), so each value
     compiles its own graph, as a constant does (as ``_far_distillation._traced``).
-    Anything else is returned as is, for the checks to judge.
+    So does an int there (``gamma=2``, ``label_smoothing=0``, ``temperature=2``, which
+    ``dynamic=True`` makes a symbolic int: until issue 13's branch torchhostile8 an
+    error under ``fullgraph=True``), read through its float (exact below
+    :math:`2^{53}`; a larger one stays as given). Anything else is returned as is,
+    for the checks to judge.
     """
-    return float.fromhex(option.hex()) if isinstance(option, float) else option
+    if isinstance(option, float):
+        return float.fromhex(option.hex())
+    if type(option) is int and torch.compiler.is_dynamo_compiling():
+        value = float.fromhex(float(option).hex())
+        if abs(value) < 2.0**53:
+            return int(value)
+    return option
 
 
 def check_chunk_size(chunk_size: object) -> int | None:

@@ -312,6 +312,7 @@ def sigmoid_focal_loss(
     return loss + checked.to(loss.dtype)
 
 
+@named_as_called(logits="input", labels="target")
 def softmax_focal_loss(
     input: torch.Tensor,
     target: torch.Tensor,

@@ -985,8 +985,15 @@ def softmax_focal(
     weights' only where they require grad. (``_v1``'s backward formed the weights'
     gradient on every call: at 1024 x 32000, float32, 'mean', 1.6x the time of one
     that skips it; ``benchmarks/RESULTS.md``.)"""
-    with torch.no_grad():
-        loss = _softmax_focal_eager(logits, labels, weight, gamma, ignore_index, reduction, True)
+    try:
+        with torch.no_grad():
+            loss = _softmax_focal_eager(
+                logits, labels, weight, gamma, ignore_index, reduction, True
+            )
+    except (InputError, InputTypeError) as error:
+        # The drop-in's arguments (``input``, ``target``), as its eager call names them
+        callers_names(error, {"logits": "input", "labels": "target"})
+        raise
     return loss.clone() if loss._base is not None else loss
 
 
