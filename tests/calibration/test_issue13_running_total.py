@@ -140,7 +140,9 @@ def test_stacked_update_on_either_side_is_the_block_by_block_state(
     monkeypatch.setattr(
         _row_kernels,
         "merge_blocks",
-        lambda running, *rest: shapes.append(running.shape) or merge(running, *rest),
+        lambda running, *rest, **options: (
+            shapes.append(running.shape) or merge(running, *rest, **options)
+        ),
     )
     for keep in (0, 3):
         options = {"bins": bins, "keep": keep}

@@ -346,6 +346,8 @@ def merge_blocks(
     found_p: np.ndarray,
     bounds: list[int],
     keep: int,
+    *,
+    padded: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(total, counts, errors, values, rows)``: the stacked blocks' sums of
     :class:`BlocksTotals` (``running``, its first row the caller's sums; ``found`` and
@@ -357,11 +359,15 @@ def merge_blocks(
     surprising rows, largest surprisal first, then lowest row.  The kernel reads
     ``running`` as the first columns of its C-contiguous padded rows (its base, where it
     is one): loops over a strided view did not vectorise (96 blocks of 2065 columns,
-    hot: 88 against 50 us)."""
+    hot: 88 against 50 us).  ``padded``: those rows where the caller holds them
+    (:attr:`BlocksTotals.padded`, whose ``running`` they hold by construction), not
+    checked again (the checks' cold-cache attribute calls, ``ctypes`` among them, took
+    about 20 us of a 10^6 x 10 ``update``; issue 13, branch upd16)."""
     rows, width = running.shape
-    padded = running.base  # (BlocksTotals.running: the first columns of C-contiguous rows)
-    if not (
-        isinstance(padded, np.ndarray)
+    if padded is not None:
+        pass
+    elif not (  # (BlocksTotals.running: the first columns of C-contiguous rows)
+        isinstance(padded := running.base, np.ndarray)
         and padded.ndim == 2
         and padded.flags.c_contiguous
         and padded.shape[0] == rows
@@ -415,6 +421,9 @@ class BlocksTotals:
     found_p: np.ndarray
     suspect: np.ndarray
     running: np.ndarray
+    padded: np.ndarray | None = None
+    """The C-contiguous rows whose first columns ``running`` is (:func:`_apart`'s),
+    for :func:`merge_blocks` (None: found there)."""
 
     @classmethod
     def empty(cls, blocks: int, classes: int, bins: int, keep: int) -> BlocksTotals:
@@ -433,6 +442,7 @@ class BlocksTotals:
             floats[:, bins_end:],
             np.zeros(blocks, dtype=np.int64),
             rows[:, :bins_end],
+            rows.base,
         )
 
 
