@@ -883,7 +883,9 @@ def _group(stats: BinStatistics, bins: int) -> tuple[BinStatistics, FloatArray]:
 
 
 @functools.lru_cache(maxsize=64)
-def _state_request(entropy: bool, classes: int, bins: int, closed: str, keep: int) -> TotalsRequest:
+def _state_request(
+    entropy: bool, classes: int, bins: int, closed: Closed, keep: int
+) -> TotalsRequest:
     """:meth:`EvaluationState._request`'s request, formed once per key (a frozen
     dataclass of nine fields: about 10 us of cold-cache Python an ``update``)."""
     return TotalsRequest(
