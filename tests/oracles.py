@@ -25,6 +25,18 @@ def _mp(values: Sequence[float]) -> list[mpmath.mpf]:
     return [mpmath.mpf(float(v)) for v in values]
 
 
+def float32_form(z: np.ndarray, form: str) -> np.ndarray:
+    """Rows of logits ``z`` as ``form`` in float32: the logits themselves, or their
+    log-softmax or softmax formed in ``z``'s precision and rounded once to float32 (the
+    inputs of the JAX float32 KL tests; their exact probabilities:
+    :func:`row_probabilities` of the rounded rows)."""
+    if form == "logits":
+        return z.astype(np.float32)
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return (log_p if form == "log_probs" else np.exp(log_p)).astype(np.float32)
+
+
 def row_probabilities(x: Sequence[float], form: str) -> list[mpmath.mpf]:
     """The exact probabilities of one row given as ``form`` (``'probs'``,
     ``'log_probs'`` or ``'logits'``: the softmax), as mpfs at the caller's precision

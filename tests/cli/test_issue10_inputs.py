@@ -375,7 +375,8 @@ def test_issue10_item20_logits_errors_name_the_logits(
         argv, name = ["report", str(path), "--logits", "--json"], "the predictions (logits)"
     err = _error(capsys, argv)
     assert "`probs`" not in err
-    assert f"{name} contains NaN" in err, err
+    verb = "contains" if name.startswith("`") else "contain"  # "the predictions ... contain"
+    assert f"{name} {verb} NaN" in err, err
 
 
 def test_issue10_item20_a_fifo_is_not_called_empty(

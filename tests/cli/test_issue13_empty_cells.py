@@ -21,7 +21,7 @@ pa = pytest.importorskip("pyarrow")
 pytest.importorskip("rich")
 
 _EMPTY = "the 'b' column is empty in row 1 (an empty cell or a null marker such as NA)"
-_NAN = "contains NaN in row 1, column 'b'"
+_NAN = "contain NaN in row 1, column 'b'"  # "the predictions (probs) contain ..."
 
 
 def _refused(capsys: pytest.CaptureFixture[str], path: Path) -> str:

@@ -19,19 +19,12 @@ import mpmath
 import numpy as np
 import pytest
 
+from oracles import float32_form as _form
 from oracles import row_probabilities
 
 jax = pytest.importorskip("jax")
 
 EPS32 = float(np.finfo(np.float32).eps)
-
-
-def _form(z: np.ndarray, form: str) -> np.ndarray:
-    if form == "logits":
-        return z.astype(np.float32)
-    shifted = z - z.max(axis=-1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-    return (log_p if form == "log_probs" else np.exp(log_p)).astype(np.float32)
 
 
 def _truth(a: np.ndarray, fa: str, b: np.ndarray, fb: str) -> list[mpmath.mpf]:
