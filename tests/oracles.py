@@ -25,6 +25,18 @@ def _mp(values: Sequence[float]) -> list[mpmath.mpf]:
     return [mpmath.mpf(float(v)) for v in values]
 
 
+def mean_softmax_surprisal(rows: list[list[float]], labels: list[int]) -> float:
+    """The mean of ``log sum_j exp z_j - z_y`` over rows of logits
+    ``z`` and their labels ``y``, in 200-bit mpmath, rounded once to float."""
+    with mpmath.workprec(200):
+        total = mpmath.mpf(0)
+        for row, label in zip(rows, labels, strict=True):
+            z = [mpmath.mpf(v) for v in row]
+            top = max(z)
+            total += top + mpmath.log(mpmath.fsum(mpmath.exp(v - top) for v in z)) - z[label]
+        return float(total / len(rows))
+
+
 def float32_form(z: np.ndarray, form: str) -> np.ndarray:
     """Rows of logits ``z`` as ``form`` in float32: the logits themselves, or their
     log-softmax or softmax formed in ``z``'s precision and rounded once to float32 (the
